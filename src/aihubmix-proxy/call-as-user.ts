@@ -1,0 +1,48 @@
+import type { FastifyRequest } from 'fastify'
+import type { TokenSet } from '@fastify-aihubmix/token-store'
+import { UpstreamUnauthorizedError } from './errors.js'
+import type { AihubmixClient } from './client.js'
+
+export type CallAsUser = <T>(
+  request: FastifyRequest,
+  call: (accessToken: string, signal?: AbortSignal) => Promise<T>
+) => Promise<T>
+
+/**
+ * Runs `call` with the signed-in user's access token: refreshed first when it is
+ * inside the skew window; on a provider 401, refreshed once more (single flight,
+ * shared with every concurrent request of the session) and retried once. Never a
+ * loop: a second 401 is an error. When the refresh token is refused for good, the
+ * session is destroyed too (the token set is already gone).
+ */
+export function createCallAsUser (client: AihubmixClient): CallAsUser {
+  const refresh = client.refresh
+  return async function callAsUser (request, call) {
+    let set: TokenSet
+    try {
+      set = await request.tokens.getFresh(refresh)
+      try {
+        return await call(set.accessToken)
+      } catch (err) {
+        if (!(err instanceof UpstreamUnauthorizedError)) throw err
+      }
+      set = await request.tokens.getFresh(refresh, { force: true, staleAccessToken: set.accessToken })
+      return await call(set.accessToken)
+    } catch (err) {
+      if ((err as { code?: unknown }).code === 'FST_AIHUBMIX_REAUTH_REQUIRED') {
+        await destroySession(request)
+      }
+      throw err
+    }
+  }
+}
+
+async function destroySession (request: FastifyRequest): Promise<void> {
+  const session = request.session as { destroy?: () => Promise<void> } | undefined
+  if (typeof session?.destroy !== 'function') return
+  try {
+    await session.destroy()
+  } catch (err) {
+    request.log.warn({ err: { message: (err as Error).message } }, 'could not destroy the session after a revoked grant')
+  }
+}

@@ -1,0 +1,328 @@
+import { Pool, getGlobalDispatcher, type Dispatcher } from 'undici'
+import type { TSchema, Static } from '@sinclair/typebox'
+import { RefreshRejectedError, type TokenSet } from '@fastify-aihubmix/token-store'
+import {
+  InsufficientScopeError,
+  TokenEndpointError,
+  UpstreamBodyTooLargeError,
+  UpstreamBusyError,
+  UpstreamInvalidResponseError,
+  UpstreamStatusError,
+  UpstreamTimeoutError,
+  UpstreamUnauthorizedError,
+  UpstreamUnreachableError
+} from './errors.js'
+import type { ResolvedProxyOptions } from './options.js'
+import {
+  checkEnvelope,
+  checkOAuthError,
+  checkTokenResponse,
+  checkTopup,
+  checkUserInfo,
+  type Checker,
+  type Topup,
+  type UserInfo
+} from './schemas.js'
+
+/** OAuth error codes of the token endpoint that mean "this grant will never work again". */
+const FATAL_GRANT_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client'])
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
+const DEFAULT_EXPIRES_IN = 7200
+
+export interface AuthorizeUrlParams {
+  state: string
+  codeChallenge: string
+  autoAuthorize?: boolean
+}
+
+export interface CodeExchangeParams {
+  code: string
+  codeVerifier: string
+}
+
+/** The provider client: the only code that speaks HTTP to AIHubMix. */
+export interface AihubmixClient {
+  /** The provider's origin (for `iss` checks and the example's CSP). */
+  readonly origin: string
+  readonly scope: readonly string[]
+  authorizeUrl (params: AuthorizeUrlParams): string
+  exchangeCode (params: CodeExchangeParams): Promise<TokenSet>
+  /** A token-store Refresher: throws RefreshRejectedError on invalid_grant / invalid_client. */
+  refresh (refreshToken: string): Promise<TokenSet>
+  userinfo (accessToken: string, signal?: AbortSignal): Promise<UserInfo>
+  topup (accessToken: string, signal?: AbortSignal): Promise<Topup>
+  /** Best-effort RFC 7009 revocation, when a revocation URL is configured. */
+  revoke (token: string, hint: 'access_token' | 'refresh_token'): Promise<void>
+  close (): Promise<void>
+}
+
+interface UpstreamAnswer {
+  statusCode: number
+  /** Parsed JSON, or `undefined` when the body was not JSON. */
+  json: unknown
+}
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** `{success, data}` → data; a bare answer stays as it is. */
+function unwrapEnvelope (value: unknown): { ok: true, value: unknown } | { ok: false, error: string | undefined } {
+  if (isObject(value) && typeof value.success === 'boolean' && checkEnvelope.Check(value)) {
+    if (value.success && 'data' in value) return { ok: true, value: value.data }
+    if (!value.success) return { ok: false, error: typeof value.error === 'string' ? value.error : undefined }
+  }
+  return { ok: true, value }
+}
+
+function splitScope (scope: string | undefined, requested: readonly string[]): string[] {
+  if (scope === undefined) return [...requested]
+  return scope.split(' ').filter((s) => s !== '')
+}
+
+export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixClient {
+  const ownDispatcher = options.dispatcher === undefined
+  const dispatcher: Dispatcher = options.dispatcher ?? new Pool(options.origin, {
+    connections: options.connections,
+    pipelining: 1,
+    connect: { timeout: options.connectTimeoutMs },
+    headersTimeout: options.timeoutMs,
+    bodyTimeout: options.timeoutMs,
+    keepAliveTimeout: 10_000
+  })
+  const { origin, basePath, maxBodyBytes, timeoutMs } = options
+  const tokenPath = `${basePath}/api/oauth2/token`
+  const userinfoPath = `${basePath}/api/oauth2/userinfo`
+  const topupPath = `${basePath}/api/oauth2/topup`
+  const authorizeBase = `${origin}${basePath}/api/oauth2/authorize`
+  const scopeParam = options.scope.join(' ')
+  const formHeaders = {
+    'content-type': 'application/x-www-form-urlencoded',
+    accept: 'application/json'
+  }
+
+  async function readCapped (body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<string> {
+    if (typeof contentLength === 'string' && Number(contentLength) > maxBodyBytes) {
+      body.destroy()
+      throw new UpstreamBodyTooLargeError(maxBodyBytes)
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    for await (const chunk of body) {
+      size += (chunk as Buffer).length
+      if (size > maxBodyBytes) {
+        body.destroy()
+        throw new UpstreamBodyTooLargeError(maxBodyBytes)
+      }
+      chunks.push(chunk as Buffer)
+    }
+    return chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks, size).toString('utf8')
+  }
+
+  function mapNetworkError (err: unknown): Error {
+    const code = (err as { code?: unknown } | null)?.code
+    if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return new UpstreamTimeoutError(timeoutMs, { cause: err })
+    if ((err as { name?: unknown } | null)?.name === 'AbortError') return err as Error
+    if (err instanceof UpstreamBodyTooLargeError) return err
+    return new UpstreamUnreachableError({ cause: err })
+  }
+
+  async function send (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<UpstreamAnswer> {
+    try {
+      const res = await dispatcher.request({
+        origin,
+        path,
+        method,
+        headers,
+        body,
+        signal,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs
+      })
+      const text = await readCapped(res.body, res.headers['content-length'])
+      let json: unknown
+      try {
+        json = JSON.parse(text)
+      } catch {
+        json = undefined
+      }
+      return { statusCode: res.statusCode, json }
+    } catch (err) {
+      throw mapNetworkError(err)
+    }
+  }
+
+  function validate<T extends TSchema> (checker: Checker<T>, value: unknown): Static<T> {
+    if (!checker.check.Check(value)) {
+      const first = checker.check.Errors(value).First()
+      throw new UpstreamInvalidResponseError(checker.name, {
+        cause: new Error(first === undefined ? 'invalid' : `${first.path || '(root)'}: ${first.message}`)
+      })
+    }
+    return value
+  }
+
+  function oauthErrorOf (answer: UpstreamAnswer): string | undefined {
+    if (checkOAuthError.Check(answer.json)) return answer.json.error
+    const unwrapped = unwrapEnvelope(answer.json)
+    if (!unwrapped.ok) {
+      if (unwrapped.error !== undefined) return unwrapped.error
+      if (answer.statusCode === 401) return 'invalid_client'
+      if (answer.statusCode === 400) return 'invalid_grant'
+      return 'server_error'
+    }
+    return undefined
+  }
+
+  function toTokenSet (answer: UpstreamAnswer): TokenSet {
+    const unwrapped = unwrapEnvelope(answer.json)
+    const value = unwrapped.ok ? unwrapped.value : undefined
+    const body = validate(checkTokenResponse, value)
+    if (body.token_type.toLowerCase() !== 'bearer') {
+      throw new UpstreamInvalidResponseError('token response', { cause: new Error('token_type is not Bearer') })
+    }
+    const now = Date.now()
+    const set: TokenSet = {
+      accessToken: body.access_token,
+      tokenType: 'Bearer',
+      expiresAt: now + (body.expires_in ?? DEFAULT_EXPIRES_IN) * 1000,
+      scope: splitScope(body.scope, options.scope),
+      obtainedAt: now
+    }
+    if (body.refresh_token !== undefined) set.refreshToken = body.refresh_token
+    return set
+  }
+
+  /**
+   * One call to the token endpoint. Resolves with the token set, or throws:
+   * TokenEndpointError (an OAuth error, `oauthError` set), UpstreamBusyError
+   * (429/503), or an UpstreamError (anything else unusable).
+   */
+  async function tokenCall (form: Record<string, string>): Promise<TokenSet> {
+    const answer = await send('POST', tokenPath, formHeaders, new URLSearchParams(form).toString())
+    if (answer.statusCode === 200) {
+      const oauthError = checkOAuthError.Check(answer.json) ? answer.json.error : undefined
+      const unwrapped = unwrapEnvelope(answer.json)
+      if (oauthError !== undefined || !unwrapped.ok) {
+        // A 200 that carries an error: never a success.
+        const code = oauthError ?? (unwrapped.ok ? undefined : unwrapped.error) ?? 'server_error'
+        throw Object.assign(new TokenEndpointError(code), { oauthError: code })
+      }
+      return toTokenSet(answer)
+    }
+    if (answer.statusCode === 429 || answer.statusCode === 503) throw new UpstreamBusyError(answer.statusCode)
+    if (answer.statusCode === 400 || answer.statusCode === 401) {
+      const code = oauthErrorOf(answer)
+      if (code !== undefined) throw Object.assign(new TokenEndpointError(code), { oauthError: code })
+    }
+    throw new UpstreamStatusError(answer.statusCode)
+  }
+
+  async function resource<T extends TSchema> (path: string, checker: Checker<T>, accessToken: string, signal?: AbortSignal): Promise<Static<T>> {
+    const answer = await send('GET', path, { authorization: `Bearer ${accessToken}`, accept: 'application/json' }, undefined, signal)
+    if (answer.statusCode === 200) {
+      const unwrapped = unwrapEnvelope(answer.json)
+      if (!unwrapped.ok) throw new UpstreamInvalidResponseError(checker.name, { cause: new Error('envelope with success=false') })
+      return validate(checker, unwrapped.value)
+    }
+    if (answer.statusCode === 401) throw new UpstreamUnauthorizedError()
+    if (answer.statusCode === 403 && oauthErrorOf(answer) === 'insufficient_scope') throw new InsufficientScopeError()
+    if (answer.statusCode === 429 || answer.statusCode === 503) throw new UpstreamBusyError(answer.statusCode)
+    throw new UpstreamStatusError(answer.statusCode)
+  }
+
+  return {
+    origin,
+    scope: options.scope,
+
+    authorizeUrl ({ state, codeChallenge, autoAuthorize = true }) {
+      const params = new URLSearchParams({
+        client_id: options.clientId,
+        redirect_uri: options.redirectUri,
+        response_type: 'code',
+        scope: scopeParam,
+        state,
+        code_challenge: codeChallenge,
+        code_challenge_method: 'S256'
+      })
+      if (autoAuthorize) params.set('auto_authorize', 'true')
+      return `${authorizeBase}?${params.toString()}`
+    },
+
+    exchangeCode ({ code, codeVerifier }) {
+      return tokenCall({
+        grant_type: 'authorization_code',
+        code,
+        redirect_uri: options.redirectUri,
+        client_id: options.clientId,
+        client_secret: options.clientSecret,
+        code_verifier: codeVerifier
+      })
+    },
+
+    async refresh (refreshToken) {
+      try {
+        return await tokenCall({
+          grant_type: 'refresh_token',
+          refresh_token: refreshToken,
+          client_id: options.clientId,
+          client_secret: options.clientSecret
+        })
+      } catch (err) {
+        const oauthError = (err as { oauthError?: unknown }).oauthError
+        if (typeof oauthError === 'string' && FATAL_GRANT_ERRORS.has(oauthError)) {
+          throw new RefreshRejectedError({ cause: err })
+        }
+        throw err
+      }
+    },
+
+    userinfo (accessToken, signal) {
+      return resource(userinfoPath, checkUserInfo, accessToken, signal)
+    },
+
+    async topup (accessToken, signal) {
+      const topup = await resource(topupPath, checkTopup, accessToken, signal)
+      let url: URL
+      try {
+        url = new URL(topup.topup_url)
+      } catch (err) {
+        throw new UpstreamInvalidResponseError('top-up URL', { cause: err })
+      }
+      // The browser opens this URL: only http(s), never javascript: or data:.
+      if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+        throw new UpstreamInvalidResponseError('top-up URL', { cause: new Error('not an http(s) URL') })
+      }
+      return { topup_url: url.href }
+    },
+
+    async revoke (token, hint) {
+      const target = options.revocationUrl
+      if (target === undefined) return
+      const body = new URLSearchParams({
+        token,
+        token_type_hint: hint,
+        client_id: options.clientId,
+        client_secret: options.clientSecret
+      }).toString()
+      // The revocation endpoint may live on another host than the provider's API.
+      const via = target.origin === origin ? dispatcher : getGlobalDispatcher()
+      const res = await via.request({
+        origin: target.origin,
+        path: `${target.pathname}${target.search}`,
+        method: 'POST',
+        headers: formHeaders,
+        body,
+        headersTimeout: timeoutMs,
+        bodyTimeout: timeoutMs
+      }).catch(mapNetworkError)
+      if (res instanceof Error) throw res
+      await res.body.dump()
+      if (res.statusCode >= 400) throw new UpstreamStatusError(res.statusCode)
+    },
+
+    async close () {
+      if (ownDispatcher) await dispatcher.close()
+    }
+  }
+}

@@ -1,0 +1,138 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import type { Dispatcher } from 'undici'
+import { ProxyOptionsError } from './errors.js'
+
+export const DEFAULT_SCOPE = ['profile', 'balance'] as const
+export const DEFAULT_TIMEOUT_MS = 10_000
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
+export const DEFAULT_MAX_BODY_BYTES = 256 * 1024
+export const DEFAULT_CONNECTIONS = 64
+export const DEFAULT_PREFIX = '/api'
+export const DEFAULT_ROUTES = { userInfo: '/user/info', topup: '/user/topup' } as const
+export const DEFAULT_CSRF_HEADER = 'x-csrf'
+
+const UrlString = Type.String({ minLength: 1, maxLength: 2048 })
+const RoutePath = Type.String({ pattern: '^/[A-Za-z0-9._~!$&\'()*+,;=:@/-]*$', maxLength: 256 })
+
+export const ProxyOptionsSchema = Type.Object({
+  /** The provider's origin (optionally with a path prefix); endpoints live under `/api/oauth2/*`. */
+  baseUrl: UrlString,
+  clientId: Type.String({ minLength: 1, maxLength: 512 }),
+  clientSecret: Type.String({ minLength: 1, maxLength: 2048 }),
+  redirectUri: UrlString,
+  scope: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' }), { minItems: 1, maxItems: 32 })),
+  /** Whole-call deadline for one provider request. */
+  timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
+  connectTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
+  maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 })),
+  connections: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
+  /** Route prefix of the browser-facing proxy routes. */
+  prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 256 })),
+  routes: Type.Optional(Type.Union([
+    Type.Literal(false),
+    Type.Object({
+      userInfo: Type.Optional(RoutePath),
+      topup: Type.Optional(RoutePath)
+    }, { additionalProperties: false })
+  ])),
+  /** Header the proxy routes require (value `1`): a custom header forces a CORS preflight. */
+  csrfHeader: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 64 })),
+  /** Optional RFC 7009 revocation endpoint (the provider documents none). Called best-effort at logout. */
+  revocationUrl: Type.Optional(UrlString),
+  /** Allow an `http:` provider URL that is not loopback (never in production). */
+  allowInsecureHttp: Type.Optional(Type.Boolean())
+}, { additionalProperties: false })
+
+export type ProxyOptionsInput = Static<typeof ProxyOptionsSchema> & {
+  /** An undici dispatcher to use instead of the Pool the plugin creates (it is not closed by the plugin). */
+  dispatcher?: Dispatcher
+}
+
+export interface ResolvedProxyOptions {
+  baseUrl: URL
+  origin: string
+  basePath: string
+  clientId: string
+  clientSecret: string
+  redirectUri: string
+  scope: string[]
+  timeoutMs: number
+  connectTimeoutMs: number
+  maxBodyBytes: number
+  connections: number
+  prefix: string
+  routes: false | { userInfo: string, topup: string }
+  csrfHeader: string
+  revocationUrl: URL | undefined
+  dispatcher: Dispatcher | undefined
+}
+
+const checkOptions = TypeCompiler.Compile(ProxyOptionsSchema)
+
+export function isLoopbackHost (hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
+}
+
+function parseHttpUrl (value: string, path: string, allowInsecure: boolean): URL {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    throw new ProxyOptionsError(`${path} must be an absolute URL`)
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new ProxyOptionsError(`${path} must be an http(s) URL`)
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new ProxyOptionsError(`${path} must not carry credentials`)
+  }
+  if (url.protocol === 'http:' && !allowInsecure && !isLoopbackHost(url.hostname)) {
+    throw new ProxyOptionsError(`${path} must use https unless it is a loopback address`)
+  }
+  return url
+}
+
+/** Validates once at registration; returns a new object and never mutates the input. */
+export function resolveOptions (input: ProxyOptionsInput): ResolvedProxyOptions {
+  if (input === null || typeof input !== 'object') {
+    throw new ProxyOptionsError('options must be an object')
+  }
+  const { dispatcher, ...plain } = input
+  if (!checkOptions.Check(plain)) {
+    const first = checkOptions.Errors(plain).First()
+    const where = first?.path === '' || first?.path === undefined ? '(root)' : first.path.slice(1).replaceAll('/', '.')
+    throw new ProxyOptionsError(`${where}: ${first?.message ?? 'invalid'}`)
+  }
+  const allowInsecure = plain.allowInsecureHttp === true
+  const baseUrl = parseHttpUrl(plain.baseUrl, 'baseUrl', allowInsecure)
+  if (baseUrl.search !== '' || baseUrl.hash !== '') {
+    throw new ProxyOptionsError('baseUrl must not have a query or a fragment')
+  }
+  parseHttpUrl(plain.redirectUri, 'redirectUri', allowInsecure)
+  const revocationUrl = plain.revocationUrl === undefined
+    ? undefined
+    : parseHttpUrl(plain.revocationUrl, 'revocationUrl', allowInsecure)
+  const routes = plain.routes === false
+    ? false
+    : { ...DEFAULT_ROUTES, ...(plain.routes ?? {}) }
+  return {
+    baseUrl,
+    origin: baseUrl.origin,
+    basePath: baseUrl.pathname.replace(/\/+$/, ''),
+    clientId: plain.clientId,
+    clientSecret: plain.clientSecret,
+    redirectUri: plain.redirectUri,
+    scope: [...(plain.scope ?? DEFAULT_SCOPE)],
+    timeoutMs: plain.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    connectTimeoutMs: plain.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    maxBodyBytes: plain.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+    connections: plain.connections ?? DEFAULT_CONNECTIONS,
+    prefix: plain.prefix ?? DEFAULT_PREFIX,
+    routes,
+    csrfHeader: plain.csrfHeader ?? DEFAULT_CSRF_HEADER,
+    revocationUrl,
+    dispatcher
+  }
+}

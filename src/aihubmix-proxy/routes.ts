@@ -1,0 +1,99 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { ResolvedProxyOptions } from './options.js'
+import { CsrfHeaderRequiredError } from './errors.js'
+import { ErrorReplySchema, TopupReplySchema, UserInfoReplySchema } from './schemas.js'
+import type { AihubmixClient } from './client.js'
+import type { CallAsUser } from './call-as-user.js'
+
+export interface PublicError {
+  statusCode: number
+  error: string
+  message: string
+}
+
+/**
+ * Maps any error to CONTRACT.md's JSON error: a fixed code and a fixed message
+ * per family. Nothing of the provider's answer, nor of the error's cause, leaks.
+ */
+export function publicErrorOf (err: FastifyError): PublicError {
+  switch (err.code) {
+    case 'FST_AIHUBMIX_UNAUTHENTICATED':
+      return { statusCode: 401, error: 'unauthenticated', message: 'Sign in first.' }
+    case 'FST_AIHUBMIX_REAUTH_REQUIRED':
+      return { statusCode: 401, error: 'reauth_required', message: 'Access was revoked or has expired; sign in again.' }
+    case 'FST_AIHUBMIX_CSRF_HEADER_REQUIRED':
+      return { statusCode: 403, error: 'csrf_header_required', message: 'This route needs the header X-CSRF: 1.' }
+    case 'FST_AIHUBMIX_INSUFFICIENT_SCOPE':
+      return { statusCode: 403, error: 'insufficient_scope', message: 'The user did not grant the permission this needs.' }
+    case 'FST_AIHUBMIX_UPSTREAM_TIMEOUT':
+      return { statusCode: 504, error: 'upstream_timeout', message: 'AIHubMix did not answer in time.' }
+    case 'FST_AIHUBMIX_UPSTREAM_BUSY':
+      return { statusCode: 503, error: 'upstream_unavailable', message: 'AIHubMix is busy; try again shortly.' }
+    case 'FST_AIHUBMIX_STORE_UNAVAILABLE':
+      return { statusCode: 503, error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' }
+    case 'FST_AIHUBMIX_REFRESH_BUSY':
+      return { statusCode: 503, error: 'refresh_busy', message: 'Your session is being renewed; try again shortly.' }
+    case 'FST_AIHUBMIX_BAD_GATEWAY':
+    case 'FST_AIHUBMIX_UPSTREAM_STATUS':
+    case 'FST_AIHUBMIX_UPSTREAM_INVALID_RESPONSE':
+    case 'FST_AIHUBMIX_UPSTREAM_BODY_TOO_LARGE':
+    case 'FST_AIHUBMIX_UPSTREAM_UNREACHABLE':
+    case 'FST_AIHUBMIX_UPSTREAM_UNAUTHORIZED':
+    case 'FST_AIHUBMIX_TOKEN_ENDPOINT':
+      return { statusCode: 502, error: 'bad_gateway', message: 'AIHubMix gave an unusable answer.' }
+    default: {
+      const status = err.statusCode
+      if (typeof status === 'number' && status >= 400 && status < 500) {
+        return { statusCode: status, error: 'bad_request', message: 'The request was not valid.' }
+      }
+      return { statusCode: 500, error: 'internal_error', message: 'Something went wrong.' }
+    }
+  }
+}
+
+export function sendPublicError (reply: FastifyReply, err: FastifyError): FastifyReply {
+  const pub = publicErrorOf(err)
+  return reply.code(pub.statusCode).header('cache-control', 'no-store').send({ error: pub.error, message: pub.message })
+}
+
+const errorResponses = {
+  401: ErrorReplySchema,
+  403: ErrorReplySchema,
+  502: ErrorReplySchema,
+  503: ErrorReplySchema,
+  504: ErrorReplySchema
+}
+
+/** The browser-facing proxy routes, encapsulated under `options.prefix`. */
+export async function proxyRoutes (
+  fastify: FastifyInstance,
+  opts: { options: ResolvedProxyOptions, client: AihubmixClient, callAsUser: CallAsUser }
+): Promise<void> {
+  const { options, client, callAsUser } = opts
+  const routes = options.routes
+  if (routes === false) return
+  const csrfHeader = options.csrfHeader
+
+  // Every method of every route here: a custom header forces a CORS preflight
+  // that no foreign origin passes (forms and text/plain posts included).
+  fastify.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
+    reply.header('cache-control', 'no-store')
+    if (request.headers[csrfHeader] !== '1') throw new CsrfHeaderRequiredError()
+  })
+
+  fastify.setErrorHandler(async (err: FastifyError, request, reply) => {
+    const pub = publicErrorOf(err)
+    if (pub.statusCode >= 500) {
+      request.log.warn({ err: { code: err.code, message: err.message } }, 'aihubmix proxy error')
+    }
+    return sendPublicError(reply, err)
+  })
+
+  fastify.get(routes.userInfo, {
+    schema: { response: { 200: UserInfoReplySchema, ...errorResponses } }
+  }, (request) => callAsUser(request, client.userinfo))
+
+  fastify.get(routes.topup, {
+    schema: { response: { 200: TopupReplySchema, ...errorResponses } }
+  }, (request) => callAsUser(request, client.topup))
+}

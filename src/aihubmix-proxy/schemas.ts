@@ -1,0 +1,76 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox'
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
+
+/**
+ * Schemas of everything the provider answers. Compiled once, at module load.
+ * Provider JSON is checked as it is: no coercion, no defaults filled in.
+ * Each answer may come bare or inside the `{success, message, data}` envelope
+ * that the provider's app-creation API uses (PROVIDER.md leaves this open).
+ */
+
+export const TokenResponseSchema = Type.Object({
+  access_token: Type.String({ minLength: 1, maxLength: 8192 }),
+  token_type: Type.String({ minLength: 1, maxLength: 64 }),
+  expires_in: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10 * 365 * 24 * 3600 })),
+  refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
+  scope: Type.Optional(Type.String({ maxLength: 1024 }))
+})
+export type TokenResponse = Static<typeof TokenResponseSchema>
+
+/** Fields as the provider's guide lists them; which ones come depends on the granted scopes. */
+export const UserInfoSchema = Type.Object({
+  id: Type.Union([Type.Integer(), Type.String({ minLength: 1, maxLength: 128 })]),
+  username: Type.Optional(Type.String({ maxLength: 512 })),
+  email: Type.Optional(Type.String({ maxLength: 512 })),
+  quota: Type.Optional(Type.Number()),
+  used_quota: Type.Optional(Type.Number()),
+  balance_formatted: Type.Optional(Type.String({ maxLength: 64 })),
+  created_time: Type.Optional(Type.Integer()),
+  status: Type.Optional(Type.Integer())
+})
+export type UserInfo = Static<typeof UserInfoSchema>
+
+export const TopupSchema = Type.Object({
+  topup_url: Type.String({ minLength: 1, maxLength: 4096 })
+})
+export type Topup = Static<typeof TopupSchema>
+
+/** RFC 6749 section 5.2 error body. */
+export const OAuthErrorSchema = Type.Object({
+  error: Type.String({ minLength: 1, maxLength: 256 }),
+  error_description: Type.Optional(Type.String())
+})
+
+/** The provider's envelope: `{success, message, data}`. */
+export const EnvelopeSchema = Type.Object({
+  success: Type.Boolean(),
+  message: Type.Optional(Type.String()),
+  data: Type.Optional(Type.Unknown()),
+  error: Type.Optional(Type.String())
+})
+
+export interface Checker<T extends TSchema> {
+  name: string
+  check: TypeCheck<T>
+}
+
+function checker<T extends TSchema> (name: string, schema: T): Checker<T> {
+  return { name, check: TypeCompiler.Compile(schema) }
+}
+
+export const checkTokenResponse = checker('token response', TokenResponseSchema)
+export const checkUserInfo = checker('userinfo response', UserInfoSchema)
+export const checkTopup = checker('top-up response', TopupSchema)
+export const checkOAuthError = TypeCompiler.Compile(OAuthErrorSchema)
+export const checkEnvelope = TypeCompiler.Compile(EnvelopeSchema)
+
+/** What the proxy routes send to the browser: the same shapes, used as response schemas
+ * (fast serialisation, and no field the schema does not name gets out). */
+export const UserInfoReplySchema = UserInfoSchema
+
+export const TopupReplySchema = TopupSchema
+
+export const ErrorReplySchema = Type.Object({
+  error: Type.String(),
+  message: Type.String()
+})
