@@ -1,0 +1,113 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import type { FastifyRequest } from 'fastify'
+import type { UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
+import { OAuthRoutesOptionsError } from './errors.js'
+
+export const DEFAULT_PREFIX = '/auth'
+export const DEFAULT_ROUTES = { login: '/login', callback: '/callback', logout: '/logout', session: '/session' } as const
+export const DEFAULT_STATE_TTL_MS = 10 * 60 * 1000
+export const DEFAULT_ERROR_PATH = '/'
+export const DEFAULT_RETURN_TO = '/'
+export const DEFAULT_COOKIE_NAME = 'sessionId'
+export const DEFAULT_CSRF_HEADER = 'x-csrf'
+
+const RoutePath = Type.String({ pattern: '^/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$', maxLength: 256 })
+
+export const OAuthRoutesOptionsSchema = Type.Object({
+  /** The origin users see (e.g. `https://app.example.com`): postMessage target and cookie security come from it, never from Host headers. */
+  publicUrl: Type.String({ minLength: 1, maxLength: 2048 }),
+  prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 256 })),
+  routes: Type.Optional(Type.Object({
+    login: Type.Optional(RoutePath),
+    callback: Type.Optional(RoutePath),
+    logout: Type.Optional(RoutePath),
+    session: Type.Optional(RoutePath)
+  }, { additionalProperties: false })),
+  /** Path a failed login redirects to, with `?error=<code>`. */
+  errorPath: Type.Optional(Type.String({ pattern: '^/[^/\\\\]*', maxLength: 256 })),
+  defaultReturnTo: Type.Optional(Type.String({ pattern: '^/[^/\\\\]*', maxLength: 256 })),
+  stateTtlMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 60 * 60 * 1000 })),
+  /** Ask the provider for one-click login (`auto_authorize=true`). */
+  autoAuthorize: Type.Optional(Type.Boolean()),
+  /** The provider's issuer identifier for RFC 9207 `iss` checks; defaults to the provider's origin. */
+  issuer: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
+  /** Name of @fastify/session's cookie, so logout clears it with the same attributes. */
+  cookieName: Type.Optional(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', maxLength: 128 })),
+  csrfHeader: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 64 })),
+  /** Fetch the user's profile after login to hand it to `onLogin` (default: true when onLogin is set). */
+  fetchUserInfoOnLogin: Type.Optional(Type.Boolean())
+}, { additionalProperties: false })
+
+export interface LoginEvent {
+  request: FastifyRequest
+  /** The provider's userinfo, or null when it could not be fetched (the login still succeeds). */
+  userinfo: UserInfo | null
+  scope: string[]
+}
+export interface LogoutEvent {
+  request: FastifyRequest
+}
+
+export type OAuthRoutesOptions = Static<typeof OAuthRoutesOptionsSchema> & {
+  /** Called after a successful login, before the redirect. Errors are logged, never break the login. */
+  onLogin?: (event: LoginEvent) => void | Promise<void>
+  /** Called on logout, before the session is destroyed. Errors are logged. */
+  onLogout?: (event: LogoutEvent) => void | Promise<void>
+}
+
+export interface ResolvedOAuthRoutesOptions {
+  publicOrigin: string
+  secureCookies: boolean
+  prefix: string
+  routes: { login: string, callback: string, logout: string, session: string }
+  errorPath: string
+  defaultReturnTo: string
+  stateTtlMs: number
+  autoAuthorize: boolean
+  issuer: string | undefined
+  cookieName: string
+  csrfHeader: string
+  fetchUserInfoOnLogin: boolean
+  onLogin: OAuthRoutesOptions['onLogin']
+  onLogout: OAuthRoutesOptions['onLogout']
+}
+
+const checkOptions = TypeCompiler.Compile(OAuthRoutesOptionsSchema)
+
+export function resolveOptions (input: OAuthRoutesOptions): ResolvedOAuthRoutesOptions {
+  if (input === null || typeof input !== 'object') throw new OAuthRoutesOptionsError('options must be an object')
+  const { onLogin, onLogout, ...plain } = input
+  if (onLogin !== undefined && typeof onLogin !== 'function') throw new OAuthRoutesOptionsError('onLogin must be a function')
+  if (onLogout !== undefined && typeof onLogout !== 'function') throw new OAuthRoutesOptionsError('onLogout must be a function')
+  if (!checkOptions.Check(plain)) {
+    const first = checkOptions.Errors(plain).First()
+    const where = first?.path === '' || first?.path === undefined ? '(root)' : first.path.slice(1).replaceAll('/', '.')
+    throw new OAuthRoutesOptionsError(`${where}: ${first?.message ?? 'invalid'}`)
+  }
+  let publicUrl: URL
+  try {
+    publicUrl = new URL(plain.publicUrl)
+  } catch {
+    throw new OAuthRoutesOptionsError('publicUrl must be an absolute URL')
+  }
+  if (publicUrl.protocol !== 'https:' && publicUrl.protocol !== 'http:') {
+    throw new OAuthRoutesOptionsError('publicUrl must be an http(s) URL')
+  }
+  return {
+    publicOrigin: publicUrl.origin,
+    secureCookies: publicUrl.protocol === 'https:',
+    prefix: plain.prefix ?? DEFAULT_PREFIX,
+    routes: { ...DEFAULT_ROUTES, ...(plain.routes ?? {}) },
+    errorPath: plain.errorPath ?? DEFAULT_ERROR_PATH,
+    defaultReturnTo: plain.defaultReturnTo ?? DEFAULT_RETURN_TO,
+    stateTtlMs: plain.stateTtlMs ?? DEFAULT_STATE_TTL_MS,
+    autoAuthorize: plain.autoAuthorize ?? true,
+    issuer: plain.issuer,
+    cookieName: plain.cookieName ?? DEFAULT_COOKIE_NAME,
+    csrfHeader: plain.csrfHeader ?? DEFAULT_CSRF_HEADER,
+    fetchUserInfoOnLogin: plain.fetchUserInfoOnLogin ?? onLogin !== undefined,
+    onLogin,
+    onLogout
+  }
+}
