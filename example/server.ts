@@ -1,1 +1,82 @@
-export {}
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { startMockProvider, type MockProvider } from '@fastify-aihubmix/mock-provider'
+import { buildApp } from './app.js'
+import { ConfigError, readConfig, type ProviderConfig } from './config.js'
+
+/**
+ * `npm start`: the example server. With no AIHUBMIX_BASE_URL it starts the
+ * embedded mock provider in this process and registers a demo app on it.
+ */
+
+/** Reads KEY=VALUE lines of an env file into `env`, never overriding what is already set. */
+export function loadEnvFile (path: string, env: Record<string, string | undefined> = process.env): boolean {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch {
+    return false
+  }
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)\s*$/.exec(line)
+    if (m === null) continue
+    const name = m[1] as string
+    let value = m[2] as string
+    if (/^(['"]).*\1$/.test(value)) value = value.slice(1, -1)
+    if (env[name] === undefined) env[name] = value
+  }
+  return true
+}
+
+export async function main (env: Record<string, string | undefined> = process.env): Promise<{ close: () => Promise<void>, url: string }> {
+  const envFile = resolve(env.ENV_FILE ?? '.env')
+  loadEnvFile(envFile, env)
+  const config = readConfig(env)
+
+  let mock: MockProvider | undefined
+  let provider: ProviderConfig
+  if (config.provider !== undefined) {
+    provider = config.provider
+  } else {
+    mock = await startMockProvider({ host: '127.0.0.1', port: 0 })
+    const app = mock.createApp({ name: 'Example app', redirectUri: config.redirectUri, description: 'Demo app of the example server' })
+    provider = { baseUrl: mock.url, clientId: app.clientId, clientSecret: app.clientSecret }
+  }
+
+  const app = await buildApp({ config, provider })
+  if (config.sessionSecretGenerated) {
+    app.log.warn('SESSION_SECRET is not set: using a random one for this process (sessions end when it stops)')
+  }
+  if (mock !== undefined) {
+    app.log.info(`embedded mock AIHubMix provider at ${mock.url} (set AIHUBMIX_BASE_URL to use the real one)`)
+  }
+  await app.listen({ port: config.port, host: config.host })
+  const address = app.server.address()
+  const port = typeof address === 'object' && address !== null ? address.port : config.port
+  const url = config.port === 0 ? config.publicUrl.replace(/:\d+$/, `:${port}`) : config.publicUrl
+  process.stdout.write(`listening on ${url}\n`)
+
+  const close = async (): Promise<void> => {
+    await app.close()
+    await mock?.close()
+  }
+  return { close, url }
+}
+
+const isEntry = process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)
+if (isEntry) {
+  main().then(({ close }) => {
+    const stop = (): void => {
+      close().then(() => process.exit(0), () => process.exit(1))
+    }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+  }, (err: unknown) => {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`configuration error: ${err.message}\n`)
+    } else {
+      process.stderr.write(`failed to start: ${(err as Error).message}\n`)
+    }
+    process.exit(1)
+  })
+}

@@ -1,0 +1,123 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import fastifyRedis from '@fastify/redis'
+import type { Redis } from 'ioredis'
+import tokenStore from '@fastify-aihubmix/token-store'
+import aihubmixProxy from '@fastify-aihubmix/aihubmix-proxy'
+import oauthRoutes from '@fastify-aihubmix/oauth-routes'
+import type { ExampleConfig, ProviderConfig } from './config.js'
+import { pageRoutes } from './page.js'
+
+export interface BuildOptions {
+  config: ExampleConfig
+  /** The provider to talk to: the real one from the config, or the embedded mock's demo app. */
+  provider: ProviderConfig
+  /** Pino options or `false`; defaults to the config's level with redaction. Tests pass a stream. */
+  logger?: FastifyServerOptions['logger']
+  /** An existing ioredis client to use instead of REDIS_URL (tests). Not closed by the app. */
+  redis?: Redis
+}
+
+/** Query parameters whose values never reach a log line. */
+const REDACTED_QUERY = new Set(['code', 'state', 'iss', 'error_description', 'returnTo'])
+
+/** `req.url` for logs, with the values of sensitive query parameters replaced. */
+export function redactUrl (url: string): string {
+  const q = url.indexOf('?')
+  if (q === -1) return url
+  const params = url.slice(q + 1).split('&').map((pair) => {
+    const eq = pair.indexOf('=')
+    const name = eq === -1 ? pair : pair.slice(0, eq)
+    let decoded = name
+    try {
+      decoded = decodeURIComponent(name)
+    } catch {}
+    return REDACTED_QUERY.has(decoded) ? `${name}=[REDACTED]` : pair
+  })
+  return `${url.slice(0, q)}?${params.join('&')}`
+}
+
+export function loggerOptions (level: string): NonNullable<Exclude<FastifyServerOptions['logger'], boolean>> {
+  return {
+    level,
+    redact: {
+      paths: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]', 'headers.cookie', 'headers.authorization'],
+      censor: '[REDACTED]'
+    },
+    serializers: {
+      req (req: { method: string, url: string, hostname?: string, ip?: string }) {
+        return { method: req.method, url: redactUrl(req.url), host: req.hostname, remoteAddress: req.ip }
+      }
+    }
+  }
+}
+
+export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
+  const { config, provider } = opts
+  const app = Fastify({
+    logger: opts.logger ?? loggerOptions(config.logLevel),
+    trustProxy: config.trustProxy,
+    // Never let a body or a URL grow without bound.
+    bodyLimit: 64 * 1024,
+    maxParamLength: 200
+  })
+
+  const secure = config.publicUrl.startsWith('https:')
+  // `__Host-` pins the cookie to this exact origin (Secure, Path=/, no Domain).
+  const cookieName = secure ? '__Host-sid' : 'sid'
+
+  await app.register(fastifyCookie)
+
+  const redisClient = opts.redis
+  if (redisClient === undefined && config.redisUrl !== undefined) {
+    await app.register(fastifyRedis, {
+      url: config.redisUrl,
+      // Fail fast while Redis is down (503s), reconnect on its own when it is back.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      connectTimeout: 5000
+    })
+  }
+  const useRedis = redisClient !== undefined || config.redisUrl !== undefined
+
+  await app.register(tokenStore, {
+    encryptionKeys: config.tokenEncryptionKeys,
+    ...(useRedis ? { backend: 'redis' as const } : {}),
+    ...(redisClient !== undefined ? { redis: redisClient } : {})
+  })
+
+  await app.register(fastifySession, {
+    secret: config.sessionSecret,
+    cookieName,
+    store: app.tokenStore.sessionStore,
+    // The hot path writes nothing back: only a changed session is saved.
+    saveUninitialized: false,
+    rolling: false,
+    cookie: {
+      path: '/',
+      httpOnly: true,
+      sameSite: 'lax',
+      secure,
+      maxAge: 7 * 24 * 3600 * 1000
+    }
+  })
+
+  await app.register(aihubmixProxy, {
+    baseUrl: provider.baseUrl,
+    clientId: provider.clientId,
+    clientSecret: provider.clientSecret,
+    redirectUri: config.redirectUri,
+    scope: config.scope,
+    allowInsecureHttp: !config.production
+  })
+
+  await app.register(oauthRoutes, {
+    publicUrl: config.publicUrl,
+    cookieName
+  })
+
+  await app.register(pageRoutes, { providerOrigin: new URL(provider.baseUrl).origin })
+
+  return app
+}

@@ -1,0 +1,175 @@
+import { randomBytes } from 'node:crypto'
+
+/**
+ * The example server's configuration, read from the environment exactly as
+ * CONTRACT.md section 2 says. A bad or unsafe value throws a ConfigError whose
+ * message is one line naming the variable; the server never starts half-configured.
+ */
+export class ConfigError extends Error {
+  constructor (readonly variable: string, problem: string) {
+    super(`${variable}: ${problem}`)
+    this.name = 'ConfigError'
+  }
+}
+
+export interface ProviderConfig {
+  baseUrl: string
+  clientId: string
+  clientSecret: string
+}
+
+export interface ExampleConfig {
+  port: number
+  host: string
+  publicUrl: string
+  /** Set when AIHUBMIX_BASE_URL is given; undefined means "start the embedded mock provider". */
+  provider: ProviderConfig | undefined
+  redirectUri: string
+  scope: string[]
+  sessionSecret: string
+  /** True when SESSION_SECRET was not set and a random one was made for this process. */
+  sessionSecretGenerated: boolean
+  tokenEncryptionKeys: string[]
+  redisUrl: string | undefined
+  production: boolean
+  trustProxy: string | boolean
+  logLevel: string
+}
+
+type Env = Record<string, string | undefined>
+
+const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+const MIN_SECRET_LENGTH = 32
+
+function isLoopback (hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
+}
+
+function readUrl (env: Env, name: string, fallback?: string): URL {
+  const raw = env[name] ?? fallback
+  if (raw === undefined || raw === '') throw new ConfigError(name, 'is required')
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new ConfigError(name, 'is not an absolute URL')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(name, 'must be an http: or https: URL')
+  if (url.username !== '' || url.password !== '') throw new ConfigError(name, 'must not contain credentials')
+  return url
+}
+
+function nonEmpty (env: Env, name: string): string | undefined {
+  const value = env[name]
+  if (value === undefined) return undefined
+  if (value.trim() === '') throw new ConfigError(name, 'is set but empty')
+  return value
+}
+
+export function readConfig (env: Env = process.env): ExampleConfig {
+  const production = env.NODE_ENV === 'production'
+
+  const portRaw = env.PORT ?? '3000'
+  if (!/^\d{1,5}$/.test(portRaw) || Number(portRaw) > 65535) throw new ConfigError('PORT', 'must be a port number (0-65535)')
+  const port = Number(portRaw)
+  const host = env.HOST ?? '127.0.0.1'
+  if (host === '' || /\s/.test(host)) throw new ConfigError('HOST', 'must be a host name or address')
+
+  const publicUrlParsed = readUrl(env, 'PUBLIC_URL', `http://localhost:${port}`)
+  if (publicUrlParsed.pathname !== '/' || publicUrlParsed.search !== '' || publicUrlParsed.hash !== '') {
+    throw new ConfigError('PUBLIC_URL', 'must be an origin only, like https://app.example.com')
+  }
+  if (production && publicUrlParsed.protocol === 'http:' && !isLoopback(publicUrlParsed.hostname)) {
+    throw new ConfigError('PUBLIC_URL', 'must be https in production')
+  }
+  const publicUrl = publicUrlParsed.origin
+
+  let provider: ProviderConfig | undefined
+  const baseRaw = nonEmpty(env, 'AIHUBMIX_BASE_URL')
+  if (baseRaw !== undefined) {
+    const base = readUrl(env, 'AIHUBMIX_BASE_URL')
+    if (base.protocol === 'http:' && !isLoopback(base.hostname) && production) {
+      throw new ConfigError('AIHUBMIX_BASE_URL', 'must be https in production unless it is a loopback address')
+    }
+    const clientId = nonEmpty(env, 'AIHUBMIX_CLIENT_ID')
+    if (clientId === undefined) throw new ConfigError('AIHUBMIX_CLIENT_ID', 'is required when AIHUBMIX_BASE_URL is set')
+    const clientSecret = nonEmpty(env, 'AIHUBMIX_CLIENT_SECRET')
+    if (clientSecret === undefined) throw new ConfigError('AIHUBMIX_CLIENT_SECRET', 'is required when AIHUBMIX_BASE_URL is set')
+    provider = { baseUrl: base.href.replace(/\/+$/, ''), clientId, clientSecret }
+  } else if (production) {
+    throw new ConfigError('AIHUBMIX_BASE_URL', 'is required in production (the embedded mock provider is for development)')
+  }
+
+  const redirect = readUrl(env, 'AIHUBMIX_REDIRECT_URI', `${publicUrl}/auth/callback`)
+  if (production && redirect.protocol === 'http:' && !isLoopback(redirect.hostname)) {
+    throw new ConfigError('AIHUBMIX_REDIRECT_URI', 'must be https in production')
+  }
+
+  const scopeRaw = env.AIHUBMIX_SCOPE ?? 'profile balance'
+  const scope = scopeRaw.split(' ').filter((s) => s !== '')
+  if (scope.length === 0 || scope.some((s) => !/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(s))) {
+    throw new ConfigError('AIHUBMIX_SCOPE', 'must be space-separated scope names, e.g. "profile balance"')
+  }
+
+  let sessionSecret = env.SESSION_SECRET
+  let sessionSecretGenerated = false
+  if (sessionSecret === undefined || sessionSecret === '') {
+    if (production) throw new ConfigError('SESSION_SECRET', 'is required in production (at least 32 characters)')
+    sessionSecret = randomBytes(32).toString('base64url')
+    sessionSecretGenerated = true
+  } else if (sessionSecret.length < MIN_SECRET_LENGTH) {
+    throw new ConfigError('SESSION_SECRET', `must be at least ${MIN_SECRET_LENGTH} characters`)
+  }
+
+  // TOKEN_ENCRYPTION_KEY: one key, or several separated by commas (the first
+  // encrypts, all decrypt: key rotation). Defaults to SESSION_SECRET, from which
+  // token-store derives a distinct key.
+  const keyRaw = env.TOKEN_ENCRYPTION_KEY
+  let tokenEncryptionKeys: string[]
+  if (keyRaw === undefined || keyRaw === '') {
+    tokenEncryptionKeys = [sessionSecret]
+  } else {
+    tokenEncryptionKeys = keyRaw.split(',').map((k) => k.trim())
+    if (tokenEncryptionKeys.some((k) => k.length < MIN_SECRET_LENGTH && !/^(base64|hex):/.test(k))) {
+      throw new ConfigError('TOKEN_ENCRYPTION_KEY', `each key must be at least ${MIN_SECRET_LENGTH} characters (or base64:/hex: 32 bytes)`)
+    }
+  }
+
+  let redisUrl: string | undefined
+  if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
+    let parsed: URL | undefined
+    try {
+      parsed = new URL(env.REDIS_URL)
+    } catch {}
+    if (parsed === undefined || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
+      throw new ConfigError('REDIS_URL', 'must be a redis:// or rediss:// URL')
+    }
+    redisUrl = env.REDIS_URL
+  }
+
+  const trustRaw = env.TRUST_PROXY ?? 'loopback'
+  let trustProxy: string | boolean = trustRaw
+  if (trustRaw === 'true') trustProxy = true
+  else if (trustRaw === 'false' || trustRaw === '') trustProxy = false
+  else if (!/^[\w.:/, -]+$/.test(trustRaw)) throw new ConfigError('TRUST_PROXY', 'must be true, false, or a list of addresses/subnets (e.g. loopback, 10.0.0.0/8)')
+
+  const logLevel = env.LOG_LEVEL ?? 'info'
+  if (!LOG_LEVELS.has(logLevel)) throw new ConfigError('LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}`)
+
+  return {
+    port,
+    host,
+    publicUrl,
+    provider,
+    redirectUri: redirect.href,
+    scope,
+    sessionSecret,
+    sessionSecretGenerated,
+    tokenEncryptionKeys,
+    redisUrl,
+    production,
+    trustProxy,
+    logLevel
+  }
+}

@@ -1,0 +1,101 @@
+import { Writable } from 'node:stream'
+import type { FastifyInstance } from 'fastify'
+import { startMockProvider, type MockProvider, type MockProviderOptions } from '@fastify-aihubmix/mock-provider'
+import { buildApp, loggerOptions } from '../../example/app.js'
+import { readConfig } from '../../example/config.js'
+import { TestBrowser, type Answer } from './browser.js'
+
+export interface Stack {
+  mock: MockProvider
+  app: FastifyInstance
+  /** The app's origin, e.g. http://127.0.0.1:PORT */
+  url: string
+  clientSecret: string
+  /** Every log line the app wrote (JSON strings). */
+  logs: string[]
+  browser (): TestBrowser
+  /** Signs a new browser in (redirect mode) and returns it with the final answer. */
+  login (opts?: { returnTo?: string, browser?: TestBrowser }): Promise<{ browser: TestBrowser, final: Answer }>
+  /** Every string that must never appear anywhere the outside can see. */
+  secrets (): string[]
+  close (): Promise<void>
+}
+
+export interface StackOptions {
+  mock?: MockProviderOptions
+  env?: Record<string, string>
+}
+
+/** Mock provider + the example app, both listening on 127.0.0.1 port 0. */
+export async function startStack (opts: StackOptions = {}): Promise<Stack> {
+  const mock = await startMockProvider({ tokenPrefix: 'leakcanary', ...opts.mock })
+  const logs: string[] = []
+  const stream = new Writable({
+    write (chunk: Buffer, _enc, cb) {
+      logs.push(chunk.toString('utf8'))
+      cb()
+    }
+  })
+  // PUBLIC_URL must be known before listening; pick a port first.
+  const probe = await import('node:net').then(({ createServer }) => new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolve(port))
+    })
+  }))
+  const url = `http://127.0.0.1:${probe}`
+  const config = readConfig({ PORT: String(probe), PUBLIC_URL: url, LOG_LEVEL: 'info', ...opts.env })
+  const demo = mock.createApp({ name: 'test app', redirectUri: config.redirectUri })
+  const app = await buildApp({
+    config,
+    provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret },
+    logger: { ...loggerOptions('info'), stream }
+  })
+  await app.listen({ port: probe, host: '127.0.0.1' })
+
+  const stack: Stack = {
+    mock,
+    app,
+    url,
+    clientSecret: demo.clientSecret,
+    logs,
+    browser: () => new TestBrowser(),
+    async login ({ returnTo, browser = new TestBrowser() } = {}) {
+      const q = returnTo === undefined ? '' : `?returnTo=${encodeURIComponent(returnTo)}`
+      const start = await browser.get(`${url}/auth/login${q}`)
+      const authorize = await browser.get(TestBrowser.location(start))
+      const final = await browser.get(TestBrowser.location(authorize))
+      return { browser, final }
+    },
+    secrets () {
+      const issued = mock.issued()
+      return [
+        ...issued.accessTokens,
+        ...issued.refreshTokens,
+        ...issued.codes,
+        ...issued.clientSecrets,
+        config.sessionSecret
+      ]
+    },
+    async close () {
+      await app.close()
+      await mock.close()
+    }
+  }
+  return stack
+}
+
+/** Asserts that no secret appears in any of the haystacks; returns the leaks found. */
+export function findLeaks (secrets: string[], haystacks: string[]): string[] {
+  const leaks: string[] = []
+  for (const secret of secrets) {
+    if (secret.length < 8) continue
+    for (const hay of haystacks) {
+      if (hay.includes(secret) || hay.includes(encodeURIComponent(secret))) {
+        leaks.push(`${secret.slice(0, 6)}… in ${hay.slice(0, 120)}`)
+        break
+      }
+    }
+  }
+  return leaks
+}
