@@ -4,7 +4,7 @@ import fastifySession from '@fastify/session'
 import fastifyRedis from '@fastify/redis'
 import type { Redis } from 'ioredis'
 import tokenStore from '@fastify-aihubmix/token-store'
-import aihubmixProxy from '@fastify-aihubmix/aihubmix-proxy'
+import aihubmixProxy, { type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
 import oauthRoutes from '@fastify-aihubmix/oauth-routes'
 import type { ExampleConfig, ProviderConfig } from './config.js'
 import { pageRoutes } from './page.js'
@@ -17,6 +17,8 @@ export interface BuildOptions {
   logger?: FastifyServerOptions['logger']
   /** An existing ioredis client to use instead of REDIS_URL (tests). Not closed by the app. */
   redis?: Redis
+  /** Extra aihubmix-proxy options (tests shorten `timeoutMs`). */
+  proxy?: Partial<AihubmixProxyOptions>
 }
 
 /** Query parameters whose values never reach a log line. */
@@ -109,7 +111,8 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
     clientSecret: provider.clientSecret,
     redirectUri: config.redirectUri,
     scope: config.scope,
-    allowInsecureHttp: !config.production
+    allowInsecureHttp: !config.production,
+    ...opts.proxy
   })
 
   await app.register(oauthRoutes, {

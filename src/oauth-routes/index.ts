@@ -125,7 +125,8 @@ async function routes (fastify: FastifyInstance, opts: { options: ResolvedOAuthR
     }
 
     // A new session id: the pre-login id (which an attacker may have planted) is destroyed.
-    await request.session.regenerate()
+    // The browser binding is kept, so logins started in other tabs can still finish.
+    await request.session.regenerate(['aihubmixBinding'])
     request.session.set('aihubmixAuth', { at: Date.now() })
     await request.tokens.save(set)
 

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { startMockProvider, type MockProvider, type MockProviderOptions } from '@fastify-aihubmix/mock-provider'
-import { buildApp, loggerOptions } from '../../example/app.js'
+import { buildApp, loggerOptions, type BuildOptions } from '../../example/app.js'
 import { readConfig } from '../../example/config.js'
 import { TestBrowser, type Answer } from './browser.js'
 
@@ -24,6 +24,7 @@ export interface Stack {
 export interface StackOptions {
   mock?: MockProviderOptions
   env?: Record<string, string>
+  proxy?: BuildOptions['proxy']
 }
 
 /** Mock provider + the example app, both listening on 127.0.0.1 port 0. */
@@ -49,7 +50,8 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
   const app = await buildApp({
     config,
     provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret },
-    logger: { ...loggerOptions('info'), stream }
+    logger: { ...loggerOptions('info'), stream },
+    proxy: opts.proxy
   })
   await app.listen({ port: probe, host: '127.0.0.1' })
 

@@ -1,0 +1,79 @@
+import t from 'tap'
+import { readConfig, ConfigError } from '../../example/config.js'
+
+// CONTRACT.md section 2: a bad or unsafe value stops the server with one clear line naming the variable.
+
+const SECRET = 's'.repeat(40)
+const REAL = { AIHUBMIX_BASE_URL: 'https://aihubmix.example', AIHUBMIX_CLIENT_ID: 'client_x', AIHUBMIX_CLIENT_SECRET: 'secret_x' }
+
+function refusal (env: Record<string, string>): ConfigError {
+  try {
+    readConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError) return err
+    throw err
+  }
+  throw new Error(`accepted: ${JSON.stringify(env)}`)
+}
+
+t.test('defaults', async (t) => {
+  const c = readConfig({})
+  t.equal(c.port, 3000)
+  t.equal(c.host, '127.0.0.1')
+  t.equal(c.publicUrl, 'http://localhost:3000')
+  t.equal(c.redirectUri, 'http://localhost:3000/auth/callback')
+  t.same(c.scope, ['profile', 'balance'])
+  t.equal(c.provider, undefined, 'no AIHUBMIX_BASE_URL: the embedded mock')
+  t.equal(c.sessionSecretGenerated, true)
+  t.ok(c.sessionSecret.length >= 32)
+  t.equal(c.trustProxy, 'loopback')
+  t.equal(c.redisUrl, undefined)
+  t.not(readConfig({}).sessionSecret, c.sessionSecret, 'random per process')
+})
+
+t.test('values are read', async (t) => {
+  const c = readConfig({ ...REAL, PORT: '8080', PUBLIC_URL: 'https://app.example', SESSION_SECRET: SECRET, REDIS_URL: 'redis://127.0.0.1:6379', AIHUBMIX_SCOPE: 'profile', TRUST_PROXY: 'true', NODE_ENV: 'production' })
+  t.equal(c.redirectUri, 'https://app.example/auth/callback')
+  t.same(c.provider, { baseUrl: 'https://aihubmix.example', clientId: 'client_x', clientSecret: 'secret_x' })
+  t.same(c.scope, ['profile'])
+  t.equal(c.trustProxy, true)
+  t.same(c.tokenEncryptionKeys, [SECRET])
+})
+
+const REFUSALS: Array<[string, Record<string, string>, string]> = [
+  ['short session secret', { SESSION_SECRET: 'short' }, 'SESSION_SECRET'],
+  ['malformed public URL', { PUBLIC_URL: 'not a url' }, 'PUBLIC_URL'],
+  ['public URL with a path', { PUBLIC_URL: 'http://localhost:3000/app' }, 'PUBLIC_URL'],
+  ['ftp public URL', { PUBLIC_URL: 'ftp://x' }, 'PUBLIC_URL'],
+  ['bad port', { PORT: 'eighty' }, 'PORT'],
+  ['port out of range', { PORT: '70000' }, 'PORT'],
+  ['malformed provider URL', { AIHUBMIX_BASE_URL: 'nope' }, 'AIHUBMIX_BASE_URL'],
+  ['provider without client id', { AIHUBMIX_BASE_URL: 'https://p.example', AIHUBMIX_CLIENT_SECRET: 'x' }, 'AIHUBMIX_CLIENT_ID'],
+  ['provider without client secret', { AIHUBMIX_BASE_URL: 'https://p.example', AIHUBMIX_CLIENT_ID: 'x' }, 'AIHUBMIX_CLIENT_SECRET'],
+  ['malformed redirect URI', { AIHUBMIX_REDIRECT_URI: '::' }, 'AIHUBMIX_REDIRECT_URI'],
+  ['empty scope', { AIHUBMIX_SCOPE: '  ' }, 'AIHUBMIX_SCOPE'],
+  ['short encryption key', { TOKEN_ENCRYPTION_KEY: 'abc' }, 'TOKEN_ENCRYPTION_KEY'],
+  ['non-redis REDIS_URL', { REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL'],
+  ['bad log level', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+  ['production without a session secret', { ...REAL, NODE_ENV: 'production', PUBLIC_URL: 'https://app.example' }, 'SESSION_SECRET'],
+  ['production with an http public URL', { ...REAL, NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'http://app.example' }, 'PUBLIC_URL'],
+  ['production with an http provider', { ...REAL, AIHUBMIX_BASE_URL: 'http://aihubmix.example', NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'https://app.example' }, 'AIHUBMIX_BASE_URL'],
+  ['production with the embedded mock', { NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'https://app.example' }, 'AIHUBMIX_BASE_URL'],
+  ['production with an http redirect URI', { ...REAL, NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'https://app.example', AIHUBMIX_REDIRECT_URI: 'http://app.example/auth/callback' }, 'AIHUBMIX_REDIRECT_URI']
+]
+
+t.test('refusals name the variable in one line', async (t) => {
+  for (const [name, env, variable] of REFUSALS) {
+    const err = refusal(env)
+    t.ok(err.message.startsWith(`${variable}: `), `${name}: ${err.message}`)
+    t.notMatch(err.message, /\n/, `${name}: one line`)
+    for (const value of Object.values(env)) {
+      if (value.length >= 8 && value !== 'https://app.example') t.notOk(err.message.includes(value) && /secret|key/i.test(variable), `${name}: no secret echoed`)
+    }
+  }
+})
+
+t.test('production with loopback http URLs is allowed (local TLS-less testing)', async (t) => {
+  const c = readConfig({ NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'http://127.0.0.1:3000', AIHUBMIX_BASE_URL: 'http://127.0.0.1:4000', AIHUBMIX_CLIENT_ID: 'a', AIHUBMIX_CLIENT_SECRET: 'b' })
+  t.equal(c.production, true)
+})
