@@ -3,7 +3,7 @@ import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import fastifyRedis from '@fastify/redis'
 import type { Redis } from 'ioredis'
-import tokenStore from '@fastify-aihubmix/token-store'
+import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import aihubmixProxy, { type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
 import oauthRoutes from '@fastify-aihubmix/oauth-routes'
 import type { ExampleConfig, ProviderConfig } from './config.js'
@@ -19,6 +19,8 @@ export interface BuildOptions {
   redis?: Redis
   /** Extra aihubmix-proxy options (tests shorten `timeoutMs`). */
   proxy?: Partial<AihubmixProxyOptions>
+  /** Extra token-store options (hooks, refresh skew, key prefix). */
+  tokenStore?: Partial<TokenStoreOptions>
 }
 
 /** Query parameters whose values never reach a log line. */
@@ -62,7 +64,7 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
     trustProxy: config.trustProxy,
     // Never let a body or a URL grow without bound.
     bodyLimit: 64 * 1024,
-    maxParamLength: 200
+    routerOptions: { maxParamLength: 200 }
   })
 
   const secure = config.publicUrl.startsWith('https:')
@@ -86,7 +88,8 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
   await app.register(tokenStore, {
     encryptionKeys: config.tokenEncryptionKeys,
     ...(useRedis ? { backend: 'redis' as const } : {}),
-    ...(redisClient !== undefined ? { redis: redisClient } : {})
+    ...(redisClient !== undefined ? { redis: redisClient } : {}),
+    ...opts.tokenStore
   })
 
   await app.register(fastifySession, {

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import type {} from '@fastify/session'
 import type { TokenSet } from '@fastify-aihubmix/token-store'
 import { UpstreamUnauthorizedError } from './errors.js'
 import type { AihubmixClient } from './client.js'

@@ -89,6 +89,11 @@ export async function proxyRoutes (
     return sendPublicError(reply, err)
   })
 
+  // Everything under the prefix answers JSON and needs the header, unknown routes included.
+  fastify.setNotFoundHandler(async (_request, reply) => {
+    return reply.code(404).send({ error: 'not_found', message: 'No such route.' })
+  })
+
   fastify.get(routes.userInfo, {
     schema: { response: { 200: UserInfoReplySchema, ...errorResponses } }
   }, (request) => callAsUser(request, client.userinfo))

@@ -40,7 +40,7 @@ t.test('provider faults on userinfo and top-up', async (t) => {
     const next = await browser.get(`${stack.url}${path}`, CSRF)
     t.equal(next.status, 200, `${name}: the server stays up and the session is kept`)
   }
-  t.same(findLeaks(stack.secrets(), [...browser.transcript(), ...stack.logs]), [])
+  t.same(findLeaks(stack.secrets(), [...browser.transcript(stack.url), ...stack.logs]), [])
 })
 
 t.test('the provider\'s Set-Cookie never comes back, the browser\'s cookie never goes up', async (t) => {
@@ -67,6 +67,9 @@ t.test('without the X-CSRF header: 403, for every method', async (t) => {
       t.same(JSON.parse(res.body).error, 'csrf_header_required')
     }
   }
+  const withHeader = await browser.fetch(`${stack.url}/api/user/info`, { method: 'POST', headers: { 'x-csrf': '1', 'content-type': 'text/plain' }, body: 'x' })
+  t.equal(withHeader.status, 404, 'only GET is routed')
+  t.same(JSON.parse(withHeader.body).error, 'not_found')
   t.equal(stack.mock.counts().userinfo, 0, 'no upstream call without the header')
 })
 

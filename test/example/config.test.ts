@@ -67,8 +67,9 @@ t.test('refusals name the variable in one line', async (t) => {
     const err = refusal(env)
     t.ok(err.message.startsWith(`${variable}: `), `${name}: ${err.message}`)
     t.notMatch(err.message, /\n/, `${name}: one line`)
-    for (const value of Object.values(env)) {
-      if (value.length >= 8 && value !== 'https://app.example') t.notOk(err.message.includes(value) && /secret|key/i.test(variable), `${name}: no secret echoed`)
+    for (const name of ['SESSION_SECRET', 'AIHUBMIX_CLIENT_SECRET', 'TOKEN_ENCRYPTION_KEY']) {
+      const value = env[name]
+      if (value !== undefined) t.notOk(err.message.includes(value), `${name} is not echoed`)
     }
   }
 })

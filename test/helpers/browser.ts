@@ -69,10 +69,15 @@ export class TestBrowser {
     return new URL(loc, answer.url).href
   }
 
-  /** Every recorded answer as one string per part, for leak sweeps. */
-  transcript (): string[] {
+  /**
+   * Every recorded answer of `origin` (default: all) as strings, for leak sweeps.
+   * The provider's own redirect legitimately carries the code to the browser; the
+   * app's answers must never carry any secret.
+   */
+  transcript (origin?: string): string[] {
     const out: string[] = []
     for (const a of this.answers) {
+      if (origin !== undefined && new URL(a.url).origin !== origin) continue
       out.push(a.body)
       out.push(JSON.stringify(a.headers))
     }

@@ -1,5 +1,6 @@
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
+import fastifyCookie from '@fastify/cookie'
 import { startMockProvider, type MockProvider, type MockProviderOptions } from '@fastify-aihubmix/mock-provider'
 import { buildApp, loggerOptions, type BuildOptions } from '../../example/app.js'
 import { readConfig } from '../../example/config.js'
@@ -16,6 +17,8 @@ export interface Stack {
   browser (): TestBrowser
   /** Signs a new browser in (redirect mode) and returns it with the final answer. */
   login (opts?: { returnTo?: string, browser?: TestBrowser }): Promise<{ browser: TestBrowser, final: Answer }>
+  /** The session id behind a browser's session cookie (to reach its token set in tests). */
+  sessionIdOf (browser: TestBrowser): string
   /** Every string that must never appear anywhere the outside can see. */
   secrets (): string[]
   close (): Promise<void>
@@ -25,6 +28,8 @@ export interface StackOptions {
   mock?: MockProviderOptions
   env?: Record<string, string>
   proxy?: BuildOptions['proxy']
+  tokenStore?: BuildOptions['tokenStore']
+  redis?: BuildOptions['redis']
 }
 
 /** Mock provider + the example app, both listening on 127.0.0.1 port 0. */
@@ -51,7 +56,9 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
     config,
     provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret },
     logger: { ...loggerOptions('info'), stream },
-    proxy: opts.proxy
+    proxy: opts.proxy,
+    tokenStore: opts.tokenStore,
+    redis: opts.redis
   })
   await app.listen({ port: probe, host: '127.0.0.1' })
 
@@ -68,6 +75,14 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
       const authorize = await browser.get(TestBrowser.location(start))
       const final = await browser.get(TestBrowser.location(authorize))
       return { browser, final }
+    },
+    sessionIdOf (browser) {
+      const jar = browser.cookies.get(url)
+      const raw = jar?.get('sid')
+      if (raw === undefined) throw new Error('no session cookie')
+      const unsigned = fastifyCookie.unsign(decodeURIComponent(raw), config.sessionSecret)
+      if (!unsigned.valid || unsigned.value === null) throw new Error('bad session cookie')
+      return unsigned.value
     },
     secrets () {
       const issued = mock.issued()

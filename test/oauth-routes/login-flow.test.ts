@@ -96,7 +96,7 @@ t.test('the whole flow: login → provider → callback → info and top-up → 
   const replaySession = await browser.get(`${stack.url}/auth/session`, { cookie: cookieBeforeLogout })
   t.same(JSON.parse(replaySession.body), { authenticated: false })
 
-  t.same(findLeaks(stack.secrets(), [...browser.transcript(), ...stack.logs]), [], 'no token, code or secret in any answer or log line')
+  t.same(findLeaks(stack.secrets(), [...browser.transcript(stack.url), ...stack.logs]), [], 'no token, code or secret in any answer or log line')
 })
 
 t.test('the pre-login session id does not authenticate after login', async (t) => {
@@ -132,7 +132,7 @@ t.test('popup mode answers a page that posts to the app origin only, then closes
   t.match(String(done.headers['content-security-policy']), /script-src 'nonce-/)
   t.equal(done.headers['cache-control'], 'no-store')
   t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200)
-  t.same(findLeaks(stack.secrets(), browser.transcript()), [])
+  t.same(findLeaks(stack.secrets(), browser.transcript(stack.url)), [])
 })
 
 t.test('several tabs can log in at once; each finishes on its own', async (t) => {

@@ -1,0 +1,142 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import { startStack, findLeaks, type Stack } from '../helpers/stack.js'
+import type { TestBrowser } from '../helpers/browser.js'
+
+// Issue 4 / SECURITY.md "Refresh", against the mock with rotation on and reuse fatal,
+// with exact upstream call counts.
+
+const CSRF = { 'x-csrf': '1' }
+
+async function setExpiry (stack: Stack, browser: TestBrowser, msFromNow: number): Promise<void> {
+  const sid = stack.sessionIdOf(browser)
+  const set = await stack.app.tokenStore.get(sid)
+  if (set === null) throw new Error('no token set')
+  await stack.app.tokenStore.save(sid, { ...set, expiresAt: Date.now() + msFromNow })
+}
+
+async function signedIn (t: Test, opts: Parameters<typeof startStack>[0] = {}): Promise<{ stack: Stack, browser: TestBrowser }> {
+  const stack = await startStack(opts)
+  t.teardown(() => stack.close())
+  const { browser } = await stack.login()
+  stack.mock.resetCounts()
+  return { stack, browser }
+}
+
+t.test('a fresh token is never refreshed', async (t) => {
+  const { stack, browser } = await signedIn(t)
+  for (let i = 0; i < 5; i++) t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200)
+  t.equal(stack.mock.counts().grants.refresh_token, 0)
+  t.equal(stack.mock.counts().userinfo, 5)
+})
+
+t.test('a token inside the skew window is refreshed once, before use', async (t) => {
+  const { stack, browser } = await signedIn(t)
+  await setExpiry(stack, browser, 60_000) // 1 minute left, skew is 5 minutes
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200)
+  t.equal(stack.mock.counts().grants.refresh_token, 1)
+  t.equal(stack.mock.counts().userinfo, 1, 'no failed call first')
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200)
+  t.equal(stack.mock.counts().grants.refresh_token, 1, 'the new token is fresh')
+  const session = JSON.parse((await browser.get(`${stack.url}/auth/session`)).body)
+  t.ok(Date.parse(session.expiresAt) > Date.now() + 3600_000, 'expiresAt reports the new token')
+})
+
+t.test('a provider 401 costs one refresh and one retry, never a loop', async (t) => {
+  const { stack, browser } = await signedIn(t)
+  stack.mock.expireAccessTokens()
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200)
+  t.equal(stack.mock.counts().grants.refresh_token, 1)
+  t.equal(stack.mock.counts().userinfo, 2)
+
+  // A provider that keeps answering 401 even to the new token: one refresh, one retry, then an error.
+  stack.mock.resetCounts()
+  stack.mock.setFault('userinfo', 'http401', { times: 10 })
+  const res = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  t.equal(res.status, 502)
+  t.same(JSON.parse(res.body).error, 'bad_gateway')
+  t.equal(stack.mock.counts().userinfo, 2, 'one call and one retry')
+  t.equal(stack.mock.counts().grants.refresh_token, 1, 'one refresh')
+  stack.mock.setFault('userinfo', null)
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200, 'the session survived')
+})
+
+t.test('50 concurrent requests on an expired token: exactly 1 refresh, all succeed', async (t) => {
+  const { stack, browser } = await signedIn(t)
+  await setExpiry(stack, browser, -1000)
+  const all = await Promise.all(Array.from({ length: 50 }, () => browser.get(`${stack.url}/api/user/info`, CSRF)))
+  t.same(all.map((r) => r.status), Array(50).fill(200))
+  t.equal(stack.mock.counts().grants.refresh_token, 1)
+  t.equal(stack.mock.counts().userinfo, 50)
+})
+
+t.test('50 concurrent requests that all get a provider 401: exactly 1 refresh', async (t) => {
+  const { stack, browser } = await signedIn(t)
+  stack.mock.expireAccessTokens()
+  const all = await Promise.all(Array.from({ length: 50 }, () => browser.get(`${stack.url}/api/user/info`, CSRF)))
+  t.same(all.map((r) => r.status), Array(50).fill(200))
+  t.equal(stack.mock.counts().grants.refresh_token, 1)
+})
+
+t.test('a slow refresh (1.5 s) is shared by its waiters', async (t) => {
+  const { stack, browser } = await signedIn(t)
+  await setExpiry(stack, browser, -1000)
+  stack.mock.setLatency('token', 1500)
+  const all = await Promise.all(Array.from({ length: 20 }, () => browser.get(`${stack.url}/api/user/info`, CSRF)))
+  t.same(all.map((r) => r.status), Array(20).fill(200))
+  t.equal(stack.mock.counts().grants.refresh_token, 1)
+})
+
+t.test('a revoked grant: 401 reauth_required, then no more token requests', async (t) => {
+  const { stack, browser } = await signedIn(t)
+  stack.mock.revokeGrants()
+  const first = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  t.equal(first.status, 401)
+  t.same(JSON.parse(first.body).error, 'reauth_required')
+  t.equal(stack.mock.counts().grants.refresh_token, 1)
+  for (let i = 0; i < 3; i++) {
+    const later = await browser.get(`${stack.url}/api/user/info`, CSRF)
+    t.equal(later.status, 401)
+    t.same(JSON.parse(later.body).error, 'unauthenticated')
+  }
+  t.equal(stack.mock.counts().grants.refresh_token, 1, 'no further refresh attempts')
+  t.same(JSON.parse((await browser.get(`${stack.url}/auth/session`)).body), { authenticated: false })
+})
+
+t.test('a 503 from the token endpoint keeps the session; the next call recovers', async (t) => {
+  const { stack, browser } = await signedIn(t)
+  await setExpiry(stack, browser, -1000)
+  stack.mock.setFault('token', 'http503', { times: 1 })
+  const failed = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  t.equal(failed.status, 503)
+  t.same(JSON.parse(failed.body).error, 'upstream_unavailable')
+  const ok = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  t.equal(ok.status, 200)
+  t.equal(stack.mock.counts().grants.refresh_token, 2)
+})
+
+t.test('token endpoint timeouts and connection failures keep the session', async (t) => {
+  const { stack, browser } = await signedIn(t, { proxy: { timeoutMs: 300 } })
+  await setExpiry(stack, browser, -1000)
+  stack.mock.setFault('token', 'hang', { times: 1 })
+  const slow = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  t.equal(slow.status, 504)
+  stack.mock.setFault('token', 'http500', { times: 1 })
+  const broken = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  t.equal(broken.status, 502)
+  const ok = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  t.equal(ok.status, 200)
+  t.same(findLeaks(stack.secrets(), [...browser.transcript(stack.url), ...stack.logs]), [])
+})
+
+t.test('when the provider does not rotate, the old refresh token is kept', async (t) => {
+  const { stack, browser } = await signedIn(t)
+  stack.mock.setRotation({ rotate: false })
+  await setExpiry(stack, browser, -1000)
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200)
+  await setExpiry(stack, browser, -1000)
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200)
+  t.equal(stack.mock.counts().grants.refresh_token, 2)
+  const set = await stack.app.tokenStore.get(stack.sessionIdOf(browser))
+  t.ok(set?.refreshToken, 'a refresh token is still there')
+})

@@ -1,0 +1,94 @@
+/**
+ * Redis for tests.
+ *
+ * - `redisUrl()`: `REDIS_URL`, default `redis://127.0.0.1:6379`.
+ * - `connectRedis(t)`: a NEW connected ioredis client, quit at the test's teardown. When Redis is unreachable it
+ *   returns undefined after marking the test: SKIPPED with a loud notice on stderr, or FAILED under `CI=true`.
+ *   Call it first in a test (a skip is a `plan(0)`): `const redis = await connectRedis(t); if (!redis) return`.
+ * - `uniquePrefix(label)`: a key prefix no other test (or parallel test file) uses.
+ * - `cleanupPrefix(t, redis, prefix)`: deletes the prefix's keys at teardown.
+ * - `scanKeys(redis, prefix)`: every key under a prefix.
+ */
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
+import type { RedisOptions } from 'ioredis'
+
+interface TestLike {
+  teardown (fn: () => unknown): void
+  plan (n: number, comment?: string): void
+  fail (message: string): unknown
+  comment (...args: unknown[]): void
+}
+
+export function redisUrl (): string {
+  return process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
+}
+
+/** The URL without credentials, for messages. */
+export function redisUrlForDisplay (): string {
+  try {
+    const url = new URL(redisUrl())
+    url.username = ''
+    url.password = ''
+    return url.toString()
+  } catch {
+    return '(unparsable REDIS_URL)'
+  }
+}
+
+export async function connectRedis (t: TestLike, options: RedisOptions = {}): Promise<Redis | undefined> {
+  const client = new Redis(redisUrl(), {
+    lazyConnect: true,
+    connectTimeout: 2000,
+    maxRetriesPerRequest: 1,
+    // A test client gives up quickly instead of reconnecting forever when Redis is down.
+    retryStrategy: (times: number) => (times > 3 ? null : 100),
+    ...options
+  })
+  client.on('error', () => {}) // connection errors surface through the commands
+  try {
+    await client.connect()
+    await client.ping()
+  } catch (err) {
+    client.disconnect()
+    const message = `Redis unreachable at ${redisUrlForDisplay()}: ${(err as Error).message}`
+    if (process.env.CI === 'true') {
+      t.fail(`${message} (Redis is required under CI=true)`)
+    } else {
+      process.stderr.write(`\n!!!!! SKIPPING Redis test: ${message}. Start Redis or set REDIS_URL to run it. !!!!!\n\n`)
+      t.plan(0, `SKIP: ${message}`)
+    }
+    return undefined
+  }
+  t.teardown(async () => {
+    await client.quit().catch(() => client.disconnect())
+  })
+  return client
+}
+
+export function uniquePrefix (label = 'test'): string {
+  return `test:${label}:${process.pid}-${randomBytes(6).toString('hex')}:`
+}
+
+export async function scanKeys (redis: Redis, prefix: string): Promise<string[]> {
+  const keys: string[] = []
+  let cursor = '0'
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', globEscape(prefix) + '*', 'COUNT', 1000)
+    cursor = next
+    keys.push(...batch)
+  } while (cursor !== '0')
+  return [...new Set(keys)].sort()
+}
+
+/** Deletes every key under `prefix` when the test ends (registered now, so it runs before the client quits). */
+export function cleanupPrefix (t: TestLike, redis: Redis, prefix: string): void {
+  t.teardown(async () => {
+    const keys = await scanKeys(redis, prefix)
+    if (keys.length > 0) await redis.del(...keys)
+  })
+}
+
+function globEscape (text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&')
+}
