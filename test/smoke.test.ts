@@ -1,3 +1,0 @@
-import t from 'tap'
-import { placeholder } from '@fastify-aihubmix/token-store'
-t.equal(placeholder, 1)
