@@ -183,7 +183,6 @@ async function routes (fastify: FastifyInstance, opts: { options: ResolvedOAuthR
     if (set === null) return { authenticated: false }
     return { authenticated: true, expiresAt: new Date(set.expiresAt).toISOString(), scope: set.scope }
   })
-
 }
 
 async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions): Promise<void> {

@@ -61,7 +61,8 @@ t.test('without the X-CSRF header: 403, for every method', async (t) => {
   t.teardown(() => stack.close())
   const { browser } = await stack.login()
   for (const method of ['GET', 'POST'] as const) {
-    for (const headers of [{}, { 'x-csrf': '0' }, { 'content-type': 'text/plain' }, { 'content-type': 'application/x-www-form-urlencoded' }]) {
+    const variants: Array<Record<string, string>> = [{}, { 'x-csrf': '0' }, { 'content-type': 'text/plain' }, { 'content-type': 'application/x-www-form-urlencoded' }]
+    for (const headers of variants) {
       const res = await browser.fetch(`${stack.url}/api/user/info`, { method, headers, body: method === 'POST' ? 'a=b' : undefined })
       t.equal(res.status, 403, `${method} ${JSON.stringify(headers)}`)
       t.same(JSON.parse(res.body).error, 'csrf_header_required')

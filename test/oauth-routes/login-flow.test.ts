@@ -126,7 +126,7 @@ t.test('popup mode answers a page that posts to the app origin only, then closes
   t.equal(done.status, 200)
   t.match(String(done.headers['content-type']), /^text\/html/)
   t.match(done.body, /"type":"aihubmix:login","ok":true/)
-  t.match(done.body, `postMessage(message, origin)`)
+  t.match(done.body, 'postMessage(message, origin)')
   t.match(done.body, `var origin = "${stack.url}"`)
   t.notMatch(done.body, /postMessage\([^)]*['"]\*['"]/)
   t.match(String(done.headers['content-security-policy']), /script-src 'nonce-/)
