@@ -1,1 +1,153 @@
-export const placeholder = 1
+import fp from 'fastify-plugin'
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
+import type { KVStore } from './kv-store.js'
+import type { RequestTokens } from './request-tokens.js'
+import type { TokenStore } from './token-store.js'
+import type { TokenStoreOptions } from './options.js'
+import type { ResolvedTokenStoreOptions } from './options.js'
+import { isRedisClient, resolveOptions } from './options.js'
+import { MemoryStore } from './memory-store.js'
+import { RedisStore } from './redis-store.js'
+import { RequestTokensImpl } from './request-tokens.js'
+import { TokenStoreCore } from './token-store.js'
+import { KeyLayout } from './keys.js'
+import { TokenStoreOptionsError } from './errors.js'
+
+export type { TokenSet, Refresher, GetFreshOptions } from './token-set.js'
+export { TokenSetSchema, isTokenSet } from './token-set.js'
+export type { TokenStore } from './token-store.js'
+export type { RequestTokens } from './request-tokens.js'
+export type { SessionStoreLike, SessionData } from './session-store.js'
+export type { KVStore, CompareAndSetResult } from './kv-store.js'
+export type {
+  TokenStoreOptions,
+  TokenStoreHooks,
+  RefreshEvent,
+  RefreshFailedEvent,
+  RevokedEvent,
+  ResolvedTokenStoreOptions
+} from './options.js'
+export {
+  resolveOptions,
+  TokenStoreOptionsSchema,
+  DEFAULT_BACKEND,
+  DEFAULT_KEY_PREFIX,
+  DEFAULT_REFRESH_SKEW_MS,
+  DEFAULT_REFRESH_TOKEN_TTL_MS,
+  DEFAULT_SESSION_TTL_MS,
+  DEFAULT_LOCK_LEASE_MS,
+  DEFAULT_LOCK_WAIT_MS,
+  DEFAULT_REDIS_COMMAND_TIMEOUT_MS
+} from './options.js'
+export type { EncryptionKeyInput } from './crypto.js'
+export { KeyRing, createKeyRing, sealKeyFromSecret } from './crypto.js'
+export { MemoryStore } from './memory-store.js'
+export type { MemoryStoreOptions } from './memory-store.js'
+export { RedisStore } from './redis-store.js'
+export type { RedisClient, RedisStoreOptions } from './redis-store.js'
+export { KeyLayout } from './keys.js'
+export * from './errors.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The token store (@fastify-aihubmix/token-store). */
+    tokenStore: TokenStore
+  }
+  interface FastifyRequest {
+    /** The token store bound to this request's session (@fastify/session's `request.session.sessionId`). */
+    tokens: RequestTokens
+  }
+}
+
+/** A TokenStore that owns its KV store: `close()` releases what it created (never a redis client it was given). */
+export interface StandaloneTokenStore extends TokenStore {
+  close (): Promise<void>
+}
+
+export interface CreateTokenStoreExtras {
+  /** Where warnings go (unreadable values, hook errors, Redis trouble). Default: nowhere. */
+  logger?: FastifyBaseLogger
+}
+
+/**
+ * A token store without Fastify (scripts, tests of other packages). `backend: 'redis'` needs the `redis` option here.
+ */
+export function createTokenStore (options: TokenStoreOptions, extras: CreateTokenStoreExtras = {}): StandaloneTokenStore {
+  const resolved = resolveOptions(options)
+  if (resolved.backend === 'redis' && resolved.redis === undefined) {
+    throw new TokenStoreOptionsError('redis', 'backend "redis" needs a `redis` client')
+  }
+  const log = extras.logger ?? silentLogger()
+  const kv = createKV(resolved, log)
+  const core = new TokenStoreCore({ kv, options: resolved, log })
+  return Object.assign(core, { close: () => kv.close() })
+}
+
+function createKV (options: ResolvedTokenStoreOptions, log: FastifyBaseLogger): KVStore {
+  if (options.backend === 'memory' || options.redis === undefined) return new MemoryStore()
+  return new RedisStore({
+    client: options.redis,
+    lockChannel: new KeyLayout(options.keyPrefix).lockChannel,
+    commandTimeoutMs: options.redisCommandTimeoutMs,
+    log
+  })
+}
+
+const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStorePlugin (fastify: FastifyInstance, opts: TokenStoreOptions) {
+  const options = resolveOptions(opts)
+  if (options.backend === 'redis' && options.redis === undefined) {
+    const decorated = fastify.hasDecorator('redis') ? (fastify as unknown as { redis: unknown }).redis : undefined
+    if (!isRedisClient(decorated)) {
+      throw new TokenStoreOptionsError('redis', 'backend "redis" needs a `redis` client option, or @fastify/redis registered before this plugin')
+    }
+    options.redis = decorated
+  }
+  const kv = createKV(options, fastify.log)
+  const store = new TokenStoreCore({ kv, options, log: fastify.log })
+
+  fastify.decorate('tokenStore', store as TokenStore)
+
+  // One RequestTokens per request, created on first use; a WeakMap of this plugin instance (no module state).
+  const perRequest = new WeakMap<FastifyRequest, RequestTokens>()
+  fastify.decorateRequest('tokens', {
+    getter (this: FastifyRequest): RequestTokens {
+      let tokens = perRequest.get(this)
+      if (tokens === undefined) {
+        tokens = new RequestTokensImpl(store, this)
+        perRequest.set(this, tokens)
+      }
+      return tokens
+    }
+  })
+
+  fastify.addHook('onClose', async () => {
+    await kv.close()
+  })
+}
+
+/**
+ * The plugin. Decorates `fastify.tokenStore` and `request.tokens`. Register @fastify/session with
+ * `store: fastify.tokenStore.sessionStore` after it to get the one-round-trip hot path.
+ */
+export const tokenStore = fp(plugin, {
+  name: '@fastify-aihubmix/token-store',
+  fastify: '5.x'
+})
+
+export default tokenStore
+
+function silentLogger (): FastifyBaseLogger {
+  const noop = (): void => {}
+  const logger: FastifyBaseLogger = {
+    level: 'silent',
+    fatal: noop,
+    error: noop,
+    warn: noop,
+    info: noop,
+    debug: noop,
+    trace: noop,
+    silent: noop,
+    child: () => logger
+  }
+  return logger
+}

@@ -1,0 +1,44 @@
+/**
+ * The minimal key-value store the token store is built on. Two implementations: `MemoryStore`
+ * (memory-store.ts, one process) and `RedisStore` (redis-store.ts, shared by every instance).
+ *
+ * Rules every implementation keeps:
+ * - Values are strings (sealed blobs or JSON); every key is written with a TTL in ms (an integer > 0).
+ * - Every operation is atomic on its own. Operations that take several keys (`getMany`, `delete`) are only ever
+ *   given keys of one session, which share a Redis Cluster hash slot (see keys.ts).
+ * - Backend failures reject with `StoreUnavailableError` (503), never hang forever and never crash the process.
+ */
+export interface KVStore {
+  /** The value, or null when absent or expired. */
+  get (key: string): Promise<string | null>
+  /** Several values in ONE round trip (Redis MGET). The keys must share a hash slot. */
+  getMany (keys: readonly string[]): Promise<Array<string | null>>
+  /** Writes (creates or overwrites) with a TTL. */
+  set (key: string, value: string, ttlMs: number): Promise<void>
+  /** Overwrites only if the key exists (Redis `SET XX`); false when it did not exist (nothing written). */
+  replace (key: string, value: string, ttlMs: number): Promise<boolean>
+  /**
+   * Overwrites only if the current value is exactly `expected`. 'missing' when the key is gone, 'changed' when
+   * it holds another value; nothing is written in either case.
+   */
+  compareAndSet (key: string, expected: string, value: string, ttlMs: number): Promise<CompareAndSetResult>
+  /** Deletes the keys (absent keys are fine). */
+  delete (keys: string | readonly string[]): Promise<void>
+  /** Atomic read-and-delete (Redis GETDEL): of concurrent callers, exactly one gets the value. */
+  take (key: string): Promise<string | null>
+  /** Takes a lock (`SET NX PX`): true when `owner` now holds it for `leaseMs`. */
+  lock (key: string, owner: string, leaseMs: number): Promise<boolean>
+  /** Releases a lock if (and only if) `owner` holds it, and wakes `waitForUnlock` callers. */
+  unlock (key: string, owner: string): Promise<boolean>
+  /** Renews the lease if (and only if) `owner` holds the lock. */
+  extendLock (key: string, owner: string, leaseMs: number): Promise<boolean>
+  /**
+   * Resolves when the lock `key` is released or expires, or after `timeoutMs` at the latest, whichever comes
+   * first. It may resolve early: callers re-check (try `lock` again).
+   */
+  waitForUnlock (key: string, timeoutMs: number): Promise<void>
+  /** Releases what the store created (timers, subscriber connections); never a client it was given. */
+  close (): Promise<void>
+}
+
+export type CompareAndSetResult = 'ok' | 'missing' | 'changed'

@@ -1,0 +1,163 @@
+import { Type } from '@sinclair/typebox'
+import type { TSchema } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+import type { EncryptionKeyInput, KeyRing } from './crypto.js'
+import { createKeyRing } from './crypto.js'
+import { TokenStoreOptionsError } from './errors.js'
+import type { RedisClient } from './redis-store.js'
+import type { TokenSet } from './token-set.js'
+
+export const DEFAULT_BACKEND = 'memory'
+export const DEFAULT_KEY_PREFIX = 'aihubmix:'
+export const DEFAULT_REFRESH_SKEW_MS = 5 * 60 * 1000
+export const DEFAULT_REFRESH_TOKEN_TTL_MS = 30 * 24 * 60 * 60 * 1000
+export const DEFAULT_SESSION_TTL_MS = 24 * 60 * 60 * 1000
+export const DEFAULT_LOCK_LEASE_MS = 30 * 1000
+export const DEFAULT_LOCK_WAIT_MS = 35 * 1000
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2000
+
+/** Hook events. They carry the session id and (onRefresh) the token set: server-side code only, never log them. */
+export interface RefreshEvent { sid: string, set: TokenSet }
+export interface RefreshFailedEvent { sid: string, error: unknown }
+export interface RevokedEvent { sid: string, error: unknown }
+
+export interface TokenStoreHooks {
+  /** After a refresh was saved (before the waiting callers get the set). */
+  onRefresh?: (event: RefreshEvent) => void | Promise<void>
+  /** The refresher failed transiently; the token set is kept and the error is rethrown to the caller. */
+  onRefreshFailed?: (event: RefreshFailedEvent) => void | Promise<void>
+  /** The refresher threw RefreshRejectedError; the token set has been deleted. */
+  onRevoked?: (event: RevokedEvent) => void | Promise<void>
+}
+
+export interface TokenStoreOptions {
+  /**
+   * Required. One key or a list: the first seals, every one opens (rotation: put the new key first, keep the
+   * old ones until their values expired). A key is a 32-byte Buffer, `base64:<32 bytes>`, `hex:<64 hex digits>`,
+   * or a passphrase of at least 32 characters (stretched with HKDF-SHA256).
+   */
+  encryptionKeys: EncryptionKeyInput | EncryptionKeyInput[]
+  /** `'memory'` (one process) or `'redis'`. Default: `'redis'` when `redis` is given, else `'memory'`. */
+  backend?: 'memory' | 'redis'
+  /** An ioredis client (Redis or Cluster). Without it, `backend: 'redis'` uses `fastify.redis` (@fastify/redis). */
+  redis?: RedisClient
+  /** Prefix of every key and channel; must not contain `{` or `}` (they delimit the Redis Cluster hash tag). */
+  keyPrefix?: string
+  /** Refresh when less than this remains of the access token's life. */
+  refreshSkewMs?: number
+  /** TTL of a stored token set that has a refresh token (reset by every save). */
+  refreshTokenTtlMs?: number
+  /** TTL of a session when its cookie has no expiry (session store). */
+  sessionTtlMs?: number
+  /** Lease of the distributed refresh lock; renewed every third of it while the refresher runs. */
+  lockLeaseMs?: number
+  /** How long a caller waits for another instance's refresh before RefreshBusyError (503). */
+  lockWaitMs?: number
+  /** Upper bound of one Redis command (0: none). Turns a Redis outage into a 503 instead of a hang. */
+  redisCommandTimeoutMs?: number
+  hooks?: TokenStoreHooks
+}
+
+export interface ResolvedTokenStoreOptions {
+  keyRing: KeyRing
+  backend: 'memory' | 'redis'
+  redis: RedisClient | undefined
+  keyPrefix: string
+  refreshSkewMs: number
+  refreshTokenTtlMs: number
+  sessionTtlMs: number
+  lockLeaseMs: number
+  lockWaitMs: number
+  redisCommandTimeoutMs: number
+  hooks: Readonly<TokenStoreHooks>
+}
+
+const KeyInput = Type.Union([
+  Type.String({ description: 'base64:<32 bytes>, hex:<64 hex digits>, or a passphrase of >= 32 characters' }),
+  Type.Uint8Array({ minByteLength: 32, maxByteLength: 32 })
+])
+const Ms = (minimum: number, description: string): TSchema => Type.Optional(Type.Integer({ minimum, description }))
+const Hook = Type.Optional(Type.Function([Type.Any()], Type.Any()))
+
+/** The options' schema (validated once, at registration, by resolveOptions). */
+export const TokenStoreOptionsSchema = Type.Object({
+  encryptionKeys: Type.Union([KeyInput, Type.Array(KeyInput, { minItems: 1 })]),
+  backend: Type.Optional(Type.Union([Type.Literal('memory'), Type.Literal('redis')])),
+  redis: Type.Optional(Type.Object({}, { description: 'an ioredis Redis or Cluster client' })),
+  keyPrefix: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[^{}]*$' })),
+  refreshSkewMs: Ms(0, 'refresh when less than this remains'),
+  refreshTokenTtlMs: Ms(1, 'TTL of a token set with a refresh token'),
+  sessionTtlMs: Ms(1, 'session TTL when the cookie has no expiry'),
+  lockLeaseMs: Ms(100, 'refresh lock lease'),
+  lockWaitMs: Ms(0, 'maximum wait for another instance\'s refresh'),
+  redisCommandTimeoutMs: Ms(0, 'upper bound of one Redis command, 0 for none'),
+  hooks: Type.Optional(Type.Object({
+    onRefresh: Hook,
+    onRefreshFailed: Hook,
+    onRevoked: Hook
+  }, { additionalProperties: false }))
+}, { additionalProperties: false })
+
+const checker = TypeCompiler.Compile(TokenStoreOptionsSchema)
+
+/** Options Fastify's `register` may pass along that are not ours. */
+const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
+
+/**
+ * Validates the options once and returns a new, complete object (the caller's is never mutated).
+ * Throws TokenStoreOptionsError naming the bad option's path (`encryptionKeys[1]`, `hooks.onRefresh`, ...).
+ */
+export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TokenStoreOptionsError('(options)', 'must be an object')
+  }
+  const input: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(options)) {
+    if (!REGISTER_OPTIONS.has(key) && value !== undefined) input[key] = value
+  }
+  if (input.encryptionKeys === undefined) {
+    throw new TokenStoreOptionsError('encryptionKeys', 'is required (a 32-byte key, "base64:...", "hex:..." or a passphrase of >= 32 characters)')
+  }
+  // The key ring gives precise messages (which key, what is wrong) without echoing key material.
+  const keyRing = createKeyRing(input.encryptionKeys, 'encryptionKeys')
+  const first = checker.Errors(input).First()
+  if (first !== undefined) {
+    throw new TokenStoreOptionsError(toPath(first.path), first.message.toLowerCase())
+  }
+  const o = input as unknown as TokenStoreOptions
+  if (o.redis !== undefined && !isRedisClient(o.redis)) {
+    throw new TokenStoreOptionsError('redis', 'must be an ioredis client (Redis or Cluster)')
+  }
+  if (o.backend === 'memory' && o.redis !== undefined) {
+    throw new TokenStoreOptionsError('backend', '"memory" contradicts the given redis client: drop one of them')
+  }
+  return {
+    keyRing,
+    backend: o.backend ?? (o.redis !== undefined ? 'redis' : DEFAULT_BACKEND),
+    redis: o.redis,
+    keyPrefix: o.keyPrefix ?? DEFAULT_KEY_PREFIX,
+    refreshSkewMs: o.refreshSkewMs ?? DEFAULT_REFRESH_SKEW_MS,
+    refreshTokenTtlMs: o.refreshTokenTtlMs ?? DEFAULT_REFRESH_TOKEN_TTL_MS,
+    sessionTtlMs: o.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
+    lockLeaseMs: o.lockLeaseMs ?? DEFAULT_LOCK_LEASE_MS,
+    lockWaitMs: o.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
+    redisCommandTimeoutMs: o.redisCommandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+    hooks: Object.freeze({ ...o.hooks })
+  }
+}
+
+/** Duck-typing an ioredis client (token-store does not import ioredis at run time). */
+export function isRedisClient (value: unknown): value is RedisClient {
+  const v = value as { call?: unknown, duplicate?: unknown } | null
+  return typeof v === 'object' && v !== null && typeof v.call === 'function' && typeof v.duplicate === 'function'
+}
+
+/** JSON pointer (`/hooks/onRefresh`, `/encryptionKeys/1`) to an option path (`hooks.onRefresh`, `encryptionKeys[1]`). */
+function toPath (pointer: string): string {
+  let path = ''
+  for (const part of pointer.split('/').slice(1)) {
+    const name = part.replace(/~1/g, '/').replace(/~0/g, '~')
+    path += /^\d+$/.test(name) ? `[${name}]` : (path === '' ? name : '.' + name)
+  }
+  return path === '' ? '(options)' : path
+}

@@ -1,0 +1,259 @@
+import { createHash } from 'node:crypto'
+import type { Cluster, Redis } from 'ioredis'
+import type { FastifyBaseLogger } from 'fastify'
+import type { CompareAndSetResult, KVStore } from './kv-store.js'
+import { assertTtl } from './keys.js'
+import { StoreUnavailableError } from './errors.js'
+
+/** An ioredis client: a `Redis` or a `Cluster`. The store only uses `call()` and, for lock waiters, `duplicate()`. */
+export type RedisClient = Redis | Cluster
+
+/** What the store needs of a client (both ioredis classes have it); lets tests wrap a client. */
+interface RedisCaller {
+  call (command: string, args: Array<string | number>): Promise<unknown>
+  duplicate (): RedisSubscriber
+}
+
+interface RedisSubscriber {
+  subscribe (channel: string): Promise<unknown>
+  on (event: 'message', listener: (channel: string, message: string) => void): unknown
+  on (event: 'error', listener: (err: Error) => void): unknown
+  disconnect (): void
+}
+
+export interface RedisStoreOptions {
+  client: RedisClient
+  /** The pub/sub channel on which released locks are announced (KeyLayout.lockChannel). */
+  lockChannel: string
+  /**
+   * Upper bound for any one command, in ms (0: none). A client whose offline queue is on (ioredis' default)
+   * holds commands while Redis is down; this bound turns that into a StoreUnavailableError instead of a hang.
+   */
+  commandTimeoutMs: number
+  log?: FastifyBaseLogger
+}
+
+/** Releases the lock if ARGV[1] owns it, and announces it on ARGV[2]. PUBLISH is key-less, so fine in a Cluster. */
+const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], KEYS[1])
+  return 1
+end
+return 0`
+
+const EXTEND = `if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0`
+
+/** 1: replaced, 0: missing, -1: holds another value. */
+const COMPARE_AND_SET = `local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+if current ~= ARGV[1] then return -1 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`
+
+interface Script { source: string, sha: string }
+function script (source: string): Script {
+  return { source, sha: createHash('sha1').update(source).digest('hex') }
+}
+const SCRIPTS = {
+  unlock: script(UNLOCK),
+  extend: script(EXTEND),
+  compareAndSet: script(COMPARE_AND_SET)
+} as const
+
+/**
+ * The Redis KV store (Redis >= 6.2 for GETDEL). Every command goes through `#call`, which bounds it by
+ * `commandTimeoutMs` and turns any failure into StoreUnavailableError with a sanitised cause (ioredis attaches
+ * the command's arguments to its errors: keys carry session ids, so they are dropped).
+ *
+ * Lock waiters subscribe (on a lazily created `duplicate()` connection, closed by `close()`) to the channel on
+ * which `unlock` publishes; as a safety net they also re-check after the lease's remaining time, and callers poll
+ * with backoff, so a lost message or a crashed lock holder only costs time.
+ */
+export class RedisStore implements KVStore {
+  readonly #client: RedisCaller
+  readonly #channel: string
+  readonly #timeoutMs: number
+  readonly #log: FastifyBaseLogger | undefined
+  readonly #waiters = new Map<string, Set<() => void>>()
+  #subscriber: RedisSubscriber | undefined
+  #subscribed: Promise<boolean> | undefined
+  #closed = false
+
+  constructor (options: RedisStoreOptions) {
+    this.#client = options.client as unknown as RedisCaller
+    this.#channel = options.lockChannel
+    this.#timeoutMs = options.commandTimeoutMs
+    this.#log = options.log
+  }
+
+  async get (key: string): Promise<string | null> {
+    return await this.#call('GET', [key]) as string | null
+  }
+
+  async getMany (keys: readonly string[]): Promise<Array<string | null>> {
+    return await this.#call('MGET', [...keys]) as Array<string | null>
+  }
+
+  async set (key: string, value: string, ttlMs: number): Promise<void> {
+    assertTtl(ttlMs)
+    await this.#call('SET', [key, value, 'PX', ttlMs])
+  }
+
+  async replace (key: string, value: string, ttlMs: number): Promise<boolean> {
+    assertTtl(ttlMs)
+    return await this.#call('SET', [key, value, 'PX', ttlMs, 'XX']) === 'OK'
+  }
+
+  async compareAndSet (key: string, expected: string, value: string, ttlMs: number): Promise<CompareAndSetResult> {
+    assertTtl(ttlMs)
+    const result = await this.#eval(SCRIPTS.compareAndSet, key, [expected, value, ttlMs])
+    return result === 1 ? 'ok' : result === 0 ? 'missing' : 'changed'
+  }
+
+  async delete (keys: string | readonly string[]): Promise<void> {
+    const list = typeof keys === 'string' ? [keys] : [...keys]
+    if (list.length > 0) await this.#call('DEL', list)
+  }
+
+  async take (key: string): Promise<string | null> {
+    return await this.#call('GETDEL', [key]) as string | null
+  }
+
+  async lock (key: string, owner: string, leaseMs: number): Promise<boolean> {
+    assertTtl(leaseMs, 'leaseMs')
+    return await this.#call('SET', [key, owner, 'PX', leaseMs, 'NX']) === 'OK'
+  }
+
+  async unlock (key: string, owner: string): Promise<boolean> {
+    return await this.#eval(SCRIPTS.unlock, key, [owner, this.#channel]) === 1
+  }
+
+  async extendLock (key: string, owner: string, leaseMs: number): Promise<boolean> {
+    assertTtl(leaseMs, 'leaseMs')
+    return await this.#eval(SCRIPTS.extend, key, [owner, leaseMs]) === 1
+  }
+
+  async waitForUnlock (key: string, timeoutMs: number): Promise<void> {
+    let wake!: () => void
+    const woken = new Promise<void>(resolve => { wake = resolve })
+    let waiters = this.#waiters.get(key)
+    if (waiters === undefined) {
+      waiters = new Set()
+      this.#waiters.set(key, waiters)
+    }
+    waiters.add(wake)
+    let timer: NodeJS.Timeout | undefined
+    try {
+      // Subscribe first, then look: a release between the two is seen by PTTL, one after it by the message.
+      await this.#subscribe()
+      const pttl = await this.#call('PTTL', [key]) as number
+      if (pttl === -2) return // already released
+      const wait = pttl > 0 ? Math.min(timeoutMs, pttl) : timeoutMs
+      await Promise.race([woken, new Promise<void>(resolve => { timer = setTimeout(resolve, Math.max(0, wait)) })])
+    } finally {
+      clearTimeout(timer)
+      const set = this.#waiters.get(key)
+      if (set !== undefined) {
+        set.delete(wake)
+        if (set.size === 0) this.#waiters.delete(key)
+      }
+    }
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    for (const set of this.#waiters.values()) for (const wake of set) wake()
+    this.#waiters.clear()
+    const subscriber = this.#subscriber
+    this.#subscriber = undefined
+    this.#subscribed = undefined
+    subscriber?.disconnect()
+  }
+
+  /** Resolves true once subscribed; false when it could not (waiters then rely on polling). Never rejects. */
+  #subscribe (): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false)
+    if (this.#subscribed !== undefined) return this.#subscribed
+    if (this.#subscriber === undefined) {
+      const subscriber = this.#client.duplicate()
+      subscriber.on('error', (err: Error) => {
+        this.#log?.debug({ err: sanitize(err) }, 'token-store: lock subscriber connection error')
+      })
+      subscriber.on('message', (channel: string, key: string) => {
+        if (channel === this.#channel) this.#wake(key)
+      })
+      this.#subscriber = subscriber
+    }
+    const subscriber = this.#subscriber
+    const attempt = this.#bounded(subscriber.subscribe(this.#channel), 'SUBSCRIBE').then(() => true, (err: unknown) => {
+      this.#log?.warn({ err }, 'token-store: cannot subscribe to lock releases; falling back to polling')
+      if (this.#subscribed === attempt) this.#subscribed = undefined // try again next time
+      return false
+    })
+    this.#subscribed = attempt
+    return attempt
+  }
+
+  #wake (key: string): void {
+    const waiters = this.#waiters.get(key)
+    if (waiters === undefined) return
+    this.#waiters.delete(key)
+    for (const wake of waiters) wake()
+  }
+
+  async #eval (s: Script, key: string, args: Array<string | number>): Promise<unknown> {
+    try {
+      return await this.#call('EVALSHA', [s.sha, 1, key, ...args])
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError) || !isNoScript(err.cause)) throw err
+      return await this.#call('EVAL', [s.source, 1, key, ...args])
+    }
+  }
+
+  #call (command: string, args: Array<string | number>): Promise<unknown> {
+    let pending: Promise<unknown>
+    try {
+      pending = this.#client.call(command, args)
+    } catch (err) {
+      return Promise.reject(new StoreUnavailableError({ cause: sanitize(err) }))
+    }
+    return this.#bounded(pending, command)
+  }
+
+  #bounded<T> (pending: Promise<T>, command: string): Promise<T> {
+    const ms = this.#timeoutMs
+    return new Promise<T>((resolve, reject) => {
+      const timer = ms > 0
+        ? setTimeout(() => reject(new StoreUnavailableError({ cause: new Error(`Redis ${command} did not answer within ${ms} ms`) })), ms)
+        : undefined
+      pending.then(value => {
+        clearTimeout(timer)
+        resolve(value)
+      }, (err: unknown) => {
+        clearTimeout(timer)
+        reject(new StoreUnavailableError({ cause: sanitize(err) }))
+      })
+    })
+  }
+}
+
+function isNoScript (err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('NOSCRIPT')
+}
+
+/**
+ * A copy of a Redis error without the `command` (name and arguments) ioredis attaches: the arguments hold keys
+ * with session ids and sealed values, which must never reach a log.
+ */
+function sanitize (err: unknown): Error {
+  if (!(err instanceof Error)) return new Error(String(err))
+  const copy = new Error(err.message)
+  copy.name = err.name
+  const code = (err as { code?: unknown }).code
+  if (code !== undefined) (copy as Error & { code?: unknown }).code = code
+  copy.stack = err.stack
+  return copy
+}

@@ -1,0 +1,63 @@
+import { Type } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+
+/** A token set as the token store keeps it (provider-agnostic). */
+export interface TokenSet {
+  accessToken: string
+  refreshToken?: string
+  /** 'Bearer' */
+  tokenType: string
+  /** Epoch ms when the access token expires. */
+  expiresAt: number
+  /** Scopes actually granted. */
+  scope: string[]
+  /** Epoch ms when the set was obtained. */
+  obtainedAt: number
+}
+
+/**
+ * Provider call that trades a refresh token for a new set. Throw `RefreshRejectedError` when the provider refused
+ * the grant for good (invalid_grant / invalid_client); any other throw is transient. A result without
+ * `refreshToken` means "keep the old one". It must settle: give it a timeout.
+ */
+export type Refresher = (refreshToken: string) => Promise<TokenSet>
+
+export interface GetFreshOptions {
+  /** Refresh even if not inside the skew window (used after a provider 401). */
+  force?: boolean
+  /**
+   * With force: the access token that got the 401. After taking the lock, if the stored access token differs
+   * from this one, another request already refreshed: the stored set is used. Without it, `force` compares with
+   * the access token that was stored when the call started.
+   */
+  staleAccessToken?: string
+}
+
+/** The run-time check of a token set (extra properties are allowed and kept). */
+export const TokenSetSchema = Type.Object({
+  accessToken: Type.String({ minLength: 1 }),
+  refreshToken: Type.Optional(Type.String()),
+  tokenType: Type.String({ minLength: 1 }),
+  expiresAt: Type.Number(),
+  scope: Type.Array(Type.String()),
+  obtainedAt: Type.Number()
+})
+
+const checker = TypeCompiler.Compile(TokenSetSchema)
+
+export function isTokenSet (value: unknown): value is TokenSet {
+  return checker.Check(value)
+}
+
+/** The first problem with a would-be token set, as `path: message` (no values), or undefined when valid. */
+export function tokenSetProblem (value: unknown): string | undefined {
+  const first = checker.Errors(value).First()
+  return first === undefined ? undefined : `${first.path === '' ? '(set)' : first.path}: ${first.message}`
+}
+
+/** A copy without an empty refresh token (an empty string is treated as "none"). */
+export function normalizeTokenSet (set: TokenSet): TokenSet {
+  if (set.refreshToken !== undefined && set.refreshToken !== '') return { ...set }
+  const { refreshToken: _omit, ...rest } = set
+  return rest
+}
