@@ -1,0 +1,88 @@
+import t from 'tap'
+import type { Redis } from 'ioredis'
+import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
+import { tokenSet } from '../helpers/token-store.js'
+import type { T } from '../helpers/token-store.js'
+import { fp, sessionApp, sessionCookie } from '../helpers/token-store-session-app.js'
+
+/**
+ * Issue 5: a steady-state request (session cookie -> token set -> upstream) costs at most ONE Redis round trip.
+ * Every command the app's client sends is recorded by wrapping its sendCommand (ioredis routes every command,
+ * `call()` included, through it); the app gets a connection of its own, so nothing else is counted.
+ */
+async function countingApp (t: T): Promise<{ app: Awaited<ReturnType<typeof sessionApp>>, commands: string[] } | undefined> {
+  const admin = await connectRedis(t)
+  if (admin === undefined) return undefined
+  const prefix = uniquePrefix('hot')
+  cleanupPrefix(t, admin, prefix)
+  const client = await connectRedis(t) as Redis
+  const commands: string[] = []
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+    commands.push(command.name.toUpperCase())
+    return (send as (...args: unknown[]) => unknown)(command, ...rest)
+  }) as typeof client.sendCommand
+  const app = await sessionApp(t, { redis: client, keyPrefix: prefix })
+  return { app, commands }
+}
+
+t.test('a steady-state request costs one Redis command (MGET of session + token set)', async t => {
+  const setup = await countingApp(t)
+  if (setup === undefined) return
+  const { app, commands } = setup
+  const set = tokenSet()
+  const cookie = sessionCookie(await app.inject({ method: 'POST', url: '/login', payload: { user: 'alice', set } }))
+  t.ok(commands.length > 0, 'the counter sees the login\'s commands')
+
+  for (const url of ['/me', '/fresh', '/me']) {
+    commands.length = 0
+    const res = await app.inject({ url, headers: { cookie } })
+    t.equal(res.statusCode, 200)
+    t.equal(res.json().token, fp(set.accessToken))
+    t.same(commands, ['MGET'], `${url}: one round trip`)
+  }
+  t.same(app.refreshCalls, [], 'fresh set: no refresh')
+})
+
+t.test('without a cookie: one GET (a new session was not loaded, so nothing was prefetched)', async t => {
+  const setup = await countingApp(t)
+  if (setup === undefined) return
+  const { app, commands } = setup
+  const res = await app.inject({ url: '/me' })
+  t.same(res.json(), { user: null, token: null })
+  t.same(commands, ['GET'])
+  const visit = await app.inject({ method: 'POST', url: '/visit' })
+  const cookie = sessionCookie(visit)
+  commands.length = 0
+  const me = await app.inject({ url: '/me', headers: { cookie } })
+  t.same(me.json(), { user: null, token: null }, 'a session without tokens')
+  t.same(commands, ['MGET'], 'the prefetch also answers "no token set"')
+})
+
+t.test('reads after a save in the same request go to the store and see the new set', async t => {
+  const setup = await countingApp(t)
+  if (setup === undefined) return
+  const { app, commands } = setup
+  const first = tokenSet()
+  const cookie = sessionCookie(await app.inject({ method: 'POST', url: '/login', payload: { user: 'bob', set: first } }))
+  const second = tokenSet()
+  commands.length = 0
+  const res = await app.inject({ method: 'POST', url: '/rotate', headers: { cookie }, payload: { set: second } })
+  t.same(res.json(), { before: fp(first.accessToken), after: fp(second.accessToken), fresh: fp(second.accessToken) })
+  t.same(commands, ['MGET', 'SET', 'GET', 'GET'], 'prefetch, save, then reads from the store')
+})
+
+t.test('an expired set: the refresh path (lock, re-read, compare-and-set, unlock)', async t => {
+  const setup = await countingApp(t)
+  if (setup === undefined) return
+  const { app, commands } = setup
+  const expired = tokenSet({ expiresInMs: -60_000 })
+  const cookie = sessionCookie(await app.inject({ method: 'POST', url: '/login', payload: { user: 'carl', set: expired } }))
+  commands.length = 0
+  const res = await app.inject({ url: '/fresh', headers: { cookie } })
+  t.equal(res.statusCode, 200)
+  t.equal(app.refreshCalls.length, 1)
+  // EVAL follows an EVALSHA only when Redis did not know the script yet (NOSCRIPT).
+  t.same(commands.filter(c => c !== 'EVAL'), ['MGET', 'SET', 'GET', 'EVALSHA', 'EVALSHA'],
+    'prefetch, lock (SET NX PX), re-read under the lock, compare-and-set, unlock + publish')
+})

@@ -1,0 +1,210 @@
+import t from 'tap'
+import { MemoryStore, RedisStore, KeyLayout } from '@fastify-aihubmix/token-store'
+import type { KVStore } from '@fastify-aihubmix/token-store'
+import type { Redis } from 'ioredis'
+import { cleanupPrefix, connectRedis, scanKeys, uniquePrefix } from '../helpers/redis.js'
+import { sleep } from '../helpers/token-store.js'
+import type { T } from '../helpers/token-store.js'
+
+/**
+ * The KV contract, run against both implementations. `make()` gives a store; for Redis every call makes a store
+ * on its OWN connection, so "two stores" are two instances racing through Redis.
+ */
+interface Harness {
+  prefix: string
+  make: () => Promise<KVStore>
+  /** Remaining TTL of a key in ms (-2 absent). */
+  pttl: (store: KVStore, key: string) => Promise<number>
+  /** Every key the test created under its prefix. */
+  keys: (store: KVStore) => Promise<string[]>
+}
+
+function contract (title: string, fn: (t: T, h: Harness) => Promise<void>): void {
+  t.test(`${title} [memory]`, async t => {
+    const prefix = uniquePrefix('kv')
+    const shared = new MemoryStore()
+    t.teardown(() => shared.close())
+    // In one process "two instances" share the map: that is what the memory backend is.
+    await fn(t, {
+      prefix,
+      make: async () => shared,
+      pttl: async (_store, key) => shared.pttl(key),
+      keys: async () => shared.keys().filter(key => key.startsWith(prefix))
+    })
+  })
+  t.test(`${title} [redis]`, async t => {
+    const admin = await connectRedis(t)
+    if (admin === undefined) return
+    const prefix = uniquePrefix('kv')
+    cleanupPrefix(t, admin, prefix)
+    const layout = new KeyLayout(prefix)
+    await fn(t, {
+      prefix,
+      make: async () => {
+        const client = await connectRedis(t) as Redis
+        const store = new RedisStore({ client, lockChannel: layout.lockChannel, commandTimeoutMs: 5000 })
+        t.teardown(() => store.close())
+        return store
+      },
+      pttl: async (_store, key) => await admin.pttl(key),
+      keys: async () => await scanKeys(admin, prefix)
+    })
+  })
+}
+
+contract('get/set/delete with a TTL on every key', async (t, h) => {
+  const kv = await h.make()
+  const a = h.prefix + 'a'
+  const b = h.prefix + 'b'
+  t.equal(await kv.get(a), null)
+  await kv.set(a, 'one', 60_000)
+  await kv.set(b, 'two', 60_000)
+  t.equal(await kv.get(a), 'one')
+  t.same(await kv.getMany([a, b, h.prefix + 'missing']), ['one', 'two', null])
+  const ttl = await h.pttl(kv, a)
+  t.ok(ttl > 0 && ttl <= 60_000, 'the key has the TTL it was given')
+  await kv.set(a, 'uno', 60_000)
+  t.equal(await kv.get(a), 'uno', 'set overwrites')
+  await kv.delete([a, b])
+  t.same(await kv.getMany([a, b]), [null, null])
+  await kv.delete(h.prefix + 'never-existed')
+  await t.rejects(kv.set(a, 'x', 0), { code: 'FST_AIHUBMIX_TOKEN_STORE_ARGUMENT' }, 'a TTL is required')
+  await t.rejects(kv.set(a, 'x', 1.5), { code: 'FST_AIHUBMIX_TOKEN_STORE_ARGUMENT' })
+  t.equal(await kv.get(a), null, 'nothing written without a valid TTL')
+})
+
+contract('a key expires after its TTL', async (t, h) => {
+  const kv = await h.make()
+  const k = h.prefix + 'short'
+  await kv.set(k, 'v', 30)
+  await sleep(80)
+  t.equal(await kv.get(k), null)
+  t.equal(await kv.take(k), null)
+})
+
+contract('replace only writes an existing key (SET XX)', async (t, h) => {
+  const kv = await h.make()
+  const k = h.prefix + 'r'
+  t.equal(await kv.replace(k, 'new', 60_000), false, 'missing: not replaced')
+  t.equal(await kv.get(k), null, 'and not created')
+  await kv.set(k, 'old', 60_000)
+  t.equal(await kv.replace(k, 'new', 60_000), true)
+  t.equal(await kv.get(k), 'new')
+  t.ok(await h.pttl(kv, k) > 0)
+})
+
+contract('compareAndSet writes only over the expected value', async (t, h) => {
+  const kv = await h.make()
+  const k = h.prefix + 'cas'
+  t.equal(await kv.compareAndSet(k, 'v1', 'v2', 60_000), 'missing')
+  t.equal(await kv.get(k), null, 'missing stays missing')
+  await kv.set(k, 'v1', 60_000)
+  t.equal(await kv.compareAndSet(k, 'other', 'v2', 60_000), 'changed')
+  t.equal(await kv.get(k), 'v1', 'changed: untouched')
+  t.equal(await kv.compareAndSet(k, 'v1', 'v2', 60_000), 'ok')
+  t.equal(await kv.get(k), 'v2')
+  t.ok(await h.pttl(kv, k) > 0, 'with a TTL')
+})
+
+contract('take: of many concurrent takers on two instances, exactly one gets the value', async (t, h) => {
+  const one = await h.make()
+  const two = await h.make()
+  for (let round = 0; round < 10; round++) {
+    const k = `${h.prefix}take:${round}`
+    await one.set(k, `value-${round}`, 60_000)
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 === 0 ? one : two).take(k)))
+    const winners = results.filter(r => r !== null)
+    t.same(winners, [`value-${round}`], `round ${round}: one winner`)
+  }
+  t.equal(await one.take(h.prefix + 'take:0'), null, 'taken means gone')
+})
+
+contract('locks: only the owner releases or extends; a lease expires', async (t, h) => {
+  const a = await h.make()
+  const b = await h.make()
+  const k = h.prefix + 'lock'
+  t.equal(await a.lock(k, 'owner-a', 60_000), true)
+  t.equal(await b.lock(k, 'owner-b', 60_000), false, 'taken')
+  t.equal(await a.lock(k, 'owner-a', 60_000), false, 'not re-entrant')
+  t.equal(await b.unlock(k, 'owner-b'), false, 'a non-owner cannot release')
+  t.equal(await b.extendLock(k, 'owner-b', 60_000), false, 'a non-owner cannot extend')
+  t.equal(await b.lock(k, 'owner-b', 60_000), false, 'still held')
+  t.ok(await h.pttl(a, k) > 0, 'a lock has a TTL')
+  t.equal(await a.extendLock(k, 'owner-a', 120_000), true)
+  t.ok(await h.pttl(a, k) > 60_000, 'extended')
+  t.equal(await a.unlock(k, 'owner-a'), true)
+  t.equal(await a.unlock(k, 'owner-a'), false, 'released once')
+  t.equal(await b.lock(k, 'owner-b', 50), true, 'free again')
+  await sleep(120)
+  t.equal(await a.lock(k, 'owner-a', 60_000), true, 'an expired lease frees the lock')
+  t.equal(await b.unlock(k, 'owner-b'), false, 'the previous owner cannot release the new owner\'s lock')
+  t.equal(await a.unlock(k, 'owner-a'), true)
+})
+
+/** Resolves to 'woken', or 'timeout' after 10 s (a generous bound: a missed wake-up shows as 'timeout'). */
+function within10s (p: Promise<void>): Promise<'woken' | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined
+  return Promise.race([
+    p.then(() => 'woken' as const),
+    new Promise<'timeout'>(resolve => { timer = setTimeout(() => resolve('timeout'), 10_000) })
+  ]).finally(() => clearTimeout(timer))
+}
+
+contract('waitForUnlock: woken by another instance\'s unlock', async (t, h) => {
+  const holder = await h.make()
+  const waiter = await h.make()
+  const k = h.prefix + 'wait'
+  t.equal(await waiter.waitForUnlock(k, 60_000), undefined, 'not locked: returns at once')
+  await holder.lock(k, 'holder', 60_000)
+  const waiting = waiter.waitForUnlock(k, 60_000)
+  await sleep(50) // let the waiter subscribe and look
+  await holder.unlock(k, 'holder')
+  t.equal(await within10s(waiting), 'woken')
+})
+
+contract('waitForUnlock: woken when the lease expires without unlock (crashed holder)', async (t, h) => {
+  const holder = await h.make()
+  const waiter = await h.make()
+  const k = h.prefix + 'crash'
+  await holder.lock(k, 'holder', 300)
+  t.equal(await within10s(waiter.waitForUnlock(k, 60_000)), 'woken')
+  t.equal(await waiter.lock(k, 'waiter', 60_000), true, 'and the lock is free')
+})
+
+contract('waitForUnlock: returns after timeoutMs while the lock is held', async (t, h) => {
+  const holder = await h.make()
+  const waiter = await h.make()
+  const k = h.prefix + 'held'
+  await holder.lock(k, 'holder', 60_000)
+  t.equal(await within10s(waiter.waitForUnlock(k, 100)), 'woken')
+  t.equal(await waiter.lock(k, 'waiter', 60_000), false, 'still held')
+})
+
+contract('every key the stores write has a TTL', async (t, h) => {
+  const kv = await h.make()
+  await kv.set(h.prefix + 's', 'v', 60_000)
+  await kv.set(h.prefix + 'x', 'v', 60_000)
+  await kv.replace(h.prefix + 'x', 'w', 60_000)
+  await kv.compareAndSet(h.prefix + 'x', 'w', 'z', 60_000)
+  await kv.lock(h.prefix + 'l', 'o', 60_000)
+  await kv.extendLock(h.prefix + 'l', 'o', 60_000)
+  const keys = await h.keys(kv)
+  for (const key of keys) t.ok(await h.pttl(kv, key) > 0, `${key.slice(h.prefix.length)} has a TTL`)
+  t.same(keys.map(key => key.slice(h.prefix.length)).sort(), ['l', 's', 'x'], 'the keys written')
+})
+
+t.test('RedisStore.close() closes its subscriber, never the client it was given', async t => {
+  const client = await connectRedis(t)
+  if (client === undefined) return
+  const prefix = uniquePrefix('kv')
+  cleanupPrefix(t, client, prefix)
+  const store = new RedisStore({ client, lockChannel: prefix + 'lock-released', commandTimeoutMs: 5000 })
+  await store.lock(prefix + 'l', 'o', 50)
+  await store.waitForUnlock(prefix + 'l', 1000) // creates the subscriber
+  const before = (await client.client('LIST') as string).split('\n').filter(line => line.includes('cmd=subscribe') || line.includes('sub=1')).length
+  await store.close()
+  await sleep(50)
+  const after = (await client.client('LIST') as string).split('\n').filter(line => line.includes('cmd=subscribe') || line.includes('sub=1')).length
+  t.ok(before > after, 'the subscriber connection is gone')
+  t.equal(await client.ping(), 'PONG', 'the given client still works')
+})

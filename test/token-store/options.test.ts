@@ -1,0 +1,140 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import {
+  resolveOptions,
+  tokenStore,
+  DEFAULT_BACKEND,
+  DEFAULT_KEY_PREFIX,
+  DEFAULT_REFRESH_SKEW_MS,
+  DEFAULT_REFRESH_TOKEN_TTL_MS,
+  DEFAULT_SESSION_TTL_MS,
+  DEFAULT_LOCK_LEASE_MS,
+  DEFAULT_LOCK_WAIT_MS,
+  DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+  TokenStoreOptionsError
+} from '@fastify-aihubmix/token-store'
+import { cleanupPrefix, connectRedis, scanKeys, uniquePrefix } from '../helpers/redis.js'
+import { KEY_A, sid, tokenSet } from '../helpers/token-store.js'
+
+t.test('defaults', async t => {
+  const o = resolveOptions({ encryptionKeys: KEY_A })
+  t.equal(o.backend, DEFAULT_BACKEND)
+  t.equal(o.backend, 'memory')
+  t.equal(o.redis, undefined)
+  t.equal(o.keyPrefix, DEFAULT_KEY_PREFIX)
+  t.equal(o.keyPrefix, 'aihubmix:')
+  t.equal(o.refreshSkewMs, DEFAULT_REFRESH_SKEW_MS)
+  t.equal(o.refreshSkewMs, 5 * 60_000)
+  t.equal(o.refreshTokenTtlMs, DEFAULT_REFRESH_TOKEN_TTL_MS)
+  t.equal(o.refreshTokenTtlMs, 30 * 24 * 3600_000)
+  t.equal(o.sessionTtlMs, DEFAULT_SESSION_TTL_MS)
+  t.equal(o.sessionTtlMs, 24 * 3600_000)
+  t.equal(o.lockLeaseMs, DEFAULT_LOCK_LEASE_MS)
+  t.equal(o.lockLeaseMs, 30_000)
+  t.equal(o.lockWaitMs, DEFAULT_LOCK_WAIT_MS)
+  t.equal(o.lockWaitMs, 35_000)
+  t.equal(o.redisCommandTimeoutMs, DEFAULT_REDIS_COMMAND_TIMEOUT_MS)
+  t.same(o.hooks, {})
+  t.ok(o.lockWaitMs > o.lockLeaseMs, 'waiters outlast a crashed holder\'s lease')
+})
+
+t.test('a redis client selects the redis backend', async t => {
+  const fakeClient = { call: async () => null, duplicate: () => ({}) }
+  const o = resolveOptions({ encryptionKeys: KEY_A, redis: fakeClient })
+  t.equal(o.backend, 'redis')
+  t.equal(o.redis, fakeClient)
+})
+
+t.test('resolveOptions returns a new object and never mutates the caller\'s', async t => {
+  const hooks = Object.freeze({ onRefresh: () => {} })
+  const input = Object.freeze({ encryptionKeys: Object.freeze([KEY_A]), refreshSkewMs: 1000, hooks })
+  const o = resolveOptions(input)
+  t.not(o as unknown, input)
+  t.not(o.hooks, hooks)
+  t.equal(o.hooks.onRefresh, hooks.onRefresh)
+  t.equal(o.refreshSkewMs, 1000)
+  t.same(Object.keys(input), ['encryptionKeys', 'refreshSkewMs', 'hooks'])
+})
+
+t.test('bad options: an error that names the option path', async t => {
+  const cases: Array<[Record<string, unknown> | unknown, string]> = [
+    [undefined, '(options)'],
+    [{}, 'encryptionKeys'],
+    [{ encryptionKeys: 'short' }, 'encryptionKeys'],
+    [{ encryptionKeys: [KEY_A, Buffer.alloc(31)] }, 'encryptionKeys[1]'],
+    [{ encryptionKeys: KEY_A, refreshSkewMs: -1 }, 'refreshSkewMs'],
+    [{ encryptionKeys: KEY_A, refreshSkewMs: 1.5 }, 'refreshSkewMs'],
+    [{ encryptionKeys: KEY_A, refreshTokenTtlMs: 0 }, 'refreshTokenTtlMs'],
+    [{ encryptionKeys: KEY_A, sessionTtlMs: '1d' }, 'sessionTtlMs'],
+    [{ encryptionKeys: KEY_A, lockLeaseMs: 10 }, 'lockLeaseMs'],
+    [{ encryptionKeys: KEY_A, lockWaitMs: -5 }, 'lockWaitMs'],
+    [{ encryptionKeys: KEY_A, redisCommandTimeoutMs: -1 }, 'redisCommandTimeoutMs'],
+    [{ encryptionKeys: KEY_A, keyPrefix: '' }, 'keyPrefix'],
+    [{ encryptionKeys: KEY_A, keyPrefix: 'app{1}:' }, 'keyPrefix'],
+    [{ encryptionKeys: KEY_A, backend: 'postgres' }, 'backend'],
+    [{ encryptionKeys: KEY_A, hooks: { onRefresh: 'log it' } }, 'hooks.onRefresh'],
+    [{ encryptionKeys: KEY_A, hooks: { onLogin: () => {} } }, 'hooks.onLogin'],
+    [{ encryptionKeys: KEY_A, refreshSkew: 1000 }, 'refreshSkew'],
+    [{ encryptionKeys: KEY_A, redis: 'redis://localhost' }, 'redis'],
+    [{ encryptionKeys: KEY_A, redis: { get: () => {} } }, 'redis'],
+    [{ encryptionKeys: KEY_A, backend: 'memory', redis: { call: () => {}, duplicate: () => {} } }, 'backend']
+  ]
+  for (const [input, path] of cases) {
+    let thrown: unknown
+    try {
+      resolveOptions(input)
+    } catch (err) {
+      thrown = err
+    }
+    t.ok(thrown instanceof TokenStoreOptionsError, `${JSON.stringify(input) ?? 'undefined'} rejected`)
+    t.match(thrown, {
+      code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS',
+      message: `Invalid token-store option "${path}": `
+    }, `names ${path}`)
+  }
+})
+
+t.test('the plugin fails registration with the same error', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.register(tokenStore, { encryptionKeys: KEY_A, refreshSkewMs: -1 })
+  await t.rejects(async () => { await app.ready() }, {
+    code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS',
+    message: /"refreshSkewMs"/
+  })
+})
+
+t.test('register options of Fastify itself are not mistaken for ours', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(tokenStore, { encryptionKeys: KEY_A, logLevel: 'warn', prefix: '/x' } as Parameters<typeof tokenStore>[1])
+  await app.ready()
+  t.ok(app.hasDecorator('tokenStore'))
+})
+
+t.test('backend "redis" without a client and without @fastify/redis fails at registration', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.register(tokenStore, { encryptionKeys: KEY_A, backend: 'redis' })
+  await t.rejects(async () => { await app.ready() }, {
+    code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS',
+    message: /"redis".*@fastify\/redis registered before this plugin/
+  })
+})
+
+t.test('backend "redis" uses fastify.redis (as @fastify/redis decorates it)', async t => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const prefix = uniquePrefix('opt')
+  cleanupPrefix(t, redis, prefix)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.decorate('redis', redis as never) // as @fastify/redis does
+  await app.register(tokenStore, { encryptionKeys: KEY_A, backend: 'redis', keyPrefix: prefix })
+  await app.ready()
+  const id = sid()
+  await app.tokenStore.save(id, tokenSet())
+  t.same(await scanKeys(redis, prefix), [`${prefix}{${id}}:tok`], 'written to the decorated client, with the key layout')
+  await app.close()
+  t.equal(await redis.ping(), 'PONG', 'closing the app leaves the client it did not create open')
+})

@@ -1,0 +1,152 @@
+import t from 'tap'
+import type { RefreshEvent, TokenSet } from '@fastify-aihubmix/token-store'
+import { buildApp, countingRefresher, deferred, forEachBackend, kvOf, sid, sleep, tokenSet } from '../helpers/token-store.js'
+
+const MINUTE = 60_000
+
+forEachBackend(t, 'a fresh set is returned as is: no refresh', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  const id = sid()
+  const set = tokenSet({ expiresInMs: 60 * MINUTE })
+  await app.tokenStore.save(id, set)
+  const r = countingRefresher()
+  t.same(await app.tokenStore.getFresh(id, r.refresh), set)
+  t.same(r.calls, [], 'refresher not called')
+})
+
+forEachBackend(t, 'no set: UnauthenticatedError, no refresh', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  const r = countingRefresher()
+  await t.rejects(app.tokenStore.getFresh(sid(), r.refresh), { code: 'FST_AIHUBMIX_UNAUTHENTICATED', statusCode: 401 })
+  t.same(r.calls, [])
+})
+
+forEachBackend(t, 'inside the skew window: refreshed once, the rotated set saved before resolving', async (t, backend) => {
+  const events: RefreshEvent[] = []
+  const app = await buildApp(t, { ...backend.options, hooks: { onRefresh: e => { events.push(e) } } })
+  const id = sid()
+  const old = tokenSet({ expiresInMs: 2 * MINUTE }) // default skew: 5 minutes
+  await app.tokenStore.save(id, old)
+  const next = tokenSet()
+  const r = countingRefresher({ answer: () => next })
+  const kv = kvOf(app.tokenStore)
+  // Read the store in the same tick the caller gets its set: the new set must already be there.
+  const storedAtResolution = await app.tokenStore.getFresh(id, r.refresh).then(async set => ({ set, sealed: kv.get(`${backend.prefix}{${id}}:tok`) }))
+  t.same(storedAtResolution.set, next)
+  t.same(r.calls, [old.refreshToken], 'called once, with the stored refresh token')
+  t.same(await app.tokenStore.get(id), next, 'saved')
+  t.not(await storedAtResolution.sealed, null)
+  t.same(await app.tokenStore.getFresh(id, r.refresh), next, 'now fresh')
+  t.equal(r.calls.length, 1, 'no second refresh')
+  t.equal(events.length, 1, 'onRefresh once')
+  t.match(events[0], { sid: id, set: next })
+})
+
+forEachBackend(t, '50 concurrent callers on an expired set: one refresh, all get the new set', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  const id = sid()
+  const old = tokenSet({ expiresInMs: -MINUTE })
+  await app.tokenStore.save(id, old)
+  const next = tokenSet()
+  const r = countingRefresher({ answer: () => next, before: () => sleep(20) })
+  const results = await Promise.all(Array.from({ length: 50 }, () => app.tokenStore.getFresh(id, r.refresh)))
+  t.equal(r.calls.length, 1, 'the refresher ran once')
+  t.equal(new Set(results.map(s => s.accessToken)).size, 1, 'everyone got the same access token')
+  t.equal(results[0]?.accessToken, next.accessToken)
+  t.same(await app.tokenStore.get(id), next)
+})
+
+forEachBackend(t, 'a slow refresh (1.5 s) is shared by every caller that arrives while it runs', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  const id = sid()
+  await app.tokenStore.save(id, tokenSet({ expiresInMs: -MINUTE }))
+  const started = deferred()
+  const next = tokenSet()
+  const r = countingRefresher({
+    answer: () => next,
+    before: async () => {
+      started.resolve()
+      await sleep(1500)
+    }
+  })
+  const first = Array.from({ length: 10 }, () => app.tokenStore.getFresh(id, r.refresh))
+  await started.promise
+  await sleep(500) // well inside the refresh
+  const late = Array.from({ length: 10 }, () => app.tokenStore.getFresh(id, r.refresh))
+  const results = await Promise.all([...first, ...late])
+  t.equal(r.calls.length, 1, 'one refresh for early and late callers')
+  t.ok(results.every(s => s.accessToken === next.accessToken), 'all 20 got the new token')
+})
+
+forEachBackend(t, 'force + staleAccessToken: refresh once per stale token', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  const id = sid()
+  const x = tokenSet({ expiresInMs: 60 * MINUTE }) // fresh, but the provider answered 401 with it
+  await app.tokenStore.save(id, x)
+  const y = tokenSet()
+  const r = countingRefresher({ answer: () => y, before: () => sleep(20) })
+  const results = await Promise.all(Array.from({ length: 10 }, () =>
+    app.tokenStore.getFresh(id, r.refresh, { force: true, staleAccessToken: x.accessToken })))
+  t.equal(r.calls.length, 1, 'ten forced callers, one refresh')
+  t.ok(results.every(s => s.accessToken === y.accessToken))
+
+  // A request that got its 401 with X only now: another one already refreshed, X differs from the stored Y.
+  t.same(await app.tokenStore.getFresh(id, r.refresh, { force: true, staleAccessToken: x.accessToken }), y)
+  t.equal(r.calls.length, 1, 'no refresh: the stored token is already another one')
+
+  // Y itself got a 401: refresh again.
+  const z = tokenSet()
+  const r2 = countingRefresher({ answer: () => z })
+  t.same(await app.tokenStore.getFresh(id, r2.refresh, { force: true, staleAccessToken: y.accessToken }), z)
+  t.same(r2.calls, [y.refreshToken])
+
+  // force without staleAccessToken: the stored token is taken as the stale one.
+  const w = tokenSet()
+  const r3 = countingRefresher({ answer: () => w })
+  t.same(await app.tokenStore.getFresh(id, r3.refresh, { force: true }), w)
+  t.equal(r3.calls.length, 1)
+})
+
+forEachBackend(t, 'a refresh that returns no refresh token keeps the old one', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  const id = sid()
+  const old = tokenSet({ expiresInMs: -MINUTE })
+  await app.tokenStore.save(id, old)
+  const { refreshToken: _none, ...accessOnly } = tokenSet()
+  const r = countingRefresher({ answer: () => accessOnly as TokenSet })
+  const got = await app.tokenStore.getFresh(id, r.refresh)
+  t.equal(got.accessToken, accessOnly.accessToken)
+  t.equal(got.refreshToken, old.refreshToken, 'the old refresh token is kept')
+  t.equal((await app.tokenStore.get(id))?.refreshToken, old.refreshToken, 'and stored')
+  // The next refresh uses it.
+  await app.tokenStore.getFresh(id, r.refresh, { force: true })
+  t.same(r.calls, [old.refreshToken, old.refreshToken])
+})
+
+forEachBackend(t, 'a set without refresh token: usable until it expires, then Unauthenticated', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  const r = countingRefresher()
+  const inSkew = sid()
+  const { refreshToken: _a, ...soon } = tokenSet({ expiresInMs: 2 * MINUTE })
+  await app.tokenStore.save(inSkew, soon)
+  t.same(await app.tokenStore.getFresh(inSkew, r.refresh), soon, 'inside the skew window, still valid: returned')
+  await t.rejects(app.tokenStore.getFresh(inSkew, r.refresh, { force: true }), { code: 'FST_AIHUBMIX_UNAUTHENTICATED' }, 'forced: cannot refresh')
+  t.same(r.calls, [], 'the refresher is never called without a refresh token')
+})
+
+forEachBackend(t, 'refreshes of different sessions do not wait for each other', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  const a = sid()
+  const b = sid()
+  await app.tokenStore.save(a, tokenSet({ expiresInMs: -MINUTE }))
+  await app.tokenStore.save(b, tokenSet({ expiresInMs: -MINUTE }))
+  const gate = deferred()
+  const slowA = countingRefresher({ before: () => gate.promise })
+  const fastB = countingRefresher()
+  const pendingA = app.tokenStore.getFresh(a, slowA.refresh)
+  await app.tokenStore.getFresh(b, fastB.refresh) // would hang if b waited for a's lock
+  t.equal(fastB.calls.length, 1)
+  gate.resolve()
+  await pendingA
+  t.equal(slowA.calls.length, 1)
+})

@@ -1,0 +1,88 @@
+/**
+ * Type tests: checked by `npx tsc -p test/tsconfig.json` (a `@ts-expect-error` that stops erroring fails the
+ * type check); the run-time part only makes sure the file runs.
+ */
+import t from 'tap'
+import Fastify from 'fastify'
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import type { Redis, Cluster } from 'ioredis'
+import { tokenStore, RefreshRejectedError, createTokenStore } from '@fastify-aihubmix/token-store'
+import type {
+  GetFreshOptions,
+  Refresher,
+  RequestTokens,
+  TokenSet,
+  TokenStore,
+  TokenStoreOptions
+} from '@fastify-aihubmix/token-store'
+
+function use (...values: unknown[]): void {
+  t.ok(values.length >= 0)
+}
+
+// Options: what is assignable.
+const minimal: TokenStoreOptions = { encryptionKeys: 'hex:' + '00'.repeat(32) }
+const full: TokenStoreOptions = {
+  encryptionKeys: [Buffer.alloc(32), 'base64:...'],
+  backend: 'redis',
+  redis: undefined as unknown as Redis,
+  keyPrefix: 'app:',
+  refreshSkewMs: 1,
+  refreshTokenTtlMs: 1,
+  sessionTtlMs: 1,
+  lockLeaseMs: 1000,
+  lockWaitMs: 1000,
+  redisCommandTimeoutMs: 0,
+  hooks: {
+    onRefresh: ({ sid, set }) => use(sid, set.accessToken),
+    onRefreshFailed: async ({ error }) => use(error),
+    onRevoked: ({ sid }) => use(sid)
+  }
+}
+const cluster: TokenStoreOptions = { encryptionKeys: 'x'.repeat(32), redis: undefined as unknown as Cluster }
+// @ts-expect-error encryptionKeys is required
+const noKeys: TokenStoreOptions = {}
+// @ts-expect-error backend is 'memory' | 'redis'
+const badBackend: TokenStoreOptions = { encryptionKeys: 'x'.repeat(32), backend: 'postgres' }
+use(minimal, full, cluster, noKeys, badBackend)
+
+// Refreshers: one-argument async functions returning a TokenSet; RefreshRejectedError is throwable.
+const refresher: Refresher = async refreshToken => {
+  if (refreshToken === '') throw new RefreshRejectedError({ cause: new Error('invalid_grant') })
+  return { accessToken: 'a', tokenType: 'Bearer', expiresAt: 0, scope: [], obtainedAt: 0 }
+}
+// @ts-expect-error a refresher returns a TokenSet
+const badRefresher: Refresher = async () => ({ access_token: 'a' })
+use(badRefresher)
+const opts: GetFreshOptions = { force: true, staleAccessToken: 'a' }
+
+// Decorators.
+const app = Fastify()
+app.register(fastifyCookie)
+app.register(tokenStore, minimal)
+app.after(() => {
+  const store: TokenStore = app.tokenStore
+  app.register(fastifySession, { secret: 'x'.repeat(32), store: store.sessionStore })
+  app.get('/', async request => {
+    const tokens: RequestTokens = request.tokens
+    const set: TokenSet | null = await tokens.get()
+    const fresh: TokenSet = await tokens.getFresh(refresher, opts)
+    await tokens.save(fresh)
+    await tokens.clear()
+    // @ts-expect-error getFresh needs a refresher
+    await tokens.getFresh()
+    return { ok: set === null }
+  })
+  const record: Promise<unknown> = store.takeRecord('k')
+  use(record)
+  // @ts-expect-error refreshSkewMs is read-only
+  store.refreshSkewMs = 1
+})
+
+t.test('types compile; the standalone store runs', async t => {
+  const standalone = createTokenStore(minimal)
+  t.equal(await standalone.get('sid'), null)
+  await standalone.close()
+  await app.close()
+})
