@@ -33,10 +33,13 @@ export interface RedisStoreOptions {
   log?: FastifyBaseLogger
 }
 
-/** Releases the lock if ARGV[1] owns it, and announces it on ARGV[2]. PUBLISH is key-less, so fine in a Cluster. */
+/**
+ * Releases the lock if ARGV[1] owns it, and announces ARGV[3] (the key as the store knows it: with an ioredis
+ * `keyPrefix`, KEYS[1] carries the prefix) on ARGV[2]. PUBLISH is key-less, so fine in a Cluster.
+ */
 const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], KEYS[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
   return 1
 end
 return 0`
@@ -128,7 +131,7 @@ export class RedisStore implements KVStore {
   }
 
   async unlock (key: string, owner: string): Promise<boolean> {
-    return await this.#eval(SCRIPTS.unlock, key, [owner, this.#channel]) === 1
+    return await this.#eval(SCRIPTS.unlock, key, [owner, this.#channel, key]) === 1
   }
 
   async extendLock (key: string, owner: string, leaseMs: number): Promise<boolean> {

@@ -208,3 +208,26 @@ t.test('RedisStore.close() closes its subscriber, never the client it was given'
   t.ok(before > after, 'the subscriber connection is gone')
   t.equal(await client.ping(), 'PONG', 'the given client still works')
 })
+
+t.test('a client with an ioredis keyPrefix: keys are prefixed, lock releases still wake waiters', async t => {
+  const admin = await connectRedis(t)
+  if (admin === undefined) return
+  const clientPrefix = uniquePrefix('kp')
+  cleanupPrefix(t, admin, clientPrefix)
+  const layout = new KeyLayout('app:')
+  const make = async (): Promise<RedisStore> => {
+    const client = await connectRedis(t, { keyPrefix: clientPrefix }) as Redis
+    const store = new RedisStore({ client, lockChannel: clientPrefix + layout.lockChannel, commandTimeoutMs: 5000 })
+    t.teardown(() => store.close())
+    return store
+  }
+  const holder = await make()
+  const waiter = await make()
+  const k = layout.lock('sid')
+  await holder.lock(k, 'holder', 60_000)
+  t.same(await scanKeys(admin, clientPrefix), [clientPrefix + k], 'the client prefixed the key')
+  const waiting = waiter.waitForUnlock(k, 60_000)
+  await sleep(50)
+  await holder.unlock(k, 'holder')
+  t.equal(await within10s(waiting), 'woken')
+})
