@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis'
 import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import aihubmixProxy, { type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
 import oauthRoutes from '@fastify-aihubmix/oauth-routes'
-import type { ExampleConfig, ProviderConfig } from './config.js'
+import type { ExampleConfig, ProviderConfig } from 'aihubmix-oauth'
 import { pageRoutes } from './page.js'
 
 export interface BuildOptions {

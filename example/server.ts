@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { startMockProvider, type MockProvider } from '@fastify-aihubmix/mock-provider'
 import { buildApp } from './app.js'
-import { ConfigError, readConfig, type ProviderConfig } from './config.js'
+import { ConfigError, readConfig, type ProviderConfig } from 'aihubmix-oauth'
 
 /**
  * `npm start`: the example server. With no AIHUBMIX_BASE_URL it starts the

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import { startMockProvider, type MockProvider, type MockProviderOptions } from '@fastify-aihubmix/mock-provider'
 import { buildApp, loggerOptions, type BuildOptions } from '../../example/app.js'
-import { readConfig } from '../../example/config.js'
+import { readConfig } from 'aihubmix-oauth'
 import { TestBrowser, type Answer } from './browser.js'
 
 export interface Stack {
