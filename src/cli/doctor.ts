@@ -1,0 +1,266 @@
+import { resolve } from 'node:path'
+import { ConfigError, readConfig } from './config.js'
+import { EnvFileError } from './errors.js'
+import { readEnvFile, type EnvFile } from './env-file.js'
+import { httpCall } from './http.js'
+import { resolveDoctorOptions, type DoctorOptions } from './options.js'
+import { pingRedis } from './redis-ping.js'
+import { isLoopbackHost, normalizeBaseUrl } from './validate.js'
+
+export type CheckStatus = 'ok' | 'warn' | 'fail'
+
+/** One line of the report. `detail` never holds a secret. */
+export interface DoctorCheck {
+  status: CheckStatus
+  name: string
+  detail: string
+}
+
+export interface DoctorReport {
+  checks: DoctorCheck[]
+  /** False when any check failed (warnings do not count). */
+  ok: boolean
+  /** The env file that was looked at (absolute). */
+  envFile: string
+}
+
+/** The endpoint probed for reachability: it answers something (any status) to a bare GET. */
+export const AUTHORIZE_PATH = '/api/oauth2/authorize'
+export const CALLBACK_PATH = '/auth/callback'
+const MIN_SECRET_LENGTH = 32
+
+type Env = Record<string, string | undefined>
+
+const LABELS: Record<CheckStatus, string> = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' }
+
+/** `ok   name: detail` / `warn name: detail` / `FAIL name: detail`. */
+export function formatCheck (check: DoctorCheck): string {
+  return `${LABELS[check.status]} ${check.name}: ${check.detail}`
+}
+
+const ok = (name: string, detail: string): DoctorCheck => ({ status: 'ok', name, detail })
+const warn = (name: string, detail: string): DoctorCheck => ({ status: 'warn', name, detail })
+const fail = (name: string, detail: string): DoctorCheck => ({ status: 'fail', name, detail })
+
+function set (env: Env, name: string): string | undefined {
+  const value = env[name]
+  return value === undefined || value === '' ? undefined : value
+}
+
+function parseUrl (raw: string | undefined): URL | undefined {
+  if (raw === undefined) return undefined
+  try {
+    const url = new URL(raw)
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function mode (bits: number): string {
+  return `0${bits.toString(8).padStart(3, '0')}`
+}
+
+/** An env file that exists but could not be read. */
+interface Unreadable { failure: string }
+
+function envFileCheck (file: EnvFile | Unreadable, explicit: boolean, overridden: string[]): DoctorCheck {
+  if ('failure' in file) return fail('env file', `${file.failure} (the example server would silently ignore it)`)
+  if (!file.exists) {
+    const detail = `none at ${file.path}: using the environment only`
+    return explicit ? warn('env file', detail) : ok('env file', detail)
+  }
+  const count = Object.keys(file.values).length
+  const shadow = overridden.length === 0 ? '' : `; the environment overrides ${overridden.join(', ')}`
+  const bits = file.mode ?? 0
+  if ((bits & 0o077) !== 0) {
+    return warn('env file', `${file.path} has mode ${mode(bits)}, readable by others: run chmod 600 ${file.path}${shadow}`)
+  }
+  return ok('env file', `${file.path} (${count} variable${count === 1 ? '' : 's'}, mode ${mode(bits)})${shadow}`)
+}
+
+function configurationCheck (env: Env): DoctorCheck {
+  try {
+    const config = readConfig(env)
+    return ok('configuration', `accepted by the example server (${config.production ? 'production' : 'development: NODE_ENV is not production'})`)
+  } catch (err) {
+    if (err instanceof ConfigError) return fail('configuration', err.message)
+    return fail('configuration', 'the configuration could not be read')
+  }
+}
+
+const CREDENTIAL = /^[\x21-\x7e]+$/
+
+function credentialChecks (env: Env): DoctorCheck[] {
+  const base = set(env, 'AIHUBMIX_BASE_URL')
+  const id = env.AIHUBMIX_CLIENT_ID
+  const secret = env.AIHUBMIX_CLIENT_SECRET
+  if (base === undefined && id === undefined && secret === undefined) return []
+  const checks: DoctorCheck[] = []
+
+  if (id === undefined || id.trim() === '') {
+    checks.push(base === undefined
+      ? warn('AIHUBMIX_CLIENT_ID', 'not set')
+      : fail('AIHUBMIX_CLIENT_ID', 'not set (required with AIHUBMIX_BASE_URL; `aihubmix-oauth create-app` writes it)'))
+  } else if (!CREDENTIAL.test(id) || /^['"]|['"]$/.test(id)) {
+    checks.push(fail('AIHUBMIX_CLIENT_ID', 'contains spaces, quotes or control characters (a copy-paste error?)'))
+  } else if (!id.startsWith('client_')) {
+    checks.push(warn('AIHUBMIX_CLIENT_ID', `${id} does not look like an AIHubMix client id (client_...)`))
+  } else {
+    checks.push(ok('AIHUBMIX_CLIENT_ID', id))
+  }
+
+  if (secret === undefined || secret.trim() === '') {
+    checks.push(base === undefined
+      ? warn('AIHUBMIX_CLIENT_SECRET', 'not set')
+      : fail('AIHUBMIX_CLIENT_SECRET', 'not set (required with AIHUBMIX_BASE_URL; `aihubmix-oauth create-app` writes it)'))
+  } else if (!CREDENTIAL.test(secret) || /^['"]|['"]$/.test(secret)) {
+    checks.push(fail('AIHUBMIX_CLIENT_SECRET', `set (${secret.length} characters) but contains spaces, quotes or control characters (a copy-paste error?)`))
+  } else if (!secret.startsWith('secret_')) {
+    checks.push(warn('AIHUBMIX_CLIENT_SECRET', `set (${secret.length} characters), but it does not look like an AIHubMix client secret (secret_...)`))
+  } else {
+    checks.push(ok('AIHUBMIX_CLIENT_SECRET', `set (${secret.length} characters)`))
+  }
+  return checks
+}
+
+function sessionSecretCheck (env: Env, production: boolean): DoctorCheck {
+  const secret = set(env, 'SESSION_SECRET')
+  if (secret === undefined) {
+    return production
+      ? fail('SESSION_SECRET', `not set (required in production, at least ${MIN_SECRET_LENGTH} characters)`)
+      : warn('SESSION_SECRET', 'not set: a random one per process (sessions end when the server restarts)')
+  }
+  if (secret.length < MIN_SECRET_LENGTH) return fail('SESSION_SECRET', `${secret.length} characters; at least ${MIN_SECRET_LENGTH} are needed`)
+  return ok('SESSION_SECRET', `set (${secret.length} characters)`)
+}
+
+async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: ReturnType<typeof resolveDoctorOptions>['dispatcher'] }): Promise<DoctorCheck> {
+  const raw = set(env, 'AIHUBMIX_BASE_URL')
+  if (raw === undefined && env.NODE_ENV === 'production') {
+    return fail('provider', 'AIHUBMIX_BASE_URL is not set: the embedded mock provider is for development only')
+  }
+  if (raw === undefined) {
+    const ignored = ['AIHUBMIX_CLIENT_ID', 'AIHUBMIX_CLIENT_SECRET'].filter((name) => set(env, name) !== undefined)
+    if (ignored.length > 0) {
+      return warn('provider', `embedded mock provider (development only): AIHUBMIX_BASE_URL is not set, so ${ignored.join(' and ')} ${ignored.length === 1 ? 'is' : 'are'} ignored`)
+    }
+    return ok('provider', 'embedded mock provider (development only)')
+  }
+  const url = parseUrl(raw)
+  if (url === undefined || url.username !== '' || url.password !== '') {
+    return fail('provider', 'AIHUBMIX_BASE_URL is not a usable http(s) URL')
+  }
+  const base = normalizeBaseUrl(url.href)
+  try {
+    const answer = await httpCall({
+      url: `${base}${AUTHORIZE_PATH}`,
+      method: 'GET',
+      headers: { accept: 'text/html,application/json' },
+      timeoutMs: opts.timeoutMs,
+      maxBodyBytes: 0,
+      dispatcher: opts.dispatcher,
+      readBody: false
+    })
+    return ok('provider', `${base} reachable (GET ${AUTHORIZE_PATH} answered HTTP ${answer.statusCode})`)
+  } catch (err) {
+    return fail('provider', (err as Error).message)
+  }
+}
+
+function redirectCheck (env: Env): DoctorCheck {
+  const publicRaw = env.PUBLIC_URL ?? `http://localhost:${env.PORT ?? '3000'}`
+  const publicUrl = parseUrl(publicRaw)
+  if (publicUrl === undefined) return fail('redirect URI', 'cannot check: PUBLIC_URL is not an http(s) URL')
+  const explicit = env.AIHUBMIX_REDIRECT_URI
+  const redirect = parseUrl(explicit ?? `${publicUrl.origin}${CALLBACK_PATH}`)
+  if (redirect === undefined) return fail('redirect URI', 'AIHUBMIX_REDIRECT_URI is not an http(s) URL')
+  const shown = explicit ?? redirect.href
+  if (redirect.origin !== publicUrl.origin) {
+    return warn('redirect URI', `${shown} is not on PUBLIC_URL's origin ${publicUrl.origin}: the provider would send users back to another origin than the app's`)
+  }
+  if (!redirect.pathname.endsWith(CALLBACK_PATH)) {
+    return warn('redirect URI', `${shown} does not end with ${CALLBACK_PATH}, the example's callback route`)
+  }
+  const source = explicit === undefined ? 'derived from PUBLIC_URL' : 'matches PUBLIC_URL'
+  return ok('redirect URI', `${shown} (${source}; it must equal the app's registered redirect URI exactly)`)
+}
+
+function httpsCheck (env: Env, production: boolean): DoctorCheck {
+  const publicRaw = env.PUBLIC_URL ?? `http://localhost:${env.PORT ?? '3000'}`
+  const publicUrl = parseUrl(publicRaw)
+  const urls: Array<[string, URL | undefined]> = [
+    ['PUBLIC_URL', publicUrl],
+    ['AIHUBMIX_REDIRECT_URI', parseUrl(env.AIHUBMIX_REDIRECT_URI ?? (publicUrl === undefined ? undefined : `${publicUrl.origin}${CALLBACK_PATH}`))]
+  ]
+  if (set(env, 'AIHUBMIX_BASE_URL') !== undefined) urls.push(['AIHUBMIX_BASE_URL', parseUrl(env.AIHUBMIX_BASE_URL)])
+  const known = urls.filter((entry): entry is [string, URL] => entry[1] !== undefined)
+  const plainRemote = known.filter(([, url]) => url.protocol === 'http:' && !isLoopbackHost(url.hostname)).map(([name]) => name)
+  const plainLocal = known.filter(([, url]) => url.protocol === 'http:' && isLoopbackHost(url.hostname)).map(([name]) => name)
+  if (plainRemote.length > 0) {
+    const what = `${plainRemote.join(', ')} use${plainRemote.length === 1 ? 's' : ''} plain http outside loopback`
+    return production
+      ? fail('HTTPS', `${what}: production requires https`)
+      : warn('HTTPS', `${what}: fine for a test, refused in production (cookies are not Secure, OAuth traffic is readable)`)
+  }
+  const trust = env.TRUST_PROXY
+  if (publicUrl?.protocol === 'https:' && (trust === 'false' || trust === '')) {
+    return warn('HTTPS', 'PUBLIC_URL is https but TRUST_PROXY is off: behind a TLS-terminating proxy the Secure session cookie is never set and login loops')
+  }
+  if (plainLocal.length > 0) {
+    return ok('HTTPS', `plain http on loopback only (${plainLocal.join(', ')}): development; production requires https elsewhere`)
+  }
+  return ok('HTTPS', `${known.map(([name]) => name).join(', ')} use https`)
+}
+
+async function redisCheck (env: Env, timeoutMs: number): Promise<DoctorCheck> {
+  const raw = set(env, 'REDIS_URL')
+  if (raw === undefined) return ok('Redis', 'not configured: in-memory stores (sessions end at restart; one instance only)')
+  const ping = await pingRedis(raw, { timeoutMs })
+  return ping.ok ? ok('Redis', `${ping.target} ${ping.detail}`) : fail('Redis', `${ping.target}: ${ping.detail}`)
+}
+
+/**
+ * Checks a configuration the way the example server reads it: the process
+ * environment, with the env file filling what it leaves unset; then
+ * `readConfig()`, the credentials, the session secret, the provider's
+ * reachability, the redirect URI against PUBLIC_URL, HTTPS, and Redis. The
+ * network checks run concurrently; the report keeps a fixed order.
+ */
+export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
+  const opts = resolveDoctorOptions(options)
+  const path = resolve(opts.cwd, opts.envFile)
+  let file: EnvFile | Unreadable
+  try {
+    file = await readEnvFile(path)
+  } catch (err) {
+    if (!(err instanceof EnvFileError)) throw err
+    file = { failure: err.message }
+  }
+  const fileValues = 'failure' in file ? {} : file.values
+  const env: Env = { ...fileValues }
+  const overridden: string[] = []
+  for (const [name, value] of Object.entries(opts.env)) {
+    if (value === undefined) continue
+    if (Object.hasOwn(fileValues, name) && fileValues[name] !== value) overridden.push(name)
+    env[name] = value
+  }
+  const production = env.NODE_ENV === 'production'
+  const explicitFile = options.envFile !== undefined || set(opts.env, 'ENV_FILE') !== undefined
+
+  const [provider, redis] = await Promise.all([
+    providerCheck(env, { timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher }),
+    redisCheck(env, opts.timeoutMs)
+  ])
+  const checks = [
+    envFileCheck(file, explicitFile, overridden),
+    configurationCheck(env),
+    ...credentialChecks(env),
+    sessionSecretCheck(env, production),
+    provider,
+    redirectCheck(env),
+    httpsCheck(env, production),
+    redis
+  ]
+  return { checks, ok: !checks.some((c) => c.status === 'fail'), envFile: path }
+}

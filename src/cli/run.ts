@@ -1,0 +1,278 @@
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { createApp, type CreatedApp } from './create-app.js'
+import { doctor, formatCheck } from './doctor.js'
+import { assertEnvFileUpdatable, updateEnvFile, type EnvFileUpdate } from './env-file.js'
+import { CliInvalidArgumentError, CliUsageError, EnvFileConflictError, EnvFileError, ProviderError } from './errors.js'
+import { DEFAULT_BASE_URL, DEFAULT_ENV_FILE, DEVELOPER_TOKEN_VARIABLE, ENV_KEYS } from './options.js'
+import {
+  baseUrlProblem,
+  descriptionProblem,
+  developerTokenProblem,
+  nameProblem,
+  redirectUriProblem
+} from './validate.js'
+
+/** The package version (a test keeps it equal to package.json's). */
+export const VERSION = '0.1.0'
+export const PROGRAM = 'aihubmix-oauth'
+
+/** Where `run()` reads and writes: the process's, or a test's captures. */
+export interface CliIo {
+  env: Record<string, string | undefined>
+  stdout: { write: (text: string) => unknown }
+  stderr: { write: (text: string) => unknown }
+  /** Relative paths (the env file) resolve against it. */
+  cwd: string
+}
+
+export const EXIT_OK = 0
+export const EXIT_FAILURE = 1
+export const EXIT_USAGE = 2
+
+const MAIN_USAGE = `Usage: ${PROGRAM} <command> [options]
+
+Commands:
+  create-app   register an OAuth app with AIHubMix and write its credentials to an env file
+  doctor       check the configuration the example server would read
+
+Options:
+  -h, --help     show this help (${PROGRAM} <command> --help for a command's options)
+  -v, --version  print the version
+
+Exit status: 0 ok, 1 failure (provider, network, file, a failed check), 2 usage or validation error.
+`
+
+const CREATE_APP_USAGE = `Usage: ${PROGRAM} create-app --name <name> --redirect-uri <uri> [options]
+
+Registers an OAuth app (POST /api/oauth_apps) with the developer token read from
+the ${DEVELOPER_TOKEN_VARIABLE} environment variable (never from an argument), then writes
+${ENV_KEYS.join(', ')} to the env file (mode 0600).
+Prints the client id and where the secret went; never the secret.
+
+Options:
+  --name <name>          the app's name (1 to 100 characters)
+  --redirect-uri <uri>   where the provider sends users back, e.g. https://app.example.com/auth/callback
+                         (https; plain http only for localhost, 127.0.0.1 and [::1])
+  --description <text>   shown to users on the provider's consent screen
+  --base-url <url>       the provider's API origin (default ${DEFAULT_BASE_URL})
+  --env-file <path>      the env file to update (default ${DEFAULT_ENV_FILE})
+  --force                replace those keys when the env file already has them
+  -h, --help             show this help
+`
+
+const DOCTOR_USAGE = `Usage: ${PROGRAM} doctor [options]
+
+Checks the configuration the example server would read: the environment, with the
+env file filling what it leaves unset. One line per check (ok, warn or FAIL);
+exit status 1 when any check fails.
+
+Options:
+  --env-file <path>   the env file to read (default $ENV_FILE, else ${DEFAULT_ENV_FILE})
+  -h, --help          show this help
+`
+
+type OptionSpec = Record<string, { type: 'string' | 'boolean', short?: string }>
+
+/**
+ * parseArgs with messages that never quote a value (a token pasted as an
+ * argument must not be echoed back): unknown options are named, positionals
+ * are not.
+ */
+function parse (args: string[], options: OptionSpec): Record<string, string | boolean | undefined> {
+  let parsed
+  try {
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true, tokens: true })
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    const flag = /'(-{1,2}[^'=\s]*)/.exec((err as Error).message)?.[1] ?? 'an option'
+    if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new CliUsageError(`unknown option ${flag}`)
+    if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      const name = /'(--[a-z-]+)/.exec((err as Error).message)?.[1] ?? 'an option'
+      throw new CliUsageError(options[name.slice(2)]?.type === 'boolean' ? `${name} takes no value` : `${name} needs a value`)
+    }
+    throw new CliUsageError('the arguments could not be read')
+  }
+  if (parsed.positionals.length > 0) throw new CliUsageError('unexpected argument (this command takes options only)')
+  const seen = new Set<string>()
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option') continue
+    if (seen.has(token.name)) throw new CliUsageError(`--${token.name} is given more than once`)
+    seen.add(token.name)
+  }
+  return parsed.values as Record<string, string | boolean | undefined>
+}
+
+function line (stream: CliIo['stdout'], text: string): void {
+  stream.write(`${text}\n`)
+}
+
+function requireValue (values: Record<string, unknown>, name: string): string {
+  const value = values[name]
+  if (typeof value !== 'string') throw new CliUsageError(`--${name} is required`)
+  return value
+}
+
+function check (flag: string, problem: string | null): void {
+  if (problem !== null) throw new CliInvalidArgumentError(flag, problem)
+}
+
+function describeUpdate (update: EnvFileUpdate): string[] {
+  const lines: string[] = []
+  const what = update.created ? 'created' : 'updated'
+  const parts: string[] = []
+  if (update.replaced.length > 0) parts.push(`replaced ${update.replaced.join(', ')}`)
+  if (update.added.length > 0) parts.push(`added ${update.added.join(', ')}`)
+  lines.push(`${what} ${update.path} (mode 0600): ${parts.join('; ')}`)
+  if (update.duplicatesRemoved > 0) lines.push(`removed ${update.duplicatesRemoved} duplicate definition(s) of those keys`)
+  if (update.tightenedFrom !== undefined) {
+    lines.push(`note: ${update.path} was readable by others (mode 0${update.tightenedFrom.toString(8)}); it is now 0600`)
+  }
+  return lines
+}
+
+async function runCreateApp (args: string[], io: CliIo): Promise<number> {
+  const values = parse(args, {
+    name: { type: 'string' },
+    'redirect-uri': { type: 'string' },
+    description: { type: 'string' },
+    'base-url': { type: 'string' },
+    'env-file': { type: 'string' },
+    force: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' }
+  })
+  if (values.help === true) {
+    io.stdout.write(CREATE_APP_USAGE)
+    return EXIT_OK
+  }
+  const name = requireValue(values, 'name')
+  const redirectUri = requireValue(values, 'redirect-uri')
+  const description = typeof values.description === 'string' ? values.description : undefined
+  const baseUrl = typeof values['base-url'] === 'string' ? values['base-url'] : DEFAULT_BASE_URL
+  const envFile = resolve(io.cwd, typeof values['env-file'] === 'string' ? values['env-file'] : DEFAULT_ENV_FILE)
+  const force = values.force === true
+
+  // Everything is checked before the request: a refusal costs no app.
+  check('--name', nameProblem(name))
+  check('--redirect-uri', redirectUriProblem(redirectUri))
+  if (description !== undefined) check('--description', descriptionProblem(description))
+  check('--base-url', baseUrlProblem(baseUrl))
+  const token = io.env[DEVELOPER_TOKEN_VARIABLE]
+  if (token === undefined || token === '') {
+    throw new CliInvalidArgumentError(DEVELOPER_TOKEN_VARIABLE, 'is not set: create a developer token in your AIHubMix account and export it (it is never taken from an argument)')
+  }
+  check(DEVELOPER_TOKEN_VARIABLE, developerTokenProblem(token))
+  await assertEnvFileUpdatable(envFile, ENV_KEYS, { force })
+
+  const app: CreatedApp = await createApp({
+    developerToken: token,
+    name,
+    redirectUri,
+    baseUrl,
+    ...(description === undefined ? {} : { description })
+  })
+
+  // The name that was sent (validated), not the provider's echo: nothing from the answer but
+  // the checked id and client id reaches the terminal or the file's comment.
+  const shownName = name.trim()
+  let update: EnvFileUpdate
+  try {
+    update = await updateEnvFile(envFile, {
+      AIHUBMIX_CLIENT_ID: app.clientId,
+      AIHUBMIX_CLIENT_SECRET: app.clientSecret,
+      AIHUBMIX_REDIRECT_URI: app.redirectUri
+    }, { force, comment: `AIHubMix OAuth app "${shownName}" (written by ${PROGRAM} create-app)` })
+  } catch (err) {
+    // The app exists, but its secret could not be stored, and it is never printed.
+    const reason = err instanceof EnvFileError || err instanceof EnvFileConflictError ? err.message : 'the env file could not be written'
+    line(io.stderr, `error: ${reason}`)
+    line(io.stderr, `error: the app was created (client id ${app.clientId}) but its secret was not saved: delete that app in your AIHubMix account and run create-app again`)
+    return EXIT_FAILURE
+  }
+
+  line(io.stdout, `created OAuth app "${shownName}" (id ${String(app.id)})`)
+  line(io.stdout, `client id: ${app.clientId}`)
+  line(io.stdout, `client secret: written to ${update.path} as AIHUBMIX_CLIENT_SECRET (not shown)`)
+  for (const text of describeUpdate(update)) line(io.stdout, text)
+  if (app.registeredRedirectUri !== undefined && app.registeredRedirectUri !== app.redirectUri) {
+    line(io.stderr, 'warning: the provider reports a different registered redirect URI than --redirect-uri; AIHUBMIX_REDIRECT_URI must equal the registered one exactly')
+  }
+  line(io.stdout, `next: set AIHUBMIX_BASE_URL (the provider's OAuth2 origin), PUBLIC_URL and SESSION_SECRET, then run ${PROGRAM} doctor`)
+  return EXIT_OK
+}
+
+async function runDoctor (args: string[], io: CliIo): Promise<number> {
+  const values = parse(args, {
+    'env-file': { type: 'string' },
+    help: { type: 'boolean', short: 'h' }
+  })
+  if (values.help === true) {
+    io.stdout.write(DOCTOR_USAGE)
+    return EXIT_OK
+  }
+  const report = await doctor({
+    env: io.env,
+    cwd: io.cwd,
+    ...(typeof values['env-file'] === 'string' ? { envFile: values['env-file'] } : {})
+  })
+  for (const c of report.checks) line(io.stdout, formatCheck(c))
+  return report.ok ? EXIT_OK : EXIT_FAILURE
+}
+
+const USAGES: Record<string, string> = { 'create-app': CREATE_APP_USAGE, doctor: DOCTOR_USAGE }
+
+/**
+ * The command line: `run(process.argv.slice(2), io)` resolves to the exit
+ * status. Errors become one `error: ...` line on stderr (usage errors add the
+ * usage); nothing printed ever holds the developer token or a client secret.
+ */
+export async function run (argv: string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv
+  let usage = MAIN_USAGE
+  try {
+    switch (command) {
+      case 'create-app':
+        usage = CREATE_APP_USAGE
+        return await runCreateApp(rest, io)
+      case 'doctor':
+        usage = DOCTOR_USAGE
+        return await runDoctor(rest, io)
+      case 'help': {
+        const topic = rest[0]
+        if (topic !== undefined && USAGES[topic] === undefined) throw new CliUsageError('unknown command (help takes create-app or doctor)')
+        io.stdout.write(topic === undefined ? MAIN_USAGE : USAGES[topic] as string)
+        return EXIT_OK
+      }
+      case '-h':
+      case '--help':
+        io.stdout.write(MAIN_USAGE)
+        return EXIT_OK
+      case '-v':
+      case '--version':
+        line(io.stdout, VERSION)
+        return EXIT_OK
+      case undefined:
+        throw new CliUsageError('a command is required')
+      default:
+        if (command.startsWith('-')) throw new CliUsageError(`unknown option ${/^-{1,2}[^=\s]*/.exec(command)?.[0] ?? ''}`)
+        // A command name is echoed only when it looks like one (never a pasted token).
+        throw new CliUsageError(/^[a-z][a-z-]{0,30}$/.test(command) ? `unknown command ${command}` : 'unknown command')
+    }
+  } catch (err) {
+    if (err instanceof CliUsageError) {
+      line(io.stderr, `error: ${err.message}`)
+      io.stderr.write(`\n${usage}`)
+      return EXIT_USAGE
+    }
+    if (err instanceof CliInvalidArgumentError) {
+      line(io.stderr, `error: ${err.message}`)
+      return EXIT_USAGE
+    }
+    if (err instanceof ProviderError || err instanceof EnvFileError || err instanceof EnvFileConflictError) {
+      line(io.stderr, `error: ${err.message}`)
+      return EXIT_FAILURE
+    }
+    line(io.stderr, `error: unexpected failure (${err instanceof Error ? err.name : 'unknown'}); nothing was written`)
+    return EXIT_FAILURE
+  }
+}

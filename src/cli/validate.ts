@@ -1,0 +1,92 @@
+/**
+ * Argument rules of `create-app`, checked before any request is made. Each
+ * function answers why a value is refused (a phrase to follow the argument's
+ * name), or null when it is fine.
+ */
+
+export const MAX_NAME_LENGTH = 100
+export const MAX_DESCRIPTION_LENGTH = 1000
+export const MAX_URL_LENGTH = 2000
+
+/** Hosts for which a plain-http redirect URI is accepted (development on this machine). */
+const DEV_REDIRECT_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
+
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/
+const PRINTABLE_ASCII = /^[\x21-\x7e]+$/
+
+/** localhost, *.localhost, 127.0.0.0/8 and ::1 (bracketed or not). */
+export function isLoopbackHost (hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
+}
+
+export function nameProblem (name: string): string | null {
+  if (name.trim() === '') return 'must not be empty'
+  if (name.length > MAX_NAME_LENGTH) return `must be at most ${MAX_NAME_LENGTH} characters`
+  if (CONTROL.test(name)) return 'must not contain control characters or line breaks'
+  return null
+}
+
+export function descriptionProblem (description: string): string | null {
+  if (description.length > MAX_DESCRIPTION_LENGTH) return `must be at most ${MAX_DESCRIPTION_LENGTH} characters`
+  return null
+}
+
+/**
+ * RFC 6749 3.1.2 and the provider's rule 4: an absolute URL without a fragment,
+ * https, or plain http only for localhost, 127.0.0.1 and [::1]. The value ends
+ * up in an env file, so it must be printable ASCII without spaces.
+ */
+export function redirectUriProblem (uri: string): string | null {
+  if (uri.length === 0) return 'must not be empty'
+  if (uri.length > MAX_URL_LENGTH) return `must be at most ${MAX_URL_LENGTH} characters`
+  if (!PRINTABLE_ASCII.test(uri)) return 'must be printable ASCII without spaces (percent-encode anything else)'
+  let url: URL
+  try {
+    url = new URL(uri)
+  } catch {
+    return 'must be an absolute URL, like https://app.example.com/auth/callback'
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be an https URL'
+  if (url.protocol === 'http:' && !DEV_REDIRECT_HOSTS.has(url.hostname)) {
+    return 'must use https (plain http is accepted only for localhost, 127.0.0.1 and [::1])'
+  }
+  if (uri.includes('#')) return 'must not have a fragment (#...)'
+  if (url.username !== '' || url.password !== '') return 'must not carry a user name or password'
+  return null
+}
+
+/**
+ * The provider's origin for app creation. The developer token travels with the
+ * request, so plain http is only accepted for a loopback address (a local mock).
+ */
+export function baseUrlProblem (base: string): string | null {
+  if (!PRINTABLE_ASCII.test(base)) return 'must be an absolute https URL'
+  let url: URL
+  try {
+    url = new URL(base)
+  } catch {
+    return 'must be an absolute https URL, like https://api.aihubmix.com'
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be an https URL'
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    return 'must use https (plain http would send the developer token unencrypted; it is accepted only for loopback addresses)'
+  }
+  if (url.username !== '' || url.password !== '') return 'must not carry a user name or password'
+  if (url.search !== '' || url.hash !== '' || base.includes('?') || base.includes('#')) return 'must not have a query or a fragment'
+  return null
+}
+
+/** A developer token goes into an `Authorization` header: printable ASCII, no spaces. */
+export function developerTokenProblem (token: string): string | null {
+  if (token === '') return 'is empty'
+  if (!PRINTABLE_ASCII.test(token)) return 'must be printable ASCII without spaces (check for a stray quote or line break)'
+  return null
+}
+
+/** `https://host/prefix/` → `https://host/prefix` (endpoints are appended to it). */
+export function normalizeBaseUrl (base: string): string {
+  const url = new URL(base)
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`
+}

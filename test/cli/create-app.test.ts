@@ -1,0 +1,77 @@
+import { readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import t from 'tap'
+import { startMockProvider } from '@fastify-aihubmix/mock-provider'
+import { parseEnvFile } from 'aihubmix-oauth'
+import { lines, runCli, tempDir } from './capture.js'
+
+const REDIRECT = 'https://app.example.com/auth/callback'
+
+t.test('create-app registers the app on the provider and writes its credentials to .env (0600)', async (t) => {
+  const mock = await startMockProvider({ port: 0 })
+  t.teardown(() => mock.close())
+  const cwd = await tempDir(t)
+
+  const result = await runCli(
+    ['create-app', '--name', '  My app  ', '--redirect-uri', REDIRECT, '--description', 'Sign in with AIHubMix', '--base-url', mock.url],
+    { env: { AIHUBMIX_DEVELOPER_TOKEN: mock.developerToken }, cwd }
+  )
+  t.equal(result.code, 0, 'exit 0', { output: result.all })
+  t.equal(result.stderr, '')
+  t.equal(mock.counts().oauth_apps, 1)
+
+  const [app] = mock.apps
+  if (app === undefined) throw new Error('no app registered')
+  t.equal(app.name, 'My app', 'the name is sent trimmed')
+  t.equal(app.description, 'Sign in with AIHubMix')
+  t.equal(app.redirectUri, REDIRECT)
+
+  const path = join(cwd, '.env')
+  const info = await stat(path)
+  t.equal(info.mode & 0o777, 0o600)
+  const values = parseEnvFile(await readFile(path, 'utf8'))
+  t.same(values, {
+    AIHUBMIX_CLIENT_ID: app.clientId,
+    AIHUBMIX_CLIENT_SECRET: app.clientSecret,
+    AIHUBMIX_REDIRECT_URI: REDIRECT
+  })
+
+  // Only the client id and where the secret went; never the secret or the developer token.
+  t.match(result.stdout, `client id: ${app.clientId}`)
+  t.match(result.stdout, `client secret: written to ${path} as AIHUBMIX_CLIENT_SECRET`)
+  t.notOk(result.all.includes(app.clientSecret), 'the client secret is not printed')
+  t.notOk(result.all.includes(mock.developerToken), 'the developer token is not printed')
+  t.ok(lines(result.stdout).every((l) => !l.includes('secret_')))
+})
+
+t.test('without --description an empty description is sent; --env-file picks another file', async (t) => {
+  const mock = await startMockProvider({ port: 0 })
+  t.teardown(() => mock.close())
+  const cwd = await tempDir(t)
+  const result = await runCli(
+    ['create-app', '--name', 'Local dev', '--redirect-uri', 'http://localhost:3000/auth/callback', '--base-url', `${mock.url}/`, '--env-file', 'config/../prod.env'],
+    { env: { AIHUBMIX_DEVELOPER_TOKEN: mock.developerToken }, cwd }
+  )
+  t.equal(result.code, 0, 'exit 0', { output: result.all })
+  t.equal(mock.apps[0]?.description, '')
+  const values = parseEnvFile(await readFile(join(cwd, 'prod.env'), 'utf8'))
+  t.equal(values.AIHUBMIX_CLIENT_ID, mock.apps[0]?.clientId)
+  t.equal(values.AIHUBMIX_REDIRECT_URI, 'http://localhost:3000/auth/callback')
+  await t.rejects(stat(join(cwd, '.env')), { code: 'ENOENT' }, 'the default .env is untouched')
+})
+
+t.test('plain http redirect URIs are accepted for localhost, 127.0.0.1 and [::1]', async (t) => {
+  const mock = await startMockProvider({ port: 0 })
+  t.teardown(() => mock.close())
+  const cwd = await tempDir(t)
+  const uris = ['http://localhost:3000/auth/callback', 'http://127.0.0.1/auth/callback', 'http://[::1]:8080/auth/callback?x=1']
+  for (const [i, uri] of uris.entries()) {
+    const result = await runCli(
+      ['create-app', '--name', `dev ${i}`, '--redirect-uri', uri, '--base-url', mock.url, '--env-file', `dev${i}.env`],
+      { env: { AIHUBMIX_DEVELOPER_TOKEN: mock.developerToken }, cwd }
+    )
+    t.equal(result.code, 0, `${uri}: exit 0`, { output: result.all })
+    t.equal(parseEnvFile(await readFile(join(cwd, `dev${i}.env`), 'utf8')).AIHUBMIX_REDIRECT_URI, uri)
+  }
+  t.equal(mock.counts().oauth_apps, uris.length)
+})

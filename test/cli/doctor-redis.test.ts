@@ -1,0 +1,64 @@
+import t from 'tap'
+import { doctor, pingRedis } from 'aihubmix-oauth'
+import { connectRedis, redisUrl } from '../helpers/redis.js'
+import { closedPort, lines, runCli, startTcpServer, tempDir } from './capture.js'
+
+t.test('doctor pings the real Redis of REDIS_URL: PONG', async (t) => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const cwd = await tempDir(t)
+  const url = new URL(redisUrl())
+  const result = await runCli(['doctor'], { env: { REDIS_URL: redisUrl() }, cwd })
+  const line = lines(result.stdout).find((l) => l.includes('Redis:'))
+  t.equal(line, `ok   Redis: redis://${url.hostname}:${url.port === '' ? 6379 : url.port} answered PONG`)
+  t.equal(result.code, 0, 'exit 0', { output: result.all })
+})
+
+t.test('a closed port, a silent server and an error reply are FAIL lines', async (t) => {
+  const cwd = await tempDir(t)
+  const port = await closedPort()
+  const refused = await runCli(['doctor'], { env: { REDIS_URL: `redis://127.0.0.1:${port}` }, cwd })
+  t.equal(refused.code, 1)
+  t.equal(lines(refused.stdout).at(-1), `FAIL Redis: redis://127.0.0.1:${port}: connection refused`)
+
+  const silent = await startTcpServer(t, () => {})
+  const report = await doctor({ env: { REDIS_URL: `redis://127.0.0.1:${silent.port}` }, cwd, timeoutMs: 200 })
+  t.equal(report.ok, false)
+  t.same(report.checks.at(-1), { status: 'fail', name: 'Redis', detail: `redis://127.0.0.1:${silent.port}: no answer within 200 ms` })
+
+  const noauth = await startTcpServer(t, (_chunk, socket) => { socket.write('-NOAUTH Authentication required.\r\n') })
+  const refusedPing = await pingRedis(`redis://127.0.0.1:${noauth.port}`, { timeoutMs: 2000 })
+  t.same(refusedPing, { ok: false, target: `redis://127.0.0.1:${noauth.port}`, detail: 'Redis refused: NOAUTH Authentication required.' })
+
+  const http = await startTcpServer(t, (_chunk, socket) => { socket.end('HTTP/1.1 400 Bad Request\r\n\r\n') })
+  t.same(await pingRedis(`redis://127.0.0.1:${http.port}`, { timeoutMs: 2000 }), {
+    ok: false, target: `redis://127.0.0.1:${http.port}`, detail: 'unexpected answer (not Redis?)'
+  })
+})
+
+t.test('credentials in REDIS_URL: AUTH is sent, the password is never printed', async (t) => {
+  const password = 'redis-password-do-not-print'
+  const server = await startTcpServer(t, (_chunk, socket, received) => {
+    // Answer once both commands are in (they are sent together).
+    if (received.includes('PING\r\n')) socket.write('+OK\r\n+PONG\r\n')
+  })
+  const cwd = await tempDir(t)
+  const result = await runCli(['doctor'], { env: { REDIS_URL: `redis://default:${encodeURIComponent(password)}@127.0.0.1:${server.port}/2` }, cwd })
+  t.equal(lines(result.stdout).at(-1), `ok   Redis: redis://127.0.0.1:${server.port} answered PONG`)
+  t.equal(server.received(), `*3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$${password.length}\r\n${password}\r\n*1\r\n$4\r\nPING\r\n`)
+  t.notOk(result.all.includes(password))
+
+  const wrong = await startTcpServer(t, (_chunk, socket) => { socket.write('-WRONGPASS invalid username-password pair or user is disabled.\r\n') })
+  const denied = await runCli(['doctor'], { env: { REDIS_URL: `redis://:${password}@127.0.0.1:${wrong.port}` }, cwd })
+  t.equal(denied.code, 1)
+  t.equal(lines(denied.stdout).at(-1), `FAIL Redis: redis://127.0.0.1:${wrong.port}: Redis refused: WRONGPASS invalid username-password pair or user is disabled.`)
+  t.notOk(denied.all.includes(password))
+})
+
+t.test('a REDIS_URL that is not a redis URL fails the configuration and the Redis check', async (t) => {
+  const cwd = await tempDir(t)
+  const result = await runCli(['doctor'], { env: { REDIS_URL: 'http://127.0.0.1:6379' }, cwd })
+  t.equal(result.code, 1)
+  t.ok(lines(result.stdout).includes('FAIL configuration: REDIS_URL: must be a redis:// or rediss:// URL'))
+  t.equal(lines(result.stdout).at(-1), 'FAIL Redis: http://127.0.0.1:6379: REDIS_URL must be a redis:// or rediss:// URL')
+})

@@ -1,0 +1,201 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { startMockProvider, type MockProvider } from '@fastify-aihubmix/mock-provider'
+import { doctor, formatCheck } from 'aihubmix-oauth'
+import { closedPort, lines, runCli, tempDir } from './capture.js'
+
+const SESSION_SECRET = 'session-secret-of-forty-characters-xxxxx'
+
+async function startMock (t: Test): Promise<MockProvider> {
+  const mock = await startMockProvider({ port: 0 })
+  t.teardown(() => mock.close())
+  return mock
+}
+
+/** A real-provider configuration pointing at the mock, with a registered app. */
+function goodEnv (mock: MockProvider): Record<string, string> {
+  const app = mock.createApp({ name: 'doctor', redirectUri: 'http://127.0.0.1:3000/auth/callback' })
+  return {
+    AIHUBMIX_BASE_URL: mock.url,
+    AIHUBMIX_CLIENT_ID: app.clientId,
+    AIHUBMIX_CLIENT_SECRET: app.clientSecret,
+    AIHUBMIX_REDIRECT_URI: app.redirectUri,
+    PUBLIC_URL: 'http://127.0.0.1:3000',
+    SESSION_SECRET
+  }
+}
+
+/** `name` → the check's line. */
+function byName (stdout: string): Map<string, string> {
+  return new Map(lines(stdout).map((l) => [l.slice(5, l.indexOf(':')), l]))
+}
+
+t.test('a good configuration against the provider: every line ok, exit 0, no secret printed', async (t) => {
+  const mock = await startMock(t)
+  const cwd = await tempDir(t)
+  const env = goodEnv(mock)
+  const result = await runCli(['doctor'], { env, cwd })
+  t.equal(result.code, 0, 'exit 0', { output: result.all })
+  t.equal(result.stderr, '')
+  t.same(lines(result.stdout), [
+    `ok   env file: none at ${join(cwd, '.env')}: using the environment only`,
+    'ok   configuration: accepted by the example server (development: NODE_ENV is not production)',
+    `ok   AIHUBMIX_CLIENT_ID: ${env.AIHUBMIX_CLIENT_ID}`,
+    `ok   AIHUBMIX_CLIENT_SECRET: set (${env.AIHUBMIX_CLIENT_SECRET?.length} characters)`,
+    `ok   SESSION_SECRET: set (${SESSION_SECRET.length} characters)`,
+    `ok   provider: ${mock.url} reachable (GET /api/oauth2/authorize answered HTTP 400)`,
+    'ok   redirect URI: http://127.0.0.1:3000/auth/callback (matches PUBLIC_URL; it must equal the app\'s registered redirect URI exactly)',
+    'ok   HTTPS: plain http on loopback only (PUBLIC_URL, AIHUBMIX_REDIRECT_URI, AIHUBMIX_BASE_URL): development; production requires https elsewhere',
+    'ok   Redis: not configured: in-memory stores (sessions end at restart; one instance only)'
+  ])
+  t.equal(mock.counts().authorize, 1, 'the provider was asked once')
+  t.notOk(result.all.includes(env.AIHUBMIX_CLIENT_SECRET as string))
+  t.notOk(result.all.includes(SESSION_SECRET))
+})
+
+t.test('any HTTP status means reachable; a closed port or a silent provider fails, exit 1', async (t) => {
+  const mock = await startMock(t)
+  const cwd = await tempDir(t)
+  const env = goodEnv(mock)
+  mock.setFault('authorize', 'http500')
+  const five = await runCli(['doctor'], { env, cwd })
+  t.equal(five.code, 0)
+  t.equal(byName(five.stdout).get('provider'), `ok   provider: ${mock.url} reachable (GET /api/oauth2/authorize answered HTTP 500)`)
+
+  const port = await closedPort()
+  const closed = await runCli(['doctor'], { env: { ...env, AIHUBMIX_BASE_URL: `http://127.0.0.1:${port}` }, cwd })
+  t.equal(closed.code, 1)
+  t.equal(byName(closed.stdout).get('provider'), `FAIL provider: cannot reach the provider at http://127.0.0.1:${port}: connection refused`)
+  t.equal(lines(closed.stdout).filter((l) => l.startsWith('FAIL')).length, 1, 'only that check fails')
+
+  mock.setFault('authorize', 'hang')
+  const report = await doctor({ env, cwd, timeoutMs: 200 })
+  t.equal(report.ok, false)
+  t.same(report.checks.find((c) => c.name === 'provider'), {
+    status: 'fail',
+    name: 'provider',
+    detail: `the provider at ${mock.url} did not answer within 200 ms`
+  })
+})
+
+t.test('without AIHUBMIX_BASE_URL: the embedded mock provider, development only', async (t) => {
+  const cwd = await tempDir(t)
+  const result = await runCli(['doctor'], { env: {}, cwd })
+  t.equal(result.code, 0)
+  const checks = byName(result.stdout)
+  t.equal(checks.get('provider'), 'ok   provider: embedded mock provider (development only)')
+  t.equal(checks.get('SESSION_SECRET'), 'warn SESSION_SECRET: not set: a random one per process (sessions end when the server restarts)')
+  t.notOk(checks.has('AIHUBMIX_CLIENT_ID'))
+
+  // create-app's output without a base URL: the credentials would be ignored.
+  const ignored = await runCli(['doctor'], { env: { AIHUBMIX_CLIENT_ID: 'client_x', AIHUBMIX_CLIENT_SECRET: 'secret_ignored_value' }, cwd })
+  t.equal(ignored.code, 0)
+  t.equal(byName(ignored.stdout).get('provider'), 'warn provider: embedded mock provider (development only): AIHUBMIX_BASE_URL is not set, so AIHUBMIX_CLIENT_ID and AIHUBMIX_CLIENT_SECRET are ignored')
+  t.notOk(ignored.all.includes('secret_ignored_value'))
+})
+
+t.test('variables missing or malformed: FAIL lines naming them, the secret only by its length', async (t) => {
+  const mock = await startMock(t)
+  const cwd = await tempDir(t)
+  const env = goodEnv(mock)
+
+  const { AIHUBMIX_CLIENT_SECRET: secret, ...noSecret } = env
+  const missing = await runCli(['doctor'], { env: noSecret, cwd })
+  t.equal(missing.code, 1)
+  const m = byName(missing.stdout)
+  t.equal(m.get('configuration'), 'FAIL configuration: AIHUBMIX_CLIENT_SECRET: is required when AIHUBMIX_BASE_URL is set')
+  t.match(m.get('AIHUBMIX_CLIENT_SECRET'), /^FAIL AIHUBMIX_CLIENT_SECRET: not set \(required with AIHUBMIX_BASE_URL/)
+
+  const pasted = `${secret as string} `
+  const spaced = await runCli(['doctor'], { env: { ...env, AIHUBMIX_CLIENT_SECRET: pasted, AIHUBMIX_CLIENT_ID: 'app-1' }, cwd })
+  t.equal(spaced.code, 1)
+  const s = byName(spaced.stdout)
+  t.equal(s.get('AIHUBMIX_CLIENT_SECRET'), `FAIL AIHUBMIX_CLIENT_SECRET: set (${pasted.length} characters) but contains spaces, quotes or control characters (a copy-paste error?)`)
+  t.equal(s.get('AIHUBMIX_CLIENT_ID'), 'warn AIHUBMIX_CLIENT_ID: app-1 does not look like an AIHubMix client id (client_...)')
+  t.notOk(spaced.all.includes(secret as string))
+
+  const short = await runCli(['doctor'], { env: { ...env, SESSION_SECRET: 'short' }, cwd })
+  t.equal(short.code, 1)
+  t.equal(byName(short.stdout).get('SESSION_SECRET'), 'FAIL SESSION_SECRET: 5 characters; at least 32 are needed')
+  t.equal(byName(short.stdout).get('configuration'), 'FAIL configuration: SESSION_SECRET: must be at least 32 characters')
+})
+
+t.test('the redirect URI against PUBLIC_URL: another origin or path warns', async (t) => {
+  const mock = await startMock(t)
+  const cwd = await tempDir(t)
+  const env = goodEnv(mock)
+  const origin = await runCli(['doctor'], { env: { ...env, AIHUBMIX_REDIRECT_URI: 'http://localhost:3000/auth/callback' }, cwd })
+  t.equal(origin.code, 0, 'a warning is not a failure')
+  t.equal(byName(origin.stdout).get('redirect URI'), 'warn redirect URI: http://localhost:3000/auth/callback is not on PUBLIC_URL\'s origin http://127.0.0.1:3000: the provider would send users back to another origin than the app\'s')
+
+  const path = await runCli(['doctor'], { env: { ...env, AIHUBMIX_REDIRECT_URI: 'http://127.0.0.1:3000/oauth/done' }, cwd })
+  t.equal(byName(path.stdout).get('redirect URI'), 'warn redirect URI: http://127.0.0.1:3000/oauth/done does not end with /auth/callback, the example\'s callback route')
+
+  const { AIHUBMIX_REDIRECT_URI: _unused, ...derived } = env
+  const fromPublic = await runCli(['doctor'], { env: derived, cwd })
+  t.equal(byName(fromPublic.stdout).get('redirect URI'), 'ok   redirect URI: http://127.0.0.1:3000/auth/callback (derived from PUBLIC_URL; it must equal the app\'s registered redirect URI exactly)')
+})
+
+t.test('HTTPS where required: production refuses http outside loopback, development warns', async (t) => {
+  const mock = await startMock(t)
+  const cwd = await tempDir(t)
+  const env = { ...goodEnv(mock), PUBLIC_URL: 'http://app.example.com', AIHUBMIX_REDIRECT_URI: 'http://app.example.com/auth/callback' }
+
+  const dev = await runCli(['doctor'], { env, cwd })
+  t.equal(dev.code, 0)
+  t.equal(byName(dev.stdout).get('HTTPS'), 'warn HTTPS: PUBLIC_URL, AIHUBMIX_REDIRECT_URI use plain http outside loopback: fine for a test, refused in production (cookies are not Secure, OAuth traffic is readable)')
+
+  const prod = await runCli(['doctor'], { env: { ...env, NODE_ENV: 'production' }, cwd })
+  t.equal(prod.code, 1)
+  t.equal(byName(prod.stdout).get('HTTPS'), 'FAIL HTTPS: PUBLIC_URL, AIHUBMIX_REDIRECT_URI use plain http outside loopback: production requires https')
+  t.equal(byName(prod.stdout).get('configuration'), 'FAIL configuration: PUBLIC_URL: must be https in production')
+
+  const https = { ...env, PUBLIC_URL: 'https://app.example.com', AIHUBMIX_REDIRECT_URI: 'https://app.example.com/auth/callback', NODE_ENV: 'production' }
+  const good = await runCli(['doctor'], { env: https, cwd })
+  t.equal(byName(good.stdout).get('HTTPS'), 'ok   HTTPS: plain http on loopback only (AIHUBMIX_BASE_URL): development; production requires https elsewhere')
+  t.equal(byName(good.stdout).get('configuration'), 'ok   configuration: accepted by the example server (production)')
+  t.equal(good.code, 0, 'exit 0', { output: good.all })
+
+  const noTrust = await runCli(['doctor'], { env: { ...https, TRUST_PROXY: 'false' }, cwd })
+  t.match(byName(noTrust.stdout).get('HTTPS'), /^warn HTTPS: PUBLIC_URL is https but TRUST_PROXY is off/)
+})
+
+t.test('the env file: read like the example does (the environment wins), its mode checked', async (t) => {
+  const mock = await startMock(t)
+  const cwd = await tempDir(t)
+  const { PUBLIC_URL: _p, ...env } = goodEnv(mock)
+  const secret = env.AIHUBMIX_CLIENT_SECRET as string
+  await writeFile(join(cwd, '.env'), [
+    '# written by create-app',
+    `export AIHUBMIX_CLIENT_SECRET='${secret}'`,
+    'PUBLIC_URL=http://127.0.0.1:3000',
+    'SESSION_SECRET=too-short-but-overridden'
+  ].join('\n'), { mode: 0o600 })
+  const { AIHUBMIX_CLIENT_SECRET: _s, ...rest } = env
+  const result = await runCli(['doctor'], { env: rest, cwd })
+  t.equal(result.code, 0, 'exit 0', { output: result.all })
+  const checks = byName(result.stdout)
+  t.equal(checks.get('env file'), `ok   env file: ${join(cwd, '.env')} (3 variables, mode 0600); the environment overrides SESSION_SECRET`)
+  t.equal(checks.get('AIHUBMIX_CLIENT_SECRET'), `ok   AIHUBMIX_CLIENT_SECRET: set (${secret.length} characters)`)
+  t.notOk(result.all.includes(secret))
+
+  await writeFile(join(cwd, 'other.env'), 'PUBLIC_URL=http://127.0.0.1:3000\n', { mode: 0o644 })
+  const viaVar = await runCli(['doctor'], { env: { ...env, ENV_FILE: 'other.env' }, cwd })
+  t.equal(byName(viaVar.stdout).get('env file'), `warn env file: ${join(cwd, 'other.env')} has mode 0644, readable by others: run chmod 600 ${join(cwd, 'other.env')}`)
+  t.equal(viaVar.code, 0)
+  const viaFlag = await runCli(['doctor', '--env-file', 'nowhere.env'], { env, cwd })
+  t.equal(byName(viaFlag.stdout).get('env file'), `warn env file: none at ${join(cwd, 'nowhere.env')}: using the environment only`)
+})
+
+t.test('formatCheck and the report', async (t) => {
+  t.equal(formatCheck({ status: 'ok', name: 'a', detail: 'b' }), 'ok   a: b')
+  t.equal(formatCheck({ status: 'warn', name: 'a', detail: 'b' }), 'warn a: b')
+  t.equal(formatCheck({ status: 'fail', name: 'a', detail: 'b' }), 'FAIL a: b')
+  const cwd = await tempDir(t)
+  const report = await doctor({ env: { NODE_ENV: 'production' }, cwd })
+  t.equal(report.ok, false)
+  t.equal(report.envFile, join(cwd, '.env'))
+  t.same(report.checks.filter((c) => c.status === 'fail').map((c) => c.name), ['configuration', 'SESSION_SECRET', 'provider'])
+  await t.rejects(doctor({ env: {}, cwd, timeoutMs: -1 }), { code: 'FST_AIHUBMIX_CLI_INVALID_OPTION', message: /^invalid option timeoutMs: / })
+})
