@@ -1,23 +1,31 @@
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { startMockProvider } from '@fastify-aihubmix/mock-provider'
 import { tempDir } from './capture.js'
 
-const bin = fileURLToPath(new URL('../../src/cli/dist/bin.js', import.meta.url))
+const bin = fileURLToPath(new URL('../../src/cli/aihubmix-oauth.js', import.meta.url))
+const built = fileURLToPath(new URL('../../src/cli/dist/bin.js', import.meta.url))
 
 interface Exit { code: number, stdout: string, stderr: string }
 
 async function spawnBin (args: string[], env: Record<string, string>, cwd: string): Promise<Exit> {
   return await new Promise((resolve) => {
-    execFile(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, cwd }, (err, stdout, stderr) => {
+    // Executed as the installed command is: through its shebang, not `node <file>`.
+    execFile(bin, args, { env: { PATH: process.env.PATH ?? '', ...env }, cwd }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : (err as { code?: number }).code ?? -1, stdout, stderr })
     })
   })
 }
 
-t.test('the built bin sets the process exit status', { skip: existsSync(bin) ? false : 'src/cli/dist/bin.js is not built (npx tsc -b)' }, async (t) => {
+t.test('the committed launcher is executable and needs no build to exist', async (t) => {
+  t.equal((await stat(bin)).mode & 0o111, 0o111, 'mode +x (git keeps it; npm links it before dist/ is built)')
+  t.match(await readFile(bin, 'utf8'), /^#!\/usr\/bin\/env node\n/)
+})
+
+t.test('the command sets the process exit status', { skip: existsSync(built) ? false : 'src/cli/dist/bin.js is not built (npx tsc -b)' }, async (t) => {
   const cwd = await tempDir(t)
   const version = await spawnBin(['--version'], {}, cwd)
   t.same(version, { code: 0, stdout: '0.1.0\n', stderr: '' })
