@@ -15,6 +15,9 @@ interface RedisCaller {
 }
 
 interface RedisSubscriber {
+  readonly status: string
+  connect (): Promise<void>
+  once (event: 'ready', listener: () => void): unknown
   subscribe (channel: string): Promise<unknown>
   on (event: 'message', listener: (channel: string, message: string) => void): unknown
   on (event: 'error', listener: (err: Error) => void): unknown
@@ -83,6 +86,7 @@ export class RedisStore implements KVStore {
   readonly #waiters = new Map<string, Set<() => void>>()
   #subscriber: RedisSubscriber | undefined
   #subscribed: Promise<boolean> | undefined
+  #subscriberReady: Promise<void> | undefined
   #closed = false
 
   constructor (options: RedisStoreOptions) {
@@ -173,6 +177,7 @@ export class RedisStore implements KVStore {
     const subscriber = this.#subscriber
     this.#subscriber = undefined
     this.#subscribed = undefined
+    this.#subscriberReady = undefined
     subscriber?.disconnect()
   }
 
@@ -191,13 +196,32 @@ export class RedisStore implements KVStore {
       this.#subscriber = subscriber
     }
     const subscriber = this.#subscriber
-    const attempt = this.#bounded(subscriber.subscribe(this.#channel), 'SUBSCRIBE').then(() => true, (err: unknown) => {
+    const subscribing = this.#whenReady(subscriber).then(() => subscriber.subscribe(this.#channel))
+    const attempt = this.#bounded(subscribing, 'SUBSCRIBE').then(() => true, (err: unknown) => {
       this.#log?.warn({ err }, 'token-store: cannot subscribe to lock releases; falling back to polling')
       if (this.#subscribed === attempt) this.#subscribed = undefined // try again next time
       return false
     })
     this.#subscribed = attempt
     return attempt
+  }
+
+  /**
+   * Resolves once the subscriber connection is ready: a client with `enableOfflineQueue: false` (and so its
+   * duplicate) rejects a SUBSCRIBE sent while still connecting. One pending 'ready' listener at most.
+   */
+  #whenReady (subscriber: RedisSubscriber): Promise<void> {
+    if (subscriber.status === 'ready') return Promise.resolve()
+    if (this.#subscriberReady === undefined) {
+      this.#subscriberReady = new Promise<void>(resolve => {
+        subscriber.once('ready', () => {
+          this.#subscriberReady = undefined
+          resolve()
+        })
+      })
+      if (subscriber.status === 'wait') subscriber.connect().catch(() => {}) // a lazyConnect client; errors go to 'error'
+    }
+    return this.#subscriberReady
   }
 
   #wake (key: string): void {

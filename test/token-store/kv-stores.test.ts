@@ -231,3 +231,33 @@ t.test('a client with an ioredis keyPrefix: keys are prefixed, lock releases sti
   await holder.unlock(k, 'holder')
   t.equal(await within10s(waiting), 'woken')
 })
+
+t.test('a client without offline queue (and lazyConnect): the subscriber waits to be ready, no fallback', async t => {
+  const client = await connectRedis(t, { enableOfflineQueue: false, lazyConnect: true })
+  if (client === undefined) return
+  const prefix = uniquePrefix('kv')
+  cleanupPrefix(t, client, prefix)
+  const warnings: string[] = []
+  const log = {
+    level: 'debug',
+    warn: (_obj: unknown, msg?: string) => { warnings.push(String(msg)) },
+    fatal: () => {},
+    error: () => {},
+    info: () => {},
+    debug: () => {},
+    trace: () => {},
+    silent: () => {},
+    child: () => log
+  }
+  const store = new RedisStore({ client, lockChannel: prefix + 'lock-released', commandTimeoutMs: 5000, log })
+  t.teardown(() => store.close())
+  const holder = await connectRedis(t) as Redis
+  const k = prefix + 'l'
+  await holder.set(k, 'holder', 'PX', 60_000)
+  const waiting = store.waitForUnlock(k, 60_000)
+  await sleep(100)
+  const other = new RedisStore({ client: holder, lockChannel: prefix + 'lock-released', commandTimeoutMs: 5000 })
+  await other.unlock(k, 'holder')
+  t.equal(await within10s(waiting), 'woken', 'woken by the release message')
+  t.same(warnings, [], 'subscribed on the first try')
+})

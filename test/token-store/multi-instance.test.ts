@@ -57,7 +57,7 @@ t.test('forced refresh after a 401 on both instances: one refresh', async t => {
 })
 
 t.test('the lease is renewed while a refresh outlasts it: the other instance does not refresh too', async t => {
-  const setup = await twoInstances(t, { lockLeaseMs: 600 })
+  const setup = await twoInstances(t, { lockLeaseMs: 1000 })
   if (setup === undefined) return
   const { a, b } = setup
   const id = sid()
@@ -65,7 +65,7 @@ t.test('the lease is renewed while a refresh outlasts it: the other instance doe
   const calls: string[] = []
   const started = deferred()
   const next = tokenSet()
-  const slow = countingRefresher({ calls, answer: () => next, before: async () => { started.resolve(); await sleep(2000) } })
+  const slow = countingRefresher({ calls, answer: () => next, before: async () => { started.resolve(); await sleep(3500) } })
   const other = countingRefresher({ calls })
   const first = a.tokenStore.getFresh(id, slow.refresh)
   await started.promise
