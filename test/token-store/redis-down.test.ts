@@ -109,3 +109,55 @@ t.test('a Redis reply error (not a connection error) is wrapped too, without the
   t.notOk('command' in (err.cause as object), 'ioredis attached the command (with the key); the cause does not carry it')
   t.notMatch(JSON.stringify(err.cause) + String((err.cause as Error).stack), id)
 })
+
+t.test('Redis goes away and comes back: 503 meanwhile, then it works again by itself', async t => {
+  const { connectRedis, redisUrl, uniquePrefix, cleanupPrefix } = await import('../helpers/redis.js')
+  const admin = await connectRedis(t)
+  if (admin === undefined) return
+  const prefix = uniquePrefix('down')
+  cleanupPrefix(t, admin, prefix)
+  const target = new URL(redisUrl())
+  const net = await import('node:net')
+  // A TCP relay to the real Redis that can be cut and restored on the same port.
+  const sockets = new Set<import('node:net').Socket>()
+  let relay = net.createServer(socket => {
+    const upstream = net.connect(Number(target.port || 6379), target.hostname)
+    sockets.add(socket)
+    sockets.add(upstream)
+    socket.pipe(upstream).pipe(socket)
+    const drop = (): void => { socket.destroy(); upstream.destroy() }
+    socket.on('error', drop)
+    upstream.on('error', drop)
+  })
+  await new Promise<void>(resolve => relay.listen(0, '127.0.0.1', resolve))
+  const port = (relay.address() as import('node:net').AddressInfo).port
+  const cut = async (): Promise<void> => {
+    await new Promise<void>(resolve => { relay.close(() => resolve()); for (const s of sockets) s.destroy(); sockets.clear() })
+  }
+  t.teardown(cut)
+
+  const client = new Redis({
+    host: '127.0.0.1',
+    port,
+    username: target.username || undefined,
+    password: target.password !== '' ? decodeURIComponent(target.password) : undefined,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => 50
+  })
+  client.on('error', () => {})
+  t.teardown(() => client.disconnect())
+  await new Promise(resolve => client.once('ready', resolve))
+  const app = await buildApp(t, { redis: client, keyPrefix: prefix })
+  const id = sid()
+  const set = tokenSet()
+  await app.tokenStore.save(id, set)
+
+  await cut()
+  await t.rejects(app.tokenStore.get(id), UNAVAILABLE, 'down: 503')
+
+  relay = net.createServer(relay.listeners('connection')[0] as (socket: import('node:net').Socket) => void)
+  await new Promise<void>(resolve => relay.listen(port, '127.0.0.1', resolve))
+  await new Promise(resolve => client.status === 'ready' ? resolve(undefined) : client.once('ready', resolve))
+  t.same(await app.tokenStore.get(id), set, 'back: the same client works again, the set is still there')
+})
