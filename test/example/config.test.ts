@@ -1,5 +1,5 @@
 import t from 'tap'
-import { readConfig, ConfigError } from '../../example/config.js'
+import { readConfig, ConfigError } from 'aihubmix-oauth'
 
 // CONTRACT.md section 2: a bad or unsafe value stops the server with one clear line naming the variable.
 
