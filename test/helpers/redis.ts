@@ -51,7 +51,7 @@ export async function connectRedis (t: TestLike, options: RedisOptions = {}): Pr
     await client.ping()
   } catch (err) {
     client.disconnect()
-    const message = `Redis unreachable at ${redisUrlForDisplay()}: ${(err as Error).message}`
+    const message = `Redis unreachable at ${redisUrlForDisplay()}: ${(err as Error).message.replace(/\.$/, '')}`
     if (process.env.CI === 'true') {
       t.fail(`${message} (Redis is required under CI=true)`)
     } else {
