@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { Writable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
@@ -21,6 +22,10 @@ export interface Stack {
   sessionIdOf (browser: TestBrowser): string
   /** Every string that must never appear anywhere the outside can see. */
   secrets (): string[]
+  /** Every instance (the first is `app`/`url`); more than one with `instances` (they share `redis`). */
+  peers: Array<{ app: FastifyInstance, url: string }>
+  /** Stops instance `i` and starts a new one on the same port with the same configuration. */
+  restart (i: number): Promise<void>
   close (): Promise<void>
 }
 
@@ -30,6 +35,18 @@ export interface StackOptions {
   proxy?: BuildOptions['proxy']
   tokenStore?: BuildOptions['tokenStore']
   redis?: BuildOptions['redis']
+  /** How many app instances share the configuration (and `redis`); default 1. */
+  instances?: number
+}
+
+async function freePort (): Promise<number> {
+  const { createServer } = await import('node:net')
+  return new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port
+      s.close(() => resolve(port))
+    })
+  })
 }
 
 /** Mock provider + the example app, both listening on 127.0.0.1 port 0. */
@@ -42,25 +59,31 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
       cb()
     }
   })
-  // PUBLIC_URL must be known before listening; pick a port first.
-  const probe = await import('node:net').then(({ createServer }) => new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  }))
+  // PUBLIC_URL must be known before listening; pick the ports first.
+  const ports: number[] = []
+  for (let i = 0; i < (opts.instances ?? 1); i++) ports.push(await freePort())
+  const probe = ports[0] as number
   const url = `http://127.0.0.1:${probe}`
-  const config = readConfig({ PORT: String(probe), PUBLIC_URL: url, LOG_LEVEL: 'info', ...opts.env })
+  const env: Record<string, string> = { PORT: String(probe), PUBLIC_URL: url, LOG_LEVEL: 'info', ...opts.env }
+  // Instances that share sessions share the secrets.
+  if (env.SESSION_SECRET === undefined) env.SESSION_SECRET = randomBytes(32).toString('base64url')
+  const config = readConfig(env)
   const demo = mock.createApp({ name: 'test app', redirectUri: config.redirectUri })
-  const app = await buildApp({
-    config,
-    provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret },
-    logger: { ...loggerOptions('info'), stream },
-    proxy: opts.proxy,
-    tokenStore: opts.tokenStore,
-    redis: opts.redis
-  })
-  await app.listen({ port: probe, host: '127.0.0.1' })
+  const build = async (port: number): Promise<FastifyInstance> => {
+    const instance = await buildApp({
+      config,
+      provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret },
+      logger: { ...loggerOptions('info'), stream },
+      proxy: opts.proxy,
+      tokenStore: opts.tokenStore,
+      redis: opts.redis
+    })
+    await instance.listen({ port, host: '127.0.0.1' })
+    return instance
+  }
+  const peers: Array<{ app: FastifyInstance, url: string }> = []
+  for (const port of ports) peers.push({ app: await build(port), url: `http://127.0.0.1:${port}` })
+  const app = (peers[0] as { app: FastifyInstance }).app
 
   const stack: Stack = {
     mock,
@@ -94,8 +117,16 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
         config.sessionSecret
       ]
     },
+    peers,
+    async restart (i) {
+      const peer = peers[i]
+      if (peer === undefined) throw new Error(`no instance ${i}`)
+      await peer.app.close()
+      peer.app = await build(ports[i] as number)
+      if (i === 0) stack.app = peer.app
+    },
     async close () {
-      await app.close()
+      for (const peer of peers) await peer.app.close()
       await mock.close()
     }
   }
