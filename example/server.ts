@@ -2,14 +2,14 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { startMockProvider, type MockProvider } from '@fastify-aihubmix/mock-provider'
 import { buildApp } from './app.js'
-import { ConfigError, readConfig, type ProviderConfig } from 'aihubmix-oauth'
+import { ConfigError, parseEnvFile, readConfig, type ProviderConfig } from 'aihubmix-oauth'
 
 /**
  * `npm start`: the example server. With no AIHUBMIX_BASE_URL it starts the
  * embedded mock provider in this process and registers a demo app on it.
  */
 
-/** Reads KEY=VALUE lines of an env file into `env`, never overriding what is already set. */
+/** Reads an env file (KEY=VALUE lines) into `env`, never overriding what is already set. */
 export function loadEnvFile (path: string, env: Record<string, string | undefined> = process.env): boolean {
   let text: string
   try {
@@ -17,12 +17,7 @@ export function loadEnvFile (path: string, env: Record<string, string | undefine
   } catch {
     return false
   }
-  for (const line of text.split(/\r?\n/)) {
-    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)\s*$/.exec(line)
-    if (m === null) continue
-    const name = m[1] as string
-    let value = m[2] as string
-    if (/^(['"]).*\1$/.test(value)) value = value.slice(1, -1)
+  for (const [name, value] of Object.entries(parseEnvFile(text))) {
     if (env[name] === undefined) env[name] = value
   }
   return true

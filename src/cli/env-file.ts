@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path'
 import { EnvFileConflictError, EnvFileError } from './errors.js'
 
 /**
- * Env files as the example server reads them (example/server.ts `loadEnvFile`):
+ * Env files as the example server reads them (example/server.ts `loadEnvFile` uses `parseEnvFile`):
  * `KEY=VALUE` lines, an optional `export ` prefix, optional matching quotes
  * around the value, `#` comment lines; the first definition of a key wins.
  */
