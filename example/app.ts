@@ -5,7 +5,7 @@ import fastifyRedis from '@fastify/redis'
 import type { Redis } from 'ioredis'
 import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import aihubmixProxy, { type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
-import oauthRoutes from '@fastify-aihubmix/oauth-routes'
+import oauthRoutes, { type OAuthRoutesOptions } from '@fastify-aihubmix/oauth-routes'
 import type { ExampleConfig, ProviderConfig } from 'aihubmix-oauth'
 import { pageRoutes } from './page.js'
 
@@ -21,6 +21,8 @@ export interface BuildOptions {
   proxy?: Partial<AihubmixProxyOptions>
   /** Extra token-store options (hooks, refresh skew, key prefix). */
   tokenStore?: Partial<TokenStoreOptions>
+  /** Extra oauth-routes options (hooks, state lifetime). */
+  oauth?: Partial<OAuthRoutesOptions>
 }
 
 /** Query parameters whose values never reach a log line. */
@@ -120,7 +122,8 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
 
   await app.register(oauthRoutes, {
     publicUrl: config.publicUrl,
-    cookieName
+    cookieName,
+    ...opts.oauth
   })
 
   await app.register(pageRoutes, { providerOrigin: new URL(provider.baseUrl).origin })

@@ -6,7 +6,8 @@ import type { AihubmixClient } from './client.js'
 
 export type CallAsUser = <T>(
   request: FastifyRequest,
-  call: (accessToken: string, signal?: AbortSignal) => Promise<T>
+  call: (accessToken: string, signal?: AbortSignal) => Promise<T>,
+  signal?: AbortSignal
 ) => Promise<T>
 
 /**
@@ -18,17 +19,17 @@ export type CallAsUser = <T>(
  */
 export function createCallAsUser (client: AihubmixClient): CallAsUser {
   const refresh = client.refresh
-  return async function callAsUser (request, call) {
+  return async function callAsUser (request, call, signal) {
     let set: TokenSet
     try {
       set = await request.tokens.getFresh(refresh)
       try {
-        return await call(set.accessToken)
+        return await call(set.accessToken, signal)
       } catch (err) {
         if (!(err instanceof UpstreamUnauthorizedError)) throw err
       }
       set = await request.tokens.getFresh(refresh, { force: true, staleAccessToken: set.accessToken })
-      return await call(set.accessToken)
+      return await call(set.accessToken, signal)
     } catch (err) {
       if ((err as { code?: unknown }).code === 'FST_AIHUBMIX_REAUTH_REQUIRED') {
         await destroySession(request)

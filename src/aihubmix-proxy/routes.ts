@@ -56,6 +56,20 @@ export function sendPublicError (reply: FastifyReply, err: FastifyError): Fastif
   return reply.code(pub.statusCode).header('cache-control', 'no-store').send({ error: pub.error, message: pub.message })
 }
 
+/**
+ * A signal that aborts the upstream call when the browser disconnects before the
+ * answer is written, so an abandoned request does not hold a pooled connection.
+ * (A refresh in flight is never aborted: other requests may be waiting on it.)
+ */
+function abortOnClientGone (reply: FastifyReply): AbortSignal {
+  const controller = new AbortController()
+  const res = reply.raw
+  res.once('close', () => {
+    if (!res.writableFinished) controller.abort()
+  })
+  return controller.signal
+}
+
 const errorResponses = {
   401: ErrorReplySchema,
   403: ErrorReplySchema,
@@ -83,6 +97,10 @@ export async function proxyRoutes (
 
   fastify.setErrorHandler(async (err: FastifyError, request, reply) => {
     const pub = publicErrorOf(err)
+    if (err.name === 'AbortError' && reply.raw.destroyed) {
+      // The browser went away and its upstream call was cancelled: nobody to answer.
+      return reply.code(499).send()
+    }
     if (pub.statusCode >= 500) {
       request.log.warn({ err: { code: err.code, message: err.message } }, 'aihubmix proxy error')
     }
@@ -96,9 +114,9 @@ export async function proxyRoutes (
 
   fastify.get(routes.userInfo, {
     schema: { response: { 200: UserInfoReplySchema, ...errorResponses } }
-  }, (request) => callAsUser(request, client.userinfo))
+  }, (request, reply) => callAsUser(request, client.userinfo, abortOnClientGone(reply)))
 
   fastify.get(routes.topup, {
     schema: { response: { 200: TopupReplySchema, ...errorResponses } }
-  }, (request) => callAsUser(request, client.topup))
+  }, (request, reply) => callAsUser(request, client.topup, abortOnClientGone(reply)))
 }

@@ -14,7 +14,7 @@ t.test('two instances sharing Redis', async (t) => {
   cleanupPrefix(t, redis, prefix)
   const stack = await startStack({ instances: 2, redis, tokenStore: { keyPrefix: prefix } })
   t.teardown(() => stack.close())
-  const [a, b] = stack.peers as [{ url: string }, { url: string }]
+  const [a, b] = stack.peers.map((p) => ({ url: p.url })) as [{ url: string }, { url: string }]
 
   await t.test('a session made on one works on the other', async (t) => {
     const { browser } = await stack.login()

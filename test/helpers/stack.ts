@@ -35,6 +35,7 @@ export interface StackOptions {
   proxy?: BuildOptions['proxy']
   tokenStore?: BuildOptions['tokenStore']
   redis?: BuildOptions['redis']
+  oauth?: BuildOptions['oauth']
   /** How many app instances share the configuration (and `redis`); default 1. */
   instances?: number
 }
@@ -76,6 +77,7 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
       logger: { ...loggerOptions('info'), stream },
       proxy: opts.proxy,
       tokenStore: opts.tokenStore,
+      oauth: opts.oauth,
       redis: opts.redis
     })
     await instance.listen({ port, host: '127.0.0.1' })

@@ -1,0 +1,49 @@
+import t from 'tap'
+import { startStack, findLeaks } from '../helpers/stack.js'
+import { TestBrowser } from '../helpers/browser.js'
+
+// SECURITY.md "Secrets": seeded, recognisable tokens and secrets (the mock's `leakcanary` prefix),
+// codes, verifiers' states and raw session ids appear in no response, header, Location, cookie,
+// log line or served asset.
+
+const CSRF = { 'x-csrf': '1' }
+
+t.test('a full session leaves no secret anywhere the outside can see', async (t) => {
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const browser = new TestBrowser()
+  const states: string[] = []
+  const sessionIds: string[] = []
+
+  for (const mode of ['redirect', 'popup']) {
+    const start = await browser.get(`${stack.url}/auth/login?mode=${mode}`)
+    states.push(new URL(TestBrowser.location(start)).searchParams.get('state') as string)
+    sessionIds.push(stack.sessionIdOf(browser))
+    const back = await browser.get(TestBrowser.location(start))
+    await browser.get(TestBrowser.location(back))
+    sessionIds.push(stack.sessionIdOf(browser))
+  }
+  await browser.get(`${stack.url}/auth/session`)
+  await browser.get(`${stack.url}/api/user/info`, CSRF)
+  await browser.get(`${stack.url}/api/user/topup`, CSRF)
+  stack.mock.expireAccessTokens() // forces a refresh: new tokens, all of them swept too
+  await browser.get(`${stack.url}/api/user/info`, CSRF)
+  await browser.get(`${stack.url}/`)
+  await browser.get(`${stack.url}/assets/app.js`)
+  await browser.get(`${stack.url}/assets/app.css`)
+  // Failures log too.
+  stack.mock.setFault('userinfo', 'http500', { times: 1 })
+  await browser.get(`${stack.url}/api/user/info`, CSRF)
+  await browser.get(`${stack.url}/auth/callback?code=code_leakcanary_forged&state=${states[0] as string}`)
+  await browser.post(`${stack.url}/auth/logout`, CSRF)
+
+  const issued = stack.mock.issued()
+  t.ok(issued.accessTokens.length >= 3 && issued.refreshTokens.length >= 3 && issued.codes.length >= 2, 'the sweep has something to look for')
+  const appAnswers = browser.transcript(stack.url)
+  t.same(findLeaks(stack.secrets(), appAnswers), [], 'no token, code or secret in any answer of the app')
+  t.same(findLeaks([...stack.secrets(), 'code_leakcanary_forged'], stack.logs), [], 'none in any log line')
+  t.same(findLeaks(states, stack.logs), [], 'no state in any log line')
+  t.same(findLeaks(sessionIds, stack.logs), [], 'no raw session id in any log line')
+  t.same(findLeaks(sessionIds, appAnswers.filter((a) => !a.startsWith('{"'))), [], 'no raw session id in any body')
+  t.ok(stack.logs.some((line) => line.includes('[REDACTED]')), 'logs show where values were redacted')
+})

@@ -1,0 +1,56 @@
+import t from 'tap'
+import { startStack } from '../helpers/stack.js'
+import { TestBrowser } from '../helpers/browser.js'
+
+// SECURITY.md "Session cookie", with an https public URL behind a TLS-terminating proxy on loopback.
+
+t.test('https public URL: __Host- prefix, Secure, HttpOnly, SameSite=Lax, Path=/, no Domain', async (t) => {
+  const stack = await startStack({ env: { PUBLIC_URL: 'https://app.example' } })
+  t.teardown(() => stack.close())
+  const browser = new TestBrowser()
+  const viaProxy = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example' }
+  const start = await browser.get(`${stack.url}/auth/login`, viaProxy)
+  t.equal(start.status, 302)
+  const setCookie = String(start.headers['set-cookie'])
+  t.match(setCookie, /^__Host-sid=/)
+  t.match(setCookie, /; Secure/i)
+  t.match(setCookie, /; HttpOnly/i)
+  t.match(setCookie, /; SameSite=Lax/i)
+  t.match(setCookie, /; Path=\//)
+  t.notMatch(setCookie, /Domain=/i)
+  const authorize = new URL(TestBrowser.location(start))
+  t.equal(authorize.searchParams.get('redirect_uri'), 'https://app.example/auth/callback', 'from configuration, not from Host')
+
+  // The provider sends the browser to https://app.example/auth/callback; the proxy forwards it here.
+  const back = new URL(TestBrowser.location(await browser.get(authorize.href)))
+  const done = await browser.get(`${stack.url}${back.pathname}${back.search}`, viaProxy)
+  t.equal(done.status, 302)
+  t.match(String(done.headers['set-cookie']), /^__Host-sid=.*; Secure/i)
+  const info = await browser.get(`${stack.url}/api/user/info`, { ...viaProxy, 'x-csrf': '1' })
+  t.equal(info.status, 200)
+
+  // The cookie cleared at logout has the same attributes.
+  const out = await browser.post(`${stack.url}/auth/logout`, { ...viaProxy, 'x-csrf': '1' })
+  t.equal(out.status, 204)
+  const cleared = String(out.headers['set-cookie'])
+  t.match(cleared, /^__Host-sid=;/)
+  t.match(cleared, /Expires=Thu, 01 Jan 1970/i)
+  t.match(cleared, /; Secure/i)
+  t.match(cleared, /; HttpOnly/i)
+  t.match(cleared, /; SameSite=Lax/i)
+  t.match(cleared, /; Path=\//)
+})
+
+t.test('a Secure cookie is never sent over plain http (why trustProxy matters behind TLS)', async (t) => {
+  const stack = await startStack({ env: { PUBLIC_URL: 'https://app.example' } })
+  t.teardown(() => stack.close())
+  const start = await new TestBrowser().get(`${stack.url}/auth/login`)
+  t.equal(start.headers['set-cookie'], undefined, 'no X-Forwarded-Proto from a trusted proxy: no cookie')
+})
+
+t.test('X-Forwarded-* from an untrusted peer is not believed', async (t) => {
+  const stack = await startStack({ env: { PUBLIC_URL: 'https://app.example', TRUST_PROXY: '10.0.0.0/8' } })
+  t.teardown(() => stack.close())
+  const start = await new TestBrowser().get(`${stack.url}/auth/login`, { 'x-forwarded-proto': 'https' })
+  t.equal(start.headers['set-cookie'], undefined)
+})
