@@ -1,0 +1,33 @@
+// The project as a user deploys it: the example app (example/dist/app.js) built from its
+// configuration exactly as `npm start` does, against the upstream given by the parent.
+// Memory stores by default; Redis stores when REDIS_URL is given (the app registers
+// @fastify/redis itself, as in production).
+//
+// env: BENCH_PORT, BENCH_PUBLIC_URL (default http://127.0.0.1:BENCH_PORT), BENCH_UPSTREAM,
+//      BENCH_CLIENT_ID, BENCH_CLIENT_SECRET, BENCH_SESSION_SECRET, BENCH_KEY_PREFIX,
+//      BENCH_REDIS_URL (optional), BENCH_LOG_LEVEL (default warn)
+import { readConfig } from 'aihubmix-oauth'
+import { buildApp } from '../example/dist/app.js'
+import { failStart, serveUntilStopped } from './lib.mjs'
+
+async function main () {
+  const env = process.env
+  const port = Number(env.BENCH_PORT)
+  const config = readConfig({
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    PUBLIC_URL: env.BENCH_PUBLIC_URL ?? `http://127.0.0.1:${port}`,
+    SESSION_SECRET: env.BENCH_SESSION_SECRET,
+    LOG_LEVEL: env.BENCH_LOG_LEVEL ?? 'warn',
+    ...(env.BENCH_REDIS_URL ? { REDIS_URL: env.BENCH_REDIS_URL } : {})
+  })
+  const app = await buildApp({
+    config,
+    provider: { baseUrl: env.BENCH_UPSTREAM, clientId: env.BENCH_CLIENT_ID, clientSecret: env.BENCH_CLIENT_SECRET },
+    tokenStore: env.BENCH_KEY_PREFIX ? { keyPrefix: env.BENCH_KEY_PREFIX } : {}
+  })
+  await app.listen({ port, host: '127.0.0.1' })
+  serveUntilStopped(`http://127.0.0.1:${port}`, () => app.close(), { redis: config.redisUrl !== undefined })
+}
+
+main().catch(failStart)

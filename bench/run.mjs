@@ -1,0 +1,546 @@
+// `npm run bench`: the project's GET /api/user/info against a lean hand-written Fastify route
+// and the provider guide's Express pattern, side by side on one fast local upstream; Redis
+// round trips per request; a refresh storm over two instances sharing Redis; heap per
+// 10,000 sessions. Everything on 127.0.0.1, bounded in time. Prints one table, writes
+// bench/results/latest.json. Exit code 0 even when a goal is missed; 1 when something failed to run.
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { accessSync, constants as fsConstants, mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { Redis } from 'ioredis'
+import { Agent, request } from 'undici'
+import fastifyCookie from '@fastify/cookie'
+import { startMockProvider } from '@fastify-aihubmix/mock-provider'
+import { createTokenStore } from '@fastify-aihubmix/token-store'
+import { BENCH_DIR, freePort, median, quantile, runLoad, signIn, sleep, startChild } from './lib.mjs'
+
+const env = process.env
+function numberEnv (name, fallback, min = 1) {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value < min) throw new Error(`${name} must be a number >= ${min}`)
+  return value
+}
+
+const SETTINGS = {
+  duration: numberEnv('BENCH_DURATION', 5),
+  rounds: numberEnv('BENCH_ROUNDS', 3),
+  warmup: numberEnv('BENCH_WARMUP', 2, 0),
+  connections: numberEnv('BENCH_CONNECTIONS', 50),
+  sessionsPerTarget: numberEnv('BENCH_SESSIONS', 16),
+  redisCountRequests: numberEnv('BENCH_REDIS_REQUESTS', 5000),
+  storm: numberEnv('BENCH_STORM', 500, 2),
+  heapSessions: numberEnv('BENCH_HEAP_SESSIONS', 10_000),
+  /** Comma-separated target ids to run under --cpu-prof (profiles in bench/results/profiles/<id>/). */
+  profile: list(env.BENCH_PROFILE),
+  /** Only these throughput targets (default: all): project-memory, project-redis, lean, guide. */
+  targets: list(env.BENCH_TARGETS),
+  /** Parts to leave out: storm, heap. */
+  skip: list(env.BENCH_SKIP),
+  /** --cpu-prof-interval for profiled targets, µs. */
+  profileInterval: numberEnv('BENCH_PROFILE_INTERVAL', 200)
+}
+
+function list (raw) {
+  return (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean)
+}
+
+const GOALS = {
+  leanThroughput: 1.0,
+  leanP99: 1.2,
+  guideThroughput: 2.5,
+  redisVsMemory: 0.8,
+  redisRoundTrips: 1
+}
+
+const RESULTS_DIR = join(BENCH_DIR, 'results')
+const API_PATH = '/api/user/info'
+const API_HEADERS = { 'x-csrf': '1', accept: 'application/json' }
+
+function log (line) {
+  process.stderr.write(`bench: ${line}\n`)
+}
+
+// ---------------------------------------------------------------- Redis
+
+function parseCommandStats (info) {
+  const calls = {}
+  for (const line of info.split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+)/.exec(line.trim())
+    if (m) calls[m[1]] = Number(m[2])
+  }
+  return calls
+}
+
+async function redisReachable (url) {
+  const client = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 1000, retryStrategy: () => null })
+  client.on('error', () => {})
+  try {
+    await client.connect()
+    return (await client.ping()) === 'PONG'
+  } catch {
+    return false
+  } finally {
+    client.disconnect()
+  }
+}
+
+/**
+ * The Redis of the run: REDIS_URL when set; else a private redis-server on a free port (so that
+ * its command statistics count this benchmark's commands only); else 127.0.0.1:6379; else none.
+ */
+async function setUpRedis () {
+  if (env.REDIS_URL) {
+    if (await redisReachable(env.REDIS_URL)) return { url: env.REDIS_URL, kind: 'REDIS_URL (shared: other clients\' commands would count too)', stop: async () => {} }
+    return { url: undefined, why: 'REDIS_URL is not reachable' }
+  }
+  const binary = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => {
+    try {
+      accessSync(p, fsConstants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  })
+  if (binary !== undefined) {
+    const port = await freePort()
+    const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--logfile', ''], { stdio: 'ignore' })
+    const url = `redis://127.0.0.1:${port}`
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    const stop = async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM')
+      await exited
+    }
+    for (let i = 0; i < 100; i++) {
+      if (await redisReachable(url)) return { url, kind: `private redis-server on port ${port}`, stop }
+      await sleep(50)
+    }
+    await stop()
+  }
+  const fallback = 'redis://127.0.0.1:6379'
+  if (await redisReachable(fallback)) return { url: fallback, kind: 'shared 127.0.0.1:6379 (other clients\' commands would count too)', stop: async () => {} }
+  return { url: undefined, why: 'no redis-server binary and nothing answers on 127.0.0.1:6379' }
+}
+
+// ---------------------------------------------------------------- throughput
+
+async function startTarget (target, common) {
+  const port = await freePort()
+  const execArgv = []
+  if (SETTINGS.profile.includes(target.id)) {
+    const dir = join(RESULTS_DIR, 'profiles', target.id)
+    mkdirSync(dir, { recursive: true })
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-interval=${SETTINGS.profileInterval}`)
+  }
+  const handle = await startChild(target.script, { env: { ...common, ...target.env, BENCH_PORT: String(port) }, execArgv })
+  const cookies = []
+  // A few at a time: each sign-in is three requests.
+  for (let i = 0; i < SETTINGS.sessionsPerTarget; i++) cookies.push(await signIn(handle.url, target.loginPath))
+  // Sanity: every session answers the user's info, through the upstream.
+  for (const cookie of cookies) {
+    const res = await fetch(handle.url + API_PATH, { headers: { ...API_HEADERS, cookie } })
+    const body = await res.json()
+    if (res.status !== 200 || body.username !== 'user123') {
+      throw new Error(`${target.id}: ${API_PATH} answered ${res.status} ${JSON.stringify(body).slice(0, 80)}`)
+    }
+  }
+  return { ...target, handle, cookies }
+}
+
+async function throughput (targets, upstream) {
+  const rounds = new Map(targets.map((t) => [t.id, []]))
+  const load = (t, extra) => runLoad({
+    url: t.handle.url,
+    path: API_PATH,
+    cookies: t.cookies,
+    connections: SETTINGS.connections,
+    headers: API_HEADERS,
+    ...extra
+  })
+  if (SETTINGS.warmup > 0) {
+    for (const t of targets) {
+      log(`warm-up ${t.id} (${SETTINGS.warmup} s)`)
+      await load(t, { duration: SETTINGS.warmup })
+    }
+  }
+  for (let r = 0; r < SETTINGS.rounds; r++) {
+    // Rotate the order each round so no target always runs first or last.
+    const order = targets.map((_, i) => targets[(i + r) % targets.length])
+    for (const t of order) {
+      const before = (await upstream.ask('counts')).userinfo
+      const cpu0 = await t.handle.ask('cpu')
+      const run = await load(t, { duration: SETTINGS.duration })
+      await sleep(100)
+      const cpu1 = await t.handle.ask('cpu')
+      const cpuBefore = cpu0.micros
+      const cpuAfter = cpu1.micros
+      run.cpuSystemShare = (cpu1.system - cpu0.system) / (cpuAfter - cpuBefore)
+      const after = (await upstream.ask('counts')).userinfo
+      run.upstreamCallsPerRequest = run.requests === 0 ? NaN : (after - before) / run.requests
+      // The server's own CPU time per answered request: less sensitive than req/s to what else runs on the machine.
+      run.cpuMicrosPerRequest = run.requests === 0 ? NaN : (cpuAfter - cpuBefore) / run.requests
+      run.loadavg = loadavg()[0]
+      rounds.get(t.id).push(run)
+      log(`round ${r + 1}/${SETTINGS.rounds} ${t.id}: ${Math.round(run.rps)} req/s, p50 ${run.p50.toFixed(2)} ms, p99 ${run.p99.toFixed(2)} ms, ${Math.round(run.cpuMicrosPerRequest)} µs CPU/req (${Math.round(100 * run.cpuSystemShare)}% system), non-2xx ${run.non2xx}, errors ${run.errors}`)
+      await sleep(250)
+    }
+  }
+  const summary = {}
+  for (const t of targets) {
+    const runs = rounds.get(t.id)
+    summary[t.id] = {
+      label: t.label,
+      rps: median(runs.map((x) => x.rps)),
+      p50: median(runs.map((x) => x.p50)),
+      p99: median(runs.map((x) => x.p99)),
+      non2xx: runs.reduce((n, x) => n + x.non2xx, 0),
+      errors: runs.reduce((n, x) => n + x.errors + x.timeouts, 0),
+      upstreamCallsPerRequest: median(runs.map((x) => x.upstreamCallsPerRequest)),
+      cpuMicrosPerRequest: median(runs.map((x) => x.cpuMicrosPerRequest)),
+      rounds: runs
+    }
+  }
+  return summary
+}
+
+/** Redis commands per request of the Redis-store target: exactly N requests, INFO commandstats around them. */
+async function redisRoundTrips (target, redisUrl) {
+  const client = new Redis(redisUrl, { maxRetriesPerRequest: 1 })
+  try {
+    await sleep(200)
+    const before = parseCommandStats(await client.info('commandstats'))
+    const run = await runLoad({
+      url: target.handle.url,
+      path: API_PATH,
+      cookies: target.cookies,
+      connections: SETTINGS.connections,
+      headers: API_HEADERS,
+      amount: SETTINGS.redisCountRequests
+    })
+    await sleep(200)
+    const after = parseCommandStats(await client.info('commandstats'))
+    const perCommand = {}
+    let total = 0
+    for (const [name, calls] of Object.entries(after)) {
+      if (name === 'info') continue
+      const delta = calls - (before[name] ?? 0)
+      if (delta > 0) {
+        perCommand[name] = delta / run.requests
+        total += delta
+      }
+    }
+    return { requests: run.requests, non2xx: run.non2xx, commands: total, perRequest: total / run.requests, perCommand }
+  } finally {
+    client.disconnect()
+  }
+}
+
+// ---------------------------------------------------------------- refresh storm
+
+async function refreshStorm (redisUrl) {
+  const secret = randomBytes(32).toString('base64url')
+  const keyPrefix = `bench-storm-${randomBytes(4).toString('hex')}:`
+  const mock = await startMockProvider({ rotateRefreshTokens: true, refreshReuseRevokes: true })
+  const children = []
+  const client = new Redis(redisUrl, { maxRetriesPerRequest: 1 })
+  const agent = new Agent({ connections: null, pipelining: 1 })
+  let store
+  try {
+    const ports = [await freePort(), await freePort()]
+    const publicUrl = `http://127.0.0.1:${ports[0]}`
+    const demo = mock.createApp({ name: 'bench storm', redirectUri: `${publicUrl}/auth/callback` })
+    const common = {
+      BENCH_UPSTREAM: mock.url,
+      BENCH_CLIENT_ID: demo.clientId,
+      BENCH_CLIENT_SECRET: demo.clientSecret,
+      BENCH_SESSION_SECRET: secret,
+      BENCH_KEY_PREFIX: keyPrefix,
+      BENCH_REDIS_URL: redisUrl,
+      BENCH_PUBLIC_URL: publicUrl
+    }
+    for (const port of ports) {
+      children.push(await startChild('project-server.mjs', { env: { ...common, BENCH_PORT: String(port) } }))
+    }
+    const urls = children.map((c) => c.url)
+    const cookie = await signIn(urls[0], '/auth/login')
+
+    // Expire the session's token set through the token store's public API (same Redis, prefix
+    // and key as the instances), and make the provider refuse the old access token too.
+    const raw = /(?:^|;\s*)sid=([^;]+)/.exec(cookie)?.[1]
+    const unsigned = raw === undefined ? undefined : fastifyCookie.unsign(decodeURIComponent(raw), secret)
+    if (unsigned?.valid !== true) throw new Error('storm: no signed session cookie after sign-in')
+    store = createTokenStore({ backend: 'redis', redis: client, keyPrefix, encryptionKeys: [secret] })
+    const set = await store.get(unsigned.value)
+    if (set === null) throw new Error('storm: no token set after sign-in')
+    await store.save(unsigned.value, { ...set, expiresAt: Date.now() - 60_000 })
+    mock.expireAccessTokens()
+    mock.resetCounts()
+
+    const statuses = new Map()
+    const latencies = []
+    let failures = 0
+    const one = async (i) => {
+      const started = performance.now()
+      try {
+        const res = await request(urls[i % urls.length] + API_PATH, { dispatcher: agent, headers: { ...API_HEADERS, cookie } })
+        await res.body.dump()
+        statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1)
+        if (res.statusCode !== 200) failures++
+      } catch (err) {
+        failures++
+        statuses.set(err.code ?? 'error', (statuses.get(err.code ?? 'error') ?? 0) + 1)
+      }
+      latencies.push(performance.now() - started)
+    }
+    const t0 = performance.now()
+    await Promise.all(Array.from({ length: SETTINGS.storm }, (_, i) => one(i)))
+    const wall = performance.now() - t0
+    const counts = mock.counts()
+    latencies.sort((a, b) => a - b)
+
+    // Afterwards the rotated set is in Redis: both instances answer without another refresh.
+    let after = 0
+    for (const url of urls) {
+      const res = await request(url + API_PATH, { dispatcher: agent, headers: { ...API_HEADERS, cookie } })
+      await res.body.dump()
+      if (res.statusCode === 200) after++
+    }
+    return {
+      requests: SETTINGS.storm,
+      instances: urls.length,
+      refreshCalls: counts.grants.refresh_token,
+      refreshCallsAfter: mock.counts().grants.refresh_token - counts.grants.refresh_token,
+      userinfoCalls: counts.userinfo,
+      failures,
+      statuses: Object.fromEntries(statuses),
+      p50: quantile(latencies, 0.5),
+      p99: quantile(latencies, 0.99),
+      max: latencies[latencies.length - 1],
+      wallMs: wall,
+      followUpOk: after === urls.length
+    }
+  } finally {
+    await agent.close()
+    for (const c of children) await c.stop()
+    if (store !== undefined) await store.close()
+    // Clean up the run's keys.
+    const keys = await client.keys(`${keyPrefix}*`).catch(() => [])
+    if (keys.length > 0) await client.del(...keys).catch(() => {})
+    client.disconnect()
+    await mock.close()
+  }
+}
+
+// ---------------------------------------------------------------- heap
+
+async function heapPerSessions () {
+  const handle = await startChild('memory.mjs', {
+    env: { BENCH_SESSIONS: String(SETTINGS.heapSessions) },
+    execArgv: ['--expose-gc'],
+    readyTimeoutMs: 120_000
+  })
+  await handle.stop()
+  return handle.info.results
+}
+
+// ---------------------------------------------------------------- report
+
+function machine () {
+  const model = cpus()[0]?.model ?? 'unknown CPU'
+  return {
+    cores: cpus().length,
+    cpu: model.replace(/\s+/g, ' ').trim(),
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`
+  }
+}
+
+const fmtInt = (n) => Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a'
+const fmtMs = (n) => Number.isFinite(n) ? `${n.toFixed(n < 10 ? 2 : 1)} ms` : 'n/a'
+const fmtX = (n) => Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a'
+const fmtMB = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`
+const mark = (ok) => ok === undefined ? '' : ok ? '✓' : '✗'
+
+function buildReport (result) {
+  const rows = []
+  const goals = []
+  const t = result.throughput ?? {}
+  const { project, projectRedis, lean, guide } = {
+    project: t['project-memory'],
+    projectRedis: t['project-redis'],
+    lean: t.lean,
+    guide: t.guide
+  }
+  const line = (s) => `${fmtInt(s.rps)} req/s · p50 ${fmtMs(s.p50)} · p99 ${fmtMs(s.p99)} · ${fmtInt(s.cpuMicrosPerRequest)} µs CPU/req` +
+    (s.non2xx + s.errors > 0 ? ` · ${s.non2xx + s.errors} failed` : '')
+  for (const s of [project, projectRedis, lean, guide]) {
+    if (s !== undefined) rows.push([s.label, line(s), '', ''])
+  }
+  if (projectRedis === undefined) rows.push(['project, Redis stores', `skipped: ${result.redis.why}`, '', ''])
+  const goal = (name, value, text, ok, target) => {
+    rows.push([name, value, text, mark(ok)])
+    goals.push({ name, value: target, goal: text, ok })
+  }
+  if (project && lean) {
+    const x = project.rps / lean.rps
+    goal('project ÷ lean: req/s', fmtX(x), `≥ ${GOALS.leanThroughput.toFixed(1)}×`, x >= GOALS.leanThroughput, x)
+    const y = project.p99 / lean.p99
+    goal('project ÷ lean: p99', fmtX(y), `≤ ${GOALS.leanP99.toFixed(1)}×`, y <= GOALS.leanP99, y)
+  }
+  if (project && guide) {
+    const x = project.rps / guide.rps
+    goal('project ÷ guide: req/s', fmtX(x), `≥ ${GOALS.guideThroughput.toFixed(1)}×`, x >= GOALS.guideThroughput, x)
+    const y = project.p99 / guide.p99
+    rows.push(['project ÷ guide: p99', fmtX(y), '', ''])
+  }
+  if (project && lean && guide) {
+    rows.push(['server CPU per request: project ÷ lean, project ÷ guide',
+      `${fmtX(project.cpuMicrosPerRequest / lean.cpuMicrosPerRequest)}, ${fmtX(project.cpuMicrosPerRequest / guide.cpuMicrosPerRequest)}`, '', ''])
+  }
+  if (projectRedis && project) {
+    const x = projectRedis.rps / project.rps
+    goal('Redis stores ÷ memory stores: req/s', fmtX(x), `≥ ${GOALS.redisVsMemory.toFixed(1)}×`, x >= GOALS.redisVsMemory, x)
+    if (lean) rows.push(['project (Redis) ÷ lean: req/s, p99', `${fmtX(projectRedis.rps / lean.rps)}, ${fmtX(projectRedis.p99 / lean.p99)}`, '', ''])
+    if (guide) rows.push(['project (Redis) ÷ guide: req/s', fmtX(projectRedis.rps / guide.rps), '', ''])
+  }
+  if (result.redisRoundTrips) {
+    const r = result.redisRoundTrips
+    const detail = Object.entries(r.perCommand).map(([c, n]) => `${c.toUpperCase()} ${n.toFixed(2)}`).join(', ')
+    goal('Redis round trips per steady-state request', `${r.perRequest.toFixed(2)} (${detail || 'none'}; ${fmtInt(r.requests)} requests)`,
+      `≤ ${GOALS.redisRoundTrips}`, r.perRequest <= GOALS.redisRoundTrips + 1e-9, r.perRequest)
+  } else {
+    rows.push(['Redis round trips per steady-state request', `skipped: ${result.redis.why ?? 'not measured'}`, '', ''])
+  }
+  if (result.storm) {
+    const s = result.storm
+    goal(`refresh storm (${s.requests} concurrent, ${s.instances} instances, Redis): refresh calls`, String(s.refreshCalls), '= 1', s.refreshCalls === 1, s.refreshCalls)
+    goal('refresh storm: failures', `${s.failures} of ${s.requests}`, '= 0', s.failures === 0, s.failures)
+    rows.push(['refresh storm: p50, p99', `${fmtMs(s.p50)}, ${fmtMs(s.p99)}`, '', ''])
+  } else {
+    rows.push(['refresh storm', `skipped: ${result.redis.why ?? 'not run'}`, '', ''])
+  }
+  if (result.heap) {
+    const h = result.heap
+    const per10k = (b) => b * 10_000 / h.sessions
+    rows.push(['heap per 10,000 sessions (memory store, session + sealed token set)',
+      `${fmtMB(per10k(h.projectBytes))} (guide's express-session store: ${fmtMB(per10k(h.guideBytes))})`, '', ''])
+  }
+  return { rows, goals }
+}
+
+function renderTable (rows) {
+  const header = ['measure', 'result', 'goal', 'met']
+  const all = [header, ...rows]
+  const widths = header.map((_, i) => Math.max(...all.map((r) => [...r[i]].length)))
+  const fmt = (r) => '| ' + r.map((c, i) => c + ' '.repeat(widths[i] - [...c].length)).join(' | ') + ' |'
+  return [fmt(header), '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|', ...rows.map(fmt)].join('\n')
+}
+
+// ---------------------------------------------------------------- main
+
+async function main () {
+  const started = Date.now()
+  const result = { date: new Date().toISOString(), machine: machine(), settings: SETTINGS, goals: GOALS }
+  const stops = []
+  let failed = false
+  try {
+    result.loadavgAtStart = loadavg()[0]
+    log(`${result.machine.cores} cores, ${result.machine.cpu}, Node ${result.machine.node}, load average ${result.loadavgAtStart.toFixed(1)}`)
+    if (result.loadavgAtStart > result.machine.cores) log('WARNING: the machine is busy with other work; req/s and latencies will be noisy (CPU per request much less so)')
+    const redis = await setUpRedis()
+    stops.push(() => redis.stop?.())
+    result.redis = { kind: redis.kind, why: redis.why }
+    if (redis.url === undefined) log(`Redis rows SKIPPED: ${redis.why}`)
+    else log(`Redis: ${redis.kind}`)
+
+    const upstream = await startChild('upstream.mjs')
+    stops.push(() => upstream.stop())
+    const secret = randomBytes(32).toString('base64url')
+    const common = {
+      BENCH_UPSTREAM: upstream.url,
+      BENCH_CLIENT_ID: 'client_bench',
+      BENCH_CLIENT_SECRET: 'secret_bench_' + randomBytes(16).toString('hex'),
+      BENCH_SESSION_SECRET: secret
+    }
+    const prefix = `bench-${randomBytes(4).toString('hex')}:`
+    const defs = [
+      { id: 'project-memory', label: 'project GET /api/user/info, memory stores', script: 'project-server.mjs', loginPath: '/auth/login', env: { BENCH_KEY_PREFIX: prefix } },
+      ...(redis.url === undefined
+        ? []
+        : [{ id: 'project-redis', label: 'project GET /api/user/info, Redis stores', script: 'project-server.mjs', loginPath: '/auth/login', env: { BENCH_KEY_PREFIX: prefix, BENCH_REDIS_URL: redis.url } }]),
+      { id: 'lean', label: 'lean Fastify route (@fastify/session + undici Pool)', script: 'lean-server.mjs', loginPath: '/auth/login', env: {} },
+      { id: 'guide', label: 'guide pattern (Express + express-session + fetch)', script: 'guide-server.mjs', loginPath: '/auth/oauth/start', env: {} }
+    ]
+    const targets = []
+    for (const def of defs) {
+      if (SETTINGS.targets.length > 0 && !SETTINGS.targets.includes(def.id)) continue
+      log(`starting ${def.id} and signing in ${SETTINGS.sessionsPerTarget} sessions`)
+      const target = await startTarget(def, common)
+      stops.push(() => target.handle.stop())
+      targets.push(target)
+    }
+    result.throughput = await throughput(targets, upstream)
+
+    const redisTarget = targets.find((x) => x.id === 'project-redis')
+    if (redisTarget !== undefined) {
+      log(`Redis round trips: ${SETTINGS.redisCountRequests} requests`)
+      result.redisRoundTrips = await redisRoundTrips(redisTarget, redis.url)
+      const client = new Redis(redis.url)
+      const keys = await client.keys(`${prefix}*`)
+      if (keys.length > 0) await client.del(...keys)
+      client.disconnect()
+    }
+    // Free the cores for what follows.
+    for (const target of targets) await target.handle.stop()
+
+    if (redis.url !== undefined && !SETTINGS.skip.includes('storm')) {
+      log(`refresh storm: ${SETTINGS.storm} concurrent requests over 2 instances`)
+      result.storm = await refreshStorm(redis.url)
+    }
+    if (!SETTINGS.skip.includes('heap')) {
+      log(`heap per ${SETTINGS.heapSessions} sessions`)
+      result.heap = await heapPerSessions()
+    }
+  } catch (err) {
+    failed = true
+    result.error = err?.stack ?? String(err)
+    log(`FAILED: ${err?.message ?? err}`)
+  } finally {
+    for (const stop of stops.reverse()) {
+      try {
+        await stop()
+      } catch {}
+    }
+  }
+  result.seconds = (Date.now() - started) / 1000
+  result.loadavgAtEnd = loadavg()[0]
+  const { rows, goals } = buildReport(result)
+  result.goalChecks = goals
+  const m = result.machine
+  const out = [
+    '',
+    `fastify-aihubmix benchmarks, ${result.date.slice(0, 10)}: ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, Node ${m.node}, ${m.platform}`,
+    `${SETTINGS.connections} connections, ${SETTINGS.rounds} alternating rounds × ${SETTINGS.duration} s per target after ${SETTINGS.warmup} s warm-up (medians), ` +
+      `${SETTINGS.sessionsPerTarget} signed-in sessions per target, one local upstream; Redis: ${result.redis?.kind ?? 'skipped'}; ` +
+      `load average ${result.loadavgAtStart?.toFixed(1)} at start, ${result.loadavgAtEnd.toFixed(1)} at end`,
+    '',
+    renderTable(rows),
+    '',
+    `upstream calls per request: ${Object.values(result.throughput ?? {}).map((s) => `${s.label.split(' ')[0]}${s.label.includes('Redis') ? ' (Redis)' : ''} ${s.upstreamCallsPerRequest.toFixed(2)}`).join(', ')}`,
+    `goals met: ${goals.filter((g) => g.ok).length} of ${goals.length}; ran in ${result.seconds.toFixed(0)} s; JSON: bench/results/latest.json`,
+    ''
+  ]
+  process.stdout.write(out.join('\n'))
+  mkdirSync(RESULTS_DIR, { recursive: true })
+  writeFileSync(join(RESULTS_DIR, 'latest.json'), JSON.stringify(result, null, 2) + '\n')
+  if (failed) {
+    process.stderr.write(result.error + '\n')
+    process.exitCode = 1
+  }
+}
+
+main()
