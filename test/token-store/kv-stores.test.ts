@@ -194,17 +194,22 @@ contract('every key the stores write has a TTL', async (t, h) => {
 })
 
 t.test('RedisStore.close() closes its subscriber, never the client it was given', async t => {
-  const client = await connectRedis(t)
+  // A connection name of its own (the subscriber, a duplicate, inherits it): other test files run
+  // in parallel and have subscribers of their own.
+  const connectionName = `kvclose${process.pid}${Date.now()}`
+  const client = await connectRedis(t, { connectionName })
   if (client === undefined) return
   const prefix = uniquePrefix('kv')
   cleanupPrefix(t, client, prefix)
   const store = new RedisStore({ client, lockChannel: prefix + 'lock-released', commandTimeoutMs: 5000 })
   await store.lock(prefix + 'l', 'o', 50)
   await store.waitForUnlock(prefix + 'l', 1000) // creates the subscriber
-  const before = (await client.client('LIST') as string).split('\n').filter(line => line.includes('cmd=subscribe') || line.includes('sub=1')).length
+  const subscribers = async (): Promise<number> => (await client.client('LIST') as string).split('\n')
+    .filter(line => line.includes(`name=${connectionName} `) && (line.includes('cmd=subscribe') || line.includes('sub=1'))).length
+  const before = await subscribers()
   await store.close()
   await sleep(50)
-  const after = (await client.client('LIST') as string).split('\n').filter(line => line.includes('cmd=subscribe') || line.includes('sub=1')).length
+  const after = await subscribers()
   t.ok(before > after, 'the subscriber connection is gone')
   t.equal(await client.ping(), 'PONG', 'the given client still works')
 })
