@@ -20,8 +20,8 @@ declare module 'fastify' {
   interface Session {
     /** Random per-browser value that binds login states to the browser that started them. */
     aihubmixBinding?: string
-    /** Set at login (on the new session id). */
-    aihubmixAuth?: { at: number }
+    /** Set at login (on the new session id): `at` when signed in, `seen` when last active (updated sparingly). */
+    aihubmixAuth?: { at: number, seen?: number }
   }
 }
 
@@ -127,7 +127,8 @@ async function routes (fastify: FastifyInstance, opts: { options: ResolvedOAuthR
     // A new session id: the pre-login id (which an attacker may have planted) is destroyed.
     // The browser binding is kept, so logins started in other tabs can still finish.
     await request.session.regenerate(['aihubmixBinding'])
-    request.session.set('aihubmixAuth', { at: Date.now() })
+    const now = Date.now()
+    request.session.set('aihubmixAuth', { at: now, seen: now })
     await request.tokens.save(set)
 
     if (o.onLogin !== undefined) {
@@ -185,8 +186,36 @@ async function routes (fastify: FastifyInstance, opts: { options: ResolvedOAuthR
   })
 }
 
+/**
+ * Idle and absolute session timeouts, from server-side timestamps in the session
+ * (never from the cookie's own expiry). A session past either limit is ended: its
+ * token set and its store entry are destroyed, and the request goes on signed out.
+ * The "last seen" stamp is refreshed at most every `idleTimeoutMs / 10`, so a
+ * steady-state request writes nothing back.
+ */
+function sessionTimeouts (o: ResolvedOAuthRoutesOptions) {
+  const touchEveryMs = Math.max(1000, Math.floor(o.idleTimeoutMs / 10))
+  return async function enforceSessionTimeouts (request: FastifyRequest): Promise<void> {
+    const session = request.session as FastifyRequest['session'] | Record<string, never> | null
+    if (session === null || typeof session.get !== 'function') return
+    const auth = session.get('aihubmixAuth')
+    if (auth === undefined) return
+    const now = Date.now()
+    const seen = auth.seen ?? auth.at
+    if (now - auth.at > o.absoluteTimeoutMs || now - seen > o.idleTimeoutMs) {
+      request.log.info('session ended by its idle or absolute timeout')
+      await request.tokens.clear()
+      await session.regenerate()
+      return
+    }
+    if (now - seen > touchEveryMs) session.set('aihubmixAuth', { at: auth.at, seen: now })
+  }
+}
+
 async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions): Promise<void> {
   const options = resolveOptions(opts)
+  // On every route of the app (this plugin is not encapsulated), after @fastify/session loaded the session.
+  fastify.addHook('preHandler', sessionTimeouts(options))
   await fastify.register(routes, { prefix: options.prefix, options })
 }
 

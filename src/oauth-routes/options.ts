@@ -11,6 +11,8 @@ export const DEFAULT_ERROR_PATH = '/'
 export const DEFAULT_RETURN_TO = '/'
 export const DEFAULT_COOKIE_NAME = 'sessionId'
 export const DEFAULT_CSRF_HEADER = 'x-csrf'
+export const DEFAULT_IDLE_TIMEOUT_MS = 24 * 60 * 60 * 1000
+export const DEFAULT_ABSOLUTE_TIMEOUT_MS = 7 * 24 * 60 * 60 * 1000
 
 const RoutePath = Type.String({ pattern: '^/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$', maxLength: 256 })
 
@@ -35,6 +37,10 @@ export const OAuthRoutesOptionsSchema = Type.Object({
   /** Name of @fastify/session's cookie, so logout clears it with the same attributes. */
   cookieName: Type.Optional(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', maxLength: 128 })),
   csrfHeader: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 64 })),
+  /** A signed-in session unused for this long ends (server-side timestamp, checked on every request). */
+  idleTimeoutMs: Type.Optional(Type.Integer({ minimum: 1000 })),
+  /** A signed-in session ends this long after login, however active. */
+  absoluteTimeoutMs: Type.Optional(Type.Integer({ minimum: 1000 })),
   /** Fetch the user's profile after login to hand it to `onLogin` (default: true when onLogin is set). */
   fetchUserInfoOnLogin: Type.Optional(Type.Boolean())
 }, { additionalProperties: false })
@@ -69,6 +75,8 @@ export interface ResolvedOAuthRoutesOptions {
   cookieName: string
   csrfHeader: string
   fetchUserInfoOnLogin: boolean
+  idleTimeoutMs: number
+  absoluteTimeoutMs: number
   onLogin: OAuthRoutesOptions['onLogin']
   onLogout: OAuthRoutesOptions['onLogout']
 }
@@ -107,6 +115,8 @@ export function resolveOptions (input: OAuthRoutesOptions): ResolvedOAuthRoutesO
     cookieName: plain.cookieName ?? DEFAULT_COOKIE_NAME,
     csrfHeader: plain.csrfHeader ?? DEFAULT_CSRF_HEADER,
     fetchUserInfoOnLogin: plain.fetchUserInfoOnLogin ?? onLogin !== undefined,
+    idleTimeoutMs: plain.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+    absoluteTimeoutMs: plain.absoluteTimeoutMs ?? DEFAULT_ABSOLUTE_TIMEOUT_MS,
     onLogin,
     onLogout
   }

@@ -140,3 +140,21 @@ t.test('when the provider does not rotate, the old refresh token is kept', async
   const set = await stack.app.tokenStore.get(stack.sessionIdOf(browser))
   t.ok(set?.refreshToken, 'a refresh token is still there')
 })
+
+t.test('a slow request that finishes last does not write back older tokens', async (t) => {
+  const { stack, browser } = await signedIn(t)
+  const sid = stack.sessionIdOf(browser)
+  const before = await stack.app.tokenStore.get(sid)
+  stack.mock.setLatency('userinfo', 800)
+  const slow = browser.get(`${stack.url}/api/user/info`, CSRF) // holds the old access token
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  stack.mock.setLatency('userinfo', 0)
+  await setExpiry(stack, browser, -1000)
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200, 'a refresh happened meanwhile')
+  const refreshed = await stack.app.tokenStore.get(sid)
+  t.not(refreshed?.accessToken, before?.accessToken)
+  t.equal((await slow).status, 200)
+  const after = await stack.app.tokenStore.get(sid)
+  t.equal(after?.accessToken, refreshed?.accessToken, 'the newer token set stays')
+  t.equal(after?.refreshToken, refreshed?.refreshToken)
+})

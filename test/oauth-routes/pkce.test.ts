@@ -1,0 +1,26 @@
+import t from 'tap'
+import { createHash } from 'node:crypto'
+import { randomToken, s256, safeEqual, TOKEN_PATTERN } from '../../src/oauth-routes/pkce.js'
+
+t.test('random tokens: 256 bits, base64url, all different', async (t) => {
+  const seen = new Set<string>()
+  for (let i = 0; i < 200; i++) {
+    const token = randomToken()
+    t.match(token, TOKEN_PATTERN)
+    seen.add(token)
+  }
+  t.equal(seen.size, 200)
+})
+
+t.test('S256 is RFC 7636 (appendix B example)', async (t) => {
+  t.equal(s256('dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk'), 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM')
+  t.equal(s256('abc'), createHash('sha256').update('abc').digest('base64url'))
+})
+
+t.test('safeEqual never throws, whatever the lengths', async (t) => {
+  t.equal(safeEqual('abc', 'abc'), true)
+  t.equal(safeEqual('abc', 'abd'), false)
+  t.equal(safeEqual('abc', 'abcd'), false)
+  t.equal(safeEqual('', 'x'.repeat(1000)), false)
+  t.equal(safeEqual('é', 'e'), false, 'multi-byte characters')
+})

@@ -1,0 +1,35 @@
+import t from 'tap'
+import { startStack } from '../helpers/stack.js'
+
+// SECURITY.md "Session cookie": idle and absolute timeouts come from server-side timestamps.
+
+const CSRF = { 'x-csrf': '1' }
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+t.test('an idle session ends; its token set is gone', async (t) => {
+  const stack = await startStack({ oauth: { idleTimeoutMs: 1500 } })
+  t.teardown(() => stack.close())
+  const { browser } = await stack.login()
+  const sid = stack.sessionIdOf(browser)
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200)
+  await sleep(1800)
+  const res = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  t.equal(res.status, 401)
+  t.same(JSON.parse(res.body).error, 'unauthenticated')
+  t.equal(await stack.app.tokenStore.get(sid), null, 'the token set was deleted')
+  t.same(JSON.parse((await browser.get(`${stack.url}/auth/session`)).body), { authenticated: false })
+})
+
+t.test('an active session stays; the absolute timeout ends it anyway', async (t) => {
+  const stack = await startStack({ oauth: { idleTimeoutMs: 3000, absoluteTimeoutMs: 5000 } })
+  t.teardown(() => stack.close())
+  const { browser } = await stack.login()
+  const started = Date.now()
+  // Active every 500 ms for 4 s: longer than the idle timeout, shorter than the absolute one.
+  while (Date.now() - started < 4000) {
+    t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200, 'active: still signed in')
+    await sleep(500)
+  }
+  while (Date.now() - started < 5300) await sleep(100)
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 401, 'past the absolute timeout')
+})
