@@ -6,11 +6,8 @@ export const OAuthRoutesOptionsError = createError<[string]>(
   500
 )
 
-export const CsrfHeaderRequiredError = createError(
-  'FST_AIHUBMIX_CSRF_HEADER_REQUIRED',
-  'This route needs the header X-CSRF: 1',
-  403
-)
+/** The same error (and code) as the proxy routes answer without the header. */
+export { CsrfHeaderRequiredError } from '@fastify-aihubmix/aihubmix-proxy'
 
 /**
  * The fixed set of codes a failed login redirects with (`/?error=<code>`).
