@@ -155,6 +155,8 @@ export async function startMockProvider (opts?: MockProviderOptions): Promise<Mo
   await app.register(authorizeRoutes, { ctx })
   await app.register(tokenRoutes, { ctx })
   await app.register(resourceRoutes, { ctx })
+  // Browsers ask for it on the consent and top-up pages; answer quietly instead of a 404.
+  app.get('/favicon.ico', async (_request, reply) => reply.code(204).send())
   if (options.controlApi !== null) {
     await app.register(controlApiRoutes, { prefix: options.controlApi.prefix, provider })
   }
