@@ -2,12 +2,12 @@ import type { FastifyRequest } from 'fastify'
 import type {} from '@fastify/session'
 import type { TokenSet } from '@fastify-aihubmix/token-store'
 import { UpstreamUnauthorizedError } from './errors.js'
-import type { AihubmixClient } from './client.js'
+import type { AihubmixClient, UpstreamSignal } from './client.js'
 
 export type CallAsUser = <T>(
   request: FastifyRequest,
-  call: (accessToken: string, signal?: AbortSignal) => Promise<T>,
-  signal?: AbortSignal
+  call: (accessToken: string, signal?: UpstreamSignal) => Promise<T>,
+  signal?: UpstreamSignal
 ) => Promise<T>
 
 /**

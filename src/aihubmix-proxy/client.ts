@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events'
 import { Pool, getGlobalDispatcher, type Dispatcher } from 'undici'
 import type { TSchema, Static } from '@sinclair/typebox'
 import { RefreshRejectedError, type TokenSet } from '@fastify-aihubmix/token-store'
@@ -40,6 +41,12 @@ export interface CodeExchangeParams {
   codeVerifier: string
 }
 
+/**
+ * Cancels an upstream call: an AbortSignal, or (cheaper per request) an EventEmitter with
+ * `aborted` that emits `abort`, which undici accepts the same way.
+ */
+export type UpstreamSignal = AbortSignal | (EventEmitter & { readonly aborted: boolean })
+
 /** The provider client: the only code that speaks HTTP to AIHubMix. */
 export interface AihubmixClient {
   /** The provider's origin (for `iss` checks and the example's CSP). */
@@ -49,8 +56,8 @@ export interface AihubmixClient {
   exchangeCode (params: CodeExchangeParams): Promise<TokenSet>
   /** A token-store Refresher: throws RefreshRejectedError on invalid_grant / invalid_client. */
   refresh (refreshToken: string): Promise<TokenSet>
-  userinfo (accessToken: string, signal?: AbortSignal): Promise<UserInfo>
-  topup (accessToken: string, signal?: AbortSignal): Promise<Topup>
+  userinfo (accessToken: string, signal?: UpstreamSignal): Promise<UserInfo>
+  topup (accessToken: string, signal?: UpstreamSignal): Promise<Topup>
   /** Best-effort RFC 7009 revocation, when a revocation URL is configured. */
   revoke (token: string, hint: 'access_token' | 'refresh_token'): Promise<void>
   close (): Promise<void>
@@ -127,7 +134,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     return new UpstreamUnreachableError({ cause: err })
   }
 
-  async function send (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: AbortSignal): Promise<UpstreamAnswer> {
+  async function send (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: UpstreamSignal): Promise<UpstreamAnswer> {
     try {
       const res = await dispatcher.request({
         origin,
@@ -218,7 +225,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     throw new UpstreamStatusError(answer.statusCode)
   }
 
-  async function resource<T extends TSchema> (path: string, checker: Checker<T>, accessToken: string, signal?: AbortSignal): Promise<Static<T>> {
+  async function resource<T extends TSchema> (path: string, checker: Checker<T>, accessToken: string, signal?: UpstreamSignal): Promise<Static<T>> {
     const answer = await send('GET', path, { authorization: `Bearer ${accessToken}`, accept: 'application/json' }, undefined, signal)
     if (answer.statusCode === 200) {
       const unwrapped = unwrapEnvelope(answer.json)

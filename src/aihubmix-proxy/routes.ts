@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedProxyOptions } from './options.js'
 import { CsrfHeaderRequiredError } from './errors.js'
@@ -57,17 +58,30 @@ export function sendPublicError (reply: FastifyReply, err: FastifyError): Fastif
 }
 
 /**
+ * The signal of one proxied request: an EventEmitter with `aborted` that emits `abort`, which
+ * undici accepts as a `signal` just like an AbortSignal. An AbortController per request (an
+ * EventTarget, with undici's listener added and removed on it) cost about 20 µs of CPU per
+ * request in `npm run bench`, some 15% of the whole route; this costs a small fraction of that.
+ */
+class ClientGoneSignal extends EventEmitter {
+  aborted = false
+}
+
+/**
  * A signal that aborts the upstream call when the browser disconnects before the
  * answer is written, so an abandoned request does not hold a pooled connection.
  * (A refresh in flight is never aborted: other requests may be waiting on it.)
  */
-function abortOnClientGone (reply: FastifyReply): AbortSignal {
-  const controller = new AbortController()
+function abortOnClientGone (reply: FastifyReply): ClientGoneSignal {
+  const signal = new ClientGoneSignal()
   const res = reply.raw
   res.once('close', () => {
-    if (!res.writableFinished) controller.abort()
+    if (!res.writableFinished && !signal.aborted) {
+      signal.aborted = true
+      signal.emit('abort')
+    }
   })
-  return controller.signal
+  return signal
 }
 
 const errorResponses = {
