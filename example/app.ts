@@ -1,10 +1,10 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import fastifyRedis from '@fastify/redis'
 import type { Redis } from 'ioredis'
 import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
-import aihubmixProxy, { type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
+import aihubmixProxy, { publicErrorOf, sendPublicError, type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
 import oauthRoutes, { type OAuthRoutesOptions } from '@fastify-aihubmix/oauth-routes'
 import type { ExampleConfig, ProviderConfig } from 'aihubmix-oauth'
 import { pageRoutes } from './page.js'
@@ -67,6 +67,13 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
     // Never let a body or a URL grow without bound.
     bodyLimit: 64 * 1024,
     routerOptions: { maxParamLength: 200 }
+  })
+
+  // Set first, so every plugin's routes inherit it: outside /api too (/auth/*, the page),
+  // errors answer the same `{error, message}` JSON, a fixed code and words, never an internal message.
+  app.setErrorHandler(async (err: FastifyError, request, reply) => {
+    if (publicErrorOf(err).statusCode >= 500) request.log.error({ err: { code: err.code, message: err.message } }, 'request failed')
+    return sendPublicError(reply, err)
   })
 
   const secure = config.publicUrl.startsWith('https:')

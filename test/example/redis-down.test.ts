@@ -50,7 +50,7 @@ t.test('Redis stops, then starts again', async (t) => {
   }
   const session = await browser.get(`${stack.url}/auth/session`)
   t.equal(session.status, 503, '/auth/session while Redis is down')
-  t.equal(JSON.parse(session.body).code, 'FST_AIHUBMIX_STORE_UNAVAILABLE')
+  t.same(JSON.parse(session.body), { error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' })
   const login = await browser.get(`${stack.url}/auth/login`)
   t.equal(login.status, 503, '/auth/login while Redis is down')
   t.equal(stack.mock.counts().userinfo, 1, 'no provider call without the store')
