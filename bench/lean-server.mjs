@@ -3,12 +3,18 @@
 // the session in plain text, no validation of the provider's answer, no refresh, no CSRF
 // check, no response schema: the least a working proxy does.
 //
-// env: BENCH_PORT, BENCH_UPSTREAM, BENCH_CLIENT_ID, BENCH_CLIENT_SECRET, BENCH_SESSION_SECRET
+// With BENCH_REDIS_URL the sessions live in Redis instead, through the few lines of store a
+// user would write for @fastify/session (JSON under a key with the cookie's TTL; @fastify/session
+// saves the session on every request by default, so that is a GET and a SET per request).
+//
+// env: BENCH_PORT, BENCH_UPSTREAM, BENCH_CLIENT_ID, BENCH_CLIENT_SECRET, BENCH_SESSION_SECRET,
+//      BENCH_REDIS_URL (optional), BENCH_KEY_PREFIX (with Redis)
 import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import { Pool } from 'undici'
+import { Redis } from 'ioredis'
 import { failStart, serveUntilStopped } from './lib.mjs'
 
 async function main () {
@@ -21,8 +27,16 @@ async function main () {
 
   const app = Fastify()
   await app.register(fastifyCookie)
-  await app.register(fastifySession, { secret: env.BENCH_SESSION_SECRET, cookie: { secure: false } })
-  app.addHook('onClose', () => pool.close())
+  const redis = env.BENCH_REDIS_URL ? new Redis(env.BENCH_REDIS_URL) : undefined
+  await app.register(fastifySession, {
+    secret: env.BENCH_SESSION_SECRET,
+    cookie: { secure: false },
+    ...(redis === undefined ? {} : { store: redisStore(redis, env.BENCH_KEY_PREFIX ?? 'lean:') })
+  })
+  app.addHook('onClose', async () => {
+    await pool.close()
+    redis?.disconnect()
+  })
 
   app.get('/auth/login', async (request, reply) => {
     const state = randomBytes(16).toString('base64url')
@@ -80,6 +94,21 @@ async function main () {
 
   await app.listen({ port, host: '127.0.0.1' })
   serveUntilStopped(publicUrl, () => app.close())
+}
+
+function redisStore (redis, prefix) {
+  return {
+    get (sid, callback) {
+      redis.get(prefix + sid).then((json) => callback(null, json === null ? null : JSON.parse(json)), callback)
+    },
+    set (sid, session, callback) {
+      const ttl = session.cookie?.maxAge ?? 86_400_000
+      redis.set(prefix + sid, JSON.stringify(session), 'PX', Math.max(1, Math.round(ttl))).then(() => callback(), callback)
+    },
+    destroy (sid, callback) {
+      redis.del(prefix + sid).then(() => callback(), callback)
+    }
+  }
 }
 
 main().catch(failStart)

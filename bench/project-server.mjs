@@ -24,6 +24,8 @@ async function main () {
   const app = await buildApp({
     config,
     provider: { baseUrl: env.BENCH_UPSTREAM, clientId: env.BENCH_CLIENT_ID, clientSecret: env.BENCH_CLIENT_SECRET },
+    // BENCH_LOGGER=off: no logger at all (to measure what the per-request child logger costs).
+    ...(env.BENCH_LOGGER === 'off' ? { logger: false } : {}),
     tokenStore: env.BENCH_KEY_PREFIX ? { keyPrefix: env.BENCH_KEY_PREFIX } : {}
   })
   await app.listen({ port, host: '127.0.0.1' })

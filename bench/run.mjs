@@ -369,15 +369,16 @@ function buildReport (result) {
   const rows = []
   const goals = []
   const t = result.throughput ?? {}
-  const { project, projectRedis, lean, guide } = {
+  const { project, projectRedis, lean, leanRedis, guide } = {
     project: t['project-memory'],
     projectRedis: t['project-redis'],
     lean: t.lean,
+    leanRedis: t['lean-redis'],
     guide: t.guide
   }
   const line = (s) => `${fmtInt(s.rps)} req/s · p50 ${fmtMs(s.p50)} · p99 ${fmtMs(s.p99)} · ${fmtInt(s.cpuMicrosPerRequest)} µs CPU/req` +
     (s.non2xx + s.errors > 0 ? ` · ${s.non2xx + s.errors} failed` : '')
-  for (const s of [project, projectRedis, lean, guide]) {
+  for (const s of [project, projectRedis, lean, leanRedis, guide]) {
     if (s !== undefined) rows.push([s.label, line(s), '', ''])
   }
   if (projectRedis === undefined) rows.push(['project, Redis stores', `skipped: ${result.redis.why}`, '', ''])
@@ -404,7 +405,7 @@ function buildReport (result) {
   if (projectRedis && project) {
     const x = projectRedis.rps / project.rps
     goal('Redis stores ÷ memory stores: req/s', fmtX(x), `≥ ${GOALS.redisVsMemory.toFixed(1)}×`, x >= GOALS.redisVsMemory, x)
-    if (lean) rows.push(['project (Redis) ÷ lean: req/s, p99', `${fmtX(projectRedis.rps / lean.rps)}, ${fmtX(projectRedis.p99 / lean.p99)}`, '', ''])
+    if (leanRedis) rows.push(['project (Redis) ÷ lean (Redis): req/s, p99', `${fmtX(projectRedis.rps / leanRedis.rps)}, ${fmtX(projectRedis.p99 / leanRedis.p99)}`, '', ''])
     if (guide) rows.push(['project (Redis) ÷ guide: req/s', fmtX(projectRedis.rps / guide.rps), '', ''])
   }
   if (result.redisRoundTrips) {
@@ -473,6 +474,9 @@ async function main () {
         ? []
         : [{ id: 'project-redis', label: 'project GET /api/user/info, Redis stores', script: 'project-server.mjs', loginPath: '/auth/login', env: { BENCH_KEY_PREFIX: prefix, BENCH_REDIS_URL: redis.url } }]),
       { id: 'lean', label: 'lean Fastify route (@fastify/session + undici Pool)', script: 'lean-server.mjs', loginPath: '/auth/login', env: {} },
+      ...(redis.url === undefined
+        ? []
+        : [{ id: 'lean-redis', label: 'lean Fastify route, sessions in Redis', script: 'lean-server.mjs', loginPath: '/auth/login', env: { BENCH_KEY_PREFIX: prefix + 'lean:', BENCH_REDIS_URL: redis.url } }]),
       { id: 'guide', label: 'guide pattern (Express + express-session + fetch)', script: 'guide-server.mjs', loginPath: '/auth/oauth/start', env: {} }
     ]
     const targets = []
