@@ -15,6 +15,7 @@ export const DEFAULT_SESSION_TTL_MS = 24 * 60 * 60 * 1000
 export const DEFAULT_LOCK_LEASE_MS = 30 * 1000
 export const DEFAULT_LOCK_WAIT_MS = 35 * 1000
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2000
+export const DEFAULT_OPENED_CACHE_SIZE = 10_000
 
 /** Hook events. They carry the session id and (onRefresh) the token set: server-side code only, never log them. */
 export interface RefreshEvent { sid: string, set: TokenSet }
@@ -55,6 +56,12 @@ export interface TokenStoreOptions {
   lockWaitMs?: number
   /** Upper bound of one Redis command (0: none). Turns a Redis outage into a 503 instead of a hang. */
   redisCommandTimeoutMs?: number
+  /**
+   * How many opened token sets this process keeps, by session, so that reading the same sealed value again (the
+   * steady state) skips AES-GCM and validation. The sets are in this process's memory, as the keys that open them
+   * are. 0 turns it off.
+   */
+  openedCacheSize?: number
   hooks?: TokenStoreHooks
 }
 
@@ -69,6 +76,7 @@ export interface ResolvedTokenStoreOptions {
   lockLeaseMs: number
   lockWaitMs: number
   redisCommandTimeoutMs: number
+  openedCacheSize: number
   hooks: Readonly<TokenStoreHooks>
 }
 
@@ -91,6 +99,7 @@ export const TokenStoreOptionsSchema = Type.Object({
   lockLeaseMs: Ms(100, 'refresh lock lease'),
   lockWaitMs: Ms(0, 'maximum wait for another instance\'s refresh'),
   redisCommandTimeoutMs: Ms(0, 'upper bound of one Redis command, 0 for none'),
+  openedCacheSize: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'opened token sets kept in memory, 0 for none' })),
   hooks: Type.Optional(Type.Object({
     onRefresh: Hook,
     onRefreshFailed: Hook,
@@ -142,6 +151,7 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
     lockLeaseMs: o.lockLeaseMs ?? DEFAULT_LOCK_LEASE_MS,
     lockWaitMs: o.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
     redisCommandTimeoutMs: o.redisCommandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+    openedCacheSize: o.openedCacheSize ?? DEFAULT_OPENED_CACHE_SIZE,
     hooks: Object.freeze({ ...o.hooks })
   }
 }

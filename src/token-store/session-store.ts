@@ -112,6 +112,7 @@ export function createSessionStore (ctx: SessionStoreContext): SessionStoreLike 
     },
 
     destroy (sessionId, callback) {
+      ;(owner as { forget?: (sid: string) => void }).forget?.(sessionId)
       kv.delete([keys.session(sessionId), keys.tokens(sessionId)]).then(() => callback(null), (err: Error) => callback(err))
     }
   }

@@ -85,6 +85,12 @@ export class TokenStoreCore implements TokenStore {
   readonly #log: FastifyBaseLogger
   readonly #records: Records
   readonly #flights = new Map<string, Promise<TokenSet>>()
+  /**
+   * Recently opened sets by sid, with the sealed value they came from. The same sid and the same sealed
+   * value always open to the same set (the storage key is bound in as AAD, checked when it was first
+   * opened), so a hit skips AES-GCM and validation. Oldest first; bounded by `openedCacheSize`.
+   */
+  readonly #opened = new Map<string, { sealed: string, set: TokenSet }>()
 
   constructor ({ kv, options, log }: TokenStoreCoreOptions) {
     this.#kv = kv
@@ -121,7 +127,13 @@ export class TokenStoreCore implements TokenStore {
 
   async delete (sid: string): Promise<void> {
     assertId(sid, 'sid')
+    this.forget(sid)
     await this.#kv.delete(this.keys.tokens(sid))
+  }
+
+  /** Drops the opened copy of a session's set from this process's memory (logout, revocation). */
+  forget (sid: string): void {
+    this.#opened.delete(sid)
   }
 
   async getFresh (sid: string, refresh: Refresher, opts?: GetFreshOptions): Promise<TokenSet> {
@@ -149,6 +161,8 @@ export class TokenStoreCore implements TokenStore {
    */
   async open (sid: string, sealed: string | null): Promise<StoredTokenSet | null> {
     if (sealed === null) return null
+    const hit = this.#opened.get(sid)
+    if (hit !== undefined && hit.sealed === sealed) return { set: hit.set, sealed }
     let set: unknown
     try {
       set = JSON.parse(this.#options.keyRing.unseal(sealed, tokenContext(sid)))
@@ -162,7 +176,22 @@ export class TokenStoreCore implements TokenStore {
       }
       return null
     }
+    this.#remember(sid, sealed, set)
     return { set, sealed }
+  }
+
+  #remember (sid: string, sealed: string, set: TokenSet): void {
+    const max = this.#options.openedCacheSize
+    if (max === 0) return
+    // Shared by every request that reads this value: nobody may change it.
+    Object.freeze(set.scope)
+    Object.freeze(set)
+    this.#opened.delete(sid)
+    this.#opened.set(sid, { sealed, set })
+    if (this.#opened.size > max) {
+      const oldest = this.#opened.keys().next()
+      if (oldest.done !== true) this.#opened.delete(oldest.value)
+    }
   }
 
   /**
@@ -244,6 +273,7 @@ export class TokenStoreCore implements TokenStore {
       fresh = await refresh(refreshToken)
     } catch (err) {
       if (err instanceof RefreshRejectedError) {
+        this.forget(sid)
         try {
           await this.#kv.delete(this.keys.tokens(sid))
         } catch (deleteErr) {
