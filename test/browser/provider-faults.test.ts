@@ -21,7 +21,7 @@ t.test('the provider down while refreshing the balance: a readable error, the ac
     stack.mock.setFault('userinfo', fault)
     await page.getByTestId('refresh-balance').click()
     await waitForTestIdText(page, 'error', message)
-    t.pass(`${fault}: ${message}`)
+    t.equal(await testIdText(page, 'error'), message, fault)
     t.equal(await page.getByTestId('user-info').isVisible(), true, `${fault}: still signed in`)
     t.equal(await testIdText(page, 'balance'), '750.00', `${fault}: the last known balance stays`)
     await waitForTestIdText(page, 'refresh-balance', 'Refresh balance')

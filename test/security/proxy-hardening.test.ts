@@ -1,11 +1,30 @@
 import t from 'tap'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { request } from 'undici'
+import { connect } from 'node:net'
 import { startStack } from '../helpers/stack.js'
 
 // SECURITY.md "Proxy routes".
 
 const CSRF = { 'x-csrf': '1' }
+
+/** GET `path` exactly as written, over a raw socket; resolves with the status code. */
+function rawGet (origin: string, path: string, cookie: string): Promise<number> {
+  const { hostname, port } = new URL(origin)
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nX-CSRF: 1\r\nCookie: ${cookie}\r\nConnection: close\r\n\r\n`)
+    })
+    let head = ''
+    socket.on('data', (chunk) => { head += chunk.toString('latin1') })
+    socket.on('end', () => {
+      const m = /^HTTP\/1\.1 (\d{3})/.exec(head)
+      if (m === null) reject(new Error(`no status line for ${path}`))
+      else resolve(Number(m[1]))
+    })
+    socket.on('error', reject)
+  })
+}
 
 t.test('no CORS for foreign origins', async (t) => {
   const stack = await startStack()
@@ -37,14 +56,9 @@ t.test('a path from the browser never reaches another host or path upstream', as
     '/api/https:%2f%2fevil.example'
   ]
   for (const path of paths) {
-    // undici would normalise some of these; send them raw.
-    const res = await request(`${stack.url}${path}`, { headers: { ...CSRF, cookie } }).catch((err: Error) => err)
-    if (res instanceof Error) {
-      t.pass(`${path}: refused by the client (${res.message})`)
-      continue
-    }
-    await res.body.dump()
-    t.ok(res.statusCode === 404 || res.statusCode === 400, `${path}: ${res.statusCode}`)
+    // Sent byte for byte over a raw socket: an HTTP client would normalise some of these.
+    const status = await rawGet(stack.url, path, cookie)
+    t.ok(status === 404 || status === 400, `${path}: ${status}`)
   }
   t.equal(stack.mock.counts().userinfo, 0, 'no upstream call at all')
   t.equal(stack.mock.counts().topup, 0)
