@@ -5,6 +5,8 @@
 //
 // --callers NAME: instead, who calls the functions whose name contains NAME (the call
 // chains below them, 8 frames up, heaviest first).
+// --by-package: also self time per package (node_modules/<name>, src/<package>, node
+// internals, native code), to compare two profiles part by part.
 import { readFileSync } from 'node:fs'
 import { relative } from 'node:path'
 
@@ -80,4 +82,27 @@ for (const file of files) {
   process.stdout.write(`${file}: ${total} busy samples (of ${profile.samples.length})\n`)
   print('self time', self)
   print('inclusive time', inclusive)
+  if (args.includes('--by-package')) {
+    const byPackage = new Map()
+    for (const [id, count] of hits) {
+      const f = byId.get(id).callFrame
+      if (f.functionName === '(idle)') continue
+      const key = packageOf(f)
+      byPackage.set(key, (byPackage.get(key) ?? 0) + count)
+    }
+    print('self time per package', byPackage)
+  }
+}
+
+function packageOf (frame) {
+  const url = frame.url.replace(/^file:\/\//, '')
+  if (url === '') return frame.functionName.startsWith('(') ? frame.functionName : '(native)'
+  if (url.startsWith('node:')) return '(node internals)'
+  const nm = url.lastIndexOf('node_modules/')
+  if (nm !== -1) {
+    const rest = url.slice(nm + 'node_modules/'.length).split('/')
+    return rest[0].startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]
+  }
+  const src = /\/(src|example|bench)\/([^/]+)/.exec(url)
+  return src === null ? relative(process.cwd(), url) : `${src[1]}/${src[2]}`
 }
