@@ -98,23 +98,10 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
     encryptionKeys: config.tokenEncryptionKeys,
     ...(useRedis ? { backend: 'redis' as const } : {}),
     ...(redisClient !== undefined ? { redis: redisClient } : {}),
+    // The proxy's routes are registered outside @fastify/session's scope (below): there token-store reads the
+    // session from the signed cookie itself, one store read per request and nothing built or written back.
+    sessionCookie: { name: cookieName, secret: config.sessionSecret },
     ...opts.tokenStore
-  })
-
-  await app.register(fastifySession, {
-    secret: config.sessionSecret,
-    cookieName,
-    store: app.tokenStore.sessionStore,
-    // The hot path writes nothing back: only a changed session is saved.
-    saveUninitialized: false,
-    rolling: false,
-    cookie: {
-      path: '/',
-      httpOnly: true,
-      sameSite: 'lax',
-      secure,
-      maxAge: 7 * 24 * 3600 * 1000
-    }
   })
 
   await app.register(aihubmixProxy, {
@@ -127,13 +114,32 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
     ...opts.proxy
   })
 
-  await app.register(oauthRoutes, {
-    publicUrl: config.publicUrl,
-    cookieName,
-    ...opts.oauth
-  })
+  // Everything that writes sessions (sign-in, sign-out) and the page: with @fastify/session.
+  await app.register(async function withSessions (scope) {
+    await scope.register(fastifySession, {
+      secret: config.sessionSecret,
+      cookieName,
+      store: scope.tokenStore.sessionStore,
+      // Only a changed session is saved.
+      saveUninitialized: false,
+      rolling: false,
+      cookie: {
+        path: '/',
+        httpOnly: true,
+        sameSite: 'lax',
+        secure,
+        maxAge: 7 * 24 * 3600 * 1000
+      }
+    })
 
-  await app.register(pageRoutes, { providerOrigin: new URL(provider.baseUrl).origin })
+    await scope.register(oauthRoutes, {
+      publicUrl: config.publicUrl,
+      cookieName,
+      ...opts.oauth
+    })
+
+    await scope.register(pageRoutes, { providerOrigin: new URL(provider.baseUrl).origin })
+  })
 
   return app
 }

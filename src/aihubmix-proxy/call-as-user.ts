@@ -1,5 +1,4 @@
 import type { FastifyRequest } from 'fastify'
-import type {} from '@fastify/session'
 import type { TokenSet } from '@fastify-aihubmix/token-store'
 import { UpstreamUnauthorizedError } from './errors.js'
 import type { AihubmixClient, UpstreamSignal } from './client.js'
@@ -40,10 +39,8 @@ export function createCallAsUser (client: AihubmixClient): CallAsUser {
 }
 
 async function destroySession (request: FastifyRequest): Promise<void> {
-  const session = request.session as { destroy?: () => Promise<void> } | undefined
-  if (typeof session?.destroy !== 'function') return
   try {
-    await session.destroy()
+    await request.tokens.endSession()
   } catch (err) {
     request.log.warn({ err: { message: (err as Error).message } }, 'could not destroy the session after a revoked grant')
   }

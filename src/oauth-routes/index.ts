@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/session'
 import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import type { TokenSet } from '@fastify-aihubmix/token-store'
+import type { SessionCheck, TokenSet } from '@fastify-aihubmix/token-store'
 import type { UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { CsrfHeaderRequiredError, type LoginErrorCode } from './errors.js'
 import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOptions } from './options.js'
@@ -186,36 +186,68 @@ async function routes (fastify: FastifyInstance, opts: { options: ResolvedOAuthR
   })
 }
 
+type AuthStamp = { at: number, seen?: number }
+
+function isAuthStamp (value: unknown): value is AuthStamp {
+  const v = value as AuthStamp | null
+  return typeof v === 'object' && v !== null && typeof v.at === 'number' && (v.seen === undefined || typeof v.seen === 'number')
+}
+
 /**
  * Idle and absolute session timeouts, from server-side timestamps in the session
- * (never from the cookie's own expiry). A session past either limit is ended: its
- * token set and its store entry are destroyed, and the request goes on signed out.
- * The "last seen" stamp is refreshed at most every `idleTimeoutMs / 10`, so a
- * steady-state request writes nothing back.
+ * (never from the cookie's own expiry): 'end' when the signed-in session is past
+ * either limit, the new stamp when "last seen" is due for an update (at most every
+ * `idleTimeoutMs / 10`, so a steady-state request writes nothing back), else undefined.
  */
-function sessionTimeouts (o: ResolvedOAuthRoutesOptions) {
+function timeoutVerdict (o: ResolvedOAuthRoutesOptions): (auth: unknown, now: number) => 'end' | AuthStamp | undefined {
   const touchEveryMs = Math.max(1000, Math.floor(o.idleTimeoutMs / 10))
+  return (auth, now) => {
+    if (!isAuthStamp(auth)) return undefined
+    const seen = auth.seen ?? auth.at
+    if (now - auth.at > o.absoluteTimeoutMs || now - seen > o.idleTimeoutMs) return 'end'
+    return now - seen > touchEveryMs ? { at: auth.at, seen: now } : undefined
+  }
+}
+
+/**
+ * The timeouts where @fastify/session runs: a session past a limit is ended (its
+ * token set and its store entry destroyed) and the request goes on signed out.
+ */
+function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>) {
   return async function enforceSessionTimeouts (request: FastifyRequest): Promise<void> {
     const session = request.session as FastifyRequest['session'] | Record<string, never> | null
     if (session === null || typeof session.get !== 'function') return
-    const auth = session.get('aihubmixAuth')
-    if (auth === undefined) return
-    const now = Date.now()
-    const seen = auth.seen ?? auth.at
-    if (now - auth.at > o.absoluteTimeoutMs || now - seen > o.idleTimeoutMs) {
+    const verdict = verdictOf(session.get('aihubmixAuth'), Date.now())
+    if (verdict === undefined) return
+    if (verdict === 'end') {
       request.log.info('session ended by its idle or absolute timeout')
       await request.tokens.clear()
       await session.regenerate()
       return
     }
-    if (now - seen > touchEveryMs) session.set('aihubmixAuth', { at: auth.at, seen: now })
+    session.set('aihubmixAuth', verdict)
+  }
+}
+
+/**
+ * The same timeouts where token-store reads sessions from the cookie (routes outside
+ * @fastify/session's scope, such as the proxy's with token-store's `sessionCookie`).
+ */
+function timeoutCheck (verdictOf: ReturnType<typeof timeoutVerdict>): SessionCheck {
+  return (session, now) => {
+    const verdict = verdictOf(session.aihubmixAuth, now)
+    if (verdict === undefined || verdict === 'end') return verdict
+    return { touch: { ...session, aihubmixAuth: verdict } }
   }
 }
 
 async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions): Promise<void> {
   const options = resolveOptions(opts)
-  // On every route of the app (this plugin is not encapsulated), after @fastify/session loaded the session.
-  fastify.addHook('preHandler', sessionTimeouts(options))
+  const verdictOf = timeoutVerdict(options)
+  // On every route of this plugin's scope (it is not encapsulated), after @fastify/session loaded the session.
+  fastify.addHook('preHandler', sessionTimeouts(verdictOf))
+  // And wherever token-store reads the session from the cookie instead.
+  fastify.tokenStore.addSessionCheck(timeoutCheck(verdictOf))
   await fastify.register(routes, { prefix: options.prefix, options })
 }
 

@@ -18,9 +18,11 @@ export { TokenSetSchema, isTokenSet } from './token-set.js'
 export type { TokenStore } from './token-store.js'
 export type { RequestTokens } from './request-tokens.js'
 export type { SessionStoreLike, SessionData } from './session-store.js'
+export type { SessionCheck, SessionVerdict } from './cookie-sessions.js'
 export type { KVStore, CompareAndSetResult } from './kv-store.js'
 export type {
   TokenStoreOptions,
+  SessionCookieOptions,
   TokenStoreHooks,
   RefreshEvent,
   RefreshFailedEvent,
@@ -54,7 +56,10 @@ declare module 'fastify' {
     tokenStore: TokenStore
   }
   interface FastifyRequest {
-    /** The token store bound to this request's session (@fastify/session's `request.session.sessionId`). */
+    /**
+     * The token store bound to this request's session: @fastify/session's `request.session.sessionId`, or, on
+     * routes outside @fastify/session's scope, the session read from the signed cookie (`sessionCookie` option).
+     */
     tokens: RequestTokens
   }
 }
@@ -131,7 +136,8 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
 
 /**
  * The plugin. Decorates `fastify.tokenStore` and `request.tokens`. Register @fastify/session with
- * `store: fastify.tokenStore.sessionStore` after it to get the one-round-trip hot path.
+ * `store: fastify.tokenStore.sessionStore` after it (one store round trip per request); with the `sessionCookie`
+ * option, routes registered outside @fastify/session's scope read the session from the cookie themselves.
  */
 export const tokenStore = fp(plugin, {
   name: '@fastify-aihubmix/token-store',

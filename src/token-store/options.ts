@@ -62,7 +62,21 @@ export interface TokenStoreOptions {
    * are. 0 turns it off.
    */
   openedCacheSize?: number
+  /**
+   * The session cookie, as @fastify/session is given it (`cookieName`, `secret`). With it, `request.tokens` also
+   * works on routes registered OUTSIDE @fastify/session's scope: it reads the session itself from the signed
+   * cookie, with one store read and nothing built, hashed or written per request. That is the fast path for the
+   * aihubmix-proxy routes (see the README). Without it, `request.tokens` needs `request.session`.
+   */
+  sessionCookie?: SessionCookieOptions
   hooks?: TokenStoreHooks
+}
+
+export interface SessionCookieOptions {
+  /** @fastify/session's `cookieName` (its default is `sessionId`). */
+  name: string
+  /** @fastify/session's `secret`: one of at least 32 characters, or a list (the first signs, all verify). */
+  secret: string | string[]
 }
 
 export interface ResolvedTokenStoreOptions {
@@ -77,6 +91,7 @@ export interface ResolvedTokenStoreOptions {
   lockWaitMs: number
   redisCommandTimeoutMs: number
   openedCacheSize: number
+  sessionCookie: { name: string, secrets: readonly string[] } | undefined
   hooks: Readonly<TokenStoreHooks>
 }
 
@@ -100,6 +115,13 @@ export const TokenStoreOptionsSchema = Type.Object({
   lockWaitMs: Ms(0, 'maximum wait for another instance\'s refresh'),
   redisCommandTimeoutMs: Ms(0, 'upper bound of one Redis command, 0 for none'),
   openedCacheSize: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'opened token sets kept in memory, 0 for none' })),
+  sessionCookie: Type.Optional(Type.Object({
+    name: Type.String({ minLength: 1, maxLength: 256, pattern: '^[!#$%&\'*+\\-.^_`|~0-9A-Za-z]+$', description: 'a cookie name' }),
+    secret: Type.Union([
+      Type.String({ minLength: 32 }),
+      Type.Array(Type.String({ minLength: 32 }), { minItems: 1 })
+    ], { description: 'a secret of at least 32 characters, or a list of them' })
+  }, { additionalProperties: false })),
   hooks: Type.Optional(Type.Object({
     onRefresh: Hook,
     onRefreshFailed: Hook,
@@ -152,6 +174,9 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
     lockWaitMs: o.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
     redisCommandTimeoutMs: o.redisCommandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
     openedCacheSize: o.openedCacheSize ?? DEFAULT_OPENED_CACHE_SIZE,
+    sessionCookie: o.sessionCookie === undefined
+      ? undefined
+      : Object.freeze({ name: o.sessionCookie.name, secrets: Object.freeze([o.sessionCookie.secret].flat()) }),
     hooks: Object.freeze({ ...o.hooks })
   }
 }

@@ -5,24 +5,41 @@ import { NoSessionError, UnauthenticatedError } from './errors.js'
 import { PREFETCH_KEY, PrefetchedTokens } from './session-store.js'
 
 /**
- * `request.tokens`: the token store bound to `request.session.sessionId` (@fastify/session). Without a session it
- * behaves as "no token set": get() is null, getFresh() throws UnauthenticatedError, clear() does nothing, and
- * save() throws NoSessionError.
+ * `request.tokens`: the token store bound to this request's session. The session is @fastify/session's
+ * (`request.session.sessionId`) where @fastify/session runs; on routes outside its scope, with the `sessionCookie`
+ * option, it is read from the signed cookie by token-store itself. Without a session it behaves as "no token set":
+ * get() is null, getFresh() throws UnauthenticatedError, clear() and endSession() do nothing, save() throws
+ * NoSessionError.
  */
 export interface RequestTokens {
   get (): Promise<TokenSet | null>
   save (set: TokenSet): Promise<void>
   clear (): Promise<void>
   getFresh (refresh: Refresher, opts?: GetFreshOptions): Promise<TokenSet>
+  /**
+   * Ends the session: its token set and its record (through @fastify/session's `destroy` where it runs, so that
+   * `request.session` follows). For a grant the provider revoked.
+   */
+  endSession (): Promise<void>
+}
+
+/** This request's session: its id, and the sealed set read with it (until a read takes it). */
+interface BoundSession {
+  sid: string
+  prefetch: PrefetchedTokens | undefined
+  /** @fastify/session's session object, where it runs. */
+  session: { destroy?: () => Promise<void> } | undefined
 }
 
 /**
- * The first read of a request uses the sealed set the session store prefetched with the session (no round trip);
- * any later read, and any read after a save or clear, goes to the store, so it sees the newest set.
+ * The first read of a request uses the sealed set read together with the session (no second round trip); any
+ * later read, and any read after a save or clear, goes to the store, so it sees the newest set.
  */
 export class RequestTokensImpl implements RequestTokens {
   readonly #store: TokenStoreCore
   readonly #request: FastifyRequest
+  /** The session read from the cookie (once per request), when there is no @fastify/session. */
+  #fromCookie: Promise<BoundSession | null> | undefined
 
   constructor (store: TokenStoreCore, request: FastifyRequest) {
     this.#store = store
@@ -30,57 +47,81 @@ export class RequestTokensImpl implements RequestTokens {
   }
 
   async get (): Promise<TokenSet | null> {
-    const sid = this.#sid()
-    if (sid === undefined) return null
-    const prefetched = await this.#prefetched(sid)
+    const bound = await this.#bind()
+    if (bound === null) return null
+    const prefetched = await this.#takePrefetched(bound)
     if (prefetched !== undefined) return prefetched?.set ?? null
-    return await this.#store.get(sid)
+    return await this.#store.get(bound.sid)
   }
 
   async save (set: TokenSet): Promise<void> {
-    const sid = this.#sid()
-    if (sid === undefined) throw new NoSessionError()
-    this.#consume(sid)
-    await this.#store.save(sid, set)
+    const bound = await this.#bind()
+    if (bound === null) throw new NoSessionError()
+    consume(bound)
+    await this.#store.save(bound.sid, set)
   }
 
   async clear (): Promise<void> {
-    const sid = this.#sid()
-    if (sid === undefined) return
-    this.#consume(sid)
-    await this.#store.delete(sid)
+    const bound = await this.#bind()
+    if (bound === null) return
+    consume(bound)
+    await this.#store.delete(bound.sid)
   }
 
   async getFresh (refresh: Refresher, opts?: GetFreshOptions): Promise<TokenSet> {
-    const sid = this.#sid()
-    if (sid === undefined) throw new UnauthenticatedError()
-    return await this.#store.getFreshFrom(sid, await this.#prefetched(sid), refresh, opts)
+    const bound = await this.#bind()
+    if (bound === null) throw new UnauthenticatedError()
+    return await this.#store.getFreshFrom(bound.sid, await this.#takePrefetched(bound), refresh, opts)
   }
 
-  #sid (): string | undefined {
-    const session = (this.#request as unknown as { session?: { sessionId?: unknown } | null }).session
-    const sid = session?.sessionId
-    return typeof sid === 'string' && sid !== '' ? sid : undefined
+  async endSession (): Promise<void> {
+    const bound = await this.#bind()
+    if (bound === null) return
+    consume(bound)
+    if (typeof bound.session?.destroy === 'function') {
+      await bound.session.destroy()
+    } else {
+      await this.#store.endSession(bound.sid)
+    }
+  }
+
+  /** The session of this request, or null. Synchronous where @fastify/session already loaded it. */
+  #bind (): BoundSession | null | Promise<BoundSession | null> {
+    const session = (this.#request as unknown as { session?: Record<string, unknown> | null }).session
+    // Where @fastify/session runs, `request.session` is decorated (null until loaded, and after a destroy).
+    if (session !== undefined) {
+      if (typeof session !== 'object' || session === null) return null
+      const sid = session.sessionId
+      if (typeof sid !== 'string' || sid === '') return null
+      const prefetch = session[PREFETCH_KEY]
+      return {
+        sid,
+        prefetch: prefetch instanceof PrefetchedTokens && prefetch.owner === this.#store && prefetch.sid === sid ? prefetch : undefined,
+        session
+      }
+    }
+    if (this.#fromCookie === undefined) this.#fromCookie = this.#readCookie()
+    return this.#fromCookie
+  }
+
+  async #readCookie (): Promise<BoundSession | null> {
+    const sessions = this.#store.cookieSessions
+    if (sessions === undefined) return null
+    const cookies = (this.#request as unknown as { cookies?: Record<string, string | undefined> }).cookies
+    const read = await sessions.read(cookies?.[sessions.cookieName])
+    if (read === null) return null
+    return { sid: read.sid, prefetch: new PrefetchedTokens(this.#store, read.sid, read.sealed), session: undefined }
   }
 
   /** Takes the prefetched set (once): undefined when there is none to use, else the opened set or null. */
-  async #prefetched (sid: string): Promise<StoredTokenSet | null | undefined> {
-    const prefetch = this.#prefetch(sid)
-    if (prefetch === undefined) return undefined
+  async #takePrefetched (bound: BoundSession): Promise<StoredTokenSet | null | undefined> {
+    const prefetch = bound.prefetch
+    if (prefetch === undefined || prefetch.consumed) return undefined
     prefetch.consumed = true
-    return await this.#store.open(sid, prefetch.sealed)
+    return await this.#store.open(bound.sid, prefetch.sealed)
   }
+}
 
-  #consume (sid: string): void {
-    const prefetch = this.#prefetch(sid)
-    if (prefetch !== undefined) prefetch.consumed = true
-  }
-
-  #prefetch (sid: string): PrefetchedTokens | undefined {
-    const session = (this.#request as unknown as { session?: Record<string, unknown> | null }).session
-    const prefetch = session?.[PREFETCH_KEY]
-    return prefetch instanceof PrefetchedTokens && !prefetch.consumed && prefetch.owner === this.#store && prefetch.sid === sid
-      ? prefetch
-      : undefined
-  }
+function consume (bound: BoundSession): void {
+  if (bound.prefetch !== undefined) bound.prefetch.consumed = true
 }

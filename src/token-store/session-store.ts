@@ -118,7 +118,8 @@ export function createSessionStore (ctx: SessionStoreContext): SessionStoreLike 
   }
 }
 
-function sessionTtl (session: object, fallback: number): number {
+/** Milliseconds until the session's cookie expires (may be <= 0), or `fallback` when it has no expiry. */
+export function sessionTtl (session: object, fallback: number): number {
   const cookie = (session as { cookie?: { expires?: unknown } }).cookie
   const expires = cookie?.expires
   if (expires instanceof Date || typeof expires === 'string' || typeof expires === 'number') {

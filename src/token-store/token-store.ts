@@ -8,6 +8,7 @@ import { isTokenSet, normalizeTokenSet, tokenSetProblem } from './token-set.js'
 import { KeyLayout, assertId } from './keys.js'
 import { Records } from './records.js'
 import { createSessionStore } from './session-store.js'
+import { CookieSessions, type SessionCheck } from './cookie-sessions.js'
 import {
   ReauthRequiredError,
   RefreshBusyError,
@@ -43,6 +44,13 @@ export interface TokenStore {
   takeRecord (key: string): Promise<unknown | null>
   /** A @fastify/session store backed by the same KV store (pass it as @fastify/session's `store`). */
   readonly sessionStore: SessionStoreLike
+  /**
+   * Adds a check that sessions read from the cookie (the `sessionCookie` option, routes outside @fastify/session's
+   * scope) must pass: it may end a session or update its data. oauth-routes adds its idle and absolute timeouts.
+   */
+  addSessionCheck (check: SessionCheck): void
+  /** Ends a session: deletes its record and its token set (what @fastify/session's `destroy` does through the store). */
+  endSession (sid: string): Promise<void>
   readonly refreshSkewMs: number
 }
 
@@ -85,6 +93,9 @@ export class TokenStoreCore implements TokenStore {
   readonly #log: FastifyBaseLogger
   readonly #records: Records
   readonly #flights = new Map<string, Promise<TokenSet>>()
+  readonly #sessionChecks: SessionCheck[] = []
+  /** Sessions read from the signed cookie (`sessionCookie` option), else undefined. */
+  readonly cookieSessions: CookieSessions | undefined
   /**
    * Recently opened sets by sid, with the sealed value they came from. The same sid and the same sealed
    * value always open to the same set (the storage key is bound in as AAD, checked when it was first
@@ -101,6 +112,30 @@ export class TokenStoreCore implements TokenStore {
     this.keys = new KeyLayout(options.keyPrefix)
     this.#records = new Records(kv, options.keyRing, this.keys, log)
     this.sessionStore = createSessionStore({ kv, keys: this.keys, sessionTtlMs: options.sessionTtlMs, log, owner: this })
+    const cookie = options.sessionCookie
+    this.cookieSessions = cookie === undefined
+      ? undefined
+      : new CookieSessions({
+        cookieName: cookie.name,
+        secrets: cookie.secrets,
+        kv,
+        keys: this.keys,
+        sessionTtlMs: options.sessionTtlMs,
+        log,
+        end: (sid) => this.endSession(sid),
+        checks: this.#sessionChecks
+      })
+  }
+
+  addSessionCheck (check: SessionCheck): void {
+    if (typeof check !== 'function') throw new TokenStoreArgumentError('check', 'must be a function')
+    this.#sessionChecks.push(check)
+  }
+
+  async endSession (sid: string): Promise<void> {
+    assertId(sid, 'sid')
+    this.forget(sid)
+    await this.#kv.delete([this.keys.session(sid), this.keys.tokens(sid)])
   }
 
   /** The KV store underneath (for tests and for building other stores on it). */

@@ -89,10 +89,15 @@ t.test('a slow refresh (1.5 s) is shared by its waiters', async (t) => {
 
 t.test('a revoked grant: 401 reauth_required, then no more token requests', async (t) => {
   const { stack, browser } = await signedIn(t)
+  const sid = stack.sessionIdOf(browser)
+  const kv = (stack.app.tokenStore as unknown as { kv: { get (key: string): Promise<string | null> } }).kv
+  const keys = (stack.app.tokenStore as unknown as { keys: { session (sid: string): string } }).keys
+  t.not(await kv.get(keys.session(sid)), null, 'signed in: the session record exists')
   stack.mock.revokeGrants()
   const first = await browser.get(`${stack.url}/api/user/info`, CSRF)
   t.equal(first.status, 401)
   t.same(JSON.parse(first.body).error, 'reauth_required')
+  t.equal(await kv.get(keys.session(sid)), null, 'the session was ended with the grant, record and all')
   t.equal(stack.mock.counts().grants.refresh_token, 1)
   for (let i = 0; i < 3; i++) {
     const later = await browser.get(`${stack.url}/api/user/info`, CSRF)

@@ -33,3 +33,25 @@ t.test('an active session stays; the absolute timeout ends it anyway', async (t)
   while (Date.now() - started < 5300) await sleep(100)
   t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 401, 'past the absolute timeout')
 })
+
+// The example reads sessions two ways: /api/* from the signed cookie (token-store's `sessionCookie`), /auth/*
+// through @fastify/session. The same timeouts hold on both.
+t.test('the timeouts hold on the @fastify/session routes too, and an ended session leaves no record', async (t) => {
+  const stack = await startStack({ oauth: { idleTimeoutMs: 3000, absoluteTimeoutMs: 60_000 } })
+  t.teardown(() => stack.close())
+  const { browser } = await stack.login()
+  const sid = stack.sessionIdOf(browser)
+  const kv = (stack.app.tokenStore as unknown as { kv: { get (key: string): Promise<string | null> } }).kv
+  const keys = (stack.app.tokenStore as unknown as { keys: { session (sid: string): string } }).keys
+  const started = Date.now()
+  // Active on /auth/session only (every 500 ms for 4 s, longer than the idle timeout): "last seen" moves there.
+  while (Date.now() - started < 4000) {
+    t.same(JSON.parse((await browser.get(`${stack.url}/auth/session`)).body).authenticated, true, 'active: signed in')
+    await sleep(500)
+  }
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200, 'and the proxy sees the same session')
+  await sleep(3300)
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 401, 'idle: ended on the proxy route')
+  t.equal(await kv.get(keys.session(sid)), null, 'the session record is gone, not only the token set')
+  t.same(JSON.parse((await browser.get(`${stack.url}/auth/session`)).body), { authenticated: false })
+})

@@ -1,0 +1,168 @@
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import type { FastifyBaseLogger } from 'fastify'
+import type { KVStore } from './kv-store.js'
+import type { KeyLayout } from './keys.js'
+import { sessionTtl } from './session-store.js'
+
+/**
+ * What a session check decides about a stored session, on routes where token-store reads sessions itself:
+ * - `undefined`: the session is fine as it is;
+ * - `'end'`: the session is over (its record and its token set are deleted, the request is signed out);
+ * - `{ touch }`: the session is fine and `touch` is its new data, written back (compare-and-set: a concurrent
+ *   change of the session wins).
+ * Checks are synchronous and must not throw; they see the session data as @fastify/session stored it.
+ */
+export type SessionVerdict = undefined | 'end' | { touch: Record<string, unknown> }
+export type SessionCheck = (session: Readonly<Record<string, unknown>>, now: number) => SessionVerdict
+
+/** A session read straight from the signed cookie: its id and its sealed token set, read in the same round trip. */
+export interface CookieSession {
+  sid: string
+  sealed: string | null
+}
+
+export interface CookieSessionsOptions {
+  /** The session cookie's name (@fastify/session's `cookieName`). */
+  cookieName: string
+  /** The secret(s) @fastify/session signs it with (its `secret`); the first signs, every one verifies. */
+  secrets: readonly string[]
+  kv: KVStore
+  keys: KeyLayout
+  sessionTtlMs: number
+  log: FastifyBaseLogger
+  /** Ends a session: deletes its record and its token set, and drops its opened set from memory. */
+  end: (sid: string) => Promise<void>
+  /** The checks every session read here must pass (the array is read on each request: later additions count). */
+  checks: readonly SessionCheck[]
+}
+
+/** Verified cookies remembered (signature checks skipped), oldest dropped first. */
+const VERIFIED_CACHE_SIZE = 10_000
+const MAX_COOKIE_LENGTH = 1024
+
+/**
+ * Reads @fastify/session's sessions without @fastify/session, for routes registered outside its scope (the
+ * `/api` hot path): the id from the signed cookie, then ONE read (MGET) of the session record and the sealed token
+ * set. Nothing is built, hashed or re-signed per request, and nothing is written back unless a check says so.
+ *
+ * It accepts exactly what @fastify/session would restore, and less:
+ * - the cookie must carry a valid signature (HMAC-SHA256 under one of the secrets, @fastify/cookie's format
+ *   `<id>.<base64 signature without padding>`, compared in constant time);
+ * - the session record must exist (a destroyed or regenerated id has none), be a JSON object, and its cookie must
+ *   not have expired (@fastify/session regenerates an expired session; here it is ended);
+ * - every registered check must let it through (oauth-routes registers its idle and absolute timeouts).
+ */
+export class CookieSessions {
+  readonly cookieName: string
+  readonly #secrets: readonly string[]
+  readonly #kv: KVStore
+  readonly #keys: KeyLayout
+  readonly #sessionTtlMs: number
+  readonly #log: FastifyBaseLogger
+  readonly #end: (sid: string) => Promise<void>
+  readonly #checks: readonly SessionCheck[]
+  /**
+   * Signed cookie value -> session id, for values whose signature verified. The secrets are fixed for the life of
+   * this object and a signature never stops being valid for its value, so this only saves recomputing the HMAC;
+   * whether the session still exists is read from the store on every request.
+   */
+  readonly #verified = new Map<string, string>()
+
+  constructor (options: CookieSessionsOptions) {
+    this.cookieName = options.cookieName
+    this.#secrets = options.secrets
+    this.#kv = options.kv
+    this.#keys = options.keys
+    this.#sessionTtlMs = options.sessionTtlMs
+    this.#log = options.log
+    this.#end = options.end
+    this.#checks = options.checks
+  }
+
+  /** The session of this cookie value, or null (no cookie, bad signature, no such session, expired, ended). */
+  async read (cookieValue: unknown): Promise<CookieSession | null> {
+    if (typeof cookieValue !== 'string') return null
+    const sid = this.#unsign(cookieValue)
+    if (sid === null) return null
+    const sessionKey = this.#keys.session(sid)
+    const [json, sealed] = await this.#kv.getMany([sessionKey, this.#keys.tokens(sid)])
+    if (json === null || json === undefined) return null
+    const session = parseSession(json)
+    if (session === null) {
+      this.#log.warn('token-store: ignored a stored session that is not a JSON object')
+      return null
+    }
+    const now = Date.now()
+    if (cookieExpired(session, now)) {
+      await this.#end(sid)
+      return null
+    }
+    let touched: Record<string, unknown> | undefined
+    for (const check of this.#checks) {
+      const verdict = check(touched ?? session, now)
+      if (verdict === undefined) continue
+      if (verdict === 'end') {
+        await this.#end(sid)
+        return null
+      }
+      touched = verdict.touch
+    }
+    if (touched !== undefined) await this.#touch(sessionKey, json, touched)
+    return { sid, sealed: sealed ?? null }
+  }
+
+  async #touch (key: string, json: string, session: Record<string, unknown>): Promise<void> {
+    const ttl = sessionTtl(session, this.#sessionTtlMs)
+    if (ttl <= 0) return
+    // A session changed meanwhile (a login in another tab) or deleted (a logout) keeps that change.
+    await this.#kv.compareAndSet(key, json, JSON.stringify(session), ttl)
+  }
+
+  #unsign (value: string): string | null {
+    if (value.length === 0 || value.length > MAX_COOKIE_LENGTH) return null
+    const known = this.#verified.get(value)
+    if (known !== undefined) return known
+    const dot = value.lastIndexOf('.')
+    if (dot <= 0 || dot === value.length - 1) return null
+    const sid = value.slice(0, dot)
+    const actual = Buffer.from(value.slice(dot + 1))
+    let valid = false
+    for (const secret of this.#secrets) {
+      const expected = Buffer.from(signature(sid, secret))
+      // Every secret is tried (no early exit), each comparison in constant time.
+      if (expected.length === actual.length && timingSafeEqual(expected, actual)) valid = true
+    }
+    if (!valid) return null
+    this.#verified.set(value, sid)
+    if (this.#verified.size > VERIFIED_CACHE_SIZE) {
+      const oldest = this.#verified.keys().next()
+      if (oldest.done !== true) this.#verified.delete(oldest.value)
+    }
+    return sid
+  }
+}
+
+/** @fastify/cookie's signature of a value: HMAC-SHA256, base64 without its `=` padding. */
+export function signature (value: string, secret: string): string {
+  return createHmac('sha256', secret).update(value).digest('base64').replace(/=+$/, '')
+}
+
+function parseSession (json: string): Record<string, unknown> | null {
+  let data: unknown
+  try {
+    data = JSON.parse(json)
+  } catch {
+    return null
+  }
+  return typeof data === 'object' && data !== null && !Array.isArray(data) ? data as Record<string, unknown> : null
+}
+
+/** As @fastify/session decides it: the cookie's original expiry, else its expiry, at or before now. */
+function cookieExpired (session: Record<string, unknown>, now: number): boolean {
+  const cookie = session.cookie as { originalExpires?: unknown, expires?: unknown } | null | undefined
+  if (typeof cookie !== 'object' || cookie === null) return false
+  const when = cookie.originalExpires ?? cookie.expires
+  if (typeof when !== 'string' && typeof when !== 'number') return false
+  const at = new Date(when).getTime()
+  return Number.isFinite(at) && at <= now
+}

@@ -1,0 +1,310 @@
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
+import fastifyCookie, { Signer } from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import type { KeyLayout, KVStore, TokenSet, TokenStoreOptions } from '@fastify-aihubmix/token-store'
+import { TokenStoreOptionsError } from '@fastify-aihubmix/token-store'
+import { buildApp, countingRefresher, forEachBackend, KEY_A, tokenSet } from '../helpers/token-store.js'
+import type { T } from '../helpers/token-store.js'
+import { fp, sessionCookie, sessionIdOf } from '../helpers/token-store-session-app.js'
+import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
+
+// token-store's `sessionCookie` option: routes registered OUTSIDE @fastify/session's scope read the session from
+// the signed cookie themselves (the proxy's hot path in the example app). They must accept exactly the sessions
+// @fastify/session would, and nothing else.
+
+const SECRET = 'cookie-sessions-test-secret-of-32-chars+'
+const OLD_SECRET = 'the-previous-session-secret-of-32-chars!'
+
+interface CookieApp {
+  app: FastifyInstance
+  kv: KVStore
+  refreshCalls: string[]
+}
+
+/**
+ * Root: @fastify/cookie, token-store with `sessionCookie`, and `/api/*` routes using request.tokens WITHOUT
+ * @fastify/session. A child scope: @fastify/session on the token store's session store, with /login, /logout and
+ * /visit (as the example app splits them).
+ */
+async function cookieApp (
+  t: T,
+  options: Partial<TokenStoreOptions>,
+  { sessionSecret = SECRET, cookieMaxAge }: { sessionSecret?: string | string[], cookieMaxAge?: number } = {}
+): Promise<CookieApp> {
+  const refresher = countingRefresher()
+  const app = await buildApp(t, { sessionCookie: { name: 'sessionId', secret: SECRET }, ...options }, {
+    setup: async (instance) => {
+      await instance.register(fastifyCookie)
+      instance.get('/api/me', async (request) => {
+        const set = await request.tokens.get()
+        return { token: fp(set?.accessToken), hasSession: (request as { session?: unknown }).session !== undefined }
+      })
+      instance.get('/api/fresh', async (request) => {
+        const set = await request.tokens.getFresh(refresher.refresh)
+        return { token: fp(set.accessToken) }
+      })
+      instance.post('/api/end', async (request, reply) => {
+        await request.tokens.endSession()
+        return reply.code(204).send()
+      })
+      await instance.register(async (scope) => {
+        await scope.register(fastifySession, {
+          secret: sessionSecret,
+          store: scope.tokenStore.sessionStore,
+          saveUninitialized: false,
+          rolling: false,
+          cookie: { secure: false, httpOnly: true, sameSite: 'lax', path: '/', ...(cookieMaxAge !== undefined ? { maxAge: cookieMaxAge } : {}) }
+        })
+        scope.post<{ Body: { user: string, set: TokenSet } }>('/login', async (request) => {
+          await request.session.regenerate()
+          request.session.set('user' as never, request.body.user as never)
+          await request.tokens.save(request.body.set)
+          return { ok: true }
+        })
+        scope.post('/visit', async (request) => {
+          request.session.set('visits' as never, 1 as never)
+          return { ok: true }
+        })
+        scope.post('/logout', async (request, reply) => {
+          await request.tokens.clear()
+          await request.session.destroy()
+          return reply.code(204).send()
+        })
+      })
+    }
+  })
+  const kv = (app.tokenStore as unknown as { kv: KVStore }).kv
+  return { app, kv, refreshCalls: refresher.calls }
+}
+
+function keysOf (app: FastifyInstance): KeyLayout {
+  return (app.tokenStore as unknown as { keys: KeyLayout }).keys
+}
+
+async function login (app: FastifyInstance, set: TokenSet = tokenSet(), user = 'alice'): Promise<string> {
+  return sessionCookie(await app.inject({ method: 'POST', url: '/login', payload: { user, set } }))
+}
+
+async function me (app: FastifyInstance, cookie?: string): Promise<{ token: string | null, hasSession: boolean }> {
+  const res = await app.inject({ url: '/api/me', ...(cookie === undefined ? {} : { headers: { cookie } }) })
+  t.equal(res.statusCode, 200)
+  return res.json()
+}
+
+forEachBackend(t, 'a session signed in under @fastify/session is read from the cookie outside its scope', async (t, backend) => {
+  const { app, refreshCalls } = await cookieApp(t, backend.options)
+  const set = tokenSet()
+  const cookie = await login(app, set)
+  t.same(await me(app, cookie), { token: fp(set.accessToken), hasSession: false }, 'no @fastify/session on the route, the tokens all the same')
+  const fresh = await app.inject({ url: '/api/fresh', headers: { cookie } })
+  t.same(fresh.json(), { token: fp(set.accessToken) })
+  t.same(refreshCalls, [], 'a fresh set is not refreshed')
+  t.notOk(fresh.headers['set-cookie'], 'nothing is written back: no cookie is set')
+})
+
+forEachBackend(t, 'no cookie, a forged or a foreign cookie: no session, and getFresh answers 401', async (t, backend) => {
+  const { app } = await cookieApp(t, backend.options)
+  const set = tokenSet()
+  const cookie = await login(app, set)
+  const value = decodeURIComponent(cookie.slice('sessionId='.length))
+  const sid = sessionIdOf(cookie)
+  const foreign = new Signer('an-entirely-different-secret-of-32-chars').sign(sid)
+  const otherSid = sid.slice(0, -1) + (sid.endsWith('A') ? 'B' : 'A')
+  const forged: Array<[string, string | undefined]> = [
+    ['no cookie', undefined],
+    ['an empty cookie', 'sessionId='],
+    ['the bare session id, unsigned', `sessionId=${sid}`],
+    ['a signature cut short', `sessionId=${encodeURIComponent(value.slice(0, -1))}`],
+    ['a signature with a changed character', `sessionId=${encodeURIComponent(value.slice(0, -1) + (value.endsWith('A') ? 'B' : 'A'))}`],
+    ['another id with this id\'s signature', `sessionId=${encodeURIComponent(otherSid + value.slice(sid.length))}`],
+    ['the right id signed with another secret', `sessionId=${encodeURIComponent(foreign)}`],
+    ['a trailing dot', `sessionId=${encodeURIComponent(sid + '.')}`],
+    ['a very long value', `sessionId=${'a'.repeat(5000)}.${'b'.repeat(43)}`],
+    ['the cookie under another name', `sid=${encodeURIComponent(value)}`]
+  ]
+  for (const [what, header] of forged) {
+    t.same(await me(app, header), { token: null, hasSession: false }, what)
+    const res = await app.inject({ url: '/api/fresh', ...(header === undefined ? {} : { headers: { cookie: header } }) })
+    t.equal(res.statusCode, 401, `${what}: 401`)
+  }
+  t.same(await me(app, cookie), { token: fp(set.accessToken), hasSession: false }, 'the real cookie still works')
+})
+
+t.test('signatures: @fastify/cookie\'s format; every secret of a rotation verifies', async (t) => {
+  // Sessions signed with the old secret (before a rotation) are still read when the new list holds it.
+  const { app } = await cookieApp(t, { sessionCookie: { name: 'sessionId', secret: [SECRET, OLD_SECRET] } }, { sessionSecret: OLD_SECRET })
+  const set = tokenSet()
+  const cookie = await login(app, set)
+  const value = decodeURIComponent(cookie.slice('sessionId='.length))
+  t.equal(value, new Signer(OLD_SECRET).sign(sessionIdOf(cookie)), 'the cookie is what @fastify/cookie signs')
+  t.same(await me(app, cookie), { token: fp(set.accessToken), hasSession: false }, 'verified with the second secret')
+
+  const { app: strict } = await cookieApp(t, { sessionCookie: { name: 'sessionId', secret: SECRET } }, { sessionSecret: OLD_SECRET })
+  const other = await login(strict, tokenSet())
+  t.same(await me(strict, other), { token: null, hasSession: false }, 'a secret not in the list does not verify')
+})
+
+forEachBackend(t, 'a session id without a session record is no session, even with a token set and a valid signature', async (t, backend) => {
+  const { app, kv } = await cookieApp(t, backend.options)
+  const sid = 'planted-session-id-0123456789abcdef'
+  await app.tokenStore.save(sid, tokenSet())
+  const cookie = `sessionId=${encodeURIComponent(new Signer(SECRET).sign(sid))}`
+  t.same(await me(app, cookie), { token: null, hasSession: false })
+  t.not(await kv.get(keysOf(app).tokens(sid)), null, 'nothing was created or deleted by the attempt')
+})
+
+forEachBackend(t, 'logout and a new login end the old cookie; endSession deletes the record and the token set', async (t, backend) => {
+  const { app, kv } = await cookieApp(t, backend.options)
+  const first = await login(app)
+  const second = sessionCookie(await app.inject({ method: 'POST', url: '/login', headers: { cookie: first }, payload: { user: 'alice', set: tokenSet() } }))
+  t.not(second, first, 'the login regenerated the id')
+  t.same(await me(app, first), { token: null, hasSession: false }, 'the pre-login id finds nothing')
+  t.not((await me(app, second)).token, null)
+
+  const logout = await app.inject({ method: 'POST', url: '/logout', headers: { cookie: second } })
+  t.equal(logout.statusCode, 204)
+  t.same(await me(app, second), { token: null, hasSession: false }, 'a logged-out cookie finds nothing')
+
+  const third = await login(app)
+  const sid = sessionIdOf(third)
+  t.equal((await app.inject({ method: 'POST', url: '/api/end', headers: { cookie: third } })).statusCode, 204)
+  t.equal(await kv.get(keysOf(app).session(sid)), null, 'the session record is gone')
+  t.equal(await kv.get(keysOf(app).tokens(sid)), null, 'the token set is gone')
+  t.same(await me(app, third), { token: null, hasSession: false })
+  t.equal((await app.inject({ method: 'POST', url: '/api/end' })).statusCode, 204, 'without a session endSession does nothing')
+})
+
+forEachBackend(t, 'a session whose cookie has expired is ended, as @fastify/session would', async (t, backend) => {
+  const { app, kv } = await cookieApp(t, backend.options, { cookieMaxAge: 60_000 })
+  const cookie = await login(app)
+  const sid = sessionIdOf(cookie)
+  const key = keysOf(app).session(sid)
+  const stored = JSON.parse(await kv.get(key) as string) as { cookie: { expires: string } }
+  t.ok(Date.parse(stored.cookie.expires) > Date.now(), 'stored with its expiry')
+  // The store's TTL would remove it at that time anyway; a record that outlived it must still not count.
+  stored.cookie.expires = new Date(Date.now() - 1000).toISOString()
+  await kv.set(key, JSON.stringify(stored), 60_000)
+  t.same(await me(app, cookie), { token: null, hasSession: false })
+  t.equal(await kv.get(key), null, 'the expired session was deleted')
+  t.equal(await kv.get(keysOf(app).tokens(sid)), null, 'with its token set')
+})
+
+forEachBackend(t, 'session checks: end a session, or update its data (compare-and-set)', async (t, backend) => {
+  const { app, kv } = await cookieApp(t, backend.options)
+  const seen: unknown[] = []
+  app.tokenStore.addSessionCheck((session) => {
+    seen.push(session.user)
+    if (session.user === 'mallory') return 'end'
+    if (session.user === 'bob' && session.visits === undefined) return { touch: { ...session, visits: 1 } }
+    return undefined
+  })
+  t.throws(() => app.tokenStore.addSessionCheck('no' as never), { code: 'FST_AIHUBMIX_TOKEN_STORE_ARGUMENT' })
+
+  const alice = await login(app, tokenSet(), 'alice')
+  t.not((await me(app, alice)).token, null, 'a check that returns nothing lets the session through')
+
+  const mallory = await login(app, tokenSet(), 'mallory')
+  const mallorySid = sessionIdOf(mallory)
+  t.same(await me(app, mallory), { token: null, hasSession: false }, '"end": signed out')
+  t.equal(await kv.get(keysOf(app).session(mallorySid)), null, 'its record is gone')
+  t.equal(await kv.get(keysOf(app).tokens(mallorySid)), null, 'its token set is gone')
+
+  const bob = await login(app, tokenSet(), 'bob')
+  const bobKey = keysOf(app).session(sessionIdOf(bob))
+  t.not((await me(app, bob)).token, null, '"touch": the session goes on')
+  const touched = JSON.parse(await kv.get(bobKey) as string) as { user: string, visits?: number, cookie?: unknown }
+  t.equal(touched.visits, 1, 'the new data was written')
+  t.equal(touched.user, 'bob', 'the rest of the session was kept')
+  t.ok(touched.cookie, 'the cookie data too, which @fastify/session restores from')
+  t.same(seen, ['alice', 'mallory', 'bob'])
+})
+
+t.test('a session record that is not a JSON object is no session (logged without its content)', async (t) => {
+  const logs: Array<Record<string, unknown>> = []
+  const app = await buildApp(t, { sessionCookie: { name: 'sessionId', secret: SECRET } }, {
+    logs,
+    setup: async (instance) => {
+      await instance.register(fastifyCookie)
+      instance.get('/api/me', async (request) => ({ set: (await request.tokens.get()) !== null }))
+    }
+  })
+  const kv = (app.tokenStore as unknown as { kv: KVStore }).kv
+  const signer = new Signer(SECRET)
+  const records: Array<[string, string]> = [['s-not-json', '{"user": "unterminated'], ['s-array', '[1,2]'], ['s-string', '"text"']]
+  for (const [sid, value] of records) {
+    await kv.set(keysOf(app).session(sid), value, 60_000)
+    await app.tokenStore.save(sid, tokenSet())
+    const res = await app.inject({ url: '/api/me', headers: { cookie: `sessionId=${encodeURIComponent(signer.sign(sid))}` } })
+    t.same(res.json(), { set: false }, `${sid}: no session`)
+  }
+  const warnings = logs.filter((l) => l.msg === 'token-store: ignored a stored session that is not a JSON object')
+  t.equal(warnings.length, 3)
+  t.notMatch(JSON.stringify(logs), /unterminated/, 'the stored value is not logged')
+})
+
+t.test('without `sessionCookie`, routes outside @fastify/session have no session', async (t) => {
+  const app = await buildApp(t, {}, {
+    setup: async (instance) => {
+      await instance.register(fastifyCookie)
+      instance.get('/api/me', async (request) => ({ set: (await request.tokens.get()) !== null }))
+    }
+  })
+  await app.tokenStore.save('s1', tokenSet())
+  const res = await app.inject({ url: '/api/me', headers: { cookie: `sessionId=${encodeURIComponent(new Signer(SECRET).sign('s1'))}` } })
+  t.same(res.json(), { set: false })
+})
+
+t.test('on Redis: one MGET per request, and a forged cookie reaches no store at all', async (t) => {
+  const admin = await connectRedis(t)
+  if (admin === undefined) return
+  const prefix = uniquePrefix('cookie')
+  cleanupPrefix(t, admin, prefix)
+  const client = await connectRedis(t) as Redis
+  const commands: string[] = []
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+    commands.push(command.name.toUpperCase())
+    return (send as (...args: unknown[]) => unknown)(command, ...rest)
+  }) as typeof client.sendCommand
+  const { app } = await cookieApp(t, { redis: client, keyPrefix: prefix })
+  const set = tokenSet()
+  const cookie = await login(app, set)
+  for (const url of ['/api/me', '/api/fresh', '/api/me']) {
+    commands.length = 0
+    const res = await app.inject({ url, headers: { cookie } })
+    t.equal(res.json().token, fp(set.accessToken))
+    t.same(commands, ['MGET'], `${url}: one round trip, nothing written`)
+  }
+  commands.length = 0
+  const sid = sessionIdOf(cookie)
+  await me(app, `sessionId=${encodeURIComponent(sid + '.AAAA')}`)
+  await me(app, `sessionId=${encodeURIComponent(new Signer(OLD_SECRET).sign(sid))}`)
+  t.same(commands, [], 'bad signatures are refused before any store command')
+})
+
+t.test('sessionCookie options are checked at registration, without echoing a secret', async (t) => {
+  const bad: Array<[unknown, string]> = [
+    [{ name: 'sessionId', secret: 'short-secret' }, 'sessionCookie.secret'],
+    [{ name: 'sessionId', secret: [] }, 'sessionCookie.secret'],
+    [{ name: 'sessionId', secret: [SECRET, 'short-secret'] }, 'sessionCookie.secret'],
+    [{ name: '', secret: SECRET }, 'sessionCookie.name'],
+    [{ name: 'bad name;', secret: SECRET }, 'sessionCookie.name'],
+    [{ secret: SECRET }, 'sessionCookie'],
+    [{ name: 'sid', secret: SECRET, signed: true }, 'sessionCookie']
+  ]
+  const { resolveOptions } = await import('@fastify-aihubmix/token-store')
+  for (const [sessionCookie, path] of bad) {
+    try {
+      resolveOptions({ encryptionKeys: KEY_A, sessionCookie })
+      t.fail(`accepted ${JSON.stringify(sessionCookie)}`)
+    } catch (err) {
+      t.ok(err instanceof TokenStoreOptionsError, 'a TokenStoreOptionsError')
+      t.match((err as Error).message, path, `names ${path}`)
+      t.notMatch((err as Error).message, /short-secret/, 'does not echo the secret')
+    }
+  }
+  const resolved = resolveOptions({ encryptionKeys: KEY_A, sessionCookie: { name: 'sid', secret: SECRET } })
+  t.same(resolved.sessionCookie, { name: 'sid', secrets: [SECRET] })
+})
