@@ -381,7 +381,9 @@ function buildReport (result) {
   for (const s of [project, projectRedis, lean, leanRedis, guide]) {
     if (s !== undefined) rows.push([s.label, line(s), '', ''])
   }
-  if (projectRedis === undefined) rows.push(['project, Redis stores', `skipped: ${result.redis.why}`, '', ''])
+  if (projectRedis === undefined) {
+    rows.push(['project, Redis stores', `skipped: ${result.redis.why ?? 'not in BENCH_TARGETS'}`, '', ''])
+  }
   const goal = (name, value, text, ok, target) => {
     rows.push([name, value, text, mark(ok)])
     goals.push({ name, value: target, goal: text, ok })
