@@ -89,7 +89,9 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
       // Fail fast while Redis is down (503s), reconnect on its own when it is back.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
-      connectTimeout: 5000
+      connectTimeout: 5000,
+      // Commands of concurrent requests issued in the same tick go out in one write (one syscall).
+      enableAutoPipelining: true
     })
   }
   const useRedis = redisClient !== undefined || config.redisUrl !== undefined
