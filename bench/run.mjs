@@ -27,7 +27,7 @@ function numberEnv (name, fallback, min = 1) {
 
 const SETTINGS = {
   duration: numberEnv('BENCH_DURATION', 5),
-  rounds: numberEnv('BENCH_ROUNDS', 3),
+  rounds: numberEnv('BENCH_ROUNDS', 5),
   warmup: numberEnv('BENCH_WARMUP', 2, 0),
   connections: numberEnv('BENCH_CONNECTIONS', 50),
   sessionsPerTarget: numberEnv('BENCH_SESSIONS', 16),
@@ -393,6 +393,9 @@ function buildReport (result) {
     goal('project ÷ lean: req/s', fmtX(x), `≥ ${GOALS.leanThroughput.toFixed(1)}×`, x >= GOALS.leanThroughput, x)
     const y = project.p99 / lean.p99
     goal('project ÷ lean: p99', fmtX(y), `≤ ${GOALS.leanP99.toFixed(1)}×`, y <= GOALS.leanP99, y)
+    // The same ratios within each round (the two ran minutes apart at most): how much the machine moved.
+    const perRound = project.rounds.map((run, i) => lean.rounds[i] && run.rps / lean.rounds[i].rps)
+    rows.push(['project ÷ lean: req/s in each round', perRound.map(fmtX).join(', '), '', ''])
   }
   if (project && guide) {
     const x = project.rps / guide.rps
