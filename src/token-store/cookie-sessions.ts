@@ -67,6 +67,7 @@ export class CookieSessions {
    * whether the session still exists is read from the store on every request.
    */
   readonly #verified = new Map<string, string>()
+  #warned = false
 
   constructor (options: CookieSessionsOptions) {
     this.cookieName = options.cookieName
@@ -83,7 +84,10 @@ export class CookieSessions {
   async read (cookieValue: unknown): Promise<CookieSession | null> {
     if (typeof cookieValue !== 'string') return null
     const sid = this.#unsign(cookieValue)
-    if (sid === null) return null
+    if (sid === null) {
+      this.#warnOnce()
+      return null
+    }
     const sessionKey = this.#keys.session(sid)
     const [json, sealed] = await this.#kv.getMany([sessionKey, this.#keys.tokens(sid)])
     if (json === null || json === undefined) return null
@@ -116,6 +120,17 @@ export class CookieSessions {
     if (ttl <= 0) return
     // A session changed meanwhile (a login in another tab) or deleted (a logout) keeps that change.
     await this.#kv.compareAndSet(key, json, JSON.stringify(session), ttl)
+  }
+
+  /**
+   * The first cookie that does not verify is logged (without its value): forged, stale, or, when every signed-in
+   * request is refused, signed with a secret that is not in `sessionCookie.secret` (it must be @fastify/session's).
+   * Later ones are not, so forged cookies cannot flood the log.
+   */
+  #warnOnce (): void {
+    if (this.#warned) return
+    this.#warned = true
+    this.#log.warn('token-store: a session cookie did not verify (forged, or signed with a secret that is not in sessionCookie.secret, which must be the secret @fastify/session signs with); further ones are not logged')
   }
 
   #unsign (value: string): string | null {

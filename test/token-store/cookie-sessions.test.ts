@@ -308,3 +308,25 @@ t.test('sessionCookie options are checked at registration, without echoing a sec
   const resolved = resolveOptions({ encryptionKeys: KEY_A, sessionCookie: { name: 'sid', secret: SECRET } })
   t.same(resolved.sessionCookie, { name: 'sid', secrets: [SECRET] })
 })
+
+t.test('the first cookie that does not verify is logged once, without its value', async (t) => {
+  const logs: Array<Record<string, unknown>> = []
+  const app = await buildApp(t, { sessionCookie: { name: 'sessionId', secret: SECRET } }, {
+    logs,
+    setup: async (instance) => {
+      await instance.register(fastifyCookie)
+      instance.get('/api/me', async (request) => ({ set: (await request.tokens.get()) !== null }))
+    }
+  })
+  const signedElsewhere = new Signer(OLD_SECRET).sign('sid-signed-with-the-wrong-secret')
+  for (const value of [signedElsewhere, 'forged-id.c2lnbmF0dXJl', signedElsewhere]) {
+    const res = await app.inject({ url: '/api/me', headers: { cookie: `sessionId=${encodeURIComponent(value)}` } })
+    t.same(res.json(), { set: false })
+  }
+  const warnings = logs.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('token-store: a session cookie did not verify'))
+  t.equal(warnings.length, 1, 'one line, however many follow')
+  t.match(warnings[0]?.msg, /sessionCookie\.secret/, 'it names the setting to check')
+  const all = JSON.stringify(logs)
+  t.notMatch(all, /sid-signed-with-the-wrong-secret/, 'no cookie value in the log')
+  t.notMatch(all, /forged-id/, 'no cookie value in the log')
+})
