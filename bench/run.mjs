@@ -362,6 +362,8 @@ function machine () {
 const fmtInt = (n) => Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a'
 const fmtMs = (n) => Number.isFinite(n) ? `${n.toFixed(n < 10 ? 2 : 1)} ms` : 'n/a'
 const fmtX = (n) => Number.isFinite(n) ? `${n.toFixed(2)}×` : 'n/a'
+/** a ÷ b in requests/s within each round (run minutes apart at most): how much the machine moved. */
+const perRound = (a, b) => a.rounds.map((run, i) => fmtX(run.rps / b.rounds[i]?.rps)).join(', ')
 const fmtMB = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`
 const mark = (ok) => ok === undefined ? '' : ok ? '✓' : '✗'
 
@@ -394,8 +396,7 @@ function buildReport (result) {
     const y = project.p99 / lean.p99
     goal('project ÷ lean: p99', fmtX(y), `≤ ${GOALS.leanP99.toFixed(1)}×`, y <= GOALS.leanP99, y)
     // The same ratios within each round (the two ran minutes apart at most): how much the machine moved.
-    const perRound = project.rounds.map((run, i) => lean.rounds[i] && run.rps / lean.rounds[i].rps)
-    rows.push(['project ÷ lean: req/s in each round', perRound.map(fmtX).join(', '), '', ''])
+    rows.push(['project ÷ lean: req/s in each round', perRound(project, lean), '', ''])
   }
   if (project && guide) {
     const x = project.rps / guide.rps
@@ -410,6 +411,7 @@ function buildReport (result) {
   if (projectRedis && project) {
     const x = projectRedis.rps / project.rps
     goal('Redis stores ÷ memory stores: req/s', fmtX(x), `≥ ${GOALS.redisVsMemory.toFixed(1)}×`, x >= GOALS.redisVsMemory, x)
+    rows.push(['Redis stores ÷ memory stores: req/s in each round', perRound(projectRedis, project), '', ''])
     if (leanRedis) rows.push(['project (Redis) ÷ lean (Redis): req/s, p99', `${fmtX(projectRedis.rps / leanRedis.rps)}, ${fmtX(projectRedis.p99 / leanRedis.p99)}`, '', ''])
     if (guide) rows.push(['project (Redis) ÷ guide: req/s', fmtX(projectRedis.rps / guide.rps), '', ''])
   }
