@@ -7,7 +7,7 @@ import type { KeyLayout, KVStore, TokenSet, TokenStoreOptions } from '@fastify-a
 import { TokenStoreOptionsError } from '@fastify-aihubmix/token-store'
 import { buildApp, countingRefresher, forEachBackend, KEY_A, tokenSet } from '../helpers/token-store.js'
 import type { T } from '../helpers/token-store.js'
-import { fp, sessionCookie, sessionIdOf } from '../helpers/token-store-session-app.js'
+import { fp, SESSION_SECRET, sessionApp, sessionCookie, sessionIdOf } from '../helpers/token-store-session-app.js'
 import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
 
 // token-store's `sessionCookie` option: routes registered OUTSIDE @fastify/session's scope read the session from
@@ -329,4 +329,28 @@ t.test('the first cookie that does not verify is logged once, without its value'
   const all = JSON.stringify(logs)
   t.notMatch(all, /sid-signed-with-the-wrong-secret/, 'no cookie value in the log')
   t.notMatch(all, /forged-id/, 'no cookie value in the log')
+})
+
+t.test('both compositions share sessions: an app can move from one to the other without signing anyone out', async (t) => {
+  const admin = await connectRedis(t)
+  if (admin === undefined) return
+  const prefix = uniquePrefix('compose')
+  cleanupPrefix(t, admin, prefix)
+  const redisA = await connectRedis(t) as Redis
+  const redisB = await connectRedis(t) as Redis
+  // A: @fastify/session in front of every route (no sessionCookie). B: /api/* outside it, read from the cookie.
+  const a = await sessionApp(t, { redis: redisA, keyPrefix: prefix })
+  const { app: b } = await cookieApp(t, { redis: redisB, keyPrefix: prefix, sessionCookie: { name: 'sessionId', secret: SESSION_SECRET } }, { sessionSecret: SESSION_SECRET })
+
+  const setA = tokenSet()
+  const cookieA = sessionCookie(await a.inject({ method: 'POST', url: '/login', payload: { user: 'alice', set: setA } }))
+  t.same(await me(b, cookieA), { token: fp(setA.accessToken), hasSession: false }, 'signed in under A, read by B from the cookie')
+
+  const setB = tokenSet()
+  const cookieB = await login(b, setB, 'bob')
+  const seen = await a.inject({ url: '/me', headers: { cookie: cookieB } })
+  t.same(seen.json(), { user: 'bob', token: fp(setB.accessToken) }, 'signed in under B, restored by @fastify/session in A')
+
+  await a.inject({ method: 'POST', url: '/logout', headers: { cookie: cookieA } })
+  t.same(await me(b, cookieA), { token: null, hasSession: false }, 'a logout under A ends the session for B')
 })
