@@ -107,6 +107,14 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
     }
     options.redis = decorated
   }
+  if (options.sessionCookie !== undefined) {
+    // Checked once everything is registered, so @fastify/cookie may come before or after this plugin.
+    fastify.addHook('onReady', async function checkCookiePlugin () {
+      if (!fastify.hasRequestDecorator('cookies')) {
+        throw new TokenStoreOptionsError('sessionCookie', 'needs @fastify/cookie registered in the same app (it parses the cookie)')
+      }
+    })
+  }
   const kv = createKV(options, fastify.log)
   const store = new TokenStoreCore({ kv, options, log: fastify.log })
 

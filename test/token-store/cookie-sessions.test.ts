@@ -354,3 +354,14 @@ t.test('both compositions share sessions: an app can move from one to the other 
   await a.inject({ method: 'POST', url: '/logout', headers: { cookie: cookieA } })
   t.same(await me(b, cookieA), { token: null, hasSession: false }, 'a logout under A ends the session for B')
 })
+
+t.test('sessionCookie without @fastify/cookie registered first fails at start with a clear error', async (t) => {
+  const { default: Fastify } = await import('fastify')
+  const { tokenStore } = await import('@fastify-aihubmix/token-store')
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  await t.rejects(async () => {
+    await app.register(tokenStore, { encryptionKeys: KEY_A, sessionCookie: { name: 'sessionId', secret: SECRET } })
+    await app.ready()
+  }, { code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS', message: /sessionCookie.*@fastify\/cookie/ })
+})
