@@ -12,6 +12,7 @@ import type {
   GetFreshOptions,
   Refresher,
   RequestTokens,
+  SessionCheck,
   TokenSet,
   TokenStore,
   TokenStoreOptions
@@ -45,7 +46,14 @@ const cluster: TokenStoreOptions = { encryptionKeys: 'x'.repeat(32), redis: unde
 const noKeys: TokenStoreOptions = {}
 // @ts-expect-error backend is 'memory' | 'redis'
 const badBackend: TokenStoreOptions = { encryptionKeys: 'x'.repeat(32), backend: 'postgres' }
-use(minimal, full, cluster, noKeys, badBackend)
+const withCookie: TokenStoreOptions = { ...minimal, sessionCookie: { name: 'sid', secret: ['s'.repeat(32), 'o'.repeat(32)] } }
+// @ts-expect-error sessionCookie needs the cookie's name
+const cookieWithoutName: TokenStoreOptions = { ...minimal, sessionCookie: { secret: 's'.repeat(32) } }
+const check: SessionCheck = (session, now) => typeof session.at === 'number' && now - session.at > 1000 ? 'end' : undefined
+const touch: SessionCheck = (session) => ({ touch: { ...session, seen: 1 } })
+// @ts-expect-error a check answers undefined, 'end' or { touch }
+const badCheck: SessionCheck = () => 'destroy'
+use(minimal, full, cluster, noKeys, badBackend, withCookie, cookieWithoutName, check, touch, badCheck)
 
 // Refreshers: one-argument async functions returning a TokenSet; RefreshRejectedError is throwable.
 const refresher: Refresher = async refreshToken => {
@@ -70,12 +78,15 @@ app.after(() => {
     const fresh: TokenSet = await tokens.getFresh(refresher, opts)
     await tokens.save(fresh)
     await tokens.clear()
+    await tokens.endSession()
     // @ts-expect-error getFresh needs a refresher
     await tokens.getFresh()
     return { ok: set === null }
   })
   const record: Promise<unknown> = store.takeRecord('k')
-  use(record)
+  store.addSessionCheck(check)
+  const ended: Promise<void> = store.endSession('sid')
+  use(record, ended)
   // @ts-expect-error refreshSkewMs is read-only
   store.refreshSkewMs = 1
 })
