@@ -172,11 +172,15 @@ function parseSession (json: string): Record<string, unknown> | null {
   return typeof data === 'object' && data !== null && !Array.isArray(data) ? data as Record<string, unknown> : null
 }
 
-/** As @fastify/session decides it: the cookie's original expiry, else its expiry, at or before now. */
+/**
+ * As @fastify/session decides it when it restores a session: the stored cookie's `expires` at or before now. (Its
+ * restored cookie takes `originalExpires` from the stored `expires`; the stored `originalExpires` is an older
+ * value, kept from before the last save, and does not count.) No `expires`: a browser-session cookie, never.
+ */
 function cookieExpired (session: Record<string, unknown>, now: number): boolean {
-  const cookie = session.cookie as { originalExpires?: unknown, expires?: unknown } | null | undefined
+  const cookie = session.cookie as { expires?: unknown } | null | undefined
   if (typeof cookie !== 'object' || cookie === null) return false
-  const when = cookie.originalExpires ?? cookie.expires
+  const when = cookie.expires
   if (typeof when !== 'string' && typeof when !== 'number') return false
   const at = new Date(when).getTime()
   return Number.isFinite(at) && at <= now

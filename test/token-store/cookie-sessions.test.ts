@@ -64,8 +64,9 @@ async function cookieApp (
           return { ok: true }
         })
         scope.post('/visit', async (request) => {
-          request.session.set('visits' as never, 1 as never)
-          return { ok: true }
+          const visits = (request.session.get('visits' as never) as number | undefined) ?? 0
+          request.session.set('visits' as never, (visits + 1) as never)
+          return { visits: visits + 1 }
         })
         scope.post('/logout', async (request, reply) => {
           await request.tokens.clear()
@@ -189,6 +190,24 @@ forEachBackend(t, 'a session whose cookie has expired is ended, as @fastify/sess
   t.same(await me(app, cookie), { token: null, hasSession: false })
   t.equal(await kv.get(key), null, 'the expired session was deleted')
   t.equal(await kv.get(keysOf(app).tokens(sid)), null, 'with its token set')
+})
+
+forEachBackend(t, 'a session saved again keeps living until its new expiry, as @fastify/session decides', async (t, backend) => {
+  const { app, kv } = await cookieApp(t, backend.options, { cookieMaxAge: 60_000 })
+  const cookie = await login(app)
+  // A save of a restored session moves `expires` on and keeps the previous one as `originalExpires`;
+  // @fastify/session restores by `expires` alone.
+  const saved = sessionCookie(await app.inject({ method: 'POST', url: '/visit', headers: { cookie } }))
+  t.equal(saved, cookie, 'the same session, saved again')
+  const key = keysOf(app).session(sessionIdOf(cookie))
+  const stored = JSON.parse(await kv.get(key) as string) as { cookie: { expires: string, originalExpires?: string } }
+  t.ok(stored.cookie.originalExpires, 'the stored cookie has an originalExpires')
+  stored.cookie.originalExpires = new Date(Date.now() - 1000).toISOString()
+  await kv.set(key, JSON.stringify(stored), 60_000)
+  t.not((await me(app, cookie)).token, null, 'an originalExpires in the past does not end it')
+  const again = await app.inject({ method: 'POST', url: '/visit', headers: { cookie } })
+  t.same(again.json(), { visits: 2 }, 'nor does @fastify/session: it restores the same session')
+  t.equal(sessionCookie(again), cookie, 'under the same id')
 })
 
 forEachBackend(t, 'session checks: end a session, or update its data (compare-and-set)', async (t, backend) => {
