@@ -266,3 +266,66 @@ t.test('a client without offline queue (and lazyConnect): the subscriber waits t
   t.equal(await within10s(waiting), 'woken', 'woken by the release message')
   t.same(warnings, [], 'subscribed on the first try')
 })
+
+contract('getMany: concurrent calls each get their own values, in order', async (t, h) => {
+  const kv = await h.make()
+  for (let i = 0; i < 6; i++) await kv.set(`${h.prefix}k${i}`, `v${i}`, 60_000)
+  const asks = [[0, 1], [2], [3, 4, 5], [9], [1, 0], [5, 9, 2]].map((ids) => ids.map((i) => `${h.prefix}k${i}`))
+  const answers = await Promise.all(asks.map((keys) => kv.getMany(keys)))
+  t.same(answers, [['v0', 'v1'], ['v2'], ['v3', 'v4', 'v5'], [null], ['v1', 'v0'], ['v5', null, 'v2']])
+})
+
+/** A Redis client whose commands are recorded (every command goes through sendCommand). */
+async function recordingClient (t: T): Promise<{ client: Redis, commands: string[][] } | undefined> {
+  const client = await connectRedis(t)
+  if (client === undefined) return undefined
+  const commands: string[][] = []
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = ((command: { name: string, args: unknown[] }, ...rest: unknown[]) => {
+    commands.push([command.name.toUpperCase(), ...command.args.map(String)])
+    return (send as (...args: unknown[]) => unknown)(command, ...rest)
+  }) as typeof client.sendCommand
+  return { client, commands }
+}
+
+t.test('RedisStore coalesces the getMany calls of one tick into one MGET; a failure reaches every caller', async t => {
+  const recording = await recordingClient(t)
+  if (recording === undefined) return
+  const { client, commands } = recording
+  const prefix = uniquePrefix('kv')
+  cleanupPrefix(t, client, prefix)
+  const store = new RedisStore({ client, lockChannel: prefix + 'lock-released', commandTimeoutMs: 5000 })
+  t.teardown(() => store.close())
+  await store.set(prefix + 'a', 'A', 60_000)
+  await store.set(prefix + 'b', 'B', 60_000)
+  commands.length = 0
+
+  const together = await Promise.all([
+    store.getMany([prefix + 'a', prefix + 'b']),
+    store.getMany([prefix + 'b']),
+    store.getMany([prefix + 'x', prefix + 'a'])
+  ])
+  t.same(together, [['A', 'B'], ['B'], [null, 'A']], 'each caller gets its own slice')
+  t.same(commands, [['MGET', prefix + 'a', prefix + 'b', prefix + 'b', prefix + 'x', prefix + 'a']], 'one MGET for the three')
+
+  commands.length = 0
+  t.same(await store.getMany([prefix + 'a']), ['A'])
+  t.same(await store.getMany([prefix + 'b']), ['B'])
+  t.same(commands.map((c) => c[0]), ['MGET', 'MGET'], 'calls of different ticks are not held back for each other')
+
+  commands.length = 0
+  const many = Array.from({ length: 300 }, () => store.getMany([prefix + 'a', prefix + 'b']))
+  t.equal((await Promise.all(many)).filter((v) => v[0] === 'A' && v[1] === 'B').length, 300)
+  t.same(commands.map((c) => c.length - 1), [512, 88], 'at most 512 keys per MGET')
+
+  // A client that cannot send (disconnected, no offline queue) fails the whole batch: every caller hears of it.
+  const broken = await connectRedis(t, { enableOfflineQueue: false })
+  if (broken === undefined) return
+  broken.disconnect()
+  const failing = new RedisStore({ client: broken, lockChannel: prefix + 'lock-released', commandTimeoutMs: 5000 })
+  const results = await Promise.allSettled([failing.getMany([prefix + 'a']), failing.getMany([prefix + 'b', prefix + 'a'])])
+  t.same(results.map((r) => r.status), ['rejected', 'rejected'])
+  for (const r of results) {
+    t.equal((r as PromiseRejectedResult).reason.code, 'FST_AIHUBMIX_STORE_UNAVAILABLE')
+  }
+})

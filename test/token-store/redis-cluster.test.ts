@@ -50,6 +50,9 @@ if (binary === undefined) {
       nodes.add(await cluster.nodeOf(`c1:{${sid}}:tok`))
     }
     t.ok(nodes.size >= 2, `the sessions live on ${nodes.size} of 3 nodes`)
+    // Concurrent reads of sessions in different slots: never merged into one (cross-slot) command.
+    const all = await Promise.all(sids.map((sid) => sessionGet(store.sessionStore, sid)))
+    t.same(all.map((session) => session?.user), sids, 'concurrent reads across the nodes each get their own session')
 
     await store.putRecord('login:abc', { v: 1 }, 60_000)
     const takes = await Promise.all([store.takeRecord('login:abc'), store.takeRecord('login:abc')])
