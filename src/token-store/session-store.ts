@@ -56,6 +56,8 @@ export interface SessionStoreContext {
   log: FastifyBaseLogger
   /** The token store the prefetched sets belong to (request.tokens checks it). */
   owner: object
+  /** Ends a session: deletes its record and its token set (TokenStoreCore.endSession). */
+  end: (sid: string) => Promise<void>
 }
 
 /**
@@ -68,7 +70,7 @@ export interface SessionStoreContext {
  * Store failures reach @fastify/session as StoreUnavailableError (503) through the callback.
  */
 export function createSessionStore (ctx: SessionStoreContext): SessionStoreLike {
-  const { kv, keys, sessionTtlMs, log, owner } = ctx
+  const { kv, keys, sessionTtlMs, log, owner, end } = ctx
 
   return {
     get (sessionId, callback) {
@@ -112,8 +114,7 @@ export function createSessionStore (ctx: SessionStoreContext): SessionStoreLike 
     },
 
     destroy (sessionId, callback) {
-      ;(owner as { forget?: (sid: string) => void }).forget?.(sessionId)
-      kv.delete([keys.session(sessionId), keys.tokens(sessionId)]).then(() => callback(null), (err: Error) => callback(err))
+      end(sessionId).then(() => callback(null), (err: Error) => callback(err))
     }
   }
 }

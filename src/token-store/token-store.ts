@@ -111,7 +111,14 @@ export class TokenStoreCore implements TokenStore {
     this.refreshSkewMs = options.refreshSkewMs
     this.keys = new KeyLayout(options.keyPrefix)
     this.#records = new Records(kv, options.keyRing, this.keys, log)
-    this.sessionStore = createSessionStore({ kv, keys: this.keys, sessionTtlMs: options.sessionTtlMs, log, owner: this })
+    this.sessionStore = createSessionStore({
+      kv,
+      keys: this.keys,
+      sessionTtlMs: options.sessionTtlMs,
+      log,
+      owner: this,
+      end: (sid) => this.endSession(sid)
+    })
     const cookie = options.sessionCookie
     this.cookieSessions = cookie === undefined
       ? undefined
