@@ -92,3 +92,17 @@ export function cleanupPrefix (t: TestLike, redis: Redis, prefix: string): void 
 function globEscape (text: string): string {
   return text.replace(/[*?[\]\\]/g, '\\$&')
 }
+
+/**
+ * Records every command `client` sends, as `format(NAME, args)` makes it, into the returned array (clear it with
+ * `length = 0`). ioredis routes every command, `call()` and auto-pipelined ones included, through sendCommand.
+ */
+export function recordCommands<T> (client: Redis, format: (name: string, args: string[]) => T): T[] {
+  const commands: T[] = []
+  const send = client.sendCommand.bind(client)
+  client.sendCommand = ((command: { name: string, args: unknown[] }, ...rest: unknown[]) => {
+    commands.push(format(command.name.toUpperCase(), command.args.map(String)))
+    return (send as (...args: unknown[]) => unknown)(command, ...rest)
+  }) as typeof client.sendCommand
+  return commands
+}

@@ -8,7 +8,7 @@ import { TokenStoreOptionsError } from '@fastify-aihubmix/token-store'
 import { buildApp, countingRefresher, forEachBackend, KEY_A, tokenSet } from '../helpers/token-store.js'
 import type { T } from '../helpers/token-store.js'
 import { fp, SESSION_SECRET, sessionApp, sessionCookie, sessionIdOf } from '../helpers/token-store-session-app.js'
-import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
+import { cleanupPrefix, connectRedis, recordCommands, uniquePrefix } from '../helpers/redis.js'
 
 // token-store's `sessionCookie` option: routes registered OUTSIDE @fastify/session's scope read the session from
 // the signed cookie themselves (the proxy's hot path in the example app). They must accept exactly the sessions
@@ -281,12 +281,7 @@ t.test('on Redis: one MGET per request, and a forged cookie reaches no store at 
   const prefix = uniquePrefix('cookie')
   cleanupPrefix(t, admin, prefix)
   const client = await connectRedis(t) as Redis
-  const commands: string[] = []
-  const send = client.sendCommand.bind(client)
-  client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
-    commands.push(command.name.toUpperCase())
-    return (send as (...args: unknown[]) => unknown)(command, ...rest)
-  }) as typeof client.sendCommand
+  const commands = recordCommands(client, (name) => name)
   const { app } = await cookieApp(t, { redis: client, keyPrefix: prefix })
   const set = tokenSet()
   const cookie = await login(app, set)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Redis } from 'ioredis'
-import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
+import { cleanupPrefix, connectRedis, recordCommands, uniquePrefix } from '../helpers/redis.js'
 import { tokenSet } from '../helpers/token-store.js'
 import type { T } from '../helpers/token-store.js'
 import { fp, sessionApp, sessionCookie } from '../helpers/token-store-session-app.js'
@@ -16,12 +16,7 @@ async function countingApp (t: T): Promise<{ app: Awaited<ReturnType<typeof sess
   const prefix = uniquePrefix('hot')
   cleanupPrefix(t, admin, prefix)
   const client = await connectRedis(t) as Redis
-  const commands: string[] = []
-  const send = client.sendCommand.bind(client)
-  client.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
-    commands.push(command.name.toUpperCase())
-    return (send as (...args: unknown[]) => unknown)(command, ...rest)
-  }) as typeof client.sendCommand
+  const commands = recordCommands(client, (name) => name)
   const app = await sessionApp(t, { redis: client, keyPrefix: prefix })
   return { app, commands }
 }

@@ -2,7 +2,7 @@ import t from 'tap'
 import { MemoryStore, RedisStore, KeyLayout } from '@fastify-aihubmix/token-store'
 import type { KVStore } from '@fastify-aihubmix/token-store'
 import type { Redis } from 'ioredis'
-import { cleanupPrefix, connectRedis, scanKeys, uniquePrefix } from '../helpers/redis.js'
+import { cleanupPrefix, connectRedis, recordCommands, scanKeys, uniquePrefix } from '../helpers/redis.js'
 import { sleep } from '../helpers/token-store.js'
 import type { T } from '../helpers/token-store.js'
 
@@ -275,23 +275,10 @@ contract('getMany: concurrent calls each get their own values, in order', async 
   t.same(answers, [['v0', 'v1'], ['v2'], ['v3', 'v4', 'v5'], [null], ['v1', 'v0'], ['v5', null, 'v2']])
 })
 
-/** A Redis client whose commands are recorded (every command goes through sendCommand). */
-async function recordingClient (t: T): Promise<{ client: Redis, commands: string[][] } | undefined> {
-  const client = await connectRedis(t)
-  if (client === undefined) return undefined
-  const commands: string[][] = []
-  const send = client.sendCommand.bind(client)
-  client.sendCommand = ((command: { name: string, args: unknown[] }, ...rest: unknown[]) => {
-    commands.push([command.name.toUpperCase(), ...command.args.map(String)])
-    return (send as (...args: unknown[]) => unknown)(command, ...rest)
-  }) as typeof client.sendCommand
-  return { client, commands }
-}
-
 t.test('RedisStore coalesces the getMany calls of one tick into one MGET; a failure reaches every caller', async t => {
-  const recording = await recordingClient(t)
-  if (recording === undefined) return
-  const { client, commands } = recording
+  const client = await connectRedis(t)
+  if (client === undefined) return
+  const commands = recordCommands(client, (name, args) => [name, ...args])
   const prefix = uniquePrefix('kv')
   cleanupPrefix(t, client, prefix)
   const store = new RedisStore({ client, lockChannel: prefix + 'lock-released', commandTimeoutMs: 5000 })
