@@ -23,6 +23,7 @@ export type { KVStore, CompareAndSetResult } from './kv-store.js'
 export type {
   TokenStoreOptions,
   SessionCookieOptions,
+  RedisClientCacheOptions,
   TokenStoreHooks,
   RefreshEvent,
   RefreshFailedEvent,
@@ -39,7 +40,10 @@ export {
   DEFAULT_SESSION_TTL_MS,
   DEFAULT_LOCK_LEASE_MS,
   DEFAULT_LOCK_WAIT_MS,
-  DEFAULT_REDIS_COMMAND_TIMEOUT_MS
+  DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
+  DEFAULT_OPENED_CACHE_SIZE,
+  DEFAULT_CLIENT_CACHE_ENTRIES,
+  DEFAULT_CLIENT_CACHE_MAX_AGE_MS
 } from './options.js'
 export type { EncryptionKeyInput } from './crypto.js'
 export { KeyRing, createKeyRing, sealKeyFromSecret } from './crypto.js'
@@ -47,6 +51,8 @@ export { MemoryStore } from './memory-store.js'
 export type { MemoryStoreOptions } from './memory-store.js'
 export { RedisStore } from './redis-store.js'
 export type { RedisClient, RedisStoreOptions } from './redis-store.js'
+export { TrackingCache, INVALIDATION_CHANNEL } from './tracking-cache.js'
+export type { TrackingCacheOptions, TrackingConnection } from './tracking-cache.js'
 export { KeyLayout } from './keys.js'
 export * from './errors.js'
 
@@ -90,10 +96,15 @@ export function createTokenStore (options: TokenStoreOptions, extras: CreateToke
 
 function createKV (options: ResolvedTokenStoreOptions, log: FastifyBaseLogger): KVStore {
   if (options.backend === 'memory' || options.redis === undefined) return new MemoryStore()
+  const keys = new KeyLayout(options.keyPrefix)
+  const cache = options.redisClientCache
   return new RedisStore({
     client: options.redis,
-    lockChannel: new KeyLayout(options.keyPrefix).lockChannel,
+    lockChannel: keys.lockChannel,
     commandTimeoutMs: options.redisCommandTimeoutMs,
+    // Session records, token sets and locks: `<prefix>{<sid>}:...` (keys.ts). Login-state records are not read
+    // through getMany, so their changes need not be announced.
+    clientCache: cache === undefined ? undefined : { prefix: keys.sessionPrefix, maxEntries: cache.maxEntries, maxAgeMs: cache.maxAgeMs },
     log
   })
 }

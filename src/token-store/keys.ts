@@ -22,6 +22,11 @@ export class KeyLayout {
     this.lockChannel = prefix + 'lock-released'
   }
 
+  /** What every key of a session (record, token set, lock) starts with. */
+  get sessionPrefix (): string {
+    return this.prefix + '{'
+  }
+
   session (sid: string): string {
     return this.prefix + '{' + sid + '}:sess'
   }

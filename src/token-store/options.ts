@@ -16,6 +16,8 @@ export const DEFAULT_LOCK_LEASE_MS = 30 * 1000
 export const DEFAULT_LOCK_WAIT_MS = 35 * 1000
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2000
 export const DEFAULT_OPENED_CACHE_SIZE = 10_000
+export const DEFAULT_CLIENT_CACHE_ENTRIES = 20_000
+export const DEFAULT_CLIENT_CACHE_MAX_AGE_MS = 30_000
 
 /** Hook events. They carry the session id and (onRefresh) the token set: server-side code only, never log them. */
 export interface RefreshEvent { sid: string, set: TokenSet }
@@ -63,6 +65,16 @@ export interface TokenStoreOptions {
    */
   openedCacheSize?: number
   /**
+   * Redis backend, single Redis (not a Cluster), Redis >= 6: keep the session records and sealed token sets read
+   * on the hot path in this process, and let Redis announce every change to them (server-assisted client-side
+   * caching, `CLIENT TRACKING ... BCAST` on a connection of the store's own). A steady-state request then makes no
+   * Redis round trip. Off by default. The price: after a change on another instance (a sign-out, a refresh), this
+   * process may serve the old value until the announcement arrives (normally well under a millisecond), and at
+   * most `maxAgeMs` if announcements stall without the connection closing. `true`: the defaults (20,000 entries,
+   * two per session; 30 s). Nothing is cached while the tracking connection is down.
+   */
+  redisClientCache?: boolean | RedisClientCacheOptions
+  /**
    * The session cookie, as @fastify/session is given it (`cookieName`, `secret`). With it, `request.tokens` also
    * works on routes registered OUTSIDE @fastify/session's scope: it reads the session itself from the signed
    * cookie, with one store read and nothing built, hashed or written per request. That is the fast path for the
@@ -70,6 +82,13 @@ export interface TokenStoreOptions {
    */
   sessionCookie?: SessionCookieOptions
   hooks?: TokenStoreHooks
+}
+
+export interface RedisClientCacheOptions {
+  /** Entries kept (two per session: the session record and the sealed token set); the oldest go first. */
+  maxEntries?: number
+  /** Longest time an entry is served without reading Redis again, whatever the announcements say. */
+  maxAgeMs?: number
 }
 
 export interface SessionCookieOptions {
@@ -91,6 +110,7 @@ export interface ResolvedTokenStoreOptions {
   lockWaitMs: number
   redisCommandTimeoutMs: number
   openedCacheSize: number
+  redisClientCache: { maxEntries: number, maxAgeMs: number } | undefined
   sessionCookie: { name: string, secrets: readonly string[] } | undefined
   hooks: Readonly<TokenStoreHooks>
 }
@@ -101,6 +121,12 @@ const KeyInput = Type.Union([
 ])
 const Ms = (minimum: number, description: string): TSchema => Type.Optional(Type.Integer({ minimum, description }))
 const Hook = Type.Optional(Type.Function([Type.Any()], Type.Any()))
+
+const ClientCacheObject = Type.Object({
+  maxEntries: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000, description: 'entries kept, two per session' })),
+  maxAgeMs: Ms(1, 'longest time an entry is served without reading Redis')
+}, { additionalProperties: false })
+const clientCacheChecker = TypeCompiler.Compile(ClientCacheObject)
 
 /** The options' schema (validated once, at registration, by resolveOptions). */
 export const TokenStoreOptionsSchema = Type.Object({
@@ -115,6 +141,7 @@ export const TokenStoreOptionsSchema = Type.Object({
   lockWaitMs: Ms(0, 'maximum wait for another instance\'s refresh'),
   redisCommandTimeoutMs: Ms(0, 'upper bound of one Redis command, 0 for none'),
   openedCacheSize: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'opened token sets kept in memory, 0 for none' })),
+  redisClientCache: Type.Optional(Type.Union([Type.Boolean(), ClientCacheObject])),
   sessionCookie: Type.Optional(Type.Object({
     name: Type.String({ minLength: 1, maxLength: 256, pattern: '^[!#$%&\'*+\\-.^_`|~0-9A-Za-z]+$', description: 'a cookie name' }),
     secret: Type.Union([
@@ -151,6 +178,13 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
   }
   // The key ring gives precise messages (which key, what is wrong) without echoing key material.
   const keyRing = createKeyRing(input.encryptionKeys, 'encryptionKeys')
+  // A union's error says only "expected union value": an object given for redisClientCache is checked on its own,
+  // so that the message names the property that is wrong.
+  const cacheInput = input.redisClientCache
+  const cacheError = typeof cacheInput === 'object' && cacheInput !== null ? clientCacheChecker.Errors(cacheInput).First() : undefined
+  if (cacheError !== undefined) {
+    throw new TokenStoreOptionsError('redisClientCache' + (cacheError.path === '' ? '' : '.' + toPath(cacheError.path)), cacheError.message.toLowerCase())
+  }
   const first = checker.Errors(input).First()
   if (first !== undefined) {
     throw new TokenStoreOptionsError(toPath(first.path), first.message.toLowerCase())
@@ -162,9 +196,19 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
   if (o.backend === 'memory' && o.redis !== undefined) {
     throw new TokenStoreOptionsError('backend', '"memory" contradicts the given redis client: drop one of them')
   }
+  const backend = o.backend ?? (o.redis !== undefined ? 'redis' : DEFAULT_BACKEND)
+  const clientCache = o.redisClientCache === undefined || o.redisClientCache === false
+    ? undefined
+    : {
+        maxEntries: (o.redisClientCache === true ? undefined : o.redisClientCache.maxEntries) ?? DEFAULT_CLIENT_CACHE_ENTRIES,
+        maxAgeMs: (o.redisClientCache === true ? undefined : o.redisClientCache.maxAgeMs) ?? DEFAULT_CLIENT_CACHE_MAX_AGE_MS
+      }
+  if (clientCache !== undefined && backend !== 'redis') {
+    throw new TokenStoreOptionsError('redisClientCache', 'needs the Redis backend (the memory backend has nothing to cache)')
+  }
   return {
     keyRing,
-    backend: o.backend ?? (o.redis !== undefined ? 'redis' : DEFAULT_BACKEND),
+    backend,
     redis: o.redis,
     keyPrefix: o.keyPrefix ?? DEFAULT_KEY_PREFIX,
     refreshSkewMs: o.refreshSkewMs ?? DEFAULT_REFRESH_SKEW_MS,
@@ -174,6 +218,7 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
     lockWaitMs: o.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
     redisCommandTimeoutMs: o.redisCommandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
     openedCacheSize: o.openedCacheSize ?? DEFAULT_OPENED_CACHE_SIZE,
+    redisClientCache: clientCache === undefined ? undefined : Object.freeze(clientCache),
     sessionCookie: o.sessionCookie === undefined
       ? undefined
       : Object.freeze({ name: o.sessionCookie.name, secrets: Object.freeze([o.sessionCookie.secret].flat()) }),

@@ -3,7 +3,9 @@ import type { Cluster, Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { CompareAndSetResult, KVStore } from './kv-store.js'
 import { assertTtl } from './keys.js'
-import { StoreUnavailableError } from './errors.js'
+import { StoreUnavailableError, TokenStoreOptionsError } from './errors.js'
+import { TrackingCache } from './tracking-cache.js'
+import type { TrackingConnection } from './tracking-cache.js'
 
 /** An ioredis client: a `Redis` or a `Cluster`. The store only uses `call()` and, for lock waiters, `duplicate()`. */
 export type RedisClient = Redis | Cluster
@@ -11,7 +13,8 @@ export type RedisClient = Redis | Cluster
 /** What the store needs of a client (both ioredis classes have it); lets tests wrap a client. */
 interface RedisCaller {
   call (command: string, args: Array<string | number>): Promise<unknown>
-  duplicate (): RedisSubscriber
+  duplicate (override?: Record<string, unknown>): RedisSubscriber & TrackingConnection
+  readonly options?: { keyPrefix?: unknown }
 }
 
 interface RedisSubscriber {
@@ -33,6 +36,11 @@ export interface RedisStoreOptions {
    * holds commands while Redis is down; this bound turns that into a StoreUnavailableError instead of a hang.
    */
   commandTimeoutMs: number
+  /**
+   * Keep the values `getMany` reads in this process, invalidated by Redis' client-side caching (tracking-cache.ts).
+   * Single Redis only (not a Cluster). `prefix`: the keys that may be cached all start with it.
+   */
+  clientCache?: { prefix: string, maxEntries: number, maxAgeMs: number }
   log?: FastifyBaseLogger
 }
 
@@ -97,6 +105,7 @@ export class RedisStore implements KVStore {
   #subscriberReady: Promise<void> | undefined
   #closed = false
   readonly #cluster: boolean
+  readonly #cache: TrackingCache | undefined
   #mget: MgetBatch | undefined
 
   constructor (options: RedisStoreOptions) {
@@ -105,6 +114,35 @@ export class RedisStore implements KVStore {
     this.#timeoutMs = options.commandTimeoutMs
     this.#log = options.log
     this.#cluster = (options.client as { isCluster?: unknown }).isCluster === true
+    const cache = options.clientCache
+    if (cache !== undefined) {
+      if (this.#cluster) {
+        throw new TokenStoreOptionsError('redisClientCache', 'needs a single Redis, not a Cluster (each node would need a tracking connection of its own)')
+      }
+      const keyPrefix = this.#client.options?.keyPrefix
+      this.#cache = new TrackingCache({
+        // Its own connection, reconnected by the cache itself: tracking must be switched on again on every new
+        // connection, before SUBSCRIBE, and nothing may be served in between.
+        open: () => this.#client.duplicate({
+          lazyConnect: true,
+          autoResubscribe: false,
+          enableOfflineQueue: true,
+          retryStrategy: () => null,
+          reconnectOnError: () => false,
+          connectionName: 'aihubmix-token-store-tracking'
+        }),
+        prefix: cache.prefix,
+        clientKeyPrefix: typeof keyPrefix === 'string' ? keyPrefix : '',
+        maxEntries: cache.maxEntries,
+        maxAgeMs: cache.maxAgeMs,
+        log: options.log
+      })
+    }
+  }
+
+  /** The client-side cache, when on (tests and tools: `sync()`, `live`). */
+  get clientCache (): TrackingCache | undefined {
+    return this.#cache
   }
 
   async get (key: string): Promise<string | null> {
@@ -119,6 +157,26 @@ export class RedisStore implements KVStore {
    * every call is its own MGET.
    */
   getMany (keys: readonly string[]): Promise<Array<string | null>> {
+    const cache = this.#cache
+    if (cache !== undefined) {
+      const hit = cache.lookup(keys)
+      if (hit !== undefined) return Promise.resolve(hit)
+      cache.start()
+      const ticket = cache.begin(keys)
+      if (ticket !== undefined) {
+        return this.#mgetCoalesced(keys).then((values) => {
+          cache.complete(keys, ticket, values)
+          return values
+        }, (err: unknown) => {
+          cache.abandon(keys, ticket)
+          throw err
+        })
+      }
+    }
+    return this.#mgetCoalesced(keys)
+  }
+
+  #mgetCoalesced (keys: readonly string[]): Promise<Array<string | null>> {
     if (this.#cluster) return this.#call('MGET', [...keys]) as Promise<Array<string | null>>
     let batch = this.#mget
     if (batch === undefined || batch.keys.length + keys.length > MGET_BATCH_KEYS) {
@@ -144,27 +202,27 @@ export class RedisStore implements KVStore {
 
   async set (key: string, value: string, ttlMs: number): Promise<void> {
     assertTtl(ttlMs)
-    await this.#call('SET', [key, value, 'PX', ttlMs])
+    await this.#written(key, this.#call('SET', [key, value, 'PX', ttlMs]))
   }
 
   async replace (key: string, value: string, ttlMs: number): Promise<boolean> {
     assertTtl(ttlMs)
-    return await this.#call('SET', [key, value, 'PX', ttlMs, 'XX']) === 'OK'
+    return await this.#written(key, this.#call('SET', [key, value, 'PX', ttlMs, 'XX'])) === 'OK'
   }
 
   async compareAndSet (key: string, expected: string, value: string, ttlMs: number): Promise<CompareAndSetResult> {
     assertTtl(ttlMs)
-    const result = await this.#eval(SCRIPTS.compareAndSet, key, [expected, value, ttlMs])
+    const result = await this.#written(key, this.#eval(SCRIPTS.compareAndSet, key, [expected, value, ttlMs]))
     return result === 1 ? 'ok' : result === 0 ? 'missing' : 'changed'
   }
 
   async delete (keys: string | readonly string[]): Promise<void> {
     const list = typeof keys === 'string' ? [keys] : [...keys]
-    if (list.length > 0) await this.#call('DEL', list)
+    if (list.length > 0) await this.#written(list, this.#call('DEL', list))
   }
 
   async take (key: string): Promise<string | null> {
-    return await this.#call('GETDEL', [key]) as string | null
+    return await this.#written(key, this.#call('GETDEL', [key])) as string | null
   }
 
   async lock (key: string, owner: string, leaseMs: number): Promise<boolean> {
@@ -210,6 +268,7 @@ export class RedisStore implements KVStore {
 
   async close (): Promise<void> {
     this.#closed = true
+    this.#cache?.close()
     for (const set of this.#waiters.values()) for (const wake of set) wake()
     this.#waiters.clear()
     const subscriber = this.#subscriber
@@ -267,6 +326,18 @@ export class RedisStore implements KVStore {
     if (waiters === undefined) return
     this.#waiters.delete(key)
     for (const wake of waiters) wake()
+  }
+
+  /**
+   * A write of `keys` was just issued: drop them from the client-side cache now (reads issued before it must not
+   * keep what they get) and again once it is done (a read may have been answered between the two, for example
+   * while a script was reloaded after NOSCRIPT), so this process reads its own writes at once.
+   */
+  #written<T> (keys: string | readonly string[], pending: Promise<T>): Promise<T> {
+    const cache = this.#cache
+    if (cache === undefined) return pending
+    cache.invalidate(keys)
+    return pending.finally(() => cache.invalidate(keys))
   }
 
   async #eval (s: Script, key: string, args: Array<string | number>): Promise<unknown> {

@@ -30,7 +30,7 @@ export interface Backend {
   options: Partial<TokenStoreOptions>
 }
 
-/** Declares `<title> [memory]` and `<title> [redis]` subtests running `fn`. The Redis one skips/fails per CI. */
+/** Declares `<title> [memory]`, `<title> [redis]` and `<title> [redis, client cache]` subtests running `fn`. The Redis one skips/fails per CI. */
 export function forEachBackend (t: T, title: string, fn: (t: T, backend: Backend) => Promise<void>): void {
   t.test(`${title} [memory]`, async t => {
     const prefix = uniquePrefix('ts')
@@ -42,6 +42,15 @@ export function forEachBackend (t: T, title: string, fn: (t: T, backend: Backend
     const prefix = uniquePrefix('ts')
     cleanupPrefix(t, redis, prefix)
     await fn(t, { name: 'redis', redis, prefix, options: { redis, keyPrefix: prefix } })
+  })
+  // The same behaviour with the client-side cache on (values read on the hot path kept in the process, dropped
+  // when Redis announces a change).
+  t.test(`${title} [redis, client cache]`, async t => {
+    const redis = await connectRedis(t)
+    if (redis === undefined) return
+    const prefix = uniquePrefix('ts')
+    cleanupPrefix(t, redis, prefix)
+    await fn(t, { name: 'redis', redis, prefix, options: { redis, keyPrefix: prefix, redisClientCache: true } })
   })
 }
 

@@ -32,24 +32,29 @@ function contract (title: string, fn: (t: T, h: Harness) => Promise<void>): void
       keys: async () => shared.keys().filter(key => key.startsWith(prefix))
     })
   })
-  t.test(`${title} [redis]`, async t => {
-    const admin = await connectRedis(t)
-    if (admin === undefined) return
-    const prefix = uniquePrefix('kv')
-    cleanupPrefix(t, admin, prefix)
-    const layout = new KeyLayout(prefix)
-    await fn(t, {
-      prefix,
-      make: async () => {
-        const client = await connectRedis(t) as Redis
-        const store = new RedisStore({ client, lockChannel: layout.lockChannel, commandTimeoutMs: 5000 })
-        t.teardown(() => store.close())
-        return store
-      },
-      pttl: async (_store, key) => await admin.pttl(key),
-      keys: async () => await scanKeys(admin, prefix)
+  for (const cached of [false, true]) {
+    // With the client-side cache on, the same contract holds (each store's writes are its own reads at once).
+    t.test(`${title} [redis${cached ? ', client cache' : ''}]`, async t => {
+      const admin = await connectRedis(t)
+      if (admin === undefined) return
+      const prefix = uniquePrefix('kv')
+      cleanupPrefix(t, admin, prefix)
+      const layout = new KeyLayout(prefix)
+      await fn(t, {
+        prefix,
+        make: async () => {
+          const client = await connectRedis(t) as Redis
+          const clientCache = cached ? { prefix, maxEntries: 1000, maxAgeMs: 60_000 } : undefined
+          const store = new RedisStore({ client, lockChannel: layout.lockChannel, commandTimeoutMs: 5000, clientCache })
+          t.teardown(() => store.close())
+          await store.clientCache?.sync()
+          return store
+        },
+        pttl: async (_store, key) => await admin.pttl(key),
+        keys: async () => await scanKeys(admin, prefix)
+      })
     })
-  })
+  }
 }
 
 contract('get/set/delete with a TTL on every key', async (t, h) => {

@@ -1,0 +1,255 @@
+import type { FastifyBaseLogger } from 'fastify'
+
+/**
+ * A process-local cache of the values the Redis store reads on the hot path (session record and sealed token set),
+ * kept true by Redis' own server-assisted client-side caching: a connection of its own runs
+ * `CLIENT TRACKING ON REDIRECT <itself> BCAST PREFIX <prefix>` and subscribes to `__redis__:invalidate`, so Redis
+ * announces every change to a key under the prefix, whoever made it (another instance, an expiry, an eviction, a
+ * FLUSHDB). Announced keys are dropped; the next read goes to Redis again.
+ *
+ * What makes it safe:
+ * - It serves nothing unless that connection is subscribed with tracking on. When the connection closes, every
+ *   entry is dropped at once and nothing is cached until a new connection is tracking again (changes made in
+ *   between were never announced to this process).
+ * - A read in flight leaves a placeholder; an announcement (or a local write) of one of its keys removes the
+ *   placeholder, and the answer is then handed to the caller but not kept. This closes the race between the
+ *   answer (on the data connection) and an announcement of a later change (on the tracking connection), which
+ *   can arrive in either order.
+ * - The store drops a key itself before it writes it, so this process reads its own writes at once.
+ * - An entry is served for `maxAgeMs` at most, so even an announcement lost without the connection closing (a
+ *   silent network fault) cannot keep a value longer than that.
+ *
+ * The one window left: between another instance's change and the arrival of its announcement here (normally well
+ * under a millisecond on one network), this process may still answer from the value before it.
+ */
+
+/** The tracking connection: a `duplicate()` of the store's ioredis client. */
+export interface TrackingConnection {
+  connect (): Promise<void>
+  call (command: string, args: Array<string | number>): Promise<unknown>
+  subscribe (channel: string): Promise<unknown>
+  on (event: 'messageBuffer', listener: (channel: Buffer, message: unknown) => void): unknown
+  on (event: 'close', listener: () => void): unknown
+  on (event: 'error', listener: (err: Error) => void): unknown
+  disconnect (): void
+}
+
+export interface TrackingCacheOptions {
+  /** Opens a new, not yet connected, connection (lazyConnect, no reconnection of its own). */
+  open: () => TrackingConnection
+  /** Every key it caches starts with this (as the store names keys: without the client's `keyPrefix`). */
+  prefix: string
+  /** The ioredis client's `keyPrefix`: Redis announces full key names. */
+  clientKeyPrefix: string
+  maxEntries: number
+  maxAgeMs: number
+  log?: FastifyBaseLogger
+}
+
+export const INVALIDATION_CHANNEL = '__redis__:invalidate'
+const RETRY_MIN_MS = 500
+const RETRY_MAX_MS = 30_000
+
+/** A read in flight. One per read, shared by its keys. */
+class Pending {}
+
+class Cached {
+  readonly value: string | null
+  readonly until: number
+  constructor (value: string | null, until: number) {
+    this.value = value
+    this.until = until
+  }
+}
+
+export class TrackingCache {
+  readonly #options: TrackingCacheOptions
+  readonly #entries = new Map<string, Cached | Pending>()
+  #connection: TrackingConnection | undefined
+  #live = false
+  #started = false
+  #closed = false
+  #failures = 0
+  #retry: NodeJS.Timeout | undefined
+  #becameLive: Array<() => void> = []
+
+  constructor (options: TrackingCacheOptions) {
+    this.#options = options
+  }
+
+  /** True while announcements arrive: only then are values served or kept. */
+  get live (): boolean {
+    return this.#live
+  }
+
+  /** Entries held (values and reads in flight). */
+  get size (): number {
+    return this.#entries.size
+  }
+
+  /** Opens the tracking connection (once; later calls do nothing). */
+  start (): void {
+    if (this.#started || this.#closed) return
+    this.#started = true
+    this.#connect()
+  }
+
+  /** The values of all `keys`, or undefined unless every one is cached and fresh. */
+  lookup (keys: readonly string[]): Array<string | null> | undefined {
+    if (!this.#live) return undefined
+    const now = Date.now()
+    const values = new Array<string | null>(keys.length)
+    for (let i = 0; i < keys.length; i++) {
+      const entry = this.#entries.get(keys[i] as string)
+      if (!(entry instanceof Cached) || entry.until <= now) return undefined
+      values[i] = entry.value
+    }
+    return values
+  }
+
+  /** Marks a read of `keys` as in flight; hand the result to `complete` with the same ticket. */
+  begin (keys: readonly string[]): object | undefined {
+    if (!this.#live) return undefined
+    const ticket = new Pending()
+    for (const key of keys) {
+      this.#entries.delete(key) // re-inserted last: the oldest entries are the first evicted
+      this.#entries.set(key, ticket)
+    }
+    this.#evict()
+    return ticket
+  }
+
+  /** Keeps what a read returned, for the keys no announcement or write touched while it was in flight. */
+  complete (keys: readonly string[], ticket: object | undefined, values: ReadonlyArray<string | null>): void {
+    if (ticket === undefined) return
+    const until = Date.now() + this.#options.maxAgeMs
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] as string
+      if (this.#entries.get(key) === ticket) this.#entries.set(key, new Cached(values[i] ?? null, until))
+    }
+  }
+
+  /** A read failed: forget its placeholders. */
+  abandon (keys: readonly string[], ticket: object | undefined): void {
+    if (ticket === undefined) return
+    for (const key of keys) if (this.#entries.get(key) === ticket) this.#entries.delete(key)
+  }
+
+  /** Drops keys this process is about to write. */
+  invalidate (keys: string | readonly string[]): void {
+    if (this.#entries.size === 0) return
+    if (typeof keys === 'string') this.#entries.delete(keys)
+    else for (const key of keys) this.#entries.delete(key)
+  }
+
+  /**
+   * Resolves once every announcement Redis sent before this call has been applied (a PING on the tracking
+   * connection answers after them), and the cache is live. For tests and tools; rejects when not connected.
+   */
+  async sync (): Promise<void> {
+    if (!this.#live) {
+      this.start()
+      await new Promise<void>(resolve => { this.#becameLive.push(resolve) })
+    }
+    const connection = this.#connection
+    if (connection === undefined) throw new Error('token-store: the tracking connection is closed')
+    await connection.call('PING', [])
+  }
+
+  close (): void {
+    this.#closed = true
+    clearTimeout(this.#retry)
+    this.#down()
+    const connection = this.#connection
+    this.#connection = undefined
+    connection?.disconnect()
+    for (const resolve of this.#becameLive.splice(0)) resolve()
+  }
+
+  #connect (): void {
+    if (this.#closed) return
+    const { open, prefix, clientKeyPrefix, log } = this.#options
+    const connection = open()
+    this.#connection = connection
+    connection.on('error', (err: Error) => {
+      log?.debug({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'token-store: tracking connection error')
+    })
+    connection.on('messageBuffer', (channel: Buffer, message: unknown) => {
+      if (this.#connection === connection && channel.toString() === INVALIDATION_CHANNEL) this.#announced(message)
+    })
+    connection.on('close', () => {
+      if (this.#connection !== connection) return
+      this.#connection = undefined
+      this.#down()
+      this.#scheduleRetry()
+    })
+    const setUp = async (): Promise<void> => {
+      await connection.connect()
+      const id = await connection.call('CLIENT', ['ID']) as number
+      await connection.call('CLIENT', ['TRACKING', 'ON', 'REDIRECT', String(id), 'BCAST', 'PREFIX', clientKeyPrefix + prefix])
+      await connection.subscribe(INVALIDATION_CHANNEL)
+    }
+    setUp().then(() => {
+      if (this.#connection !== connection) return
+      // Nothing kept from before: changes made while no connection was tracking were never announced here.
+      this.#entries.clear()
+      this.#live = true
+      this.#failures = 0
+      for (const resolve of this.#becameLive.splice(0)) resolve()
+    }, (err: unknown) => {
+      if (this.#connection !== connection) return
+      if (err instanceof Error && err.name === 'ReplyError') {
+        // Redis itself refused (older than 6.0, or an ACL without CLIENT): retrying cannot help.
+        log?.warn({ err: { message: err.message } }, 'token-store: Redis refused client-side caching (CLIENT TRACKING); reading every value from Redis')
+        this.#connection = undefined
+        connection.disconnect()
+        this.#closed = true
+        for (const resolve of this.#becameLive.splice(0)) resolve()
+        return
+      }
+      // A connection failure: 'close' follows (or came already) and schedules the next attempt.
+      connection.disconnect()
+      if (this.#connection === connection) {
+        this.#connection = undefined
+        this.#scheduleRetry()
+      }
+    })
+  }
+
+  #down (): void {
+    this.#live = false
+    this.#entries.clear()
+  }
+
+  #scheduleRetry (): void {
+    if (this.#closed || this.#retry !== undefined) return
+    const delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** this.#failures++)
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined
+      this.#connect()
+    }, delay)
+    this.#retry.unref()
+  }
+
+  /** One announcement: a list of full key names, or null for "everything" (FLUSHDB, FLUSHALL). */
+  #announced (message: unknown): void {
+    if (!Array.isArray(message)) {
+      this.#entries.clear()
+      return
+    }
+    const clientKeyPrefix = this.#options.clientKeyPrefix
+    for (const item of message) {
+      const full = Buffer.isBuffer(item) ? item.toString() : String(item)
+      this.#entries.delete(full.startsWith(clientKeyPrefix) ? full.slice(clientKeyPrefix.length) : full)
+    }
+  }
+
+  #evict (): void {
+    const max = this.#options.maxEntries
+    while (this.#entries.size > max) {
+      const oldest = this.#entries.keys().next()
+      if (oldest.done === true) return
+      this.#entries.delete(oldest.value)
+    }
+  }
+}

@@ -1,0 +1,314 @@
+import t from 'tap'
+import type { Redis } from 'ioredis'
+import { RedisStore, TokenStoreOptionsError, createTokenStore } from '@fastify-aihubmix/token-store'
+import type { TrackingCache } from '@fastify-aihubmix/token-store'
+import { cleanupPrefix, connectRedis, recordCommands, uniquePrefix } from '../helpers/redis.js'
+import { KEY_A, sleep } from '../helpers/token-store.js'
+import type { T } from '../helpers/token-store.js'
+import { startStack } from '../helpers/stack.js'
+
+// The Redis store's client-side cache (`redisClientCache`): values read by getMany are kept in the process and
+// dropped when Redis announces a change (CLIENT TRACKING ... BCAST on the cache's own connection). Everything here
+// runs against the real Redis; "another instance" is another connection writing the same keys.
+
+const TRACKING_NAME = 'aihubmix-token-store-tracking'
+
+interface Setup {
+  /** The store under test (client cache on), on its own connection. */
+  store: RedisStore
+  cache: TrackingCache
+  /** Every command the store's client sent, as NAME. */
+  commands: string[]
+  /** Another instance: its own connection to the same Redis. */
+  other: Redis
+  prefix: string
+}
+
+async function setup (t: T, cacheOptions: { maxEntries?: number, maxAgeMs?: number } = {}, clientOptions: Record<string, unknown> = {}): Promise<Setup | undefined> {
+  const other = await connectRedis(t)
+  if (other === undefined) return undefined
+  const prefix = uniquePrefix('cc')
+  cleanupPrefix(t, other, prefix)
+  const client = await connectRedis(t, clientOptions) as Redis
+  const commands = recordCommands(client, (name) => name)
+  const store = new RedisStore({
+    client,
+    lockChannel: prefix + 'lock-released',
+    commandTimeoutMs: 5000,
+    clientCache: { prefix, maxEntries: cacheOptions.maxEntries ?? 1000, maxAgeMs: cacheOptions.maxAgeMs ?? 60_000 }
+  })
+  t.teardown(() => store.close())
+  const cache = store.clientCache as TrackingCache
+  await cache.sync() // tracking is on
+  return { store, cache, commands, other, prefix }
+}
+
+function mgets (commands: string[]): number {
+  return commands.filter((c) => c === 'MGET').length
+}
+
+t.test('a repeated read is answered from the process, with no Redis command; absent keys too', async t => {
+  const s = await setup(t)
+  if (s === undefined) return
+  const { store, commands, prefix } = s
+  await store.set(prefix + 'a', 'A', 60_000)
+  commands.length = 0
+  t.same(await store.getMany([prefix + 'a', prefix + 'none']), ['A', null])
+  t.equal(mgets(commands), 1, 'the first read goes to Redis')
+  commands.length = 0
+  for (let i = 0; i < 5; i++) t.same(await store.getMany([prefix + 'a', prefix + 'none']), ['A', null])
+  t.same(commands, [], 'five more reads: not one command')
+  t.same(await store.getMany([prefix + 'a']), ['A'], 'any subset of cached keys is a hit')
+  t.same(commands, [])
+  t.same(await store.getMany([prefix + 'a', prefix + 'b']), ['A', null], 'one key not cached: the whole read goes to Redis')
+  t.equal(mgets(commands), 1)
+})
+
+t.test('another instance\'s changes are announced: once the announcement is in, the new value is read', async t => {
+  const s = await setup(t)
+  if (s === undefined) return
+  const { store, cache, other, prefix } = s
+  const a = prefix + 'a'
+  const b = prefix + 'b'
+  await other.set(a, 'A1')
+  t.same(await store.getMany([a, b]), ['A1', null])
+
+  await other.set(a, 'A2')
+  await cache.sync()
+  t.same(await store.getMany([a, b]), ['A2', null], 'SET announced')
+
+  await other.set(b, 'B1', 'PX', 60_000)
+  await cache.sync()
+  t.same(await store.getMany([a, b]), ['A2', 'B1'], 'a key created after a read of it as absent')
+
+  await other.mset(a, 'A3', b, 'B2')
+  await cache.sync()
+  t.same(await store.getMany([a, b]), ['A3', 'B2'], 'both keys of one command')
+
+  await other.del(a)
+  await cache.sync()
+  t.same(await store.getMany([a, b]), [null, 'B2'], 'DEL announced')
+
+  await other.pexpire(b, 30)
+  await sleep(60)
+  await other.exists(b) // an access expires the key now if the active expiry cycle has not yet
+  await cache.sync()
+  t.same(await store.getMany([a, b]), [null, null], 'the expiry announced')
+})
+
+t.test('this process reads its own writes at once (no announcement awaited)', async t => {
+  const s = await setup(t)
+  if (s === undefined) return
+  const { store, prefix } = s
+  const k = prefix + 'k'
+  const read = async (): Promise<string | null> => (await store.getMany([k]))[0] as string | null
+  t.equal(await read(), null)
+  await store.set(k, 'one', 60_000)
+  t.equal(await read(), 'one', 'set')
+  t.equal(await store.replace(k, 'two', 60_000), true)
+  t.equal(await read(), 'two', 'replace')
+  t.equal(await store.compareAndSet(k, 'two', 'three', 60_000), 'ok')
+  t.equal(await read(), 'three', 'compareAndSet')
+  t.equal(await store.take(k), 'three')
+  t.equal(await read(), null, 'take')
+  await store.set(k, 'four', 60_000)
+  t.equal(await read(), 'four')
+  await store.delete([k])
+  t.equal(await read(), null, 'delete')
+})
+
+t.test('a read in flight while another instance writes never leaves the older value behind', async t => {
+  const s = await setup(t)
+  if (s === undefined) return
+  const { store, cache, other, prefix } = s
+  const k = prefix + 'k'
+  // A large value read together with k makes the answer slow to arrive, so the announcement of a change made just
+  // after the read ran (on the tracking connection) mostly arrives BEFORE the answer with the older value: the
+  // order in which a cache that kept every answer would keep a stale value for good.
+  const big = prefix + 'big'
+  await other.set(big, 'x'.repeat(8 * 1024 * 1024), 'PX', 60_000)
+  let stale = 0
+  for (let i = 0; i < 20; i++) {
+    await other.set(k, `old${i}`, 'PX', 60_000)
+    await cache.sync()
+    const reading = store.getMany([k, big])
+    await sleep(1) // the MGET is sent (next turn of the event loop) and runs first
+    await other.set(k, `new${i}`, 'PX', 60_000)
+    const [value] = await reading
+    t.ok(value === `old${i}` || value === `new${i}`, 'the read itself answers either value')
+    await cache.sync() // every announcement is in
+    const [after] = await store.getMany([k])
+    if (after !== `new${i}`) stale++
+  }
+  t.equal(stale, 0, 'after the announcements, every read sees the newest value')
+})
+
+t.test('the tracking connection lost: everything dropped, nothing served until tracking is on again', async t => {
+  const s = await setup(t)
+  if (s === undefined) return
+  const { store, cache, commands, other, prefix } = s
+  const k = prefix + 'k'
+  await other.set(k, 'v1', 'PX', 60_000)
+  t.same(await store.getMany([k]), ['v1'])
+  commands.length = 0
+  t.same(await store.getMany([k]), ['v1'])
+  t.equal(mgets(commands), 0, 'cached')
+
+  await killTrackingConnections(other)
+  for (let i = 0; i < 200 && cache.live; i++) await sleep(10)
+  t.equal(cache.live, false, 'the cache saw its connection close')
+  t.equal(cache.size, 0, 'and dropped every entry')
+  await other.set(k, 'v2', 'PX', 60_000) // announced to nobody
+  commands.length = 0
+  t.same(await store.getMany([k]), ['v2'], 'read from Redis')
+  t.same(await store.getMany([k]), ['v2'])
+  t.equal(mgets(commands), 2, 'nothing cached while tracking is off')
+
+  await cache.sync() // reconnects on its own
+  t.equal(cache.live, true, 'tracking again')
+  t.same(await store.getMany([k]), ['v2'])
+  commands.length = 0
+  t.same(await store.getMany([k]), ['v2'])
+  t.equal(mgets(commands), 0, 'cached again')
+  await other.set(k, 'v3', 'PX', 60_000)
+  await cache.sync()
+  t.same(await store.getMany([k]), ['v3'], 'and announcements arrive on the new connection')
+})
+
+t.test('FLUSHDB (of any database) drops every entry', async t => {
+  const s = await setup(t)
+  if (s === undefined) return
+  const { store, cache, commands, prefix } = s
+  await store.set(prefix + 'k', 'v', 60_000)
+  await store.getMany([prefix + 'k'])
+  t.equal(cache.size, 1)
+  // Database 9 holds nothing of any test: flushing it disturbs nobody, and Redis still announces "everything".
+  const db9 = await connectRedis(t, { db: 9 })
+  if (db9 === undefined) return
+  await db9.flushdb()
+  await cache.sync()
+  t.equal(cache.size, 0, 'a flush is announced as "everything changed"')
+  commands.length = 0
+  t.same(await store.getMany([prefix + 'k']), ['v'])
+  t.equal(mgets(commands), 1)
+})
+
+t.test('maxAgeMs: an entry is served that long at most; maxEntries: the oldest go first', async t => {
+  const s = await setup(t, { maxAgeMs: 80, maxEntries: 4 })
+  if (s === undefined) return
+  const { store, cache, commands, prefix } = s
+  const keys = (i: number): string[] => [`${prefix}s${i}:sess`, `${prefix}s${i}:tok`]
+  await store.getMany(keys(0))
+  commands.length = 0
+  await store.getMany(keys(0))
+  t.equal(mgets(commands), 0, 'fresh: served')
+  await sleep(120)
+  await store.getMany(keys(0))
+  t.equal(mgets(commands), 1, 'older than maxAgeMs: read again')
+
+  await store.getMany(keys(1))
+  await store.getMany(keys(2))
+  t.equal(cache.size, 4, 'bounded by maxEntries')
+  commands.length = 0
+  await store.getMany(keys(2))
+  await store.getMany(keys(1))
+  t.equal(mgets(commands), 0, 'the two newest reads are kept')
+  await store.getMany(keys(0))
+  t.equal(mgets(commands), 1, 'the oldest was dropped')
+})
+
+t.test('a client with an ioredis keyPrefix: announced full names are matched', async t => {
+  const s = await setup(t, {}, { keyPrefix: 'kp:' })
+  if (s === undefined) return
+  const { store, cache, other, prefix } = s
+  cleanupPrefix(t, other, 'kp:' + prefix)
+  await store.set(prefix + 'k', 'v1', 60_000)
+  t.same(await store.getMany([prefix + 'k']), ['v1'])
+  t.equal(await other.get('kp:' + prefix + 'k'), 'v1', 'stored under the client prefix')
+  await other.set('kp:' + prefix + 'k', 'v2', 'PX', 60_000)
+  await cache.sync()
+  t.same(await store.getMany([prefix + 'k']), ['v2'])
+})
+
+t.test('Redis refuses CLIENT TRACKING (an ACL without CLIENT): one warning, every value read from Redis', async t => {
+  const admin = await connectRedis(t)
+  if (admin === undefined) return
+  const user = 'aihubmix-test-noclient-' + process.pid
+  const password = 'pw-' + process.pid
+  await admin.call('ACL', ['SETUSER', user, 'on', '>' + password, '~*', '&*', '+@all', '-client'])
+  t.teardown(async () => { await admin.call('ACL', ['DELUSER', user]) })
+  const client = await connectRedis(t, { username: user, password }) as Redis
+  const commands = recordCommands(client, (name) => name)
+  const warnings: string[] = []
+  const log = { warn: (_obj: unknown, msg: string) => { warnings.push(msg) }, debug: () => {} }
+  const prefix = uniquePrefix('cc')
+  cleanupPrefix(t, admin, prefix)
+  const store = new RedisStore({
+    client,
+    lockChannel: prefix + 'lock-released',
+    commandTimeoutMs: 5000,
+    clientCache: { prefix, maxEntries: 100, maxAgeMs: 60_000 },
+    log: log as never
+  })
+  t.teardown(() => store.close())
+  await store.set(prefix + 'k', 'v', 60_000)
+  commands.length = 0
+  for (let i = 0; i < 3; i++) {
+    t.same(await store.getMany([prefix + 'k']), ['v'])
+    await sleep(20)
+  }
+  t.equal(mgets(commands), 3, 'every read goes to Redis')
+  t.equal(store.clientCache?.live, false)
+  t.equal(warnings.length, 1, 'warned once')
+  t.match(warnings[0], /refused client-side caching/)
+})
+
+t.test('options: redisClientCache needs the Redis backend and a single Redis', async t => {
+  t.throws(() => createTokenStore({ encryptionKeys: KEY_A, redisClientCache: true }), {
+    name: TokenStoreOptionsError.name,
+    message: /redisClientCache.*Redis backend/
+  })
+  t.throws(() => createTokenStore({ encryptionKeys: KEY_A, redisClientCache: { maxEntries: 0 } } as never), /redisClientCache\.maxEntries/)
+  t.throws(() => createTokenStore({ encryptionKeys: KEY_A, redisClientCache: { size: 5 } } as never), /redisClientCache/)
+  // A Cluster client (ioredis marks it `isCluster`) is refused when the store is made.
+  const clusterLike = { isCluster: true, call: async () => null, duplicate: () => clusterLike }
+  t.throws(() => createTokenStore({ encryptionKeys: KEY_A, redis: clusterLike as never, redisClientCache: true }), {
+    message: /redisClientCache.*not a Cluster/
+  })
+})
+
+t.test('end to end, two instances with the cache: a sign-out on one is refused on the other', async t => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const prefix = uniquePrefix('cc-stack')
+  cleanupPrefix(t, redis, prefix)
+  const stack = await startStack({ instances: 2, redis, tokenStore: { keyPrefix: prefix, redisClientCache: true } })
+  t.teardown(() => stack.close())
+  const { browser } = await stack.login()
+  const [a, b] = stack.peers as unknown as [{ url: string }, { url: string }]
+  const cookie = browser.cookieHeader(a.url) as string
+  const headers = { 'x-csrf': '1', cookie }
+  for (let i = 0; i < 3; i++) {
+    t.equal((await browser.get(`${b.url}/api/user/info`, headers)).status, 200, 'signed in on the other instance')
+  }
+  t.equal((await browser.post(`${a.url}/auth/logout`, headers)).status, 204)
+  let attempts = 0
+  let status = 0
+  for (const deadline = Date.now() + 2000; Date.now() < deadline;) {
+    attempts++
+    status = (await browser.get(`${b.url}/api/user/info`, headers)).status
+    if (status === 401) break
+    await sleep(5)
+  }
+  t.equal(status, 401, `the old cookie is refused on the other instance (attempt ${attempts})`)
+})
+
+/** Closes every tracking connection of this Redis (found by name); the caches reconnect on their own. */
+async function killTrackingConnections (admin: Redis): Promise<void> {
+  const list = await admin.call('CLIENT', ['LIST', 'TYPE', 'pubsub']) as string
+  for (const line of list.split('\n')) {
+    if (!line.includes(`name=${TRACKING_NAME}`)) continue
+    const id = /(?:^| )id=(\d+)/.exec(line)?.[1]
+    if (id !== undefined) await admin.call('CLIENT', ['KILL', 'ID', id]).catch(() => {})
+  }
+}
