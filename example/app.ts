@@ -100,6 +100,8 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
     encryptionKeys: config.tokenEncryptionKeys,
     ...(useRedis ? { backend: 'redis' as const } : {}),
     ...(redisClient !== undefined ? { redis: redisClient } : {}),
+    // REDIS_CLIENT_CACHE=on: steady-state requests answered without a Redis round trip (see token-store's README).
+    ...(useRedis && config.redisClientCache ? { redisClientCache: true } : {}),
     // The proxy's routes are registered outside @fastify/session's scope (below): there token-store reads the
     // session from the signed cookie itself, one store read per request and nothing built or written back.
     sessionCookie: { name: cookieName, secret: config.sessionSecret },

@@ -31,6 +31,8 @@ export interface ExampleConfig {
   sessionSecretGenerated: boolean
   tokenEncryptionKeys: string[]
   redisUrl: string | undefined
+  /** REDIS_CLIENT_CACHE=on: token-store's `redisClientCache` (needs REDIS_URL). */
+  redisClientCache: boolean
   production: boolean
   trustProxy: string | boolean
   logLevel: string
@@ -148,6 +150,11 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     redisUrl = env.REDIS_URL
   }
 
+  const cacheRaw = env.REDIS_CLIENT_CACHE ?? ''
+  if (cacheRaw !== '' && cacheRaw !== 'on' && cacheRaw !== 'off') throw new ConfigError('REDIS_CLIENT_CACHE', 'must be on or off')
+  const redisClientCache = cacheRaw === 'on'
+  if (redisClientCache && redisUrl === undefined) throw new ConfigError('REDIS_CLIENT_CACHE', 'on needs REDIS_URL (the in-memory stores have nothing to cache)')
+
   const trustRaw = env.TRUST_PROXY ?? 'loopback'
   let trustProxy: string | boolean = trustRaw
   if (trustRaw === 'true') trustProxy = true
@@ -168,6 +175,7 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     sessionSecretGenerated,
     tokenEncryptionKeys,
     redisUrl,
+    redisClientCache,
     production,
     trustProxy,
     logLevel

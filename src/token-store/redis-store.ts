@@ -137,6 +137,8 @@ export class RedisStore implements KVStore {
         maxAgeMs: cache.maxAgeMs,
         log: options.log
       })
+      // Tracking from the start, so that the first requests already find the cache live.
+      this.#cache.start()
     }
   }
 
@@ -161,7 +163,6 @@ export class RedisStore implements KVStore {
     if (cache !== undefined) {
       const hit = cache.lookup(keys)
       if (hit !== undefined) return Promise.resolve(hit)
-      cache.start()
       const ticket = cache.begin(keys)
       if (ticket !== undefined) {
         return this.#mgetCoalesced(keys).then((values) => {

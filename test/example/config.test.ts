@@ -28,6 +28,7 @@ t.test('defaults', async (t) => {
   t.ok(c.sessionSecret.length >= 32)
   t.equal(c.trustProxy, 'loopback')
   t.equal(c.redisUrl, undefined)
+  t.equal(c.redisClientCache, false)
   t.not(readConfig({}).sessionSecret, c.sessionSecret, 'random per process')
 })
 
@@ -38,6 +39,9 @@ t.test('values are read', async (t) => {
   t.same(c.scope, ['profile'])
   t.equal(c.trustProxy, true)
   t.same(c.tokenEncryptionKeys, [SECRET])
+  t.equal(c.redisClientCache, false, 'off unless asked for')
+  t.equal(readConfig({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLIENT_CACHE: 'on' }).redisClientCache, true)
+  t.equal(readConfig({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLIENT_CACHE: 'off' }).redisClientCache, false)
 })
 
 const REFUSALS: Array<[string, Record<string, string>, string]> = [
@@ -54,6 +58,8 @@ const REFUSALS: Array<[string, Record<string, string>, string]> = [
   ['empty scope', { AIHUBMIX_SCOPE: '  ' }, 'AIHUBMIX_SCOPE'],
   ['short encryption key', { TOKEN_ENCRYPTION_KEY: 'abc' }, 'TOKEN_ENCRYPTION_KEY'],
   ['non-redis REDIS_URL', { REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL'],
+  ['client cache neither on nor off', { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLIENT_CACHE: 'yes' }, 'REDIS_CLIENT_CACHE'],
+  ['client cache without Redis', { REDIS_CLIENT_CACHE: 'on' }, 'REDIS_CLIENT_CACHE'],
   ['bad log level', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
   ['production without a session secret', { ...REAL, NODE_ENV: 'production', PUBLIC_URL: 'https://app.example' }, 'SESSION_SECRET'],
   ['production with an http public URL', { ...REAL, NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'http://app.example' }, 'PUBLIC_URL'],

@@ -2,7 +2,7 @@ import t from 'tap'
 import type { Redis } from 'ioredis'
 import { RedisStore, TokenStoreOptionsError, createTokenStore } from '@fastify-aihubmix/token-store'
 import type { TrackingCache } from '@fastify-aihubmix/token-store'
-import { cleanupPrefix, connectRedis, recordCommands, uniquePrefix } from '../helpers/redis.js'
+import { cleanupPrefix, connectRedis, recordCommands, redisUrl, uniquePrefix } from '../helpers/redis.js'
 import { KEY_A, sleep } from '../helpers/token-store.js'
 import type { T } from '../helpers/token-store.js'
 import { startStack } from '../helpers/stack.js'
@@ -277,19 +277,22 @@ t.test('options: redisClientCache needs the Redis backend and a single Redis', a
   })
 })
 
-t.test('end to end, two instances with the cache: a sign-out on one is refused on the other', async t => {
+t.test('end to end, the example with REDIS_CLIENT_CACHE=on, two instances: a sign-out on one is refused on the other', async t => {
   const redis = await connectRedis(t)
   if (redis === undefined) return
   const prefix = uniquePrefix('cc-stack')
   cleanupPrefix(t, redis, prefix)
-  const stack = await startStack({ instances: 2, redis, tokenStore: { keyPrefix: prefix, redisClientCache: true } })
+  const stack = await startStack({ instances: 2, env: { REDIS_URL: redisUrl(), REDIS_CLIENT_CACHE: 'on' }, tokenStore: { keyPrefix: prefix } })
   t.teardown(() => stack.close())
   const { browser } = await stack.login()
-  const [a, b] = stack.peers as unknown as [{ url: string }, { url: string }]
+  const [a, b] = stack.peers as unknown as [{ app: { redis: Redis }, url: string }, { app: { redis: Redis }, url: string }]
   const cookie = browser.cookieHeader(a.url) as string
   const headers = { 'x-csrf': '1', cookie }
-  for (let i = 0; i < 3; i++) {
-    t.equal((await browser.get(`${b.url}/api/user/info`, headers)).status, 200, 'signed in on the other instance')
+  for (const peer of [a, b]) {
+    t.equal((await browser.get(`${peer.url}/api/user/info`, headers)).status, 200, 'signed in on both instances')
+    const commands = recordCommands(peer.app.redis, (name) => name) // the instance's own @fastify/redis client
+    for (let i = 0; i < 3; i++) t.equal((await browser.get(`${peer.url}/api/user/info`, headers)).status, 200)
+    t.same(commands, [], 'three more requests without a Redis command')
   }
   t.equal((await browser.post(`${a.url}/auth/logout`, headers)).status, 204)
   let attempts = 0
