@@ -5,7 +5,7 @@
 //
 // env: BENCH_PORT, BENCH_PUBLIC_URL (default http://127.0.0.1:BENCH_PORT), BENCH_UPSTREAM,
 //      BENCH_CLIENT_ID, BENCH_CLIENT_SECRET, BENCH_SESSION_SECRET, BENCH_KEY_PREFIX,
-//      BENCH_REDIS_URL (optional), BENCH_LOG_LEVEL (default warn)
+//      BENCH_REDIS_URL (optional), BENCH_REDIS_CLIENT_CACHE (optional, on/off), BENCH_LOG_LEVEL (default warn)
 import { readConfig } from 'aihubmix-oauth'
 import { buildApp } from '../example/dist/app.js'
 import { failStart, serveUntilStopped } from './lib.mjs'
@@ -19,7 +19,8 @@ async function main () {
     PUBLIC_URL: env.BENCH_PUBLIC_URL ?? `http://127.0.0.1:${port}`,
     SESSION_SECRET: env.BENCH_SESSION_SECRET,
     LOG_LEVEL: env.BENCH_LOG_LEVEL ?? 'warn',
-    ...(env.BENCH_REDIS_URL ? { REDIS_URL: env.BENCH_REDIS_URL } : {})
+    ...(env.BENCH_REDIS_URL ? { REDIS_URL: env.BENCH_REDIS_URL } : {}),
+    ...(env.BENCH_REDIS_CLIENT_CACHE ? { REDIS_CLIENT_CACHE: env.BENCH_REDIS_CLIENT_CACHE } : {})
   })
   const app = await buildApp({
     config,

@@ -36,7 +36,7 @@ const SETTINGS = {
   heapSessions: numberEnv('BENCH_HEAP_SESSIONS', 10_000),
   /** Comma-separated target ids to run under --cpu-prof (profiles in bench/results/profiles/<id>/). */
   profile: list(env.BENCH_PROFILE),
-  /** Only these throughput targets (default: all): project-memory, project-redis, lean, guide. */
+  /** Only these throughput targets (default: all): project-memory, project-redis, project-redis-cache, lean, lean-redis, guide. */
   targets: list(env.BENCH_TARGETS),
   /** Parts to leave out: storm, heap. */
   skip: list(env.BENCH_SKIP),
@@ -371,16 +371,17 @@ function buildReport (result) {
   const rows = []
   const goals = []
   const t = result.throughput ?? {}
-  const { project, projectRedis, lean, leanRedis, guide } = {
+  const { project, projectRedis, projectCached, lean, leanRedis, guide } = {
     project: t['project-memory'],
     projectRedis: t['project-redis'],
+    projectCached: t['project-redis-cache'],
     lean: t.lean,
     leanRedis: t['lean-redis'],
     guide: t.guide
   }
   const line = (s) => `${fmtInt(s.rps)} req/s · p50 ${fmtMs(s.p50)} · p99 ${fmtMs(s.p99)} · ${fmtInt(s.cpuMicrosPerRequest)} µs CPU/req` +
     (s.non2xx + s.errors > 0 ? ` · ${s.non2xx + s.errors} failed` : '')
-  for (const s of [project, projectRedis, lean, leanRedis, guide]) {
+  for (const s of [project, projectRedis, projectCached, lean, leanRedis, guide]) {
     if (s !== undefined) rows.push([s.label, line(s), '', ''])
   }
   if (projectRedis === undefined) {
@@ -415,6 +416,11 @@ function buildReport (result) {
     if (leanRedis) rows.push(['project (Redis) ÷ lean (Redis): req/s, p99', `${fmtX(projectRedis.rps / leanRedis.rps)}, ${fmtX(projectRedis.p99 / leanRedis.p99)}`, '', ''])
     if (guide) rows.push(['project (Redis) ÷ guide: req/s', fmtX(projectRedis.rps / guide.rps), '', ''])
   }
+  if (projectCached && project) {
+    const x = projectCached.rps / project.rps
+    goal('Redis stores + client cache ÷ memory stores: req/s', fmtX(x), `≥ ${GOALS.redisVsMemory.toFixed(1)}×`, x >= GOALS.redisVsMemory, x)
+    rows.push(['Redis stores + client cache ÷ memory stores: req/s in each round', perRound(projectCached, project), '', ''])
+  }
   if (result.redisRoundTrips) {
     const r = result.redisRoundTrips
     const detail = Object.entries(r.perCommand).map(([c, n]) => `${c.toUpperCase()} ${n.toFixed(2)}`).join(', ')
@@ -422,6 +428,12 @@ function buildReport (result) {
       `≤ ${GOALS.redisRoundTrips}`, r.perRequest <= GOALS.redisRoundTrips + 1e-9, r.perRequest)
   } else {
     rows.push(['Redis round trips per steady-state request', `skipped: ${result.redis.why ?? 'not measured'}`, '', ''])
+  }
+  if (result.redisRoundTripsCached) {
+    const r = result.redisRoundTripsCached
+    const detail = Object.entries(r.perCommand).map(([c, n]) => `${c.toUpperCase()} ${n.toFixed(2)}`).join(', ')
+    goal('Redis round trips per steady-state request, client cache', `${r.perRequest.toFixed(2)} (${detail || 'none'}; ${fmtInt(r.requests)} requests)`,
+      `≤ ${GOALS.redisRoundTrips}`, r.perRequest <= GOALS.redisRoundTrips + 1e-9, r.perRequest)
   }
   if (result.storm) {
     const s = result.storm
@@ -479,7 +491,10 @@ async function main () {
       { id: 'project-memory', label: 'project GET /api/user/info, memory stores', script: 'project-server.mjs', loginPath: '/auth/login', env: { BENCH_KEY_PREFIX: prefix } },
       ...(redis.url === undefined
         ? []
-        : [{ id: 'project-redis', label: 'project GET /api/user/info, Redis stores', script: 'project-server.mjs', loginPath: '/auth/login', env: { BENCH_KEY_PREFIX: prefix, BENCH_REDIS_URL: redis.url } }]),
+        : [
+            { id: 'project-redis', label: 'project GET /api/user/info, Redis stores', script: 'project-server.mjs', loginPath: '/auth/login', env: { BENCH_KEY_PREFIX: prefix, BENCH_REDIS_URL: redis.url } },
+            { id: 'project-redis-cache', label: 'project GET /api/user/info, Redis stores + client cache', script: 'project-server.mjs', loginPath: '/auth/login', env: { BENCH_KEY_PREFIX: prefix + 'cc:', BENCH_REDIS_URL: redis.url, BENCH_REDIS_CLIENT_CACHE: 'on' } }
+          ]),
       { id: 'lean', label: 'lean Fastify route (@fastify/session + undici Pool)', script: 'lean-server.mjs', loginPath: '/auth/login', env: {} },
       ...(redis.url === undefined
         ? []
@@ -500,6 +515,13 @@ async function main () {
     if (redisTarget !== undefined) {
       log(`Redis round trips: ${SETTINGS.redisCountRequests} requests`)
       result.redisRoundTrips = await redisRoundTrips(redisTarget, redis.url)
+    }
+    const cachedTarget = targets.find((x) => x.id === 'project-redis-cache')
+    if (cachedTarget !== undefined) {
+      log(`Redis round trips with the client cache: ${SETTINGS.redisCountRequests} requests`)
+      result.redisRoundTripsCached = await redisRoundTrips(cachedTarget, redis.url)
+    }
+    if (redis.url !== undefined) {
       const client = new Redis(redis.url)
       const keys = await client.keys(`${prefix}*`)
       if (keys.length > 0) await client.del(...keys)
@@ -541,7 +563,7 @@ async function main () {
     '',
     renderTable(rows),
     '',
-    `upstream calls per request: ${Object.values(result.throughput ?? {}).map((s) => `${s.label.split(' ')[0]}${s.label.includes('Redis') ? ' (Redis)' : ''} ${s.upstreamCallsPerRequest.toFixed(2)}`).join(', ')}`,
+    `upstream calls per request: ${Object.entries(result.throughput ?? {}).map(([id, s]) => `${id} ${s.upstreamCallsPerRequest.toFixed(2)}`).join(', ')}`,
     `goals met: ${goals.filter((g) => g.ok).length} of ${goals.length}; ran in ${result.seconds.toFixed(0)} s; JSON: bench/results/latest.json`,
     ''
   ]
