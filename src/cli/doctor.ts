@@ -216,8 +216,13 @@ function httpsCheck (env: Env, production: boolean): DoctorCheck {
 async function redisCheck (env: Env, timeoutMs: number): Promise<DoctorCheck> {
   const raw = set(env, 'REDIS_URL')
   if (raw === undefined) return ok('Redis', 'not configured: in-memory stores (sessions end at restart; one instance only)')
-  const ping = await pingRedis(raw, { timeoutMs })
-  return ping.ok ? ok('Redis', `${ping.target} ${ping.detail}`) : fail('Redis', `${ping.target}: ${ping.detail}`)
+  const cache = set(env, 'REDIS_CLIENT_CACHE') === 'on'
+  const ping = await pingRedis(raw, { timeoutMs, tracking: cache })
+  if (!ping.ok) return fail('Redis', `${ping.target}: ${ping.detail}`)
+  if (ping.tracking === undefined) return ok('Redis', `${ping.target} ${ping.detail}`)
+  return ping.tracking.allowed
+    ? ok('Redis', `${ping.target} ${ping.detail}; ${ping.tracking.detail} (REDIS_CLIENT_CACHE=on)`)
+    : warn('Redis', `${ping.target} ${ping.detail}, but ${ping.tracking.detail}: with REDIS_CLIENT_CACHE=on every value is still read from Redis (uncached)`)
 }
 
 /**

@@ -8,6 +8,11 @@ export interface RedisPing {
   /** `redis://host:port` (no credentials). */
   target: string
   detail: string
+  /**
+   * With `tracking: true`, whether this Redis lets the connection turn on client-side caching (`CLIENT TRACKING`,
+   * what REDIS_CLIENT_CACHE=on needs: Redis >= 6 and an ACL that allows CLIENT). Set only after a PONG.
+   */
+  tracking?: { allowed: boolean, detail: string }
 }
 
 export const DEFAULT_REDIS_PORT = 6379
@@ -32,7 +37,7 @@ function redisError (line: string): string {
  * for `rediss:`) connection and expects `+PONG`. Resolves, never rejects: a
  * refused connection, a timeout or an error reply is `ok: false` with a reason.
  */
-export async function pingRedis (redisUrl: string, opts: { timeoutMs: number }): Promise<RedisPing> {
+export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tracking?: boolean }): Promise<RedisPing> {
   let url: URL
   try {
     url = new URL(redisUrl)
@@ -47,9 +52,12 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number }):
   const port = url.port === '' ? DEFAULT_REDIS_PORT : Number(url.port)
   const password = decodeURIComponent(url.password)
   const username = decodeURIComponent(url.username)
-  const commands: string[] = []
-  if (password !== '') commands.push(username !== '' ? command('AUTH', username, password) : command('AUTH', password))
-  commands.push(command('PING'))
+  // Each step: what is sent, and the one reply that means it went through.
+  const steps: Array<{ name: 'auth' | 'ping' | 'tracking', send: string, expect: string }> = []
+  if (password !== '') steps.push({ name: 'auth', send: username !== '' ? command('AUTH', username, password) : command('AUTH', password), expect: '+OK' })
+  steps.push({ name: 'ping', send: command('PING'), expect: '+PONG' })
+  // Switched on for this short-lived connection only (a prefix no key has), then the connection closes.
+  if (opts.tracking === true) steps.push({ name: 'tracking', send: command('CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', 'aihubmix-doctor-probe:'), expect: '+OK' })
 
   return await new Promise<RedisPing>((resolve) => {
     let settled = false
@@ -59,10 +67,11 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number }):
       settled = true
       clearTimeout(timer)
       socket.destroy()
-      resolve({ ok, target, detail })
+      resolve({ ok, target, detail, ...(tracking !== undefined ? { tracking } : {}) })
     }
+    let tracking: RedisPing['tracking']
     const timer = setTimeout(() => { finish(false, `no answer within ${opts.timeoutMs} ms`) }, opts.timeoutMs)
-    const onConnect = (): void => { socket.write(commands.join('')) }
+    const onConnect = (): void => { socket.write(steps.map((step) => step.send).join('')) }
     const socket: Socket = url.protocol === 'rediss:'
       ? tlsConnect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}) }, onConnect)
       : netConnect({ host, port }, onConnect)
@@ -78,20 +87,27 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number }):
       const replies = buffered.split('\r\n')
       buffered = replies.pop() as string
       for (const reply of replies) {
+        const step = steps.shift()
+        if (step === undefined) return
+        if (step.name === 'tracking') {
+          tracking = reply === step.expect
+            ? { allowed: true, detail: 'CLIENT TRACKING allowed' }
+            : { allowed: false, detail: reply.startsWith('-') ? `CLIENT TRACKING refused: ${redisError(reply)}` : 'unexpected answer to CLIENT TRACKING' }
+          finish(true, 'answered PONG')
+          return
+        }
         if (reply.startsWith('-')) {
           finish(false, `Redis refused: ${redisError(reply)}`)
           return
         }
-        if (commands.length === 2 && reply === '+OK') {
-          commands.shift()
-          continue
+        if (reply !== step.expect) {
+          finish(false, 'unexpected answer (not Redis?)')
+          return
         }
-        if (reply === '+PONG') {
+        if (step.name === 'ping' && steps.length === 0) {
           finish(true, 'answered PONG')
           return
         }
-        finish(false, 'unexpected answer (not Redis?)')
-        return
       }
     })
   })
