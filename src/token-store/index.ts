@@ -128,6 +128,17 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
   }
   const kv = createKV(options, fastify.log)
   const store = new TokenStoreCore({ kv, options, log: fastify.log })
+  const clientCache = kv instanceof RedisStore ? kv.clientCache : undefined
+  if (clientCache !== undefined) {
+    // Start with the cache tracking, so that the first requests are already answered from it; Redis being slow
+    // or down delays the start by redisCommandTimeoutMs at most (the store then works uncached until it is back).
+    fastify.addHook('onReady', async function clientCacheTracking () {
+      const live = await clientCache.whenLive(options.redisCommandTimeoutMs > 0 ? options.redisCommandTimeoutMs : 2000)
+      if (!live && !clientCache.refused) {
+        fastify.log.warn('token-store: the Redis client-side cache is not tracking yet; reading every value from Redis until it is')
+      }
+    })
+  }
 
   fastify.decorate('tokenStore', store as TokenStore)
 

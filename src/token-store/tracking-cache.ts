@@ -69,6 +69,7 @@ export class TrackingCache {
   #live = false
   #started = false
   #closed = false
+  #refused = false
   #failures = 0
   #retry: NodeJS.Timeout | undefined
   #becameLive: Array<() => void> = []
@@ -80,6 +81,11 @@ export class TrackingCache {
   /** True while announcements arrive: only then are values served or kept. */
   get live (): boolean {
     return this.#live
+  }
+
+  /** True when Redis refused CLIENT TRACKING (already logged): the cache stays off for good. */
+  get refused (): boolean {
+    return this.#refused
   }
 
   /** Entries held (values and reads in flight). */
@@ -143,6 +149,23 @@ export class TrackingCache {
   }
 
   /**
+   * Resolves true once tracking is on, or false after `timeoutMs` (or when the cache is closed or refused) without
+   * waiting any longer: the store works uncached meanwhile.
+   */
+  whenLive (timeoutMs: number): Promise<boolean> {
+    if (this.#live) return Promise.resolve(true)
+    if (this.#closed) return Promise.resolve(false)
+    this.start()
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs)
+      this.#becameLive.push(() => {
+        clearTimeout(timer)
+        resolve(this.#live)
+      })
+    })
+  }
+
+  /**
    * Resolves once every announcement Redis sent before this call has been applied (a PING on the tracking
    * connection answers after them), and the cache is live. For tests and tools; rejects when not connected.
    */
@@ -169,7 +192,14 @@ export class TrackingCache {
   #connect (): void {
     if (this.#closed) return
     const { open, prefix, clientKeyPrefix, log } = this.#options
-    const connection = open()
+    let connection: TrackingConnection
+    try {
+      connection = open()
+    } catch (err) {
+      log?.debug({ err: { message: (err as Error)?.message } }, 'token-store: cannot open the tracking connection')
+      this.#scheduleRetry()
+      return
+    }
     this.#connection = connection
     connection.on('error', (err: Error) => {
       log?.debug({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'token-store: tracking connection error')
@@ -204,6 +234,7 @@ export class TrackingCache {
         this.#connection = undefined
         connection.disconnect()
         this.#closed = true
+        this.#refused = true
         for (const resolve of this.#becameLive.splice(0)) resolve()
         return
       }

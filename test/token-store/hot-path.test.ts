@@ -10,14 +10,14 @@ import { fp, sessionApp, sessionCookie } from '../helpers/token-store-session-ap
  * Every command the app's client sends is recorded by wrapping its sendCommand (ioredis routes every command,
  * `call()` included, through it); the app gets a connection of its own, so nothing else is counted.
  */
-async function countingApp (t: T): Promise<{ app: Awaited<ReturnType<typeof sessionApp>>, commands: string[] } | undefined> {
+async function countingApp (t: T, extra: Record<string, unknown> = {}): Promise<{ app: Awaited<ReturnType<typeof sessionApp>>, commands: string[] } | undefined> {
   const admin = await connectRedis(t)
   if (admin === undefined) return undefined
   const prefix = uniquePrefix('hot')
   cleanupPrefix(t, admin, prefix)
   const client = await connectRedis(t) as Redis
   const commands = recordCommands(client, (name) => name)
-  const app = await sessionApp(t, { redis: client, keyPrefix: prefix })
+  const app = await sessionApp(t, { redis: client, keyPrefix: prefix, ...extra })
   return { app, commands }
 }
 
@@ -37,6 +37,40 @@ t.test('a steady-state request costs one Redis command (MGET of session + token 
     t.same(commands, ['MGET'], `${url}: one round trip`)
   }
   t.same(app.refreshCalls, [], 'fresh set: no refresh')
+})
+
+t.test('with redisClientCache: a steady-state request costs no Redis command; the same instance sees its own writes', async t => {
+  const setup = await countingApp(t, { redisClientCache: true })
+  if (setup === undefined) return
+  const { app, commands } = setup
+  const set = tokenSet()
+  const cookie = sessionCookie(await app.inject({ method: 'POST', url: '/login', payload: { user: 'alice', set } }))
+  commands.length = 0
+  t.equal((await app.inject({ url: '/me', headers: { cookie } })).json().token, fp(set.accessToken))
+  t.same(commands, ['MGET'], 'the login wrote both keys, so the first read goes to Redis')
+  // Redis also announces this instance's own login writes, on the tracking connection; one that arrives after
+  // the first read's answer drops what it kept, once. Read until a request makes no command (bounded).
+  let reads = 1
+  for (; reads < 50; reads++) {
+    commands.length = 0
+    await app.inject({ url: '/me', headers: { cookie } })
+    if (commands.length === 0) break
+  }
+  t.ok(reads < 50, `steady after ${reads} reads`)
+  for (const url of ['/me', '/fresh', '/me']) {
+    commands.length = 0
+    const res = await app.inject({ url, headers: { cookie } })
+    t.equal(res.statusCode, 200)
+    t.equal(res.json().token, fp(set.accessToken))
+    t.same(commands, [], `${url}: answered without Redis`)
+  }
+  const next = tokenSet()
+  t.equal((await app.inject({ method: 'POST', url: '/rotate', payload: { set: next }, headers: { cookie } })).statusCode, 200)
+  const after = await app.inject({ url: '/me', headers: { cookie } })
+  t.equal(after.json().token, fp(next.accessToken), 'a later save is read at once')
+  const out = await app.inject({ method: 'POST', url: '/logout', headers: { cookie } })
+  t.equal(out.statusCode, 204)
+  t.same((await app.inject({ url: '/me', headers: { cookie } })).json(), { user: null, token: null }, 'and a logout at once')
 })
 
 t.test('without a cookie: one GET (a new session was not loaded, so nothing was prefetched)', async t => {
