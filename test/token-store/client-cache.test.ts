@@ -334,6 +334,34 @@ t.test('end to end, the example with REDIS_CLIENT_CACHE=on, two instances: a sig
   t.equal(status, 401, `the old cookie is refused on the other instance (attempt ${attempts})`)
 })
 
+t.test('two example instances with the cache, 50 concurrent requests on an expired and refused token: exactly 1 refresh', async t => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const prefix = uniquePrefix('cc-storm')
+  cleanupPrefix(t, redis, prefix)
+  const stack = await startStack({ instances: 2, redis, mock: { rotateRefreshTokens: true, refreshReuseRevokes: true }, tokenStore: { keyPrefix: prefix, redisClientCache: true } })
+  t.teardown(() => stack.close())
+  const [a, b] = stack.peers as unknown as [{ url: string }, { url: string }]
+  for (let round = 0; round < 3; round++) {
+    const { browser } = await stack.login()
+    const headers = { 'x-csrf': '1', cookie: browser.cookieHeader(a.url) as string }
+    // Both instances read (and keep) the fresh set first.
+    for (const peer of [a, b]) t.equal((await browser.get(`${peer.url}/api/user/info`, headers)).status, 200)
+    const sid = stack.sessionIdOf(browser)
+    const set = await stack.app.tokenStore.get(sid)
+    if (set === null) throw new Error('no token set')
+    await stack.app.tokenStore.save(sid, { ...set, expiresAt: Date.now() - 1000 })
+    stack.mock.expireAccessTokens() // an instance still answering from the set before cannot use its token either
+    stack.mock.resetCounts()
+    const all = await Promise.all(Array.from({ length: 50 }, (_, i) =>
+      browser.get(`${i % 2 === 0 ? a.url : b.url}/api/user/info`, headers)))
+    t.same(all.map((r) => r.status), Array(50).fill(200), `round ${round}: all 50 answered`)
+    t.equal(stack.mock.counts().grants.refresh_token, 1, `round ${round}: one refresh across both instances`)
+    for (const peer of [a, b]) t.equal((await browser.get(`${peer.url}/api/user/info`, headers)).status, 200)
+    t.equal(stack.mock.counts().grants.refresh_token, 1, `round ${round}: and no other afterwards`)
+  }
+})
+
 /** Closes every tracking connection of this Redis (found by name); the caches reconnect on their own. */
 async function killTrackingConnections (admin: Redis): Promise<void> {
   const list = await admin.call('CLIENT', ['LIST', 'TYPE', 'pubsub']) as string
