@@ -10,6 +10,12 @@
 import { readFileSync } from 'node:fs'
 import { relative } from 'node:path'
 
+// Piped into `head`, stdout closes early: that is the reader's choice, not an error.
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE') process.exit(0)
+  throw err
+})
+
 const args = process.argv.slice(2)
 const option = (flag) => {
   const i = args.indexOf(flag)
