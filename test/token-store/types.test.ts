@@ -53,7 +53,11 @@ const check: SessionCheck = (session, now) => typeof session.at === 'number' && 
 const touch: SessionCheck = (session) => ({ touch: { ...session, seen: 1 } })
 // @ts-expect-error a check answers undefined, 'end' or { touch }
 const badCheck: SessionCheck = () => 'destroy'
-use(minimal, full, cluster, noKeys, badBackend, withCookie, cookieWithoutName, check, touch, badCheck)
+const cached: TokenStoreOptions = { ...minimal, backend: 'redis', redisClientCache: true }
+const cachedSized: TokenStoreOptions = { ...minimal, backend: 'redis', redisClientCache: { maxEntries: 1000, maxAgeMs: 5000 } }
+// @ts-expect-error redisClientCache is a boolean or { maxEntries?, maxAgeMs? }
+const cacheTypo: TokenStoreOptions = { ...minimal, redisClientCache: { size: 10 } }
+use(minimal, full, cluster, noKeys, badBackend, withCookie, cookieWithoutName, check, touch, badCheck, cached, cachedSized, cacheTypo)
 
 // Refreshers: one-argument async functions returning a TokenSet; RefreshRejectedError is throwable.
 const refresher: Refresher = async refreshToken => {
