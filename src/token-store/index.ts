@@ -5,7 +5,7 @@ import type { RequestTokens } from './request-tokens.js'
 import type { TokenStore } from './token-store.js'
 import type { TokenStoreOptions } from './options.js'
 import type { ResolvedTokenStoreOptions } from './options.js'
-import { isRedisClient, resolveOptions } from './options.js'
+import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS, isRedisClient, resolveOptions } from './options.js'
 import { MemoryStore } from './memory-store.js'
 import { RedisStore } from './redis-store.js'
 import { RequestTokensImpl } from './request-tokens.js'
@@ -133,7 +133,7 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
     // Start with the cache tracking, so that the first requests are already answered from it; Redis being slow
     // or down delays the start by redisCommandTimeoutMs at most (the store then works uncached until it is back).
     fastify.addHook('onReady', async function clientCacheTracking () {
-      const live = await clientCache.whenLive(options.redisCommandTimeoutMs > 0 ? options.redisCommandTimeoutMs : 2000)
+      const live = await clientCache.whenLive(options.redisCommandTimeoutMs > 0 ? options.redisCommandTimeoutMs : DEFAULT_REDIS_COMMAND_TIMEOUT_MS)
       if (!live && !clientCache.refused) {
         fastify.log.warn('token-store: the Redis client-side cache is not tracking yet; reading every value from Redis until it is')
       }

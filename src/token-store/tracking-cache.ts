@@ -113,7 +113,7 @@ export class TrackingCache {
     return values
   }
 
-  /** Marks a read of `keys` as in flight; hand the result to `complete` with the same ticket. */
+  /** Marks a read of `keys` as in flight (undefined: not live, keep nothing); hand `complete` the same ticket. */
   begin (keys: readonly string[]): object | undefined {
     if (!this.#live) return undefined
     const ticket = new Pending()
@@ -126,8 +126,7 @@ export class TrackingCache {
   }
 
   /** Keeps what a read returned, for the keys no announcement or write touched while it was in flight. */
-  complete (keys: readonly string[], ticket: object | undefined, values: ReadonlyArray<string | null>): void {
-    if (ticket === undefined) return
+  complete (keys: readonly string[], ticket: object, values: ReadonlyArray<string | null>): void {
     const until = Date.now() + this.#options.maxAgeMs
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i] as string
@@ -136,8 +135,7 @@ export class TrackingCache {
   }
 
   /** A read failed: forget its placeholders. */
-  abandon (keys: readonly string[], ticket: object | undefined): void {
-    if (ticket === undefined) return
+  abandon (keys: readonly string[], ticket: object): void {
     for (const key of keys) if (this.#entries.get(key) === ticket) this.#entries.delete(key)
   }
 
@@ -152,17 +150,11 @@ export class TrackingCache {
    * Resolves true once tracking is on, or false after `timeoutMs` (or when the cache is closed or refused) without
    * waiting any longer: the store works uncached meanwhile.
    */
-  whenLive (timeoutMs: number): Promise<boolean> {
-    if (this.#live) return Promise.resolve(true)
-    if (this.#closed) return Promise.resolve(false)
-    this.start()
-    return new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs)
-      this.#becameLive.push(() => {
-        clearTimeout(timer)
-        resolve(this.#live)
-      })
-    })
+  async whenLive (timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([this.#settled(), new Promise<void>(resolve => { timer = setTimeout(resolve, timeoutMs) })])
+    clearTimeout(timer)
+    return this.#live
   }
 
   /**
@@ -170,10 +162,7 @@ export class TrackingCache {
    * connection answers after them), and the cache is live. For tests and tools; rejects when not connected.
    */
   async sync (): Promise<void> {
-    if (!this.#live) {
-      this.start()
-      await new Promise<void>(resolve => { this.#becameLive.push(resolve) })
-    }
+    await this.#settled()
     const connection = this.#connection
     if (connection === undefined) throw new Error('token-store: the tracking connection is closed')
     await connection.call('PING', [])
@@ -186,6 +175,17 @@ export class TrackingCache {
     const connection = this.#connection
     this.#connection = undefined
     connection?.disconnect()
+    this.#settle()
+  }
+
+  /** Resolves once tracking is on, or the cache is closed (or refused): nothing more will happen until then. */
+  #settled (): Promise<void> {
+    if (this.#live || this.#closed) return Promise.resolve()
+    this.start()
+    return new Promise<void>(resolve => { this.#becameLive.push(resolve) })
+  }
+
+  #settle (): void {
     for (const resolve of this.#becameLive.splice(0)) resolve()
   }
 
@@ -225,7 +225,7 @@ export class TrackingCache {
       this.#entries.clear()
       this.#live = true
       this.#failures = 0
-      for (const resolve of this.#becameLive.splice(0)) resolve()
+      this.#settle()
     }, (err: unknown) => {
       if (this.#connection !== connection) return
       if (err instanceof Error && err.name === 'ReplyError') {
@@ -235,7 +235,7 @@ export class TrackingCache {
         connection.disconnect()
         this.#closed = true
         this.#refused = true
-        for (const resolve of this.#becameLive.splice(0)) resolve()
+        this.#settle()
         return
       }
       // A connection failure: 'close' follows (or came already) and schedules the next attempt.
