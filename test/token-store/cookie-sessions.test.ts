@@ -80,6 +80,17 @@ async function cookieApp (
   return { app, kv, refreshCalls: refresher.calls }
 }
 
+/** @fastify/cookie, token-store with `options`, and one route outside any @fastify/session: `GET /api/me` -> { set }. */
+async function bareApp (t: T, options: Partial<TokenStoreOptions>, logs?: Array<Record<string, unknown>>): Promise<FastifyInstance> {
+  return await buildApp(t, options, {
+    logs,
+    setup: async (instance) => {
+      await instance.register(fastifyCookie)
+      instance.get('/api/me', async (request) => ({ set: (await request.tokens.get()) !== null }))
+    }
+  })
+}
+
 function keysOf (app: FastifyInstance): KeyLayout {
   return (app.tokenStore as unknown as { keys: KeyLayout }).keys
 }
@@ -242,13 +253,7 @@ forEachBackend(t, 'session checks: end a session, or update its data (compare-an
 
 t.test('a session record that is not a JSON object is no session (logged without its content)', async (t) => {
   const logs: Array<Record<string, unknown>> = []
-  const app = await buildApp(t, { sessionCookie: { name: 'sessionId', secret: SECRET } }, {
-    logs,
-    setup: async (instance) => {
-      await instance.register(fastifyCookie)
-      instance.get('/api/me', async (request) => ({ set: (await request.tokens.get()) !== null }))
-    }
-  })
+  const app = await bareApp(t, { sessionCookie: { name: 'sessionId', secret: SECRET } }, logs)
   const kv = (app.tokenStore as unknown as { kv: KVStore }).kv
   const signer = new Signer(SECRET)
   const records: Array<[string, string]> = [['s-not-json', '{"user": "unterminated'], ['s-array', '[1,2]'], ['s-string', '"text"']]
@@ -264,12 +269,7 @@ t.test('a session record that is not a JSON object is no session (logged without
 })
 
 t.test('without `sessionCookie`, routes outside @fastify/session have no session', async (t) => {
-  const app = await buildApp(t, {}, {
-    setup: async (instance) => {
-      await instance.register(fastifyCookie)
-      instance.get('/api/me', async (request) => ({ set: (await request.tokens.get()) !== null }))
-    }
-  })
+  const app = await bareApp(t, {})
   await app.tokenStore.save('s1', tokenSet())
   const res = await app.inject({ url: '/api/me', headers: { cookie: `sessionId=${encodeURIComponent(new Signer(SECRET).sign('s1'))}` } })
   t.same(res.json(), { set: false })
@@ -325,13 +325,7 @@ t.test('sessionCookie options are checked at registration, without echoing a sec
 
 t.test('the first cookie that does not verify is logged once, without its value', async (t) => {
   const logs: Array<Record<string, unknown>> = []
-  const app = await buildApp(t, { sessionCookie: { name: 'sessionId', secret: SECRET } }, {
-    logs,
-    setup: async (instance) => {
-      await instance.register(fastifyCookie)
-      instance.get('/api/me', async (request) => ({ set: (await request.tokens.get()) !== null }))
-    }
-  })
+  const app = await bareApp(t, { sessionCookie: { name: 'sessionId', secret: SECRET } }, logs)
   const signedElsewhere = new Signer(OLD_SECRET).sign('sid-signed-with-the-wrong-secret')
   for (const value of [signedElsewhere, 'forged-id.c2lnbmF0dXJl', signedElsewhere]) {
     const res = await app.inject({ url: '/api/me', headers: { cookie: `sessionId=${encodeURIComponent(value)}` } })
