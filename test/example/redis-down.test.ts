@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
-import { redisServerBinary, startRedisServer } from '../helpers/redis-server.js'
+import { redisServerOrSkip, startRedisServer } from '../helpers/redis-server.js'
 import { startStack } from '../helpers/stack.js'
 
 // Issue 5: stopping Redis gives 503 JSON with a clear code and no crash; starting it
@@ -19,16 +19,8 @@ async function freePort (): Promise<number> {
 }
 
 t.test('Redis stops, then starts again', async (t) => {
-  const binary = redisServerBinary()
-  if (binary === undefined) {
-    if (process.env.CI === 'true') {
-      t.fail('redis-server is not installed (required under CI=true)')
-    } else {
-      process.stderr.write('\n!!!!! SKIPPING Redis outage test: redis-server is not installed !!!!!\n\n')
-      t.plan(0, 'SKIP: redis-server is not installed')
-    }
-    return
-  }
+  const binary = redisServerOrSkip(t, 'Redis outage test')
+  if (binary === undefined) return
   const server = await startRedisServer(binary, await freePort())
   t.teardown(() => server.close())
   // The client as the example configures it: fail fast while down, reconnect by itself.

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Cluster, Redis } from 'ioredis'
-import { redisServerBinary } from './redis-server.js'
+import { until } from './redis-server.js'
 import { createServer } from 'node:net'
 
 /**
@@ -22,8 +22,6 @@ export interface RedisCluster {
 }
 
 const SLOTS = 16384
-
-export { redisServerBinary }
 
 export async function startRedisCluster (binary: string, nodes = 3): Promise<RedisCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'aihubmix-cluster-'))
@@ -59,13 +57,13 @@ export async function startRedisCluster (binary: string, nodes = 3): Promise<Red
       } catch {
         return false
       }
-    }))).every(Boolean), 'the cluster nodes to start')
+    }))).every(Boolean), 'the cluster nodes to start', { timeoutMs: 15_000, everyMs: 100 })
     const per = Math.ceil(SLOTS / nodes)
     for (let i = 0; i < nodes; i++) {
       await admins[i]?.call('CLUSTER', 'ADDSLOTSRANGE', String(i * per), String(Math.min(SLOTS, (i + 1) * per) - 1))
     }
     for (const port of ports.slice(1)) await admins[0]?.call('CLUSTER', 'MEET', '127.0.0.1', String(port))
-    await until(async () => (await Promise.all(admins.map(async (a) => String(await a.call('CLUSTER', 'INFO'))))).every((info) => info.includes('cluster_state:ok')), 'cluster_state:ok on every node')
+    await until(async () => (await Promise.all(admins.map(async (a) => String(await a.call('CLUSTER', 'INFO'))))).every((info) => info.includes('cluster_state:ok')), 'cluster_state:ok on every node', { timeoutMs: 15_000, everyMs: 100 })
     const admin = admins[0] as Redis
     return {
       ports,
@@ -88,15 +86,6 @@ export async function startRedisCluster (binary: string, nodes = 3): Promise<Red
     await close()
     throw err
   }
-}
-
-async function until (check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 15_000
-  while (Date.now() < deadline) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  throw new Error(`timed out waiting for ${what}`)
 }
 
 function portFree (port: number): Promise<boolean> {

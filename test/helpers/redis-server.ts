@@ -41,13 +41,30 @@ function ping (port: number): Promise<boolean> {
   })
 }
 
-async function until (check: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000
+/** Polls `check` until it answers true; throws naming `what` after `timeoutMs`. */
+export async function until (check: () => Promise<boolean>, what: string, { timeoutMs = 10_000, everyMs = 50 } = {}): Promise<void> {
+  const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await new Promise((resolve) => setTimeout(resolve, everyMs))
   }
   throw new Error(`timed out waiting for ${what}`)
+}
+
+/**
+ * The redis-server binary, or undefined after marking the test: FAILED under `CI=true` (CI installs it), else
+ * SKIPPED with a loud notice naming `what` would have been tested.
+ */
+export function redisServerOrSkip (t: { fail (message: string): unknown, plan (n: number, comment?: string): void }, what: string): string | undefined {
+  const binary = redisServerBinary()
+  if (binary !== undefined) return binary
+  if (process.env.CI === 'true') {
+    t.fail('redis-server is not installed (required under CI=true)')
+  } else {
+    process.stderr.write(`\n!!!!! SKIPPING ${what}: redis-server is not installed !!!!!\n\n`)
+    t.plan(0, 'SKIP: redis-server is not installed')
+  }
+  return undefined
 }
 
 export async function startRedisServer (binary: string, port: number): Promise<RedisServer> {

@@ -1,7 +1,8 @@
 import t from 'tap'
 import type { Redis } from 'ioredis'
 import { createTokenStore, type SessionStoreLike } from '@fastify-aihubmix/token-store'
-import { redisServerBinary, startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
+import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
+import { redisServerOrSkip } from '../helpers/redis-server.js'
 import { startStack } from '../helpers/stack.js'
 import { deferred, KEY_A, tokenSet } from '../helpers/token-store.js'
 
@@ -22,15 +23,8 @@ function sessionDestroy (store: SessionStoreLike, sid: string): Promise<void> {
   return new Promise((resolve, reject) => store.destroy(sid, (err) => err ? reject(err) : resolve()))
 }
 
-const binary = redisServerBinary()
-if (binary === undefined) {
-  if (process.env.CI === 'true') {
-    t.fail('redis-server is not installed (required under CI=true)')
-  } else {
-    process.stderr.write('\n!!!!! SKIPPING Redis Cluster tests: redis-server is not installed !!!!!\n\n')
-    t.plan(0, 'SKIP: redis-server is not installed')
-  }
-} else {
+const binary = redisServerOrSkip(t, 'Redis Cluster tests')
+if (binary !== undefined) {
   let cluster: RedisCluster
   t.before(async () => { cluster = await startRedisCluster(binary) })
   t.teardown(async () => { await cluster?.close() })
