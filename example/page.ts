@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import { ASSET_CACHE_CONTROL, loadAssets, type Asset, type AssetName } from './assets.js'
+import { LANGUAGES, languageFromAcceptLanguage, loadStrings, type Language, type Strings } from './i18n.js'
 
 /**
  * The example page: everything the provider's SDK page does (check the login
@@ -11,6 +12,11 @@ import { ASSET_CACHE_CONTROL, loadAssets, type Asset, type AssetName } from './a
  * (example/public/app.js and app.css, see assets.ts), so the Content-Security-Policy
  * can forbid every inline script and style, every other origin, and (with Trusted
  * Types) every HTML-from-string sink.
+ *
+ * It speaks English, Japanese and Simplified Chinese (example/i18n/, see i18n.ts). The server
+ * renders it in the language of `Accept-Language`; the script then follows the browser's
+ * languages, or the user's own choice from the switch, which it keeps in localStorage (the
+ * server never reads it: no cookie, and the page stays the same for every visitor).
  */
 
 export interface PageOptions {
@@ -29,53 +35,84 @@ const ICON = 'data:image/svg+xml,' + encodeURIComponent(
   'transform="rotate(45 16 16)" fill="#4f46e5"/><circle cx="16" cy="16" r="4.5" fill="#fff"/></svg>'
 )
 
-function html (providerOrigin: string, assets: Readonly<Record<AssetName, Asset>>): string {
+/** Each language's name in itself, for the switch (the same in every language). */
+const LANGUAGE_NAMES: Readonly<Record<Language, string>> = { en: 'English', ja: '日本語', 'zh-CN': '简体中文' }
+
+/** JSON that is safe inside a <script> element. */
+function scriptJson (value: unknown): string {
+  return JSON.stringify(value)
+    .replaceAll('<', '\\u003c')
+    .replaceAll('>', '\\u003e')
+    .replaceAll('&', '\\u0026')
+    .replaceAll('\u2028', '\\u2028')
+    .replaceAll('\u2029', '\\u2029')
+}
+
+/**
+ * The page in `language`: its first paint, before the script runs. Every text the script may
+ * have to say again in another language carries its key (`data-i18n`, `data-i18n-busy` for a
+ * button's busy label, `data-i18n-title`); the script gets every table from the
+ * `application/json` block (data, never run: the CSP's `script-src 'self'` does not apply to it).
+ */
+function html (language: Language, strings: Strings, providerOrigin: string, assets: Readonly<Record<AssetName, Asset>>): string {
+  const table = strings[language]
+  const t = (key: string): string => {
+    const text = table[key]
+    if (text === undefined) throw new Error(`the example page names "${key}", which example/i18n/${language}.json does not have`)
+    return escapeHtml(text)
+  }
+  const [footerBefore = '', footerAfter = ''] = t('footer.text').split('{origin}')
+  const options = LANGUAGES.map((l) => `<option value="${l}" lang="${l}"${l === language ? ' selected' : ''}>${escapeHtml(LANGUAGE_NAMES[l])}</option>`).join('')
   return `<!doctype html>
-<html lang="en">
+<html lang="${language}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light">
-<title>AIHubMix sign-in example</title>
+<title>${t('page.title')}</title>
 <link rel="icon" href="${ICON}">
 <link rel="stylesheet" href="${assets['app.css'].url}">
 <script type="module" src="${assets['app.js'].url}"></script>
+<script type="application/json" id="strings">${scriptJson(strings)}</script>
 </head>
 <body>
 <header class="topbar">
   <div class="topbar-inner">
-    <div class="brand"><img class="brand-logo" src="${ICON}" alt="" width="28" height="28"><span>My AIHubMix app</span></div>
-    <span class="badge" title="The session cookie is HttpOnly; the tokens stay on the server">Tokens stay on the server</span>
+    <div class="brand"><img class="brand-logo" src="${ICON}" alt="" width="28" height="28"><span data-i18n="brand.name">${t('brand.name')}</span></div>
+    <div class="topbar-end">
+      <span class="badge" data-i18n="brand.badge" data-i18n-title="brand.badgeTitle" title="${t('brand.badgeTitle')}">${t('brand.badge')}</span>
+      <label class="language"><span class="visually-hidden" data-i18n="language.label">${t('language.label')}</span><select id="language" data-testid="language" autocomplete="off">${options}</select></label>
+    </div>
   </div>
 </header>
 
 <main class="container">
-  <noscript><div class="alert">This page needs JavaScript to sign you in.</div></noscript>
-  <p id="status" class="status" role="status" aria-live="polite"><span class="spinner" aria-hidden="true"></span><span id="status-text">Checking whether you are signed in…</span></p>
+  <noscript><div class="alert">${t('page.noscript')}</div></noscript>
+  <p id="status" class="status" role="status" aria-live="polite"><span class="spinner" aria-hidden="true"></span><span id="status-text">${t('status.checking')}</span></p>
   <div id="error" data-testid="error" class="alert" role="alert" hidden></div>
 
   <section id="login-section" class="card login" aria-labelledby="login-title" hidden>
-    <h1 id="login-title">Sign in to see your account</h1>
-    <p class="lead">One click: AIHubMix signs you in and sends you straight back.</p>
-    <button id="login" data-testid="login" class="btn btn-primary btn-large" type="button">Sign in with AIHubMix</button>
-    <p class="hint">A small AIHubMix window opens. If your browser blocks it, this page goes to AIHubMix instead and comes back.</p>
+    <h1 id="login-title" data-i18n="login.title">${t('login.title')}</h1>
+    <p class="lead" data-i18n="login.lead">${t('login.lead')}</p>
+    <button id="login" data-testid="login" class="btn btn-primary btn-large" type="button" data-i18n="login.button" data-i18n-busy="login.busy">${t('login.button')}</button>
+    <p class="hint" data-i18n="login.hint">${t('login.hint')}</p>
   </section>
 
   <section id="user-info" data-testid="user-info" class="card" aria-labelledby="welcome" hidden>
     <div class="profile">
       <div id="avatar" class="avatar" aria-hidden="true"></div>
       <div>
-        <h1 id="welcome" tabindex="-1">Welcome back!</h1>
+        <h1 id="welcome" tabindex="-1" data-i18n="user.welcome">${t('user.welcome')}</h1>
         <p id="member-since" class="muted"></p>
       </div>
     </div>
     <div class="grid">
       <dl class="facts">
-        <div><dt>User name</dt><dd data-testid="username" id="username"></dd></div>
-        <div><dt>E-mail</dt><dd data-testid="email" id="email"></dd></div>
+        <div><dt data-i18n="user.username">${t('user.username')}</dt><dd data-testid="username" id="username"></dd></div>
+        <div><dt data-i18n="user.email">${t('user.email')}</dt><dd data-testid="email" id="email"></dd></div>
       </dl>
       <div class="balance-box">
-        <div class="balance-label">Balance</div>
+        <div class="balance-label" data-i18n="balance.label">${t('balance.label')}</div>
         <div class="balance-amount" data-testid="balance" id="balance"></div>
         <div id="usage" class="usage" hidden>
           <div class="meter" aria-hidden="true"><span id="meter-fill"></span></div>
@@ -85,16 +122,15 @@ function html (providerOrigin: string, assets: Readonly<Record<AssetName, Asset>
       </div>
     </div>
     <div class="actions">
-      <button id="refresh-balance" data-testid="refresh-balance" class="btn btn-success" type="button">Refresh balance</button>
-      <button id="topup" data-testid="topup" class="btn btn-primary" type="button">Top up</button>
-      <button id="logout" data-testid="logout" class="btn btn-ghost" type="button">Sign out</button>
+      <button id="refresh-balance" data-testid="refresh-balance" class="btn btn-success" type="button" data-i18n="balance.refresh" data-i18n-busy="balance.refreshBusy">${t('balance.refresh')}</button>
+      <button id="topup" data-testid="topup" class="btn btn-primary" type="button" data-i18n="topup.button" data-i18n-busy="topup.busy">${t('topup.button')}</button>
+      <button id="logout" data-testid="logout" class="btn btn-ghost" type="button" data-i18n="logout.button" data-i18n-busy="logout.busy">${t('logout.button')}</button>
     </div>
-    <p id="topup-fallback" class="muted small" hidden>Your browser blocked the new tab. <a id="topup-link" href="#" target="_blank" rel="noopener noreferrer">Open the top-up page</a></p>
+    <p id="topup-fallback" class="muted small" hidden><span data-i18n="topup.blocked">${t('topup.blocked')}</span> <a id="topup-link" href="#" target="_blank" rel="noopener noreferrer" data-i18n="topup.link">${t('topup.link')}</a></p>
   </section>
 
   <footer class="footer">
-    <p>AIHubMix at <strong>${escapeHtml(providerOrigin)}</strong> signs you in. This page holds no token and no secret:
-    it only has an HttpOnly session cookie, and the server calls AIHubMix for it.</p>
+    <p><span id="footer-before">${footerBefore}</span><strong id="provider-origin">${escapeHtml(providerOrigin)}</strong><span id="footer-after">${footerAfter}</span></p>
   </footer>
 </main>
 </body>
@@ -131,10 +167,11 @@ export const PAGE_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.fr
   'permissions-policy': 'camera=(), microphone=(), geolocation=(), payment=(), usb=()'
 })
 
-/** `GET /` (the page), its script and style, and a `/favicon.ico` that answers 204. */
+/** `GET /` (the page, in the language of `Accept-Language`), its script and style, and a `/favicon.ico` that answers 204. */
 export async function pageRoutes (fastify: FastifyInstance, opts: PageOptions): Promise<void> {
   const assets = await loadAssets()
-  const page = html(opts.providerOrigin, assets)
+  const strings = await loadStrings()
+  const pages = Object.fromEntries(LANGUAGES.map((l) => [l, html(l, strings, opts.providerOrigin, assets)])) as Record<Language, string>
   fastify.addHook('onSend', async (request, reply) => {
     for (const [name, value] of Object.entries(PAGE_SECURITY_HEADERS)) {
       if (!reply.hasHeader(name)) reply.header(name, value)
@@ -143,7 +180,14 @@ export async function pageRoutes (fastify: FastifyInstance, opts: PageOptions): 
       reply.header('strict-transport-security', 'max-age=31536000')
     }
   })
-  fastify.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page))
+  fastify.get('/', async (request, reply) => {
+    const language = languageFromAcceptLanguage(request.headers['accept-language'])
+    return reply.type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .header('vary', 'Accept-Language')
+      .header('content-language', language)
+      .send(pages[language])
+  })
   for (const asset of Object.values(assets)) {
     fastify.get(asset.url, async (_request, reply) => reply.type(asset.contentType).header('cache-control', ASSET_CACHE_CONTROL).send(asset.body))
   }

@@ -4,29 +4,12 @@
 //
 // It holds no token and no secret: the HttpOnly session cookie goes with every same-origin call,
 // and the server calls AIHubMix for it.
-
-/** What every error code the app's routes can answer means, in words for the user. */
-const MESSAGES = {
-  invalid_state: 'The sign-in link expired or was already used. Please sign in again.',
-  missing_parameters: 'AIHubMix did not send the sign-in back completely. Please try again.',
-  invalid_request: 'The sign-in answer was not valid. Please try again.',
-  invalid_issuer: 'The sign-in answer came from an unexpected server. Please try again.',
-  access_denied: 'You cancelled the sign-in at AIHubMix. Sign in again whenever you like.',
-  provider_error: 'AIHubMix could not sign you in. Please try again.',
-  token_exchange_failed: 'AIHubMix could not complete the sign-in. Please try again in a moment.',
-  unauthenticated: 'You are signed out. Please sign in again.',
-  reauth_required: 'Your access to AIHubMix was withdrawn or has expired. Please sign in again.',
-  bad_gateway: 'AIHubMix gave an unexpected answer. Please try again in a moment.',
-  upstream_timeout: 'AIHubMix is taking too long to answer. Please try again in a moment.',
-  upstream_unavailable: 'AIHubMix is busy right now. Please try again in a moment.',
-  store_unavailable: 'We cannot reach our session storage right now. Please try again in a moment.',
-  refresh_busy: 'Your session is being renewed. Please try again in a moment.',
-  insufficient_scope: 'You did not allow this app to see your balance, so it cannot do this.',
-  csrf_header_required: 'The request was refused for your safety. Please reload the page.',
-  network: 'We could not reach the server. Check your connection and try again.',
-  bad_topup_url: 'AIHubMix sent a top-up address we do not trust, so we did not open it.',
-  server_error: 'Something went wrong on our side. Please try again.'
-}
+//
+// Every word it shows comes from the page's string tables (example/i18n/*.json, handed over in
+// the page's `#strings` block) through show(): the element and how to say it in any language
+// are remembered, so switching the language says everything again, dates and numbers included.
+// A new section of the page is its HTML in page.ts (static words with `data-i18n` keys), its
+// keys in every example/i18n/*.json, and here a function that fills it with show() and tr().
 
 const POPUP_NAME = 'aihubmix_login'
 
@@ -74,6 +57,193 @@ function button (id) {
   return el
 }
 
+/** @returns {HTMLSelectElement} the language switch */
+function languageSwitch () {
+  const el = $('language')
+  if (!(el instanceof HTMLSelectElement)) throw new Error('#language is not a select')
+  return el
+}
+
+// ---- Languages -------------------------------------------------------------------------------
+
+const LANGUAGES = /** @type {const} */ (['en', 'ja', 'zh-CN'])
+/** @typedef {typeof LANGUAGES[number]} Language */
+
+/** Where the user's own choice from the switch is kept (only ever a language name). */
+const STORAGE_KEY = 'aihubmix-example.language'
+
+/** @type {Record<Language, Record<string, string>>} */
+const STRINGS = JSON.parse($('strings').textContent ?? '{}')
+
+/**
+ * @param {unknown} value
+ * @returns {Language | undefined}
+ */
+function asLanguage (value) {
+  return LANGUAGES.find((l) => l === value)
+}
+
+/**
+ * The page's language for a language tag, by its primary subtag (as the server does for
+ * Accept-Language): every English is `en`, every Japanese `ja`, every Chinese `zh-CN`.
+ * @param {string} tag
+ * @returns {Language | undefined}
+ */
+function languageOf (tag) {
+  const primary = tag.trim().toLowerCase().split('-')[0]
+  if (primary === 'en') return 'en'
+  if (primary === 'ja') return 'ja'
+  if (primary === 'zh') return 'zh-CN'
+  return undefined
+}
+
+/** @returns {Language} the first of the browser's languages the page speaks, else English */
+function browserLanguage () {
+  const tags = navigator.languages.length > 0 ? navigator.languages : [navigator.language]
+  for (const tag of tags) {
+    const language = languageOf(tag)
+    if (language !== undefined) return language
+  }
+  return 'en'
+}
+
+/** @returns {Language | undefined} the user's own choice, if any (storage may be off) */
+function chosenLanguage () {
+  try {
+    return asLanguage(localStorage.getItem(STORAGE_KEY))
+  } catch {
+    return undefined
+  }
+}
+
+/** @type {Language} */
+let language = chosenLanguage() ?? browserLanguage()
+
+/** @typedef {(language: Language) => string} Words how to say something in any language */
+
+/**
+ * @param {Language} lang
+ * @param {string} key
+ * @returns {string}
+ */
+function lookUp (lang, key) {
+  const table = STRINGS[lang]
+  if (table !== undefined && Object.hasOwn(table, key)) return /** @type {string} */ (table[key])
+  console.error(`the page has no "${key}" in ${lang}`)
+  return STRINGS.en?.[key] ?? key
+}
+
+/**
+ * The words of `key`, with `{name}` filled in from `args` (a value or how to say it per language).
+ * @param {string} key
+ * @param {Record<string, string | Words>} [args]
+ * @returns {Words}
+ */
+function tr (key, args = {}) {
+  return (lang) => lookUp(lang, key).replace(/\{(\w+)\}/g, (whole, name) => {
+    if (!Object.hasOwn(args, name)) return whole
+    const value = args[name]
+    return typeof value === 'function' ? value(lang) : String(value)
+  })
+}
+
+/**
+ * @param {string} key
+ * @param {Record<string, string | Words>} [args]
+ * @returns {string} the words of `key` in the page's language
+ */
+function t (key, args) {
+  return tr(key, args)(language)
+}
+
+/** @param {Date} date @returns {Words} the date, long form ("January 1, 2022", "2022年1月1日") */
+const longDate = (date) => (lang) => new Intl.DateTimeFormat(lang, { dateStyle: 'long' }).format(date)
+/** @param {Date} date @returns {Words} the time of day with seconds */
+const timeOfDay = (date) => (lang) => new Intl.DateTimeFormat(lang, { timeStyle: 'medium' }).format(date)
+/** @param {number} share from 0 to 1 @returns {Words} as a percentage (one decimal under 10%) */
+const percent = (share) => (lang) => {
+  const digits = share < 0.1 ? 1 : 0
+  return new Intl.NumberFormat(lang, { style: 'percent', minimumFractionDigits: digits, maximumFractionDigits: digits }).format(share)
+}
+/**
+ * The provider's balance ("750.00"): as a number of the language, with as many decimals as it
+ * sent; anything that is not a plain decimal number is shown as the provider wrote it.
+ * @param {string} value
+ * @returns {Words}
+ */
+const decimal = (value) => {
+  const match = /^-?\d{1,15}(?:\.(\d{1,6}))?$/.exec(value)
+  if (match === null) return () => value
+  const digits = match[1]?.length ?? 0
+  return (lang) => new Intl.NumberFormat(lang, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(Number(value))
+}
+
+/** Every element whose words depend on the language, and how to say them. */
+/** @type {Map<HTMLElement, Words>} */
+const shown = new Map()
+
+/**
+ * Shows `words` in `el` in the page's language, and again in every language switched to.
+ * @param {HTMLElement} el
+ * @param {Words} words
+ */
+function show (el, words) {
+  shown.set(el, words)
+  el.textContent = words(language)
+}
+
+/**
+ * Shows `text` as it is (a user name, an address): the same in every language.
+ * @param {HTMLElement} el
+ * @param {string} text
+ */
+function showText (el, text) {
+  shown.delete(el)
+  el.textContent = text
+}
+
+/** @param {Language} lang */
+function setLanguage (lang) {
+  language = lang
+  document.documentElement.lang = lang
+  document.title = t('page.title')
+  languageSwitch().value = lang
+  for (const [el, words] of shown) el.textContent = words(lang)
+  for (const el of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('[data-i18n-title]'))) {
+    el.title = t(el.dataset.i18nTitle ?? '')
+  }
+}
+
+/** The switch: the user's choice wins over the browser's languages, here and in every other tab. */
+function listenForLanguageChoice () {
+  const select = languageSwitch()
+  select.addEventListener('change', () => {
+    const lang = asLanguage(select.value)
+    if (lang === undefined) return
+    try {
+      localStorage.setItem(STORAGE_KEY, lang)
+    } catch {
+      // Storage off: the choice holds for this page only.
+    }
+    setLanguage(lang)
+  })
+  window.addEventListener('storage', (event) => {
+    if (event.key === STORAGE_KEY) setLanguage(asLanguage(event.newValue) ?? browserLanguage())
+  })
+}
+
+/** The words the server rendered, registered so that a switch says them again. */
+function registerStaticWords () {
+  for (const el of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('[data-i18n]'))) {
+    show(el, tr(el.dataset.i18n ?? ''))
+  }
+  const footer = tr('footer.text')
+  show($('footer-before'), (lang) => footer(lang).split('{origin}')[0] ?? '')
+  show($('footer-after'), (lang) => footer(lang).split('{origin}')[1] ?? '')
+}
+
+// ---- The page's states ----------------------------------------------------------------------
+
 /** @type {Window | null} */
 let popup = null
 /** @type {ReturnType<typeof setInterval> | undefined} */
@@ -82,49 +252,52 @@ let popupTimer
 let popupGrace
 
 /**
- * @param {string} [text]
+ * The status line: `key` (none: empty), with a spinner while `busy`.
+ * @param {string | null} key
  * @param {boolean} [busy]
  */
-function say (text, busy) {
-  $('status-text').textContent = text ?? ''
+function say (key, busy) {
+  if (key === null) showText($('status-text'), '')
+  else show($('status-text'), tr(key))
   $('status').classList.toggle('busy', busy === true)
 }
 
-/** @param {string | null | undefined} code */
+/**
+ * The error line: the words for `code` (only codes the page knows; anything else is a generic
+ * message, never the code itself), or nothing.
+ * @param {string | null | undefined} code
+ */
 function showError (code) {
   const el = $('error')
   if (!code) {
     el.hidden = true
-    el.textContent = ''
+    showText(el, '')
     return
   }
-  el.textContent = Object.hasOwn(MESSAGES, code) ? MESSAGES[/** @type {keyof MESSAGES} */ (code)] : MESSAGES.server_error
+  const key = `error.${code}`
+  show(el, tr(STRINGS.en !== undefined && Object.hasOwn(STRINGS.en, key) ? key : 'error.server_error'))
   el.hidden = false
 }
 
 /**
+ * A button busy (its `data-i18n-busy` words, disabled) or ready (its `data-i18n` words).
  * @param {HTMLButtonElement} btn
  * @param {boolean} busy
- * @param {string} [label] what the button says while busy
  */
-function setBusy (btn, busy, label) {
-  if (busy) {
-    if (!btn.disabled) btn.dataset.label = btn.textContent ?? ''
-    btn.textContent = label ?? ''
-  } else if (btn.dataset.label) {
-    btn.textContent = btn.dataset.label
-  }
+function setBusy (btn, busy) {
+  const key = busy ? btn.dataset.i18nBusy : btn.dataset.i18n
+  if (key !== undefined) show(btn, tr(key))
   btn.disabled = busy
   btn.setAttribute('aria-busy', busy ? 'true' : 'false')
 }
 
-/** @param {string} [note] */
-function showLogin (note) {
+/** @param {string | null} [note] the status line's key when signed out */
+function showLogin (note = null) {
   $('user-info').hidden = true
   $('login-section').hidden = false
   setBusy(button('login'), false)
   $('topup-fallback').hidden = true
-  say(note ?? '')
+  say(note)
 }
 
 /**
@@ -135,23 +308,35 @@ function text (value) {
   return typeof value === 'string' && value !== '' ? value : null
 }
 
+/**
+ * The balance as the provider last sent it, to tell a refresh that changed it from one that did not.
+ * @type {string | null}
+ */
+let lastBalance = null
+
 /** @param {UserInfo | null} info */
 function showUser (info) {
   info = info ?? {}
   const name = text(info.username)
-  $('username').textContent = name ?? 'Not shared'
-  $('email').textContent = text(info.email) ?? 'Not shared'
-  $('avatar').textContent = name ? name.charAt(0).toUpperCase() : '?'
-  $('welcome').textContent = name ? `Welcome back, ${name}!` : 'Welcome back!'
+  const email = text(info.email)
+  const balance = text(info.balance_formatted)
+  if (name !== null) showText($('username'), name)
+  else show($('username'), tr('user.notShared'))
+  if (email !== null) showText($('email'), email)
+  else show($('email'), tr('user.notShared'))
+  showText($('avatar'), name ? name.charAt(0).toUpperCase() : '?')
+  show($('welcome'), name ? tr('user.welcomeNamed', { name }) : tr('user.welcome'))
   const since = typeof info.created_time === 'number' && info.created_time > 0 ? new Date(info.created_time * 1000) : null
-  $('member-since').textContent = since ? `AIHubMix member since ${since.toLocaleDateString(undefined, { year: 'numeric', month: 'long', day: 'numeric' })}` : ''
-  $('balance').textContent = text(info.balance_formatted) ?? 'Not shared'
+  if (since !== null) show($('member-since'), tr('user.memberSince', { date: longDate(since) }))
+  else showText($('member-since'), '')
+  show($('balance'), balance !== null ? decimal(balance) : tr('user.notShared'))
+  lastBalance = balance
   const quota = info.quota
   const used = info.used_quota
   if (typeof quota === 'number' && typeof used === 'number' && quota > 0) {
-    const share = Math.min(100, Math.max(0, used / quota * 100))
-    $('meter-fill').style.width = `${share.toFixed(1)}%`
-    $('usage-text').textContent = `${share < 10 ? share.toFixed(1) : Math.round(share)}% of your quota used`
+    const share = Math.min(1, Math.max(0, used / quota))
+    $('meter-fill').style.width = `${(share * 100).toFixed(1)}%`
+    show($('usage-text'), tr('balance.usage', { percent: percent(share) }))
     $('usage').hidden = false
   } else {
     $('usage').hidden = true
@@ -163,12 +348,12 @@ function showUser (info) {
 }
 
 /**
- * @param {string | null} before
- * @param {string | null} after
+ * Under the balance: whether a refresh changed it, and when.
+ * @param {string | null} before the balance the provider sent before the refresh
  */
-function noteUpdated (before, after) {
-  const time = new Date().toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' })
-  $('balance-note').textContent = `${before !== null && before !== after ? 'Balance changed, updated at ' : 'Up to date as of '}${time}`
+function noteUpdated (before) {
+  const changed = before !== null && before !== lastBalance
+  show($('balance-note'), tr(changed ? 'balance.changed' : 'balance.upToDate', { time: timeOfDay(new Date()) }))
 }
 
 /**
@@ -212,32 +397,32 @@ function handleApiError (err) {
   const { code, status } = apiError(err)
   showError(code)
   if (status === 401) showLogin()
-  else say('')
+  else say(null)
 }
 
 async function loadUser () {
-  say('Loading your account…', true)
+  say('status.loading', true)
   try {
     const info = await api('/api/user/info')
     showError(null)
-    say('')
+    say(null)
     showUser(info)
-    $('balance-note').textContent = ''
+    showText($('balance-note'), '')
   } catch (err) {
     const { code, status } = apiError(err)
     showError(code)
     // Nothing shown yet: offer the sign-in again rather than a page stuck half-way.
     if (status === 401 || $('user-info').hidden) showLogin()
-    else say('')
+    else say(null)
   }
 }
 
 /**
  * The probe: /auth/session answers 200 signed in or not, so a signed-out visit logs no error.
- * @param {string} [note] what to say when signed out
+ * @param {string | null} [note] the status line's key when signed out
  */
-async function checkSession (note) {
-  say('Checking whether you are signed in…', true)
+async function checkSession (note = null) {
+  say('status.checking', true)
   /** @type {{ authenticated?: unknown } | null} */
   let session
   try {
@@ -293,14 +478,14 @@ function login () {
     `popup,width=${width},height=${height},left=${left},top=${top}`)
   if (!opened || opened.closed) {
     // Popup blocked: the same sign-in as a full-page redirect, back to this page.
-    say('Taking you to AIHubMix to sign in…', true)
-    setBusy(button('login'), true, 'Signing in…')
+    say('status.redirecting', true)
+    setBusy(button('login'), true)
     window.location.assign('/auth/login?returnTo=%2F')
     return
   }
   popup = opened
-  setBusy(button('login'), true, 'Signing in…')
-  say('Finish signing in in the AIHubMix window…', true)
+  setBusy(button('login'), true)
+  say('status.popupOpen', true)
   popupTimer = setInterval(() => {
     if (popup === null || !popup.closed) return
     clearInterval(popupTimer)
@@ -310,22 +495,22 @@ function login () {
     // give it a moment, then ask the server. A message that comes later is still believed.
     popupGrace = setTimeout(() => {
       popupGrace = undefined
-      if (popup !== null) checkSession('The sign-in window was closed before signing in finished.')
+      if (popup !== null) checkSession('status.popupClosed')
     }, 500)
   }, 250)
 }
 
 async function refreshBalance () {
   const btn = button('refresh-balance')
-  const before = $('balance').textContent
-  setBusy(btn, true, 'Refreshing…')
-  say('Refreshing your balance…', true)
+  const before = lastBalance
+  setBusy(btn, true)
+  say('status.refreshing', true)
   try {
     const info = await api('/api/user/info')
     showError(null)
-    say('')
+    say(null)
     showUser(info)
-    noteUpdated(before, $('balance').textContent)
+    noteUpdated(before)
   } catch (err) {
     handleApiError(err)
   }
@@ -357,10 +542,11 @@ async function topup () {
   const tab = window.open('', '_blank')
   if (tab) {
     tab.opener = null
-    tab.document.title = 'Opening the top-up page…'
-    if (tab.document.body) tab.document.body.textContent = 'Opening the AIHubMix top-up page…'
+    tab.document.documentElement.lang = language
+    tab.document.title = t('topup.tabTitle')
+    if (tab.document.body) tab.document.body.textContent = t('topup.tabText')
   }
-  setBusy(btn, true, 'Opening…')
+  setBusy(btn, true)
   try {
     const body = await api('/api/user/topup')
     const url = safeUrl(body?.topup_url)
@@ -368,7 +554,7 @@ async function topup () {
     if (tab && !tab.closed) {
       tab.location.replace(url)
     } else {
-      /** @type {HTMLAnchorElement} */ ($('topup-link')).href = url
+      $('topup-link').setAttribute('href', url)
       $('topup-fallback').hidden = false
     }
   } catch (err) {
@@ -380,12 +566,12 @@ async function topup () {
 
 async function logout () {
   const btn = button('logout')
-  setBusy(btn, true, 'Signing out…')
-  say('Signing you out…', true)
+  setBusy(btn, true)
+  say('status.signingOut', true)
   try {
     await api('/auth/logout', { method: 'POST' })
     showError(null)
-    showLogin('You are signed out.')
+    showLogin('status.signedOut')
     button('login').focus()
   } catch (err) {
     handleApiError(err)
@@ -442,6 +628,9 @@ function announceLandingError (code) {
 }
 
 function start () {
+  registerStaticWords()
+  setLanguage(language)
+  listenForLanguageChoice()
   window.addEventListener('message', onMessage)
   button('login').addEventListener('click', login)
   button('refresh-balance').addEventListener('click', refreshBalance)
