@@ -12,8 +12,7 @@ import { EXAMPLE_DIR } from './assets.js'
  *
  * They are read once at start and checked against en.json: a key missing from a language, a key
  * en.json does not have, or a text whose `{placeholders}` differ from the English one stops the
- * app with a line naming the file and the key. A page can never show a key instead of words, or
- * two languages at once.
+ * app with a line naming the file and the key: no language ever falls back to another's words.
  */
 
 export const LANGUAGES = ['en', 'ja', 'zh-CN'] as const
@@ -23,7 +22,7 @@ export const DEFAULT_LANGUAGE: Language = 'en'
 export type StringTable = Readonly<Record<string, string>>
 export type Strings = Readonly<Record<Language, StringTable>>
 
-const Table = Type.Record(Type.String({ pattern: '^[a-z][A-Za-z]*(\\.[a-z_][A-Za-z_]*)+$' }), Type.String({ minLength: 1 }))
+const Table = Type.Record(Type.String({ pattern: '^[a-z][A-Za-z0-9]*(\\.[A-Za-z0-9_]+)+$' }), Type.String({ minLength: 1 }), { additionalProperties: false })
 const checkTable = TypeCompiler.Compile(Table)
 
 /**
@@ -63,11 +62,6 @@ export function languageFromAcceptLanguage (header: string | undefined): Languag
 /** The `{names}` a text fills in, sorted. */
 export function placeholders (text: string): string[] {
   return [...text.matchAll(/\{(\w+)\}/g)].map((m) => m[1] as string).sort()
-}
-
-/** `table[key]` with its `{names}` filled in from `args` (unknown names stay as they are). */
-export function fill (text: string, args: Readonly<Record<string, string>> = {}): string {
-  return text.replace(/\{(\w+)\}/g, (whole, name: string) => Object.hasOwn(args, name) ? args[name] as string : whole)
 }
 
 /** Reads and checks example/i18n/<language>.json for every language (see the top of this file). */

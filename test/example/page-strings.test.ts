@@ -35,13 +35,14 @@ t.test('every language has every key of en.json, no other, and fills in the same
   await t.resolves(loadStrings(), 'the app loads them')
 })
 
-t.test('a key missing in any language, one too many, or other {names} stop the app, naming file and key', async (t) => {
+t.test('a key missing in any language, one too many, other {names}, an empty text or a malformed key stop the app, naming file and key', async (t) => {
   for (const [language, change, message] of [
     ['ja', (s: Record<string, string>) => { delete s['balance.label'] }, /ja\.json lack "balance\.label"/],
     ['zh-CN', (s: Record<string, string>) => { delete s['error.access_denied'] }, /zh-CN\.json lack "error\.access_denied"/],
     ['en', (s: Record<string, string>) => { delete s['login.button'] }, /ja\.json have "login\.button", which en\.json does not/],
     ['ja', (s: Record<string, string>) => { s['user.welcomeNamed'] = 'おかえりなさい！' }, /ja\.json: "user\.welcomeNamed" must fill in \{name\}/],
-    ['zh-CN', (s: Record<string, string>) => { s['login.title'] = '' }, /zh-CN\.json/]
+    ['zh-CN', (s: Record<string, string>) => { s['login.title'] = '' }, /zh-CN\.json: \/login\.title /],
+    ['ja', (s: Record<string, string>) => { s['Not a key'] = 'x' }, /ja\.json: \/Not a key /]
   ] as const) {
     const dir = await mkdtemp(join(tmpdir(), 'page-strings-'))
     t.teardown(() => rm(dir, { recursive: true, force: true }))
