@@ -20,6 +20,9 @@ function scriptJson (value: unknown): string {
  * `{type: 'aihubmix:login', ok, error?}` to the opener, for the app's exact
  * origin only (never `*`), then closes. Without an opener (the popup became a
  * tab) it goes to `fallbackPath` instead. Carries no token and no code.
+ *
+ * It has no words: it is gone as soon as its script runs, and the page that opened it (or the
+ * page it falls back to) says what happened, in the user's language.
  */
 export function popupPage (result: PopupResult, targetOrigin: string, fallbackPath: string): { html: string, csp: string } {
   const nonce = randomBytes(16).toString('base64')
@@ -27,14 +30,13 @@ export function popupPage (result: PopupResult, targetOrigin: string, fallbackPa
     ? { type: 'aihubmix:login', ok: true }
     : { type: 'aihubmix:login', ok: false, error: result.error ?? 'server_error' }
   const html = `<!doctype html>
-<html lang="en">
+<html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${result.ok ? 'Signed in' : 'Sign-in failed'}</title>
+<title>AIHubMix</title>
 </head>
 <body>
-<p>${result.ok ? 'Signed in. You can close this window.' : 'Sign-in did not complete. You can close this window and try again.'}</p>
 <script nonce="${nonce}">
 (function () {
   var message = ${scriptJson(message)};

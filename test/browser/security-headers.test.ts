@@ -44,11 +44,18 @@ t.test('the page, its script and style carry the CSP and the usual security head
   t.equal(csp.get('form-action'), "'none'")
   t.equal(csp.get('require-trusted-types-for'), "'script'")
 
-  for (const asset of ['/assets/app.js', '/assets/app.css']) {
+  // The script and style the page loaded (files of example/public, named by content hash).
+  const assets = [
+    await page.locator('script[src]').getAttribute('src'),
+    await page.locator('link[rel="stylesheet"]').getAttribute('href')
+  ]
+  t.match(assets, [/^\/assets\/app\.[0-9a-f]+\.js$/, /^\/assets\/app\.[0-9a-f]+\.css$/])
+  for (const asset of assets) {
     const answer = await page.request.get(`${stack.url}${asset}`)
-    t.equal(answer.status(), 200, asset)
-    t.match(answer.headers(), COMMON, `${asset}: the same headers`)
-    t.match(answer.headers()['content-type'], asset.endsWith('.js') ? 'text/javascript' : 'text/css')
+    t.equal(answer.status(), 200, `${asset}`)
+    t.match(answer.headers(), { ...COMMON, 'cache-control': 'public, max-age=31536000, immutable' }, `${asset}: the same headers`)
+    t.equal(answer.headers()['content-security-policy'], headers['content-security-policy'], `${asset}: the same policy`)
+    t.match(answer.headers()['content-type'], asset?.endsWith('.js') === true ? 'text/javascript' : 'text/css')
   }
   const favicon = await page.request.get(`${stack.url}/favicon.ico`)
   t.equal(favicon.status(), 204, '/favicon.ico answers (a 404 would be a console error)')

@@ -28,9 +28,11 @@ t.test('a full session leaves no secret anywhere the outside can see', async (t)
   await browser.get(`${stack.url}/api/user/topup`, CSRF)
   stack.mock.expireAccessTokens() // forces a refresh: new tokens, all of them swept too
   await browser.get(`${stack.url}/api/user/info`, CSRF)
-  await browser.get(`${stack.url}/`)
-  await browser.get(`${stack.url}/assets/app.js`)
-  await browser.get(`${stack.url}/assets/app.css`)
+  const page = await browser.get(`${stack.url}/`)
+  // The page's script and style, at the names it gives them.
+  const assets = [...page.body.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)].map((m) => m[1] as string)
+  t.equal(assets.length, 2, 'the page names its script and style')
+  for (const asset of assets) t.equal((await browser.get(`${stack.url}${asset}`)).status, 200, asset)
   // Failures log too.
   stack.mock.setFault('userinfo', 'http500', { times: 1 })
   await browser.get(`${stack.url}/api/user/info`, CSRF)

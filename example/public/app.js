@@ -1,0 +1,653 @@
+// The example page's script: a plain ES module, served as it is from this origin (the page's
+// Content-Security-Policy allows no other script), linted by ESLint and type-checked by
+// `tsc -b` from its JSDoc (example/public/tsconfig.json).
+//
+// It holds no token and no secret: the HttpOnly session cookie goes with every same-origin call,
+// and the server calls AIHubMix for it.
+//
+// Every word it shows comes from the page's string tables (example/i18n/*.json, handed over in
+// the page's `#strings` block) through show(): the element and how to say it in any language
+// are remembered, so switching the language says everything again, dates and numbers included.
+// A new section of the page is its HTML in page.ts (static words with `data-i18n` keys), its
+// keys in every example/i18n/*.json, and here a function that fills it with show() and tr().
+
+const POPUP_NAME = 'aihubmix_login'
+
+/**
+ * The user as `/api/user/info` answers it (fields as far as the granted scopes give them).
+ * @typedef {object} UserInfo
+ * @property {unknown} [username]
+ * @property {unknown} [email]
+ * @property {unknown} [quota]
+ * @property {unknown} [used_quota]
+ * @property {unknown} [balance_formatted]
+ * @property {unknown} [created_time]
+ */
+
+/** A failed call: `code` is the app's error code (or `network`), `status` the HTTP status. */
+class ApiError extends Error {
+  /**
+   * @param {string} code
+   * @param {number} [status]
+   */
+  constructor (code, status) {
+    super(code)
+    this.code = code
+    this.status = status
+  }
+}
+
+/**
+ * @param {string} id
+ * @returns {HTMLElement}
+ */
+function $ (id) {
+  const el = document.getElementById(id)
+  if (el === null) throw new Error(`the page has no #${id}`)
+  return el
+}
+
+/**
+ * @param {string} id
+ * @returns {HTMLButtonElement}
+ */
+function button (id) {
+  const el = $(id)
+  if (!(el instanceof HTMLButtonElement)) throw new Error(`#${id} is not a button`)
+  return el
+}
+
+/** @returns {HTMLSelectElement} the language switch */
+function languageSwitch () {
+  const el = $('language')
+  if (!(el instanceof HTMLSelectElement)) throw new Error('#language is not a select')
+  return el
+}
+
+// ---- Languages -------------------------------------------------------------------------------
+
+const LANGUAGES = /** @type {const} */ (['en', 'ja', 'zh-CN'])
+/** @typedef {typeof LANGUAGES[number]} Language */
+
+/** Where the user's own choice from the switch is kept (only ever a language name). */
+const STORAGE_KEY = 'aihubmix-example.language'
+
+/** @type {Record<Language, Record<string, string>>} */
+const STRINGS = JSON.parse($('strings').textContent ?? '{}')
+
+/**
+ * @param {unknown} value
+ * @returns {Language | undefined}
+ */
+function asLanguage (value) {
+  return LANGUAGES.find((l) => l === value)
+}
+
+/**
+ * The page's language for a language tag, by its primary subtag (as the server does for
+ * Accept-Language): every English is `en`, every Japanese `ja`, every Chinese `zh-CN`.
+ * @param {string} tag
+ * @returns {Language | undefined}
+ */
+function languageOf (tag) {
+  const primary = tag.trim().toLowerCase().split('-')[0]
+  if (primary === 'en') return 'en'
+  if (primary === 'ja') return 'ja'
+  if (primary === 'zh') return 'zh-CN'
+  return undefined
+}
+
+/** @returns {Language} the first of the browser's languages the page speaks, else English */
+function browserLanguage () {
+  const tags = navigator.languages.length > 0 ? navigator.languages : [navigator.language]
+  for (const tag of tags) {
+    const language = languageOf(tag)
+    if (language !== undefined) return language
+  }
+  return 'en'
+}
+
+/** @returns {Language | undefined} the user's own choice, if any (storage may be off) */
+function chosenLanguage () {
+  try {
+    return asLanguage(localStorage.getItem(STORAGE_KEY))
+  } catch {
+    return undefined
+  }
+}
+
+/** @type {Language} */
+let language = chosenLanguage() ?? browserLanguage()
+
+/** @typedef {(language: Language) => string} Words how to say something in any language */
+
+/**
+ * @param {Language} lang
+ * @param {string} key
+ * @returns {string}
+ */
+function lookUp (lang, key) {
+  const table = STRINGS[lang]
+  if (table !== undefined && Object.hasOwn(table, key)) return /** @type {string} */ (table[key])
+  console.error(`the page has no "${key}" in ${lang}`)
+  return STRINGS.en?.[key] ?? key
+}
+
+/**
+ * The words of `key`, with `{name}` filled in from `args` (a value or how to say it per language).
+ * @param {string} key
+ * @param {Record<string, string | Words>} [args]
+ * @returns {Words}
+ */
+function tr (key, args = {}) {
+  return (lang) => lookUp(lang, key).replace(/\{(\w+)\}/g, (whole, name) => {
+    if (!Object.hasOwn(args, name)) return whole
+    const value = args[name]
+    return typeof value === 'function' ? value(lang) : String(value)
+  })
+}
+
+/**
+ * @param {string} key
+ * @param {Record<string, string | Words>} [args]
+ * @returns {string} the words of `key` in the page's language
+ */
+function t (key, args) {
+  return tr(key, args)(language)
+}
+
+/** @param {Date} date @returns {Words} the date, long form ("January 1, 2022", "2022年1月1日") */
+const longDate = (date) => (lang) => new Intl.DateTimeFormat(lang, { dateStyle: 'long' }).format(date)
+/** @param {Date} date @returns {Words} the time of day with seconds */
+const timeOfDay = (date) => (lang) => new Intl.DateTimeFormat(lang, { timeStyle: 'medium' }).format(date)
+/** @param {number} share from 0 to 1 @returns {Words} as a percentage (one decimal under 10%) */
+const percent = (share) => (lang) => {
+  const digits = share < 0.1 ? 1 : 0
+  return new Intl.NumberFormat(lang, { style: 'percent', minimumFractionDigits: digits, maximumFractionDigits: digits }).format(share)
+}
+/**
+ * The provider's balance ("750.00"): as a number of the language, with as many decimals as it
+ * sent; anything that is not a plain decimal number is shown as the provider wrote it.
+ * @param {string} value
+ * @returns {Words}
+ */
+const decimal = (value) => {
+  const match = /^-?\d{1,15}(?:\.(\d{1,6}))?$/.exec(value)
+  if (match === null) return () => value
+  const digits = match[1]?.length ?? 0
+  return (lang) => new Intl.NumberFormat(lang, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(Number(value))
+}
+
+/** Every element whose words depend on the language, and how to say them. */
+/** @type {Map<HTMLElement, Words>} */
+const shown = new Map()
+
+/**
+ * Shows `words` in `el` in the page's language, and again in every language switched to.
+ * @param {HTMLElement} el
+ * @param {Words} words
+ */
+function show (el, words) {
+  shown.set(el, words)
+  el.textContent = words(language)
+}
+
+/**
+ * Shows `text` as it is (a user name, an address): the same in every language.
+ * @param {HTMLElement} el
+ * @param {string} text
+ */
+function showText (el, text) {
+  shown.delete(el)
+  el.textContent = text
+}
+
+/** @param {Language} lang */
+function setLanguage (lang) {
+  language = lang
+  document.documentElement.lang = lang
+  document.title = t('page.title')
+  languageSwitch().value = lang
+  for (const [el, words] of shown) el.textContent = words(lang)
+  for (const el of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('[data-i18n-title]'))) {
+    el.title = t(el.dataset.i18nTitle ?? '')
+  }
+}
+
+/** The switch: the user's choice wins over the browser's languages, here and in every other tab. */
+function listenForLanguageChoice () {
+  const select = languageSwitch()
+  select.addEventListener('change', () => {
+    const lang = asLanguage(select.value)
+    if (lang === undefined) return
+    try {
+      localStorage.setItem(STORAGE_KEY, lang)
+    } catch {
+      // Storage off: the choice holds for this page only.
+    }
+    setLanguage(lang)
+  })
+  window.addEventListener('storage', (event) => {
+    if (event.key === STORAGE_KEY) setLanguage(asLanguage(event.newValue) ?? browserLanguage())
+  })
+}
+
+/** The words the server rendered, registered so that a switch says them again. */
+function registerStaticWords () {
+  for (const el of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('[data-i18n]'))) {
+    show(el, tr(el.dataset.i18n ?? ''))
+  }
+  const footer = tr('footer.text')
+  show($('footer-before'), (lang) => footer(lang).split('{origin}')[0] ?? '')
+  show($('footer-after'), (lang) => footer(lang).split('{origin}')[1] ?? '')
+}
+
+// ---- The page's states ----------------------------------------------------------------------
+
+/** @type {Window | null} */
+let popup = null
+/** @type {ReturnType<typeof setInterval> | undefined} */
+let popupTimer
+/** @type {ReturnType<typeof setTimeout> | undefined} */
+let popupGrace
+
+/**
+ * The status line: `key` (none: empty), with a spinner while `busy`.
+ * @param {string | null} key
+ * @param {boolean} [busy]
+ */
+function say (key, busy) {
+  if (key === null) showText($('status-text'), '')
+  else show($('status-text'), tr(key))
+  $('status').classList.toggle('busy', busy === true)
+}
+
+/**
+ * The error line: the words for `code` (only codes the page knows; anything else is a generic
+ * message, never the code itself), or nothing.
+ * @param {string | null | undefined} code
+ */
+function showError (code) {
+  const el = $('error')
+  if (!code) {
+    el.hidden = true
+    showText(el, '')
+    return
+  }
+  const key = `error.${code}`
+  show(el, tr(STRINGS.en !== undefined && Object.hasOwn(STRINGS.en, key) ? key : 'error.server_error'))
+  el.hidden = false
+}
+
+/**
+ * A button busy (its `data-i18n-busy` words, disabled) or ready (its `data-i18n` words).
+ * @param {HTMLButtonElement} btn
+ * @param {boolean} busy
+ */
+function setBusy (btn, busy) {
+  const key = busy ? btn.dataset.i18nBusy : btn.dataset.i18n
+  if (key !== undefined) show(btn, tr(key))
+  btn.disabled = busy
+  btn.setAttribute('aria-busy', busy ? 'true' : 'false')
+}
+
+/** @param {string | null} [note] the status line's key when signed out */
+function showLogin (note = null) {
+  $('user-info').hidden = true
+  $('login-section').hidden = false
+  setBusy(button('login'), false)
+  $('topup-fallback').hidden = true
+  say(note)
+}
+
+/**
+ * @param {unknown} value
+ * @returns {string | null}
+ */
+function text (value) {
+  return typeof value === 'string' && value !== '' ? value : null
+}
+
+/**
+ * The balance as the provider last sent it, to tell a refresh that changed it from one that did not.
+ * @type {string | null}
+ */
+let lastBalance = null
+
+/** @param {UserInfo | null} info */
+function showUser (info) {
+  info = info ?? {}
+  const name = text(info.username)
+  const email = text(info.email)
+  const balance = text(info.balance_formatted)
+  if (name !== null) showText($('username'), name)
+  else show($('username'), tr('user.notShared'))
+  if (email !== null) showText($('email'), email)
+  else show($('email'), tr('user.notShared'))
+  showText($('avatar'), name ? name.charAt(0).toUpperCase() : '?')
+  show($('welcome'), name ? tr('user.welcomeNamed', { name }) : tr('user.welcome'))
+  const since = typeof info.created_time === 'number' && info.created_time > 0 ? new Date(info.created_time * 1000) : null
+  if (since !== null) show($('member-since'), tr('user.memberSince', { date: longDate(since) }))
+  else showText($('member-since'), '')
+  show($('balance'), balance !== null ? decimal(balance) : tr('user.notShared'))
+  lastBalance = balance
+  const quota = info.quota
+  const used = info.used_quota
+  if (typeof quota === 'number' && typeof used === 'number' && quota > 0) {
+    const share = Math.min(1, Math.max(0, used / quota))
+    $('meter-fill').style.width = `${(share * 100).toFixed(1)}%`
+    show($('usage-text'), tr('balance.usage', { percent: percent(share) }))
+    $('usage').hidden = false
+  } else {
+    $('usage').hidden = true
+  }
+  const wasHidden = $('user-info').hidden
+  $('login-section').hidden = true
+  $('user-info').hidden = false
+  if (wasHidden) $('welcome').focus()
+}
+
+/**
+ * Under the balance: whether a refresh changed it, and when.
+ * @param {string | null} before the balance the provider sent before the refresh
+ */
+function noteUpdated (before) {
+  const changed = before !== null && before !== lastBalance
+  show($('balance-note'), tr(changed ? 'balance.changed' : 'balance.upToDate', { time: timeOfDay(new Date()) }))
+}
+
+/**
+ * Same-origin JSON calls; the X-CSRF header is what the app's routes require of every call.
+ * @param {string} path
+ * @param {{ method?: string }} [init]
+ * @returns {Promise<any>} the JSON body, or null for a 204
+ */
+async function api (path, init = {}) {
+  /** @type {Response} */
+  let res
+  try {
+    res = await fetch(path, {
+      ...init,
+      credentials: 'same-origin',
+      cache: 'no-store',
+      headers: { 'X-CSRF': '1', Accept: 'application/json' }
+    })
+  } catch {
+    throw new ApiError('network')
+  }
+  if (res.status === 204) return null
+  const body = await res.json().catch(() => ({}))
+  if (!res.ok) throw new ApiError(body !== null && typeof body.error === 'string' ? body.error : 'server_error', res.status)
+  return body
+}
+
+/**
+ * @param {unknown} err
+ * @returns {ApiError}
+ */
+function apiError (err) {
+  return err instanceof ApiError ? err : new ApiError('server_error')
+}
+
+/**
+ * A 401 means the session is gone: back to the sign-in button, with the reason.
+ * @param {unknown} err
+ */
+function handleApiError (err) {
+  const { code, status } = apiError(err)
+  showError(code)
+  if (status === 401) showLogin()
+  else say(null)
+}
+
+async function loadUser () {
+  say('status.loading', true)
+  try {
+    const info = await api('/api/user/info')
+    showError(null)
+    say(null)
+    showUser(info)
+    showText($('balance-note'), '')
+  } catch (err) {
+    const { code, status } = apiError(err)
+    showError(code)
+    // Nothing shown yet: offer the sign-in again rather than a page stuck half-way.
+    if (status === 401 || $('user-info').hidden) showLogin()
+    else say(null)
+  }
+}
+
+/**
+ * The probe: /auth/session answers 200 signed in or not, so a signed-out visit logs no error.
+ * @param {string | null} [note] the status line's key when signed out
+ */
+async function checkSession (note = null) {
+  say('status.checking', true)
+  /** @type {{ authenticated?: unknown } | null} */
+  let session
+  try {
+    session = await api('/auth/session')
+  } catch (err) {
+    showError(apiError(err).code)
+    showLogin()
+    return
+  }
+  if (session !== null && session.authenticated === true) return loadUser()
+  showLogin(note)
+}
+
+function stopWatchingPopup () {
+  clearInterval(popupTimer)
+  clearTimeout(popupGrace)
+  popupTimer = undefined
+  popupGrace = undefined
+  popup = null
+}
+
+/**
+ * Only our own origin, and only the window we opened, may report a sign-in.
+ * @param {MessageEvent} event
+ */
+function onMessage (event) {
+  if (event.origin !== window.location.origin) return
+  if (popup === null || event.source !== popup) return
+  const data = event.data
+  if (!data || typeof data !== 'object' || data.type !== 'aihubmix:login') return
+  stopWatchingPopup()
+  if (data.ok === true) {
+    showError(null)
+    loadUser()
+  } else {
+    showLogin()
+    showError(typeof data.error === 'string' ? data.error : 'server_error')
+  }
+}
+
+function login () {
+  showError(null)
+  if (popup !== null && !popup.closed) {
+    popup.focus()
+    return
+  }
+  stopWatchingPopup()
+  const width = 520
+  const height = 680
+  const left = Math.max(0, Math.round(window.screenX + (window.outerWidth - width) / 2))
+  const top = Math.max(0, Math.round(window.screenY + (window.outerHeight - height) / 3))
+  const opened = window.open('/auth/login?mode=popup&returnTo=%2F', POPUP_NAME,
+    `popup,width=${width},height=${height},left=${left},top=${top}`)
+  if (!opened || opened.closed) {
+    // Popup blocked: the same sign-in as a full-page redirect, back to this page.
+    say('status.redirecting', true)
+    setBusy(button('login'), true)
+    window.location.assign('/auth/login?returnTo=%2F')
+    return
+  }
+  popup = opened
+  setBusy(button('login'), true)
+  say('status.popupOpen', true)
+  popupTimer = setInterval(() => {
+    if (popup === null || !popup.closed) return
+    clearInterval(popupTimer)
+    popupTimer = undefined
+    askForLandingErrors()
+    // The window closed. Its last message may still be on its way (it posts, then closes):
+    // give it a moment, then ask the server. A message that comes later is still believed.
+    popupGrace = setTimeout(() => {
+      popupGrace = undefined
+      if (popup !== null) checkSession('status.popupClosed')
+    }, 500)
+  }, 250)
+}
+
+async function refreshBalance () {
+  const btn = button('refresh-balance')
+  const before = lastBalance
+  setBusy(btn, true)
+  say('status.refreshing', true)
+  try {
+    const info = await api('/api/user/info')
+    showError(null)
+    say(null)
+    showUser(info)
+    noteUpdated(before)
+  } catch (err) {
+    handleApiError(err)
+  }
+  setBusy(btn, false)
+}
+
+/**
+ * @param {unknown} value
+ * @returns {string | null} the URL if it is http(s), else null
+ */
+function safeUrl (value) {
+  if (typeof value !== 'string') return null
+  try {
+    const url = new URL(value)
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null
+  } catch {
+    return null
+  }
+}
+
+/**
+ * The tab opens at the click (no popup blocker objects), cut off from this page,
+ * and goes to the provider once the app has asked it where.
+ */
+async function topup () {
+  const btn = button('topup')
+  showError(null)
+  $('topup-fallback').hidden = true
+  const tab = window.open('', '_blank')
+  if (tab) {
+    tab.opener = null
+    tab.document.documentElement.lang = language
+    tab.document.title = t('topup.tabTitle')
+    if (tab.document.body) tab.document.body.textContent = t('topup.tabText')
+  }
+  setBusy(btn, true)
+  try {
+    const body = await api('/api/user/topup')
+    const url = safeUrl(body?.topup_url)
+    if (url === null) throw new ApiError('bad_topup_url')
+    if (tab && !tab.closed) {
+      tab.location.replace(url)
+    } else {
+      $('topup-link').setAttribute('href', url)
+      $('topup-fallback').hidden = false
+    }
+  } catch (err) {
+    if (tab && !tab.closed) tab.close()
+    handleApiError(err)
+  }
+  setBusy(btn, false)
+}
+
+async function logout () {
+  const btn = button('logout')
+  setBusy(btn, true)
+  say('status.signingOut', true)
+  try {
+    await api('/auth/logout', { method: 'POST' })
+    showError(null)
+    showLogin('status.signedOut')
+    button('login').focus()
+  } catch (err) {
+    handleApiError(err)
+  }
+  setBusy(btn, false)
+}
+
+// A sign-in that fails before the app knows it was a popup sign-in (an expired or unknown
+// state) lands on this page inside the sign-in window. This page's Cross-Origin-Opener-Policy
+// cuts such a window off from its opener (which then sees it as closed), so the two talk over
+// a same-origin BroadcastChannel: the landing page announces its error, and again whenever a
+// page whose sign-in window has gone asks; that page shows the error and answers, and the
+// landing page closes. Only errors travel this way: a sign-in succeeds only through the server.
+const CHANNEL = 'aihubmix-login'
+/** @type {BroadcastChannel | null} */
+let channel = null
+
+function listenForLandingErrors () {
+  if (typeof BroadcastChannel !== 'function') return
+  const listening = new BroadcastChannel(CHANNEL)
+  listening.onmessage = (event) => {
+    const data = event.data
+    if (!data || data.type !== 'aihubmix:login-error' || typeof data.error !== 'string') return
+    if (popup === null || !popup.closed) return
+    stopWatchingPopup()
+    showLogin()
+    showError(data.error)
+    listening.postMessage({ type: 'aihubmix:login-error-taken', id: data.id })
+  }
+  channel = listening
+}
+
+function askForLandingErrors () {
+  if (channel !== null) channel.postMessage({ type: 'aihubmix:login-error-query' })
+}
+
+/** @param {string} code */
+function announceLandingError (code) {
+  if (typeof BroadcastChannel !== 'function' || window.opener !== null) return
+  const landing = new BroadcastChannel(CHANNEL)
+  const id = String(Math.random()).slice(2)
+  const announce = () => { landing.postMessage({ type: 'aihubmix:login-error', error: code, id }) }
+  landing.onmessage = (event) => {
+    const data = event.data
+    if (!data) return
+    if (data.type === 'aihubmix:login-error-query') announce()
+    if (data.type === 'aihubmix:login-error-taken' && data.id === id) {
+      landing.close()
+      // Closes only a window that a script opened: the sign-in window, never the user's own tab.
+      window.close()
+    }
+  }
+  announce()
+}
+
+function start () {
+  registerStaticWords()
+  setLanguage(language)
+  listenForLanguageChoice()
+  window.addEventListener('message', onMessage)
+  button('login').addEventListener('click', login)
+  button('refresh-balance').addEventListener('click', refreshBalance)
+  button('topup').addEventListener('click', topup)
+  button('logout').addEventListener('click', logout)
+  window.addEventListener('pageshow', (event) => { if (event.persisted) checkSession() })
+  const error = new URLSearchParams(window.location.search).get('error')
+  if (error !== null) {
+    // Only known codes are shown, as our own words; anything else is a generic message.
+    const code = /^[a-z_]{1,40}$/.test(error) ? error : 'server_error'
+    window.history.replaceState(null, '', window.location.pathname)
+    showError(code)
+    announceLandingError(code)
+  }
+  listenForLandingErrors()
+  checkSession()
+}
+
+// A module runs once the document is parsed: every element above is there.
+start()
