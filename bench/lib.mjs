@@ -98,6 +98,12 @@ export function serveUntilStopped (url, close, extra = {}) {
     else if (msg?.type === 'cpu') {
       const { user, system } = process.cpuUsage()
       process.send({ type: 'cpu', micros: user + system, user, system })
+    } else if (msg?.type === 'memory') {
+      // What lasts: after full collections when the child runs with --expose-gc. maxRSS: the peak so far (bytes).
+      const collected = typeof globalThis.gc === 'function'
+      if (collected) for (let i = 0; i < 3; i++) globalThis.gc()
+      const { rss, heapUsed } = process.memoryUsage()
+      process.send({ type: 'memory', rss, heapUsed, maxRss: process.resourceUsage().maxRSS * 1024, collected })
     }
   })
   process.once('SIGTERM', stop)
@@ -181,14 +187,16 @@ export function median (values) {
 }
 
 /**
- * One autocannon run against `url` + `path`, cycling through the signed-in sessions' cookies.
- * Latencies are kept exactly (autocannon's own histogram has 1 ms resolution) for every answer;
- * requests/s counts 2xx answers only.
+ * One autocannon run against `url` + `path`, cycling through the signed-in sessions' cookies (none:
+ * requests without a cookie). Latencies are kept exactly (autocannon's own histogram has 1 ms resolution)
+ * for every answer; requests/s counts the answers `accept` takes (default 2xx) only.
  */
-export async function runLoad ({ url, path, cookies, connections, duration, amount, headers = {} }) {
+export async function runLoad ({ url, path, cookies, connections, duration, amount, headers = {}, accept = (status) => status >= 200 && status < 300 }) {
   const latencies = []
   let non2xx = 0
-  const requests = cookies.map((cookie) => ({ method: 'GET', path, headers: { ...headers, cookie } }))
+  const requests = cookies.length === 0
+    ? [{ method: 'GET', path, headers }]
+    : cookies.map((cookie) => ({ method: 'GET', path, headers: { ...headers, cookie } }))
   const opts = {
     url,
     connections,
@@ -200,7 +208,7 @@ export async function runLoad ({ url, path, cookies, connections, duration, amou
   const started = process.hrtime.bigint()
   const instance = autocannon(opts)
   instance.on('response', (_client, statusCode, _bytes, responseTime) => {
-    if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime)
+    if (accept(statusCode)) latencies.push(responseTime)
     else non2xx++
   })
   const result = await instance

@@ -38,8 +38,13 @@ const SETTINGS = {
   profile: list(env.BENCH_PROFILE),
   /** Only these throughput targets (default: all): project-memory, project-redis, project-redis-cache, lean, lean-redis, guide. */
   targets: list(env.BENCH_TARGETS),
-  /** Parts to leave out: storm, heap. */
+  /** Parts to leave out: throughput, storm, heap, flood. */
   skip: list(env.BENCH_SKIP),
+  /** Seconds of anonymous GET /auth/login per backend in the flood run. */
+  floodDuration: numberEnv('BENCH_FLOOD_DURATION', 30),
+  floodConnections: numberEnv('BENCH_FLOOD_CONNECTIONS', 50),
+  /** A real sign-in every this many ms during the flood. */
+  floodSignInEveryMs: numberEnv('BENCH_FLOOD_SIGNIN_EVERY_MS', 2000, 0),
   /** --cpu-prof-interval for profiled targets, µs. */
   profileInterval: numberEnv('BENCH_PROFILE_INTERVAL', 200)
 }
@@ -53,7 +58,11 @@ const GOALS = {
   leanP99: 1.2,
   guideThroughput: 2.5,
   redisVsMemory: 0.8,
-  redisRoundTrips: 1
+  redisRoundTrips: 1,
+  /** Issue 15: what a flood of anonymous sign-in starts may leave behind, and how slow a real sign-in may get. */
+  floodAppBytes: 64e6,
+  floodRedisBytes: 32e6,
+  floodSignInMs: 2000
 }
 
 const RESULTS_DIR = join(BENCH_DIR, 'results')
@@ -334,6 +343,106 @@ async function refreshStorm (redisUrl) {
   }
 }
 
+// ---------------------------------------------------------------- flood
+
+function usedMemory (info) {
+  const m = /^used_memory:(\d+)/m.exec(info)
+  return m === null ? NaN : Number(m[1])
+}
+
+async function countKeys (client, prefix) {
+  let cursor = '0'
+  let n = 0
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    cursor = next
+    n += keys.length
+  } while (cursor !== '0')
+  return n
+}
+
+/**
+ * Issue 15: anonymous GET /auth/login (no cookie) at full speed for floodDuration seconds against the example
+ * app (memory or Redis stores), while a real browser signs in every floodSignInEveryMs. Before and after: the
+ * app's RSS and heap after full collections (what lasts), Redis' used_memory and the run's keys.
+ */
+async function flood (backend, common, redisUrl) {
+  const port = await freePort()
+  const prefix = `bench-flood-${randomBytes(4).toString('hex')}:`
+  const handle = await startChild('project-server.mjs', {
+    env: { ...common, BENCH_PORT: String(port), BENCH_KEY_PREFIX: prefix, ...(backend === 'redis' ? { BENCH_REDIS_URL: redisUrl } : {}) },
+    execArgv: ['--expose-gc']
+  })
+  const client = backend === 'redis' ? new Redis(redisUrl, { maxRetriesPerRequest: 1 }) : undefined
+  try {
+    // Warm the code paths (a sign-in, a short burst) so that what is measured is what lasts, not first-use setup.
+    await signIn(handle.url, '/auth/login')
+    await runLoad({ url: handle.url, path: '/auth/login', cookies: [], connections: SETTINGS.floodConnections, duration: 2, accept: (s) => s === 302 })
+    await sleep(200)
+    const before = await handle.ask('memory')
+    const redisBefore = client === undefined ? undefined : { used: usedMemory(await client.info('memory')), keys: await countKeys(client, prefix) }
+
+    const signIns = []
+    let signInFailures = 0
+    const flooding = { on: true }
+    const signer = (async () => {
+      await sleep(Math.min(1000, SETTINGS.floodDuration * 250))
+      while (flooding.on) {
+        const started = performance.now()
+        try {
+          await signIn(handle.url, '/auth/login')
+          signIns.push(performance.now() - started)
+        } catch {
+          signInFailures++
+        }
+        if (SETTINGS.floodSignInEveryMs > 0) await sleep(SETTINGS.floodSignInEveryMs)
+      }
+    })()
+    const run = await runLoad({
+      url: handle.url,
+      path: '/auth/login',
+      cookies: [],
+      connections: SETTINGS.floodConnections,
+      duration: SETTINGS.floodDuration,
+      accept: (status) => status === 302
+    })
+    flooding.on = false
+    await signer
+    await sleep(200)
+    const after = await handle.ask('memory')
+    const redisAfter = client === undefined ? undefined : { used: usedMemory(await client.info('memory')), keys: await countKeys(client, prefix) }
+    signIns.sort((a, b) => a - b)
+    return {
+      backend,
+      seconds: run.seconds,
+      requests: run.requests,
+      redirects: run.ok,
+      other: run.non2xx + run.errors + run.timeouts,
+      rps: run.rps,
+      p99: run.p99,
+      before,
+      after,
+      redisBefore,
+      redisAfter,
+      signIns: signIns.length,
+      signInFailures,
+      signInP50: quantile(signIns, 0.5),
+      signInMax: signIns[signIns.length - 1] ?? NaN
+    }
+  } finally {
+    await handle.stop()
+    if (client !== undefined) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000).catch(() => ['0', []])
+        cursor = next
+        if (keys.length > 0) await client.del(...keys).catch(() => {})
+      } while (cursor !== '0')
+      client.disconnect()
+    }
+  }
+}
+
 // ---------------------------------------------------------------- heap
 
 async function heapPerSessions () {
@@ -385,7 +494,7 @@ function buildReport (result) {
     if (s !== undefined) rows.push([s.label, line(s), '', ''])
   }
   if (projectRedis === undefined) {
-    rows.push(['project, Redis stores', `skipped: ${result.redis.why ?? 'not in BENCH_TARGETS'}`, '', ''])
+    rows.push(['project, Redis stores', `skipped: ${result.redis.why ?? (SETTINGS.skip.includes('throughput') ? 'BENCH_SKIP=throughput' : 'not in BENCH_TARGETS')}`, '', ''])
   }
   const goal = (name, value, text, ok, target) => {
     rows.push([name, value, text, mark(ok)])
@@ -442,6 +551,21 @@ function buildReport (result) {
     rows.push(['refresh storm: p50, p99', `${fmtMs(s.p50)}, ${fmtMs(s.p99)}`, '', ''])
   } else {
     rows.push(['refresh storm', `skipped: ${result.redis.why ?? 'not run'}`, '', ''])
+  }
+  for (const f of result.flood ?? []) {
+    const name = `flood, ${f.backend === 'redis' ? 'Redis' : 'memory'} stores`
+    rows.push([`${name}: anonymous GET /auth/login, ${SETTINGS.floodConnections} connections`,
+      `${fmtInt(f.requests)} requests in ${f.seconds.toFixed(0)} s (${fmtInt(f.rps)} req/s, p99 ${fmtMs(f.p99)}), ${fmtInt(f.other)} not 302`, '', ''])
+    const rss = f.after.rss - f.before.rss
+    goal(`${name}: app memory growth (RSS after GC)`, `${fmtMB(rss)} (${fmtMB(f.before.rss)} → ${fmtMB(f.after.rss)}; heap ${fmtMB(f.before.heapUsed)} → ${fmtMB(f.after.heapUsed)}; peak RSS ${fmtMB(f.after.maxRss)})`,
+      `≤ ${fmtMB(GOALS.floodAppBytes)}`, rss <= GOALS.floodAppBytes, rss)
+    if (f.redisBefore !== undefined) {
+      const used = f.redisAfter.used - f.redisBefore.used
+      goal(`${name}: Redis used_memory growth`, `${fmtMB(used)} (${fmtMB(f.redisBefore.used)} → ${fmtMB(f.redisAfter.used)}; keys ${f.redisBefore.keys} → ${f.redisAfter.keys})`,
+        `≤ ${fmtMB(GOALS.floodRedisBytes)}`, used <= GOALS.floodRedisBytes, used)
+    }
+    goal(`${name}: a real sign-in during the flood`, `${f.signIns} sign-ins, p50 ${fmtMs(f.signInP50)}, max ${fmtMs(f.signInMax)}, ${f.signInFailures} failed`,
+      `≤ ${GOALS.floodSignInMs} ms, 0 failed`, f.signIns > 0 && f.signInFailures === 0 && f.signInMax <= GOALS.floodSignInMs, f.signInMax)
   }
   if (result.heap) {
     const h = result.heap
@@ -503,6 +627,7 @@ async function main () {
     ]
     const targets = []
     for (const def of defs) {
+      if (SETTINGS.skip.includes('throughput')) break
       if (SETTINGS.targets.length > 0 && !SETTINGS.targets.includes(def.id)) continue
       log(`starting ${def.id} and signing in ${SETTINGS.sessionsPerTarget} sessions`)
       const target = await startTarget(def, common)
@@ -537,6 +662,13 @@ async function main () {
     if (!SETTINGS.skip.includes('heap')) {
       log(`heap per ${SETTINGS.heapSessions} sessions`)
       result.heap = await heapPerSessions()
+    }
+    if (!SETTINGS.skip.includes('flood')) {
+      result.flood = []
+      for (const backend of redis.url === undefined ? ['memory'] : ['memory', 'redis']) {
+        log(`flood, ${backend} stores: ${SETTINGS.floodDuration} s of anonymous GET /auth/login, a sign-in every ${SETTINGS.floodSignInEveryMs} ms`)
+        result.flood.push(await flood(backend, common, redis.url))
+      }
     }
   } catch (err) {
     failed = true

@@ -5,7 +5,12 @@ import fastifyRedis from '@fastify/redis'
 import type { Redis } from 'ioredis'
 import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import aihubmixProxy, { publicErrorOf, sendPublicError, type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
-import oauthRoutes, { type OAuthRoutesOptions } from '@fastify-aihubmix/oauth-routes'
+import oauthRoutes, {
+  loggerOptions as redactingLoggerOptions,
+  redactUrl,
+  type OAuthRoutesOptions,
+  type RedactingLoggerOptions
+} from '@fastify-aihubmix/oauth-routes'
 import type { ExampleConfig, ProviderConfig } from 'aihubmix-oauth'
 import { pageRoutes } from './page.js'
 
@@ -25,39 +30,11 @@ export interface BuildOptions {
   oauth?: Partial<OAuthRoutesOptions>
 }
 
-/** Query parameters whose values never reach a log line. */
-const REDACTED_QUERY = new Set(['code', 'state', 'iss', 'error_description', 'returnTo'])
-
-/** `req.url` for logs, with the values of sensitive query parameters replaced. */
-export function redactUrl (url: string): string {
-  const q = url.indexOf('?')
-  if (q === -1) return url
-  const params = url.slice(q + 1).split('&').map((pair) => {
-    const eq = pair.indexOf('=')
-    const name = eq === -1 ? pair : pair.slice(0, eq)
-    let decoded = name
-    try {
-      decoded = decodeURIComponent(name)
-    } catch {}
-    return REDACTED_QUERY.has(decoded) ? `${name}=[REDACTED]` : pair
-  })
-  return `${url.slice(0, q)}?${params.join('&')}`
+/** Request logs redact `code`, `state`, `returnTo`, cookies and `Authorization` (oauth-routes' `loggerOptions`). */
+export function loggerOptions (level: string): RedactingLoggerOptions {
+  return redactingLoggerOptions({ level })
 }
-
-export function loggerOptions (level: string): NonNullable<Exclude<FastifyServerOptions['logger'], boolean>> {
-  return {
-    level,
-    redact: {
-      paths: ['req.headers.cookie', 'req.headers.authorization', 'res.headers["set-cookie"]', 'headers.cookie', 'headers.authorization'],
-      censor: '[REDACTED]'
-    },
-    serializers: {
-      req (req: { method: string, url: string, hostname?: string, ip?: string }) {
-        return { method: req.method, url: redactUrl(req.url), host: req.hostname, remoteAddress: req.ip }
-      }
-    }
-  }
-}
+export { redactUrl }
 
 export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
   const { config, provider } = opts
@@ -75,6 +52,8 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
     if (publicErrorOf(err).statusCode >= 500) request.log.error({ err: { code: err.code, message: err.message } }, 'request failed')
     return sendPublicError(reply, err)
   })
+  // Never Fastify's default 404 body, which echoes the URL (a mistyped callback URL carries a code and a state).
+  app.setNotFoundHandler(async (_request, reply) => reply.code(404).send({ error: 'not_found', message: 'No such page.' }))
 
   const secure = config.publicUrl.startsWith('https:')
   // `__Host-` pins the cookie to this exact origin (Secure, Path=/, no Domain).

@@ -51,6 +51,8 @@ export type UpstreamSignal = AbortSignal | (EventEmitter & { readonly aborted: b
 export interface AihubmixClient {
   /** The provider's origin (for `iss` checks and the example's CSP). */
   readonly origin: string
+  /** The redirect URI registered with the app (oauth-routes checks that its callback route serves it). */
+  readonly redirectUri: string
   readonly scope: readonly string[]
   authorizeUrl (params: AuthorizeUrlParams): string
   exchangeCode (params: CodeExchangeParams): Promise<TokenSet>
@@ -240,6 +242,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
 
   return {
     origin,
+    redirectUri: options.redirectUri,
     scope: options.scope,
 
     authorizeUrl ({ state, codeChallenge, autoAuthorize = true }) {

@@ -6,6 +6,18 @@ export const OAuthRoutesOptionsError = createError<[string]>(
   500
 )
 
+/**
+ * Thrown at registration: the provider sends users back to aihubmix-proxy's `redirectUri`, and this plugin's
+ * callback route (`publicUrl`'s origin + the prefixes + `routes.callback`) is not there, so every sign-in would
+ * end on a 404. The message names both URLs and the option that turns the check off.
+ */
+export const RedirectUriMismatchError = createError<[string, string]>(
+  'FST_AIHUBMIX_REDIRECT_URI_MISMATCH',
+  'aihubmix-proxy\'s redirectUri %s is not oauth-routes\' callback route %s: make them the same (publicUrl, prefix, routes.callback), ' +
+    'or set oauth-routes\' checkRedirectUri: false if a proxy in front rewrites the path',
+  500
+)
+
 /** The same error (and code) as the proxy routes answer without the header. */
 export { CsrfHeaderRequiredError } from '@fastify-aihubmix/aihubmix-proxy'
 
@@ -21,6 +33,7 @@ export const LOGIN_ERROR_CODES = [
   'access_denied',
   'provider_error',
   'token_exchange_failed',
+  'insecure_cookie',
   'server_error'
 ] as const
 export type LoginErrorCode = typeof LOGIN_ERROR_CODES[number]

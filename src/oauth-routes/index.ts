@@ -5,21 +5,30 @@ import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { SessionCheck, TokenSet } from '@fastify-aihubmix/token-store'
 import type { UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
-import { CsrfHeaderRequiredError, type LoginErrorCode } from './errors.js'
+import { CsrfHeaderRequiredError, RedirectUriMismatchError, type LoginErrorCode } from './errors.js'
 import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOptions } from './options.js'
-import { randomToken, s256, safeEqual, TOKEN_PATTERN } from './pkce.js'
+import { randomToken, s256, TOKEN_PATTERN } from './pkce.js'
 import { safeReturnTo } from './return-to.js'
 import { popupPage } from './popup-page.js'
+import { LoginCookies, MAX_PENDING_RETURN_TO_LENGTH } from './login-cookies.js'
 
 export * from './errors.js'
 export * from './options.js'
 export { safeReturnTo, MAX_RETURN_TO_LENGTH } from './return-to.js'
 export { popupPage } from './popup-page.js'
+export { MAX_PENDING_LOGINS, MAX_PENDING_RETURN_TO_LENGTH } from './login-cookies.js'
+export {
+  redactUrl,
+  loggerOptions,
+  logSerializers,
+  REDACTED_QUERY_PARAMETERS,
+  REDACTED_LOG_PATHS,
+  REDACTION_CENSOR
+} from './redact.js'
+export type { RedactingLoggerOptions, LoggedRequest } from './redact.js'
 
 declare module 'fastify' {
   interface Session {
-    /** Random per-browser value that binds login states to the browser that started them. */
-    aihubmixBinding?: string
     /** Set at login (on the new session id): `at` when signed in, `seen` when last active (updated sparingly). */
     aihubmixAuth?: { at: number, seen?: number }
   }
@@ -40,16 +49,6 @@ const CallbackQuery = Type.Object({
 })
 const checkCallbackQuery = TypeCompiler.Compile(CallbackQuery)
 
-/** What a login state record holds (sealed by token-store, single use). */
-const LoginRecord = Type.Object({
-  v: Type.String({ pattern: TOKEN_PATTERN.source }), // PKCE verifier
-  b: Type.String({ minLength: 1, maxLength: 128 }), // browser binding
-  r: Type.String({ maxLength: 4096 }), // validated returnTo
-  m: Type.Union([Type.Literal('popup'), Type.Literal('redirect')]),
-  t: Type.Number() // created at, epoch ms
-})
-const checkLoginRecord = TypeCompiler.Compile(LoginRecord)
-
 const SessionReply = Type.Object({
   authenticated: Type.Boolean(),
   expiresAt: Type.Optional(Type.String()),
@@ -58,12 +57,21 @@ const SessionReply = Type.Object({
 
 const PROVIDER_ERRORS: Record<string, LoginErrorCode> = { access_denied: 'access_denied' }
 
-function stateKey (state: string): string {
-  return `login:${state}`
+/** The marker of a used login state: written before its code is exchanged, so a state is good once. */
+function usedKey (state: string): string {
+  return `login-used:${state}`
 }
 
-async function routes (fastify: FastifyInstance, opts: { options: ResolvedOAuthRoutesOptions }): Promise<void> {
+const SECURE_NAME_PREFIX = /^__(host|secure)-/i
+
+interface RoutesContext {
+  options: ResolvedOAuthRoutesOptions
+  logins: LoginCookies
+}
+
+async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<void> {
   const o = opts.options
+  const logins = opts.logins
   const client = fastify.aihubmix
   const issuer = o.issuer ?? client.origin
 
@@ -71,6 +79,45 @@ async function routes (fastify: FastifyInstance, opts: { options: ResolvedOAuthR
     reply.header('cache-control', 'no-store')
     reply.header('referrer-policy', 'no-referrer')
   })
+
+  // A mistyped route under the prefix (a callback path with a typo, a trailing slash) answers without
+  // Fastify's default body, which echoes the URL: a callback's URL carries the code and the state.
+  if (fastify.prefix !== '') {
+    fastify.setNotFoundHandler(async (_request, reply) => {
+      return reply.code(404).send({ error: 'not_found', message: 'No such route.' })
+    })
+  }
+
+  /**
+   * Why a sign-in started by this request could never finish, or undefined. @fastify/session sets no
+   * Secure cookie when `request.protocol` is not https (its own check, which trustProxy feeds), and browsers
+   * drop a `__Host-`/`__Secure-` cookie without Secure: either way the login would come back signed out,
+   * and loop. The session's cookie options are read where @fastify/session resolved them for this request
+   * (`request.session.cookie.secure`, after `'auto'`); the login cookie is Secure when publicUrl is https.
+   */
+  function insecureCookie (request: FastifyRequest): string | undefined {
+    const https = request.protocol === 'https'
+    const cookie = (request.session as { cookie?: { secure?: unknown } } | null | undefined)?.cookie
+    const sessionSecure = cookie?.secure === true
+    if (!https && sessionSecure) {
+      return 'the session cookie is Secure (@fastify/session cookie.secure) but this request came over plain http ' +
+        '(request.protocol), so the browser would never get it. Fix: serve the app over https, and behind a TLS proxy set ' +
+        'Fastify\'s trustProxy so that X-Forwarded-Proto is believed; for plain-http development set cookie.secure: \'auto\' ' +
+        'and a cookie name without the __Host- prefix'
+    }
+    if (!https && o.secureCookies) {
+      return 'publicUrl is https but this request came over plain http (request.protocol), so the browser would drop the ' +
+        'Secure login cookie. Fix: behind a TLS proxy set Fastify\'s trustProxy so that X-Forwarded-Proto is believed; ' +
+        'for plain-http development use an http publicUrl'
+    }
+    if (cookie !== undefined && !sessionSecure && SECURE_NAME_PREFIX.test(o.cookieName)) {
+      return `the session cookie ${o.cookieName} has a __Host-/__Secure- prefix but is not Secure, so browsers refuse it. ` +
+        'Fix: on plain http use a name without the prefix (e.g. \'sid\'); over https set cookie.secure: true or \'auto\''
+    }
+    return undefined
+  }
+  // One warning per cause and plugin instance: the cause names the fix, repeating it would only fill the log.
+  const warned = new Set<string>()
 
   function fail (reply: FastifyReply, code: LoginErrorCode, mode: 'popup' | 'redirect'): FastifyReply {
     const target = `${o.errorPath}?error=${code}`
@@ -81,18 +128,23 @@ async function routes (fastify: FastifyInstance, opts: { options: ResolvedOAuthR
     return reply.redirect(target, 302)
   }
 
+  // Writes nothing on the server: the pending login goes to the browser, sealed (login-cookies.ts).
   fastify.get(o.routes.login, { schema: { querystring: LoginQuery } }, async (request, reply) => {
     const query = request.query as { returnTo?: string, mode?: string }
     const mode = query.mode === 'popup' ? 'popup' : 'redirect'
-    const returnTo = safeReturnTo(query.returnTo, o.defaultReturnTo)
-    let binding = request.session.get('aihubmixBinding')
-    if (typeof binding !== 'string') {
-      binding = randomToken()
-      request.session.set('aihubmixBinding', binding)
+    const insecure = insecureCookie(request)
+    if (insecure !== undefined) {
+      if (!warned.has(insecure)) {
+        warned.add(insecure)
+        request.log.warn(`oauth-routes: sign-in refused with insecure_cookie: ${insecure}`)
+      }
+      return fail(reply, 'insecure_cookie', mode)
     }
+    let returnTo = safeReturnTo(query.returnTo, o.defaultReturnTo)
+    if (returnTo.length > MAX_PENDING_RETURN_TO_LENGTH) returnTo = o.defaultReturnTo
     const state = randomToken()
     const verifier = randomToken()
-    await fastify.tokenStore.putRecord(stateKey(state), { v: verifier, b: binding, r: returnTo, m: mode, t: Date.now() }, o.stateTtlMs)
+    logins.issue(request, reply, state, { verifier, returnTo, mode, created: Date.now() })
     return reply.redirect(client.authorizeUrl({ state, codeChallenge: s256(verifier), autoAuthorize: o.autoAuthorize }), 302)
   })
 
@@ -102,31 +154,33 @@ async function routes (fastify: FastifyInstance, opts: { options: ResolvedOAuthR
     // The state is checked before anything else; until it is, nothing is called.
     if (state === undefined) return fail(reply, 'missing_parameters', 'redirect')
     if (typeof state !== 'string' || !TOKEN_PATTERN.test(state)) return fail(reply, 'invalid_state', 'redirect')
-    const record = await fastify.tokenStore.takeRecord(stateKey(state))
-    if (!checkLoginRecord.Check(record) || record.t + o.stateTtlMs < Date.now()) {
-      return fail(reply, 'invalid_state', 'redirect')
-    }
-    const binding = request.session.get('aihubmixBinding')
-    if (typeof binding !== 'string' || !safeEqual(binding, record.b)) {
-      return fail(reply, 'invalid_state', 'redirect')
-    }
-    const mode = record.m
+    // This browser's cookie for this state, opened with the state as associated data (and cleared).
+    const pending = logins.take(request, reply, state)
+    if (pending === null) return fail(reply, 'invalid_state', 'redirect')
+    const mode = pending.mode
     if (!checkCallbackQuery.Check(query)) return fail(reply, 'invalid_request', mode)
     if (query.iss !== undefined && query.iss !== issuer) return fail(reply, 'invalid_issuer', mode)
     if (query.error !== undefined) return fail(reply, PROVIDER_ERRORS[query.error] ?? 'provider_error', mode)
     if (query.code === undefined) return fail(reply, 'missing_parameters', mode)
 
+    // Single use, whatever the browser replays: exactly one callback per state, on any instance, reaches the
+    // token endpoint. The marker is written only here (a sealed cookie from /auth/login is needed to get this
+    // far) and removed again when the exchange fails, so callbacks with made-up codes leave nothing behind.
+    const used = usedKey(state)
+    if (!await fastify.tokenStore.claimRecord(used, Math.max(1, pending.created + o.stateTtlMs - Date.now()))) {
+      return fail(reply, 'invalid_state', 'redirect')
+    }
     let set: TokenSet
     try {
-      set = await client.exchangeCode({ code: query.code, codeVerifier: record.v })
+      set = await client.exchangeCode({ code: query.code, codeVerifier: pending.verifier })
     } catch (err) {
       request.log.warn({ err: { code: (err as { code?: unknown }).code, message: (err as Error).message } }, 'authorization code exchange failed')
+      await fastify.tokenStore.deleteRecord(used).catch(() => {})
       return fail(reply, 'token_exchange_failed', mode)
     }
 
     // A new session id: the pre-login id (which an attacker may have planted) is destroyed.
-    // The browser binding is kept, so logins started in other tabs can still finish.
-    await request.session.regenerate(['aihubmixBinding'])
+    await request.session.regenerate()
     const now = Date.now()
     request.session.set('aihubmixAuth', { at: now, seen: now })
     await request.tokens.save(set)
@@ -148,10 +202,10 @@ async function routes (fastify: FastifyInstance, opts: { options: ResolvedOAuthR
     }
 
     if (mode === 'popup') {
-      const page = popupPage({ ok: true }, o.publicOrigin, record.r)
+      const page = popupPage({ ok: true }, o.publicOrigin, pending.returnTo)
       return reply.header('content-security-policy', page.csp).type('text/html; charset=utf-8').send(page.html)
     }
-    return reply.redirect(record.r, 302)
+    return reply.redirect(pending.returnTo, 302)
   })
 
   fastify.post(o.routes.logout, async (request: FastifyRequest, reply) => {
@@ -243,19 +297,34 @@ function timeoutCheck (verdictOf: ReturnType<typeof timeoutVerdict>): SessionChe
 
 async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions): Promise<void> {
   const options = resolveOptions(opts)
+  // Where the routes end up: the prefix of the scope this plugin is registered in, then its own.
+  const base = fastify.prefix.replace(/\/$/, '') + options.prefix
+  const callbackPath = base + options.routes.callback
+  if (options.checkRedirectUri) {
+    const redirect = new URL(fastify.aihubmix.redirectUri)
+    const served = options.publicOrigin + callbackPath
+    if (redirect.origin + redirect.pathname !== served) throw new RedirectUriMismatchError(redirect.origin + redirect.pathname, served)
+  }
+  const logins = new LoginCookies({
+    secure: options.secureCookies,
+    loginPath: base + options.routes.login,
+    callbackPath,
+    ttlMs: options.stateTtlMs,
+    sealer: fastify.tokenStore
+  })
   const verdictOf = timeoutVerdict(options)
   // On every route of this plugin's scope (it is not encapsulated), after @fastify/session loaded the session.
   fastify.addHook('preHandler', sessionTimeouts(verdictOf))
   // And wherever token-store reads the session from the cookie instead.
   fastify.tokenStore.addSessionCheck(timeoutCheck(verdictOf))
-  await fastify.register(routes, { prefix: options.prefix, options })
+  await fastify.register(routes, { prefix: options.prefix, options, logins })
 }
 
 export const oauthRoutesPlugin = fp(oauthRoutes, {
   fastify: '5.x',
   name: '@fastify-aihubmix/oauth-routes',
   decorators: { fastify: ['aihubmix', 'tokenStore'], request: ['tokens', 'session'] },
-  dependencies: ['@fastify-aihubmix/token-store', '@fastify-aihubmix/aihubmix-proxy', '@fastify/session']
+  dependencies: ['@fastify-aihubmix/token-store', '@fastify-aihubmix/aihubmix-proxy', '@fastify/cookie', '@fastify/session']
 })
 
 export { oauthRoutesPlugin as oauthRoutes }

@@ -42,7 +42,12 @@ export const OAuthRoutesOptionsSchema = Type.Object({
   /** A signed-in session ends this long after login, however active. */
   absoluteTimeoutMs: Type.Optional(Type.Integer({ minimum: 1000 })),
   /** Fetch the user's profile after login to hand it to `onLogin` (default: true when onLogin is set). */
-  fetchUserInfoOnLogin: Type.Optional(Type.Boolean())
+  fetchUserInfoOnLogin: Type.Optional(Type.Boolean()),
+  /**
+   * Refuse to start when aihubmix-proxy's `redirectUri` is not this plugin's callback route (default true).
+   * Turn it off only behind a proxy that rewrites paths.
+   */
+  checkRedirectUri: Type.Optional(Type.Boolean())
 }, { additionalProperties: false })
 
 export interface LoginEvent {
@@ -75,6 +80,7 @@ export interface ResolvedOAuthRoutesOptions {
   cookieName: string
   csrfHeader: string
   fetchUserInfoOnLogin: boolean
+  checkRedirectUri: boolean
   idleTimeoutMs: number
   absoluteTimeoutMs: number
   onLogin: OAuthRoutesOptions['onLogin']
@@ -115,6 +121,7 @@ export function resolveOptions (input: OAuthRoutesOptions): ResolvedOAuthRoutesO
     cookieName: plain.cookieName ?? DEFAULT_COOKIE_NAME,
     csrfHeader: plain.csrfHeader ?? DEFAULT_CSRF_HEADER,
     fetchUserInfoOnLogin: plain.fetchUserInfoOnLogin ?? onLogin !== undefined,
+    checkRedirectUri: plain.checkRedirectUri ?? true,
     idleTimeoutMs: plain.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
     absoluteTimeoutMs: plain.absoluteTimeoutMs ?? DEFAULT_ABSOLUTE_TIMEOUT_MS,
     onLogin,

@@ -13,7 +13,8 @@ import { TokenStoreOptionsError, UnsealFailedError } from './errors.js'
  *   rotate (the first key seals, every key opens).
  * - `iv` is random per seal (12 bytes, the GCM standard size).
  * - The additional authenticated data is `"v1\0" + context` where `context` names the storage slot
- *   (`tok:<sid>`, `rec:<key>`): a blob copied under another session's key does not open.
+ *   (`tok:<sid>`, `rec:<key>`), or, for values handed to the browser, `val:<name>` (a login cookie's name and
+ *   state): a blob copied under another session's key, or another cookie's name, does not open.
  * - Only the canonical base64url encoding is accepted, so changing any character of a sealed value makes it fail.
  */
 

@@ -48,6 +48,21 @@ export class Records {
       return null
     }
   }
+
+  /**
+   * Writes a marker under `key` only if nothing is there (Redis `SET NX PX`): true for exactly one caller of any
+   * number, on any number of instances, until the marker expires or is deleted. The marker holds no data.
+   */
+  async claim (key: string, ttlMs: number): Promise<boolean> {
+    assertId(key, 'key')
+    assertTtl(ttlMs)
+    return await this.#kv.lock(this.#keys.record(key), '1', ttlMs)
+  }
+
+  async delete (key: string): Promise<void> {
+    assertId(key, 'key')
+    await this.#kv.delete(this.#keys.record(key))
+  }
 }
 
 function context (key: string): string {

@@ -42,6 +42,21 @@ export interface TokenStore {
   putRecord (key: string, value: unknown, ttlMs: number): Promise<void>
   /** Atomic read-and-delete: a record is returned to exactly ONE caller, even across instances. */
   takeRecord (key: string): Promise<unknown | null>
+  /**
+   * Writes an empty marker record for ttlMs only if none exists (Redis `SET NX`): true for exactly ONE caller, even
+   * across instances (e.g. "this login state was used").
+   */
+  claimRecord (key: string, ttlMs: number): Promise<boolean>
+  /** Deletes a record or marker (absent is fine). */
+  deleteRecord (key: string): Promise<void>
+  /**
+   * Seals a string with the key ring (AES-256-GCM, the first key) for `context`: it opens only under the same
+   * context, with any key of the ring. For values the server hands to the browser and reads back (login cookies,
+   * with the cookie's name in the context); contexts never collide with the store's own.
+   */
+  seal (plaintext: string, context: string): string
+  /** The plaintext, or null when the value does not open under `context` (tampered, another context, an unknown key). */
+  unseal (sealed: string, context: string): string | null
   /** A @fastify/session store backed by the same KV store (pass it as @fastify/session's `store`). */
   readonly sessionStore: SessionStoreLike
   /**
@@ -188,6 +203,26 @@ export class TokenStoreCore implements TokenStore {
 
   takeRecord (key: string): Promise<unknown | null> {
     return this.#records.take(key)
+  }
+
+  claimRecord (key: string, ttlMs: number): Promise<boolean> {
+    return this.#records.claim(key, ttlMs)
+  }
+
+  deleteRecord (key: string): Promise<void> {
+    return this.#records.delete(key)
+  }
+
+  seal (plaintext: string, context: string): string {
+    return this.#options.keyRing.seal(plaintext, valueContext(context))
+  }
+
+  unseal (sealed: string, context: string): string | null {
+    try {
+      return this.#options.keyRing.unseal(sealed, valueContext(context))
+    } catch {
+      return null
+    }
   }
 
   /** Reads and opens the stored set. */
@@ -396,4 +431,9 @@ function hasRefreshToken (set: TokenSet): boolean {
 /** Additional data of a sealed token set: it only opens under its own session's key. */
 function tokenContext (sid: string): string {
   return 'tok:' + sid
+}
+
+/** Values sealed for the outside (`seal`): a namespace of their own, apart from `tok:` and `rec:`. */
+function valueContext (context: string): string {
+  return 'val:' + context
 }

@@ -76,12 +76,14 @@ t.test('state checks', async (t) => {
   await t.test('state from another browser (login CSRF / code injection)', async (t) => {
     const attacker = new TestBrowser()
     const victim = new TestBrowser()
-    await victim.get(`${stack.url}/auth/login`) // the victim has a session of their own
+    await victim.get(`${stack.url}/auth/login`) // the victim has a login of their own pending
     const cb = await pendingCallback(stack, attacker)
     await expectRefused(t, stack, victim, cb.href, 'invalid_state')
-    // and the attacker's state is spent: it cannot be used by the attacker afterwards either
+    // The pending login belongs to the attacker's browser only: finishing it there signs in the attacker, never the victim.
     const res = await attacker.get(cb.href)
-    t.equal(res.headers.location, '/?error=invalid_state')
+    t.equal(res.headers.location, '/')
+    t.equal((await victim.get(`${stack.url}/api/user/info`, CSRF)).status, 401, 'the victim is still not signed in')
+    t.equal((await attacker.get(`${stack.url}/api/user/info`, CSRF)).status, 200)
   })
 
   await t.test('a browser with no session at all', async (t) => {

@@ -26,8 +26,8 @@ t.test('the whole flow: login → provider → callback → info and top-up → 
   t.match(p.get('code_challenge'), /^[A-Za-z0-9_-]{43}$/)
   t.match(p.get('state'), /^[A-Za-z0-9_-]{43}$/)
   t.notOk(p.has('client_secret'), 'the secret never goes to the browser')
-  const preLoginCookie = browser.cookieHeader(stack.url)
-  t.ok(preLoginCookie, 'the login binds its state to a browser session')
+  t.equal(browser.cookieHeader(stack.url), undefined, 'no session before sign-in')
+  t.match(browser.cookieHeader(`${stack.url}/auth/callback`), /^aihubmix-login-[A-Za-z0-9_-]{8}=v1\./, 'the login is bound to this browser by a sealed cookie for the callback')
 
   // 2. The provider answers with a code straight back to the callback (one click).
   const back = await browser.get(authorizeUrl.href)
@@ -49,7 +49,8 @@ t.test('the whole flow: login → provider → callback → info and top-up → 
   t.match(setCookie, /SameSite=Lax/i)
   t.match(setCookie, /Path=\//)
   t.notMatch(setCookie, /Domain=/i)
-  t.not(browser.cookieHeader(stack.url), preLoginCookie, 'the session id changed at login')
+  t.ok(browser.cookieHeader(stack.url), 'a session cookie after sign-in')
+  t.equal(browser.cookieHeader(`${stack.url}/auth/callback`), browser.cookieHeader(stack.url), 'the login cookie was cleared')
 
   // 4. Session status, then the proxied user data, with only the cookie.
   const session = await browser.get(`${stack.url}/auth/session`)
@@ -102,18 +103,21 @@ t.test('the whole flow: login → provider → callback → info and top-up → 
 t.test('the pre-login session id does not authenticate after login', async (t) => {
   const stack = await startStack()
   t.teardown(() => stack.close())
+  // Session fixation: an attacker plants a session cookie of theirs (a live one: they signed in) in the victim's browser.
+  const { browser: attacker } = await stack.login()
+  const planted = attacker.cookieHeader(stack.url) as string
+  t.ok(planted)
   const browser = new TestBrowser()
-  const start = await browser.get(`${stack.url}/auth/login`)
-  const preLogin = browser.cookieHeader(stack.url) as string
-  t.ok(preLogin)
+  const start = await browser.get(`${stack.url}/auth/login`, { cookie: planted })
   const back = await browser.get(TestBrowser.location(start))
-  const done = await browser.get(TestBrowser.location(back))
+  const done = await browser.get(TestBrowser.location(back), { cookie: `${planted}; ${browser.cookieHeader(`${stack.url}/auth/callback`) as string}` })
   t.equal(done.status, 302)
   t.equal(done.headers.location, '/')
+  t.not(browser.cookieHeader(stack.url), planted, 'the victim got a session id of its own')
   t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200)
-  const fixated = await browser.get(`${stack.url}/api/user/info`, { ...CSRF, cookie: preLogin })
-  t.equal(fixated.status, 401)
-  t.same(JSON.parse((await browser.get(`${stack.url}/auth/session`, { cookie: preLogin })).body), { authenticated: false })
+  const fixated = await browser.get(`${stack.url}/api/user/info`, { ...CSRF, cookie: planted })
+  t.equal(fixated.status, 401, 'the planted id does not reach the victim\'s tokens (it was ended at login)')
+  t.same(JSON.parse((await browser.get(`${stack.url}/auth/session`, { cookie: planted })).body), { authenticated: false })
 })
 
 t.test('popup mode answers a page that posts to the app origin only, then closes', async (t) => {

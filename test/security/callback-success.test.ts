@@ -9,11 +9,14 @@ const CSRF = { 'x-csrf': '1' }
 t.test('the pre-login session is destroyed in the store at login', async (t) => {
   const stack = await startStack()
   t.teardown(() => stack.close())
-  const browser = new TestBrowser()
-  const start = await browser.get(`${stack.url}/auth/login`)
+  // Anonymous visitors have no session: the session a browser holds when it signs in is one from before (here a
+  // sign-in of its own; a planted one goes the same way).
+  const { browser } = await stack.login()
   const preLoginSid = stack.sessionIdOf(browser)
   const stored = await new Promise((resolve, reject) => stack.app.tokenStore.sessionStore.get(preLoginSid, (err, s) => err ? reject(err) : resolve(s)))
   t.ok(stored, 'the pre-login session exists')
+  t.ok(await stack.app.tokenStore.get(preLoginSid), 'with a token set')
+  const start = await browser.get(`${stack.url}/auth/login`)
   const back = await browser.get(TestBrowser.location(start))
   const done = await browser.get(TestBrowser.location(back))
   t.equal(done.status, 302)

@@ -55,6 +55,23 @@ forEachBackend(t, 'a tampered or moved record reads as absent, logged without it
   t.notMatch(JSON.stringify(logs), sealed.slice(3, 30))
 })
 
+forEachBackend(t, 'a claim marker is won by exactly one caller, has a TTL, and can be deleted', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  const results = await Promise.all(Array.from({ length: 25 }, () => app.tokenStore.claimRecord('used:s1', 60_000)))
+  t.equal(results.filter(Boolean).length, 1, 'one winner of 25 concurrent claims')
+  t.equal(await app.tokenStore.claimRecord('used:s1', 60_000), false, 'later claims lose too')
+  const key = `${backend.prefix}rec:used:s1`
+  const ttl = backend.redis !== undefined ? await backend.redis.pttl(key) : kvOf(app.tokenStore).pttl?.(key) ?? -2
+  t.ok(ttl > 0 && ttl <= 60_000, 'TTL set')
+  await app.tokenStore.deleteRecord('used:s1')
+  t.equal(await app.tokenStore.claimRecord('used:s1', 60_000), true, 'claimable again once deleted')
+  t.equal(await app.tokenStore.claimRecord('used:short', 30), true)
+  await sleep(80)
+  t.equal(await app.tokenStore.claimRecord('used:short', 30), true, 'claimable again once expired')
+  await t.rejects(app.tokenStore.claimRecord('', 1000), { code: 'FST_AIHUBMIX_TOKEN_STORE_ARGUMENT', message: /"key"/ })
+  await t.rejects(app.tokenStore.claimRecord('k', 0), { code: 'FST_AIHUBMIX_TOKEN_STORE_ARGUMENT', message: /"ttlMs"/ })
+})
+
 forEachBackend(t, 'bad keys and TTLs are rejected', async (t, backend) => {
   const app = await buildApp(t, backend.options)
   await t.rejects(app.tokenStore.putRecord('', 1, 1000), { code: 'FST_AIHUBMIX_TOKEN_STORE_ARGUMENT', message: /"key"/ })

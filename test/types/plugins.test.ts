@@ -4,12 +4,12 @@
  * run-time part registers the plugins with the typed options, so the file also proves they run.
  */
 import t from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyServerOptions } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import tokenStore from '@fastify-aihubmix/token-store'
 import aihubmixProxy, { type AihubmixProxyOptions, type AihubmixClient, type UserInfo, type Topup } from '@fastify-aihubmix/aihubmix-proxy'
-import oauthRoutes, { type OAuthRoutesOptions, type LoginEvent } from '@fastify-aihubmix/oauth-routes'
+import oauthRoutes, { loggerOptions, type OAuthRoutesOptions, type LoginEvent } from '@fastify-aihubmix/oauth-routes'
 
 const proxyOptions: AihubmixProxyOptions = {
   baseUrl: 'https://aihubmix.example',
@@ -37,6 +37,11 @@ const routeOptions: OAuthRoutesOptions = {
 }
 // @ts-expect-error publicUrl is required
 const noPublicUrl: OAuthRoutesOptions = { prefix: '/auth' }
+const rewritingProxy: OAuthRoutesOptions = { publicUrl: 'https://app.example', checkRedirectUri: false }
+// @ts-expect-error checkRedirectUri is a boolean
+const badCheck: OAuthRoutesOptions = { publicUrl: 'https://app.example', checkRedirectUri: 'no' }
+// loggerOptions() is what Fastify's `logger` option takes, as it is or spread with options of one's own.
+const logger: FastifyServerOptions['logger'] = { ...loggerOptions({ level: 'warn' }), messageKey: 'message' }
 
 t.test('the plugins register with typed options and expose typed decorators', async (t) => {
   const app = Fastify()
@@ -58,6 +63,6 @@ t.test('the plugins register with typed options and expose typed decorators', as
   const client: AihubmixClient = app.aihubmix
   t.match(client.authorizeUrl({ state: 's', codeChallenge: 'c' }), /^https:\/\/aihubmix\.example\/api\/oauth2\/authorize\?/)
   t.equal(client.origin, 'https://aihubmix.example')
-  t.same([missingSecret, badTimeout, noRoutes, noPublicUrl].length, 4)
+  t.same([missingSecret, badTimeout, noRoutes, noPublicUrl, rewritingProxy, badCheck, logger].length, 7)
   t.same(seen, [])
 })

@@ -1,0 +1,91 @@
+/**
+ * Log redaction for the sign-in routes. Fastify's request logging writes `req.url` with its query string,
+ * and the callback's query carries the authorization code and the state (and `/auth/login` a returnTo):
+ * `logSerializers.req` writes the URL with those values replaced, and `loggerOptions()` adds pino's
+ * redaction of cookies and `Authorization`. Give them to Fastify, not to a route: request logging happens
+ * before and after any route runs.
+ */
+
+/** Query parameters whose values never reach a log line. */
+export const REDACTED_QUERY_PARAMETERS: readonly string[] = Object.freeze(['code', 'state', 'iss', 'error_description', 'returnTo'])
+const REDACTED = new Set(REDACTED_QUERY_PARAMETERS)
+export const REDACTION_CENSOR = '[REDACTED]'
+
+/** `url` (a request target: path and query) with the values of the sensitive query parameters replaced. */
+export function redactUrl (url: string): string {
+  const q = url.indexOf('?')
+  if (q === -1) return url
+  const params = url.slice(q + 1).split('&').map((pair) => {
+    const eq = pair.indexOf('=')
+    const name = eq === -1 ? pair : pair.slice(0, eq)
+    let decoded = name
+    try {
+      decoded = decodeURIComponent(name.replaceAll('+', ' '))
+    } catch {}
+    return REDACTED.has(decoded) ? `${name}=${REDACTION_CENSOR}` : pair
+  })
+  return `${url.slice(0, q)}?${params.join('&')}`
+}
+
+/** The request as Fastify's request logging writes it (its default fields), the URL redacted. */
+export interface LoggedRequest {
+  [field: string]: unknown
+  method: string
+  url: string
+  version?: string
+  host?: string
+  remoteAddress?: string
+  remotePort?: number
+}
+
+interface SerializableRequest {
+  method: string
+  url: string
+  host?: string
+  ip?: string
+  socket?: { remotePort?: number } | null
+  headers?: Record<string, unknown>
+  raw?: { httpVersion?: string }
+}
+
+/** Pino serializers: `req` as Fastify's default one, with `redactUrl` applied. */
+export const logSerializers = Object.freeze({
+  req (req: SerializableRequest): LoggedRequest {
+    return {
+      method: req.method,
+      url: redactUrl(req.url),
+      version: typeof req.headers?.['accept-version'] === 'string' ? req.headers['accept-version'] : undefined,
+      host: req.host,
+      remoteAddress: req.ip,
+      remotePort: req.socket?.remotePort ?? undefined
+    }
+  }
+})
+
+/** Pino paths that hold credentials in Fastify's log lines. */
+export const REDACTED_LOG_PATHS: readonly string[] = Object.freeze([
+  'req.headers.cookie',
+  'req.headers.authorization',
+  'res.headers["set-cookie"]',
+  'headers.cookie',
+  'headers.authorization'
+])
+
+export interface RedactingLoggerOptions {
+  level: string
+  redact: { paths: string[], censor: string }
+  serializers: typeof logSerializers
+}
+
+/**
+ * Fastify `logger` options that never write a code, a state, a returnTo, a cookie or an Authorization header:
+ * `Fastify({ logger: loggerOptions({ level: 'info' }) })`. Spread it to add pino options of your own; keep
+ * `serializers.req` if you add serializers.
+ */
+export function loggerOptions (options: { level?: string } = {}): RedactingLoggerOptions {
+  return {
+    level: options.level ?? 'info',
+    redact: { paths: [...REDACTED_LOG_PATHS], censor: REDACTION_CENSOR },
+    serializers: logSerializers
+  }
+}

@@ -1,0 +1,61 @@
+import t from 'tap'
+import { redactUrl } from '@fastify-aihubmix/oauth-routes'
+import { TestBrowser } from '../helpers/browser.js'
+import { startReadmeApp } from '../helpers/readme-app.js'
+import { findLeaks } from '../helpers/stack.js'
+
+// Issue 16, item 6: with oauth-routes' loggerOptions(), Fastify's own request logging (the README's logger,
+// a real pino writing to a stream) never writes a code, a state, a returnTo, a cookie or a session id.
+
+t.test('Fastify\'s request logging with loggerOptions() writes no code, state, returnTo or cookie', async (t) => {
+  const { url, mock, logs } = await startReadmeApp(t, { cookieName: 'sid', secure: 'auto' })
+  const browser = new TestBrowser()
+  const states: string[] = []
+  const returnTo = '/private-return-path-0123456789'
+  for (const mode of ['redirect', 'popup']) {
+    const start = await browser.get(`${url}/auth/login?mode=${mode}&returnTo=${encodeURIComponent(returnTo)}`)
+    states.push(new URL(TestBrowser.location(start)).searchParams.get('state') as string)
+    const back = await browser.get(TestBrowser.location(start))
+    const done = await browser.get(TestBrowser.location(back))
+    t.ok(done.status === 302 || done.status === 200, `${mode}: signed in`)
+  }
+  // Failures and mistakes carry a code and a state in their URLs too.
+  await browser.get(`${url}/auth/callback?code=code_leakcanary_forged&state=${states[0] as string}`)
+  await browser.get(`${url}/auth/callback?state=${states[1] as string}&%63ode=code_leakcanary_encoded_name`)
+  await browser.get(`${url}/auth/callbak?code=code_leakcanary_typo&state=${states[0] as string}`)
+  await browser.get(`${url}/auth/session`)
+
+  const cookies = [...(browser.cookies.get(url)?.values() ?? [])]
+  const issued = mock.issued()
+  t.ok(issued.codes.length >= 2 && cookies.length >= 1, 'there is something to look for')
+  const incoming = logs.filter((l) => l.includes('"incoming request"'))
+  t.ok(incoming.length >= 8, `${incoming.length} request lines`)
+  t.ok(incoming.some((l) => l.includes('"url":"/auth/callback?code=[REDACTED]&state=[REDACTED]"')), 'the callback URL, redacted')
+  t.ok(incoming.some((l) => l.includes('"url":"/auth/login?mode=popup&returnTo=[REDACTED]"')), 'the login URL, redacted')
+  t.same(findLeaks([
+    ...issued.codes,
+    ...issued.accessTokens,
+    ...issued.refreshTokens,
+    'code_leakcanary_forged',
+    'code_leakcanary_encoded_name',
+    'code_leakcanary_typo',
+    ...states,
+    returnTo,
+    ...cookies
+  ], logs), [], 'none of them in any log line')
+})
+
+t.test('redactUrl replaces the values of code, state, iss, error_description and returnTo, however written', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['/auth/callback', '/auth/callback'],
+    ['/auth/callback?code=abc&state=def', '/auth/callback?code=[REDACTED]&state=[REDACTED]'],
+    ['/auth/callback?state=a&state=b&x=1', '/auth/callback?state=[REDACTED]&state=[REDACTED]&x=1'],
+    ['/auth/callback?%63ode=abc&st%61te=def', '/auth/callback?%63ode=[REDACTED]&st%61te=[REDACTED]'],
+    ['/auth/callback?error=access_denied&error_description=secret%20text&iss=https%3A%2F%2Fx', '/auth/callback?error=access_denied&error_description=[REDACTED]&iss=[REDACTED]'],
+    ['/auth/login?returnTo=%2Fa&mode=popup', '/auth/login?returnTo=[REDACTED]&mode=popup'],
+    ['/x?code', '/x?code=[REDACTED]'],
+    ['/x?%E0%A4%A=1&code=2', '/x?%E0%A4%A=1&code=[REDACTED]'],
+    ['/x?codes=1&mycode=2', '/x?codes=1&mycode=2']
+  ]
+  for (const [input, expected] of cases) t.equal(redactUrl(input), expected, input)
+})
