@@ -50,7 +50,7 @@ export const RefreshBusyError = createError(
 /**
  * 503: this session's last refresh failed transiently moments ago (the provider was down, busy or slow); the
  * refresher is not called again until the backoff (`refreshBackoffMs`, or the provider's Retry-After) is over.
- * The last failure is the `cause`. The token set is kept.
+ * The last failure is the `cause`, and `retryAfterMs` says how long the backoff still lasts. The token set is kept.
  */
 export const RefreshBackoffError = createError(
   'FST_AIHUBMIX_REFRESH_BACKOFF',

@@ -315,7 +315,8 @@ export class TokenStoreCore implements TokenStore {
   async #refreshOnce (sid: string, refresh: Refresher, force: boolean, stale: string | undefined): Promise<TokenSet> {
     const backoff = this.#backoff.get(sid)
     if (backoff !== undefined) {
-      if (backoff.until > Date.now()) throw new RefreshBackoffError({ cause: backoff.error })
+      const left = backoff.until - Date.now()
+      if (left > 0) throw Object.assign(new RefreshBackoffError({ cause: backoff.error }), { retryAfterMs: left })
       this.#backoff.delete(sid)
     }
     const running = this.#flights.get(sid)

@@ -111,13 +111,15 @@ t.test('a revoked grant: 401 reauth_required, then no more token requests', asyn
 })
 
 t.test('a 503 from the token endpoint keeps the session; it backs off for the Retry-After, then recovers', async (t) => {
-  const { stack, browser } = await signedIn(t)
+  const failures: unknown[] = []
+  const { stack, browser } = await signedIn(t, { tokenStore: { hooks: { onRefreshFailed: (e) => { failures.push(e.error) } } } })
   await setExpiry(stack, browser, -1000)
   stack.mock.setFault('token', 'http503') // answers with Retry-After: 1
   const failed = await browser.get(`${stack.url}/api/user/info`, CSRF)
   t.equal(failed.status, 503)
   t.same(JSON.parse(failed.body).error, 'upstream_unavailable')
   t.equal(stack.mock.counts().grants.refresh_token, 1)
+  t.match(failures, [{ code: 'FST_AIHUBMIX_UPSTREAM_BUSY', retryAfterMs: 1000 }], 'the provider\'s Retry-After: 1 reaches token-store')
   // Twenty requests at once, as a user's page would send them, and more right after: nobody calls the token
   // endpoint while the session backs off.
   const burst = await Promise.all(Array.from({ length: 20 }, () => browser.get(`${stack.url}/api/user/info`, CSRF)))
