@@ -105,9 +105,11 @@ export interface TokenStoreCoreOptions {
  * names the session by `sessionTag` (never the id itself, which is a credential, nor a token).
  *
  * Backoff: a transient refresh failure puts the session in `#backoff` for `refreshBackoffMs` (or the provider's
- * Retry-After, bounded by `refreshBackoffMaxMs`): meanwhile the refresher is not called for it in this process,
- * callers get RefreshBackoffError (or the current set while its access token is still valid), and the set is kept.
- * Without it, every request of a session would call a failing token endpoint again.
+ * Retry-After, bounded by `refreshBackoffMaxMs`): meanwhile the refresher is not called for it, callers get
+ * RefreshBackoffError (or the current set while its access token is still valid), and the set is kept. The map
+ * answers this process's requests without a store command; the key `{sid}:backoff`, written while the lock is
+ * still held and read under the lock, keeps the other instances from trying at once too. Without it, every request
+ * of a session would call a failing token endpoint again, on every instance.
  */
 export class TokenStoreCore implements TokenStore {
   readonly refreshSkewMs: number
@@ -341,12 +343,17 @@ export class TokenStoreCore implements TokenStore {
     const lock = await this.#acquire(this.keys.lock(sid))
     let handedOver = false
     try {
-      // Re-read under the lock: another instance may have refreshed while we waited.
-      const stored = await this.read(sid)
+      // Re-read under the lock: another instance may have refreshed while we waited, or failed and backed off.
+      const [stored, backoffUntil] = await Promise.all([this.read(sid), this.#kv.get(this.keys.backoff(sid))])
       if (stored === null) throw new UnauthenticatedError()
       if (this.#usable(stored.set, force, stale)) return stored.set
       const refreshToken = stored.set.refreshToken
       if (refreshToken === undefined || refreshToken === '') return this.#withoutRefreshToken(stored.set, force)
+      const left = Number(backoffUntil) - Date.now()
+      if (backoffUntil !== null && left > 0) {
+        this.#backoff.set(sid, { until: Date.now() + left, error: undefined })
+        throw Object.assign(new RefreshBackoffError(), { retryAfterMs: left })
+      }
 
       const fresh = await this.#refresh(sid, refresh, refreshToken)
       const merged = normalizeTokenSet({ ...fresh, refreshToken: hasRefreshToken(fresh) ? fresh.refreshToken : refreshToken })
@@ -473,24 +480,28 @@ export class TokenStoreCore implements TokenStore {
         await this.#hook('onRevoked', { sid, error: err })
         throw new ReauthRequiredError({ cause: err })
       }
-      this.#backOff(sid, err)
+      await this.#backOff(sid, err)
       await this.#hook('onRefreshFailed', { sid, error: err })
       throw err
     }
     const problem = tokenSetProblem(fresh)
     if (problem !== undefined) {
       const error = new TokenStoreArgumentError('refresher result', problem)
-      this.#backOff(sid, error)
+      await this.#backOff(sid, error)
       await this.#hook('onRefreshFailed', { sid, error })
       throw error
     }
     return fresh as TokenSet
   }
 
-  /** Starts the session's backoff after a transient refresh failure (Retry-After honoured, bounded). */
-  #backOff (sid: string, error: unknown): void {
+  /**
+   * Starts the session's backoff after a transient refresh failure (Retry-After honoured, bounded): in this
+   * process, and (best effort, while the lock is still held) in the store, where the next flight of any instance
+   * finds it under the lock.
+   */
+  async #backOff (sid: string, error: unknown): Promise<void> {
     const asked = retryAfterOf(error)
-    const ms = asked === undefined ? this.#options.refreshBackoffMs : Math.min(asked, this.#options.refreshBackoffMaxMs)
+    const ms = Math.ceil(asked === undefined ? this.#options.refreshBackoffMs : Math.min(asked, this.#options.refreshBackoffMaxMs))
     if (ms <= 0) return
     const now = Date.now()
     // Oldest first: expired entries of sessions that never came back are swept from the front.
@@ -500,6 +511,11 @@ export class TokenStoreCore implements TokenStore {
     }
     this.#backoff.delete(sid)
     this.#backoff.set(sid, { until: now + ms, error })
+    try {
+      await this.#kv.set(this.keys.backoff(sid), String(now + ms), ms)
+    } catch (err) {
+      this.#log.debug({ err }, 'token-store: could not share a refresh backoff with other instances')
+    }
   }
 
   async #acquire (lockKey: string): Promise<HeldLock> {
