@@ -75,6 +75,11 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
     if (publicErrorOf(err).statusCode >= 500) request.log.error({ err: { code: err.code, message: err.message } }, 'request failed')
     return sendPublicError(reply, err)
   })
+  // Fastify's own 404 body quotes the method and URL (a callback's code and state with it): the same
+  // `{error, message}` as everywhere else instead, naming nothing of the request.
+  app.setNotFoundHandler(async (_request, reply) => {
+    return await reply.code(404).send({ error: 'not_found', message: 'No such route.' })
+  })
 
   const secure = config.publicUrl.startsWith('https:')
   // `__Host-` pins the cookie to this exact origin (Secure, Path=/, no Domain).
