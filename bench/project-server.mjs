@@ -1,7 +1,7 @@
 // The project as a user deploys it: the example app (example/dist/app.js) built from its
 // configuration exactly as `npm start` does, against the upstream given by the parent.
 // Memory stores by default; Redis stores when REDIS_URL is given (the app registers
-// @fastify/redis itself, as in production).
+// its own ioredis client for REDIS_URL, as in production).
 //
 // env: BENCH_PORT, BENCH_PUBLIC_URL (default http://127.0.0.1:BENCH_PORT), BENCH_UPSTREAM,
 //      BENCH_CLIENT_ID, BENCH_CLIENT_SECRET, BENCH_SESSION_SECRET, BENCH_KEY_PREFIX,

@@ -1,8 +1,7 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
-import fastifyRedis from '@fastify/redis'
-import type { Redis } from 'ioredis'
+import { Redis } from 'ioredis'
 import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import aihubmixProxy, { publicErrorOf, sendPublicError, type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
 import oauthRoutes, {
@@ -52,8 +51,11 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
     if (publicErrorOf(err).statusCode >= 500) request.log.error({ err: { code: err.code, message: err.message } }, 'request failed')
     return sendPublicError(reply, err)
   })
-  // Never Fastify's default 404 body, which echoes the URL (a mistyped callback URL carries a code and a state).
-  app.setNotFoundHandler(async (_request, reply) => reply.code(404).send({ error: 'not_found', message: 'No such page.' }))
+  // Fastify's own 404 body quotes the method and URL (a callback's code and state with it): the same
+  // `{error, message}` as everywhere else instead, naming nothing of the request.
+  app.setNotFoundHandler(async (_request, reply) => {
+    return await reply.code(404).send({ error: 'not_found', message: 'No such route.' })
+  })
 
   const secure = config.publicUrl.startsWith('https:')
   // `__Host-` pins the cookie to this exact origin (Secure, Path=/, no Domain).
@@ -61,19 +63,8 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
 
   await app.register(fastifyCookie)
 
-  const redisClient = opts.redis
-  if (redisClient === undefined && config.redisUrl !== undefined) {
-    await app.register(fastifyRedis, {
-      url: config.redisUrl,
-      // Fail fast while Redis is down (503s), reconnect on its own when it is back.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 5000,
-      // Commands of concurrent requests issued in the same tick go out in one write (one syscall).
-      enableAutoPipelining: true
-    })
-  }
-  const useRedis = redisClient !== undefined || config.redisUrl !== undefined
+  const redisClient = opts.redis ?? (config.redisUrl === undefined ? undefined : await redisInBackground(app, config.redisUrl))
+  const useRedis = redisClient !== undefined
 
   await app.register(tokenStore, {
     encryptionKeys: config.tokenEncryptionKeys,
@@ -125,4 +116,60 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
   })
 
   return app
+}
+
+/**
+ * The ioredis client for REDIS_URL, made here rather than by @fastify/redis: @fastify/redis holds the start until
+ * Redis is 'ready', so a Redis that is down at start became "Plugin did not start in time: '@fastify/redis'" after
+ * avvio's timeout. This one waits for the first attempt only (no 503 at start while Redis is up), and then the
+ * server starts either way: while Redis is down every route that needs the store answers 503 store_unavailable
+ * (no offline queue: commands fail at once) and ioredis keeps reconnecting, so the server heals by itself. One
+ * warning names REDIS_URL (without its password) when Redis is unreachable, one line says when it is back.
+ * Decorated as `fastify.redis`, as @fastify/redis would, for token-store and the app's own routes.
+ */
+async function redisInBackground (app: FastifyInstance, url: string): Promise<Redis> {
+  const client = new Redis(url, {
+    lazyConnect: true,
+    // Fail fast while Redis is down (503s), reconnect on its own when it is back.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5000,
+    // Commands of concurrent requests issued in the same tick go out in one write (one syscall).
+    enableAutoPipelining: true
+  })
+  const shown = redisUrlForLogs(url)
+  let unreachable = false
+  client.on('error', (err: Error & { code?: string }) => {
+    if (unreachable) return
+    unreachable = true
+    app.log.warn(`REDIS_URL ${shown} is unreachable (${err.code ?? err.message}): answering 503 store_unavailable until it is; reconnecting in the background`)
+  })
+  client.on('ready', () => {
+    if (!unreachable) return
+    unreachable = false
+    app.log.info(`REDIS_URL ${shown} is reachable again`)
+  })
+  const firstAttempt = new Promise<void>((resolve) => {
+    client.once('ready', resolve)
+    client.once('error', () => resolve())
+  })
+  client.connect().catch(() => {}) // failures are 'error' events, reconnection is ioredis' own
+  await firstAttempt
+  app.decorate('redis', client as never) // typed by @fastify/redis where it is loaded
+  app.addHook('onClose', async () => {
+    client.disconnect()
+  })
+  return client
+}
+
+/** REDIS_URL without its credentials. */
+function redisUrlForLogs (url: string): string {
+  try {
+    const parsed = new URL(url)
+    parsed.username = ''
+    parsed.password = ''
+    return parsed.href
+  } catch {
+    return '(unparsable)'
+  }
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { startMockProvider, type MockProvider } from '@fastify-aihubmix/mock-provider'
@@ -23,7 +24,7 @@ export function loadEnvFile (path: string, env: Record<string, string | undefine
   return true
 }
 
-export async function main (env: Record<string, string | undefined> = process.env): Promise<{ close: () => Promise<void>, url: string }> {
+export async function main (env: Record<string, string | undefined> = process.env): Promise<{ close: () => Promise<void>, url: string, keyPrefix: string | undefined }> {
   const envFile = resolve(env.ENV_FILE ?? '.env')
   loadEnvFile(envFile, env)
   const config = readConfig(env)
@@ -38,7 +39,11 @@ export async function main (env: Record<string, string | undefined> = process.en
     provider = { baseUrl: mock.url, clientId: app.clientId, clientSecret: app.clientSecret }
   }
 
-  const app = await buildApp({ config, provider })
+  // The embedded mock forgets every token it issued when this process stops. Sessions in Redis outlive it: one
+  // signed in through an earlier run's mock would read as signed in on /auth/session and end with reauth_required
+  // on its first /api call. Kept under a key prefix of this run instead, they are gone for both routes alike.
+  const runPrefix = mock !== undefined && config.redisUrl !== undefined ? { tokenStore: { keyPrefix: `aihubmix:mock-${randomUUID()}:` } } : {}
+  const app = await buildApp({ config, provider, ...runPrefix })
   if (config.sessionSecretGenerated) {
     app.log.warn('SESSION_SECRET is not set: using a random one for this process (sessions end when it stops)')
   }
@@ -55,7 +60,7 @@ export async function main (env: Record<string, string | undefined> = process.en
     await app.close()
     await mock?.close()
   }
-  return { close, url }
+  return { close, url, keyPrefix: runPrefix.tokenStore?.keyPrefix }
 }
 
 const isEntry = process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)

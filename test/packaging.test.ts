@@ -25,7 +25,7 @@ for (const name of PACKAGES) {
     t.ok(files.includes('package.json'))
     t.ok(files.includes('dist/index.js'), 'the entry point')
     t.ok(files.includes('dist/index.d.ts'), 'its types')
-    const stray = files.filter((f) => !(f === 'package.json' || f === 'README.md' || f === 'LICENSE' || f.startsWith('dist/') || f === 'aihubmix-oauth.js'))
+    const stray = files.filter((f) => !(f === 'package.json' || f === 'README.md' || f === 'LICENSE' || f.startsWith('dist/') || f === 'aihubmix-oauth.js' || f === 'aihubmix-mock-provider.js'))
     t.same(stray, [], 'nothing but built files')
     t.notOk(files.some((f) => f.endsWith('.tsbuildinfo') || f.endsWith('.test.js')), 'no build info, no tests')
   })

@@ -88,6 +88,6 @@ export const CsrfHeaderRequiredError = createError(
 
 export const ProxyOptionsError = createError<[string]>(
   'FST_AIHUBMIX_PROXY_OPTIONS',
-  'Invalid aihubmix-proxy options: %s',
+  'Invalid aihubmix-proxy option %s',
   500
 )

@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { Dispatcher } from 'undici'
 import { ProxyOptionsError } from './errors.js'
+import { firstOptionProblem } from './option-errors.js'
 
 export const DEFAULT_SCOPE = ['profile', 'balance'] as const
 export const DEFAULT_TIMEOUT_MS = 10_000
@@ -13,7 +14,7 @@ export const DEFAULT_ROUTES = { userInfo: '/user/info', topup: '/user/topup' } a
 export const DEFAULT_CSRF_HEADER = 'x-csrf'
 
 const UrlString = Type.String({ minLength: 1, maxLength: 2048 })
-const RoutePath = Type.String({ pattern: '^/[A-Za-z0-9._~!$&\'()*+,;=:@/-]*$', maxLength: 256 })
+const RoutePath = Type.String({ pattern: '^/[A-Za-z0-9._~!$&\'()*+,;=:@/-]*$', maxLength: 256, expected: 'a path starting with / (at most 256 URL path characters)' })
 
 export const ProxyOptionsSchema = Type.Object({
   /** The provider's origin (optionally with a path prefix); endpoints live under `/api/oauth2/*`. */
@@ -21,14 +22,14 @@ export const ProxyOptionsSchema = Type.Object({
   clientId: Type.String({ minLength: 1, maxLength: 512 }),
   clientSecret: Type.String({ minLength: 1, maxLength: 2048 }),
   redirectUri: UrlString,
-  scope: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' }), { minItems: 1, maxItems: 32 })),
+  scope: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$', expected: 'a scope name (printable ASCII, no space, quote or backslash)' }), { minItems: 1, maxItems: 32 })),
   /** Whole-call deadline for one provider request. */
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
   connectTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
   maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 })),
   connections: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
   /** Route prefix of the browser-facing proxy routes. */
-  prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 256 })),
+  prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 256, expected: 'a path prefix like /api (or empty), without a trailing /' })),
   routes: Type.Optional(Type.Union([
     Type.Literal(false),
     Type.Object({
@@ -37,7 +38,7 @@ export const ProxyOptionsSchema = Type.Object({
     }, { additionalProperties: false })
   ])),
   /** Header the proxy routes require (value `1`): a custom header forces a CORS preflight. */
-  csrfHeader: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 64 })),
+  csrfHeader: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 64, expected: 'a lower-case header name like x-csrf' })),
   /** Optional RFC 7009 revocation endpoint (the provider documents none). Called best-effort at logout. */
   revocationUrl: Type.Optional(UrlString),
   /** Allow an `http:` provider URL that is not loopback (never in production). */
@@ -80,16 +81,16 @@ function parseHttpUrl (value: string, path: string, allowInsecure: boolean): URL
   try {
     url = new URL(value)
   } catch {
-    throw new ProxyOptionsError(`${path} must be an absolute URL`)
+    throw new ProxyOptionsError(`"${path}": must be an absolute URL`)
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new ProxyOptionsError(`${path} must be an http(s) URL`)
+    throw new ProxyOptionsError(`"${path}": must be an http(s) URL`)
   }
   if (url.username !== '' || url.password !== '') {
-    throw new ProxyOptionsError(`${path} must not carry credentials`)
+    throw new ProxyOptionsError(`"${path}": must not carry credentials`)
   }
   if (url.protocol === 'http:' && !allowInsecure && !isLoopbackHost(url.hostname)) {
-    throw new ProxyOptionsError(`${path} must use https unless it is a loopback address`)
+    throw new ProxyOptionsError(`"${path}": must use https unless it is a loopback address`)
   }
   return url
 }
@@ -97,18 +98,15 @@ function parseHttpUrl (value: string, path: string, allowInsecure: boolean): URL
 /** Validates once at registration; returns a new object and never mutates the input. */
 export function resolveOptions (input: ProxyOptionsInput): ResolvedProxyOptions {
   if (input === null || typeof input !== 'object') {
-    throw new ProxyOptionsError('options must be an object')
+    throw new ProxyOptionsError('"(options)": must be an object')
   }
   const { dispatcher, ...plain } = input
-  if (!checkOptions.Check(plain)) {
-    const first = checkOptions.Errors(plain).First()
-    const where = first?.path === '' || first?.path === undefined ? '(root)' : first.path.slice(1).replaceAll('/', '.')
-    throw new ProxyOptionsError(`${where}: ${first?.message ?? 'invalid'}`)
-  }
+  const problem = checkOptions.Check(plain) ? undefined : firstOptionProblem(checkOptions.Errors(plain))
+  if (problem !== undefined) throw new ProxyOptionsError(`"${problem[0]}": ${problem[1]}`)
   const allowInsecure = plain.allowInsecureHttp === true
   const baseUrl = parseHttpUrl(plain.baseUrl, 'baseUrl', allowInsecure)
   if (baseUrl.search !== '' || baseUrl.hash !== '') {
-    throw new ProxyOptionsError('baseUrl must not have a query or a fragment')
+    throw new ProxyOptionsError('"baseUrl": must not have a query or a fragment')
   }
   parseHttpUrl(plain.redirectUri, 'redirectUri', allowInsecure)
   const revocationUrl = plain.revocationUrl === undefined

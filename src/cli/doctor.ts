@@ -168,10 +168,26 @@ async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: R
   }
 }
 
+/**
+ * PUBLIC_URL as the example server reads it: the variable, else `http://localhost:$PORT`. A PORT that is not a
+ * port number gives no URL (and the problem names PORT: PUBLIC_URL was never set).
+ */
+function publicUrlOf (env: Env): { url: URL, problem?: undefined } | { url?: undefined, problem: string } {
+  const raw = set(env, 'PUBLIC_URL')
+  if (raw !== undefined) {
+    const url = parseUrl(raw)
+    return url === undefined ? { problem: 'PUBLIC_URL is not an http(s) URL' } : { url }
+  }
+  const port = env.PORT ?? '3000'
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) {
+    return { problem: 'PUBLIC_URL is not set and PORT is not a port number, so its default (http://localhost:$PORT) is unknown' }
+  }
+  return { url: new URL(`http://localhost:${port}`) }
+}
+
 function redirectCheck (env: Env): DoctorCheck {
-  const publicRaw = env.PUBLIC_URL ?? `http://localhost:${env.PORT ?? '3000'}`
-  const publicUrl = parseUrl(publicRaw)
-  if (publicUrl === undefined) return fail('redirect URI', 'cannot check: PUBLIC_URL is not an http(s) URL')
+  const { url: publicUrl, problem } = publicUrlOf(env)
+  if (publicUrl === undefined) return fail('redirect URI', `cannot check: ${problem}`)
   const explicit = env.AIHUBMIX_REDIRECT_URI
   const redirect = parseUrl(explicit ?? `${publicUrl.origin}${CALLBACK_PATH}`)
   if (redirect === undefined) return fail('redirect URI', 'AIHUBMIX_REDIRECT_URI is not an http(s) URL')
@@ -187,8 +203,7 @@ function redirectCheck (env: Env): DoctorCheck {
 }
 
 function httpsCheck (env: Env, production: boolean): DoctorCheck {
-  const publicRaw = env.PUBLIC_URL ?? `http://localhost:${env.PORT ?? '3000'}`
-  const publicUrl = parseUrl(publicRaw)
+  const { url: publicUrl, problem } = publicUrlOf(env)
   const urls: Array<[string, URL | undefined]> = [
     ['PUBLIC_URL', publicUrl],
     ['AIHUBMIX_REDIRECT_URI', parseUrl(env.AIHUBMIX_REDIRECT_URI ?? (publicUrl === undefined ? undefined : `${publicUrl.origin}${CALLBACK_PATH}`))]
@@ -210,7 +225,10 @@ function httpsCheck (env: Env, production: boolean): DoctorCheck {
   if (plainLocal.length > 0) {
     return ok('HTTPS', `plain http on loopback only (${plainLocal.join(', ')}): development; production requires https elsewhere`)
   }
-  return ok('HTTPS', `${known.map(([name]) => name).join(', ')} use https`)
+  if (known.length === 0) return warn('HTTPS', `cannot check: ${problem ?? 'no URL is known'}`)
+  const names = known.map(([name]) => name)
+  const unknown = problem === undefined ? '' : ` (not checked: ${problem})`
+  return ok('HTTPS', `${names.join(', ')} use${names.length === 1 ? 's' : ''} https${unknown}`)
 }
 
 async function redisChecks (env: Env, timeoutMs: number): Promise<DoctorCheck[]> {

@@ -26,7 +26,7 @@ export const CliInvalidArgumentError = createError<[string, string]>(
 /** A building block called with options of the wrong shape (names the option path). */
 export const CliInvalidOptionError = createError<[string]>(
   'FST_AIHUBMIX_CLI_INVALID_OPTION',
-  'invalid option %s',
+  'Invalid aihubmix-oauth option %s',
   2
 )
 

@@ -2,6 +2,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import type { Dispatcher } from 'undici'
 import { CliInvalidArgumentError, CliInvalidOptionError } from './errors.js'
+import { firstOptionProblem } from './option-errors.js'
 import {
   baseUrlProblem,
   descriptionProblem,
@@ -79,11 +80,9 @@ const checkCreateApp = TypeCompiler.Compile(CreateAppOptionsSchema)
 const checkDoctor = TypeCompiler.Compile(DoctorOptionsSchema)
 
 function checkShape<T extends TSchema> (check: TypeCheck<T>, value: unknown): void {
-  if (value === null || typeof value !== 'object') throw new CliInvalidOptionError('(root): must be an object')
-  if (check.Check(value)) return
-  const first = check.Errors(value).First()
-  const where = first === undefined || first.path === '' ? '(root)' : first.path.slice(1).replaceAll('/', '.')
-  throw new CliInvalidOptionError(`${where}: ${first?.message ?? 'is invalid'}`)
+  if (value === null || typeof value !== 'object') throw new CliInvalidOptionError('"(options)": must be an object')
+  const problem = check.Check(value) ? undefined : firstOptionProblem(check.Errors(value))
+  if (problem !== undefined) throw new CliInvalidOptionError(`"${problem[0]}": ${problem[1]}`)
 }
 
 function refuse (name: string, problem: string | null): void {

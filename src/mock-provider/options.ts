@@ -1,6 +1,7 @@
 import { Type, type TSchema } from '@sinclair/typebox'
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 import { MockInvalidArgumentError, MockInvalidOptionError } from './errors.js'
+import { firstOptionProblem } from './option-errors.js'
 
 /** The provider endpoints that count calls and take latency and faults. */
 export const MOCK_ENDPOINTS = ['authorize', 'token', 'userinfo', 'topup', 'oauth_apps'] as const
@@ -120,19 +121,19 @@ export const MockUserPatchSchema = Type.Partial(Type.Object(userFields), { addit
 export const MockProviderOptionsSchema = Type.Object({
   host: Type.Optional(Type.String({ minLength: 1 })),
   port: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535 })),
-  tokenPrefix: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9]{1,32}$' })),
+  tokenPrefix: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9]{1,32}$', expected: '1 to 32 letters or digits' })),
   accessTokenTtlSeconds: Type.Optional(Type.Integer({ minimum: 1 })),
   refreshTokenTtlSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   codeTtlSeconds: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   rotateRefreshTokens: Type.Optional(Type.Boolean()),
   refreshReuseRevokes: Type.Optional(Type.Boolean()),
   // RFC 6750 b64token: what a Bearer header can carry
-  developerTokens: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9\\-._~+/]+=*$' }), { minItems: 1 })),
+  developerTokens: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z0-9\\-._~+/]+=*$', expected: 'a bearer token (letters, digits and -._~+/, then = padding)' }), { minItems: 1 })),
   controlApi: Type.Optional(Type.Union([
     Type.Boolean(),
     Type.Object({
       // an absolute path without a trailing slash, query or fragment
-      prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)+$' }))
+      prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)+$', expected: 'a path prefix like /__mock, without a trailing /' }))
     }, { additionalProperties: false })
   ])),
   user: Type.Optional(MockUserPatchSchema),
@@ -146,16 +147,7 @@ const checkUserPatch = TypeCompiler.Compile(MockUserPatchSchema)
 /** The first schema violation as `[path, message]`, the path dotted under `root`. */
 function firstProblem<T extends TSchema> (check: TypeCheck<T>, value: unknown, root: string): [string, string] | null {
   if (check.Check(value)) return null
-  let error = check.Errors(value).First()
-  /* c8 ignore next */
-  if (error === undefined) return [root, 'is invalid']
-  // a union (controlApi) says only "expected union value": report the variant that got furthest
-  for (const variant of error.errors) {
-    const inner = variant.First()
-    if (inner !== undefined && inner.path.length > error.path.length) error = inner
-  }
-  const path = error.path === '' ? root : `${root}${error.path.replaceAll('/', '.')}`
-  return [path, error.message.charAt(0).toLowerCase() + error.message.slice(1)]
+  return firstOptionProblem(check.Errors(value), root) ?? [root, 'is invalid']
 }
 
 /**

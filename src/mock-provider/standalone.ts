@@ -40,7 +40,8 @@ function port (value: string | undefined): number {
  * - `MOCK_CONTROL_API=1`: the HTTP control API under `/__mock`
  * - `MOCK_CLIENT_ID`, `MOCK_CLIENT_SECRET`, `MOCK_REDIRECT_URI`: the demo app's credentials
  *   (generated when unset; the redirect URI defaults to the example's callback)
- * - `MOCK_PRINT_SECRET=1`: print the demo app's client secret (otherwise it is only in the control API)
+ * - `MOCK_PRINT_SECRET=1`: print the demo app's client secret and the developer token (otherwise they are only in
+ *   the control API); the `aihubmix-mock-provider` command sets it unless it is set
  * - `MOCK_LOG=1`: request logging (query strings redacted)
  *
  * Prints the demo app, then `mock AIHubMix provider listening on <url>` once ready. A bad
@@ -76,6 +77,7 @@ export async function main (opts: MainOptions = {}): Promise<MockProvider> {
   print(`demo app redirect URI: ${app.redirectUri}`)
   if (printSecret) {
     print(`demo app client secret: ${app.clientSecret}`)
+    print(`developer token (AIHUBMIX_DEVELOPER_TOKEN for aihubmix-oauth create-app --base-url ${provider.url}): ${provider.developerToken}`)
   } else {
     print(`demo app client secret: not printed (set MOCK_PRINT_SECRET=1${controlApi ? `, or GET ${controlUrl}/apps` : ', or MOCK_CONTROL_API=1 and GET /__mock/apps'})`)
   }

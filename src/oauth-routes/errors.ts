@@ -2,7 +2,7 @@ import createError from '@fastify/error'
 
 export const OAuthRoutesOptionsError = createError<[string]>(
   'FST_AIHUBMIX_OAUTH_ROUTES_OPTIONS',
-  'Invalid oauth-routes options: %s',
+  'Invalid oauth-routes option %s',
   500
 )
 

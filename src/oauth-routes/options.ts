@@ -3,6 +3,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { FastifyRequest } from 'fastify'
 import type { UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { OAuthRoutesOptionsError } from './errors.js'
+import { firstOptionProblem } from './option-errors.js'
 
 export const DEFAULT_PREFIX = '/auth'
 export const DEFAULT_ROUTES = { login: '/login', callback: '/callback', logout: '/logout', session: '/session' } as const
@@ -14,12 +15,12 @@ export const DEFAULT_CSRF_HEADER = 'x-csrf'
 export const DEFAULT_IDLE_TIMEOUT_MS = 24 * 60 * 60 * 1000
 export const DEFAULT_ABSOLUTE_TIMEOUT_MS = 7 * 24 * 60 * 60 * 1000
 
-const RoutePath = Type.String({ pattern: '^/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$', maxLength: 256 })
+const RoutePath = Type.String({ pattern: '^/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$', maxLength: 256, expected: 'a path like /login (letters, digits and ._~-)' })
 
 export const OAuthRoutesOptionsSchema = Type.Object({
   /** The origin users see (e.g. `https://app.example.com`): postMessage target and cookie security come from it, never from Host headers. */
   publicUrl: Type.String({ minLength: 1, maxLength: 2048 }),
-  prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 256 })),
+  prefix: Type.Optional(Type.String({ pattern: '^(/[A-Za-z0-9._~-]+)*$', maxLength: 256, expected: 'a path prefix like /auth (or empty), without a trailing /' })),
   routes: Type.Optional(Type.Object({
     login: Type.Optional(RoutePath),
     callback: Type.Optional(RoutePath),
@@ -27,16 +28,16 @@ export const OAuthRoutesOptionsSchema = Type.Object({
     session: Type.Optional(RoutePath)
   }, { additionalProperties: false })),
   /** Path a failed login redirects to, with `?error=<code>`. */
-  errorPath: Type.Optional(Type.String({ pattern: '^/[^/\\\\]*', maxLength: 256 })),
-  defaultReturnTo: Type.Optional(Type.String({ pattern: '^/[^/\\\\]*', maxLength: 256 })),
+  errorPath: Type.Optional(Type.String({ pattern: '^/[^/\\\\]*', maxLength: 256, expected: 'a path of this app like / (not //host)' })),
+  defaultReturnTo: Type.Optional(Type.String({ pattern: '^/[^/\\\\]*', maxLength: 256, expected: 'a path of this app like / (not //host)' })),
   stateTtlMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 60 * 60 * 1000 })),
   /** Ask the provider for one-click login (`auto_authorize=true`). */
   autoAuthorize: Type.Optional(Type.Boolean()),
   /** The provider's issuer identifier for RFC 9207 `iss` checks; defaults to the provider's origin. */
   issuer: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
   /** Name of @fastify/session's cookie, so logout clears it with the same attributes. */
-  cookieName: Type.Optional(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', maxLength: 128 })),
-  csrfHeader: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 64 })),
+  cookieName: Type.Optional(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', maxLength: 128, expected: 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)' })),
+  csrfHeader: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 64, expected: 'a lower-case header name like x-csrf' })),
   /** A signed-in session unused for this long ends (server-side timestamp, checked on every request). */
   idleTimeoutMs: Type.Optional(Type.Integer({ minimum: 1000 })),
   /** A signed-in session ends this long after login, however active. */
@@ -94,11 +95,8 @@ export function resolveOptions (input: OAuthRoutesOptions): ResolvedOAuthRoutesO
   const { onLogin, onLogout, ...plain } = input
   if (onLogin !== undefined && typeof onLogin !== 'function') throw new OAuthRoutesOptionsError('onLogin must be a function')
   if (onLogout !== undefined && typeof onLogout !== 'function') throw new OAuthRoutesOptionsError('onLogout must be a function')
-  if (!checkOptions.Check(plain)) {
-    const first = checkOptions.Errors(plain).First()
-    const where = first?.path === '' || first?.path === undefined ? '(root)' : first.path.slice(1).replaceAll('/', '.')
-    throw new OAuthRoutesOptionsError(`${where}: ${first?.message ?? 'invalid'}`)
-  }
+  const problem = checkOptions.Check(plain) ? undefined : firstOptionProblem(checkOptions.Errors(plain))
+  if (problem !== undefined) throw new OAuthRoutesOptionsError(`"${problem[0]}": ${problem[1]}`)
   let publicUrl: URL
   try {
     publicUrl = new URL(plain.publicUrl)

@@ -4,6 +4,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { EncryptionKeyInput, KeyRing } from './crypto.js'
 import { createKeyRing } from './crypto.js'
 import { TokenStoreOptionsError } from './errors.js'
+import { firstOptionProblem } from './option-errors.js'
 import type { RedisClient } from './redis-store.js'
 import type { TokenSet } from './token-set.js'
 
@@ -151,7 +152,7 @@ export const TokenStoreOptionsSchema = Type.Object({
   encryptionKeys: Type.Union([KeyInput, Type.Array(KeyInput, { minItems: 1 })]),
   backend: Type.Optional(Type.Union([Type.Literal('memory'), Type.Literal('redis')])),
   redis: Type.Optional(Type.Object({}, { description: 'an ioredis Redis or Cluster client' })),
-  keyPrefix: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[^{}]*$' })),
+  keyPrefix: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[^{}]*$', expected: 'a string of 1 to 256 characters without { or }' })),
   refreshSkewMs: Ms(0, 'refresh when less than this remains'),
   refreshTokenTtlMs: Ms(1, 'TTL of a token set with a refresh token'),
   sessionTtlMs: Ms(1, 'session TTL when the cookie has no expiry'),
@@ -163,7 +164,7 @@ export const TokenStoreOptionsSchema = Type.Object({
   openedCacheSize: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'opened token sets kept in memory, 0 for none' })),
   redisClientCache: Type.Optional(Type.Union([Type.Boolean(), ClientCacheObject])),
   sessionCookie: Type.Optional(Type.Object({
-    name: Type.String({ minLength: 1, maxLength: 256, pattern: '^[!#$%&\'*+\\-.^_`|~0-9A-Za-z]+$', description: 'a cookie name' }),
+    name: Type.String({ minLength: 1, maxLength: 256, pattern: '^[!#$%&\'*+\\-.^_`|~0-9A-Za-z]+$', description: 'a cookie name', expected: 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)' }),
     secret: Type.Union([
       Type.String({ minLength: 32 }),
       Type.Array(Type.String({ minLength: 32 }), { minItems: 1 })
@@ -201,14 +202,10 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
   // A union's error says only "expected union value": an object given for redisClientCache is checked on its own,
   // so that the message names the property that is wrong.
   const cacheInput = input.redisClientCache
-  const cacheError = typeof cacheInput === 'object' && cacheInput !== null ? clientCacheChecker.Errors(cacheInput).First() : undefined
-  if (cacheError !== undefined) {
-    throw new TokenStoreOptionsError('redisClientCache' + (cacheError.path === '' ? '' : '.' + toPath(cacheError.path)), cacheError.message.toLowerCase())
-  }
-  const first = checker.Errors(input).First()
-  if (first !== undefined) {
-    throw new TokenStoreOptionsError(toPath(first.path), first.message.toLowerCase())
-  }
+  const cacheProblem = typeof cacheInput === 'object' && cacheInput !== null ? firstOptionProblem(clientCacheChecker.Errors(cacheInput), 'redisClientCache') : undefined
+  if (cacheProblem !== undefined) throw new TokenStoreOptionsError(...cacheProblem)
+  const problem = firstOptionProblem(checker.Errors(input))
+  if (problem !== undefined) throw new TokenStoreOptionsError(...problem)
   const o = input as unknown as TokenStoreOptions
   if (o.redis !== undefined && !isRedisClient(o.redis)) {
     throw new TokenStoreOptionsError('redis', 'must be an ioredis client (Redis or Cluster)')
@@ -256,14 +253,4 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
 export function isRedisClient (value: unknown): value is RedisClient {
   const v = value as { call?: unknown, duplicate?: unknown } | null
   return typeof v === 'object' && v !== null && typeof v.call === 'function' && typeof v.duplicate === 'function'
-}
-
-/** JSON pointer (`/hooks/onRefresh`, `/encryptionKeys/1`) to an option path (`hooks.onRefresh`, `encryptionKeys[1]`). */
-function toPath (pointer: string): string {
-  let path = ''
-  for (const part of pointer.split('/').slice(1)) {
-    const name = part.replace(/~1/g, '/').replace(/~0/g, '~')
-    path += /^\d+$/.test(name) ? `[${name}]` : (path === '' ? name : '.' + name)
-  }
-  return path === '' ? '(options)' : path
 }

@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto'
-import type { Cluster, Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
 import type { CompareAndSetResult, KVStore } from './kv-store.js'
 import { assertTtl } from './keys.js'
@@ -7,8 +6,16 @@ import { StoreUnavailableError, TokenStoreOptionsError } from './errors.js'
 import { TrackingCache } from './tracking-cache.js'
 import type { TrackingConnection } from './tracking-cache.js'
 
-/** An ioredis client: a `Redis` or a `Cluster`. The store only uses `call()` and, for lock waiters, `duplicate()`. */
-export type RedisClient = Redis | Cluster
+/**
+ * An ioredis client: a `Redis` or a `Cluster`, of ioredis 5 or 6. Declared by its shape rather than imported from
+ * ioredis, so that this package's types compile in an app that has no ioredis installed (a memory-only app): ioredis
+ * is an optional peer. The store only uses `call()` and, for lock waiters and the client cache, `duplicate()`.
+ */
+export interface RedisClient {
+  call (command: string, args: Array<string | number>): Promise<unknown>
+  duplicate (...args: never[]): unknown
+  readonly status: string
+}
 
 /** What the store needs of a client (both ioredis classes have it); lets tests wrap a client. */
 interface RedisCaller {
@@ -122,8 +129,12 @@ export class RedisStore implements KVStore {
       const keyPrefix = this.#client.options?.keyPrefix
       this.#cache = new TrackingCache({
         // Its own connection, reconnected by the cache itself: tracking must be switched on again on every new
-        // connection, before SUBSCRIBE, and nothing may be served in between.
+        // connection, before SUBSCRIBE, and nothing may be served in between. RESP2 on it whatever the client
+        // speaks: over RESP3 (ioredis 6's default) Redis sends announcements as `invalidate` push frames, which
+        // ioredis drops without an event, so the cache would never hear of a change; over RESP2 they come as
+        // messages on `__redis__:invalidate`. (ioredis 5 has no `protocol` option and always speaks RESP2.)
         open: () => this.#client.duplicate({
+          protocol: 2,
           lazyConnect: true,
           autoResubscribe: false,
           enableOfflineQueue: true,

@@ -22,7 +22,7 @@ async function spawnBin (args: string[], env: Record<string, string>, cwd: strin
 
 t.test('the committed launcher is executable and needs no build to exist', async (t) => {
   t.equal((await stat(bin)).mode & 0o111, 0o111, 'mode +x (git keeps it; npm links it before dist/ is built)')
-  t.match(await readFile(bin, 'utf8'), /^#!\/usr\/bin\/env node\n/)
+  t.match(await readFile(bin, 'utf8'), /^#!\/usr\/bin\/env -S node --\n/, 'node -- : Node.js reads no --env-file of the arguments')
 })
 
 t.test('the command sets the process exit status', { skip: existsSync(built) ? false : 'src/cli/dist/bin.js is not built (npx tsc -b)' }, async (t) => {

@@ -83,9 +83,9 @@ t.test('the building block validates too, naming the option', async (t) => {
   })
   await t.rejects(createApp({ developerToken: 'dev_x', name: ' ', redirectUri: REDIRECT }), { message: 'name must not be empty' })
   await t.rejects(createApp({ developerToken: 'dev_x', name: 'x', redirectUri: REDIRECT, timeoutMs: 0 }), CliInvalidOptionError)
-  await t.rejects(createApp({ developerToken: 'dev_x', name: 'x', redirectUri: REDIRECT, timeoutMs: 0 }), { message: /^invalid option timeoutMs: / })
-  await t.rejects(createApp({ developerToken: 'dev_x', name: 'x', redirectUri: REDIRECT, extra: 1 } as never), { message: /^invalid option / })
-  await t.rejects(createApp(null as never), { message: 'invalid option (root): must be an object' })
+  await t.rejects(createApp({ developerToken: 'dev_x', name: 'x', redirectUri: REDIRECT, timeoutMs: 0 }), { message: /^Invalid aihubmix-oauth option "timeoutMs": expected / })
+  await t.rejects(createApp({ developerToken: 'dev_x', name: 'x', redirectUri: REDIRECT, extra: 1 } as never), { message: /^Invalid aihubmix-oauth option "extra": is not an option/ })
+  await t.rejects(createApp(null as never), { message: 'Invalid aihubmix-oauth option "(options)": must be an object' })
 })
 
 t.test('redirect URI rule, case by case', async (t) => {

@@ -197,5 +197,5 @@ t.test('formatCheck and the report', async (t) => {
   t.equal(report.ok, false)
   t.equal(report.envFile, join(cwd, '.env'))
   t.same(report.checks.filter((c) => c.status === 'fail').map((c) => c.name), ['configuration', 'SESSION_SECRET', 'provider'])
-  await t.rejects(doctor({ env: {}, cwd, timeoutMs: -1 }), { code: 'FST_AIHUBMIX_CLI_INVALID_OPTION', message: /^invalid option timeoutMs: / })
+  await t.rejects(doctor({ env: {}, cwd, timeoutMs: -1 }), { code: 'FST_AIHUBMIX_CLI_INVALID_OPTION', message: /^Invalid aihubmix-oauth option "timeoutMs": expected / })
 })

@@ -5,6 +5,9 @@
  * - `connectRedis(t)`: a NEW connected ioredis client, quit at the test's teardown. When Redis is unreachable it
  *   returns undefined after marking the test: SKIPPED with a loud notice on stderr, or FAILED under `CI=true`.
  *   Call it first in a test (a skip is a `plan(0)`): `const redis = await connectRedis(t); if (!redis) return`.
+ *   `connectRedis(t, options, 6)`: the same with ioredis 6 (installed as `ioredis6`; RESP3 by default), typed as
+ *   the ioredis 5 client the tests are written against (what they use is the same in both).
+ * - `IOREDIS_MAJORS`: the ioredis majors token-store supports, for tests that run once with each.
  * - `uniquePrefix(label)`: a key prefix no other test (or parallel test file) uses.
  * - `cleanupPrefix(t, redis, prefix)`: deletes the prefix's keys at teardown.
  * - `scanKeys(redis, prefix)`: every key under a prefix.
@@ -12,6 +15,7 @@
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import type { RedisOptions } from 'ioredis'
+import { Redis as Redis6 } from 'ioredis6'
 
 interface TestLike {
   teardown (fn: () => unknown): void
@@ -36,15 +40,19 @@ export function redisUrlForDisplay (): string {
   }
 }
 
-export async function connectRedis (t: TestLike, options: RedisOptions = {}): Promise<Redis | undefined> {
-  const client = new Redis(redisUrl(), {
+export const IOREDIS_MAJORS = [5, 6] as const
+export type IoredisMajor = typeof IOREDIS_MAJORS[number]
+
+export async function connectRedis (t: TestLike, options: RedisOptions = {}, major: IoredisMajor = 5): Promise<Redis | undefined> {
+  const settings: RedisOptions = {
     lazyConnect: true,
     connectTimeout: 2000,
     maxRetriesPerRequest: 1,
     // A test client gives up quickly instead of reconnecting forever when Redis is down.
     retryStrategy: (times: number) => (times > 3 ? null : 100),
     ...options
-  })
+  }
+  const client = major === 6 ? new Redis6(redisUrl(), settings as object) as unknown as Redis : new Redis(redisUrl(), settings)
   client.on('error', () => {}) // connection errors surface through the commands
   try {
     await client.connect()

@@ -13,6 +13,7 @@ import type { Test } from 'tap'
 import { tokenStore } from '@fastify-aihubmix/token-store'
 import type { KVStore, Refresher, TokenSet, TokenStore, TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import { cleanupPrefix, connectRedis, uniquePrefix } from './redis.js'
+import type { IoredisMajor } from './redis.js'
 
 export type T = Test
 
@@ -30,19 +31,25 @@ export interface Backend {
   options: Partial<TokenStoreOptions>
 }
 
-/** Declares `<title> [memory]`, `<title> [redis]` and `<title> [redis, client cache]` subtests running `fn`. The Redis one skips/fails per CI. */
+/**
+ * Declares `<title> [memory]`, `<title> [redis]`, `<title> [redis, ioredis 6]` and `<title> [redis, client cache]`
+ * subtests running `fn`. The Redis ones skip/fail per CI.
+ */
 export function forEachBackend (t: T, title: string, fn: (t: T, backend: Backend) => Promise<void>): void {
   t.test(`${title} [memory]`, async t => {
     const prefix = uniquePrefix('ts')
     await fn(t, { name: 'memory', redis: undefined, prefix, options: { keyPrefix: prefix } })
   })
-  t.test(`${title} [redis]`, async t => {
-    const redis = await connectRedis(t)
-    if (redis === undefined) return
-    const prefix = uniquePrefix('ts')
-    cleanupPrefix(t, redis, prefix)
-    await fn(t, { name: 'redis', redis, prefix, options: { redis, keyPrefix: prefix } })
-  })
+  // ioredis 5 and 6 (RESP3 by default, pub/sub as push frames): token-store supports both.
+  for (const major of [5, 6] satisfies IoredisMajor[]) {
+    t.test(`${title} [redis${major === 6 ? ', ioredis 6' : ''}]`, async t => {
+      const redis = await connectRedis(t, {}, major)
+      if (redis === undefined) return
+      const prefix = uniquePrefix('ts')
+      cleanupPrefix(t, redis, prefix)
+      await fn(t, { name: 'redis', redis, prefix, options: { redis, keyPrefix: prefix } })
+    })
+  }
   // The same behaviour with the client-side cache on (values read on the hot path kept in the process, dropped
   // when Redis announces a change).
   t.test(`${title} [redis, client cache]`, async t => {

@@ -58,7 +58,7 @@ t.test('a bad option fails with a typed error naming its path', async (t) => {
     [{ codeTtlSeconds: -1 }, 'options.codeTtlSeconds'],
     [{ rotateRefreshTokens: 'yes' }, 'options.rotateRefreshTokens'],
     [{ developerTokens: [] }, 'options.developerTokens'],
-    [{ developerTokens: ['with space'] }, 'options.developerTokens.0'],
+    [{ developerTokens: ['with space'] }, 'options.developerTokens[0]'],
     [{ controlApi: { prefix: 'no-slash' } }, 'options.controlApi.prefix'],
     [{ controlApi: { prefix: '/trailing/' } }, 'options.controlApi.prefix'],
     [{ controlApi: 'yes' }, 'options.controlApi'],
@@ -68,7 +68,7 @@ t.test('a bad option fails with a typed error naming its path', async (t) => {
     ['not an object', 'options']
   ]
   for (const [opts, path] of cases) {
-    t.throws(() => resolveOptions(opts as never), { code: 'FST_AIHUBMIX_MOCK_INVALID_OPTION', message: new RegExp(`^Invalid mock provider option "${path.replaceAll('.', '\\.')}": `) }, path)
+    t.throws(() => resolveOptions(opts as never), { code: 'FST_AIHUBMIX_MOCK_INVALID_OPTION', message: new RegExp(`^Invalid mock provider option "${path.replace(/[.[\]]/g, '\\$&')}": `) }, path)
   }
   await t.rejects(startMockProvider({ port: -1 }), MockInvalidOptionError)
 })

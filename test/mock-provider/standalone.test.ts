@@ -43,6 +43,7 @@ t.test('main(): credentials from the environment, control API, printed secret', 
     'demo app client id: client_example',
     'demo app redirect URI: http://localhost:8080/auth/callback',
     'demo app client secret: secret_example_value',
+    `developer token (AIHUBMIX_DEVELOPER_TOKEN for aihubmix-oauth create-app --base-url ${provider.url}): ${provider.developerToken}`,
     `control API: ${provider.url}/__mock`,
     `mock AIHubMix provider listening on ${provider.url}`
   ])

@@ -4,6 +4,7 @@ import { Redis } from 'ioredis'
 import { RedisStore, TokenStoreOptionsError, createTokenStore } from '@fastify-aihubmix/token-store'
 import type { TrackingCache } from '@fastify-aihubmix/token-store'
 import { cleanupPrefix, connectRedis, recordCommands, redisUrl, uniquePrefix } from '../helpers/redis.js'
+import type { IoredisMajor } from '../helpers/redis.js'
 import { KEY_A, buildApp, sleep } from '../helpers/token-store.js'
 import type { T } from '../helpers/token-store.js'
 import { startStack } from '../helpers/stack.js'
@@ -25,12 +26,12 @@ interface Setup {
   prefix: string
 }
 
-async function setup (t: T, cacheOptions: { maxEntries?: number, maxAgeMs?: number } = {}, clientOptions: Record<string, unknown> = {}): Promise<Setup | undefined> {
+async function setup (t: T, cacheOptions: { maxEntries?: number, maxAgeMs?: number } = {}, clientOptions: Record<string, unknown> = {}, major: IoredisMajor = 5): Promise<Setup | undefined> {
   const other = await connectRedis(t)
   if (other === undefined) return undefined
   const prefix = uniquePrefix('cc')
   cleanupPrefix(t, other, prefix)
-  const client = await connectRedis(t, clientOptions) as Redis
+  const client = await connectRedis(t, clientOptions, major) as Redis
   const commands = recordCommands(client, (name) => name)
   const store = new RedisStore({
     client,
@@ -95,6 +96,24 @@ t.test('another instance\'s changes are announced: once the announcement is in, 
   await other.exists(b) // an access expires the key now if the active expiry cycle has not yet
   await cache.sync()
   t.same(await store.getMany([a, b]), [null, null], 'the expiry announced')
+})
+
+t.test('with an ioredis 6 client (RESP3 by default) changes are announced too: the tracking connection speaks RESP2', async t => {
+  // Over RESP3 Redis sends announcements as `invalidate` push frames, which ioredis 6 drops without an event: a
+  // tracking connection in RESP3 would keep serving values another instance has changed.
+  const s = await setup(t, {}, {}, 6)
+  if (s === undefined) return
+  const { store, cache, other, prefix } = s
+  const a = prefix + 'a'
+  await other.set(a, 'A1')
+  t.same(await store.getMany([a]), ['A1'])
+  t.same(await store.getMany([a]), ['A1'], 'cached')
+  await other.set(a, 'A2')
+  await cache.sync()
+  t.same(await store.getMany([a]), ['A2'], 'SET announced')
+  await other.del(a)
+  await cache.sync()
+  t.same(await store.getMany([a]), [null], 'DEL announced')
 })
 
 t.test('this process reads its own writes at once (no announcement awaited)', async t => {

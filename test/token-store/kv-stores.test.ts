@@ -3,6 +3,7 @@ import { MemoryStore, RedisStore, KeyLayout } from '@fastify-aihubmix/token-stor
 import type { KVStore } from '@fastify-aihubmix/token-store'
 import type { Redis } from 'ioredis'
 import { cleanupPrefix, connectRedis, recordCommands, scanKeys, uniquePrefix } from '../helpers/redis.js'
+import type { IoredisMajor } from '../helpers/redis.js'
 import { sleep } from '../helpers/token-store.js'
 import type { T } from '../helpers/token-store.js'
 
@@ -32,9 +33,10 @@ function contract (title: string, fn: (t: T, h: Harness) => Promise<void>): void
       keys: async () => shared.keys().filter(key => key.startsWith(prefix))
     })
   })
-  for (const cached of [false, true]) {
-    // With the client-side cache on, the same contract holds (each store's writes are its own reads at once).
-    t.test(`${title} [redis${cached ? ', client cache' : ''}]`, async t => {
+  // With the client-side cache on, the same contract holds (each store's writes are its own reads at once); and
+  // with ioredis 6 clients (RESP3 by default) as with ioredis 5.
+  for (const [cached, major] of [[false, 5], [true, 5], [false, 6], [true, 6]] satisfies Array<[boolean, IoredisMajor]>) {
+    t.test(`${title} [redis${cached ? ', client cache' : ''}${major === 6 ? ', ioredis 6' : ''}]`, async t => {
       const admin = await connectRedis(t)
       if (admin === undefined) return
       const prefix = uniquePrefix('kv')
@@ -43,7 +45,7 @@ function contract (title: string, fn: (t: T, h: Harness) => Promise<void>): void
       await fn(t, {
         prefix,
         make: async () => {
-          const client = await connectRedis(t) as Redis
+          const client = await connectRedis(t, {}, major) as Redis
           const clientCache = cached ? { prefix, maxEntries: 1000, maxAgeMs: 60_000 } : undefined
           const store = new RedisStore({ client, lockChannel: layout.lockChannel, commandTimeoutMs: 5000, clientCache })
           t.teardown(() => store.close())

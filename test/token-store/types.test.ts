@@ -7,6 +7,7 @@ import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import type { Redis, Cluster } from 'ioredis'
+import type { Redis as Redis6, Cluster as Cluster6 } from 'ioredis6'
 import { tokenStore, RefreshRejectedError, createTokenStore } from '@fastify-aihubmix/token-store'
 import type {
   GetFreshOptions,
@@ -42,6 +43,11 @@ const full: TokenStoreOptions = {
   }
 }
 const cluster: TokenStoreOptions = { encryptionKeys: 'x'.repeat(32), redis: undefined as unknown as Cluster }
+// ioredis 6's clients too (the type is token-store's own, by shape: it compiles without ioredis installed).
+const redis6: TokenStoreOptions = { encryptionKeys: 'x'.repeat(32), redis: undefined as unknown as Redis6 }
+const cluster6: TokenStoreOptions = { encryptionKeys: 'x'.repeat(32), redis: undefined as unknown as Cluster6 }
+// @ts-expect-error redis is an ioredis client, not its options
+const redisOptions: TokenStoreOptions = { encryptionKeys: 'x'.repeat(32), redis: { host: '127.0.0.1', port: 6379 } }
 // @ts-expect-error encryptionKeys is required
 const noKeys: TokenStoreOptions = {}
 // @ts-expect-error backend is 'memory' | 'redis'
@@ -57,7 +63,7 @@ const cached: TokenStoreOptions = { ...minimal, backend: 'redis', redisClientCac
 const cachedSized: TokenStoreOptions = { ...minimal, backend: 'redis', redisClientCache: { maxEntries: 1000, maxAgeMs: 5000 } }
 // @ts-expect-error redisClientCache is a boolean or { maxEntries?, maxAgeMs? }
 const cacheTypo: TokenStoreOptions = { ...minimal, redisClientCache: { size: 10 } }
-use(minimal, full, cluster, noKeys, badBackend, withCookie, cookieWithoutName, check, touch, badCheck, cached, cachedSized, cacheTypo)
+use(minimal, full, cluster, redis6, cluster6, redisOptions, noKeys, badBackend, withCookie, cookieWithoutName, check, touch, badCheck, cached, cachedSized, cacheTypo)
 
 // Refreshers: one-argument async functions returning a TokenSet; RefreshRejectedError is throwable.
 const refresher: Refresher = async refreshToken => {

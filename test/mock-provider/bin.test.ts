@@ -1,0 +1,58 @@
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import type { MockApp } from '@fastify-aihubmix/mock-provider'
+import { parseEnvFile } from 'aihubmix-oauth'
+import { authorize, backParams, exchange, userinfo } from '../helpers/mock-client.js'
+import { tempDir } from '../cli/capture.js'
+
+// `aihubmix-mock-provider`, the command npm installs: it prints its URL, the demo app's client id and secret, and
+// the developer token for `aihubmix-oauth create-app`; with those printed values alone, an app outside this
+// repository registers itself (create-app) and signs a user in.
+
+const bin = (name: string): string => fileURLToPath(new URL(`../../node_modules/.bin/${name}`, import.meta.url))
+
+t.test('the installed command prints what an app needs, and those values work', async (t) => {
+  const child = spawn(bin('aihubmix-mock-provider'), [], { env: { PATH: process.env.PATH ?? '', PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
+  let output = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk
+      if (/listening on http:\/\/\S+\n/.test(output)) resolve()
+    })
+    child.once('exit', (code) => { reject(new Error(`exited (${String(code)}) before listening:\n${output}`)) })
+  })
+  const value = (pattern: RegExp): string => pattern.exec(output)?.[1] ?? t.fail(`no ${String(pattern)} in:\n${output}`) as never
+  const url = value(/^mock AIHubMix provider listening on (http:\/\/\S+)$/m)
+  const app = {
+    clientId: value(/^demo app client id: (\S+)$/m),
+    clientSecret: value(/^demo app client secret: (\S+)$/m),
+    redirectUri: value(/^demo app redirect URI: (\S+)$/m)
+  } as MockApp
+  const developerToken = value(/^developer token \(AIHUBMIX_DEVELOPER_TOKEN for aihubmix-oauth create-app --base-url (?:\S+)\): (\S+)$/m)
+
+  // A user signs in with the printed demo app.
+  const provider = { url } as never
+  const code = backParams(await authorize(provider, app, { state: 'st' })).get('code') as string
+  const tokens = (await exchange(provider, app, code)).json()
+  t.equal((await userinfo(provider, tokens.access_token)).status, 200, 'the printed client id and secret sign a user in')
+
+  // create-app with the printed developer token registers a new app.
+  const cwd = await tempDir(t)
+  const created = await new Promise<{ code: number, stdout: string }>((resolve) => {
+    execFile(bin('aihubmix-oauth'), ['create-app', '--name', 'mine', '--redirect-uri', 'http://localhost:3000/auth/callback', '--base-url', url],
+      { env: { PATH: process.env.PATH ?? '', AIHUBMIX_DEVELOPER_TOKEN: developerToken }, cwd },
+      (err, stdout) => { resolve({ code: err === null ? 0 : (err as { code?: number }).code ?? -1, stdout }) })
+  })
+  t.equal(created.code, 0, 'create-app accepts the printed developer token', { output: created.stdout })
+  t.match(parseEnvFile(await readFile(join(cwd, '.env'), 'utf8')).AIHUBMIX_CLIENT_ID, /^client_/)
+
+  child.kill('SIGTERM')
+  const [exitCode] = await once(child, 'exit')
+  t.equal(exitCode, 0, 'a clean exit on SIGTERM')
+})

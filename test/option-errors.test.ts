@@ -1,0 +1,71 @@
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import Fastify from 'fastify'
+import { tokenStore } from '@fastify-aihubmix/token-store'
+import { aihubmixProxy } from '@fastify-aihubmix/aihubmix-proxy'
+import { resolveOptions as resolveRoutesOptions } from '@fastify-aihubmix/oauth-routes'
+import { startMockProvider } from '@fastify-aihubmix/mock-provider'
+import { createApp } from 'aihubmix-oauth'
+
+// A bad option reads the same in every package: `Invalid <package> option "<path>": expected <what>, got <kind>`,
+// what was expected said in words (never TypeBox's "Expected union value"), the value itself never quoted.
+
+const KEY = 'hex:' + 'a1'.repeat(32)
+const SECRET = 'secret-value-that-must-not-be-echoed'
+const PROXY = { baseUrl: 'http://127.0.0.1:1', clientId: 'client_x', clientSecret: SECRET, redirectUri: 'http://localhost:3000/auth/callback' }
+
+async function registrationError (register: (app: ReturnType<typeof Fastify>) => void): Promise<Error> {
+  const app = Fastify({ logger: false })
+  register(app)
+  const err = await app.ready().then(() => undefined, (e: unknown) => e as Error)
+  await app.close().catch(() => {})
+  if (err === undefined) throw new Error('registration succeeded')
+  return err
+}
+
+t.test('token-store: a union is said in words, and a list item by its index', async (t) => {
+  const short = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY, sessionCookie: { name: 'sid', secret: 'short' } }) })
+  t.equal(short.message, 'Invalid token-store option "sessionCookie.secret": expected a string of 32+ characters or a list of them, got a string of 5 characters')
+  const item = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY, sessionCookie: { name: 'sid', secret: [SECRET, 'short'] } }) })
+  t.equal(item.message, 'Invalid token-store option "sessionCookie.secret[1]": expected a string of 32+ characters, got a string of 5 characters')
+  const backend = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY, backend: 'postgres' as 'redis' }) })
+  t.equal(backend.message, 'Invalid token-store option "backend": expected "memory" or "redis", got a string of 8 characters')
+  const typo = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY, hooks: { onRefreshed: () => {} } as never }) })
+  t.equal(typo.message, 'Invalid token-store option "hooks.onRefreshed": is not an option (expected one of onRefresh, onRefreshFailed, onRevoked)')
+})
+
+t.test('aihubmix-proxy: a number out of range, and a pattern said in words', async (t) => {
+  const timeout = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, timeoutMs: 0 }) })
+  t.equal(timeout.message, 'Invalid aihubmix-proxy option "timeoutMs": expected an integer from 1 to 600000, got 0')
+  const header = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, csrfHeader: 'X-CSRF' }) })
+  t.equal(header.message, 'Invalid aihubmix-proxy option "csrfHeader": expected a lower-case header name like x-csrf, got a string of 6 characters')
+  const missing = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, clientSecret: undefined } as never) })
+  t.equal(missing.message, 'Invalid aihubmix-proxy option "clientSecret": expected a string of 1 to 2048 characters, got nothing')
+  t.notMatch(timeout.message + header.message + missing.message, SECRET, 'no option value is echoed')
+})
+
+t.test('oauth-routes: a cookie name and a path said in words', async (t) => {
+  t.throws(() => resolveRoutesOptions({ publicUrl: 'http://localhost:3000', cookieName: 'my sid' }), {
+    message: 'Invalid oauth-routes option "cookieName": expected a cookie name (letters, digits and !#$%&\'*+-.^_`|~), got a string of 6 characters'
+  })
+  t.throws(() => resolveRoutesOptions({ publicUrl: 'http://localhost:3000', prefix: 'auth' }), {
+    message: 'Invalid oauth-routes option "prefix": expected a path prefix like /auth (or empty), without a trailing /, got a string of 4 characters'
+  })
+})
+
+t.test('mock-provider: a nested option', async (t) => {
+  const err = await startMockProvider({ port: 0, user: { quota: 'lots' as unknown as number } }).then(() => undefined, (e: unknown) => e as Error)
+  t.equal(err?.message, 'Invalid mock provider option "options.user.quota": expected an integer, got a string of 4 characters')
+})
+
+t.test('aihubmix-oauth (the CLI\'s building blocks): a number out of range', async (t) => {
+  const err = await createApp({ developerToken: 'dev_x', name: 'x', redirectUri: 'https://app.example.com/auth/callback', timeoutMs: 0 }).then(() => undefined, (e: unknown) => e as Error)
+  t.equal(err?.message, 'Invalid aihubmix-oauth option "timeoutMs": expected an integer from 1 to 600000, got 0')
+})
+
+t.test('every package formats with the same code (each is published alone, so each has its copy)', async (t) => {
+  const source = (pkg: string): string => readFileSync(new URL(`../src/${pkg}/option-errors.ts`, import.meta.url), 'utf8')
+  for (const pkg of ['aihubmix-proxy', 'oauth-routes', 'mock-provider', 'cli']) {
+    t.equal(source(pkg), source('token-store'), `src/${pkg}/option-errors.ts is src/token-store/option-errors.ts`)
+  }
+})
