@@ -3,6 +3,7 @@ import { createServer } from 'node:net'
 import fastifyCookie from '@fastify/cookie'
 import { redisServerOrSkip, startRedisServer, until } from '../helpers/redis-server.js'
 import { startStack } from '../helpers/stack.js'
+import { TestBrowser } from '../helpers/browser.js'
 
 // REDIS_URL names a Redis that is not running when the example starts: it starts anyway, says so in one log line
 // naming REDIS_URL (never its password), answers 503 store_unavailable wherever the store is needed, and heals by
@@ -37,8 +38,13 @@ t.test('Redis down at start: the server starts, one line names REDIS_URL, 503 st
   const browser = stack.browser()
   const session = await browser.get(`${stack.url}/auth/session`)
   t.same([session.status, JSON.parse(session.body)], [200, { authenticated: false }], '/auth/session without a cookie needs no store')
+  // Starting a sign-in stores nothing (the pending login is a sealed cookie); finishing it needs the store (the
+  // single-use marker, then the session), so the callback answers 503 before the code is exchanged.
   const login = await browser.get(`${stack.url}/auth/login`)
-  t.equal(login.status, 503, '/auth/login while Redis is down (a login state must be stored)')
+  t.equal(login.status, 302, '/auth/login while Redis is down: the pending login needs no store')
+  const back = await browser.get(TestBrowser.location(login))
+  const callback = await browser.get(TestBrowser.location(back))
+  t.same([callback.status, JSON.parse(callback.body)], [503, STORE_UNAVAILABLE], 'the callback while Redis is down')
   const stale = stack.browser()
   // A browser still holding a (validly signed) cookie from before: its session must be read from the store.
   stale.cookies.set(stack.url, new Map([['sid', encodeURIComponent(fastifyCookie.sign('a-session-id-from-before-the-restart', secret))]]))

@@ -44,7 +44,8 @@ t.test('Redis stops, then starts again', async (t) => {
   t.equal(session.status, 503, '/auth/session while Redis is down')
   t.same(JSON.parse(session.body), { error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' })
   const login = await browser.get(`${stack.url}/auth/login`)
-  t.equal(login.status, 503, '/auth/login while Redis is down')
+  t.equal(login.status, 503, '/auth/login while Redis is down (its session cookie cannot be read)')
+  t.same(JSON.parse(login.body), { error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' })
   t.equal(stack.mock.counts().userinfo, 1, 'no provider call without the store')
 
   await server.start()
