@@ -231,3 +231,15 @@ onBothBackends('a signed-in session its user\'s index lacks is indexed at its fi
   t.equal((await list(stack, browser))[0]?.id, listed[0]?.id, 'from then on it is indexed')
   t.equal(stack.mock.counts().userinfo, 1)
 })
+
+t.test('the sessions route is named by routes.sessions, under the prefix', async (t) => {
+  const stack = await startStack({ oauth: { routes: { sessions: '/devices' } } })
+  t.teardown(() => stack.close())
+  const browser = await signIn(stack, 'renamed')
+  const listed = await browser.get(`${stack.url}/auth/devices`)
+  t.equal(listed.status, 200)
+  const [own] = JSON.parse(listed.body).sessions as [Listed]
+  t.equal((await browser.get(`${stack.url}/auth/sessions`)).status, 404)
+  t.equal((await browser.delete(`${stack.url}/auth/devices/${own.id}`, CSRF)).status, 204, 'DELETE under the same name')
+  t.notOk(await signedIn(stack, browser))
+})
