@@ -334,10 +334,11 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       }
     } catch (err) {
       // The provider's or the store's trouble, as the proxy routes answer it (a fixed code, nothing of the cause).
-      if ((err as FastifyError).statusCode === undefined || ((err as FastifyError).statusCode ?? 500) >= 500) {
-        request.log.warn({ err: { code: (err as FastifyError).code, message: (err as Error).message } }, 'listing the user\'s sessions failed')
+      const error = err as FastifyError
+      if ((error.statusCode ?? 500) >= 500) {
+        request.log.warn({ err: { code: error.code, message: error.message } }, 'listing the user\'s sessions failed')
       }
-      return sendPublicError(reply, err as FastifyError)
+      return sendPublicError(reply, error)
     }
   })
 
