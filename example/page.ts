@@ -6,7 +6,8 @@ import { LANGUAGES, languageFromAcceptLanguage, loadStrings, type Language, type
  * The example page: everything the provider's SDK page does (check the login
  * state, one-click login in a popup with a full-page fallback, name, e-mail and
  * balance, refresh the balance, open the top-up page, log out) with nothing but
- * the HttpOnly session cookie. No token, code or secret ever reaches it.
+ * the HttpOnly session cookie, and where the user is signed in (each device's
+ * session, ended from here, or every one at once). No token, code or secret ever reaches it.
  *
  * The page is static HTML whose script and style are files of this origin
  * (example/public/app.js and app.css, see assets.ts), so the Content-Security-Policy
@@ -127,6 +128,14 @@ function html (language: Language, strings: Strings, providerOrigin: string, ass
       <button id="logout" data-testid="logout" class="btn btn-ghost" type="button" data-i18n="logout.button" data-i18n-busy="logout.busy">${t('logout.button')}</button>
     </div>
     <p id="topup-fallback" class="muted small" hidden><span data-i18n="topup.blocked">${t('topup.blocked')}</span> <a id="topup-link" href="#" target="_blank" rel="noopener noreferrer" data-i18n="topup.link">${t('topup.link')}</a></p>
+  </section>
+
+  <section id="sessions" data-testid="sessions" class="card sessions" aria-labelledby="sessions-title" hidden>
+    <div class="sessions-head">
+      <h2 id="sessions-title" data-i18n="sessions.title">${t('sessions.title')}</h2>
+      <button id="logout-everywhere" data-testid="logout-everywhere" class="btn btn-ghost btn-small" type="button" data-i18n="sessions.everywhere" data-i18n-busy="sessions.everywhereBusy">${t('sessions.everywhere')}</button>
+    </div>
+    <ul id="session-list" class="session-list"></ul>
   </section>
 
   <footer class="footer">

@@ -24,6 +24,17 @@ const POPUP_NAME = 'aihubmix_login'
  * @property {unknown} [created_time]
  */
 
+/**
+ * One of the user's sessions as `/auth/sessions` answers it: `id` is an opaque handle (never the
+ * session id), `userAgent` the browser's own words, shown only as text.
+ * @typedef {object} SessionInfo
+ * @property {string} id
+ * @property {boolean} current
+ * @property {string} createdAt
+ * @property {string} lastSeenAt
+ * @property {string} userAgent
+ */
+
 /** A failed call: `code` is the app's error code (or `network`), `status` the HTTP status. */
 class ApiError extends Error {
   /**
@@ -160,6 +171,8 @@ function t (key, args) {
 const longDate = (date) => (lang) => new Intl.DateTimeFormat(lang, { dateStyle: 'long' }).format(date)
 /** @param {Date} date @returns {Words} the time of day with seconds */
 const timeOfDay = (date) => (lang) => new Intl.DateTimeFormat(lang, { timeStyle: 'medium' }).format(date)
+/** @param {Date} date @returns {Words} the date and time, short ("Jan 1, 2026, 9:30 AM") */
+const dateTime = (date) => (lang) => new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short' }).format(date)
 /** @param {number} share from 0 to 1 @returns {Words} as a percentage (one decimal under 10%) */
 const percent = (share) => (lang) => {
   const digits = share < 0.1 ? 1 : 0
@@ -294,6 +307,7 @@ function setBusy (btn, busy) {
 /** @param {string | null} [note] the status line's key when signed out */
 function showLogin (note = null) {
   $('user-info').hidden = true
+  $('sessions').hidden = true
   $('login-section').hidden = false
   setBusy(button('login'), false)
   $('topup-fallback').hidden = true
@@ -408,6 +422,7 @@ async function loadUser () {
     say(null)
     showUser(info)
     showText($('balance-note'), '')
+    loadSessions()
   } catch (err) {
     const { code, status } = apiError(err)
     showError(code)
@@ -579,6 +594,162 @@ async function logout () {
   setBusy(btn, false)
 }
 
+// ---- Where you're signed in ------------------------------------------------------------------
+
+/**
+ * A readable device from a User-Agent: the browser and the system, by the names everyone uses
+ * (the same in every language), or "Unknown device". Order matters: Edge and Opera say Chrome
+ * too, Chrome says Safari, an iPhone says "like Mac OS X" and Android says Linux.
+ * @param {string} ua
+ * @returns {Words}
+ */
+function device (ua) {
+  const browser = /Edg(e|A|iOS)?\//.test(ua)
+    ? 'Edge'
+    : /OPR\/|Opera/.test(ua)
+      ? 'Opera'
+      : /SamsungBrowser\//.test(ua)
+        ? 'Samsung Internet'
+        : /Firefox\/|FxiOS\//.test(ua)
+          ? 'Firefox'
+          : /Chrome\/|CriOS\/|Chromium\//.test(ua)
+            ? 'Chrome'
+            : /Version\/[\d.]+.*Safari\//.test(ua) ? 'Safari' : null
+  const os = /iPhone|iPod/.test(ua)
+    ? 'iOS'
+    : /iPad/.test(ua)
+      ? 'iPadOS'
+      : /Android/.test(ua)
+        ? 'Android'
+        : /CrOS/.test(ua)
+          ? 'ChromeOS'
+          : /Windows/.test(ua)
+            ? 'Windows'
+            : /Macintosh|Mac OS X/.test(ua) ? 'macOS' : /Linux/.test(ua) ? 'Linux' : null
+  if (browser !== null && os !== null) return tr('sessions.device', { browser, os })
+  const one = browser ?? os
+  return one !== null ? () => one : tr('sessions.unknownDevice')
+}
+
+/**
+ * Forgets the words of every element inside `container` (about to be replaced), so that a
+ * language switch does not keep them alive.
+ * @param {HTMLElement} container
+ */
+function forgetWordsIn (container) {
+  for (const el of shown.keys()) if (container.contains(el)) shown.delete(el)
+}
+
+/**
+ * @param {string} tag
+ * @param {string} [className]
+ * @returns {HTMLElement}
+ */
+function element (tag, className) {
+  const el = document.createElement(tag)
+  if (className !== undefined) el.className = className
+  return el
+}
+
+/**
+ * The list, built from elements and text nodes only (a User-Agent is whatever a browser sent:
+ * it is never markup).
+ * @param {SessionInfo[]} sessions
+ */
+function showSessions (sessions) {
+  const list = $('session-list')
+  forgetWordsIn(list)
+  list.replaceChildren()
+  sessions.forEach((session, index) => {
+    const item = element('li', 'session')
+    item.dataset.testid = 'session-item'
+    const main = element('div', 'session-main')
+    const name = element('span', 'session-device')
+    name.id = `session-device-${index}`
+    const words = device(session.userAgent)
+    show(name, words)
+    // The browser's own words on hover: an attribute's text, never markup.
+    name.title = session.userAgent
+    main.append(name)
+    if (session.current) {
+      const here = element('span', 'this-device')
+      show(here, tr('sessions.thisDevice'))
+      main.append(here)
+    }
+    const meta = element('p', 'session-meta')
+    const started = element('span')
+    show(started, tr('sessions.started', { date: dateTime(new Date(session.createdAt)) }))
+    const seen = element('span')
+    show(seen, session.current ? tr('sessions.activeNow') : tr('sessions.lastSeen', { date: dateTime(new Date(session.lastSeenAt)) }))
+    meta.append(started, seen)
+    main.append(meta)
+    item.append(main)
+    if (!session.current) {
+      const end = document.createElement('button')
+      end.type = 'button'
+      end.className = 'btn btn-ghost btn-small'
+      end.dataset.testid = 'end-session'
+      end.dataset.i18n = 'sessions.end'
+      end.dataset.i18nBusy = 'sessions.endBusy'
+      end.setAttribute('aria-describedby', name.id)
+      setBusy(end, false)
+      end.addEventListener('click', () => { endSession(session.id, words, end) })
+      item.append(end)
+    }
+    list.append(item)
+  })
+  $('sessions').hidden = false
+}
+
+/** The user's sessions on every device; a 401 means this one is over too. */
+async function loadSessions () {
+  try {
+    const body = await api('/auth/sessions')
+    showSessions(Array.isArray(body?.sessions) ? body.sessions : [])
+  } catch (err) {
+    handleApiError(err)
+  }
+}
+
+/**
+ * Ends another device's session, then shows the list as it is now (also when it was already
+ * gone: someone else ended it first).
+ * @param {string} id the session's handle
+ * @param {Words} words the device, for the status line
+ * @param {HTMLButtonElement} btn
+ */
+async function endSession (id, words, btn) {
+  setBusy(btn, true)
+  try {
+    await api(`/auth/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' })
+    showError(null)
+    show($('status-text'), tr('sessions.ended', { device: words }))
+  } catch (err) {
+    const { code, status } = apiError(err)
+    if (status === 401) {
+      handleApiError(err)
+      return
+    }
+    showError(code)
+  }
+  await loadSessions()
+}
+
+async function logoutEverywhere () {
+  const btn = button('logout-everywhere')
+  setBusy(btn, true)
+  say('status.signingOut', true)
+  try {
+    await api('/auth/logout?everywhere=1', { method: 'POST' })
+    showError(null)
+    showLogin('status.signedOutEverywhere')
+    button('login').focus()
+  } catch (err) {
+    handleApiError(err)
+  }
+  setBusy(btn, false)
+}
+
 // A sign-in that fails before the app knows it was a popup sign-in (an expired or unknown
 // state) lands on this page inside the sign-in window. This page's Cross-Origin-Opener-Policy
 // cuts such a window off from its opener (which then sees it as closed), so the two talk over
@@ -636,6 +807,11 @@ function start () {
   button('refresh-balance').addEventListener('click', refreshBalance)
   button('topup').addEventListener('click', topup)
   button('logout').addEventListener('click', logout)
+  button('logout-everywhere').addEventListener('click', logoutEverywhere)
+  // Back to this tab: the list as it is now (another device may have ended a session, this one included).
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible' && !$('sessions').hidden) loadSessions()
+  })
   window.addEventListener('pageshow', (event) => { if (event.persisted) checkSession() })
   const error = new URLSearchParams(window.location.search).get('error')
   if (error !== null) {

@@ -87,7 +87,8 @@ function approve (ctx: ProviderContext, reply: FastifyReply, request: AuthorizeR
     clientId: request.app.clientId,
     redirectUri: request.redirectUri,
     scopes: request.scopes,
-    challenge: request.challenge
+    challenge: request.challenge,
+    user: ctx.user
   })
   return redirect(reply, withParams(request.redirectUri, { code, state: request.state }))
 }

@@ -9,8 +9,11 @@ export interface ProviderContext {
   readonly apps: AppRegistry
   readonly grants: GrantBook
   readonly switches: Switches
-  /** The signed-in user; `setUser()` patches it in place. */
-  readonly user: MockUser
+  /**
+   * The user signed in at the provider: authorizations are theirs. `setUser()` patches it in place (tokens already
+   * issued to them see the change); `signIn()` replaces it (their tokens keep their user).
+   */
+  user: MockUser
   /** Aborted when `close()` starts: releases hanging and delayed requests. */
   readonly closing: AbortSignal
   /** `http://host:port`, known once the server listens. */

@@ -1,4 +1,4 @@
-import { MOCK_SCOPES, type MockScope } from './options.js'
+import { MOCK_SCOPES, type MockScope, type MockUser } from './options.js'
 import { newSecret, s256Challenge, secretEquals } from './secrets.js'
 
 /**
@@ -9,6 +9,8 @@ interface Grant {
   clientId: string
   scopes: MockScope[]
   revoked: boolean
+  /** Who authorized it (the user signed in at the provider then). */
+  user: MockUser
 }
 
 interface CodeRecord {
@@ -20,6 +22,7 @@ interface CodeRecord {
   expiresAt: number
   /** Set by the first successful exchange; a second one revokes it (RFC 6749 4.1.2). */
   grant: Grant | null
+  user: MockUser
 }
 
 interface AccessRecord { grant: Grant, scopes: MockScope[], expiresAt: number }
@@ -81,7 +84,7 @@ export class GrantBook {
     this.#settings = settings
   }
 
-  issueCode (request: { clientId: string, redirectUri: string, scopes: MockScope[], challenge: string | null }): string {
+  issueCode (request: { clientId: string, redirectUri: string, scopes: MockScope[], challenge: string | null, user: MockUser }): string {
     const code = newSecret('code', this.#settings.tokenPrefix)
     this.#codes.set(code, {
       ...request,
@@ -114,7 +117,7 @@ export class GrantBook {
         return fail('invalid_grant', 'code_verifier does not match the code challenge')
       }
     }
-    const grant: Grant = { clientId, scopes: record.scopes, revoked: false }
+    const grant: Grant = { clientId, scopes: record.scopes, revoked: false, user: record.user }
     this.#grants.add(grant)
     record.grant = grant
     return { ok: true, answer: this.#tokens(grant, grant.scopes, true) }
@@ -167,6 +170,11 @@ export class GrantBook {
     const record = this.#access.get(accessToken)
     if (record === undefined || record.grant.revoked || record.expiresAt <= Date.now()) return null
     return record.scopes
+  }
+
+  /** The user a live access token speaks for, or null (as accessScopes). */
+  accessUser (accessToken: string): MockUser | null {
+    return this.accessScopes(accessToken) === null ? null : this.#access.get(accessToken)?.grant.user ?? null
   }
 
   expireAccessTokens (): void {

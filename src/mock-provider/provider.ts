@@ -7,7 +7,9 @@ import type { ProviderContext } from './context.js'
 import { controlApiRoutes } from './control-api.js'
 import { GrantBook } from './grants.js'
 import { oauthAppsRoutes } from './oauth-apps.js'
+import { MockInvalidArgumentError } from './errors.js'
 import {
+  DEFAULT_USER,
   checkUserPatchArgument,
   resolveOptions,
   type MockEndpoint,
@@ -40,6 +42,11 @@ export interface MockProvider {
   readonly apps: MockApp[]
   /** Patches the signed-in user, e.g. the balance (`quota`, `used_quota`). */
   setUser (patch: Partial<MockUser>): void
+  /**
+   * Another user signs in at the provider (the default user with `user`'s fields, `id` required): sign-ins from
+   * now on are theirs; tokens already issued keep answering for the user they were issued to.
+   */
+  signIn (user: Partial<MockUser> & { id: number }): void
   readonly user: MockUser
   /** Every access token issued so far now answers 401 `invalid_token`. */
   expireAccessTokens (): void
@@ -128,6 +135,11 @@ export async function startMockProvider (opts?: MockProviderOptions): Promise<Mo
     setUser (patch) {
       checkUserPatchArgument(patch)
       Object.assign(ctx.user, patch)
+    },
+    signIn (user) {
+      checkUserPatchArgument(user)
+      if (user.id === undefined) throw new MockInvalidArgumentError('user.id', 'is required: each user has an id of their own')
+      ctx.user = { ...DEFAULT_USER, ...user }
     },
     get user () { return { ...ctx.user } },
     expireAccessTokens: () => { ctx.grants.expireAccessTokens() },

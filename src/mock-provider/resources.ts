@@ -61,7 +61,8 @@ export async function resourceRoutes (instance: FastifyInstance, { ctx }: { ctx:
   instance.get(USERINFO_PATH, endpointHooks(ctx, 'userinfo'), async (request, reply) => {
     const scopes = authenticate(request, reply, 'userinfo')
     if (scopes === null) return reply
-    return noStore(reply).send(okBody(ctx.switches.envelope, userInfo(ctx.user, scopes)))
+    const user = ctx.grants.accessUser(bearerToken(request.headers.authorization) ?? '') ?? ctx.user
+    return noStore(reply).send(okBody(ctx.switches.envelope, userInfo(user, scopes)))
   })
 
   instance.get(TOPUP_PATH, endpointHooks(ctx, 'topup'), async (request, reply) => {

@@ -18,6 +18,13 @@ export const RedirectUriMismatchError = createError<[string, string]>(
   500
 )
 
+/** 404 `not_found`: `DELETE <prefix>/sessions/:id` with an id that is not one of this user's sessions (nothing ends). */
+export const SessionNotFoundError = createError(
+  'FST_AIHUBMIX_SESSION_NOT_FOUND',
+  'No session of yours has this id.',
+  404
+)
+
 /** The same error (and code) as the proxy routes answer without the header. */
 export { CsrfHeaderRequiredError } from '@fastify-aihubmix/aihubmix-proxy'
 
@@ -33,6 +40,7 @@ export const LOGIN_ERROR_CODES = [
   'access_denied',
   'provider_error',
   'token_exchange_failed',
+  'userinfo_failed',
   'insecure_cookie',
   'server_error'
 ] as const

@@ -1,11 +1,11 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/session'
 import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import type { SessionCheck, TokenSet } from '@fastify-aihubmix/token-store'
-import type { UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
-import { CsrfHeaderRequiredError, RedirectUriMismatchError, type LoginErrorCode } from './errors.js'
+import { isUserId, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
+import { sendPublicError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
+import { CsrfHeaderRequiredError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
 import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOptions } from './options.js'
 import { randomToken, s256, TOKEN_PATTERN } from './pkce.js'
 import { safeReturnTo } from './return-to.js'
@@ -55,6 +55,21 @@ const SessionReply = Type.Object({
   scope: Type.Optional(Type.Array(Type.String()))
 })
 
+const ErrorReply = Type.Object({ error: Type.String(), message: Type.String() })
+
+/** `GET <prefix>/sessions`: never a session id, cookie value or token; `id` is the session's opaque handle. */
+const SessionsReply = Type.Object({
+  sessions: Type.Array(Type.Object({
+    id: Type.String(),
+    current: Type.Boolean(),
+    createdAt: Type.String({ format: 'date-time' }),
+    lastSeenAt: Type.String({ format: 'date-time' }),
+    userAgent: Type.String()
+  }))
+})
+const SessionParams = Type.Object({ id: Type.String() })
+const LogoutQuery = Type.Object({ everywhere: Type.Optional(Type.String()) })
+
 const PROVIDER_ERRORS: Record<string, LoginErrorCode> = { access_denied: 'access_denied' }
 
 /** The marker of a used login state: written before its code is exchanged, so a state is good once. */
@@ -73,6 +88,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   const o = opts.options
   const logins = opts.logins
   const client = fastify.aihubmix
+  const store = fastify.tokenStore
   const issuer = o.issuer ?? client.origin
 
   fastify.addHook('onRequest', async (_request, reply) => {
@@ -179,21 +195,33 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       return fail(reply, 'token_exchange_failed', mode)
     }
 
+    // Who signed in: the user's id indexes the session, so that the user can list it and end it from another
+    // device. Without it the sign-in fails (nothing of the session changes): a session no listing shows could
+    // not be ended from anywhere else.
+    let userinfo: UserInfo
+    try {
+      userinfo = await client.userinfo(set.accessToken)
+      if (!isUserId(String(userinfo.id))) throw new UpstreamInvalidResponseError('user id')
+    } catch (err) {
+      request.log.warn({ err: { code: (err as { code?: unknown }).code } }, 'userinfo after the code exchange failed: sign-in refused')
+      revoke(request, set)
+      return fail(reply, 'userinfo_failed', mode)
+    }
+
     // A new session id: the pre-login id (which an attacker may have planted) is destroyed.
     await request.session.regenerate()
     const now = Date.now()
     request.session.set('aihubmixAuth', { at: now, seen: now })
+    // Indexed before anything else is stored under the new id: there is never a signed-in session its user cannot
+    // see (until its record is saved with this answer, a listing counts it as a sign-in in progress).
+    await store.addUserSession(String(userinfo.id), request.session.sessionId, {
+      userAgent: request.headers['user-agent'],
+      createdAt: now,
+      ttlMs: o.absoluteTimeoutMs
+    })
     await request.tokens.save(set)
 
     if (o.onLogin !== undefined) {
-      let userinfo: UserInfo | null = null
-      if (o.fetchUserInfoOnLogin) {
-        try {
-          userinfo = await client.userinfo(set.accessToken)
-        } catch (err) {
-          request.log.warn({ err: { code: (err as { code?: unknown }).code } }, 'userinfo after login failed')
-        }
-      }
       try {
         await o.onLogin({ request, userinfo, scope: set.scope })
       } catch (err) {
@@ -208,11 +236,25 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     return reply.redirect(pending.returnTo, 302)
   })
 
-  fastify.post(o.routes.logout, async (request: FastifyRequest, reply) => {
-    if (request.headers[o.csrfHeader] !== '1') {
-      const err = new CsrfHeaderRequiredError()
-      return reply.code(403).send({ error: 'csrf_header_required', message: err.message })
-    }
+  /** Best effort, in the background: the provider may not offer revocation (then it does nothing). */
+  function revoke (request: FastifyRequest, set: TokenSet | null): void {
+    if (set?.refreshToken === undefined) return
+    client.revoke(set.refreshToken, 'refresh_token').catch((err: unknown) => {
+      request.log.warn({ err: { code: (err as { code?: unknown }).code } }, 'token revocation failed')
+    })
+  }
+
+  function csrfRefused (request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
+    if (request.headers[o.csrfHeader] === '1') return undefined
+    const err = new CsrfHeaderRequiredError()
+    return reply.code(403).send({ error: 'csrf_header_required', message: err.message })
+  }
+
+  /**
+   * Ends this request's session (with `everywhere`, every session of its user first, on every instance) and
+   * clears the cookie. The token set is read before anything ends, for the revocation.
+   */
+  async function logout (request: FastifyRequest, reply: FastifyReply, everywhere: boolean): Promise<FastifyReply> {
     if (o.onLogout !== undefined) {
       try {
         await o.onLogout({ request })
@@ -221,15 +263,21 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       }
     }
     const set = await request.tokens.get()
+    if (everywhere) {
+      const owner = await store.sessionOwner(request.session.sessionId)
+      if (owner !== null) await store.endUserSessions(owner.userId)
+    }
     await request.tokens.clear()
     await request.session.destroy()
-    if (set?.refreshToken !== undefined) {
-      client.revoke(set.refreshToken, 'refresh_token').catch((err: unknown) => {
-        request.log.warn({ err: { code: (err as { code?: unknown }).code } }, 'token revocation failed')
-      })
-    }
+    revoke(request, set)
     reply.clearCookie(o.cookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: o.secureCookies })
     return reply.code(204).send()
+  }
+
+  fastify.post(o.routes.logout, { schema: { querystring: LogoutQuery } }, async (request: FastifyRequest, reply) => {
+    const refused = csrfRefused(request, reply)
+    if (refused !== undefined) return refused
+    return await logout(request, reply, (request.query as { everywhere?: string }).everywhere === '1')
   })
 
   fastify.get(o.routes.session, { schema: { response: { 200: SessionReply } } }, async (request) => {
@@ -237,6 +285,78 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     const set = await request.tokens.get()
     if (set === null) return { authenticated: false }
     return { authenticated: true, expiresAt: new Date(set.expiresAt).toISOString(), scope: set.scope }
+  })
+
+  /** The session id of a signed-in request (as `GET /session` decides it), else null. */
+  async function signedIn (request: FastifyRequest): Promise<string | null> {
+    if (request.session.get('aihubmixAuth') === undefined) return null
+    if (await request.tokens.get() === null) return null
+    return request.session.sessionId
+  }
+
+  /**
+   * Indexes a signed-in session that its user's index does not have (signed in before sessions were indexed, or
+   * its entry lost, say to an eviction): the user's id from userinfo, with the session's own sign-in time.
+   */
+  async function index (request: FastifyRequest, sid: string): Promise<SessionOwner> {
+    const info = await request.aihubmix.userinfo()
+    const userId = String(info.id)
+    if (!isUserId(userId)) throw new UpstreamInvalidResponseError('user id')
+    const at = request.session.get('aihubmixAuth')?.at ?? Date.now()
+    const ttlMs = Math.max(1000, at + o.absoluteTimeoutMs - Date.now())
+    const id = await store.addUserSession(userId, sid, { userAgent: request.headers['user-agent'], createdAt: at, ttlMs })
+    return { userId, id }
+  }
+
+  fastify.get(o.routes.sessions, { schema: { response: { 200: SessionsReply, '4xx': ErrorReply, '5xx': ErrorReply } } }, async (request, reply) => {
+    try {
+      const sid = await signedIn(request)
+      if (sid === null) return sendPublicError(reply, new UnauthenticatedError())
+      let owner = await store.sessionOwner(sid) ?? await index(request, sid)
+      let sessions = await store.listUserSessions(owner.userId)
+      if (!sessions.some((s) => s.id === owner.id)) {
+        owner = await index(request, sid)
+        sessions = await store.listUserSessions(owner.userId)
+      }
+      const now = new Date().toISOString()
+      return {
+        sessions: sessions.map((s) => {
+          const current = s.id === owner.id
+          return {
+            id: s.id,
+            current,
+            createdAt: new Date(s.createdAt).toISOString(),
+            // This one is being seen right now; the others as coarsely as their records keep it.
+            lastSeenAt: current ? now : new Date(s.lastSeenAt).toISOString(),
+            userAgent: s.userAgent
+          }
+        })
+      }
+    } catch (err) {
+      // The provider's or the store's trouble, as the proxy routes answer it (a fixed code, nothing of the cause).
+      const error = err as FastifyError
+      if ((error.statusCode ?? 500) >= 500) {
+        request.log.warn({ err: { code: error.code, message: error.message } }, 'listing the user\'s sessions failed')
+      }
+      return sendPublicError(reply, error)
+    }
+  })
+
+  fastify.delete(`${o.routes.sessions}/:id`, {
+    schema: { params: SessionParams, response: { 204: Type.Null(), 401: ErrorReply, 403: ErrorReply, 404: ErrorReply } }
+  }, async (request, reply) => {
+    const refused = csrfRefused(request, reply)
+    if (refused !== undefined) return refused
+    const sid = await signedIn(request)
+    if (sid === null) return sendPublicError(reply, new UnauthenticatedError())
+    const { id } = request.params as { id: string }
+    const owner = await store.sessionOwner(sid)
+    // Ending this very session is signing out here.
+    if (owner !== null && id === owner.id) return await logout(request, reply, false)
+    if (owner === null || !await store.endUserSession(owner.userId, id)) {
+      return reply.code(404).send({ error: 'not_found', message: new SessionNotFoundError().message })
+    }
+    return reply.code(204).send()
   })
 }
 
@@ -315,8 +435,12 @@ async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions):
   const verdictOf = timeoutVerdict(options)
   // On every route of this plugin's scope (it is not encapsulated), after @fastify/session loaded the session.
   fastify.addHook('preHandler', sessionTimeouts(verdictOf))
-  // And wherever token-store reads the session from the cookie instead.
+  // And wherever token-store reads the session from the cookie instead, or lists a user's sessions.
   fastify.tokenStore.addSessionCheck(timeoutCheck(verdictOf))
+  fastify.tokenStore.setLastSeenReader((session) => {
+    const auth = session.aihubmixAuth
+    return isAuthStamp(auth) ? auth.seen ?? auth.at : undefined
+  })
   await fastify.register(routes, { prefix: options.prefix, options, logins })
 }
 

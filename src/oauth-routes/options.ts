@@ -6,7 +6,7 @@ import { OAuthRoutesOptionsError } from './errors.js'
 import { firstOptionProblem } from './option-errors.js'
 
 export const DEFAULT_PREFIX = '/auth'
-export const DEFAULT_ROUTES = { login: '/login', callback: '/callback', logout: '/logout', session: '/session' } as const
+export const DEFAULT_ROUTES = { login: '/login', callback: '/callback', logout: '/logout', session: '/session', sessions: '/sessions' } as const
 export const DEFAULT_STATE_TTL_MS = 10 * 60 * 1000
 export const DEFAULT_ERROR_PATH = '/'
 export const DEFAULT_RETURN_TO = '/'
@@ -25,7 +25,9 @@ export const OAuthRoutesOptionsSchema = Type.Object({
     login: Type.Optional(RoutePath),
     callback: Type.Optional(RoutePath),
     logout: Type.Optional(RoutePath),
-    session: Type.Optional(RoutePath)
+    session: Type.Optional(RoutePath),
+    /** The user's sessions: `GET <sessions>`, `DELETE <sessions>/:id`. */
+    sessions: Type.Optional(RoutePath)
   }, { additionalProperties: false })),
   /** Path a failed login redirects to, with `?error=<code>`. */
   errorPath: Type.Optional(Type.String({ pattern: '^/[^/\\\\]*', maxLength: 256, expected: 'a path of this app like / (not //host)' })),
@@ -42,7 +44,10 @@ export const OAuthRoutesOptionsSchema = Type.Object({
   idleTimeoutMs: Type.Optional(Type.Integer({ minimum: 1000 })),
   /** A signed-in session ends this long after login, however active. */
   absoluteTimeoutMs: Type.Optional(Type.Integer({ minimum: 1000 })),
-  /** Fetch the user's profile after login to hand it to `onLogin` (default: true when onLogin is set). */
+  /**
+   * No longer changes anything: every sign-in fetches the user's profile (its `id` indexes the session), and
+   * `onLogin` always gets it. Still accepted, so that existing configurations keep starting.
+   */
   fetchUserInfoOnLogin: Type.Optional(Type.Boolean()),
   /**
    * Refuse to start when aihubmix-proxy's `redirectUri` is not this plugin's callback route (default true).
@@ -53,8 +58,8 @@ export const OAuthRoutesOptionsSchema = Type.Object({
 
 export interface LoginEvent {
   request: FastifyRequest
-  /** The provider's userinfo, or null when it could not be fetched (the login still succeeds). */
-  userinfo: UserInfo | null
+  /** The provider's userinfo (a sign-in whose userinfo fails does not happen: it fails with `userinfo_failed`). */
+  userinfo: UserInfo
   scope: string[]
 }
 export interface LogoutEvent {
@@ -72,7 +77,7 @@ export interface ResolvedOAuthRoutesOptions {
   publicOrigin: string
   secureCookies: boolean
   prefix: string
-  routes: { login: string, callback: string, logout: string, session: string }
+  routes: { login: string, callback: string, logout: string, session: string, sessions: string }
   errorPath: string
   defaultReturnTo: string
   stateTtlMs: number

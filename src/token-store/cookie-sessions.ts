@@ -162,7 +162,7 @@ export function signature (value: string, secret: string): string {
   return createHmac('sha256', secret).update(value).digest('base64').replace(/=+$/, '')
 }
 
-function parseSession (json: string): Record<string, unknown> | null {
+export function parseSession (json: string): Record<string, unknown> | null {
   let data: unknown
   try {
     data = JSON.parse(json)
@@ -177,7 +177,7 @@ function parseSession (json: string): Record<string, unknown> | null {
  * restored cookie takes `originalExpires` from the stored `expires`; the stored `originalExpires` is an older
  * value, kept from before the last save, and does not count.) No `expires`: a browser-session cookie, never.
  */
-function cookieExpired (session: Record<string, unknown>, now: number): boolean {
+export function cookieExpired (session: Record<string, unknown>, now: number): boolean {
   const cookie = session.cookie as { expires?: unknown } | null | undefined
   if (typeof cookie !== 'object' || cookie === null) return false
   const when = cookie.expires

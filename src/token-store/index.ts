@@ -19,6 +19,8 @@ export type { TokenStore } from './token-store.js'
 export type { RequestTokens } from './request-tokens.js'
 export type { SessionStoreLike, SessionData } from './session-store.js'
 export type { SessionCheck, SessionVerdict } from './cookie-sessions.js'
+export type { UserSession, UserSessionInfo, SessionOwner, LastSeenReader } from './user-sessions.js'
+export { MAX_USER_AGENT_LENGTH } from './user-sessions.js'
 export type { KVStore, CompareAndSetResult } from './kv-store.js'
 export type {
   TokenStoreOptions,
@@ -45,7 +47,8 @@ export {
   DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
   DEFAULT_OPENED_CACHE_SIZE,
   DEFAULT_CLIENT_CACHE_ENTRIES,
-  DEFAULT_CLIENT_CACHE_MAX_AGE_MS
+  DEFAULT_CLIENT_CACHE_MAX_AGE_MS,
+  DEFAULT_MAX_SESSIONS_PER_USER
 } from './options.js'
 export type { EncryptionKeyInput } from './crypto.js'
 export { KeyRing, createKeyRing, sealKeyFromSecret } from './crypto.js'
@@ -55,7 +58,7 @@ export { RedisStore } from './redis-store.js'
 export type { RedisClient, RedisStoreOptions } from './redis-store.js'
 export { TrackingCache, INVALIDATION_CHANNEL } from './tracking-cache.js'
 export type { TrackingCacheOptions, TrackingConnection } from './tracking-cache.js'
-export { KeyLayout } from './keys.js'
+export { KeyLayout, isUserId } from './keys.js'
 export * from './errors.js'
 
 declare module 'fastify' {

@@ -3,7 +3,8 @@
  * (memory-store.ts, one process) and `RedisStore` (redis-store.ts, shared by every instance).
  *
  * Rules every implementation keeps:
- * - Values are strings (sealed blobs or JSON); every key is written with a TTL in ms (an integer > 0).
+ * - Values are strings (sealed blobs or JSON), or hashes of strings; every key is written with a TTL in ms (an
+ *   integer > 0).
  * - Every operation is atomic on its own. Operations that take several keys (`getMany`, `delete`) are only ever
  *   given keys of one session, which share a Redis Cluster hash slot (see keys.ts).
  * - Backend failures reject with `StoreUnavailableError` (503), never hang forever and never crash the process.
@@ -37,6 +38,15 @@ export interface KVStore {
    * first. It may resolve early: callers re-check (try `lock` again).
    */
   waitForUnlock (key: string, timeoutMs: number): Promise<void>
+  /**
+   * Hashes (a user's index of sessions): writes one field, and makes the key live at least `ttlMs` from now (a
+   * longer TTL is kept). Returns how many fields the hash has now.
+   */
+  hashSet (key: string, field: string, value: string, ttlMs: number): Promise<number>
+  /** Every field of a hash, `{}` when it is absent. */
+  hashGetAll (key: string): Promise<Record<string, string>>
+  /** Deletes fields of a hash (absent ones are fine); a hash left empty is gone. */
+  hashDelete (key: string, fields: readonly string[]): Promise<void>
   /** Releases what the store created (timers, subscriber connections); never a client it was given. */
   close (): Promise<void>
 }

@@ -2,7 +2,8 @@ import type { CompareAndSetResult, KVStore } from './kv-store.js'
 import { assertTtl } from './keys.js'
 
 interface Entry {
-  value: string
+  /** A string, or the fields of a hash. */
+  value: string | Map<string, string>
   expiresAt: number
 }
 
@@ -56,11 +57,11 @@ export class MemoryStore implements KVStore {
   }
 
   async get (key: string): Promise<string | null> {
-    return this.#read(key)?.value ?? null
+    return this.#string(key)
   }
 
   async getMany (keys: readonly string[]): Promise<Array<string | null>> {
-    return keys.map(key => this.#read(key)?.value ?? null)
+    return keys.map(key => this.#string(key))
   }
 
   async set (key: string, value: string, ttlMs: number): Promise<void> {
@@ -90,10 +91,9 @@ export class MemoryStore implements KVStore {
   }
 
   async take (key: string): Promise<string | null> {
-    const entry = this.#read(key)
-    if (entry === undefined) return null
-    this.#remove(key)
-    return entry.value
+    const value = this.#string(key)
+    if (value !== null) this.#remove(key)
+    return value
   }
 
   async lock (key: string, owner: string, leaseMs: number): Promise<boolean> {
@@ -115,6 +115,28 @@ export class MemoryStore implements KVStore {
     if (entry?.value !== owner) return false
     entry.expiresAt = Date.now() + leaseMs
     return true
+  }
+
+  async hashSet (key: string, field: string, value: string, ttlMs: number): Promise<number> {
+    assertTtl(ttlMs)
+    const entry = this.#read(key)
+    const fields = entry?.value instanceof Map ? entry.value : new Map<string, string>()
+    fields.set(field, value)
+    const expiresAt = Math.max(entry?.value instanceof Map ? entry.expiresAt : 0, Date.now() + ttlMs)
+    this.#entries.set(key, { value: fields, expiresAt })
+    return fields.size
+  }
+
+  async hashGetAll (key: string): Promise<Record<string, string>> {
+    const value = this.#read(key)?.value
+    return value instanceof Map ? Object.fromEntries(value) : {}
+  }
+
+  async hashDelete (key: string, fields: readonly string[]): Promise<void> {
+    const value = this.#read(key)?.value
+    if (!(value instanceof Map)) return
+    for (const field of fields) value.delete(field)
+    if (value.size === 0) this.#remove(key)
   }
 
   waitForUnlock (key: string, timeoutMs: number): Promise<void> {
@@ -144,6 +166,12 @@ export class MemoryStore implements KVStore {
     clearInterval(this.#sweeper)
     for (const key of [...this.#waiters.keys()]) this.#wake(key)
     this.#entries.clear()
+  }
+
+  /** A string value. A hash reads as absent (Redis would refuse the read; nothing reads a hash so). */
+  #string (key: string): string | null {
+    const value = this.#read(key)?.value
+    return typeof value === 'string' ? value : null
   }
 
   #read (key: string): Entry | undefined {

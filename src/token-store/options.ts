@@ -21,6 +21,7 @@ export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2000
 export const DEFAULT_OPENED_CACHE_SIZE = 10_000
 export const DEFAULT_CLIENT_CACHE_ENTRIES = 20_000
 export const DEFAULT_CLIENT_CACHE_MAX_AGE_MS = 30_000
+export const DEFAULT_MAX_SESSIONS_PER_USER = 50
 
 /** Hook events. They carry the session id and (onRefresh) the token set: server-side code only, never log them. */
 export interface RefreshEvent { sid: string, set: TokenSet }
@@ -98,6 +99,16 @@ export interface TokenStoreOptions {
    * aihubmix-proxy routes (see the README). Without it, `request.tokens` needs `request.session`.
    */
   sessionCookie?: SessionCookieOptions
+  /**
+   * Most sessions one user keeps in its index (`addUserSession`, oauth-routes at sign-in); a sign-in beyond it
+   * ends the user's oldest sessions.
+   */
+  maxSessionsPerUser?: number
+  /**
+   * When one session's refresh token is refused for good (`invalid_grant`: the user revoked the app at the
+   * provider), end every session of that user, not only that one. Off by default.
+   */
+  endUserSessionsOnRevoked?: boolean
   hooks?: TokenStoreHooks
 }
 
@@ -131,6 +142,8 @@ export interface ResolvedTokenStoreOptions {
   openedCacheSize: number
   redisClientCache: { maxEntries: number, maxAgeMs: number } | undefined
   sessionCookie: { name: string, secrets: readonly string[] } | undefined
+  maxSessionsPerUser: number
+  endUserSessionsOnRevoked: boolean
   hooks: Readonly<TokenStoreHooks>
 }
 
@@ -170,6 +183,8 @@ export const TokenStoreOptionsSchema = Type.Object({
       Type.Array(Type.String({ minLength: 32 }), { minItems: 1 })
     ], { description: 'a secret of at least 32 characters, or a list of them' })
   }, { additionalProperties: false })),
+  maxSessionsPerUser: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, description: 'most sessions one user keeps' })),
+  endUserSessionsOnRevoked: Type.Optional(Type.Boolean()),
   hooks: Type.Optional(Type.Object({
     onRefresh: Hook,
     onRefreshFailed: Hook,
@@ -245,6 +260,8 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
     sessionCookie: o.sessionCookie === undefined
       ? undefined
       : Object.freeze({ name: o.sessionCookie.name, secrets: Object.freeze([o.sessionCookie.secret].flat()) }),
+    maxSessionsPerUser: o.maxSessionsPerUser ?? DEFAULT_MAX_SESSIONS_PER_USER,
+    endUserSessionsOnRevoked: o.endUserSessionsOnRevoked ?? false,
     hooks: Object.freeze({ ...o.hooks })
   }
 }

@@ -74,6 +74,11 @@ if current ~= ARGV[1] then return -1 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`
 
+/** Writes a field; the hash lives at least ARGV[3] ms from now (a longer TTL is kept). Returns the field count. */
+const HASH_SET = `redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return redis.call('HLEN', KEYS[1])`
+
 /** Most keys one coalesced MGET carries (a full batch is sent as it is and a new one started). */
 const MGET_BATCH_KEYS = 512
 
@@ -89,7 +94,8 @@ function script (source: string): Script {
 const SCRIPTS = {
   unlock: script(UNLOCK),
   extend: script(EXTEND),
-  compareAndSet: script(COMPARE_AND_SET)
+  compareAndSet: script(COMPARE_AND_SET),
+  hashSet: script(HASH_SET)
 } as const
 
 /**
@@ -249,6 +255,23 @@ export class RedisStore implements KVStore {
   async extendLock (key: string, owner: string, leaseMs: number): Promise<boolean> {
     assertTtl(leaseMs, 'leaseMs')
     return await this.#eval(SCRIPTS.extend, key, [owner, leaseMs]) === 1
+  }
+
+  async hashSet (key: string, field: string, value: string, ttlMs: number): Promise<number> {
+    assertTtl(ttlMs)
+    return Number(await this.#eval(SCRIPTS.hashSet, key, [field, value, ttlMs]))
+  }
+
+  async hashGetAll (key: string): Promise<Record<string, string>> {
+    // `call` answers Redis' reply as it is: field, value, field, value...
+    const flat = await this.#call('HGETALL', [key]) as unknown[]
+    const out: Record<string, string> = Object.create(null)
+    for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = String(flat[i + 1])
+    return out
+  }
+
+  async hashDelete (key: string, fields: readonly string[]): Promise<void> {
+    if (fields.length > 0) await this.#call('HDEL', [key, ...fields])
   }
 
   async waitForUnlock (key: string, timeoutMs: number): Promise<void> {

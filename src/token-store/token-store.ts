@@ -9,6 +9,7 @@ import { KeyLayout, assertId } from './keys.js'
 import { Records } from './records.js'
 import { createSessionStore } from './session-store.js'
 import { CookieSessions, type SessionCheck } from './cookie-sessions.js'
+import { UserSessions, type LastSeenReader, type SessionOwner, type UserSession, type UserSessionInfo } from './user-sessions.js'
 import {
   ReauthRequiredError,
   RefreshBackoffError,
@@ -70,8 +71,30 @@ export interface TokenStore {
    * scope) must pass: it may end a session or update its data. oauth-routes adds its idle and absolute timeouts.
    */
   addSessionCheck (check: SessionCheck): void
-  /** Ends a session: deletes its record and its token set (what @fastify/session's `destroy` does through the store). */
+  /**
+   * Ends a session: deletes its record and its token set (what @fastify/session's `destroy` does through the
+   * store), and its entry in its user's index.
+   */
   endSession (sid: string): Promise<void>
+  /**
+   * Indexes a session under its user (at sign-in, once per session) so that listUserSessions shows it and
+   * endUserSession(s) can end it, from any instance. Returns the session's handle. `ttlMs`: the longest the
+   * session can live (oauth-routes passes its absolute timeout). Beyond `maxSessionsPerUser` the oldest end.
+   */
+  addUserSession (userId: string, sid: string, info: UserSessionInfo): Promise<string>
+  /** The user and handle of an indexed session, or null. */
+  sessionOwner (sid: string): Promise<SessionOwner | null>
+  /**
+   * The user's live sessions on every instance, newest first. Never a session id: `id` is an opaque handle.
+   * Sessions that ended without endSession (expired, timed out by a session check) are ended and dropped here.
+   */
+  listUserSessions (userId: string): Promise<UserSession[]>
+  /** Ends the user's session with handle `id`, as a logout does; false (nothing ends) when the user has none such. */
+  endUserSession (userId: string, id: string): Promise<boolean>
+  /** Ends every session of the user; answers how many. */
+  endUserSessions (userId: string): Promise<number>
+  /** How listings read from a session record when it was last active (oauth-routes sets it); else its start. */
+  setLastSeenReader (reader: LastSeenReader): void
   readonly refreshSkewMs: number
 }
 
@@ -146,6 +169,7 @@ export class TokenStoreCore implements TokenStore {
   readonly #wakers = new Set<() => void>()
   #closed = false
   readonly #sessionChecks: SessionCheck[] = []
+  readonly #users: UserSessions
   /** Sessions read from the signed cookie (`sessionCookie` option), else undefined. */
   readonly cookieSessions: CookieSessions | undefined
   /**
@@ -171,6 +195,15 @@ export class TokenStoreCore implements TokenStore {
       owner: this,
       end: (sid) => this.endSession(sid)
     })
+    this.#users = new UserSessions({
+      kv,
+      keys: this.keys,
+      keyRing: options.keyRing,
+      log,
+      maxPerUser: options.maxSessionsPerUser,
+      checks: this.#sessionChecks,
+      end: (sid) => this.endSession(sid)
+    })
     const cookie = options.sessionCookie
     this.cookieSessions = cookie === undefined
       ? undefined
@@ -194,7 +227,35 @@ export class TokenStoreCore implements TokenStore {
   async endSession (sid: string): Promise<void> {
     assertId(sid, 'sid')
     this.forget(sid)
-    await this.#kv.delete([this.keys.session(sid), this.keys.tokens(sid)])
+    const [link] = await Promise.all([
+      this.#kv.take(this.keys.userLink(sid)),
+      this.#kv.delete([this.keys.session(sid), this.keys.tokens(sid)])
+    ])
+    if (link !== null) await this.#users.unlink(link)
+  }
+
+  addUserSession (userId: string, sid: string, info: UserSessionInfo): Promise<string> {
+    return this.#users.add(userId, sid, info)
+  }
+
+  sessionOwner (sid: string): Promise<SessionOwner | null> {
+    return this.#users.ownerOf(sid)
+  }
+
+  listUserSessions (userId: string): Promise<UserSession[]> {
+    return this.#users.list(userId)
+  }
+
+  endUserSession (userId: string, id: string): Promise<boolean> {
+    return this.#users.endOne(userId, id)
+  }
+
+  endUserSessions (userId: string): Promise<number> {
+    return this.#users.endAll(userId)
+  }
+
+  setLastSeenReader (reader: LastSeenReader): void {
+    this.#users.setLastSeenReader(reader)
   }
 
   /** The KV store underneath (for tests and for building other stores on it). */
@@ -513,6 +574,7 @@ export class TokenStoreCore implements TokenStore {
           this.#log.warn({ err: deleteErr }, 'token-store: could not delete a revoked token set')
         }
         await this.#hook('onRevoked', { sid, error: err })
+        if (this.#options.endUserSessionsOnRevoked) await this.#users.endAllOf(sid)
         throw new ReauthRequiredError({ cause: err })
       }
       await this.#backOff(sid, err)

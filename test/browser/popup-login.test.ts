@@ -37,7 +37,7 @@ t.test('one click signs in through a popup; the page shows name, e-mail and bala
   t.match(popupHops[1], `${stack.mock.url}/api/oauth2/authorize?`)
   t.match(popupHops[2], `${stack.url}/auth/callback?`)
   t.equal(stack.mock.counts().grants.authorization_code, 1, 'one code exchange')
-  t.equal(stack.mock.counts().userinfo, 1, 'one userinfo call for the page')
+  t.equal(stack.mock.counts().userinfo, 2, 'one userinfo call at sign-in (who signed in), one for the page')
 
   // A reload finds the session by itself: no second sign-in.
   await page.reload()

@@ -61,7 +61,7 @@ export class TestBrowser {
     }
   }
 
-  async fetch (url: string, init: { method?: 'GET' | 'POST', headers?: Record<string, string>, body?: string } = {}): Promise<Answer> {
+  async fetch (url: string, init: { method?: 'GET' | 'POST' | 'DELETE', headers?: Record<string, string>, body?: string } = {}): Promise<Answer> {
     const headers: Record<string, string> = { ...(init.headers ?? {}) }
     const cookie = this.cookieHeader(url)
     if (cookie !== undefined && headers.cookie === undefined) headers.cookie = cookie
@@ -79,6 +79,10 @@ export class TestBrowser {
 
   post (url: string, headers?: Record<string, string>, body?: string): Promise<Answer> {
     return this.fetch(url, { method: 'POST', headers, body })
+  }
+
+  delete (url: string, headers?: Record<string, string>): Promise<Answer> {
+    return this.fetch(url, { method: 'DELETE', headers })
   }
 
   /** Follows one redirect: the absolute URL of the `Location` of `answer`. */

@@ -41,13 +41,16 @@ export async function visibleText (page: Page): Promise<string[]> {
   })
 }
 
+/** Browsers and systems, named as everyone names them in every language (the page's sessions list). */
+export const DEVICE_NAMES: readonly string[] = ['Chrome', 'Edge', 'Firefox', 'Opera', 'Safari', 'Samsung', 'Internet', 'Android', 'ChromeOS', 'iOS', 'iPadOS', 'Linux', 'macOS', 'Windows']
+
 /**
  * What in `texts` is not of `language`: for English, any Japanese or Chinese character; for
  * Japanese and Chinese, any word in Latin letters other than the names in `allowed` (AIHubMix,
- * HttpOnly, the user's own name and address, the provider's URL).
+ * HttpOnly, the user's own name and address, the provider's URL) and the browsers' and systems'.
  */
 export function foreignWords (language: Language, texts: string[], allowed: string[]): string[] {
   if (language === 'en') return texts.filter((text) => /[\u3040-\u30ff\u3400-\u9fff\uff01-\uff5e]/.test(text))
-  const ok = new Set(['AIHubMix', 'HttpOnly', 'Cookie', ...allowed.flatMap((a) => a.split(/[^A-Za-z0-9]+/))])
+  const ok = new Set(['AIHubMix', 'HttpOnly', 'Cookie', ...DEVICE_NAMES, ...allowed.flatMap((a) => a.split(/[^A-Za-z0-9]+/))])
   return texts.flatMap((text) => text.match(/[A-Za-z][A-Za-z0-9]+/g) ?? []).filter((word) => !ok.has(word))
 }

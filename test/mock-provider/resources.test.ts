@@ -52,6 +52,22 @@ t.test('the user option and setUser() change what userinfo answers', async (t) =
   t.equal(provider.user.quota, 2_000_000, 'user is a copy')
 })
 
+t.test('signIn(): another user signs in at the provider; tokens already issued keep their own user', async (t) => {
+  const { provider, app } = await startProvider(t)
+  const first = await login(provider, app)
+  provider.signIn({ id: 777, username: 'bob', email: 'bob@example.com' })
+  t.same(provider.user, { id: 777, username: 'bob', email: 'bob@example.com', quota: 1000000, used_quota: 250000, created_time: 1640995200, status: 1 })
+  const second = await login(provider, app)
+  t.match((await userinfo(provider, second.access_token)).json(), { id: 777, username: 'bob' })
+  t.match((await userinfo(provider, first.access_token)).json(), { id: 12345, username: 'user123' }, 'the first user\'s token is still theirs')
+  provider.setUser({ used_quota: 0 })
+  t.match((await userinfo(provider, second.access_token)).json(), { used_quota: 0 }, 'setUser() patches the signed-in user')
+  t.match((await userinfo(provider, first.access_token)).json(), { used_quota: 250000 }, 'and no other')
+  t.throws(() => provider.signIn({ username: 'nobody' } as never), { code: 'FST_AIHUBMIX_MOCK_INVALID_ARGUMENT', message: /"user\.id"/ })
+  t.throws(() => provider.signIn({ id: 0 }), { message: /"user\.id"/ })
+  t.equal(provider.user.id, 777, 'a refused sign-in changes nothing')
+})
+
 t.test('userinfo refuses missing, malformed, unknown, expired and revoked tokens', async (t) => {
   const { provider, app } = await startProvider(t)
   const tokens = await login(provider, app)

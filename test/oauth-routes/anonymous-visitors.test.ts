@@ -43,5 +43,5 @@ t.test('a visitor who never signs in writes nothing to the session store or any 
   // The first thing written is the session of a finished sign-in.
   await stack.login()
   t.equal(new Set(writes).size, 1, 'one session saved, at sign-in (written by regenerate, then with its sign-in time)')
-  t.equal(kv.keys().length, 3, 'its record, its token set, and the used-state marker')
+  t.equal(kv.keys().length, 5, 'its record, its token set, its link to its user, its user\'s index, and the used-state marker')
 })

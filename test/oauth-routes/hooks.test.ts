@@ -22,7 +22,7 @@ t.test('onLogin gets the userinfo and the granted scopes; onLogout runs at logou
   t.equal(logouts.length, 1)
 })
 
-t.test('a failing hook or userinfo never breaks the login', async (t) => {
+t.test('a failing hook never breaks the login', async (t) => {
   const stack = await startStack({
     oauth: {
       onLogin: () => { throw new Error('hook exploded') },
@@ -30,7 +30,6 @@ t.test('a failing hook or userinfo never breaks the login', async (t) => {
     }
   })
   t.teardown(() => stack.close())
-  stack.mock.setFault('userinfo', 'http500', { times: 1 })
   const { browser, final } = await stack.login()
   t.equal(final.headers.location, '/', 'signed in all the same')
   t.equal((await browser.get(`${stack.url}/api/user/info`, { 'x-csrf': '1' })).status, 200)

@@ -50,10 +50,11 @@ t.test('anonymous sign-in starts write nothing to Redis: no session, no login re
     t.equal(res.status, 302)
   }
   t.same(await scanKeys(redis, prefix), [], 'not one key')
-  // A finished sign-in writes its session, its token set and the used-state marker, each with a TTL.
+  // A finished sign-in writes its session, its token set, its link to its user, its user's index and the
+  // used-state marker, each with a TTL.
   await stack.login()
   const keys = await scanKeys(redis, prefix)
-  t.equal(keys.length, 3, keys.join(', '))
+  t.equal(keys.length, 5, keys.join(', '))
   for (const key of keys) {
     const ttl = await redis.pttl(key)
     const limit = key.includes(':rec:login-used:') ? 10 * 60 * 1000 : 30 * 24 * 3600 * 1000

@@ -113,6 +113,27 @@ contract('compareAndSet writes only over the expected value', async (t, h) => {
   t.ok(await h.pttl(kv, k) > 0, 'with a TTL')
 })
 
+contract('hashes: fields written and deleted one by one; the TTL only ever grows; an empty hash is gone', async (t, h) => {
+  const one = await h.make()
+  const two = await h.make()
+  const k = h.prefix + 'hash'
+  t.same(await one.hashGetAll(k), {}, 'absent: empty')
+  t.equal(await one.hashSet(k, 'a', 'x', 60_000), 1)
+  t.equal(await two.hashSet(k, 'b', 'y', 120_000), 2, 'the count of fields after the write, across instances')
+  t.same(await one.hashGetAll(k), { a: 'x', b: 'y' })
+  t.ok(await h.pttl(one, k) > 60_000, 'a longer TTL is taken')
+  t.equal(await one.hashSet(k, 'a', 'z', 1000), 2, 'overwriting a field adds none')
+  t.ok(await h.pttl(one, k) > 60_000, 'a shorter TTL does not shorten it')
+  t.same(await two.hashGetAll(k), { a: 'z', b: 'y' })
+  await one.hashDelete(k, ['a', 'never'])
+  t.same(await two.hashGetAll(k), { b: 'y' })
+  await one.hashDelete(k, [])
+  await two.hashDelete(k, ['b'])
+  t.same(await one.hashGetAll(k), {})
+  t.same(await h.keys(one), [], 'an empty hash leaves no key')
+  await t.rejects(one.hashSet(k, 'a', 'x', 0), { code: 'FST_AIHUBMIX_TOKEN_STORE_ARGUMENT' }, 'a TTL is required')
+})
+
 contract('take: of many concurrent takers on two instances, exactly one gets the value', async (t, h) => {
   const one = await h.make()
   const two = await h.make()

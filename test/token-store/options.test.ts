@@ -13,7 +13,8 @@ import {
   DEFAULT_REFRESH_BACKOFF_MS,
   DEFAULT_REFRESH_BACKOFF_MAX_MS,
   DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
-  TokenStoreOptionsError
+  TokenStoreOptionsError,
+  DEFAULT_MAX_SESSIONS_PER_USER
 } from '@fastify-aihubmix/token-store'
 import { cleanupPrefix, connectRedis, scanKeys, uniquePrefix } from '../helpers/redis.js'
 import { KEY_A, sid, tokenSet } from '../helpers/token-store.js'
@@ -41,6 +42,9 @@ t.test('defaults', async t => {
   t.equal(o.refreshBackoffMaxMs, 30_000)
   t.equal(o.redisCommandTimeoutMs, DEFAULT_REDIS_COMMAND_TIMEOUT_MS)
   t.same(o.hooks, {})
+  t.equal(o.maxSessionsPerUser, DEFAULT_MAX_SESSIONS_PER_USER)
+  t.equal(o.maxSessionsPerUser, 50)
+  t.equal(o.endUserSessionsOnRevoked, false)
   t.ok(o.lockWaitMs > o.lockLeaseMs, 'waiters outlast a crashed holder\'s lease')
 })
 
@@ -81,6 +85,8 @@ t.test('bad options: an error that names the option path', async t => {
     [{ encryptionKeys: KEY_A, keyPrefix: '' }, 'keyPrefix'],
     [{ encryptionKeys: KEY_A, keyPrefix: 'app{1}:' }, 'keyPrefix'],
     [{ encryptionKeys: KEY_A, backend: 'postgres' }, 'backend'],
+    [{ encryptionKeys: KEY_A, maxSessionsPerUser: 0 }, 'maxSessionsPerUser'],
+    [{ encryptionKeys: KEY_A, endUserSessionsOnRevoked: 'yes' }, 'endUserSessionsOnRevoked'],
     [{ encryptionKeys: KEY_A, hooks: { onRefresh: 'log it' } }, 'hooks.onRefresh'],
     [{ encryptionKeys: KEY_A, hooks: { onLogin: () => {} } }, 'hooks.onLogin'],
     [{ encryptionKeys: KEY_A, refreshSkew: 1000 }, 'refreshSkew'],

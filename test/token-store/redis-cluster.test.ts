@@ -4,6 +4,7 @@ import { createTokenStore, type SessionStoreLike } from '@fastify-aihubmix/token
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
 import { redisServerOrSkip } from '../helpers/redis-server.js'
 import { startStack } from '../helpers/stack.js'
+import type { TestBrowser } from '../helpers/browser.js'
 import { deferred, KEY_A, tokenSet } from '../helpers/token-store.js'
 
 // The key layout puts a session's keys in one hash slot ({<sid>}) so that one MGET reads the
@@ -97,5 +98,24 @@ if (binary !== undefined) {
     t.equal(out.status, 204)
     t.equal(await stack.app.tokenStore.get(sid), null, 'logout deleted it')
     t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 401)
+  })
+
+  t.test('the example app on a Cluster: a user\'s sessions listed, one ended from another, then everywhere', async (t) => {
+    const client = await cluster.client()
+    const stack = await startStack({ redis: client as unknown as Redis, tokenStore: { keyPrefix: 'c4:' } })
+    t.teardown(() => stack.close())
+    const browsers = []
+    for (let i = 0; i < 4; i++) browsers.push((await stack.login()).browser)
+    const [here, other, ...rest] = browsers as [TestBrowser, TestBrowser, ...TestBrowser[]]
+    const listed = JSON.parse((await here.get(`${stack.url}/auth/sessions`)).body).sessions as Array<{ id: string, current: boolean }>
+    t.equal(listed.length, 4, 'sessions spread over the nodes, one index')
+    const others = listed.filter((s) => !s.current)
+    const otherSid = stack.sessionIdOf(other)
+    const otherHandle = (JSON.parse((await other.get(`${stack.url}/auth/sessions`)).body).sessions as Array<{ id: string, current: boolean }>).find((s) => s.current)?.id
+    t.equal((await here.delete(`${stack.url}/auth/sessions/${otherHandle as string}`, CSRF)).status, 204)
+    t.equal(await stack.app.tokenStore.get(otherSid), null, 'ended')
+    t.equal(others.length, 3)
+    t.equal((await here.post(`${stack.url}/auth/logout?everywhere=1`, CSRF)).status, 204)
+    for (const browser of [here, ...rest]) t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 401)
   })
 }

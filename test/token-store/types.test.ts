@@ -14,9 +14,11 @@ import type {
   Refresher,
   RequestTokens,
   SessionCheck,
+  SessionOwner,
   TokenSet,
   TokenStore,
-  TokenStoreOptions
+  TokenStoreOptions,
+  UserSession
 } from '@fastify-aihubmix/token-store'
 
 function use (...values: unknown[]): void {
@@ -100,6 +102,19 @@ app.after(() => {
   // @ts-expect-error refreshSkewMs is read-only
   store.refreshSkewMs = 1
 })
+
+/** A user's sessions (never called: the types are what is checked). */
+export function userSessionTypes (store: TokenStore): void {
+  const sessions: Promise<UserSession[]> = store.listUserSessions('12345')
+  const one: Promise<boolean> = store.endUserSession('12345', 'handle')
+  const all: Promise<number> = store.endUserSessions('12345')
+  const owner: Promise<SessionOwner | null> = store.sessionOwner('sid')
+  const handle: Promise<string> = store.addUserSession('12345', 'sid', { userAgent: 'UA', ttlMs: 1000 })
+  // @ts-expect-error how long the session may live is required
+  store.addUserSession('12345', 'sid', { userAgent: 'UA' })
+  store.setLastSeenReader((session) => typeof session.seen === 'number' ? session.seen : undefined)
+  use(sessions, one, all, owner, handle)
+}
 
 t.test('types compile; the standalone store runs', async t => {
   const standalone = createTokenStore(minimal)

@@ -32,7 +32,8 @@ const routeOptions: OAuthRoutesOptions = {
   publicUrl: 'https://app.example',
   prefix: '/auth',
   idleTimeoutMs: 60_000,
-  onLogin: (event) => { seen.push(event) },
+  routes: { sessions: '/devices' },
+  onLogin: (event) => { seen.push(event); event.request.log.info({ user: event.userinfo.id }, 'the userinfo is always there') },
   onLogout: async ({ request }) => { request.log.info('bye') }
 }
 // @ts-expect-error publicUrl is required

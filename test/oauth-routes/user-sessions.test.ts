@@ -1,0 +1,250 @@
+import t from 'tap'
+import type { KeyLayout, KVStore } from '@fastify-aihubmix/token-store'
+import { startStack, findLeaks, type Stack, type StackOptions } from '../helpers/stack.js'
+import { TestBrowser } from '../helpers/browser.js'
+import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
+import type { T } from '../helpers/token-store.js'
+
+// The user's sessions through oauth-routes: GET /auth/sessions, DELETE /auth/sessions/:id and
+// POST /auth/logout?everywhere=1, on the example app, with the memory store and with Redis.
+
+const CSRF = { 'x-csrf': '1' }
+const HANDLE = /^[A-Za-z0-9_-]{22}$/
+
+interface Listed { id: string, current: boolean, createdAt: string, lastSeenAt: string, userAgent: string }
+
+/** The example on the memory store or on Redis (undefined: Redis is not there and the test was skipped). */
+async function stackOn (t: T, backend: 'memory' | 'redis', opts: StackOptions = {}): Promise<Stack | undefined> {
+  let stack: Stack
+  if (backend === 'redis') {
+    const redis = await connectRedis(t)
+    if (redis === undefined) return undefined
+    const prefix = uniquePrefix('us-routes')
+    cleanupPrefix(t, redis, prefix)
+    stack = await startStack({ ...opts, redis, tokenStore: { keyPrefix: prefix, ...opts.tokenStore } })
+  } else {
+    stack = await startStack(opts)
+  }
+  t.teardown(() => stack.close())
+  return stack
+}
+
+/** A whole redirect-mode sign-in from a browser that sends `userAgent`. */
+async function signIn (stack: Stack, userAgent: string): Promise<TestBrowser> {
+  const browser = stack.browser()
+  const ua = { 'user-agent': userAgent }
+  const start = await browser.get(`${stack.url}/auth/login`, ua)
+  const authorize = await browser.get(TestBrowser.location(start), ua)
+  const back = await browser.get(TestBrowser.location(authorize), ua)
+  if (back.headers.location !== '/') throw new Error(`the sign-in failed: ${String(back.headers.location)}`)
+  return browser
+}
+
+async function list (stack: Stack, browser: TestBrowser, headers: Record<string, string> = {}): Promise<Listed[]> {
+  const res = await browser.get(`${stack.url}/auth/sessions`, headers)
+  if (res.status !== 200) throw new Error(`GET /auth/sessions: ${res.status} ${res.body}`)
+  return (JSON.parse(res.body) as { sessions: Listed[] }).sessions
+}
+
+async function signedIn (stack: Stack, browser: TestBrowser): Promise<boolean> {
+  return (await browser.get(`${stack.url}/api/user/info`, CSRF)).status === 200
+}
+
+function store (stack: Stack): { kv: KVStore, keys: KeyLayout } {
+  return stack.app.tokenStore as unknown as { kv: KVStore, keys: KeyLayout }
+}
+
+/** Declares `<title> [memory]` and `<title> [redis]` (skipped, or failed under CI, without Redis). */
+function onBothBackends (title: string, fn: (t: T, stack: Stack) => Promise<void>): void {
+  for (const backend of ['memory', 'redis'] as const) {
+    t.test(`${title} [${backend}]`, async (t) => {
+      const stack = await stackOn(t, backend)
+      if (stack === undefined) return
+      await fn(t, stack)
+    })
+  }
+}
+
+onBothBackends('GET /auth/sessions: the user\'s sessions, newest first, exactly one current; 401 signed out', async (t, stack) => {
+  const anonymous = stack.browser()
+  const out = await anonymous.get(`${stack.url}/auth/sessions`)
+  t.equal(out.status, 401)
+  t.same(JSON.parse(out.body), { error: 'unauthenticated', message: 'Sign in first.' })
+  t.equal(out.headers['cache-control'], 'no-store')
+
+  const laptop = await signIn(stack, 'Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0')
+  const phone = await signIn(stack, 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) Version/17.5 Mobile/15E148 Safari/604.1')
+  const seenByPhone = await list(stack, phone)
+  t.equal(seenByPhone.length, 2)
+  t.same(seenByPhone.map((s) => s.current), [true, false], 'newest first: the phone signed in last')
+  t.match(seenByPhone[0]?.userAgent, /iPhone/)
+  t.match(seenByPhone[1]?.userAgent, /Firefox/)
+  for (const s of seenByPhone) {
+    t.match(s.id, HANDLE)
+    t.ok(Date.parse(s.createdAt) <= Date.parse(s.lastSeenAt), 'last seen, not before the start')
+    t.same(Object.keys(s).sort(), ['createdAt', 'current', 'id', 'lastSeenAt', 'userAgent'])
+  }
+  const seenByLaptop = await list(stack, laptop)
+  t.same(seenByLaptop.map((s) => s.id), seenByPhone.map((s) => s.id), 'the same sessions, the same handles')
+  t.same(seenByLaptop.map((s) => s.current), [false, true], 'each device sees itself as the current one')
+})
+
+onBothBackends('a listing never carries a session id, a cookie value or a token', async (t, stack) => {
+  const browsers = [await signIn(stack, 'A'), await signIn(stack, 'B'), await signIn(stack, 'C')]
+  stack.mock.expireAccessTokens()
+  t.ok(await signedIn(stack, browsers[0] as TestBrowser), 'a refresh, so rotated tokens exist too')
+  const bodies: string[] = []
+  for (const browser of browsers) {
+    const res = await browser.get(`${stack.url}/auth/sessions`)
+    bodies.push(res.body, JSON.stringify(res.headers))
+  }
+  const sids = browsers.map((b) => stack.sessionIdOf(b))
+  const cookies = browsers.map((b) => b.cookieHeader(stack.url) as string)
+  t.same(findLeaks([...sids, ...cookies, ...cookies.map((c) => decodeURIComponent(c.slice('sid='.length))), ...stack.secrets()], bodies), [])
+  t.equal(bodies.filter((b) => b.startsWith('{"sessions":')).length, 3)
+})
+
+onBothBackends('DELETE /auth/sessions/:id and logout everywhere need X-CSRF: 1; without it nothing ends', async (t, stack) => {
+  const one = await signIn(stack, 'one')
+  const two = await signIn(stack, 'two')
+  const [, other] = await list(stack, one) as [Listed, Listed]
+  const variants: Array<Record<string, string>> = [{}, { 'x-csrf': '0' }, { 'content-type': 'text/plain' }]
+  for (const headers of variants) {
+    const del = await one.delete(`${stack.url}/auth/sessions/${other.id}`, headers)
+    t.equal(del.status, 403)
+    t.same(JSON.parse(del.body).error, 'csrf_header_required')
+    const everywhere = await one.post(`${stack.url}/auth/logout?everywhere=1`, headers)
+    t.equal(everywhere.status, 403)
+    t.same(JSON.parse(everywhere.body).error, 'csrf_header_required')
+  }
+  t.ok(await signedIn(stack, one))
+  t.ok(await signedIn(stack, two), 'nothing ended')
+  t.equal((await list(stack, two)).length, 2)
+})
+
+onBothBackends('ending another session of mine ends it at once; an id that is not one of mine is 404 and ends nothing', async (t, stack) => {
+  const mine = await signIn(stack, 'mine')
+  const myOther = await signIn(stack, 'my other')
+  stack.mock.signIn({ id: 777, username: 'bob', email: 'bob@example.com' })
+  const bobs = await signIn(stack, 'bob')
+  const [bobsOwn] = await list(stack, bobs) as [Listed]
+  t.equal((await list(stack, bobs)).length, 1, 'bob sees only his own session')
+
+  for (const id of [bobsOwn.id, 'A'.repeat(22), 'not-a-handle', stack.sessionIdOf(myOther), encodeURIComponent('../sessions')]) {
+    const res = await mine.delete(`${stack.url}/auth/sessions/${id}`, CSRF)
+    t.equal(res.status, 404, `${id.slice(0, 8)}…: 404`)
+    t.same(JSON.parse(res.body), { error: 'not_found', message: 'No session of yours has this id.' })
+  }
+  t.ok(await signedIn(stack, bobs), 'bob\'s session did not end')
+  t.ok(await signedIn(stack, myOther), 'neither did mine')
+
+  const other = (await list(stack, mine)).find((s) => !s.current) as Listed
+  const ended = await mine.delete(`${stack.url}/auth/sessions/${other.id}`, CSRF)
+  t.equal(ended.status, 204)
+  t.equal(ended.body, '')
+  t.notOk(await signedIn(stack, myOther), 'the other device is signed out at once')
+  t.same((await myOther.get(`${stack.url}/auth/session`)).body, '{"authenticated":false}')
+  t.same((await list(stack, mine)).map((s) => s.current), [true], 'and gone from the listing')
+  t.equal((await mine.delete(`${stack.url}/auth/sessions/${other.id}`, CSRF)).status, 404, 'once')
+  t.ok(await signedIn(stack, mine), 'this device stays signed in')
+  t.ok(await signedIn(stack, bobs))
+})
+
+onBothBackends('ending the current session is a logout: the cookie is cleared', async (t, stack) => {
+  const other = await signIn(stack, 'other')
+  const here = await signIn(stack, 'here')
+  const cookie = here.cookieHeader(stack.url) as string
+  const current = (await list(stack, here)).find((s) => s.current) as Listed
+  const res = await here.delete(`${stack.url}/auth/sessions/${current.id}`, CSRF)
+  t.equal(res.status, 204)
+  t.match(String(res.headers['set-cookie']), /^sid=;.*Expires=Thu, 01 Jan 1970/, 'the cookie is cleared, as a logout clears it')
+  t.equal((await here.get(`${stack.url}/api/user/info`, { ...CSRF, cookie })).status, 401, 'the old cookie is dead')
+  t.equal((await here.get(`${stack.url}/auth/sessions`)).status, 401)
+  t.ok(await signedIn(stack, other), 'the other device stays signed in')
+  t.equal((await list(stack, other)).length, 1)
+})
+
+onBothBackends('POST /auth/logout?everywhere=1 ends every session of the user and none of another user\'s', async (t, stack) => {
+  const mine = [await signIn(stack, 'one'), await signIn(stack, 'two'), await signIn(stack, 'three')]
+  stack.mock.signIn({ id: 777, username: 'bob', email: 'bob@example.com' })
+  const bobs = await signIn(stack, 'bob')
+  const [here] = mine as [TestBrowser]
+  const res = await here.post(`${stack.url}/auth/logout?everywhere=1`, CSRF)
+  t.equal(res.status, 204)
+  t.match(String(res.headers['set-cookie']), /^sid=;/, 'this device\'s cookie is cleared')
+  for (const browser of mine) t.notOk(await signedIn(stack, browser), 'every session of mine is over')
+  t.ok(await signedIn(stack, bobs), 'bob stays signed in')
+  t.equal((await list(stack, bobs)).length, 1)
+  // A plain logout (no everywhere=1) ends only its own session.
+  stack.mock.signIn({ id: 12345 })
+  const [a, b] = [await signIn(stack, 'a'), await signIn(stack, 'b')]
+  t.equal((await a.post(`${stack.url}/auth/logout?everywhere=0`, CSRF)).status, 204)
+  t.notOk(await signedIn(stack, a))
+  t.ok(await signedIn(stack, b))
+})
+
+onBothBackends('a session past its idle timeout leaves the listing and is ended', async (t, stack) => {
+  const idle = await signIn(stack, 'idle')
+  const active = await signIn(stack, 'active')
+  // The idle one was last seen two days ago (the idle timeout is 24 hours), as its record says.
+  const { kv, keys } = store(stack)
+  const key = keys.session(stack.sessionIdOf(idle))
+  const record = JSON.parse(await kv.get(key) as string) as { aihubmixAuth: { at: number, seen: number } }
+  const twoDaysAgo = Date.now() - 2 * 24 * 3600 * 1000
+  record.aihubmixAuth = { at: twoDaysAgo, seen: twoDaysAgo }
+  await kv.set(key, JSON.stringify(record), 3600_000)
+  const listed = await list(stack, active)
+  t.same(listed.map((s) => s.userAgent), ['active'])
+  t.equal(await kv.get(keys.tokens(stack.sessionIdOf(idle))), null, 'ended there: its token set is gone')
+})
+
+onBothBackends('userinfo failing at sign-in refuses the sign-in with userinfo_failed; no session is created', async (t, stack) => {
+  stack.mock.setFault('userinfo', 'http503', { times: 1 })
+  const browser = stack.browser()
+  const start = await browser.get(`${stack.url}/auth/login`)
+  const authorize = await browser.get(TestBrowser.location(start))
+  const back = await browser.get(TestBrowser.location(authorize))
+  t.equal(back.status, 302)
+  t.equal(back.headers.location, '/?error=userinfo_failed')
+  t.equal(stack.mock.counts().grants.authorization_code, 1, 'the code was exchanged')
+  t.equal(browser.cookies.get(stack.url)?.get('sid'), undefined, 'no session cookie')
+  t.same(JSON.parse((await browser.get(`${stack.url}/auth/session`)).body), { authenticated: false })
+  t.equal((await browser.get(`${stack.url}/auth/sessions`)).status, 401)
+  t.ok(stack.logs.some((l) => l.includes('userinfo after the code exchange failed: sign-in refused')), 'logged')
+  // The next attempt goes through.
+  t.ok(await signedIn(stack, await signIn(stack, 'again')))
+})
+
+onBothBackends('a signed-in session its user\'s index lacks is indexed at its first listing', async (t, stack) => {
+  const browser = await signIn(stack, 'from before')
+  // As a session from before sessions were indexed (or whose entry was lost): no link, no entry.
+  const { kv, keys } = store(stack)
+  const sid = stack.sessionIdOf(browser)
+  await kv.delete(keys.userLink(sid))
+  await kv.delete(keys.userSessions('12345'))
+  stack.mock.setFault('userinfo', 'http500', { times: 1 })
+  const failed = await browser.get(`${stack.url}/auth/sessions`)
+  t.equal(failed.status, 502, 'the provider cannot say whose it is: a gateway error')
+  t.same(JSON.parse(failed.body), { error: 'bad_gateway', message: 'AIHubMix gave an unusable answer.' })
+  t.ok(await signedIn(stack, browser), 'and the session lives on')
+  stack.mock.resetCounts()
+  const listed = await list(stack, browser, { 'user-agent': 'still here' })
+  t.equal(listed.length, 1)
+  t.equal(listed[0]?.current, true)
+  t.equal(listed[0]?.userAgent, 'still here', 'the browser as it is now')
+  t.equal(stack.mock.counts().userinfo, 1, 'one userinfo call to learn whose it is')
+  t.equal((await list(stack, browser))[0]?.id, listed[0]?.id, 'from then on it is indexed')
+  t.equal(stack.mock.counts().userinfo, 1)
+})
+
+t.test('the sessions route is named by routes.sessions, under the prefix', async (t) => {
+  const stack = await startStack({ oauth: { routes: { sessions: '/devices' } } })
+  t.teardown(() => stack.close())
+  const browser = await signIn(stack, 'renamed')
+  const listed = await browser.get(`${stack.url}/auth/devices`)
+  t.equal(listed.status, 200)
+  const [own] = JSON.parse(listed.body).sessions as [Listed]
+  t.equal((await browser.get(`${stack.url}/auth/sessions`)).status, 404)
+  t.equal((await browser.delete(`${stack.url}/auth/devices/${own.id}`, CSRF)).status, 204, 'DELETE under the same name')
+  t.notOk(await signedIn(stack, browser))
+})
