@@ -154,7 +154,7 @@ function exampleInstance (name, port, baseEnv) {
     lines,
     async start () {
       child = spawn(process.execPath, [EXAMPLE_SERVER], {
-        env: { ...baseEnv, PORT: String(port), PUBLIC_URL: url, REDIS_CLIENT_CACHE: cacheFor(name) },
+        env: { ...baseEnv, PORT: String(port), REDIS_CLIENT_CACHE: cacheFor(name) },
         stdio: ['ignore', 'pipe', 'pipe']
       })
       let ready
@@ -283,6 +283,9 @@ async function main () {
     AIHUBMIX_CLIENT_ID: app.clientId,
     AIHUBMIX_CLIENT_SECRET: app.clientSecret,
     AIHUBMIX_REDIRECT_URI: redirectUri,
+    // Both instances serve one public origin, as behind a load balancer: oauth-routes refuses to start when the
+    // redirect URI is not its own callback route on PUBLIC_URL.
+    PUBLIC_URL: `http://127.0.0.1:${portA}`,
     SESSION_SECRET: sessionSecret,
     REDIS_URL: redis.url,
     LOG_LEVEL: 'warn'
