@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/session'
 import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import type { SessionCheck, TokenSet } from '@fastify-aihubmix/token-store'
+import { errorInfo, type SessionCheck, type TokenSet } from '@fastify-aihubmix/token-store'
 import type { UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { CsrfHeaderRequiredError, RedirectUriMismatchError, type LoginErrorCode } from './errors.js'
 import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOptions } from './options.js'
@@ -174,7 +174,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     try {
       set = await client.exchangeCode({ code: query.code, codeVerifier: pending.verifier })
     } catch (err) {
-      request.log.warn({ err: { code: (err as { code?: unknown }).code, message: (err as Error).message } }, 'authorization code exchange failed')
+      request.log.warn({ err: errorInfo(err) }, 'authorization code exchange failed')
       await fastify.tokenStore.deleteRecord(used).catch(() => {})
       return fail(reply, 'token_exchange_failed', mode)
     }
@@ -191,13 +191,13 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
         try {
           userinfo = await client.userinfo(set.accessToken)
         } catch (err) {
-          request.log.warn({ err: { code: (err as { code?: unknown }).code } }, 'userinfo after login failed')
+          request.log.warn({ err: { code: errorInfo(err).code } }, 'userinfo after login failed')
         }
       }
       try {
         await o.onLogin({ request, userinfo, scope: set.scope })
       } catch (err) {
-        request.log.error({ err: { message: (err as Error).message } }, 'onLogin hook failed')
+        request.log.error({ err: { message: errorInfo(err).message } }, 'onLogin hook failed')
       }
     }
 
@@ -217,7 +217,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       try {
         await o.onLogout({ request })
       } catch (err) {
-        request.log.error({ err: { message: (err as Error).message } }, 'onLogout hook failed')
+        request.log.error({ err: { message: errorInfo(err).message } }, 'onLogout hook failed')
       }
     }
     const set = await request.tokens.get()
@@ -225,7 +225,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     await request.session.destroy()
     if (set?.refreshToken !== undefined) {
       client.revoke(set.refreshToken, 'refresh_token').catch((err: unknown) => {
-        request.log.warn({ err: { code: (err as { code?: unknown }).code } }, 'token revocation failed')
+        request.log.warn({ err: { code: errorInfo(err).code } }, 'token revocation failed')
       })
     }
     reply.clearCookie(o.cookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: o.secureCookies })
