@@ -1,32 +1,171 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { join, resolve, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { builtinModules } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join, posix } from 'node:path'
 import { promisify } from 'node:util'
+import { repoRoot, rootManifest, workspaces } from './helpers/workspaces.js'
 
-// Each package is publishable alone: `npm pack` in src/<package> takes only that
-// package's built files (and its README), never sources, tests or other packages.
+// Each workspace package is publishable alone, and is checked here as npm would publish it: packed (`npm pack`),
+// unpacked, and read. Every package the root package.json lists is covered, a new one included.
+//
+// The packages are ES modules only: arethetypeswrong runs with its `esm-only` profile, which leaves out
+// `require()` from TypeScript's node16/CommonJS and node10 resolution. (CommonJS apps load them with
+// require(esm), on Node.js 20.19+ and 22.12+: test/require-cjs.test.ts and test/packed-app.test.ts.)
 
-const run = promisify(execFile)
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const PACKAGES = ['token-store', 'aihubmix-proxy', 'oauth-routes', 'mock-provider', 'cli']
+const execFileAsync = promisify(execFile)
+const root = repoRoot
 
-for (const name of PACKAGES) {
-  t.test(`npm pack in src/${name}`, async (t) => {
-    const dir = join(root, 'src', name)
-    if (!existsSync(join(dir, 'dist', 'index.js'))) {
-      t.fail(`src/${name}/dist is not built: run \`npx tsc -b\` (npm install and npm test do)`)
+async function run (cmd: string, args: string[], cwd: string): Promise<{ code: number, output: string }> {
+  try {
+    const { stdout, stderr } = await execFileAsync(cmd, args, { cwd, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } })
+    return { code: 0, output: stdout + stderr }
+  } catch (err) {
+    const { code, stdout, stderr } = err as { code?: unknown, stdout?: string, stderr?: string }
+    return { code: typeof code === 'number' ? code : 1, output: `${stdout ?? ''}${stderr ?? ''}` }
+  }
+}
+
+function binOf (pkg: string, name: string): string {
+  const manifest = JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')) as { bin: Record<string, string> }
+  return join(root, 'node_modules', pkg, manifest.bin[name] as string)
+}
+
+/** Fields a published manifest may have; the first ones it must have. */
+const REQUIRED_FIELDS = ['name', 'version', 'description', 'type', 'license', 'repository', 'bugs', 'homepage', 'keywords', 'engines', 'main', 'types', 'exports', 'files', 'scripts', 'publishConfig']
+const OPTIONAL_FIELDS = ['bin', 'dependencies', 'peerDependencies', 'peerDependenciesMeta']
+
+/** Every string an `exports` map points at. */
+function exportTargets (value: unknown): string[] {
+  if (typeof value === 'string') return [value]
+  if (value === null || typeof value !== 'object') return []
+  return Object.values(value).flatMap(exportTargets)
+}
+
+/** Every file under `dir`, relative, with `/`. */
+function walk (dir: string, prefix = ''): string[] {
+  return readdirSync(join(dir, prefix), { withFileTypes: true }).flatMap((entry) => {
+    const rel = prefix === '' ? entry.name : `${prefix}/${entry.name}`
+    return entry.isDirectory() ? walk(dir, rel) : [rel]
+  })
+}
+
+/** The package a bare import specifier names (`@scope/name/sub` → `@scope/name`), or undefined for relative and built-in ones. */
+function packageOf (specifier: string): string | undefined {
+  if (specifier.startsWith('.') || specifier.startsWith('/') || specifier.startsWith('node:')) return undefined
+  const parts = specifier.split('/')
+  const name = specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0] as string
+  return builtinModules.includes(name) ? undefined : name
+}
+
+/** The packages a built file imports: `from '…'`, `import '…'`, `import('…')`, `declare module '…'`. */
+function importsOf (text: string): string[] {
+  const found = new Set<string>()
+  for (const match of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*|\bdeclare module\s+)['"]([^'"]+)['"]/g)) {
+    const name = packageOf(match[1] as string)
+    if (name !== undefined) found.add(name)
+  }
+  return [...found]
+}
+
+t.test('the packages are in step: one version, internal dependencies at it, the shared fields and LICENSE', async (t) => {
+  const { code, output } = await run(process.execPath, [join(root, 'scripts', 'release.mjs'), 'check'], root)
+  t.equal(code, 0, `scripts/release.mjs check: ${output.trim() || 'in step'}`)
+  const top = rootManifest()
+  for (const { manifest } of workspaces()) t.equal(manifest.version, top.version, `${manifest.name} is at ${top.version}`)
+  t.ok(existsSync(join(root, 'CHANGELOG.md')), 'CHANGELOG.md')
+  t.match(readFileSync(join(root, 'CHANGELOG.md'), 'utf8'), /^## Unreleased$/m, 'with a section for what is not released yet')
+})
+
+for (const { dir, path, manifest, built } of workspaces()) {
+  t.test(`${manifest.name} (${dir}) packs into a tarball that publishes cleanly`, async (t) => {
+    if (!built) {
+      t.fail(`${dir}/dist is not built: run \`npx tsc -b\` (npm install and npm test do)`)
       return
     }
-    const { stdout } = await run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: dir })
-    const [info] = JSON.parse(stdout) as Array<{ name: string, files: Array<{ path: string }> }>
-    const files = (info?.files ?? []).map((f) => f.path)
-    t.ok(files.includes('package.json'))
-    t.ok(files.includes('dist/index.js'), 'the entry point')
-    t.ok(files.includes('dist/index.d.ts'), 'its types')
-    const stray = files.filter((f) => !(f === 'package.json' || f === 'README.md' || f === 'LICENSE' || f.startsWith('dist/') || f === 'aihubmix-oauth.js' || f === 'aihubmix-mock-provider.js'))
-    t.same(stray, [], 'nothing but built files')
-    t.notOk(files.some((f) => f.endsWith('.tsbuildinfo') || f.endsWith('.test.js')), 'no build info, no tests')
+    const top = rootManifest()
+    const keys = Object.keys(manifest)
+    t.same(REQUIRED_FIELDS.filter((k) => !keys.includes(k)), [], 'every required field')
+    t.same(keys.filter((k) => !REQUIRED_FIELDS.includes(k) && !OPTIONAL_FIELDS.includes(k)), [], 'no field outside the allow-list')
+    t.equal(manifest.license, top.license)
+    t.same(manifest.repository, { type: 'git', url: (top.repository as { url: string }).url, directory: dir }, 'repository, with its directory')
+    t.same(manifest.bugs, top.bugs)
+    t.match(manifest.homepage, new RegExp(`/tree/main/${dir}#readme$`))
+    t.same(manifest.engines, top.engines)
+    t.match(manifest.scripts, { prepublishOnly: 'tsc -b' }, 'prepublishOnly builds')
+    t.same(manifest.publishConfig, { access: 'public' })
+    t.equal(readFileSync(join(path, 'LICENSE'), 'utf8'), readFileSync(join(root, 'LICENSE'), 'utf8'), 'its LICENSE is the project\'s')
+
+    const work = await mkdtemp(join(tmpdir(), 'aihubmix-pack-'))
+    t.teardown(() => rm(work, { recursive: true, force: true }))
+    const packed = await run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', work], path)
+    t.equal(packed.code, 0, 'npm pack')
+    const [info] = JSON.parse(packed.output.slice(packed.output.indexOf('['))) as Array<{ filename: string }>
+    const tarball = join(work, info?.filename ?? '')
+    const unpacked = join(work, 'unpacked')
+    await mkdir(unpacked)
+    t.equal((await run('tar', ['-xzf', tarball, '-C', unpacked], work)).code, 0, 'tar -xz')
+    const pkg = join(unpacked, 'package')
+    const files = walk(pkg).sort()
+
+    // What is in it: the sources, the built files, README, LICENSE, the bin script. Nothing else.
+    const bins = Object.values((manifest.bin ?? {}) as Record<string, string>).map((p) => posix.normalize(p))
+    const isSource = (f: string): boolean => /^[^/]+\.ts$/.test(f) && !f.endsWith('.d.ts')
+    const allowed = (f: string): boolean => ['package.json', 'README.md', 'LICENSE'].includes(f) || bins.includes(f) || isSource(f) ||
+      /^dist\/.+\.(js|d\.ts|js\.map|d\.ts\.map)$/.test(f)
+    t.same(files.filter((f) => !allowed(f)), [], 'nothing but sources, built files, README, LICENSE and the bin script')
+    for (const f of ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts']) t.ok(files.includes(f), f)
+    const sources = readdirSync(path).filter((f) => isSource(f) && !f.endsWith('.test-d.ts')).sort()
+    t.same(files.filter(isSource), sources, 'every TypeScript source of the package')
+    const outputs = files.filter((f) => /^dist\/.+\.js$/.test(f))
+    t.same(outputs.map((f) => f.replace(/^dist\//, '').replace(/\.js$/, '.ts')), sources, 'one built file per source: nothing stale')
+    for (const js of outputs) {
+      for (const companion of [`${js}.map`, js.replace(/\.js$/, '.d.ts'), js.replace(/\.js$/, '.d.ts.map')]) {
+        if (!files.includes(companion)) t.fail(`${companion} is missing`)
+      }
+    }
+
+    // Every path the manifest names is in it.
+    const named = [manifest.main, manifest.types, ...exportTargets(manifest.exports), ...bins].filter((p): p is string => typeof p === 'string')
+    t.same(named.map((p) => posix.normalize(p)).filter((p) => p !== 'package.json' && !files.includes(p)), [], `every path of main, types, exports and bin (${named.length})`)
+
+    // Source maps resolve to shipped sources (or embed them).
+    const unresolved: string[] = []
+    for (const map of files.filter((f) => f.endsWith('.map'))) {
+      const parsed = JSON.parse(readFileSync(join(pkg, map), 'utf8')) as { sources: string[], sourcesContent?: Array<string | null> }
+      parsed.sources.forEach((source, i) => {
+        const target = posix.normalize(posix.join(posix.dirname(map), source))
+        if (!files.includes(target) && typeof parsed.sourcesContent?.[i] !== 'string') unresolved.push(`${map} → ${source}`)
+      })
+    }
+    t.same(unresolved, [], 'every source map resolves to a shipped source')
+
+    // Every package the built files import is declared; one imported at run time is not an optional peer.
+    const deps = Object.keys((manifest.dependencies ?? {}) as Record<string, string>)
+    const peers = Object.keys((manifest.peerDependencies ?? {}) as Record<string, string>)
+    const optional = Object.entries((manifest.peerDependenciesMeta ?? {}) as Record<string, { optional?: boolean }>)
+      .filter(([, meta]) => meta.optional === true).map(([name]) => name)
+    const undeclared = new Set<string>()
+    const optionalAtRunTime = new Set<string>()
+    for (const f of files.filter((f) => /^dist\/.+\.(js|d\.ts)$/.test(f))) {
+      for (const name of importsOf(readFileSync(join(pkg, f), 'utf8'))) {
+        if (name === manifest.name) continue
+        if (!deps.includes(name) && !peers.includes(name)) undeclared.add(`${name} (${f})`)
+        if (f.endsWith('.js') && optional.includes(name)) optionalAtRunTime.add(`${name} (${f})`)
+      }
+    }
+    t.same([...undeclared], [], 'every imported package is a dependency or a peer')
+    t.same([...optionalAtRunTime], [], 'no optional peer is imported at run time')
+
+    const lint = await run(process.execPath, [binOf('publint', 'publint'), 'run', '--strict', tarball], work)
+    t.equal(lint.code, 0, 'publint --strict passes')
+    if (lint.code !== 0) t.comment(lint.output)
+    t.notMatch(lint.output, /Suggestion|Warning|Error/, 'without a suggestion')
+
+    const types = await run(process.execPath, [binOf('@arethetypeswrong/cli', 'attw'), tarball, '--profile', 'esm-only', '--format', 'ascii', '--no-emoji', '--no-color'], work)
+    t.equal(types.code, 0, 'arethetypeswrong (esm-only profile) passes')
+    if (types.code !== 0) t.comment(types.output)
   })
 }

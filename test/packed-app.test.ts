@@ -1,27 +1,30 @@
 import t, { type Test } from 'tap'
 import { execFile, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { TestBrowser } from './helpers/browser.js'
+import { startMockProvider } from '@fastify-aihubmix/mock-provider'
+import { TestBrowser, type Answer } from './helpers/browser.js'
 import { cleanupPrefix, connectRedis, redisUrl, uniquePrefix } from './helpers/redis.js'
+import { repoRoot, workspaces } from './helpers/workspaces.js'
 
-// A brand-new app OUTSIDE this repository, as a Fastify app author builds it: the five packed tarballs, fastify,
-// @fastify/cookie, @fastify/session and @types/node from the registry, and NO ioredis. Its TypeScript (strict,
-// NodeNext, no skipLibCheck) compiles, it signs a user in against the mock provider (from its tarball), and a
-// CommonJS script require()s every package. Then today's newest @fastify/redis and ioredis are added: the Redis
-// variant compiles and signs in on the first try. The installed commands are spawned from the app's
-// node_modules/.bin. Needs the npm registry (npm's cache makes repeated runs quick): without it, it is skipped
-// with a loud notice, or fails under CI=true.
+// A brand-new app OUTSIDE this repository, as a Fastify app author builds it: every workspace package packed
+// (npm pack), fastify, @fastify/cookie, @fastify/session and @types/node from the registry, and NO ioredis. The
+// root README's TypeScript usage, taken from README.md as it is written (so that the test breaks when the README
+// drifts), compiles (strict, NodeNext, no skipLibCheck) and runs: deployed as it says, at https://app.example.com
+// behind a TLS proxy, it signs a user in against the mock provider. A CommonJS script require()s every package.
+// Then today's newest @fastify/redis and ioredis are added: a Redis variant compiles and signs in on the first
+// try. The installed commands are spawned from the app's node_modules/.bin. Needs the npm registry (npm's cache
+// makes repeated runs quick): without it, it is skipped with a loud notice, or fails under CI=true.
 
 const execFileAsync = promisify(execFile)
-const root = fileURLToPath(new URL('..', import.meta.url))
+const root = repoRoot
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
-const PACKAGES = ['token-store', 'aihubmix-proxy', 'oauth-routes', 'mock-provider', 'cli']
+const PACKAGES = workspaces()
 const CSRF = { 'x-csrf': '1' }
+const SESSION_SECRET = 'a-session-secret-of-at-least-32-characters'
 
 async function run (cmd: string, args: string[], cwd: string, env: Record<string, string | undefined> = {}): Promise<string> {
   const { stdout } = await execFileAsync(cmd, args, { cwd, env: { ...process.env, ...env }, maxBuffer: 16 * 1024 * 1024 })
@@ -42,12 +45,33 @@ const TSCONFIG = {
   include: ['src']
 }
 
-/** The app: the root README's composition, with the mock provider's demo app; `redis` adds @fastify/redis. */
-function appSource (redis: boolean): string {
+/**
+ * The root README's TypeScript usage: the first \`\`\`ts block under "## Usage", as written, but for where the
+ * provider is and which port to listen on (each must be in it, once).
+ */
+function readmeUsage (): string {
+  const readme = readFileSync(join(root, 'README.md'), 'utf8')
+  const usage = readme.slice(readme.indexOf('\n## Usage\n'))
+  let code = /```ts\n([\s\S]*?)```/.exec(usage)?.[1]
+  if (code === undefined) throw new Error('README.md has no ```ts block under "## Usage"')
+  const changes: Array<[string, string]> = [
+    ["baseUrl: 'https://aihubmix.com',", 'baseUrl: process.env.AIHUBMIX_BASE_URL!,'],
+    ['await app.listen({ port: 3000 })', "await app.listen({ port: Number(process.env.APP_PORT), host: '127.0.0.1' })"]
+  ]
+  for (const [from, to] of changes) {
+    if (code.split(from).length !== 2) throw new Error(`README.md's TypeScript usage no longer has \`${from}\` once: update test/packed-app.test.ts`)
+    code = code.replace(from, to)
+  }
+  return code
+}
+
+/** A Redis variant: the README's composition with the mock provider's demo app and @fastify/redis. */
+function redisAppSource (): string {
   return `import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
-${redis ? "import fastifyRedis from '@fastify/redis'\n" : ''}import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
+import fastifyRedis from '@fastify/redis'
+import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import aihubmixProxy from '@fastify-aihubmix/aihubmix-proxy'
 import oauthRoutes from '@fastify-aihubmix/oauth-routes'
 import { startMockProvider } from '@fastify-aihubmix/mock-provider'
@@ -55,7 +79,7 @@ import { readConfig } from 'aihubmix-oauth'
 
 const port = Number(process.env.APP_PORT)
 const publicUrl = \`http://127.0.0.1:\${port}\`
-const config = readConfig({ PORT: String(port), PUBLIC_URL: publicUrl, SESSION_SECRET: 'a-session-secret-of-at-least-32-characters' })
+const config = readConfig({ PORT: String(port), PUBLIC_URL: publicUrl, SESSION_SECRET: '${SESSION_SECRET}' })
 const mock = await startMockProvider({ port: 0 })
 const demo = mock.createApp({ name: 'fresh app', redirectUri: config.redirectUri })
 const cookieName = 'sid'
@@ -63,9 +87,12 @@ const secret = config.sessionSecret
 
 const app = Fastify({ logger: false })
 await app.register(fastifyCookie)
-${redis ? 'await app.register(fastifyRedis, { url: process.env.REDIS_URL })\n' : ''}const storeOptions: TokenStoreOptions = {
+await app.register(fastifyRedis, { url: process.env.REDIS_URL })
+const storeOptions: TokenStoreOptions = {
   encryptionKeys: config.tokenEncryptionKeys,
-  ${redis ? "backend: 'redis',\n  keyPrefix: process.env.KEY_PREFIX,\n  " : ''}sessionCookie: { name: cookieName, secret }
+  backend: 'redis',
+  keyPrefix: process.env.KEY_PREFIX,
+  sessionCookie: { name: cookieName, secret }
 }
 await app.register(tokenStore, storeOptions)
 await app.register(aihubmixProxy, {
@@ -107,8 +134,12 @@ async function freePort (): Promise<number> {
   })
 }
 
-/** Starts `dist/<file>` of the app, signs a user in through it, and checks the API answers. */
-async function signIn (t: Test, dir: string, file: string, env: Record<string, string> = {}): Promise<void> {
+/**
+ * Starts `dist/<file>` of the app, signs a user in through it, and checks the API answers. With `publicUrl` (an
+ * https origin), the app is reached as behind a TLS proxy at that origin: every request for it goes to the app's
+ * port with `X-Forwarded-Proto: https` and `X-Forwarded-Host`, which the app trusts from the loopback.
+ */
+async function signIn (t: Test, dir: string, file: string, env: Record<string, string> = {}, publicUrl?: string): Promise<void> {
   const port = await freePort()
   const child = spawn(process.execPath, [join(dir, 'dist', file)], { cwd: dir, env: { PATH: process.env.PATH ?? '', APP_PORT: String(port), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   const exited = new Promise((resolve) => child.once('exit', resolve))
@@ -117,24 +148,41 @@ async function signIn (t: Test, dir: string, file: string, env: Record<string, s
   await new Promise<void>((resolve, reject) => {
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk
-      if (output.includes('listening on ')) resolve()
+      if (/listening (on|at) http/.test(output)) resolve()
     })
     child.once('exit', (code) => { reject(new Error(`${file} exited (${String(code)}) before listening:\n${output}`)) })
   })
   try {
-    const url = `http://127.0.0.1:${port}`
+    const local = `http://127.0.0.1:${port}`
+    const url = publicUrl ?? local
     const browser = new TestBrowser()
-    const start = await browser.get(`${url}/auth/login`)
+    const proxy: Record<string, string> = publicUrl === undefined ? {} : { 'x-forwarded-proto': 'https', 'x-forwarded-host': new URL(publicUrl).host }
+    /** GET as the browser sees it: the app's public URLs go through the "proxy". */
+    const get = async (href: string, headers: Record<string, string> = {}): Promise<Answer & { href: string }> => {
+      const answer = href.startsWith(`${url}/`)
+        ? await browser.get(local + href.slice(url.length), { ...proxy, ...headers })
+        : await browser.get(href, headers)
+      return { ...answer, href }
+    }
+    /** Where a redirect goes, from the URL the browser asked for. */
+    const next = (answer: Answer & { href: string }): string => {
+      const location = answer.headers.location
+      if (typeof location !== 'string') throw new Error(`expected a redirect, got ${answer.status}`)
+      return new URL(location, answer.href).href
+    }
+    const start = await get(`${url}/auth/login`)
     t.equal(start.status, 302, `${file}: /auth/login redirects to the provider`)
-    const back = await browser.get(TestBrowser.location(start))
-    const final = await browser.get(TestBrowser.location(back))
+    const back = await get(next(start))
+    t.equal(next(back).split('?')[0], `${url}/auth/callback`, `${file}: the provider sends the browser back to ${url}/auth/callback`)
+    const final = await get(next(back))
     t.equal(final.status, 302, `${file}: the callback signs in`)
-    t.equal(TestBrowser.location(final), `${url}/`, 'and goes home, no error')
-    t.match(JSON.parse((await browser.get(`${url}/auth/session`)).body), { authenticated: true }, `${file}: signed in on the first try`)
-    const info = await browser.get(`${url}/api/user/info`, CSRF)
+    t.equal(next(final), `${url}/`, 'and goes home, no error')
+    if (publicUrl !== undefined) t.match(String(final.headers['set-cookie']), /; Secure/i, `${file}: over https, the session cookie is Secure`)
+    t.match(JSON.parse((await get(`${url}/auth/session`)).body), { authenticated: true }, `${file}: signed in on the first try`)
+    const info = await get(`${url}/api/user/info`, CSRF)
     t.equal(info.status, 200)
     t.equal(JSON.parse(info.body).username, 'user123')
-    t.same(JSON.parse((await browser.get(`${url}/my/balance`)).body), { balance: JSON.parse(info.body).balance_formatted }, 'a route of the app as the user')
+    t.same(JSON.parse((await get(`${url}/my/balance`)).body), { balance: JSON.parse(info.body).balance_formatted }, 'a route of the app as the user')
   } finally {
     child.kill('SIGTERM')
     await exited
@@ -142,9 +190,9 @@ async function signIn (t: Test, dir: string, file: string, env: Record<string, s
 }
 
 t.test('a fresh app outside the repository, from the packed tarballs', async (t) => {
-  for (const pkg of PACKAGES) {
-    if (!existsSync(join(root, 'src', pkg, 'dist', 'index.js'))) {
-      t.fail(`src/${pkg}/dist is not built: run \`npx tsc -b\` (npm install and npm test do)`)
+  for (const { dir, built } of PACKAGES) {
+    if (!built) {
+      t.fail(`${dir}/dist is not built: run \`npx tsc -b\` (npm install and npm test do)`)
       return
     }
   }
@@ -154,9 +202,9 @@ t.test('a fresh app outside the repository, from the packed tarballs', async (t)
   t.teardown(() => rm(work, { recursive: true, force: true }))
   const tarballs = join(work, 'tarballs')
   await mkdir(tarballs)
-  for (const pkg of PACKAGES) await run('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', tarballs], join(root, 'src', pkg))
+  for (const { path } of PACKAGES) await run('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', tarballs], path)
   const packed = (await readdir(tarballs)).map((f) => join(tarballs, f))
-  t.equal(packed.length, PACKAGES.length, 'five tarballs')
+  t.equal(packed.length, PACKAGES.length, `one tarball per package (${PACKAGES.length})`)
 
   const dir = join(work, 'app')
   await mkdir(join(dir, 'src'), { recursive: true })
@@ -179,18 +227,29 @@ t.test('a fresh app outside the repository, from the packed tarballs', async (t)
     }
   }
 
-  // 1. Memory only: no ioredis anywhere.
+  // 1. The README's TypeScript usage, memory only: no ioredis anywhere.
   if (!await install([...packed, 'fastify@5', '@fastify/cookie@11', '@fastify/session@11', '@types/node@20'])) return
   t.notOk(existsSync(join(dir, 'node_modules', 'ioredis')), 'ioredis is not installed')
-  await writeFile(join(dir, 'src', 'memory.ts'), appSource(false))
+  await writeFile(join(dir, 'src', 'readme.ts'), readmeUsage())
   await run(process.execPath, [tsc, '-p', dir], dir)
-  t.pass('strict NodeNext TypeScript, no skipLibCheck, compiles without ioredis')
-  await signIn(t, dir, 'memory.js')
+  t.pass('the README\'s TypeScript usage compiles: strict NodeNext, no skipLibCheck, without ioredis')
+  const mock = await startMockProvider()
+  t.teardown(() => mock.close())
+  const publicUrl = 'https://app.example.com' // the README's
+  const demo = mock.createApp({ name: 'readme app', redirectUri: `${publicUrl}/auth/callback` })
+  await signIn(t, dir, 'readme.js', {
+    SESSION_SECRET,
+    TOKEN_ENCRYPTION_KEY: 'hex:' + 'a1'.repeat(32),
+    AIHUBMIX_BASE_URL: mock.url,
+    AIHUBMIX_CLIENT_ID: demo.clientId,
+    AIHUBMIX_CLIENT_SECRET: demo.clientSecret
+  }, publicUrl)
 
+  const names = PACKAGES.map((w) => w.manifest.name)
   const cjs = await run(process.execPath, ['-e', `
-    const names = ['@fastify-aihubmix/token-store', '@fastify-aihubmix/aihubmix-proxy', '@fastify-aihubmix/oauth-routes', '@fastify-aihubmix/mock-provider', 'aihubmix-oauth']
+    const names = ${JSON.stringify(names)}
     console.log(JSON.stringify(names.map((name) => Object.keys(require(name)).length > 0)))`], dir)
-  t.same(JSON.parse(cjs), [true, true, true, true, true], `require() of every package from CommonJS (Node.js ${process.version})`)
+  t.same(JSON.parse(cjs), names.map(() => true), `require() of every package from CommonJS (Node.js ${process.version})`)
 
   // 2. The installed commands: the mock provider's, and create-app --env-file with a file that does not exist yet.
   const mockBin = spawn(join(dir, 'node_modules', '.bin', 'aihubmix-mock-provider'), [], { cwd: dir, env: { PATH: process.env.PATH ?? '', PORT: '0' }, stdio: ['ignore', 'pipe', 'ignore'] })
@@ -220,7 +279,7 @@ t.test('a fresh app outside the repository, from the packed tarballs', async (t)
   if (!await install(['@fastify/redis@latest', 'ioredis@latest'])) return
   const versions = await Promise.all(['@fastify/redis', 'ioredis'].map(async (name) => JSON.parse(await readFile(join(dir, 'node_modules', name, 'package.json'), 'utf8')).version as string))
   t.comment(`newest: @fastify/redis ${versions[0] ?? '?'}, ioredis ${versions[1] ?? '?'}`)
-  await writeFile(join(dir, 'src', 'redis.ts'), appSource(true))
+  await writeFile(join(dir, 'src', 'redis.ts'), redisAppSource())
   await run(process.execPath, [tsc, '-p', dir], dir)
   t.pass(`with @fastify/redis ${versions[0] ?? '?'} and ioredis ${versions[1] ?? '?'}: compiles`)
   const prefix = uniquePrefix('fresh')

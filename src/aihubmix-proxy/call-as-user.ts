@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify'
-import type { TokenSet } from '@fastify-aihubmix/token-store'
+import { ReauthRequiredError, errorInfo, type TokenSet } from '@fastify-aihubmix/token-store'
 import { UpstreamUnauthorizedError } from './errors.js'
 import type { AihubmixClient, UpstreamSignal } from './client.js'
 
@@ -30,7 +30,7 @@ export function createCallAsUser (client: AihubmixClient): CallAsUser {
       set = await request.tokens.getFresh(refresh, { force: true, staleAccessToken: set.accessToken })
       return await call(set.accessToken, signal)
     } catch (err) {
-      if ((err as { code?: unknown }).code === 'FST_AIHUBMIX_REAUTH_REQUIRED') {
+      if (err instanceof ReauthRequiredError) {
         await destroySession(request)
       }
       throw err
@@ -42,6 +42,6 @@ async function destroySession (request: FastifyRequest): Promise<void> {
   try {
     await request.tokens.endSession()
   } catch (err) {
-    request.log.warn({ err: { message: (err as Error).message } }, 'could not destroy the session after a revoked grant')
+    request.log.warn({ err: { message: errorInfo(err).message } }, 'could not destroy the session after a revoked grant')
   }
 }

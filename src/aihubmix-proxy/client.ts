@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events'
 import { Pool, getGlobalDispatcher, type Dispatcher } from 'undici'
 import type { TSchema, Static } from '@sinclair/typebox'
-import { RefreshRejectedError, type TokenSet } from '@fastify-aihubmix/token-store'
+import { RefreshRejectedError, errorInfo, type TokenSet } from '@fastify-aihubmix/token-store'
 import {
   InsufficientScopeError,
   TokenEndpointError,
@@ -84,8 +84,7 @@ export function parseRetryAfter (value: string | string[] | undefined, now = Dat
 
 /** A 429/503 answer: UpstreamBusyError, carrying the provider's Retry-After as `retryAfterMs` (token-store backs off by it). */
 function busyError (answer: UpstreamAnswer): Error {
-  const err = new UpstreamBusyError(answer.statusCode)
-  return answer.retryAfterMs === undefined ? err : Object.assign(err, { retryAfterMs: answer.retryAfterMs })
+  return new UpstreamBusyError(answer.statusCode, answer.retryAfterMs)
 }
 
 function isObject (value: unknown): value is Record<string, unknown> {
@@ -146,9 +145,9 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
   }
 
   function mapNetworkError (err: unknown): Error {
-    const code = (err as { code?: unknown } | null)?.code
-    if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return new UpstreamTimeoutError(timeoutMs, { cause: err })
-    if ((err as { name?: unknown } | null)?.name === 'AbortError') return err as Error
+    const { code } = errorInfo(err)
+    if (code !== undefined && TIMEOUT_CODES.has(code)) return new UpstreamTimeoutError(timeoutMs, { cause: err })
+    if (err instanceof Error && err.name === 'AbortError') return err
     if (err instanceof UpstreamBodyTooLargeError) return err
     return new UpstreamUnreachableError({ cause: err })
   }
@@ -221,8 +220,8 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
 
   /**
    * One call to the token endpoint. Resolves with the token set, or throws:
-   * TokenEndpointError (an OAuth error, `oauthError` set), UpstreamBusyError
-   * (429/503), or an UpstreamError (anything else unusable).
+   * TokenEndpointError (an OAuth error, in `oauthError`), UpstreamBusyError
+   * (429/503), or another UpstreamError (anything else unusable).
    */
   async function tokenCall (form: Record<string, string>): Promise<TokenSet> {
     const answer = await send('POST', tokenPath, formHeaders, new URLSearchParams(form).toString())
@@ -232,14 +231,14 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
       if (oauthError !== undefined || !unwrapped.ok) {
         // A 200 that carries an error: never a success.
         const code = oauthError ?? (unwrapped.ok ? undefined : unwrapped.error) ?? 'server_error'
-        throw Object.assign(new TokenEndpointError(code), { oauthError: code })
+        throw new TokenEndpointError(code)
       }
       return toTokenSet(answer)
     }
     if (answer.statusCode === 429 || answer.statusCode === 503) throw busyError(answer)
     if (answer.statusCode === 400 || answer.statusCode === 401) {
       const code = oauthErrorOf(answer)
-      if (code !== undefined) throw Object.assign(new TokenEndpointError(code), { oauthError: code })
+      if (code !== undefined) throw new TokenEndpointError(code)
     }
     throw new UpstreamStatusError(answer.statusCode)
   }
@@ -296,8 +295,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
           client_secret: options.clientSecret
         })
       } catch (err) {
-        const oauthError = (err as { oauthError?: unknown }).oauthError
-        if (typeof oauthError === 'string' && FATAL_GRANT_ERRORS.has(oauthError)) {
+        if (err instanceof TokenEndpointError && FATAL_GRANT_ERRORS.has(err.oauthError)) {
           throw new RefreshRejectedError({ cause: err })
         }
         throw err

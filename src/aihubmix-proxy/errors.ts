@@ -3,63 +3,88 @@ import createError from '@fastify/error'
 /**
  * Errors of the AIHubMix client and proxy routes. Every error a route can answer
  * with has a stable `code` and `statusCode`; `publicErrorOf()` in routes.ts maps
- * them to CONTRACT.md's `{error, message}` bodies. The provider's own bodies are
- * kept (at most) as `cause`, never sent to the browser.
+ * them, by family, to the documented `{error, message}` bodies. The provider's
+ * own bodies are kept (at most) as `cause`, never sent to the browser.
+ *
+ * Families are tested with `instanceof`: @fastify/error gives each class a symbol
+ * of its code on the prototype and tests for it, so a child is an instance of its
+ * parent, even across two installed copies of the package.
  */
 
-/** Parent of every "the provider misbehaved" error: 502. */
+/**
+ * Parent of every failure of a call to the provider (502 for itself and most
+ * children; busy 503, timeout 504): `err instanceof UpstreamError` means "AIHubMix
+ * did not give a usable answer". A refusal for lack of scope is not one of them
+ * (the provider answered; the user's grant is short): InsufficientScopeError.
+ */
 export const UpstreamError = createError(
   'FST_AIHUBMIX_BAD_GATEWAY',
   'The AIHubMix provider gave an unusable answer',
   502
 )
 
+/** @fastify/error types a parent as the global ErrorConstructor; every class it creates is one at run time. */
+const upstream = UpstreamError as unknown as ErrorConstructor
+
 export const UpstreamStatusError = createError<[number, { cause: unknown }?]>(
   'FST_AIHUBMIX_UPSTREAM_STATUS',
   'The AIHubMix provider answered HTTP %d',
   502,
-  UpstreamError as unknown as ErrorConstructor
+  upstream
 )
 
 export const UpstreamInvalidResponseError = createError<[string, { cause: unknown }?]>(
   'FST_AIHUBMIX_UPSTREAM_INVALID_RESPONSE',
   'The AIHubMix provider answered something that is not a valid %s',
   502,
-  UpstreamError as unknown as ErrorConstructor
+  upstream
 )
 
 export const UpstreamBodyTooLargeError = createError<[number]>(
   'FST_AIHUBMIX_UPSTREAM_BODY_TOO_LARGE',
   'The AIHubMix provider answered more than %d bytes',
   502,
-  UpstreamError as unknown as ErrorConstructor
+  upstream
 )
 
 export const UpstreamUnreachableError = createError<[{ cause: unknown }?]>(
   'FST_AIHUBMIX_UPSTREAM_UNREACHABLE',
   'The AIHubMix provider could not be reached',
   502,
-  UpstreamError as unknown as ErrorConstructor
+  upstream
 )
 
-/** 429 or 503 from the provider: try again later; the session is kept. */
-export const UpstreamBusyError = createError<[number]>(
+/**
+ * 429 or 503 from the provider: try again later; the session is kept. `retryAfterMs`
+ * is the provider's Retry-After, when it sent a valid one (token-store backs off by it).
+ */
+export class UpstreamBusyError extends createError<[number]>(
   'FST_AIHUBMIX_UPSTREAM_BUSY',
   'The AIHubMix provider is busy (HTTP %d); try again later',
-  503
-)
+  503,
+  upstream
+) {
+  readonly retryAfterMs: number | undefined
+
+  constructor (statusCode: number, retryAfterMs?: number) {
+    super(statusCode)
+    this.retryAfterMs = retryAfterMs
+  }
+}
 
 export const UpstreamTimeoutError = createError<[number, { cause: unknown }?]>(
   'FST_AIHUBMIX_UPSTREAM_TIMEOUT',
   'The AIHubMix provider did not answer within %d ms',
-  504
+  504,
+  upstream
 )
 
 /** The provider answered 401 to a resource call with a token we believed valid. */
 export const UpstreamUnauthorizedError = createError(
   'FST_AIHUBMIX_UPSTREAM_UNAUTHORIZED',
   'The AIHubMix provider refused the access token',
-  502
+  502,
+  upstream
 )
 
 /** The granted scopes do not cover the resource (e.g. top-up without `balance`). */
@@ -70,15 +95,23 @@ export const InsufficientScopeError = createError(
 )
 
 /**
- * The token endpoint refused a grant with an OAuth error (`oauthError` holds the
- * RFC 6749 code, e.g. `invalid_grant`). Used for the code exchange; refreshes
+ * The token endpoint refused a grant with an OAuth error: `oauthError` holds the
+ * RFC 6749 code (e.g. `invalid_grant`). Used for the code exchange; refreshes
  * turn fatal refusals into token-store's RefreshRejectedError instead.
  */
-export const TokenEndpointError = createError<[string, { cause: unknown }?]>(
+export class TokenEndpointError extends createError<[string, { cause: unknown }?]>(
   'FST_AIHUBMIX_TOKEN_ENDPOINT',
   'The AIHubMix token endpoint refused the request: %s',
-  400
-)
+  400,
+  upstream
+) {
+  readonly oauthError: string
+
+  constructor (oauthError: string, options?: { cause: unknown }) {
+    super(oauthError, ...(options === undefined ? [] as const : [options] as const))
+    this.oauthError = oauthError
+  }
+}
 
 export const CsrfHeaderRequiredError = createError(
   'FST_AIHUBMIX_CSRF_HEADER_REQUIRED',

@@ -1,7 +1,20 @@
 import { EventEmitter } from 'node:events'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedProxyOptions } from './options.js'
-import { CsrfHeaderRequiredError } from './errors.js'
+import {
+  ReauthRequiredError,
+  RefreshBackoffError,
+  RefreshBusyError,
+  StoreUnavailableError,
+  UnauthenticatedError
+} from '@fastify-aihubmix/token-store'
+import {
+  CsrfHeaderRequiredError,
+  InsufficientScopeError,
+  UpstreamBusyError,
+  UpstreamError,
+  UpstreamTimeoutError
+} from './errors.js'
 import { ErrorReplySchema, TopupReplySchema, UserInfoReplySchema } from './schemas.js'
 import type { AihubmixClient } from './client.js'
 import type { CallAsUser } from './call-as-user.js'
@@ -12,45 +25,38 @@ export interface PublicError {
   message: string
 }
 
+/** Any error class: only `instanceof` is used. */
+type ErrorFamily = abstract new (...args: never) => Error
+
 /**
- * Maps any error to CONTRACT.md's JSON error: a fixed code and a fixed message
+ * The public answer of each error family, first match wins: a child (UpstreamTimeoutError, UpstreamBusyError)
+ * comes before its parent (UpstreamError, whose every other child is a bad gateway).
+ */
+const PUBLIC_ERRORS: ReadonlyArray<readonly [readonly ErrorFamily[], Readonly<PublicError>]> = [
+  [[UnauthenticatedError], { statusCode: 401, error: 'unauthenticated', message: 'Sign in first.' }],
+  [[ReauthRequiredError], { statusCode: 401, error: 'reauth_required', message: 'Access was revoked or has expired; sign in again.' }],
+  [[CsrfHeaderRequiredError], { statusCode: 403, error: 'csrf_header_required', message: 'This route needs the header X-CSRF: 1.' }],
+  [[InsufficientScopeError], { statusCode: 403, error: 'insufficient_scope', message: 'The user did not grant the permission this needs.' }],
+  [[UpstreamTimeoutError], { statusCode: 504, error: 'upstream_timeout', message: 'AIHubMix did not answer in time.' }],
+  [[UpstreamBusyError, RefreshBackoffError], { statusCode: 503, error: 'upstream_unavailable', message: 'AIHubMix is busy; try again shortly.' }],
+  [[StoreUnavailableError], { statusCode: 503, error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' }],
+  [[RefreshBusyError], { statusCode: 503, error: 'refresh_busy', message: 'Your session is being renewed; try again shortly.' }],
+  [[UpstreamError], { statusCode: 502, error: 'bad_gateway', message: 'AIHubMix gave an unusable answer.' }]
+]
+
+/**
+ * Maps any error to the documented JSON error: a fixed code and a fixed message
  * per family. Nothing of the provider's answer, nor of the error's cause, leaks.
  */
 export function publicErrorOf (err: FastifyError): PublicError {
-  switch (err.code) {
-    case 'FST_AIHUBMIX_UNAUTHENTICATED':
-      return { statusCode: 401, error: 'unauthenticated', message: 'Sign in first.' }
-    case 'FST_AIHUBMIX_REAUTH_REQUIRED':
-      return { statusCode: 401, error: 'reauth_required', message: 'Access was revoked or has expired; sign in again.' }
-    case 'FST_AIHUBMIX_CSRF_HEADER_REQUIRED':
-      return { statusCode: 403, error: 'csrf_header_required', message: 'This route needs the header X-CSRF: 1.' }
-    case 'FST_AIHUBMIX_INSUFFICIENT_SCOPE':
-      return { statusCode: 403, error: 'insufficient_scope', message: 'The user did not grant the permission this needs.' }
-    case 'FST_AIHUBMIX_UPSTREAM_TIMEOUT':
-      return { statusCode: 504, error: 'upstream_timeout', message: 'AIHubMix did not answer in time.' }
-    case 'FST_AIHUBMIX_UPSTREAM_BUSY':
-    case 'FST_AIHUBMIX_REFRESH_BACKOFF':
-      return { statusCode: 503, error: 'upstream_unavailable', message: 'AIHubMix is busy; try again shortly.' }
-    case 'FST_AIHUBMIX_STORE_UNAVAILABLE':
-      return { statusCode: 503, error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' }
-    case 'FST_AIHUBMIX_REFRESH_BUSY':
-      return { statusCode: 503, error: 'refresh_busy', message: 'Your session is being renewed; try again shortly.' }
-    case 'FST_AIHUBMIX_BAD_GATEWAY':
-    case 'FST_AIHUBMIX_UPSTREAM_STATUS':
-    case 'FST_AIHUBMIX_UPSTREAM_INVALID_RESPONSE':
-    case 'FST_AIHUBMIX_UPSTREAM_BODY_TOO_LARGE':
-    case 'FST_AIHUBMIX_UPSTREAM_UNREACHABLE':
-    case 'FST_AIHUBMIX_UPSTREAM_UNAUTHORIZED':
-    case 'FST_AIHUBMIX_TOKEN_ENDPOINT':
-      return { statusCode: 502, error: 'bad_gateway', message: 'AIHubMix gave an unusable answer.' }
-    default: {
-      const status = err.statusCode
-      if (typeof status === 'number' && status >= 400 && status < 500) {
-        return { statusCode: status, error: 'bad_request', message: 'The request was not valid.' }
-      }
-      return { statusCode: 500, error: 'internal_error', message: 'Something went wrong.' }
-    }
+  for (const [families, pub] of PUBLIC_ERRORS) {
+    if (families.some((family) => err instanceof family)) return { ...pub }
   }
+  const status = err.statusCode
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return { statusCode: status, error: 'bad_request', message: 'The request was not valid.' }
+  }
+  return { statusCode: 500, error: 'internal_error', message: 'Something went wrong.' }
 }
 
 export function sendPublicError (reply: FastifyReply, err: FastifyError): FastifyReply {

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { ConfigError, readConfig } from './config.js'
-import { EnvFileError } from './errors.js'
+import { EnvFileError, errorInfo } from './errors.js'
 import { readEnvFile, type EnvFile } from './env-file.js'
 import { httpCall } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
@@ -164,7 +164,7 @@ async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: R
     })
     return ok('provider', `${base} reachable (GET ${AUTHORIZE_PATH} answered HTTP ${answer.statusCode})`)
   } catch (err) {
-    return fail('provider', (err as Error).message)
+    return fail('provider', errorInfo(err).message)
   }
 }
 

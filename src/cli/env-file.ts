@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { EnvFileConflictError, EnvFileError } from './errors.js'
+import { EnvFileConflictError, EnvFileError, errorInfo } from './errors.js'
 
 /**
  * Env files as the example server reads them (example/server.ts `loadEnvFile` uses `parseEnvFile`):
@@ -47,12 +47,9 @@ export interface UpdateEnvFileOptions {
   comment?: string
 }
 
-function errorCode (err: unknown): string {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : ''
-}
-
 function reasonOf (err: unknown): string {
-  switch (errorCode(err)) {
+  const { code } = errorInfo(err)
+  switch (code) {
     case 'EACCES':
     case 'EPERM': return 'permission denied'
     case 'ENOENT': return 'the directory does not exist'
@@ -60,7 +57,7 @@ function reasonOf (err: unknown): string {
     case 'ENOTDIR': return 'a part of the path is not a directory'
     case 'EROFS': return 'read-only file system'
     case 'ENOSPC': return 'no space left on the device'
-    default: return errorCode(err) === '' ? 'unknown error' : errorCode(err)
+    default: return code ?? 'unknown error'
   }
 }
 
@@ -88,7 +85,7 @@ export async function readEnvFile (path: string): Promise<EnvFile> {
     mode = info.mode & 0o777
     text = await readFile(path, 'utf8')
   } catch (err) {
-    if (errorCode(err) === 'ENOENT') return { path, exists: false, text: '', values: {}, mode: undefined }
+    if (errorInfo(err).code === 'ENOENT') return { path, exists: false, text: '', values: {}, mode: undefined }
     throw new EnvFileError('read', path, reasonOf(err), { cause: err })
   }
   return { path, exists: true, text, values: parseEnvFile(text), mode }

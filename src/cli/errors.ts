@@ -108,3 +108,13 @@ export const EnvFileError = createError<[string, string, string, { cause: unknow
   'cannot %s %s: %s',
   1
 )
+
+/**
+ * What the command line may read from anything thrown (its own errors, Node.js system errors, undici's, or not an
+ * Error at all): its `code` when that is a string, and its message. Nothing else reaches a terminal.
+ */
+export function errorInfo (err: unknown): { code: string | undefined, message: string } {
+  if (typeof err !== 'object' || err === null) return { code: undefined, message: String(err) }
+  const code = 'code' in err && typeof err.code === 'string' ? err.code : undefined
+  return { code, message: err instanceof Error ? err.message : String(err) }
+}

@@ -1,5 +1,5 @@
 import { Agent, request, type Dispatcher } from 'undici'
-import { ProviderBadAnswerError, ProviderTimeoutError, ProviderUnreachableError } from './errors.js'
+import { ProviderBadAnswerError, ProviderTimeoutError, ProviderUnreachableError, errorInfo } from './errors.js'
 
 export interface HttpCall {
   url: string
@@ -25,7 +25,7 @@ const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEO
 
 /** One short phrase for a network failure; never the error's message (it may quote a URL or header). */
 export function describeNetworkError (err: unknown): string {
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : ''
+  const code = errorInfo(err).code ?? ''
   switch (code) {
     case 'ECONNREFUSED': return 'connection refused'
     case 'ENOTFOUND': return 'host not found (DNS)'
@@ -44,7 +44,7 @@ export function describeNetworkError (err: unknown): string {
 
 function timedOut (err: unknown, signal: AbortSignal): boolean {
   if (signal.aborted) return true
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : ''
+  const code = errorInfo(err).code ?? ''
   return TIMEOUT_CODES.has(code)
 }
 

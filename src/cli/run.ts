@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { createApp, type CreatedApp } from './create-app.js'
 import { doctor, formatCheck } from './doctor.js'
 import { assertEnvFileUpdatable, updateEnvFile, type EnvFileUpdate } from './env-file.js'
-import { CliInvalidArgumentError, CliUsageError, EnvFileConflictError, EnvFileError, ProviderError } from './errors.js'
+import { CliInvalidArgumentError, CliUsageError, EnvFileConflictError, EnvFileError, ProviderError, errorInfo } from './errors.js'
 import { DEFAULT_BASE_URL, DEFAULT_ENV_FILE, DEVELOPER_TOKEN_VARIABLE, ENV_KEYS } from './options.js'
 import {
   baseUrlProblem,
@@ -84,11 +84,11 @@ function parse (args: string[], options: OptionSpec): Record<string, string | bo
   try {
     parsed = parseArgs({ args, options, strict: true, allowPositionals: true, tokens: true })
   } catch (err) {
-    const code = (err as { code?: string }).code
-    const flag = /'(-{1,2}[^'=\s]*)/.exec((err as Error).message)?.[1] ?? 'an option'
+    const { code, message } = errorInfo(err)
+    const flag = /'(-{1,2}[^'=\s]*)/.exec(message)?.[1] ?? 'an option'
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new CliUsageError(`unknown option ${flag}`)
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      const name = /'(--[a-z-]+)/.exec((err as Error).message)?.[1] ?? 'an option'
+      const name = /'(--[a-z-]+)/.exec(message)?.[1] ?? 'an option'
       throw new CliUsageError(options[name.slice(2)]?.type === 'boolean' ? `${name} takes no value` : `${name} needs a value`)
     }
     throw new CliUsageError('the arguments could not be read')

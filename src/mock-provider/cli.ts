@@ -7,7 +7,7 @@ try {
     provider.close().then(
       () => { process.exitCode = 0 },
       (err: unknown) => {
-        console.error(`mock-provider: close failed: ${(err as Error).message}`)
+        console.error(`mock-provider: close failed: ${err instanceof Error ? err.message : String(err)}`)
         process.exitCode = 1
       }
     )
@@ -15,6 +15,6 @@ try {
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
 } catch (err) {
-  console.error(`mock-provider: ${(err as Error).message}`)
+  console.error(`mock-provider: ${err instanceof Error ? err.message : String(err)}`)
   process.exitCode = 1
 }

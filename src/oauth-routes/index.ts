@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type {} from '@fastify/session'
 import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { isUserId, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
+import { errorInfo, isUserId, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
 import { sendPublicError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { CsrfHeaderRequiredError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
 import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOptions } from './options.js'
@@ -190,7 +190,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     try {
       set = await client.exchangeCode({ code: query.code, codeVerifier: pending.verifier })
     } catch (err) {
-      request.log.warn({ err: { code: (err as { code?: unknown }).code, message: (err as Error).message } }, 'authorization code exchange failed')
+      request.log.warn({ err: errorInfo(err) }, 'authorization code exchange failed')
       await fastify.tokenStore.deleteRecord(used).catch(() => {})
       return fail(reply, 'token_exchange_failed', mode)
     }
@@ -203,7 +203,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       userinfo = await client.userinfo(set.accessToken)
       if (!isUserId(String(userinfo.id))) throw new UpstreamInvalidResponseError('user id')
     } catch (err) {
-      request.log.warn({ err: { code: (err as { code?: unknown }).code } }, 'userinfo after the code exchange failed: sign-in refused')
+      request.log.warn({ err: { code: errorInfo(err).code } }, 'userinfo after the code exchange failed: sign-in refused')
       revoke(request, set)
       return fail(reply, 'userinfo_failed', mode)
     }
@@ -225,7 +225,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       try {
         await o.onLogin({ request, userinfo, scope: set.scope })
       } catch (err) {
-        request.log.error({ err: { message: (err as Error).message } }, 'onLogin hook failed')
+        request.log.error({ err: { message: errorInfo(err).message } }, 'onLogin hook failed')
       }
     }
 
@@ -240,7 +240,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   function revoke (request: FastifyRequest, set: TokenSet | null): void {
     if (set?.refreshToken === undefined) return
     client.revoke(set.refreshToken, 'refresh_token').catch((err: unknown) => {
-      request.log.warn({ err: { code: (err as { code?: unknown }).code } }, 'token revocation failed')
+      request.log.warn({ err: { code: errorInfo(err).code } }, 'token revocation failed')
     })
   }
 
@@ -259,7 +259,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       try {
         await o.onLogout({ request })
       } catch (err) {
-        request.log.error({ err: { message: (err as Error).message } }, 'onLogout hook failed')
+        request.log.error({ err: { message: errorInfo(err).message } }, 'onLogout hook failed')
       }
     }
     const set = await request.tokens.get()

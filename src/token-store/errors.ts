@@ -50,13 +50,22 @@ export const RefreshBusyError = createError(
 /**
  * 503: this session's last refresh failed transiently moments ago (the provider was down, busy or slow); the
  * refresher is not called again until the backoff (`refreshBackoffMs`, or the provider's Retry-After) is over.
- * The last failure is the `cause`, and `retryAfterMs` says how long the backoff still lasts. The token set is kept.
+ * The last failure is the `cause` (when this process saw it), and `retryAfterMs` says how long the backoff still
+ * lasts. The token set is kept.
  */
-export const RefreshBackoffError = createError(
+export class RefreshBackoffError extends createError<'FST_AIHUBMIX_REFRESH_BACKOFF', 503, [{ cause: unknown }?]>(
   'FST_AIHUBMIX_REFRESH_BACKOFF',
   'The last refresh of this session failed moments ago; it is retried shortly',
   503
-)
+) {
+  /** How long the backoff still lasts, in ms. */
+  readonly retryAfterMs: number
+
+  constructor (retryAfterMs: number, options?: { cause: unknown }) {
+    super(...(options === undefined ? [] as const : [options] as const))
+    this.retryAfterMs = retryAfterMs
+  }
+}
 
 /** 500: a bad option; the message names the option path. Thrown at registration. */
 export const TokenStoreOptionsError = createError<'FST_AIHUBMIX_TOKEN_STORE_OPTIONS', 500, [string, string, { cause: unknown }?]>(
@@ -88,3 +97,15 @@ export const NoSessionError = createError(
   'This request has no session: register @fastify/session before saving tokens',
   500
 )
+
+/**
+ * What code may read from anything thrown, whatever it is (an @fastify/error, a Node.js system error, an undici or
+ * ioredis error, or not an Error at all): its `code` when that is a string, and its message. Nothing else, so
+ * nothing else reaches a log line: ioredis attaches the command (keys with session ids, sealed values) to its
+ * errors, and a provider's error may carry its body.
+ */
+export function errorInfo (err: unknown): { code: string | undefined, message: string } {
+  if (typeof err !== 'object' || err === null) return { code: undefined, message: String(err) }
+  const code = 'code' in err && typeof err.code === 'string' ? err.code : undefined
+  return { code, message: err instanceof Error ? err.message : String(err) }
+}

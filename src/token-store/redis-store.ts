@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { CompareAndSetResult, KVStore } from './kv-store.js'
 import { assertTtl } from './keys.js'
-import { StoreUnavailableError, TokenStoreOptionsError } from './errors.js'
+import { StoreUnavailableError, TokenStoreOptionsError, errorInfo } from './errors.js'
 import { TrackingCache } from './tracking-cache.js'
 import type { TrackingConnection } from './tracking-cache.js'
 
@@ -421,10 +421,10 @@ function isNoScript (err: unknown): boolean {
  */
 function sanitize (err: unknown): Error {
   if (!(err instanceof Error)) return new Error(String(err))
-  const copy = new Error(err.message)
+  const copy: Error & { code?: string } = new Error(err.message)
   copy.name = err.name
-  const code = (err as { code?: unknown }).code
-  if (code !== undefined) (copy as Error & { code?: unknown }).code = code
+  const { code } = errorInfo(err)
+  if (code !== undefined) copy.code = code
   copy.stack = err.stack
   return copy
 }

@@ -75,6 +75,6 @@ export function refreshWindowMs (set: Pick<TokenSet, 'expiresAt' | 'obtainedAt'>
 
 /** The `retryAfterMs` a refresher's transient error carries (a finite number >= 0), else undefined. */
 export function retryAfterOf (err: unknown): number | undefined {
-  const value = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs
+  const value = typeof err === 'object' && err !== null && 'retryAfterMs' in err ? err.retryAfterMs : undefined
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined
 }

@@ -414,7 +414,7 @@ export class TokenStoreCore implements TokenStore {
     const backoff = this.#backoff.get(sid)
     if (backoff !== undefined) {
       const left = backoff.until - Date.now()
-      if (left > 0) throw Object.assign(new RefreshBackoffError({ cause: backoff.error }), { retryAfterMs: left })
+      if (left > 0) throw new RefreshBackoffError(left, { cause: backoff.error })
       this.#backoff.delete(sid)
     }
     const running = this.#flights.get(sid)
@@ -448,7 +448,7 @@ export class TokenStoreCore implements TokenStore {
       const left = Number(backoffUntil) - Date.now()
       if (backoffUntil !== null && left > 0) {
         this.#backoff.set(sid, { until: Date.now() + left, error: undefined })
-        throw Object.assign(new RefreshBackoffError(), { retryAfterMs: left })
+        throw new RefreshBackoffError(left)
       }
 
       const fresh = await this.#refresh(sid, refresh, refreshToken)

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { errorInfo } from './errors.js'
 
 /**
  * A process-local cache of the values the Redis store reads on the hot path (session record and sealed token set),
@@ -196,13 +197,13 @@ export class TrackingCache {
     try {
       connection = open()
     } catch (err) {
-      log?.debug({ err: { message: (err as Error)?.message } }, 'token-store: cannot open the tracking connection')
+      log?.debug({ err: { message: errorInfo(err).message } }, 'token-store: cannot open the tracking connection')
       this.#scheduleRetry()
       return
     }
     this.#connection = connection
     connection.on('error', (err: Error) => {
-      log?.debug({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'token-store: tracking connection error')
+      log?.debug({ err: errorInfo(err) }, 'token-store: tracking connection error')
     })
     connection.on('messageBuffer', (channel: Buffer, message: unknown) => {
       if (this.#connection === connection && channel.toString() === INVALIDATION_CHANNEL) this.#announced(message)

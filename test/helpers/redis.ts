@@ -114,3 +114,21 @@ export function recordCommands<T> (client: Redis, format: (name: string, args: s
   }) as typeof client.sendCommand
   return commands
 }
+
+/**
+ * Resolves when `client` next sends a command named `name` (upper case) whose arguments `match` accepts, as ioredis
+ * writes it to the connection (sendCommand writes at once on a ready connection), with the promise of its answer.
+ */
+export function nextCommand (client: Redis, name: string, match: (args: string[]) => boolean = () => true): Promise<{ answer: Promise<unknown> }> {
+  return new Promise((resolve) => {
+    const send = client.sendCommand
+    client.sendCommand = ((command: { name: string, args: unknown[], promise: Promise<unknown> }, ...rest: unknown[]) => {
+      const result = (send as (...args: unknown[]) => unknown).call(client, command, ...rest)
+      if (command.name.toUpperCase() === name && match(command.args.map(String))) {
+        client.sendCommand = send
+        resolve({ answer: command.promise })
+      }
+      return result
+    }) as typeof client.sendCommand
+  })
+}

@@ -1,13 +1,15 @@
 import t from 'tap'
+import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
 import { RedisStore, TokenStoreOptionsError, createTokenStore } from '@fastify-aihubmix/token-store'
 import type { TrackingCache } from '@fastify-aihubmix/token-store'
-import { cleanupPrefix, connectRedis, recordCommands, redisUrl, uniquePrefix } from '../helpers/redis.js'
+import { cleanupPrefix, connectRedis, nextCommand, recordCommands, redisUrl, uniquePrefix } from '../helpers/redis.js'
 import type { IoredisMajor } from '../helpers/redis.js'
-import { KEY_A, buildApp, sleep } from '../helpers/token-store.js'
+import { KEY_A, buildApp, deferred, sleep } from '../helpers/token-store.js'
 import type { T } from '../helpers/token-store.js'
 import { startStack } from '../helpers/stack.js'
+import { until } from '../helpers/redis-server.js'
 
 // The Redis store's client-side cache (`redisClientCache`): values read by getMany are kept in the process and
 // dropped when Redis announces a change (CLIENT TRACKING ... BCAST on the cache's own connection). Everything here
@@ -18,7 +20,11 @@ const TRACKING_NAME = 'aihubmix-token-store-tracking'
 interface Setup {
   /** The store under test (client cache on), on its own connection. */
   store: RedisStore
+  /** The store's client. */
+  client: Redis
   cache: TrackingCache
+  /** The tracking connections the cache opened (duplicates of the client), newest last. */
+  tracking: Redis[]
   /** Every command the store's client sent, as NAME. */
   commands: string[]
   /** Another instance: its own connection to the same Redis. */
@@ -33,6 +39,13 @@ async function setup (t: T, cacheOptions: { maxEntries?: number, maxAgeMs?: numb
   cleanupPrefix(t, other, prefix)
   const client = await connectRedis(t, clientOptions, major) as Redis
   const commands = recordCommands(client, (name) => name)
+  const tracking: Redis[] = []
+  const duplicate = client.duplicate.bind(client)
+  client.duplicate = ((override?: Record<string, unknown>) => {
+    const connection = duplicate(override)
+    if (override?.connectionName === TRACKING_NAME) tracking.push(connection)
+    return connection
+  }) as typeof client.duplicate
   const store = new RedisStore({
     client,
     lockChannel: prefix + 'lock-released',
@@ -42,7 +55,7 @@ async function setup (t: T, cacheOptions: { maxEntries?: number, maxAgeMs?: numb
   t.teardown(() => store.close())
   const cache = store.clientCache as TrackingCache
   await cache.sync() // tracking is on
-  return { store, cache, commands, other, prefix }
+  return { store, client, cache, tracking, commands, other, prefix }
 }
 
 function mgets (commands: string[]): number {
@@ -92,8 +105,8 @@ t.test('another instance\'s changes are announced: once the announcement is in, 
   t.same(await store.getMany([a, b]), [null, 'B2'], 'DEL announced')
 
   await other.pexpire(b, 30)
-  await sleep(60)
-  await other.exists(b) // an access expires the key now if the active expiry cycle has not yet
+  // An access expires the key at once if the active expiry cycle has not yet.
+  await until(async () => await other.exists(b) === 0, 'the key to expire')
   await cache.sync()
   t.same(await store.getMany([a, b]), [null, null], 'the expiry announced')
 })
@@ -140,7 +153,7 @@ t.test('this process reads its own writes at once (no announcement awaited)', as
 t.test('a read in flight while another instance writes never leaves the older value behind', async t => {
   const s = await setup(t)
   if (s === undefined) return
-  const { store, cache, other, prefix } = s
+  const { store, client, cache, other, prefix } = s
   const k = prefix + 'k'
   // A large value read together with k makes the answer slow to arrive, so the announcement of a change made just
   // after the read ran (on the tracking connection) mostly arrives BEFORE the answer with the older value: the
@@ -151,8 +164,9 @@ t.test('a read in flight while another instance writes never leaves the older va
   for (let i = 0; i < 20; i++) {
     await other.set(k, `old${i}`, 'PX', 60_000)
     await cache.sync()
+    const sent = nextCommand(client, 'MGET')
     const reading = store.getMany([k, big])
-    await sleep(1) // the MGET is sent (next turn of the event loop) and runs first
+    await sent // the MGET is written (the store sends one per tick): it reaches Redis first
     await other.set(k, `new${i}`, 'PX', 60_000)
     const [value] = await reading
     t.ok(value === `old${i}` || value === `new${i}`, 'the read itself answers either value')
@@ -166,7 +180,7 @@ t.test('a read in flight while another instance writes never leaves the older va
 t.test('the tracking connection lost: everything dropped, nothing served until tracking is on again', async t => {
   const s = await setup(t)
   if (s === undefined) return
-  const { store, cache, commands, other, prefix } = s
+  const { store, cache, tracking, commands, other, prefix } = s
   const k = prefix + 'k'
   await other.set(k, 'v1', 'PX', 60_000)
   t.same(await store.getMany([k]), ['v1'])
@@ -174,8 +188,11 @@ t.test('the tracking connection lost: everything dropped, nothing served until t
   t.same(await store.getMany([k]), ['v1'])
   t.equal(mgets(commands), 0, 'cached')
 
-  await killTrackingConnections(other)
-  for (let i = 0; i < 200 && cache.live; i++) await sleep(10)
+  // Redis drops this cache's tracking connection (and no other test's).
+  const connection = tracking.at(-1) as Redis
+  const closed = once(connection, 'close')
+  await other.call('CLIENT', ['KILL', 'ADDR', `${connection.stream.localAddress ?? ''}:${connection.stream.localPort ?? ''}`])
+  await closed // after the cache's own listener, registered first
   t.equal(cache.live, false, 'the cache saw its connection close')
   t.equal(cache.size, 0, 'and dropped every entry')
   await other.set(k, 'v2', 'PX', 60_000) // announced to nobody
@@ -260,7 +277,8 @@ t.test('Redis refuses CLIENT TRACKING (an ACL without CLIENT): one warning, ever
   const client = await connectRedis(t, { username: user, password }) as Redis
   const commands = recordCommands(client, (name) => name)
   const warnings: string[] = []
-  const log = { warn: (_obj: unknown, msg: string) => { warnings.push(msg) }, debug: () => {} }
+  const warned = deferred()
+  const log = { warn: (_obj: unknown, msg: string) => { warnings.push(msg); warned.resolve() }, debug: () => {} }
   const prefix = uniquePrefix('cc')
   cleanupPrefix(t, admin, prefix)
   const store = new RedisStore({
@@ -272,11 +290,9 @@ t.test('Redis refuses CLIENT TRACKING (an ACL without CLIENT): one warning, ever
   })
   t.teardown(() => store.close())
   await store.set(prefix + 'k', 'v', 60_000)
+  await warned.promise // the cache asked for tracking and was refused
   commands.length = 0
-  for (let i = 0; i < 3; i++) {
-    t.same(await store.getMany([prefix + 'k']), ['v'])
-    await sleep(20)
-  }
+  for (let i = 0; i < 3; i++) t.same(await store.getMany([prefix + 'k']), ['v'])
   t.equal(mgets(commands), 3, 'every read goes to Redis')
   t.equal(store.clientCache?.live, false)
   t.equal(warnings.length, 1, 'warned once')
@@ -338,15 +354,9 @@ t.test('end to end, the example with REDIS_CLIENT_CACHE=on, two instances: a sig
     t.same(commands, [], 'three more requests without a Redis command')
   }
   t.equal((await browser.post(`${a.url}/auth/logout`, headers)).status, 204)
-  let attempts = 0
-  let status = 0
-  for (const deadline = Date.now() + 2000; Date.now() < deadline;) {
-    attempts++
-    status = (await browser.get(`${b.url}/api/user/info`, headers)).status
-    if (status === 401) break
-    await sleep(5)
-  }
-  t.equal(status, 401, `the old cookie is refused on the other instance (attempt ${attempts})`)
+  // Every announcement of the sign-out's deletes is in on the other instance: it reads the session from Redis.
+  await (b.app.tokenStore.kv.clientCache as TrackingCache).sync()
+  t.equal((await browser.get(`${b.url}/api/user/info`, headers)).status, 401, 'the old cookie is refused on the other instance')
 })
 
 t.test('two example instances with the cache, 50 concurrent requests on an expired and refused token: exactly 1 refresh', async t => {
@@ -378,15 +388,6 @@ t.test('two example instances with the cache, 50 concurrent requests on an expir
 })
 
 /** Closes every tracking connection of this Redis (found by name); the caches reconnect on their own. */
-async function killTrackingConnections (admin: Redis): Promise<void> {
-  const list = await admin.call('CLIENT', ['LIST', 'TYPE', 'pubsub']) as string
-  for (const line of list.split('\n')) {
-    if (!line.includes(`name=${TRACKING_NAME}`)) continue
-    const id = /(?:^| )id=(\d+)/.exec(line)?.[1]
-    if (id !== undefined) await admin.call('CLIENT', ['KILL', 'ID', id]).catch(() => {})
-  }
-}
-
 /** A local port nothing listens on. */
 async function closedPort (): Promise<number> {
   return await new Promise<number>((resolve) => {

@@ -2,9 +2,9 @@ import t from 'tap'
 import { MemoryStore, RedisStore, KeyLayout } from '@fastify-aihubmix/token-store'
 import type { KVStore } from '@fastify-aihubmix/token-store'
 import type { Redis } from 'ioredis'
-import { cleanupPrefix, connectRedis, recordCommands, scanKeys, uniquePrefix } from '../helpers/redis.js'
+import { cleanupPrefix, connectRedis, nextCommand, recordCommands, scanKeys, uniquePrefix } from '../helpers/redis.js'
 import type { IoredisMajor } from '../helpers/redis.js'
-import { sleep } from '../helpers/token-store.js'
+import { until } from '../helpers/redis-server.js'
 import type { T } from '../helpers/token-store.js'
 
 /**
@@ -18,6 +18,11 @@ interface Harness {
   pttl: (store: KVStore, key: string) => Promise<number>
   /** Every key the test created under its prefix. */
   keys: (store: KVStore) => Promise<string[]>
+  /**
+   * Call before `store.waitForUnlock(key)`: resolves once that waiter has looked at the lock (Redis: its PTTL is
+   * answered, after it subscribed), so a release from then on can only reach it as a wake-up. With the answer.
+   */
+  looked: (store: KVStore, key: string) => Promise<unknown>
 }
 
 function contract (title: string, fn: (t: T, h: Harness) => Promise<void>): void {
@@ -30,7 +35,9 @@ function contract (title: string, fn: (t: T, h: Harness) => Promise<void>): void
       prefix,
       make: async () => shared,
       pttl: async (_store, key) => shared.pttl(key),
-      keys: async () => shared.keys().filter(key => key.startsWith(prefix))
+      keys: async () => shared.keys().filter(key => key.startsWith(prefix)),
+      // The memory store looks and registers the waiter within the call itself.
+      looked: async (_store, key) => shared.pttl(key)
     })
   })
   // With the client-side cache on, the same contract holds (each store's writes are its own reads at once); and
@@ -42,6 +49,7 @@ function contract (title: string, fn: (t: T, h: Harness) => Promise<void>): void
       const prefix = uniquePrefix('kv')
       cleanupPrefix(t, admin, prefix)
       const layout = new KeyLayout(prefix)
+      const clients = new Map<KVStore, Redis>()
       await fn(t, {
         prefix,
         make: async () => {
@@ -50,10 +58,12 @@ function contract (title: string, fn: (t: T, h: Harness) => Promise<void>): void
           const store = new RedisStore({ client, lockChannel: layout.lockChannel, commandTimeoutMs: 5000, clientCache })
           t.teardown(() => store.close())
           await store.clientCache?.sync()
+          clients.set(store, client)
           return store
         },
         pttl: async (_store, key) => await admin.pttl(key),
-        keys: async () => await scanKeys(admin, prefix)
+        keys: async () => await scanKeys(admin, prefix),
+        looked: async (store, key) => await (await nextCommand(clients.get(store) as Redis, 'PTTL', (args) => args[0] === key)).answer
       })
     })
   }
@@ -84,7 +94,7 @@ contract('a key expires after its TTL', async (t, h) => {
   const kv = await h.make()
   const k = h.prefix + 'short'
   await kv.set(k, 'v', 30)
-  await sleep(80)
+  await until(async () => await h.pttl(kv, k) === -2, 'the key to expire')
   t.equal(await kv.get(k), null)
   t.equal(await kv.take(k), null)
 })
@@ -163,7 +173,7 @@ contract('locks: only the owner releases or extends; a lease expires', async (t,
   t.equal(await a.unlock(k, 'owner-a'), true)
   t.equal(await a.unlock(k, 'owner-a'), false, 'released once')
   t.equal(await b.lock(k, 'owner-b', 50), true, 'free again')
-  await sleep(120)
+  await until(async () => await h.pttl(a, k) === -2, 'the lease to expire')
   t.equal(await a.lock(k, 'owner-a', 60_000), true, 'an expired lease frees the lock')
   t.equal(await b.unlock(k, 'owner-b'), false, 'the previous owner cannot release the new owner\'s lock')
   t.equal(await a.unlock(k, 'owner-a'), true)
@@ -184,8 +194,9 @@ contract('waitForUnlock: woken by another instance\'s unlock', async (t, h) => {
   const k = h.prefix + 'wait'
   t.equal(await waiter.waitForUnlock(k, 60_000), undefined, 'not locked: returns at once')
   await holder.lock(k, 'holder', 60_000)
+  const looked = h.looked(waiter, k)
   const waiting = waiter.waitForUnlock(k, 60_000)
-  await sleep(50) // let the waiter subscribe and look
+  t.ok(Number(await looked) > 0, 'the waiter saw the lock held')
   await holder.unlock(k, 'holder')
   t.equal(await within10s(waiting), 'woken')
 })
@@ -236,9 +247,8 @@ t.test('RedisStore.close() closes its subscriber, never the client it was given'
     .filter(line => line.includes(`name=${connectionName} `) && (line.includes('cmd=subscribe') || line.includes('sub=1'))).length
   const before = await subscribers()
   await store.close()
-  await sleep(50)
-  const after = await subscribers()
-  t.ok(before > after, 'the subscriber connection is gone')
+  await until(async () => await subscribers() < before, 'the subscriber connection to be gone')
+  t.pass('the subscriber connection is gone')
   t.equal(await client.ping(), 'PONG', 'the given client still works')
 })
 
@@ -248,19 +258,20 @@ t.test('a client with an ioredis keyPrefix: keys are prefixed, lock releases sti
   const clientPrefix = uniquePrefix('kp')
   cleanupPrefix(t, admin, clientPrefix)
   const layout = new KeyLayout('app:')
-  const make = async (): Promise<RedisStore> => {
+  const make = async (): Promise<[RedisStore, Redis]> => {
     const client = await connectRedis(t, { keyPrefix: clientPrefix }) as Redis
     const store = new RedisStore({ client, lockChannel: clientPrefix + layout.lockChannel, commandTimeoutMs: 5000 })
     t.teardown(() => store.close())
-    return store
+    return [store, client]
   }
-  const holder = await make()
-  const waiter = await make()
+  const [holder] = await make()
+  const [waiter, waiterClient] = await make()
   const k = layout.lock('sid')
   await holder.lock(k, 'holder', 60_000)
   t.same(await scanKeys(admin, clientPrefix), [clientPrefix + k], 'the client prefixed the key')
+  const looked = nextCommand(waiterClient, 'PTTL')
   const waiting = waiter.waitForUnlock(k, 60_000)
-  await sleep(50)
+  t.ok(Number(await (await looked).answer) > 0, 'the waiter saw the lock held')
   await holder.unlock(k, 'holder')
   t.equal(await within10s(waiting), 'woken')
 })
@@ -287,8 +298,9 @@ t.test('a client without offline queue (and lazyConnect): the subscriber waits t
   const holder = await connectRedis(t) as Redis
   const k = prefix + 'l'
   await holder.set(k, 'holder', 'PX', 60_000)
+  const looked = nextCommand(client, 'PTTL')
   const waiting = store.waitForUnlock(k, 60_000)
-  await sleep(100)
+  t.ok(Number(await (await looked).answer) > 0, 'subscribed once ready, then saw the lock held')
   const other = new RedisStore({ client: holder, lockChannel: prefix + 'lock-released', commandTimeoutMs: 5000 })
   await other.unlock(k, 'holder')
   t.equal(await within10s(waiting), 'woken', 'woken by the release message')

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { RefreshEvent, TokenSet } from '@fastify-aihubmix/token-store'
-import { buildApp, countingRefresher, deferred, forEachBackend, kvOf, sid, sleep, tokenSet } from '../helpers/token-store.js'
+import { buildApp, countingRefresher, deferred, forEachBackend, kvOf, sid, tokenSet } from '../helpers/token-store.js'
 
 const MINUTE = 60_000
 
@@ -49,31 +49,41 @@ forEachBackend(t, '50 concurrent callers on an expired set: one refresh, all get
   const old = tokenSet({ expiresInMs: -MINUTE })
   await app.tokenStore.save(id, old)
   const next = tokenSet()
-  const r = countingRefresher({ answer: () => next, before: () => sleep(20) })
-  const results = await Promise.all(Array.from({ length: 50 }, () => app.tokenStore.getFresh(id, r.refresh)))
+  // The refresh cannot end before all 50 have called getFresh.
+  const allCalled = deferred()
+  const r = countingRefresher({ answer: () => next, before: () => allCalled.promise })
+  const calls = Array.from({ length: 50 }, () => app.tokenStore.getFresh(id, r.refresh))
+  allCalled.resolve()
+  const results = await Promise.all(calls)
   t.equal(r.calls.length, 1, 'the refresher ran once')
   t.equal(new Set(results.map(s => s.accessToken)).size, 1, 'everyone got the same access token')
   t.equal(results[0]?.accessToken, next.accessToken)
   t.same(await app.tokenStore.get(id), next)
 })
 
-forEachBackend(t, 'a slow refresh (1.5 s) is shared by every caller that arrives while it runs', async (t, backend) => {
+forEachBackend(t, 'a slow refresh is shared by every caller that arrives while it runs', async (t, backend) => {
   const app = await buildApp(t, backend.options)
   const id = sid()
   await app.tokenStore.save(id, tokenSet({ expiresInMs: -MINUTE }))
   const started = deferred()
+  const finish = deferred()
   const next = tokenSet()
   const r = countingRefresher({
     answer: () => next,
     before: async () => {
       started.resolve()
-      await sleep(1500)
+      await finish.promise
     }
   })
   const first = Array.from({ length: 10 }, () => app.tokenStore.getFresh(id, r.refresh))
   await started.promise
-  await sleep(500) // well inside the refresh
+  // The refresh is running, and runs until `finish`: the late callers arrive inside it.
   const late = Array.from({ length: 10 }, () => app.tokenStore.getFresh(id, r.refresh))
+  let answered = 0
+  for (const call of [...first, ...late]) call.then(() => { answered++ }, () => { answered++ })
+  t.not((await app.tokenStore.get(id))?.accessToken, next.accessToken, 'nothing saved yet')
+  t.equal(answered, 0, 'and nobody answered')
+  finish.resolve()
   const results = await Promise.all([...first, ...late])
   t.equal(r.calls.length, 1, 'one refresh for early and late callers')
   t.ok(results.every(s => s.accessToken === next.accessToken), 'all 20 got the new token')
@@ -85,9 +95,12 @@ forEachBackend(t, 'force + staleAccessToken: refresh once per stale token', asyn
   const x = tokenSet({ expiresInMs: 60 * MINUTE }) // fresh, but the provider answered 401 with it
   await app.tokenStore.save(id, x)
   const y = tokenSet()
-  const r = countingRefresher({ answer: () => y, before: () => sleep(20) })
-  const results = await Promise.all(Array.from({ length: 10 }, () =>
-    app.tokenStore.getFresh(id, r.refresh, { force: true, staleAccessToken: x.accessToken })))
+  const allCalled = deferred()
+  const r = countingRefresher({ answer: () => y, before: () => allCalled.promise })
+  const calls = Array.from({ length: 10 }, () =>
+    app.tokenStore.getFresh(id, r.refresh, { force: true, staleAccessToken: x.accessToken }))
+  allCalled.resolve()
+  const results = await Promise.all(calls)
   t.equal(r.calls.length, 1, 'ten forced callers, one refresh')
   t.ok(results.every(s => s.accessToken === y.accessToken))
 

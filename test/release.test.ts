@@ -1,0 +1,100 @@
+import t from 'tap'
+import { execFile } from 'node:child_process'
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { repoRoot, rootManifest, workspaces, type Manifest } from './helpers/workspaces.js'
+
+// Releases are lockstep: scripts/release.mjs moves every package to one version, pins the dependencies between
+// them to it, and turns the changelog's "Unreleased" into that release. It runs here on a copy of this
+// repository's manifests, with one package more, added bare, as a new package lands.
+
+const execFileAsync = promisify(execFile)
+const script = join(repoRoot, 'scripts', 'release.mjs')
+
+async function release (root: string, ...args: string[]): Promise<{ code: number, output: string }> {
+  try {
+    const { stdout, stderr } = await execFileAsync(process.execPath, [script, ...args, '--root', root])
+    return { code: 0, output: stdout + stderr }
+  } catch (err) {
+    const { code, stdout, stderr } = err as { code?: number, stdout?: string, stderr?: string }
+    return { code: code ?? 1, output: `${stdout ?? ''}${stderr ?? ''}` }
+  }
+}
+
+function read (root: string, path: string): Manifest {
+  return JSON.parse(readFileSync(join(root, path, 'package.json'), 'utf8')) as Manifest
+}
+
+t.test('a release moves every package, a new one included, to one version, with its changelog', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'aihubmix-release-'))
+  t.teardown(() => rm(root, { recursive: true, force: true }))
+  const top = rootManifest()
+  const list = workspaces()
+  for (const { dir } of list) {
+    mkdirSync(join(root, dir), { recursive: true })
+    copyFileSync(join(repoRoot, dir, 'package.json'), join(root, dir, 'package.json'))
+    copyFileSync(join(repoRoot, 'LICENSE'), join(root, dir, 'LICENSE'))
+  }
+  copyFileSync(join(repoRoot, 'LICENSE'), join(root, 'LICENSE'))
+  copyFileSync(join(repoRoot, 'CHANGELOG.md'), join(root, 'CHANGELOG.md'))
+  // A package that has just landed: a bare manifest, a range on another package, no LICENSE.
+  mkdirSync(join(root, 'src', 'newcomer'), { recursive: true })
+  writeFileSync(join(root, 'src', 'newcomer', 'package.json'), JSON.stringify({
+    name: '@fastify-aihubmix/newcomer',
+    version: '0.0.1',
+    type: 'module',
+    dependencies: { '@fastify-aihubmix/token-store': '^0.0.1', fastify: '^5.0.0' }
+  }))
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ ...top, workspaces: [...top.workspaces, 'src/newcomer'] }, null, 2) + '\n')
+
+  const before = await release(root, 'check')
+  t.equal(before.code, 1, 'check: not in step')
+  t.match(before.output, 'src/newcomer/package.json, src/newcomer/LICENSE', 'names what is not')
+
+  t.equal((await release(root, 'sync')).code, 0, 'sync')
+  t.equal((await release(root, 'check')).code, 0, 'in step')
+  const synced = read(root, 'src/newcomer')
+  t.match(synced, {
+    version: top.version,
+    license: 'MIT',
+    repository: { directory: 'src/newcomer' },
+    homepage: /\/tree\/main\/src\/newcomer#readme$/,
+    engines: top.engines,
+    scripts: { prepublishOnly: 'tsc -b' },
+    publishConfig: { access: 'public' },
+    dependencies: { '@fastify-aihubmix/token-store': top.version, fastify: '^5.0.0' }
+  }, 'the new package has every shared field, at the version, its internal dependency pinned')
+  t.same(readFileSync(join(root, 'src', 'newcomer', 'LICENSE'), 'utf8'), readFileSync(join(repoRoot, 'LICENSE'), 'utf8'), 'and the LICENSE')
+  t.same(read(root, list[0]?.dir ?? ''), list[0]?.manifest, 'a package already in step is left as it is')
+
+  const released = await release(root, 'version', '0.2.0', '--date', '2026-12-01', '--skip-lockfile')
+  t.equal(released.code, 0, released.output)
+  const names = new Set([...list.map((w) => w.manifest.name), '@fastify-aihubmix/newcomer'])
+  t.equal(read(root, '').version, '0.2.0', 'the root')
+  for (const dir of [...list.map((w) => w.dir), 'src/newcomer']) {
+    const m = read(root, dir)
+    t.equal(m.version, '0.2.0', `${m.name} at 0.2.0`)
+    for (const field of ['dependencies', 'peerDependencies']) {
+      for (const [name, range] of Object.entries((m[field] ?? {}) as Record<string, string>)) {
+        if (names.has(name)) t.equal(range, '0.2.0', `${m.name} → ${name}`)
+      }
+    }
+  }
+  for (const [name, range] of Object.entries((read(root, '').dependencies ?? {}) as Record<string, string>)) {
+    if (names.has(name)) t.equal(range, '0.2.0', `the root → ${name}`)
+  }
+  const changelog = readFileSync(join(root, 'CHANGELOG.md'), 'utf8')
+  const unreleased = /^## Unreleased\n([\s\S]*?)^## /m.exec(readFileSync(join(repoRoot, 'CHANGELOG.md'), 'utf8'))?.[1]?.trim() ?? ''
+  t.ok(changelog.includes(`## Unreleased\n\n## 0.2.0 - 2026-12-01\n\n${unreleased}\n`), 'the Unreleased entries are now 0.2.0\'s, under an empty Unreleased')
+
+  const again = await release(root, 'version', '0.2.0', '--skip-lockfile')
+  t.equal(again.code, 1)
+  t.match(again.output, 'version 0.2.0 is not after the current 0.2.0')
+  const empty = await release(root, 'version', '0.3.0', '--skip-lockfile')
+  t.equal(empty.code, 1, 'nothing to release')
+  t.match(empty.output, 'nothing under "## Unreleased"')
+  t.equal(read(root, '').version, '0.2.0', 'and nothing was written')
+})
