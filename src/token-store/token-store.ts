@@ -9,6 +9,7 @@ import { KeyLayout, assertId } from './keys.js'
 import { Records } from './records.js'
 import { createSessionStore } from './session-store.js'
 import { CookieSessions, type SessionCheck } from './cookie-sessions.js'
+import { serveBackend, timeLockWait, traceRefresh } from './diagnostics.js'
 import {
   ReauthRequiredError,
   RefreshBusyError,
@@ -147,6 +148,7 @@ export class TokenStoreCore implements TokenStore {
         end: (sid) => this.endSession(sid),
         checks: this.#sessionChecks
       })
+    serveBackend(kv, this)
   }
 
   addSessionCheck (check: SessionCheck): void {
@@ -293,7 +295,7 @@ export class TokenStoreCore implements TokenStore {
       const next = this.#flights.get(sid)
       if (next !== undefined && next !== running) return await next
     }
-    const flight = this.#fly(sid, refresh, force, stale)
+    const flight = traceRefresh(this, force, refresh, (traced) => this.#fly(sid, traced, force, stale))
     this.#flights.set(sid, flight)
     try {
       return await flight
@@ -305,7 +307,7 @@ export class TokenStoreCore implements TokenStore {
   async #fly (sid: string, refresh: Refresher, force: boolean, stale: string | undefined): Promise<TokenSet> {
     const lockKey = this.keys.lock(sid)
     const owner = randomUUID()
-    await this.#acquire(lockKey, owner)
+    await timeLockWait(this, () => this.#acquire(lockKey, owner))
     try {
       // Re-read under the lock: another instance may have refreshed while we waited.
       const stored = await this.read(sid)
