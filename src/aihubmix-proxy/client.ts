@@ -70,6 +70,23 @@ interface UpstreamAnswer {
   statusCode: number
   /** Parsed JSON, or `undefined` when the body was not JSON. */
   json: unknown
+  /** The `Retry-After` header, in ms from now, when there is a valid one. */
+  retryAfterMs: number | undefined
+}
+
+/** RFC 9110 10.2.3: `Retry-After` is delay-seconds or an HTTP-date. */
+export function parseRetryAfter (value: string | string[] | undefined, now = Date.now()): number | undefined {
+  if (typeof value !== 'string') return undefined
+  const text = value.trim()
+  if (/^\d{1,9}$/.test(text)) return Number(text) * 1000
+  const at = Date.parse(text)
+  return Number.isFinite(at) ? Math.max(0, at - now) : undefined
+}
+
+/** A 429/503 answer: UpstreamBusyError, carrying the provider's Retry-After as `retryAfterMs` (token-store backs off by it). */
+function busyError (answer: UpstreamAnswer): Error {
+  const err = new UpstreamBusyError(answer.statusCode)
+  return answer.retryAfterMs === undefined ? err : Object.assign(err, { retryAfterMs: answer.retryAfterMs })
 }
 
 function isObject (value: unknown): value is Record<string, unknown> {
@@ -165,7 +182,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
       } catch {
         json = undefined
       }
-      return { statusCode: res.statusCode, json }
+      return { statusCode: res.statusCode, json, retryAfterMs: parseRetryAfter(res.headers['retry-after']) }
     } catch (err) {
       throw mapNetworkError(err)
     }
@@ -229,7 +246,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
       }
       return toTokenSet(answer)
     }
-    if (answer.statusCode === 429 || answer.statusCode === 503) throw new UpstreamBusyError(answer.statusCode)
+    if (answer.statusCode === 429 || answer.statusCode === 503) throw busyError(answer)
     if (answer.statusCode === 400 || answer.statusCode === 401) {
       const code = oauthErrorOf(answer)
       if (code !== undefined) throw Object.assign(new TokenEndpointError(code), { oauthError: code })
@@ -246,7 +263,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     }
     if (answer.statusCode === 401) throw new UpstreamUnauthorizedError()
     if (answer.statusCode === 403 && oauthErrorOf(answer) === 'insufficient_scope') throw new InsufficientScopeError()
-    if (answer.statusCode === 429 || answer.statusCode === 503) throw new UpstreamBusyError(answer.statusCode)
+    if (answer.statusCode === 429 || answer.statusCode === 503) throw busyError(answer)
     throw new UpstreamStatusError(answer.statusCode)
   }
 

@@ -29,6 +29,7 @@ export function publicErrorOf (err: FastifyError): PublicError {
     case 'FST_AIHUBMIX_UPSTREAM_TIMEOUT':
       return { statusCode: 504, error: 'upstream_timeout', message: 'AIHubMix did not answer in time.' }
     case 'FST_AIHUBMIX_UPSTREAM_BUSY':
+    case 'FST_AIHUBMIX_REFRESH_BACKOFF':
       return { statusCode: 503, error: 'upstream_unavailable', message: 'AIHubMix is busy; try again shortly.' }
     case 'FST_AIHUBMIX_STORE_UNAVAILABLE':
       return { statusCode: 503, error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' }

@@ -4,7 +4,7 @@ import { EnvFileError } from './errors.js'
 import { readEnvFile, type EnvFile } from './env-file.js'
 import { httpCall } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
-import { pingRedis } from './redis-ping.js'
+import { pingRedis, type RedisPersistence } from './redis-ping.js'
 import { isLoopbackHost, normalizeBaseUrl } from './validate.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail'
@@ -213,16 +213,42 @@ function httpsCheck (env: Env, production: boolean): DoctorCheck {
   return ok('HTTPS', `${known.map(([name]) => name).join(', ')} use https`)
 }
 
-async function redisCheck (env: Env, timeoutMs: number): Promise<DoctorCheck> {
+async function redisChecks (env: Env, timeoutMs: number): Promise<DoctorCheck[]> {
   const raw = set(env, 'REDIS_URL')
-  if (raw === undefined) return ok('Redis', 'not configured: in-memory stores (sessions end at restart; one instance only)')
+  if (raw === undefined) return [ok('Redis', 'not configured: in-memory stores (sessions end at restart; one instance only)')]
   const cache = set(env, 'REDIS_CLIENT_CACHE') === 'on'
-  const ping = await pingRedis(raw, { timeoutMs, tracking: cache })
-  if (!ping.ok) return fail('Redis', `${ping.target}: ${ping.detail}`)
-  if (ping.tracking === undefined) return ok('Redis', `${ping.target} ${ping.detail}`)
-  return ping.tracking.allowed
-    ? ok('Redis', `${ping.target} ${ping.detail}; ${ping.tracking.detail} (REDIS_CLIENT_CACHE=on)`)
-    : warn('Redis', `${ping.target} ${ping.detail}, but ${ping.tracking.detail}: with REDIS_CLIENT_CACHE=on every value is still read from Redis (uncached)`)
+  const ping = await pingRedis(raw, { timeoutMs, tracking: cache, persistence: true })
+  if (!ping.ok) return [fail('Redis', `${ping.target}: ${ping.detail}`)]
+  const reachable = ping.tracking === undefined
+    ? ok('Redis', `${ping.target} ${ping.detail}`)
+    : ping.tracking.allowed
+      ? ok('Redis', `${ping.target} ${ping.detail}; ${ping.tracking.detail} (REDIS_CLIENT_CACHE=on)`)
+      : warn('Redis', `${ping.target} ${ping.detail}, but ${ping.tracking.detail}: with REDIS_CLIENT_CACHE=on every value is still read from Redis (uncached)`)
+  return ping.persistence === undefined ? [reachable] : [reachable, persistenceCheck(ping.persistence)]
+}
+
+/**
+ * Whether sessions survive a Redis restart. Token sets hold refresh tokens that the provider rotates: a Redis that
+ * comes back without them (no persistence), or with an older snapshot (RDB only) that holds refresh tokens already
+ * used, signs those users out.
+ */
+function persistenceCheck (p: RedisPersistence): DoctorCheck {
+  const name = 'Redis persistence'
+  if (!p.readable) {
+    return ok(name, `not checked (${p.refused}): make sure this Redis keeps its data across a restart (appendonly yes), or every user must sign in again after one`)
+  }
+  if (p.appendonly === 'yes') {
+    const loss = p.appendfsync === 'always'
+      ? 'nothing acknowledged is lost'
+      : p.appendfsync === 'everysec'
+        ? 'a crash can lose about the last second of writes'
+        : 'a crash can lose the writes the operating system had not flushed'
+    return ok(name, `appendonly yes (appendfsync ${p.appendfsync}): sessions survive a Redis restart; ${loss}`)
+  }
+  if (p.save.trim() !== '') {
+    return warn(name, `snapshots only (save "${p.save}", appendonly no): a restart brings back the last snapshot, and users who signed in or whose tokens were refreshed since must sign in again; set appendonly yes`)
+  }
+  return warn(name, 'this Redis persists nothing (appendonly no, save ""): a restart ends every session and every user must sign in again; set appendonly yes')
 }
 
 /**
@@ -255,7 +281,7 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
 
   const [provider, redis] = await Promise.all([
     providerCheck(env, { timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher }),
-    redisCheck(env, opts.timeoutMs)
+    redisChecks(env, opts.timeoutMs)
   ])
   const checks = [
     envFileCheck(file, explicitFile, overridden),
@@ -265,7 +291,7 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
     provider,
     redirectCheck(env),
     httpsCheck(env, production),
-    redis
+    ...redis
   ]
   return { checks, ok: !checks.some((c) => c.status === 'fail'), envFile: path }
 }

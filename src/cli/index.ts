@@ -20,7 +20,7 @@ export {
 } from './env-file.js'
 export type { EnvFile, EnvFileUpdate, UpdateEnvFileOptions } from './env-file.js'
 export { pingRedis, redisTarget, DEFAULT_REDIS_PORT } from './redis-ping.js'
-export type { RedisPing } from './redis-ping.js'
+export type { RedisPing, RedisPersistence } from './redis-ping.js'
 export {
   nameProblem,
   descriptionProblem,

@@ -13,7 +13,16 @@ export interface RedisPing {
    * what REDIS_CLIENT_CACHE=on needs: Redis >= 6 and an ACL that allows CLIENT). Set only after a PONG.
    */
   tracking?: { allowed: boolean, detail: string }
+  /**
+   * With `persistence: true`, what `CONFIG GET appendonly`, `appendfsync` and `save` answered (set only after a
+   * PONG); `refused` when CONFIG could not be read (an ACL without CONFIG, a managed Redis that renamed it).
+   */
+  persistence?: RedisPersistence
 }
+
+export type RedisPersistence =
+  | { readable: true, appendonly: string, appendfsync: string, save: string }
+  | { readable: false, refused: string }
 
 export const DEFAULT_REDIS_PORT = 6379
 
@@ -27,9 +36,65 @@ export function redisTarget (url: URL): string {
 }
 
 /** A Redis error line made safe to print (it never holds the password, but cap it anyway). */
-function redisError (line: string): string {
+function redisError (text: string): string {
   // eslint-disable-next-line no-control-regex
-  return line.slice(1).replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 120)
+  return text.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 120)
+}
+
+type Reply =
+  | { kind: 'simple' | 'error', text: string }
+  | { kind: 'integer', value: number }
+  | { kind: 'bulk', text: string | null }
+  | { kind: 'array', items: Reply[] | null }
+
+/**
+ * One RESP2 reply from the start of `buffer`: the reply and where the next one starts, undefined when the buffer
+ * does not hold a whole one yet, or 'bad' when it is not RESP.
+ */
+function readReply (buffer: string, from = 0): { reply: Reply, next: number } | undefined | 'bad' {
+  const eol = buffer.indexOf('\r\n', from)
+  if (eol === -1) return undefined
+  const type = buffer[from]
+  const line = buffer.slice(from + 1, eol)
+  const next = eol + 2
+  switch (type) {
+    case '+': return { reply: { kind: 'simple', text: line }, next }
+    case '-': return { reply: { kind: 'error', text: line }, next }
+    case ':': return /^-?\d+$/.test(line) ? { reply: { kind: 'integer', value: Number(line) }, next } : 'bad'
+    case '$': {
+      if (!/^-?\d+$/.test(line)) return 'bad'
+      const length = Number(line)
+      if (length < 0) return { reply: { kind: 'bulk', text: null }, next }
+      if (buffer.length < next + length + 2) return undefined
+      return { reply: { kind: 'bulk', text: buffer.slice(next, next + length) }, next: next + length + 2 }
+    }
+    case '*': {
+      if (!/^-?\d+$/.test(line)) return 'bad'
+      const count = Number(line)
+      if (count < 0) return { reply: { kind: 'array', items: null }, next }
+      const items: Reply[] = []
+      let at = next
+      for (let i = 0; i < count; i++) {
+        const item = readReply(buffer, at)
+        if (item === undefined || item === 'bad') return item
+        items.push(item.reply)
+        at = item.next
+      }
+      return { reply: { kind: 'array', items }, next: at }
+    }
+    default: return 'bad'
+  }
+}
+
+/** The value of a `CONFIG GET <name>` answer (`*2 name value`), or undefined. */
+function configValue (reply: Reply, name: string): string | undefined {
+  if (reply.kind !== 'array' || reply.items === null) return undefined
+  for (let i = 0; i + 1 < reply.items.length; i += 2) {
+    const key = reply.items[i]
+    const value = reply.items[i + 1]
+    if (key?.kind === 'bulk' && key.text === name && value?.kind === 'bulk' && value.text !== null) return value.text
+  }
+  return undefined
 }
 
 /**
@@ -37,7 +102,7 @@ function redisError (line: string): string {
  * for `rediss:`) connection and expects `+PONG`. Resolves, never rejects: a
  * refused connection, a timeout or an error reply is `ok: false` with a reason.
  */
-export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tracking?: boolean }): Promise<RedisPing> {
+export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tracking?: boolean, persistence?: boolean }): Promise<RedisPing> {
   let url: URL
   try {
     url = new URL(redisUrl)
@@ -52,59 +117,92 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
   const port = url.port === '' ? DEFAULT_REDIS_PORT : Number(url.port)
   const password = decodeURIComponent(url.password)
   const username = decodeURIComponent(url.username)
-  // Each step: what is sent, and the one reply that means it went through.
-  const steps: Array<{ name: 'auth' | 'ping' | 'tracking', send: string, expect: string }> = []
-  if (password !== '') steps.push({ name: 'auth', send: username !== '' ? command('AUTH', username, password) : command('AUTH', password), expect: '+OK' })
-  steps.push({ name: 'ping', send: command('PING'), expect: '+PONG' })
+  // Each step: what is sent. All go out at once; the answers come back in the same order.
+  type Step = 'auth' | 'ping' | 'tracking' | 'appendonly' | 'appendfsync' | 'save'
+  const steps: Array<{ name: Step, send: string }> = []
+  if (password !== '') steps.push({ name: 'auth', send: username !== '' ? command('AUTH', username, password) : command('AUTH', password) })
+  steps.push({ name: 'ping', send: command('PING') })
   // Switched on for this short-lived connection only (a prefix no key has), then the connection closes.
-  if (opts.tracking === true) steps.push({ name: 'tracking', send: command('CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', 'aihubmix-doctor-probe:'), expect: '+OK' })
+  if (opts.tracking === true) steps.push({ name: 'tracking', send: command('CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', 'aihubmix-doctor-probe:') })
+  if (opts.persistence === true) {
+    for (const name of ['appendonly', 'appendfsync', 'save'] as const) steps.push({ name, send: command('CONFIG', 'GET', name) })
+  }
 
   return await new Promise<RedisPing>((resolve) => {
     let settled = false
     let buffered = ''
+    let pong = false
+    let tracking: RedisPing['tracking']
+    const config: Partial<Record<'appendonly' | 'appendfsync' | 'save', string>> = {}
+    let refused: string | undefined
+    const persistence = (): RedisPersistence | undefined => {
+      if (opts.persistence !== true || !pong) return undefined
+      const { appendonly, appendfsync, save } = config
+      if (refused === undefined && appendonly !== undefined && appendfsync !== undefined && save !== undefined) {
+        return { readable: true, appendonly, appendfsync, save }
+      }
+      return { readable: false, refused: refused ?? 'no answer' }
+    }
     const finish = (ok: boolean, detail: string): void => {
       if (settled) return
       settled = true
       clearTimeout(timer)
       socket.destroy()
-      resolve({ ok, target, detail, ...(tracking !== undefined ? { tracking } : {}) })
+      const found = ok ? persistence() : undefined
+      resolve({ ok, target, detail, ...(tracking !== undefined ? { tracking } : {}), ...(found !== undefined ? { persistence: found } : {}) })
     }
-    let tracking: RedisPing['tracking']
-    const timer = setTimeout(() => { finish(false, `no answer within ${opts.timeoutMs} ms`) }, opts.timeoutMs)
+    // After the PONG, a silence or a close only leaves the extra questions unanswered.
+    const stop = (detail: string): void => { pong ? finish(true, 'answered PONG') : finish(false, detail) }
+    const timer = setTimeout(() => { stop(`no answer within ${opts.timeoutMs} ms`) }, opts.timeoutMs)
     const onConnect = (): void => { socket.write(steps.map((step) => step.send).join('')) }
     const socket: Socket = url.protocol === 'rediss:'
       ? tlsConnect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}) }, onConnect)
       : netConnect({ host, port }, onConnect)
     socket.setEncoding('utf8')
-    socket.on('error', (err) => { finish(false, describeNetworkError(err)) })
-    socket.on('close', () => { finish(false, 'the connection closed before PONG') })
+    socket.on('error', (err) => { stop(describeNetworkError(err)) })
+    socket.on('close', () => { stop('the connection closed before PONG') })
     socket.on('data', (chunk: string) => {
       buffered += chunk
       if (buffered.length > 64 * 1024) {
-        finish(false, 'unexpected answer (not Redis?)')
+        stop('unexpected answer (not Redis?)')
         return
       }
-      const replies = buffered.split('\r\n')
-      buffered = replies.pop() as string
-      for (const reply of replies) {
+      for (;;) {
+        const read = readReply(buffered)
+        if (read === undefined) return
+        if (read === 'bad') {
+          stop('unexpected answer (not Redis?)')
+          return
+        }
+        buffered = buffered.slice(read.next)
+        const { reply } = read
         const step = steps.shift()
         if (step === undefined) return
-        if (step.name === 'tracking') {
-          tracking = reply === step.expect
-            ? { allowed: true, detail: 'CLIENT TRACKING allowed' }
-            : { allowed: false, detail: reply.startsWith('-') ? `CLIENT TRACKING refused: ${redisError(reply)}` : 'unexpected answer to CLIENT TRACKING' }
-          finish(true, 'answered PONG')
-          return
+        switch (step.name) {
+          case 'auth':
+          case 'ping':
+            if (reply.kind === 'error') {
+              finish(false, `Redis refused: ${redisError(reply.text)}`)
+              return
+            }
+            if (reply.kind !== 'simple' || reply.text !== (step.name === 'auth' ? 'OK' : 'PONG')) {
+              finish(false, 'unexpected answer (not Redis?)')
+              return
+            }
+            if (step.name === 'ping') pong = true
+            break
+          case 'tracking':
+            tracking = reply.kind === 'simple' && reply.text === 'OK'
+              ? { allowed: true, detail: 'CLIENT TRACKING allowed' }
+              : { allowed: false, detail: reply.kind === 'error' ? `CLIENT TRACKING refused: ${redisError(reply.text)}` : 'unexpected answer to CLIENT TRACKING' }
+            break
+          default: {
+            const value = configValue(reply, step.name)
+            if (value !== undefined) config[step.name] = value
+            else refused ??= reply.kind === 'error' ? `CONFIG GET refused: ${redisError(reply.text)}` : `no value for ${step.name}`
+          }
         }
-        if (reply.startsWith('-')) {
-          finish(false, `Redis refused: ${redisError(reply)}`)
-          return
-        }
-        if (reply !== step.expect) {
-          finish(false, 'unexpected answer (not Redis?)')
-          return
-        }
-        if (step.name === 'ping' && steps.length === 0) {
+        if (steps.length === 0) {
           finish(true, 'answered PONG')
           return
         }

@@ -37,7 +37,7 @@ export interface TokenAnswer {
 export type TokenErrorCode = 'invalid_request' | 'invalid_grant' | 'invalid_scope'
 export type TokenResult =
   | { ok: true, answer: TokenAnswer }
-  | { ok: false, error: TokenErrorCode, description: string }
+  | { ok: false, error: TokenErrorCode, description: string, reuse?: true }
 
 export interface GrantSettings {
   tokenPrefix: string
@@ -127,11 +127,12 @@ export class GrantBook {
       return fail('invalid_grant', 'the refresh token is invalid')
     }
     const { grant } = record
-    if (grant.revoked) return fail('invalid_grant', 'the grant was revoked')
     if (record.used) {
+      // Counted (see `reuse`) even when the grant is already revoked: every reuse is a client bug or a theft.
       if (params.reuseRevokes) grant.revoked = true
-      return fail('invalid_grant', 'the refresh token was already used')
+      return { ok: false, error: 'invalid_grant', description: 'the refresh token was already used', reuse: true }
     }
+    if (grant.revoked) return fail('invalid_grant', 'the grant was revoked')
     if (record.expiresAt <= Date.now()) return fail('invalid_grant', 'the refresh token has expired')
     // RFC 6749 6: a narrower scope may be asked for; omitted means all that was granted
     const scopes = parseScope(params.scope, grant.scopes)

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import { AppRegistry, type MockApp, type NewMockApp } from './apps.js'
@@ -87,6 +88,8 @@ function originOf (host: string, port: number): string {
 export async function startMockProvider (opts?: MockProviderOptions): Promise<MockProvider> {
   const options = resolveOptions(opts)
   const closing = new AbortController()
+  // Every delayed or hanging request listens for it: dozens at once are normal, not a leak.
+  setMaxListeners(0, closing.signal)
   const switches = new Switches({
     envelope: options.envelope,
     rotate: options.rotateRefreshTokens,

@@ -9,6 +9,8 @@ export interface MockCounts {
   topup: number
   oauth_apps: number
   grants: { authorization_code: number, refresh_token: number }
+  /** Refresh tokens presented again after a rotation (refused with `invalid_grant`). */
+  refreshTokenReuses: number
 }
 
 export interface SwitchDefaults { envelope: boolean, rotate: boolean, reuseRevokes: boolean }
@@ -16,7 +18,7 @@ export interface SwitchDefaults { envelope: boolean, rotate: boolean, reuseRevok
 interface ArmedFault { fault: MockFault, remaining: number | null }
 
 function zeroCounts (): MockCounts {
-  return { authorize: 0, token: 0, userinfo: 0, topup: 0, oauth_apps: 0, grants: { authorization_code: 0, refresh_token: 0 } }
+  return { authorize: 0, token: 0, userinfo: 0, topup: 0, oauth_apps: 0, grants: { authorization_code: 0, refresh_token: 0 }, refreshTokenReuses: 0 }
 }
 
 function zeroLatency (): Record<MockEndpoint, number> {
@@ -111,6 +113,10 @@ export class Switches {
 
   countGrant (grantType: string | undefined): void {
     if (grantType === 'authorization_code' || grantType === 'refresh_token') this.#counts.grants[grantType]++
+  }
+
+  countReuse (): void {
+    this.#counts.refreshTokenReuses++
   }
 
   counts (): MockCounts {

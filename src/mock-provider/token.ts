@@ -65,6 +65,7 @@ export async function tokenRoutes (instance: FastifyInstance, { ctx }: { ctx: Pr
         if (refreshToken === undefined) return fail(reply, 'invalid_request', 'refresh_token is required')
         const { rotate, reuseRevokes } = ctx.switches
         result = ctx.grants.refresh(app.clientId, { refreshToken, scope, rotate, reuseRevokes })
+        if (!result.ok && result.reuse === true) ctx.switches.countReuse()
         break
       }
       default:

@@ -47,6 +47,17 @@ export const RefreshBusyError = createError(
   503
 )
 
+/**
+ * 503: this session's last refresh failed transiently moments ago (the provider was down, busy or slow); the
+ * refresher is not called again until the backoff (`refreshBackoffMs`, or the provider's Retry-After) is over.
+ * The last failure is the `cause`, and `retryAfterMs` says how long the backoff still lasts. The token set is kept.
+ */
+export const RefreshBackoffError = createError(
+  'FST_AIHUBMIX_REFRESH_BACKOFF',
+  'The last refresh of this session failed moments ago; it is retried shortly',
+  503
+)
+
 /** 500: a bad option; the message names the option path. Thrown at registration. */
 export const TokenStoreOptionsError = createError<'FST_AIHUBMIX_TOKEN_STORE_OPTIONS', 500, [string, string, { cause: unknown }?]>(
   'FST_AIHUBMIX_TOKEN_STORE_OPTIONS',

@@ -14,7 +14,7 @@ import { KeyLayout } from './keys.js'
 import { TokenStoreOptionsError } from './errors.js'
 
 export type { TokenSet, Refresher, GetFreshOptions } from './token-set.js'
-export { TokenSetSchema, isTokenSet } from './token-set.js'
+export { TokenSetSchema, isTokenSet, refreshWindowMs, retryAfterOf } from './token-set.js'
 export type { TokenStore } from './token-store.js'
 export type { RequestTokens } from './request-tokens.js'
 export type { SessionStoreLike, SessionData } from './session-store.js'
@@ -40,6 +40,8 @@ export {
   DEFAULT_SESSION_TTL_MS,
   DEFAULT_LOCK_LEASE_MS,
   DEFAULT_LOCK_WAIT_MS,
+  DEFAULT_REFRESH_BACKOFF_MS,
+  DEFAULT_REFRESH_BACKOFF_MAX_MS,
   DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
   DEFAULT_OPENED_CACHE_SIZE,
   DEFAULT_CLIENT_CACHE_ENTRIES,
@@ -93,7 +95,13 @@ export function createTokenStore (options: TokenStoreOptions, extras: CreateToke
   const log = extras.logger ?? silentLogger()
   const kv = createKV(resolved, log)
   const core = new TokenStoreCore({ kv, options: resolved, log })
-  return Object.assign(core, { close: () => kv.close() })
+  const closeCore = core.close.bind(core)
+  return Object.assign(core, {
+    close: async () => {
+      await closeCore()
+      await kv.close()
+    }
+  })
 }
 
 function createKV (options: ResolvedTokenStoreOptions, log: FastifyBaseLogger): KVStore {
@@ -162,6 +170,7 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
   })
 
   fastify.addHook('onClose', async () => {
+    await store.close()
     await kv.close()
   })
 }

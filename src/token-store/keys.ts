@@ -6,6 +6,7 @@ import { TokenStoreArgumentError } from './errors.js'
  *     <prefix>{<sid>}:sess   the @fastify/session data (JSON)
  *     <prefix>{<sid>}:tok    the sealed token set
  *     <prefix>{<sid>}:lock   the refresh lock (value: a random owner id)
+ *     <prefix>{<sid>}:backoff  after a transient refresh failure: until when nobody refreshes (epoch ms)
  *     <prefix>rec:<key>      sealed one-time records (login states)
  *     <prefix>lock-released  the pub/sub channel that announces released refresh locks (not a key)
  *
@@ -37,6 +38,10 @@ export class KeyLayout {
 
   lock (sid: string): string {
     return this.prefix + '{' + sid + '}:lock'
+  }
+
+  backoff (sid: string): string {
+    return this.prefix + '{' + sid + '}:backoff'
   }
 
   record (key: string): string {

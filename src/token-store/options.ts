@@ -12,8 +12,10 @@ export const DEFAULT_KEY_PREFIX = 'aihubmix:'
 export const DEFAULT_REFRESH_SKEW_MS = 5 * 60 * 1000
 export const DEFAULT_REFRESH_TOKEN_TTL_MS = 30 * 24 * 60 * 60 * 1000
 export const DEFAULT_SESSION_TTL_MS = 24 * 60 * 60 * 1000
-export const DEFAULT_LOCK_LEASE_MS = 30 * 1000
-export const DEFAULT_LOCK_WAIT_MS = 35 * 1000
+export const DEFAULT_LOCK_LEASE_MS = 10 * 1000
+export const DEFAULT_LOCK_WAIT_MS = 12 * 1000
+export const DEFAULT_REFRESH_BACKOFF_MS = 1000
+export const DEFAULT_REFRESH_BACKOFF_MAX_MS = 30 * 1000
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2000
 export const DEFAULT_OPENED_CACHE_SIZE = 10_000
 export const DEFAULT_CLIENT_CACHE_ENTRIES = 20_000
@@ -46,16 +48,30 @@ export interface TokenStoreOptions {
   redis?: RedisClient
   /** Prefix of every key and channel; must not contain `{` or `}` (they delimit the Redis Cluster hash tag). */
   keyPrefix?: string
-  /** Refresh when less than this remains of the access token's life. */
+  /**
+   * Refresh when less than this remains of the access token's life, or less than half of its whole life
+   * (`expiresAt - obtainedAt`) when that is shorter.
+   */
   refreshSkewMs?: number
   /** TTL of a stored token set that has a refresh token (reset by every save). */
   refreshTokenTtlMs?: number
   /** TTL of a session when its cookie has no expiry (session store). */
   sessionTtlMs?: number
-  /** Lease of the distributed refresh lock; renewed every third of it while the refresher runs. */
+  /**
+   * Lease of the distributed refresh lock; renewed every third of it while the refresh runs and until its result
+   * is stored. A lock left by a process that died frees after at most this long.
+   */
   lockLeaseMs?: number
   /** How long a caller waits for another instance's refresh before RefreshBusyError (503). */
   lockWaitMs?: number
+  /**
+   * After a transient refresh failure (the refresher threw anything but RefreshRejectedError), how long this
+   * session does not call the refresher again in this process; a `retryAfterMs` on the refresher's error (the
+   * provider's Retry-After) replaces it, up to `refreshBackoffMaxMs`.
+   */
+  refreshBackoffMs?: number
+  /** Upper bound of a backoff asked for through `retryAfterMs`. */
+  refreshBackoffMaxMs?: number
   /** Upper bound of one Redis command (0: none). Turns a Redis outage into a 503 instead of a hang. */
   redisCommandTimeoutMs?: number
   /**
@@ -108,6 +124,8 @@ export interface ResolvedTokenStoreOptions {
   sessionTtlMs: number
   lockLeaseMs: number
   lockWaitMs: number
+  refreshBackoffMs: number
+  refreshBackoffMaxMs: number
   redisCommandTimeoutMs: number
   openedCacheSize: number
   redisClientCache: { maxEntries: number, maxAgeMs: number } | undefined
@@ -139,6 +157,8 @@ export const TokenStoreOptionsSchema = Type.Object({
   sessionTtlMs: Ms(1, 'session TTL when the cookie has no expiry'),
   lockLeaseMs: Ms(100, 'refresh lock lease'),
   lockWaitMs: Ms(0, 'maximum wait for another instance\'s refresh'),
+  refreshBackoffMs: Ms(0, 'pause after a transient refresh failure'),
+  refreshBackoffMaxMs: Ms(0, 'longest pause a Retry-After may ask for'),
   redisCommandTimeoutMs: Ms(0, 'upper bound of one Redis command, 0 for none'),
   openedCacheSize: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'opened token sets kept in memory, 0 for none' })),
   redisClientCache: Type.Optional(Type.Union([Type.Boolean(), ClientCacheObject])),
@@ -206,6 +226,10 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
   if (clientCache !== undefined && backend !== 'redis') {
     throw new TokenStoreOptionsError('redisClientCache', 'needs the Redis backend (the memory backend has nothing to cache)')
   }
+  const refreshBackoffMs = o.refreshBackoffMs ?? DEFAULT_REFRESH_BACKOFF_MS
+  if (o.refreshBackoffMaxMs !== undefined && o.refreshBackoffMaxMs < refreshBackoffMs) {
+    throw new TokenStoreOptionsError('refreshBackoffMaxMs', `must be at least refreshBackoffMs (${refreshBackoffMs})`)
+  }
   return {
     keyRing,
     backend,
@@ -216,6 +240,8 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
     sessionTtlMs: o.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS,
     lockLeaseMs: o.lockLeaseMs ?? DEFAULT_LOCK_LEASE_MS,
     lockWaitMs: o.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
+    refreshBackoffMs,
+    refreshBackoffMaxMs: o.refreshBackoffMaxMs ?? Math.max(DEFAULT_REFRESH_BACKOFF_MAX_MS, refreshBackoffMs),
     redisCommandTimeoutMs: o.redisCommandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
     openedCacheSize: o.openedCacheSize ?? DEFAULT_OPENED_CACHE_SIZE,
     redisClientCache: clientCache === undefined ? undefined : Object.freeze(clientCache),

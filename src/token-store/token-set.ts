@@ -17,7 +17,8 @@ export interface TokenSet {
 
 /**
  * Provider call that trades a refresh token for a new set. Throw `RefreshRejectedError` when the provider refused
- * the grant for good (invalid_grant / invalid_client); any other throw is transient. A result without
+ * the grant for good (invalid_grant / invalid_client); any other throw is transient, and may carry
+ * `retryAfterMs` (a number: the provider's Retry-After) to set how long the session backs off. A result without
  * `refreshToken` means "keep the old one". It must settle: give it a timeout.
  */
 export type Refresher = (refreshToken: string) => Promise<TokenSet>
@@ -60,4 +61,20 @@ export function normalizeTokenSet (set: TokenSet): TokenSet {
   if (set.refreshToken !== undefined && set.refreshToken !== '') return { ...set }
   const { refreshToken: _omit, ...rest } = set
   return rest
+}
+
+/**
+ * How long before `expiresAt` a set is refreshed: `skewMs`, or half of the access token's whole life
+ * (`expiresAt - obtainedAt`) when that is shorter, so that a short-lived token is refreshed about every half
+ * life instead of on every request. A set whose life cannot be told (obtainedAt not before expiresAt) gets `skewMs`.
+ */
+export function refreshWindowMs (set: Pick<TokenSet, 'expiresAt' | 'obtainedAt'>, skewMs: number): number {
+  const life = set.expiresAt - set.obtainedAt
+  return life > 0 ? Math.min(skewMs, life / 2) : skewMs
+}
+
+/** The `retryAfterMs` a refresher's transient error carries (a finite number >= 0), else undefined. */
+export function retryAfterOf (err: unknown): number | undefined {
+  const value = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : undefined
 }

@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { KVStore } from './kv-store.js'
 import type { ResolvedTokenStoreOptions, TokenStoreHooks } from './options.js'
 import type { GetFreshOptions, Refresher, TokenSet } from './token-set.js'
 import type { SessionStoreLike } from './session-store.js'
-import { isTokenSet, normalizeTokenSet, tokenSetProblem } from './token-set.js'
+import { isTokenSet, normalizeTokenSet, refreshWindowMs, retryAfterOf, tokenSetProblem } from './token-set.js'
 import { KeyLayout, assertId } from './keys.js'
 import { Records } from './records.js'
 import { createSessionStore } from './session-store.js'
@@ -12,8 +12,10 @@ import { CookieSessions, type SessionCheck } from './cookie-sessions.js'
 import { serveBackend, timeLockWait, traceRefresh } from './diagnostics.js'
 import {
   ReauthRequiredError,
+  RefreshBackoffError,
   RefreshBusyError,
   RefreshRejectedError,
+  StoreUnavailableError,
   TokenStoreArgumentError,
   UnauthenticatedError,
   UnsealFailedError
@@ -30,13 +32,17 @@ export interface TokenStore {
   save (sid: string, set: TokenSet): Promise<void>
   delete (sid: string): Promise<void>
   /**
-   * A usable token set: the stored set if more than refreshSkewMs remains (and !force); otherwise refreshes ONCE
-   * per session however many callers ask at the same time (single flight, in-process and across instances sharing
-   * Redis), saves the rotated set before resolving, and gives every waiter the new set.
+   * A usable token set: the stored set while more than its refresh window remains (`min(refreshSkewMs, half its
+   * life)`, and !force); otherwise refreshes ONCE per session however many callers ask at the same time (single
+   * flight, in-process and across instances sharing Redis), saves the rotated set before resolving (or, when the
+   * store fails at that moment, keeps it in this process until it is saved: see TokenStoreCore), and gives every
+   * waiter the new set. When a refresh cannot be made and the access token has not expired yet (and !force), the
+   * current set is returned instead of the error.
    * Throws UnauthenticatedError if there is no set (or it has no refresh token and is expired, or is forced),
    * ReauthRequiredError when the refresher threw RefreshRejectedError (the set has then been deleted, onRevoked
    * called), RefreshBusyError when another instance's refresh outlasted lockWaitMs, StoreUnavailableError when the
-   * store failed, or the refresher's own (transient) error unchanged, after onRefreshFailed (set kept).
+   * store failed, the refresher's own (transient) error unchanged, after onRefreshFailed (set kept), and then
+   * RefreshBackoffError until the session's backoff is over.
    */
   getFresh (sid: string, refresh: Refresher, opts?: GetFreshOptions): Promise<TokenSet>
   /** Stores a sealed one-time record (e.g. a login state) for ttlMs. */
@@ -85,6 +91,9 @@ export interface TokenStoreCoreOptions {
 /**
  * Implementation of TokenStore.
  *
+ * When: a set is refreshed once less than `min(refreshSkewMs, half its life)` remains, so a token that lives 30 s
+ * is refreshed about every 15 s, not on every request, and a 2-hour one `refreshSkewMs` before it expires.
+ *
  * Single flight, in three layers:
  * 1. In-process: `#flights` maps a sid to the promise of its running refresh; concurrent callers join it.
  * 2. Across instances: the flight takes the lock `{sid}:lock` (SET NX PX, random owner). A caller that finds it
@@ -92,12 +101,31 @@ export interface TokenStoreCoreOptions {
  * 3. Under the lock the set is READ AGAIN: if another instance refreshed meanwhile (fresh now, or, with force, a
  *    different access token than the stale one), that set is used and the refresher is not called.
  * The refresher is called once per flight; the merged set is written with compare-and-set against the exact sealed
- * value read under the lock, before anyone gets it, then the lock is released (owner-checked) and announced.
+ * value read under the lock, before anyone gets it, then the lock is released (owner-checked) and announced. The
+ * lock, the read under it and the compare-and-set are direct store commands, never answered by a client-side cache.
  *
- * Lease: the lock's lease is renewed every third of `lockLeaseMs` while the refresher runs. If it is lost anyway
- * (the process stalled longer than the lease, or Redis lost the key), another instance may refresh too; the
- * compare-and-set still prevents overwriting a newer set with an older one, and a set deleted by a logout during
+ * Lease: from the moment it is taken until it is released, the lock's lease is renewed every third of
+ * `lockLeaseMs` (HeldLock); a renewal that finds the key gone (the lease ran out while Redis or this process
+ * stalled) takes it again unless another owner has it. If another owner has it, another instance may refresh too;
+ * the compare-and-set still prevents overwriting a newer set with an older one, and a set deleted by a logout during
  * the refresh is never written back (the refreshed set is then dropped and the caller gets UnauthenticatedError).
+ *
+ * A rotated set is never lost to a store failure: once the provider has answered, the old refresh token is dead,
+ * so the new set is the only way this session stays signed in. If its compare-and-set fails (Redis down, stalled,
+ * restarting, a command timeout), the set is kept in `#pending`: this process answers the session's requests from
+ * it, and a background loop retries the same compare-and-set with backoff while HeldLock keeps the lock, which keeps
+ * other instances waiting instead of refreshing with the dead refresh token. The lock is released only after the
+ * save. A retry that finds the new value already stored (an earlier attempt was applied but its reply was lost)
+ * counts as saved; one that finds the set deleted (a logout) drops it quietly, since the logout must win. Only when
+ * another owner has taken the lock (or the process closes) is a pending set dropped, with one error log line that
+ * names the session by `sessionTag` (never the id itself, which is a credential, nor a token).
+ *
+ * Backoff: a transient refresh failure puts the session in `#backoff` for `refreshBackoffMs` (or the provider's
+ * Retry-After, bounded by `refreshBackoffMaxMs`): meanwhile the refresher is not called for it, callers get
+ * RefreshBackoffError (or the current set while its access token is still valid), and the set is kept. The map
+ * answers this process's requests without a store command; the key `{sid}:backoff`, written while the lock is
+ * still held and read under the lock, keeps the other instances from trying at once too. Without it, every request
+ * of a session would call a failing token endpoint again, on every instance.
  */
 export class TokenStoreCore implements TokenStore {
   readonly refreshSkewMs: number
@@ -109,6 +137,15 @@ export class TokenStoreCore implements TokenStore {
   readonly #log: FastifyBaseLogger
   readonly #records: Records
   readonly #flights = new Map<string, Promise<TokenSet>>()
+  /** Refreshed sets not stored yet, by sid: served to this session's requests here until saved or dropped. */
+  readonly #pending = new Map<string, PendingSave>()
+  /** The retry loops of pending sets (close() waits for them). */
+  readonly #saving = new Set<Promise<void>>()
+  /** Sessions whose last refresh failed transiently: until when the refresher is not called again, and why. */
+  readonly #backoff = new Map<string, { until: number, error: unknown }>()
+  /** Wakes the retry loops' pauses (close). */
+  readonly #wakers = new Set<() => void>()
+  #closed = false
   readonly #sessionChecks: SessionCheck[] = []
   /** Sessions read from the signed cookie (`sessionCookie` option), else undefined. */
   readonly cookieSessions: CookieSessions | undefined
@@ -173,6 +210,8 @@ export class TokenStoreCore implements TokenStore {
 
   async save (sid: string, set: TokenSet): Promise<void> {
     assertId(sid, 'sid')
+    // A set saved here replaces one still waiting to be stored (whose compare-and-set will then find it changed).
+    this.#pending.delete(sid)
     const problem = tokenSetProblem(set)
     if (problem !== undefined) throw new TokenStoreArgumentError('set', problem)
     const normalized = normalizeTokenSet(set)
@@ -190,9 +229,23 @@ export class TokenStoreCore implements TokenStore {
     await this.#kv.delete(this.keys.tokens(sid))
   }
 
-  /** Drops the opened copy of a session's set from this process's memory (logout, revocation). */
+  /**
+   * Drops the opened copy of a session's set from this process's memory (logout, revocation), and stops serving a
+   * set waiting to be stored (its retries go on: they cannot bring back a set the logout deleted).
+   */
   forget (sid: string): void {
     this.#opened.delete(sid)
+    this.#pending.delete(sid)
+  }
+
+  /**
+   * Stops the retries of sets waiting to be stored after one last attempt each (dropped ones are logged), before
+   * the store underneath closes.
+   */
+  async close (): Promise<void> {
+    this.#closed = true
+    for (const wake of this.#wakers) wake()
+    await Promise.all([...this.#saving])
   }
 
   async getFresh (sid: string, refresh: Refresher, opts?: GetFreshOptions): Promise<TokenSet> {
@@ -279,13 +332,32 @@ export class TokenStoreCore implements TokenStore {
   async getFreshFrom (sid: string, current: StoredTokenSet | null | undefined, refresh: Refresher, opts: GetFreshOptions = {}): Promise<TokenSet> {
     assertId(sid, 'sid')
     if (typeof refresh !== 'function') throw new TokenStoreArgumentError('refresh', 'must be a function')
+    const force = opts.force === true
+    const pending = this.#pending.get(sid)
+    if (pending !== undefined) return this.#fromPending(pending.set, force, opts.staleAccessToken)
     const stored = current === undefined ? await this.read(sid) : current
     if (stored === null) throw new UnauthenticatedError()
-    const force = opts.force === true
     const stale = force ? (opts.staleAccessToken ?? stored.set.accessToken) : undefined
     if (this.#usable(stored.set, force, stale)) return stored.set
     if (!hasRefreshToken(stored.set)) return this.#withoutRefreshToken(stored.set, force)
+    try {
+      return await this.#refreshOnce(sid, refresh, force, stale)
+    } catch (err) {
+      // The refresh was due but could not be made (provider down, backoff, store or lock trouble): an access token
+      // that has not expired still works, so a request that was not refused by the provider goes on with it.
+      if (!force && isTransient(err) && stored.set.expiresAt > Date.now()) return stored.set
+      throw err
+    }
+  }
 
+  /** Joins this session's flight in this process, or starts one (unless the session is backing off). */
+  async #refreshOnce (sid: string, refresh: Refresher, force: boolean, stale: string | undefined): Promise<TokenSet> {
+    const backoff = this.#backoff.get(sid)
+    if (backoff !== undefined) {
+      const left = backoff.until - Date.now()
+      if (left > 0) throw Object.assign(new RefreshBackoffError({ cause: backoff.error }), { retryAfterMs: left })
+      this.#backoff.delete(sid)
+    }
     const running = this.#flights.get(sid)
     if (running !== undefined) {
       const result = await running
@@ -305,48 +377,132 @@ export class TokenStoreCore implements TokenStore {
   }
 
   async #fly (sid: string, refresh: Refresher, force: boolean, stale: string | undefined): Promise<TokenSet> {
-    const lockKey = this.keys.lock(sid)
-    const owner = randomUUID()
-    await timeLockWait(this, () => this.#acquire(lockKey, owner))
+    const lock = await timeLockWait(this, () => this.#acquire(this.keys.lock(sid)))
+    let handedOver = false
     try {
-      // Re-read under the lock: another instance may have refreshed while we waited.
-      const stored = await this.read(sid)
+      // Re-read under the lock: another instance may have refreshed while we waited, or failed and backed off.
+      const [stored, backoffUntil] = await Promise.all([this.read(sid), this.#kv.get(this.keys.backoff(sid))])
       if (stored === null) throw new UnauthenticatedError()
       if (this.#usable(stored.set, force, stale)) return stored.set
       const refreshToken = stored.set.refreshToken
       if (refreshToken === undefined || refreshToken === '') return this.#withoutRefreshToken(stored.set, force)
+      const left = Number(backoffUntil) - Date.now()
+      if (backoffUntil !== null && left > 0) {
+        this.#backoff.set(sid, { until: Date.now() + left, error: undefined })
+        throw Object.assign(new RefreshBackoffError(), { retryAfterMs: left })
+      }
 
-      const fresh = await this.#refresh(sid, refresh, refreshToken, lockKey, owner)
+      const fresh = await this.#refresh(sid, refresh, refreshToken)
       const merged = normalizeTokenSet({ ...fresh, refreshToken: hasRefreshToken(fresh) ? fresh.refreshToken : refreshToken })
-      const outcome = await this.#kv.compareAndSet(this.keys.tokens(sid), stored.sealed, this.#seal(sid, merged), this.#ttl(merged))
-      if (outcome === 'missing') {
-        // Logged out while the refresh ran: the refresh must not resurrect the set.
-        throw new UnauthenticatedError()
+      const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged), expected: stored.sealed, lock }
+      let outcome: SaveOutcome
+      try {
+        outcome = await this.#trySave(save)
+      } catch (err) {
+        if (!(err instanceof StoreUnavailableError)) throw err
+        // The provider has rotated the refresh token: the only copy of the new one is here. Keep it, and the lock.
+        handedOver = true
+        this.#keep(save, err)
+        return merged
       }
-      if (outcome === 'changed') {
-        // Someone wrote a newer set meanwhile (our lease ran out, or a new login): theirs wins.
-        const now = await this.read(sid)
-        if (now === null) throw new UnauthenticatedError()
-        return now.set
+      if (outcome === 'saved') {
+        await this.#hook('onRefresh', { sid, set: merged })
+        return merged
       }
-      await this.#hook('onRefresh', { sid, set: merged })
-      return merged
+      // Logged out while the refresh ran: the refresh must not resurrect the set.
+      if (outcome === 'missing') throw new UnauthenticatedError()
+      // Someone wrote a newer set meanwhile (our lease ran out, or a new login): theirs wins.
+      return outcome.set
     } finally {
-      await this.#release(lockKey, owner)
+      if (!handedOver) await lock.release()
     }
   }
 
-  /** Calls the refresher once, renewing the lock's lease while it runs. Maps its errors. */
-  async #refresh (sid: string, refresh: Refresher, refreshToken: string, lockKey: string, owner: string): Promise<TokenSet> {
-    const lease = this.#options.lockLeaseMs
-    const renewal = setInterval(() => {
-      this.#kv.extendLock(lockKey, owner, lease).then(held => {
-        if (!held) this.#log.warn('token-store: the refresh lock was lost while refreshing (lease expired)')
-      }, (err: unknown) => {
-        this.#log.warn({ err }, 'token-store: could not renew the refresh lock')
-      })
-    }, Math.max(1, Math.floor(lease / 3)))
-    renewal.unref()
+  /**
+   * One compare-and-set of a refreshed set against the value read under the lock. 'saved' also when the store
+   * already holds exactly the new sealed value (an earlier attempt was applied, its reply lost: sealing is
+   * randomised, so nobody else can have written the same value); 'missing' when the set is gone (a logout);
+   * otherwise the set someone else stored meanwhile.
+   */
+  async #trySave (save: PendingSave): Promise<SaveOutcome> {
+    const key = this.keys.tokens(save.sid)
+    const outcome = await this.#kv.compareAndSet(key, save.expected, save.sealed, this.#ttl(save.set))
+    if (outcome !== 'changed') return outcome === 'ok' ? 'saved' : 'missing'
+    const now = await this.#kv.get(key)
+    if (now === save.sealed) return 'saved'
+    return await this.open(save.sid, now) ?? 'missing'
+  }
+
+  /** Keeps a refreshed set that could not be stored: served from here, retried in the background. */
+  #keep (save: PendingSave, err: unknown): void {
+    this.#pending.set(save.sid, save)
+    this.#log.warn({ session: sessionTag(save.sid), err }, 'token-store: a refreshed token set could not be stored yet; this process keeps it, holds the refresh lock and retries')
+    const saving = this.#retrySave(save)
+    this.#saving.add(saving)
+    saving.finally(() => this.#saving.delete(saving)).catch(() => {})
+  }
+
+  /** Retries a pending set's compare-and-set until it is stored, the session ended, or the lock is lost. */
+  async #retrySave (save: PendingSave): Promise<void> {
+    const session = sessionTag(save.sid)
+    let pause = SAVE_RETRY_FIRST_MS
+    let dropped: string | undefined
+    try {
+      for (;;) {
+        await this.#pause(pause)
+        pause = Math.min(pause * 2, SAVE_RETRY_MAX_MS)
+        let outcome: SaveOutcome
+        try {
+          outcome = await this.#trySave(save)
+        } catch (err) {
+          if (this.#closed) dropped = 'the process is closing and the store did not take it'
+          else if (save.lock.lost) dropped = 'another instance took the refresh lock before the store came back'
+          else if (!(err instanceof StoreUnavailableError)) dropped = 'the store refused it'
+          if (dropped !== undefined) break
+          continue
+        }
+        if (outcome === 'saved') {
+          this.#log.info({ session }, 'token-store: stored a refreshed token set this process had kept')
+          await this.#hook('onRefresh', { sid: save.sid, set: save.set })
+        } else if (outcome === 'missing') {
+          this.#log.info({ session }, 'token-store: a kept token set was not stored: the session ended meanwhile')
+        } else {
+          this.#log.warn({ session }, 'token-store: a kept token set was not stored: another one was stored for the session meanwhile')
+        }
+        return
+      }
+      this.#log.error({ session, reason: dropped }, `token-store: dropped a refreshed token set that could not be stored (${dropped}); this session will have to sign in again`)
+    } finally {
+      if (this.#pending.get(save.sid) === save) this.#pending.delete(save.sid)
+      await save.lock.release()
+    }
+  }
+
+  /** Resolves after `ms`, or at once when the store closes. */
+  #pause (ms: number): Promise<void> {
+    if (this.#closed) return Promise.resolve()
+    return new Promise(resolve => {
+      const wake = (): void => {
+        clearTimeout(timer)
+        this.#wakers.delete(wake)
+        resolve()
+      }
+      const timer = setTimeout(wake, ms)
+      timer.unref()
+      this.#wakers.add(wake)
+    })
+  }
+
+  /** A set kept in this process, not stored yet: it is the newest there is, so it is served while usable. */
+  #fromPending (set: TokenSet, force: boolean, staleAccessToken: string | undefined): TokenSet {
+    if (this.#usable(set, force, force ? (staleAccessToken ?? set.accessToken) : undefined)) return set
+    if (!force && set.expiresAt > Date.now()) return set
+    // Refreshing again needs the store to have taken this set first.
+    throw new StoreUnavailableError({ cause: new Error('a refreshed token set is still waiting to be stored') })
+  }
+
+  /** Calls the refresher once (the lock is held and renewed meanwhile). Maps its errors; backs off after a transient one. */
+  async #refresh (sid: string, refresh: Refresher, refreshToken: string): Promise<TokenSet> {
     let fresh: unknown
     try {
       fresh = await refresh(refreshToken)
@@ -361,38 +517,57 @@ export class TokenStoreCore implements TokenStore {
         await this.#hook('onRevoked', { sid, error: err })
         throw new ReauthRequiredError({ cause: err })
       }
+      await this.#backOff(sid, err)
       await this.#hook('onRefreshFailed', { sid, error: err })
       throw err
-    } finally {
-      clearInterval(renewal)
     }
     const problem = tokenSetProblem(fresh)
     if (problem !== undefined) {
       const error = new TokenStoreArgumentError('refresher result', problem)
+      await this.#backOff(sid, error)
       await this.#hook('onRefreshFailed', { sid, error })
       throw error
     }
     return fresh as TokenSet
   }
 
-  async #acquire (lockKey: string, owner: string): Promise<void> {
+  /**
+   * Starts the session's backoff after a transient refresh failure (Retry-After honoured, bounded): in this
+   * process, and (best effort, while the lock is still held) in the store, where the next flight of any instance
+   * finds it under the lock.
+   */
+  async #backOff (sid: string, error: unknown): Promise<void> {
+    const asked = retryAfterOf(error)
+    const ms = Math.ceil(asked === undefined ? this.#options.refreshBackoffMs : Math.min(asked, this.#options.refreshBackoffMaxMs))
+    if (ms <= 0) return
+    const now = Date.now()
+    // Oldest first: expired entries of sessions that never came back are swept from the front.
+    for (const [key, entry] of this.#backoff) {
+      if (entry.until > now && this.#backoff.size < MAX_BACKOFF_ENTRIES) break
+      this.#backoff.delete(key)
+    }
+    this.#backoff.delete(sid)
+    this.#backoff.set(sid, { until: now + ms, error })
+    try {
+      await this.#kv.set(this.keys.backoff(sid), String(now + ms), ms)
+    } catch (err) {
+      this.#log.debug({ err }, 'token-store: could not share a refresh backoff with other instances')
+    }
+  }
+
+  async #acquire (lockKey: string): Promise<HeldLock> {
+    const owner = randomUUID()
     const deadline = Date.now() + this.#options.lockWaitMs
     let pause = 50
     for (;;) {
-      if (await this.#kv.lock(lockKey, owner, this.#options.lockLeaseMs)) return
+      if (await this.#kv.lock(lockKey, owner, this.#options.lockLeaseMs)) {
+        return new HeldLock(this.#kv, lockKey, owner, this.#options.lockLeaseMs, this.#log)
+      }
       const remaining = deadline - Date.now()
       if (remaining <= 0) throw new RefreshBusyError()
       // Woken by the release (pub/sub or in-process), by the lease's end, or by this poll interval.
       await this.#kv.waitForUnlock(lockKey, Math.min(remaining, pause))
       pause = Math.min(pause * 2, 1000)
-    }
-  }
-
-  async #release (lockKey: string, owner: string): Promise<void> {
-    try {
-      await this.#kv.unlock(lockKey, owner)
-    } catch (err) {
-      this.#log.warn({ err }, 'token-store: could not release the refresh lock; it expires with its lease')
     }
   }
 
@@ -408,7 +583,7 @@ export class TokenStoreCore implements TokenStore {
   }
 
   #usable (set: TokenSet, force: boolean, stale: string | undefined): boolean {
-    return set.expiresAt - Date.now() > this.refreshSkewMs && (!force || set.accessToken !== stale)
+    return set.expiresAt - Date.now() > refreshWindowMs(set, this.refreshSkewMs) && (!force || set.accessToken !== stale)
   }
 
   /** A set without a refresh token cannot be refreshed: usable until it expires, never after a forced refresh. */
@@ -424,6 +599,95 @@ export class TokenStoreCore implements TokenStore {
   #seal (sid: string, set: TokenSet): string {
     return this.#options.keyRing.seal(JSON.stringify(set), tokenContext(sid))
   }
+}
+
+/** First pause between retries of a pending set's save, doubled after each failure up to SAVE_RETRY_MAX_MS. */
+const SAVE_RETRY_FIRST_MS = 50
+const SAVE_RETRY_MAX_MS = 1000
+/** Sessions in backoff remembered at most (each entry lives refreshBackoffMs; this only bounds a flood). */
+const MAX_BACKOFF_ENTRIES = 100_000
+
+/** A refreshed set on its way to the store, with the lock that keeps other instances from refreshing meanwhile. */
+interface PendingSave {
+  readonly sid: string
+  readonly set: TokenSet
+  readonly sealed: string
+  /** The sealed value read under the lock: the compare-and-set replaces only it. */
+  readonly expected: string
+  readonly lock: HeldLock
+}
+
+type SaveOutcome = 'saved' | 'missing' | StoredTokenSet
+
+/**
+ * The refresh lock while this process holds it. Its lease is renewed every third of `leaseMs` until `release()`.
+ * A renewal that finds the key gone or expired (Redis restarted, or this process or Redis stalled past the lease)
+ * takes it again when nobody else has; when another owner has it, `lost` is set and renewals stop. Renewals that
+ * fail (the store unreachable) are retried at the next tick: as long as the store is unreachable, nobody else can
+ * take the lock either.
+ */
+class HeldLock {
+  lost = false
+  readonly #kv: KVStore
+  readonly #key: string
+  readonly #owner: string
+  readonly #leaseMs: number
+  readonly #log: FastifyBaseLogger
+  readonly #timer: NodeJS.Timeout
+  #released = false
+
+  constructor (kv: KVStore, key: string, owner: string, leaseMs: number, log: FastifyBaseLogger) {
+    this.#kv = kv
+    this.#key = key
+    this.#owner = owner
+    this.#leaseMs = leaseMs
+    this.#log = log
+    this.#timer = setInterval(() => { this.#renew() }, Math.max(1, Math.floor(leaseMs / 3)))
+    this.#timer.unref()
+  }
+
+  #renew (): void {
+    this.#kv.extendLock(this.#key, this.#owner, this.#leaseMs).then(async held => {
+      if (held || this.#released) return
+      if (await this.#kv.lock(this.#key, this.#owner, this.#leaseMs)) {
+        // Released while this renewal was on its way: give it back at once.
+        if (this.#released) await this.#kv.unlock(this.#key, this.#owner)
+        else this.#log.warn('token-store: the refresh lock had expired while held (a stall); taken again')
+        return
+      }
+      if (this.#released) return
+      this.lost = true
+      clearInterval(this.#timer)
+      this.#log.warn('token-store: the refresh lock was lost to another instance while held (lease expired)')
+    }).catch((err: unknown) => {
+      this.#log.warn({ err }, 'token-store: could not renew the refresh lock')
+    })
+  }
+
+  async release (): Promise<void> {
+    if (this.#released) return
+    this.#released = true
+    clearInterval(this.#timer)
+    try {
+      await this.#kv.unlock(this.#key, this.#owner)
+    } catch (err) {
+      this.#log.warn({ err }, 'token-store: could not release the refresh lock; it expires with its lease')
+    }
+  }
+}
+
+/** Whether a failed refresh leaves the session signed in (anything but a refusal or a missing set). */
+function isTransient (err: unknown): boolean {
+  return !(err instanceof ReauthRequiredError) && !(err instanceof UnauthenticatedError)
+}
+
+/**
+ * How log lines name a session: 12 characters of base64url(SHA-256(sid)). A session id is a bearer credential and
+ * never goes to a log; ids are random, so this cannot be turned back into one, yet the same session always gets the
+ * same tag.
+ */
+export function sessionTag (sid: string): string {
+  return createHash('sha256').update(sid).digest('base64url').slice(0, 12)
 }
 
 function hasRefreshToken (set: TokenSet): boolean {

@@ -8,11 +8,13 @@ import type { TestBrowser } from '../helpers/browser.js'
 
 const CSRF = { 'x-csrf': '1' }
 
+/** Moves the session's set in time: it now expires in `msFromNow`, and had the same life (2 hours) before that. */
 async function setExpiry (stack: Stack, browser: TestBrowser, msFromNow: number): Promise<void> {
   const sid = stack.sessionIdOf(browser)
   const set = await stack.app.tokenStore.get(sid)
   if (set === null) throw new Error('no token set')
-  await stack.app.tokenStore.save(sid, { ...set, expiresAt: Date.now() + msFromNow })
+  const expiresAt = Date.now() + msFromNow
+  await stack.app.tokenStore.save(sid, { ...set, expiresAt, obtainedAt: expiresAt - (set.expiresAt - set.obtainedAt) })
 }
 
 async function signedIn (t: Test, opts: Parameters<typeof startStack>[0] = {}): Promise<{ stack: Stack, browser: TestBrowser }> {
@@ -108,20 +110,34 @@ t.test('a revoked grant: 401 reauth_required, then no more token requests', asyn
   t.same(JSON.parse((await browser.get(`${stack.url}/auth/session`)).body), { authenticated: false })
 })
 
-t.test('a 503 from the token endpoint keeps the session; the next call recovers', async (t) => {
-  const { stack, browser } = await signedIn(t)
+t.test('a 503 from the token endpoint keeps the session; it backs off for the Retry-After, then recovers', async (t) => {
+  const failures: unknown[] = []
+  const { stack, browser } = await signedIn(t, { tokenStore: { hooks: { onRefreshFailed: (e) => { failures.push(e.error) } } } })
   await setExpiry(stack, browser, -1000)
-  stack.mock.setFault('token', 'http503', { times: 1 })
+  stack.mock.setFault('token', 'http503') // answers with Retry-After: 1
   const failed = await browser.get(`${stack.url}/api/user/info`, CSRF)
   t.equal(failed.status, 503)
   t.same(JSON.parse(failed.body).error, 'upstream_unavailable')
-  const ok = await browser.get(`${stack.url}/api/user/info`, CSRF)
-  t.equal(ok.status, 200)
-  t.equal(stack.mock.counts().grants.refresh_token, 2)
+  t.equal(stack.mock.counts().grants.refresh_token, 1)
+  t.match(failures, [{ code: 'FST_AIHUBMIX_UPSTREAM_BUSY', retryAfterMs: 1000 }], 'the provider\'s Retry-After: 1 reaches token-store')
+  // Twenty requests at once, as a user's page would send them, and more right after: nobody calls the token
+  // endpoint while the session backs off.
+  const burst = await Promise.all(Array.from({ length: 20 }, () => browser.get(`${stack.url}/api/user/info`, CSRF)))
+  t.same(burst.map((r) => [r.status, JSON.parse(r.body).error]), Array(20).fill([503, 'upstream_unavailable']))
+  t.equal(stack.mock.counts().grants.refresh_token, 1, 'no token call during the backoff')
+  stack.mock.setFault('token', null)
+  let answer = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  while (answer.status === 503) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    answer = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  }
+  t.equal(answer.status, 200, 'recovered once the backoff was over')
+  t.equal(stack.mock.counts().grants.refresh_token, 2, 'one more token call: the one that succeeded')
 })
 
 t.test('token endpoint timeouts and connection failures keep the session', async (t) => {
-  const { stack, browser } = await signedIn(t, { proxy: { timeoutMs: 300 } })
+  // Without the backoff after a failure (refresh-backoff.test.ts has it), each request tries again.
+  const { stack, browser } = await signedIn(t, { proxy: { timeoutMs: 300 }, tokenStore: { refreshBackoffMs: 0 } })
   await setExpiry(stack, browser, -1000)
   stack.mock.setFault('token', 'hang', { times: 1 })
   const slow = await browser.get(`${stack.url}/api/user/info`, CSRF)

@@ -38,6 +38,9 @@ t.test('reusing a rotated refresh token: invalid_grant and the whole grant revok
 
   const other = await login(provider, app)
   t.equal((await refresh(provider, app, other.refresh_token)).status, 200, 'another grant is untouched')
+  t.equal(provider.counts().refreshTokenReuses, 1, 'one reuse counted (the newest token was refused as revoked, not reused)')
+  assertInvalidGrant(t, await refresh(provider, app, tokens.refresh_token), 'reuse again')
+  t.equal(provider.counts().refreshTokenReuses, 2, 'a reuse on a revoked grant still counts')
 })
 
 t.test('refreshReuseRevokes: false: reuse is refused, the family lives', async (t) => {

@@ -96,7 +96,7 @@ t.test('reads after a save in the same request go to the store and see the new s
   t.same(commands, ['MGET', 'SET', 'GET', 'GET'], 'prefetch, save, then reads from the store')
 })
 
-t.test('an expired set: the refresh path (lock, re-read, compare-and-set, unlock)', async t => {
+t.test('an expired set: the refresh path (lock, re-read and backoff check, compare-and-set, unlock)', async t => {
   const setup = await countingApp(t)
   if (setup === undefined) return
   const { app, commands } = setup
@@ -107,6 +107,6 @@ t.test('an expired set: the refresh path (lock, re-read, compare-and-set, unlock
   t.equal(res.statusCode, 200)
   t.equal(app.refreshCalls.length, 1)
   // EVAL follows an EVALSHA only when Redis did not know the script yet (NOSCRIPT).
-  t.same(commands.filter(c => c !== 'EVAL'), ['MGET', 'SET', 'GET', 'EVALSHA', 'EVALSHA'],
-    'prefetch, lock (SET NX PX), re-read under the lock, compare-and-set, unlock + publish')
+  t.same(commands.filter(c => c !== 'EVAL'), ['MGET', 'SET', 'GET', 'GET', 'EVALSHA', 'EVALSHA'],
+    'prefetch, lock (SET NX PX), re-read of the set and of the session\'s backoff under the lock (together), compare-and-set, unlock + publish')
 })

@@ -104,8 +104,8 @@ t.test('a crashed lock holder: the lease expires and the waiter refreshes', asyn
   t.equal(await admin.exists(`${prefix}{${id}}:lock`), 0, 'released after the refresh')
 })
 
-t.test('a transient failure on one instance: the waiting instance tries once itself, no loop', async t => {
-  const setup = await twoInstances(t)
+t.test('a transient failure on one instance: the waiting instance backs off too (503), then one of them tries again', async t => {
+  const setup = await twoInstances(t, { refreshBackoffMs: 300 })
   if (setup === undefined) return
   const { a, b } = setup
   const id = sid()
@@ -119,7 +119,13 @@ t.test('a transient failure on one instance: the waiting instance tries once its
   await started.promise
   const onB = b.tokenStore.getFresh(id, working.refresh)
   await t.rejects(onA, outage)
-  t.same(await onB, next)
+  const waited = await onB.then(() => undefined, (err: unknown) => err) as (Error & { retryAfterMs?: number }) | undefined
+  t.match(waited, { code: 'FST_AIHUBMIX_REFRESH_BACKOFF', statusCode: 503 }, 'B found A\'s backoff under the lock')
+  t.same(working.calls, [], 'and did not call the provider')
+  await t.rejects(b.tokenStore.getFresh(id, working.refresh), { code: 'FST_AIHUBMIX_REFRESH_BACKOFF' }, 'nor on its next request')
+  t.same(working.calls, [])
+  await sleep((waited?.retryAfterMs ?? 0) + 20)
+  t.same(await b.tokenStore.getFresh(id, working.refresh), next, 'after the backoff: refreshed')
   t.equal(failing.calls.length, 1)
   t.equal(working.calls.length, 1)
 })

@@ -10,6 +10,8 @@ import {
   DEFAULT_SESSION_TTL_MS,
   DEFAULT_LOCK_LEASE_MS,
   DEFAULT_LOCK_WAIT_MS,
+  DEFAULT_REFRESH_BACKOFF_MS,
+  DEFAULT_REFRESH_BACKOFF_MAX_MS,
   DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
   TokenStoreOptionsError
 } from '@fastify-aihubmix/token-store'
@@ -30,9 +32,13 @@ t.test('defaults', async t => {
   t.equal(o.sessionTtlMs, DEFAULT_SESSION_TTL_MS)
   t.equal(o.sessionTtlMs, 24 * 3600_000)
   t.equal(o.lockLeaseMs, DEFAULT_LOCK_LEASE_MS)
-  t.equal(o.lockLeaseMs, 30_000)
+  t.equal(o.lockLeaseMs, 10_000, 'a lock left by a dead process frees within seconds')
   t.equal(o.lockWaitMs, DEFAULT_LOCK_WAIT_MS)
-  t.equal(o.lockWaitMs, 35_000)
+  t.equal(o.lockWaitMs, 12_000)
+  t.equal(o.refreshBackoffMs, DEFAULT_REFRESH_BACKOFF_MS)
+  t.equal(o.refreshBackoffMs, 1000)
+  t.equal(o.refreshBackoffMaxMs, DEFAULT_REFRESH_BACKOFF_MAX_MS)
+  t.equal(o.refreshBackoffMaxMs, 30_000)
   t.equal(o.redisCommandTimeoutMs, DEFAULT_REDIS_COMMAND_TIMEOUT_MS)
   t.same(o.hooks, {})
   t.ok(o.lockWaitMs > o.lockLeaseMs, 'waiters outlast a crashed holder\'s lease')
@@ -69,6 +75,9 @@ t.test('bad options: an error that names the option path', async t => {
     [{ encryptionKeys: KEY_A, lockLeaseMs: 10 }, 'lockLeaseMs'],
     [{ encryptionKeys: KEY_A, lockWaitMs: -5 }, 'lockWaitMs'],
     [{ encryptionKeys: KEY_A, redisCommandTimeoutMs: -1 }, 'redisCommandTimeoutMs'],
+    [{ encryptionKeys: KEY_A, refreshBackoffMs: -1 }, 'refreshBackoffMs'],
+    [{ encryptionKeys: KEY_A, refreshBackoffMaxMs: 1.5 }, 'refreshBackoffMaxMs'],
+    [{ encryptionKeys: KEY_A, refreshBackoffMs: 5000, refreshBackoffMaxMs: 4000 }, 'refreshBackoffMaxMs'],
     [{ encryptionKeys: KEY_A, keyPrefix: '' }, 'keyPrefix'],
     [{ encryptionKeys: KEY_A, keyPrefix: 'app{1}:' }, 'keyPrefix'],
     [{ encryptionKeys: KEY_A, backend: 'postgres' }, 'backend'],

@@ -25,7 +25,8 @@ forEachBackend(t, 'inside the skew window: refreshed once, the rotated set saved
   const events: RefreshEvent[] = []
   const app = await buildApp(t, { ...backend.options, hooks: { onRefresh: e => { events.push(e) } } })
   const id = sid()
-  const old = tokenSet({ expiresInMs: 2 * MINUTE }) // default skew: 5 minutes
+  // A 2-hour token with 2 minutes left: inside the default skew (5 minutes), which is shorter than half its life.
+  const old = tokenSet({ expiresInMs: 2 * MINUTE, obtainedAt: Date.now() - 118 * MINUTE })
   await app.tokenStore.save(id, old)
   const next = tokenSet()
   const r = countingRefresher({ answer: () => next })
@@ -127,7 +128,7 @@ forEachBackend(t, 'a set without refresh token: usable until it expires, then Un
   const app = await buildApp(t, backend.options)
   const r = countingRefresher()
   const inSkew = sid()
-  const { refreshToken: _a, ...soon } = tokenSet({ expiresInMs: 2 * MINUTE })
+  const { refreshToken: _a, ...soon } = tokenSet({ expiresInMs: 2 * MINUTE, obtainedAt: Date.now() - 118 * MINUTE })
   await app.tokenStore.save(inSkew, soon)
   t.same(await app.tokenStore.getFresh(inSkew, r.refresh), soon, 'inside the skew window, still valid: returned')
   await t.rejects(app.tokenStore.getFresh(inSkew, r.refresh, { force: true }), { code: 'FST_AIHUBMIX_UNAUTHENTICATED' }, 'forced: cannot refresh')

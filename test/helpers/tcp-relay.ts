@@ -1,0 +1,67 @@
+import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net'
+
+/**
+ * A TCP relay on 127.0.0.1 in front of a real server (Redis), for network faults that hit ONE client while the
+ * others keep their direct connection:
+ * - `holdReplies()`: the server still gets and executes every command, but its answers are thrown away (replies
+ *   lost on the way);
+ * - `cut()`: every relayed connection is closed (answers held back are dropped) and new ones are refused;
+ * - `restore()`: accepts and relays again, on the same port.
+ */
+export interface TcpRelay {
+  readonly port: number
+  holdReplies (): void
+  cut (): Promise<void>
+  restore (): Promise<void>
+  close (): Promise<void>
+}
+
+export async function startTcpRelay (targetHost: string, targetPort: number): Promise<TcpRelay> {
+  const sockets = new Set<Socket>()
+  let holding = false
+
+  const relay = (client: Socket): void => {
+    const upstream = connect(targetPort, targetHost)
+    sockets.add(client)
+    sockets.add(upstream)
+    client.on('data', (chunk) => { upstream.write(chunk) })
+    upstream.on('data', (chunk) => { if (!holding) client.write(chunk) })
+    const drop = (): void => {
+      client.destroy()
+      upstream.destroy()
+      sockets.delete(client)
+      sockets.delete(upstream)
+    }
+    client.on('error', drop)
+    upstream.on('error', drop)
+    client.on('close', drop)
+    upstream.on('close', drop)
+  }
+
+  let server: Server = createServer(relay)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  let listening = true
+
+  const cut = async (): Promise<void> => {
+    for (const socket of sockets) socket.destroy()
+    sockets.clear()
+    if (!listening) return
+    listening = false
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+
+  return {
+    port,
+    holdReplies () { holding = true },
+    cut,
+    async restore () {
+      holding = false
+      if (listening) return
+      server = createServer(relay)
+      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve))
+      listening = true
+    },
+    close: cut
+  }
+}
