@@ -53,7 +53,7 @@ export const MetricsOptionsSchema = Type.Object({
 /** The route plugin's options, but for `metrics` (an object with methods, checked by shape). */
 export const MetricsRouteOptionsSchema = Type.Object({
   metrics: Type.Object({}, { description: 'the app\'s fastify.aihubmixMetrics' }),
-  path: Type.Optional(Type.String({ pattern: '^/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$', maxLength: 256 }))
+  path: Type.Optional(Type.String({ pattern: '^/[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$', maxLength: 256, expected: 'a path like /metrics' }))
 }, { additionalProperties: false })
 
 const checkOptions = TypeCompiler.Compile(MetricsOptionsSchema)
@@ -107,24 +107,25 @@ function ours (options: unknown): Record<string, unknown> {
 /** A copy of a bucket list, frozen, after checking that it increases strictly (prom-client would sort it silently). */
 function increasing (buckets: number[] | undefined, path: string): readonly number[] | undefined {
   if (buckets === undefined) return undefined
-  for (let i = 0; i < buckets.length; i++) {
-    const value = buckets[i] as number
-    if (!Number.isFinite(value)) throw new MetricsOptionsError(`${path}[${i}]`, 'expected a finite number of seconds')
-    if (i > 0 && value <= (buckets[i - 1] as number)) {
+  for (let i = 1; i < buckets.length; i++) {
+    if ((buckets[i] as number) <= (buckets[i - 1] as number)) {
       throw new MetricsOptionsError(`${path}[${i}]`, 'expected upper bounds that increase strictly')
     }
   }
   return Object.freeze([...buckets])
 }
 
-/** TypeBox's message, lower-cased, with the kind of value given (never the value itself). */
+/** What was expected (the schema's own `expected` words, else TypeBox's message), and the kind of value given (never the value itself). */
 function problem (error: ValueError): string {
   if (error.type === ValueErrorType.ObjectAdditionalProperties) {
     return `is not an option (expected one of ${Object.keys((error.schema as { properties?: object }).properties ?? {}).join(', ')})`
   }
   const value: unknown = error.value
+  if (typeof value === 'number' && !Number.isFinite(value)) return 'expected a finite number of seconds'
   const kind = value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value
-  return `${error.message.toLowerCase()}, got ${kind}`
+  const own = (error.schema as { expected?: unknown }).expected
+  const expected = typeof own === 'string' ? `expected ${own}` : error.message.charAt(0).toLowerCase() + error.message.slice(1)
+  return `${expected}, got ${kind}`
 }
 
 /** JSON pointer (`/lockWaitBuckets/2`) to an option path (`lockWaitBuckets[2]`). */
