@@ -10,7 +10,7 @@ import { promisify } from 'node:util'
 
 const run = promisify(execFile)
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
-const PACKAGES = ['token-store', 'aihubmix-proxy', 'oauth-routes', 'mock-provider', 'cli']
+const PACKAGES = ['token-store', 'aihubmix-proxy', 'oauth-routes', 'metrics', 'mock-provider', 'cli']
 
 for (const name of PACKAGES) {
   t.test(`npm pack in src/${name}`, async (t) => {
