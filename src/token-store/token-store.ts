@@ -126,6 +126,10 @@ export interface TokenStoreCoreOptions {
  * answers this process's requests without a store command; the key `{sid}:backoff`, written while the lock is
  * still held and read under the lock, keeps the other instances from trying at once too. Without it, every request
  * of a session would call a failing token endpoint again, on every instance.
+ *
+ * Diagnostics (diagnostics.ts): the flight is one span of `aihubmix:refresh`, wrapped where it starts, and its wait
+ * for the lock one `aihubmix:refresh-lock-wait` message, timed around `#acquire`; the refresher the flight calls is
+ * watched for its outcome. Nobody listening, both wrappers call straight through.
  */
 export class TokenStoreCore implements TokenStore {
   readonly refreshSkewMs: number
