@@ -12,6 +12,7 @@ import {
 import { UPSTREAM_CHANNEL, type AihubmixClient, type UpstreamTraceContext } from '@fastify-aihubmix/aihubmix-proxy'
 import { LOGIN_CHANNEL, LOGIN_ERROR_CODES, type LoginMessage } from '@fastify-aihubmix/oauth-routes'
 import type { ResolvedMetricsOptions } from './options.js'
+import { UpstreamMetrics } from './upstream-metrics.js'
 
 /** The metric names (CONTRACT.md's section 8). */
 export const METRIC_NAMES = Object.freeze({
@@ -79,19 +80,8 @@ export function createMetrics (sources: MetricsSources, options: ResolvedMetrics
     labelNames: ['result'],
     registers
   })
-  const upstreamRequests = new Counter({
-    name: METRIC_NAMES.upstreamRequests,
-    help: 'HTTP exchanges with the provider, by endpoint and status: the HTTP status, or timeout, aborted, error when there was no answer.',
-    labelNames: ['endpoint', 'status'],
-    registers
-  })
-  const upstreamDuration = new Histogram({
-    name: METRIC_NAMES.upstreamDuration,
-    help: 'Duration of HTTP exchanges with the provider, from sending the request to reading the whole answer, by endpoint.',
-    labelNames: ['endpoint'],
-    buckets: [...options.upstreamDurationBuckets],
-    registers
-  })
+  // The two that move on every proxied request: kept without prom-client's per-observation work (upstream-metrics.ts).
+  const upstream = new UpstreamMetrics(registry, { requests: METRIC_NAMES.upstreamRequests, duration: METRIC_NAMES.upstreamDuration }, options.upstreamDurationBuckets, ENDPOINTS)
   const lockWait = new Histogram({
     name: METRIC_NAMES.lockWait,
     help: 'Time a refresh waited for its session\'s refresh lock (held by a refresh of another request or instance).',
@@ -107,15 +97,12 @@ export function createMetrics (sources: MetricsSources, options: ResolvedMetrics
   // first event.
   for (const result of LOGIN_RESULTS) logins.inc({ result }, 0)
   for (const result of REFRESH_RESULTS) refreshes.inc({ result }, 0)
-  for (const endpoint of ENDPOINTS) upstreamDuration.zero({ endpoint })
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry })
 
   const onUpstream = (message: unknown): void => {
     const context = message as UpstreamTraceContext
     if (context.client !== client) return
-    const endpoint = ENDPOINTS.has(context.endpoint) ? context.endpoint : 'other'
-    upstreamRequests.inc({ endpoint, status: statusLabel(context.status) })
-    if (typeof context.durationMs === 'number') upstreamDuration.observe({ endpoint }, context.durationMs / 1000)
+    upstream.record(ENDPOINTS.has(context.endpoint) ? context.endpoint : 'other', statusLabel(context.status), typeof context.durationMs === 'number' ? context.durationMs / 1000 : undefined)
   }
   const onRefresh = (message: unknown): void => {
     const context = message as RefreshTraceContext
