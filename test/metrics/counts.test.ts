@@ -55,6 +55,14 @@ t.test('provider calls, refreshes, lock waits and sign-ins are counted as they h
   t.equal(logins['result=invalid_state'], 0, 'every result exists from the start')
   const buckets = series(samples, 'aihubmix_upstream_request_duration_seconds_bucket', { endpoint: 'userinfo' })
   t.equal(buckets['le=+Inf'], 1)
+  // The registry's JSON view says the same as its text.
+  const json = await app.aihubmixMetrics.registry.getMetricsAsJSON()
+  const requests = json.find((m) => m.name === 'aihubmix_upstream_requests_total')
+  t.same(requests?.values.map((v) => `${String(v.labels.endpoint)} ${String(v.labels.status)} ${v.value}`).sort(), ['token 200 1', 'topup 200 1', 'userinfo 200 1'])
+  const durationCounts = json.find((m) => m.name === 'aihubmix_upstream_request_duration_seconds')?.values
+    .filter((v) => (v as { metricName?: string }).metricName === 'aihubmix_upstream_request_duration_seconds_count')
+    .map((v) => [v.labels.endpoint, v.value])
+  t.same(durationCounts, [['token', 1], ['userinfo', 1], ['topup', 1]])
 })
 
 t.test('every failed store command is a store error', async (t) => {
