@@ -160,7 +160,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     const endpoint = upstreamTraced() ? endpoints.get(path) : undefined
     if (endpoint === undefined) return exchange(method, path, headers, body, signal)
     const grant = endpoint === 'token' ? grantOf(body) : undefined
-    return traceUpstream({ client, endpoint, method, ...(grant === undefined ? {} : { grant }) }, () => exchange(method, path, headers, body, signal))
+    return traceUpstream({ client, endpoint, method, grant }, () => exchange(method, path, headers, body, signal))
   }
 
   async function exchange (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: UpstreamSignal): Promise<UpstreamAnswer> {
