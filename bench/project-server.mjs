@@ -5,9 +5,11 @@
 //
 // env: BENCH_PORT, BENCH_PUBLIC_URL (default http://127.0.0.1:BENCH_PORT), BENCH_UPSTREAM,
 //      BENCH_CLIENT_ID, BENCH_CLIENT_SECRET, BENCH_SESSION_SECRET, BENCH_KEY_PREFIX,
-//      BENCH_REDIS_URL (optional), BENCH_REDIS_CLIENT_CACHE (optional, on/off), BENCH_LOG_LEVEL (default warn)
+//      BENCH_REDIS_URL (optional), BENCH_REDIS_CLIENT_CACHE (optional, on/off), BENCH_LOG_LEVEL (default warn),
+//      BENCH_METRICS (optional, on: the metrics listener of METRICS_PORT, on a free port, as `npm start` starts it)
 import { readConfig } from 'aihubmix-oauth'
 import { buildApp } from '../example/dist/app.js'
+import { startMetrics } from '../example/dist/metrics.js'
 import { failStart, serveUntilStopped } from './lib.mjs'
 
 async function main () {
@@ -29,8 +31,13 @@ async function main () {
     ...(env.BENCH_LOGGER === 'off' ? { logger: false } : {}),
     tokenStore: env.BENCH_KEY_PREFIX ? { keyPrefix: env.BENCH_KEY_PREFIX } : {}
   })
+  const metrics = env.BENCH_METRICS === 'on' ? await startMetrics(app, { port: 0, host: '127.0.0.1' }) : undefined
   await app.listen({ port, host: '127.0.0.1' })
-  serveUntilStopped(`http://127.0.0.1:${port}`, () => app.close(), { redis: config.redisUrl !== undefined })
+  const close = async () => {
+    await metrics?.close()
+    await app.close()
+  }
+  serveUntilStopped(`http://127.0.0.1:${port}`, close, { redis: config.redisUrl !== undefined, metricsUrl: metrics?.url })
 }
 
 main().catch(failStart)

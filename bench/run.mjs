@@ -1,9 +1,10 @@
 // `npm run bench`: the project's GET /api/user/info against a lean hand-written Fastify route
 // and the provider guide's Express pattern, side by side on one fast local upstream; Redis
 // round trips per request; a refresh storm over two instances sharing Redis; heap per
-// 10,000 sessions. Everything on 127.0.0.1, bounded in time. Prints one table, writes
+// 10,000 sessions; the project with its metrics listener on, and what publishing on the diagnostics
+// channels costs per call. Everything on 127.0.0.1, bounded in time. Prints one table, writes
 // bench/results/latest.json. Exit code 0 even when a goal is missed; 1 when something failed to run.
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { accessSync, constants as fsConstants, mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
@@ -36,9 +37,11 @@ const SETTINGS = {
   heapSessions: numberEnv('BENCH_HEAP_SESSIONS', 10_000),
   /** Comma-separated target ids to run under --cpu-prof (profiles in bench/results/profiles/<id>/). */
   profile: list(env.BENCH_PROFILE),
-  /** Only these throughput targets (default: all): project-memory, project-redis, project-redis-cache, lean, lean-redis, guide. */
+  /** Only these throughput targets (default: all): project-memory, project-metrics, project-redis, project-redis-cache, lean, lean-redis, guide. */
   targets: list(env.BENCH_TARGETS),
-  /** Parts to leave out: throughput, storm, heap, flood. */
+  /** How often the metrics listener is scraped while the project-metrics target is under load, ms (0: never). */
+  scrapeEveryMs: numberEnv('BENCH_SCRAPE_EVERY_MS', 1000, 0),
+  /** Parts to leave out: throughput, storm, heap, flood, micro. */
   skip: list(env.BENCH_SKIP),
   /** Seconds of anonymous GET /auth/login per backend in the flood run. */
   floodDuration: numberEnv('BENCH_FLOOD_DURATION', 30),
@@ -58,6 +61,8 @@ const GOALS = {
   leanP99: 1.2,
   guideThroughput: 2.5,
   redisVsMemory: 0.8,
+  /** Issue 19: the project with its metrics on keeps at least this share of its requests per second. */
+  metricsThroughput: 0.97,
   redisRoundTrips: 1,
   /** Issue 15: what a flood of anonymous sign-in starts may leave behind, and how slow a real sign-in may get. */
   floodAppBytes: 64e6,
@@ -180,8 +185,15 @@ async function throughput (targets, upstream) {
     const order = targets.map((_, i) => targets[(i + r) % targets.length])
     for (const t of order) {
       const before = (await upstream.ask('counts')).userinfo
+      const metricsUrl = t.handle.info.metricsUrl
+      const countedBefore = metricsUrl === undefined ? undefined : await countedUserinfo(metricsUrl)
       const cpu0 = await t.handle.ask('cpu')
+      // As Prometheus would, only far more often: the scrapes' cost is part of the target's.
+      const scraper = metricsUrl === undefined || SETTINGS.scrapeEveryMs === 0
+        ? undefined
+        : setInterval(() => { fetch(metricsUrl).then((res) => res.arrayBuffer()).catch(() => {}) }, SETTINGS.scrapeEveryMs)
       const run = await load(t, { duration: SETTINGS.duration })
+      clearInterval(scraper)
       await sleep(100)
       const cpu1 = await t.handle.ask('cpu')
       const cpuBefore = cpu0.micros
@@ -189,6 +201,8 @@ async function throughput (targets, upstream) {
       run.cpuSystemShare = (cpu1.system - cpu0.system) / (cpuAfter - cpuBefore)
       const after = (await upstream.ask('counts')).userinfo
       run.upstreamCallsPerRequest = run.requests === 0 ? NaN : (after - before) / run.requests
+      // The metrics must count every provider call of the round, exactly.
+      if (countedBefore !== undefined) run.counted = { metrics: (await countedUserinfo(metricsUrl)) - countedBefore, upstream: after - before }
       // The server's own CPU time per answered request: less sensitive than req/s to what else runs on the machine.
       run.cpuMicrosPerRequest = run.requests === 0 ? NaN : (cpuAfter - cpuBefore) / run.requests
       run.loadavg = loadavg()[0]
@@ -208,11 +222,35 @@ async function throughput (targets, upstream) {
       non2xx: runs.reduce((n, x) => n + x.non2xx, 0),
       errors: runs.reduce((n, x) => n + x.errors + x.timeouts, 0),
       upstreamCallsPerRequest: median(runs.map((x) => x.upstreamCallsPerRequest)),
+      counted: runs.every((x) => x.counted === undefined) ? undefined : runs.map((x) => x.counted),
       cpuMicrosPerRequest: median(runs.map((x) => x.cpuMicrosPerRequest)),
       rounds: runs
     }
   }
   return summary
+}
+
+/**
+ * `aihubmix_upstream_requests_total{endpoint="userinfo"}`, every status (the calls cut short when the load
+ * generator hangs up at the end of a round count as `aborted`), as the metrics listener serves it.
+ */
+async function countedUserinfo (metricsUrl) {
+  const text = await (await fetch(metricsUrl)).text()
+  let total = 0
+  for (const m of text.matchAll(/^aihubmix_upstream_requests_total\{endpoint="userinfo",status="[^"]+"\} (\d+)$/gm)) total += Number(m[1])
+  return total
+}
+
+// ---------------------------------------------------------------- diagnostics channels, micro
+
+/** bench/diagnostics.mjs in a child of its own: ns per call of the publishing paths (see that file). */
+function micro () {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [join(BENCH_DIR, 'diagnostics.mjs')], { maxBuffer: 1 << 20, timeout: 600_000 }, (err, stdout) => {
+      if (err) reject(err)
+      else resolve(JSON.parse(stdout.trim().split('\n').pop()))
+    })
+  })
 }
 
 /** Redis commands per request of the Redis-store target: exactly N requests, INFO commandstats around them. */
@@ -480,8 +518,9 @@ function buildReport (result) {
   const rows = []
   const goals = []
   const t = result.throughput ?? {}
-  const { project, projectRedis, projectCached, lean, leanRedis, guide } = {
+  const { project, projectMetrics, projectRedis, projectCached, lean, leanRedis, guide } = {
     project: t['project-memory'],
+    projectMetrics: t['project-metrics'],
     projectRedis: t['project-redis'],
     projectCached: t['project-redis-cache'],
     lean: t.lean,
@@ -490,7 +529,7 @@ function buildReport (result) {
   }
   const line = (s) => `${fmtInt(s.rps)} req/s · p50 ${fmtMs(s.p50)} · p99 ${fmtMs(s.p99)} · ${fmtInt(s.cpuMicrosPerRequest)} µs CPU/req` +
     (s.non2xx + s.errors > 0 ? ` · ${s.non2xx + s.errors} failed` : '')
-  for (const s of [project, projectRedis, projectCached, lean, leanRedis, guide]) {
+  for (const s of [project, projectMetrics, projectRedis, projectCached, lean, leanRedis, guide]) {
     if (s !== undefined) rows.push([s.label, line(s), '', ''])
   }
   if (projectRedis === undefined) {
@@ -517,6 +556,15 @@ function buildReport (result) {
   if (project && lean && guide) {
     rows.push(['server CPU per request: project ÷ lean, project ÷ guide',
       `${fmtX(project.cpuMicrosPerRequest / lean.cpuMicrosPerRequest)}, ${fmtX(project.cpuMicrosPerRequest / guide.cpuMicrosPerRequest)}`, '', ''])
+  }
+  if (projectMetrics && project) {
+    const x = projectMetrics.rps / project.rps
+    goal('project with metrics ÷ project: req/s', fmtX(x), `≥ ${GOALS.metricsThroughput.toFixed(2)}×`, x >= GOALS.metricsThroughput, x)
+    rows.push(['project with metrics ÷ project: req/s in each round', perRound(projectMetrics, project), '', ''])
+    rows.push(['project with metrics ÷ project: CPU per request', fmtX(projectMetrics.cpuMicrosPerRequest / project.cpuMicrosPerRequest), '', ''])
+    const counted = projectMetrics.counted ?? []
+    goal('metrics: userinfo calls counted, upstream calls seen, each round', counted.map((c) => `${fmtInt(c.metrics)}/${fmtInt(c.upstream)}`).join(', '), 'equal',
+      counted.length > 0 && counted.every((c) => c.metrics === c.upstream), counted.reduce((n, c) => n + Math.abs(c.metrics - c.upstream), 0))
   }
   if (projectRedis && project) {
     const x = projectRedis.rps / project.rps
@@ -567,6 +615,14 @@ function buildReport (result) {
     goal(`${name}: a real sign-in during the flood`, `${f.signIns} sign-ins, p50 ${fmtMs(f.signInP50)}, max ${fmtMs(f.signInMax)}, ${f.signInFailures} failed`,
       `≤ ${GOALS.floodSignInMs} ms, 0 failed`, f.signIns > 0 && f.signInFailures === 0 && f.signInMax <= GOALS.floodSignInMs, f.signInMax)
   }
+  if (result.micro) {
+    const n = result.micro.nsPerCall
+    const ns = (v) => Number.isFinite(v) ? `${v < 10 ? v.toFixed(1) : Math.round(v).toLocaleString('en-US')} ns` : 'n/a'
+    rows.push(['publishing, nobody listening: the hasSubscribers guard, per call', ns(n.guard), '', ''])
+    rows.push(['publishing, nobody listening: a refresh flight through traceRefresh ÷ called directly', `${ns(n.flightWrapped)} ÷ ${ns(n.flightDirect)}`, '', ''])
+    rows.push(['one provider call in process (userinfo, instant dispatcher): nobody listening, a no-op subscriber, the metrics plugin',
+      `${ns(n.nobody)}, ${ns(n.noop)}, ${ns(n.metrics)}`, '', ''])
+  }
   if (result.heap) {
     const h = result.heap
     const per10k = (b) => b * 10_000 / h.sessions
@@ -613,6 +669,7 @@ async function main () {
     const prefix = `bench-${randomBytes(4).toString('hex')}:`
     const defs = [
       { id: 'project-memory', label: 'project GET /api/user/info, memory stores', script: 'project-server.mjs', loginPath: '/auth/login', env: { BENCH_KEY_PREFIX: prefix } },
+      { id: 'project-metrics', label: 'project GET /api/user/info, memory stores, with metrics (METRICS_PORT, scraped every second)', script: 'project-server.mjs', loginPath: '/auth/login', env: { BENCH_KEY_PREFIX: prefix + 'm:', BENCH_METRICS: 'on' } },
       ...(redis.url === undefined
         ? []
         : [
@@ -658,6 +715,10 @@ async function main () {
     if (redis.url !== undefined && !SETTINGS.skip.includes('storm')) {
       log(`refresh storm: ${SETTINGS.storm} concurrent requests over 2 instances`)
       result.storm = await refreshStorm(redis.url)
+    }
+    if (!SETTINGS.skip.includes('micro')) {
+      log('diagnostics channels: what publishing costs per call (bench/diagnostics.mjs)')
+      result.micro = await micro()
     }
     if (!SETTINGS.skip.includes('heap')) {
       log(`heap per ${SETTINGS.heapSessions} sessions`)

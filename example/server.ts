@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { startMockProvider, type MockProvider } from '@fastify-aihubmix/mock-provider'
 import { buildApp } from './app.js'
+import { startMetrics } from './metrics.js'
 import { ConfigError, parseEnvFile, readConfig, type ProviderConfig } from 'aihubmix-oauth'
 
 /**
@@ -50,6 +51,9 @@ export async function main (env: Record<string, string | undefined> = process.en
   if (mock !== undefined) {
     app.log.info(`embedded mock AIHubMix provider at ${mock.url} (set AIHUBMIX_BASE_URL to use the real one)`)
   }
+  // METRICS_PORT: Prometheus metrics on a listener of their own, never on the public port.
+  const metrics = config.metricsPort === undefined ? undefined : await startMetrics(app, { port: config.metricsPort, host: config.metricsHost })
+  if (metrics !== undefined) app.log.info(`metrics on ${metrics.url}`)
   await app.listen({ port: config.port, host: config.host })
   const address = app.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : config.port
@@ -57,6 +61,7 @@ export async function main (env: Record<string, string | undefined> = process.en
   process.stdout.write(`listening on ${url}\n`)
 
   const close = async (): Promise<void> => {
+    await metrics?.close()
     await app.close()
     await mock?.close()
   }

@@ -14,6 +14,7 @@ import {
   UpstreamUnreachableError
 } from './errors.js'
 import type { ResolvedProxyOptions } from './options.js'
+import { grantOf, traceUpstream, upstreamTraced, type UpstreamEndpoint } from './diagnostics.js'
 import {
   checkEnvelope,
   checkOAuthError,
@@ -119,6 +120,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
   const tokenPath = `${basePath}/api/oauth2/token`
   const userinfoPath = `${basePath}/api/oauth2/userinfo`
   const topupPath = `${basePath}/api/oauth2/topup`
+  const endpoints = new Map<string, UpstreamEndpoint>([[tokenPath, 'token'], [userinfoPath, 'userinfo'], [topupPath, 'topup']])
   const authorizeBase = `${origin}${basePath}/api/oauth2/authorize`
   const scopeParam = options.scope.join(' ')
   const formHeaders = {
@@ -152,7 +154,15 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     return new UpstreamUnreachableError({ cause: err })
   }
 
-  async function send (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: UpstreamSignal): Promise<UpstreamAnswer> {
+  /** One exchange with the provider; a span of `aihubmix:upstream` when anyone listens (diagnostics.ts). */
+  function send (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: UpstreamSignal): Promise<UpstreamAnswer> {
+    const endpoint = upstreamTraced() ? endpoints.get(path) : undefined
+    if (endpoint === undefined) return exchange(method, path, headers, body, signal)
+    const grant = endpoint === 'token' ? grantOf(body) : undefined
+    return traceUpstream({ client, endpoint, method, grant }, () => exchange(method, path, headers, body, signal))
+  }
+
+  async function exchange (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: UpstreamSignal): Promise<UpstreamAnswer> {
     try {
       const res = await dispatcher.request({
         origin,
@@ -256,7 +266,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     throw new UpstreamStatusError(answer.statusCode)
   }
 
-  return {
+  const client: AihubmixClient = {
     origin,
     redirectUri: options.redirectUri,
     scope: options.scope,
@@ -350,4 +360,5 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
       if (ownDispatcher) await dispatcher.close()
     }
   }
+  return client
 }

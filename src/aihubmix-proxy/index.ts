@@ -14,6 +14,8 @@ export type { AihubmixClient, AuthorizeUrlParams, CodeExchangeParams, UpstreamSi
 export { publicErrorOf, sendPublicError } from './routes.js'
 export type { PublicError } from './routes.js'
 export type { CallAsUser } from './call-as-user.js'
+export { UPSTREAM_CHANNEL } from './diagnostics.js'
+export type { UpstreamTraceContext, UpstreamEndpoint, UpstreamStatus } from './diagnostics.js'
 
 export type AihubmixProxyOptions = ProxyOptionsInput
 

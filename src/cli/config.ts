@@ -36,6 +36,10 @@ export interface ExampleConfig {
   production: boolean
   trustProxy: string | boolean
   logLevel: string
+  /** METRICS_PORT: the port of the Prometheus metrics listener (0: any free one); undefined: no metrics. */
+  metricsPort: number | undefined
+  /** METRICS_HOST: the address the metrics listener binds to. */
+  metricsHost: string
 }
 
 type Env = Record<string, string | undefined>
@@ -164,6 +168,17 @@ export function readConfig (env: Env = process.env): ExampleConfig {
   const logLevel = env.LOG_LEVEL ?? 'info'
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError('LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}`)
 
+  // Metrics have a listener of their own (never the public port): set METRICS_PORT to turn it on.
+  const metricsRaw = env.METRICS_PORT ?? ''
+  let metricsPort: number | undefined
+  if (metricsRaw !== '') {
+    if (!/^\d{1,5}$/.test(metricsRaw) || Number(metricsRaw) > 65535) throw new ConfigError('METRICS_PORT', 'must be a port number (0-65535), or unset for no metrics listener')
+    metricsPort = Number(metricsRaw)
+    if (metricsPort !== 0 && metricsPort === port) throw new ConfigError('METRICS_PORT', 'must differ from PORT: metrics are never served on the public listener')
+  }
+  const metricsHost = env.METRICS_HOST ?? '127.0.0.1'
+  if (metricsHost === '' || /\s/.test(metricsHost)) throw new ConfigError('METRICS_HOST', 'must be a host name or address')
+
   return {
     port,
     host,
@@ -178,6 +193,8 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     redisClientCache,
     production,
     trustProxy,
-    logLevel
+    logLevel,
+    metricsPort,
+    metricsHost
   }
 }

@@ -89,6 +89,20 @@ function configurationCheck (env: Env): DoctorCheck {
   }
 }
 
+/**
+ * Where the Prometheus metrics are (only when METRICS_PORT is set): a listener of their own, never the public port.
+ * Beyond loopback they tell whoever reaches them how many sign-ins, refreshes and provider calls happen.
+ */
+function metricsChecks (env: Env): DoctorCheck[] {
+  const port = set(env, 'METRICS_PORT')
+  if (port === undefined) return []
+  if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) return [fail('metrics', 'METRICS_PORT is not a port number (0-65535)')]
+  const host = env.METRICS_HOST ?? '127.0.0.1'
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`
+  if (isLoopbackHost(host)) return [ok('metrics', `${url}, loopback only: Prometheus must run on this machine (METRICS_HOST says where to listen)`)]
+  return [ok('metrics', `${url}: reachable beyond this machine, so let only Prometheus reach it (a firewall, a private network)`)]
+}
+
 const CREDENTIAL = /^[\x21-\x7e]+$/
 
 function credentialChecks (env: Env): DoctorCheck[] {
@@ -308,6 +322,7 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
     sessionSecretCheck(env, production),
     provider,
     redirectCheck(env),
+    ...metricsChecks(env),
     httpsCheck(env, production),
     ...redis
   ]

@@ -11,6 +11,7 @@ import { randomToken, s256, TOKEN_PATTERN } from './pkce.js'
 import { safeReturnTo } from './return-to.js'
 import { popupPage } from './popup-page.js'
 import { LoginCookies, MAX_PENDING_RETURN_TO_LENGTH } from './login-cookies.js'
+import { loginErrorHook, publishLogin } from './diagnostics.js'
 
 export * from './errors.js'
 export * from './options.js'
@@ -26,6 +27,8 @@ export {
   REDACTION_CENSOR
 } from './redact.js'
 export type { RedactingLoggerOptions, LoggedRequest } from './redact.js'
+export { LOGIN_CHANNEL } from './diagnostics.js'
+export type { LoginMessage, LoginOutcome } from './diagnostics.js'
 
 declare module 'fastify' {
   interface Session {
@@ -90,6 +93,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   const client = fastify.aihubmix
   const store = fastify.tokenStore
   const issuer = o.issuer ?? client.origin
+  const loginEnded = loginErrorHook(client)
 
   fastify.addHook('onRequest', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
@@ -136,6 +140,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   const warned = new Set<string>()
 
   function fail (reply: FastifyReply, code: LoginErrorCode, mode: 'popup' | 'redirect'): FastifyReply {
+    publishLogin(client, code)
     const target = `${o.errorPath}?error=${code}`
     if (mode === 'popup') {
       const page = popupPage({ ok: false, error: code }, o.publicOrigin, target)
@@ -145,7 +150,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   }
 
   // Writes nothing on the server: the pending login goes to the browser, sealed (login-cookies.ts).
-  fastify.get(o.routes.login, { schema: { querystring: LoginQuery } }, async (request, reply) => {
+  fastify.get(o.routes.login, { schema: { querystring: LoginQuery }, onError: loginEnded }, async (request, reply) => {
     const query = request.query as { returnTo?: string, mode?: string }
     const mode = query.mode === 'popup' ? 'popup' : 'redirect'
     const insecure = insecureCookie(request)
@@ -164,7 +169,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     return reply.redirect(client.authorizeUrl({ state, codeChallenge: s256(verifier), autoAuthorize: o.autoAuthorize }), 302)
   })
 
-  fastify.get(o.routes.callback, async (request, reply) => {
+  fastify.get(o.routes.callback, { onError: loginEnded }, async (request, reply) => {
     const query = request.query as Record<string, unknown>
     const state = query.state
     // The state is checked before anything else; until it is, nothing is called.
@@ -229,6 +234,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       }
     }
 
+    publishLogin(client, 'ok')
     if (mode === 'popup') {
       const page = popupPage({ ok: true }, o.publicOrigin, pending.returnTo)
       return reply.header('content-security-policy', page.csp).type('text/html; charset=utf-8').send(page.html)

@@ -59,6 +59,8 @@ export type { RedisClient, RedisStoreOptions } from './redis-store.js'
 export { TrackingCache, INVALIDATION_CHANNEL } from './tracking-cache.js'
 export type { TrackingCacheOptions, TrackingConnection } from './tracking-cache.js'
 export { KeyLayout, isUserId } from './keys.js'
+export { REFRESH_CHANNEL, REFRESH_LOCK_WAIT_CHANNEL, STORE_ERROR_CHANNEL } from './diagnostics.js'
+export type { RefreshTraceContext, RefreshOutcome, RefreshLockWaitMessage, StoreErrorMessage } from './diagnostics.js'
 export * from './errors.js'
 
 declare module 'fastify' {

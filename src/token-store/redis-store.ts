@@ -5,6 +5,7 @@ import { assertTtl } from './keys.js'
 import { StoreUnavailableError, TokenStoreOptionsError, errorInfo } from './errors.js'
 import { TrackingCache } from './tracking-cache.js'
 import type { TrackingConnection } from './tracking-cache.js'
+import { publishStoreError } from './diagnostics.js'
 
 /**
  * An ioredis client: a `Redis` or a `Cluster`, of ioredis 5 or 6. Declared by its shape rather than imported from
@@ -389,7 +390,7 @@ export class RedisStore implements KVStore {
     try {
       pending = this.#client.call(command, args)
     } catch (err) {
-      return Promise.reject(new StoreUnavailableError({ cause: sanitize(err) }))
+      return Promise.reject(this.#unavailable(command, 'error', sanitize(err)))
     }
     return this.#bounded(pending, command)
   }
@@ -397,17 +398,32 @@ export class RedisStore implements KVStore {
   #bounded<T> (pending: Promise<T>, command: string): Promise<T> {
     const ms = this.#timeoutMs
     return new Promise<T>((resolve, reject) => {
+      let timedOut = false
       const timer = ms > 0
-        ? setTimeout(() => reject(new StoreUnavailableError({ cause: new Error(`Redis ${command} did not answer within ${ms} ms`) })), ms)
+        ? setTimeout(() => {
+          timedOut = true
+          reject(this.#unavailable(command, 'timeout', new Error(`Redis ${command} did not answer within ${ms} ms`)))
+        }, ms)
         : undefined
       pending.then(value => {
         clearTimeout(timer)
         resolve(value)
       }, (err: unknown) => {
         clearTimeout(timer)
-        reject(new StoreUnavailableError({ cause: sanitize(err) }))
+        // A command that already timed out was reported then; its late failure is not a second one.
+        if (!timedOut) reject(this.#unavailable(command, 'error', sanitize(err)))
       })
     })
+  }
+
+  /**
+   * The error a failed command rejects with, published on `aihubmix:store-error` (diagnostics.ts). NOSCRIPT is not
+   * a failure of the store (a restarted Redis has forgotten the script; `#eval` loads it again) and is not published.
+   */
+  #unavailable (command: string, reason: 'timeout' | 'error', cause: Error): Error {
+    const error = new StoreUnavailableError({ cause })
+    if (!isNoScript(cause)) publishStoreError(this, command, reason, error)
+    return error
   }
 }
 

@@ -10,6 +10,7 @@ import { Records } from './records.js'
 import { createSessionStore } from './session-store.js'
 import { CookieSessions, type SessionCheck } from './cookie-sessions.js'
 import { UserSessions, type LastSeenReader, type SessionOwner, type UserSession, type UserSessionInfo } from './user-sessions.js'
+import { serveBackend, timeLockWait, traceRefresh } from './diagnostics.js'
 import {
   ReauthRequiredError,
   RefreshBackoffError,
@@ -148,6 +149,10 @@ export interface TokenStoreCoreOptions {
  * answers this process's requests without a store command; the key `{sid}:backoff`, written while the lock is
  * still held and read under the lock, keeps the other instances from trying at once too. Without it, every request
  * of a session would call a failing token endpoint again, on every instance.
+ *
+ * Diagnostics (diagnostics.ts): the flight is one span of `aihubmix:refresh`, wrapped where it starts, and its wait
+ * for the lock one `aihubmix:refresh-lock-wait` message, timed around `#acquire`; the refresher the flight calls is
+ * watched for its outcome. Nobody listening, both wrappers call straight through.
  */
 export class TokenStoreCore implements TokenStore {
   readonly refreshSkewMs: number
@@ -217,6 +222,7 @@ export class TokenStoreCore implements TokenStore {
         end: (sid) => this.endSession(sid),
         checks: this.#sessionChecks
       })
+    serveBackend(kv, this)
   }
 
   addSessionCheck (check: SessionCheck): void {
@@ -426,7 +432,7 @@ export class TokenStoreCore implements TokenStore {
       const next = this.#flights.get(sid)
       if (next !== undefined && next !== running) return await next
     }
-    const flight = this.#fly(sid, refresh, force, stale)
+    const flight = traceRefresh(this, force, refresh, (traced) => this.#fly(sid, traced, force, stale))
     this.#flights.set(sid, flight)
     try {
       return await flight
@@ -436,7 +442,7 @@ export class TokenStoreCore implements TokenStore {
   }
 
   async #fly (sid: string, refresh: Refresher, force: boolean, stale: string | undefined): Promise<TokenSet> {
-    const lock = await this.#acquire(this.keys.lock(sid))
+    const lock = await timeLockWait(this, () => this.#acquire(this.keys.lock(sid)))
     let handedOver = false
     try {
       // Re-read under the lock: another instance may have refreshed while we waited, or failed and backed off.

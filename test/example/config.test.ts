@@ -29,6 +29,8 @@ t.test('defaults', async (t) => {
   t.equal(c.trustProxy, 'loopback')
   t.equal(c.redisUrl, undefined)
   t.equal(c.redisClientCache, false)
+  t.equal(c.metricsPort, undefined, 'no METRICS_PORT: no metrics listener')
+  t.equal(c.metricsHost, '127.0.0.1')
   t.not(readConfig({}).sessionSecret, c.sessionSecret, 'random per process')
 })
 
@@ -42,6 +44,10 @@ t.test('values are read', async (t) => {
   t.equal(c.redisClientCache, false, 'off unless asked for')
   t.equal(readConfig({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLIENT_CACHE: 'on' }).redisClientCache, true)
   t.equal(readConfig({ REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLIENT_CACHE: 'off' }).redisClientCache, false)
+  const metrics = readConfig({ METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' })
+  t.same([metrics.metricsPort, metrics.metricsHost], [9464, '0.0.0.0'])
+  t.equal(readConfig({ METRICS_PORT: '0' }).metricsPort, 0, 'any free port')
+  t.equal(readConfig({ METRICS_PORT: '' }).metricsPort, undefined, 'empty is unset')
 })
 
 const REFUSALS: Array<[string, Record<string, string>, string]> = [
@@ -61,6 +67,11 @@ const REFUSALS: Array<[string, Record<string, string>, string]> = [
   ['client cache neither on nor off', { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLIENT_CACHE: 'yes' }, 'REDIS_CLIENT_CACHE'],
   ['client cache without Redis', { REDIS_CLIENT_CACHE: 'on' }, 'REDIS_CLIENT_CACHE'],
   ['bad log level', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+  ['metrics port not a number', { METRICS_PORT: 'prometheus' }, 'METRICS_PORT'],
+  ['metrics port out of range', { METRICS_PORT: '99999' }, 'METRICS_PORT'],
+  ['metrics on the public port', { PORT: '8080', METRICS_PORT: '8080' }, 'METRICS_PORT'],
+  ['metrics on the default public port', { METRICS_PORT: '3000' }, 'METRICS_PORT'],
+  ['bad metrics host', { METRICS_PORT: '9464', METRICS_HOST: 'a host' }, 'METRICS_HOST'],
   ['production without a session secret', { ...REAL, NODE_ENV: 'production', PUBLIC_URL: 'https://app.example' }, 'SESSION_SECRET'],
   ['production with an http public URL', { ...REAL, NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'http://app.example' }, 'PUBLIC_URL'],
   ['production with an http provider', { ...REAL, AIHUBMIX_BASE_URL: 'http://aihubmix.example', NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'https://app.example' }, 'AIHUBMIX_BASE_URL'],

@@ -1,0 +1,12 @@
+import createError from '@fastify/error'
+
+/**
+ * Errors of the metrics plugin. Every class is exported; instances are always created with `new`.
+ */
+
+/** 500: a bad option of the plugin or of the route plugin; the message names the option's path. Thrown at registration. */
+export const MetricsOptionsError = createError<'FST_AIHUBMIX_METRICS_OPTIONS', 500, [string, string]>(
+  'FST_AIHUBMIX_METRICS_OPTIONS',
+  'Invalid metrics option "%s": %s',
+  500
+)

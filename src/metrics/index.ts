@@ -1,0 +1,49 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance } from 'fastify'
+import type {} from '@fastify-aihubmix/token-store'
+import type {} from '@fastify-aihubmix/aihubmix-proxy'
+import { createMetrics, type AihubmixMetrics } from './metrics.js'
+import { resolveOptions, type MetricsOptions } from './options.js'
+
+export { METRIC_NAMES } from './metrics.js'
+export type { AihubmixMetrics } from './metrics.js'
+export { metricsRoute } from './route.js'
+export {
+  resolveOptions,
+  resolveRouteOptions,
+  MetricsOptionsSchema,
+  MetricsRouteOptionsSchema,
+  DEFAULT_UPSTREAM_DURATION_BUCKETS,
+  DEFAULT_LOCK_WAIT_BUCKETS,
+  DEFAULT_METRICS_PATH
+} from './options.js'
+export type { MetricsOptions, MetricsRouteOptions, ResolvedMetricsOptions, ResolvedMetricsRouteOptions } from './options.js'
+export * from './errors.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** This app's metrics (@fastify-aihubmix/metrics): its registry and its scrape. */
+    aihubmixMetrics: AihubmixMetrics
+  }
+}
+
+async function metricsPlugin (fastify: FastifyInstance, opts: MetricsOptions): Promise<void> {
+  const options = resolveOptions(opts)
+  const { metrics, close } = createMetrics({ store: fastify.tokenStore, client: fastify.aihubmix }, options)
+  fastify.decorate('aihubmixMetrics', metrics)
+  fastify.addHook('onClose', async () => { close() })
+}
+
+/**
+ * The plugin. Counts this app's sign-ins, refreshes, provider calls, refresh-lock waits and store errors (from
+ * the diagnostics channels of token-store, aihubmix-proxy and oauth-routes) into a prom-client registry of its own,
+ * and decorates `fastify.aihubmixMetrics`. It serves nothing: register `metricsRoute` on the instance that should.
+ */
+export const aihubmixMetrics = fp(metricsPlugin, {
+  fastify: '5.x',
+  name: '@fastify-aihubmix/metrics',
+  decorators: { fastify: ['tokenStore', 'aihubmix'] },
+  dependencies: ['@fastify-aihubmix/token-store', '@fastify-aihubmix/aihubmix-proxy']
+})
+
+export default aihubmixMetrics

@@ -1,0 +1,28 @@
+import t from 'tap'
+import { lines, runCli, tempDir } from './capture.js'
+
+// Issue 19: with METRICS_PORT set, doctor says where the metrics are and whether more than this machine reaches
+// them; without it, it says nothing about metrics.
+
+function metricsLine (stdout: string): string | undefined {
+  return lines(stdout).find((line) => line.slice(5).startsWith('metrics:'))
+}
+
+t.test('doctor names the metrics listener only when METRICS_PORT is set', async (t) => {
+  const cwd = await tempDir(t)
+  const off = await runCli(['doctor'], { env: {}, cwd })
+  t.equal(off.code, 0)
+  t.equal(metricsLine(off.stdout), undefined, 'no METRICS_PORT: no metrics line')
+
+  const local = await runCli(['doctor'], { env: { METRICS_PORT: '9464' }, cwd })
+  t.equal(local.code, 0)
+  t.equal(metricsLine(local.stdout), 'ok   metrics: http://127.0.0.1:9464/metrics, loopback only: Prometheus must run on this machine (METRICS_HOST says where to listen)')
+
+  const wide = await runCli(['doctor'], { env: { METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0' }, cwd })
+  t.equal(wide.code, 0)
+  t.equal(metricsLine(wide.stdout), 'ok   metrics: http://0.0.0.0:9464/metrics: reachable beyond this machine, so let only Prometheus reach it (a firewall, a private network)')
+
+  const bad = await runCli(['doctor'], { env: { METRICS_PORT: '3000' }, cwd })
+  t.equal(bad.code, 1, 'the example would refuse to start')
+  t.ok(lines(bad.stdout).includes('FAIL configuration: METRICS_PORT: must differ from PORT: metrics are never served on the public listener'), bad.stdout)
+})
