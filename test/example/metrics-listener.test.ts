@@ -84,13 +84,13 @@ t.test('the metrics listener counts what happened, and only on its own port', as
   t.same(series(samples, 'aihubmix_token_refreshes_total'), { 'result=ok': 1, 'result=rejected': 0, 'result=failed': 0 })
   t.same(series(samples, 'aihubmix_upstream_requests_total'), {
     'endpoint=token,status=200': 2,
-    'endpoint=userinfo,status=200': 4,
+    'endpoint=userinfo,status=200': 5,
     'endpoint=userinfo,status=401': 1,
     'endpoint=userinfo,status=500': 1
-  }, 'code exchange and refresh; three calls, the refused one, its retry, the 500')
+  }, 'code exchange and refresh; the sign-in\'s profile, three calls, the refused one, its retry, the 500')
   t.same(series(samples, 'aihubmix_upstream_request_duration_seconds_count'), {
     'endpoint=token': 2,
-    'endpoint=userinfo': 6,
+    'endpoint=userinfo': 7,
     'endpoint=topup': 0
   })
   const sums = series(samples, 'aihubmix_upstream_request_duration_seconds_sum')
