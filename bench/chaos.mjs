@@ -1,4 +1,4 @@
-// `npm run chaos`: the project's fault-injection run (CONTRACT.md section 7, issue 14).
+// `npm run chaos`: the project's fault-injection run (issue 14).
 //
 // Its own redis-server (append-only file, appendfsync always) on a free port; two instances of the example server
 // (example/dist/server.js, each its own process, so SIGKILL is real) sharing it; the mock provider in this process,

@@ -1,4 +1,4 @@
-// The pattern of the provider's guide (shared/provider-docs, steps 2 to 4 and its "server-side
+// The pattern of the AIHubMix developer guide (its steps 2 to 4 and its "server-side
 // API proxy"): Express, express-session (its in-memory store, the options its README
 // recommends), tokens in the session, and a fetch per request to the provider. The guide
 // uses node-fetch; Node's built-in fetch stands in for it here (same shape, and faster).

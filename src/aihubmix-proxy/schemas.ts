@@ -5,7 +5,7 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
  * Schemas of everything the provider answers. Compiled once, at module load.
  * Provider JSON is checked as it is: no coercion, no defaults filled in.
  * Each answer may come bare or inside the `{success, message, data}` envelope
- * that the provider's app-creation API uses (PROVIDER.md leaves this open).
+ * that the provider's app-creation API uses (the provider's documentation does not say which).
  */
 
 export const TokenResponseSchema = Type.Object({

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto'
 
 /**
- * The example server's configuration, read from the environment exactly as
- * CONTRACT.md section 2 says. A bad or unsafe value throws a ConfigError whose
+ * The example server's configuration, read from the environment (every variable and
+ * its default are listed in this package's README). A bad or unsafe value throws a ConfigError whose
  * message is one line naming the variable; the server never starts half-configured.
  */
 export class ConfigError extends Error {

@@ -14,7 +14,7 @@ import { LOGIN_CHANNEL, LOGIN_ERROR_CODES, type LoginMessage } from '@fastify-ai
 import type { ResolvedMetricsOptions } from './options.js'
 import { UpstreamMetrics } from './upstream-metrics.js'
 
-/** The metric names (CONTRACT.md's section 8). */
+/** The metric names: part of the public interface (dashboards and alerts use them), so they do not change. */
 export const METRIC_NAMES = Object.freeze({
   logins: 'aihubmix_logins_total',
   refreshes: 'aihubmix_token_refreshes_total',

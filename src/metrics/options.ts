@@ -7,7 +7,7 @@ import type { AihubmixMetrics } from './metrics.js'
 
 /** Buckets of `aihubmix_upstream_request_duration_seconds` (seconds): prom-client's defaults. */
 export const DEFAULT_UPSTREAM_DURATION_BUCKETS: readonly number[] = Object.freeze([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
-/** Buckets of `aihubmix_refresh_lock_wait_seconds` (seconds), up to token-store's default `lockWaitMs` (35 s). */
+/** Buckets of `aihubmix_refresh_lock_wait_seconds` (seconds), reaching past token-store's default `lockWaitMs`, so a wait that times out still lands in a bucket. */
 export const DEFAULT_LOCK_WAIT_BUCKETS: readonly number[] = Object.freeze([0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 35])
 export const DEFAULT_METRICS_PATH = '/metrics'
 

@@ -156,8 +156,8 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
   fastify.decorate('tokenStore', store as TokenStore)
 
   // One RequestTokens per request, created on first use, kept in a request slot under a symbol of this plugin
-  // instance (no module state). Not a WeakMap keyed by the request: a WeakMap entry per request cost about 15 µs
-  // of CPU per request in `npm run bench` (the garbage collector's ephemeron work), a declared slot nothing.
+  // instance (no module state). Not a WeakMap keyed by the request: a WeakMap entry per request makes work for the
+  // garbage collector (ephemerons) that showed in `npm run bench`; a declared slot makes none.
   const slot = Symbol('@fastify-aihubmix/token-store request.tokens')
   fastify.decorateRequest(slot, null)
   fastify.decorateRequest('tokens', {

@@ -3,7 +3,7 @@ import type { Test } from 'tap'
 import { startStack, findLeaks, type Stack } from '../helpers/stack.js'
 import type { TestBrowser } from '../helpers/browser.js'
 
-// Issue 4 / SECURITY.md "Refresh", against the mock with rotation on and reuse fatal,
+// Issue 4, the security rules for refresh (one refresh per session, the rotated token kept), against the mock with rotation on and reuse fatal,
 // with exact upstream call counts.
 
 const CSRF = { 'x-csrf': '1' }

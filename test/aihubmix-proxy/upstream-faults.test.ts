@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startStack, findLeaks } from '../helpers/stack.js'
 
-// CONTRACT.md section 3: the provider's faults give 502/504 JSON, never its body,
+// The provider's faults give 502/504 JSON, never its body,
 // and the server stays up (the next call succeeds).
 
 const CSRF = { 'x-csrf': '1' }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { readConfig, ConfigError } from 'aihubmix-oauth'
 
-// CONTRACT.md section 2: a bad or unsafe value stops the server with one clear line naming the variable.
+// The example server's configuration: a bad or unsafe value stops the server with one clear line naming the variable.
 
 const SECRET = 's'.repeat(40)
 const REAL = { AIHUBMIX_BASE_URL: 'https://aihubmix.example', AIHUBMIX_CLIENT_ID: 'client_x', AIHUBMIX_CLIENT_SECRET: 'secret_x' }

@@ -12,7 +12,7 @@ import { TestBrowser } from '../helpers/browser.js'
 import { findLeaks } from '../helpers/stack.js'
 import { parseSamples, series } from '../helpers/prometheus.js'
 
-// Issue 19, CONTRACT.md sections 2 and 8: with METRICS_PORT the example server (started as `npm start` starts
+// Issue 19: with METRICS_PORT the example server (started as `npm start` starts
 // it) serves Prometheus metrics on a listener of its own. After one sign-in, one failed sign-in, a few API calls,
 // a forced refresh and a provider 500, the scraped counters say exactly that; the public port has no /metrics;
 // nothing secret is in the scrape.

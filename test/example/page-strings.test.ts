@@ -56,7 +56,7 @@ t.test('a key missing in any language, one too many, other {names}, an empty tex
 
 t.test('every error code the app can send the page has words', async (t) => {
   const en = await table('en')
-  // The sign-in's codes (/?error=<code>), the /api/* codes (the README's "Routes and errors"),
+  // The sign-in's codes (/?error=<code>), the /api/* codes (the README's "Errors"),
   // and the page's own (no answer at all; a top-up address it does not trust).
   const codes = [
     ...LOGIN_ERROR_CODES,

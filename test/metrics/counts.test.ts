@@ -10,7 +10,7 @@ import { metricsApp, scrape } from '../helpers/metrics-app.js'
 import { series } from '../helpers/prometheus.js'
 import { sid, tokenSet } from '../helpers/token-store.js'
 
-// Issue 19: each metric of CONTRACT.md section 8 moves with the events of its own app: provider calls by endpoint
+// Issue 19: each metric the README lists moves with the events of its own app: provider calls by endpoint
 // and status with their durations, refreshes by result, refresh-lock waits, store errors, sign-ins by result.
 
 const MINUTE = 60_000

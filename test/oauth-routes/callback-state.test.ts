@@ -3,7 +3,7 @@ import type { Test } from 'tap'
 import { startStack, type Stack } from '../helpers/stack.js'
 import { TestBrowser } from '../helpers/browser.js'
 
-// SECURITY.md "Callback": in every failure case, no token call, no session change,
+// The callback's security rules: in every failure case, no token call, no session change,
 // a redirect with a fixed error code.
 
 const CSRF = { 'x-csrf': '1' }

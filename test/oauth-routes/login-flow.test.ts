@@ -9,7 +9,7 @@ t.test('the whole flow: login → provider → callback → info and top-up → 
   t.teardown(() => stack.close())
   const browser = new TestBrowser()
 
-  // 1. /auth/login redirects to the provider's authorize endpoint with every parameter the contract names.
+  // 1. /auth/login redirects to the provider's authorize endpoint with every parameter the provider requires.
   const start = await browser.get(`${stack.url}/auth/login?returnTo=${encodeURIComponent('/after?x=1')}`)
   t.equal(start.status, 302)
   t.equal(start.headers['cache-control'], 'no-store')

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { safeReturnTo } from '@fastify-aihubmix/oauth-routes'
 
-// SECURITY.md "returnTo": only a path on the app's own origin survives.
+// returnTo: only a path on the app's own origin survives.
 // One table, every row a way browsers or servers have been tricked before.
 const REJECTED: Array<[string, unknown]> = [
   ['protocol-relative', '//evil.example'],

@@ -2,7 +2,7 @@ import t from 'tap'
 import { startStack } from '../helpers/stack.js'
 import { TestBrowser } from '../helpers/browser.js'
 
-// SECURITY.md "Callback" (success) and "Token endpoint answers" (granted scopes).
+// The security rules for a successful callback, and for the token endpoint's answer (granted scopes).
 
 const CSRF = { 'x-csrf': '1' }
 

@@ -3,7 +3,7 @@ import { startStack } from '../helpers/stack.js'
 import { TestBrowser } from '../helpers/browser.js'
 import { connectRedis, uniquePrefix, cleanupPrefix, scanKeys } from '../helpers/redis.js'
 
-// SECURITY.md "Starting a login".
+// The security rules for starting a login.
 
 t.test('state and PKCE values are fresh, 256-bit, base64url, per login', async (t) => {
   const stack = await startStack()

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startStack } from '../helpers/stack.js'
 
-// SECURITY.md "Logout".
+// The security rules for logout.
 
 const CSRF = { 'x-csrf': '1' }
 

@@ -4,7 +4,7 @@ import { request } from 'undici'
 import { connect } from 'node:net'
 import { startStack } from '../helpers/stack.js'
 
-// SECURITY.md "Proxy routes".
+// The security rules for the proxy routes.
 
 const CSRF = { 'x-csrf': '1' }
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import { startStack, findLeaks } from '../helpers/stack.js'
 import { TestBrowser } from '../helpers/browser.js'
 
-// SECURITY.md "Secrets": seeded, recognisable tokens and secrets (the mock's `leakcanary` prefix),
+// Secrets: seeded, recognisable tokens and secrets (the mock's `leakcanary` prefix),
 // codes, verifiers' states and raw session ids appear in no response, header, Location, cookie,
 // log line or served asset.
 

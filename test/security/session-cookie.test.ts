@@ -2,7 +2,7 @@ import t from 'tap'
 import { startStack } from '../helpers/stack.js'
 import { TestBrowser } from '../helpers/browser.js'
 
-// SECURITY.md "Session cookie", with an https public URL behind a TLS-terminating proxy on loopback.
+// The session cookie's attributes, with an https public URL behind a TLS-terminating proxy on loopback.
 
 t.test('https public URL: __Host- prefix, Secure, HttpOnly, SameSite=Lax, Path=/, no Domain', async (t) => {
   const stack = await startStack({ env: { PUBLIC_URL: 'https://app.example' } })

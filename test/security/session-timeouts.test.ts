@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startStack } from '../helpers/stack.js'
 
-// SECURITY.md "Session cookie": idle and absolute timeouts come from server-side timestamps.
+// Session lifetime: idle and absolute timeouts come from server-side timestamps.
 
 const CSRF = { 'x-csrf': '1' }
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))

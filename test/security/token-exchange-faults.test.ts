@@ -2,7 +2,7 @@ import t from 'tap'
 import { startStack, findLeaks } from '../helpers/stack.js'
 import { TestBrowser } from '../helpers/browser.js'
 
-// SECURITY.md "Token endpoint answers": non-JSON, null, missing access_token, a 200 that carries an
+// The token endpoint's answers: non-JSON, null, missing access_token, a 200 that carries an
 // error, redirects, oversize bodies, slow answers: the login fails cleanly.
 
 t.test('a broken token endpoint fails the login cleanly', async (t) => {
