@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import Fastify from 'fastify'
 import { tokenStore } from '@fastify-aihubmix/token-store'
 import { aihubmixProxy } from '@fastify-aihubmix/aihubmix-proxy'
-import { resolveOptions as resolveRoutesOptions } from '@fastify-aihubmix/oauth-routes'
+import { resolveOptions as resolveRoutesOptions } from '../src/oauth-routes/options.js'
 import { startMockProvider } from '@fastify-aihubmix/mock-provider'
 import { createApp } from 'aihubmix-oauth'
 

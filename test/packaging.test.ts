@@ -5,6 +5,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { builtinModules } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join, posix } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import { promisify } from 'node:util'
 import { repoRoot, rootManifest, workspaces } from './helpers/workspaces.js'
 
@@ -69,6 +70,104 @@ function importsOf (text: string): string[] {
   }
   return [...found]
 }
+
+/**
+ * What each entry point of each package exports at run time, by name: the public surface. A name added to an
+ * index.ts (or a subpath's module) fails here until it is added below, so every new export is a deliberate
+ * change; a name dropped fails too (a breaking change). Internals (option resolution, stores, key layouts,
+ * compiled schema checkers, ...) are imported by the tests from the source files, never through the package.
+ */
+const PUBLIC_EXPORTS: Record<string, Record<string, string[]>> = {
+  '@fastify-aihubmix/token-store': {
+    '.': [
+      'default', 'tokenStore', 'createTokenStore',
+      'TokenStoreOptionsSchema',
+      'DEFAULT_BACKEND', 'DEFAULT_CLIENT_CACHE_ENTRIES', 'DEFAULT_CLIENT_CACHE_MAX_AGE_MS', 'DEFAULT_KEY_PREFIX',
+      'DEFAULT_LOCK_LEASE_MS', 'DEFAULT_LOCK_WAIT_MS', 'DEFAULT_MAX_SESSIONS_PER_USER', 'DEFAULT_OPENED_CACHE_SIZE',
+      'DEFAULT_REDIS_COMMAND_TIMEOUT_MS', 'DEFAULT_REFRESH_BACKOFF_MAX_MS', 'DEFAULT_REFRESH_BACKOFF_MS',
+      'DEFAULT_REFRESH_SKEW_MS', 'DEFAULT_REFRESH_TOKEN_TTL_MS', 'DEFAULT_SESSION_TTL_MS',
+      'UnauthenticatedError', 'ReauthRequiredError', 'RefreshRejectedError', 'StoreUnavailableError', 'RefreshBusyError',
+      'RefreshBackoffError', 'TokenStoreOptionsError', 'UnsealFailedError', 'TokenStoreArgumentError', 'NoSessionError',
+      'errorInfo', 'refreshWindowMs', 'isUserId', 'MAX_USER_AGENT_LENGTH',
+      'REFRESH_CHANNEL', 'REFRESH_LOCK_WAIT_CHANNEL', 'STORE_ERROR_CHANNEL'
+    ]
+  },
+  '@fastify-aihubmix/aihubmix-proxy': {
+    '.': [
+      'default', 'aihubmixProxy',
+      'UpstreamError', 'UpstreamStatusError', 'UpstreamInvalidResponseError', 'UpstreamBodyTooLargeError',
+      'UpstreamUnreachableError', 'UpstreamBusyError', 'UpstreamTimeoutError', 'UpstreamUnauthorizedError',
+      'InsufficientScopeError', 'TokenEndpointError', 'CsrfHeaderRequiredError', 'ProxyOptionsError',
+      'publicErrorOf', 'sendPublicError', 'UPSTREAM_CHANNEL'
+    ]
+  },
+  '@fastify-aihubmix/oauth-routes': {
+    '.': [
+      'default', 'oauthRoutes',
+      'OAuthRoutesOptionsError', 'RedirectUriMismatchError', 'SessionNotFoundError', 'CsrfHeaderRequiredError',
+      'LOGIN_ERROR_CODES', 'MAX_PENDING_LOGINS', 'MAX_PENDING_RETURN_TO_LENGTH',
+      'loggerOptions', 'logSerializers', 'redactUrl', 'LOGIN_CHANNEL'
+    ]
+  },
+  '@fastify-aihubmix/metrics': {
+    '.': ['default', 'aihubmixMetrics', 'metricsRoute', 'METRIC_NAMES', 'MetricsOptionsError']
+  },
+  '@fastify-aihubmix/mock-provider': {
+    '.': [
+      'startMockProvider', 'MockProviderOptionsSchema',
+      'DEFAULT_ACCESS_TOKEN_TTL_SECONDS', 'DEFAULT_CODE_TTL_SECONDS', 'DEFAULT_CONTROL_API_PREFIX', 'DEFAULT_ENVELOPE',
+      'DEFAULT_HOST', 'DEFAULT_LOGGER', 'DEFAULT_PORT', 'DEFAULT_REFRESH_REUSE_REVOKES', 'DEFAULT_REFRESH_TOKEN_TTL_SECONDS',
+      'DEFAULT_ROTATE_REFRESH_TOKENS', 'DEFAULT_TOKEN_PREFIX', 'DEFAULT_USER',
+      'MockInvalidOptionError', 'MockInvalidArgumentError', 'OVERSIZE_BYTES', 'REDIRECT_TARGET'
+    ],
+    './standalone': ['main', 'DEFAULT_DEMO_REDIRECT_URI', 'DEFAULT_STANDALONE_HOST', 'DEFAULT_STANDALONE_PORT']
+  },
+  'aihubmix-oauth': {
+    '.': [
+      'run', 'createApp', 'doctor', 'formatCheck', 'updateEnvFile', 'parseEnvFile', 'readConfig', 'ConfigError',
+      'CliUsageError', 'CliInvalidArgumentError', 'CliInvalidOptionError', 'ProviderError', 'ProviderUnreachableError',
+      'ProviderTimeoutError', 'ProviderUnauthorizedError', 'ProviderRefusedError', 'ProviderFailedError',
+      'ProviderRedirectError', 'ProviderBadAnswerError', 'EnvFileConflictError', 'EnvFileError'
+    ]
+  }
+}
+
+/** A plugin package's default export is its named plugin export (one plugin, two ways to import it). */
+const PLUGIN_EXPORTS: Record<string, string> = {
+  '@fastify-aihubmix/token-store': 'tokenStore',
+  '@fastify-aihubmix/aihubmix-proxy': 'aihubmixProxy',
+  '@fastify-aihubmix/oauth-routes': 'oauthRoutes',
+  '@fastify-aihubmix/metrics': 'aihubmixMetrics'
+}
+
+t.test('every entry point of every package exports exactly its public names at run time (the built files)', async (t) => {
+  const all = workspaces()
+  t.same(all.map(({ manifest }) => manifest.name).filter((name) => PUBLIC_EXPORTS[name] === undefined), [], 'every package has a list')
+  for (const { dir, path, manifest, built } of all) {
+    if (!built) {
+      t.fail(`${dir}/dist is not built: run \`npx tsc -b\``)
+      continue
+    }
+    const expected = PUBLIC_EXPORTS[manifest.name] ?? {}
+    const entries = Object.entries(manifest.exports as Record<string, unknown>).filter(([subpath]) => subpath !== './package.json')
+    t.same(entries.map(([subpath]) => subpath).sort(), Object.keys(expected).sort(), `${manifest.name}: a list for each subpath of \`exports\``)
+    for (const [subpath, target] of entries) {
+      const file = (target as { default?: unknown }).default
+      if (typeof file !== 'string') {
+        t.fail(`${manifest.name} "${subpath}" has no \`default\` target`)
+        continue
+      }
+      const mod = await import(pathToFileURL(join(path, file)).href) as Record<string, unknown>
+      t.same(Object.keys(mod).sort(), [...expected[subpath] ?? []].sort(), `${manifest.name}${subpath === '.' ? '' : subpath.slice(1)}: its exports`)
+    }
+    const plugin = PLUGIN_EXPORTS[manifest.name]
+    if (plugin !== undefined) {
+      const mod = await import(pathToFileURL(join(path, 'dist', 'index.js')).href) as Record<string, unknown>
+      t.equal(typeof mod.default, 'function', `${manifest.name}: the default export is the plugin`)
+      t.equal(mod.default, mod[plugin], `${manifest.name}: and the same as \`${plugin}\``)
+    }
+  }
+})
 
 t.test('the packages are in step: one version, internal dependencies at it, the shared fields and LICENSE', async (t) => {
   const { code, output } = await run(process.execPath, [join(root, 'scripts', 'release.mjs'), 'check'], root)

@@ -6,14 +6,27 @@ import { resolveOptions, type ProxyOptionsInput } from './options.js'
 import { proxyRoutes } from './routes.js'
 import type { Topup, UserInfo } from './schemas.js'
 
-export * from './errors.js'
-export * from './options.js'
-export * from './schemas.js'
-export { createAihubmixClient } from './client.js'
+// The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, the error classes,
+// the public error bodies, the diagnostics channel, and the types of the options, decorators and answers. The
+// client's construction, option resolution and the provider's schemas and their compiled checkers stay inside.
+export {
+  UpstreamError,
+  UpstreamStatusError,
+  UpstreamInvalidResponseError,
+  UpstreamBodyTooLargeError,
+  UpstreamUnreachableError,
+  UpstreamBusyError,
+  UpstreamTimeoutError,
+  UpstreamUnauthorizedError,
+  InsufficientScopeError,
+  TokenEndpointError,
+  CsrfHeaderRequiredError,
+  ProxyOptionsError
+} from './errors.js'
+export type { UserInfo, Topup } from './schemas.js'
 export type { AihubmixClient, AuthorizeUrlParams, CodeExchangeParams, UpstreamSignal } from './client.js'
 export { publicErrorOf, sendPublicError } from './routes.js'
 export type { PublicError } from './routes.js'
-export type { CallAsUser } from './call-as-user.js'
 export { UPSTREAM_CHANNEL } from './diagnostics.js'
 export type { UpstreamTraceContext, UpstreamEndpoint, UpstreamStatus } from './diagnostics.js'
 
@@ -59,7 +72,7 @@ async function aihubmixProxy (fastify: FastifyInstance, opts: AihubmixProxyOptio
   await fastify.register(proxyRoutes, { prefix: options.prefix, options, client, callAsUser })
 }
 
-export const aihubmixProxyPlugin = fp(aihubmixProxy, {
+const aihubmixProxyPlugin = fp(aihubmixProxy, {
   fastify: '5.x',
   name: '@fastify-aihubmix/aihubmix-proxy',
   decorators: { request: ['tokens'] },

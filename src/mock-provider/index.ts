@@ -1,17 +1,12 @@
+// The public surface, named one by one (test/packaging.test.ts holds the list): startMockProvider, its option
+// schema and defaults, its error classes, the two fault constants tests compare against, and the types of the
+// provider object and its options. Option resolution, routes and paths stay inside.
 export { startMockProvider } from './provider.js'
 export type { MockProvider, MockIssued } from './provider.js'
 export type { MockApp, NewMockApp } from './apps.js'
 export type { MockCounts } from './switches.js'
-export type { MockUserInfo } from './resources.js'
-export type { TokenAnswer } from './grants.js'
 export {
-  resolveOptions,
-  defaultDeveloperToken,
   MockProviderOptionsSchema,
-  MockUserPatchSchema,
-  MOCK_ENDPOINTS,
-  MOCK_FAULTS,
-  MOCK_SCOPES,
   DEFAULT_HOST,
   DEFAULT_PORT,
   DEFAULT_TOKEN_PREFIX,
@@ -27,15 +22,9 @@ export {
 } from './options.js'
 export type {
   MockProviderOptions,
-  ResolvedMockProviderOptions,
   MockUser,
   MockEndpoint,
-  MockFault,
-  MockScope
+  MockFault
 } from './options.js'
 export { MockInvalidOptionError, MockInvalidArgumentError } from './errors.js'
 export { OVERSIZE_BYTES, REDIRECT_TARGET } from './faults.js'
-export { AUTHORIZE_PATH, DECISION_PATH } from './authorize.js'
-export { TOKEN_PATH } from './token.js'
-export { USERINFO_PATH, TOPUP_PATH, TOPUP_PAGE_PATH, balanceFormatted } from './resources.js'
-export { OAUTH_APPS_PATH } from './oauth-apps.js'

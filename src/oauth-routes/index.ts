@@ -13,19 +13,14 @@ import { popupPage } from './popup-page.js'
 import { LoginCookies, MAX_PENDING_RETURN_TO_LENGTH } from './login-cookies.js'
 import { loginErrorHook, publishLogin } from './diagnostics.js'
 
-export * from './errors.js'
-export * from './options.js'
-export { safeReturnTo, MAX_RETURN_TO_LENGTH } from './return-to.js'
-export { popupPage } from './popup-page.js'
+// The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, the error classes and
+// login error codes, the pending-login bounds, the log redaction, the login channel, and the types of all of
+// these. Option resolution, the returnTo check, the popup page and the redaction tables stay inside.
+export { OAuthRoutesOptionsError, RedirectUriMismatchError, SessionNotFoundError, CsrfHeaderRequiredError, LOGIN_ERROR_CODES } from './errors.js'
+export type { LoginErrorCode } from './errors.js'
+export type { LoginEvent, LogoutEvent } from './options.js'
 export { MAX_PENDING_LOGINS, MAX_PENDING_RETURN_TO_LENGTH } from './login-cookies.js'
-export {
-  redactUrl,
-  loggerOptions,
-  logSerializers,
-  REDACTED_QUERY_PARAMETERS,
-  REDACTED_LOG_PATHS,
-  REDACTION_CENSOR
-} from './redact.js'
+export { redactUrl, loggerOptions, logSerializers } from './redact.js'
 export type { RedactingLoggerOptions, LoggedRequest } from './redact.js'
 export { LOGIN_CHANNEL } from './diagnostics.js'
 export type { LoginMessage, LoginOutcome } from './diagnostics.js'
@@ -450,7 +445,7 @@ async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions):
   await fastify.register(routes, { prefix: options.prefix, options, logins })
 }
 
-export const oauthRoutesPlugin = fp(oauthRoutes, {
+const oauthRoutesPlugin = fp(oauthRoutes, {
   fastify: '5.x',
   name: '@fastify-aihubmix/oauth-routes',
   decorators: { fastify: ['aihubmix', 'tokenStore'], request: ['tokens', 'session'] },

@@ -13,15 +13,17 @@ import { TokenStoreCore } from './token-store.js'
 import { KeyLayout } from './keys.js'
 import { TokenStoreOptionsError } from './errors.js'
 
+// The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, createTokenStore,
+// the option defaults and schema, the error classes, the diagnostics channels, and the types of all of these.
+// The store's parts (KV backends, key layout, key ring, client-side cache, option resolution) stay inside.
 export type { TokenSet, Refresher, GetFreshOptions } from './token-set.js'
-export { TokenSetSchema, isTokenSet, refreshWindowMs, retryAfterOf } from './token-set.js'
+export { refreshWindowMs } from './token-set.js'
 export type { TokenStore } from './token-store.js'
 export type { RequestTokens } from './request-tokens.js'
 export type { SessionStoreLike, SessionData } from './session-store.js'
 export type { SessionCheck, SessionVerdict } from './cookie-sessions.js'
 export type { UserSession, UserSessionInfo, SessionOwner, LastSeenReader } from './user-sessions.js'
 export { MAX_USER_AGENT_LENGTH } from './user-sessions.js'
-export type { KVStore, CompareAndSetResult } from './kv-store.js'
 export type {
   TokenStoreOptions,
   SessionCookieOptions,
@@ -29,11 +31,9 @@ export type {
   TokenStoreHooks,
   RefreshEvent,
   RefreshFailedEvent,
-  RevokedEvent,
-  ResolvedTokenStoreOptions
+  RevokedEvent
 } from './options.js'
 export {
-  resolveOptions,
   TokenStoreOptionsSchema,
   DEFAULT_BACKEND,
   DEFAULT_KEY_PREFIX,
@@ -51,17 +51,23 @@ export {
   DEFAULT_MAX_SESSIONS_PER_USER
 } from './options.js'
 export type { EncryptionKeyInput } from './crypto.js'
-export { KeyRing, createKeyRing, sealKeyFromSecret } from './crypto.js'
-export { MemoryStore } from './memory-store.js'
-export type { MemoryStoreOptions } from './memory-store.js'
-export { RedisStore } from './redis-store.js'
-export type { RedisClient, RedisStoreOptions } from './redis-store.js'
-export { TrackingCache, INVALIDATION_CHANNEL } from './tracking-cache.js'
-export type { TrackingCacheOptions, TrackingConnection } from './tracking-cache.js'
-export { KeyLayout, isUserId } from './keys.js'
+export type { RedisClient } from './redis-store.js'
+export { isUserId } from './keys.js'
 export { REFRESH_CHANNEL, REFRESH_LOCK_WAIT_CHANNEL, STORE_ERROR_CHANNEL } from './diagnostics.js'
 export type { RefreshTraceContext, RefreshOutcome, RefreshLockWaitMessage, StoreErrorMessage } from './diagnostics.js'
-export * from './errors.js'
+export {
+  UnauthenticatedError,
+  ReauthRequiredError,
+  RefreshRejectedError,
+  StoreUnavailableError,
+  RefreshBusyError,
+  RefreshBackoffError,
+  TokenStoreOptionsError,
+  UnsealFailedError,
+  TokenStoreArgumentError,
+  NoSessionError,
+  errorInfo
+} from './errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -13,11 +13,11 @@ import {
   UpstreamTimeoutError,
   UpstreamUnauthorizedError,
   UpstreamUnreachableError,
-  createAihubmixClient,
   publicErrorOf,
-  resolveOptions,
   sendPublicError
 } from '@fastify-aihubmix/aihubmix-proxy'
+import { createAihubmixClient } from '../../src/aihubmix-proxy/client.js'
+import { resolveOptions } from '../../src/aihubmix-proxy/options.js'
 import {
   NoSessionError,
   ReauthRequiredError,

@@ -1,7 +1,8 @@
 import { readdir } from 'node:fs/promises'
 import t from 'tap'
 import { startMockProvider } from '@fastify-aihubmix/mock-provider'
-import { createApp, CliInvalidArgumentError, CliInvalidOptionError, redirectUriProblem } from 'aihubmix-oauth'
+import { createApp, CliInvalidArgumentError, CliInvalidOptionError } from 'aihubmix-oauth'
+import { redirectUriProblem } from '../../src/cli/validate.js'
 import { lines, runCli, tempDir } from './capture.js'
 
 const REDIRECT = 'https://app.example.com/auth/callback'

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { doctor, pingRedis } from 'aihubmix-oauth'
+import { doctor } from 'aihubmix-oauth'
+import { pingRedis } from '../../src/cli/redis-ping.js'
 import { connectRedis, redisUrl } from '../helpers/redis.js'
 import { closedPort, lines, runCli, startTcpServer, tempDir } from './capture.js'
 

@@ -2,7 +2,8 @@ import { chmod, lstat, readdir, readFile, stat, symlink, writeFile } from 'node:
 import { join } from 'node:path'
 import t from 'tap'
 import { startMockProvider } from '@fastify-aihubmix/mock-provider'
-import { EnvFileConflictError, formatEnvValue, parseEnvFile, updateEnvFile } from 'aihubmix-oauth'
+import { EnvFileConflictError, parseEnvFile, updateEnvFile } from 'aihubmix-oauth'
+import { formatEnvValue } from '../../src/cli/env-file.js'
 import { loadEnvFile } from '../../example/server.js'
 import { lines, runCli, tempDir } from './capture.js'
 

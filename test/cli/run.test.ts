@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import t from 'tap'
-import { VERSION } from 'aihubmix-oauth'
+import { VERSION } from '../../src/cli/run.js'
 import { lines, runCli, tempDir } from './capture.js'
 
 t.test('--version prints the package version', async (t) => {

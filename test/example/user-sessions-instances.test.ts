@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
-import type { RedisStore, TrackingCache } from '@fastify-aihubmix/token-store'
+import type { RedisStore } from '../../src/token-store/redis-store.js'
+import type { TrackingCache } from '../../src/token-store/tracking-cache.js'
 import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
 import { startStack } from '../helpers/stack.js'
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
-import aihubmixMetrics, { MetricsOptionsError, metricsRoute, resolveOptions, DEFAULT_LOCK_WAIT_BUCKETS } from '@fastify-aihubmix/metrics'
+import aihubmixMetrics, { MetricsOptionsError, metricsRoute } from '@fastify-aihubmix/metrics'
+import { resolveOptions, DEFAULT_LOCK_WAIT_BUCKETS } from '../../src/metrics/options.js'
 import { metricsApp, scrape } from '../helpers/metrics-app.js'
 import { series } from '../helpers/prometheus.js'
 

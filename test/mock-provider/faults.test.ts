@@ -1,5 +1,6 @@
 import t from 'tap'
-import { MOCK_FAULTS, OVERSIZE_BYTES, REDIRECT_TARGET } from '@fastify-aihubmix/mock-provider'
+import { OVERSIZE_BYTES, REDIRECT_TARGET } from '@fastify-aihubmix/mock-provider'
+import { MOCK_FAULTS } from '../../src/mock-provider/options.js'
 import { authorize, call, exchange, getCode, login, startProvider, userinfo } from '../helpers/mock-client.js'
 
 t.test('http500, http503, http429: error statuses with JSON bodies', async (t) => {

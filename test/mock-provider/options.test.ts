@@ -5,10 +5,10 @@ import {
   DEFAULT_REFRESH_TOKEN_TTL_SECONDS,
   DEFAULT_USER,
   MockInvalidOptionError,
-  resolveOptions,
   startMockProvider,
   type MockProviderOptions
 } from '@fastify-aihubmix/mock-provider'
+import { resolveOptions } from '../../src/mock-provider/options.js'
 import { login, startProvider, userinfo } from '../helpers/mock-client.js'
 
 t.test('defaults', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import type { MemoryStore } from '@fastify-aihubmix/token-store'
+import type { MemoryStore } from '../../src/token-store/memory-store.js'
 import { startStack } from '../helpers/stack.js'
 import { TestBrowser } from '../helpers/browser.js'
 import { kvOf } from '../helpers/token-store.js'

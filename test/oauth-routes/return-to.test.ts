@@ -1,5 +1,5 @@
 import t from 'tap'
-import { safeReturnTo } from '@fastify-aihubmix/oauth-routes'
+import { safeReturnTo } from '../../src/oauth-routes/return-to.js'
 
 // returnTo: only a path on the app's own origin survives.
 // One table, every row a way browsers or servers have been tricked before.

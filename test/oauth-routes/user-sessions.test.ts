@@ -1,5 +1,6 @@
 import t from 'tap'
-import type { KeyLayout, KVStore } from '@fastify-aihubmix/token-store'
+import type { KeyLayout } from '../../src/token-store/keys.js'
+import type { KVStore } from '../../src/token-store/kv-store.js'
 import { startStack, findLeaks, type Stack, type StackOptions } from '../helpers/stack.js'
 import { TestBrowser } from '../helpers/browser.js'
 import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'

@@ -3,8 +3,10 @@ import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import fastifyCookie, { Signer } from '@fastify/cookie'
 import fastifySession from '@fastify/session'
-import type { KeyLayout, KVStore, TokenSet, TokenStoreOptions } from '@fastify-aihubmix/token-store'
+import type { TokenSet, TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import { TokenStoreOptionsError } from '@fastify-aihubmix/token-store'
+import type { KeyLayout } from '../../src/token-store/keys.js'
+import type { KVStore } from '../../src/token-store/kv-store.js'
 import { buildApp, countingRefresher, forEachBackend, KEY_A, tokenSet } from '../helpers/token-store.js'
 import type { T } from '../helpers/token-store.js'
 import { fp, SESSION_SECRET, sessionApp, sessionCookie, sessionIdOf } from '../helpers/token-store-session-app.js'
@@ -308,7 +310,7 @@ t.test('sessionCookie options are checked at registration, without echoing a sec
     [{ secret: SECRET }, 'sessionCookie'],
     [{ name: 'sid', secret: SECRET, signed: true }, 'sessionCookie']
   ]
-  const { resolveOptions } = await import('@fastify-aihubmix/token-store')
+  const { resolveOptions } = await import('../../src/token-store/options.js')
   for (const [sessionCookie, path] of bad) {
     try {
       resolveOptions({ encryptionKeys: KEY_A, sessionCookie })

@@ -1,11 +1,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import {
-  createKeyRing,
-  sealKeyFromSecret,
-  UnsealFailedError,
-  TokenStoreOptionsError
-} from '@fastify-aihubmix/token-store'
+import { UnsealFailedError, TokenStoreOptionsError } from '@fastify-aihubmix/token-store'
+import { createKeyRing, sealKeyFromSecret } from '../../src/token-store/crypto.js'
 import { KEY_A, KEY_B } from '../helpers/token-store.js'
 
 t.test('seal/unseal round trip; the sealed value shows no plaintext', async t => {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Redis } from 'ioredis'
-import type { RedisStore, TrackingCache } from '@fastify-aihubmix/token-store'
+import type { RedisStore } from '../../src/token-store/redis-store.js'
+import type { TrackingCache } from '../../src/token-store/tracking-cache.js'
 import { cleanupPrefix, connectRedis, recordCommands, uniquePrefix } from '../helpers/redis.js'
 import { tokenSet } from '../helpers/token-store.js'
 import type { T } from '../helpers/token-store.js'

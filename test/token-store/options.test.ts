@@ -1,7 +1,6 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import {
-  resolveOptions,
   tokenStore,
   DEFAULT_BACKEND,
   DEFAULT_KEY_PREFIX,
@@ -16,6 +15,7 @@ import {
   TokenStoreOptionsError,
   DEFAULT_MAX_SESSIONS_PER_USER
 } from '@fastify-aihubmix/token-store'
+import { resolveOptions } from '../../src/token-store/options.js'
 import { cleanupPrefix, connectRedis, scanKeys, uniquePrefix } from '../helpers/redis.js'
 import { KEY_A, sid, tokenSet } from '../helpers/token-store.js'
 

@@ -1,5 +1,6 @@
 import t from 'tap'
-import { createKeyRing, createTokenStore, DEFAULT_REFRESH_TOKEN_TTL_MS } from '@fastify-aihubmix/token-store'
+import { createTokenStore, DEFAULT_REFRESH_TOKEN_TTL_MS } from '@fastify-aihubmix/token-store'
+import { createKeyRing } from '../../src/token-store/crypto.js'
 import type { TokenSet } from '@fastify-aihubmix/token-store'
 import { scanKeys } from '../helpers/redis.js'
 import { buildApp, forEachBackend, KEY_A, KEY_B, kvOf, sid, tokenSet } from '../helpers/token-store.js'
