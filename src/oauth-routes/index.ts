@@ -2,8 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type {} from '@fastify/session'
-import { Type } from '@sinclair/typebox'
-import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { checkCallbackQuery, ErrorReply, LoginQuery, LogoutQuery, NoContentReply, SessionParams, SessionReply, SessionsReply } from './schemas.js'
 import { errorInfo, isUserId, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
 import { sendPublicError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { CsrfHeaderRequiredError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
@@ -37,42 +36,6 @@ declare module 'fastify' {
     aihubmixAuth?: { at: number, seen?: number }
   }
 }
-
-const LoginQuery = Type.Object({
-  returnTo: Type.Optional(Type.String({ maxLength: 4096 })),
-  mode: Type.Optional(Type.String({ maxLength: 32 }))
-})
-
-const CallbackQuery = Type.Object({
-  state: Type.Optional(Type.String({ maxLength: 512 })),
-  code: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
-  error: Type.Optional(Type.String({ maxLength: 256 })),
-  error_description: Type.Optional(Type.String({ maxLength: 4096 })),
-  error_uri: Type.Optional(Type.String({ maxLength: 4096 })),
-  iss: Type.Optional(Type.String({ maxLength: 2048 }))
-})
-const checkCallbackQuery = TypeCompiler.Compile(CallbackQuery)
-
-const SessionReply = Type.Object({
-  authenticated: Type.Boolean(),
-  expiresAt: Type.Optional(Type.String()),
-  scope: Type.Optional(Type.Array(Type.String()))
-})
-
-const ErrorReply = Type.Object({ error: Type.String(), message: Type.String() })
-
-/** `GET <prefix>/sessions`: never a session id, cookie value or token; `id` is the session's opaque handle. */
-const SessionsReply = Type.Object({
-  sessions: Type.Array(Type.Object({
-    id: Type.String(),
-    current: Type.Boolean(),
-    createdAt: Type.String({ format: 'date-time' }),
-    lastSeenAt: Type.String({ format: 'date-time' }),
-    userAgent: Type.String()
-  }))
-})
-const SessionParams = Type.Object({ id: Type.String() })
-const LogoutQuery = Type.Object({ everywhere: Type.Optional(Type.String()) })
 
 const PROVIDER_ERRORS: Record<string, LoginErrorCode> = { access_denied: 'access_denied' }
 
@@ -359,7 +322,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   })
 
   app.delete(`${o.routes.sessions}/:id`, {
-    schema: { params: SessionParams, response: { 204: Type.Null(), 401: ErrorReply, 403: ErrorReply, 404: ErrorReply } }
+    schema: { params: SessionParams, response: { 204: NoContentReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply } }
   }, async (request, reply) => {
     const refused = csrfRefused(request, reply)
     if (refused !== undefined) return refused
