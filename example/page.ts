@@ -1,4 +1,6 @@
 import type { FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type } from '@sinclair/typebox'
 import { ASSET_CACHE_CONTROL, loadAssets, type Asset, type AssetName } from './assets.js'
 import { LANGUAGES, languageFromAcceptLanguage, loadStrings, type Language, type Strings } from './i18n.js'
 
@@ -176,6 +178,9 @@ export const PAGE_SECURITY_HEADERS: Readonly<Record<string, string>> = Object.fr
   'permissions-policy': 'camera=(), microphone=(), geolocation=(), payment=(), usb=()'
 })
 
+/** The page's answer (`GET /`): the HTML of one language. */
+export const PageReply = Type.String()
+
 /** `GET /` (the page, in the language of `Accept-Language`), its script and style, and a `/favicon.ico` that answers 204. */
 export async function pageRoutes (fastify: FastifyInstance, opts: PageOptions): Promise<void> {
   const assets = await loadAssets()
@@ -189,7 +194,10 @@ export async function pageRoutes (fastify: FastifyInstance, opts: PageOptions): 
       reply.header('strict-transport-security', 'max-age=31536000')
     }
   })
-  fastify.get('/', async (request, reply) => {
+  // Typed from the schemas (types only: at run time this is `fastify`). The page's 200 is a string of HTML: sent as
+  // it is, never through the serialiser (text/html), so its schema only makes `send` refuse anything but a string.
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+  app.get('/', { schema: { response: { 200: PageReply } } }, async (request, reply) => {
     const language = languageFromAcceptLanguage(request.headers['accept-language'])
     return reply.type('text/html; charset=utf-8')
       .header('cache-control', 'no-store')
@@ -197,9 +205,10 @@ export async function pageRoutes (fastify: FastifyInstance, opts: PageOptions): 
       .header('content-language', language)
       .send(pages[language])
   })
+  // The assets' bodies are bytes (a Buffer) and the favicon's 204 has none: no JSON schema says either, so none.
   for (const asset of Object.values(assets)) {
-    fastify.get(asset.url, async (_request, reply) => reply.type(asset.contentType).header('cache-control', ASSET_CACHE_CONTROL).send(asset.body))
+    app.get(asset.url, async (_request, reply) => reply.type(asset.contentType).header('cache-control', ASSET_CACHE_CONTROL).send(asset.body))
   }
   // Browsers ask for it on every page of the origin (the sign-in popup's too); a 404 is a console error.
-  fastify.get('/favicon.ico', async (_request, reply) => reply.header('cache-control', 'public, max-age=86400').code(204).send())
+  app.get('/favicon.ico', async (_request, reply) => reply.header('cache-control', 'public, max-age=86400').code(204).send())
 }

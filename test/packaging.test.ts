@@ -17,6 +17,10 @@ import { repoRoot, rootManifest, workspaces } from './helpers/workspaces.js'
 // require(esm), on Node.js 20.19+ and 22.12+: test/require-cjs.test.ts and test/packed-app.test.ts.)
 
 const execFileAsync = promisify(execFile)
+
+// It packs every package and runs publint and arethetypeswrong on each tarball (over two minutes on a
+// busy two-core machine), so the file's time limit is raised from the suite's 120 s for this file only.
+t.setTimeout(300000)
 const root = repoRoot
 
 async function run (cmd: string, args: string[], cwd: string): Promise<{ code: number, output: string }> {

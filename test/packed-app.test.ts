@@ -20,6 +20,10 @@ import { repoRoot, workspaces } from './helpers/workspaces.js'
 // makes repeated runs quick): without it, it is skipped with a loud notice, or fails under CI=true.
 
 const execFileAsync = promisify(execFile)
+
+// It packs every package and runs `npm install` twice in a fresh app (about three minutes on a
+// busy two-core machine), so the file's time limit is raised from the suite's 120 s for this file only.
+t.setTimeout(600000)
 const root = repoRoot
 const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc')
 const PACKAGES = workspaces()

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { ResolvedProxyOptions } from './options.js'
 import {
   ReauthRequiredError,
@@ -133,11 +134,15 @@ export async function proxyRoutes (
     return reply.code(404).send({ error: 'not_found', message: 'No such route.' })
   })
 
-  fastify.get(routes.userInfo, {
+  // Typed from the schemas: a handler whose answer is not the 200 schema's shape does not compile. At run time
+  // this is `fastify` itself (the type provider is types only), and the response schemas were already there.
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+
+  app.get(routes.userInfo, {
     schema: { response: { 200: UserInfoReplySchema, ...errorResponses } }
   }, (request, reply) => callAsUser(request, client.userinfo, abortOnClientGone(reply)))
 
-  fastify.get(routes.topup, {
+  app.get(routes.topup, {
     schema: { response: { 200: TopupReplySchema, ...errorResponses } }
   }, (request, reply) => callAsUser(request, client.topup, abortOnClientGone(reply)))
 }

@@ -1,8 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type {} from '@fastify/session'
-import { Type } from '@sinclair/typebox'
-import { TypeCompiler } from '@sinclair/typebox/compiler'
+import { checkCallbackQuery, ErrorReply, LoginQuery, LogoutQuery, NoContentReply, SessionParams, SessionReply, SessionsReply } from './schemas.js'
 import { errorInfo, isUserId, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
 import { sendPublicError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { CsrfHeaderRequiredError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
@@ -32,42 +32,6 @@ declare module 'fastify' {
   }
 }
 
-const LoginQuery = Type.Object({
-  returnTo: Type.Optional(Type.String({ maxLength: 4096 })),
-  mode: Type.Optional(Type.String({ maxLength: 32 }))
-})
-
-const CallbackQuery = Type.Object({
-  state: Type.Optional(Type.String({ maxLength: 512 })),
-  code: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
-  error: Type.Optional(Type.String({ maxLength: 256 })),
-  error_description: Type.Optional(Type.String({ maxLength: 4096 })),
-  error_uri: Type.Optional(Type.String({ maxLength: 4096 })),
-  iss: Type.Optional(Type.String({ maxLength: 2048 }))
-})
-const checkCallbackQuery = TypeCompiler.Compile(CallbackQuery)
-
-const SessionReply = Type.Object({
-  authenticated: Type.Boolean(),
-  expiresAt: Type.Optional(Type.String()),
-  scope: Type.Optional(Type.Array(Type.String()))
-})
-
-const ErrorReply = Type.Object({ error: Type.String(), message: Type.String() })
-
-/** `GET <prefix>/sessions`: never a session id, cookie value or token; `id` is the session's opaque handle. */
-const SessionsReply = Type.Object({
-  sessions: Type.Array(Type.Object({
-    id: Type.String(),
-    current: Type.Boolean(),
-    createdAt: Type.String({ format: 'date-time' }),
-    lastSeenAt: Type.String({ format: 'date-time' }),
-    userAgent: Type.String()
-  }))
-})
-const SessionParams = Type.Object({ id: Type.String() })
-const LogoutQuery = Type.Object({ everywhere: Type.Optional(Type.String()) })
-
 const PROVIDER_ERRORS: Record<string, LoginErrorCode> = { access_denied: 'access_denied' }
 
 /** The marker of a used login state: written before its code is exchanged, so a state is good once. */
@@ -89,6 +53,8 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   const store = fastify.tokenStore
   const issuer = o.issuer ?? client.origin
   const loginEnded = loginErrorHook(client)
+  // Routes typed from their schemas (types only: at run time this is `fastify`, validation and serialisation unchanged).
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
 
   fastify.addHook('onRequest', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
@@ -145,8 +111,8 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   }
 
   // Writes nothing on the server: the pending login goes to the browser, sealed (login-cookies.ts).
-  fastify.get(o.routes.login, { schema: { querystring: LoginQuery }, onError: loginEnded }, async (request, reply) => {
-    const query = request.query as { returnTo?: string, mode?: string }
+  app.get(o.routes.login, { schema: { querystring: LoginQuery }, onError: loginEnded }, async (request, reply) => {
+    const query = request.query
     const mode = query.mode === 'popup' ? 'popup' : 'redirect'
     const insecure = insecureCookie(request)
     if (insecure !== undefined) {
@@ -164,8 +130,10 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     return reply.redirect(client.authorizeUrl({ state, codeChallenge: s256(verifier), autoAuthorize: o.autoAuthorize }), 302)
   })
 
-  fastify.get(o.routes.callback, { onError: loginEnded }, async (request, reply) => {
-    const query = request.query as Record<string, unknown>
+  // No querystring schema: the state is checked before anything else (a bad query with a good state is
+  // invalid_request, in the login's mode), so the query is any record until checkCallbackQuery says more.
+  app.get<{ Querystring: Record<string, unknown> }>(o.routes.callback, { onError: loginEnded }, async (request, reply) => {
+    const query = request.query
     const state = query.state
     // The state is checked before anything else; until it is, nothing is called.
     if (state === undefined) return fail(reply, 'missing_parameters', 'redirect')
@@ -272,16 +240,21 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     await request.session.destroy()
     revoke(request, set)
     reply.clearCookie(o.cookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: o.secureCookies })
+    return noContent(reply)
+  }
+
+  /** A 204 with no body at all: no payload reaches the serialiser (the 204 schema, `null`, only documents that). */
+  function noContent (reply: FastifyReply): FastifyReply {
     return reply.code(204).send()
   }
 
-  fastify.post(o.routes.logout, { schema: { querystring: LogoutQuery } }, async (request: FastifyRequest, reply) => {
+  app.post(o.routes.logout, { schema: { querystring: LogoutQuery } }, async (request, reply) => {
     const refused = csrfRefused(request, reply)
     if (refused !== undefined) return refused
-    return await logout(request, reply, (request.query as { everywhere?: string }).everywhere === '1')
+    return await logout(request, reply, request.query.everywhere === '1')
   })
 
-  fastify.get(o.routes.session, { schema: { response: { 200: SessionReply } } }, async (request) => {
+  app.get(o.routes.session, { schema: { response: { 200: SessionReply } } }, async (request) => {
     if (request.session.get('aihubmixAuth') === undefined) return { authenticated: false }
     const set = await request.tokens.get()
     if (set === null) return { authenticated: false }
@@ -309,7 +282,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     return { userId, id }
   }
 
-  fastify.get(o.routes.sessions, { schema: { response: { 200: SessionsReply, '4xx': ErrorReply, '5xx': ErrorReply } } }, async (request, reply) => {
+  app.get(o.routes.sessions, { schema: { response: { 200: SessionsReply, '4xx': ErrorReply, '5xx': ErrorReply } } }, async (request, reply) => {
     try {
       const sid = await signedIn(request)
       if (sid === null) return sendPublicError(reply, new UnauthenticatedError())
@@ -343,21 +316,21 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     }
   })
 
-  fastify.delete(`${o.routes.sessions}/:id`, {
-    schema: { params: SessionParams, response: { 204: Type.Null(), 401: ErrorReply, 403: ErrorReply, 404: ErrorReply } }
+  app.delete(`${o.routes.sessions}/:id`, {
+    schema: { params: SessionParams, response: { 204: NoContentReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply } }
   }, async (request, reply) => {
     const refused = csrfRefused(request, reply)
     if (refused !== undefined) return refused
     const sid = await signedIn(request)
     if (sid === null) return sendPublicError(reply, new UnauthenticatedError())
-    const { id } = request.params as { id: string }
+    const { id } = request.params
     const owner = await store.sessionOwner(sid)
     // Ending this very session is signing out here.
     if (owner !== null && id === owner.id) return await logout(request, reply, false)
     if (owner === null || !await store.endUserSession(owner.userId, id)) {
       return reply.code(404).send({ error: 'not_found', message: new SessionNotFoundError().message })
     }
-    return reply.code(204).send()
+    return noContent(reply)
   })
 }
 

@@ -1,0 +1,48 @@
+import { Type } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
+
+/**
+ * The schemas of the sign-in routes: what each one takes (query, params) and answers. The routes are typed from
+ * them (@fastify/type-provider-typebox), so a handler reads its query as the schema says and cannot answer a shape
+ * its response schema does not describe. The callback's query is checked by the handler itself, after the state.
+ */
+
+export const LoginQuery = Type.Object({
+  returnTo: Type.Optional(Type.String({ maxLength: 4096 })),
+  mode: Type.Optional(Type.String({ maxLength: 32 }))
+})
+
+/** Not a route schema: the callback checks its query with this itself, once the state has been checked. */
+export const CallbackQuery = Type.Object({
+  state: Type.Optional(Type.String({ maxLength: 512 })),
+  code: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+  error: Type.Optional(Type.String({ maxLength: 256 })),
+  error_description: Type.Optional(Type.String({ maxLength: 4096 })),
+  error_uri: Type.Optional(Type.String({ maxLength: 4096 })),
+  iss: Type.Optional(Type.String({ maxLength: 2048 }))
+})
+export const checkCallbackQuery = TypeCompiler.Compile(CallbackQuery)
+
+export const SessionReply = Type.Object({
+  authenticated: Type.Boolean(),
+  expiresAt: Type.Optional(Type.String()),
+  scope: Type.Optional(Type.Array(Type.String()))
+})
+
+export const ErrorReply = Type.Object({ error: Type.String(), message: Type.String() })
+
+/** `GET <prefix>/sessions`: never a session id, cookie value or token; `id` is the session's opaque handle. */
+export const SessionsReply = Type.Object({
+  sessions: Type.Array(Type.Object({
+    id: Type.String(),
+    current: Type.Boolean(),
+    createdAt: Type.String({ format: 'date-time' }),
+    lastSeenAt: Type.String({ format: 'date-time' }),
+    userAgent: Type.String()
+  }))
+})
+export const SessionParams = Type.Object({ id: Type.String() })
+export const LogoutQuery = Type.Object({ everywhere: Type.Optional(Type.String()) })
+
+/** A 204: no body (the reply sends none; this only documents it). */
+export const NoContentReply = Type.Null()
