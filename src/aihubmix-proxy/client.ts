@@ -1,4 +1,3 @@
-import type { EventEmitter } from 'node:events'
 import { Pool, getGlobalDispatcher, type Dispatcher } from 'undici'
 import type { TSchema, Static } from '@sinclair/typebox'
 import { RefreshRejectedError, errorInfo, type TokenSet } from '@fastify-aihubmix/token-store'
@@ -43,10 +42,19 @@ export interface CodeExchangeParams {
 }
 
 /**
- * Cancels an upstream call: an AbortSignal, or (cheaper per request) an EventEmitter with
- * `aborted` that emits `abort`, which undici accepts the same way.
+ * Cancels an upstream call: an AbortSignal, or (cheaper per request) an object with `aborted` and EventEmitter's
+ * `on`/`once`/`removeListener` for `abort` (an EventEmitter, or anything with those), which undici accepts the same
+ * way.
  */
-export type UpstreamSignal = AbortSignal | (EventEmitter & { readonly aborted: boolean })
+export type UpstreamSignal = AbortSignal | EmitterSignal
+
+/** The EventEmitter side of an UpstreamSignal: what undici calls on it. */
+export interface EmitterSignal {
+  readonly aborted: boolean
+  on (event: 'abort', listener: () => void): unknown
+  once (event: 'abort', listener: () => void): unknown
+  removeListener (event: 'abort', listener: () => void): unknown
+}
 
 /** The provider client: the only code that speaks HTTP to AIHubMix. */
 export interface AihubmixClient {
@@ -129,9 +137,15 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
   }
 
   async function readCapped (body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<string> {
-    if (typeof contentLength === 'string' && Number(contentLength) > maxBodyBytes) {
-      body.destroy()
-      throw new UpstreamBodyTooLargeError(maxBodyBytes)
+    if (typeof contentLength === 'string') {
+      const length = Number(contentLength)
+      if (length > maxBodyBytes) {
+        body.destroy()
+        throw new UpstreamBodyTooLargeError(maxBodyBytes)
+      }
+      // A declared length within the cap: undici reads exactly that many bytes (a longer or shorter body is an
+      // error), so the body is read whole, without the async iterator's per-chunk promises and stream listeners.
+      if (Number.isSafeInteger(length) && length >= 0) return await body.text()
     }
     const chunks: Buffer[] = []
     let size = 0
@@ -170,7 +184,8 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
         method,
         headers,
         body,
-        signal,
+        // undici types its signal as an AbortSignal or an EventEmitter; it calls only on/once/removeListener on the latter.
+        signal: signal as Dispatcher.RequestOptions['signal'],
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs
       })
