@@ -76,24 +76,34 @@ export class RequestTokensImpl implements RequestTokens {
   }
 
   async getFresh (refresh: Refresher, opts?: GetFreshOptions): Promise<TokenSet> {
-    const bound = await this.#bind()
-    if (bound === null) throw new UnauthenticatedError()
-    return await this.#store.getFreshFrom(bound.sid, await this.#takePrefetched(bound), refresh, opts)
+    return await this.#freshFrom(await this.#bind(), refresh, opts)
   }
 
   getFreshSync (refresh: Refresher, opts?: GetFreshOptions): TokenSet | Promise<TokenSet> {
-    if (opts === undefined) {
-      const bound = this.#bindNow()
-      const prefetch = bound?.prefetch
-      if (bound !== undefined && bound !== null && prefetch !== undefined && !prefetch.consumed) {
-        const stored = this.#store.openNow(bound.sid, prefetch.sealed)
-        if (stored !== undefined && stored !== null) {
-          prefetch.consumed = true
-          return this.#store.getFreshNow(bound.sid, stored, refresh)
-        }
+    const bound = this.#bindNow()
+    if (bound === undefined) return this.getFresh(refresh, opts)
+    return this.#freshFrom(bound, refresh, opts)
+  }
+
+  /**
+   * The fresh set of a bound session: without a promise when the prefetched sealed set opens at once and is usable
+   * (token-store's getFreshNow), else through getFreshFrom.
+   */
+  #freshFrom (bound: BoundSession | null, refresh: Refresher, opts: GetFreshOptions | undefined): TokenSet | Promise<TokenSet> {
+    if (bound === null) return Promise.reject(new UnauthenticatedError())
+    const prefetch = bound.prefetch
+    if (opts === undefined && prefetch !== undefined && !prefetch.consumed) {
+      const stored = this.#store.openNow(bound.sid, prefetch.sealed)
+      if (stored !== undefined && stored !== null) {
+        prefetch.consumed = true
+        return this.#store.getFreshNow(bound.sid, stored, refresh)
       }
     }
-    return this.getFresh(refresh, opts)
+    return this.#freshFromStore(bound, refresh, opts)
+  }
+
+  async #freshFromStore (bound: BoundSession, refresh: Refresher, opts: GetFreshOptions | undefined): Promise<TokenSet> {
+    return await this.#store.getFreshFrom(bound.sid, await this.#takePrefetched(bound), refresh, opts)
   }
 
   async endSession (): Promise<void> {
