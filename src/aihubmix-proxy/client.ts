@@ -109,6 +109,18 @@ function unwrapEnvelope (value: unknown): { ok: true, value: unknown } | { ok: f
   return { ok: true, value }
 }
 
+function ignore (): void {}
+
+/**
+ * Drops a body that will not be read. undici's body emits 'error' (RequestAbortedError) when it is destroyed before
+ * its end, a tick later: with nobody listening, that was an uncaught exception that ended the process, on the
+ * first answer whose Content-Length was above maxBodyBytes.
+ */
+function discard (body: Dispatcher.ResponseData['body']): void {
+  body.on('error', ignore)
+  body.destroy()
+}
+
 function splitScope (scope: string | undefined, requested: readonly string[]): string[] {
   if (scope === undefined) return [...requested]
   return scope.split(' ').filter((s) => s !== '')
@@ -140,7 +152,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     if (typeof contentLength === 'string') {
       const length = Number(contentLength)
       if (length > maxBodyBytes) {
-        body.destroy()
+        discard(body)
         throw new UpstreamBodyTooLargeError(maxBodyBytes)
       }
       // A declared length within the cap: undici reads exactly that many bytes (a longer or shorter body is an
@@ -152,7 +164,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     for await (const chunk of body) {
       size += (chunk as Buffer).length
       if (size > maxBodyBytes) {
-        body.destroy()
+        discard(body)
         throw new UpstreamBodyTooLargeError(maxBodyBytes)
       }
       chunks.push(chunk as Buffer)
