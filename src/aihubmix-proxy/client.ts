@@ -117,7 +117,7 @@ function ignore (): void {}
  * first answer whose Content-Length was above maxBodyBytes.
  */
 function discard (body: Dispatcher.ResponseData['body']): void {
-  body.on('error', ignore)
+  if (typeof body.on === 'function') body.on('error', ignore)
   body.destroy()
 }
 
@@ -157,7 +157,8 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
       }
       // A declared length within the cap: undici reads exactly that many bytes (a longer or shorter body is an
       // error), so the body is read whole, without the async iterator's per-chunk promises and stream listeners.
-      if (Number.isSafeInteger(length) && length >= 0) return await body.text()
+      // (A dispatcher of the caller's may hand over a body that is only async-iterable: it is read below.)
+      if (Number.isSafeInteger(length) && length >= 0 && typeof body.text === 'function') return await body.text()
     }
     const chunks: Buffer[] = []
     let size = 0
