@@ -148,18 +148,23 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     accept: 'application/json'
   }
 
-  async function readCapped (body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<string> {
+  /** Not an async function: the usual answer is undici's own body.text() promise, with no async frame around it. */
+  function readCapped (body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<string> {
     if (typeof contentLength === 'string') {
       const length = Number(contentLength)
       if (length > maxBodyBytes) {
         discard(body)
-        throw new UpstreamBodyTooLargeError(maxBodyBytes)
+        return Promise.reject(new UpstreamBodyTooLargeError(maxBodyBytes))
       }
       // A declared length within the cap: undici reads exactly that many bytes (a longer or shorter body is an
       // error), so the body is read whole, without the async iterator's per-chunk promises and stream listeners.
       // (A dispatcher of the caller's may hand over a body that is only async-iterable: it is read below.)
-      if (Number.isSafeInteger(length) && length >= 0 && typeof body.text === 'function') return await body.text()
+      if (Number.isSafeInteger(length) && length >= 0 && typeof body.text === 'function') return body.text()
     }
+    return readStreamCapped(body)
+  }
+
+  async function readStreamCapped (body: Dispatcher.ResponseData['body']): Promise<string> {
     const chunks: Buffer[] = []
     let size = 0
     for await (const chunk of body) {
