@@ -57,6 +57,16 @@ class LazyRequestLogger {
   trace (...args: unknown[]): void { this.#write('trace', args) }
   silent (): void {}
 
+  /** pino's, for code that asks before it builds a line. */
+  isLevelEnabled (level: string): boolean {
+    return (this.#child as PinoLike | undefined ?? this.#parent).isLevelEnabled(level)
+  }
+
+  /** pino's: the bindings of this request's logger (the request id). */
+  bindings (): Bindings {
+    return (this.#real() as unknown as { bindings: () => Bindings }).bindings()
+  }
+
   child (bindings: Bindings, options?: object): FastifyBaseLogger {
     return this.#real().child(bindings, options)
   }

@@ -26,7 +26,8 @@ function app (level: string): { lines: Array<Record<string, unknown>>, app: Retu
   })
   fastify.get('/child', async (request) => {
     request.log.child({ part: 'inner' }).warn('from a child')
-    return { level: request.log.level }
+    const log = request.log as typeof request.log & { isLevelEnabled: (level: string) => boolean, bindings: () => Record<string, unknown> }
+    return { level: request.log.level, info: log.isLevelEnabled('info'), warn: log.isLevelEnabled('warn'), reqId: typeof log.bindings().reqId }
   })
   return { lines, app: fastify }
 }
@@ -45,7 +46,7 @@ t.test('at warn: no request lines, a warning carries the request id and is redac
   t.equal(typeof line.reqId, 'string', 'bound to the request')
   t.notMatch(JSON.stringify(line), /secret-cookie-value/, 'cookies redacted')
   const child = await fastify.inject('/child')
-  t.same(child.json(), { level: 'warn' })
+  t.same(child.json(), { level: 'warn', info: false, warn: true, reqId: 'string' })
   t.match(lines.at(-1), { msg: 'from a child', part: 'inner', reqId: String })
 })
 
