@@ -53,7 +53,8 @@ if (!['a', 'b', 'both', 'none'].includes(SETTINGS.clientCache)) throw new Error(
 
 const GOALS = { recoveryMs: 4000, refreshFactor: 1.5 }
 const EXAMPLE_SERVER = fileURLToPath(new URL('../example/dist/server.js', import.meta.url))
-const RESULTS_DIR = join(BENCH_DIR, 'results')
+/** Where results (and profiles) go; BENCH_RESULTS_DIR moves them (the test suite's short runs write to a temporary directory). */
+const RESULTS_DIR = process.env.BENCH_RESULTS_DIR || join(BENCH_DIR, 'results')
 const CSRF = { 'x-csrf': '1', accept: 'application/json' }
 
 function log (line) {

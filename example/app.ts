@@ -12,6 +12,7 @@ import oauthRoutes, {
 } from '@fastify-aihubmix/oauth-routes'
 import type { ExampleConfig, ProviderConfig } from 'aihubmix-oauth'
 import { pageRoutes } from './page.js'
+import { useLazyRequestLoggers } from './request-logger.js'
 
 export interface BuildOptions {
   config: ExampleConfig
@@ -44,6 +45,8 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
     bodyLimit: 64 * 1024,
     routerOptions: { maxParamLength: 200 }
   })
+  // No per-request child logger unless a request writes a line at an enabled level.
+  useLazyRequestLoggers(app)
 
   // Set first, so every plugin's routes inherit it: outside /api too (/auth/*, the page),
   // errors answer the same `{error, message}` JSON, a fixed code and words, never an internal message.

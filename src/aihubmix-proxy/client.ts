@@ -1,4 +1,3 @@
-import type { EventEmitter } from 'node:events'
 import { Pool, getGlobalDispatcher, type Dispatcher } from 'undici'
 import type { TSchema, Static } from '@sinclair/typebox'
 import { RefreshRejectedError, errorInfo, type TokenSet } from '@fastify-aihubmix/token-store'
@@ -43,10 +42,19 @@ export interface CodeExchangeParams {
 }
 
 /**
- * Cancels an upstream call: an AbortSignal, or (cheaper per request) an EventEmitter with
- * `aborted` that emits `abort`, which undici accepts the same way.
+ * Cancels an upstream call: an AbortSignal, or (cheaper per request) an object with `aborted` and EventEmitter's
+ * `on`/`once`/`removeListener` for `abort` (an EventEmitter, or anything with those), which undici accepts the same
+ * way.
  */
-export type UpstreamSignal = AbortSignal | (EventEmitter & { readonly aborted: boolean })
+export type UpstreamSignal = AbortSignal | EmitterSignal
+
+/** The EventEmitter side of an UpstreamSignal: what undici calls on it. */
+export interface EmitterSignal {
+  readonly aborted: boolean
+  on (event: 'abort', listener: () => void): unknown
+  once (event: 'abort', listener: () => void): unknown
+  removeListener (event: 'abort', listener: () => void): unknown
+}
 
 /** The provider client: the only code that speaks HTTP to AIHubMix. */
 export interface AihubmixClient {
@@ -101,6 +109,18 @@ function unwrapEnvelope (value: unknown): { ok: true, value: unknown } | { ok: f
   return { ok: true, value }
 }
 
+function ignore (): void {}
+
+/**
+ * Drops a body that will not be read. undici's body emits 'error' (RequestAbortedError) when it is destroyed before
+ * its end, a tick later: with nobody listening, that was an uncaught exception that ended the process, on the
+ * first answer whose Content-Length was above maxBodyBytes.
+ */
+function discard (body: Dispatcher.ResponseData['body']): void {
+  if (typeof body.on === 'function') body.on('error', ignore)
+  body.destroy()
+}
+
 function splitScope (scope: string | undefined, requested: readonly string[]): string[] {
   if (scope === undefined) return [...requested]
   return scope.split(' ').filter((s) => s !== '')
@@ -128,17 +148,29 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     accept: 'application/json'
   }
 
-  async function readCapped (body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<string> {
-    if (typeof contentLength === 'string' && Number(contentLength) > maxBodyBytes) {
-      body.destroy()
-      throw new UpstreamBodyTooLargeError(maxBodyBytes)
+  /** Not an async function: the usual answer is undici's own body.text() promise, with no async frame around it. */
+  function readCapped (body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<string> {
+    if (typeof contentLength === 'string') {
+      const length = Number(contentLength)
+      if (length > maxBodyBytes) {
+        discard(body)
+        return Promise.reject(new UpstreamBodyTooLargeError(maxBodyBytes))
+      }
+      // A declared length within the cap: undici reads exactly that many bytes (a longer or shorter body is an
+      // error), so the body is read whole, without the async iterator's per-chunk promises and stream listeners.
+      // (A dispatcher of the caller's may hand over a body that is only async-iterable: it is read below.)
+      if (Number.isSafeInteger(length) && length >= 0 && typeof body.text === 'function') return body.text()
     }
+    return readStreamCapped(body)
+  }
+
+  async function readStreamCapped (body: Dispatcher.ResponseData['body']): Promise<string> {
     const chunks: Buffer[] = []
     let size = 0
     for await (const chunk of body) {
       size += (chunk as Buffer).length
       if (size > maxBodyBytes) {
-        body.destroy()
+        discard(body)
         throw new UpstreamBodyTooLargeError(maxBodyBytes)
       }
       chunks.push(chunk as Buffer)
@@ -170,7 +202,8 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
         method,
         headers,
         body,
-        signal,
+        // undici types its signal as an AbortSignal or an EventEmitter; it calls only on/once/removeListener on the latter.
+        signal: signal as Dispatcher.RequestOptions['signal'],
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs
       })

@@ -67,6 +67,11 @@ export class CookieSessions {
    * whether the session still exists is read from the store on every request.
    */
   readonly #verified = new Map<string, string>()
+  /**
+   * Session id -> the last session record read for it, parsed. Used only when the record just read is exactly the
+   * same JSON (so it is the same data); the record itself is read from the store on every request.
+   */
+  readonly #parsed = new Map<string, ParsedSession>()
   #warned = false
 
   constructor (options: CookieSessionsOptions) {
@@ -80,6 +85,58 @@ export class CookieSessions {
     this.#checks = options.checks
   }
 
+  /**
+   * What `read` would answer, when it can be decided without waiting: the store answers at once (`getManyNow`: the
+   * memory store, the Redis store's client-side cache) and the session is fine as it is (no check ends or touches
+   * it, its cookie has not expired). undefined: call `read`. Every check of `read` is made here too.
+   */
+  readNow (cookieValue: unknown): CookieSession | null | undefined {
+    const getManyNow = this.#kv.getManyNow
+    if (getManyNow === undefined) return undefined
+    if (typeof cookieValue !== 'string') return null
+    const sid = this.#unsign(cookieValue)
+    if (sid === null) {
+      this.#warnOnce()
+      return null
+    }
+    const values = getManyNow.call(this.#kv, [this.#keys.session(sid), this.#keys.tokens(sid)])
+    if (values === undefined) return undefined
+    const json = values[0]
+    if (json === null || json === undefined) {
+      this.#parsed.delete(sid)
+      return null
+    }
+    const parsed = this.#parse(sid, json)
+    // Not a JSON object (logged by `read`), expired, ended or touched: `read` does it.
+    if (parsed === null) return undefined
+    const now = Date.now()
+    if (parsed.expiresAt <= now) return undefined
+    const session = parsed.session
+    for (const check of this.#checks) {
+      if (check(session, now) !== undefined) return undefined
+    }
+    return { sid, sealed: values[1] ?? null }
+  }
+
+  /** The record parsed, from the last parse of this session when the JSON is the same; null: not a JSON object. */
+  #parse (sid: string, json: string): ParsedSession | null {
+    const known = this.#parsed.get(sid)
+    if (known !== undefined && known.json === json) return known
+    const session = parseSession(json)
+    if (session === null) return null
+    // Shared by the requests that read the same record: nobody may change it.
+    Object.freeze(session)
+    if (typeof session.cookie === 'object' && session.cookie !== null) Object.freeze(session.cookie)
+    const parsed: ParsedSession = { json, session, expiresAt: cookieExpiresAt(session) }
+    if (known !== undefined) this.#parsed.delete(sid)
+    this.#parsed.set(sid, parsed)
+    if (this.#parsed.size > VERIFIED_CACHE_SIZE) {
+      const oldest = this.#parsed.keys().next()
+      if (oldest.done !== true) this.#parsed.delete(oldest.value)
+    }
+    return parsed
+  }
+
   /** The session of this cookie value, or null (no cookie, bad signature, no such session, expired, ended). */
   async read (cookieValue: unknown): Promise<CookieSession | null> {
     if (typeof cookieValue !== 'string') return null
@@ -90,14 +147,19 @@ export class CookieSessions {
     }
     const sessionKey = this.#keys.session(sid)
     const [json, sealed] = await this.#kv.getMany([sessionKey, this.#keys.tokens(sid)])
-    if (json === null || json === undefined) return null
-    const session = parseSession(json)
-    if (session === null) {
+    if (json === null || json === undefined) {
+      this.#parsed.delete(sid)
+      return null
+    }
+    const parsed = this.#parse(sid, json)
+    if (parsed === null) {
       this.#log.warn('token-store: ignored a stored session that is not a JSON object')
       return null
     }
+    const session = parsed.session
     const now = Date.now()
-    if (cookieExpired(session, now)) {
+    if (parsed.expiresAt <= now) {
+      this.#parsed.delete(sid)
       await this.#end(sid)
       return null
     }
@@ -106,6 +168,7 @@ export class CookieSessions {
       const verdict = check(touched ?? session, now)
       if (verdict === undefined) continue
       if (verdict === 'end') {
+        this.#parsed.delete(sid)
         await this.#end(sid)
         return null
       }
@@ -178,10 +241,22 @@ export function parseSession (json: string): Record<string, unknown> | null {
  * value, kept from before the last save, and does not count.) No `expires`: a browser-session cookie, never.
  */
 export function cookieExpired (session: Record<string, unknown>, now: number): boolean {
+  return cookieExpiresAt(session) <= now
+}
+
+/** When cookieExpired starts to say true: the stored cookie's `expires` in ms, or Infinity (none, or unreadable). */
+export function cookieExpiresAt (session: Record<string, unknown>): number {
   const cookie = session.cookie as { expires?: unknown } | null | undefined
-  if (typeof cookie !== 'object' || cookie === null) return false
+  if (typeof cookie !== 'object' || cookie === null) return Infinity
   const when = cookie.expires
-  if (typeof when !== 'string' && typeof when !== 'number') return false
+  if (typeof when !== 'string' && typeof when !== 'number') return Infinity
   const at = new Date(when).getTime()
-  return Number.isFinite(at) && at <= now
+  return Number.isFinite(at) ? at : Infinity
+}
+
+/** A session record as read (its JSON), parsed, and when its cookie expires. */
+interface ParsedSession {
+  readonly json: string
+  readonly session: Record<string, unknown>
+  readonly expiresAt: number
 }

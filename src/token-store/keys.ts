@@ -67,8 +67,13 @@ export class KeyLayout {
 const MAX_ID_LENGTH = 512
 
 /** A session id or record key: a non-empty string of reasonable length. */
+/** What assertId accepts. */
+export function isId (value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_ID_LENGTH
+}
+
 export function assertId (value: unknown, name: string): asserts value is string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > MAX_ID_LENGTH) {
+  if (!isId(value)) {
     throw new TokenStoreArgumentError(name, `must be a non-empty string of at most ${MAX_ID_LENGTH} characters`)
   }
 }

@@ -14,6 +14,11 @@ export interface KVStore {
   get (key: string): Promise<string | null>
   /** Several values in ONE round trip (Redis MGET). The keys must share a hash slot. */
   getMany (keys: readonly string[]): Promise<Array<string | null>>
+  /**
+   * What `getMany` would answer, when it is known without waiting (the memory store; the Redis store's client-side
+   * cache, every key cached): the same values, no promise. undefined: not known now, call `getMany`.
+   */
+  getManyNow? (keys: readonly string[]): Array<string | null> | undefined
   /** Writes (creates or overwrites) with a TTL. */
   set (key: string, value: string, ttlMs: number): Promise<void>
   /** Overwrites only if the key exists (Redis `SET XX`); false when it did not exist (nothing written). */

@@ -61,6 +61,10 @@ export class MemoryStore implements KVStore {
   }
 
   async getMany (keys: readonly string[]): Promise<Array<string | null>> {
+    return this.getManyNow(keys)
+  }
+
+  getManyNow (keys: readonly string[]): Array<string | null> {
     return keys.map(key => this.#string(key))
   }
 

@@ -176,6 +176,11 @@ export class RedisStore implements KVStore {
    * are still read together, atomically. On a Cluster, keys of different sessions live in different slots, so
    * every call is its own MGET.
    */
+  /** From the client-side cache, when it is on and holds every key. */
+  getManyNow (keys: readonly string[]): Array<string | null> | undefined {
+    return this.#cache?.lookup(keys)
+  }
+
   getMany (keys: readonly string[]): Promise<Array<string | null>> {
     const cache = this.#cache
     if (cache !== undefined) {

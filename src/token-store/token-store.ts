@@ -5,7 +5,7 @@ import type { ResolvedTokenStoreOptions, TokenStoreHooks } from './options.js'
 import type { GetFreshOptions, Refresher, TokenSet } from './token-set.js'
 import type { SessionStoreLike } from './session-store.js'
 import { isTokenSet, normalizeTokenSet, refreshWindowMs, retryAfterOf, tokenSetProblem } from './token-set.js'
-import { KeyLayout, assertId } from './keys.js'
+import { KeyLayout, assertId, isId } from './keys.js'
 import { Records } from './records.js'
 import { createSessionStore } from './session-store.js'
 import { CookieSessions, type SessionCheck } from './cookie-sessions.js'
@@ -357,12 +357,11 @@ export class TokenStoreCore implements TokenStore {
    * open or is not a token set is treated as absent: deleted, and logged at warn without the value.
    */
   async open (sid: string, sealed: string | null): Promise<StoredTokenSet | null> {
-    if (sealed === null) return null
-    const hit = this.#opened.get(sid)
-    if (hit !== undefined && hit.sealed === sealed) return { set: hit.set, sealed }
+    const now = this.openNow(sid, sealed)
+    if (now !== undefined) return now
     let set: unknown
     try {
-      set = JSON.parse(this.#options.keyRing.unseal(sealed, tokenContext(sid)))
+      set = JSON.parse(this.#options.keyRing.unseal(sealed as string, tokenContext(sid)))
       if (!isTokenSet(set)) throw new UnsealFailedError('the opened value is not a token set')
     } catch (err) {
       this.#log.warn({ err }, 'token-store: discarded a stored token set that could not be opened')
@@ -373,6 +372,25 @@ export class TokenStoreCore implements TokenStore {
       }
       return null
     }
+    this.#remember(sid, sealed as string, set)
+    return { set, sealed: sealed as string }
+  }
+
+  /**
+   * `open` without a promise, for a value that opens: the opened set (from the opened-set cache, or unsealed and
+   * checked now), null for no value. undefined for a value that does not open: `open` discards it.
+   */
+  openNow (sid: string, sealed: string | null): StoredTokenSet | null | undefined {
+    if (sealed === null) return null
+    const hit = this.#opened.get(sid)
+    if (hit !== undefined && hit.sealed === sealed) return { set: hit.set, sealed }
+    let set: unknown
+    try {
+      set = JSON.parse(this.#options.keyRing.unseal(sealed, tokenContext(sid)))
+    } catch {
+      return undefined
+    }
+    if (!isTokenSet(set)) return undefined
     this.#remember(sid, sealed, set)
     return { set, sealed }
   }
@@ -389,6 +407,17 @@ export class TokenStoreCore implements TokenStore {
       const oldest = this.#opened.keys().next()
       if (oldest.done !== true) this.#opened.delete(oldest.value)
     }
+  }
+
+  /**
+   * getFreshFrom without a promise in the steady state: the set itself when `current` is usable as it is (not due
+   * for refresh, no refreshed set of this session waiting to be stored, not forced), else getFreshFrom's promise.
+   * Errors are always the promise's rejections.
+   */
+  getFreshNow (sid: string, current: StoredTokenSet, refresh: Refresher): TokenSet | Promise<TokenSet> {
+    if (isId(sid) && typeof refresh === 'function' && !this.#pending.has(sid) &&
+      this.#usable(current.set, false, undefined)) return current.set
+    return this.getFreshFrom(sid, current, refresh)
   }
 
   /**

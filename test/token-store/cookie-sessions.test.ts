@@ -47,6 +47,13 @@ async function cookieApp (
         const set = await request.tokens.getFresh(refresher.refresh)
         return { token: fp(set.accessToken) }
       })
+      // getFreshSync: whether the set came without a promise, and the set.
+      instance.get('/api/fresh-sync', async (request) => {
+        const fresh = request.tokens.getFreshSync(refresher.refresh)
+        const sync = !(fresh instanceof Promise)
+        const set = await fresh
+        return { token: fp(set.accessToken), sync }
+      })
       instance.post('/api/end', async (request, reply) => {
         await request.tokens.endSession()
         return reply.code(204).send()
@@ -374,4 +381,45 @@ t.test('sessionCookie without @fastify/cookie registered first fails at start wi
     await app.register(tokenStore, { encryptionKeys: KEY_A, sessionCookie: { name: 'sessionId', secret: SECRET } })
     await app.ready()
   }, { code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS', message: /sessionCookie.*@fastify\/cookie/ })
+})
+
+forEachBackend(t, 'getFreshSync: the set without a promise only when nothing is to be waited for, and every check made', async (t, backend) => {
+  const { app, kv, refreshCalls } = await cookieApp(t, backend.options)
+  const set = tokenSet()
+  const cookie = await login(app, set)
+  const cached = backend.options.redisClientCache === true
+  const fresh = async (c: string): Promise<{ statusCode: number, body: { token?: string, sync?: boolean, code?: string } }> => {
+    const res = await app.inject({ url: '/api/fresh-sync', headers: { cookie: c } })
+    return { statusCode: res.statusCode, body: res.json() }
+  }
+  // The client cache fills on the first read (once tracking is live): a few reads.
+  let first = await fresh(cookie)
+  if (cached) {
+    for (let i = 0; i < 20 && first.body.sync !== true; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25))
+      first = await fresh(cookie)
+    }
+  }
+  t.same(first, { statusCode: 200, body: { token: fp(set.accessToken), sync: backend.name === 'memory' || cached } },
+    backend.name === 'memory' || cached ? 'in memory and fresh: no promise' : 'a Redis read: a promise')
+  t.same(refreshCalls, [])
+
+  // A forged cookie, no cookie: no session, whatever the store holds.
+  t.equal((await fresh(cookie.replace(/=([^.]+)\./, '=x$1.'))).statusCode, 401, 'a cookie whose signature does not verify')
+
+  // Due for refresh: refreshed (a promise), then the new set without one.
+  const keys = keysOf(app)
+  const sid = sessionIdOf(cookie)
+  await app.tokenStore.save(sid, { ...tokenSet(), obtainedAt: Date.now() - 120_000, expiresAt: Date.now() + 1000 })
+  const refreshed = await fresh(cookie)
+  t.equal(refreshed.statusCode, 200)
+  t.equal(refreshed.body.sync, false, 'a refresh is waited for')
+  t.equal(refreshCalls.length, 1, 'refreshed once')
+
+  // Ended elsewhere (the record deleted in the store): 401 at once, never the remembered set.
+  await kv.delete(keys.session(sid))
+  if (cached) await (kv as unknown as { clientCache: { sync: () => Promise<void> } }).clientCache.sync()
+  const ended = await fresh(cookie)
+  t.equal(ended.statusCode, 401, 'an ended session is not served')
+  t.equal(ended.body.code, 'FST_AIHUBMIX_UNAUTHENTICATED')
 })

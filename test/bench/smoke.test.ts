@@ -1,0 +1,120 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+// The long runs in short: `npm run bench` and `npm run chaos` in tiny configurations, so that the suite sees them
+// start, run every part and print their tables. No timing is asserted (the numbers of a one-second run mean
+// nothing); what is asserted is that they complete, print the ratio and goal lines, and the outcomes that are
+// counts: one upstream call per request, nobody logged out, no refresh token used twice.
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+interface Run { code: number | null, stdout: string, stderr: string }
+
+/**
+ * Runs `npm run <script>` with only PATH and HOME of this process' environment: not tap's NODE_OPTIONS (its
+ * loaders) and coverage variables, which would load the runs' dozen processes with the test runner's machinery,
+ * and not a REDIS_URL (both runs start a private redis-server).
+ */
+function npmRun (script: string, env: Record<string, string>): Promise<Run> {
+  const base: Record<string, string> = {}
+  for (const name of ['PATH', 'HOME']) {
+    const value = process.env[name]
+    if (value !== undefined) base[name] = value
+  }
+  return new Promise((resolve, reject) => {
+    const child = spawn('npm', ['run', '--silent', script], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+    child.once('error', reject)
+    child.once('close', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+function row (stdout: string, measure: string): string[] | undefined {
+  const line = stdout.split('\n').find((l) => l.startsWith(`| ${measure} `))
+  return line?.split('|').slice(1, -1).map((cell) => cell.trim())
+}
+
+// Both start at once (about 40 s each on an idle 2-core machine, mostly processes starting and the chaos run's
+// fixed timeline): together they take the time of the longer one.
+const benchDir = mkdtempSync(join(tmpdir(), 'bench-smoke-'))
+const chaosDir = mkdtempSync(join(tmpdir(), 'chaos-smoke-'))
+t.teardown(() => {
+  rmSync(benchDir, { recursive: true, force: true })
+  rmSync(chaosDir, { recursive: true, force: true })
+})
+const benchRun = npmRun('bench', {
+  BENCH_RESULTS_DIR: benchDir,
+  BENCH_TARGETS: 'project-memory,project-redis,floor,lean',
+  BENCH_SKIP: 'storm,heap,flood,micro',
+  BENCH_ROUNDS: '2',
+  BENCH_DURATION: '1',
+  BENCH_WARMUP: '0',
+  BENCH_SESSIONS: '2',
+  BENCH_CONNECTIONS: '4',
+  BENCH_REDIS_REQUESTS: '100'
+})
+const chaosRun = npmRun('chaos', {
+  BENCH_RESULTS_DIR: chaosDir,
+  CHAOS_USERS: '4',
+  CHAOS_TOKEN_SECONDS: '4',
+  CHAOS_BASELINE_SECONDS: '1',
+  CHAOS_FAULT_SECONDS: '1',
+  CHAOS_SETTLE_SECONDS: '5',
+  CHAOS_KILL_SECONDS: '1',
+  CHAOS_REDIS_DOWN_SECONDS: '0'
+})
+
+t.test('npm run bench, tiny: every target runs, the ratio lines and their goals are printed', async (t) => {
+  const dir = benchDir
+  const run = await benchRun
+  t.equal(run.code, 0, `exit code (stderr: ${run.stderr.slice(-500)})`)
+  for (const [measure, goal] of [
+    ['project ÷ floor: req/s', '≥ 0.85×'],
+    ['project ÷ floor: p99', '≤ 1.2×'],
+    ['project ÷ lean: req/s', '≥ 1.3×'],
+    ['project ÷ lean: p99', '≤ 1.0×'],
+    ['Redis stores ÷ memory stores: req/s', '≥ 0.9×']
+  ] as const) {
+    const cells = row(run.stdout, measure)
+    t.ok(cells, `${measure}: printed`)
+    t.match(cells?.[1], /^\d+\.\d\d×$/, `${measure}: a ratio`)
+    t.equal(cells?.[2], goal, `${measure}: its goal`)
+    t.match(cells?.[3], /^[✓✗]$/, `${measure}: met or not`)
+  }
+  for (const measure of ['project ÷ floor: req/s in each round', 'project ÷ floor: p99 in each round', 'project ÷ lean: req/s in each round']) {
+    t.match(row(run.stdout, measure)?.[1], /^\d+\.\d\d×, \d+\.\d\d×$/, `${measure}: one ratio per round`)
+  }
+  const result = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as {
+    throughput: Record<string, { non2xx: number, errors: number, upstreamCallsPerRequest: number, rounds: unknown[] }>
+    redisRoundTrips: { perRequest: number, non2xx: number }
+  }
+  t.same(Object.keys(result.throughput).sort(), ['floor', 'lean', 'project-memory', 'project-redis'])
+  for (const [id, s] of Object.entries(result.throughput)) {
+    t.equal(s.rounds.length, 2, `${id}: two rounds`)
+    t.equal(s.non2xx, 0, `${id}: every answer 2xx`)
+    // Requests cut short at the end of a round may have made their upstream call without being counted.
+    t.ok(s.upstreamCallsPerRequest >= 0.99 && s.upstreamCallsPerRequest <= 1.2, `${id}: one upstream call per request (${s.upstreamCallsPerRequest})`)
+  }
+  t.equal(result.redisRoundTrips.non2xx, 0)
+  t.ok(result.redisRoundTrips.perRequest <= 1, 'at most one Redis command per request')
+})
+
+t.test('npm run chaos, short: every fault window runs and every goal is met', async (t) => {
+  const dir = chaosDir
+  const run = await chaosRun
+  t.equal(run.code, 0, `exit code: every goal met (stderr: ${run.stderr.slice(-500)})`)
+  for (const window of ['baseline', '1', '2', '3', '4', '5']) t.ok(row(run.stdout, window), `window ${window} printed`)
+  t.same(row(run.stdout, 'users logged out (401 answers)')?.slice(1), ['0', '0', '✓'], 'nobody logged out')
+  t.same(row(run.stdout, 'refresh tokens used twice (the provider\'s count)')?.slice(1), ['0', '0', '✓'], 'no refresh token used twice')
+  t.same(row(run.stdout, 'users still signed in on both instances at the end')?.slice(1), ['4 of 4', '4', '✓'])
+  t.same(row(run.stdout, 'instance log lines holding a token or secret')?.slice(1), ['0', '0', '✓'])
+  const result = JSON.parse(readFileSync(join(dir, 'chaos-latest.json'), 'utf8')) as { goals: Array<{ met: boolean }> }
+  t.ok(result.goals.length >= 9 && result.goals.every((g) => g.met), 'every goal met in the JSON too')
+})
