@@ -2,7 +2,8 @@ import t, { type Test } from 'tap'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { ServerResponse } from 'node:http'
-import { createAihubmixClient, resolveOptions } from '@fastify-aihubmix/aihubmix-proxy'
+import { createAihubmixClient } from '../../src/aihubmix-proxy/client.js'
+import { resolveOptions } from '../../src/aihubmix-proxy/options.js'
 
 // maxBodyBytes: an answer above it is refused with UpstreamBodyTooLargeError, whether its size is declared
 // (Content-Length) or only found while reading (chunked), and the process goes on. A declared length above the cap
