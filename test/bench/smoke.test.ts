@@ -26,7 +26,10 @@ function npmRun (script: string, env: Record<string, string>): Promise<Run> {
     if (value !== undefined) base[name] = value
   }
   return new Promise((resolve, reject) => {
-    const child = spawn('npm', ['run', '--silent', script], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    // Through `env -i`: tap's process tracker rewrites the environment of every child this file spawns (it adds its
+    // NODE_OPTIONS and coverage variables whatever `env` says), so the clean environment is set one process later.
+    const vars = Object.entries({ ...base, ...env }).map(([name, value]) => `${name}=${value}`)
+    const child = spawn('env', ['-i', ...vars, 'npm', 'run', '--silent', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
