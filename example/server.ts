@@ -48,6 +48,9 @@ export async function main (env: Record<string, string | undefined> = process.en
   if (config.sessionSecretGenerated) {
     app.log.warn('SESSION_SECRET is not set: using a random one for this process (sessions end when it stops)')
   }
+  if (config.plainHttpPublicUrl) {
+    app.log.warn(`PUBLIC_URL ${config.publicUrl} is plain http outside loopback: cookies are not Secure and OAuth traffic is readable; use https:// (NODE_ENV=production refuses it)`)
+  }
   if (mock !== undefined) {
     app.log.info(`embedded mock AIHubMix provider at ${mock.url} (set AIHUBMIX_BASE_URL to use the real one)`)
   }

@@ -29,6 +29,11 @@ export interface ExampleConfig {
   sessionSecret: string
   /** True when SESSION_SECRET was not set and a random one was made for this process. */
   sessionSecretGenerated: boolean
+  /**
+   * True when PUBLIC_URL is plain http on a host other than loopback (allowed outside production, for a test): the
+   * session cookie is then not Secure and the OAuth traffic is readable on the way.
+   */
+  plainHttpPublicUrl: boolean
   tokenEncryptionKeys: string[]
   redisUrl: string | undefined
   /** REDIS_CLIENT_CACHE=on: token-store's `redisClientCache` (needs REDIS_URL). */
@@ -188,6 +193,7 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     scope,
     sessionSecret,
     sessionSecretGenerated,
+    plainHttpPublicUrl: publicUrlParsed.protocol === 'http:' && !isLoopback(publicUrlParsed.hostname),
     tokenEncryptionKeys,
     redisUrl,
     redisClientCache,

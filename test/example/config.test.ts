@@ -95,3 +95,12 @@ t.test('production with loopback http URLs is allowed (local TLS-less testing)',
   const c = readConfig({ NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'http://127.0.0.1:3000', AIHUBMIX_BASE_URL: 'http://127.0.0.1:4000', AIHUBMIX_CLIENT_ID: 'a', AIHUBMIX_CLIENT_SECRET: 'b' })
   t.equal(c.production, true)
 })
+
+t.test('plain http outside loopback is flagged for the start-up warning (and refused in production)', async (t) => {
+  t.equal(readConfig({ PUBLIC_URL: 'http://app.example.test' }).plainHttpPublicUrl, true)
+  t.equal(readConfig({}).plainHttpPublicUrl, false, 'http://localhost is development')
+  t.equal(readConfig({ PUBLIC_URL: 'http://127.0.0.1:3000' }).plainHttpPublicUrl, false)
+  t.equal(readConfig({ PUBLIC_URL: 'http://[::1]:3000' }).plainHttpPublicUrl, false)
+  t.equal(readConfig({ PUBLIC_URL: 'https://app.example.test' }).plainHttpPublicUrl, false)
+  t.match(refusal({ ...REAL, SESSION_SECRET: SECRET, NODE_ENV: 'production', PUBLIC_URL: 'http://app.example.test' }).message, /PUBLIC_URL.*https/)
+})
