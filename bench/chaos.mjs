@@ -172,12 +172,19 @@ function exampleInstance (name, port, baseEnv) {
           }
         })
       }
+      const me = child
+      // An instance that ends without being stopped or killed here says so at once, with its last lines: the final
+      // check would otherwise only meet a refused connection.
+      me.once('exit', (code, signal) => {
+        if (me.deliberate !== true) log(`${name} exited on its own (code ${code}, signal ${signal}): ${lines.slice(-3).join(' | ')}`)
+      })
       const exited = new Promise((resolve, reject) => child.once('exit', (code, signal) => reject(new Error(`${name} exited (code ${code}, signal ${signal}): ${lines.slice(-3).join(' | ')}`))))
       await Promise.race([listening, exited, sleep(20_000).then(() => { throw new Error(`${name} did not start within 20 s`) })])
     },
     async kill () {
       const c = child
       const exited = new Promise((resolve) => c.once('exit', resolve))
+      c.deliberate = true
       c.kill('SIGKILL')
       await exited
     },
@@ -185,6 +192,7 @@ function exampleInstance (name, port, baseEnv) {
       const c = child
       if (c === undefined || c.exitCode !== null || c.signalCode !== null) return
       const exited = new Promise((resolve) => c.once('exit', resolve))
+      c.deliberate = true
       c.kill('SIGTERM')
       const timer = setTimeout(() => c.kill('SIGKILL'), 10_000)
       await exited

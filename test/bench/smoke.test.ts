@@ -77,7 +77,7 @@ const chaosRun = npmRun('chaos', {
 t.test('npm run bench, tiny: every target runs, the ratio lines and their goals are printed', async (t) => {
   const dir = benchDir
   const run = await benchRun
-  t.equal(run.code, 0, `exit code (stderr: ${run.stderr.slice(-500)})`)
+  t.equal(run.code, 0, `exit code (stderr: ${run.stderr.slice(-1500)})`)
   for (const [measure, goal] of [
     ['project ÷ floor: req/s', '≥ 0.85×'],
     ['project ÷ floor: p99', '≤ 1.2×'],
@@ -112,7 +112,7 @@ t.test('npm run bench, tiny: every target runs, the ratio lines and their goals 
 t.test('npm run chaos, short: every fault window runs and every goal is met', async (t) => {
   const dir = chaosDir
   const run = await chaosRun
-  t.equal(run.code, 0, `exit code: every goal met (stderr: ${run.stderr.slice(-500)})`)
+  t.equal(run.code, 0, `exit code: every goal met (stderr: ${run.stderr.slice(-1500)})`)
   for (const window of ['baseline', '1', '2', '3', '4', '5']) t.ok(row(run.stdout, window), `window ${window} printed`)
   t.same(row(run.stdout, 'users logged out (401 answers)')?.slice(1), ['0', '0', '✓'], 'nobody logged out')
   t.same(row(run.stdout, 'refresh tokens used twice (the provider\'s count)')?.slice(1), ['0', '0', '✓'], 'no refresh token used twice')
