@@ -181,6 +181,10 @@ function exampleInstance (name, port, baseEnv) {
       const exited = new Promise((resolve, reject) => child.once('exit', (code, signal) => reject(new Error(`${name} exited (code ${code}, signal ${signal}): ${lines.slice(-3).join(' | ')}`))))
       await Promise.race([listening, exited, sleep(20_000).then(() => { throw new Error(`${name} did not start within 20 s`) })])
     },
+    /** True while the instance's process runs (not killed, stopped or ended on its own). */
+    alive () {
+      return child !== undefined && child.exitCode === null && child.signalCode === null
+    },
     async kill () {
       const c = child
       const exited = new Promise((resolve) => c.once('exit', resolve))
@@ -427,9 +431,9 @@ async function main () {
   for (let u = 0; u < SETTINGS.users; u++) {
     let ok = true
     for (const instance of instances) {
-      const info = await request(`${instance.url}/api/user/info`, { headers: { ...CSRF, cookie: cookies[u] }, dispatcher: agent })
+      const info = await finalRequest(agent, instance, '/api/user/info', { ...CSRF, cookie: cookies[u] })
       await info.body.dump()
-      const session = await request(`${instance.url}/auth/session`, { headers: { cookie: cookies[u] }, dispatcher: agent })
+      const session = await finalRequest(agent, instance, '/auth/session', { cookie: cookies[u] })
       const body = await session.body.json()
       if (info.statusCode !== 200 || body.authenticated !== true) {
         ok = false
@@ -532,6 +536,24 @@ async function main () {
 
 function fmtInt (n) {
   return Number(n).toLocaleString('en-US')
+}
+
+/**
+ * A request of the final check. A refused connection is retried for up to 5 s while the instance's process still
+ * runs (and said so on stderr); an instance whose process has ended is a failure of the run, named as such.
+ */
+async function finalRequest (agent, instance, path, headers) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await request(`${instance.url}${path}`, { headers, dispatcher: agent })
+    } catch (err) {
+      if (err?.code !== 'ECONNREFUSED') throw err
+      if (!instance.alive()) throw new Error(`${instance.name} has ended: its connection was refused in the final check`)
+      if (attempt === 25) throw err
+      if (attempt === 0) log(`${instance.name} refused a connection in the final check while running; retrying`)
+      await sleep(200)
+    }
+  }
 }
 
 function fmtS (ms) {
