@@ -57,6 +57,7 @@ const benchRun = npmRun('bench', {
   BENCH_TARGETS: 'project-memory,project-redis,floor,lean',
   BENCH_SKIP: 'storm,heap,flood,micro',
   BENCH_ROUNDS: '2',
+  BENCH_SIDE_ROUNDS: '2',
   BENCH_DURATION: '1',
   BENCH_WARMUP: '0',
   BENCH_SESSIONS: '2',
@@ -83,7 +84,7 @@ t.test('npm run bench, tiny: every target runs, the ratio lines and their goals 
     ['project ÷ floor: p99', '≤ 1.2×'],
     ['project ÷ lean: req/s', '≥ 1.3×'],
     ['project ÷ lean: p99', '≤ 1.0×'],
-    ['Redis stores ÷ memory stores: req/s', '≥ 0.9×']
+    ['Redis stores ÷ memory stores: req/s, side by side', '≥ 0.9×']
   ] as const) {
     const cells = row(run.stdout, measure)
     t.ok(cells, `${measure}: printed`)
@@ -91,7 +92,13 @@ t.test('npm run bench, tiny: every target runs, the ratio lines and their goals 
     t.equal(cells?.[2], goal, `${measure}: its goal`)
     t.match(cells?.[3], /^[✓✗]$/, `${measure}: met or not`)
   }
-  for (const measure of ['project ÷ floor: req/s in each round', 'project ÷ floor: p99 in each round', 'project ÷ lean: req/s in each round']) {
+  for (const measure of [
+    'project ÷ floor: req/s in each round',
+    'project ÷ floor: p99 in each round',
+    'project ÷ lean: req/s in each round',
+    'Redis stores ÷ memory stores: req/s side by side, each round',
+    'Redis stores ÷ memory stores: req/s one after the other, each round'
+  ]) {
     t.match(row(run.stdout, measure)?.[1], /^\d+\.\d\d×, \d+\.\d\d×$/, `${measure}: one ratio per round`)
   }
   const result = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as {
@@ -105,6 +112,13 @@ t.test('npm run bench, tiny: every target runs, the ratio lines and their goals 
     // Requests cut short at the end of a round may have made their upstream call without being counted.
     t.ok(s.upstreamCallsPerRequest >= 0.99 && s.upstreamCallsPerRequest <= 1.2, `${id}: one upstream call per request (${s.upstreamCallsPerRequest})`)
   }
+  // Side by side: both loaded at once, each with half the connections, every answer 2xx.
+  const side = (result as unknown as { sideBySide: Record<string, { reference: string, connectionsEach: number, failed: number, rounds: unknown[] }> }).sideBySide
+  t.same(Object.keys(side), ['project-redis'], 'the Redis stores measured side by side with the memory stores')
+  t.equal(side['project-redis']?.reference, 'project-memory')
+  t.equal(side['project-redis']?.connectionsEach, 2)
+  t.equal(side['project-redis']?.rounds.length, 2)
+  t.equal(side['project-redis']?.failed, 0)
   t.equal(result.redisRoundTrips.non2xx, 0)
   t.ok(result.redisRoundTrips.perRequest <= 1, 'at most one Redis command per request')
 })
