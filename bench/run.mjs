@@ -42,7 +42,7 @@ const SETTINGS = {
   targets: list(env.BENCH_TARGETS),
   /** How often the metrics listener is scraped while the project-metrics target is under load, ms (0: never). */
   scrapeEveryMs: numberEnv('BENCH_SCRAPE_EVERY_MS', 1000, 0),
-  /** Parts to leave out: throughput, storm, heap, flood, micro. */
+  /** Parts to leave out: throughput, side-by-side, storm, heap, flood, micro. */
   skip: list(env.BENCH_SKIP),
   /** Seconds of anonymous GET /auth/login per backend in the flood run. */
   floodDuration: numberEnv('BENCH_FLOOD_DURATION', 30),
@@ -277,9 +277,11 @@ async function sideBySide (targets) {
           ? undefined
           : setInterval(() => { fetch(metricsUrl).then((res) => res.arrayBuffer()).catch(() => {}) }, SETTINGS.scrapeEveryMs)
       })
-      const runs = await Promise.all(pair.map((t) => runLoad({
-        url: t.handle.url, path: API_PATH, cookies: t.cookies, connections, headers: API_HEADERS, duration: SETTINGS.duration
-      })))
+      // Which of the two starts its load first alternates from round to round.
+      const load = (t) => runLoad({ url: t.handle.url, path: API_PATH, cookies: t.cookies, connections, headers: API_HEADERS, duration: SETTINGS.duration })
+      const runs = r % 2 === 0
+        ? await Promise.all([load(measured), load(reference)])
+        : (await Promise.all([load(reference), load(measured)])).reverse()
       for (const scraper of scrapers) clearInterval(scraper)
       await sleep(100)
       const cpu1 = await Promise.all(pair.map((t) => t.handle.ask('cpu')))
