@@ -248,7 +248,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     return reply.code(204).send()
   }
 
-  app.post(o.routes.logout, { schema: { querystring: LogoutQuery } }, async (request, reply) => {
+  app.post(o.routes.logout, { schema: { querystring: LogoutQuery, response: { 204: NoContentReply, 403: ErrorReply } } }, async (request, reply) => {
     const refused = csrfRefused(request, reply)
     if (refused !== undefined) return refused
     return await logout(request, reply, request.query.everywhere === '1')

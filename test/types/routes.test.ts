@@ -53,10 +53,15 @@ function typedApp () {
     return { state, code, checked }
   })
 
-  // POST /auth/logout: `everywhere` from LogoutQuery.
-  app.post('/logout', { schema: { querystring: LogoutQuery } }, async (request) => {
+  // POST /auth/logout: `everywhere` from LogoutQuery; a 204 without a body, or a 403 ErrorReply.
+  app.post('/logout', { schema: { querystring: LogoutQuery, response: { 204: NoContentReply, 403: ErrorReply } } }, async (request, reply) => {
     const everywhere: Equal<typeof request.query.everywhere, string | undefined> = true
-    return { everywhere, value: request.query.everywhere ?? null }
+    if (everywhere && request.headers['x-csrf'] !== '1') {
+      // @ts-expect-error a 403 carries error and message, nothing else
+      if (request.query.everywhere === 'typo') return reply.code(403).send({ error: 'csrf_header_required' })
+      return reply.code(403).send({ error: 'csrf_header_required', message: 'Send X-CSRF: 1.' })
+    }
+    return reply.code(204).send(null)
   })
 
   // GET /auth/session: the answer must be SessionReply.
@@ -127,7 +132,10 @@ t.test('the typed routes serve what their types say', async (t) => {
   t.same((await app.inject({ url: '/callback?code=c' })).json(), { state: true, code: 'c', checked: 'c' })
   t.same((await app.inject({ url: '/callback?code=' })).json(), { state: true, code: '', checked: false }, 'an empty code fails the check')
 
-  t.same((await app.inject({ method: 'POST', url: '/logout?everywhere=1' })).json(), { everywhere: true, value: '1' })
+  const signedOut = await app.inject({ method: 'POST', url: '/logout?everywhere=1', headers: { 'x-csrf': '1' } })
+  t.same([signedOut.statusCode, signedOut.body], [204, ''])
+  const refused = await app.inject({ method: 'POST', url: '/logout' })
+  t.same([refused.statusCode, refused.json()], [403, { error: 'csrf_header_required', message: 'Send X-CSRF: 1.' }])
   t.same((await app.inject({ url: '/session' })).json(), { authenticated: false })
 
   const sessions = await app.inject({ url: '/sessions' })
