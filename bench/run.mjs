@@ -210,7 +210,8 @@ async function throughput (targets, upstream) {
       const cpuAfter = cpu1.micros
       run.cpuSystemShare = (cpu1.system - cpu0.system) / (cpuAfter - cpuBefore)
       const after = (await upstream.ask('counts')).userinfo
-      run.upstreamCallsPerRequest = run.requests === 0 ? NaN : (after - before) / run.requests
+      run.upstreamCalls = after - before
+      run.upstreamCallsPerRequest = run.requests === 0 ? NaN : run.upstreamCalls / run.requests
       // The metrics must count every provider call of the round, exactly.
       if (countedBefore !== undefined) run.counted = { metrics: (await countedUserinfo(metricsUrl)) - countedBefore, upstream: after - before }
       // The server's own CPU time per answered request: less sensitive than req/s to what else runs on the machine.

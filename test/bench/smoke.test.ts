@@ -44,6 +44,8 @@ function row (stdout: string, measure: string): string[] | undefined {
   return line?.split('|').slice(1, -1).map((cell) => cell.trim())
 }
 
+/** Connections of the tiny bench run (two per side when a pair is loaded side by side). */
+const CONNECTIONS = 4
 // Both start at once (about 40 s each on an idle 2-core machine, mostly processes starting and the chaos run's
 // fixed timeline): together they take the time of the longer one.
 const benchDir = mkdtempSync(join(tmpdir(), 'bench-smoke-'))
@@ -61,7 +63,7 @@ const benchRun = npmRun('bench', {
   BENCH_DURATION: '1',
   BENCH_WARMUP: '0',
   BENCH_SESSIONS: '2',
-  BENCH_CONNECTIONS: '4',
+  BENCH_CONNECTIONS: String(CONNECTIONS),
   BENCH_REDIS_REQUESTS: '100'
 })
 const chaosRun = npmRun('chaos', {
@@ -102,21 +104,29 @@ t.test('npm run bench, tiny: every target runs, the ratio lines and their goals 
     t.match(row(run.stdout, measure)?.[1], /^\d+\.\d\d×, \d+\.\d\d×$/, `${measure}: one ratio per round`)
   }
   const result = JSON.parse(readFileSync(join(dir, 'latest.json'), 'utf8')) as {
-    throughput: Record<string, { non2xx: number, errors: number, upstreamCallsPerRequest: number, rounds: unknown[] }>
+    throughput: Record<string, { non2xx: number, errors: number, rounds: Array<{ requests: number, upstreamCalls: number }> }>
     redisRoundTrips: { perRequest: number, non2xx: number }
   }
   t.same(Object.keys(result.throughput).sort(), ['floor', 'lean', 'project-memory', 'project-redis'])
   for (const [id, s] of Object.entries(result.throughput)) {
     t.equal(s.rounds.length, 2, `${id}: two rounds`)
     t.equal(s.non2xx, 0, `${id}: every answer 2xx`)
-    // Requests cut short at the end of a round may have made their upstream call without being counted.
-    t.ok(s.upstreamCallsPerRequest >= 0.99 && s.upstreamCallsPerRequest <= 1.2, `${id}: one upstream call per request (${s.upstreamCallsPerRequest})`)
+    for (const [i, round] of s.rounds.entries()) {
+      // The upstream's count over the round: every answered request made its call (nothing cached), and at most one
+      // more per connection for requests cut short at the round's end, and as many for the previous target's cut
+      // requests arriving late. (A ratio bound instead failed on a loaded machine, where a 1 s round of the slowest
+      // target answered only a few requests.)
+      const calls = round.upstreamCalls
+      t.ok(calls >= round.requests && calls <= round.requests + 2 * CONNECTIONS,
+        `${id}, round ${i + 1}: one upstream call per request (${calls} calls, ${round.requests} requests)`)
+    }
+    t.ok(s.rounds.reduce((n, round) => n + round.requests, 0) > 0, `${id}: answered requests`)
   }
   // Side by side: both loaded at once, each with half the connections, every answer 2xx.
   const side = (result as unknown as { sideBySide: Record<string, { reference: string, connectionsEach: number, failed: number, rounds: unknown[] }> }).sideBySide
   t.same(Object.keys(side), ['project-redis'], 'the Redis stores measured side by side with the memory stores')
   t.equal(side['project-redis']?.reference, 'project-memory')
-  t.equal(side['project-redis']?.connectionsEach, 2)
+  t.equal(side['project-redis']?.connectionsEach, CONNECTIONS / 2)
   t.equal(side['project-redis']?.rounds.length, 2)
   t.equal(side['project-redis']?.failed, 0)
   t.equal(result.redisRoundTrips.non2xx, 0)
