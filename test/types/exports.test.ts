@@ -7,11 +7,9 @@
  */
 import t from 'tap'
 import ts from 'typescript'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { workspaces } from '../helpers/workspaces.js'
 
 const TYPE_EXPORTS: Record<string, Record<string, string[]>> = {
   '@fastify-aihubmix/token-store': {
@@ -52,16 +50,14 @@ const TYPE_EXPORTS: Record<string, Record<string, string[]>> = {
 
 interface Entry { name: string, subpath: string, file: string }
 
+/** Every entry point of every workspace (test/helpers/workspaces.ts), with its declaration file. */
 function entries (): Entry[] {
   const out: Entry[] = []
-  for (const dir of readdirSync(join(root, 'src'))) {
-    const manifestPath = join(root, 'src', dir, 'package.json')
-    if (!existsSync(manifestPath)) continue
-    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { name: string, exports: Record<string, { types?: string } | string> }
-    for (const [subpath, target] of Object.entries(manifest.exports)) {
+  for (const { path, manifest } of workspaces()) {
+    for (const [subpath, target] of Object.entries(manifest.exports as Record<string, { types?: string } | string>)) {
       if (subpath === './package.json') continue
       const types = typeof target === 'object' ? target.types : undefined
-      out.push({ name: manifest.name, subpath, file: types === undefined ? '' : join(root, 'src', dir, types) })
+      out.push({ name: manifest.name, subpath, file: types === undefined ? '' : join(path, types) })
     }
   }
   return out
