@@ -86,10 +86,13 @@ export interface TokenStoreOptions {
    * Redis backend, single Redis (not a Cluster), Redis >= 6: keep the session records and sealed token sets read
    * on the hot path in this process, and let Redis announce every change to them (server-assisted client-side
    * caching, `CLIENT TRACKING ... BCAST` on a connection of the store's own). A steady-state request then makes no
-   * Redis round trip. Off by default. The price: after a change on another instance (a sign-out, a refresh), this
-   * process may serve the old value until the announcement arrives (normally well under a millisecond), and at
-   * most `maxAgeMs` if announcements stall without the connection closing. `true`: the defaults (20,000 entries,
-   * two per session; 30 s). Nothing is cached while the tracking connection is down.
+   * Redis round trip. Off by default. A change completed on another instance (a sign-out, a refresh) is never
+   * served from the value before it: the cache serves only while a PING on its tracking connection sent less than
+   * 50 ms ago has been answered (after every announcement before it), and every write of a session's keys
+   * completes 50 ms after Redis answered it. The price: one more connection, about 100 PINGs a second while busy,
+   * 50 ms more per write of a session's keys (sign-in, sign-out, refresh). Turn it on on every instance sharing the
+   * Redis: one without it does not wait after its writes. `true`: the defaults (20,000 entries, two per session;
+   * 30 s). Nothing is cached while the tracking connection is down.
    */
   redisClientCache?: boolean | RedisClientCacheOptions
   /**

@@ -372,13 +372,19 @@ export class RedisStore implements KVStore {
   /**
    * A write of `keys` was just issued: drop them from the client-side cache now (reads issued before it must not
    * keep what they get) and again once it is done (a read may have been answered between the two, for example
-   * while a script was reloaded after NOSCRIPT), so this process reads its own writes at once.
+   * while a script was reloaded after NOSCRIPT), so this process reads its own writes at once. Then the fence:
+   * the write completes CLIENT_CACHE_FENCE_MS after Redis answered it (a failed one too: it may have been applied),
+   * by when no other instance's cache serves the value before it (tracking-cache.ts). This waits even while this
+   * process' own cache is not live: the other instances' may be.
    */
   #written<T> (keys: string | readonly string[], pending: Promise<T>): Promise<T> {
     const cache = this.#cache
     if (cache === undefined) return pending
     cache.invalidate(keys)
-    return pending.finally(() => cache.invalidate(keys))
+    return pending.finally(() => {
+      cache.invalidate(keys)
+      return cache.fence()
+    })
   }
 
   async #eval (s: Script, key: string, args: Array<string | number>): Promise<unknown> {

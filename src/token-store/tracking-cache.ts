@@ -17,11 +17,19 @@ import { errorInfo } from './errors.js'
  *   answer (on the data connection) and an announcement of a later change (on the tracking connection), which
  *   can arrive in either order.
  * - The store drops a key itself before it writes it, so this process reads its own writes at once.
- * - An entry is served for `maxAgeMs` at most, so even an announcement lost without the connection closing (a
- *   silent network fault) cannot keep a value longer than that.
- *
- * The one window left: between another instance's change and the arrival of its announcement here (normally well
- * under a millisecond on one network), this process may still answer from the value before it.
+ * - The fence, which closes the window between another instance's change and the arrival of its announcement
+ *   here. The cache PINGs its tracking connection every HEARTBEAT_MS while it is in use. Redis answers a PING
+ *   after every announcement it sent that connection before, on the same connection, in order: once the answer to
+ *   a PING sent at time s is in, every change Redis acknowledged before s has been applied here. A lookup is
+ *   served only while such an answer is in for a PING sent less than CLIENT_CACHE_FENCE_MS ago, and every write
+ *   of a cached key (on every instance with the cache on) waits CLIENT_CACHE_FENCE_MS after Redis acknowledged
+ *   it before it completes. So a change whose writer has completed (a sign-out answered 204, a refreshed token
+ *   set saved) is never served from the value before it, whatever the delay of its announcement: a request that
+ *   comes after the write completes comes at least CLIENT_CACHE_FENCE_MS after Redis acknowledged it, so the
+ *   answered PING it needs was sent after that acknowledgement, and came after the announcement. Without a recent
+ *   answer (Redis slow, the connection silently broken, an idle process whose heartbeat stopped), every read goes
+ *   to Redis. Only reads concurrent with a write in progress may see either value, as without a cache.
+ * - An entry is served for `maxAgeMs` at most (counted from when its read was sent), however recent the fence.
  */
 
 /** The tracking connection: a `duplicate()` of the store's ioredis client. */
@@ -48,11 +56,27 @@ export interface TrackingCacheOptions {
 }
 
 export const INVALIDATION_CHANNEL = '__redis__:invalidate'
+/**
+ * How long every write of a cached key waits after Redis acknowledged it, and the oldest a PING answer may be
+ * (counted from when the PING was sent) for the cache to serve. The same on every instance: not an option.
+ */
+export const CLIENT_CACHE_FENCE_MS = 50
+/** How often the tracking connection is PINGed while the cache is in use. */
+export const HEARTBEAT_MS = 10
+/** The heartbeat stops when nothing was looked up for this long; the next lookup starts it again. */
+const HEARTBEAT_IDLE_MS = 1000
+/** PINGs in flight at most: a stalled connection does not pile them up. */
+const HEARTBEAT_MAX_IN_FLIGHT = 8
 const RETRY_MIN_MS = 500
 const RETRY_MAX_MS = 30_000
 
-/** A read in flight. One per read, shared by its keys. */
-class Pending {}
+/** A read in flight. One per read, shared by its keys; `at`: when it was sent (performance.now()). */
+class Pending {
+  readonly at: number
+  constructor (at: number) {
+    this.at = at
+  }
+}
 
 class Cached {
   readonly value: string | null
@@ -74,6 +98,11 @@ export class TrackingCache {
   #failures = 0
   #retry: NodeJS.Timeout | undefined
   #becameLive: Array<() => void> = []
+  /** performance.now() when the newest PING answered on the current connection was sent. */
+  #confirmedAt = -Infinity
+  #heartbeat: NodeJS.Timeout | undefined
+  #lastLookup = 0
+  #pingsInFlight = 0
 
   constructor (options: TrackingCacheOptions) {
     this.#options = options
@@ -101,10 +130,26 @@ export class TrackingCache {
     this.#connect()
   }
 
-  /** The values of all `keys`, or undefined unless every one is cached and fresh. */
+  /**
+   * True while the fence holds: a PING sent less than CLIENT_CACHE_FENCE_MS ago has been answered on the tracking
+   * connection, so every change acknowledged before then has been applied.
+   */
+  get fenced (): boolean {
+    return this.#live && performance.now() - this.#confirmedAt < CLIENT_CACHE_FENCE_MS
+  }
+
+  /**
+   * The values of all `keys`, or undefined unless every one is cached and fresh and the fence holds (which starts
+   * the heartbeat when it has stopped: the lookups after it are served again once a PING is answered).
+   */
   lookup (keys: readonly string[]): Array<string | null> | undefined {
     if (!this.#live) return undefined
-    const now = Date.now()
+    const now = performance.now()
+    this.#lastLookup = now
+    if (now - this.#confirmedAt >= CLIENT_CACHE_FENCE_MS) {
+      this.#startHeartbeat()
+      return undefined
+    }
     const values = new Array<string | null>(keys.length)
     for (let i = 0; i < keys.length; i++) {
       const entry = this.#entries.get(keys[i] as string)
@@ -117,7 +162,7 @@ export class TrackingCache {
   /** Marks a read of `keys` as in flight (undefined: not live, keep nothing); hand `complete` the same ticket. */
   begin (keys: readonly string[]): object | undefined {
     if (!this.#live) return undefined
-    const ticket = new Pending()
+    const ticket = new Pending(performance.now())
     for (const key of keys) {
       this.#entries.delete(key) // re-inserted last: the oldest entries are the first evicted
       this.#entries.set(key, ticket)
@@ -128,7 +173,7 @@ export class TrackingCache {
 
   /** Keeps what a read returned, for the keys no announcement or write touched while it was in flight. */
   complete (keys: readonly string[], ticket: object, values: ReadonlyArray<string | null>): void {
-    const until = Date.now() + this.#options.maxAgeMs
+    const until = (ticket as Pending).at + this.#options.maxAgeMs
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i] as string
       if (this.#entries.get(key) === ticket) this.#entries.set(key, new Cached(values[i] ?? null, until))
@@ -145,6 +190,14 @@ export class TrackingCache {
     if (this.#entries.size === 0) return
     if (typeof keys === 'string') this.#entries.delete(keys)
     else for (const key of keys) this.#entries.delete(key)
+  }
+
+  /**
+   * What a write of a cached key awaits once Redis has acknowledged it: CLIENT_CACHE_FENCE_MS, after which no
+   * instance serves the value before it (see the fence above). Timers are not unref'd: the write is awaited.
+   */
+  fence (): Promise<void> {
+    return new Promise<void>(resolve => setTimeout(resolve, CLIENT_CACHE_FENCE_MS))
   }
 
   /**
@@ -166,7 +219,9 @@ export class TrackingCache {
     await this.#settled()
     const connection = this.#connection
     if (connection === undefined) throw new Error('token-store: the tracking connection is closed')
+    const sentAt = performance.now()
     await connection.call('PING', [])
+    if (this.#connection === connection && this.#live && sentAt > this.#confirmedAt) this.#confirmedAt = sentAt
   }
 
   close (): void {
@@ -226,6 +281,8 @@ export class TrackingCache {
       this.#entries.clear()
       this.#live = true
       this.#failures = 0
+      this.#lastLookup = performance.now()
+      this.#startHeartbeat()
       this.#settle()
     }, (err: unknown) => {
       if (this.#connection !== connection) return
@@ -251,6 +308,37 @@ export class TrackingCache {
   #down (): void {
     this.#live = false
     this.#entries.clear()
+    this.#confirmedAt = -Infinity
+    this.#stopHeartbeat()
+  }
+
+  #startHeartbeat (): void {
+    if (this.#heartbeat !== undefined || !this.#live) return
+    this.#ping()
+    this.#heartbeat = setInterval(() => {
+      if (performance.now() - this.#lastLookup > HEARTBEAT_IDLE_MS) this.#stopHeartbeat()
+      else this.#ping()
+    }, HEARTBEAT_MS)
+    this.#heartbeat.unref()
+  }
+
+  #stopHeartbeat (): void {
+    clearInterval(this.#heartbeat)
+    this.#heartbeat = undefined
+  }
+
+  /** One PING; its answer moves the fence to when it was sent (announcements sent before it are in). */
+  #ping (): void {
+    const connection = this.#connection
+    if (connection === undefined || !this.#live || this.#pingsInFlight >= HEARTBEAT_MAX_IN_FLIGHT) return
+    const sentAt = performance.now()
+    this.#pingsInFlight++
+    connection.call('PING', []).then(() => {
+      this.#pingsInFlight--
+      if (this.#connection === connection && this.#live && sentAt > this.#confirmedAt) this.#confirmedAt = sentAt
+    }, () => {
+      this.#pingsInFlight--
+    })
   }
 
   #scheduleRetry (): void {

@@ -4,6 +4,7 @@ import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
 import { TokenStoreOptionsError, createTokenStore } from '@fastify-aihubmix/token-store'
 import { RedisStore } from '../../src/token-store/redis-store.js'
+import { CLIENT_CACHE_FENCE_MS } from '../../src/token-store/tracking-cache.js'
 import type { TrackingCache } from '../../src/token-store/tracking-cache.js'
 import { cleanupPrefix, connectRedis, nextCommand, recordCommands, redisUrl, uniquePrefix } from '../helpers/redis.js'
 import type { IoredisMajor } from '../helpers/redis.js'
@@ -176,6 +177,63 @@ t.test('a read in flight while another instance writes never leaves the older va
     if (after !== `new${i}`) stale++
   }
   t.equal(stale, 0, 'after the announcements, every read sees the newest value')
+})
+
+t.test('the fence: with announcements held back, a change another instance completed is never served from the cache', async t => {
+  const s = await setup(t)
+  if (s === undefined) return
+  const { store, cache, tracking, commands, prefix } = s
+  // Another instance with the cache on: its writes complete CLIENT_CACHE_FENCE_MS after Redis answered them.
+  const writerClient = await connectRedis(t) as Redis
+  const writer = new RedisStore({ client: writerClient, lockChannel: prefix + 'lock-released', commandTimeoutMs: 5000, clientCache: { prefix, maxEntries: 1000, maxAgeMs: 60_000 } })
+  t.teardown(() => writer.close())
+  const k = prefix + 'k'
+  const started = performance.now()
+  await writer.set(k, 'v1', 60_000)
+  t.ok(performance.now() - started >= CLIENT_CACHE_FENCE_MS, 'a write completes no sooner than the fence after it was sent')
+  t.same(await store.getMany([k]), ['v1'])
+  commands.length = 0
+  t.same(await store.getMany([k]), ['v1'])
+  t.equal(mgets(commands), 0, 'cached')
+
+  // Nothing more is read from the tracking connection: neither the announcement of the next change nor any
+  // PING answer (as when the network or this process is slow to deliver them).
+  const connection = tracking.at(-1) as Redis
+  connection.stream.pause()
+  await writer.set(k, 'v2', 60_000)
+  commands.length = 0
+  t.same(await store.getMany([k]), ['v2'], 'the completed change is read, although its announcement has not arrived')
+  t.equal(mgets(commands), 1, 'from Redis')
+  t.equal(cache.fenced, false, 'no PING answered recently: the cache serves nothing')
+  t.same(await store.getMany([k]), ['v2'])
+  t.equal(mgets(commands), 2, 'and keeps reading from Redis')
+
+  connection.stream.resume()
+  await until(async () => cache.fenced, 'a PING answered again')
+  t.same(await store.getMany([k]), ['v2'])
+  commands.length = 0
+  t.same(await store.getMany([k]), ['v2'])
+  t.equal(mgets(commands), 0, 'answers in again: cached again')
+})
+
+t.test('the heartbeat stops when the cache is idle: the first read after goes to Redis, the next are cached', async t => {
+  const s = await setup(t)
+  if (s === undefined) return
+  const { store, cache, commands, prefix } = s
+  const k = prefix + 'k'
+  await store.set(k, 'v', 60_000)
+  t.same(await store.getMany([k]), ['v'])
+  commands.length = 0
+  t.same(await store.getMany([k]), ['v'])
+  t.equal(mgets(commands), 0, 'cached')
+  await sleep(1300) // no lookup for longer than the heartbeat's idle time: no PING sent since
+  t.equal(cache.fenced, false, 'idle: no recent PING answer')
+  t.same(await store.getMany([k]), ['v'])
+  t.equal(mgets(commands), 1, 'the first read after the pause goes to Redis (and starts the heartbeat)')
+  await until(async () => cache.fenced, 'a PING answered')
+  commands.length = 0
+  t.same(await store.getMany([k]), ['v'])
+  t.equal(mgets(commands), 0, 'then served from the cache again')
 })
 
 t.test('the tracking connection lost: everything dropped, nothing served until tracking is on again', async t => {
@@ -355,8 +413,8 @@ t.test('end to end, the example with REDIS_CLIENT_CACHE=on, two instances: a sig
     t.same(commands, [], 'three more requests without a Redis command')
   }
   t.equal((await browser.post(`${a.url}/auth/logout`, headers)).status, 204)
-  // Every announcement of the sign-out's deletes is in on the other instance: it reads the session from Redis.
-  await (b.app.tokenStore.kv.clientCache as TrackingCache).sync()
+  // No waiting for the sign-out's announcements: the sign-out completed after the fence, so the other instance
+  // either has the announcements or no recent PING answer, and reads the session from Redis.
   t.equal((await browser.get(`${b.url}/api/user/info`, headers)).status, 401, 'the old cookie is refused on the other instance')
 })
 
