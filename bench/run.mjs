@@ -261,10 +261,15 @@ async function countedUserinfo (metricsUrl) {
  * loaded at the same moment, half the connections each, so whatever else the machine does falls on both alike.
  */
 const SIDE_BY_SIDE_PAIRS = [
+  ['project-memory', 'floor'],
+  ['project-memory', 'lean'],
   ['project-metrics', 'project-memory'],
   ['project-redis', 'project-memory'],
   ['project-redis-cache', 'project-memory']
 ]
+
+/** The key of a pair in `result.sideBySide`. */
+const pairKey = (measuredId, referenceId) => `${measuredId}/${referenceId}`
 
 async function sideBySide (targets) {
   const out = {}
@@ -303,7 +308,8 @@ async function sideBySide (targets) {
       log(`side by side ${r + 1}/${SETTINGS.sideBySideRounds} ${measuredId} ÷ ${referenceId}: ${Math.round(side[0].rps)} ÷ ${Math.round(side[1].rps)} req/s = ${round.rps.toFixed(3)}×, CPU/req ${round.cpu.toFixed(3)}×, p99 ${round.p99.toFixed(2)}×`)
       await sleep(250)
     }
-    out[measuredId] = {
+    out[pairKey(measuredId, referenceId)] = {
+      measured: measuredId,
       reference: referenceId,
       connectionsEach: connections,
       rps: median(rounds.map((x) => x.rps)),
@@ -616,24 +622,39 @@ function buildReport (result) {
     rows.push([name, value, text, mark(ok)])
     goals.push({ name, value: target, goal: text, ok })
   }
+  const pairs = result.sideBySide ?? {}
+  /**
+   * A goal between two targets: checked on the side-by-side rounds when they ran (both loaded at the same moment),
+   * else on the rounds one after the other; both are printed. `maxP99`: a goal for the p99 ratio too.
+   */
+  const pairGoal = (name, measured, reference, min, maxP99) => {
+    const side = pairs[pairKey(measured.id, reference.id)]
+    const apart = measured.summary.rps / reference.summary.rps
+    const apartP99 = measured.summary.p99 / reference.summary.p99
+    const minText = `≥ ${min.toFixed(2).replace(/0$/, '')}×`
+    const p99Text = maxP99 === undefined ? '' : `≤ ${maxP99.toFixed(1)}×`
+    if (side !== undefined) {
+      goal(`${name}: req/s, side by side`, fmtX(side.rps), minText, side.rps >= min && side.failed === 0, side.rps)
+      if (maxP99 !== undefined) goal(`${name}: p99, side by side`, fmtX(side.p99), p99Text, side.p99 <= maxP99 && side.failed === 0, side.p99)
+      rows.push([`${name}: req/s side by side, each round`, side.rounds.map((x) => fmtX(x.rps)).join(', '), '', ''])
+      rows.push([`${name}: p99 side by side, each round`, side.rounds.map((x) => fmtX(x.p99)).join(', '), '', ''])
+      rows.push([`${name}: CPU per request, p99, side by side`, `${fmtX(side.cpu)}, ${fmtX(side.p99)}`, '', ''])
+      rows.push([`${name}: req/s, p99, one after the other`, `${fmtX(apart)}, ${fmtX(apartP99)}`, '', ''])
+    } else {
+      goal(`${name}: req/s, one after the other`, fmtX(apart), minText, apart >= min, apart)
+      if (maxP99 !== undefined) goal(`${name}: p99, one after the other`, fmtX(apartP99), p99Text, apartP99 <= maxP99, apartP99)
+    }
+    rows.push([`${name}: req/s one after the other, each round`, perRound(measured.summary, reference.summary), '', ''])
+    if (maxP99 !== undefined) rows.push([`${name}: p99 one after the other, each round`, perRoundP99(measured.summary, reference.summary), '', ''])
+    rows.push([`${name}: CPU per request, one after the other`, fmtX(measured.summary.cpuMicrosPerRequest / reference.summary.cpuMicrosPerRequest), '', ''])
+  }
+  const memory = project && { id: 'project-memory', summary: project }
   if (project && floor) {
-    const x = project.rps / floor.rps
-    goal('project ÷ floor: req/s', fmtX(x), `≥ ${GOALS.floorThroughput.toFixed(2)}×`, x >= GOALS.floorThroughput, x)
-    const y = project.p99 / floor.p99
-    goal('project ÷ floor: p99', fmtX(y), `≤ ${GOALS.floorP99.toFixed(1)}×`, y <= GOALS.floorP99, y)
-    rows.push(['project ÷ floor: req/s in each round', perRound(project, floor), '', ''])
-    rows.push(['project ÷ floor: p99 in each round', perRoundP99(project, floor), '', ''])
-    rows.push(['server CPU per request: project ÷ floor', fmtX(project.cpuMicrosPerRequest / floor.cpuMicrosPerRequest), '', ''])
-    if (projectRedis) rows.push(['project (Redis) ÷ floor: req/s, p99', `${fmtX(projectRedis.rps / floor.rps)}, ${fmtX(projectRedis.p99 / floor.p99)}`, '', ''])
+    pairGoal('project ÷ floor', memory, { id: 'floor', summary: floor }, GOALS.floorThroughput, GOALS.floorP99)
+    if (projectRedis) rows.push(['project (Redis) ÷ floor: req/s, p99, one after the other', `${fmtX(projectRedis.rps / floor.rps)}, ${fmtX(projectRedis.p99 / floor.p99)}`, '', ''])
   }
   if (project && lean) {
-    const x = project.rps / lean.rps
-    goal('project ÷ lean: req/s', fmtX(x), `≥ ${GOALS.leanThroughput.toFixed(1)}×`, x >= GOALS.leanThroughput, x)
-    const y = project.p99 / lean.p99
-    goal('project ÷ lean: p99', fmtX(y), `≤ ${GOALS.leanP99.toFixed(1)}×`, y <= GOALS.leanP99, y)
-    // The same ratios within each round (the two ran minutes apart at most): how much the machine moved.
-    rows.push(['project ÷ lean: req/s in each round', perRound(project, lean), '', ''])
-    rows.push(['project ÷ lean: p99 in each round', perRoundP99(project, lean), '', ''])
+    pairGoal('project ÷ lean', memory, { id: 'lean', summary: lean }, GOALS.leanThroughput, GOALS.leanP99)
   }
   if (project && guide) {
     const x = project.rps / guide.rps
@@ -645,38 +666,19 @@ function buildReport (result) {
     rows.push(['server CPU per request: project ÷ lean, project ÷ guide',
       `${fmtX(project.cpuMicrosPerRequest / lean.cpuMicrosPerRequest)}, ${fmtX(project.cpuMicrosPerRequest / guide.cpuMicrosPerRequest)}`, '', ''])
   }
-  const pairs = result.sideBySide ?? {}
-  /**
-   * A goal of a few percent between two targets: checked on the side-by-side rounds when they ran (both loaded at
-   * the same moment), else on the rounds one after the other; both are printed.
-   */
-  const pairGoal = (name, measured, min) => {
-    const side = pairs[measured.id]
-    const apart = measured.summary.rps / project.rps
-    if (side !== undefined) {
-      goal(`${name}: req/s, side by side`, fmtX(side.rps), `≥ ${min}×`, side.rps >= min && side.failed === 0, side.rps)
-      rows.push([`${name}: req/s side by side, each round`, side.rounds.map((x) => fmtX(x.rps)).join(', '), '', ''])
-      rows.push([`${name}: CPU per request, p99, side by side`, `${fmtX(side.cpu)}, ${fmtX(side.p99)}`, '', ''])
-      rows.push([`${name}: req/s, one after the other`, fmtX(apart), '', ''])
-    } else {
-      goal(`${name}: req/s, one after the other`, fmtX(apart), `≥ ${min}×`, apart >= min, apart)
-    }
-    rows.push([`${name}: req/s one after the other, each round`, perRound(measured.summary, project), '', ''])
-    rows.push([`${name}: CPU per request, one after the other`, fmtX(measured.summary.cpuMicrosPerRequest / project.cpuMicrosPerRequest), '', ''])
-  }
   if (projectMetrics && project) {
-    pairGoal('project with metrics ÷ project', { id: 'project-metrics', summary: projectMetrics }, GOALS.metricsThroughput)
+    pairGoal('project with metrics ÷ project', { id: 'project-metrics', summary: projectMetrics }, memory, GOALS.metricsThroughput)
     const counted = projectMetrics.counted ?? []
     goal('metrics: userinfo calls counted, upstream calls seen, each round', counted.map((c) => `${fmtInt(c.metrics)}/${fmtInt(c.upstream)}`).join(', '), 'equal',
       counted.length > 0 && counted.every((c) => c.metrics === c.upstream), counted.reduce((n, c) => n + Math.abs(c.metrics - c.upstream), 0))
   }
   if (projectRedis && project) {
-    pairGoal('Redis stores ÷ memory stores', { id: 'project-redis', summary: projectRedis }, GOALS.redisVsMemory)
+    pairGoal('Redis stores ÷ memory stores', { id: 'project-redis', summary: projectRedis }, memory, GOALS.redisVsMemory)
     if (leanRedis) rows.push(['project (Redis) ÷ lean (Redis): req/s, p99', `${fmtX(projectRedis.rps / leanRedis.rps)}, ${fmtX(projectRedis.p99 / leanRedis.p99)}`, '', ''])
     if (guide) rows.push(['project (Redis) ÷ guide: req/s', fmtX(projectRedis.rps / guide.rps), '', ''])
   }
   if (projectCached && project) {
-    pairGoal('Redis stores + client cache ÷ memory stores', { id: 'project-redis-cache', summary: projectCached }, GOALS.redisVsMemory)
+    pairGoal('Redis stores + client cache ÷ memory stores', { id: 'project-redis-cache', summary: projectCached }, memory, GOALS.redisVsMemory)
   }
   if (result.redisRoundTrips) {
     const r = result.redisRoundTrips
