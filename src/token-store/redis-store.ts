@@ -375,12 +375,14 @@ export class RedisStore implements KVStore {
    * while a script was reloaded after NOSCRIPT), so this process reads its own writes at once. Then the fence:
    * the write completes CLIENT_CACHE_FENCE_MS after Redis answered it (a failed one too: it may have been applied),
    * by when no other instance's cache serves the value before it (tracking-cache.ts). This waits even while this
-   * process' own cache is not live: the other instances' may be.
+   * process' own cache is not live: the other instances' may be. Keys no cache holds (one-time records, outside
+   * the tracked prefix) complete at once.
    */
   #written<T> (keys: string | readonly string[], pending: Promise<T>): Promise<T> {
     const cache = this.#cache
     if (cache === undefined) return pending
     cache.invalidate(keys)
+    if (!cache.tracks(keys)) return pending.finally(() => cache.invalidate(keys))
     return pending.finally(() => {
       cache.invalidate(keys)
       return cache.fence()

@@ -161,7 +161,8 @@ export class TrackingCache {
 
   /** Marks a read of `keys` as in flight (undefined: not live, keep nothing); hand `complete` the same ticket. */
   begin (keys: readonly string[]): object | undefined {
-    if (!this.#live) return undefined
+    // Only keys under the tracked prefix: Redis announces no other, and writes of others skip the fence.
+    if (!this.#live || !keys.every((key) => key.startsWith(this.#options.prefix))) return undefined
     const ticket = new Pending(performance.now())
     for (const key of keys) {
       this.#entries.delete(key) // re-inserted last: the oldest entries are the first evicted
@@ -190,6 +191,14 @@ export class TrackingCache {
     if (this.#entries.size === 0) return
     if (typeof keys === 'string') this.#entries.delete(keys)
     else for (const key of keys) this.#entries.delete(key)
+  }
+
+  /** True when any of `keys` is under the tracked prefix: a key this cache (or another instance's) may hold. */
+  tracks (keys: string | readonly string[]): boolean {
+    const prefix = this.#options.prefix
+    if (typeof keys === 'string') return keys.startsWith(prefix)
+    for (const key of keys) if (key.startsWith(prefix)) return true
+    return false
   }
 
   /**

@@ -216,6 +216,32 @@ t.test('the fence: with announcements held back, a change another instance compl
   t.equal(mgets(commands), 0, 'answers in again: cached again')
 })
 
+t.test('only keys under the tracked prefix are cached and fenced: a one-time record is written at once', async t => {
+  const s = await setup(t)
+  if (s === undefined) return
+  const { store, cache, commands, other, prefix } = s
+  const fences: number[] = []
+  const fence = cache.fence.bind(cache)
+  cache.fence = () => {
+    fences.push(1)
+    return fence()
+  }
+  const outside = 'outside:' + prefix + 'rec'
+  t.teardown(async () => { await other.del(outside) })
+  await store.set(prefix + 'k', 'v', 60_000)
+  t.equal(fences.length, 1, 'a write under the prefix waits for the fence')
+  await store.set(outside, 'r', 60_000)
+  t.equal(await store.take(outside), 'r')
+  t.equal(fences.length, 1, 'a write and a take outside it do not')
+  await store.delete([prefix + 'k', outside])
+  t.equal(fences.length, 2, 'a write of both does')
+  await store.set(outside, 'r2', 60_000)
+  commands.length = 0
+  t.same(await store.getMany([outside]), ['r2'])
+  t.same(await store.getMany([outside]), ['r2'])
+  t.equal(mgets(commands), 2, 'a key outside the prefix is never kept (Redis would not announce its changes)')
+})
+
 t.test('the heartbeat stops when the cache is idle: the first read after goes to Redis, the next are cached', async t => {
   const s = await setup(t)
   if (s === undefined) return
