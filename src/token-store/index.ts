@@ -121,9 +121,10 @@ function createKV (options: ResolvedTokenStoreOptions, log: FastifyBaseLogger): 
     client: options.redis,
     lockChannel: keys.lockChannel,
     commandTimeoutMs: options.redisCommandTimeoutMs,
-    // Session records, token sets and locks: `<prefix>{<sid>}:...` (keys.ts). Login-state records are not read
-    // through getMany, so their changes need not be announced.
-    clientCache: cache === undefined ? undefined : { prefix: keys.sessionPrefix, maxEntries: cache.maxEntries, maxAgeMs: cache.maxAgeMs },
+    // Redis announces changes to every key of a session or a user (`<prefix>{...`, keys.ts); the cache keeps only
+    // what the hot path reads through getMany (session records and token sets), and only their writes wait for
+    // the fence. Login-state records are outside the prefix.
+    clientCache: cache === undefined ? undefined : { prefix: keys.sessionPrefix, cacheable: (key) => keys.isHotRead(key), maxEntries: cache.maxEntries, maxAgeMs: cache.maxAgeMs },
     log
   })
 }

@@ -49,6 +49,11 @@ export class KeyLayout {
     return this.prefix + '{' + sid + '}:backoff'
   }
 
+  /** A session record or a token set: what a request reads (getMany), and the Redis client-side cache may keep. */
+  isHotRead (key: string): boolean {
+    return key.startsWith(this.prefix) && (key.endsWith('}:sess') || key.endsWith('}:tok'))
+  }
+
   /** The session's link to its user's index (user-sessions.ts). */
   userLink (sid: string): string {
     return this.prefix + '{' + sid + '}:user'

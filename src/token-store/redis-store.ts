@@ -48,7 +48,7 @@ export interface RedisStoreOptions {
    * Keep the values `getMany` reads in this process, invalidated by Redis' client-side caching (tracking-cache.ts).
    * Single Redis only (not a Cluster). `prefix`: the keys that may be cached all start with it.
    */
-  clientCache?: { prefix: string, maxEntries: number, maxAgeMs: number }
+  clientCache?: { prefix: string, cacheable?: (key: string) => boolean, maxEntries: number, maxAgeMs: number }
   log?: FastifyBaseLogger
 }
 
@@ -150,6 +150,7 @@ export class RedisStore implements KVStore {
           connectionName: 'aihubmix-token-store-tracking'
         }),
         prefix: cache.prefix,
+        ...(cache.cacheable === undefined ? {} : { cacheable: cache.cacheable }),
         clientKeyPrefix: typeof keyPrefix === 'string' ? keyPrefix : '',
         maxEntries: cache.maxEntries,
         maxAgeMs: cache.maxAgeMs,
@@ -226,27 +227,33 @@ export class RedisStore implements KVStore {
 
   async set (key: string, value: string, ttlMs: number): Promise<void> {
     assertTtl(ttlMs)
-    await this.#written(key, this.#call('SET', [key, value, 'PX', ttlMs]))
+    if (this.#cache?.tracks(key) !== true) {
+      await this.#written(key, this.#call('SET', [key, value, 'PX', ttlMs]))
+      return
+    }
+    // SET ... GET (Redis >= 6.2): the value replaced says whether the fence is needed. Creating the key, or writing
+    // the value it held, leaves no other instance a value to unlearn (a cached absence at worst, read as none).
+    await this.#written(key, this.#call('SET', [key, value, 'PX', ttlMs, 'GET']), (old) => old !== null && old !== value)
   }
 
   async replace (key: string, value: string, ttlMs: number): Promise<boolean> {
     assertTtl(ttlMs)
-    return await this.#written(key, this.#call('SET', [key, value, 'PX', ttlMs, 'XX'])) === 'OK'
+    return await this.#written(key, this.#call('SET', [key, value, 'PX', ttlMs, 'XX']), (reply) => reply === 'OK') === 'OK'
   }
 
   async compareAndSet (key: string, expected: string, value: string, ttlMs: number): Promise<CompareAndSetResult> {
     assertTtl(ttlMs)
-    const result = await this.#written(key, this.#eval(SCRIPTS.compareAndSet, key, [expected, value, ttlMs]))
+    const result = await this.#written(key, this.#eval(SCRIPTS.compareAndSet, key, [expected, value, ttlMs]), (reply) => reply === 1)
     return result === 1 ? 'ok' : result === 0 ? 'missing' : 'changed'
   }
 
   async delete (keys: string | readonly string[]): Promise<void> {
     const list = typeof keys === 'string' ? [keys] : [...keys]
-    if (list.length > 0) await this.#written(list, this.#call('DEL', list))
+    if (list.length > 0) await this.#written(list, this.#call('DEL', list), (deleted) => deleted !== 0)
   }
 
   async take (key: string): Promise<string | null> {
-    return await this.#written(key, this.#call('GETDEL', [key])) as string | null
+    return await this.#written(key, this.#call('GETDEL', [key]), (old) => old !== null) as string | null
   }
 
   async lock (key: string, owner: string, leaseMs: number): Promise<boolean> {
@@ -375,17 +382,23 @@ export class RedisStore implements KVStore {
    * while a script was reloaded after NOSCRIPT), so this process reads its own writes at once. Then the fence:
    * the write completes CLIENT_CACHE_FENCE_MS after Redis answered it (a failed one too: it may have been applied),
    * by when no other instance's cache serves the value before it (tracking-cache.ts). This waits even while this
-   * process' own cache is not live: the other instances' may be. Keys no cache holds (one-time records, outside
-   * the tracked prefix) complete at once.
+   * process' own cache is not live: the other instances' may be. A write of keys no cache holds (a user link, a
+   * one-time record) completes at once, and so does one whose answer (`changed`) says it replaced or deleted
+   * nothing another instance could hold. A failed write waits: it may have been applied.
    */
-  #written<T> (keys: string | readonly string[], pending: Promise<T>): Promise<T> {
+  #written<T> (keys: string | readonly string[], pending: Promise<T>, changed: (reply: T) => boolean = () => true): Promise<T> {
     const cache = this.#cache
     if (cache === undefined) return pending
     cache.invalidate(keys)
     if (!cache.tracks(keys)) return pending.finally(() => cache.invalidate(keys))
-    return pending.finally(() => {
+    return pending.then(async (reply) => {
       cache.invalidate(keys)
-      return cache.fence()
+      if (changed(reply)) await cache.fence()
+      return reply
+    }, async (err: unknown) => {
+      cache.invalidate(keys)
+      await cache.fence()
+      throw err
     })
   }
 

@@ -22,8 +22,8 @@ import { errorInfo } from './errors.js'
  *   after every announcement it sent that connection before, on the same connection, in order: once the answer to
  *   a PING sent at time s is in, every change Redis acknowledged before s has been applied here. A lookup is
  *   served only while such an answer is in for a PING sent less than CLIENT_CACHE_FENCE_MS ago, and every write
- *   of a cached key (on every instance with the cache on) waits CLIENT_CACHE_FENCE_MS after Redis acknowledged
- *   it before it completes. So a change whose writer has completed (a sign-out answered 204, a refreshed token
+ *   that replaces or deletes a cacheable value (on every instance with the cache on) waits CLIENT_CACHE_FENCE_MS
+ *   after Redis acknowledged it before it completes. So a change whose writer has completed (a sign-out answered 204, a refreshed token
  *   set saved) is never served from the value before it, whatever the delay of its announcement: a request that
  *   comes after the write completes comes at least CLIENT_CACHE_FENCE_MS after Redis acknowledged it, so the
  *   answered PING it needs was sent after that acknowledgement, and came after the announcement. Without a recent
@@ -48,6 +48,8 @@ export interface TrackingCacheOptions {
   open: () => TrackingConnection
   /** Every key it caches starts with this (as the store names keys: without the client's `keyPrefix`). */
   prefix: string
+  /** Of the keys under `prefix`, those it caches (default: all); only their writes wait for the fence. */
+  cacheable?: (key: string) => boolean
   /** The ioredis client's `keyPrefix`: Redis announces full key names. */
   clientKeyPrefix: string
   maxEntries: number
@@ -161,8 +163,8 @@ export class TrackingCache {
 
   /** Marks a read of `keys` as in flight (undefined: not live, keep nothing); hand `complete` the same ticket. */
   begin (keys: readonly string[]): object | undefined {
-    // Only keys under the tracked prefix: Redis announces no other, and writes of others skip the fence.
-    if (!this.#live || !keys.every((key) => key.startsWith(this.#options.prefix))) return undefined
+    // Only cacheable keys: Redis announces no key outside the prefix, and writes of the others skip the fence.
+    if (!this.#live || !keys.every((key) => this.#cacheable(key))) return undefined
     const ticket = new Pending(performance.now())
     for (const key of keys) {
       this.#entries.delete(key) // re-inserted last: the oldest entries are the first evicted
@@ -193,12 +195,15 @@ export class TrackingCache {
     else for (const key of keys) this.#entries.delete(key)
   }
 
-  /** True when any of `keys` is under the tracked prefix: a key this cache (or another instance's) may hold. */
+  /** True when any of `keys` is cacheable: a key this cache (or another instance's) may hold. */
   tracks (keys: string | readonly string[]): boolean {
-    const prefix = this.#options.prefix
-    if (typeof keys === 'string') return keys.startsWith(prefix)
-    for (const key of keys) if (key.startsWith(prefix)) return true
+    if (typeof keys === 'string') return this.#cacheable(keys)
+    for (const key of keys) if (this.#cacheable(key)) return true
     return false
+  }
+
+  #cacheable (key: string): boolean {
+    return key.startsWith(this.#options.prefix) && (this.#options.cacheable?.(key) ?? true)
   }
 
   /**

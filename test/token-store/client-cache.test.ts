@@ -188,9 +188,8 @@ t.test('the fence: with announcements held back, a change another instance compl
   const writer = new RedisStore({ client: writerClient, lockChannel: prefix + 'lock-released', commandTimeoutMs: 5000, clientCache: { prefix, maxEntries: 1000, maxAgeMs: 60_000 } })
   t.teardown(() => writer.close())
   const k = prefix + 'k'
-  const started = performance.now()
-  await writer.set(k, 'v1', 60_000)
-  t.ok(performance.now() - started >= CLIENT_CACHE_FENCE_MS, 'a write completes no sooner than the fence after it was sent')
+  await writer.set(k, 'v1', 60_000) // a creation: no fence (nothing to unlearn)
+  await cache.sync() // its announcement is in, so it cannot drop what the next read keeps
   t.same(await store.getMany([k]), ['v1'])
   commands.length = 0
   t.same(await store.getMany([k]), ['v1'])
@@ -200,7 +199,9 @@ t.test('the fence: with announcements held back, a change another instance compl
   // PING answer (as when the network or this process is slow to deliver them).
   const connection = tracking.at(-1) as Redis
   connection.stream.pause()
+  const started = performance.now()
   await writer.set(k, 'v2', 60_000)
+  t.ok(performance.now() - started >= CLIENT_CACHE_FENCE_MS, 'the write completes no sooner than the fence after it was sent')
   commands.length = 0
   t.same(await store.getMany([k]), ['v2'], 'the completed change is read, although its announcement has not arrived')
   t.equal(mgets(commands), 1, 'from Redis')
@@ -216,30 +217,79 @@ t.test('the fence: with announcements held back, a change another instance compl
   t.equal(mgets(commands), 0, 'answers in again: cached again')
 })
 
-t.test('only keys under the tracked prefix are cached and fenced: a one-time record is written at once', async t => {
-  const s = await setup(t)
-  if (s === undefined) return
-  const { store, cache, commands, other, prefix } = s
+/** Counts the fences the store's writes wait for. */
+function countFences (cache: TrackingCache): number[] {
   const fences: number[] = []
   const fence = cache.fence.bind(cache)
   cache.fence = () => {
     fences.push(1)
     return fence()
   }
+  return fences
+}
+
+t.test('a write waits for the fence only when another instance could hold what it replaced or deleted', async t => {
+  const s = await setup(t)
+  if (s === undefined) return
+  const { store, cache, other, prefix } = s
+  const fences = countFences(cache)
+  const k = prefix + 'k'
+  await store.set(k, 'v1', 60_000)
+  t.equal(fences.length, 0, 'creating a key: nothing to unlearn')
+  await store.set(k, 'v1', 60_000)
+  t.equal(fences.length, 0, 'writing the value it holds: nothing to unlearn')
+  await store.set(k, 'v2', 60_000)
+  t.equal(fences.length, 1, 'replacing a value: the fence')
+  t.equal(await store.replace(prefix + 'none', 'x', 60_000), false)
+  t.equal(fences.length, 1, 'SET XX of a missing key: no fence')
+  t.equal(await store.replace(k, 'v3', 60_000), true)
+  t.equal(fences.length, 2, 'SET XX that replaced: the fence')
+  t.equal(await store.compareAndSet(k, 'not v3', 'v4', 60_000), 'changed')
+  t.equal(await store.compareAndSet(prefix + 'none', 'v3', 'v4', 60_000), 'missing')
+  t.equal(fences.length, 2, 'a compare-and-set that wrote nothing: no fence')
+  t.equal(await store.compareAndSet(k, 'v3', 'v4', 60_000), 'ok')
+  t.equal(fences.length, 3, 'one that replaced: the fence')
+  await store.delete([prefix + 'none', prefix + 'none2'])
+  t.equal(await store.take(prefix + 'none'), null)
+  t.equal(fences.length, 3, 'deleting or taking keys that do not exist: no fence')
+  t.equal(await store.take(k), 'v4')
+  t.equal(fences.length, 4, 'taking a value: the fence')
+  await store.set(k, 'v5', 60_000)
+  await store.delete([k, prefix + 'none'])
+  t.equal(fences.length, 5, 'deleting a value: the fence')
+
   const outside = 'outside:' + prefix + 'rec'
   t.teardown(async () => { await other.del(outside) })
-  await store.set(prefix + 'k', 'v', 60_000)
-  t.equal(fences.length, 1, 'a write under the prefix waits for the fence')
   await store.set(outside, 'r', 60_000)
-  t.equal(await store.take(outside), 'r')
-  t.equal(fences.length, 1, 'a write and a take outside it do not')
-  await store.delete([prefix + 'k', outside])
-  t.equal(fences.length, 2, 'a write of both does')
   await store.set(outside, 'r2', 60_000)
+  t.equal(await store.take(outside), 'r2')
+  t.equal(fences.length, 5, 'keys outside the tracked prefix (one-time records): never a fence')
+  await store.set(outside, 'r3', 60_000)
+  const { commands } = s
   commands.length = 0
-  t.same(await store.getMany([outside]), ['r2'])
-  t.same(await store.getMany([outside]), ['r2'])
-  t.equal(mgets(commands), 2, 'a key outside the prefix is never kept (Redis would not announce its changes)')
+  t.same(await store.getMany([outside]), ['r3'])
+  t.same(await store.getMany([outside]), ['r3'])
+  t.equal(mgets(commands), 2, 'and never kept (Redis would not announce their changes)')
+})
+
+t.test('through the token store: only session records and token sets are cached and fenced; a sign-out waits once', async t => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const prefix = uniquePrefix('cc-ts')
+  cleanupPrefix(t, redis, prefix)
+  const store = createTokenStore({ backend: 'redis', redis, keyPrefix: prefix, encryptionKeys: KEY_A, redisClientCache: true })
+  t.teardown(() => store.close())
+  const cache = ((store as unknown as { kv: RedisStore }).kv).clientCache as TrackingCache
+  await cache.sync()
+  const fences = countFences(cache)
+  const set = { accessToken: 'a1', tokenType: 'Bearer' as const, expiresAt: Date.now() + 3_600_000, refreshToken: 'r1', scope: ['profile'], obtainedAt: Date.now() }
+  await store.save('sid1', set)
+  await store.addUserSession('u1', 'sid1', { userAgent: 'test', ttlMs: 3_600_000 })
+  t.equal(fences.length, 0, 'a new session\'s token set and user link: nothing to unlearn')
+  await store.save('sid1', { ...set, accessToken: 'a2' })
+  t.equal(fences.length, 1, 'a token set replaced: the fence')
+  await store.endSession('sid1')
+  t.equal(fences.length, 2, 'a session ended: one fence (the user link is never cached, and not fenced)')
 })
 
 t.test('the heartbeat stops when the cache is idle: the first read after goes to Redis, the next are cached', async t => {
