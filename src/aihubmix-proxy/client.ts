@@ -214,7 +214,9 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
       } catch {
         json = undefined
       }
-      return { statusCode: res.statusCode, json, retryAfterMs: parseRetryAfter(res.headers['retry-after']) }
+      // Retry-After matters only on a 429 or a 503 (busyError): not parsed on the hot path's 200.
+      const busy = res.statusCode === 429 || res.statusCode === 503
+      return { statusCode: res.statusCode, json, retryAfterMs: busy ? parseRetryAfter(res.headers['retry-after']) : undefined }
     } catch (err) {
       throw mapNetworkError(err)
     }
