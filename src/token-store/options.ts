@@ -90,9 +90,9 @@ export interface TokenStoreOptions {
    * served from the value before it: the cache serves only while a PING on its tracking connection sent less than
    * 50 ms ago has been answered (after every announcement before it), and every write that replaces or deletes a
    * session record or a token set completes 50 ms after Redis answered it. The price: one more connection, about
-   * 100 PINGs a second while busy, 50 ms more for a sign-in, a sign-out, a refresh. Turn it on on every instance sharing the
-   * Redis: one without it does not wait after its writes. `true`: the defaults (20,000 entries, two per session;
-   * 30 s). Nothing is cached while the tracking connection is down.
+   * 100 PINGs a second while busy, 50 ms more for a sign-in, a sign-out, a refresh. Turn it on on every instance
+   * sharing the Redis: one without it does not wait after its writes. `true`: the defaults (20,000 entries, two per
+   * session; 30 s). Nothing is cached while the tracking connection is down.
    */
   redisClientCache?: boolean | RedisClientCacheOptions
   /**

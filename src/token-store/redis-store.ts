@@ -384,7 +384,7 @@ export class RedisStore implements KVStore {
    * by when no other instance's cache serves the value before it (tracking-cache.ts). This waits even while this
    * process' own cache is not live: the other instances' may be. A write of keys no cache holds (a user link, a
    * one-time record) completes at once, and so does one whose answer (`changed`) says it replaced or deleted
-   * nothing another instance could hold. A failed write waits: it may have been applied.
+   * nothing another instance could hold.
    */
   #written<T> (keys: string | readonly string[], pending: Promise<T>, changed: (reply: T) => boolean = () => true): Promise<T> {
     const cache = this.#cache

@@ -23,12 +23,13 @@ import { errorInfo } from './errors.js'
  *   a PING sent at time s is in, every change Redis acknowledged before s has been applied here. A lookup is
  *   served only while such an answer is in for a PING sent less than CLIENT_CACHE_FENCE_MS ago, and every write
  *   that replaces or deletes a cacheable value (on every instance with the cache on) waits CLIENT_CACHE_FENCE_MS
- *   after Redis acknowledged it before it completes. So a change whose writer has completed (a sign-out answered 204, a refreshed token
- *   set saved) is never served from the value before it, whatever the delay of its announcement: a request that
- *   comes after the write completes comes at least CLIENT_CACHE_FENCE_MS after Redis acknowledged it, so the
- *   answered PING it needs was sent after that acknowledgement, and came after the announcement. Without a recent
- *   answer (Redis slow, the connection silently broken, an idle process whose heartbeat stopped), every read goes
- *   to Redis. Only reads concurrent with a write in progress may see either value, as without a cache.
+ *   after Redis acknowledged it before it completes. So a change whose writer has completed (a sign-out answered
+ *   204, a refreshed token set saved) is never served from the value before it, whatever the delay of its
+ *   announcement: a request that comes after the write completes comes at least CLIENT_CACHE_FENCE_MS after Redis
+ *   acknowledged it, so the answered PING it needs was sent after that acknowledgement, and came after the
+ *   announcement. Without a recent answer (Redis slow, the connection silently broken, an idle process whose
+ *   heartbeat stopped), every read goes to Redis. Only reads concurrent with a write in progress may see either
+ *   value, as without a cache.
  * - An entry is served for `maxAgeMs` at most (counted from when its read was sent), however recent the fence.
  */
 
@@ -59,8 +60,9 @@ export interface TrackingCacheOptions {
 
 export const INVALIDATION_CHANNEL = '__redis__:invalidate'
 /**
- * How long every write of a cached key waits after Redis acknowledged it, and the oldest a PING answer may be
- * (counted from when the PING was sent) for the cache to serve. The same on every instance: not an option.
+ * How long a write that replaces or deletes a cacheable value waits after Redis acknowledged it, and the oldest a
+ * PING answer may be (counted from when the PING was sent) for the cache to serve. The same on every instance: not
+ * an option.
  */
 export const CLIENT_CACHE_FENCE_MS = 50
 /** How often the tracking connection is PINGed while the cache is in use. */
