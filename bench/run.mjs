@@ -271,53 +271,81 @@ const SIDE_BY_SIDE_PAIRS = [
 /** The key of a pair in `result.sideBySide`. */
 const pairKey = (measuredId, referenceId) => `${measuredId}/${referenceId}`
 
-async function sideBySide (targets) {
+/** The Redis server's own CPU time so far, in µs (INFO cpu: user + system, of every thread). */
+async function redisCpuMicros (client) {
+  const info = await client.info('cpu')
+  const field = (name) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)?.[1] ?? NaN)
+  return (field('used_cpu_user') + field('used_cpu_sys')) * 1e6
+}
+
+async function sideBySide (targets, redisUrl) {
   const out = {}
   const connections = Math.max(1, Math.floor(SETTINGS.connections / 2))
-  for (const [measuredId, referenceId] of SIDE_BY_SIDE_PAIRS) {
-    const measured = targets.find((x) => x.id === measuredId)
-    const reference = targets.find((x) => x.id === referenceId)
-    if (measured === undefined || reference === undefined) continue
-    const rounds = []
-    for (let r = 0; r < SETTINGS.sideBySideRounds; r++) {
-      const pair = [measured, reference]
-      const cpu0 = await Promise.all(pair.map((t) => t.handle.ask('cpu')))
-      const scrapers = pair.map(startScraper)
-      // Which of the two starts its load first alternates from round to round.
-      const load = (t) => loadTarget(t, { connections, duration: SETTINGS.duration })
-      const runs = r % 2 === 0
-        ? await Promise.all([load(measured), load(reference)])
-        : (await Promise.all([load(reference), load(measured)])).reverse()
-      for (const scraper of scrapers) clearInterval(scraper)
-      await sleep(100)
-      const cpu1 = await Promise.all(pair.map((t) => t.handle.ask('cpu')))
-      const side = runs.map((run, i) => ({
-        rps: run.rps,
-        p99: run.p99,
-        failed: run.non2xx + run.errors + run.timeouts,
-        cpuMicrosPerRequest: run.requests === 0 ? NaN : (cpu1[i].micros - cpu0[i].micros) / run.requests
-      }))
-      const round = {
-        measured: side[0],
-        reference: side[1],
-        rps: side[0].rps / side[1].rps,
-        p99: side[0].p99 / side[1].p99,
-        cpu: side[0].cpuMicrosPerRequest / side[1].cpuMicrosPerRequest
+  // The Redis server shares the machine: for a pair whose measured target uses Redis, its CPU per request of that
+  // target is measured too (the memory target sends it nothing).
+  const redisClient = redisUrl === undefined ? undefined : new Redis(redisUrl, { maxRetriesPerRequest: 1 })
+  try {
+    for (const [measuredId, referenceId] of SIDE_BY_SIDE_PAIRS) {
+      const measured = targets.find((x) => x.id === measuredId)
+      const reference = targets.find((x) => x.id === referenceId)
+      if (measured === undefined || reference === undefined) continue
+      const rounds = []
+      const withRedis = redisClient !== undefined && measuredId.startsWith('project-redis')
+      for (let r = 0; r < SETTINGS.sideBySideRounds; r++) {
+        const pair = [measured, reference]
+        const cpu0 = await Promise.all(pair.map((t) => t.handle.ask('cpu')))
+        const redis0 = withRedis ? await redisCpuMicros(redisClient) : undefined
+        const scrapers = pair.map(startScraper)
+        // Which of the two starts its load first alternates from round to round.
+        const load = (t) => loadTarget(t, { connections, duration: SETTINGS.duration })
+        const runs = r % 2 === 0
+          ? await Promise.all([load(measured), load(reference)])
+          : (await Promise.all([load(reference), load(measured)])).reverse()
+        for (const scraper of scrapers) clearInterval(scraper)
+        await sleep(100)
+        const cpu1 = await Promise.all(pair.map((t) => t.handle.ask('cpu')))
+        const redis1 = withRedis ? await redisCpuMicros(redisClient) : undefined
+        const side = runs.map((run, i) => ({
+          rps: run.rps,
+          p99: run.p99,
+          failed: run.non2xx + run.errors + run.timeouts,
+          cpuMicrosPerRequest: run.requests === 0 ? NaN : (cpu1[i].micros - cpu0[i].micros) / run.requests
+        }))
+        const round = {
+          measured: side[0],
+          reference: side[1],
+          rps: side[0].rps / side[1].rps,
+          p99: side[0].p99 / side[1].p99,
+          cpu: side[0].cpuMicrosPerRequest / side[1].cpuMicrosPerRequest
+        }
+        if (redis0 !== undefined && redis1 !== undefined) {
+          round.redisCpuMicrosPerRequest = runs[0].requests === 0 ? NaN : (redis1 - redis0) / runs[0].requests
+          round.cpuWithRedis = (side[0].cpuMicrosPerRequest + round.redisCpuMicrosPerRequest) / side[1].cpuMicrosPerRequest
+        }
+        rounds.push(round)
+        log(`side by side ${r + 1}/${SETTINGS.sideBySideRounds} ${measuredId} ÷ ${referenceId}: ${Math.round(side[0].rps)} ÷ ${Math.round(side[1].rps)} req/s = ${round.rps.toFixed(3)}×, CPU/req ${round.cpu.toFixed(3)}×, p99 ${round.p99.toFixed(2)}×`)
+        await sleep(250)
       }
-      rounds.push(round)
-      log(`side by side ${r + 1}/${SETTINGS.sideBySideRounds} ${measuredId} ÷ ${referenceId}: ${Math.round(side[0].rps)} ÷ ${Math.round(side[1].rps)} req/s = ${round.rps.toFixed(3)}×, CPU/req ${round.cpu.toFixed(3)}×, p99 ${round.p99.toFixed(2)}×`)
-      await sleep(250)
+      out[pairKey(measuredId, referenceId)] = {
+        measured: measuredId,
+        reference: referenceId,
+        connectionsEach: connections,
+        rps: median(rounds.map((x) => x.rps)),
+        p99: median(rounds.map((x) => x.p99)),
+        cpu: median(rounds.map((x) => x.cpu)),
+        ...(withRedis
+          ? {
+              redisCpuMicrosPerRequest: median(rounds.map((x) => x.redisCpuMicrosPerRequest)),
+              measuredCpuMicrosPerRequest: median(rounds.map((x) => x.measured.cpuMicrosPerRequest)),
+              cpuWithRedis: median(rounds.map((x) => x.cpuWithRedis))
+            }
+          : {}),
+        failed: rounds.reduce((n, x) => n + x.measured.failed + x.reference.failed, 0),
+        rounds
+      }
     }
-    out[pairKey(measuredId, referenceId)] = {
-      measured: measuredId,
-      reference: referenceId,
-      connectionsEach: connections,
-      rps: median(rounds.map((x) => x.rps)),
-      p99: median(rounds.map((x) => x.p99)),
-      cpu: median(rounds.map((x) => x.cpu)),
-      failed: rounds.reduce((n, x) => n + x.measured.failed + x.reference.failed, 0),
-      rounds
-    }
+  } finally {
+    redisClient?.disconnect()
   }
   return out
 }
@@ -639,6 +667,10 @@ function buildReport (result) {
       rows.push([`${name}: req/s side by side, each round`, side.rounds.map((x) => fmtX(x.rps)).join(', '), '', ''])
       rows.push([`${name}: p99 side by side, each round`, side.rounds.map((x) => fmtX(x.p99)).join(', '), '', ''])
       rows.push([`${name}: CPU per request, p99, side by side`, `${fmtX(side.cpu)}, ${fmtX(side.p99)}`, '', ''])
+      if (side.redisCpuMicrosPerRequest !== undefined) {
+        rows.push([`${name}: the Redis server's CPU per request, side by side`,
+          `${fmtInt(side.redisCpuMicrosPerRequest)} µs (the app's own: ${fmtInt(side.measuredCpuMicrosPerRequest)} µs); CPU per request with it: ${fmtX(side.cpuWithRedis)}`, '', ''])
+      }
       rows.push([`${name}: req/s, p99, one after the other`, `${fmtX(apart)}, ${fmtX(apartP99)}`, '', ''])
     } else {
       goal(`${name}: req/s, one after the other`, fmtX(apart), minText, apart >= min, apart)
@@ -795,7 +827,7 @@ async function main () {
       targets.push(target)
     }
     result.throughput = await throughput(targets, upstream)
-    if (!SETTINGS.skip.includes('side-by-side')) result.sideBySide = await sideBySide(targets)
+    if (!SETTINGS.skip.includes('side-by-side')) result.sideBySide = await sideBySide(targets, redis.url)
 
     const redisTarget = targets.find((x) => x.id === 'project-redis')
     if (redisTarget !== undefined) {

@@ -126,7 +126,7 @@ t.test('npm run bench, tiny: every target runs, the ratio lines and their goals 
     t.ok(s.rounds.reduce((n, round) => n + round.requests, 0) > 0, `${id}: answered requests`)
   }
   // Side by side: both loaded at once, each with half the connections, every answer 2xx.
-  const side = (result as unknown as { sideBySide: Record<string, { measured: string, reference: string, connectionsEach: number, failed: number, rounds: unknown[] }> }).sideBySide
+  const side = (result as unknown as { sideBySide: Record<string, { measured: string, reference: string, connectionsEach: number, failed: number, rounds: unknown[], redisCpuMicrosPerRequest?: number }> }).sideBySide
   t.same(Object.keys(side), ['project-memory/floor', 'project-memory/lean', 'project-redis/project-memory'],
     'the project measured side by side with the floor and the lean route, the Redis stores with the memory stores')
   for (const [key, pair] of Object.entries(side)) {
@@ -135,6 +135,11 @@ t.test('npm run bench, tiny: every target runs, the ratio lines and their goals 
     t.equal(pair.rounds.length, 2, `${key}: two rounds`)
     t.equal(pair.failed, 0, `${key}: every answer 2xx`)
   }
+  // The Redis server's own CPU, measured for the pair whose measured target uses Redis (INFO cpu around each round).
+  const redisCpu = side['project-redis/project-memory']?.redisCpuMicrosPerRequest
+  t.ok(typeof redisCpu === 'number' && Number.isFinite(redisCpu) && redisCpu > 0, `the Redis server's CPU per request of the Redis target (${redisCpu} µs)`)
+  t.equal(side['project-memory/floor']?.redisCpuMicrosPerRequest, undefined, 'and only for that pair')
+  t.match(row(run.stdout, "Redis stores ÷ memory stores: the Redis server's CPU per request, side by side")?.[1], /^\d[\d,]* µs \(the app's own: \d[\d,]* µs\); CPU per request with it: \d+\.\d\d×$/)
   t.equal(result.redisRoundTrips.non2xx, 0)
   t.ok(result.redisRoundTrips.perRequest <= 1, 'at most one Redis command per request')
 })
