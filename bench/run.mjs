@@ -291,6 +291,12 @@ async function sideBySide (targets, redisUrl) {
       if (measured === undefined || reference === undefined) continue
       const rounds = []
       const withRedis = redisClient !== undefined && measuredId.startsWith('project-redis')
+      // Both warmed up together first, not counted: a target idle for minutes (while other pairs ran) answered its
+      // first side-by-side round at about 0.7× of the rounds after it.
+      if (SETTINGS.warmup > 0) {
+        log(`side by side, warm-up ${measuredId} and ${referenceId} (${SETTINGS.warmup} s)`)
+        await Promise.all([measured, reference].map((t) => loadTarget(t, { connections, duration: SETTINGS.warmup })))
+      }
       for (let r = 0; r < SETTINGS.sideBySideRounds; r++) {
         const pair = [measured, reference]
         const cpu0 = await Promise.all(pair.map((t) => t.handle.ask('cpu')))
