@@ -139,7 +139,16 @@ export class TrackingCache {
    * connection, so every change acknowledged before then has been applied.
    */
   get fenced (): boolean {
-    return this.#live && performance.now() - this.#confirmedAt < CLIENT_CACHE_FENCE_MS
+    return this.#live && this.#fencedAt(performance.now())
+  }
+
+  #fencedAt (now: number): boolean {
+    return now - this.#confirmedAt < CLIENT_CACHE_FENCE_MS
+  }
+
+  /** A PING sent at `sentAt` on `connection` was answered: the fence moves to then, if that is newer. */
+  #confirm (connection: TrackingConnection, sentAt: number): void {
+    if (this.#connection === connection && this.#live && sentAt > this.#confirmedAt) this.#confirmedAt = sentAt
   }
 
   /**
@@ -150,7 +159,7 @@ export class TrackingCache {
     if (!this.#live) return undefined
     const now = performance.now()
     this.#lastLookup = now
-    if (now - this.#confirmedAt >= CLIENT_CACHE_FENCE_MS) {
+    if (!this.#fencedAt(now)) {
       this.#startHeartbeat()
       return undefined
     }
@@ -237,7 +246,7 @@ export class TrackingCache {
     if (connection === undefined) throw new Error('token-store: the tracking connection is closed')
     const sentAt = performance.now()
     await connection.call('PING', [])
-    if (this.#connection === connection && this.#live && sentAt > this.#confirmedAt) this.#confirmedAt = sentAt
+    this.#confirm(connection, sentAt)
   }
 
   close (): void {
@@ -351,7 +360,7 @@ export class TrackingCache {
     this.#pingsInFlight++
     connection.call('PING', []).then(() => {
       this.#pingsInFlight--
-      if (this.#connection === connection && this.#live && sentAt > this.#confirmedAt) this.#confirmedAt = sentAt
+      this.#confirm(connection, sentAt)
     }, () => {
       this.#pingsInFlight--
     })
