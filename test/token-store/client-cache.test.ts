@@ -1,5 +1,4 @@
 import t from 'tap'
-import { once } from 'node:events'
 import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
 import { TokenStoreOptionsError, createTokenStore } from '@fastify-aihubmix/token-store'
@@ -344,7 +343,8 @@ t.test('the tracking connection lost: everything dropped, nothing served until t
 
   // Redis drops this cache's tracking connection (and no other test's).
   const connection = tracking.at(-1) as Redis
-  const closed = once(connection, 'close')
+  // Not events.once: a reset socket may emit 'error' (ECONNRESET) before 'close', and once() would reject on it.
+  const closed = new Promise<void>((resolve) => { connection.once('close', () => resolve()) })
   await other.call('CLIENT', ['KILL', 'ADDR', `${connection.stream.localAddress ?? ''}:${connection.stream.localPort ?? ''}`])
   await closed // after the cache's own listener, registered first
   t.equal(cache.live, false, 'the cache saw its connection close')
