@@ -26,12 +26,21 @@ export const UpstreamError = createError(
 /** @fastify/error types a parent as the global ErrorConstructor; every class it creates is one at run time. */
 const upstream = UpstreamError as unknown as ErrorConstructor
 
-export const UpstreamStatusError = createError<[number, { cause: unknown }?]>(
+/** An HTTP status the call did not expect (a 5xx, a 404...): `upstreamStatus` is the provider's status code. */
+export class UpstreamStatusError extends createError<[number, { cause: unknown }?]>(
   'FST_AIHUBMIX_UPSTREAM_STATUS',
   'The AIHubMix provider answered HTTP %d',
   502,
   upstream
-)
+) {
+  readonly upstreamStatus: number
+
+  constructor (upstreamStatus: number, options?: { cause: unknown }) {
+    if (options === undefined) super(upstreamStatus)
+    else super(upstreamStatus, options)
+    this.upstreamStatus = upstreamStatus
+  }
+}
 
 export const UpstreamInvalidResponseError = createError<[string, { cause: unknown }?]>(
   'FST_AIHUBMIX_UPSTREAM_INVALID_RESPONSE',
