@@ -5,6 +5,7 @@ import type {} from '@fastify/session'
 import { checkCallbackQuery, ErrorReply, LoginQuery, LogoutQuery, NoContentReply, SessionParams, SessionReply, SessionsReply } from './schemas.js'
 import { errorInfo, isUserId, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
 import { sendPublicError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
+import { userinfoRetryDelay } from './userinfo-retry.js'
 import { CsrfHeaderRequiredError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
 import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOptions } from './options.js'
 import { randomToken, s256, TOKEN_PATTERN } from './pkce.js'
@@ -168,7 +169,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     // not be ended from anywhere else.
     let userinfo: UserInfo
     try {
-      userinfo = await client.userinfo(set.accessToken)
+      userinfo = await userinfoAtSignIn(set.accessToken)
       if (!isUserId(String(userinfo.id))) throw new UpstreamInvalidResponseError('user id')
     } catch (err) {
       request.log.warn({ err: { code: errorInfo(err).code } }, 'userinfo after the code exchange failed: sign-in refused')
@@ -204,6 +205,18 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     }
     return reply.redirect(pending.returnTo, 302)
   })
+
+  /** The signed-in user's userinfo, called once more after a failure that may pass (userinfoRetryDelay). */
+  async function userinfoAtSignIn (accessToken: string): Promise<UserInfo> {
+    try {
+      return await client.userinfo(accessToken)
+    } catch (err) {
+      const delay = userinfoRetryDelay(err)
+      if (delay === undefined) throw err
+      await new Promise((resolve) => setTimeout(resolve, delay))
+      return await client.userinfo(accessToken)
+    }
+  }
 
   /** Best effort, in the background: the provider may not offer revocation (then it does nothing). */
   function revoke (request: FastifyRequest, set: TokenSet | null): void {

@@ -199,14 +199,23 @@ onBothBackends('a session past its idle timeout leaves the listing and is ended'
   t.equal(await kv.get(keys.tokens(stack.sessionIdOf(idle))), null, 'ended there: its token set is gone')
 })
 
-onBothBackends('userinfo failing at sign-in refuses the sign-in with userinfo_failed; no session is created', async (t, stack) => {
-  stack.mock.setFault('userinfo', 'http503', { times: 1 })
-  const browser = stack.browser()
+/** A redirect-mode sign-in up to the callback's answer (whatever it is). */
+async function callback (stack: Stack, browser: TestBrowser = stack.browser()): Promise<{ status: number, location: string | undefined }> {
   const start = await browser.get(`${stack.url}/auth/login`)
   const authorize = await browser.get(TestBrowser.location(start))
   const back = await browser.get(TestBrowser.location(authorize))
+  return { status: back.status, location: back.headers.location as string | undefined }
+}
+
+onBothBackends('userinfo failing at sign-in refuses the sign-in with userinfo_failed; no session is created', async (t, stack) => {
+  // Twice: a 503 is a fault that may pass, so the sign-in calls userinfo once more (after its Retry-After of 1 s).
+  stack.mock.setFault('userinfo', 'http503', { times: 2 })
+  stack.mock.resetCounts()
+  const browser = stack.browser()
+  const back = await callback(stack, browser)
   t.equal(back.status, 302)
-  t.equal(back.headers.location, '/?error=userinfo_failed')
+  t.equal(back.location, '/?error=userinfo_failed')
+  t.equal(stack.mock.counts().userinfo, 2, 'called once more, then given up')
   t.equal(stack.mock.counts().grants.authorization_code, 1, 'the code was exchanged')
   t.equal(browser.cookies.get(stack.url)?.get('sid'), undefined, 'no session cookie')
   t.same(JSON.parse((await browser.get(`${stack.url}/auth/session`)).body), { authenticated: false })
@@ -214,6 +223,51 @@ onBothBackends('userinfo failing at sign-in refuses the sign-in with userinfo_fa
   t.ok(stack.logs.some((l) => l.includes('userinfo after the code exchange failed: sign-in refused')), 'logged')
   // The next attempt goes through.
   t.ok(await signedIn(stack, await signIn(stack, 'again')))
+})
+
+onBothBackends('a userinfo fault that may pass does not fail the sign-in: userinfo is called once more', async (t, stack) => {
+  for (const fault of ['http500', 'http503'] as const) {
+    stack.mock.setFault('userinfo', fault, { times: 1 })
+    stack.mock.resetCounts()
+    const browser = stack.browser()
+    const back = await callback(stack, browser)
+    t.same(back, { status: 302, location: '/' }, `${fault} once: signed in`)
+    t.equal(stack.mock.counts().userinfo, 2, `${fault}: two userinfo calls`)
+    t.equal(stack.mock.counts().grants.authorization_code, 1, `${fault}: one code exchange`)
+    t.ok(await signedIn(stack, browser), `${fault}: the session works`)
+    t.equal((await list(stack, browser)).filter((listed) => listed.current).length, 1, `${fault}: and is listed under its user`)
+  }
+})
+
+t.test('a userinfo failure another call would not mend fails the sign-in at once', async (t) => {
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  for (const fault of ['http401', 'wrong_types', 'non_json', 'truncated'] as const) {
+    stack.mock.setFault('userinfo', fault, { times: 1 })
+    stack.mock.resetCounts()
+    const back = await callback(stack)
+    t.same(back, { status: 302, location: '/?error=userinfo_failed' }, `${fault}: userinfo_failed`)
+    t.equal(stack.mock.counts().userinfo, 1, `${fault}: no second call`)
+  }
+})
+
+t.test('userinfoRetryDelay: which failures get a second userinfo call at sign-in, and after how long', async (t) => {
+  const { userinfoRetryDelay, USERINFO_RETRY_DELAY_MS, USERINFO_MAX_RETRY_AFTER_MS } = await import('../../src/oauth-routes/userinfo-retry.js')
+  const proxy = await import('@fastify-aihubmix/aihubmix-proxy')
+  const cause = { cause: new Error('x') }
+  t.equal(userinfoRetryDelay(new proxy.UpstreamBusyError(503)), USERINFO_RETRY_DELAY_MS, 'busy without Retry-After')
+  t.equal(userinfoRetryDelay(new proxy.UpstreamBusyError(429, 1000)), 1000, 'busy: its Retry-After')
+  t.equal(userinfoRetryDelay(new proxy.UpstreamBusyError(503, USERINFO_MAX_RETRY_AFTER_MS)), USERINFO_MAX_RETRY_AFTER_MS, 'up to the longest')
+  t.equal(userinfoRetryDelay(new proxy.UpstreamBusyError(503, USERINFO_MAX_RETRY_AFTER_MS + 1)), undefined, 'a longer Retry-After is not waited for')
+  t.equal(userinfoRetryDelay(new proxy.UpstreamStatusError(500)), USERINFO_RETRY_DELAY_MS, '500')
+  t.equal(userinfoRetryDelay(new proxy.UpstreamStatusError(502, cause)), USERINFO_RETRY_DELAY_MS, '502')
+  t.equal(userinfoRetryDelay(new proxy.UpstreamStatusError(404)), undefined, '404: not a passing fault')
+  t.equal(userinfoRetryDelay(new proxy.UpstreamUnreachableError(cause)), USERINFO_RETRY_DELAY_MS, 'no connection')
+  for (const err of [new proxy.UpstreamTimeoutError(10_000), new proxy.UpstreamUnauthorizedError(), new proxy.UpstreamInvalidResponseError('userinfo'), new proxy.UpstreamBodyTooLargeError(1), new Error('other')]) {
+    t.equal(userinfoRetryDelay(err), undefined, err.constructor.name)
+  }
+  t.equal(new proxy.UpstreamStatusError(500).message, 'The AIHubMix provider answered HTTP 500', 'the message names the status, nothing more')
+  t.equal(new proxy.UpstreamStatusError(503, cause).upstreamStatus, 503, 'upstreamStatus')
 })
 
 onBothBackends('a signed-in session its user\'s index lacks is indexed at its first listing', async (t, stack) => {
