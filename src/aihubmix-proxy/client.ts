@@ -14,6 +14,7 @@ import {
 } from './errors.js'
 import type { ResolvedProxyOptions } from './options.js'
 import { grantOf, traceUpstream, upstreamTraced, type UpstreamEndpoint } from './diagnostics.js'
+import { dispatchExchange, type UpstreamSignal } from './exchange.js'
 import {
   checkEnvelope,
   checkOAuthError,
@@ -41,20 +42,7 @@ export interface CodeExchangeParams {
   codeVerifier: string
 }
 
-/**
- * Cancels an upstream call: an AbortSignal, or (cheaper per request) an object with `aborted` and EventEmitter's
- * `on`/`once`/`removeListener` for `abort` (an EventEmitter, or anything with those), which undici accepts the same
- * way.
- */
-export type UpstreamSignal = AbortSignal | EmitterSignal
-
-/** The EventEmitter side of an UpstreamSignal: what undici calls on it. */
-export interface EmitterSignal {
-  readonly aborted: boolean
-  on (event: 'abort', listener: () => void): unknown
-  once (event: 'abort', listener: () => void): unknown
-  removeListener (event: 'abort', listener: () => void): unknown
-}
+export type { UpstreamSignal, EmitterSignal } from './exchange.js'
 
 /** The provider client: the only code that speaks HTTP to AIHubMix. */
 export interface AihubmixClient {
@@ -109,18 +97,6 @@ function unwrapEnvelope (value: unknown): { ok: true, value: unknown } | { ok: f
   return { ok: true, value }
 }
 
-function ignore (): void {}
-
-/**
- * Drops a body that will not be read. undici's body emits 'error' (RequestAbortedError) when it is destroyed before
- * its end, a tick later: with nobody listening, that was an uncaught exception that ended the process, on the
- * first answer whose Content-Length was above maxBodyBytes.
- */
-function discard (body: Dispatcher.ResponseData['body']): void {
-  if (typeof body.on === 'function') body.on('error', ignore)
-  body.destroy()
-}
-
 function splitScope (scope: string | undefined, requested: readonly string[]): string[] {
   if (scope === undefined) return [...requested]
   return scope.split(' ').filter((s) => s !== '')
@@ -148,36 +124,6 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     accept: 'application/json'
   }
 
-  /** Not an async function: the usual answer is undici's own body.text() promise, with no async frame around it. */
-  function readCapped (body: Dispatcher.ResponseData['body'], contentLength: string | string[] | undefined): Promise<string> {
-    if (typeof contentLength === 'string') {
-      const length = Number(contentLength)
-      if (length > maxBodyBytes) {
-        discard(body)
-        return Promise.reject(new UpstreamBodyTooLargeError(maxBodyBytes))
-      }
-      // A declared length within the cap: undici reads exactly that many bytes (a longer or shorter body is an
-      // error), so the body is read whole, without the async iterator's per-chunk promises and stream listeners.
-      // (A dispatcher of the caller's may hand over a body that is only async-iterable: it is read below.)
-      if (Number.isSafeInteger(length) && length >= 0 && typeof body.text === 'function') return body.text()
-    }
-    return readStreamCapped(body)
-  }
-
-  async function readStreamCapped (body: Dispatcher.ResponseData['body']): Promise<string> {
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const chunk of body) {
-      size += (chunk as Buffer).length
-      if (size > maxBodyBytes) {
-        discard(body)
-        throw new UpstreamBodyTooLargeError(maxBodyBytes)
-      }
-      chunks.push(chunk as Buffer)
-    }
-    return chunks.length === 1 ? (chunks[0] as Buffer).toString('utf8') : Buffer.concat(chunks, size).toString('utf8')
-  }
-
   function mapNetworkError (err: unknown): Error {
     const { code } = errorInfo(err)
     if (code !== undefined && TIMEOUT_CODES.has(code)) return new UpstreamTimeoutError(timeoutMs, { cause: err })
@@ -195,31 +141,21 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
   }
 
   async function exchange (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: UpstreamSignal): Promise<UpstreamAnswer> {
+    let answer
     try {
-      const res = await dispatcher.request({
-        origin,
-        path,
-        method,
-        headers,
-        body,
-        // undici types its signal as an AbortSignal or an EventEmitter; it calls only on/once/removeListener on the latter.
-        signal: signal as Dispatcher.RequestOptions['signal'],
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs
-      })
-      const text = await readCapped(res.body, res.headers['content-length'])
-      let json: unknown
-      try {
-        json = JSON.parse(text)
-      } catch {
-        json = undefined
-      }
-      // Retry-After matters only on a 429 or a 503 (busyError): not parsed on the hot path's 200.
-      const busy = res.statusCode === 429 || res.statusCode === 503
-      return { statusCode: res.statusCode, json, retryAfterMs: busy ? parseRetryAfter(res.headers['retry-after']) : undefined }
+      answer = await dispatchExchange(dispatcher, { origin, path, method, headers, body, timeoutMs, maxBodyBytes, signal })
     } catch (err) {
       throw mapNetworkError(err)
     }
+    let json: unknown
+    try {
+      json = JSON.parse(answer.text)
+    } catch {
+      json = undefined
+    }
+    // Retry-After matters only on a 429 or a 503 (busyError): not parsed on the hot path's 200.
+    const busy = answer.statusCode === 429 || answer.statusCode === 503
+    return { statusCode: answer.statusCode, json, retryAfterMs: busy ? parseRetryAfter(answer.retryAfter) : undefined }
   }
 
   function validate<T extends TSchema> (checker: Checker<T>, value: unknown): Static<T> {

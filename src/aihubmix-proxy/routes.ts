@@ -71,10 +71,10 @@ const kClientGone = Symbol('aihubmix-proxy.clientGone')
 type AbortListener = () => void
 
 /**
- * The signal of one proxied request: `aborted`, and the `once`/`on`/`removeListener` undici uses on an EventEmitter
- * signal, for the one listener undici adds. An AbortController per request is an EventTarget, with undici's listener
- * added and removed on it on every call, and a full EventEmitter has its own init, `once` wrapper and listener
- * bookkeeping: both showed in the route's CPU profile, where this object with one slot does not.
+ * The signal of one proxied request: `aborted`, and the `once`/`on`/`removeListener` of an EventEmitter signal, for
+ * the one listener the upstream call (exchange.ts) adds. An AbortController per request is an EventTarget, with a
+ * listener added and removed on it on every call, and a full EventEmitter has its own init, `once` wrapper and
+ * listener bookkeeping: both showed in the route's CPU profile, where this object with one slot does not.
  */
 class ClientGoneSignal {
   aborted = false
