@@ -23,14 +23,15 @@ const USERINFO = Buffer.from(JSON.stringify({
   id: 12345, username: 'user123', email: 'user@example.com', quota: 1000000, used_quota: 250000, balance_formatted: '750.00', created_time: 1640995200, status: 1
 }))
 const headers = { 'content-type': 'application/json', 'content-length': String(USERINFO.length) }
-/** An undici-shaped dispatcher that answers every request at once with the same userinfo. */
+/** A dispatcher (undici's controller interface) that answers every request at once with the same userinfo. */
+const controller = { aborted: false, paused: false, reason: null, abort () {}, pause () {}, resume () {} }
 const dispatcher = {
-  request () {
-    return Promise.resolve({
-      statusCode: 200,
-      headers,
-      body: { async * [Symbol.asyncIterator] () { yield USERINFO }, destroy () {} }
-    })
+  dispatch (_opts, handler) {
+    handler.onRequestStart(controller, {})
+    handler.onResponseStart(controller, 200, headers, 'OK')
+    handler.onResponseData(controller, USERINFO)
+    handler.onResponseEnd(controller, {})
+    return true
   },
   close () { return Promise.resolve() }
 }

@@ -42,6 +42,9 @@ t.test('aihubmix-proxy: a number out of range, and a pattern said in words', asy
   const missing = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, clientSecret: undefined } as never) })
   t.equal(missing.message, 'Invalid aihubmix-proxy option "clientSecret": expected a string of 1 to 2048 characters, got nothing')
   t.notMatch(timeout.message + header.message + missing.message, SECRET, 'no option value is echoed')
+  // An object with only request() (dispatch() is what the client calls): refused at registration, not at the first call.
+  const dispatcher = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, dispatcher: { request () {} } as never }) })
+  t.equal(dispatcher.message, 'Invalid aihubmix-proxy option "dispatcher": must be an undici Dispatcher (with dispatch(), such as a Pool, an Agent or a MockAgent)')
 })
 
 t.test('oauth-routes: a cookie name and a path said in words', async (t) => {

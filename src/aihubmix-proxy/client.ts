@@ -143,7 +143,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
   async function exchange (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: UpstreamSignal): Promise<UpstreamAnswer> {
     let answer
     try {
-      answer = await dispatchExchange(dispatcher, { origin, path, method, headers, body, timeoutMs, maxBodyBytes, signal })
+      answer = await dispatchExchange(dispatcher, ownDispatcher, { origin, path, method, headers, body, timeoutMs, maxBodyBytes, signal })
     } catch (err) {
       throw mapNetworkError(err)
     }

@@ -35,7 +35,7 @@ export interface ExchangeRequest {
   signal: UpstreamSignal | undefined
 }
 
-type AbortFn = (err?: Error) => void
+type AbortFn = (err: Error) => void
 
 /**
  * One call to the provider on undici's dispatcher interface, read into a string as it arrives. What
@@ -45,8 +45,12 @@ type AbortFn = (err?: Error) => void
  * bodyTimeout), a declared Content-Length above `maxBodyBytes` is refused before the body is read, a body that
  * grows past it while it arrives is cut there, and the signal cancels the call (with undici's RequestAbortedError,
  * as before).
+ *
+ * This is the part both handler interfaces share: the plugin's own Pool (undici 7) is driven through the handler
+ * interface it runs natively (RawExchange: raw header buffers, no objects built), a dispatcher of the caller's
+ * through the one every undici from 7 on accepts (ControlledExchange: undici 8 knows no other).
  */
-class Exchange implements Dispatcher.DispatchHandler {
+abstract class Exchange {
   readonly #maxBodyBytes: number
   readonly #resolve: (answer: RawAnswer) => void
   readonly #reject: (err: Error) => void
@@ -73,44 +77,36 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   /** The signal's listener: one per call. */
   readonly cancel = (): void => {
-    this.#fail(new errors.RequestAbortedError())
+    this.fail(new errors.RequestAbortedError())
   }
 
-  onConnect (abort: AbortFn): void {
+  /** The request is on its way; `abort` tears it down. */
+  protected started (abort: AbortFn): void {
     if (this.#settled) abort(new errors.RequestAbortedError())
     else this.#abort = abort
   }
 
-  onHeaders (statusCode: number, rawHeaders: Buffer[] | string[] | null, _resume: () => void): boolean {
-    // 1xx: informational, the answer is still to come.
-    if (statusCode < 200) return true
+  /**
+   * The answer's status and the two headers it needs (each the first of its name; `lengths`: how many
+   * Content-Length headers came). false: refused, the call is over.
+   */
+  protected headers (statusCode: number, contentLength: string | undefined, lengths: number, retryAfter: string | undefined): boolean {
     this.#statusCode = statusCode
-    let contentLength: string | undefined
-    let lengths = 0
-    if (rawHeaders !== null) {
-      for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
-        const name = rawHeaders[i] as Buffer | string
-        if (headerIs(name, 'content-length')) {
-          lengths++
-          contentLength = String(rawHeaders[i + 1])
-        } else if (this.#retryAfter === undefined && headerIs(name, 'retry-after')) {
-          this.#retryAfter = String(rawHeaders[i + 1])
-        }
-      }
-    }
+    this.#retryAfter = retryAfter
     // One declared length above the cap: refused before a byte of the body is read.
     if (lengths === 1 && Number(contentLength) > this.#maxBodyBytes) {
-      this.#fail(new UpstreamBodyTooLargeError(this.#maxBodyBytes))
+      this.fail(new UpstreamBodyTooLargeError(this.#maxBodyBytes))
       return false
     }
     return true
   }
 
-  onData (chunk: Buffer): boolean {
+  /** A part of the body. false: the call is over (the cap was passed, or it ended otherwise). */
+  protected data (chunk: Buffer): boolean {
     if (this.#settled) return false
     this.#size += chunk.length
     if (this.#size > this.#maxBodyBytes) {
-      this.#fail(new UpstreamBodyTooLargeError(this.#maxBodyBytes))
+      this.fail(new UpstreamBodyTooLargeError(this.#maxBodyBytes))
       return false
     }
     if (this.#first === null) this.#first = chunk
@@ -118,7 +114,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     return true
   }
 
-  onComplete (): void {
+  protected end (): void {
     if (this.#settled) return
     const more = this.#more
     const body = more !== null ? Buffer.concat(more, this.#size) : this.#first
@@ -126,14 +122,15 @@ class Exchange implements Dispatcher.DispatchHandler {
     this.#resolve({ statusCode: this.#statusCode, text: body === null ? '' : body.toString('utf8'), retryAfter: this.#retryAfter })
   }
 
-  onError (err: Error): void {
+  /** The dispatcher's report of a failure (also of one this side caused: then already settled, ignored). */
+  protected error (err: Error): void {
     if (this.#settled) return
     this.#settle()
     this.#reject(err)
   }
 
-  /** Ends the call with `err`: rejected now, and the request torn down (undici then reports it to onError, ignored). */
-  #fail (err: Error): void {
+  /** Ends the call with `err`: rejected now, and the request torn down (undici then reports it, ignored). */
+  fail (err: Error): void {
     if (this.#settled) return
     this.#settle()
     this.#reject(err)
@@ -153,6 +150,74 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 }
 
+/** undici 7's native handler interface: raw header name and value buffers, read without building an object. */
+class RawExchange extends Exchange {
+  onConnect (abort: AbortFn): void {
+    this.started(abort)
+  }
+
+  onHeaders (statusCode: number, rawHeaders: Buffer[] | string[] | null, _resume: () => void): boolean {
+    // 1xx: informational, the answer is still to come.
+    if (statusCode < 200) return true
+    let contentLength: string | undefined
+    let lengths = 0
+    let retryAfter: string | undefined
+    if (rawHeaders !== null) {
+      for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+        const name = rawHeaders[i] as Buffer | string
+        if (headerIs(name, 'content-length')) {
+          if (lengths++ === 0) contentLength = String(rawHeaders[i + 1])
+        } else if (retryAfter === undefined && headerIs(name, 'retry-after')) {
+          retryAfter = String(rawHeaders[i + 1])
+        }
+      }
+    }
+    return this.headers(statusCode, contentLength, lengths, retryAfter)
+  }
+
+  onData (chunk: Buffer): boolean {
+    return this.data(chunk)
+  }
+
+  onComplete (): void {
+    this.end()
+  }
+
+  onError (err: Error): void {
+    this.error(err)
+  }
+}
+
+/** The controller interface (undici 7 wraps it, undici 8 has only it): headers as an object. */
+class ControlledExchange extends Exchange {
+  onRequestStart (controller: Dispatcher.DispatchController): void {
+    this.started((err) => { controller.abort(err) })
+  }
+
+  onResponseStart (_controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
+    if (statusCode < 200) return
+    const length = headers['content-length']
+    const retryAfter = headers['retry-after']
+    this.headers(statusCode, firstOf(length), length === undefined ? 0 : Array.isArray(length) ? length.length : 1, firstOf(retryAfter))
+  }
+
+  onResponseData (_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.data(chunk)
+  }
+
+  onResponseEnd (): void {
+    this.end()
+  }
+
+  onResponseError (_controller: Dispatcher.DispatchController, err: Error): void {
+    this.error(err)
+  }
+}
+
+function firstOf (value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
+}
+
 /** `name` (a raw header name, any case) is `lower` (lower case ASCII). */
 function headerIs (name: Buffer | string, lower: string): boolean {
   const length = lower.length
@@ -165,14 +230,17 @@ function headerIs (name: Buffer | string, lower: string): boolean {
   return true
 }
 
-/** One exchange with the provider on `dispatcher`; rejects with undici's errors (or UpstreamBodyTooLargeError) as they come. */
-export function dispatchExchange (dispatcher: Dispatcher, request: ExchangeRequest): Promise<RawAnswer> {
+/**
+ * One exchange with the provider on `dispatcher`; rejects with undici's errors (or UpstreamBodyTooLargeError) as they
+ * come. `own`: the dispatcher is the plugin's own undici 7 Pool (its native handler interface), else a caller's.
+ */
+export function dispatchExchange (dispatcher: Dispatcher, own: boolean, request: ExchangeRequest): Promise<RawAnswer> {
   return new Promise<RawAnswer>((resolve, reject) => {
     if (request.signal?.aborted === true) {
       reject(new errors.RequestAbortedError())
       return
     }
-    const handler = new Exchange(request, resolve, reject)
+    const handler = own ? new RawExchange(request, resolve, reject) : new ControlledExchange(request, resolve, reject)
     // undici's dispatchers report every failure to onError; a dispatcher of the caller's might throw instead.
     try {
       dispatcher.dispatch({
@@ -185,7 +253,7 @@ export function dispatchExchange (dispatcher: Dispatcher, request: ExchangeReque
         bodyTimeout: request.timeoutMs
       }, handler)
     } catch (err) {
-      handler.onError(err instanceof Error ? err : new Error(String(err)))
+      handler.fail(err instanceof Error ? err : new Error(String(err)))
     }
   })
 }

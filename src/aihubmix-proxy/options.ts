@@ -103,6 +103,9 @@ export function resolveOptions (input: ProxyOptionsInput): ResolvedProxyOptions 
   const { dispatcher, ...plain } = input
   const problem = checkOptions.Check(plain) ? undefined : firstOptionProblem(checkOptions.Errors(plain))
   if (problem !== undefined) throw new ProxyOptionsError(`"${problem[0]}": ${problem[1]}`)
+  if (dispatcher !== undefined && (typeof dispatcher !== 'object' || dispatcher === null || typeof (dispatcher as { dispatch?: unknown }).dispatch !== 'function')) {
+    throw new ProxyOptionsError('"dispatcher": must be an undici Dispatcher (with dispatch(), such as a Pool, an Agent or a MockAgent)')
+  }
   const allowInsecure = plain.allowInsecureHttp === true
   const baseUrl = parseHttpUrl(plain.baseUrl, 'baseUrl', allowInsecure)
   if (baseUrl.search !== '' || baseUrl.hash !== '') {

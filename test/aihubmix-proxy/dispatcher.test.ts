@@ -105,6 +105,54 @@ t.test('a caller\'s AbortSignal cancels the call; one already aborted makes none
   t.equal(requests, 1, 'no request for an aborted signal')
 })
 
+t.test('a dispatcher that speaks only the controller interface (undici 8 has no other)', async (t) => {
+  // Calls only onRequestStart / onResponseStart / onResponseData / onResponseEnd / onResponseError, as undici 8 does.
+  class ControllerOnly extends Dispatcher {
+    aborted: Error | null = null
+    constructor (private readonly answer: (handler: Dispatcher.DispatchHandler, controller: Dispatcher.DispatchController) => void) { super() }
+    override dispatch (_opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+      const self = this
+      const controller: Dispatcher.DispatchController = {
+        get aborted () { return self.aborted !== null },
+        get paused () { return false },
+        get reason () { return self.aborted },
+        abort (reason: Error) { self.aborted = reason },
+        pause () {},
+        resume () {}
+      }
+      t.equal(typeof handler.onRequestStart, 'function', 'a handler with the controller interface')
+      handler.onRequestStart?.(controller, {})
+      setImmediate(() => this.answer(handler, controller))
+      return true
+    }
+  }
+  const body = Buffer.from(JSON.stringify(USERINFO))
+  const ok = new ControllerOnly((handler, controller) => {
+    handler.onResponseStart?.(controller, 200, { 'content-type': 'application/json', 'content-length': String(body.length) }, 'OK')
+    handler.onResponseData?.(controller, body.subarray(0, 10))
+    handler.onResponseData?.(controller, body.subarray(10))
+    handler.onResponseEnd?.(controller, {})
+  })
+  t.same(await clientFor(ok).userinfo('tok'), USERINFO, 'an answer in two parts')
+
+  const busy = new ControllerOnly((handler, controller) => {
+    handler.onResponseStart?.(controller, 429, { 'retry-after': ['2', '9'] }, 'Too Many Requests')
+    handler.onResponseEnd?.(controller, {})
+  })
+  await t.rejects(clientFor(busy).userinfo('tok'), { code: 'FST_AIHUBMIX_UPSTREAM_BUSY', retryAfterMs: 2000 }, 'a 429 and its (first) Retry-After')
+
+  const large = new ControllerOnly((handler, controller) => {
+    handler.onResponseStart?.(controller, 200, { 'content-length': String(1 << 20) }, 'OK')
+  })
+  await t.rejects(clientFor(large).userinfo('tok'), { code: 'FST_AIHUBMIX_UPSTREAM_BODY_TOO_LARGE' }, 'a declared length above the cap')
+  t.type(large.aborted, Error, 'and the call torn down through the controller')
+
+  const broken = new ControllerOnly((handler, controller) => {
+    handler.onResponseError?.(controller, Object.assign(new Error('headers timeout'), { code: 'UND_ERR_HEADERS_TIMEOUT' }))
+  })
+  await t.rejects(clientFor(broken).userinfo('tok'), { code: 'FST_AIHUBMIX_UPSTREAM_TIMEOUT' }, 'an error reported to the handler')
+})
+
 t.test('a dispatcher that throws instead of reporting to the handler', async (t) => {
   class Throwing extends Dispatcher {
     override dispatch (): boolean {
