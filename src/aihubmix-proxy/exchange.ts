@@ -224,8 +224,10 @@ function headerIs (name: Buffer | string, lower: string): boolean {
   if (name.length !== length) return false
   if (typeof name === 'string') return name.toLowerCase() === lower
   for (let i = 0; i < length; i++) {
-    // ASCII letters | 0x20 are lower case; '-' is unchanged by it.
-    if (((name[i] as number) | 0x20) !== lower.charCodeAt(i)) return false
+    const want = lower.charCodeAt(i)
+    const byte = name[i] as number
+    // A letter in either case (| 0x20 lower-cases an ASCII letter); anything else exactly.
+    if (byte !== want && !(want >= 0x61 && want <= 0x7a && (byte | 0x20) === want)) return false
   }
   return true
 }
