@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -213,7 +214,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     } catch (err) {
       const delay = userinfoRetryDelay(err)
       if (delay === undefined) throw err
-      await new Promise((resolve) => setTimeout(resolve, delay))
+      await sleep(delay)
       return await client.userinfo(accessToken)
     }
   }
