@@ -263,6 +263,9 @@ async function countedUserinfo (metricsUrl) {
 const SIDE_BY_SIDE_PAIRS = [
   ['project-memory', 'floor'],
   ['project-memory', 'lean'],
+  // No goal: what a proxy with no check at all reaches against the lean route on this machine, side by side. The
+  // ceiling of project ÷ lean measured this way (the project is not faster than the floor).
+  ['floor', 'lean'],
   ['project-metrics', 'project-memory'],
   ['project-redis', 'project-memory'],
   ['project-redis-cache', 'project-memory']
@@ -693,6 +696,12 @@ function buildReport (result) {
   }
   if (project && lean) {
     pairGoal('project ÷ lean', memory, { id: 'lean', summary: lean }, GOALS.leanThroughput, GOALS.leanP99)
+  }
+  const floorLean = pairs[pairKey('floor', 'lean')]
+  if (floorLean !== undefined) {
+    rows.push(['floor ÷ lean (no goal: the most any proxy reaches here): req/s, CPU per request, p99, side by side',
+      `${fmtX(floorLean.rps)}, ${fmtX(floorLean.cpu)}, ${fmtX(floorLean.p99)}`, '', ''])
+    rows.push(['floor ÷ lean: req/s side by side, each round', floorLean.rounds.map((x) => fmtX(x.rps)).join(', '), '', ''])
   }
   if (project && guide) {
     const x = project.rps / guide.rps

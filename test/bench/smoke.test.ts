@@ -127,8 +127,8 @@ t.test('npm run bench, tiny: every target runs, the ratio lines and their goals 
   }
   // Side by side: both loaded at once, each with half the connections, every answer 2xx.
   const side = (result as unknown as { sideBySide: Record<string, { measured: string, reference: string, connectionsEach: number, failed: number, rounds: unknown[], redisCpuMicrosPerRequest?: number }> }).sideBySide
-  t.same(Object.keys(side), ['project-memory/floor', 'project-memory/lean', 'project-redis/project-memory'],
-    'the project measured side by side with the floor and the lean route, the Redis stores with the memory stores')
+  t.same(Object.keys(side), ['project-memory/floor', 'project-memory/lean', 'floor/lean', 'project-redis/project-memory'],
+    'the project measured side by side with the floor and the lean route, the floor with the lean route, the Redis stores with the memory stores')
   for (const [key, pair] of Object.entries(side)) {
     t.equal(`${pair.measured}/${pair.reference}`, key)
     t.equal(pair.connectionsEach, CONNECTIONS / 2, `${key}: half the connections each`)
@@ -140,6 +140,12 @@ t.test('npm run bench, tiny: every target runs, the ratio lines and their goals 
   t.ok(typeof redisCpu === 'number' && Number.isFinite(redisCpu) && redisCpu > 0, `the Redis server's CPU per request of the Redis target (${redisCpu} µs)`)
   t.equal(side['project-memory/floor']?.redisCpuMicrosPerRequest, undefined, 'and only for that pair')
   t.match(row(run.stdout, "Redis stores ÷ memory stores: the Redis server's CPU per request, side by side")?.[1], /^\d[\d,]* µs \(the app's own: \d[\d,]* µs\); CPU per request with it: \d+\.\d\d×$/)
+  // The floor against the lean route: printed as a reference, with no goal.
+  const floorLean = row(run.stdout, 'floor ÷ lean (no goal: the most any proxy reaches here): req/s, CPU per request, p99, side by side')
+  t.match(floorLean?.[1], /^\d+\.\d\d×, \d+\.\d\d×, \d+\.\d\d×$/, 'floor ÷ lean: three ratios')
+  t.equal(floorLean?.[2], '', 'floor ÷ lean: no goal')
+  t.equal(floorLean?.[3], '', 'floor ÷ lean: neither met nor missed')
+  t.match(row(run.stdout, 'floor ÷ lean: req/s side by side, each round')?.[1], /^\d+\.\d\d×, \d+\.\d\d×$/)
   t.equal(result.redisRoundTrips.non2xx, 0)
   t.ok(result.redisRoundTrips.perRequest <= 1, 'at most one Redis command per request')
 })
