@@ -75,7 +75,9 @@ async function aihubmixProxy (fastify: FastifyInstance, opts: AihubmixProxyOptio
 const aihubmixProxyPlugin = fp(aihubmixProxy, {
   fastify: '5.x',
   name: '@fastify-aihubmix/aihubmix-proxy',
-  decorators: { request: ['tokens'] },
+  // Only the dependency, not the `request.tokens` decorator token-store brings: Fastify checks decorators first, and
+  // its message for a missing one ("The decorator 'tokens' required by ...") does not say which plugin to register.
+  // The dependency's does: "The dependency '@fastify-aihubmix/token-store' of plugin ... is not registered".
   dependencies: ['@fastify-aihubmix/token-store']
 })
 
