@@ -50,8 +50,9 @@ const TSCONFIG = {
 }
 
 /**
- * The root README's TypeScript usage: the first \`\`\`ts block under "## Usage", as written, but for where the
- * provider is and which port to listen on (each must be in it, once).
+ * The root README's TypeScript usage: the first \`\`\`ts block under "## Usage", as written, but for the port it
+ * listens on (which must be in it, once). It reads the provider's URL, the public URL and the secrets from the
+ * environment.
  */
 function readmeUsage (): string {
   const readme = readFileSync(join(root, 'README.md'), 'utf8')
@@ -59,7 +60,6 @@ function readmeUsage (): string {
   let code = /```ts\n([\s\S]*?)```/.exec(usage)?.[1]
   if (code === undefined) throw new Error('README.md has no ```ts block under "## Usage"')
   const changes: Array<[string, string]> = [
-    ["baseUrl: 'https://aihubmix.com',", 'baseUrl: process.env.AIHUBMIX_BASE_URL!,'],
     ['await app.listen({ port: 3000 })', "await app.listen({ port: Number(process.env.APP_PORT), host: '127.0.0.1' })"]
   ]
   for (const [from, to] of changes) {
@@ -160,7 +160,7 @@ async function signIn (t: Test, dir: string, file: string, env: Record<string, s
     const local = `http://127.0.0.1:${port}`
     const url = publicUrl ?? local
     const browser = new TestBrowser()
-    const proxy: Record<string, string> = publicUrl === undefined ? {} : { 'x-forwarded-proto': 'https', 'x-forwarded-host': new URL(publicUrl).host }
+    const proxy: Record<string, string> = publicUrl === undefined ? {} : { 'x-forwarded-proto': new URL(publicUrl).protocol.slice(0, -1), 'x-forwarded-host': new URL(publicUrl).host }
     /** GET as the browser sees it: the app's public URLs go through the "proxy". */
     const get = async (href: string, headers: Record<string, string> = {}): Promise<Answer & { href: string }> => {
       const answer = href.startsWith(`${url}/`)
@@ -181,12 +181,14 @@ async function signIn (t: Test, dir: string, file: string, env: Record<string, s
     const final = await get(next(back))
     t.equal(final.status, 302, `${file}: the callback signs in`)
     t.equal(next(final), `${url}/`, 'and goes home, no error')
-    if (publicUrl !== undefined) t.match(String(final.headers['set-cookie']), /; Secure/i, `${file}: over https, the session cookie is Secure`)
+    if (publicUrl?.startsWith('https:') === true) t.match(String(final.headers['set-cookie']), /; Secure/i, `${file}: over https, the session cookie is Secure`)
     t.match(JSON.parse((await get(`${url}/auth/session`)).body), { authenticated: true }, `${file}: signed in on the first try`)
     const info = await get(`${url}/api/user/info`, CSRF)
     t.equal(info.status, 200)
     t.equal(JSON.parse(info.body).username, 'user123')
     t.same(JSON.parse((await get(`${url}/my/balance`)).body), { balance: JSON.parse(info.body).balance_formatted }, 'a route of the app as the user')
+    const home = await get(`${url}/`)
+    if (file === 'readme.js') t.match(home, { status: 200, body: /href="\/auth\/login"/ }, `${file}: the page a sign-in comes back to`)
   } finally {
     child.kill('SIGTERM')
     await exited
@@ -239,15 +241,26 @@ t.test('a fresh app outside the repository, from the packed tarballs', async (t)
   t.pass('the README\'s TypeScript usage compiles: strict NodeNext, no skipLibCheck, without ioredis')
   const mock = await startMockProvider()
   t.teardown(() => mock.close())
-  const publicUrl = 'https://app.example.com' // the README's
+  // In production (PUBLIC_URL https, behind a proxy: a __Host- cookie, Secure), and as the README's "Try it
+  // locally" runs it: no PUBLIC_URL (http://localhost:3000, a plain cookie), two keys as a comma-separated list.
+  const publicUrl = 'https://app.example.com'
   const demo = mock.createApp({ name: 'readme app', redirectUri: `${publicUrl}/auth/callback` })
   await signIn(t, dir, 'readme.js', {
+    PUBLIC_URL: publicUrl,
     SESSION_SECRET,
     TOKEN_ENCRYPTION_KEY: 'hex:' + 'a1'.repeat(32),
     AIHUBMIX_BASE_URL: mock.url,
     AIHUBMIX_CLIENT_ID: demo.clientId,
     AIHUBMIX_CLIENT_SECRET: demo.clientSecret
   }, publicUrl)
+  const local = mock.createApp({ name: 'readme app, locally', redirectUri: 'http://localhost:3000/auth/callback' })
+  await signIn(t, dir, 'readme.js', {
+    SESSION_SECRET: `${SESSION_SECRET}x,${SESSION_SECRET}`,
+    TOKEN_ENCRYPTION_KEY: 'base64:' + Buffer.alloc(32, 7).toString('base64') + ',hex:' + 'a1'.repeat(32),
+    AIHUBMIX_BASE_URL: mock.url,
+    AIHUBMIX_CLIENT_ID: local.clientId,
+    AIHUBMIX_CLIENT_SECRET: local.clientSecret
+  }, 'http://localhost:3000')
 
   const names = PACKAGES.map((w) => w.manifest.name)
   const cjs = await run(process.execPath, ['-e', `
