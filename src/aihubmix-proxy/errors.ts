@@ -103,6 +103,10 @@ export const InsufficientScopeError = createError(
   403
 )
 
+/** The OAuth errors that say the app's own credentials were refused: their log line names what to check. */
+const CLIENT_REFUSED = new Set(['invalid_client', 'unauthorized_client'])
+const CLIENT_HINT = ' (check the clientId and clientSecret given to aihubmix-proxy: the app\'s credentials from AIHubMix, for this baseUrl)'
+
 /**
  * The token endpoint refused a grant with an OAuth error: `oauthError` holds the
  * RFC 6749 code (e.g. `invalid_grant`). Used for the code exchange; refreshes
@@ -117,7 +121,7 @@ export class TokenEndpointError extends createError<[string, { cause: unknown }?
   readonly oauthError: string
 
   constructor (oauthError: string, options?: { cause: unknown }) {
-    super(oauthError, ...(options === undefined ? [] as const : [options] as const))
+    super(oauthError + (CLIENT_REFUSED.has(oauthError) ? CLIENT_HINT : ''), ...(options === undefined ? [] as const : [options] as const))
     this.oauthError = oauthError
   }
 }

@@ -67,7 +67,9 @@ t.test('TokenEndpointError carries the OAuth error as a typed field, and keeps i
   const err = new TokenEndpointError('invalid_client', cause)
   const oauthError: string = err.oauthError
   t.equal(oauthError, 'invalid_client')
-  t.equal(err.message, 'The AIHubMix token endpoint refused the request: invalid_client')
+  t.equal(err.message, "The AIHubMix token endpoint refused the request: invalid_client (check the clientId and clientSecret given to aihubmix-proxy: the app's credentials from AIHubMix, for this baseUrl)",
+    'the app\'s own credentials refused: the message names what to check')
+  t.equal(new TokenEndpointError('unauthorized_client').message, "The AIHubMix token endpoint refused the request: unauthorized_client (check the clientId and clientSecret given to aihubmix-proxy: the app's credentials from AIHubMix, for this baseUrl)")
   t.equal(err.cause, cause.cause)
   t.equal(new TokenEndpointError('invalid_grant').message, 'The AIHubMix token endpoint refused the request: invalid_grant', 'no cause, nothing appended')
   t.notOk('cause' in new TokenEndpointError('invalid_grant'))
