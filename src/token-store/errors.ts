@@ -101,7 +101,7 @@ export class UnsealFailedError extends createError<'FST_AIHUBMIX_UNSEAL_FAILED',
 
   /** The error for a value sealed with a key that is not in the ring. */
   static unknownKey (keyId: string): UnsealFailedError {
-    const err = new UnsealFailedError(`sealed with a key that is not in this instance's key ring (key id ${keyId})`)
+    const err = new UnsealFailedError(`sealed with a key that is not in the key ring (key id ${keyId})`)
     err.reason = 'unknown-key'
     err.keyId = keyId
     return err
