@@ -66,18 +66,15 @@ export class KeyRing {
     return PREFIX + Buffer.concat([k.idBytes, iv, tag, ciphertext]).toString('base64url')
   }
 
-  /** Opens a sealed value; throws UnsealFailedError (never with the value in the message). */
+  /**
+   * Opens a sealed value; throws UnsealFailedError (never with the value in the message): `reason: 'unknown-key'`
+   * (with `keyId`) when it is well-formed but names a key that is not in this ring, `'invalid'` for anything else.
+   */
   unseal (sealed: string, context: string): string {
-    if (typeof sealed !== 'string' || !sealed.startsWith(PREFIX)) {
-      throw new UnsealFailedError('unknown format or version')
-    }
-    const body = sealed.slice(PREFIX.length)
-    const raw = Buffer.from(body, 'base64url')
-    if (raw.length < HEADER_BYTES || raw.toString('base64url') !== body) {
-      throw new UnsealFailedError('malformed encoding')
-    }
-    const key = this.#byId.get(raw.subarray(0, KEY_ID_BYTES).toString('hex'))
-    if (key === undefined) throw new UnsealFailedError('sealed with a key that is not in the key ring')
+    const raw = parse(sealed)
+    const keyId = raw.subarray(0, KEY_ID_BYTES).toString('hex')
+    const key = this.#byId.get(keyId)
+    if (key === undefined) throw UnsealFailedError.unknownKey(keyId)
     const iv = raw.subarray(KEY_ID_BYTES, KEY_ID_BYTES + IV_BYTES)
     const tag = raw.subarray(KEY_ID_BYTES + IV_BYTES, HEADER_BYTES)
     try {
@@ -89,6 +86,34 @@ export class KeyRing {
       throw new UnsealFailedError('authentication failed (tampered, or sealed for another slot or key)', { cause: err })
     }
   }
+
+  /**
+   * The key id of a well-formed sealed value whose key is not in this ring, else undefined (well-formed and
+   * sealed with a key of the ring, or not a sealed value at all). Decrypts nothing: for looking before taking.
+   */
+  unknownKeyOf (sealed: string): string | undefined {
+    let raw: Buffer
+    try {
+      raw = parse(sealed)
+    } catch {
+      return undefined
+    }
+    const keyId = raw.subarray(0, KEY_ID_BYTES).toString('hex')
+    return this.#byId.has(keyId) ? undefined : keyId
+  }
+}
+
+/** The decoded bytes of a sealed value (key id, iv, tag, ciphertext); throws UnsealFailedError when malformed. */
+function parse (sealed: string): Buffer {
+  if (typeof sealed !== 'string' || !sealed.startsWith(PREFIX)) {
+    throw new UnsealFailedError('unknown format or version')
+  }
+  const body = sealed.slice(PREFIX.length)
+  const raw = Buffer.from(body, 'base64url')
+  if (raw.length < HEADER_BYTES || raw.toString('base64url') !== body) {
+    throw new UnsealFailedError('malformed encoding')
+  }
+  return raw
 }
 
 function aad (context: string): Buffer {

@@ -75,14 +75,43 @@ export const TokenStoreOptionsError = createError<'FST_AIHUBMIX_TOKEN_STORE_OPTI
 )
 
 /**
- * 500: a sealed value could not be opened (tampered, wrong storage key, unknown key id, bad format).
- * `get()` and `takeRecord()` treat such a value as absent and delete it; it is only ever logged, without the value.
+ * Why a sealed value did not open:
+ * - `'unknown-key'`: it names (by its key id) a key that is not in this instance's key ring. A configuration
+ *   problem, not a bad value: a key missing from `encryptionKeys` (a rotation step skipped, an instance not yet
+ *   deployed with the new key, a list passed as one string). The value is kept; adding the key back opens it.
+ * - `'invalid'`: anything else (tampered, truncated, not a sealed value, another slot or context, a known key whose
+ *   authentication fails, or it opened but is not what was expected). The value is useless and is discarded.
  */
-export const UnsealFailedError = createError<'FST_AIHUBMIX_UNSEAL_FAILED', 500, [string, { cause: unknown }?]>(
+export type UnsealFailure = 'unknown-key' | 'invalid'
+
+/**
+ * 500: a sealed value could not be opened. `reason` says why (UnsealFailure); for `'unknown-key'`, `keyId` is the
+ * id of the key it was sealed with (4 bytes of SHA-256 of that key, in hex: not secret, the same id `keyIds`
+ * lists). The store treats such a value as absent; an `'invalid'` one it deletes (logged at warn), an
+ * `'unknown-key'` one it leaves where it is (logged at error, rate-limited). Never carries the value.
+ */
+export class UnsealFailedError extends createError<'FST_AIHUBMIX_UNSEAL_FAILED', 500, [string, { cause: unknown }?]>(
   'FST_AIHUBMIX_UNSEAL_FAILED',
   'A sealed value could not be opened: %s',
   500
-)
+) {
+  reason: UnsealFailure = 'invalid'
+  /** For `reason: 'unknown-key'`: the id (hex) of the key the value was sealed with. */
+  keyId: string | undefined = undefined
+
+  /** The error for a value sealed with a key that is not in the ring. */
+  static unknownKey (keyId: string): UnsealFailedError {
+    const err = new UnsealFailedError(`sealed with a key that is not in the key ring (key id ${keyId})`)
+    err.reason = 'unknown-key'
+    err.keyId = keyId
+    return err
+  }
+}
+
+/** The key id when `err` says a value was sealed with a key that is not in the ring, else undefined. */
+export function unknownKeyIdOf (err: unknown): string | undefined {
+  return err instanceof UnsealFailedError && err.reason === 'unknown-key' ? err.keyId : undefined
+}
 
 /** 500: a programming error in how the store was called (empty session id, bad TTL, malformed token set). */
 export const TokenStoreArgumentError = createError<'FST_AIHUBMIX_TOKEN_STORE_ARGUMENT', 500, [string, string, { cause: unknown }?]>(

@@ -19,12 +19,18 @@ import {
   StoreUnavailableError,
   TokenStoreArgumentError,
   UnauthenticatedError,
-  UnsealFailedError
+  UnsealFailedError,
+  unknownKeyIdOf
 } from './errors.js'
+import { UnknownKeyLog } from './unknown-keys.js'
 
 /** The token store (`fastify.tokenStore`). Session ids (`sid`) are the @fastify/session ids. */
 export interface TokenStore {
-  /** The stored set, or null (absent, expired, or unreadable: an unreadable one is deleted and logged at warn). */
+  /**
+   * The stored set, or null (absent, expired, or unreadable). An unreadable one is deleted and logged at warn, except
+   * one sealed with a key that is not in the key ring: that one is kept (a configuration problem; adding the key
+   * back to `encryptionKeys` opens it again) and logged at error, once a minute per key id.
+   */
   get (sid: string): Promise<TokenSet | null>
   /**
    * Stores the set, sealed. TTL: `refreshTokenTtlMs` if the set has a refresh token, else until `expiresAt`
@@ -163,6 +169,8 @@ export class TokenStoreCore implements TokenStore {
   readonly #hooks: Readonly<TokenStoreHooks>
   readonly #log: FastifyBaseLogger
   readonly #records: Records
+  /** Values sealed with a key missing from the ring: logged (rate-limited), never deleted. */
+  readonly #unknownKeys: UnknownKeyLog
   readonly #flights = new Map<string, Promise<TokenSet>>()
   /** Refreshed sets not stored yet, by sid: served to this session's requests here until saved or dropped. */
   readonly #pending = new Map<string, PendingSave>()
@@ -191,7 +199,8 @@ export class TokenStoreCore implements TokenStore {
     this.#log = log
     this.refreshSkewMs = options.refreshSkewMs
     this.keys = new KeyLayout(options.keyPrefix)
-    this.#records = new Records(kv, options.keyRing, this.keys, log)
+    this.#unknownKeys = new UnknownKeyLog(log, options.keyRing)
+    this.#records = new Records(kv, options.keyRing, this.keys, log, this.#unknownKeys)
     this.sessionStore = createSessionStore({
       kv,
       keys: this.keys,
@@ -205,6 +214,7 @@ export class TokenStoreCore implements TokenStore {
       keys: this.keys,
       keyRing: options.keyRing,
       log,
+      unknownKeys: this.#unknownKeys,
       maxPerUser: options.maxSessionsPerUser,
       checks: this.#sessionChecks,
       end: (sid) => this.endSession(sid)
@@ -340,7 +350,9 @@ export class TokenStoreCore implements TokenStore {
   unseal (sealed: string, context: string): string | null {
     try {
       return this.#options.keyRing.unseal(sealed, valueContext(context))
-    } catch {
+    } catch (err) {
+      const keyId = unknownKeyIdOf(err)
+      if (keyId !== undefined) this.#unknownKeys.report(keyId, 'e.g. a login cookie', true)
       return null
     }
   }
@@ -354,7 +366,9 @@ export class TokenStoreCore implements TokenStore {
 
   /**
    * Opens a sealed set read for `sid` (from the store, or prefetched by the session store). A value that does not
-   * open or is not a token set is treated as absent: deleted, and logged at warn without the value.
+   * open or is not a token set is treated as absent: deleted, and logged at warn without the value. Except one
+   * sealed with a key that is not in the ring: absent for this call only, left in the store untouched (the ring is
+   * what is wrong, and the set opens again once the key is back), logged at error once a minute per key id.
    */
   async open (sid: string, sealed: string | null): Promise<StoredTokenSet | null> {
     const now = this.openNow(sid, sealed)
@@ -364,6 +378,11 @@ export class TokenStoreCore implements TokenStore {
       set = JSON.parse(this.#options.keyRing.unseal(sealed as string, tokenContext(sid)))
       if (!isTokenSet(set)) throw new UnsealFailedError('the opened value is not a token set')
     } catch (err) {
+      const keyId = unknownKeyIdOf(err)
+      if (keyId !== undefined) {
+        this.#unknownKeys.report(keyId, 'a token set')
+        return null
+      }
       this.#log.warn({ err }, 'token-store: discarded a stored token set that could not be opened')
       try {
         await this.#kv.delete(this.keys.tokens(sid))

@@ -5,7 +5,8 @@ import type { KVStore } from './kv-store.js'
 import type { KeyLayout } from './keys.js'
 import { assertId, assertTtl, assertUserId } from './keys.js'
 import { cookieExpired, parseSession, type SessionCheck } from './cookie-sessions.js'
-import { TokenStoreArgumentError } from './errors.js'
+import { TokenStoreArgumentError, unknownKeyIdOf } from './errors.js'
+import type { UnknownKeyLog } from './unknown-keys.js'
 
 /** One of a user's sessions, as a listing shows it. Never the session id: `id` is an opaque handle. */
 export interface UserSession {
@@ -48,6 +49,9 @@ export const MAX_USER_AGENT_LENGTH = 256
  */
 export const PENDING_SIGN_IN_MS = 60_000
 
+/** What #open answers for an entry sealed with a key that is not in the ring. */
+const UNKNOWN_KEY = Symbol('unknown key')
+
 /** 16 random bytes, base64url. */
 const HANDLE = /^[A-Za-z0-9_-]{22}$/
 
@@ -67,6 +71,8 @@ export interface UserSessionsContext {
   keys: KeyLayout
   keyRing: KeyRing
   log: FastifyBaseLogger
+  /** Where entries sealed with a key missing from the ring are reported (they are kept). */
+  unknownKeys: UnknownKeyLog
   /** Most sessions one user keeps; a sign-in beyond it ends the oldest. */
   maxPerUser: number
   /** The checks a session must pass to be listed (the array is read each time: later additions count). */
@@ -102,6 +108,7 @@ export class UserSessions {
   readonly #keys: KeyLayout
   readonly #ring: KeyRing
   readonly #log: FastifyBaseLogger
+  readonly #unknownKeys: UnknownKeyLog
   readonly #max: number
   readonly #checks: readonly SessionCheck[]
   readonly #end: (sid: string) => Promise<void>
@@ -112,6 +119,7 @@ export class UserSessions {
     this.#keys = ctx.keys
     this.#ring = ctx.keyRing
     this.#log = ctx.log
+    this.#unknownKeys = ctx.unknownKeys
     this.#max = ctx.maxPerUser
     this.#checks = ctx.checks
     this.#end = ctx.end
@@ -155,6 +163,9 @@ export class UserSessions {
     const fields = await this.#kv.hashGetAll(key)
     if (!Object.hasOwn(fields, id)) return false
     const entry = this.#open(userId, id, fields[id] as string)
+    // Sealed with a key this instance lacks: its session cannot be found from here, so nothing ends and the entry
+    // stays (an instance with the key, or this one once the key is added, can end it).
+    if (entry === UNKNOWN_KEY) return false
     if (entry !== null) await this.#end(entry.s)
     await this.#kv.hashDelete(key, [id])
     return true
@@ -164,10 +175,13 @@ export class UserSessions {
     assertUserId(userId)
     const key = this.#keys.userSessions(userId)
     const fields = await this.#kv.hashGetAll(key)
-    const ids = Object.keys(fields)
+    const ids: string[] = []
     const sids: string[] = []
-    for (const id of ids) {
-      const entry = this.#open(userId, id, fields[id] as string)
+    for (const [id, sealed] of Object.entries(fields)) {
+      const entry = this.#open(userId, id, sealed)
+      // Sealed with a key this instance lacks: kept (see endOne).
+      if (entry === UNKNOWN_KEY) continue
+      ids.push(id)
       if (entry !== null) sids.push(entry.s)
     }
     await Promise.all(sids.map(sid => this.#end(sid)))
@@ -210,7 +224,10 @@ export class UserSessions {
     const candidates: Array<{ id: string, entry: Entry }> = []
     for (const [id, sealed] of Object.entries(fields)) {
       const entry = this.#open(userId, id, sealed)
-      if (entry === null) {
+      if (entry === UNKNOWN_KEY) {
+        // Sealed with a key this instance lacks: neither listed nor dropped (an instance with the key lists it).
+        continue
+      } else if (entry === null) {
         drop.push(id)
       } else if (entry.e <= now) {
         drop.push(id)
@@ -265,13 +282,22 @@ export class UserSessions {
     return this.#ring.seal(JSON.stringify(entry), entryContext(userId, id))
   }
 
-  /** The entry, or null when it does not open under this user and handle or is not an entry (logged). */
-  #open (userId: string, id: string, sealed: string): Entry | null {
+  /**
+   * The entry; null when it does not open under this user and handle or is not an entry (logged at warn: the caller
+   * drops it); UNKNOWN_KEY when it was sealed with a key that is not in the ring (logged at error, rate-limited: the
+   * caller keeps it).
+   */
+  #open (userId: string, id: string, sealed: string): Entry | null | typeof UNKNOWN_KEY {
     try {
       const entry = JSON.parse(this.#ring.unseal(sealed, entryContext(userId, id))) as Partial<Entry> | null
       if (typeof entry?.s === 'string' && typeof entry.c === 'number' && typeof entry.i === 'number' &&
         typeof entry.e === 'number' && typeof entry.a === 'string') return entry as Entry
     } catch (err) {
+      const keyId = unknownKeyIdOf(err)
+      if (keyId !== undefined) {
+        this.#unknownKeys.report(keyId, 'a user session entry')
+        return UNKNOWN_KEY
+      }
       this.#log.warn({ err }, 'token-store: dropped a user session entry that could not be opened')
       return null
     }
