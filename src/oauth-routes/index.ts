@@ -7,7 +7,7 @@ import { checkCallbackQuery, ErrorReply, LoginQuery, LogoutQuery, NoContentReply
 import { errorInfo, isUserId, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
 import { sendPublicError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { userinfoRetryDelay } from './userinfo-retry.js'
-import { CsrfHeaderRequiredError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
+import { CsrfHeaderRequiredError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
 import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOptions } from './options.js'
 import { randomToken, s256, TOKEN_PATTERN } from './pkce.js'
 import { safeReturnTo } from './return-to.js'
@@ -403,7 +403,24 @@ function timeoutCheck (verdictOf: ReturnType<typeof timeoutVerdict>): SessionChe
   }
 }
 
+/**
+ * What this plugin needs registered before it, in the order they must come, checked here rather than by
+ * fastify-plugin's `decorators`/`dependencies`: those run before this body and only say which decorator is missing
+ * ("The decorator 'session' required by ... is not present in Request"), not what to register, nor where.
+ */
+function checkRegistration (fastify: FastifyInstance): void {
+  if (!fastify.hasRequestDecorator('cookies')) throw new OAuthRoutesRegistrationError('@fastify/cookie registered before it')
+  if (!fastify.hasDecorator('tokenStore')) {
+    throw new OAuthRoutesRegistrationError('@fastify-aihubmix/token-store registered before it (app.tokenStore is missing)')
+  }
+  if (!fastify.hasDecorator('aihubmix')) {
+    throw new OAuthRoutesRegistrationError('@fastify-aihubmix/aihubmix-proxy registered before it (app.aihubmix is missing)')
+  }
+  if (!fastify.hasRequestDecorator('session')) throw new OAuthRoutesRegistrationError('@fastify/session registered in the same scope before it')
+}
+
 async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions): Promise<void> {
+  checkRegistration(fastify)
   const options = resolveOptions(opts)
   // Where the routes end up: the prefix of the scope this plugin is registered in, then its own.
   const base = fastify.prefix.replace(/\/$/, '') + options.prefix
@@ -434,9 +451,8 @@ async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions):
 
 const oauthRoutesPlugin = fp(oauthRoutes, {
   fastify: '5.x',
-  name: '@fastify-aihubmix/oauth-routes',
-  decorators: { fastify: ['aihubmix', 'tokenStore'], request: ['tokens', 'session'] },
-  dependencies: ['@fastify-aihubmix/token-store', '@fastify-aihubmix/aihubmix-proxy', '@fastify/cookie', '@fastify/session']
+  name: '@fastify-aihubmix/oauth-routes'
+  // No `decorators` nor `dependencies`: checkRegistration says what is missing, and what to register where.
 })
 
 export { oauthRoutesPlugin as oauthRoutes }
