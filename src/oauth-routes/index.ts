@@ -229,8 +229,8 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
 
   function csrfRefused (request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
     if (request.headers[o.csrfHeader] === '1') return undefined
-    const err = new CsrfHeaderRequiredError()
-    return reply.code(403).send({ error: 'csrf_header_required', message: err.message })
+    // The proxy's answer, word for word (publicErrorOf).
+    return sendPublicError(reply, new CsrfHeaderRequiredError())
   }
 
   /**
