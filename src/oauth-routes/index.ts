@@ -5,7 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type {} from '@fastify/session'
 import { checkCallbackQuery, ErrorReply, LoginQuery, LogoutQuery, NoContentReply, SessionParams, SessionReply, SessionsReply } from './schemas.js'
 import { errorInfo, isUserId, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
-import { sendPublicError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
+import { sendPublicError, TokenEndpointError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { userinfoRetryDelay } from './userinfo-retry.js'
 import { CsrfHeaderRequiredError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
 import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOptions } from './options.js'
@@ -35,6 +35,9 @@ declare module 'fastify' {
 }
 
 const PROVIDER_ERRORS: Record<string, LoginErrorCode> = { access_denied: 'access_denied' }
+
+/** The token endpoint's refusals of the client itself (its id or secret), not of the code: every sign-in fails alike. */
+const CLIENT_REFUSED = new Set(['invalid_client', 'unauthorized_client'])
 
 /** The marker of a used login state: written before its code is exchanged, so a state is good once. */
 function usedKey (state: string): string {
@@ -160,7 +163,12 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     try {
       set = await client.exchangeCode({ code: query.code, codeVerifier: pending.verifier })
     } catch (err) {
-      request.log.warn({ err: errorInfo(err) }, 'authorization code exchange failed')
+      if (err instanceof TokenEndpointError && CLIENT_REFUSED.has(err.oauthError)) {
+        request.log.error({ err: errorInfo(err) }, `authorization code exchange failed: the token endpoint refused this app's client (${err.oauthError}). ` +
+          'Fix: check the clientId and clientSecret given to aihubmix-proxy (the example reads AIHUBMIX_CLIENT_ID and AIHUBMIX_CLIENT_SECRET)')
+      } else {
+        request.log.warn({ err: errorInfo(err) }, 'authorization code exchange failed')
+      }
       await fastify.tokenStore.deleteRecord(used).catch(() => {})
       return fail(reply, 'token_exchange_failed', mode)
     }
