@@ -5,7 +5,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type {} from '@fastify/session'
 import { checkCallbackQuery, ErrorReply, LoginQuery, LogoutQuery, NoContentReply, SessionParams, SessionReply, SessionsReply } from './schemas.js'
 import { errorInfo, isUserId, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
-import { sendPublicError, TokenEndpointError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
+import { publicErrorOf, sendPublicError, TokenEndpointError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { userinfoRetryDelay } from './userinfo-retry.js'
 import { CsrfHeaderRequiredError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
 import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOptions } from './options.js'
@@ -73,6 +73,18 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       return reply.code(404).send({ error: 'not_found', message: 'No such route.' })
     })
   }
+
+  // Every error of these routes answers `{error, message}` as the proxy's do (publicErrorOf): a store outage is
+  // 503 store_unavailable, whether a handler met it or @fastify/session's own hooks did (its onRequest reads the
+  // session from the store before any handler, its onSend saves it). Set on this encapsulated context only: the
+  // routes of the user's @fastify/session scope keep the user's error handler.
+  fastify.setErrorHandler(async (err: FastifyError, request, reply) => {
+    const pub = publicErrorOf(err)
+    if (pub.statusCode >= 500) {
+      request.log[pub.statusCode === 500 ? 'error' : 'warn']({ err: { code: err.code, message: err.message } }, 'oauth-routes: request failed')
+    }
+    return sendPublicError(reply, err)
+  })
 
   /**
    * Why a sign-in started by this request could never finish, or undefined. @fastify/session sets no

@@ -3,7 +3,7 @@ import { createServer } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
-import tokenStore from '@fastify-aihubmix/token-store'
+import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import aihubmixProxy from '@fastify-aihubmix/aihubmix-proxy'
 import oauthRoutes, { loggerOptions } from '@fastify-aihubmix/oauth-routes'
 import { startMockProvider, type MockProvider } from '@fastify-aihubmix/mock-provider'
@@ -33,6 +33,10 @@ export interface Composition {
   tokenStoreSessions?: boolean
   /** The client secret given to aihubmix-proxy (default: the mock app's own). */
   clientSecret?: string
+  /** More token-store options (a `redis` client, a `keyPrefix`). */
+  tokenStore?: Partial<TokenStoreOptions>
+  /** Routes of the user's own in the @fastify/session scope, after oauth-routes. */
+  scopeRoutes?: (scope: FastifyInstance) => void
 }
 
 export async function startComposedApp (t: { teardown: (fn: () => unknown) => void }, c: Composition = {}): Promise<ComposedApp> {
@@ -56,6 +60,7 @@ export async function startComposedApp (t: { teardown: (fn: () => unknown) => vo
   await app.register(fastifyCookie)
   await app.register(tokenStore, {
     encryptionKeys: secret,
+    ...c.tokenStore,
     ...(tokenStoreCookie === null ? {} : { sessionCookie: { name: tokenStoreCookie, secret } })
   })
   await app.register(aihubmixProxy, {
@@ -74,6 +79,7 @@ export async function startComposedApp (t: { teardown: (fn: () => unknown) => vo
       cookie: { path: '/', httpOnly: true, sameSite: 'lax', secure: 'auto' }
     })
     await scope.register(oauthRoutes, { publicUrl: url, cookieName: c.routesCookie ?? cookieName })
+    c.scopeRoutes?.(scope)
   })
   await app.listen({ port, host: '127.0.0.1' })
   return {
