@@ -49,11 +49,14 @@ const SECURE_NAME_PREFIX = /^__(host|secure)-/i
 interface RoutesContext {
   options: ResolvedOAuthRoutesOptions
   logins: LoginCookies
+  /** Where the routes end up: the scope's prefix and this plugin's. */
+  base: string
 }
 
 async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<void> {
   const o = opts.options
   const logins = opts.logins
+  const base = opts.base
   const client = fastify.aihubmix
   const store = fastify.tokenStore
   const issuer = o.issuer ?? client.origin
@@ -147,6 +150,23 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     return reply.redirect(client.authorizeUrl({ state, codeChallenge: s256(verifier), autoAuthorize: o.autoAuthorize }), 302)
   })
 
+  /**
+   * Composition mistakes that only show once a sign-in has worked, each said in one error line, once per app: the
+   * sign-in itself succeeds, and what fails later (the user's session list, the /api routes) fails without a word.
+   */
+  let storeChecked = false
+
+  /** @fastify/session must keep its sessions in token-store's store: the user's index and sessionCookie read them there. */
+  function checkSessionStore (request: FastifyRequest): void {
+    if (storeChecked) return
+    storeChecked = true
+    // @fastify/session's request.sessionStore is the `store` it was given (or its own MemoryStore).
+    if ((request as { sessionStore?: unknown }).sessionStore === store.sessionStore) return
+    const api = sessionCookieOf(store) === undefined ? '' : ', and every route that reads the session with token-store\'s sessionCookie (the proxy\'s /api/*) answers 401'
+    request.log.error(`oauth-routes: @fastify/session keeps its sessions in a store that is not token-store's, so sign-in works but GET ${base}${o.routes.sessions} ` +
+      `lists nothing and sign-out everywhere misses this session${api}. Fix: register @fastify/session with store: app.tokenStore.sessionStore`)
+  }
+
   // No querystring schema: the state is checked before anything else (a bad query with a good state is
   // invalid_request, in the login's mode), so the query is any record until checkCallbackQuery says more.
   app.get<{ Querystring: Record<string, unknown> }>(o.routes.callback, { onError: loginEnded }, async (request, reply) => {
@@ -219,6 +239,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       }
     }
 
+    checkSessionStore(request)
     publishLogin(client, 'ok')
     if (mode === 'popup') {
       const page = popupPage({ ok: true }, o.publicOrigin, pending.returnTo)
@@ -368,6 +389,15 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   })
 }
 
+/**
+ * token-store's `sessionCookie.name`, or undefined when it has no sessionCookie. Read from the store's
+ * `cookieSessions` (TokenStoreCore, a package of the same version), which the TokenStore type does not declare.
+ */
+function sessionCookieOf (store: FastifyInstance['tokenStore']): string | undefined {
+  const name = (store as { cookieSessions?: { cookieName?: unknown } }).cookieSessions?.cookieName
+  return typeof name === 'string' ? name : undefined
+}
+
 type AuthStamp = { at: number, seen?: number }
 
 function isAuthStamp (value: unknown): value is AuthStamp {
@@ -466,7 +496,7 @@ async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions):
     const auth = session.aihubmixAuth
     return isAuthStamp(auth) ? auth.seen ?? auth.at : undefined
   })
-  await fastify.register(routes, { prefix: options.prefix, options, logins })
+  await fastify.register(routes, { prefix: options.prefix, options, logins, base })
 }
 
 const oauthRoutesPlugin = fp(oauthRoutes, {

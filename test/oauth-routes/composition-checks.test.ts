@@ -1,0 +1,40 @@
+import t from 'tap'
+import { TestBrowser } from '../helpers/browser.js'
+import { linesAtLeast, startComposedApp } from './composed-app.js'
+
+// Composition mistakes that let the sign-in work and break what comes after it without a word: the first
+// completed sign-in says each one in a single error line, once per app.
+
+const CSRF = { 'x-csrf': '1' }
+
+t.test('@fastify/session without store: app.tokenStore.sessionStore: one error line at the first sign-in', async (t) => {
+  const { url, logs, signIn } = await startComposedApp(t, { tokenStoreSessions: false })
+  const first = new TestBrowser()
+  t.equal((await signIn(first)).headers.location, '/', 'the sign-in works')
+  t.same(JSON.parse((await first.get(`${url}/auth/session`)).body).authenticated, true, '/auth/session says signed in')
+  t.equal((await first.get(`${url}/api/user/info`, CSRF)).status, 401, 'but /api (token-store\'s sessionCookie) finds no session')
+  const listed = await first.get(`${url}/auth/sessions`)
+  t.same([listed.status, JSON.parse(listed.body)], [200, { sessions: [] }], 'and the user\'s session list is empty')
+  t.equal((await signIn(new TestBrowser())).headers.location, '/', 'a second sign-in')
+  t.same(linesAtLeast(logs(), 40), [
+    'oauth-routes: @fastify/session keeps its sessions in a store that is not token-store\'s, so sign-in works but GET /auth/sessions ' +
+    'lists nothing and sign-out everywhere misses this session, and every route that reads the session with token-store\'s sessionCookie ' +
+    '(the proxy\'s /api/*) answers 401. Fix: register @fastify/session with store: app.tokenStore.sessionStore'
+  ], 'one line, once per app')
+})
+
+t.test('without token-store\'s sessionCookie the line does not speak of /api', async (t) => {
+  const { logs, signIn } = await startComposedApp(t, { tokenStoreSessions: false, tokenStoreCookie: null })
+  t.equal((await signIn(new TestBrowser())).headers.location, '/')
+  const lines = linesAtLeast(logs(), 40)
+  t.equal(lines.length, 1)
+  t.match(lines[0], /lists nothing and sign-out everywhere misses this session\. Fix: register @fastify\/session with store: app\.tokenStore\.sessionStore$/)
+})
+
+t.test('the README\'s composition signs in without a line at warn or above', async (t) => {
+  const { url, logs, signIn } = await startComposedApp(t)
+  const browser = new TestBrowser()
+  t.equal((await signIn(browser)).headers.location, '/')
+  t.equal((await browser.get(`${url}/api/user/info`, CSRF)).status, 200)
+  t.same(linesAtLeast(logs(), 40), [])
+})
