@@ -155,6 +155,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
    * sign-in itself succeeds, and what fails later (the user's session list, the /api routes) fails without a word.
    */
   let storeChecked = false
+  let cookieChecked = false
 
   /** @fastify/session must keep its sessions in token-store's store: the user's index and sessionCookie read them there. */
   function checkSessionStore (request: FastifyRequest): void {
@@ -167,9 +168,61 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       `lists nothing and sign-out everywhere misses this session${api}. Fix: register @fastify/session with store: app.tokenStore.sessionStore`)
   }
 
+  /**
+   * The name of the cookie @fastify/session set on this reply for this request's session, or undefined. Read on the
+   * callback's reply once @fastify/session's onSend (an onSend of the scope, which runs before a route's own) set it.
+   * Only names are compared and logged, never a value.
+   */
+  function sessionCookieName (request: FastifyRequest, reply: FastifyReply): string | undefined {
+    const sealed = (request.session as { encryptedSessionId?: unknown } | null | undefined)?.encryptedSessionId
+    if (typeof sealed !== 'string' || sealed === '') return undefined
+    const header = reply.getHeader('set-cookie')
+    const lines = header === undefined ? [] : Array.isArray(header) ? header : [String(header)]
+    for (const line of lines) {
+      const eq = line.indexOf('=')
+      if (eq <= 0) continue
+      const end = line.indexOf(';', eq)
+      const value = line.slice(eq + 1, end === -1 ? undefined : end)
+      let decoded: string
+      try {
+        decoded = decodeURIComponent(value)
+      } catch {
+        continue
+      }
+      // endsWith: @fastify/session's cookiePrefix, when set, comes before the signed id.
+      if (decoded.endsWith(sealed)) return line.slice(0, eq).trim()
+    }
+    return undefined
+  }
+
+  /** The session cookie's name, as @fastify/session sets it, must be token-store's sessionCookie.name and ours. */
+  function checkCookieNames (request: FastifyRequest, reply: FastifyReply): void {
+    if (cookieChecked) return
+    const name = sessionCookieName(request, reply)
+    if (name === undefined) return
+    cookieChecked = true
+    const read = sessionCookieOf(store)
+    if (read !== undefined && read !== name) {
+      request.log.error(`oauth-routes: @fastify/session's cookie is ${name} but token-store's sessionCookie.name is ${read}, so sign-in works ` +
+        'and every route that reads the session with token-store\'s sessionCookie (the proxy\'s /api/*) answers 401. Fix: use the same cookie ' +
+        'name in token-store\'s sessionCookie and @fastify/session\'s cookieName')
+    }
+    if (name !== o.cookieName) {
+      request.log.error(`oauth-routes: @fastify/session's cookie is ${name} but oauth-routes' cookieName is ${o.cookieName}, so logout clears ` +
+        'the wrong cookie and the cookie checks of /auth/login look at the wrong name. Fix: pass @fastify/session\'s cookieName as ' +
+        'oauth-routes\' cookieName')
+    }
+  }
+
   // No querystring schema: the state is checked before anything else (a bad query with a good state is
   // invalid_request, in the login's mode), so the query is any record until checkCallbackQuery says more.
-  app.get<{ Querystring: Record<string, unknown> }>(o.routes.callback, { onError: loginEnded }, async (request, reply) => {
+  app.get<{ Querystring: Record<string, unknown> }>(o.routes.callback, {
+    onError: loginEnded,
+    onSend: async (request, reply, payload) => {
+      checkCookieNames(request, reply)
+      return payload
+    }
+  }, async (request, reply) => {
     const query = request.query
     const state = query.state
     // The state is checked before anything else; until it is, nothing is called.
