@@ -18,6 +18,17 @@ export const RedirectUriMismatchError = createError<[string, string]>(
   500
 )
 
+/**
+ * Thrown at registration: a plugin oauth-routes needs is not registered before it (or not in its scope). The message
+ * names the plugin and the whole order (Fastify's own check only says which decorator is missing). Not exported
+ * from the package (its public surface is a fixed list): match it by `code`.
+ */
+export const OAuthRoutesRegistrationError = createError<[string]>(
+  'FST_AIHUBMIX_OAUTH_ROUTES_REGISTRATION',
+  'oauth-routes needs %s: register @fastify/cookie, token-store, aihubmix-proxy, then in one scope @fastify/session and oauth-routes',
+  500
+)
+
 /** 404 `not_found`: `DELETE <prefix>/sessions/:id` with an id that is not one of this user's sessions (nothing ends). */
 export const SessionNotFoundError = createError(
   'FST_AIHUBMIX_SESSION_NOT_FOUND',

@@ -5,9 +5,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type {} from '@fastify/session'
 import { checkCallbackQuery, ErrorReply, LoginQuery, LogoutQuery, NoContentReply, SessionParams, SessionReply, SessionsReply } from './schemas.js'
 import { errorInfo, isUserId, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
-import { sendPublicError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
+import { publicErrorOf, sendPublicError, TokenEndpointError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { userinfoRetryDelay } from './userinfo-retry.js'
-import { CsrfHeaderRequiredError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
+import { CsrfHeaderRequiredError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
 import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOptions } from './options.js'
 import { randomToken, s256, TOKEN_PATTERN } from './pkce.js'
 import { safeReturnTo } from './return-to.js'
@@ -36,6 +36,9 @@ declare module 'fastify' {
 
 const PROVIDER_ERRORS: Record<string, LoginErrorCode> = { access_denied: 'access_denied' }
 
+/** The token endpoint's refusals of the client itself (its id or secret), not of the code: every sign-in fails alike. */
+const CLIENT_REFUSED = new Set(['invalid_client', 'unauthorized_client'])
+
 /** The marker of a used login state: written before its code is exchanged, so a state is good once. */
 function usedKey (state: string): string {
   return `login-used:${state}`
@@ -46,11 +49,14 @@ const SECURE_NAME_PREFIX = /^__(host|secure)-/i
 interface RoutesContext {
   options: ResolvedOAuthRoutesOptions
   logins: LoginCookies
+  /** Where the routes end up: the scope's prefix and this plugin's. */
+  base: string
 }
 
 async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<void> {
   const o = opts.options
   const logins = opts.logins
+  const base = opts.base
   const client = fastify.aihubmix
   const store = fastify.tokenStore
   const issuer = o.issuer ?? client.origin
@@ -70,6 +76,18 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       return reply.code(404).send({ error: 'not_found', message: 'No such route.' })
     })
   }
+
+  // Every error of these routes answers `{error, message}` as the proxy's do (publicErrorOf): a store outage is
+  // 503 store_unavailable, whether a handler met it or @fastify/session's own hooks did (its onRequest reads the
+  // session from the store before any handler, its onSend saves it). Set on this encapsulated context only: the
+  // routes of the user's @fastify/session scope keep the user's error handler.
+  fastify.setErrorHandler(async (err: FastifyError, request, reply) => {
+    const pub = publicErrorOf(err)
+    if (pub.statusCode >= 500) {
+      request.log[pub.statusCode === 500 ? 'error' : 'warn']({ err: { code: err.code, message: err.message } }, 'oauth-routes: request failed')
+    }
+    return sendPublicError(reply, err)
+  })
 
   /**
    * Why a sign-in started by this request could never finish, or undefined. @fastify/session sets no
@@ -132,9 +150,79 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     return reply.redirect(client.authorizeUrl({ state, codeChallenge: s256(verifier), autoAuthorize: o.autoAuthorize }), 302)
   })
 
+  /**
+   * Composition mistakes that only show once a sign-in has worked, each said in one error line, once per app: the
+   * sign-in itself succeeds, and what fails later (the user's session list, the /api routes) fails without a word.
+   */
+  let storeChecked = false
+  let cookieChecked = false
+
+  /** @fastify/session must keep its sessions in token-store's store: the user's index and sessionCookie read them there. */
+  function checkSessionStore (request: FastifyRequest): void {
+    if (storeChecked) return
+    storeChecked = true
+    // @fastify/session's request.sessionStore is the `store` it was given (or its own MemoryStore).
+    if ((request as { sessionStore?: unknown }).sessionStore === store.sessionStore) return
+    const api = sessionCookieOf(store) === undefined ? '' : ', and every route that reads the session with token-store\'s sessionCookie (the proxy\'s /api/*) answers 401'
+    request.log.error(`oauth-routes: @fastify/session keeps its sessions in a store that is not token-store's, so sign-in works but GET ${base}${o.routes.sessions} ` +
+      `lists nothing and sign-out everywhere misses this session${api}. Fix: register @fastify/session with store: app.tokenStore.sessionStore`)
+  }
+
+  /**
+   * The name of the cookie @fastify/session set on this reply for this request's session, or undefined. Read on the
+   * callback's reply once @fastify/session's onSend (an onSend of the scope, which runs before a route's own) set it.
+   * Only names are compared and logged, never a value.
+   */
+  function sessionCookieName (request: FastifyRequest, reply: FastifyReply): string | undefined {
+    const sealed = (request.session as { encryptedSessionId?: unknown } | null | undefined)?.encryptedSessionId
+    if (typeof sealed !== 'string' || sealed === '') return undefined
+    const header = reply.getHeader('set-cookie')
+    const lines = header === undefined ? [] : Array.isArray(header) ? header : [String(header)]
+    for (const line of lines) {
+      const eq = line.indexOf('=')
+      if (eq <= 0) continue
+      const end = line.indexOf(';', eq)
+      const value = line.slice(eq + 1, end === -1 ? undefined : end)
+      let decoded: string
+      try {
+        decoded = decodeURIComponent(value)
+      } catch {
+        continue
+      }
+      // endsWith: @fastify/session's cookiePrefix, when set, comes before the signed id.
+      if (decoded.endsWith(sealed)) return line.slice(0, eq).trim()
+    }
+    return undefined
+  }
+
+  /** The session cookie's name, as @fastify/session sets it, must be token-store's sessionCookie.name and ours. */
+  function checkCookieNames (request: FastifyRequest, reply: FastifyReply): void {
+    if (cookieChecked) return
+    const name = sessionCookieName(request, reply)
+    if (name === undefined) return
+    cookieChecked = true
+    const read = sessionCookieOf(store)
+    if (read !== undefined && read !== name) {
+      request.log.error(`oauth-routes: @fastify/session's cookie is ${name} but token-store's sessionCookie.name is ${read}, so sign-in works ` +
+        'and every route that reads the session with token-store\'s sessionCookie (the proxy\'s /api/*) answers 401. Fix: use the same cookie ' +
+        'name in token-store\'s sessionCookie and @fastify/session\'s cookieName')
+    }
+    if (name !== o.cookieName) {
+      request.log.error(`oauth-routes: @fastify/session's cookie is ${name} but oauth-routes' cookieName is ${o.cookieName}, so logout clears ` +
+        'the wrong cookie and the cookie checks of /auth/login look at the wrong name. Fix: pass @fastify/session\'s cookieName as ' +
+        'oauth-routes\' cookieName')
+    }
+  }
+
   // No querystring schema: the state is checked before anything else (a bad query with a good state is
   // invalid_request, in the login's mode), so the query is any record until checkCallbackQuery says more.
-  app.get<{ Querystring: Record<string, unknown> }>(o.routes.callback, { onError: loginEnded }, async (request, reply) => {
+  app.get<{ Querystring: Record<string, unknown> }>(o.routes.callback, {
+    onError: loginEnded,
+    onSend: async (request, reply, payload) => {
+      checkCookieNames(request, reply)
+      return payload
+    }
+  }, async (request, reply) => {
     const query = request.query
     const state = query.state
     // The state is checked before anything else; until it is, nothing is called.
@@ -160,7 +248,12 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     try {
       set = await client.exchangeCode({ code: query.code, codeVerifier: pending.verifier })
     } catch (err) {
-      request.log.warn({ err: errorInfo(err) }, 'authorization code exchange failed')
+      if (err instanceof TokenEndpointError && CLIENT_REFUSED.has(err.oauthError)) {
+        request.log.error({ err: errorInfo(err) }, `authorization code exchange failed: the token endpoint refused this app's client (${err.oauthError}). ` +
+          'Fix: check the clientId and clientSecret given to aihubmix-proxy (the example reads AIHUBMIX_CLIENT_ID and AIHUBMIX_CLIENT_SECRET)')
+      } else {
+        request.log.warn({ err: errorInfo(err) }, 'authorization code exchange failed')
+      }
       await fastify.tokenStore.deleteRecord(used).catch(() => {})
       return fail(reply, 'token_exchange_failed', mode)
     }
@@ -199,6 +292,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       }
     }
 
+    checkSessionStore(request)
     publishLogin(client, 'ok')
     if (mode === 'popup') {
       const page = popupPage({ ok: true }, o.publicOrigin, pending.returnTo)
@@ -229,8 +323,8 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
 
   function csrfRefused (request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
     if (request.headers[o.csrfHeader] === '1') return undefined
-    const err = new CsrfHeaderRequiredError()
-    return reply.code(403).send({ error: 'csrf_header_required', message: err.message })
+    // The proxy's answer, word for word (publicErrorOf).
+    return sendPublicError(reply, new CsrfHeaderRequiredError())
   }
 
   /**
@@ -348,6 +442,15 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   })
 }
 
+/**
+ * token-store's `sessionCookie.name`, or undefined when it has no sessionCookie. Read from the store's
+ * `cookieSessions` (TokenStoreCore, a package of the same version), which the TokenStore type does not declare.
+ */
+function sessionCookieOf (store: FastifyInstance['tokenStore']): string | undefined {
+  const name = (store as { cookieSessions?: { cookieName?: unknown } }).cookieSessions?.cookieName
+  return typeof name === 'string' ? name : undefined
+}
+
 type AuthStamp = { at: number, seen?: number }
 
 function isAuthStamp (value: unknown): value is AuthStamp {
@@ -403,7 +506,24 @@ function timeoutCheck (verdictOf: ReturnType<typeof timeoutVerdict>): SessionChe
   }
 }
 
+/**
+ * What this plugin needs registered before it, in the order they must come, checked here rather than by
+ * fastify-plugin's `decorators`/`dependencies`: those run before this body and only say which decorator is missing
+ * ("The decorator 'session' required by ... is not present in Request"), not what to register, nor where.
+ */
+function checkRegistration (fastify: FastifyInstance): void {
+  if (!fastify.hasRequestDecorator('cookies')) throw new OAuthRoutesRegistrationError('@fastify/cookie registered before it')
+  if (!fastify.hasDecorator('tokenStore')) {
+    throw new OAuthRoutesRegistrationError('@fastify-aihubmix/token-store registered before it (app.tokenStore is missing)')
+  }
+  if (!fastify.hasDecorator('aihubmix')) {
+    throw new OAuthRoutesRegistrationError('@fastify-aihubmix/aihubmix-proxy registered before it (app.aihubmix is missing)')
+  }
+  if (!fastify.hasRequestDecorator('session')) throw new OAuthRoutesRegistrationError('@fastify/session registered in the same scope before it')
+}
+
 async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions): Promise<void> {
+  checkRegistration(fastify)
   const options = resolveOptions(opts)
   // Where the routes end up: the prefix of the scope this plugin is registered in, then its own.
   const base = fastify.prefix.replace(/\/$/, '') + options.prefix
@@ -429,14 +549,13 @@ async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions):
     const auth = session.aihubmixAuth
     return isAuthStamp(auth) ? auth.seen ?? auth.at : undefined
   })
-  await fastify.register(routes, { prefix: options.prefix, options, logins })
+  await fastify.register(routes, { prefix: options.prefix, options, logins, base })
 }
 
 const oauthRoutesPlugin = fp(oauthRoutes, {
   fastify: '5.x',
-  name: '@fastify-aihubmix/oauth-routes',
-  decorators: { fastify: ['aihubmix', 'tokenStore'], request: ['tokens', 'session'] },
-  dependencies: ['@fastify-aihubmix/token-store', '@fastify-aihubmix/aihubmix-proxy', '@fastify/cookie', '@fastify/session']
+  name: '@fastify-aihubmix/oauth-routes'
+  // No `decorators` nor `dependencies`: checkRegistration says what is missing, and what to register where.
 })
 
 export { oauthRoutesPlugin as oauthRoutes }

@@ -82,7 +82,11 @@ t.test('the whole flow: login → provider → callback → info and top-up → 
   const cookieBeforeLogout = browser.cookieHeader(stack.url) as string
   const refused = await browser.post(`${stack.url}/auth/logout`)
   t.equal(refused.status, 403)
-  t.same(JSON.parse(refused.body).error, 'csrf_header_required')
+  // Word for word the proxy's /api refusal (aihubmix-proxy's publicErrorOf).
+  const proxyRefused = await browser.get(`${stack.url}/api/user/info`)
+  t.equal(proxyRefused.status, 403)
+  t.same(JSON.parse(refused.body), { error: 'csrf_header_required', message: 'This route needs the header X-CSRF: 1.' })
+  t.equal(refused.body, proxyRefused.body, 'the same body as the proxy routes')
   t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200, 'a refused logout keeps the session')
 
   const out = await browser.post(`${stack.url}/auth/logout`, CSRF)

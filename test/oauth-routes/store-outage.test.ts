@@ -1,0 +1,78 @@
+import t from 'tap'
+import { StoreUnavailableError } from '@fastify-aihubmix/token-store'
+import type { KVStore } from '../../src/token-store/kv-store.js'
+import { TestBrowser } from '../helpers/browser.js'
+import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
+import type { T } from '../helpers/token-store.js'
+import { startComposedApp, type ComposedApp } from './composed-app.js'
+
+// The store down, on an app composed as the README shows (no error handler of its own): every oauth-routes route
+// answers the documented `{error, message}`, also where @fastify/session's own onRequest hook met the outage
+// before any oauth-routes handler ran. Before, /auth/session and /auth/logout answered Fastify's default shape
+// (statusCode, code, error: 'Service Unavailable') and /auth/sessions half of it.
+
+const CSRF = { 'x-csrf': '1' }
+const UNAVAILABLE = { error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' }
+
+const ASYNC_METHODS = ['get', 'getMany', 'set', 'replace', 'compareAndSet', 'delete', 'take', 'lock', 'unlock', 'extendLock',
+  'waitForUnlock', 'hashSet', 'hashGetAll', 'hashDelete'] as const
+
+/** Every command of the app's token-store KV store fails as a store that is down does (StoreUnavailableError). */
+function breakStore (app: ComposedApp['app']): void {
+  const kv = (app.tokenStore as unknown as { kv: KVStore }).kv as unknown as Record<string, unknown>
+  for (const name of ASYNC_METHODS) kv[name] = async () => { throw new StoreUnavailableError() }
+  if (typeof kv.getManyNow === 'function') kv.getManyNow = () => undefined
+}
+
+async function assertDocumentedAnswers (t: T, composed: ComposedApp, browser: TestBrowser): Promise<void> {
+  const { url } = composed
+  const answers = {
+    session: await browser.get(`${url}/auth/session`),
+    logout: await browser.post(`${url}/auth/logout`, CSRF),
+    sessions: await browser.get(`${url}/auth/sessions`)
+  }
+  for (const [route, res] of Object.entries(answers)) {
+    t.equal(res.status, 503, `${route}: 503`)
+    t.same(JSON.parse(res.body), UNAVAILABLE, `${route}: the documented body, exactly`)
+    t.equal(res.headers['cache-control'], 'no-store', `${route}: no-store`)
+  }
+}
+
+t.test('a failing store: /auth/session, POST /auth/logout and /auth/sessions answer 503 store_unavailable as documented', async (t) => {
+  const composed = await startComposedApp(t)
+  const browser = new TestBrowser()
+  t.equal((await composed.signIn(browser)).headers.location, '/')
+  breakStore(composed.app)
+  await assertDocumentedAnswers(t, composed, browser)
+})
+
+t.test('Redis down (the app\'s connection cut): the same answers', async (t) => {
+  const admin = await connectRedis(t)
+  if (admin === undefined) return
+  const keyPrefix = uniquePrefix('oauth-outage')
+  cleanupPrefix(t, admin, keyPrefix)
+  // The app's own connection, which the test cuts (no offline queue: commands fail at once, as the example's do).
+  const redis = await connectRedis(t, { enableOfflineQueue: false }) as NonNullable<typeof admin>
+  const composed = await startComposedApp(t, { tokenStore: { redis, keyPrefix } })
+  const browser = new TestBrowser()
+  t.equal((await composed.signIn(browser)).headers.location, '/')
+  t.equal((await browser.get(`${composed.url}/auth/sessions`)).status, 200, 'up: listed')
+  redis.disconnect()
+  await assertDocumentedAnswers(t, composed, browser)
+})
+
+t.test('the error handler is oauth-routes\' own: a route of the user\'s @fastify/session scope keeps Fastify\'s default answer', async (t) => {
+  const composed = await startComposedApp(t, {
+    scopeRoutes: (scope) => { scope.get('/mine/fails', async () => { throw new Error('boom') }) }
+  })
+  const res = await composed.app.inject({ method: 'GET', url: '/mine/fails' })
+  t.equal(res.statusCode, 500)
+  t.same(res.json(), { statusCode: 500, error: 'Internal Server Error', message: 'boom' })
+})
+
+t.test('a request its schema refuses answers 400 bad_request in the same shape', async (t) => {
+  const composed = await startComposedApp(t)
+  const res = await composed.app.inject({ method: 'GET', url: `/auth/login?returnTo=/${'a'.repeat(5000)}` })
+  t.equal(res.statusCode, 400)
+  t.same(res.json(), { error: 'bad_request', message: 'The request was not valid.' })
+})
