@@ -163,7 +163,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     storeChecked = true
     // @fastify/session's request.sessionStore is the `store` it was given (or its own MemoryStore).
     if ((request as { sessionStore?: unknown }).sessionStore === store.sessionStore) return
-    const api = sessionCookieOf(store) === undefined ? '' : ', and every route that reads the session with token-store\'s sessionCookie (the proxy\'s /api/*) answers 401'
+    const api = store.sessionCookieName === undefined ? '' : ', and every route that reads the session with token-store\'s sessionCookie (the proxy\'s /api/*) answers 401'
     request.log.error(`oauth-routes: @fastify/session keeps its sessions in a store that is not token-store's, so sign-in works but GET ${base}${o.routes.sessions} ` +
       `lists nothing and sign-out everywhere misses this session${api}. Fix: register @fastify/session with store: app.tokenStore.sessionStore`)
   }
@@ -201,7 +201,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     const name = sessionCookieName(request, reply)
     if (name === undefined) return
     cookieChecked = true
-    const read = sessionCookieOf(store)
+    const read = store.sessionCookieName
     if (read !== undefined && read !== name) {
       request.log.error(`oauth-routes: @fastify/session's cookie is ${name} but token-store's sessionCookie.name is ${read}, so sign-in works ` +
         'and every route that reads the session with token-store\'s sessionCookie (the proxy\'s /api/*) answers 401. Fix: use the same cookie ' +
@@ -440,15 +440,6 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     }
     return noContent(reply)
   })
-}
-
-/**
- * token-store's `sessionCookie.name`, or undefined when it has no sessionCookie. Read from the store's
- * `cookieSessions` (TokenStoreCore, a package of the same version), which the TokenStore type does not declare.
- */
-function sessionCookieOf (store: FastifyInstance['tokenStore']): string | undefined {
-  const name = (store as { cookieSessions?: { cookieName?: unknown } }).cookieSessions?.cookieName
-  return typeof name === 'string' ? name : undefined
 }
 
 type AuthStamp = { at: number, seen?: number }

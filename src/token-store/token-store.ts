@@ -74,6 +74,11 @@ export interface TokenStore {
   /** A @fastify/session store backed by the same KV store (pass it as @fastify/session's `store`). */
   readonly sessionStore: SessionStoreLike
   /**
+   * The `sessionCookie` option's cookie name, or undefined without it: @fastify/session's `cookieName` must be the
+   * same (oauth-routes checks it at the first sign-in).
+   */
+  readonly sessionCookieName: string | undefined
+  /**
    * Adds a check that sessions read from the cookie (the `sessionCookie` option, routes outside @fastify/session's
    * scope) must pass: it may end a session or update its data. oauth-routes adds its idle and absolute timeouts.
    */
@@ -185,6 +190,11 @@ export class TokenStoreCore implements TokenStore {
   readonly #users: UserSessions
   /** Sessions read from the signed cookie (`sessionCookie` option), else undefined. */
   readonly cookieSessions: CookieSessions | undefined
+
+  get sessionCookieName (): string | undefined {
+    return this.cookieSessions?.cookieName
+  }
+
   /**
    * Recently opened sets by sid, with the sealed value they came from. The same sid and the same sealed
    * value always open to the same set (the storage key is bound in as AAD, checked when it was first

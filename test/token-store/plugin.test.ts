@@ -28,6 +28,16 @@ t.test('decorators: fastify.tokenStore and request.tokens', async t => {
   t.same((await app.inject('/same')).json(), { same: true }, 'one RequestTokens per request')
 })
 
+t.test('sessionCookieName: the sessionCookie option\'s name, or undefined without it', async t => {
+  const without = await buildApp(t, {})
+  t.equal(without.tokenStore.sessionCookieName, undefined)
+  const app = Fastify({ logger: false })
+  t.teardown(() => app.close())
+  await app.register((await import('@fastify/cookie')).default)
+  await app.register(tokenStore, { encryptionKeys: 'hex:' + 'd4'.repeat(32), sessionCookie: { name: 'my-sid', secret: 's'.repeat(32) } })
+  t.equal(app.tokenStore.sessionCookieName, 'my-sid')
+})
+
 t.test('request.tokens without @fastify/session behaves as "no token set"', async t => {
   const r = countingRefresher()
   const app = await buildApp(t, {}, {
