@@ -57,6 +57,8 @@ Options:
   --description <text>   shown to users on the provider's consent screen
   --base-url <url>       the provider's API origin (default ${DEFAULT_BASE_URL})
   --env-file <path>      the env file to update (default ${DEFAULT_ENV_FILE})
+  --env, -e <path>       the same as --env-file; use it with npx on Node.js 20 and 22, whose
+                         own node process takes every --env-file of its command line
   --force                replace those keys when the env file already has them
   -h, --help             show this help
 `
@@ -69,10 +71,32 @@ exit status 1 when any check fails.
 
 Options:
   --env-file <path>   the env file to read (default $ENV_FILE, else ${DEFAULT_ENV_FILE})
+  --env, -e <path>    the same as --env-file; use it with npx on Node.js 20 and 22, whose
+                      own node process takes every --env-file of its command line
   -h, --help          show this help
 `
 
 type OptionSpec = Record<string, { type: 'string' | 'boolean', short?: string }>
+
+/**
+ * The env file options. `--env` / `-e` is an alias of `--env-file` that Node.js does not read: Node.js 20 and 22
+ * take every `--env-file` of a node process's command line, the script's arguments included (nodejs/node#54232),
+ * and `npx aihubmix-oauth doctor --env-file x.env` runs npx's own node with it, which exits with
+ * `node: x.env: not found` before this command starts (or loads the file into npx itself when it exists).
+ */
+const ENV_FILE_OPTIONS: OptionSpec = {
+  'env-file': { type: 'string' },
+  env: { type: 'string', short: 'e' }
+}
+
+/** The env file named by `--env-file` or its alias, or undefined; both at once is a usage error. */
+function envFileOption (values: Record<string, string | boolean | undefined>): string | undefined {
+  const long = values['env-file']
+  const alias = values.env
+  if (typeof long === 'string' && typeof alias === 'string') throw new CliUsageError('--env-file and --env (-e) are the same option: give one')
+  if (typeof long === 'string') return long
+  return typeof alias === 'string' ? alias : undefined
+}
 
 /**
  * parseArgs with messages that never quote a value (a token pasted as an
@@ -88,7 +112,8 @@ function parse (args: string[], options: OptionSpec): Record<string, string | bo
     const flag = /'(-{1,2}[^'=\s]*)/.exec(message)?.[1] ?? 'an option'
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new CliUsageError(`unknown option ${flag}`)
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      const name = /'(--[a-z-]+)/.exec(message)?.[1] ?? 'an option'
+      // `Option '--name <value>' argument missing`, `Option '-e, --env <value>' ...`: the long name.
+      const name = /(--[a-z-]+)/.exec(message)?.[1] ?? 'an option'
       throw new CliUsageError(options[name.slice(2)]?.type === 'boolean' ? `${name} takes no value` : `${name} needs a value`)
     }
     throw new CliUsageError('the arguments could not be read')
@@ -137,7 +162,7 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
     'redirect-uri': { type: 'string' },
     description: { type: 'string' },
     'base-url': { type: 'string' },
-    'env-file': { type: 'string' },
+    ...ENV_FILE_OPTIONS,
     force: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
   })
@@ -149,7 +174,7 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
   const redirectUri = requireValue(values, 'redirect-uri')
   const description = typeof values.description === 'string' ? values.description : undefined
   const baseUrl = typeof values['base-url'] === 'string' ? values['base-url'] : DEFAULT_BASE_URL
-  const envFile = resolve(io.cwd, typeof values['env-file'] === 'string' ? values['env-file'] : DEFAULT_ENV_FILE)
+  const envFile = resolve(io.cwd, envFileOption(values) ?? DEFAULT_ENV_FILE)
   const force = values.force === true
 
   // Everything is checked before the request: a refusal costs no app.
@@ -203,17 +228,18 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
 
 async function runDoctor (args: string[], io: CliIo): Promise<number> {
   const values = parse(args, {
-    'env-file': { type: 'string' },
+    ...ENV_FILE_OPTIONS,
     help: { type: 'boolean', short: 'h' }
   })
   if (values.help === true) {
     io.stdout.write(DOCTOR_USAGE)
     return EXIT_OK
   }
+  const envFile = envFileOption(values)
   const report = await doctor({
     env: io.env,
     cwd: io.cwd,
-    ...(typeof values['env-file'] === 'string' ? { envFile: values['env-file'] } : {})
+    ...(envFile === undefined ? {} : { envFile })
   })
   for (const c of report.checks) line(io.stdout, formatCheck(c))
   return report.ok ? EXIT_OK : EXIT_FAILURE
