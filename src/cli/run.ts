@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createApp, type CreatedApp } from './create-app.js'
 import { doctor, formatCheck } from './doctor.js'
-import { assertEnvFileUpdatable, readEnvFile, updateEnvFile, type EnvFileUpdate } from './env-file.js'
+import { assertEnvFileUpdatable, describeMalformed, readEnvFile, updateEnvFile, type EnvFileUpdate } from './env-file.js'
 import { CliInvalidArgumentError, CliUsageError, EnvFileConflictError, EnvFileError, ProviderError, errorInfo } from './errors.js'
 import { BASE_URL_VARIABLE, DEFAULT_BASE_URL, DEFAULT_ENV_FILE, DEVELOPER_TOKEN_VARIABLE, ENV_KEYS } from './options.js'
 import {
@@ -204,7 +204,10 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
   // as the example server reads it). A file that already holds that same origin is left as it is (no conflict).
   const writeBaseUrl = baseUrlGiven && !sameBaseUrl((await readEnvFile(envFile)).values[BASE_URL_VARIABLE], baseUrl)
   const keys: string[] = [...ENV_KEYS, ...(writeBaseUrl ? [BASE_URL_VARIABLE] : [])]
-  await assertEnvFileUpdatable(envFile, keys, { force })
+  const existing = await assertEnvFileUpdatable(envFile, keys, { force })
+  // Lines that are not NAME=value are kept as they are: not create-app's business, but said (by number only),
+  // before the request, since the example server skips them silently.
+  for (const said of describeMalformed(existing.malformed)) line(io.stderr, `warning: ${envFile} ${said} (kept as is; the example server ignores it)`)
 
   const app: CreatedApp = await createApp({
     developerToken: token,
