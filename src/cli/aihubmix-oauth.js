@@ -6,6 +6,8 @@
 // `node --` and not `node`: Node.js (20 and 22 alike, nodejs/node#54232) reads every `--env-file` of its
 // command line, the script's arguments included, and exits with `node: <file>: not found` before the script
 // runs when that file does not exist (the usual case for `create-app --env-file`). It stops looking at `--`.
+// (`npx aihubmix-oauth ... --env-file x` is the one case `--` cannot help: npx is a node process of its own, started
+// without `--`; the README tells npx users to write `--env` or `-e`, this command's aliases that Node.js does not read.)
 // `env -S` splits the line (GNU coreutils, macOS, BSD; npm's Windows shims read it too). BusyBox's env (Alpine)
 // has no -S: there, `apk add coreutils`, or run `node node_modules/aihubmix-oauth/aihubmix-oauth.js`.
 const entry = new URL('./dist/bin.js', import.meta.url)

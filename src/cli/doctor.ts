@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import { ConfigError, readConfig } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
-import { readEnvFile, type EnvFile } from './env-file.js'
+import { describeMalformed, readEnvFile, type EnvFile } from './env-file.js'
 import { httpCall } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
 import { pingRedis, type RedisPersistence } from './redis-ping.js'
@@ -77,6 +77,15 @@ function envFileCheck (file: EnvFile | Unreadable, explicit: boolean, overridden
     return warn('env file', `${file.path} has mode ${mode(bits)}, readable by others: run chmod 600 ${file.path}${shadow}`)
   }
   return ok('env file', `${file.path} (${count} variable${count === 1 ? '' : 's'}, mode ${mode(bits)})${shadow}`)
+}
+
+/**
+ * One warning per line of the env file that is not `NAME=value`, a comment or blank: the example server skips it
+ * silently, so a variable meant to be set there is not. The line's content is never shown (it may hold a secret).
+ */
+function malformedChecks (file: EnvFile | Unreadable): DoctorCheck[] {
+  if ('failure' in file) return []
+  return describeMalformed(file.malformed).map((said) => warn('env file', `${said} (the example server ignores it)`))
 }
 
 function configurationCheck (env: Env): DoctorCheck {
@@ -317,6 +326,7 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
   ])
   const checks = [
     envFileCheck(file, explicitFile, overridden),
+    ...malformedChecks(file),
     configurationCheck(env),
     ...credentialChecks(env),
     sessionSecretCheck(env, production),

@@ -25,6 +25,10 @@ export interface EnvFile {
   values: Record<string, string>
   /** Permission bits (e.g. 0o600) when the file exists. */
   mode: number | undefined
+  /** The file's bytes: `updateEnvFile` writes back the lines it does not set byte for byte (invalid UTF-8 too). */
+  bytes: Buffer
+  /** 1-based numbers of the lines that are not `NAME=value`, a comment or blank: the example server ignores them. */
+  malformed: number[]
 }
 
 export interface EnvFileUpdate {
@@ -75,20 +79,49 @@ export function parseEnvFile (text: string): Record<string, string> {
   return values
 }
 
+/**
+ * The 1-based numbers of the lines `parseEnvFile` skips that are neither blank nor a `#` comment: `this is not a
+ * valid line`, `NAME value`, `MY-NAME=1`, binary junk. Only numbers: such a line may hold a secret pasted whole.
+ */
+export function malformedLines (text: string): number[] {
+  const numbers: number[] = []
+  const lines = text.split(/\r?\n/)
+  for (const [i, line] of lines.entries()) {
+    if (line.trim() === '' || /^\s*#/.test(line)) continue
+    if (!LINE.test(line)) numbers.push(i + 1)
+  }
+  return numbers
+}
+
+/** At most this many lines are named one by one; the rest are counted in one more. */
+export const MAX_MALFORMED_SHOWN = 10
+
+/**
+ * What to say about the malformed lines: `line 7: not NAME=value` each (numbers only, never the content), at most
+ * MAX_MALFORMED_SHOWN, then `12 more lines not NAME=value, from line 31`.
+ */
+export function describeMalformed (numbers: readonly number[]): string[] {
+  const said = numbers.slice(0, MAX_MALFORMED_SHOWN).map((n) => `line ${n}: not NAME=value`)
+  const rest = numbers.length - said.length
+  if (rest > 0) said.push(`${rest} more line${rest === 1 ? '' : 's'} not NAME=value, from line ${numbers[MAX_MALFORMED_SHOWN] as number}`)
+  return said
+}
+
 /** Reads an env file; a missing file is `exists: false`, any other failure an EnvFileError. */
 export async function readEnvFile (path: string): Promise<EnvFile> {
-  let text: string
+  let bytes: Buffer
   let mode: number
   try {
     const info = await stat(path)
     if (info.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' })
     mode = info.mode & 0o777
-    text = await readFile(path, 'utf8')
+    bytes = await readFile(path)
   } catch (err) {
-    if (errorInfo(err).code === 'ENOENT') return { path, exists: false, text: '', values: {}, mode: undefined }
+    if (errorInfo(err).code === 'ENOENT') return { path, exists: false, text: '', bytes: Buffer.alloc(0), values: {}, mode: undefined, malformed: [] }
     throw new EnvFileError('read', path, reasonOf(err), { cause: err })
   }
-  return { path, exists: true, text, values: parseEnvFile(text), mode }
+  const text = bytes.toString('utf8')
+  return { path, exists: true, text, bytes, values: parseEnvFile(text), mode, malformed: malformedLines(text) }
 }
 
 /** `value` as it is written: bare when that is unambiguous, else single or double quoted. */
@@ -122,12 +155,12 @@ export async function assertEnvFileUpdatable (path: string, keys: readonly strin
   return file
 }
 
-async function writeAtomically (target: string, text: string): Promise<void> {
+async function writeAtomically (target: string, bytes: Buffer): Promise<void> {
   const tmp = join(dirname(target), `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
   try {
     const handle = await open(tmp, 'wx', ENV_FILE_MODE)
     try {
-      await handle.writeFile(text, 'utf8')
+      await handle.writeFile(bytes)
       await handle.chmod(ENV_FILE_MODE)
       await handle.sync()
     } finally {
@@ -165,8 +198,11 @@ export async function updateEnvFile (path: string, values: Record<string, string
   const present = definedKeys(file, keys)
   if (present.length > 0 && opts.force !== true) throw new EnvFileConflictError(present.join(', '), path)
 
-  const eol = file.text.includes('\r\n') ? '\r\n' : '\n'
-  const lines = file.exists && file.text !== '' ? file.text.split(/\r?\n/) : []
+  // Lines are handled as latin1 text, one character per byte, so that those written back as they were keep their
+  // exact bytes (a line that is not UTF-8 included); each is matched as the example server reads it, in UTF-8.
+  const raw = file.bytes.toString('latin1')
+  const eol = raw.includes('\r\n') ? '\r\n' : '\n'
+  const lines = raw !== '' ? raw.split(/\r?\n/) : []
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop()
 
   const written = new Set<string>()
@@ -174,7 +210,7 @@ export async function updateEnvFile (path: string, values: Record<string, string
   let duplicatesRemoved = 0
   const out: string[] = []
   for (const line of lines) {
-    const m = LINE.exec(line)
+    const m = LINE.exec(Buffer.from(line, 'latin1').toString('utf8'))
     const key = m?.[1]
     if (key === undefined || !formatted.has(key)) {
       out.push(line)
@@ -192,10 +228,10 @@ export async function updateEnvFile (path: string, values: Record<string, string
   const added = keys.filter((key) => !written.has(key))
   if (added.length > 0) {
     if (out.length > 0 && out[out.length - 1]?.trim() !== '') out.push('')
-    if (opts.comment !== undefined) out.push(`# ${opts.comment}`)
+    if (opts.comment !== undefined) out.push(Buffer.from(`# ${opts.comment}`, 'utf8').toString('latin1'))
     for (const key of added) out.push(`${key}=${formatted.get(key) as string}`)
   }
-  await writeAtomically(target, out.join(eol) + eol)
+  await writeAtomically(target, Buffer.from(out.join(eol) + eol, 'latin1'))
   const tightenedFrom = file.mode !== undefined && (file.mode & 0o077) !== 0 ? file.mode : undefined
   return { path, created: !file.exists, replaced, added, duplicatesRemoved, tightenedFrom }
 }

@@ -12,8 +12,14 @@ import {
   redirectUriProblem
 } from './validate.js'
 
-/** The guide's host for app creation. */
+/**
+ * The provider's API origin: the one host the provider's guide names (for app creation, `/api/oauth_apps`); its
+ * OAuth2 endpoints (`/api/oauth2/*`) are shown on a placeholder host, under the same `/api/` prefix, so the same
+ * origin is what `create-app` writes as `AIHUBMIX_BASE_URL` and what the README suggests for it.
+ */
 export const DEFAULT_BASE_URL = 'https://api.aihubmix.com'
+/** The variable the example server reads the provider's origin from; `create-app --base-url` writes it. */
+export const BASE_URL_VARIABLE = 'AIHUBMIX_BASE_URL'
 /** Where `create-app` writes and `doctor` reads (relative to the working directory). */
 export const DEFAULT_ENV_FILE = '.env'
 /** Whole-call deadline of one request (provider or Redis). */

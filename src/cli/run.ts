@@ -2,14 +2,15 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createApp, type CreatedApp } from './create-app.js'
 import { doctor, formatCheck } from './doctor.js'
-import { assertEnvFileUpdatable, updateEnvFile, type EnvFileUpdate } from './env-file.js'
+import { assertEnvFileUpdatable, describeMalformed, readEnvFile, updateEnvFile, type EnvFileUpdate } from './env-file.js'
 import { CliInvalidArgumentError, CliUsageError, EnvFileConflictError, EnvFileError, ProviderError, errorInfo } from './errors.js'
-import { DEFAULT_BASE_URL, DEFAULT_ENV_FILE, DEVELOPER_TOKEN_VARIABLE, ENV_KEYS } from './options.js'
+import { BASE_URL_VARIABLE, DEFAULT_BASE_URL, DEFAULT_ENV_FILE, DEVELOPER_TOKEN_VARIABLE, ENV_KEYS } from './options.js'
 import {
   baseUrlProblem,
   descriptionProblem,
   developerTokenProblem,
   nameProblem,
+  normalizeBaseUrl,
   redirectUriProblem
 } from './validate.js'
 
@@ -47,16 +48,19 @@ const CREATE_APP_USAGE = `Usage: ${PROGRAM} create-app --name <name> --redirect-
 
 Registers an OAuth app (POST /api/oauth_apps) with the developer token read from
 the ${DEVELOPER_TOKEN_VARIABLE} environment variable (never from an argument), then writes
-${ENV_KEYS.join(', ')} to the env file (mode 0600).
-Prints the client id and where the secret went; never the secret.
+${ENV_KEYS.join(', ')} to the env file (mode 0600), and ${BASE_URL_VARIABLE}
+when --base-url is given. Prints the client id and where the secret went; never the secret.
 
 Options:
   --name <name>          the app's name (1 to 100 characters)
   --redirect-uri <uri>   where the provider sends users back, e.g. https://app.example.com/auth/callback
                          (https; plain http only for localhost, 127.0.0.1 and [::1])
   --description <text>   shown to users on the provider's consent screen
-  --base-url <url>       the provider's API origin (default ${DEFAULT_BASE_URL})
+  --base-url <url>       the provider's API origin (default ${DEFAULT_BASE_URL}); when given,
+                         also written to the env file as ${BASE_URL_VARIABLE}
   --env-file <path>      the env file to update (default ${DEFAULT_ENV_FILE})
+  --env, -e <path>       the same as --env-file; use it with npx on Node.js 20 and 22, whose
+                         own node process takes every --env-file of its command line
   --force                replace those keys when the env file already has them
   -h, --help             show this help
 `
@@ -69,10 +73,32 @@ exit status 1 when any check fails.
 
 Options:
   --env-file <path>   the env file to read (default $ENV_FILE, else ${DEFAULT_ENV_FILE})
+  --env, -e <path>    the same as --env-file; use it with npx on Node.js 20 and 22, whose
+                      own node process takes every --env-file of its command line
   -h, --help          show this help
 `
 
 type OptionSpec = Record<string, { type: 'string' | 'boolean', short?: string }>
+
+/**
+ * The env file options. `--env` / `-e` is an alias of `--env-file` that Node.js does not read: Node.js 20 and 22
+ * take every `--env-file` of a node process's command line, the script's arguments included (nodejs/node#54232),
+ * and `npx aihubmix-oauth doctor --env-file x.env` runs npx's own node with it, which exits with
+ * `node: x.env: not found` before this command starts (or loads the file into npx itself when it exists).
+ */
+const ENV_FILE_OPTIONS: OptionSpec = {
+  'env-file': { type: 'string' },
+  env: { type: 'string', short: 'e' }
+}
+
+/** The env file named by `--env-file` or its alias, or undefined; both at once is a usage error. */
+function envFileOption (values: Record<string, string | boolean | undefined>): string | undefined {
+  const long = values['env-file']
+  const alias = values.env
+  if (typeof long === 'string' && typeof alias === 'string') throw new CliUsageError('--env-file and --env (-e) are the same option: give one')
+  if (typeof long === 'string') return long
+  return typeof alias === 'string' ? alias : undefined
+}
 
 /**
  * parseArgs with messages that never quote a value (a token pasted as an
@@ -88,7 +114,8 @@ function parse (args: string[], options: OptionSpec): Record<string, string | bo
     const flag = /'(-{1,2}[^'=\s]*)/.exec(message)?.[1] ?? 'an option'
     if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') throw new CliUsageError(`unknown option ${flag}`)
     if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
-      const name = /'(--[a-z-]+)/.exec(message)?.[1] ?? 'an option'
+      // `Option '--name <value>' argument missing`, `Option '-e, --env <value>' ...`: the long name.
+      const name = /(--[a-z-]+)/.exec(message)?.[1] ?? 'an option'
       throw new CliUsageError(options[name.slice(2)]?.type === 'boolean' ? `${name} takes no value` : `${name} needs a value`)
     }
     throw new CliUsageError('the arguments could not be read')
@@ -117,6 +144,16 @@ function check (flag: string, problem: string | null): void {
   if (problem !== null) throw new CliInvalidArgumentError(flag, problem)
 }
 
+/** Whether the env file's value names the base URL `base` (both normalised); undefined/unparsable: false. */
+function sameBaseUrl (value: string | undefined, base: string): boolean {
+  if (value === undefined || value === '') return false
+  try {
+    return normalizeBaseUrl(value) === normalizeBaseUrl(base)
+  } catch {
+    return false
+  }
+}
+
 function describeUpdate (update: EnvFileUpdate): string[] {
   const lines: string[] = []
   const what = update.created ? 'created' : 'updated'
@@ -137,7 +174,7 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
     'redirect-uri': { type: 'string' },
     description: { type: 'string' },
     'base-url': { type: 'string' },
-    'env-file': { type: 'string' },
+    ...ENV_FILE_OPTIONS,
     force: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
   })
@@ -148,8 +185,9 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
   const name = requireValue(values, 'name')
   const redirectUri = requireValue(values, 'redirect-uri')
   const description = typeof values.description === 'string' ? values.description : undefined
+  const baseUrlGiven = typeof values['base-url'] === 'string'
   const baseUrl = typeof values['base-url'] === 'string' ? values['base-url'] : DEFAULT_BASE_URL
-  const envFile = resolve(io.cwd, typeof values['env-file'] === 'string' ? values['env-file'] : DEFAULT_ENV_FILE)
+  const envFile = resolve(io.cwd, envFileOption(values) ?? DEFAULT_ENV_FILE)
   const force = values.force === true
 
   // Everything is checked before the request: a refusal costs no app.
@@ -162,7 +200,14 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
     throw new CliInvalidArgumentError(DEVELOPER_TOKEN_VARIABLE, 'is not set: create a developer token in your AIHubMix account and export it (it is never taken from an argument)')
   }
   check(DEVELOPER_TOKEN_VARIABLE, developerTokenProblem(token))
-  await assertEnvFileUpdatable(envFile, ENV_KEYS, { force })
+  // --base-url given: the origin the app was registered with is also the one it signs in at (AIHUBMIX_BASE_URL,
+  // as the example server reads it). A file that already holds that same origin is left as it is (no conflict).
+  const writeBaseUrl = baseUrlGiven && !sameBaseUrl((await readEnvFile(envFile)).values[BASE_URL_VARIABLE], baseUrl)
+  const keys: string[] = [...ENV_KEYS, ...(writeBaseUrl ? [BASE_URL_VARIABLE] : [])]
+  const existing = await assertEnvFileUpdatable(envFile, keys, { force })
+  // Lines that are not NAME=value are kept as they are: not create-app's business, but said (by number only),
+  // before the request, since the example server skips them silently.
+  for (const said of describeMalformed(existing.malformed)) line(io.stderr, `warning: ${envFile} ${said} (kept as is; the example server ignores it)`)
 
   const app: CreatedApp = await createApp({
     developerToken: token,
@@ -180,7 +225,8 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
     update = await updateEnvFile(envFile, {
       AIHUBMIX_CLIENT_ID: app.clientId,
       AIHUBMIX_CLIENT_SECRET: app.clientSecret,
-      AIHUBMIX_REDIRECT_URI: app.redirectUri
+      AIHUBMIX_REDIRECT_URI: app.redirectUri,
+      ...(writeBaseUrl ? { [BASE_URL_VARIABLE]: normalizeBaseUrl(baseUrl) } : {})
     }, { force, comment: `AIHubMix OAuth app "${shownName}" (written by ${PROGRAM} create-app)` })
   } catch (err) {
     // The app exists, but its secret could not be stored, and it is never printed.
@@ -197,23 +243,26 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
   if (app.registeredRedirectUri !== undefined && app.registeredRedirectUri !== app.redirectUri) {
     line(io.stderr, 'warning: the provider reports a different registered redirect URI than --redirect-uri; AIHUBMIX_REDIRECT_URI must equal the registered one exactly')
   }
-  line(io.stdout, `next: set AIHUBMIX_BASE_URL (the provider's OAuth2 origin), PUBLIC_URL and SESSION_SECRET, then run ${PROGRAM} doctor`)
+  line(io.stdout, baseUrlGiven
+    ? `next: set PUBLIC_URL and SESSION_SECRET, then run ${PROGRAM} doctor`
+    : `next: set ${BASE_URL_VARIABLE} (the provider's origin, ${DEFAULT_BASE_URL} unless your developer console says otherwise), PUBLIC_URL and SESSION_SECRET, then run ${PROGRAM} doctor`)
   return EXIT_OK
 }
 
 async function runDoctor (args: string[], io: CliIo): Promise<number> {
   const values = parse(args, {
-    'env-file': { type: 'string' },
+    ...ENV_FILE_OPTIONS,
     help: { type: 'boolean', short: 'h' }
   })
   if (values.help === true) {
     io.stdout.write(DOCTOR_USAGE)
     return EXIT_OK
   }
+  const envFile = envFileOption(values)
   const report = await doctor({
     env: io.env,
     cwd: io.cwd,
-    ...(typeof values['env-file'] === 'string' ? { envFile: values['env-file'] } : {})
+    ...(envFile === undefined ? {} : { envFile })
   })
   for (const c of report.checks) line(io.stdout, formatCheck(c))
   return report.ok ? EXIT_OK : EXIT_FAILURE

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { mkdir, readFile } from 'node:fs/promises'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -14,6 +14,7 @@ import { tempDir } from './capture.js'
 // its shebang. (The same command from a packed tarball in an app outside this repository: packed-app.test.ts.)
 
 const installed = fileURLToPath(new URL('../../node_modules/.bin/aihubmix-oauth', import.meta.url))
+const repository = fileURLToPath(new URL('../..', import.meta.url))
 const REDIRECT = 'https://app.example.com/auth/callback'
 
 interface Exit { code: number, stdout: string, stderr: string }
@@ -52,4 +53,63 @@ t.test('doctor --env-file naming a missing file: the CLI answers, not Node', asy
   const result = await spawnInstalled(['doctor', '--env-file', 'missing/.env'], {}, cwd)
   t.match(result.stdout, /^warn env file: none at .*missing\/\.env: using the environment only$/m)
   t.equal(result.stderr, '')
+})
+
+// `npx aihubmix-oauth doctor --env-file x.env`: npx is itself a node process, started without `--`, so Node.js 20
+// and 22 take the option there, before npx runs at all (`node: x.env: not found`, exit 9). `--env` and `-e` are the
+// command's aliases of --env-file that Node.js does not read.
+
+t.test('--env and -e name the env file of create-app, even one that does not exist yet', async (t) => {
+  const mock = await startMockProvider({ port: 0 })
+  t.teardown(() => mock.close())
+  const root = await tempDir(t)
+  const cwd = join(root, 'app')
+  await mkdir(cwd)
+  await mkdir(join(root, 'x'))
+  const spellings = [['--env', '../x/long.env'], ['-e', '../x/short.env'], ['--env=../x/equals.env']]
+  for (const [i, args] of spellings.entries()) {
+    const result = await spawnInstalled(
+      ['create-app', '--name', `app ${i}`, '--redirect-uri', REDIRECT, '--base-url', mock.url, ...args],
+      { AIHUBMIX_DEVELOPER_TOKEN: mock.developerToken },
+      cwd
+    )
+    t.equal(result.code, 0, `${args.join(' ')}: exit 0`, { output: result.stdout + result.stderr })
+    const file = join(root, 'x', `${['long', 'short', 'equals'][i] as string}.env`)
+    t.match(result.stdout, `created ${file} (mode 0600)`)
+    t.equal(parseEnvFile(await readFile(file, 'utf8')).AIHUBMIX_CLIENT_ID, mock.apps[i]?.clientId)
+  }
+})
+
+t.test('doctor reads the file named by --env-file, --env or -e alike; naming it twice is a usage error', async (t) => {
+  const cwd = await tempDir(t)
+  await writeFile(join(cwd, 'app.env'), 'PUBLIC_URL=http://localhost:4321\nSESSION_SECRET=0123456789abcdef0123456789abcdef\n', { mode: 0o600 })
+  for (const args of [['--env-file', 'app.env'], ['--env', 'app.env'], ['-e', 'app.env'], ['--env=app.env']]) {
+    const result = await spawnInstalled(['doctor', ...args], {}, cwd)
+    t.equal(result.code, 0, args.join(' '), { output: result.stdout + result.stderr })
+    t.match(result.stdout, /^ok {3}env file: .*app\.env \(2 variables, mode 0600\)$/m, args.join(' '))
+    t.match(result.stdout, /^ok {3}redirect URI: http:\/\/localhost:4321\/auth\/callback /m)
+  }
+  const missing = await spawnInstalled(['doctor', '-e', 'missing/.env'], {}, cwd)
+  t.match(missing.stdout, /^warn env file: none at .*missing\/\.env: using the environment only$/m, '-e naming a missing file: the CLI answers')
+  const twice = await spawnInstalled(['doctor', '--env-file', 'app.env', '-e', 'app.env'], {}, cwd)
+  t.equal(twice.code, 2)
+  t.equal(twice.stderr.split('\n')[0], 'error: --env-file and --env (-e) are the same option: give one')
+  const empty = await spawnInstalled(['doctor', '-e'], {}, cwd)
+  t.equal(empty.code, 2)
+  t.equal(empty.stderr.split('\n')[0], 'error: --env needs a value')
+})
+
+t.test('through npx, --env and -e reach the command where --env-file would stop at npx\'s own node', async (t) => {
+  const cwd = await tempDir(t)
+  const missing = join(cwd, 'not-yet.env')
+  for (const flag of ['--env', '-e']) {
+    // npx finds the command in this repository's node_modules/.bin (--no-install: never the registry).
+    const result = await new Promise<Exit>((resolve) => {
+      execFile('npx', ['--no-install', 'aihubmix-oauth', 'doctor', flag, missing], { cwd: repository, env: process.env }, (err, stdout, stderr) => {
+        resolve({ code: err === null ? 0 : (err as { code?: number }).code ?? -1, stdout, stderr })
+      })
+    })
+    t.notMatch(result.stderr, /not found/, `${flag}: Node did not take the option`)
+    t.match(result.stdout, new RegExp(`^warn env file: none at ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: using the environment only$`, 'm'), flag)
+  }
 })

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { startMockProvider } from '@fastify-aihubmix/mock-provider'
@@ -33,8 +33,10 @@ t.test('create-app registers the app on the provider and writes its credentials 
   t.same(values, {
     AIHUBMIX_CLIENT_ID: app.clientId,
     AIHUBMIX_CLIENT_SECRET: app.clientSecret,
-    AIHUBMIX_REDIRECT_URI: REDIRECT
-  })
+    AIHUBMIX_REDIRECT_URI: REDIRECT,
+    AIHUBMIX_BASE_URL: mock.url
+  }, 'with --base-url, the origin the app was registered with is written too')
+  t.equal(lines(result.stdout).at(-1), 'next: set PUBLIC_URL and SESSION_SECRET, then run aihubmix-oauth doctor')
 
   // Only the client id and where the secret went; never the secret or the developer token.
   t.match(result.stdout, `client id: ${app.clientId}`)
@@ -57,6 +59,7 @@ t.test('without --description an empty description is sent; --env-file picks ano
   const values = parseEnvFile(await readFile(join(cwd, 'prod.env'), 'utf8'))
   t.equal(values.AIHUBMIX_CLIENT_ID, mock.apps[0]?.clientId)
   t.equal(values.AIHUBMIX_REDIRECT_URI, 'http://localhost:3000/auth/callback')
+  t.equal(values.AIHUBMIX_BASE_URL, mock.url, 'written without the trailing slash')
   await t.rejects(stat(join(cwd, '.env')), { code: 'ENOENT' }, 'the default .env is untouched')
 })
 
@@ -74,4 +77,36 @@ t.test('plain http redirect URIs are accepted for localhost, 127.0.0.1 and [::1]
     t.equal(parseEnvFile(await readFile(join(cwd, `dev${i}.env`), 'utf8')).AIHUBMIX_REDIRECT_URI, uri)
   }
   t.equal(mock.counts().oauth_apps, uris.length)
+})
+
+t.test('AIHUBMIX_BASE_URL: the same origin already in the file is kept; another one is a conflict like the credentials', async (t) => {
+  const mock = await startMockProvider({ port: 0 })
+  t.teardown(() => mock.close())
+  const cwd = await tempDir(t)
+  const env = { AIHUBMIX_DEVELOPER_TOKEN: mock.developerToken }
+  const argv = ['create-app', '--name', 'x', '--redirect-uri', REDIRECT, '--base-url', mock.url]
+
+  await writeFile(join(cwd, 'same.env'), `AIHUBMIX_BASE_URL=${mock.url}/\n`)
+  const same = await runCli([...argv, '--env-file', 'same.env'], { env, cwd })
+  t.equal(same.code, 0, 'the same origin (a trailing slash aside) is no conflict', { output: same.all })
+  t.match(same.stdout, 'added AIHUBMIX_CLIENT_ID, AIHUBMIX_CLIENT_SECRET, AIHUBMIX_REDIRECT_URI\n')
+  t.equal((await readFile(join(cwd, 'same.env'), 'utf8')).split('\n')[0], `AIHUBMIX_BASE_URL=${mock.url}/`, 'that line is left as it is')
+
+  const before = 'AIHUBMIX_BASE_URL=https://provider.example\nAIHUBMIX_CLIENT_ID=client_old\n'
+  await writeFile(join(cwd, 'other.env'), before)
+  const refused = await runCli([...argv, '--env-file', 'other.env'], { env, cwd })
+  t.equal(refused.code, 1)
+  t.same(lines(refused.stderr), [`error: refusing to overwrite AIHUBMIX_CLIENT_ID, AIHUBMIX_BASE_URL in ${join(cwd, 'other.env')}: pass --force to replace them`])
+  t.equal(mock.counts().oauth_apps, 1, 'no app was created for it')
+  t.equal(await readFile(join(cwd, 'other.env'), 'utf8'), before)
+
+  // Without --base-url the file's AIHUBMIX_BASE_URL is not create-app's business (checked before any request:
+  // the default origin is never reached here).
+  const noBase = await runCli(['create-app', '--name', 'x', '--redirect-uri', REDIRECT, '--env-file', 'other.env'], { env, cwd })
+  t.same(lines(noBase.stderr), [`error: refusing to overwrite AIHUBMIX_CLIENT_ID in ${join(cwd, 'other.env')}: pass --force to replace them`])
+
+  const forced = await runCli([...argv, '--env-file', 'other.env', '--force'], { env, cwd })
+  t.equal(forced.code, 0, { output: forced.all })
+  t.match(forced.stdout, 'replaced AIHUBMIX_BASE_URL, AIHUBMIX_CLIENT_ID; added AIHUBMIX_CLIENT_SECRET, AIHUBMIX_REDIRECT_URI')
+  t.equal(parseEnvFile(await readFile(join(cwd, 'other.env'), 'utf8')).AIHUBMIX_BASE_URL, mock.url)
 })

@@ -140,10 +140,11 @@ t.test('create-app with an existing env file: refused before any request, unless
     '# AIHubMix OAuth app "My app" (written by aihubmix-oauth create-app)',
     `AIHUBMIX_CLIENT_ID=${app.clientId}`,
     `AIHUBMIX_REDIRECT_URI=${REDIRECT}`,
+    `AIHUBMIX_BASE_URL=${mock.url}`,
     ''
   ].join('\n'))
   t.equal((await stat(path)).mode & 0o777, 0o600)
-  t.match(forced.stdout, `updated ${path} (mode 0600): replaced AIHUBMIX_CLIENT_SECRET; added AIHUBMIX_CLIENT_ID, AIHUBMIX_REDIRECT_URI`)
+  t.match(forced.stdout, `updated ${path} (mode 0600): replaced AIHUBMIX_CLIENT_SECRET; added AIHUBMIX_CLIENT_ID, AIHUBMIX_REDIRECT_URI, AIHUBMIX_BASE_URL`)
   t.match(forced.stdout, `note: ${path} was readable by others (mode 0644); it is now 0600`)
   t.notOk(forced.all.includes(app.clientSecret))
   t.notOk(forced.all.includes('secret_existing_value'))

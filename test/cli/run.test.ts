@@ -28,7 +28,7 @@ t.test('help: the main usage and each command\'s, on stdout, exit 0', async (t) 
     const result = await runCli(argv, { cwd })
     t.equal(result.code, 0)
     t.match(result.stdout, /^Usage: aihubmix-oauth create-app --name <name> --redirect-uri <uri> \[options\]\n/)
-    for (const flag of ['--name', '--redirect-uri', '--description', '--base-url', '--env-file', '--force', 'AIHUBMIX_DEVELOPER_TOKEN', 'https://api.aihubmix.com']) {
+    for (const flag of ['--name', '--redirect-uri', '--description', '--base-url', '--env-file', '--env, -e <path>', '--force', 'AIHUBMIX_DEVELOPER_TOKEN', 'https://api.aihubmix.com']) {
       t.match(result.stdout, flag)
     }
   }
@@ -37,6 +37,7 @@ t.test('help: the main usage and each command\'s, on stdout, exit 0', async (t) 
     t.equal(result.code, 0)
     t.match(result.stdout, /^Usage: aihubmix-oauth doctor \[options\]\n/)
     t.match(result.stdout, '--env-file <path>')
+    t.match(result.stdout, '--env, -e <path>')
   }
 })
 

@@ -56,3 +56,43 @@ t.test('the installed command prints what an app needs, and those values work', 
   const [exitCode] = await once(child, 'exit')
   t.equal(exitCode, 0, 'a clean exit on SIGTERM')
 })
+
+interface Exit { code: number | null, stdout: string, stderr: string }
+
+/** The installed command with `args`; killed after 10 s (a server started instead of answering). */
+function runInstalled (args: string[]): Promise<Exit> {
+  return new Promise((resolve) => {
+    execFile(bin('aihubmix-mock-provider'), args, { env: { PATH: process.env.PATH ?? '', PORT: '0' }, timeout: 10_000 }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr })
+    })
+  })
+}
+
+t.test('--help prints the usage, with every variable it honours, and exits 0 without starting a server', async (t) => {
+  for (const flag of ['--help', '-h']) {
+    const result = await runInstalled([flag])
+    t.equal(result.code, 0, flag)
+    t.equal(result.stderr, '')
+    t.match(result.stdout, /^Usage: aihubmix-mock-provider \[-h \| --help\]\n/)
+    for (const name of ['PORT', 'HOST', 'MOCK_CONTROL_API', 'MOCK_CLIENT_ID', 'MOCK_CLIENT_SECRET', 'MOCK_REDIRECT_URI', 'MOCK_PRINT_SECRET', 'MOCK_LOG']) {
+      t.match(result.stdout, new RegExp(`^ {2}(?:\\S+, )?${name}\\b`, 'm'), `${flag}: ${name}`)
+    }
+    t.notMatch(result.stdout, /listening on/, 'no server')
+  }
+})
+
+t.test('an unknown option or an argument: one line naming the valid ones, exit 2, no server', async (t) => {
+  const cases: Array<[string[], string]> = [
+    [['--port', '4000'], 'unknown option --port'],
+    [['--token=secret_pasted_value'], 'unknown option --token'],
+    [['-x'], 'unknown option -x'],
+    [['serve'], 'unexpected argument']
+  ]
+  for (const [args, start] of cases) {
+    const result = await runInstalled(args)
+    t.equal(result.code, 2, args.join(' '))
+    t.equal(result.stdout, '')
+    t.equal(result.stderr, `aihubmix-mock-provider: ${start} (valid: -h, --help; the rest is set by environment variables, e.g. PORT=4000, which --help lists)\n`)
+    t.notMatch(result.stderr, /secret_pasted_value/, 'a value is never echoed')
+  }
+})
