@@ -108,7 +108,7 @@ const PUBLIC_EXPORTS: Record<string, Record<string, string[]>> = {
   '@fastify-aihubmix/oauth-routes': {
     '.': [
       'default', 'oauthRoutes',
-      'OAuthRoutesOptionsError', 'RedirectUriMismatchError', 'SessionNotFoundError', 'CsrfHeaderRequiredError',
+      'OAuthRoutesOptionsError', 'OAuthRoutesRegistrationError', 'RedirectUriMismatchError', 'SessionNotFoundError', 'CsrfHeaderRequiredError',
       'LOGIN_ERROR_CODES', 'MAX_PENDING_LOGINS', 'MAX_PENDING_RETURN_TO_LENGTH',
       'loggerOptions', 'logSerializers', 'redactUrl', 'LOGIN_CHANNEL'
     ]

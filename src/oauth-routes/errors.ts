@@ -20,8 +20,7 @@ export const RedirectUriMismatchError = createError<[string, string]>(
 
 /**
  * Thrown at registration: a plugin oauth-routes needs is not registered before it (or not in its scope). The message
- * names the plugin and the whole order (Fastify's own check only says which decorator is missing). Not exported
- * from the package (its public surface is a fixed list): match it by `code`.
+ * names the plugin and the whole order (Fastify's own check only says which decorator is missing).
  */
 export const OAuthRoutesRegistrationError = createError<[string]>(
   'FST_AIHUBMIX_OAUTH_ROUTES_REGISTRATION',

@@ -18,7 +18,7 @@ import { loginErrorHook, publishLogin } from './diagnostics.js'
 // The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, the error classes and
 // login error codes, the pending-login bounds, the log redaction, the login channel, and the types of all of
 // these. Option resolution, the returnTo check, the popup page and the redaction tables stay inside.
-export { OAuthRoutesOptionsError, RedirectUriMismatchError, SessionNotFoundError, CsrfHeaderRequiredError, LOGIN_ERROR_CODES } from './errors.js'
+export { OAuthRoutesOptionsError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, CsrfHeaderRequiredError, LOGIN_ERROR_CODES } from './errors.js'
 export type { LoginErrorCode } from './errors.js'
 export type { LoginEvent, LogoutEvent } from './options.js'
 export { MAX_PENDING_LOGINS, MAX_PENDING_RETURN_TO_LENGTH } from './login-cookies.js'

@@ -4,7 +4,7 @@ import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import tokenStore from '@fastify-aihubmix/token-store'
 import aihubmixProxy from '@fastify-aihubmix/aihubmix-proxy'
-import oauthRoutes from '@fastify-aihubmix/oauth-routes'
+import oauthRoutes, { OAuthRoutesRegistrationError } from '@fastify-aihubmix/oauth-routes'
 
 // A plugin missing, or registered after oauth-routes or outside its scope, stops the start with one error that
 // names what to register and the whole order, instead of Fastify's "The decorator 'session' required by ... is
@@ -52,6 +52,7 @@ for (const [what, steps, needs] of cases) {
     const err = await startWith(steps)
     t.equal(err.message, `oauth-routes needs ${needs}${ORDER}`)
     t.equal(err.code, 'FST_AIHUBMIX_OAUTH_ROUTES_REGISTRATION')
+    t.ok(err instanceof OAuthRoutesRegistrationError, 'an OAuthRoutesRegistrationError, exported')
     t.notMatch(err.message, /\n/, 'one line')
   })
 }
