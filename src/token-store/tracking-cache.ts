@@ -220,9 +220,19 @@ export class TrackingCache {
   /**
    * What a write of a cached key awaits once Redis has acknowledged it: CLIENT_CACHE_FENCE_MS, after which no
    * instance serves the value before it (see the fence above). Timers are not unref'd: the write is awaited.
+   * Measured on performance.now(), the clock `fenced` reads: a timer fires on the event loop's cached millisecond
+   * clock and may come up to a millisecond early by it, so it is waited on again for what is left.
    */
   fence (): Promise<void> {
-    return new Promise<void>(resolve => setTimeout(resolve, CLIENT_CACHE_FENCE_MS))
+    const until = performance.now() + CLIENT_CACHE_FENCE_MS
+    return new Promise<void>(resolve => {
+      const check = (): void => {
+        const left = until - performance.now()
+        if (left <= 0) resolve()
+        else setTimeout(check, Math.ceil(left))
+      }
+      setTimeout(check, CLIENT_CACHE_FENCE_MS)
+    })
   }
 
   /**
