@@ -126,11 +126,22 @@ export class TokenEndpointError extends createError<[string, { cause: unknown }?
   }
 }
 
-export const CsrfHeaderRequiredError = createError(
+/**
+ * 403: a route that needs the CSRF header got a request without it. `header`: the header the route asks for, as
+ * configured (`csrfHeader`, lower case; `x-csrf` by default, said as `X-CSRF`), named in the message and the answer.
+ */
+export class CsrfHeaderRequiredError extends createError<[string]>(
   'FST_AIHUBMIX_CSRF_HEADER_REQUIRED',
-  'This route needs the header X-CSRF: 1',
+  'This route needs the header %s: 1',
   403
-)
+) {
+  readonly header: string
+
+  constructor (header = 'x-csrf') {
+    super(header === 'x-csrf' ? 'X-CSRF' : header)
+    this.header = header
+  }
+}
 
 export const ProxyOptionsError = createError<[string]>(
   'FST_AIHUBMIX_PROXY_OPTIONS',

@@ -51,7 +51,10 @@ const PUBLIC_ERRORS: ReadonlyArray<readonly [readonly ErrorFamily[], Readonly<Pu
  */
 export function publicErrorOf (err: FastifyError): PublicError {
   for (const [families, pub] of PUBLIC_ERRORS) {
-    if (families.some((family) => err instanceof family)) return { ...pub }
+    if (families.some((family) => err instanceof family)) {
+      // The CSRF header the route asked for, as configured (its message names it).
+      return err instanceof CsrfHeaderRequiredError ? { ...pub, message: `${err.message}.` } : { ...pub }
+    }
   }
   const status = err.statusCode
   if (typeof status === 'number' && status >= 400 && status < 500) {
@@ -152,7 +155,7 @@ export async function proxyRoutes (
   // A callback hook, not an async one: no promise and no extra tick per request on the hot path.
   fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     reply.header('cache-control', 'no-store')
-    if (request.headers[csrfHeader] !== '1') done(new CsrfHeaderRequiredError())
+    if (request.headers[csrfHeader] !== '1') done(new CsrfHeaderRequiredError(csrfHeader))
     else done()
   })
 

@@ -324,7 +324,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   function csrfRefused (request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
     if (request.headers[o.csrfHeader] === '1') return undefined
     // The proxy's answer, word for word (publicErrorOf).
-    return sendPublicError(reply, new CsrfHeaderRequiredError())
+    return sendPublicError(reply, new CsrfHeaderRequiredError(o.csrfHeader))
   }
 
   /**
