@@ -12,6 +12,7 @@ import { RequestTokensImpl } from './request-tokens.js'
 import { TokenStoreCore } from './token-store.js'
 import { KeyLayout } from './keys.js'
 import { TokenStoreOptionsError } from './errors.js'
+import { logConnectionErrors } from './connection-errors.js'
 
 // The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, createTokenStore,
 // the option defaults and schema, the error classes, the diagnostics channels, and the types of all of these.
@@ -148,6 +149,10 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
   }
   const kv = createKV(options, fastify.log)
   const store = new TokenStoreCore({ kv, options, log: fastify.log })
+  if (options.backend === 'redis') {
+    const stopLogging = logConnectionErrors(options.redis, fastify.log)
+    if (stopLogging !== undefined) fastify.addHook('onClose', async function stopLoggingRedisErrors () { stopLogging() })
+  }
   const clientCache = kv instanceof RedisStore ? kv.clientCache : undefined
   if (clientCache !== undefined) {
     // Start with the cache tracking, so that the first requests are already answered from it; Redis being slow
