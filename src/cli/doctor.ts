@@ -88,13 +88,14 @@ function malformedChecks (file: EnvFile | Unreadable): DoctorCheck[] {
   return describeMalformed(file.malformed).map((said) => warn('env file', `${said} (the example server ignores it)`))
 }
 
-function configurationCheck (env: Env): DoctorCheck {
+/** What readConfig() says, and the variable it refused (undefined when it accepted the configuration). */
+function configurationCheck (env: Env): { check: DoctorCheck, variable?: string } {
   try {
     const config = readConfig(env)
-    return ok('configuration', `accepted by the example server (${config.production ? 'production' : 'development: NODE_ENV is not production'})`)
+    return { check: ok('configuration', `accepted by the example server (${config.production ? 'production' : 'development: NODE_ENV is not production'})`) }
   } catch (err) {
-    if (err instanceof ConfigError) return fail('configuration', err.message)
-    return fail('configuration', 'the configuration could not be read')
+    if (err instanceof ConfigError) return { check: fail('configuration', err.message), variable: err.variable }
+    return { check: fail('configuration', 'the configuration could not be read') }
   }
 }
 
@@ -324,12 +325,15 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
     providerCheck(env, { timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher }),
     redisChecks(env, opts.timeoutMs)
   ])
+  const configuration = configurationCheck(env)
+  const own = [...credentialChecks(env), sessionSecretCheck(env, production)]
+  // A variable readConfig() refused that has a failing check of its own is said once, by that check.
+  const saidBelow = own.some((c) => c.status === 'fail' && c.name === configuration.variable)
   const checks = [
     envFileCheck(file, explicitFile, overridden),
     ...malformedChecks(file),
-    configurationCheck(env),
-    ...credentialChecks(env),
-    sessionSecretCheck(env, production),
+    ...(saidBelow ? [] : [configuration.check]),
+    ...own,
     provider,
     redirectCheck(env),
     ...metricsChecks(env),
