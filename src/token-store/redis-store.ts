@@ -80,6 +80,9 @@ const HASH_SET = `redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return redis.call('HLEN', KEYS[1])`
 
+/** What a lock waiter adds to the lease's remaining PTTL before looking again (see waitForUnlock). */
+const LEASE_EXPIRY_MARGIN_MS = 2
+
 /** Most keys one coalesced MGET carries (a full batch is sent as it is and a new one started). */
 const MGET_BATCH_KEYS = 512
 
@@ -302,7 +305,9 @@ export class RedisStore implements KVStore {
       await this.#subscribe()
       const pttl = await this.#call('PTTL', [key]) as number
       if (pttl === -2) return // already released
-      const wait = pttl > 0 ? Math.min(timeoutMs, pttl) : timeoutMs
+      // PTTL is whole milliseconds and a timer may fire up to one early by the real clock: waiting only `pttl` could
+      // wake the waiter just before Redis expires the lease, and its lock attempt would find it still held.
+      const wait = pttl > 0 ? Math.min(timeoutMs, pttl + LEASE_EXPIRY_MARGIN_MS) : timeoutMs
       await Promise.race([woken, new Promise<void>(resolve => { timer = setTimeout(resolve, Math.max(0, wait)) })])
     } finally {
       clearTimeout(timer)
