@@ -119,10 +119,14 @@ export class TokenEndpointError extends createError<[string, { cause: unknown }?
   upstream
 ) {
   readonly oauthError: string
+  /** The provider refused the app's own credentials (`invalid_client`, `unauthorized_client`), not the grant. */
+  readonly clientRefused: boolean
 
   constructor (oauthError: string, options?: { cause: unknown }) {
-    super(oauthError + (CLIENT_REFUSED.has(oauthError) ? CLIENT_HINT : ''), ...(options === undefined ? [] as const : [options] as const))
+    const clientRefused = CLIENT_REFUSED.has(oauthError)
+    super(oauthError + (clientRefused ? CLIENT_HINT : ''), ...(options === undefined ? [] as const : [options] as const))
     this.oauthError = oauthError
+    this.clientRefused = clientRefused
   }
 }
 

@@ -36,9 +36,6 @@ declare module 'fastify' {
 
 const PROVIDER_ERRORS: Record<string, LoginErrorCode> = { access_denied: 'access_denied' }
 
-/** The token endpoint's refusals of the client itself (its id or secret), not of the code: every sign-in fails alike. */
-const CLIENT_REFUSED = new Set(['invalid_client', 'unauthorized_client'])
-
 /** The marker of a used login state: written before its code is exchanged, so a state is good once. */
 function usedKey (state: string): string {
   return `login-used:${state}`
@@ -173,7 +170,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
    * callback's reply once @fastify/session's onSend (an onSend of the scope, which runs before a route's own) set it.
    * Only names are compared and logged, never a value.
    */
-  function sessionCookieName (request: FastifyRequest, reply: FastifyReply): string | undefined {
+  function cookieNameSetBySession (request: FastifyRequest, reply: FastifyReply): string | undefined {
     const sealed = (request.session as { encryptedSessionId?: unknown } | null | undefined)?.encryptedSessionId
     if (typeof sealed !== 'string' || sealed === '') return undefined
     const header = reply.getHeader('set-cookie')
@@ -198,7 +195,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   /** The session cookie's name, as @fastify/session sets it, must be token-store's sessionCookie.name and ours. */
   function checkCookieNames (request: FastifyRequest, reply: FastifyReply): void {
     if (cookieChecked) return
-    const name = sessionCookieName(request, reply)
+    const name = cookieNameSetBySession(request, reply)
     if (name === undefined) return
     cookieChecked = true
     const read = store.sessionCookieName
@@ -248,7 +245,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     try {
       set = await client.exchangeCode({ code: query.code, codeVerifier: pending.verifier })
     } catch (err) {
-      if (err instanceof TokenEndpointError && CLIENT_REFUSED.has(err.oauthError)) {
+      if (err instanceof TokenEndpointError && err.clientRefused) {
         request.log.error({ err: errorInfo(err) }, `authorization code exchange failed: the token endpoint refused this app's client (${err.oauthError}). ` +
           'Fix: check the clientId and clientSecret given to aihubmix-proxy (the example reads AIHUBMIX_CLIENT_ID and AIHUBMIX_CLIENT_SECRET)')
       } else {

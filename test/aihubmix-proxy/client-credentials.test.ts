@@ -20,6 +20,7 @@ t.test('a wrong client secret: invalid_client, with the options to check named',
     const err = await app.aihubmix.exchangeCode({ code: 'code_mock_whatever', codeVerifier: 'v'.repeat(43) }).then(() => undefined, (e: unknown) => e)
     t.ok(err instanceof TokenEndpointError, `a wrong client ${what}: TokenEndpointError`)
     t.equal((err as TokenEndpointError).oauthError, 'invalid_client')
+    t.equal((err as TokenEndpointError).clientRefused, true, 'clientRefused: the app\'s credentials, not the grant')
     t.match((err as Error).message, /: invalid_client \(check the clientId and clientSecret given to aihubmix-proxy/, 'the message names the options')
     t.notMatch((err as Error).message, demo.clientSecret, 'and not the secret')
   }

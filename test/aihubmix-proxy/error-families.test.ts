@@ -73,6 +73,7 @@ t.test('TokenEndpointError carries the OAuth error as a typed field, and keeps i
   t.equal(err.cause, cause.cause)
   t.equal(new TokenEndpointError('invalid_grant').message, 'The AIHubMix token endpoint refused the request: invalid_grant', 'no cause, nothing appended')
   t.notOk('cause' in new TokenEndpointError('invalid_grant'))
+  t.equal(new TokenEndpointError('invalid_grant').clientRefused, false, 'a refused grant is not a refused client')
 })
 
 t.test('the busy and backoff errors carry how long to wait as a typed field', async (t) => {
