@@ -42,11 +42,11 @@ export interface Sealer {
 }
 
 export interface LoginCookiesOptions {
-  /** `Secure` and the `__Secure-` prefix (the public URL is https). */
+  /** `Secure`, the `__Host-` prefix and `Path=/` (the public URL is https). */
   secure: boolean
-  /** Full path of the login route: the index cookie's `Path`. */
+  /** Full path of the login route: the index cookie's `Path` on plain http. */
   loginPath: string
-  /** Full path of the callback route: every login cookie's `Path`. */
+  /** Full path of the callback route: every login cookie's `Path` on plain http. */
   callbackPath: string
   ttlMs: number
   sealer: Sealer
@@ -56,9 +56,13 @@ export interface LoginCookiesOptions {
  * Pending logins live in the browser that started them, so a login that is never finished costs the
  * server nothing: no session, no record, no memory.
  *
- * One cookie per login, `[__Secure-]aihubmix-login-<first 8 characters of the state>`, `Path=<callback>`,
- * `Max-Age=<state life>`, `HttpOnly`, `SameSite=Lax` (sent on the provider's top-level redirect back, not on
- * cross-site subrequests). Its value is the verifier, returnTo, mode and creation time sealed with the
+ * One cookie per login, `aihubmix-login-<first 8 characters of the state>`, `Max-Age=<state life>`, `HttpOnly`,
+ * `SameSite=Lax` (sent on the provider's top-level redirect back, not on cross-site subrequests). Under https it is
+ * `__Host-aihubmix-login-…`, `Secure`, `Path=/`: a sibling host (`evil.example.com` beside `app.example.com`) can
+ * set a cookie for the parent domain under any other name, `__Secure-` ones included, and so plant its own
+ * pending login in a victim's browser and sign the victim into the attacker's account at the callback (login
+ * CSRF); browsers let only the host itself set a `__Host-` cookie. On plain http (local development) nothing can
+ * stop that, and the cookie keeps `Path=<callback>`. Its value is the verifier, returnTo, mode and creation time sealed with the
  * token-store key ring, with the cookie's name AND the full state as associated data. So:
  * - bound to the browser: another browser has no such cookie (login CSRF, code injection fail);
  * - a cookie renamed to another state's name, or paired with another state in the query (swapped), does not
@@ -70,9 +74,9 @@ export interface LoginCookiesOptions {
  * before the code is exchanged (a replayed pair, from a lost answer or a captured cookie, is refused there).
  *
  * Bounds: a sealed value is at most about 830 characters (returnTo is capped), and a browser keeps at most
- * MAX_PENDING_LOGINS of them: the login route cannot see cookies scoped to the callback, so a small index
- * cookie scoped to the login route (`[__Secure-]aihubmix-logins`: the ids, oldest first) says which to
- * expire when a new login would pass the bound. The index is a hint, not a check: a lost or edited one can
+ * MAX_PENDING_LOGINS of them: on http the login route cannot see cookies scoped to the callback, so a small index
+ * cookie scoped to the login route (`[__Host-]aihubmix-logins`, `Path=/` under https: the ids, oldest first) says
+ * which to expire when a new login would pass the bound. The index is a hint, not a check: a lost or edited one can
  * only leave extra cookies until their `Max-Age`, never let a login through.
  */
 export class LoginCookies {
@@ -86,10 +90,11 @@ export class LoginCookies {
   readonly #sealer: Sealer
 
   constructor (options: LoginCookiesOptions) {
-    this.#prefix = options.secure ? '__Secure-' : ''
+    // __Host- demands Secure, Path=/ and no Domain (see the class comment for why nothing weaker will do).
+    this.#prefix = options.secure ? '__Host-' : ''
     this.#indexName = this.#prefix + INDEX_NAME
-    this.#loginPath = options.loginPath
-    this.#callbackPath = options.callbackPath
+    this.#loginPath = options.secure ? '/' : options.loginPath
+    this.#callbackPath = options.secure ? '/' : options.callbackPath
     this.#ttlMs = options.ttlMs
     this.#maxAgeSeconds = Math.ceil(options.ttlMs / 1000)
     this.#secure = options.secure

@@ -11,13 +11,17 @@ t.test('https public URL: __Host- prefix, Secure, HttpOnly, SameSite=Lax, Path=/
   const viaProxy = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example' }
   const start = await browser.get(`${stack.url}/auth/login`, viaProxy)
   t.equal(start.status, 302)
-  // Signed out, the login sets no session cookie: only its own, Secure under the __Secure- prefix, for the callback.
-  const loginCookie = cookieNamed(start.headers['set-cookie'], /^__Secure-aihubmix-login-/)
+  // Signed out, the login sets no session cookie: only its own, under the __Host- prefix like the session's.
+  const loginCookie = cookieNamed(start.headers['set-cookie'], /^__Host-aihubmix-login-/)
   t.match(loginCookie, /; Secure/i)
   t.match(loginCookie, /; HttpOnly/i)
   t.match(loginCookie, /; SameSite=Lax/i)
-  t.match(loginCookie, /; Path=\/auth\/callback(;|$)/)
+  t.match(loginCookie, /; Path=\/(;|$)/)
   t.notMatch(loginCookie, /Domain=/i)
+  const index = cookieNamed(start.headers['set-cookie'], /^__Host-aihubmix-logins=/)
+  t.match(index, /; Secure/i)
+  t.match(index, /; Path=\/(;|$)/)
+  t.equal(String(start.headers['set-cookie']).match(/__Secure-/), null, 'no cookie a sibling host could also set')
   t.equal(cookieNamed(start.headers['set-cookie'], /^__Host-sid=/), '', 'no session cookie before sign-in')
   const authorize = new URL(TestBrowser.location(start))
   t.equal(authorize.searchParams.get('redirect_uri'), 'https://app.example/auth/callback', 'from configuration, not from Host')
@@ -45,6 +49,39 @@ t.test('https public URL: __Host- prefix, Secure, HttpOnly, SameSite=Lax, Path=/
   t.match(cleared, /; HttpOnly/i)
   t.match(cleared, /; SameSite=Lax/i)
   t.match(cleared, /; Path=\//)
+})
+
+t.test('a pending login planted by a sibling host (any name but __Host-) signs nobody in', async (t) => {
+  // A host beside the app (evil.example beside app.example, under one registrable domain) can set a cookie for
+  // the parent domain under any name a browser allows it: `aihubmix-login-…` or `__Secure-aihubmix-login-…`,
+  // never `__Host-…`. The attacker starts a login in their own browser, stops at the provider's redirect back,
+  // plants their login cookie in the victim's browser, and sends the victim to their callback URL.
+  const stack = await startStack({ env: { PUBLIC_URL: 'https://app.example' } })
+  t.teardown(() => stack.close())
+  const viaProxy = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example' }
+  const attack = async (): Promise<{ cookie: [string, string], callback: string }> => {
+    const attacker = new TestBrowser()
+    const start = await attacker.get(`${stack.url}/auth/login`, viaProxy)
+    const back = new URL(TestBrowser.location(await attacker.get(TestBrowser.location(start))))
+    const jar = attacker.cookies.get(stack.url) as Map<string, string>
+    const cookie = [...jar].find(([name]) => name.startsWith('__Host-aihubmix-login-')) as [string, string]
+    return { cookie, callback: `${stack.url}${back.pathname}${back.search}` }
+  }
+  for (const planted of ['__Secure-aihubmix-login-', 'aihubmix-login-']) {
+    const { cookie: [name, value], callback } = await attack()
+    const victim = new TestBrowser()
+    victim.cookies.set(stack.url, new Map([[planted + name.slice('__Host-aihubmix-login-'.length), value]]))
+    const before = stack.mock.counts().grants.authorization_code
+    const done = await victim.get(callback, viaProxy)
+    t.equal(done.headers.location, '/?error=invalid_state', `planted as ${planted}…: refused`)
+    t.equal(stack.mock.counts().grants.authorization_code, before, 'and the code is not exchanged')
+    t.same(JSON.parse((await victim.get(`${stack.url}/auth/session`, viaProxy)).body), { authenticated: false })
+  }
+  // The control: under the __Host- name, which only the app itself can set, the same planted value would open.
+  const { cookie: [name, value], callback } = await attack()
+  const victim = new TestBrowser()
+  victim.cookies.set(stack.url, new Map([[name, value]]))
+  t.equal((await victim.get(callback, viaProxy)).headers.location, '/', 'the prefix is what stops it')
 })
 
 t.test('a Secure cookie is never sent over plain http (why trustProxy matters behind TLS)', async (t) => {
