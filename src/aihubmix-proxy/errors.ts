@@ -64,8 +64,10 @@ export const UpstreamUnreachableError = createError<[{ cause: unknown }?]>(
 )
 
 /**
- * 429 or 503 from the provider: try again later; the session is kept. `retryAfterMs`
- * is the provider's Retry-After, when it sent a valid one (token-store backs off by it).
+ * 429 or 503 from the provider: try again later; the session is kept. `upstreamStatus` is the provider's status;
+ * `retryAfterMs` is its Retry-After, when it sent a valid one (token-store backs off by it). The answer to the
+ * browser: 503 `upstream_unavailable` for a 429, and for a 503, like any 5xx of the provider's, 502 `bad_gateway`
+ * (`statusCode` says which).
  */
 export class UpstreamBusyError extends createError<[number]>(
   'FST_AIHUBMIX_UPSTREAM_BUSY',
@@ -73,11 +75,14 @@ export class UpstreamBusyError extends createError<[number]>(
   503,
   upstream
 ) {
+  readonly upstreamStatus: number
   readonly retryAfterMs: number | undefined
 
-  constructor (statusCode: number, retryAfterMs?: number) {
-    super(statusCode)
+  constructor (upstreamStatus: number, retryAfterMs?: number) {
+    super(upstreamStatus)
+    this.upstreamStatus = upstreamStatus
     this.retryAfterMs = retryAfterMs
+    if (upstreamStatus >= 500) this.statusCode = 502
   }
 }
 

@@ -29,20 +29,26 @@ export interface PublicError {
 /** Any error class: only `instanceof` is used. */
 type ErrorFamily = abstract new (...args: never) => Error
 
+/** Matches an error of one of these families. */
+function anyOf (...families: ErrorFamily[]): (err: Error) => boolean {
+  return (err) => families.some((family) => err instanceof family)
+}
+
 /**
  * The public answer of each error family, first match wins: a child (UpstreamTimeoutError, UpstreamBusyError)
- * comes before its parent (UpstreamError, whose every other child is a bad gateway).
+ * comes before its parent (UpstreamError, whose every other child is a bad gateway). A provider's 503 is busy
+ * (token-store backs off by its Retry-After) but answers as every 5xx of the provider's does: 502 bad_gateway.
  */
-const PUBLIC_ERRORS: ReadonlyArray<readonly [readonly ErrorFamily[], Readonly<PublicError>]> = [
-  [[UnauthenticatedError], { statusCode: 401, error: 'unauthenticated', message: 'Sign in first.' }],
-  [[ReauthRequiredError], { statusCode: 401, error: 'reauth_required', message: 'Access was revoked or has expired; sign in again.' }],
-  [[CsrfHeaderRequiredError], { statusCode: 403, error: 'csrf_header_required', message: 'This route needs the header X-CSRF: 1.' }],
-  [[InsufficientScopeError], { statusCode: 403, error: 'insufficient_scope', message: 'The user did not grant the permission this needs.' }],
-  [[UpstreamTimeoutError], { statusCode: 504, error: 'upstream_timeout', message: 'AIHubMix did not answer in time.' }],
-  [[UpstreamBusyError, RefreshBackoffError], { statusCode: 503, error: 'upstream_unavailable', message: 'AIHubMix is busy; try again shortly.' }],
-  [[StoreUnavailableError], { statusCode: 503, error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' }],
-  [[RefreshBusyError], { statusCode: 503, error: 'refresh_busy', message: 'Your session is being renewed; try again shortly.' }],
-  [[UpstreamError], { statusCode: 502, error: 'bad_gateway', message: 'AIHubMix gave an unusable answer.' }]
+const PUBLIC_ERRORS: ReadonlyArray<readonly [(err: Error) => boolean, Readonly<PublicError>]> = [
+  [anyOf(UnauthenticatedError), { statusCode: 401, error: 'unauthenticated', message: 'Sign in first.' }],
+  [anyOf(ReauthRequiredError), { statusCode: 401, error: 'reauth_required', message: 'Access was revoked or has expired; sign in again.' }],
+  [anyOf(CsrfHeaderRequiredError), { statusCode: 403, error: 'csrf_header_required', message: 'This route needs the header X-CSRF: 1.' }],
+  [anyOf(InsufficientScopeError), { statusCode: 403, error: 'insufficient_scope', message: 'The user did not grant the permission this needs.' }],
+  [anyOf(UpstreamTimeoutError), { statusCode: 504, error: 'upstream_timeout', message: 'AIHubMix did not answer in time.' }],
+  [(err) => (err instanceof UpstreamBusyError && err.upstreamStatus < 500) || err instanceof RefreshBackoffError, { statusCode: 503, error: 'upstream_unavailable', message: 'AIHubMix is busy; try again shortly.' }],
+  [anyOf(StoreUnavailableError), { statusCode: 503, error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' }],
+  [anyOf(RefreshBusyError), { statusCode: 503, error: 'refresh_busy', message: 'Your session is being renewed; try again shortly.' }],
+  [anyOf(UpstreamError), { statusCode: 502, error: 'bad_gateway', message: 'AIHubMix gave an unusable answer.' }]
 ]
 
 /**
@@ -50,8 +56,8 @@ const PUBLIC_ERRORS: ReadonlyArray<readonly [readonly ErrorFamily[], Readonly<Pu
  * per family. Nothing of the provider's answer, nor of the error's cause, leaks.
  */
 export function publicErrorOf (err: FastifyError): PublicError {
-  for (const [families, pub] of PUBLIC_ERRORS) {
-    if (families.some((family) => err instanceof family)) {
+  for (const [matches, pub] of PUBLIC_ERRORS) {
+    if (matches(err)) {
       // The CSRF header the route asked for, as configured (its message names it).
       return err instanceof CsrfHeaderRequiredError ? { ...pub, message: `${err.message}.` } : { ...pub }
     }

@@ -82,6 +82,9 @@ t.test('the busy and backoff errors carry how long to wait as a typed field', as
   t.equal(wait, 2000)
   t.equal(busy.message, 'The AIHubMix provider is busy (HTTP 503); try again later')
   t.equal(new UpstreamBusyError(429).retryAfterMs, undefined, 'no Retry-After, no wait')
+  t.equal(busy.upstreamStatus, 503, 'the provider\'s status')
+  t.equal(busy.statusCode, 502, 'a 5xx of the provider\'s: a bad gateway')
+  t.equal(new UpstreamBusyError(429).statusCode, 503, 'a 429: unavailable for now')
   const backoff = new RefreshBackoffError(1500, cause)
   const left: number = backoff.retryAfterMs
   t.equal(left, 1500)
@@ -119,6 +122,7 @@ const publicAnswers: Array<[FastifyError, number, string, string]> = [
   [new InsufficientScopeError(), 403, 'insufficient_scope', 'The user did not grant the permission this needs.'],
   [new UpstreamTimeoutError(10_000), 504, 'upstream_timeout', 'AIHubMix did not answer in time.'],
   [new UpstreamBusyError(429), 503, 'upstream_unavailable', 'AIHubMix is busy; try again shortly.'],
+  [new UpstreamBusyError(503, 1000), 502, 'bad_gateway', 'AIHubMix gave an unusable answer.'],
   [new RefreshBackoffError(100), 503, 'upstream_unavailable', 'AIHubMix is busy; try again shortly.'],
   [new StoreUnavailableError(), 503, 'store_unavailable', 'Session storage is unavailable; try again shortly.'],
   [new RefreshBusyError(), 503, 'refresh_busy', 'Your session is being renewed; try again shortly.'],

@@ -116,8 +116,8 @@ t.test('a 503 from the token endpoint keeps the session; it backs off for the Re
   await setExpiry(stack, browser, -1000)
   stack.mock.setFault('token', 'http503') // answers with Retry-After: 1
   const failed = await browser.get(`${stack.url}/api/user/info`, CSRF)
-  t.equal(failed.status, 503)
-  t.same(JSON.parse(failed.body).error, 'upstream_unavailable')
+  t.equal(failed.status, 502, 'the provider\'s 503 is a bad gateway, as every 5xx of its')
+  t.same(JSON.parse(failed.body).error, 'bad_gateway')
   t.equal(stack.mock.counts().grants.refresh_token, 1)
   t.match(failures, [{ code: 'FST_AIHUBMIX_UPSTREAM_BUSY', retryAfterMs: 1000 }], 'the provider\'s Retry-After: 1 reaches token-store')
   // Twenty requests at once, as a user's page would send them, and more right after: nobody calls the token

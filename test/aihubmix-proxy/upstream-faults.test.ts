@@ -20,7 +20,7 @@ t.test('provider faults on userinfo and top-up', async (t) => {
     ['oversize body', 'userinfo', 'oversize', 502, 'bad_gateway'],
     ['an error in a 200', 'userinfo', 'error_in_200', 502, 'bad_gateway'],
     ['a redirect elsewhere', 'userinfo', 'redirect', 502, 'bad_gateway'],
-    ['503', 'userinfo', 'http503', 503, 'upstream_unavailable'],
+    ['503', 'userinfo', 'http503', 502, 'bad_gateway'],
     ['429', 'userinfo', 'http429', 503, 'upstream_unavailable'],
     ['no answer in time', 'userinfo', 'hang', 504, 'upstream_timeout'],
     ['top-up 500', 'topup', 'http500', 502, 'bad_gateway'],
