@@ -295,9 +295,10 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
       } catch (err) {
         throw new UpstreamInvalidResponseError('top-up URL', { cause: err })
       }
-      // The browser opens this URL: only http(s), never javascript: or data:.
-      if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-        throw new UpstreamInvalidResponseError('top-up URL', { cause: new Error('not an http(s) URL') })
+      // The browser opens this URL: https, never javascript: or data:; plain http only from a provider that is
+      // itself on plain http (the mock on loopback, or allowInsecureHttp), never from an https one.
+      if (url.protocol !== 'https:' && (url.protocol !== 'http:' || options.baseUrl.protocol !== 'http:')) {
+        throw new UpstreamInvalidResponseError('top-up URL', { cause: new Error(`a ${url.protocol} URL from an ${options.baseUrl.protocol} provider`) })
       }
       return { topup_url: url.href }
     },

@@ -79,6 +79,9 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   // session from the store before any handler, its onSend saves it). Set on this encapsulated context only: the
   // routes of the user's @fastify/session scope keep the user's error handler.
   fastify.setErrorHandler(async (err: FastifyError, request, reply) => {
+    if (err instanceof SessionNotFoundError) {
+      return reply.code(404).header('cache-control', 'no-store').send({ error: 'not_found', message: err.message })
+    }
     const pub = publicErrorOf(err)
     if (pub.statusCode >= 500) {
       request.log[pub.statusCode === 500 ? 'error' : 'warn']({ err: { code: err.code, message: err.message } }, 'oauth-routes: request failed')
@@ -433,7 +436,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     // Ending this very session is signing out here.
     if (owner !== null && id === owner.id) return await logout(request, reply, false)
     if (owner === null || !await store.endUserSession(owner.userId, id)) {
-      return reply.code(404).send({ error: 'not_found', message: new SessionNotFoundError().message })
+      throw new SessionNotFoundError()
     }
     return noContent(reply)
   })

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 
 /** 256 bits from the CSPRNG, base64url (43 characters). */
 export function randomToken (): string {
@@ -11,15 +11,3 @@ export function s256 (verifier: string): string {
 }
 
 export const TOKEN_PATTERN = /^[A-Za-z0-9_-]{43}$/
-
-/** Constant-time string comparison that returns false (never throws) on a length mismatch. */
-export function safeEqual (a: string, b: string): boolean {
-  const ab = Buffer.from(a, 'utf8')
-  const bb = Buffer.from(b, 'utf8')
-  if (ab.length !== bb.length) {
-    // Compare against itself so the time does not depend on where a prefix differs.
-    timingSafeEqual(ab, ab)
-    return false
-  }
-  return timingSafeEqual(ab, bb)
-}
