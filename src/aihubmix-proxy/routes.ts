@@ -52,24 +52,29 @@ const PUBLIC_ERRORS: ReadonlyArray<readonly [(err: Error) => boolean, Readonly<P
 ]
 
 /**
- * Maps any error to the documented JSON error: a fixed code and a fixed message
- * per family. Nothing of the provider's answer, nor of the error's cause, leaks.
+ * Maps anything thrown to the documented JSON error: a fixed code and a fixed message per family (it takes
+ * `unknown`, as Fastify types an error handler's error). Nothing of the provider's answer, nor of the error's
+ * cause, leaks.
  */
-export function publicErrorOf (err: FastifyError): PublicError {
+export function publicErrorOf (err: unknown): PublicError {
+  if (!(err instanceof Error)) return { ...INTERNAL_ERROR }
   for (const [matches, pub] of PUBLIC_ERRORS) {
     if (matches(err)) {
       // The CSRF header the route asked for, as configured (its message names it).
       return err instanceof CsrfHeaderRequiredError ? { ...pub, message: `${err.message}.` } : { ...pub }
     }
   }
-  const status = err.statusCode
-  if (typeof status === 'number' && status >= 400 && status < 500) {
+  const status = (err as Partial<FastifyError>).statusCode
+  if (typeof status === 'number' && Number.isInteger(status) && status >= 400 && status < 500) {
     return { statusCode: status, error: 'bad_request', message: 'The request was not valid.' }
   }
-  return { statusCode: 500, error: 'internal_error', message: 'Something went wrong.' }
+  return { ...INTERNAL_ERROR }
 }
 
-export function sendPublicError (reply: FastifyReply, err: FastifyError): FastifyReply {
+const INTERNAL_ERROR: Readonly<PublicError> = { statusCode: 500, error: 'internal_error', message: 'Something went wrong.' }
+
+/** Sends publicErrorOf(err) with `Cache-Control: no-store`: `app.setErrorHandler((err, request, reply) => sendPublicError(reply, err))`. */
+export function sendPublicError (reply: FastifyReply, err: unknown): FastifyReply {
   const pub = publicErrorOf(err)
   return reply.code(pub.statusCode).header('cache-control', 'no-store').send({ error: pub.error, message: pub.message })
 }

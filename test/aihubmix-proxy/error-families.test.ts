@@ -152,3 +152,20 @@ t.test('publicErrorOf answers each family with its fixed body, and sendPublicErr
   first.message = 'changed by a caller'
   t.equal(publicErrorOf(new UnauthenticatedError()).message, 'Sign in first.', 'each call answers a new object')
 })
+
+t.test('anything thrown, Error or not, maps to a documented body; an error handler passes Fastify\'s `unknown` as it is', async (t) => {
+  for (const thrown of ['a string', undefined, null, 42, { statusCode: 404 }]) {
+    t.same(publicErrorOf(thrown), { statusCode: 500, error: 'internal_error', message: 'Something went wrong.' }, `${String(thrown)}: internal_error`)
+  }
+  t.same(publicErrorOf(Object.assign(new Error('odd'), { statusCode: 404.5 })).error, 'internal_error', 'not an integer status: not a 4xx')
+  t.same(publicErrorOf(new UnauthenticatedError()).error, 'unauthenticated')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  // The one-liner the README gives, as written: Fastify 5 types `err` as unknown.
+  app.setErrorHandler((err, _request, reply) => sendPublicError(reply, err))
+  app.get('/string', async () => { throw 'a string' }) // eslint-disable-line no-throw-literal
+  app.get('/unauthenticated', async () => { throw new UnauthenticatedError() })
+  t.same((await app.inject('/string')).json(), { error: 'internal_error', message: 'Something went wrong.' })
+  const res = await app.inject('/unauthenticated')
+  t.same([res.statusCode, res.json()], [401, { error: 'unauthenticated', message: 'Sign in first.' }])
+})
