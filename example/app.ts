@@ -19,15 +19,15 @@ export interface BuildOptions {
   /** The provider to talk to: the real one from the config, or the embedded mock's demo app. */
   provider: ProviderConfig
   /** Pino options or `false`; defaults to the config's level with redaction. Tests pass a stream. */
-  logger?: FastifyServerOptions['logger']
+  logger?: FastifyServerOptions['logger'] | undefined
   /** An existing ioredis client to use instead of REDIS_URL (tests). Not closed by the app. */
-  redis?: Redis
+  redis?: Redis | undefined
   /** Extra aihubmix-proxy options (tests shorten `timeoutMs`). */
-  proxy?: Partial<AihubmixProxyOptions>
+  proxy?: Partial<AihubmixProxyOptions> | undefined
   /** Extra token-store options (hooks, refresh skew, key prefix). */
-  tokenStore?: Partial<TokenStoreOptions>
+  tokenStore?: Partial<TokenStoreOptions> | undefined
   /** Extra oauth-routes options (hooks, state lifetime). */
-  oauth?: Partial<OAuthRoutesOptions>
+  oauth?: Partial<OAuthRoutesOptions> | undefined
 }
 
 /** Request logs redact `code`, `state`, `returnTo`, cookies and `Authorization` (oauth-routes' `loggerOptions`). */

@@ -250,7 +250,7 @@ export function dispatchExchange (dispatcher: Dispatcher, own: boolean, request:
         path: request.path,
         method: request.method,
         headers: request.headers,
-        body: request.body,
+        body: request.body ?? null,
         headersTimeout: request.timeoutMs,
         bodyTimeout: request.timeoutMs
       }, handler)

@@ -47,7 +47,7 @@ export const ProxyOptionsSchema = Type.Object({
 
 export type ProxyOptionsInput = Static<typeof ProxyOptionsSchema> & {
   /** An undici dispatcher to use instead of the Pool the plugin creates (it is not closed by the plugin). */
-  dispatcher?: Dispatcher
+  dispatcher?: Dispatcher | undefined
 }
 
 export interface ResolvedProxyOptions {

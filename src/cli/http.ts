@@ -65,9 +65,9 @@ export async function httpCall (call: HttpCall): Promise<HttpAnswer> {
     try {
       answer = await request(call.url, {
         method: call.method,
-        headers: call.headers,
-        body: call.body,
-        dispatcher: call.dispatcher ?? own,
+        headers: call.headers ?? {},
+        body: call.body ?? null,
+        dispatcher: call.dispatcher ?? own as Agent,
         signal: deadline.signal
       })
     } catch (err) {

@@ -16,11 +16,11 @@ export interface MetricsOptions {
    * prom-client's process metrics (CPU, memory, heap, event-loop lag, GC, handles, file descriptors) in the same
    * registry. Default true.
    */
-  defaultMetrics?: boolean
+  defaultMetrics?: boolean | undefined
   /** Upper bounds (seconds, increasing) of `aihubmix_upstream_request_duration_seconds`. */
-  upstreamDurationBuckets?: number[]
+  upstreamDurationBuckets?: number[] | undefined
   /** Upper bounds (seconds, increasing) of `aihubmix_refresh_lock_wait_seconds`. */
-  lockWaitBuckets?: number[]
+  lockWaitBuckets?: number[] | undefined
 }
 
 export interface ResolvedMetricsOptions {
@@ -33,7 +33,7 @@ export interface MetricsRouteOptions {
   /** What to serve: the app's `fastify.aihubmixMetrics`. */
   metrics: AihubmixMetrics
   /** The route's path (under the scope's prefix). Default `/metrics`. */
-  path?: string
+  path?: string | undefined
 }
 
 export interface ResolvedMetricsRouteOptions {

@@ -13,8 +13,8 @@ interface EndpointSeries {
 interface Sample {
   value: number
   labels: Record<string, string | number>
-  sharedLabels?: Record<string, string>
-  metricName?: string
+  sharedLabels?: Record<string, string> | undefined
+  metricName?: string | undefined
 }
 
 /**

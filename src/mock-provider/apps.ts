@@ -20,9 +20,9 @@ export interface MockApp {
 export interface NewMockApp {
   name: string
   redirectUri: string
-  description?: string
-  clientId?: string
-  clientSecret?: string
+  description?: string | undefined
+  clientId?: string | undefined
+  clientSecret?: string | undefined
 }
 
 export type NewAppField = keyof NewMockApp

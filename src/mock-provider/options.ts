@@ -33,34 +33,34 @@ export interface MockUser {
 
 export interface MockProviderOptions {
   /** Interface to listen on. Default `'127.0.0.1'`. */
-  host?: string
+  host?: string | undefined
   /** Port; `0` (the default) picks a free one. */
-  port?: number
+  port?: number | undefined
   /**
    * Marker inside every issued secret, so leak sweeps recognise them: `at_<prefix>_…`,
    * `rt_<prefix>_…`, `code_<prefix>_…`, `secret_<prefix>_…`. Default `'mock'`.
    */
-  tokenPrefix?: string
+  tokenPrefix?: string | undefined
   /** Access token life; sent as `expires_in`, so a whole number. Default 7200. */
-  accessTokenTtlSeconds?: number
+  accessTokenTtlSeconds?: number | undefined
   /** Refresh token life (each rotation starts a new one). Default 30 days. */
-  refreshTokenTtlSeconds?: number
+  refreshTokenTtlSeconds?: number | undefined
   /** Authorization code life. Default 60. */
-  codeTtlSeconds?: number
+  codeTtlSeconds?: number | undefined
   /** A refresh answers a new refresh token and kills the one used. Default true. */
-  rotateRefreshTokens?: boolean
+  rotateRefreshTokens?: boolean | undefined
   /** Reusing a rotated refresh token revokes its whole grant. Default true. */
-  refreshReuseRevokes?: boolean
+  refreshReuseRevokes?: boolean | undefined
   /** Bearer tokens accepted by `POST /api/oauth_apps`. Default `['dev_<prefix>_token']`. */
-  developerTokens?: string[]
+  developerTokens?: string[] | undefined
   /** HTTP control API, off by default; `true` mounts it under `/__mock`. */
-  controlApi?: boolean | { prefix?: string }
+  controlApi?: boolean | { prefix?: string } | undefined
   /** Overrides of the default user. */
-  user?: Partial<MockUser>
+  user?: Partial<MockUser> | undefined
   /** Wrap token, userinfo and topup answers in `{success, message, data}`. Default false. */
-  envelope?: boolean
+  envelope?: boolean | undefined
   /** Fastify request logging (query strings redacted, no headers). Default false. */
-  logger?: boolean
+  logger?: boolean | undefined
 }
 
 export interface ResolvedMockProviderOptions {

@@ -70,7 +70,7 @@ export interface MockProvider {
 }
 
 /** The Fastify logger, when on: no headers, and no query string (codes, states) in request URLs. */
-function loggerOptions (on: boolean): FastifyServerOptions['logger'] {
+function loggerOptions (on: boolean): NonNullable<FastifyServerOptions['logger']> {
   if (!on) return false
   return {
     level: 'info',

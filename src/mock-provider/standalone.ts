@@ -12,7 +12,7 @@ export interface MainOptions {
   /** The environment to read; default `process.env`. */
   env?: Record<string, string | undefined>
   /** Where the startup lines go; default `console.log`. */
-  print?: (line: string) => void
+  print?: ((line: string) => void) | undefined
 }
 
 /** Environment variable → the `app.<field>` it fills. */

@@ -68,9 +68,9 @@ export interface LogoutEvent {
 
 export type OAuthRoutesOptions = Static<typeof OAuthRoutesOptionsSchema> & {
   /** Called after a successful login, before the redirect. Errors are logged, never break the login. */
-  onLogin?: (event: LoginEvent) => void | Promise<void>
+  onLogin?: ((event: LoginEvent) => void | Promise<void>) | undefined
   /** Called on logout, before the session is destroyed. Errors are logged. */
-  onLogout?: (event: LogoutEvent) => void | Promise<void>
+  onLogout?: ((event: LogoutEvent) => void | Promise<void>) | undefined
 }
 
 export interface ResolvedOAuthRoutesOptions {

@@ -38,27 +38,31 @@ export interface LoggedRequest {
   remotePort?: number
 }
 
+/** What the serializer reads of a request: every field optional AND possibly undefined, as Fastify's own are (an app
+ * compiled with `exactOptionalPropertyTypes` passes Fastify's request, whose `socket.remotePort` is `number | undefined`). */
 interface SerializableRequest {
   method: string
   url: string
-  host?: string
-  ip?: string
-  socket?: { remotePort?: number } | null
-  headers?: Record<string, unknown>
-  raw?: { httpVersion?: string }
+  host?: string | undefined
+  ip?: string | undefined
+  socket?: { remotePort?: number | undefined } | null | undefined
+  headers?: Record<string, unknown> | undefined
+  raw?: { httpVersion?: string | undefined } | undefined
 }
 
 /** Pino serializers: `req` as Fastify's default one, with `redactUrl` applied. */
 export const logSerializers = Object.freeze({
   req (req: SerializableRequest): LoggedRequest {
-    return {
-      method: req.method,
-      url: redactUrl(req.url),
-      version: typeof req.headers?.['accept-version'] === 'string' ? req.headers['accept-version'] : undefined,
-      host: req.host,
-      remoteAddress: req.ip,
-      remotePort: req.socket?.remotePort ?? undefined
-    }
+    // The fields Fastify's serializer writes; one it has no value for is left out, not set to undefined (Fastify's
+    // type for a serializer's answer has them optional, and an app may compile with exactOptionalPropertyTypes).
+    const logged: LoggedRequest = { method: req.method, url: redactUrl(req.url) }
+    const version = req.headers?.['accept-version']
+    if (typeof version === 'string') logged.version = version
+    if (req.host !== undefined) logged.host = req.host
+    if (req.ip !== undefined) logged.remoteAddress = req.ip
+    const port = req.socket?.remotePort
+    if (port !== undefined) logged.remotePort = port
+    return logged
   }
 })
 

@@ -30,11 +30,11 @@ export interface RevokedEvent { sid: string, error: unknown }
 
 export interface TokenStoreHooks {
   /** After a refresh was saved (before the waiting callers get the set). */
-  onRefresh?: (event: RefreshEvent) => void | Promise<void>
+  onRefresh?: ((event: RefreshEvent) => void | Promise<void>) | undefined
   /** The refresher failed transiently; the token set is kept and the error is rethrown to the caller. */
-  onRefreshFailed?: (event: RefreshFailedEvent) => void | Promise<void>
+  onRefreshFailed?: ((event: RefreshFailedEvent) => void | Promise<void>) | undefined
   /** The refresher threw RefreshRejectedError; the token set has been deleted. */
-  onRevoked?: (event: RevokedEvent) => void | Promise<void>
+  onRevoked?: ((event: RevokedEvent) => void | Promise<void>) | undefined
 }
 
 export interface TokenStoreOptions {
@@ -45,43 +45,43 @@ export interface TokenStoreOptions {
    */
   encryptionKeys: EncryptionKeyInput | EncryptionKeyInput[]
   /** `'memory'` (one process) or `'redis'`. Default: `'redis'` when `redis` is given, else `'memory'`. */
-  backend?: 'memory' | 'redis'
+  backend?: 'memory' | 'redis' | undefined
   /** An ioredis client (Redis or Cluster). Without it, `backend: 'redis'` uses `fastify.redis` (@fastify/redis). */
-  redis?: RedisClient
+  redis?: RedisClient | undefined
   /** Prefix of every key and channel; must not contain `{` or `}` (they delimit the Redis Cluster hash tag). */
-  keyPrefix?: string
+  keyPrefix?: string | undefined
   /**
    * Refresh when less than this remains of the access token's life, or less than half of its whole life
    * (`expiresAt - obtainedAt`) when that is shorter.
    */
-  refreshSkewMs?: number
+  refreshSkewMs?: number | undefined
   /** TTL of a stored token set that has a refresh token (reset by every save). */
-  refreshTokenTtlMs?: number
+  refreshTokenTtlMs?: number | undefined
   /** TTL of a session when its cookie has no expiry (session store). */
-  sessionTtlMs?: number
+  sessionTtlMs?: number | undefined
   /**
    * Lease of the distributed refresh lock; renewed every third of it while the refresh runs and until its result
    * is stored. A lock left by a process that died frees after at most this long.
    */
-  lockLeaseMs?: number
+  lockLeaseMs?: number | undefined
   /** How long a caller waits for another instance's refresh before RefreshBusyError (503). */
-  lockWaitMs?: number
+  lockWaitMs?: number | undefined
   /**
    * After a transient refresh failure (the refresher threw anything but RefreshRejectedError), how long this
    * session does not call the refresher again in this process; a `retryAfterMs` on the refresher's error (the
    * provider's Retry-After) replaces it, up to `refreshBackoffMaxMs`.
    */
-  refreshBackoffMs?: number
+  refreshBackoffMs?: number | undefined
   /** Upper bound of a backoff asked for through `retryAfterMs`. */
-  refreshBackoffMaxMs?: number
+  refreshBackoffMaxMs?: number | undefined
   /** Upper bound of one Redis command (0: none). Turns a Redis outage into a 503 instead of a hang. */
-  redisCommandTimeoutMs?: number
+  redisCommandTimeoutMs?: number | undefined
   /**
    * How many opened token sets this process keeps, by session, so that reading the same sealed value again (the
    * steady state) skips AES-GCM and validation. The sets are in this process's memory, as the keys that open them
    * are. 0 turns it off.
    */
-  openedCacheSize?: number
+  openedCacheSize?: number | undefined
   /**
    * Redis backend, single Redis (not a Cluster), Redis >= 6: keep the session records and sealed token sets read
    * on the hot path in this process, and let Redis announce every change to them (server-assisted client-side
@@ -94,32 +94,32 @@ export interface TokenStoreOptions {
    * sharing the Redis: one without it does not wait after its writes. `true`: the defaults (20,000 entries, two per
    * session; 30 s). Nothing is cached while the tracking connection is down.
    */
-  redisClientCache?: boolean | RedisClientCacheOptions
+  redisClientCache?: boolean | RedisClientCacheOptions | undefined
   /**
    * The session cookie, as @fastify/session is given it (`cookieName`, `secret`). With it, `request.tokens` also
    * works on routes registered OUTSIDE @fastify/session's scope: it reads the session itself from the signed
    * cookie, with one store read and nothing built, hashed or written per request. That is the fast path for the
    * aihubmix-proxy routes (see the README). Without it, `request.tokens` needs `request.session`.
    */
-  sessionCookie?: SessionCookieOptions
+  sessionCookie?: SessionCookieOptions | undefined
   /**
    * Most sessions one user keeps in its index (`addUserSession`, oauth-routes at sign-in); a sign-in beyond it
    * ends the user's oldest sessions.
    */
-  maxSessionsPerUser?: number
+  maxSessionsPerUser?: number | undefined
   /**
    * When one session's refresh token is refused for good (`invalid_grant`: the user revoked the app at the
    * provider), end every session of that user, not only that one. Off by default.
    */
-  endUserSessionsOnRevoked?: boolean
-  hooks?: TokenStoreHooks
+  endUserSessionsOnRevoked?: boolean | undefined
+  hooks?: TokenStoreHooks | undefined
 }
 
 export interface RedisClientCacheOptions {
   /** Entries kept (two per session: the session record and the sealed token set); the oldest go first. */
-  maxEntries?: number
+  maxEntries?: number | undefined
   /** Longest time an entry is served without reading Redis again, whatever the announcements say. */
-  maxAgeMs?: number
+  maxAgeMs?: number | undefined
 }
 
 export interface SessionCookieOptions {

@@ -48,8 +48,8 @@ export interface RedisStoreOptions {
    * Keep the values `getMany` reads in this process, invalidated by Redis' client-side caching (tracking-cache.ts).
    * Single Redis only (not a Cluster). `prefix`: the keys that may be cached all start with it.
    */
-  clientCache?: { prefix: string, cacheable?: (key: string) => boolean, maxEntries: number, maxAgeMs: number }
-  log?: FastifyBaseLogger
+  clientCache?: { prefix: string, cacheable?: (key: string) => boolean, maxEntries: number, maxAgeMs: number } | undefined
+  log?: FastifyBaseLogger | undefined
 }
 
 /**
@@ -472,6 +472,6 @@ function sanitize (err: unknown): Error {
   copy.name = err.name
   const { code } = errorInfo(err)
   if (code !== undefined) copy.code = code
-  copy.stack = err.stack
+  if (err.stack !== undefined) copy.stack = err.stack
   return copy
 }

@@ -4,7 +4,7 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
 /** A token set as the token store keeps it (provider-agnostic). */
 export interface TokenSet {
   accessToken: string
-  refreshToken?: string
+  refreshToken?: string | undefined
   /** 'Bearer' */
   tokenType: string
   /** Epoch ms when the access token expires. */
@@ -25,13 +25,13 @@ export type Refresher = (refreshToken: string) => Promise<TokenSet>
 
 export interface GetFreshOptions {
   /** Refresh even if not inside the skew window (used after a provider 401). */
-  force?: boolean
+  force?: boolean | undefined
   /**
    * With force: the access token that got the 401. After taking the lock, if the stored access token differs
    * from this one, another request already refreshed: the stored set is used. Without it, `force` compares with
    * the access token that was stored when the call started.
    */
-  staleAccessToken?: string
+  staleAccessToken?: string | undefined
 }
 
 /** The run-time check of a token set (extra properties are allowed and kept). */

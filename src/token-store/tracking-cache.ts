@@ -55,7 +55,7 @@ export interface TrackingCacheOptions {
   clientKeyPrefix: string
   maxEntries: number
   maxAgeMs: number
-  log?: FastifyBaseLogger
+  log?: FastifyBaseLogger | undefined
 }
 
 export const INVALIDATION_CHANNEL = '__redis__:invalidate'

@@ -28,9 +28,9 @@ export interface SessionOwner {
 
 export interface UserSessionInfo {
   /** The browser's User-Agent header (stored clipped to MAX_USER_AGENT_LENGTH). */
-  userAgent?: string
+  userAgent?: string | undefined
   /** When the session began; default now. */
-  createdAt?: number
+  createdAt?: number | undefined
   /**
    * The longest the session can live from now (oauth-routes passes its absolute timeout). The entry and the link
    * expire then, and a listing ends a session that is somehow still there.

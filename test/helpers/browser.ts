@@ -61,11 +61,11 @@ export class TestBrowser {
     }
   }
 
-  async fetch (url: string, init: { method?: 'GET' | 'POST' | 'DELETE', headers?: Record<string, string>, body?: string } = {}): Promise<Answer> {
+  async fetch (url: string, init: { method?: 'GET' | 'POST' | 'DELETE' | undefined, headers?: Record<string, string> | undefined, body?: string | undefined } = {}): Promise<Answer> {
     const headers: Record<string, string> = { ...(init.headers ?? {}) }
     const cookie = this.cookieHeader(url)
     if (cookie !== undefined && headers.cookie === undefined) headers.cookie = cookie
-    const res = await request(url, { method: init.method ?? 'GET', headers, body: init.body })
+    const res = await request(url, { method: init.method ?? 'GET', headers, body: init.body ?? null })
     const body = await res.body.text()
     this.keep(url, res.headers['set-cookie'])
     const answer: Answer = { status: res.statusCode, headers: res.headers, body, url }

@@ -26,7 +26,7 @@ export function fp (token: string | undefined): string | null {
 
 export interface SessionAppOptions {
   cookieMaxAge?: number
-  logs?: Array<Record<string, unknown>>
+  logs?: Array<Record<string, unknown>> | undefined
 }
 
 /**

@@ -64,7 +64,7 @@ export function forEachBackend (t: T, title: string, fn: (t: T, backend: Backend
 
 export interface BuildOptions {
   /** Capture the app's log lines (parsed JSON) into this array. */
-  logs?: Array<Record<string, unknown>>
+  logs?: Array<Record<string, unknown>> | undefined
   /** Extra registrations before ready() (e.g. @fastify/cookie + @fastify/session, routes). */
   setup?: (app: FastifyInstance) => void | Promise<void>
 }

@@ -16,4 +16,3 @@ t.test('S256 is RFC 7636 (appendix B example)', async (t) => {
   t.equal(s256('dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk'), 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM')
   t.equal(s256('abc'), createHash('sha256').update('abc').digest('base64url'))
 })
-
