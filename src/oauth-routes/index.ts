@@ -42,6 +42,8 @@ function usedKey (state: string): string {
 }
 
 const SECURE_NAME_PREFIX = /^__(host|secure)-/i
+/** How many other hosts than publicUrl's a plugin instance warns about (see warnOtherHost). */
+const MAX_OTHER_HOST_WARNINGS = 5
 
 interface RoutesContext {
   options: ResolvedOAuthRoutesOptions
@@ -120,6 +122,31 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   // One warning per cause and plugin instance: the cause names the fix, repeating it would only fill the log.
   const warned = new Set<string>()
 
+  const publicHost = new URL(o.publicOrigin).host
+  /** Other hosts already warned about; bounded, as the Host header is the client's to choose. */
+  const otherHosts = new Set<string>()
+  /**
+   * A sign-in started at another host than publicUrl's (the app opened at http://127.0.0.1:3000 while publicUrl
+   * says localhost, the address Fastify prints beside the one configured) cannot finish: the login cookie is set
+   * for the host the browser used, and the provider sends the browser back to publicUrl's, where it is missing
+   * (invalid_state). Not refused, since a proxy that rewrites Host without X-Forwarded-Host looks the same; one
+   * warning per host, for the first few hosts.
+   */
+  function warnOtherHost (request: FastifyRequest): void {
+    let host: string
+    try {
+      host = new URL(`${request.protocol}://${request.host}`).host // without a default port, as publicUrl's
+    } catch {
+      return
+    }
+    if (host === publicHost || otherHosts.has(host) || otherHosts.size >= MAX_OTHER_HOST_WARNINGS) return
+    otherHosts.add(host)
+    request.log.warn(`oauth-routes: a sign-in started at ${host}, but publicUrl is ${o.publicOrigin}: the browser keeps ` +
+      `the login cookie for ${host} and the provider sends it back to ${publicHost}, so the sign-in fails with invalid_state. ` +
+      `Fix: open the app at ${o.publicOrigin}, or set publicUrl to the address browsers use (behind a proxy, Fastify's ` +
+      'trustProxy so that X-Forwarded-Host is believed)')
+  }
+
   function fail (reply: FastifyReply, code: LoginErrorCode, mode: 'popup' | 'redirect'): FastifyReply {
     publishLogin(client, code)
     const target = `${o.errorPath}?error=${code}`
@@ -142,6 +169,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       }
       return fail(reply, 'insecure_cookie', mode)
     }
+    warnOtherHost(request)
     let returnTo = safeReturnTo(query.returnTo, o.defaultReturnTo)
     if (returnTo.length > MAX_PENDING_RETURN_TO_LENGTH) returnTo = o.defaultReturnTo
     const state = randomToken()
