@@ -166,6 +166,18 @@ export function parseEncryptionKey (input: unknown, path: string): Buffer {
   return sealKeyFromSecret(input)
 }
 
+/**
+ * The prefix a passphrase looks like it lacks: exactly what `openssl rand -base64 32` (44 characters, one `=`) or
+ * `openssl rand -hex 32` (64 hex digits) prints. Such a value is used as a passphrase, which is safe, but writing
+ * the prefix later makes it another key.
+ */
+export function missingKeyPrefix (input: unknown): 'base64:' | 'hex:' | undefined {
+  if (typeof input !== 'string') return undefined
+  if (/^[A-Za-z0-9+/]{43}=$/.test(input)) return 'base64:'
+  if (/^[0-9a-fA-F]{64}$/.test(input)) return 'hex:'
+  return undefined
+}
+
 /** Parses `encryptionKeys` (one key or a list, first seals) into a KeyRing. Duplicate keys are an error. */
 export function createKeyRing (input: unknown, path = 'encryptionKeys'): KeyRing {
   const list = Array.isArray(input) ? input : [input]

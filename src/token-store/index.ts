@@ -13,6 +13,7 @@ import { TokenStoreCore } from './token-store.js'
 import { KeyLayout } from './keys.js'
 import { TokenStoreOptionsError } from './errors.js'
 import { logConnectionErrors } from './connection-errors.js'
+import { missingKeyPrefix } from './crypto.js'
 
 // The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, createTokenStore,
 // the option defaults and schema, the error classes, the diagnostics channels, and the types of all of these.
@@ -130,6 +131,19 @@ function createKV (options: ResolvedTokenStoreOptions, log: FastifyBaseLogger): 
   })
 }
 
+/** One info line per key that looks like a raw key without its prefix (it is used as a passphrase). */
+function warnKeysWithoutPrefix (input: unknown, log: FastifyBaseLogger): void {
+  const list: unknown[] = Array.isArray(input) ? input : [input]
+  list.forEach((key, i) => {
+    const prefix = missingKeyPrefix(key)
+    if (prefix === undefined) return
+    const path = Array.isArray(input) ? `encryptionKeys[${i}]` : 'encryptionKeys'
+    log.info(`token-store: ${path} looks like a ${prefix.slice(0, -1)} key without "${prefix}": it is used as a passphrase ` +
+      `(safe, but "${prefix}<it>" would be another key). Keep it as it is once values are sealed with it, or write ` +
+      `"${prefix}<key>" before the first start`)
+  })
+}
+
 const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStorePlugin (fastify: FastifyInstance, opts: TokenStoreOptions) {
   const options = resolveOptions(opts)
   if (options.backend === 'redis' && options.redis === undefined) {
@@ -144,6 +158,16 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
     fastify.addHook('onReady', async function checkCookiePlugin () {
       if (!fastify.hasRequestDecorator('cookies')) {
         throw new TokenStoreOptionsError('sessionCookie', 'needs @fastify/cookie registered in the same app (it parses the cookie)')
+      }
+    })
+  }
+  warnKeysWithoutPrefix(opts.encryptionKeys, fastify.log)
+  if (opts.backend === undefined && opts.redis === undefined) {
+    // Checked once everything is registered: @fastify/redis may come after this plugin.
+    fastify.addHook('onReady', async function checkUnusedRedis () {
+      if (fastify.hasDecorator('redis')) {
+        fastify.log.warn('token-store: @fastify/redis is registered, but sessions and token sets live in this process\'s memory, ' +
+          'so other instances see none of them. Fix: pass backend: \'redis\' to token-store (or backend: \'memory\' if that is meant)')
       }
     })
   }

@@ -1,0 +1,40 @@
+import t from 'tap'
+import { Writable } from 'node:stream'
+import { randomBytes } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
+
+// Two silent misconfigurations a newcomer makes, said at start in one line each.
+
+async function start (t: { teardown: (fn: () => unknown) => void }, options: TokenStoreOptions, after?: (app: FastifyInstance) => void): Promise<Array<{ level: number, msg: string }>> {
+  const lines: Array<{ level: number, msg: string }> = []
+  const stream = new Writable({ write (chunk: Buffer, _enc, cb) { lines.push(JSON.parse(chunk.toString())); cb() } })
+  const app = Fastify({ logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  await app.register(tokenStore, options)
+  after?.(app)
+  await app.ready()
+  return lines.filter((line) => line.msg.startsWith('token-store:'))
+}
+
+t.test('a key that looks like a raw key without its prefix: one info line naming the option, never the key', async (t) => {
+  const base64 = randomBytes(32).toString('base64') // what `openssl rand -base64 32` prints
+  const hex = randomBytes(32).toString('hex')
+  const lines = await start(t, { encryptionKeys: [base64, `base64:${randomBytes(32).toString('base64')}`, hex, 'a passphrase of more than thirty-two characters'] })
+  t.same(lines.map((l) => [l.level, l.msg.split(':')[1]]), [[30, ' encryptionKeys[0] looks like a base64 key without "base64'], [30, ' encryptionKeys[2] looks like a hex key without "hex']])
+  t.match(lines[0]?.msg, /it is used as a passphrase \(safe, but "base64:<it>" would be another key\)\. Keep it as it is once values are sealed with it, or write "base64:<key>" before the first start$/)
+  t.notOk(lines.some((l) => l.msg.includes(base64) || l.msg.includes(hex)), 'the key itself is never logged')
+  t.same(await start(t, { encryptionKeys: hex }).then((l) => l.map((x) => x.msg.slice(0, 48))), ['token-store: encryptionKeys looks like a hex key'], 'one key, not a list')
+  t.same(await start(t, { encryptionKeys: `hex:${hex}` }), [], 'with its prefix: nothing said')
+})
+
+t.test('@fastify/redis registered but the memory backend by default: one warning that names backend: \'redis\'', async (t) => {
+  const key = `base64:${randomBytes(32).toString('base64')}`
+  const fakeRedis = (app: FastifyInstance): void => { app.decorate('redis', {}) } // as @fastify/redis decorates, before or after
+  const lines = await start(t, { encryptionKeys: key }, fakeRedis)
+  t.same(lines.map((l) => l.level), [40])
+  t.equal(lines[0]?.msg, 'token-store: @fastify/redis is registered, but sessions and token sets live in this process\'s memory, ' +
+    'so other instances see none of them. Fix: pass backend: \'redis\' to token-store (or backend: \'memory\' if that is meant)')
+  t.same(await start(t, { encryptionKeys: key, backend: 'memory' }, fakeRedis), [], 'memory on purpose: nothing said')
+  t.same(await start(t, { encryptionKeys: key }), [], 'no @fastify/redis: nothing said')
+})
