@@ -1,7 +1,7 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import aihubmixProxy, { publicErrorOf, sendPublicError, type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
 import oauthRoutes, {
@@ -66,13 +66,13 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
 
   await app.register(fastifyCookie)
 
-  const redisClient = opts.redis ?? (config.redisUrl === undefined ? undefined : await redisInBackground(app, config.redisUrl))
-  const useRedis = redisClient !== undefined
+  // REDIS_URL as it is: token-store makes the client, and the server starts while Redis is down (503 until it is up).
+  const redis = opts.redis ?? config.redisUrl
+  const useRedis = redis !== undefined
 
   await app.register(tokenStore, {
     encryptionKeys: config.tokenEncryptionKeys,
-    ...(useRedis ? { backend: 'redis' as const } : {}),
-    ...(redisClient !== undefined ? { redis: redisClient } : {}),
+    ...(useRedis ? { backend: 'redis' as const, redis } : {}),
     // REDIS_CLIENT_CACHE=on: steady-state requests answered without a Redis round trip (see token-store's README).
     ...(useRedis && config.redisClientCache ? { redisClientCache: true } : {}),
     // The proxy's routes are registered outside @fastify/session's scope (below): there token-store reads the
@@ -119,60 +119,4 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
   })
 
   return app
-}
-
-/**
- * The ioredis client for REDIS_URL, made here rather than by @fastify/redis: @fastify/redis holds the start until
- * Redis is 'ready', so a Redis that is down at start became "Plugin did not start in time: '@fastify/redis'" after
- * avvio's timeout. This one waits for the first attempt only (no 503 at start while Redis is up), and then the
- * server starts either way: while Redis is down every route that needs the store answers 503 store_unavailable
- * (no offline queue: commands fail at once) and ioredis keeps reconnecting, so the server heals by itself. One
- * warning names REDIS_URL (without its password) when Redis is unreachable, one line says when it is back.
- * Decorated as `fastify.redis`, as @fastify/redis would, for token-store and the app's own routes.
- */
-async function redisInBackground (app: FastifyInstance, url: string): Promise<Redis> {
-  const client = new Redis(url, {
-    lazyConnect: true,
-    // Fail fast while Redis is down (503s), reconnect on its own when it is back.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    connectTimeout: 5000,
-    // Commands of concurrent requests issued in the same tick go out in one write (one syscall).
-    enableAutoPipelining: true
-  })
-  const shown = redisUrlForLogs(url)
-  let unreachable = false
-  client.on('error', (err: Error & { code?: string }) => {
-    if (unreachable) return
-    unreachable = true
-    app.log.warn(`REDIS_URL ${shown} is unreachable (${err.code ?? err.message}): answering 503 store_unavailable until it is; reconnecting in the background`)
-  })
-  client.on('ready', () => {
-    if (!unreachable) return
-    unreachable = false
-    app.log.info(`REDIS_URL ${shown} is reachable again`)
-  })
-  const firstAttempt = new Promise<void>((resolve) => {
-    client.once('ready', resolve)
-    client.once('error', () => resolve())
-  })
-  client.connect().catch(() => {}) // failures are 'error' events, reconnection is ioredis' own
-  await firstAttempt
-  app.decorate('redis', client as never) // typed by @fastify/redis where it is loaded
-  app.addHook('onClose', async () => {
-    client.disconnect()
-  })
-  return client
-}
-
-/** REDIS_URL without its credentials. */
-function redisUrlForLogs (url: string): string {
-  try {
-    const parsed = new URL(url)
-    parsed.username = ''
-    parsed.password = ''
-    return parsed.href
-  } catch {
-    return '(unparsable)'
-  }
 }

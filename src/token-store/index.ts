@@ -14,6 +14,7 @@ import { KeyLayout } from './keys.js'
 import { TokenStoreOptionsError } from './errors.js'
 import { logConnectionErrors } from './connection-errors.js'
 import { missingKeyPrefix } from './crypto.js'
+import { connectRedisUrl } from './redis-url.js'
 
 // The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, createTokenStore,
 // the option defaults and schema, the error classes, the diagnostics channels, and the types of all of these.
@@ -100,6 +101,9 @@ export interface CreateTokenStoreExtras {
  */
 export function createTokenStore (options: TokenStoreOptions, extras: CreateTokenStoreExtras = {}): StandaloneTokenStore {
   const resolved = resolveOptions(options)
+  if (resolved.redisUrl !== undefined) {
+    throw new TokenStoreOptionsError('redis', 'a URL is for the plugin, which makes its client; createTokenStore needs an ioredis client')
+  }
   if (resolved.backend === 'redis' && resolved.redis === undefined) {
     throw new TokenStoreOptionsError('redis', 'backend "redis" needs a `redis` client')
   }
@@ -146,6 +150,9 @@ function warnKeysWithoutPrefix (input: unknown, log: FastifyBaseLogger): void {
 
 const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStorePlugin (fastify: FastifyInstance, opts: TokenStoreOptions) {
   const options = resolveOptions(opts)
+  // Made here, closed at the end of this plugin's onClose (after the store is done with it).
+  const owned = options.redisUrl === undefined ? undefined : await connectRedisUrl(options.redisUrl, fastify.log)
+  if (owned !== undefined) options.redis = owned
   if (options.backend === 'redis' && options.redis === undefined) {
     const decorated = fastify.hasDecorator('redis') ? (fastify as unknown as { redis: unknown }).redis : undefined
     if (!isRedisClient(decorated)) {
@@ -211,6 +218,7 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
   fastify.addHook('onClose', async () => {
     await store.close()
     await kv.close()
+    owned?.disconnect()
   })
 }
 

@@ -46,8 +46,13 @@ export interface TokenStoreOptions {
   encryptionKeys: EncryptionKeyInput | EncryptionKeyInput[]
   /** `'memory'` (one process) or `'redis'`. Default: `'redis'` when `redis` is given, else `'memory'`. */
   backend?: 'memory' | 'redis' | undefined
-  /** An ioredis client (Redis or Cluster). Without it, `backend: 'redis'` uses `fastify.redis` (@fastify/redis). */
-  redis?: RedisClient | undefined
+  /**
+   * An ioredis client (Redis or Cluster), or a `redis://` / `rediss://` URL from which the plugin makes its own client
+   * (ioredis must be installed): the app starts while Redis is down, answering 503 store_unavailable until it is up,
+   * and one line (the URL without its password) says when it is unreachable and when it is back. Without it,
+   * `backend: 'redis'` uses `fastify.redis` (@fastify/redis).
+   */
+  redis?: RedisClient | string | undefined
   /** Prefix of every key and channel; must not contain `{` or `}` (they delimit the Redis Cluster hash tag). */
   keyPrefix?: string | undefined
   /**
@@ -132,7 +137,10 @@ export interface SessionCookieOptions {
 export interface ResolvedTokenStoreOptions {
   keyRing: KeyRing
   backend: 'memory' | 'redis'
+  /** The client given, or (by the plugin) the one made from `redisUrl`. */
   redis: RedisClient | undefined
+  /** `redis` given as a URL: the plugin makes the client. */
+  redisUrl: string | undefined
   keyPrefix: string
   refreshSkewMs: number
   refreshTokenTtlMs: number
@@ -167,7 +175,7 @@ const clientCacheChecker = TypeCompiler.Compile(ClientCacheObject)
 export const TokenStoreOptionsSchema = Type.Object({
   encryptionKeys: Type.Union([KeyInput, Type.Array(KeyInput, { minItems: 1 })]),
   backend: Type.Optional(Type.Union([Type.Literal('memory'), Type.Literal('redis')])),
-  redis: Type.Optional(Type.Object({}, { description: 'an ioredis Redis or Cluster client' })),
+  redis: Type.Optional(Type.Union([Type.Object({}), Type.String({ minLength: 1, maxLength: 4096 })], { expected: 'an ioredis client (Redis or Cluster) or a redis:// URL' })),
   keyPrefix: Type.Optional(Type.String({ minLength: 1, maxLength: 256, pattern: '^[^{}]*$', expected: 'a string of 1 to 256 characters without { or }' })),
   refreshSkewMs: Ms(0, 'refresh when less than this remains'),
   refreshTokenTtlMs: Ms(1, 'TTL of a token set with a refresh token'),
@@ -225,11 +233,12 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
   const problem = firstOptionProblem(checker.Errors(input))
   if (problem !== undefined) throw new TokenStoreOptionsError(...problem)
   const o = input as unknown as TokenStoreOptions
-  if (o.redis !== undefined && !isRedisClient(o.redis)) {
-    throw new TokenStoreOptionsError('redis', 'must be an ioredis client (Redis or Cluster)')
+  const redisUrl = typeof o.redis === 'string' ? checkRedisUrl(o.redis) : undefined
+  if (o.redis !== undefined && redisUrl === undefined && !isRedisClient(o.redis)) {
+    throw new TokenStoreOptionsError('redis', 'must be an ioredis client (Redis or Cluster) or a redis:// URL')
   }
   if (o.backend === 'memory' && o.redis !== undefined) {
-    throw new TokenStoreOptionsError('backend', '"memory" contradicts the given redis client: drop one of them')
+    throw new TokenStoreOptionsError('backend', '"memory" contradicts the given redis option: drop one of them')
   }
   const backend = o.backend ?? (o.redis !== undefined ? 'redis' : DEFAULT_BACKEND)
   const clientCache = o.redisClientCache === undefined || o.redisClientCache === false
@@ -248,7 +257,8 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
   return {
     keyRing,
     backend,
-    redis: o.redis,
+    redis: typeof o.redis === 'string' ? undefined : o.redis,
+    redisUrl,
     keyPrefix: o.keyPrefix ?? DEFAULT_KEY_PREFIX,
     refreshSkewMs: o.refreshSkewMs ?? DEFAULT_REFRESH_SKEW_MS,
     refreshTokenTtlMs: o.refreshTokenTtlMs ?? DEFAULT_REFRESH_TOKEN_TTL_MS,
@@ -267,6 +277,20 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
     endUserSessionsOnRevoked: o.endUserSessionsOnRevoked ?? false,
     hooks: Object.freeze({ ...o.hooks })
   }
+}
+
+/** A `redis:` or `rediss:` URL, as given; the error names the scheme, never the URL (it may hold a password). */
+function checkRedisUrl (text: string): string {
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new TokenStoreOptionsError('redis', 'a string must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379')
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
+    throw new TokenStoreOptionsError('redis', `a URL must start with redis:// or rediss:// (TLS), not ${url.protocol}//`)
+  }
+  return text
 }
 
 /** Duck-typing an ioredis client (token-store does not import ioredis at run time). */

@@ -5,8 +5,8 @@ import { redisServerOrSkip, startRedisServer, until } from '../helpers/redis-ser
 import { startStack } from '../helpers/stack.js'
 import { TestBrowser } from '../helpers/browser.js'
 
-// REDIS_URL names a Redis that is not running when the example starts: it starts anyway, says so in one log line
-// naming REDIS_URL (never its password), answers 503 store_unavailable wherever the store is needed, and heals by
+// REDIS_URL names a Redis that is not running when the example starts: it starts anyway (token-store makes the
+// client from the URL), says so in one log line naming the URL (never its password), answers 503 store_unavailable wherever the store is needed, and heals by
 // itself once Redis comes up: sign-in and the API work, with no restart. (Redis failing later: redis-down.test.ts.)
 
 const CSRF = { 'x-csrf': '1' }
@@ -21,7 +21,7 @@ async function freePort (): Promise<number> {
   })
 }
 
-t.test('Redis down at start: the server starts, one line names REDIS_URL, 503 store_unavailable, then heals by itself', async (t) => {
+t.test('Redis down at start: the server starts, one line names the URL, 503 store_unavailable, then heals by itself', async (t) => {
   const binary = redisServerOrSkip(t, 'Redis down at start')
   if (binary === undefined) return
   const port = await freePort()
@@ -30,9 +30,9 @@ t.test('Redis down at start: the server starts, one line names REDIS_URL, 503 st
   const stack = await startStack({ env: { REDIS_URL: `redis://:pass-must-not-be-logged@127.0.0.1:${port}`, SESSION_SECRET: secret } })
   t.teardown(() => stack.close())
 
-  const logged = (): string[] => stack.logs.join('').split('\n').filter((line) => line.includes('REDIS_URL'))
+  const logged = (): string[] => stack.logs.join('').split('\n').filter((line) => line.includes('token-store: Redis at'))
   t.equal(logged().length, 1, 'one line')
-  t.match(logged()[0], `REDIS_URL redis://127.0.0.1:${port} is unreachable (ECONNREFUSED): answering 503 store_unavailable until it is; reconnecting in the background`)
+  t.match(logged()[0], `token-store: Redis at redis://127.0.0.1:${port} is unreachable (ECONNREFUSED): requests that need the store answer 503 store_unavailable until it is back; reconnecting in the background`)
   t.match(JSON.parse(logged()[0] as string), { level: 40 }, 'a warning')
 
   const browser = stack.browser()
@@ -64,6 +64,6 @@ t.test('Redis down at start: the server starts, one line names REDIS_URL, 503 st
   t.equal(info.status, 200, 'signed in and served, no restart')
   t.equal(JSON.parse(info.body).username, 'user123')
   t.equal(logged().length, 2, 'and one line when it is back')
-  t.match(logged()[1], `REDIS_URL redis://127.0.0.1:${port} is reachable again`)
+  t.match(logged()[1], `token-store: Redis at redis://127.0.0.1:${port} is reachable again`)
   t.notMatch(stack.logs.join(''), 'pass-must-not-be-logged', 'the password never logged')
 })

@@ -30,7 +30,7 @@ t.test('a key that looks like a raw key without its prefix: one info line naming
 
 t.test('@fastify/redis registered but the memory backend by default: one warning that names backend: \'redis\'', async (t) => {
   const key = `base64:${randomBytes(32).toString('base64')}`
-  const fakeRedis = (app: FastifyInstance): void => { app.decorate('redis', {}) } // as @fastify/redis decorates, before or after
+  const fakeRedis = (app: FastifyInstance): void => { (app as unknown as { decorate: (name: string, value: unknown) => void }).decorate('redis', {}) } // as @fastify/redis decorates, before or after
   const lines = await start(t, { encryptionKeys: key }, fakeRedis)
   t.same(lines.map((l) => l.level), [40])
   t.equal(lines[0]?.msg, 'token-store: @fastify/redis is registered, but sessions and token sets live in this process\'s memory, ' +

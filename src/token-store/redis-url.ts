@@ -1,0 +1,73 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { RedisClient } from './redis-store.js'
+import { TokenStoreOptionsError, errorInfo } from './errors.js'
+
+/** How long a connection attempt may take before ioredis gives up on it (and tries again). */
+export const REDIS_URL_CONNECT_TIMEOUT_MS = 5000
+
+/** What token-store needs of the client it makes (ioredis' `Redis`). */
+interface OwnedClient extends RedisClient {
+  connect (): Promise<void>
+  disconnect (): void
+  once (event: 'ready' | 'error', listener: () => void): unknown
+  on (event: 'ready' | 'error', listener: (err: unknown) => void): unknown
+}
+
+type RedisConstructor = new (url: string, options: Record<string, unknown>) => OwnedClient
+
+/** The URL without its user name and password, for log lines. */
+export function redisUrlForLogs (url: string): string {
+  const parsed = new URL(url)
+  parsed.username = ''
+  parsed.password = ''
+  return parsed.href
+}
+
+/**
+ * The client for `redis: '<url>'`, made by token-store (ioredis, an optional peer, is loaded only here).
+ *
+ * Unlike @fastify/redis, which holds the start until Redis is ready (a Redis down at start became "Plugin did not
+ * start in time: '@fastify/redis'" ten seconds later, and a refused password crashed the start printing the AUTH
+ * command with the password in it), this one waits for the first attempt only, then lets the app start either way:
+ * while Redis is unreachable every request that needs the store answers 503 store_unavailable at once (no offline
+ * queue), and ioredis reconnects on its own. One warning when Redis becomes unreachable, one line when it is back,
+ * each naming the URL without its password and the error by its code or message only (ioredis attaches the
+ * command, and a HELLO or AUTH command carries the password).
+ */
+export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Promise<OwnedClient> {
+  let Redis: RedisConstructor
+  try {
+    Redis = (await import('ioredis')).Redis as unknown as RedisConstructor
+  } catch {
+    throw new TokenStoreOptionsError('redis', 'a redis:// URL needs ioredis installed next to token-store: npm i ioredis')
+  }
+  const client = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: REDIS_URL_CONNECT_TIMEOUT_MS,
+    // The commands of concurrent requests issued in the same turn go out in one write.
+    enableAutoPipelining: true
+  })
+  const shown = redisUrlForLogs(url)
+  let unreachable = false
+  client.on('error', (err) => {
+    if (unreachable) return
+    unreachable = true
+    const { code, message } = errorInfo(err)
+    log.warn(`token-store: Redis at ${shown} is unreachable (${code ?? message}): requests that need the store answer 503 ` +
+      'store_unavailable until it is back; reconnecting in the background')
+  })
+  client.on('ready', () => {
+    if (!unreachable) return
+    unreachable = false
+    log.info(`token-store: Redis at ${shown} is reachable again`)
+  })
+  const firstAttempt = new Promise<void>((resolve) => {
+    client.once('ready', resolve)
+    client.once('error', resolve)
+  })
+  client.connect().catch(() => {}) // a failure is an 'error' event; reconnecting is ioredis' own
+  await firstAttempt
+  return client
+}

@@ -1,0 +1,81 @@
+import t from 'tap'
+import { Writable } from 'node:stream'
+import { randomBytes } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import tokenStore, { createTokenStore, TokenStoreOptionsError, type TokenStoreOptions } from '@fastify-aihubmix/token-store'
+import { connectRedis, redisUrl, scanKeys, uniquePrefix, cleanupPrefix } from '../helpers/redis.js'
+
+// `redis: '<url>'`: token-store makes the ioredis client itself, so an app needs neither @fastify/redis nor a client
+// of its own, starts while Redis is down or refuses it, and never logs the URL's password.
+
+const key = `base64:${randomBytes(32).toString('base64')}`
+
+async function start (t: { teardown: (fn: () => unknown) => void }, options: Partial<TokenStoreOptions>): Promise<{ app: FastifyInstance, lines: Array<{ level: number, msg: string }>, raw: string[] }> {
+  const raw: string[] = []
+  const stream = new Writable({ write (chunk: Buffer, _enc, cb) { raw.push(chunk.toString()); cb() } })
+  const app = Fastify({ logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  await app.register(tokenStore, { encryptionKeys: key, ...options })
+  await app.ready()
+  return { app, raw, get lines () { return raw.map((line) => JSON.parse(line) as { level: number, msg: string }) } }
+}
+
+const tokens = { accessToken: 'an-access-token', refreshToken: 'a-refresh-token', tokenType: 'Bearer', expiresAt: Date.now() + 3_600_000, scope: ['profile'], obtainedAt: Date.now() }
+
+t.test('a redis:// URL: token-store makes the client, stores in Redis, and closes it with the app', async (t) => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const prefix = uniquePrefix('redis-url')
+  cleanupPrefix(t, redis, prefix)
+  // ioredis takes options from the URL's query: a connection name tells this app's connections from the others'.
+  const name = `redis-url-test-${randomBytes(4).toString('hex')}`
+  const url = new URL(redisUrl())
+  url.searchParams.set('connectionName', name)
+  const { app, lines } = await start(t, { redis: url.href, keyPrefix: prefix })
+  await app.tokenStore.save('a-session-id-of-the-url-test', tokens)
+  t.equal((await app.tokenStore.get('a-session-id-of-the-url-test'))?.accessToken, 'an-access-token')
+  t.ok((await scanKeys(redis, prefix)).length > 0, 'in Redis, under the prefix')
+  t.same(lines.filter((l) => l.msg.startsWith('token-store:')), [], 'nothing said while Redis is up')
+  const ours = async (): Promise<number> => (await redis.client('LIST') as string).split('\n').filter((line) => line.includes(` name=${name} `)).length
+  t.equal(await ours(), 1, 'one connection, made by token-store')
+  await app.close()
+  let left = await ours()
+  for (let i = 0; i < 40 && left > 0; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    left = await ours()
+  }
+  t.equal(left, 0, 'closed with the app')
+})
+
+t.test('a URL whose credentials Redis refuses: the app starts, answers 503, one warning without the password', async (t) => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const url = new URL(redisUrl())
+  url.username = 'no-such-user'
+  url.password = 'pw-must-not-be-logged'
+  const { app, lines, raw } = await start(t, { redis: url.href, keyPrefix: uniquePrefix('redis-url-refused') })
+  const said = lines.filter((l) => l.msg.startsWith('token-store: Redis at'))
+  t.equal(said.length, 1, 'one line, however many times ioredis tries again')
+  t.equal(said[0]?.level, 40)
+  t.match(said[0]?.msg, /^token-store: Redis at redis:\/\/[^@\s]+ is unreachable \(WRONGPASS .*\): requests that need the store answer 503 store_unavailable until it is back; reconnecting in the background$/)
+  const err = await app.tokenStore.get('any-session').then(() => undefined, (e: unknown) => e)
+  t.match(err, { statusCode: 503, code: 'FST_AIHUBMIX_STORE_UNAVAILABLE' }, 'the store is unavailable, not a crash')
+  t.notOk(raw.join('').includes('pw-must-not-be-logged'), 'the password is never logged')
+})
+
+t.test('what the option refuses, in one line that never echoes the URL', async (t) => {
+  const refusal = (redis: string): string => {
+    try {
+      createTokenStore({ encryptionKeys: key, redis })
+      return 'accepted'
+    } catch (err) {
+      t.ok(err instanceof TokenStoreOptionsError)
+      return (err as Error).message
+    }
+  }
+  t.equal(refusal('http://user:secret-in-url@127.0.0.1:6379'), 'Invalid token-store option "redis": a URL must start with redis:// or rediss:// (TLS), not http://')
+  t.equal(refusal('127.0.0.1:6379'), 'Invalid token-store option "redis": a string must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379')
+  t.equal(refusal('not a url'), 'Invalid token-store option "redis": a string must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379')
+  t.equal(refusal('redis://127.0.0.1:6379'), 'Invalid token-store option "redis": a URL is for the plugin, which makes its client; createTokenStore needs an ioredis client')
+  t.throws(() => createTokenStore({ encryptionKeys: key, backend: 'memory', redis: 'redis://127.0.0.1:6379' }), /"backend": "memory" contradicts the given redis option/)
+})
