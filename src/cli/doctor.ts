@@ -1,8 +1,9 @@
 import { resolve } from 'node:path'
+import { authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
 import { ConfigError, readConfig } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
 import { describeMalformed, readEnvFile, type EnvFile } from './env-file.js'
-import { httpCall } from './http.js'
+import { httpCall, type HttpAnswer } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
 import { pingRedis, type RedisPersistence } from './redis-ping.js'
 import { isLoopbackHost, normalizeBaseUrl } from './validate.js'
@@ -24,7 +25,11 @@ export interface DoctorReport {
   envFile: string
 }
 
-/** The endpoint probed for reachability: it answers something (any status) to a bare GET. */
+/**
+ * The endpoint probed for reachability: it answers something (any status) to a bare GET. With a client id and a
+ * redirect URI the probe is a real authorization request (no auto_authorize: nothing is granted), whose answer also
+ * says whether the provider knows the pair.
+ */
 export const AUTHORIZE_PATH = '/api/oauth2/authorize'
 export const CALLBACK_PATH = '/auth/callback'
 const MIN_SECRET_LENGTH = 32
@@ -115,6 +120,11 @@ function metricsChecks (env: Env): DoctorCheck[] {
 
 const CREDENTIAL = /^[\x21-\x7e]+$/
 
+/** A client id or secret good enough to send: present, printable, unquoted (its own check does not fail). */
+function usableCredential (value: string | undefined): value is string {
+  return value !== undefined && value.trim() !== '' && CREDENTIAL.test(value) && !/^['"]|['"]$/.test(value)
+}
+
 function credentialChecks (env: Env): DoctorCheck[] {
   const base = set(env, 'AIHUBMIX_BASE_URL')
   const id = env.AIHUBMIX_CLIENT_ID
@@ -159,36 +169,111 @@ function sessionSecretCheck (env: Env, production: boolean): DoctorCheck {
   return ok('SESSION_SECRET', `set (${secret.length} characters)`)
 }
 
-async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: ReturnType<typeof resolveDoctorOptions>['dispatcher'] }): Promise<DoctorCheck> {
+type Dispatcher = ReturnType<typeof resolveDoctorOptions>['dispatcher']
+
+/** The provider's base URL as doctor probes it, or undefined when AIHUBMIX_BASE_URL is unset or unusable. */
+function providerBase (env: Env): string | undefined {
+  const url = parseUrl(set(env, 'AIHUBMIX_BASE_URL'))
+  if (url === undefined || url.username !== '' || url.password !== '') return undefined
+  return normalizeBaseUrl(url.href)
+}
+
+/** Values no line may quote, whatever the provider echoes back. */
+function secretsOf (env: Env): string[] {
+  const secrets = ['AIHUBMIX_CLIENT_SECRET', 'SESSION_SECRET', 'AIHUBMIX_DEVELOPER_TOKEN']
+    .map((name) => set(env, name))
+    .filter((value): value is string => value !== undefined)
+  for (const key of (set(env, 'TOKEN_ENCRYPTION_KEY') ?? '').split(',')) if (key.trim() !== '') secrets.push(key.trim())
+  try {
+    const password = new URL(set(env, 'REDIS_URL') ?? '').password
+    if (password !== '') secrets.push(password, decodeURIComponent(password))
+  } catch {}
+  return secrets
+}
+
+/**
+ * The app's side of an authorization request, as the example server would send it: its client id, its redirect
+ * URI (readConfig's, else AIHUBMIX_REDIRECT_URI or PUBLIC_URL + /auth/callback) and its scope. Undefined when
+ * there is no provider, or no client id or redirect URI worth sending.
+ */
+function appProbe (env: Env, opts: { timeoutMs: number, dispatcher: Dispatcher }): AppProbe | undefined {
+  const base = providerBase(env)
+  const clientId = env.AIHUBMIX_CLIENT_ID
+  if (base === undefined || !usableCredential(clientId)) return undefined
+  const explicit = env.AIHUBMIX_REDIRECT_URI
+  let redirectUri: string | undefined
+  let scope: string
+  try {
+    const config = readConfig(env)
+    redirectUri = config.redirectUri
+    scope = config.scope.join(' ')
+  } catch {
+    const publicUrl = publicUrlOf(env).url
+    redirectUri = parseUrl(explicit ?? (publicUrl === undefined ? undefined : `${publicUrl.origin}${CALLBACK_PATH}`))?.href
+    scope = (env.AIHUBMIX_SCOPE ?? 'profile balance').split(' ').filter((s) => s !== '').join(' ')
+  }
+  if (redirectUri === undefined) return undefined
+  return {
+    base,
+    clientId,
+    redirectUri,
+    redirectFrom: explicit === undefined ? 'PUBLIC_URL' : 'AIHUBMIX_REDIRECT_URI',
+    scope,
+    secrets: secretsOf(env),
+    timeoutMs: opts.timeoutMs,
+    dispatcher: opts.dispatcher
+  }
+}
+
+/**
+ * The provider's checks: reachability (any HTTP status), then, with an app to ask about, whether it knows the client
+ * id with the redirect URI (`app registration`) and the client id with the secret (`client credentials`). Nothing
+ * is granted: the authorization request has no auto_authorize, the token request a made-up code.
+ */
+async function providerChecks (env: Env, opts: { timeoutMs: number, dispatcher: Dispatcher }): Promise<{ provider: DoctorCheck, app: DoctorCheck[] }> {
+  const probe = appProbe(env, opts)
+  const reach = await providerCheck(env, opts, probe)
+  if (probe === undefined || reach.answer === undefined) return { provider: reach.check, app: [] }
+  const registration = judgeAuthorize(probe, reach.answer)
+  const app: DoctorCheck[] = [{ status: registration.status, name: 'app registration', detail: registration.detail }]
+  const secret = env.AIHUBMIX_CLIENT_SECRET
+  if (usableCredential(secret)) {
+    const credentials = await credentialsCheck(probe, secret, registration)
+    app.push({ status: credentials.status, name: 'client credentials', detail: credentials.detail })
+  }
+  return { provider: reach.check, app }
+}
+
+async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: Dispatcher }, probe?: AppProbe): Promise<{ check: DoctorCheck, answer?: HttpAnswer }> {
   const raw = set(env, 'AIHUBMIX_BASE_URL')
   if (raw === undefined && env.NODE_ENV === 'production') {
-    return fail('provider', 'AIHUBMIX_BASE_URL is not set: the embedded mock provider is for development only')
+    return { check: fail('provider', 'AIHUBMIX_BASE_URL is not set: the embedded mock provider is for development only') }
   }
   if (raw === undefined) {
     const ignored = ['AIHUBMIX_CLIENT_ID', 'AIHUBMIX_CLIENT_SECRET'].filter((name) => set(env, name) !== undefined)
     if (ignored.length > 0) {
-      return warn('provider', `embedded mock provider (development only): AIHUBMIX_BASE_URL is not set, so ${ignored.join(' and ')} ${ignored.length === 1 ? 'is' : 'are'} ignored`)
+      return { check: warn('provider', `embedded mock provider (development only): AIHUBMIX_BASE_URL is not set, so ${ignored.join(' and ')} ${ignored.length === 1 ? 'is' : 'are'} ignored`) }
     }
-    return ok('provider', 'embedded mock provider (development only)')
+    return { check: ok('provider', 'embedded mock provider (development only)') }
   }
-  const url = parseUrl(raw)
-  if (url === undefined || url.username !== '' || url.password !== '') {
-    return fail('provider', 'AIHUBMIX_BASE_URL is not a usable http(s) URL')
-  }
-  const base = normalizeBaseUrl(url.href)
+  const base = providerBase(env)
+  if (base === undefined) return { check: fail('provider', 'AIHUBMIX_BASE_URL is not a usable http(s) URL') }
   try {
-    const answer = await httpCall({
-      url: `${base}${AUTHORIZE_PATH}`,
-      method: 'GET',
-      headers: { accept: 'text/html,application/json' },
-      timeoutMs: opts.timeoutMs,
-      maxBodyBytes: 0,
-      dispatcher: opts.dispatcher,
-      readBody: false
-    })
-    return ok('provider', `${base} reachable (GET ${AUTHORIZE_PATH} answered HTTP ${answer.statusCode})`)
+    const answer = probe === undefined
+      ? await httpCall({
+        url: `${base}${AUTHORIZE_PATH}`,
+        method: 'GET',
+        headers: { accept: 'text/html,application/json' },
+        timeoutMs: opts.timeoutMs,
+        maxBodyBytes: 0,
+        dispatcher: opts.dispatcher,
+        readBody: false
+      })
+      : await callAuthorize(authorizeProbeUrl(probe), opts)
+    const asked = probe === undefined ? `GET ${AUTHORIZE_PATH}` : `GET ${AUTHORIZE_PATH} for this app`
+    return { check: ok('provider', `${base} reachable (${asked} answered HTTP ${answer.statusCode})`), answer }
   } catch (err) {
-    return fail('provider', errorInfo(err).message)
+    return { check: fail('provider', errorInfo(err).message) }
   }
 }
 
@@ -297,7 +382,8 @@ function persistenceCheck (p: RedisPersistence): DoctorCheck {
  * Checks a configuration the way the example server reads it: the process
  * environment, with the env file filling what it leaves unset; then
  * `readConfig()`, the credentials, the session secret, the provider's
- * reachability, the redirect URI against PUBLIC_URL, HTTPS, and Redis. The
+ * reachability, the redirect URI against PUBLIC_URL, whether the provider
+ * knows the client id with the redirect URI and with the secret, HTTPS, and Redis. The
  * network checks run concurrently; the report keeps a fixed order.
  */
 export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
@@ -321,8 +407,8 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
   const production = env.NODE_ENV === 'production'
   const explicitFile = options.envFile !== undefined || set(opts.env, 'ENV_FILE') !== undefined
 
-  const [provider, redis] = await Promise.all([
-    providerCheck(env, { timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher }),
+  const [{ provider, app }, redis] = await Promise.all([
+    providerChecks(env, { timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher }),
     redisChecks(env, opts.timeoutMs)
   ])
   const configuration = configurationCheck(env)
@@ -336,6 +422,7 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
     ...own,
     provider,
     redirectCheck(env),
+    ...app,
     ...metricsChecks(env),
     httpsCheck(env, production),
     ...redis

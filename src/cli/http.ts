@@ -12,6 +12,11 @@ export interface HttpCall {
   dispatcher: Dispatcher | undefined
   /** Read the body (true) or discard it (false: only the status matters). */
   readBody: boolean
+  /**
+   * A body over `maxBodyBytes`: refused with ProviderBadAnswerError (the default), or cut at the cap and the rest
+   * discarded (`truncate`: when only the beginning matters, e.g. an error page's first words).
+   */
+  overflow?: 'fail' | 'truncate'
 }
 
 export interface HttpAnswer {
@@ -84,9 +89,10 @@ export async function httpCall (call: HttpCall): Promise<HttpAnswer> {
       discard()
       return { statusCode, headers, text: '' }
     }
+    const truncate = call.overflow === 'truncate'
     const tooLarge = (): Error => new ProviderBadAnswerError(`the answer is larger than ${call.maxBodyBytes} bytes`)
     const declared = Number(headers['content-length'])
-    if (Number.isFinite(declared) && declared > call.maxBodyBytes) {
+    if (!truncate && Number.isFinite(declared) && declared > call.maxBodyBytes) {
       discard()
       throw tooLarge()
     }
@@ -94,12 +100,15 @@ export async function httpCall (call: HttpCall): Promise<HttpAnswer> {
     let size = 0
     try {
       for await (const chunk of body) {
-        size += (chunk as Buffer).length
-        if (size > call.maxBodyBytes) {
+        const piece = chunk as Buffer
+        if (size + piece.length > call.maxBodyBytes) {
           discard()
-          throw tooLarge()
+          if (!truncate) throw tooLarge()
+          chunks.push(piece.subarray(0, call.maxBodyBytes - size))
+          break
         }
-        chunks.push(chunk as Buffer)
+        size += piece.length
+        chunks.push(piece)
       }
     } catch (err) {
       if (err instanceof ProviderBadAnswerError) throw err

@@ -68,8 +68,10 @@ Options:
 const DOCTOR_USAGE = `Usage: ${PROGRAM} doctor [options]
 
 Checks the configuration the example server would read: the environment, with the
-env file filling what it leaves unset. One line per check (ok, warn or FAIL);
-exit status 1 when any check fails.
+env file filling what it leaves unset. With AIHUBMIX_BASE_URL it also asks the provider
+whether it knows the client id with the redirect URI and with the secret (an authorization
+request nobody answers, a token request with a made-up code: nothing is granted).
+One line per check (ok, warn or FAIL); exit status 1 when any check fails.
 
 Options:
   --env-file <path>   the env file to read (default $ENV_FILE, else ${DEFAULT_ENV_FILE})

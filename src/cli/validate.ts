@@ -14,6 +14,8 @@ const DEV_REDIRECT_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]'])
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/
 const PRINTABLE_ASCII = /^[\x21-\x7e]+$/
+/** `host:port...` without `scheme://` (`localhost:3000/auth/callback`, `app.example:8443`). */
+const HOST_AND_PORT = /^[^:/?#]+:\d/
 
 /** localhost, *.localhost, 127.0.0.0/8 and ::1 (bracketed or not). */
 export function isLoopbackHost (hostname: string): boolean {
@@ -42,11 +44,15 @@ export function redirectUriProblem (uri: string): string | null {
   if (uri.length === 0) return 'must not be empty'
   if (uri.length > MAX_URL_LENGTH) return `must be at most ${MAX_URL_LENGTH} characters`
   if (!PRINTABLE_ASCII.test(uri)) return 'must be printable ASCII without spaces (percent-encode anything else)'
+  const notAbsolute = 'must be an absolute URL such as https://app.example/auth/callback (http:// only on loopback)'
+  // `localhost:3000/auth/callback` parses, as a URL of the scheme `localhost:`: a host and port without a scheme
+  // is not an absolute URL at all, and "must be an https URL" would not tell what is missing.
+  if (HOST_AND_PORT.test(uri)) return notAbsolute
   let url: URL
   try {
     url = new URL(uri)
   } catch {
-    return 'must be an absolute URL, like https://app.example.com/auth/callback'
+    return notAbsolute
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be an https URL'
   if (url.protocol === 'http:' && !DEV_REDIRECT_HOSTS.has(url.hostname)) {

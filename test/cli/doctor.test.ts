@@ -13,9 +13,12 @@ async function startMock (t: Test): Promise<MockProvider> {
   return mock
 }
 
-/** A real-provider configuration pointing at the mock, with a registered app. */
-function goodEnv (mock: MockProvider): Record<string, string> {
-  const app = mock.createApp({ name: 'doctor', redirectUri: 'http://127.0.0.1:3000/auth/callback' })
+/**
+ * A real-provider configuration pointing at the mock, with a registered app (doctor asks the provider whether it
+ * knows the redirect URI: a test of another one registers an app for it).
+ */
+function goodEnv (mock: MockProvider, redirectUri = 'http://127.0.0.1:3000/auth/callback'): Record<string, string> {
+  const app = mock.createApp({ name: 'doctor', redirectUri })
   return {
     AIHUBMIX_BASE_URL: mock.url,
     AIHUBMIX_CLIENT_ID: app.clientId,
@@ -44,12 +47,17 @@ t.test('a good configuration against the provider: every line ok, exit 0, no sec
     `ok   AIHUBMIX_CLIENT_ID: ${env.AIHUBMIX_CLIENT_ID}`,
     `ok   AIHUBMIX_CLIENT_SECRET: set (${env.AIHUBMIX_CLIENT_SECRET?.length} characters)`,
     `ok   SESSION_SECRET: set (${SESSION_SECRET.length} characters)`,
-    `ok   provider: ${mock.url} reachable (GET /api/oauth2/authorize answered HTTP 400)`,
+    `ok   provider: ${mock.url} reachable (GET /api/oauth2/authorize for this app answered HTTP 200)`,
     'ok   redirect URI: http://127.0.0.1:3000/auth/callback (matches PUBLIC_URL; it must equal the app\'s registered redirect URI exactly)',
+    'ok   app registration: the provider accepts AIHUBMIX_CLIENT_ID with redirect URI http://127.0.0.1:3000/auth/callback (HTTP 200: its consent page; nothing was authorized)',
+    'ok   client credentials: the provider accepts AIHUBMIX_CLIENT_ID with AIHUBMIX_CLIENT_SECRET (a made-up code was refused with invalid_grant, HTTP 400, as it must be; nothing was granted)',
     'ok   HTTPS: plain http on loopback only (PUBLIC_URL, AIHUBMIX_REDIRECT_URI, AIHUBMIX_BASE_URL): development; production requires https elsewhere',
     'ok   Redis: not configured: in-memory stores (sessions end at restart; one instance only)'
   ])
-  t.equal(mock.counts().authorize, 1, 'the provider was asked once')
+  t.equal(mock.counts().authorize, 1, 'one authorization request: the reachability probe is the app\'s own')
+  t.equal(mock.counts().token, 1, 'one token request, with a made-up code')
+  t.same(mock.issued().codes, [], 'no code issued')
+  t.same(mock.issued().accessTokens, [], 'no token granted')
   t.notOk(result.all.includes(env.AIHUBMIX_CLIENT_SECRET as string))
   t.notOk(result.all.includes(SESSION_SECRET))
 })
@@ -61,7 +69,8 @@ t.test('any HTTP status means reachable; a closed port or a silent provider fail
   mock.setFault('authorize', 'http500')
   const five = await runCli(['doctor'], { env, cwd })
   t.equal(five.code, 0)
-  t.equal(byName(five.stdout).get('provider'), `ok   provider: ${mock.url} reachable (GET /api/oauth2/authorize answered HTTP 500)`)
+  t.equal(byName(five.stdout).get('provider'), `ok   provider: ${mock.url} reachable (GET /api/oauth2/authorize for this app answered HTTP 500)`)
+  t.equal(byName(five.stdout).get('app registration'), 'warn app registration: not checked: the provider answered HTTP 500')
 
   const port = await closedPort()
   const closed = await runCli(['doctor'], { env: { ...env, AIHUBMIX_BASE_URL: `http://127.0.0.1:${port}` }, cwd })
@@ -127,11 +136,12 @@ t.test('the redirect URI against PUBLIC_URL: another origin or path warns', asyn
   const mock = await startMock(t)
   const cwd = await tempDir(t)
   const env = goodEnv(mock)
-  const origin = await runCli(['doctor'], { env: { ...env, AIHUBMIX_REDIRECT_URI: 'http://localhost:3000/auth/callback' }, cwd })
+  const origin = await runCli(['doctor'], { env: goodEnv(mock, 'http://localhost:3000/auth/callback'), cwd })
   t.equal(origin.code, 0, 'a warning is not a failure')
   t.equal(byName(origin.stdout).get('redirect URI'), 'warn redirect URI: http://localhost:3000/auth/callback is not on PUBLIC_URL\'s origin http://127.0.0.1:3000: the provider would send users back to another origin than the app\'s')
 
-  const path = await runCli(['doctor'], { env: { ...env, AIHUBMIX_REDIRECT_URI: 'http://127.0.0.1:3000/oauth/done' }, cwd })
+  const path = await runCli(['doctor'], { env: goodEnv(mock, 'http://127.0.0.1:3000/oauth/done'), cwd })
+  t.equal(path.code, 0, 'a warning is not a failure')
   t.equal(byName(path.stdout).get('redirect URI'), 'warn redirect URI: http://127.0.0.1:3000/oauth/done does not end with /auth/callback, the example\'s callback route')
 
   const { AIHUBMIX_REDIRECT_URI: _unused, ...derived } = env
@@ -142,7 +152,7 @@ t.test('the redirect URI against PUBLIC_URL: another origin or path warns', asyn
 t.test('HTTPS where required: production refuses http outside loopback, development warns', async (t) => {
   const mock = await startMock(t)
   const cwd = await tempDir(t)
-  const env = { ...goodEnv(mock), PUBLIC_URL: 'http://app.example.com', AIHUBMIX_REDIRECT_URI: 'http://app.example.com/auth/callback' }
+  const env = { ...goodEnv(mock, 'http://app.example.com/auth/callback'), PUBLIC_URL: 'http://app.example.com' }
 
   const dev = await runCli(['doctor'], { env, cwd })
   t.equal(dev.code, 0)
@@ -153,7 +163,7 @@ t.test('HTTPS where required: production refuses http outside loopback, developm
   t.equal(byName(prod.stdout).get('HTTPS'), 'FAIL HTTPS: PUBLIC_URL, AIHUBMIX_REDIRECT_URI use plain http outside loopback: production requires https')
   t.equal(byName(prod.stdout).get('configuration'), 'FAIL configuration: PUBLIC_URL: must be https in production')
 
-  const https = { ...env, PUBLIC_URL: 'https://app.example.com', AIHUBMIX_REDIRECT_URI: 'https://app.example.com/auth/callback', NODE_ENV: 'production' }
+  const https = { ...goodEnv(mock, 'https://app.example.com/auth/callback'), PUBLIC_URL: 'https://app.example.com', NODE_ENV: 'production' }
   const good = await runCli(['doctor'], { env: https, cwd })
   t.equal(byName(good.stdout).get('HTTPS'), 'ok   HTTPS: plain http on loopback only (AIHUBMIX_BASE_URL): development; production requires https elsewhere')
   t.equal(byName(good.stdout).get('configuration'), 'ok   configuration: accepted by the example server (production)')
