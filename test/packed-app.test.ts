@@ -188,7 +188,11 @@ async function signIn (t: Test, dir: string, file: string, env: Record<string, s
     t.equal(JSON.parse(info.body).username, 'user123')
     t.same(JSON.parse((await get(`${url}/my/balance`)).body), { balance: JSON.parse(info.body).balance_formatted }, 'a route of the app as the user')
     const home = await get(`${url}/`)
-    if (file === 'readme.js') t.match(home, { status: 200, body: /href="\/auth\/login"/ }, `${file}: the page a sign-in comes back to`)
+    if (file === 'readme.js') {
+      t.match(home, { status: 200, body: /href="\/auth\/login"/ }, `${file}: the page a sign-in comes back to`)
+      t.match((await get(`${url}/?error=access_denied`)).body, /access_denied/, `${file}: the page shows a login error code`)
+      t.notMatch((await get(`${url}/?error=%3Cb%3Ex%3C%2Fb%3E`)).body, /<b>|x<\//, `${file}: and never echoes anything else of the query`)
+    }
   } finally {
     child.kill('SIGTERM')
     await exited
