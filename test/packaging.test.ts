@@ -66,14 +66,21 @@ function packageOf (specifier: string): string | undefined {
 }
 
 /** The packages a built file imports: `from '…'`, `import '…'`, `import('…')`, `declare module '…'`. */
-function importsOf (text: string): string[] {
+function importsOf (text: string, which: 'all' | 'static' = 'all'): string[] {
   const found = new Set<string>()
-  for (const match of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*|\bdeclare module\s+)['"]([^'"]+)['"]/g)) {
-    const name = packageOf(match[1] as string)
+  for (const match of text.matchAll(/(?:\bfrom\s*|\bimport\s*(\(?)\s*|\bdeclare module\s+)['"]([^'"]+)['"]/g)) {
+    if (which === 'static' && match[1] === '(') continue // import('x'): loaded when that line runs, not with the module
+    const name = packageOf(match[2] as string)
     if (name !== undefined) found.add(name)
   }
   return [...found]
 }
+
+/**
+ * Optional peers a package may load on demand (a dynamic import on the one path that needs it), never with its
+ * modules: token-store loads ioredis only to make a client from a `redis: '<url>'` option.
+ */
+const ON_DEMAND_PEERS: Record<string, string[]> = { 'dist/redis-url.js': ['ioredis'] }
 
 /**
  * What each entry point of each package exports at run time, by name: the public surface. A name added to an
@@ -253,10 +260,13 @@ for (const { dir, path, manifest, built } of workspaces()) {
     const undeclared = new Set<string>()
     const optionalAtRunTime = new Set<string>()
     for (const f of files.filter((f) => /^dist\/.+\.(js|d\.ts)$/.test(f))) {
-      for (const name of importsOf(readFileSync(join(pkg, f), 'utf8'))) {
+      const text = readFileSync(join(pkg, f), 'utf8')
+      const statics = importsOf(text, 'static')
+      for (const name of importsOf(text)) {
         if (name === manifest.name) continue
         if (!deps.includes(name) && !peers.includes(name)) undeclared.add(`${name} (${f})`)
-        if (f.endsWith('.js') && optional.includes(name)) optionalAtRunTime.add(`${name} (${f})`)
+        const onDemand = !statics.includes(name) && (ON_DEMAND_PEERS[f] ?? []).includes(name)
+        if (f.endsWith('.js') && optional.includes(name) && !onDemand) optionalAtRunTime.add(`${name} (${f})`)
       }
     }
     t.same([...undeclared], [], 'every imported package is a dependency or a peer')

@@ -113,6 +113,8 @@ const SCRIPTS = {
  */
 export class RedisStore implements KVStore {
   readonly #client: RedisCaller
+  /** The client it was given, or the one token-store made from a URL (tests watch its commands). */
+  readonly client: RedisClient
   readonly #channel: string
   readonly #timeoutMs: number
   readonly #log: FastifyBaseLogger | undefined
@@ -127,6 +129,7 @@ export class RedisStore implements KVStore {
 
   constructor (options: RedisStoreOptions) {
     this.#client = options.client as unknown as RedisCaller
+    this.client = options.client
     this.#channel = options.lockChannel
     this.#timeoutMs = options.commandTimeoutMs
     this.#log = options.log

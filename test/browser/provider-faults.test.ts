@@ -12,8 +12,9 @@ t.test('the provider down while refreshing the balance: a readable error, the ac
   const { page } = await openPage(t, browser)
   await signInWithPopup(page, stack.url)
 
-  const faults: Array<['http503' | 'http500' | 'non_json', string]> = [
-    ['http503', 'AIHubMix is busy right now. Please try again in a moment.'],
+  const faults: Array<['http429' | 'http503' | 'http500' | 'non_json', string]> = [
+    ['http429', 'AIHubMix is busy right now. Please try again in a moment.'],
+    ['http503', 'AIHubMix gave an unexpected answer. Please try again in a moment.'],
     ['http500', 'AIHubMix gave an unexpected answer. Please try again in a moment.'],
     ['non_json', 'AIHubMix gave an unexpected answer. Please try again in a moment.']
   ]

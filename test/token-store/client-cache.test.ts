@@ -497,12 +497,12 @@ t.test('end to end, the example with REDIS_CLIENT_CACHE=on, two instances: a sig
   const stack = await startStack({ instances: 2, env: { REDIS_URL: redisUrl(), REDIS_CLIENT_CACHE: 'on' }, tokenStore: { keyPrefix: prefix } })
   t.teardown(() => stack.close())
   const { browser } = await stack.login()
-  type Peer = { app: { redis: Redis, tokenStore: { kv: RedisStore } }, url: string }
+  type Peer = { app: { tokenStore: { kv: RedisStore } }, url: string }
   const [a, b] = stack.peers as unknown as [Peer, Peer]
   const cookie = browser.cookieHeader(a.url) as string
   const headers = { 'x-csrf': '1', cookie }
   for (const peer of [a, b]) {
-    const commands = recordCommands(peer.app.redis, (name) => name) // the instance's own @fastify/redis client
+    const commands = recordCommands(peer.app.tokenStore.kv.client as Redis, (name) => name) // the client token-store made from REDIS_URL
     const cache = peer.app.tokenStore.kv.clientCache as TrackingCache
     // Every announcement of the sign-in's writes is in, so none can drop what the first read keeps.
     await cache.sync()

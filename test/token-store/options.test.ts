@@ -90,7 +90,8 @@ t.test('bad options: an error that names the option path', async t => {
     [{ encryptionKeys: KEY_A, hooks: { onRefresh: 'log it' } }, 'hooks.onRefresh'],
     [{ encryptionKeys: KEY_A, hooks: { onLogin: () => {} } }, 'hooks.onLogin'],
     [{ encryptionKeys: KEY_A, refreshSkew: 1000 }, 'refreshSkew'],
-    [{ encryptionKeys: KEY_A, redis: 'redis://localhost' }, 'redis'],
+    [{ encryptionKeys: KEY_A, redis: 'http://localhost' }, 'redis'],
+    [{ encryptionKeys: KEY_A, redis: 42 }, 'redis'],
     [{ encryptionKeys: KEY_A, redis: { get: () => {} } }, 'redis'],
     [{ encryptionKeys: KEY_A, backend: 'memory', redis: { call: () => {}, duplicate: () => {} } }, 'backend']
   ]
