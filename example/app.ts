@@ -43,7 +43,12 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
     trustProxy: config.trustProxy,
     // Never let a body or a URL grow without bound.
     bodyLimit: 64 * 1024,
-    routerOptions: { maxParamLength: 200 }
+    routerOptions: { maxParamLength: 200 },
+    // A URL the router cannot take (bad percent-encoding, a parameter over maxParamLength) answers the same
+    // {error, message} as everything else: Fastify's own body quotes the URL, and a callback's carries the code.
+    frameworkErrors: (err, _request, reply) => {
+      sendPublicError(reply, err)
+    }
   })
   // No per-request child logger unless a request writes a line at an enabled level.
   useLazyRequestLoggers(app)
@@ -91,7 +96,11 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
     ...opts.proxy
   })
 
-  // Everything that writes sessions (sign-in, sign-out) and the page: with @fastify/session.
+  // The page and its assets need no session: outside @fastify/session's scope, a signed-in browser's page and
+  // script cost no store read, and they load while Redis is down (the page then says what is wrong).
+  await app.register(pageRoutes, { providerOrigin: new URL(provider.baseUrl).origin })
+
+  // Everything that writes sessions (sign-in, sign-out): with @fastify/session.
   await app.register(async function withSessions (scope) {
     await scope.register(fastifySession, {
       secret: config.sessionSecret,
@@ -114,8 +123,6 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
       cookieName,
       ...opts.oauth
     })
-
-    await scope.register(pageRoutes, { providerOrigin: new URL(provider.baseUrl).origin })
   })
 
   return app

@@ -2,6 +2,7 @@ import dc from 'node:diagnostics_channel'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { AihubmixClient } from '@fastify-aihubmix/aihubmix-proxy'
 import type { LoginErrorCode } from './errors.js'
+import { StoreUnavailableError } from '@fastify-aihubmix/token-store'
 
 /**
  * What oauth-routes tells `node:diagnostics_channel` (the README lists the channel and its payload): how each
@@ -35,11 +36,13 @@ export function publishLogin (client: AihubmixClient, outcome: LoginOutcome): vo
 }
 
 /**
- * A route-level `onError` hook for the sign-in routes: a sign-in that ended with an error answer (the store
- * down, a bad query) ended too. A 4xx is `invalid_request`, anything else `server_error`.
+ * A route-level `onError` hook for the sign-in routes: a sign-in that ended with an error answer (a bad query, a
+ * bug) ended too. A 4xx is `invalid_request`, anything else `server_error`. The store down is not one of them: the
+ * plugin's error handler answers it as the login error `store_unavailable`, and publishes that.
  */
 export function loginErrorHook (client: AihubmixClient) {
   return async function loginEnded (_request: FastifyRequest, _reply: FastifyReply, error: FastifyError): Promise<void> {
+    if (error instanceof StoreUnavailableError) return
     const status = error.statusCode
     publishLogin(client, typeof status === 'number' && status >= 400 && status < 500 ? 'invalid_request' : 'server_error')
   }

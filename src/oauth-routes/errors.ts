@@ -52,6 +52,7 @@ export const LOGIN_ERROR_CODES = [
   'token_exchange_failed',
   'userinfo_failed',
   'insecure_cookie',
+  'store_unavailable',
   'server_error'
 ] as const
 export type LoginErrorCode = typeof LOGIN_ERROR_CODES[number]

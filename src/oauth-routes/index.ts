@@ -88,6 +88,13 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     if (pub.statusCode >= 500) {
       request.log[pub.statusCode === 500 ? 'error' : 'warn']({ err: { code: err.code, message: err.message } }, 'oauth-routes: request failed')
     }
+    // The sign-in's two pages are browser navigations: like every other failure of theirs, a store outage sends
+    // the browser to the page with a code it can show (login_error store_unavailable), not to a JSON body.
+    const route = request.routeOptions.url
+    if (pub.error === 'store_unavailable' && request.method === 'GET' && (route === base + o.routes.login || route === base + o.routes.callback)) {
+      const popup = route === base + o.routes.login && (request.query as { mode?: unknown } | undefined)?.mode === 'popup'
+      return fail(reply, 'store_unavailable', popup ? 'popup' : 'redirect')
+    }
     return sendPublicError(reply, err)
   })
 

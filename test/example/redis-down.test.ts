@@ -43,9 +43,16 @@ t.test('Redis stops, then starts again', async (t) => {
   const session = await browser.get(`${stack.url}/auth/session`)
   t.equal(session.status, 503, '/auth/session while Redis is down')
   t.same(JSON.parse(session.body), { error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' })
+  // A browser navigation: /auth/login cannot read the session cookie's session, and says so as every sign-in
+  // failure does, a redirect to the page with a code it shows in the user's language.
   const login = await browser.get(`${stack.url}/auth/login`)
-  t.equal(login.status, 503, '/auth/login while Redis is down (its session cookie cannot be read)')
-  t.same(JSON.parse(login.body), { error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' })
+  t.same([login.status, login.headers.location], [302, '/?error=store_unavailable'], '/auth/login while Redis is down')
+  const popup = await browser.get(`${stack.url}/auth/login?mode=popup`)
+  t.equal(popup.status, 200, 'in a popup: the popup page, which tells the opener')
+  t.match(popup.body, /"error":"store_unavailable"/)
+  // The page needs no store: it loads (and then shows what is wrong), the signed-in cookie notwithstanding.
+  const page = await browser.get(`${stack.url}/`)
+  t.same([page.status, String(page.headers['content-type'])], [200, 'text/html; charset=utf-8'], 'the page while Redis is down')
   t.equal(stack.mock.counts().userinfo, 2, 'no provider call without the store (one at sign-in, one above)')
 
   await server.start()
