@@ -1,5 +1,5 @@
 import { resolve } from 'node:path'
-import { authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
+import { AUTHORIZE_PATH, authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
 import { ConfigError, readConfig } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
 import { describeMalformed, readEnvFile, type EnvFile } from './env-file.js'
@@ -25,12 +25,9 @@ export interface DoctorReport {
   envFile: string
 }
 
-/**
- * The endpoint probed for reachability: it answers something (any status) to a bare GET. With a client id and a
- * redirect URI the probe is a real authorization request (no auto_authorize: nothing is granted), whose answer also
- * says whether the provider knows the pair.
- */
-export const AUTHORIZE_PATH = '/api/oauth2/authorize'
+// The endpoint probed for reachability (AUTHORIZE_PATH) answers something (any status) to a bare GET. With a client
+// id and a redirect URI the probe is a real authorization request (no auto_authorize: nothing is granted), whose
+// answer also says whether the provider knows the pair.
 export const CALLBACK_PATH = '/auth/callback'
 const MIN_SECRET_LENGTH = 32
 
