@@ -298,11 +298,13 @@ function redirectCheck (env: Env): DoctorCheck {
   const redirect = parseUrl(explicit ?? `${publicUrl.origin}${CALLBACK_PATH}`)
   if (redirect === undefined) return fail('redirect URI', 'AIHUBMIX_REDIRECT_URI is not an http(s) URL')
   const shown = explicit ?? redirect.href
-  if (redirect.origin !== publicUrl.origin) {
-    return warn('redirect URI', `${shown} is not on PUBLIC_URL's origin ${publicUrl.origin}: the provider would send users back to another origin than the app's`)
-  }
-  if (!redirect.pathname.endsWith(CALLBACK_PATH)) {
-    return warn('redirect URI', `${shown} does not end with ${CALLBACK_PATH}, the example's callback route`)
+  // The example server serves its callback at PUBLIC_URL's origin + /auth/callback and refuses to start with any
+  // other redirect URI (oauth-routes' checkRedirectUri), as an app built from the README's snippet does.
+  const served = `${publicUrl.origin}${CALLBACK_PATH}`
+  if (redirect.origin + redirect.pathname !== served) {
+    const where = redirect.origin !== publicUrl.origin ? `is not on PUBLIC_URL's origin ${publicUrl.origin}` : `is not the callback route ${CALLBACK_PATH}`
+    return fail('redirect URI', `AIHUBMIX_REDIRECT_URI ${shown} ${where}: the example server refuses to start with it (its callback is ${served}). ` +
+      `Fix: set PUBLIC_URL to the origin browsers use for the app, or unset AIHUBMIX_REDIRECT_URI and register ${served} as the app's redirect URI`)
   }
   const source = explicit === undefined ? 'derived from PUBLIC_URL' : 'matches PUBLIC_URL'
   return ok('redirect URI', `${shown} (${source}; it must equal the app's registered redirect URI exactly)`)

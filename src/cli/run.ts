@@ -246,8 +246,8 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
     line(io.stderr, 'warning: the provider reports a different registered redirect URI than --redirect-uri; AIHUBMIX_REDIRECT_URI must equal the registered one exactly')
   }
   line(io.stdout, baseUrlGiven
-    ? `next: set PUBLIC_URL and SESSION_SECRET, then run ${PROGRAM} doctor`
-    : `next: set ${BASE_URL_VARIABLE} (the provider's origin, ${DEFAULT_BASE_URL} unless your developer console says otherwise), PUBLIC_URL and SESSION_SECRET, then run ${PROGRAM} doctor`)
+    ? `next: set PUBLIC_URL, SESSION_SECRET and TOKEN_ENCRYPTION_KEY, then run ${PROGRAM} doctor`
+    : `next: set ${BASE_URL_VARIABLE} (the provider's origin, ${DEFAULT_BASE_URL} unless your developer console says otherwise), PUBLIC_URL, SESSION_SECRET and TOKEN_ENCRYPTION_KEY, then run ${PROGRAM} doctor`)
   return EXIT_OK
 }
 

@@ -290,6 +290,10 @@ function checkRedisUrl (text: string): string {
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
     throw new TokenStoreOptionsError('redis', `a URL must start with redis:// or rediss:// (TLS), not ${url.protocol}//`)
   }
+  // ioredis reads the path as the database number, and a path that is not one fails every connection later.
+  if (!/^\/?(\d{1,5})?$/.test(url.pathname)) {
+    throw new TokenStoreOptionsError('redis', 'the URL\'s path must be a database number (redis://host:6379/0), or nothing')
+  }
   return text
 }
 

@@ -4,6 +4,8 @@ import { TokenStoreOptionsError, errorInfo } from './errors.js'
 
 /** How long a connection attempt may take before ioredis gives up on it (and tries again). */
 export const REDIS_URL_CONNECT_TIMEOUT_MS = 5000
+/** The longest pause between two connection attempts while Redis is down. */
+export const RECONNECT_MAX_DELAY_MS = 1000
 
 /** What token-store needs of the client it makes (ioredis' `Redis`). */
 interface OwnedClient extends RedisClient {
@@ -30,7 +32,8 @@ export function redisUrlForLogs (url: string): string {
  * start in time: '@fastify/redis'" ten seconds later, and a refused password crashed the start printing the AUTH
  * command with the password in it), this one waits for the first attempt only, then lets the app start either way:
  * while Redis is unreachable every request that needs the store answers 503 store_unavailable at once (no offline
- * queue), and ioredis reconnects on its own. One warning when Redis becomes unreachable, one line when it is back,
+ * queue), and ioredis reconnects on its own. One warning when Redis becomes unavailable (unreachable, or refusing
+ * the credentials), one line when it is back,
  * each naming the URL without its password and the error by its code or message only (ioredis attaches the
  * command, and a HELLO or AUTH command carries the password).
  */
@@ -47,7 +50,9 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
     maxRetriesPerRequest: 1,
     connectTimeout: REDIS_URL_CONNECT_TIMEOUT_MS,
     // The commands of concurrent requests issued in the same turn go out in one write.
-    enableAutoPipelining: true
+    enableAutoPipelining: true,
+    // Back at most a second after Redis is (ioredis' default waits up to 2 s between attempts).
+    retryStrategy: (times: number) => Math.min(times * 100, RECONNECT_MAX_DELAY_MS)
   })
   const shown = redisUrlForLogs(url)
   let unreachable = false
@@ -55,13 +60,13 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
     if (unreachable) return
     unreachable = true
     const { code, message } = errorInfo(err)
-    log.warn(`token-store: Redis at ${shown} is unreachable (${code ?? message}): requests that need the store answer 503 ` +
+    log.warn(`token-store: Redis at ${shown} is unavailable (${code ?? message}): requests that need the store answer 503 ` +
       'store_unavailable until it is back; reconnecting in the background')
   })
   client.on('ready', () => {
     if (!unreachable) return
     unreachable = false
-    log.info(`token-store: Redis at ${shown} is reachable again`)
+    log.info(`token-store: Redis at ${shown} is available again`)
   })
   const firstAttempt = new Promise<void>((resolve) => {
     client.once('ready', resolve)

@@ -36,7 +36,7 @@ t.test('create-app registers the app on the provider and writes its credentials 
     AIHUBMIX_REDIRECT_URI: REDIRECT,
     AIHUBMIX_BASE_URL: mock.url
   }, 'with --base-url, the origin the app was registered with is written too')
-  t.equal(lines(result.stdout).at(-1), 'next: set PUBLIC_URL and SESSION_SECRET, then run aihubmix-oauth doctor')
+  t.equal(lines(result.stdout).at(-1), 'next: set PUBLIC_URL, SESSION_SECRET and TOKEN_ENCRYPTION_KEY, then run aihubmix-oauth doctor')
 
   // Only the client id and where the secret went; never the secret or the developer token.
   t.match(result.stdout, `client id: ${app.clientId}`)

@@ -132,17 +132,19 @@ t.test('variables missing or malformed: FAIL lines naming them, the secret only 
   t.equal(byName(badUrl.stdout).get('configuration'), 'FAIL configuration: PUBLIC_URL: is not an absolute URL', 'a variable with no check of its own: said by the configuration line')
 })
 
-t.test('the redirect URI against PUBLIC_URL: another origin or path warns', async (t) => {
+t.test('the redirect URI against PUBLIC_URL: another origin or path fails, as the example server would refuse to start', async (t) => {
   const mock = await startMock(t)
   const cwd = await tempDir(t)
   const env = goodEnv(mock)
   const origin = await runCli(['doctor'], { env: goodEnv(mock, 'http://localhost:3000/auth/callback'), cwd })
-  t.equal(origin.code, 0, 'a warning is not a failure')
-  t.equal(byName(origin.stdout).get('redirect URI'), 'warn redirect URI: http://localhost:3000/auth/callback is not on PUBLIC_URL\'s origin http://127.0.0.1:3000: the provider would send users back to another origin than the app\'s')
+  t.equal(origin.code, 1)
+  t.equal(byName(origin.stdout).get('redirect URI'), 'FAIL redirect URI: AIHUBMIX_REDIRECT_URI http://localhost:3000/auth/callback is not on PUBLIC_URL\'s origin http://127.0.0.1:3000: ' +
+    'the example server refuses to start with it (its callback is http://127.0.0.1:3000/auth/callback). Fix: set PUBLIC_URL to the origin browsers use for the app, ' +
+    'or unset AIHUBMIX_REDIRECT_URI and register http://127.0.0.1:3000/auth/callback as the app\'s redirect URI')
 
   const path = await runCli(['doctor'], { env: goodEnv(mock, 'http://127.0.0.1:3000/oauth/done'), cwd })
-  t.equal(path.code, 0, 'a warning is not a failure')
-  t.equal(byName(path.stdout).get('redirect URI'), 'warn redirect URI: http://127.0.0.1:3000/oauth/done does not end with /auth/callback, the example\'s callback route')
+  t.equal(path.code, 1)
+  t.match(byName(path.stdout).get('redirect URI'), /^FAIL redirect URI: AIHUBMIX_REDIRECT_URI http:\/\/127\.0\.0\.1:3000\/oauth\/done is not the callback route \/auth\/callback: the example server refuses to start with it/)
 
   const { AIHUBMIX_REDIRECT_URI: _unused, ...derived } = env
   const fromPublic = await runCli(['doctor'], { env: derived, cwd })

@@ -32,7 +32,7 @@ t.test('Redis down at start: the server starts, one line names the URL, 503 stor
 
   const logged = (): string[] => stack.logs.join('').split('\n').filter((line) => line.includes('token-store: Redis at'))
   t.equal(logged().length, 1, 'one line')
-  t.match(logged()[0], `token-store: Redis at redis://127.0.0.1:${port} is unreachable (ECONNREFUSED): requests that need the store answer 503 store_unavailable until it is back; reconnecting in the background`)
+  t.match(logged()[0], `token-store: Redis at redis://127.0.0.1:${port} is unavailable (ECONNREFUSED): requests that need the store answer 503 store_unavailable until it is back; reconnecting in the background`)
   t.match(JSON.parse(logged()[0] as string), { level: 40 }, 'a warning')
 
   const browser = stack.browser()
@@ -64,6 +64,6 @@ t.test('Redis down at start: the server starts, one line names the URL, 503 stor
   t.equal(info.status, 200, 'signed in and served, no restart')
   t.equal(JSON.parse(info.body).username, 'user123')
   t.equal(logged().length, 2, 'and one line when it is back')
-  t.match(logged()[1], `token-store: Redis at redis://127.0.0.1:${port} is reachable again`)
+  t.match(logged()[1], `token-store: Redis at redis://127.0.0.1:${port} is available again`)
   t.notMatch(stack.logs.join(''), 'pass-must-not-be-logged', 'the password never logged')
 })

@@ -57,7 +57,7 @@ t.test('a URL whose credentials Redis refuses: the app starts, answers 503, one 
   const said = lines.filter((l) => l.msg.startsWith('token-store: Redis at'))
   t.equal(said.length, 1, 'one line, however many times ioredis tries again')
   t.equal(said[0]?.level, 40)
-  t.match(said[0]?.msg, /^token-store: Redis at redis:\/\/[^@\s]+ is unreachable \(WRONGPASS .*\): requests that need the store answer 503 store_unavailable until it is back; reconnecting in the background$/)
+  t.match(said[0]?.msg, /^token-store: Redis at redis:\/\/[^@\s]+ is unavailable \(WRONGPASS .*\): requests that need the store answer 503 store_unavailable until it is back; reconnecting in the background$/)
   const err = await app.tokenStore.get('any-session').then(() => undefined, (e: unknown) => e)
   t.match(err, { statusCode: 503, code: 'FST_AIHUBMIX_STORE_UNAVAILABLE' }, 'the store is unavailable, not a crash')
   t.notOk(raw.join('').includes('pw-must-not-be-logged'), 'the password is never logged')
@@ -76,6 +76,10 @@ t.test('what the option refuses, in one line that never echoes the URL', async (
   t.equal(refusal('http://user:secret-in-url@127.0.0.1:6379'), 'Invalid token-store option "redis": a URL must start with redis:// or rediss:// (TLS), not http://')
   t.equal(refusal('127.0.0.1:6379'), 'Invalid token-store option "redis": a string must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379')
   t.equal(refusal('not a url'), 'Invalid token-store option "redis": a string must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379')
+  t.equal(refusal('redis://127.0.0.1:6379/abc'), 'Invalid token-store option "redis": the URL\'s path must be a database number (redis://host:6379/0), or nothing')
+  for (const db of ['redis://127.0.0.1:6379/', 'redis://127.0.0.1:6379/12', 'rediss://:pw@127.0.0.1:6380/0?connectionName=x']) {
+    t.equal(refusal(db), 'Invalid token-store option "redis": a URL is for the plugin, which makes its client; createTokenStore needs an ioredis client', `${db}: a good URL`)
+  }
   t.equal(refusal('redis://127.0.0.1:6379'), 'Invalid token-store option "redis": a URL is for the plugin, which makes its client; createTokenStore needs an ioredis client')
   t.throws(() => createTokenStore({ encryptionKeys: key, backend: 'memory', redis: 'redis://127.0.0.1:6379' }), /"backend": "memory" contradicts the given redis option/)
 })
