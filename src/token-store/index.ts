@@ -150,10 +150,7 @@ function warnKeysWithoutPrefix (input: unknown, log: FastifyBaseLogger): void {
 
 const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStorePlugin (fastify: FastifyInstance, opts: TokenStoreOptions) {
   const options = resolveOptions(opts)
-  // Made here, closed at the end of this plugin's onClose (after the store is done with it).
-  const owned = options.redisUrl === undefined ? undefined : await connectRedisUrl(options.redisUrl, fastify.log)
-  if (owned !== undefined) options.redis = owned
-  if (options.backend === 'redis' && options.redis === undefined) {
+  if (options.backend === 'redis' && options.redis === undefined && options.redisUrl === undefined) {
     const decorated = fastify.hasDecorator('redis') ? (fastify as unknown as { redis: unknown }).redis : undefined
     if (!isRedisClient(decorated)) {
       throw new TokenStoreOptionsError('redis', 'backend "redis" needs a `redis` client option, or @fastify/redis registered before this plugin')
@@ -178,6 +175,9 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
       }
     })
   }
+  // Made once every check above has passed, closed at the end of this plugin's onClose (after the store is done).
+  const owned = options.redisUrl === undefined ? undefined : await connectRedisUrl(options.redisUrl, fastify.log)
+  if (owned !== undefined) options.redis = owned
   const kv = createKV(options, fastify.log)
   const store = new TokenStoreCore({ kv, options, log: fastify.log })
   if (options.backend === 'redis') {

@@ -49,7 +49,7 @@ export interface TokenStoreOptions {
   /**
    * An ioredis client (Redis or Cluster), or a `redis://` / `rediss://` URL from which the plugin makes its own client
    * (ioredis must be installed): the app starts while Redis is down, answering 503 store_unavailable until it is up,
-   * and one line (the URL without its password) says when it is unreachable and when it is back. Without it,
+   * and one line (the URL without its password) says when it is unavailable and when it is back. Without it,
    * `backend: 'redis'` uses `fastify.redis` (@fastify/redis).
    */
   redis?: RedisClient | string | undefined
