@@ -8,6 +8,7 @@ import { promisify } from 'node:util'
 import { startMockProvider } from '@fastify-aihubmix/mock-provider'
 import { TestBrowser, type Answer } from './helpers/browser.js'
 import { cleanupPrefix, connectRedis, redisUrl, uniquePrefix } from './helpers/redis.js'
+import { freePort } from './helpers/free-port.js'
 import { repoRoot, workspaces } from './helpers/workspaces.js'
 
 // A brand-new app OUTSIDE this repository, as a Fastify app author builds it: every workspace package packed
@@ -126,16 +127,6 @@ await app.listen({ port, host: '127.0.0.1' })
 process.stdout.write(\`listening on \${publicUrl}\\n\`)
 process.once('SIGTERM', () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
 `
-}
-
-async function freePort (): Promise<number> {
-  const { createServer } = await import('node:net')
-  return await new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
 }
 
 /**

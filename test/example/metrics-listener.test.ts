@@ -1,6 +1,5 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import { request } from 'undici'
@@ -11,6 +10,7 @@ import { main } from '../../example/server.js'
 import { TestBrowser } from '../helpers/browser.js'
 import { findLeaks } from '../helpers/stack.js'
 import { parseSamples, series } from '../helpers/prometheus.js'
+import { freePort } from '../helpers/free-port.js'
 
 // Issue 19: with METRICS_PORT the example server (started as `npm start` starts
 // it) serves Prometheus metrics on a listener of its own. After one sign-in, one failed sign-in, a few API calls,
@@ -18,15 +18,6 @@ import { parseSamples, series } from '../helpers/prometheus.js'
 // nothing secret is in the scrape.
 
 const CSRF = { 'x-csrf': '1' }
-
-async function freePort (): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 t.test('the metrics listener counts what happened, and only on its own port', async (t) => {
   const mock = await startMockProvider({ tokenPrefix: 'leakcanary' })

@@ -1,9 +1,9 @@
 import t from 'tap'
-import { createServer } from 'node:net'
 import fastifyCookie from '@fastify/cookie'
 import { redisServerOrSkip, startRedisServer, until } from '../helpers/redis-server.js'
 import { startStack } from '../helpers/stack.js'
 import { TestBrowser } from '../helpers/browser.js'
+import { freePort } from '../helpers/free-port.js'
 
 // REDIS_URL names a Redis that is not running when the example starts: it starts anyway (token-store makes the
 // client from the URL), says so in one log line naming the URL (never its password), answers 503 store_unavailable wherever the store is needed, and heals by
@@ -11,15 +11,6 @@ import { TestBrowser } from '../helpers/browser.js'
 
 const CSRF = { 'x-csrf': '1' }
 const STORE_UNAVAILABLE = { error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' }
-
-async function freePort (): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 t.test('Redis down at start: the server starts, one line names the URL, 503 store_unavailable, then heals by itself', async (t) => {
   const binary = redisServerOrSkip(t, 'Redis down at start')

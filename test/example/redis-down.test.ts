@@ -1,22 +1,13 @@
 import t from 'tap'
-import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
 import { redisServerOrSkip, startRedisServer } from '../helpers/redis-server.js'
 import { startStack } from '../helpers/stack.js'
+import { freePort } from '../helpers/free-port.js'
 
 // Issue 5: stopping Redis gives 503 JSON with a clear code and no crash; starting it
 // again heals by itself, and nothing is lost.
 
 const CSRF = { 'x-csrf': '1' }
-
-async function freePort (): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 t.test('Redis stops, then starts again', async (t) => {
   const binary = redisServerOrSkip(t, 'Redis outage test')

@@ -1,7 +1,7 @@
-import { createServer } from 'node:net'
 import t from 'tap'
 import { startStack } from '../helpers/stack.js'
 import { redisServerOrSkip, startRedisServer, until } from '../helpers/redis-server.js'
+import { freePort } from '../helpers/free-port.js'
 
 // Issue 14, a short chaos case: two example instances on a private redis-server that persists (AOF), a provider
 // that rotates refresh tokens and revokes the grant when an old one comes back. Redis goes down while refreshes
@@ -9,15 +9,6 @@ import { redisServerOrSkip, startRedisServer, until } from '../helpers/redis-ser
 
 const CSRF = { 'x-csrf': '1' }
 const USERS = 8
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number }
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 t.test('Redis restarted while refreshes are in flight: nobody is logged out, no refresh token is used twice', async (t) => {
   const binary = redisServerOrSkip(t, 'the Redis restart during refreshes')

@@ -1,23 +1,14 @@
 import t from 'tap'
-import { createServer } from 'node:net'
 import { main } from '../../example/server.js'
 import { TestBrowser } from '../helpers/browser.js'
 import { cleanupPrefix, connectRedis, redisUrl } from '../helpers/redis.js'
+import { freePort } from '../helpers/free-port.js'
 
 // The example with its embedded mock provider, REDIS_URL and a fixed SESSION_SECRET, restarted: the mock has
 // forgotten every token it issued, so a browser signed in before the restart is signed out for /auth/session and
 // /api/* alike (never "signed in" on one and reauth_required on the other).
 
 const CSRF = { 'x-csrf': '1' }
-
-async function freePort (): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
 
 t.test('after a restart, /auth/session and /api/* agree that a session signed in through the old mock is gone', async (t) => {
   const redis = await connectRedis(t)

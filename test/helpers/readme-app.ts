@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream'
-import { createServer } from 'node:net'
+import { freePort } from './free-port.js'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
@@ -40,12 +40,7 @@ export async function startReadmeApp (t: { teardown: (fn: () => unknown) => void
   const app = Fastify({ logger: { ...loggerOptions({ level: 'info' }), stream }, trustProxy: 'loopback' })
   t.teardown(() => app.close())
   // The URLs need the port before the plugins are registered.
-  const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port
-      s.close(() => resolve(p))
-    })
-  })
+  const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const publicUrl = options.publicUrl === undefined ? url : options.publicUrl(url)
   const demo = mock.createApp({ name: 'readme app', redirectUri: `${publicUrl}/auth/callback` })

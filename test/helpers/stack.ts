@@ -6,6 +6,7 @@ import { startMockProvider, type MockProvider, type MockProviderOptions } from '
 import { buildApp, loggerOptions, type BuildOptions } from '../../example/app.js'
 import { readConfig } from 'aihubmix-oauth'
 import { TestBrowser, type Answer } from './browser.js'
+import { freePort } from './free-port.js'
 
 export interface Stack {
   mock: MockProvider
@@ -38,16 +39,6 @@ export interface StackOptions {
   oauth?: BuildOptions['oauth']
   /** How many app instances share the configuration (and `redis`); default 1. */
   instances?: number
-}
-
-async function freePort (): Promise<number> {
-  const { createServer } = await import('node:net')
-  return new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
 }
 
 /** Mock provider + the example app, both listening on 127.0.0.1 port 0. */

@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream'
-import { createServer } from 'node:net'
+import { freePort } from '../helpers/free-port.js'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
@@ -47,12 +47,7 @@ export async function startComposedApp (t: { teardown: (fn: () => unknown) => vo
   const secret = 's'.repeat(40)
   const app = Fastify({ logger: { ...loggerOptions({ level: 'info' }), stream } })
   t.teardown(() => app.close())
-  const port = await new Promise<number>((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port
-      s.close(() => resolve(p))
-    })
-  })
+  const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const demo = mock.createApp({ name: 'composed app', redirectUri: `${url}/auth/callback` })
   const cookieName = c.sessionCookie ?? 'sid'
