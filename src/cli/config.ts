@@ -156,6 +156,9 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     if (parsed === undefined || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
       throw new ConfigError('REDIS_URL', 'must be a redis:// or rediss:// URL')
     }
+    if (!/^\/?(\d{1,5})?$/.test(parsed.pathname)) {
+      throw new ConfigError('REDIS_URL', 'its path must be a database number (redis://host:6379/0), or nothing')
+    }
     redisUrl = env.REDIS_URL
   }
 

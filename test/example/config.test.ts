@@ -64,6 +64,7 @@ const REFUSALS: Array<[string, Record<string, string>, string]> = [
   ['empty scope', { AIHUBMIX_SCOPE: '  ' }, 'AIHUBMIX_SCOPE'],
   ['short encryption key', { TOKEN_ENCRYPTION_KEY: 'abc' }, 'TOKEN_ENCRYPTION_KEY'],
   ['non-redis REDIS_URL', { REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL'],
+  ['REDIS_URL whose path is not a database number', { REDIS_URL: 'redis://127.0.0.1:6379/abc' }, 'REDIS_URL'],
   ['client cache neither on nor off', { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLIENT_CACHE: 'yes' }, 'REDIS_CLIENT_CACHE'],
   ['client cache without Redis', { REDIS_CLIENT_CACHE: 'on' }, 'REDIS_CLIENT_CACHE'],
   ['bad log level', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
