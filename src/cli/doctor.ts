@@ -205,8 +205,7 @@ function appProbe (env: Env, opts: { timeoutMs: number, dispatcher: Dispatcher }
     redirectUri = config.redirectUri
     scope = config.scope.join(' ')
   } catch {
-    const publicUrl = publicUrlOf(env).url
-    redirectUri = parseUrl(explicit ?? (publicUrl === undefined ? undefined : `${publicUrl.origin}${CALLBACK_PATH}`))?.href
+    redirectUri = redirectUriOf(env, publicUrlOf(env).url)?.href
     scope = (env.AIHUBMIX_SCOPE ?? 'profile balance').split(' ').filter((s) => s !== '').join(' ')
   }
   if (redirectUri === undefined) return undefined
@@ -291,11 +290,17 @@ function publicUrlOf (env: Env): { url: URL, problem?: undefined } | { url?: und
   return { url: new URL(`http://localhost:${port}`) }
 }
 
+/** The redirect URI the example server sends: AIHUBMIX_REDIRECT_URI, else PUBLIC_URL's origin + /auth/callback. */
+function redirectUriOf (env: Env, publicUrl: URL | undefined): URL | undefined {
+  const explicit = env.AIHUBMIX_REDIRECT_URI
+  return parseUrl(explicit ?? (publicUrl === undefined ? undefined : `${publicUrl.origin}${CALLBACK_PATH}`))
+}
+
 function redirectCheck (env: Env): DoctorCheck {
   const { url: publicUrl, problem } = publicUrlOf(env)
   if (publicUrl === undefined) return fail('redirect URI', `cannot check: ${problem}`)
   const explicit = env.AIHUBMIX_REDIRECT_URI
-  const redirect = parseUrl(explicit ?? `${publicUrl.origin}${CALLBACK_PATH}`)
+  const redirect = redirectUriOf(env, publicUrl)
   if (redirect === undefined) return fail('redirect URI', 'AIHUBMIX_REDIRECT_URI is not an http(s) URL')
   const shown = explicit ?? redirect.href
   // The example server serves its callback at PUBLIC_URL's origin + /auth/callback and refuses to start with any

@@ -60,9 +60,11 @@ function timedOut (err: unknown, signal: AbortSignal): boolean {
  */
 export async function httpCall (call: HttpCall): Promise<HttpAnswer> {
   const origin = new URL(call.url).origin
+  // The caller's dispatcher, or one of this call's own (destroyed when it ends).
   const own = call.dispatcher === undefined
     ? new Agent({ connect: { timeout: call.timeoutMs }, headersTimeout: call.timeoutMs, bodyTimeout: call.timeoutMs })
     : undefined
+  const dispatcher: Dispatcher = call.dispatcher ?? own as Agent
   const deadline = new AbortController()
   const timer = setTimeout(() => { deadline.abort() }, call.timeoutMs)
   try {
@@ -72,7 +74,7 @@ export async function httpCall (call: HttpCall): Promise<HttpAnswer> {
         method: call.method,
         headers: call.headers ?? {},
         body: call.body ?? null,
-        dispatcher: call.dispatcher ?? own as Agent,
+        dispatcher,
         signal: deadline.signal
       })
     } catch (err) {
