@@ -92,11 +92,27 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     // the browser to the page with a code it can show (login_error store_unavailable), not to a JSON body.
     const route = request.routeOptions.url
     if (pub.error === 'store_unavailable' && request.method === 'GET' && (route === base + o.routes.login || route === base + o.routes.callback)) {
-      const popup = route === base + o.routes.login && (request.query as { mode?: unknown } | undefined)?.mode === 'popup'
-      return fail(reply, 'store_unavailable', popup ? 'popup' : 'redirect')
+      return fail(reply, 'store_unavailable', signInMode(request, route === base + o.routes.login))
     }
     return sendPublicError(reply, err)
   })
+
+  /**
+   * Whether a sign-in page answers in the popup or by redirect: the login's query says so; the callback's is the
+   * pending login's mode (kept by the handler once it took the login cookie, else read from the cookie, which a
+   * failure before the handler leaves in place: a reload of the callback once the store is back can still finish).
+   */
+  function signInMode (request: FastifyRequest, login: boolean): 'popup' | 'redirect' {
+    const query = request.query as { mode?: unknown, state?: unknown } | undefined
+    if (login) return query?.mode === 'popup' ? 'popup' : 'redirect'
+    const taken = callbackModes.get(request)
+    if (taken !== undefined) return taken
+    const state = query?.state
+    if (typeof state !== 'string' || !TOKEN_PATTERN.test(state)) return 'redirect'
+    return logins.peek(request, state)?.mode ?? 'redirect'
+  }
+  /** The callback's pending login mode, per request, once the handler has taken the login cookie. */
+  const callbackModes = new WeakMap<FastifyRequest, 'popup' | 'redirect'>()
 
   /**
    * Why a sign-in started by this request could never finish, or undefined. @fastify/session sets no
@@ -267,6 +283,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     const pending = logins.take(request, reply, state)
     if (pending === null) return fail(reply, 'invalid_state', 'redirect')
     const mode = pending.mode
+    callbackModes.set(request, mode)
     if (!checkCallbackQuery.Check(query)) return fail(reply, 'invalid_request', mode)
     if (query.iss !== undefined && query.iss !== issuer) return fail(reply, 'invalid_issuer', mode)
     if (query.error !== undefined) return fail(reply, PROVIDER_ERRORS[query.error] ?? 'provider_error', mode)

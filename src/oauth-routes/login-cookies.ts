@@ -128,10 +128,16 @@ export class LoginCookies {
    */
   take (request: FastifyRequest, reply: FastifyReply, state: string): PendingLogin | null {
     const name = this.nameOf(state)
-    const sealed = request.cookies?.[name]
-    if (sealed === undefined) return null
+    if (request.cookies?.[name] === undefined) return null
     reply.setCookie(name, '', { ...this.#attributes(this.#callbackPath, 0), expires: new Date(0) })
-    if (sealed.length > MAX_SEALED_LENGTH) return null
+    return this.peek(request, state)
+  }
+
+  /** The pending login of `state` in this browser, or null, leaving its cookie as it is (see take). */
+  peek (request: FastifyRequest, state: string): PendingLogin | null {
+    const name = this.nameOf(state)
+    const sealed = request.cookies?.[name]
+    if (sealed === undefined || sealed.length > MAX_SEALED_LENGTH) return null
     const plaintext = this.#sealer.unseal(sealed, context(name, state))
     if (plaintext === null) return null
     let value: unknown

@@ -66,3 +66,35 @@ t.test('a callback that fails on the store ends the sign-in with store_unavailab
   t.same([res.status, res.headers.location], [302, '/?error=store_unavailable'])
   t.same(outcomes(recorded, stack), ['store_unavailable'])
 })
+
+// A popup sign-in whose callback meets the store down answers the popup page (which tells the opener and closes),
+// not a redirect that would load the app's page inside the popup: both where the handler met the outage and where
+// @fastify/session's own hook did, before the handler (the browser already had a session cookie).
+t.test('a popup sign-in\'s callback that fails on the store answers the popup page with store_unavailable', async (t) => {
+  const admin = await connectRedis(t)
+  if (admin === undefined) return
+  const prefix = uniquePrefix('login-diag-popup')
+  cleanupPrefix(t, admin, prefix)
+  const redis = await connectRedis(t, { enableOfflineQueue: false }) as NonNullable<typeof admin>
+  const stack = await startStack({ redis, tokenStore: { keyPrefix: prefix } })
+  t.teardown(() => stack.close())
+
+  const fresh = new TestBrowser() // no session cookie: the handler's claim of the state fails
+  const { browser: signedIn } = await stack.login() // a session cookie: @fastify/session's read fails first
+  const backs = []
+  for (const browser of [fresh, signedIn]) {
+    const start = await browser.get(`${stack.url}/auth/login?mode=popup`)
+    backs.push(TestBrowser.location(await browser.get(TestBrowser.location(start))))
+  }
+  const plain = new TestBrowser() // control: a redirect-mode sign-in, started the same way
+  const plainBack = TestBrowser.location(await plain.get(TestBrowser.location(await plain.get(`${stack.url}/auth/login`))))
+  redis.disconnect()
+  for (const [i, browser] of [fresh, signedIn].entries()) {
+    const res = await browser.get(backs[i] as string)
+    t.equal(res.status, 200, `browser ${i}: the popup page, not a redirect`)
+    t.match(res.headers['content-type'], /^text\/html/)
+    t.match(res.body, '"type":"aihubmix:login","ok":false,"error":"store_unavailable"', `browser ${i}: tells the opener`)
+  }
+  const res = await plain.get(plainBack)
+  t.same([res.status, res.headers.location], [302, '/?error=store_unavailable'], 'control: a redirect-mode callback redirects')
+})
