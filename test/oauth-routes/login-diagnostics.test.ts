@@ -97,4 +97,12 @@ t.test('a popup sign-in\'s callback that fails on the store answers the popup pa
   }
   const res = await plain.get(plainBack)
   t.same([res.status, res.headers.location], [302, '/?error=store_unavailable'], 'control: a redirect-mode callback redirects')
+
+  // Redis back: the callback that failed before its handler kept its login cookie, and a reload finishes the sign-in;
+  // the one whose handler took the cookie cannot be replayed.
+  await redis.connect()
+  const reloaded = await signedIn.get(backs[1] as string)
+  t.match(reloaded.body, '"type":"aihubmix:login","ok":true', 'the reload signs in')
+  const replayed = await fresh.get(backs[0] as string)
+  t.same([replayed.status, replayed.headers.location], [302, '/?error=invalid_state'], 'a taken login is not good twice')
 })
