@@ -290,8 +290,10 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     if (query.code === undefined) return fail(reply, 'missing_parameters', mode)
 
     // Single use, whatever the browser replays: exactly one callback per state, on any instance, reaches the
-    // token endpoint. The marker is written only here (a sealed cookie from /auth/login is needed to get this
-    // far) and removed again when the exchange fails, so callbacks with made-up codes leave nothing behind.
+    // token endpoint, whether its exchange succeeds or fails (a failed one is not retried with the same pair:
+    // the browser's cookie is cleared anyway, and a script replaying it must not get a token call per replay).
+    // The marker is written only here (a sealed cookie from /auth/login is needed to get this far) and lives
+    // for the state's remaining life at most.
     const used = usedKey(state)
     if (!await fastify.tokenStore.claimRecord(used, Math.max(1, pending.created + o.stateTtlMs - Date.now()))) {
       return fail(reply, 'invalid_state', 'redirect')
@@ -306,7 +308,6 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       } else {
         request.log.warn({ err: errorInfo(err) }, 'authorization code exchange failed')
       }
-      await fastify.tokenStore.deleteRecord(used).catch(() => {})
       return fail(reply, 'token_exchange_failed', mode)
     }
 

@@ -121,7 +121,7 @@ t.test('single use: a replayed callback never reaches the token endpoint, concur
   t.equal((await p.browser.get(`${stack.url}/api/user/info`, CSRF)).status, 401, 'the replaying browser is not signed in')
 })
 
-t.test('a failed code exchange does not spend the state on the server, and leaves nothing behind', async (t) => {
+t.test('a failed code exchange spends the state: the pair replayed answers invalid_state with no token call', async (t) => {
   const stack = await startStack()
   t.teardown(() => stack.close())
   const p = await startLogin(stack)
@@ -129,10 +129,15 @@ t.test('a failed code exchange does not spend the state on the server, and leave
   const failed = await p.browser.get(p.callback, { cookie: `${p.name}=${p.value}` })
   t.equal(failed.headers.location, '/?error=token_exchange_failed')
   t.match(String(failed.headers['set-cookie']), new RegExp(`${p.name}=; Max-Age=0; Path=/auth/callback`), 'the login cookie is cleared')
-  // The provider's code is single use at the provider; the app keeps no marker for an exchange that failed.
-  const retried = await p.browser.get(p.callback, { cookie: `${p.name}=${p.value}` })
-  t.equal(retried.headers.location, '/', 'the same pair, retried, is exchanged')
-  t.equal(stack.mock.counts().grants.authorization_code, 2)
+  t.equal(stack.mock.counts().grants.authorization_code, 1, 'one token call')
+  // The cookie replayed (a script, or a browser whose answer was lost) with the same code, then with made-up ones.
+  for (const callback of [p.callback, p.callback.replace(/code=[^&]+/, 'code=guess1'), p.callback.replace(/code=[^&]+/, 'code=guess2')]) {
+    const replayed = await p.browser.get(callback, { cookie: `${p.name}=${p.value}` })
+    t.equal(replayed.headers.location, '/?error=invalid_state', 'replayed: invalid_state')
+  }
+  t.equal(stack.mock.counts().grants.authorization_code, 1, 'no token call for any replay')
+  // Control: a new sign-in in the same browser goes through.
+  t.equal((await stack.login({ browser: p.browser })).final.headers.location, '/')
 })
 
 t.test('the verifier never reaches the page, an answer or a log line', async (t) => {
