@@ -26,6 +26,16 @@ export function redisUrlForLogs (url: string): string {
 }
 
 /**
+ * The first word of a Redis reply that refuses the connection's credentials, or undefined: a wrong user or password
+ * (WRONGPASS), none given to a Redis that wants one (NOAUTH), or one given to a Redis that has none.
+ */
+function credentialsRefused (message: string): string | undefined {
+  if (/^(WRONGPASS|NOAUTH)\b/.test(message)) return message.split(' ', 1)[0]
+  if (/^ERR (AUTH .*without any password configured|Client sent AUTH, but no password is set)/.test(message)) return 'no password is set'
+  return undefined
+}
+
+/**
  * The client for `redis: '<url>'`, made by token-store (ioredis, an optional peer, is loaded only here).
  *
  * Unlike @fastify/redis, which holds the start until Redis is ready (a Redis down at start became "Plugin did not
@@ -60,6 +70,14 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
     if (unreachable) return
     unreachable = true
     const { code, message } = errorInfo(err)
+    const refused = credentialsRefused(message)
+    if (refused !== undefined) {
+      // It does not come back on its own: an error, naming the fix (the reply never holds the password).
+      log.error(`token-store: Redis at ${shown} refused the credentials of the redis URL (${refused}): requests that need ` +
+        'the store answer 503 store_unavailable. Fix: the user name and password in the URL (redis://user:password@host:port, ' +
+        'or redis://:password@host:port for the default user; none if Redis has no password)')
+      return
+    }
     log.warn(`token-store: Redis at ${shown} is unavailable (${code ?? message}): requests that need the store answer 503 ` +
       'store_unavailable until it is back; reconnecting in the background')
   })

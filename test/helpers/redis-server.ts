@@ -33,7 +33,7 @@ function ping (port: number): Promise<boolean> {
       answer += d.toString()
       if (answer.includes('\r\n')) {
         socket.destroy()
-        resolve(answer.startsWith('+PONG'))
+        resolve(answer.startsWith('+PONG') || answer.startsWith('-NOAUTH')) // up (with a password, it wants AUTH first)
       }
     })
     socket.on('error', () => resolve(false))
@@ -67,13 +67,13 @@ export function redisServerOrSkip (t: { fail (message: string): unknown, plan (n
   return undefined
 }
 
-export async function startRedisServer (binary: string, port: number): Promise<RedisServer> {
+export async function startRedisServer (binary: string, port: number, extraArgs: readonly string[] = []): Promise<RedisServer> {
   const dir = mkdtempSync(join(tmpdir(), 'aihubmix-redis-'))
   let child: ChildProcess | undefined
   const start = async (): Promise<void> => {
     child = spawn(binary, [
       '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes',
-      '--appendfsync', 'always', '--dir', dir, '--logfile', ''
+      '--appendfsync', 'always', '--dir', dir, '--logfile', '', ...extraArgs
     ], { stdio: 'ignore' })
     await until(() => ping(port), `redis-server on port ${port}`)
   }

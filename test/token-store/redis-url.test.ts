@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import tokenStore, { createTokenStore, TokenStoreOptionsError, type TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import { connectRedis, redisUrl, scanKeys, uniquePrefix, cleanupPrefix } from '../helpers/redis.js'
+import { redisServerOrSkip, startRedisServer } from '../helpers/redis-server.js'
+import { freePort } from '../helpers/free-port.js'
 
 // `redis: '<url>'`: token-store makes the ioredis client itself, so an app needs neither @fastify/redis nor a client
 // of its own, starts while Redis is down or refuses it, and never logs the URL's password.
@@ -47,20 +49,38 @@ t.test('a redis:// URL: token-store makes the client, stores in Redis, and close
   t.equal(left, 0, 'closed with the app')
 })
 
-t.test('a URL whose credentials Redis refuses: the app starts, answers 503, one warning without the password', async (t) => {
+t.test('a URL whose credentials Redis refuses: the app starts, answers 503, one error line naming the fix, without the password', async (t) => {
   const redis = await connectRedis(t)
   if (redis === undefined) return
-  const url = new URL(redisUrl())
-  url.username = 'no-such-user'
-  url.password = 'pw-must-not-be-logged'
-  const { app, lines, raw } = await start(t, { redis: url.href, keyPrefix: uniquePrefix('redis-url-refused') })
-  const said = lines.filter((l) => l.msg.startsWith('token-store: Redis at'))
-  t.equal(said.length, 1, 'one line, however many times ioredis tries again')
-  t.equal(said[0]?.level, 40)
-  t.match(said[0]?.msg, /^token-store: Redis at redis:\/\/[^@\s]+ is unavailable \(WRONGPASS .*\): requests that need the store answer 503 store_unavailable until it is back; reconnecting in the background$/)
-  const err = await app.tokenStore.get('any-session').then(() => undefined, (e: unknown) => e)
-  t.match(err, { statusCode: 503, code: 'FST_AIHUBMIX_STORE_UNAVAILABLE' }, 'the store is unavailable, not a crash')
-  t.notOk(raw.join('').includes('pw-must-not-be-logged'), 'the password is never logged')
+  const binary = redisServerOrSkip(t, 'the NOAUTH case')
+  if (binary === undefined) return
+  // A Redis of its own that wants a password, for the URL without one (NOAUTH); the shared one for a user it does
+  // not know (WRONGPASS).
+  const guarded = await startRedisServer(binary, await freePort(), ['--requirepass', 'the-right-password'])
+  t.teardown(() => guarded.close())
+  const cases: Array<[string, string, string, string]> = [
+    [redisUrl(), 'no-such-user', 'pw-must-not-be-logged', 'WRONGPASS'],
+    [guarded.url, '', '', 'NOAUTH']
+  ]
+  for (const [base, username, password, reason] of cases) {
+    const url = new URL(base)
+    url.username = username
+    url.password = password
+    const { app, lines, raw } = await start(t, { redis: url.href, keyPrefix: uniquePrefix('redis-url-refused') })
+    const said = lines.filter((l) => l.msg.startsWith('token-store: Redis at'))
+    t.equal(said.length, 1, `${reason}: one line, however many times ioredis tries again`)
+    t.equal(said[0]?.level, 50, `${reason}: an error: it does not pass on its own`)
+    t.match(said[0]?.msg, new RegExp(`^token-store: Redis at redis://[^@\\s]+ refused the credentials of the redis URL \\(${reason}\\): requests that need the store answer 503 store_unavailable\\. Fix: the user name and password in the URL`))
+    const err = await app.tokenStore.get('any-session').then(() => undefined, (e: unknown) => e)
+    t.match(err, { statusCode: 503, code: 'FST_AIHUBMIX_STORE_UNAVAILABLE' }, 'the store is unavailable, not a crash')
+    if (password !== '') t.notOk(raw.join('').includes(password), 'the password is never logged')
+  }
+  // Control: the right password, the same Redis: no line at all.
+  const right = new URL(guarded.url)
+  right.password = 'the-right-password'
+  const { app, lines } = await start(t, { redis: right.href, keyPrefix: uniquePrefix('redis-url-right') })
+  await app.tokenStore.save('a-session-id-of-the-url-test', tokens)
+  t.same(lines.filter((l) => l.msg.startsWith('token-store:')), [], 'the right password: nothing said')
 })
 
 t.test('what the option refuses, in one line that never echoes the URL', async (t) => {
