@@ -42,8 +42,8 @@ function credentialsRefused (message: string): string | undefined {
  * start in time: '@fastify/redis'" ten seconds later, and a refused password crashed the start printing the AUTH
  * command with the password in it), this one waits for the first attempt only, then lets the app start either way:
  * while Redis is unreachable every request that needs the store answers 503 store_unavailable at once (no offline
- * queue), and ioredis reconnects on its own. One warning when Redis becomes unavailable (unreachable, or refusing
- * the credentials), one line when it is back,
+ * queue), and ioredis reconnects on its own. One warning when Redis becomes unreachable, one line when it is back
+ * (or one error line when it refuses the URL's credentials, which does not pass on its own),
  * each naming the URL without its password and the error by its code or message only (ioredis attaches the
  * command, and a HELLO or AUTH command carries the password).
  */
