@@ -31,7 +31,33 @@ t.test('token-store: a union is said in words, and a list item by its index', as
   const backend = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY, backend: 'postgres' as 'redis' }) })
   t.equal(backend.message, 'Invalid token-store option "backend": expected "memory" or "redis", got a string of 8 characters')
   const typo = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY, hooks: { onRefreshed: () => {} } as never }) })
-  t.equal(typo.message, 'Invalid token-store option "hooks.onRefreshed": is not an option (expected one of onRefresh, onRefreshFailed, onRevoked)')
+  t.equal(typo.message, 'Invalid token-store option "hooks.onRefreshed": is not an option (did you mean onRefresh?)')
+  const far = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY, hooks: { whenever: () => {} } as never }) })
+  t.equal(far.message, 'Invalid token-store option "hooks.whenever": is not an option (expected one of onRefresh, onRefreshFailed, onRevoked)', 'nothing close: the list')
+})
+
+t.test('a misspelt option is named with the one it was meant to be, also where the one meant is required', async (t) => {
+  const required = await registrationError((app) => { app.register(tokenStore, { encryptionKey: KEY } as never) })
+  t.equal(required.message, 'Invalid token-store option "encryptionKey": is not an option (did you mean encryptionKeys?)')
+  const snake = await registrationError((app) => {
+    app.register(tokenStore, { encryptionKeys: KEY })
+    app.register(aihubmixProxy, { ...PROXY, clientSecret: undefined, client_secret: SECRET } as never)
+  })
+  t.equal(snake.message, 'Invalid aihubmix-proxy option "client_secret": is not an option (did you mean clientSecret?)')
+  t.notMatch(snake.message, SECRET)
+  t.throws(() => resolveRoutesOptions({ publicURL: 'http://localhost:3000' } as never), {
+    message: 'Invalid oauth-routes option "publicURL": is not an option (did you mean publicUrl?)'
+  })
+  t.throws(() => resolveRoutesOptions({ publicUrl: 'http://localhost:3000', onLogot: () => {} } as never), {
+    message: 'Invalid oauth-routes option "onLogot": is not an option (did you mean onLogout?)'
+  }, 'the hooks are options like the others')
+  t.throws(() => resolveRoutesOptions({ publicUrl: 'http://localhost:3000', onLogin: 'log' } as never), {
+    message: 'Invalid oauth-routes option "onLogin": expected a function, got a string of 3 characters'
+  })
+  const timeout = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, timeout: 5 } as never) })
+  t.equal(timeout.message, 'Invalid aihubmix-proxy option "timeout": is not an option (did you mean timeoutMs?)')
+  // Control: a required option simply missing is still said as missing.
+  t.throws(() => resolveRoutesOptions({} as never), { message: /^Invalid oauth-routes option "publicUrl": is required/ })
 })
 
 t.test('aihubmix-proxy: a number out of range, and a pattern said in words', async (t) => {

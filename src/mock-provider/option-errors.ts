@@ -13,6 +13,17 @@ import type { ValueError, ValueErrorIterator } from '@sinclair/typebox/errors'
 export function firstOptionProblem (errors: ValueErrorIterator, root = ''): [string, string] | undefined {
   let error: ValueError | undefined = errors.First()
   if (error === undefined) return undefined
+  // A required option missing next to one that is not an option (`encryptionKey` for `encryptionKeys`): the
+  // name that was written is the one to point at, with the option it was meant to be.
+  if (error.type === ValueErrorType.ObjectRequiredProperty) {
+    const parent = parentOf(error.path)
+    for (const other of errors) {
+      if (other.type === ValueErrorType.ObjectAdditionalProperties && parentOf(other.path) === parent) {
+        error = other
+        break
+      }
+    }
+  }
   // A list or an object given to a union that has one variant of that shape (`a string or a list of them`): that
   // variant's own first error names the exact place (`secret[1]`). Otherwise the union is said as a whole.
   while (error.type === ValueErrorType.Union) {
@@ -28,10 +39,51 @@ export function firstOptionProblem (errors: ValueErrorIterator, root = ''): [str
   const path = optionPath(error.path, root)
   if (error.type === ValueErrorType.ObjectAdditionalProperties) {
     const names = Object.keys((error.schema as { properties?: object }).properties ?? {})
+    const meant = closest(path.slice(path.lastIndexOf('.') + 1), names)
+    if (meant !== undefined) return [path, `is not an option (did you mean ${meant}?)`]
     return [path, `is not an option${names.length > 0 ? ` (expected one of ${names.join(', ')})` : ''}`]
   }
   if (error.type === ValueErrorType.ObjectRequiredProperty) return [path, `is required (expected ${expected(error.schema)})`]
   return [path, `expected ${expected(error.schema)}, got ${given(error.value)}`]
+}
+
+function parentOf (pointer: string): string {
+  return pointer.slice(0, pointer.lastIndexOf('/'))
+}
+
+/**
+ * The option `written` was most likely meant to be, or undefined: the same name but for case, `_` and `-`
+ * (`client_secret`), one the other begins (`timeout`, `timeoutMs`), or at most two edits away (`encryptionKey`).
+ */
+export function closest (written: string, names: readonly string[]): string | undefined {
+  const plain = (name: string): string => name.toLowerCase().replace(/[_-]/g, '')
+  const w = plain(written)
+  let best: string | undefined
+  let bestDistance = 3
+  for (const name of names) {
+    const n = plain(name)
+    if (n === w) return name
+    const distance = Math.min(editDistance(w, n), w.length >= 4 && (n.startsWith(w) || w.startsWith(n)) ? 1 : 3)
+    if (distance < bestDistance) {
+      best = name
+      bestDistance = distance
+    }
+  }
+  return best
+}
+
+/** Levenshtein distance, stopping early past 2 (nothing further is a likely slip). */
+function editDistance (a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i]
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min((previous[j] as number) + 1, (row[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = row
+  }
+  return previous[b.length] as number
 }
 
 /** What a value of `schema` is, in words. */

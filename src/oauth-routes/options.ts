@@ -53,7 +53,10 @@ export const OAuthRoutesOptionsSchema = Type.Object({
    * Refuse to start when aihubmix-proxy's `redirectUri` is not this plugin's callback route (default true).
    * Turn it off only behind a proxy that rewrites paths.
    */
-  checkRedirectUri: Type.Optional(Type.Boolean())
+  checkRedirectUri: Type.Optional(Type.Boolean()),
+  /** Typed below (OAuthRoutesOptions); in the schema so that a misspelt hook is named and a wrong one said like any option. */
+  onLogin: Type.Optional(Type.Function([Type.Any()], Type.Any())),
+  onLogout: Type.Optional(Type.Function([Type.Any()], Type.Any()))
 }, { additionalProperties: false })
 
 export interface LoginEvent {
@@ -66,7 +69,7 @@ export interface LogoutEvent {
   request: FastifyRequest
 }
 
-export type OAuthRoutesOptions = Static<typeof OAuthRoutesOptionsSchema> & {
+export type OAuthRoutesOptions = Omit<Static<typeof OAuthRoutesOptionsSchema>, 'onLogin' | 'onLogout'> & {
   /** Called after a successful login, before the redirect. Errors are logged, never break the login. */
   onLogin?: ((event: LoginEvent) => void | Promise<void>) | undefined
   /** Called on logout, before the session is destroyed. Errors are logged. */
@@ -97,10 +100,8 @@ const checkOptions = TypeCompiler.Compile(OAuthRoutesOptionsSchema)
 
 export function resolveOptions (input: OAuthRoutesOptions): ResolvedOAuthRoutesOptions {
   if (input === null || typeof input !== 'object') throw new OAuthRoutesOptionsError('options must be an object')
+  const problem = checkOptions.Check(input) ? undefined : firstOptionProblem(checkOptions.Errors(input))
   const { onLogin, onLogout, ...plain } = input
-  if (onLogin !== undefined && typeof onLogin !== 'function') throw new OAuthRoutesOptionsError('onLogin must be a function')
-  if (onLogout !== undefined && typeof onLogout !== 'function') throw new OAuthRoutesOptionsError('onLogout must be a function')
-  const problem = checkOptions.Check(plain) ? undefined : firstOptionProblem(checkOptions.Errors(plain))
   if (problem !== undefined) throw new OAuthRoutesOptionsError(`"${problem[0]}": ${problem[1]}`)
   let publicUrl: URL
   try {

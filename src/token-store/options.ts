@@ -221,6 +221,9 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
     if (!REGISTER_OPTIONS.has(key) && value !== undefined) input[key] = value
   }
   if (input.encryptionKeys === undefined) {
+    // A misspelt encryptionKeys (`encryptionKey`) is named as such (the schema's check says which option was meant).
+    const problem = firstOptionProblem(checker.Errors(input))
+    if (problem !== undefined && problem[0] !== 'encryptionKeys') throw new TokenStoreOptionsError(...problem)
     throw new TokenStoreOptionsError('encryptionKeys', 'is required (a 32-byte key, "base64:...", "hex:..." or a passphrase of >= 32 characters)')
   }
   // The key ring gives precise messages (which key, what is wrong) without echoing key material.
