@@ -121,7 +121,7 @@ const PUBLIC_EXPORTS: Record<string, Record<string, string[]>> = {
     ]
   },
   '@fastify-aihubmix/metrics': {
-    '.': ['default', 'aihubmixMetrics', 'metricsRoute', 'METRIC_NAMES', 'MetricsOptionsError']
+    '.': ['default', 'aihubmixMetrics', 'metricsRoute', 'METRIC_NAMES', 'MetricsOptionsError', 'MetricsRegistrationError']
   },
   '@fastify-aihubmix/mock-provider': {
     '.': [

@@ -10,3 +10,10 @@ export const MetricsOptionsError = createError<'FST_AIHUBMIX_METRICS_OPTIONS', 5
   'Invalid metrics option "%s": %s',
   500
 )
+
+/** 500: registered before a plugin it reads from; the message names it and the order. Thrown at registration. */
+export const MetricsRegistrationError = createError<'FST_AIHUBMIX_METRICS_REGISTRATION', 500, [string]>(
+  'FST_AIHUBMIX_METRICS_REGISTRATION',
+  'the metrics plugin needs %s: register token-store, then aihubmix-proxy, then the metrics plugin',
+  500
+)

@@ -11,7 +11,8 @@ export { METRIC_NAMES } from './metrics.js'
 export type { AihubmixMetrics } from './metrics.js'
 export { metricsRoute } from './route.js'
 export type { MetricsOptions, MetricsRouteOptions } from './options.js'
-export { MetricsOptionsError } from './errors.js'
+export { MetricsOptionsError, MetricsRegistrationError } from './errors.js'
+import { MetricsRegistrationError } from './errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -21,6 +22,9 @@ declare module 'fastify' {
 }
 
 async function metricsPlugin (fastify: FastifyInstance, opts: MetricsOptions): Promise<void> {
+  // Checked here rather than by fastify-plugin's `decorators`, whose message names a decorator, not what to register.
+  if (!fastify.hasDecorator('tokenStore')) throw new MetricsRegistrationError('@fastify-aihubmix/token-store registered before it (app.tokenStore is missing)')
+  if (!fastify.hasDecorator('aihubmix')) throw new MetricsRegistrationError('@fastify-aihubmix/aihubmix-proxy registered before it (app.aihubmix is missing)')
   const options = resolveOptions(opts)
   const { metrics, close } = createMetrics({ store: fastify.tokenStore, client: fastify.aihubmix }, options)
   fastify.decorate('aihubmixMetrics', metrics)
@@ -35,8 +39,6 @@ async function metricsPlugin (fastify: FastifyInstance, opts: MetricsOptions): P
 export const aihubmixMetrics = fp(metricsPlugin, {
   fastify: '5.x',
   name: '@fastify-aihubmix/metrics',
-  decorators: { fastify: ['tokenStore', 'aihubmix'] },
-  dependencies: ['@fastify-aihubmix/token-store', '@fastify-aihubmix/aihubmix-proxy']
 })
 
 export default aihubmixMetrics

@@ -1,5 +1,6 @@
 import t from 'tap'
 import Fastify from 'fastify'
+import tokenStore from '@fastify-aihubmix/token-store'
 import aihubmixMetrics, { MetricsOptionsError, metricsRoute } from '@fastify-aihubmix/metrics'
 import { resolveOptions, DEFAULT_LOCK_WAIT_BUCKETS } from '../../src/metrics/options.js'
 import { metricsApp, scrape } from '../helpers/metrics-app.js'
@@ -56,11 +57,21 @@ t.test('defaultMetrics: false leaves the process metrics out; buckets are the on
   t.ok((await scrape(withDefaults)).some((s) => s.name === 'process_resident_memory_bytes'), 'on by default')
 })
 
-t.test('registered before token-store and aihubmix-proxy: a clear error at start', async (t) => {
-  const app = Fastify()
-  t.teardown(() => app.close())
-  app.register(aihubmixMetrics)
-  await t.rejects(async () => await app.ready(), /The decorator 'tokenStore' required by '@fastify-aihubmix\/metrics' is not present/)
+t.test('registered before token-store or aihubmix-proxy: one line at start naming what to register, and the order', async (t) => {
+  const bare = Fastify()
+  t.teardown(() => bare.close())
+  bare.register(aihubmixMetrics)
+  await t.rejects(async () => await bare.ready(), {
+    code: 'FST_AIHUBMIX_METRICS_REGISTRATION',
+    message: 'the metrics plugin needs @fastify-aihubmix/token-store registered before it (app.tokenStore is missing): register token-store, then aihubmix-proxy, then the metrics plugin'
+  })
+  const half = Fastify()
+  t.teardown(() => half.close())
+  half.register(tokenStore, { encryptionKeys: 'hex:' + 'ab'.repeat(32) })
+  half.register(aihubmixMetrics)
+  await t.rejects(async () => await half.ready(), {
+    message: 'the metrics plugin needs @fastify-aihubmix/aihubmix-proxy registered before it (app.aihubmix is missing): register token-store, then aihubmix-proxy, then the metrics plugin'
+  })
 })
 
 t.test('the route plugin needs the app\'s metrics and a path', async (t) => {
