@@ -66,11 +66,12 @@ function mode (bits: number): string {
 /** An env file that exists but could not be read. */
 interface Unreadable { failure: string }
 
-function envFileCheck (file: EnvFile | Unreadable, explicit: boolean, overridden: string[]): DoctorCheck {
+/** `fromVariable`: ENV_FILE named the file (a missing one is a warning: the example server runs without it). */
+function envFileCheck (file: EnvFile | Unreadable, fromVariable: boolean, overridden: string[]): DoctorCheck {
   if ('failure' in file) return fail('env file', `${file.failure} (the example server would silently ignore it)`)
   if (!file.exists) {
     const detail = `none at ${file.path}: using the environment only`
-    return explicit ? warn('env file', detail) : ok('env file', detail)
+    return fromVariable ? warn('env file', detail) : ok('env file', detail)
   }
   const count = Object.keys(file.values).length
   const shadow = overridden.length === 0 ? '' : `; the environment overrides ${overridden.join(', ')}`
@@ -400,6 +401,11 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
     if (!(err instanceof EnvFileError)) throw err
     file = { failure: err.message }
   }
+  // A file named in the call (--env-file, --env, -e) that is not there: the configuration meant is elsewhere, and
+  // checking the environment alone would report on another one. One line, nothing else checked.
+  if (options.envFile !== undefined && !('failure' in file) && !file.exists) {
+    return { checks: [fail('env file', `no file at ${path}: check the path (nothing else was checked)`)], ok: false, envFile: path }
+  }
   const fileValues = 'failure' in file ? {} : file.values
   const env: Env = { ...fileValues }
   const overridden: string[] = []
@@ -409,7 +415,7 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
     env[name] = value
   }
   const production = env.NODE_ENV === 'production'
-  const explicitFile = options.envFile !== undefined || set(opts.env, 'ENV_FILE') !== undefined
+  const fromVariable = set(opts.env, 'ENV_FILE') !== undefined
 
   const [{ provider, app }, redis] = await Promise.all([
     providerChecks(env, { timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher }),
@@ -420,7 +426,7 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
   // A variable readConfig() refused that has a failing check of its own is said once, by that check.
   const saidBelow = own.some((c) => c.status === 'fail' && c.name === configuration.variable)
   const checks = [
-    envFileCheck(file, explicitFile, overridden),
+    envFileCheck(file, fromVariable, overridden),
     ...malformedChecks(file),
     ...(saidBelow ? [] : [configuration.check]),
     ...own,

@@ -198,8 +198,14 @@ t.test('the env file: read like the example does (the environment wins), its mod
   const viaVar = await runCli(['doctor'], { env: { ...env, ENV_FILE: 'other.env' }, cwd })
   t.equal(byName(viaVar.stdout).get('env file'), `warn env file: ${join(cwd, 'other.env')} has mode 0644, readable by others: run chmod 600 ${join(cwd, 'other.env')}`)
   t.equal(viaVar.code, 0)
+  const viaVarMissing = await runCli(['doctor'], { env: { ...env, ENV_FILE: 'nowhere.env' }, cwd })
+  t.equal(byName(viaVarMissing.stdout).get('env file'), `warn env file: none at ${join(cwd, 'nowhere.env')}: using the environment only`)
+  t.ok(byName(viaVarMissing.stdout).has('provider'), 'ENV_FILE naming a missing file: the checks go on')
+  const authorizeBefore = mock.counts().authorize
   const viaFlag = await runCli(['doctor', '--env-file', 'nowhere.env'], { env, cwd })
-  t.equal(byName(viaFlag.stdout).get('env file'), `warn env file: none at ${join(cwd, 'nowhere.env')}: using the environment only`)
+  t.same(lines(viaFlag.stdout), [`FAIL env file: no file at ${join(cwd, 'nowhere.env')}: check the path (nothing else was checked)`])
+  t.equal(viaFlag.code, 1)
+  t.equal(mock.counts().authorize, authorizeBefore, 'nothing asked of the provider for the missing file')
 })
 
 t.test('formatCheck and the report', async (t) => {
