@@ -167,6 +167,29 @@ function sessionSecretCheck (env: Env, production: boolean): DoctorCheck {
   return ok('SESSION_SECRET', `set (${secret.length} characters)`)
 }
 
+/**
+ * TOKEN_ENCRYPTION_KEY as the example server reads it: a comma-separated list (the first encrypts), each key 32+
+ * characters or `base64:`/`hex:`; unset, the key is derived from SESSION_SECRET, so a new session secret leaves
+ * every stored token set unreadable. That is a warning in production (the root README says to set it), a note in
+ * development. Never shows a key.
+ */
+function tokenKeyCheck (env: Env, production: boolean): DoctorCheck {
+  const name = 'TOKEN_ENCRYPTION_KEY'
+  const raw = set(env, name)
+  if (raw === undefined) {
+    return production
+      ? warn(name, 'not set: derived from SESSION_SECRET, so a new SESSION_SECRET leaves every stored token set unreadable (every user signs in again); make one with openssl rand -base64 32 and set TOKEN_ENCRYPTION_KEY=base64:<its output>')
+      : ok(name, 'not set: derived from SESSION_SECRET (fine in development; set it in production)')
+  }
+  const keys = raw.split(',').map((k) => k.trim())
+  const bad = keys.findIndex((k) => k.length < MIN_SECRET_LENGTH && !/^(base64|hex):/.test(k))
+  if (bad !== -1) {
+    const which = keys.length === 1 ? '' : `key ${bad + 1} of ${keys.length}: `
+    return fail(name, `${which}${(keys[bad] as string).length} characters; at least ${MIN_SECRET_LENGTH} are needed (or base64:/hex: 32 bytes)`)
+  }
+  return ok(name, keys.length === 1 ? 'set (1 key)' : `set (${keys.length} keys; the first encrypts)`)
+}
+
 type Dispatcher = ReturnType<typeof resolveDoctorOptions>['dispatcher']
 
 /** The provider's base URL as doctor probes it, or undefined when AIHUBMIX_BASE_URL is unset or unusable. */
@@ -386,7 +409,7 @@ function persistenceCheck (p: RedisPersistence): DoctorCheck {
 /**
  * Checks a configuration the way the example server reads it: the process
  * environment, with the env file filling what it leaves unset; then
- * `readConfig()`, the credentials, the session secret, the provider's
+ * `readConfig()`, the credentials, the session secret and encryption key, the provider's
  * reachability, the redirect URI against PUBLIC_URL, whether the provider
  * knows the client id with the redirect URI and with the secret, HTTPS, and Redis. The
  * network checks run concurrently; the report keeps a fixed order.
@@ -422,7 +445,7 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
     redisChecks(env, opts.timeoutMs)
   ])
   const configuration = configurationCheck(env)
-  const own = [...credentialChecks(env), sessionSecretCheck(env, production)]
+  const own = [...credentialChecks(env), sessionSecretCheck(env, production), tokenKeyCheck(env, production)]
   // A variable readConfig() refused that has a failing check of its own is said once, by that check.
   const saidBelow = own.some((c) => c.status === 'fail' && c.name === configuration.variable)
   const checks = [

@@ -47,6 +47,7 @@ t.test('a good configuration against the provider: every line ok, exit 0, no sec
     `ok   AIHUBMIX_CLIENT_ID: ${env.AIHUBMIX_CLIENT_ID}`,
     `ok   AIHUBMIX_CLIENT_SECRET: set (${env.AIHUBMIX_CLIENT_SECRET?.length} characters)`,
     `ok   SESSION_SECRET: set (${SESSION_SECRET.length} characters)`,
+    'ok   TOKEN_ENCRYPTION_KEY: not set: derived from SESSION_SECRET (fine in development; set it in production)',
     `ok   provider: ${mock.url} reachable (GET /api/oauth2/authorize for this app answered HTTP 200)`,
     'ok   redirect URI: http://127.0.0.1:3000/auth/callback (matches PUBLIC_URL; it must equal the app\'s registered redirect URI exactly)',
     'ok   app registration: the provider accepts AIHUBMIX_CLIENT_ID with redirect URI http://127.0.0.1:3000/auth/callback (HTTP 200: its consent page; nothing was authorized)',
