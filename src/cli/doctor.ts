@@ -66,11 +66,12 @@ function mode (bits: number): string {
 /** An env file that exists but could not be read. */
 interface Unreadable { failure: string }
 
-function envFileCheck (file: EnvFile | Unreadable, explicit: boolean, overridden: string[]): DoctorCheck {
+/** `fromVariable`: ENV_FILE named the file (a missing one is a warning: the example server runs without it). */
+function envFileCheck (file: EnvFile | Unreadable, fromVariable: boolean, overridden: string[]): DoctorCheck {
   if ('failure' in file) return fail('env file', `${file.failure} (the example server would silently ignore it)`)
   if (!file.exists) {
     const detail = `none at ${file.path}: using the environment only`
-    return explicit ? warn('env file', detail) : ok('env file', detail)
+    return fromVariable ? warn('env file', detail) : ok('env file', detail)
   }
   const count = Object.keys(file.values).length
   const shadow = overridden.length === 0 ? '' : `; the environment overrides ${overridden.join(', ')}`
@@ -164,6 +165,29 @@ function sessionSecretCheck (env: Env, production: boolean): DoctorCheck {
   }
   if (secret.length < MIN_SECRET_LENGTH) return fail('SESSION_SECRET', `${secret.length} characters; at least ${MIN_SECRET_LENGTH} are needed`)
   return ok('SESSION_SECRET', `set (${secret.length} characters)`)
+}
+
+/**
+ * TOKEN_ENCRYPTION_KEY as the example server reads it: a comma-separated list (the first encrypts), each key 32+
+ * characters or `base64:`/`hex:`; unset, the key is derived from SESSION_SECRET, so a new session secret leaves
+ * every stored token set unreadable. That is a warning in production (the root README says to set it), a note in
+ * development. Never shows a key.
+ */
+function tokenKeyCheck (env: Env, production: boolean): DoctorCheck {
+  const name = 'TOKEN_ENCRYPTION_KEY'
+  const raw = set(env, name)
+  if (raw === undefined) {
+    return production
+      ? warn(name, 'not set: derived from SESSION_SECRET, so a new SESSION_SECRET leaves every stored token set unreadable (every user signs in again); make one with openssl rand -base64 32 and set TOKEN_ENCRYPTION_KEY=base64:<its output>')
+      : ok(name, 'not set: derived from SESSION_SECRET (fine in development; set it in production)')
+  }
+  const keys = raw.split(',').map((k) => k.trim())
+  const bad = keys.findIndex((k) => k.length < MIN_SECRET_LENGTH && !/^(base64|hex):/.test(k))
+  if (bad !== -1) {
+    const which = keys.length === 1 ? '' : `key ${bad + 1} of ${keys.length}: `
+    return fail(name, `${which}${(keys[bad] as string).length} characters; at least ${MIN_SECRET_LENGTH} are needed (or base64:/hex: 32 bytes)`)
+  }
+  return ok(name, keys.length === 1 ? 'set (1 key)' : `set (${keys.length} keys; the first encrypts)`)
 }
 
 type Dispatcher = ReturnType<typeof resolveDoctorOptions>['dispatcher']
@@ -385,7 +409,7 @@ function persistenceCheck (p: RedisPersistence): DoctorCheck {
 /**
  * Checks a configuration the way the example server reads it: the process
  * environment, with the env file filling what it leaves unset; then
- * `readConfig()`, the credentials, the session secret, the provider's
+ * `readConfig()`, the credentials, the session secret and encryption key, the provider's
  * reachability, the redirect URI against PUBLIC_URL, whether the provider
  * knows the client id with the redirect URI and with the secret, HTTPS, and Redis. The
  * network checks run concurrently; the report keeps a fixed order.
@@ -400,6 +424,11 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
     if (!(err instanceof EnvFileError)) throw err
     file = { failure: err.message }
   }
+  // A file named in the call (--env-file, --env, -e) that is not there: the configuration meant is elsewhere, and
+  // checking the environment alone would report on another one. One line, nothing else checked.
+  if (options.envFile !== undefined && !('failure' in file) && !file.exists) {
+    return { checks: [fail('env file', `no file at ${path}: check the path (nothing else was checked)`)], ok: false, envFile: path }
+  }
   const fileValues = 'failure' in file ? {} : file.values
   const env: Env = { ...fileValues }
   const overridden: string[] = []
@@ -409,18 +438,18 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
     env[name] = value
   }
   const production = env.NODE_ENV === 'production'
-  const explicitFile = options.envFile !== undefined || set(opts.env, 'ENV_FILE') !== undefined
+  const fromVariable = set(opts.env, 'ENV_FILE') !== undefined
 
   const [{ provider, app }, redis] = await Promise.all([
     providerChecks(env, { timeoutMs: opts.timeoutMs, dispatcher: opts.dispatcher }),
     redisChecks(env, opts.timeoutMs)
   ])
   const configuration = configurationCheck(env)
-  const own = [...credentialChecks(env), sessionSecretCheck(env, production)]
+  const own = [...credentialChecks(env), sessionSecretCheck(env, production), tokenKeyCheck(env, production)]
   // A variable readConfig() refused that has a failing check of its own is said once, by that check.
   const saidBelow = own.some((c) => c.status === 'fail' && c.name === configuration.variable)
   const checks = [
-    envFileCheck(file, explicitFile, overridden),
+    envFileCheck(file, fromVariable, overridden),
     ...malformedChecks(file),
     ...(saidBelow ? [] : [configuration.check]),
     ...own,

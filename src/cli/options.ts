@@ -64,7 +64,10 @@ export interface ResolvedCreateAppOptions {
 export const DoctorOptionsSchema = Type.Object({
   /** The process environment (the env file only fills what it leaves unset). */
   env: Type.Record(Type.String(), Type.Union([Type.String(), Type.Undefined()])),
-  /** The env file to read; default `ENV_FILE` from `env`, else `.env`; resolved against `cwd`. */
+  /**
+   * The env file to read; default `ENV_FILE` from `env`, else `.env`; resolved against `cwd`. A file named here that
+   * does not exist is the report's one line, a failure (the default or ENV_FILE's missing: a warning, checks go on).
+   */
   envFile: Type.Optional(Type.String({ minLength: 1 })),
   cwd: Type.Optional(Type.String({ minLength: 1 })),
   timeoutMs: Type.Optional(Timeout)

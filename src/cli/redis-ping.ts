@@ -35,10 +35,42 @@ export function redisTarget (url: URL): string {
   return `${url.protocol}//${url.hostname}:${url.port === '' ? DEFAULT_REDIS_PORT : url.port}`
 }
 
-/** A Redis error line made safe to print (it never holds the password, but cap it anyway). */
+const MAX_ERROR_LENGTH = 120
+
+/**
+ * A Redis error line made safe to print (it never holds the password, but cap it anyway): control characters become
+ * spaces, and a longer line is cut at a word boundary, with an ellipsis (never mid-word).
+ */
 function redisError (text: string): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 120)
+  const line = text.replace(/[\u0000-\u001f\u007f]/g, ' ').replace(/ {2,}/g, ' ').trim()
+  if (line.length <= MAX_ERROR_LENGTH) return line
+  const space = line.lastIndexOf(' ', MAX_ERROR_LENGTH)
+  // A single word longer than the cap (no space to cut at) is cut where the cap falls.
+  const head = space > 0 ? line.slice(0, space) : line.slice(0, MAX_ERROR_LENGTH - 1)
+  return `${head.replace(/[\s,;:.]+$/, '')}…`
+}
+
+/**
+ * A refusal of the credentials, said as what to change in REDIS_URL (one line; the URL it suggests has placeholders,
+ * never the password): WRONGPASS (Redis >= 6) or `invalid password` (older) for a wrong password,
+ * NOAUTH when REDIS_URL has none, and an AUTH sent to a Redis that has no password. Undefined for any other error.
+ */
+function authRefusal (text: string, url: URL, sentPassword: boolean): string | undefined {
+  const code = /^\S+/.exec(text)?.[0] ?? ''
+  const shape = (userinfo: string): string => `${url.protocol}//${userinfo}${url.host}${url.pathname === '/' ? '' : url.pathname}`
+  const withPassword = url.username === '' ? shape(':<password>@') : shape('<user>:<password>@')
+  if (code === 'WRONGPASS' || /^ERR invalid (username-)?password/i.test(text)) {
+    const which = url.username === '' ? 'password' : 'user name and password'
+    return `Redis refused the ${which} in REDIS_URL (${code === 'WRONGPASS' ? code : 'invalid password'}): set REDIS_URL to ${withPassword} with this Redis's ${url.username === '' ? 'password' : 'user and password'}`
+  }
+  if (code === 'NOAUTH' && !sentPassword) {
+    return `this Redis requires a password and REDIS_URL has none (NOAUTH): set REDIS_URL to ${withPassword}`
+  }
+  if (/AUTH <password> called without any password configured|Client sent AUTH, but no password is set/i.test(text)) {
+    return `REDIS_URL has a password but this Redis has none (AUTH refused): remove it from REDIS_URL (${shape('')}), or give this Redis one (requirepass)`
+  }
+  return undefined
 }
 
 type Reply =
@@ -182,7 +214,7 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
           case 'auth':
           case 'ping':
             if (reply.kind === 'error') {
-              finish(false, `Redis refused: ${redisError(reply.text)}`)
+              finish(false, authRefusal(reply.text, url, password !== '') ?? `Redis refused: ${redisError(reply.text)}`)
               return
             }
             if (reply.kind !== 'simple' || reply.text !== (step.name === 'auth' ? 'OK' : 'PONG')) {

@@ -48,10 +48,12 @@ t.test('--env-file naming a file that does not exist yet reaches create-app (bot
   }
 })
 
-t.test('doctor --env-file naming a missing file: the CLI answers, not Node', async (t) => {
+t.test('doctor --env-file naming a missing file: the CLI answers, not Node, with one FAIL line naming it', async (t) => {
   const cwd = await tempDir(t)
   const result = await spawnInstalled(['doctor', '--env-file', 'missing/.env'], {}, cwd)
-  t.match(result.stdout, /^warn env file: none at .*missing\/\.env: using the environment only$/m)
+  // It warned and went on to check the environment alone, exit 0: another configuration than the one meant.
+  t.equal(result.stdout, `FAIL env file: no file at ${join(cwd, 'missing', '.env')}: check the path (nothing else was checked)\n`)
+  t.equal(result.code, 1)
   t.equal(result.stderr, '')
 })
 
@@ -89,8 +91,16 @@ t.test('doctor reads the file named by --env-file, --env or -e alike; naming it 
     t.match(result.stdout, /^ok {3}env file: .*app\.env \(2 variables, mode 0600\)$/m, args.join(' '))
     t.match(result.stdout, /^ok {3}redirect URI: http:\/\/localhost:4321\/auth\/callback /m)
   }
-  const missing = await spawnInstalled(['doctor', '-e', 'missing/.env'], {}, cwd)
-  t.match(missing.stdout, /^warn env file: none at .*missing\/\.env: using the environment only$/m, '-e naming a missing file: the CLI answers')
+  for (const args of [['--env', 'missing/.env'], ['-e', 'missing/.env'], ['--env=missing/.env']]) {
+    const missing = await spawnInstalled(['doctor', ...args], {}, cwd)
+    t.equal(missing.stdout, `FAIL env file: no file at ${join(cwd, 'missing', '.env')}: check the path (nothing else was checked)\n`, `${args.join(' ')} naming a missing file: one FAIL line`)
+    t.equal(missing.code, 1, `${args.join(' ')}: exit 1`)
+  }
+  // ENV_FILE naming a missing file stays a warning (the example server starts without it) and the checks go on.
+  const viaVariable = await spawnInstalled(['doctor'], { ENV_FILE: 'missing/.env', PUBLIC_URL: 'http://localhost:4321' }, cwd)
+  t.equal(viaVariable.code, 0, 'ENV_FILE missing: exit 0', { output: viaVariable.stdout + viaVariable.stderr })
+  t.match(viaVariable.stdout, /^warn env file: none at .*missing\/\.env: using the environment only$/m)
+  t.match(viaVariable.stdout, /^ok {3}redirect URI: http:\/\/localhost:4321\/auth\/callback /m)
   const twice = await spawnInstalled(['doctor', '--env-file', 'app.env', '-e', 'app.env'], {}, cwd)
   t.equal(twice.code, 2)
   t.equal(twice.stderr.split('\n')[0], 'error: --env-file and --env (-e) are the same option: give one')
@@ -110,6 +120,7 @@ t.test('through npx, --env and -e reach the command where --env-file would stop 
       })
     })
     t.notMatch(result.stderr, /not found/, `${flag}: Node did not take the option`)
-    t.match(result.stdout, new RegExp(`^warn env file: none at ${missing.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: using the environment only$`, 'm'), flag)
+    t.equal(result.stdout, `FAIL env file: no file at ${missing}: check the path (nothing else was checked)\n`, flag)
+    t.equal(result.code, 1, `${flag}: exit 1`)
   }
 })

@@ -1,9 +1,11 @@
 // Helpers of the command line's tests (not a test file: only *.test.ts are run).
+import { execFile } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createNetServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { run, type CliIo } from 'aihubmix-oauth'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
@@ -30,6 +32,21 @@ export async function runCli (argv: string[], opts: { env?: Record<string, strin
   const stdout = out.join('')
   const stderr = err.join('')
   return { code, stdout, stderr, all: stdout + stderr }
+}
+
+/** The command npm installed in node_modules/.bin (it runs the built dist/: `tsc -b` first). */
+export const INSTALLED_BIN = fileURLToPath(new URL('../../node_modules/.bin/aihubmix-oauth', import.meta.url))
+
+/**
+ * Runs the installed command as a user would (its shebang, a process of its own), with `env` and PATH only as its
+ * environment.
+ */
+export async function runInstalled (argv: string[], opts: { env?: Record<string, string>, cwd: string }): Promise<Captured> {
+  return await new Promise((resolve) => {
+    execFile(INSTALLED_BIN, argv, { env: { PATH: process.env.PATH ?? '', ...opts.env }, cwd: opts.cwd }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : (err as { code?: number }).code ?? -1, stdout, stderr, all: stdout + stderr })
+    })
+  })
 }
 
 /** A fresh directory, removed at teardown. */

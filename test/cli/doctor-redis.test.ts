@@ -29,7 +29,7 @@ t.test('a closed port, a silent server and an error reply are FAIL lines', async
 
   const noauth = await startTcpServer(t, (_chunk, socket) => { socket.write('-NOAUTH Authentication required.\r\n') })
   const refusedPing = await pingRedis(`redis://127.0.0.1:${noauth.port}`, { timeoutMs: 2000 })
-  t.same(refusedPing, { ok: false, target: `redis://127.0.0.1:${noauth.port}`, detail: 'Redis refused: NOAUTH Authentication required.' })
+  t.same(refusedPing, { ok: false, target: `redis://127.0.0.1:${noauth.port}`, detail: `this Redis requires a password and REDIS_URL has none (NOAUTH): set REDIS_URL to redis://:<password>@127.0.0.1:${noauth.port}` })
 
   const http = await startTcpServer(t, (_chunk, socket) => { socket.end('HTTP/1.1 400 Bad Request\r\n\r\n') })
   t.same(await pingRedis(`redis://127.0.0.1:${http.port}`, { timeoutMs: 2000 }), {
@@ -55,7 +55,7 @@ t.test('credentials in REDIS_URL: AUTH is sent, the password is never printed', 
   const wrong = await startTcpServer(t, (_chunk, socket) => { socket.write('-WRONGPASS invalid username-password pair or user is disabled.\r\n') })
   const denied = await runCli(['doctor'], { env: { REDIS_URL: `redis://:${password}@127.0.0.1:${wrong.port}` }, cwd })
   t.equal(denied.code, 1)
-  t.equal(lines(denied.stdout).at(-1), `FAIL Redis: redis://127.0.0.1:${wrong.port}: Redis refused: WRONGPASS invalid username-password pair or user is disabled.`)
+  t.equal(lines(denied.stdout).at(-1), `FAIL Redis: redis://127.0.0.1:${wrong.port}: Redis refused the password in REDIS_URL (WRONGPASS): set REDIS_URL to redis://:<password>@127.0.0.1:${wrong.port} with this Redis's password`)
   t.notOk(denied.all.includes(password))
 })
 

@@ -47,6 +47,7 @@ t.test('a good configuration against the provider: every line ok, exit 0, no sec
     `ok   AIHUBMIX_CLIENT_ID: ${env.AIHUBMIX_CLIENT_ID}`,
     `ok   AIHUBMIX_CLIENT_SECRET: set (${env.AIHUBMIX_CLIENT_SECRET?.length} characters)`,
     `ok   SESSION_SECRET: set (${SESSION_SECRET.length} characters)`,
+    'ok   TOKEN_ENCRYPTION_KEY: not set: derived from SESSION_SECRET (fine in development; set it in production)',
     `ok   provider: ${mock.url} reachable (GET /api/oauth2/authorize for this app answered HTTP 200)`,
     'ok   redirect URI: http://127.0.0.1:3000/auth/callback (matches PUBLIC_URL; it must equal the app\'s registered redirect URI exactly)',
     'ok   app registration: the provider accepts AIHUBMIX_CLIENT_ID with redirect URI http://127.0.0.1:3000/auth/callback (HTTP 200: its consent page; nothing was authorized)',
@@ -198,8 +199,14 @@ t.test('the env file: read like the example does (the environment wins), its mod
   const viaVar = await runCli(['doctor'], { env: { ...env, ENV_FILE: 'other.env' }, cwd })
   t.equal(byName(viaVar.stdout).get('env file'), `warn env file: ${join(cwd, 'other.env')} has mode 0644, readable by others: run chmod 600 ${join(cwd, 'other.env')}`)
   t.equal(viaVar.code, 0)
+  const viaVarMissing = await runCli(['doctor'], { env: { ...env, ENV_FILE: 'nowhere.env' }, cwd })
+  t.equal(byName(viaVarMissing.stdout).get('env file'), `warn env file: none at ${join(cwd, 'nowhere.env')}: using the environment only`)
+  t.ok(byName(viaVarMissing.stdout).has('provider'), 'ENV_FILE naming a missing file: the checks go on')
+  const authorizeBefore = mock.counts().authorize
   const viaFlag = await runCli(['doctor', '--env-file', 'nowhere.env'], { env, cwd })
-  t.equal(byName(viaFlag.stdout).get('env file'), `warn env file: none at ${join(cwd, 'nowhere.env')}: using the environment only`)
+  t.same(lines(viaFlag.stdout), [`FAIL env file: no file at ${join(cwd, 'nowhere.env')}: check the path (nothing else was checked)`])
+  t.equal(viaFlag.code, 1)
+  t.equal(mock.counts().authorize, authorizeBefore, 'nothing asked of the provider for the missing file')
 })
 
 t.test('formatCheck and the report', async (t) => {
