@@ -142,8 +142,11 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     tokenEncryptionKeys = [sessionSecret]
   } else {
     tokenEncryptionKeys = keyRaw.split(',').map((k) => k.trim())
-    if (tokenEncryptionKeys.some((k) => k.length < MIN_SECRET_LENGTH && !/^(base64|hex):/.test(k))) {
-      throw new ConfigError('TOKEN_ENCRYPTION_KEY', `each key must be at least ${MIN_SECRET_LENGTH} characters (or base64:/hex: 32 bytes)`)
+    for (const [i, key] of tokenEncryptionKeys.entries()) {
+      const problem = encryptionKeyProblem(key)
+      if (problem !== undefined) {
+        throw new ConfigError('TOKEN_ENCRYPTION_KEY', tokenEncryptionKeys.length === 1 ? problem : `key ${i + 1} of ${tokenEncryptionKeys.length}: ${problem}`)
+      }
     }
   }
 
@@ -206,4 +209,21 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     metricsPort,
     metricsHost
   }
+}
+
+/**
+ * Why token-store would refuse `key` (as its key ring reads one: `base64:` of exactly 32 bytes, `hex:` and 64 hex
+ * digits, else a passphrase of 32+ characters), or undefined. Says lengths, never the key.
+ */
+export function encryptionKeyProblem (key: string): string | undefined {
+  if (key.startsWith('base64:')) {
+    const text = key.slice('base64:'.length)
+    if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) return 'a base64: key that is not base64'
+    const bytes = Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64').length
+    return bytes === 32 ? undefined : `a base64: key of ${bytes} bytes; exactly 32 are needed (openssl rand -base64 32)`
+  }
+  if (key.startsWith('hex:')) {
+    return /^[0-9a-fA-F]{64}$/.test(key.slice('hex:'.length)) ? undefined : 'a hex: key must be exactly 64 hex digits (openssl rand -hex 32)'
+  }
+  return key.length >= MIN_SECRET_LENGTH ? undefined : `${key.length} characters; at least ${MIN_SECRET_LENGTH} are needed (or base64:/hex: 32 bytes)`
 }

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { AUTHORIZE_PATH, authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
-import { ConfigError, readConfig } from './config.js'
+import { ConfigError, encryptionKeyProblem, readConfig } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
 import { describeMalformed, readEnvFile, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
@@ -182,10 +182,9 @@ function tokenKeyCheck (env: Env, production: boolean): DoctorCheck {
       : ok(name, 'not set: derived from SESSION_SECRET (fine in development; set it in production)')
   }
   const keys = raw.split(',').map((k) => k.trim())
-  const bad = keys.findIndex((k) => k.length < MIN_SECRET_LENGTH && !/^(base64|hex):/.test(k))
-  if (bad !== -1) {
-    const which = keys.length === 1 ? '' : `key ${bad + 1} of ${keys.length}: `
-    return fail(name, `${which}${(keys[bad] as string).length} characters; at least ${MIN_SECRET_LENGTH} are needed (or base64:/hex: 32 bytes)`)
+  for (const [i, key] of keys.entries()) {
+    const problem = encryptionKeyProblem(key)
+    if (problem !== undefined) return fail(name, `${keys.length === 1 ? '' : `key ${i + 1} of ${keys.length}: `}${problem}`)
   }
   return ok(name, keys.length === 1 ? 'set (1 key)' : `set (${keys.length} keys; the first encrypts)`)
 }

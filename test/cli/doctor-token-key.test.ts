@@ -71,6 +71,15 @@ t.test('set: ok with how many keys, never the keys; one the example refuses fail
   t.equal(lineOf(short.stdout, 'TOKEN_ENCRYPTION_KEY'), 'FAIL TOKEN_ENCRYPTION_KEY: key 2 of 2: 9 characters; at least 32 are needed (or base64:/hex: 32 bytes)')
   t.equal(lineOf(short.stdout, 'configuration'), undefined, 'the refusal is said once, by the key\'s own line')
 
+  // A base64:/hex: key token-store would refuse (not 32 bytes): refused here too, not reported as set.
+  const sixteen = `base64:${randomBytes(16).toString('base64')}`
+  const wrongSize = await runInstalled(['doctor'], { env: { ...env, TOKEN_ENCRYPTION_KEY: sixteen }, cwd })
+  t.equal(wrongSize.code, 1)
+  t.equal(lineOf(wrongSize.stdout, 'TOKEN_ENCRYPTION_KEY'), 'FAIL TOKEN_ENCRYPTION_KEY: a base64: key of 16 bytes; exactly 32 are needed (openssl rand -base64 32)')
+  const hex = await runInstalled(['doctor'], { env: { ...env, TOKEN_ENCRYPTION_KEY: `${key},hex:abc` }, cwd })
+  t.equal(lineOf(hex.stdout, 'TOKEN_ENCRYPTION_KEY'), 'FAIL TOKEN_ENCRYPTION_KEY: key 2 of 2: a hex: key must be exactly 64 hex digits (openssl rand -hex 32)')
+  t.notOk(wrongSize.all.includes(sixteen.slice('base64:'.length)), 'no key printed')
+
   for (const result of [one, two, short]) {
     t.notOk(result.all.includes(key.slice('base64:'.length)) || result.all.includes(old) || result.all.includes('too-short'), 'no key printed')
   }

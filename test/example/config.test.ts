@@ -63,6 +63,8 @@ const REFUSALS: Array<[string, Record<string, string>, string]> = [
   ['malformed redirect URI', { AIHUBMIX_REDIRECT_URI: '::' }, 'AIHUBMIX_REDIRECT_URI'],
   ['empty scope', { AIHUBMIX_SCOPE: '  ' }, 'AIHUBMIX_SCOPE'],
   ['short encryption key', { TOKEN_ENCRYPTION_KEY: 'abc' }, 'TOKEN_ENCRYPTION_KEY'],
+  ['base64: encryption key of 16 bytes', { TOKEN_ENCRYPTION_KEY: 'base64:AAECAwQFBgcICQoLDA0ODw==' }, 'TOKEN_ENCRYPTION_KEY'],
+  ['hex: encryption key too short', { TOKEN_ENCRYPTION_KEY: 'hex:00ff' }, 'TOKEN_ENCRYPTION_KEY'],
   ['non-redis REDIS_URL', { REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL'],
   ['REDIS_URL whose path is not a database number', { REDIS_URL: 'redis://127.0.0.1:6379/abc' }, 'REDIS_URL'],
   ['client cache neither on nor off', { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLIENT_CACHE: 'yes' }, 'REDIS_CLIENT_CACHE'],
