@@ -47,9 +47,10 @@ export interface TokenStore {
    * current set is returned instead of the error.
    * Throws UnauthenticatedError if there is no set (or it has no refresh token and is expired, or is forced),
    * ReauthRequiredError when the refresher threw RefreshRejectedError (the set has then been deleted, onRevoked
-   * called), RefreshBusyError when another instance's refresh outlasted lockWaitMs, StoreUnavailableError when the
-   * store failed, the refresher's own (transient) error unchanged, after onRefreshFailed (set kept), and then
-   * RefreshBackoffError until the session's backoff is over.
+   * called; unless another set was stored meanwhile: that one is returned), RefreshBusyError when another
+   * instance's refresh outlasted lockWaitMs, StoreUnavailableError when the store failed, the refresher's own
+   * (transient) error unchanged, after onRefreshFailed (set kept), and then RefreshBackoffError until the session's
+   * backoff is over.
    */
   getFresh (sid: string, refresh: Refresher, opts?: GetFreshOptions): Promise<TokenSet>
   /** Stores a sealed one-time record (e.g. a login state) for ttlMs. */
@@ -143,6 +144,8 @@ export interface TokenStoreCoreOptions {
  * stalled) takes it again unless another owner has it. If another owner has it, another instance may refresh too;
  * the compare-and-set still prevents overwriting a newer set with an older one, and a set deleted by a logout during
  * the refresh is never written back (the refreshed set is then dropped and the caller gets UnauthenticatedError).
+ * The second refresh sent the refresh token the first one rotated away, so the provider refuses it: a refusal that
+ * finds a newer set stored returns that set, and only ever deletes the value read under the lock (`#refused`).
  *
  * A rotated set is never lost to a store failure: once the provider has answered, the old refresh token is dead,
  * so the new set is the only way this session stays signed in. If its compare-and-set fails (Redis down, stalled,
@@ -515,7 +518,13 @@ export class TokenStoreCore implements TokenStore {
         throw new RefreshBackoffError(left)
       }
 
-      const fresh = await this.#refresh(sid, refresh, refreshToken)
+      let fresh: TokenSet
+      try {
+        fresh = await this.#refresh(sid, refresh, refreshToken)
+      } catch (err) {
+        if (!(err instanceof RefreshRejectedError)) throw err
+        return await this.#refused(sid, stored.sealed, refreshToken, err)
+      }
       const merged = normalizeTokenSet({ ...fresh, refreshToken: hasRefreshToken(fresh) ? fresh.refreshToken : refreshToken })
       const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged), expected: stored.sealed, lock }
       let outcome: SaveOutcome
@@ -624,23 +633,16 @@ export class TokenStoreCore implements TokenStore {
     throw new StoreUnavailableError({ cause: new Error('a refreshed token set is still waiting to be stored') })
   }
 
-  /** Calls the refresher once (the lock is held and renewed meanwhile). Maps its errors; backs off after a transient one. */
+  /**
+   * Calls the refresher once (the lock is held and renewed meanwhile). A refusal (RefreshRejectedError) is thrown
+   * as it is, for `#refused`; backs off after a transient error.
+   */
   async #refresh (sid: string, refresh: Refresher, refreshToken: string): Promise<TokenSet> {
     let fresh: unknown
     try {
       fresh = await refresh(refreshToken)
     } catch (err) {
-      if (err instanceof RefreshRejectedError) {
-        this.forget(sid)
-        try {
-          await this.#kv.delete(this.keys.tokens(sid))
-        } catch (deleteErr) {
-          this.#log.warn({ err: deleteErr }, 'token-store: could not delete a revoked token set')
-        }
-        await this.#hook('onRevoked', { sid, error: err })
-        if (this.#options.endUserSessionsOnRevoked) await this.#users.endAllOf(sid)
-        throw new ReauthRequiredError({ cause: err })
-      }
+      if (err instanceof RefreshRejectedError) throw err
       await this.#backOff(sid, err)
       await this.#hook('onRefreshFailed', { sid, error: err })
       throw err
@@ -653,6 +655,36 @@ export class TokenStoreCore implements TokenStore {
       throw error
     }
     return fresh as TokenSet
+  }
+
+  /**
+   * The provider refused `refreshToken`, read under the lock as part of the sealed value `expected`. The refusal is
+   * only about that refresh token: when the store holds another set by now (this flight's lease ran out while it was
+   * at the provider, and another instance refreshed and stored the rotated set, which made this token stale), that
+   * set is the session's and is returned; nothing is deleted, no hook runs, no other session ends. Only when the
+   * store still holds `expected` is the set deleted, with a compare-and-delete (a newer set stored in between is
+   * never deleted), and the session revoked: onRevoked, `endUserSessionsOnRevoked`, ReauthRequiredError. When the
+   * store fails meanwhile, nothing can tell whether a newer set is there: StoreUnavailableError, the set kept (a
+   * refusal for good is met again by the next flight).
+   */
+  async #refused (sid: string, expected: string, refreshToken: string, err: unknown): Promise<TokenSet> {
+    const key = this.keys.tokens(sid)
+    let sealed = expected
+    // Bounded: a stored set that carries the refused token too (saved again with it) is tried once more at most.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (await this.#kv.compareAndDelete(key, sealed) !== 'changed') break
+      const now = await this.read(sid)
+      if (now === null) break
+      if (now.set.refreshToken !== refreshToken) {
+        this.#log.info({ session: sessionTag(sid) }, 'token-store: the provider refused a refresh token that is no longer the stored one (rotated by another instance, or a new sign-in); using the set stored meanwhile')
+        return now.set
+      }
+      sealed = now.sealed
+    }
+    this.forget(sid)
+    await this.#hook('onRevoked', { sid, error: err })
+    if (this.#options.endUserSessionsOnRevoked) await this.#users.endAllOf(sid)
+    throw new ReauthRequiredError({ cause: err })
   }
 
   /**
