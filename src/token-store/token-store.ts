@@ -158,11 +158,12 @@ export interface TokenStoreCoreOptions {
  * names the session by `sessionTag` (never the id itself, which is a credential, nor a token).
  *
  * Backoff: a transient refresh failure puts the session in `#backoff` for `refreshBackoffMs` (or the provider's
- * Retry-After, bounded by `refreshBackoffMaxMs`): meanwhile the refresher is not called for it, callers get
- * RefreshBackoffError (or the current set while its access token is still valid), and the set is kept. The map
- * answers this process's requests without a store command; the key `{sid}:backoff`, written while the lock is
- * still held and read under the lock, keeps the other instances from trying at once too. Without it, every request
- * of a session would call a failing token endpoint again, on every instance.
+ * Retry-After when it asks for longer, bounded by `refreshBackoffMaxMs`): meanwhile the refresher is not called for
+ * it, callers get RefreshBackoffError (or the current set while its access token is still valid), and the set is
+ * kept. The map answers this process's requests without a store command; the key `{sid}:backoff`, written while
+ * the lock is still held and read under the lock (its TTL: no instance reads another one's clock), keeps the other
+ * instances from trying at once too. Without it, every request of a session would call a failing token endpoint
+ * again, on every instance.
  *
  * Diagnostics (diagnostics.ts): the flight is one span of `aihubmix:refresh`, wrapped where it starts, and its wait
  * for the lock one `aihubmix:refresh-lock-wait` message, timed around `#acquire`; the refresher the flight calls is
@@ -184,7 +185,10 @@ export class TokenStoreCore implements TokenStore {
   readonly #pending = new Map<string, PendingSave>()
   /** The retry loops of pending sets (close() waits for them). */
   readonly #saving = new Set<Promise<void>>()
-  /** Sessions whose last refresh failed transiently: until when the refresher is not called again, and why. */
+  /**
+   * Sessions whose last refresh failed transiently: until when (`performance.now()`, a monotonic clock: a wall clock
+   * stepped back must not stretch a backoff) the refresher is not called again, and why.
+   */
   readonly #backoff = new Map<string, { until: number, error: unknown }>()
   /** Wakes the retry loops' pauses (close). */
   readonly #wakers = new Set<() => void>()
@@ -480,7 +484,7 @@ export class TokenStoreCore implements TokenStore {
   async #refreshOnce (sid: string, refresh: Refresher, force: boolean, stale: string | undefined): Promise<TokenSet> {
     const backoff = this.#backoff.get(sid)
     if (backoff !== undefined) {
-      const left = backoff.until - Date.now()
+      const left = backoff.until - performance.now()
       if (left > 0) throw new RefreshBackoffError(left, { cause: backoff.error })
       this.#backoff.delete(sid)
     }
@@ -507,14 +511,15 @@ export class TokenStoreCore implements TokenStore {
     let handedOver = false
     try {
       // Re-read under the lock: another instance may have refreshed while we waited, or failed and backed off.
-      const [stored, backoffUntil] = await Promise.all([this.read(sid), this.#kv.get(this.keys.backoff(sid))])
+      // The backoff's remaining time is the key's TTL, measured by the store: never another instance's clock.
+      const [stored, backoffLeft] = await Promise.all([this.read(sid), this.#kv.remainingTtl(this.keys.backoff(sid))])
       if (stored === null) throw new UnauthenticatedError()
       if (this.#usable(stored.set, force, stale)) return stored.set
       const refreshToken = stored.set.refreshToken
       if (refreshToken === undefined || refreshToken === '') return this.#withoutRefreshToken(stored.set, force)
-      const left = Number(backoffUntil) - Date.now()
-      if (backoffUntil !== null && left > 0) {
-        this.#backoff.set(sid, { until: Date.now() + left, error: undefined })
+      const left = Math.min(backoffLeft ?? 0, this.#options.refreshBackoffMaxMs)
+      if (left > 0) {
+        this.#backoff.set(sid, { until: performance.now() + left, error: undefined })
         throw new RefreshBackoffError(left)
       }
 
@@ -688,15 +693,18 @@ export class TokenStoreCore implements TokenStore {
   }
 
   /**
-   * Starts the session's backoff after a transient refresh failure (Retry-After honoured, bounded): in this
-   * process, and (best effort, while the lock is still held) in the store, where the next flight of any instance
-   * finds it under the lock.
+   * Starts the session's backoff after a transient refresh failure: in this process, and (best effort, while the
+   * lock is still held) in the store, where the next flight of any instance finds it under the lock. It lasts
+   * `refreshBackoffMs`, or longer when the error's `retryAfterMs` (the provider's Retry-After) asks for more, up to
+   * `refreshBackoffMaxMs`: a Retry-After of 0 or a date in the past never shortens it, or every request would call
+   * the token endpoint again.
    */
   async #backOff (sid: string, error: unknown): Promise<void> {
     const asked = retryAfterOf(error)
-    const ms = Math.ceil(asked === undefined ? this.#options.refreshBackoffMs : Math.min(asked, this.#options.refreshBackoffMaxMs))
+    const { refreshBackoffMs, refreshBackoffMaxMs } = this.#options
+    const ms = Math.ceil(Math.max(refreshBackoffMs, asked === undefined ? 0 : Math.min(asked, refreshBackoffMaxMs)))
     if (ms <= 0) return
-    const now = Date.now()
+    const now = performance.now()
     // Oldest first: expired entries of sessions that never came back are swept from the front.
     for (const [key, entry] of this.#backoff) {
       if (entry.until > now && this.#backoff.size < MAX_BACKOFF_ENTRIES) break
@@ -705,7 +713,8 @@ export class TokenStoreCore implements TokenStore {
     this.#backoff.delete(sid)
     this.#backoff.set(sid, { until: now + ms, error })
     try {
-      await this.#kv.set(this.keys.backoff(sid), String(now + ms), ms)
+      // The value (until when, by this machine's clock) is informative only: readers go by the key's TTL (#fly).
+      await this.#kv.set(this.keys.backoff(sid), String(Date.now() + ms), ms)
     } catch (err) {
       this.#log.debug({ err }, 'token-store: could not share a refresh backoff with other instances')
     }
