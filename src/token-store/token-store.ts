@@ -146,6 +146,8 @@ export interface TokenStoreCoreOptions {
  * the refresh is never written back (the refreshed set is then dropped and the caller gets UnauthenticatedError).
  * The second refresh sent the refresh token the first one rotated away, so the provider refuses it: a refusal that
  * finds a newer set stored returns that set, and only ever deletes the value read under the lock (`#refused`).
+ * A lock SET that fails or whose answer is lost is followed by an owner-checked unlock, and one that finds its own
+ * owner's lock (resent by the client after a reconnect) holds it (`#tryLock`): no lock is left for a whole lease.
  *
  * A rotated set is never lost to a store failure: once the provider has answered, the old refresh token is dead,
  * so the new set is the only way this session stays signed in. If its compare-and-set fails (Redis down, stalled,
@@ -725,7 +727,7 @@ export class TokenStoreCore implements TokenStore {
     const deadline = Date.now() + this.#options.lockWaitMs
     let pause = 50
     for (;;) {
-      if (await this.#kv.lock(lockKey, owner, this.#options.lockLeaseMs)) {
+      if (await this.#tryLock(lockKey, owner)) {
         return new HeldLock(this.#kv, lockKey, owner, this.#options.lockLeaseMs, this.#log)
       }
       const remaining = deadline - Date.now()
@@ -733,6 +735,26 @@ export class TokenStoreCore implements TokenStore {
       // Woken by the release (pub/sub or in-process), by the lease's end, or by this poll interval.
       await this.#kv.waitForUnlock(lockKey, Math.min(remaining, pause))
       pause = Math.min(pause * 2, 1000)
+    }
+  }
+
+  /**
+   * One attempt at the lock under `owner` (random, this flight's own). Its SET may have been applied although no
+   * answer came back (a reply lost, a command timeout): then nobody would renew or release that lock, and every
+   * instance would wait out its whole lease. So a failed attempt sends an owner-checked unlock right behind it (on
+   * the same connection, so after it; not awaited: the caller gets the store's error at once), and an attempt that
+   * finds the lock taken checks whether the owner is this flight (a client that resent an unanswered SET after
+   * reconnecting finds its own key): then the lock is this flight's.
+   */
+  async #tryLock (lockKey: string, owner: string): Promise<boolean> {
+    try {
+      if (await this.#kv.lock(lockKey, owner, this.#options.lockLeaseMs)) return true
+      return await this.#kv.get(lockKey) === owner
+    } catch (err) {
+      this.#kv.unlock(lockKey, owner).catch((unlockErr: unknown) => {
+        this.#log.debug({ err: unlockErr }, 'token-store: could not release a refresh lock whose taking failed; it expires with its lease')
+      })
+      throw err
     }
   }
 
