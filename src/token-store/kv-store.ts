@@ -28,6 +28,17 @@ export interface KVStore {
    * it holds another value; nothing is written in either case.
    */
   compareAndSet (key: string, expected: string, value: string, ttlMs: number): Promise<CompareAndSetResult>
+  /**
+   * Deletes the key only if its value is exactly `expected`: 'ok' when deleted, 'missing' when it was already gone,
+   * 'changed' when it holds another value (left untouched).
+   */
+  compareAndDelete (key: string, expected: string): Promise<CompareAndSetResult>
+  /**
+   * The key's remaining time to live in ms (Redis `PTTL`, measured by the store's own clock), or null when it is
+   * absent (or has no TTL). For values whose meaning is "until when": the store's clock is the one every instance
+   * shares, so no instance has to trust another one's.
+   */
+  remainingTtl (key: string): Promise<number | null>
   /** Deletes the keys (absent keys are fine). */
   delete (keys: string | readonly string[]): Promise<void>
   /** Atomic read-and-delete (Redis GETDEL): of concurrent callers, exactly one gets the value. */

@@ -89,6 +89,19 @@ export class MemoryStore implements KVStore {
     return 'ok'
   }
 
+  async compareAndDelete (key: string, expected: string): Promise<CompareAndSetResult> {
+    const entry = this.#read(key)
+    if (entry === undefined) return 'missing'
+    if (entry.value !== expected) return 'changed'
+    this.#remove(key)
+    return 'ok'
+  }
+
+  async remainingTtl (key: string): Promise<number | null> {
+    const entry = this.#read(key)
+    return entry === undefined ? null : entry.expiresAt - Date.now()
+  }
+
   async delete (keys: string | readonly string[]): Promise<void> {
     if (typeof keys === 'string') this.#remove(keys)
     else for (const key of keys) this.#remove(key)

@@ -75,6 +75,13 @@ if current ~= ARGV[1] then return -1 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`
 
+/** 1: deleted, 0: missing, -1: holds another value (left alone). */
+const COMPARE_AND_DELETE = `local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+if current ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[1])
+return 1`
+
 /** Writes a field; the hash lives at least ARGV[3] ms from now (a longer TTL is kept). Returns the field count. */
 const HASH_SET = `redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
@@ -99,6 +106,7 @@ const SCRIPTS = {
   unlock: script(UNLOCK),
   extend: script(EXTEND),
   compareAndSet: script(COMPARE_AND_SET),
+  compareAndDelete: script(COMPARE_AND_DELETE),
   hashSet: script(HASH_SET)
 } as const
 
@@ -251,6 +259,16 @@ export class RedisStore implements KVStore {
     assertTtl(ttlMs)
     const result = await this.#written(key, this.#eval(SCRIPTS.compareAndSet, key, [expected, value, ttlMs]), (reply) => reply === 1)
     return result === 1 ? 'ok' : result === 0 ? 'missing' : 'changed'
+  }
+
+  async compareAndDelete (key: string, expected: string): Promise<CompareAndSetResult> {
+    const result = await this.#written(key, this.#eval(SCRIPTS.compareAndDelete, key, [expected]), (reply) => reply === 1)
+    return result === 1 ? 'ok' : result === 0 ? 'missing' : 'changed'
+  }
+
+  async remainingTtl (key: string): Promise<number | null> {
+    const pttl = Number(await this.#call('PTTL', [key]))
+    return pttl >= 0 ? pttl : null
   }
 
   async delete (keys: string | readonly string[]): Promise<void> {

@@ -47,9 +47,10 @@ export interface TokenStore {
    * current set is returned instead of the error.
    * Throws UnauthenticatedError if there is no set (or it has no refresh token and is expired, or is forced),
    * ReauthRequiredError when the refresher threw RefreshRejectedError (the set has then been deleted, onRevoked
-   * called), RefreshBusyError when another instance's refresh outlasted lockWaitMs, StoreUnavailableError when the
-   * store failed, the refresher's own (transient) error unchanged, after onRefreshFailed (set kept), and then
-   * RefreshBackoffError until the session's backoff is over.
+   * called; unless another set was stored meanwhile: that one is returned), RefreshBusyError when another
+   * instance's refresh outlasted lockWaitMs, StoreUnavailableError when the store failed, the refresher's own
+   * (transient) error unchanged, after onRefreshFailed (set kept), and then RefreshBackoffError until the session's
+   * backoff is over.
    */
   getFresh (sid: string, refresh: Refresher, opts?: GetFreshOptions): Promise<TokenSet>
   /** Stores a sealed one-time record (e.g. a login state) for ttlMs. */
@@ -143,6 +144,10 @@ export interface TokenStoreCoreOptions {
  * stalled) takes it again unless another owner has it. If another owner has it, another instance may refresh too;
  * the compare-and-set still prevents overwriting a newer set with an older one, and a set deleted by a logout during
  * the refresh is never written back (the refreshed set is then dropped and the caller gets UnauthenticatedError).
+ * The second refresh sent the refresh token the first one rotated away, so the provider refuses it: a refusal that
+ * finds a newer set stored returns that set, and only ever deletes the value read under the lock (`#refused`).
+ * A lock SET that fails or whose answer is lost is followed by an owner-checked unlock, and one that finds its own
+ * owner's lock (resent by the client after a reconnect) holds it (`#tryLock`): no lock is left for a whole lease.
  *
  * A rotated set is never lost to a store failure: once the provider has answered, the old refresh token is dead,
  * so the new set is the only way this session stays signed in. If its compare-and-set fails (Redis down, stalled,
@@ -155,11 +160,12 @@ export interface TokenStoreCoreOptions {
  * names the session by `sessionTag` (never the id itself, which is a credential, nor a token).
  *
  * Backoff: a transient refresh failure puts the session in `#backoff` for `refreshBackoffMs` (or the provider's
- * Retry-After, bounded by `refreshBackoffMaxMs`): meanwhile the refresher is not called for it, callers get
- * RefreshBackoffError (or the current set while its access token is still valid), and the set is kept. The map
- * answers this process's requests without a store command; the key `{sid}:backoff`, written while the lock is
- * still held and read under the lock, keeps the other instances from trying at once too. Without it, every request
- * of a session would call a failing token endpoint again, on every instance.
+ * Retry-After when it asks for longer, bounded by `refreshBackoffMaxMs`): meanwhile the refresher is not called for
+ * it, callers get RefreshBackoffError (or the current set while its access token is still valid), and the set is
+ * kept. The map answers this process's requests without a store command; the key `{sid}:backoff`, written while
+ * the lock is still held and read under the lock (its TTL: no instance reads another one's clock), keeps the other
+ * instances from trying at once too. Without it, every request of a session would call a failing token endpoint
+ * again, on every instance.
  *
  * Diagnostics (diagnostics.ts): the flight is one span of `aihubmix:refresh`, wrapped where it starts, and its wait
  * for the lock one `aihubmix:refresh-lock-wait` message, timed around `#acquire`; the refresher the flight calls is
@@ -181,7 +187,10 @@ export class TokenStoreCore implements TokenStore {
   readonly #pending = new Map<string, PendingSave>()
   /** The retry loops of pending sets (close() waits for them). */
   readonly #saving = new Set<Promise<void>>()
-  /** Sessions whose last refresh failed transiently: until when the refresher is not called again, and why. */
+  /**
+   * Sessions whose last refresh failed transiently: until when (`performance.now()`, a monotonic clock: a wall clock
+   * stepped back must not stretch a backoff) the refresher is not called again, and why.
+   */
   readonly #backoff = new Map<string, { until: number, error: unknown }>()
   /** Wakes the retry loops' pauses (close). */
   readonly #wakers = new Set<() => void>()
@@ -477,7 +486,7 @@ export class TokenStoreCore implements TokenStore {
   async #refreshOnce (sid: string, refresh: Refresher, force: boolean, stale: string | undefined): Promise<TokenSet> {
     const backoff = this.#backoff.get(sid)
     if (backoff !== undefined) {
-      const left = backoff.until - Date.now()
+      const left = backoff.until - performance.now()
       if (left > 0) throw new RefreshBackoffError(left, { cause: backoff.error })
       this.#backoff.delete(sid)
     }
@@ -504,18 +513,25 @@ export class TokenStoreCore implements TokenStore {
     let handedOver = false
     try {
       // Re-read under the lock: another instance may have refreshed while we waited, or failed and backed off.
-      const [stored, backoffUntil] = await Promise.all([this.read(sid), this.#kv.get(this.keys.backoff(sid))])
+      // The backoff's remaining time is the key's TTL, measured by the store: never another instance's clock.
+      const [stored, backoffLeft] = await Promise.all([this.read(sid), this.#kv.remainingTtl(this.keys.backoff(sid))])
       if (stored === null) throw new UnauthenticatedError()
       if (this.#usable(stored.set, force, stale)) return stored.set
       const refreshToken = stored.set.refreshToken
       if (refreshToken === undefined || refreshToken === '') return this.#withoutRefreshToken(stored.set, force)
-      const left = Number(backoffUntil) - Date.now()
-      if (backoffUntil !== null && left > 0) {
-        this.#backoff.set(sid, { until: Date.now() + left, error: undefined })
+      const left = Math.min(backoffLeft ?? 0, this.#options.refreshBackoffMaxMs)
+      if (left > 0) {
+        this.#backoff.set(sid, { until: performance.now() + left, error: undefined })
         throw new RefreshBackoffError(left)
       }
 
-      const fresh = await this.#refresh(sid, refresh, refreshToken)
+      let fresh: TokenSet
+      try {
+        fresh = await this.#refresh(sid, refresh, refreshToken)
+      } catch (err) {
+        if (!(err instanceof RefreshRejectedError)) throw err
+        return await this.#refused(sid, stored.sealed, refreshToken, err)
+      }
       const merged = normalizeTokenSet({ ...fresh, refreshToken: hasRefreshToken(fresh) ? fresh.refreshToken : refreshToken })
       const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged), expected: stored.sealed, lock }
       let outcome: SaveOutcome
@@ -624,23 +640,16 @@ export class TokenStoreCore implements TokenStore {
     throw new StoreUnavailableError({ cause: new Error('a refreshed token set is still waiting to be stored') })
   }
 
-  /** Calls the refresher once (the lock is held and renewed meanwhile). Maps its errors; backs off after a transient one. */
+  /**
+   * Calls the refresher once (the lock is held and renewed meanwhile). A refusal (RefreshRejectedError) is thrown
+   * as it is, for `#refused`; backs off after a transient error.
+   */
   async #refresh (sid: string, refresh: Refresher, refreshToken: string): Promise<TokenSet> {
     let fresh: unknown
     try {
       fresh = await refresh(refreshToken)
     } catch (err) {
-      if (err instanceof RefreshRejectedError) {
-        this.forget(sid)
-        try {
-          await this.#kv.delete(this.keys.tokens(sid))
-        } catch (deleteErr) {
-          this.#log.warn({ err: deleteErr }, 'token-store: could not delete a revoked token set')
-        }
-        await this.#hook('onRevoked', { sid, error: err })
-        if (this.#options.endUserSessionsOnRevoked) await this.#users.endAllOf(sid)
-        throw new ReauthRequiredError({ cause: err })
-      }
+      if (err instanceof RefreshRejectedError) throw err
       await this.#backOff(sid, err)
       await this.#hook('onRefreshFailed', { sid, error: err })
       throw err
@@ -656,15 +665,48 @@ export class TokenStoreCore implements TokenStore {
   }
 
   /**
-   * Starts the session's backoff after a transient refresh failure (Retry-After honoured, bounded): in this
-   * process, and (best effort, while the lock is still held) in the store, where the next flight of any instance
-   * finds it under the lock.
+   * The provider refused `refreshToken`, read under the lock as part of the sealed value `expected`. The refusal is
+   * only about that refresh token: when the store holds another set by now (this flight's lease ran out while it was
+   * at the provider, and another instance refreshed and stored the rotated set, which made this token stale), that
+   * set is the session's and is returned; nothing is deleted, no hook runs, no other session ends. Only when the
+   * store still holds `expected` is the set deleted, with a compare-and-delete (a newer set stored in between is
+   * never deleted), and the session revoked: onRevoked, `endUserSessionsOnRevoked`, ReauthRequiredError. When the
+   * store fails meanwhile, nothing can tell whether a newer set is there: StoreUnavailableError, the set kept (a
+   * refusal for good is met again by the next flight).
+   */
+  async #refused (sid: string, expected: string, refreshToken: string, err: unknown): Promise<TokenSet> {
+    const key = this.keys.tokens(sid)
+    let sealed = expected
+    // Bounded: a stored set that carries the refused token too (saved again with it) is tried once more at most.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      if (await this.#kv.compareAndDelete(key, sealed) !== 'changed') break
+      const now = await this.read(sid)
+      if (now === null) break
+      if (now.set.refreshToken !== refreshToken) {
+        this.#log.info({ session: sessionTag(sid) }, 'token-store: the provider refused a refresh token that is no longer the stored one (rotated by another instance, or a new sign-in); using the set stored meanwhile')
+        return now.set
+      }
+      sealed = now.sealed
+    }
+    this.forget(sid)
+    await this.#hook('onRevoked', { sid, error: err })
+    if (this.#options.endUserSessionsOnRevoked) await this.#users.endAllOf(sid)
+    throw new ReauthRequiredError({ cause: err })
+  }
+
+  /**
+   * Starts the session's backoff after a transient refresh failure: in this process, and (best effort, while the
+   * lock is still held) in the store, where the next flight of any instance finds it under the lock. It lasts
+   * `refreshBackoffMs`, or longer when the error's `retryAfterMs` (the provider's Retry-After) asks for more, up to
+   * `refreshBackoffMaxMs`: a Retry-After of 0 or a date in the past never shortens it, or every request would call
+   * the token endpoint again.
    */
   async #backOff (sid: string, error: unknown): Promise<void> {
     const asked = retryAfterOf(error)
-    const ms = Math.ceil(asked === undefined ? this.#options.refreshBackoffMs : Math.min(asked, this.#options.refreshBackoffMaxMs))
+    const { refreshBackoffMs, refreshBackoffMaxMs } = this.#options
+    const ms = Math.ceil(Math.max(refreshBackoffMs, asked === undefined ? 0 : Math.min(asked, refreshBackoffMaxMs)))
     if (ms <= 0) return
-    const now = Date.now()
+    const now = performance.now()
     // Oldest first: expired entries of sessions that never came back are swept from the front.
     for (const [key, entry] of this.#backoff) {
       if (entry.until > now && this.#backoff.size < MAX_BACKOFF_ENTRIES) break
@@ -673,7 +715,8 @@ export class TokenStoreCore implements TokenStore {
     this.#backoff.delete(sid)
     this.#backoff.set(sid, { until: now + ms, error })
     try {
-      await this.#kv.set(this.keys.backoff(sid), String(now + ms), ms)
+      // The value (until when, by this machine's clock) is informative only: readers go by the key's TTL (#fly).
+      await this.#kv.set(this.keys.backoff(sid), String(Date.now() + ms), ms)
     } catch (err) {
       this.#log.debug({ err }, 'token-store: could not share a refresh backoff with other instances')
     }
@@ -684,7 +727,7 @@ export class TokenStoreCore implements TokenStore {
     const deadline = Date.now() + this.#options.lockWaitMs
     let pause = 50
     for (;;) {
-      if (await this.#kv.lock(lockKey, owner, this.#options.lockLeaseMs)) {
+      if (await this.#tryLock(lockKey, owner)) {
         return new HeldLock(this.#kv, lockKey, owner, this.#options.lockLeaseMs, this.#log)
       }
       const remaining = deadline - Date.now()
@@ -692,6 +735,26 @@ export class TokenStoreCore implements TokenStore {
       // Woken by the release (pub/sub or in-process), by the lease's end, or by this poll interval.
       await this.#kv.waitForUnlock(lockKey, Math.min(remaining, pause))
       pause = Math.min(pause * 2, 1000)
+    }
+  }
+
+  /**
+   * One attempt at the lock under `owner` (random, this flight's own). Its SET may have been applied although no
+   * answer came back (a reply lost, a command timeout): then nobody would renew or release that lock, and every
+   * instance would wait out its whole lease. So a failed attempt sends an owner-checked unlock right behind it (on
+   * the same connection, so after it; not awaited: the caller gets the store's error at once), and an attempt that
+   * finds the lock taken checks whether the owner is this flight (a client that resent an unanswered SET after
+   * reconnecting finds its own key): then the lock is this flight's.
+   */
+  async #tryLock (lockKey: string, owner: string): Promise<boolean> {
+    try {
+      if (await this.#kv.lock(lockKey, owner, this.#options.lockLeaseMs)) return true
+      return await this.#kv.get(lockKey) === owner
+    } catch (err) {
+      this.#kv.unlock(lockKey, owner).catch((unlockErr: unknown) => {
+        this.#log.debug({ err: unlockErr }, 'token-store: could not release a refresh lock whose taking failed; it expires with its lease')
+      })
+      throw err
     }
   }
 

@@ -125,6 +125,31 @@ contract('compareAndSet writes only over the expected value', async (t, h) => {
   t.ok(await h.pttl(kv, k) > 0, 'with a TTL')
 })
 
+contract('compareAndDelete deletes only the expected value', async (t, h) => {
+  const one = await h.make()
+  const two = await h.make()
+  const k = h.prefix + 'cad'
+  t.equal(await one.compareAndDelete(k, 'v1'), 'missing')
+  await one.set(k, 'v1', 60_000)
+  t.equal(await two.get(k), 'v1')
+  t.equal(await two.compareAndDelete(k, 'other'), 'changed')
+  t.equal(await one.get(k), 'v1', 'changed: untouched')
+  t.equal(await two.compareAndDelete(k, 'v1'), 'ok')
+  t.equal(await one.get(k), null, 'deleted, as the other instance sees at once')
+  t.equal(await two.get(k), null)
+})
+
+contract('remainingTtl: what is left of a key\'s TTL by the store\'s clock, null when absent', async (t, h) => {
+  const kv = await h.make()
+  const k = h.prefix + 'ttl'
+  t.equal(await kv.remainingTtl(k), null)
+  await kv.set(k, 'v', 5000)
+  const left = await kv.remainingTtl(k)
+  t.ok(left !== null && left > 4000 && left <= 5000, `${left} ms`)
+  await kv.delete(k)
+  t.equal(await kv.remainingTtl(k), null)
+})
+
 contract('hashes: fields written and deleted one by one; the TTL only ever grows; an empty hash is gone', async (t, h) => {
   const one = await h.make()
   const two = await h.make()
