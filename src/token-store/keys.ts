@@ -6,7 +6,7 @@ import { TokenStoreArgumentError } from './errors.js'
  *     <prefix>{<sid>}:sess   the @fastify/session data (JSON)
  *     <prefix>{<sid>}:tok    the sealed token set
  *     <prefix>{<sid>}:lock   the refresh lock (value: a random owner id)
- *     <prefix>{<sid>}:backoff  after a transient refresh failure: until when nobody refreshes (epoch ms)
+ *     <prefix>{<sid>}:backoff  after a transient refresh failure: nobody refreshes while it lives (its TTL; the value, the writer's epoch ms, is informative)
  *     <prefix>{<sid>}:user   the session's user and handle, when indexed (JSON `{u, h}`)
  *     <prefix>{u:<user>}:sessions   a user's sessions: a hash of handle -> sealed entry (user-sessions.ts)
  *     <prefix>rec:<key>      sealed one-time records (login states)

@@ -73,11 +73,11 @@ export interface TokenStoreOptions {
   lockWaitMs?: number | undefined
   /**
    * After a transient refresh failure (the refresher threw anything but RefreshRejectedError), how long this
-   * session does not call the refresher again in this process; a `retryAfterMs` on the refresher's error (the
-   * provider's Retry-After) replaces it, up to `refreshBackoffMaxMs`.
+   * session does not call the refresher again, on any instance; a `retryAfterMs` on the refresher's error (the
+   * provider's Retry-After) lengthens it, up to `refreshBackoffMaxMs`, and never shortens it.
    */
   refreshBackoffMs?: number | undefined
-  /** Upper bound of a backoff asked for through `retryAfterMs`. */
+  /** Upper bound of a backoff asked for through `retryAfterMs`, and of one read from another instance. */
   refreshBackoffMaxMs?: number | undefined
   /** Upper bound of one Redis command (0: none). Turns a Redis outage into a 503 instead of a hang. */
   redisCommandTimeoutMs?: number | undefined
