@@ -86,7 +86,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     }
     const pub = publicErrorOf(err)
     if (pub.statusCode >= 500) {
-      request.log[pub.statusCode === 500 ? 'error' : 'warn']({ err: { code: err.code, message: err.message } }, 'oauth-routes: request failed')
+      request.log[pub.statusCode === 500 ? 'error' : 'warn']({ error: { code: err.code, message: err.message } }, 'oauth-routes: request failed')
     }
     // The sign-in's two pages are browser navigations: like every other failure of theirs, a store outage sends
     // the browser to the page with a code it can show (login_error store_unavailable), not to a JSON body.
@@ -303,10 +303,10 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       set = await client.exchangeCode({ code: query.code, codeVerifier: pending.verifier })
     } catch (err) {
       if (err instanceof TokenEndpointError && err.clientRefused) {
-        request.log.error({ err: errorInfo(err) }, `authorization code exchange failed: the token endpoint refused this app's client (${err.oauthError}). ` +
+        request.log.error({ error: errorInfo(err) }, `authorization code exchange failed: the token endpoint refused this app's client (${err.oauthError}). ` +
           'Fix: check the clientId and clientSecret given to aihubmix-proxy (the example reads AIHUBMIX_CLIENT_ID and AIHUBMIX_CLIENT_SECRET)')
       } else {
-        request.log.warn({ err: errorInfo(err) }, 'authorization code exchange failed')
+        request.log.warn({ error: errorInfo(err) }, 'authorization code exchange failed')
       }
       return fail(reply, 'token_exchange_failed', mode)
     }
@@ -319,7 +319,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       userinfo = await userinfoAtSignIn(set.accessToken)
       if (!isUserId(String(userinfo.id))) throw new UpstreamInvalidResponseError('user id')
     } catch (err) {
-      request.log.warn({ err: { code: errorInfo(err).code } }, 'userinfo after the code exchange failed: sign-in refused')
+      request.log.warn({ error: { code: errorInfo(err).code } }, 'userinfo after the code exchange failed: sign-in refused')
       revoke(request, set)
       return fail(reply, 'userinfo_failed', mode)
     }
@@ -341,7 +341,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       try {
         await o.onLogin({ request, userinfo, scope: set.scope })
       } catch (err) {
-        request.log.error({ err: { message: errorInfo(err).message } }, 'onLogin hook failed')
+        request.log.error({ error: { message: errorInfo(err).message } }, 'onLogin hook failed')
       }
     }
 
@@ -370,7 +370,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   function revoke (request: FastifyRequest, set: TokenSet | null): void {
     if (set?.refreshToken === undefined) return
     client.revoke(set.refreshToken, 'refresh_token').catch((err: unknown) => {
-      request.log.warn({ err: { code: errorInfo(err).code } }, 'token revocation failed')
+      request.log.warn({ error: { code: errorInfo(err).code } }, 'token revocation failed')
     })
   }
 
@@ -389,7 +389,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       try {
         await o.onLogout({ request })
       } catch (err) {
-        request.log.error({ err: { message: errorInfo(err).message } }, 'onLogout hook failed')
+        request.log.error({ error: { message: errorInfo(err).message } }, 'onLogout hook failed')
       }
     }
     const set = await request.tokens.get()
@@ -471,7 +471,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       // The provider's or the store's trouble, as the proxy routes answer it (a fixed code, nothing of the cause).
       const error = err as FastifyError
       if ((error.statusCode ?? 500) >= 500) {
-        request.log.warn({ err: { code: error.code, message: error.message } }, 'listing the user\'s sessions failed')
+        request.log.warn({ error: { code: error.code, message: error.message } }, 'listing the user\'s sessions failed')
       }
       return sendPublicError(reply, error)
     }

@@ -36,7 +36,7 @@ export function logConnectionErrors (client: unknown, log: FastifyBaseLogger, no
     lastAt = at
     const more = missed === 0 ? '' : ` (${missed} more since the last line)`
     missed = 0
-    log.warn({ err: errorInfo(err) }, `token-store: Redis connection error${more}; requests that need the store answer 503 store_unavailable until it is back`)
+    log.warn({ error: errorInfo(err) }, `token-store: Redis connection error${more}; requests that need the store answer 503 store_unavailable until it is back`)
   }
   client.on('error', listener)
   return () => { client.removeListener('error', listener) }

@@ -287,13 +287,13 @@ export class TrackingCache {
     try {
       connection = open()
     } catch (err) {
-      log?.debug({ err: { message: errorInfo(err).message } }, 'token-store: cannot open the tracking connection')
+      log?.debug({ error: { message: errorInfo(err).message } }, 'token-store: cannot open the tracking connection')
       this.#scheduleRetry()
       return
     }
     this.#connection = connection
     connection.on('error', (err: Error) => {
-      log?.debug({ err: errorInfo(err) }, 'token-store: tracking connection error')
+      log?.debug({ error: errorInfo(err) }, 'token-store: tracking connection error')
     })
     connection.on('messageBuffer', (channel: Buffer, message: unknown) => {
       if (this.#connection === connection && channel.toString() === INVALIDATION_CHANNEL) this.#announced(message)
@@ -323,7 +323,7 @@ export class TrackingCache {
       if (this.#connection !== connection) return
       if (err instanceof Error && err.name === 'ReplyError') {
         // Redis itself refused (older than 6.0, or an ACL without CLIENT): retrying cannot help.
-        log?.warn({ err: { message: err.message } }, 'token-store: Redis refused client-side caching (CLIENT TRACKING); reading every value from Redis')
+        log?.warn({ error: { message: err.message } }, 'token-store: Redis refused client-side caching (CLIENT TRACKING); reading every value from Redis')
         this.#connection = undefined
         connection.disconnect()
         this.#closed = true

@@ -44,6 +44,13 @@ t.test('a failing store: /auth/session, POST /auth/logout and /auth/sessions ans
   t.equal((await composed.signIn(browser)).headers.location, '/')
   breakStore(composed.app)
   await assertDocumentedAnswers(t, composed, browser)
+  // Logged as a plain `error` field: under `err`, pino's error serializer dressed it as `type: "Object", stack: ""`.
+  const failed = composed.logs().filter((l) => l.msg === 'oauth-routes: request failed') as unknown as Array<Record<string, unknown>>
+  t.ok(failed.length > 0, 'the failures are logged')
+  for (const line of failed) {
+    t.same(line.error, { code: 'FST_AIHUBMIX_STORE_UNAVAILABLE', message: 'The token store is unavailable' })
+    t.notOk('err' in line, 'no err field')
+  }
 })
 
 t.test('Redis down (the app\'s connection cut): the same answers', async (t) => {
