@@ -108,6 +108,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     connections: options.connections,
     pipelining: 1,
     connect: { timeout: options.connectTimeoutMs },
+    // Idle timers only (each byte that arrives starts them again): exchange.ts holds every call to `timeoutMs` whole.
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
     keepAliveTimeout: 10_000
@@ -126,6 +127,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
 
   function mapNetworkError (err: unknown): Error {
     const { code } = errorInfo(err)
+    if (err instanceof UpstreamTimeoutError) return err
     if (code !== undefined && TIMEOUT_CODES.has(code)) return new UpstreamTimeoutError(timeoutMs, { cause: err })
     if (err instanceof Error && err.name === 'AbortError') return err
     if (err instanceof UpstreamBodyTooLargeError) return err
@@ -312,20 +314,25 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
         client_id: options.clientId,
         client_secret: options.clientSecret
       }).toString()
-      // The revocation endpoint may live on another host than the provider's API.
-      const via = target.origin === origin ? dispatcher : getGlobalDispatcher()
-      const res = await via.request({
-        origin: target.origin,
-        path: `${target.pathname}${target.search}`,
-        method: 'POST',
-        headers: formHeaders,
-        body,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs
-      }).catch(mapNetworkError)
-      if (res instanceof Error) throw res
-      await res.body.dump()
-      if (res.statusCode >= 400) throw new UpstreamStatusError(res.statusCode)
+      // The revocation endpoint may live on another host than the provider's API. The same exchange as every other
+      // call: held to `timeoutMs` whole, the body capped (and thrown away).
+      const own = target.origin === origin
+      let answer
+      try {
+        answer = await dispatchExchange(own ? dispatcher : getGlobalDispatcher(), own && ownDispatcher, {
+          origin: target.origin,
+          path: `${target.pathname}${target.search}`,
+          method: 'POST',
+          headers: formHeaders,
+          body,
+          timeoutMs,
+          maxBodyBytes,
+          signal: undefined
+        })
+      } catch (err) {
+        throw mapNetworkError(err)
+      }
+      if (answer.statusCode >= 400) throw new UpstreamStatusError(answer.statusCode)
     },
 
     async close () {
