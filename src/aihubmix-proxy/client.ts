@@ -17,6 +17,7 @@ import { grantOf, traceUpstream, upstreamTraced, type UpstreamEndpoint } from '.
 import { dispatchExchange, type UpstreamSignal } from './exchange.js'
 import {
   checkEnvelope,
+  checkExpiresIn,
   checkOAuthError,
   checkTokenResponse,
   checkTopup,
@@ -29,7 +30,27 @@ import {
 /** OAuth error codes of the token endpoint that mean "this grant will never work again". */
 const FATAL_GRANT_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client'])
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
+/**
+ * Bounds of a token answer's `expires_in`, in seconds (schemas.ts: it never refuses the answer, whose refresh token
+ * the provider has already rotated). Missing, or neither a number nor a numeric string (`null`, `"soon"`): the
+ * provider's documented 7200. Below EXPIRES_IN_FLOOR (`0`, `-30`, `0.001`): the floor. A token kept for its
+ * whole life is refreshed at half of it (token-store's window), so a life of `0.001` s refreshed on every request;
+ * with the floor, at most once every 2.5 s per session. The floor is kept below any lifetime a provider really
+ * issues (the suite's own tests run 30-second tokens, its chaos run tokens down to 4 s): a token that really
+ * expired sooner than the proxy believes answers 401 upstream, and callAsUser then refreshes once and retries once
+ * (call-as-user.ts), so a floor too high costs a refused call, never the session. Above EXPIRES_IN_MAX: the max.
+ */
 const DEFAULT_EXPIRES_IN = 7200
+export const EXPIRES_IN_FLOOR = 5
+const EXPIRES_IN_MAX = 10 * 365 * 24 * 3600
+
+/** `expires_in` of a token answer, in seconds, bounded as above. */
+export function expiresInSeconds (value: unknown): number {
+  if (value === undefined || !checkExpiresIn.Check(value)) return DEFAULT_EXPIRES_IN
+  const seconds = typeof value === 'number' ? value : Number(value)
+  if (!(seconds >= EXPIRES_IN_FLOOR)) return EXPIRES_IN_FLOOR
+  return Math.min(seconds, EXPIRES_IN_MAX)
+}
 
 export interface AuthorizeUrlParams {
   state: string
@@ -193,7 +214,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     const set: TokenSet = {
       accessToken: body.access_token,
       tokenType: 'Bearer',
-      expiresAt: now + (body.expires_in ?? DEFAULT_EXPIRES_IN) * 1000,
+      expiresAt: now + expiresInSeconds(body.expires_in) * 1000,
       scope: splitScope(body.scope, options.scope),
       obtainedAt: now
     }
