@@ -17,6 +17,7 @@ import { grantOf, traceUpstream, upstreamTraced, type UpstreamEndpoint } from '.
 import { dispatchExchange, type UpstreamSignal } from './exchange.js'
 import {
   checkEnvelope,
+  checkExpiresIn,
   checkOAuthError,
   checkTokenResponse,
   checkTopup,
@@ -29,7 +30,27 @@ import {
 /** OAuth error codes of the token endpoint that mean "this grant will never work again". */
 const FATAL_GRANT_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client'])
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
+/**
+ * Bounds of a token answer's `expires_in`, in seconds (schemas.ts: it never refuses the answer, whose refresh token
+ * the provider has already rotated). Missing, or neither a number nor a numeric string (`null`, `"soon"`): the
+ * provider's documented 7200. Below EXPIRES_IN_FLOOR (`0`, `-30`, `0.001`): the floor. A token kept for its
+ * whole life is refreshed at half of it (token-store's window), so a life of `0.001` s refreshed on every request;
+ * with the floor, at most once every 2.5 s per session. The floor is kept below any lifetime a provider really
+ * issues (the suite's own tests run 30-second tokens, its chaos run tokens down to 4 s): a token that really
+ * expired sooner than the proxy believes answers 401 upstream, and callAsUser then refreshes once and retries once
+ * (call-as-user.ts), so a floor too high costs a refused call, never the session. Above EXPIRES_IN_MAX: the max.
+ */
 const DEFAULT_EXPIRES_IN = 7200
+export const EXPIRES_IN_FLOOR = 5
+const EXPIRES_IN_MAX = 10 * 365 * 24 * 3600
+
+/** `expires_in` of a token answer, in seconds, bounded as above. */
+export function expiresInSeconds (value: unknown): number {
+  if (value === undefined || !checkExpiresIn.Check(value)) return DEFAULT_EXPIRES_IN
+  const seconds = typeof value === 'number' ? value : Number(value)
+  if (!(seconds >= EXPIRES_IN_FLOOR)) return EXPIRES_IN_FLOOR
+  return Math.min(seconds, EXPIRES_IN_MAX)
+}
 
 export interface AuthorizeUrlParams {
   state: string
@@ -108,6 +129,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     connections: options.connections,
     pipelining: 1,
     connect: { timeout: options.connectTimeoutMs },
+    // Idle timers only (each byte that arrives starts them again): exchange.ts holds every call to `timeoutMs` whole.
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
     keepAliveTimeout: 10_000
@@ -126,6 +148,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
 
   function mapNetworkError (err: unknown): Error {
     const { code } = errorInfo(err)
+    if (err instanceof UpstreamTimeoutError) return err
     if (code !== undefined && TIMEOUT_CODES.has(code)) return new UpstreamTimeoutError(timeoutMs, { cause: err })
     if (err instanceof Error && err.name === 'AbortError') return err
     if (err instanceof UpstreamBodyTooLargeError) return err
@@ -191,7 +214,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     const set: TokenSet = {
       accessToken: body.access_token,
       tokenType: 'Bearer',
-      expiresAt: now + (body.expires_in ?? DEFAULT_EXPIRES_IN) * 1000,
+      expiresAt: now + expiresInSeconds(body.expires_in) * 1000,
       scope: splitScope(body.scope, options.scope),
       obtainedAt: now
     }
@@ -312,20 +335,25 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
         client_id: options.clientId,
         client_secret: options.clientSecret
       }).toString()
-      // The revocation endpoint may live on another host than the provider's API.
-      const via = target.origin === origin ? dispatcher : getGlobalDispatcher()
-      const res = await via.request({
-        origin: target.origin,
-        path: `${target.pathname}${target.search}`,
-        method: 'POST',
-        headers: formHeaders,
-        body,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs
-      }).catch(mapNetworkError)
-      if (res instanceof Error) throw res
-      await res.body.dump()
-      if (res.statusCode >= 400) throw new UpstreamStatusError(res.statusCode)
+      // The revocation endpoint may live on another host than the provider's API. The same exchange as every other
+      // call: held to `timeoutMs` whole, the body capped (and thrown away).
+      const own = target.origin === origin
+      let answer
+      try {
+        answer = await dispatchExchange(own ? dispatcher : getGlobalDispatcher(), own && ownDispatcher, {
+          origin: target.origin,
+          path: `${target.pathname}${target.search}`,
+          method: 'POST',
+          headers: formHeaders,
+          body,
+          timeoutMs,
+          maxBodyBytes,
+          signal: undefined
+        })
+      } catch (err) {
+        throw mapNetworkError(err)
+      }
+      if (answer.statusCode >= 400) throw new UpstreamStatusError(answer.statusCode)
     },
 
     async close () {

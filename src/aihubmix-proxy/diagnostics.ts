@@ -20,7 +20,7 @@ export const UPSTREAM_CHANNEL = 'aihubmix:upstream'
 export type UpstreamEndpoint = 'token' | 'userinfo' | 'topup'
 
 /**
- * The HTTP status of the answer, or why there is none: `timeout` (no headers or body in time), `aborted` (the
+ * The HTTP status of the answer, or why there is none: `timeout` (no whole answer within timeoutMs), `aborted` (the
  * browser went away and the call was cancelled), `error` (refused or reset connection, an answer over the size
  * limit, ...).
  */

@@ -1,5 +1,5 @@
 import { errors, type Dispatcher } from 'undici'
-import { UpstreamBodyTooLargeError } from './errors.js'
+import { UpstreamBodyTooLargeError, UpstreamTimeoutError } from './errors.js'
 
 /**
  * Cancels an upstream call: an AbortSignal, or (cheaper per request) an object with `aborted` and EventEmitter's
@@ -41,10 +41,18 @@ type AbortFn = (err: Error) => void
  * One call to the provider on undici's dispatcher interface, read into a string as it arrives. What
  * `dispatcher.request()` adds around the same call (an AsyncResource, a Readable for the body and the reading of
  * it, a second listener and closure for the signal) showed in the proxy's CPU profile, for an answer of a few
- * hundred bytes that is read whole anyway. The same limits hold: the timeouts are undici's (headersTimeout,
- * bodyTimeout), a declared Content-Length above `maxBodyBytes` is refused before the body is read, a body that
- * grows past it while it arrives is cut there, and the signal cancels the call (with undici's RequestAbortedError,
- * as before).
+ * hundred bytes that is read whole anyway. The same limits hold: a declared Content-Length above `maxBodyBytes` is
+ * refused before the body is read, a body that grows past it while it arrives is cut there, and the signal cancels
+ * the call (with undici's RequestAbortedError, as before).
+ *
+ * `timeoutMs` is a deadline for the whole call, from dispatch (waiting for a connection of the pool included) to
+ * the last byte of the body: one timer per call, cleared when the call settles, fails the call with
+ * UpstreamTimeoutError and tears the request down. undici's headersTimeout and bodyTimeout are idle timers (each
+ * byte that arrives starts them again): a provider that trickles its answer a byte at a time kept a call, the
+ * refresh every request of the session joined, and the refresh lock renewed for it, waiting for as long as it
+ * trickled. One plain timer costs a Timeout object and a list insert and unlink on the timer list of its duration
+ * (the same for every call); AbortSignal.timeout would add an AbortSignal, its listener and a weak reference per
+ * call on the hot path.
  *
  * This is the part both handler interfaces share: the plugin's own Pool (undici 7) is driven through the handler
  * interface it runs natively (RawExchange: raw header buffers, no objects built), a dispatcher of the caller's
@@ -55,6 +63,8 @@ abstract class Exchange {
   readonly #resolve: (answer: RawAnswer) => void
   readonly #reject: (err: Error) => void
   readonly #signal: UpstreamSignal | undefined
+  readonly #timeoutMs: number
+  #deadline: NodeJS.Timeout | null
   #abort: AbortFn | null = null
   #settled = false
   #statusCode = 0
@@ -67,6 +77,8 @@ abstract class Exchange {
     this.#maxBodyBytes = request.maxBodyBytes
     this.#resolve = resolve
     this.#reject = reject
+    this.#timeoutMs = request.timeoutMs
+    this.#deadline = setTimeout(expire, request.timeoutMs, this)
     const signal = request.signal
     this.#signal = signal
     if (signal !== undefined) {
@@ -78,6 +90,22 @@ abstract class Exchange {
   /** The signal's listener: one per call. */
   readonly cancel = (): void => {
     this.fail(new errors.RequestAbortedError())
+  }
+
+  /**
+   * The whole-call deadline passed (the timer's callback, `expire`). Each turn of the event loop runs its timers
+   * before it reads the sockets: after the loop was held up past the deadline, the answer may be waiting there,
+   * read a moment later in the same turn. The call fails after that (setImmediate runs once this turn's I/O was
+   * read), unless the answer completed it meanwhile.
+   */
+  expired (): void {
+    this.#deadline = null
+    if (!this.#settled) setImmediate(timedOut, this)
+  }
+
+  /** The deadline passed and this turn's I/O did not complete the call. */
+  timedOut (): void {
+    this.fail(new UpstreamTimeoutError(this.#timeoutMs))
   }
 
   /** The request is on its way; `abort` tears it down. */
@@ -143,11 +171,25 @@ abstract class Exchange {
     this.#settled = true
     this.#first = null
     this.#more = null
+    const deadline = this.#deadline
+    if (deadline !== null) {
+      this.#deadline = null
+      clearTimeout(deadline)
+    }
     const signal = this.#signal
     if (signal === undefined) return
     if ('removeEventListener' in signal) signal.removeEventListener('abort', this.cancel)
     else signal.removeListener('abort', this.cancel)
   }
+}
+
+/** The deadline timer's callback: one function for every call (the exchange comes as the timer's argument). */
+function expire (exchange: Exchange): void {
+  exchange.expired()
+}
+
+function timedOut (exchange: Exchange): void {
+  exchange.timedOut()
 }
 
 /** undici 7's native handler interface: raw header name and value buffers, read without building an object. */
@@ -233,8 +275,8 @@ function headerIs (name: Buffer | string, lower: string): boolean {
 }
 
 /**
- * One exchange with the provider on `dispatcher`; rejects with undici's errors (or UpstreamBodyTooLargeError) as they
- * come. `own`: the dispatcher is the plugin's own undici 7 Pool (its native handler interface), else a caller's.
+ * One exchange with the provider on `dispatcher`; rejects with undici's errors (or UpstreamBodyTooLargeError, or
+ * UpstreamTimeoutError when the whole call took longer than `timeoutMs`) as they come. `own`: the dispatcher is the plugin's own undici 7 Pool (its native handler interface), else a caller's.
  */
 export function dispatchExchange (dispatcher: Dispatcher, own: boolean, request: ExchangeRequest): Promise<RawAnswer> {
   return new Promise<RawAnswer>((resolve, reject) => {
@@ -251,6 +293,7 @@ export function dispatchExchange (dispatcher: Dispatcher, own: boolean, request:
         method: request.method,
         headers: request.headers,
         body: request.body ?? null,
+        // undici's own idle timers stay, with the same value: the deadline above is what bounds the whole call.
         headersTimeout: request.timeoutMs,
         bodyTimeout: request.timeoutMs
       }, handler)

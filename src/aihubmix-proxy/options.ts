@@ -23,7 +23,7 @@ export const ProxyOptionsSchema = Type.Object({
   clientSecret: Type.String({ minLength: 1, maxLength: 2048 }),
   redirectUri: UrlString,
   scope: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$', expected: 'a scope name (printable ASCII, no space, quote or backslash)' }), { minItems: 1, maxItems: 32 })),
-  /** Whole-call deadline for one provider request. */
+  /** Whole-call deadline for one provider request: from dispatch to the answer's last byte (exchange.ts). */
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
   connectTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
   maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 })),

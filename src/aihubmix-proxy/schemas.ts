@@ -3,15 +3,32 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler'
 
 /**
  * Schemas of everything the provider answers. Compiled once, at module load.
- * Provider JSON is checked as it is: no coercion, no defaults filled in.
+ * Provider JSON is checked as it is: no coercion, no defaults filled in (one exception: a token answer's
+ * `expires_in`, below).
  * Each answer may come bare or inside the `{success, message, data}` envelope
  * that the provider's app-creation API uses (the provider's documentation does not say which).
  */
 
+/**
+ * A token answer's `expires_in` as the proxy reads it: a number, or a string holding one (`"3600"`). The provider
+ * documents a number (`expires_in: 7200`).
+ */
+export const ExpiresInSchema = Type.Union([
+  Type.Number(),
+  Type.String({ pattern: '^-?[0-9]{1,15}(\\.[0-9]{1,9})?$' })
+])
+
+/**
+ * The token endpoint's answer (`{access_token, token_type: "Bearer", expires_in: 7200, refresh_token, scope}` in the
+ * provider's documentation). Everything is checked strictly except `expires_in`, which never refuses an answer: by
+ * the time it comes, the provider has already rotated the refresh token, so refusing an answer for an odd lifetime
+ * (`0`, `-30`, `"3600"`) would throw the only refresh token that still works away and sign the user out at the next
+ * refresh. client.ts reads it through ExpiresInSchema and bounds it (EXPIRES_IN_* there).
+ */
 export const TokenResponseSchema = Type.Object({
   access_token: Type.String({ minLength: 1, maxLength: 8192 }),
   token_type: Type.String({ minLength: 1, maxLength: 64 }),
-  expires_in: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 10 * 365 * 24 * 3600 })),
+  expires_in: Type.Optional(Type.Unknown()),
   refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
   scope: Type.Optional(Type.String({ maxLength: 1024 }))
 })
@@ -62,6 +79,7 @@ export const checkTokenResponse = checker('token response', TokenResponseSchema)
 export const checkUserInfo = checker('userinfo response', UserInfoSchema)
 export const checkTopup = checker('top-up response', TopupSchema)
 export const checkOAuthError = TypeCompiler.Compile(OAuthErrorSchema)
+export const checkExpiresIn = TypeCompiler.Compile(ExpiresInSchema)
 export const checkEnvelope = TypeCompiler.Compile(EnvelopeSchema)
 
 /** What the proxy routes send to the browser: the same shapes, used as response schemas
