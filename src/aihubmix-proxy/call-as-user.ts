@@ -44,6 +44,6 @@ async function destroySession (request: FastifyRequest): Promise<void> {
   try {
     await request.tokens.endSession()
   } catch (err) {
-    request.log.warn({ err: { message: errorInfo(err).message } }, 'could not destroy the session after a revoked grant')
+    request.log.warn({ error: { message: errorInfo(err).message } }, 'could not destroy the session after a revoked grant')
   }
 }

@@ -177,7 +177,7 @@ export async function proxyRoutes (
       return reply.code(499).send()
     }
     if (pub.statusCode >= 500) {
-      request.log.warn({ err: { code: err.code, message: err.message } }, 'aihubmix proxy error')
+      request.log.warn({ error: { code: err.code, message: err.message } }, 'aihubmix proxy error')
     }
     return sendPublicError(reply, err)
   })
