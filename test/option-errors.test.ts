@@ -73,6 +73,24 @@ t.test('aihubmix-proxy: a number out of range, and a pattern said in words', asy
   t.equal(dispatcher.message, 'Invalid aihubmix-proxy option "dispatcher": must be an undici Dispatcher (with dispatch(), such as a Pool, an Agent or a MockAgent)')
 })
 
+t.test('aihubmix-proxy: a baseUrl ending in a part of the endpoints\' path (or the AI API\'s /v1) is refused, naming the origin', async (t) => {
+  const refused: Array<[string, string]> = [['https://aihubmix.com/api', '/api'], ['https://aihubmix.com/api/', '/api'], ['https://aihubmix.com/v1', '/v1'],
+    ['https://gw.example/aihubmix/api/oauth2', '/api/oauth2']]
+  for (const [baseUrl, part] of refused) {
+    const err = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, baseUrl }) })
+    const origin = new URL(baseUrl).origin
+    t.equal(err.message, `Invalid aihubmix-proxy option "baseUrl": ends in ${part}, but the endpoints are <baseUrl>/api/oauth2/*, so every call would miss. Fix: the provider's origin without that path (${origin})`)
+  }
+  // Control: a path prefix of a gateway, and the origin itself, are accepted.
+  for (const baseUrl of ['https://gw.example/aihubmix', 'https://aihubmix.com', 'https://aihubmix.com/']) {
+    const app = Fastify({ logger: false })
+    app.register(tokenStore, { encryptionKeys: KEY })
+    app.register(aihubmixProxy, { ...PROXY, baseUrl })
+    await t.resolves(async () => { await app.ready() }, `${baseUrl}: accepted`)
+    await app.close()
+  }
+})
+
 t.test('oauth-routes: a cookie name and a path said in words', async (t) => {
   t.throws(() => resolveRoutesOptions({ publicUrl: 'http://localhost:3000', cookieName: 'my sid' }), {
     message: 'Invalid oauth-routes option "cookieName": expected a cookie name (letters, digits and !#$%&\'*+-.^_`|~), got a string of 6 characters'

@@ -111,6 +111,13 @@ export function resolveOptions (input: ProxyOptionsInput): ResolvedProxyOptions 
   if (baseUrl.search !== '' || baseUrl.hash !== '') {
     throw new ProxyOptionsError('"baseUrl": must not have a query or a fragment')
   }
+  // The endpoints are <baseUrl>/api/oauth2/*: a base ending in /api (or the provider's AI API base, /v1) is the
+  // provider's origin with a part of an endpoint's path, and every call would miss (404 at the provider).
+  const wrongPath = /\/(api(\/oauth2)?|v1)\/*$/.exec(baseUrl.pathname)
+  if (wrongPath !== null) {
+    throw new ProxyOptionsError(`"baseUrl": ends in ${wrongPath[0].replace(/\/+$/, '')}, but the endpoints are <baseUrl>/api/oauth2/*, so ` +
+      `every call would miss. Fix: the provider's origin without that path (${baseUrl.origin})`)
+  }
   parseHttpUrl(plain.redirectUri, 'redirectUri', allowInsecure)
   const revocationUrl = plain.revocationUrl === undefined
     ? undefined

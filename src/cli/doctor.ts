@@ -277,6 +277,11 @@ async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: D
   }
   const base = providerBase(env)
   if (base === undefined) return { check: fail('provider', 'AIHUBMIX_BASE_URL is not a usable http(s) URL') }
+  // The endpoints are <base>/api/oauth2/*: a base ending in /api (or the AI API's /v1) misses every one of them.
+  const wrongPath = /\/(api(\/oauth2)?|v1)$/.exec(new URL(base).pathname)
+  if (wrongPath !== null) {
+    return { check: fail('provider', `AIHUBMIX_BASE_URL ends in ${wrongPath[0]}, but the endpoints are AIHUBMIX_BASE_URL + ${AUTHORIZE_PATH.replace(/\/authorize$/, '/*')}: set it to the provider's origin, ${new URL(base).origin}`) }
+  }
   try {
     const answer = probe === undefined
       ? await httpCall({
@@ -290,6 +295,10 @@ async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: D
       })
       : await callAuthorize(authorizeProbeUrl(probe), opts)
     const asked = probe === undefined ? `GET ${AUTHORIZE_PATH}` : `GET ${AUTHORIZE_PATH} for this app`
+    if (answer.statusCode === 404) {
+      // Not the app's registration: the endpoint itself is not there, so nothing else can be checked against it.
+      return { check: fail('provider', `${base} answered HTTP 404 to ${asked}: no OAuth endpoint there; AIHUBMIX_BASE_URL must be the AIHubMix provider's origin (its endpoints are under ${AUTHORIZE_PATH.replace(/\/authorize$/, '/*')})`) }
+    }
     return { check: ok('provider', `${base} reachable (${asked} answered HTTP ${answer.statusCode})`), answer }
   } catch (err) {
     return { check: fail('provider', errorInfo(err).message) }
