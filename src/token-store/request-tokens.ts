@@ -36,6 +36,12 @@ interface BoundSession {
   prefetch: PrefetchedTokens | undefined
   /** @fastify/session's session object, where it runs. */
   session: { destroy?: () => Promise<void> } | undefined
+  /**
+   * The session was made by this request (no cookie of the request names its id: a visitor without a session, or
+   * a regenerate) and nothing was saved for it through this object: it has no token set, so reads answer "none"
+   * without asking the store, which keeps an anonymous visitor's request off the store (and off a store outage).
+   */
+  unsaved: boolean
 }
 
 /**
@@ -47,6 +53,8 @@ export class RequestTokensImpl implements RequestTokens {
   readonly #request: FastifyRequest
   /** The session read from the cookie (once per request), when there is no @fastify/session. */
   #fromCookie: BoundSession | null | Promise<BoundSession | null> | undefined
+  /** The session id last saved or cleared through this object (a regenerate may have made it in this request). */
+  #written: string | undefined
 
   constructor (store: TokenStoreCore, request: FastifyRequest) {
     this.#store = store
@@ -55,7 +63,7 @@ export class RequestTokensImpl implements RequestTokens {
 
   async get (): Promise<TokenSet | null> {
     const bound = await this.#bind()
-    if (bound === null) return null
+    if (bound === null || bound.unsaved) return null
     const prefetched = await this.#takePrefetched(bound)
     if (prefetched !== undefined) return prefetched?.set ?? null
     return await this.#store.get(bound.sid)
@@ -65,13 +73,15 @@ export class RequestTokensImpl implements RequestTokens {
     const bound = await this.#bind()
     if (bound === null) throw new NoSessionError()
     consume(bound)
+    this.#written = bound.sid
     await this.#store.save(bound.sid, set)
   }
 
   async clear (): Promise<void> {
     const bound = await this.#bind()
-    if (bound === null) return
+    if (bound === null || bound.unsaved) return
     consume(bound)
+    this.#written = bound.sid
     await this.#store.delete(bound.sid)
   }
 
@@ -90,7 +100,7 @@ export class RequestTokensImpl implements RequestTokens {
    * (token-store's getFreshNow), else through getFreshFrom.
    */
   #freshFrom (bound: BoundSession | null, refresh: Refresher, opts: GetFreshOptions | undefined): TokenSet | Promise<TokenSet> {
-    if (bound === null) return Promise.reject(new UnauthenticatedError())
+    if (bound === null || bound.unsaved) return Promise.reject(new UnauthenticatedError())
     const prefetch = bound.prefetch
     if (opts === undefined && prefetch !== undefined && !prefetch.consumed) {
       const stored = this.#store.openNow(bound.sid, prefetch.sealed)
@@ -126,11 +136,11 @@ export class RequestTokensImpl implements RequestTokens {
       const sid = session.sessionId
       if (typeof sid !== 'string' || sid === '') return null
       const prefetch = session[PREFETCH_KEY]
-      return {
-        sid,
-        prefetch: prefetch instanceof PrefetchedTokens && prefetch.owner === this.#store && prefetch.sid === sid ? prefetch : undefined,
-        session
+      if (prefetch instanceof PrefetchedTokens) {
+        // Loaded by token-store's session store: the sealed set came with it.
+        return { sid, prefetch: prefetch.owner === this.#store && prefetch.sid === sid ? prefetch : undefined, session, unsaved: false }
       }
+      return { sid, prefetch: undefined, session, unsaved: sid !== this.#written && !this.#cookieNames(sid) }
     }
     if (this.#fromCookie === undefined) this.#fromCookie = this.#readCookie()
     return this.#fromCookie
@@ -146,7 +156,7 @@ export class RequestTokensImpl implements RequestTokens {
     const cookies = (this.#request as unknown as { cookies?: Record<string, string | undefined> }).cookies
     const read = sessions.readNow(cookies?.[sessions.cookieName])
     if (read === undefined) return undefined
-    const bound = read === null ? null : { sid: read.sid, prefetch: new PrefetchedTokens(this.#store, read.sid, read.sealed), session: undefined }
+    const bound = read === null ? null : { sid: read.sid, prefetch: new PrefetchedTokens(this.#store, read.sid, read.sealed), session: undefined, unsaved: false }
     this.#fromCookie = bound
     return bound
   }
@@ -157,7 +167,22 @@ export class RequestTokensImpl implements RequestTokens {
     const cookies = (this.#request as unknown as { cookies?: Record<string, string | undefined> }).cookies
     const read = await sessions.read(cookies?.[sessions.cookieName])
     if (read === null) return null
-    return { sid: read.sid, prefetch: new PrefetchedTokens(this.#store, read.sid, read.sealed), session: undefined }
+    return { sid: read.sid, prefetch: new PrefetchedTokens(this.#store, read.sid, read.sealed), session: undefined, unsaved: false }
+  }
+
+  /**
+   * Whether a cookie of the request holds this session id. @fastify/session's cookie is the id and its signature
+   * (under any secret of the list), so a loaded session's id is always in it; an id made in this request (128+
+   * random bits) never is.
+   */
+  #cookieNames (sid: string): boolean {
+    const cookies = (this.#request as unknown as { cookies?: Record<string, string | undefined> }).cookies
+    if (cookies === undefined || cookies === null) return true
+    for (const name in cookies) {
+      const value = cookies[name]
+      if (typeof value === 'string' && value.includes(sid)) return true
+    }
+    return false
   }
 
   /** Takes the prefetched set (once): undefined when there is none to use, else the opened set or null. */
