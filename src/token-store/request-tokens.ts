@@ -140,7 +140,7 @@ export class RequestTokensImpl implements RequestTokens {
         // Loaded by token-store's session store: the sealed set came with it.
         return { sid, prefetch: prefetch.owner === this.#store && prefetch.sid === sid ? prefetch : undefined, session, unsaved: false }
       }
-      return { sid, prefetch: undefined, session, unsaved: sid !== this.#written && !this.#cookieNames(sid) }
+      return { sid, prefetch: undefined, session, unsaved: sid !== this.#written && madeByFastifySession(session) && !this.#cookieNames(sid) }
     }
     if (this.#fromCookie === undefined) this.#fromCookie = this.#readCookie()
     return this.#fromCookie
@@ -192,6 +192,15 @@ export class RequestTokensImpl implements RequestTokens {
     prefetch.consumed = true
     return await this.#store.open(bound.sid, prefetch.sealed)
   }
+}
+
+/**
+ * Whether the session object is @fastify/session's (whose cookie holds the id), not one an app or another plugin
+ * put on `request.session` with an id kept elsewhere: only for @fastify/session's is "no cookie names the id" the
+ * same as "made in this request".
+ */
+function madeByFastifySession (session: Record<string, unknown>): boolean {
+  return typeof session.encryptedSessionId === 'string' && typeof session.regenerate === 'function'
 }
 
 function consume (bound: BoundSession): void {
