@@ -27,8 +27,13 @@ import {
   type UserInfo
 } from './schemas.js'
 
-/** OAuth error codes of the token endpoint that mean "this grant will never work again". */
-const FATAL_GRANT_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client'])
+/**
+ * OAuth error codes of the token endpoint that mean "this grant will never work again". Only `invalid_grant`:
+ * `invalid_client` and `unauthorized_client` (RFC 6749 5.2) refuse the app's own credentials (a client secret
+ * rotated in the console before the deploy, a typo on one instance), and the user's refresh token is as good as
+ * before; counting them as the grant's end signed out every user whose token came due while the secret was wrong.
+ */
+const FATAL_GRANT_ERRORS = new Set(['invalid_grant'])
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
 /**
  * Bounds of a token answer's `expires_in`, in seconds (schemas.ts: it never refuses the answer, whose refresh token
@@ -74,7 +79,11 @@ export interface AihubmixClient {
   readonly scope: readonly string[]
   authorizeUrl (params: AuthorizeUrlParams): string
   exchangeCode (params: CodeExchangeParams): Promise<TokenSet>
-  /** A token-store Refresher: throws RefreshRejectedError on invalid_grant / invalid_client. */
+  /**
+   * A token-store Refresher: throws RefreshRejectedError on invalid_grant; a refusal of the app's credentials
+   * (invalid_client, unauthorized_client) is TokenEndpointError with clientRefused, which token-store treats as a
+   * failure that passes (backoff, the set kept).
+   */
   refresh (refreshToken: string): Promise<TokenSet>
   userinfo (accessToken: string, signal?: UpstreamSignal): Promise<UserInfo>
   topup (accessToken: string, signal?: UpstreamSignal): Promise<Topup>

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Dispatcher } from 'undici'
 import { errorInfo } from './errors.js'
 import { httpCall, type HttpAnswer } from './http.js'
+import { cutBetweenWords } from './text.js'
 
 /**
  * What `doctor` asks the provider about the app itself, without side effects: an authorization request that no
@@ -132,7 +133,7 @@ export function quotable (text: string, secrets: readonly string[]): string | un
   if (line === '') return undefined
   if (secrets.some((secret) => secret.length >= 4 && line.includes(secret))) return undefined
   if (/[A-Za-z0-9_~+/=.-]{32,}/.test(line)) return undefined
-  return line.length > MAX_QUOTE ? `${line.slice(0, MAX_QUOTE - 1)}…` : line
+  return cutBetweenWords(line, MAX_QUOTE)
 }
 
 /** `HTTP 400` or `HTTP 400: "the provider's words"`. */

@@ -15,6 +15,7 @@ import {
   checkProviderErrorBody,
   type OAuthAppAnswer
 } from './schemas.js'
+import { cutBetweenWords } from './text.js'
 
 export const OAUTH_APPS_PATH = '/api/oauth_apps'
 
@@ -49,8 +50,7 @@ function sanitizeReason (reason: string, secrets: string[]): string {
   for (const secret of secrets) {
     if (secret !== '') text = text.split(secret).join('[redacted]')
   }
-  if (text.length > MAX_REASON_LENGTH) text = `${text.slice(0, MAX_REASON_LENGTH)}...`
-  return text === '' ? 'no reason given' : text
+  return text === '' ? 'no reason given' : cutBetweenWords(text, MAX_REASON_LENGTH)
 }
 
 function parseJson (text: string): { ok: true, value: unknown } | { ok: false } {

@@ -81,7 +81,19 @@ export function baseUrlProblem (base: string): string | null {
   }
   if (url.username !== '' || url.password !== '') return 'must not carry a user name or password'
   if (url.search !== '' || url.hash !== '' || base.includes('?') || base.includes('#')) return 'must not have a query or a fragment'
+  const wrongPath = apiPathSuffix(url)
+  if (wrongPath !== undefined) {
+    return `must be the provider's origin, ${url.origin}, not a URL ending in ${wrongPath}: the endpoints (/api/oauth2/*, /api/oauth_apps) are added to it`
+  }
   return null
+}
+
+/**
+ * `/api`, `/api/oauth2` or `/v1` when the base URL's path ends in one (trailing slashes aside): the AI API's base or
+ * a part of the endpoints' paths, easy to copy, which makes every endpoint a 404. Undefined for any other path.
+ */
+export function apiPathSuffix (url: URL): string | undefined {
+  return /\/(api(\/oauth2)?|v1)$/.exec(url.pathname.replace(/\/+$/, ''))?.[0]
 }
 
 /** A developer token goes into an `Authorization` header: printable ASCII, no spaces. */

@@ -63,6 +63,9 @@ function sendFault (reply: FastifyReply, endpoint: MockEndpoint, fault: Replacin
       // refuses even a live token: a client must refresh once and retry once, never loop
       reply.header('www-authenticate', 'Bearer realm="aihubmix", error="invalid_token"')
       return error(401, 'invalid_token', 'mock fault: the access token is refused')
+    case 'invalid_client':
+      // the app's own credentials refused, as for a wrong client_secret (rotated in the console before the deploy)
+      return error(401, 'invalid_client', 'mock fault: client authentication failed')
     case 'non_json':
       return reply.code(200).type('text/html; charset=utf-8')
         .send('<!doctype html><html><body><h1>502 Bad Gateway</h1><p>nginx</p></body></html>\n')

@@ -9,7 +9,7 @@ export type MockEndpoint = typeof MOCK_ENDPOINTS[number]
 
 /** Fault switches; see the README for what each one answers. */
 export const MOCK_FAULTS = [
-  'http500', 'http503', 'http429', 'http401', 'non_json', 'truncated', 'wrong_types', 'oversize',
+  'http500', 'http503', 'http429', 'http401', 'invalid_client', 'non_json', 'truncated', 'wrong_types', 'oversize',
   'null_body', 'error_in_200', 'redirect', 'set_cookie', 'hang'
 ] as const
 export type MockFault = typeof MOCK_FAULTS[number]

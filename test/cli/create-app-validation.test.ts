@@ -33,6 +33,9 @@ t.test('arguments are validated before any request: exit 2, one line naming the 
     ['a name with a line break', ['--name', 'a\nb', '--redirect-uri', REDIRECT], {}, /--name must not contain control characters/],
     ['a long description', ['--name', 'x', '--redirect-uri', REDIRECT, '--description', 'd'.repeat(1001)], {}, /--description must be at most 1000 characters/],
     ['an http base URL outside loopback', ['--name', 'x', '--redirect-uri', REDIRECT, '--base-url', 'http://api.aihubmix.com'], {}, /--base-url must use https/],
+    ['a base URL ending in /api', ['--name', 'x', '--redirect-uri', REDIRECT, '--base-url', `${mock.url}/api`], {}, new RegExp(`^error: --base-url must be the provider's origin, ${mock.url}, not a URL ending in /api: `)],
+    ['a base URL ending in /v1/', ['--name', 'x', '--redirect-uri', REDIRECT, '--base-url', 'https://aihubmix.com/v1/'], {}, /^error: --base-url must be the provider's origin, https:\/\/aihubmix\.com, not a URL ending in \/v1: /],
+    ['a base URL ending in /api/oauth2', ['--name', 'x', '--redirect-uri', REDIRECT, '--base-url', 'https://aihubmix.com/api/oauth2'], {}, /must be the provider's origin, https:\/\/aihubmix\.com, not a URL ending in \/api\/oauth2/],
     ['a base URL with a query', ['--name', 'x', '--redirect-uri', REDIRECT, '--base-url', `${mock.url}/?x=1`], {}, /--base-url must not have a query or a fragment/],
     ['no developer token', ['--name', 'x', '--redirect-uri', REDIRECT], { AIHUBMIX_DEVELOPER_TOKEN: '' }, /^error: AIHUBMIX_DEVELOPER_TOKEN is not set: .*never taken from an argument\)$/],
     ['a developer token with a line break', ['--name', 'x', '--redirect-uri', REDIRECT], { AIHUBMIX_DEVELOPER_TOKEN: `${token}\n` }, /AIHUBMIX_DEVELOPER_TOKEN must be printable ASCII/]

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { OVERSIZE_BYTES, REDIRECT_TARGET } from '@fastify-aihubmix/mock-provider'
 import { MOCK_FAULTS } from '../../src/mock-provider/options.js'
-import { authorize, call, exchange, getCode, login, startProvider, userinfo } from '../helpers/mock-client.js'
+import { authorize, call, exchange, getCode, login, refresh, startProvider, userinfo } from '../helpers/mock-client.js'
 
 t.test('http500, http503, http429: error statuses with JSON bodies', async (t) => {
   const { provider, app } = await startProvider(t)
@@ -29,6 +29,19 @@ t.test('http401: a live token refused, with the bearer challenge', async (t) => 
   t.equal(refused.headers['www-authenticate'], 'Bearer realm="aihubmix", error="invalid_token"')
   t.equal(refused.json().error, 'invalid_token')
   t.equal((await userinfo(provider, tokens.access_token)).status, 200, 'the token itself is fine')
+})
+
+t.test('invalid_client: the token endpoint refuses the app\'s credentials, as for a wrong secret; the grant is untouched', async (t) => {
+  const { provider, app } = await startProvider(t)
+  const tokens = await login(provider, app)
+  provider.setFault('token', 'invalid_client', { times: 1 })
+  const refused = await refresh(provider, app, tokens.refresh_token)
+  t.equal(refused.status, 401)
+  t.equal(refused.json().error, 'invalid_client')
+  const wrongSecret = await refresh(provider, app, tokens.refresh_token, { client_secret: 'not-the-secret' })
+  t.same([wrongSecret.status, wrongSecret.json().error], [refused.status, refused.json().error], 'the answer a wrong client_secret gets')
+  const after = await refresh(provider, app, tokens.refresh_token)
+  t.equal(after.status, 200, 'the refresh token was not used up by the refusals')
 })
 
 t.test('non_json and truncated: 200 answers that do not parse', async (t) => {

@@ -1,0 +1,54 @@
+import t from 'tap'
+import { startStack, type Stack } from '../helpers/stack.js'
+import type { TestBrowser } from '../helpers/browser.js'
+
+// The app's client secret refused for a while: rotated in the provider's console minutes before the new one was
+// deployed, or one instance deployed with a typo in it. RFC 6749 5.2: `invalid_client` is about the CLIENT's
+// authentication, not the user's grant, whose refresh token is as good as before. The refresh counted it as the
+// grant's end (RefreshRejectedError), so token-store deleted the set and the session: every user whose token came
+// due in that window was signed out, and stayed signed out once the right secret was deployed.
+
+const CSRF = { 'x-csrf': '1' }
+
+/** Makes the browser's access token due for refresh (expired a second ago). */
+async function makeDue (stack: Stack, browser: TestBrowser): Promise<void> {
+  const sid = stack.sessionIdOf(browser)
+  const set = await stack.app.tokenStore.get(sid)
+  if (set === null) throw new Error('no token set')
+  const expiresAt = Date.now() - 1000
+  await stack.app.tokenStore.save(sid, { ...set, expiresAt, obtainedAt: expiresAt - (set.expiresAt - set.obtainedAt) })
+}
+
+t.test('the app\'s credentials refused (invalid_client) during refreshes: 502 meanwhile, nobody signed out', async (t) => {
+  const stack = await startStack({ tokenStore: { refreshBackoffMs: 200 } })
+  t.teardown(() => stack.close())
+  const users = [await stack.login(), await stack.login(), await stack.login()].map((l) => l.browser)
+
+  stack.mock.setFault('token', 'invalid_client')
+  for (const browser of users) await makeDue(stack, browser)
+  const during = await Promise.all(users.map((b) => b.get(`${stack.url}/api/user/info`, CSRF)))
+  t.same(during.map((r) => [r.status, JSON.parse(r.body).error]), users.map(() => [502, 'bad_gateway']),
+    'a 502: the provider refused the app, not the users')
+  for (const browser of users) t.not(await stack.app.tokenStore.get(stack.sessionIdOf(browser)), null, 'the token set is kept')
+  const logged = stack.logs.join('')
+  t.match(logged, 'check the clientId and clientSecret given to aihubmix-proxy', 'the log line names what to fix')
+  t.notMatch(logged, /revoked|session ended/i, 'no session was ended')
+
+  // The right secret again (the fault lifted); the backoff passes.
+  stack.mock.setFault('token', null)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const after = await Promise.all(users.map((b) => b.get(`${stack.url}/api/user/info`, CSRF)))
+  t.same(after.map((r) => r.status), [200, 200, 200], 'every user is still signed in, refreshed')
+  t.equal(stack.mock.counts().refreshTokenReuses, 0, 'no refresh token was presented twice')
+})
+
+t.test('invalid_grant still ends the session (the grant is gone)', async (t) => {
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const { browser } = await stack.login()
+  stack.mock.revokeGrants()
+  await makeDue(stack, browser)
+  const res = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  t.equal(res.status, 401)
+  t.equal(await stack.app.tokenStore.get(stack.sessionIdOf(browser)), null, 'the set is gone')
+})
