@@ -5,7 +5,7 @@ import { EnvFileError, errorInfo } from './errors.js'
 import { describeMalformed, readEnvFile, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
-import { pingRedis, type RedisPersistence } from './redis-ping.js'
+import { pingRedis, type RedisMemory, type RedisPersistence } from './redis-ping.js'
 import { isLoopbackHost, normalizeBaseUrl } from './validate.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail'
@@ -380,14 +380,55 @@ async function redisChecks (env: Env, timeoutMs: number): Promise<DoctorCheck[]>
   const raw = set(env, 'REDIS_URL')
   if (raw === undefined) return [ok('Redis', 'not configured: in-memory stores (sessions end at restart; one instance only)')]
   const cache = set(env, 'REDIS_CLIENT_CACHE') === 'on'
-  const ping = await pingRedis(raw, { timeoutMs, tracking: cache, persistence: true })
+  const ping = await pingRedis(raw, { timeoutMs, tracking: cache, persistence: true, memory: true })
   if (!ping.ok) return [fail('Redis', `${ping.target}: ${ping.detail}`)]
   const reachable = ping.tracking === undefined
     ? ok('Redis', `${ping.target} ${ping.detail}`)
     : ping.tracking.allowed
       ? ok('Redis', `${ping.target} ${ping.detail}; ${ping.tracking.detail} (REDIS_CLIENT_CACHE=on)`)
       : warn('Redis', `${ping.target} ${ping.detail}, but ${ping.tracking.detail}: with REDIS_CLIENT_CACHE=on every value is still read from Redis (uncached)`)
-  return ping.persistence === undefined ? [reachable] : [reachable, persistenceCheck(ping.persistence)]
+  return [
+    reachable,
+    ...(ping.persistence === undefined ? [] : [persistenceCheck(ping.persistence)]),
+    ...(ping.memory === undefined ? [] : [evictionCheck(ping.memory)])
+  ]
+}
+
+/** `maxmemory` in bytes, said the way people size it. */
+function bytes (value: string): string {
+  const n = Number(value)
+  if (!Number.isFinite(n)) return value
+  const gib = 1024 ** 3
+  const mib = 1024 ** 2
+  if (n >= gib) return `${Number((n / gib).toFixed(1))} GB`
+  if (n >= mib) return `${Number((n / mib).toFixed(1))} MB`
+  return `${n} bytes`
+}
+
+/**
+ * What a full Redis does to sessions. Every key the app writes has a TTL, so every policy but `noeviction` may evict
+ * them when `maxmemory` is reached: volatile-* as much as allkeys-*. An evicted session or token set signs its user
+ * out; an evicted refresh lock lets a second instance refresh with a refresh token the first is already using (with
+ * rotation and reuse detection the provider then revokes the grant). Under noeviction a full Redis refuses writes
+ * instead (sign-ins and refreshes answer 503) and keeps everyone signed in; signed-in requests go on.
+ */
+function evictionCheck (m: RedisMemory): DoctorCheck {
+  const name = 'Redis eviction'
+  if (!m.readable) {
+    return ok(name, `not checked (${m.refused}): make sure this Redis's maxmemory-policy is noeviction, or a full Redis evicts sessions, token sets and refresh locks`)
+  }
+  if (m.policy === 'noeviction') {
+    return m.maxmemory === '0'
+      ? ok(name, 'maxmemory-policy noeviction, maxmemory 0 (no limit): nothing is evicted')
+      : ok(name, `maxmemory-policy noeviction (maxmemory ${bytes(m.maxmemory)}): nothing is evicted; when full, sign-ins and refreshes answer 503 until there is room, so keep maxmemory above what sessions need`)
+  }
+  if (m.maxmemory === '0') {
+    return ok(name, `maxmemory 0 (no limit): nothing is evicted; should a limit be set, set maxmemory-policy noeviction with it (${m.policy} would evict sessions)`)
+  }
+  const volatile = m.policy.startsWith('volatile-') ? ' (every key this app writes has a TTL, so a volatile-* policy evicts them too)' : ''
+  return warn(name, `maxmemory-policy ${m.policy} (maxmemory ${bytes(m.maxmemory)}): a full Redis evicts sessions, token sets and refresh locks${volatile}, ` +
+    'signing users out, and a lost refresh lock lets two instances refresh with the same refresh token; set maxmemory-policy noeviction, ' +
+    'with enough maxmemory: a full Redis then refuses new sign-ins and refreshes (503) and keeps everyone signed in')
 }
 
 /**

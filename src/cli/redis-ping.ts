@@ -18,11 +18,24 @@ export interface RedisPing {
    * PONG); `refused` when CONFIG could not be read (an ACL without CONFIG, a managed Redis that renamed it).
    */
   persistence?: RedisPersistence
+  /**
+   * With `memory: true`, what `CONFIG GET maxmemory-policy` and `maxmemory` answered (set only after a PONG);
+   * `refused` when CONFIG could not be read.
+   */
+  memory?: RedisMemory
 }
 
 export type RedisPersistence =
   | { readable: true, appendonly: string, appendfsync: string, save: string }
   | { readable: false, refused: string }
+
+export type RedisMemory =
+  | { readable: true, policy: string, maxmemory: string }
+  | { readable: false, refused: string }
+
+const PERSISTENCE_SETTINGS = ['appendonly', 'appendfsync', 'save'] as const
+const MEMORY_SETTINGS = ['maxmemory-policy', 'maxmemory'] as const
+type Setting = typeof PERSISTENCE_SETTINGS[number] | typeof MEMORY_SETTINGS[number]
 
 export const DEFAULT_REDIS_PORT = 6379
 
@@ -134,7 +147,7 @@ function configValue (reply: Reply, name: string): string | undefined {
  * for `rediss:`) connection and expects `+PONG`. Resolves, never rejects: a
  * refused connection, a timeout or an error reply is `ok: false` with a reason.
  */
-export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tracking?: boolean, persistence?: boolean }): Promise<RedisPing> {
+export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tracking?: boolean, persistence?: boolean, memory?: boolean }): Promise<RedisPing> {
   let url: URL
   try {
     url = new URL(redisUrl)
@@ -150,14 +163,17 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
   const password = decodeURIComponent(url.password)
   const username = decodeURIComponent(url.username)
   // Each step: what is sent. All go out at once; the answers come back in the same order.
-  type Step = 'auth' | 'ping' | 'tracking' | 'appendonly' | 'appendfsync' | 'save'
+  type Step = 'auth' | 'ping' | 'tracking' | Setting
   const steps: Array<{ name: Step, send: string }> = []
   if (password !== '') steps.push({ name: 'auth', send: username !== '' ? command('AUTH', username, password) : command('AUTH', password) })
   steps.push({ name: 'ping', send: command('PING') })
   // Switched on for this short-lived connection only (a prefix no key has), then the connection closes.
   if (opts.tracking === true) steps.push({ name: 'tracking', send: command('CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', 'aihubmix-doctor-probe:') })
   if (opts.persistence === true) {
-    for (const name of ['appendonly', 'appendfsync', 'save'] as const) steps.push({ name, send: command('CONFIG', 'GET', name) })
+    for (const name of PERSISTENCE_SETTINGS) steps.push({ name, send: command('CONFIG', 'GET', name) })
+  }
+  if (opts.memory === true) {
+    for (const name of MEMORY_SETTINGS) steps.push({ name, send: command('CONFIG', 'GET', name) })
   }
 
   return await new Promise<RedisPing>((resolve) => {
@@ -165,14 +181,25 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
     let buffered = ''
     let pong = false
     let tracking: RedisPing['tracking']
-    const config: Partial<Record<'appendonly' | 'appendfsync' | 'save', string>> = {}
-    let refused: string | undefined
+    const config: Partial<Record<Setting, string>> = {}
+    /** Why a setting has no value: the first refusal (or odd answer) among those asked for one check. */
+    const refusals: Partial<Record<Setting, string>> = {}
+    const refusal = (names: readonly Setting[]): string | undefined => names.map((name) => refusals[name]).find((r) => r !== undefined)
     const persistence = (): RedisPersistence | undefined => {
       if (opts.persistence !== true || !pong) return undefined
       const { appendonly, appendfsync, save } = config
+      const refused = refusal(PERSISTENCE_SETTINGS)
       if (refused === undefined && appendonly !== undefined && appendfsync !== undefined && save !== undefined) {
         return { readable: true, appendonly, appendfsync, save }
       }
+      return { readable: false, refused: refused ?? 'no answer' }
+    }
+    const memory = (): RedisMemory | undefined => {
+      if (opts.memory !== true || !pong) return undefined
+      const policy = config['maxmemory-policy']
+      const maxmemory = config.maxmemory
+      const refused = refusal(MEMORY_SETTINGS)
+      if (refused === undefined && policy !== undefined && maxmemory !== undefined) return { readable: true, policy, maxmemory }
       return { readable: false, refused: refused ?? 'no answer' }
     }
     const finish = (ok: boolean, detail: string): void => {
@@ -181,7 +208,15 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
       clearTimeout(timer)
       socket.destroy()
       const found = ok ? persistence() : undefined
-      resolve({ ok, target, detail, ...(tracking !== undefined ? { tracking } : {}), ...(found !== undefined ? { persistence: found } : {}) })
+      const memoryFound = ok ? memory() : undefined
+      resolve({
+        ok,
+        target,
+        detail,
+        ...(tracking !== undefined ? { tracking } : {}),
+        ...(found !== undefined ? { persistence: found } : {}),
+        ...(memoryFound !== undefined ? { memory: memoryFound } : {})
+      })
     }
     // After the PONG, a silence or a close only leaves the extra questions unanswered.
     const stop = (detail: string): void => { pong ? finish(true, 'answered PONG') : finish(false, detail) }
@@ -231,7 +266,7 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
           default: {
             const value = configValue(reply, step.name)
             if (value !== undefined) config[step.name] = value
-            else refused ??= reply.kind === 'error' ? `CONFIG GET refused: ${redisError(reply.text)}` : `no value for ${step.name}`
+            else refusals[step.name] = reply.kind === 'error' ? `CONFIG GET refused: ${redisError(reply.text)}` : `no value for ${step.name}`
           }
         }
         if (steps.length === 0) {

@@ -4,7 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type {} from '@fastify/session'
 import { checkCallbackQuery, ErrorReply, LoginQuery, LogoutQuery, NoContentReply, SessionParams, SessionReply, SessionsReply } from './schemas.js'
-import { errorInfo, isUserId, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
+import { errorInfo, isUserId, StoreUnavailableError, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
 import { publicErrorOf, sendPublicError, TokenEndpointError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { userinfoRetryDelay } from './userinfo-retry.js'
 import { CsrfHeaderRequiredError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
@@ -518,15 +518,30 @@ function timeoutVerdict (o: ResolvedOAuthRoutesOptions): (auth: unknown, now: nu
   }
 }
 
+/** At most one "could not record the session's activity" warning per this many ms. */
+const TOUCH_WARNING_INTERVAL_MS = 10_000
+
 /**
  * The timeouts where @fastify/session runs: a session past a limit is ended (its
  * token set and its store entry destroyed) and the request goes on signed out.
+ *
+ * A due "last seen" stamp is saved here, before the handler, and best effort: were it
+ * left to @fastify/session's save after the handler, a store that refuses writes
+ * (Redis full: OOM under noeviction; a replica after a failover) would turn the
+ * handler's answer into a 503 for a request that needs no write. When the save fails
+ * with StoreUnavailableError the stamp is put back (so @fastify/session has nothing to
+ * save unless the handler changes the session), the request goes on, and the next
+ * one tries again; a session whose activity could not be recorded for a whole
+ * idleTimeoutMs still ends. Ending a session is never skipped.
  */
 function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>) {
+  let warnedAt = -Infinity
+  let failures = 0
   return async function enforceSessionTimeouts (request: FastifyRequest): Promise<void> {
     const session = request.session as FastifyRequest['session'] | Record<string, never> | null
     if (session === null || typeof session.get !== 'function') return
-    const verdict = verdictOf(session.get('aihubmixAuth'), Date.now())
+    const stamp = session.get('aihubmixAuth')
+    const verdict = verdictOf(stamp, Date.now())
     if (verdict === undefined) return
     if (verdict === 'end') {
       request.log.info('session ended by its idle or absolute timeout')
@@ -535,6 +550,22 @@ function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>) {
       return
     }
     session.set('aihubmixAuth', verdict)
+    // @fastify/session saves nothing on a connection it would not set its Secure cookie on: neither does this.
+    if (session.cookie.secure === true && request.protocol !== 'https') return
+    try {
+      await session.save()
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err
+      session.set('aihubmixAuth', stamp)
+      failures++
+      const now = Date.now()
+      if (now - warnedAt < TOUCH_WARNING_INTERVAL_MS) return
+      const more = failures === 1 ? '' : ` (${failures - 1} more since the last line)`
+      warnedAt = now
+      failures = 0
+      request.log.warn({ error: errorInfo((err as { cause?: unknown }).cause) }, `oauth-routes: could not record a session's activity for its idle timeout${more}; ` +
+        'the request goes on, and the idle timeout counts from the last activity recorded')
+    }
   }
 }
 

@@ -3,13 +3,16 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { KVStore } from './kv-store.js'
 import type { KeyLayout } from './keys.js'
 import { sessionTtl } from './session-store.js'
+import { StoreUnavailableError, errorInfo } from './errors.js'
+import { REDIS_ERROR_LOG_INTERVAL_MS } from './connection-errors.js'
 
 /**
  * What a session check decides about a stored session, on routes where token-store reads sessions itself:
  * - `undefined`: the session is fine as it is;
  * - `'end'`: the session is over (its record and its token set are deleted, the request is signed out);
  * - `{ touch }`: the session is fine and `touch` is its new data, written back (compare-and-set: a concurrent
- *   change of the session wins).
+ *   change of the session wins). Best effort: when the store refuses the write (Redis full, a failover), the request
+ *   goes on with the session as it was stored, and a later request writes it again.
  * Checks are synchronous and must not throw; they see the session data as @fastify/session stored it.
  */
 export type SessionVerdict = undefined | 'end' | { touch: Record<string, unknown> }
@@ -73,6 +76,9 @@ export class CookieSessions {
    */
   readonly #parsed = new Map<string, ParsedSession>()
   #warned = false
+  /** When the last "could not write a touch" warning was logged, and how many were not since (rate limit). */
+  #touchWarnedAt = -Infinity
+  #touchFailures = 0
 
   constructor (options: CookieSessionsOptions) {
     this.cookieName = options.cookieName
@@ -178,11 +184,30 @@ export class CookieSessions {
     return { sid, sealed: sealed ?? null }
   }
 
+  /**
+   * Writes a check's touch (the idle timeout's "last seen" stamp), best effort: the checks have already decided
+   * that the session goes on, so a store that refuses the write (Redis full: OOM under noeviction; a replica after
+   * a failover) or is down costs the stamp's precision, not the request. The stamp stays due, so the next request
+   * of the session tries again; a session whose stamp could not be written for a whole idle timeout still ends.
+   * At most one warning per REDIS_ERROR_LOG_INTERVAL_MS, without the session id.
+   */
   async #touch (key: string, json: string, session: Record<string, unknown>): Promise<void> {
     const ttl = sessionTtl(session, this.#sessionTtlMs)
     if (ttl <= 0) return
-    // A session changed meanwhile (a login in another tab) or deleted (a logout) keeps that change.
-    await this.#kv.compareAndSet(key, json, JSON.stringify(session), ttl)
+    try {
+      // A session changed meanwhile (a login in another tab) or deleted (a logout) keeps that change.
+      await this.#kv.compareAndSet(key, json, JSON.stringify(session), ttl)
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err
+      this.#touchFailures++
+      const now = Date.now()
+      if (now - this.#touchWarnedAt < REDIS_ERROR_LOG_INTERVAL_MS) return
+      const more = this.#touchFailures === 1 ? '' : ` (${this.#touchFailures - 1} more since the last line)`
+      this.#touchWarnedAt = now
+      this.#touchFailures = 0
+      this.#log.warn({ error: errorInfo(err.cause) }, `token-store: could not record a session's activity for its checks${more}; ` +
+        'the request goes on with the session as stored (an idle timeout then counts from the last activity recorded)')
+    }
   }
 
   /**

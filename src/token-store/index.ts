@@ -14,7 +14,7 @@ import { KeyLayout } from './keys.js'
 import { TokenStoreOptionsError } from './errors.js'
 import { logConnectionErrors } from './connection-errors.js'
 import { missingKeyPrefix } from './crypto.js'
-import { connectRedisUrl } from './redis-url.js'
+import { connectRedisUrl, warnReadonlyReplies } from './redis-url.js'
 
 // The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, createTokenStore,
 // the option defaults and schema, the error classes, the diagnostics channels, and the types of all of these.
@@ -183,6 +183,9 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
   if (options.backend === 'redis') {
     const stopLogging = logConnectionErrors(options.redis, fastify.log)
     if (stopLogging !== undefined) fastify.addHook('onClose', async function stopLoggingRedisErrors () { stopLogging() })
+    // A client given (not made from a URL, whose client reconnects on READONLY itself): say once what a failover needs.
+    const stopWatching = owned === undefined ? warnReadonlyReplies(store, options.redis, fastify.log) : undefined
+    if (stopWatching !== undefined) fastify.addHook('onClose', async function stopWatchingReadonly () { stopWatching() })
   }
   const clientCache = kv instanceof RedisStore ? kv.clientCache : undefined
   if (clientCache !== undefined) {

@@ -1,6 +1,9 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RedisClient } from './redis-store.js'
 import { TokenStoreOptionsError, errorInfo } from './errors.js'
+import { REDIS_ERROR_LOG_INTERVAL_MS } from './connection-errors.js'
+import { STORE_ERROR_CHANNEL, type StoreErrorMessage } from './diagnostics.js'
 
 /** How long a connection attempt may take before ioredis gives up on it (and tries again). */
 export const REDIS_URL_CONNECT_TIMEOUT_MS = 5000
@@ -9,6 +12,7 @@ export const RECONNECT_MAX_DELAY_MS = 1000
 
 /** What token-store needs of the client it makes (ioredis' `Redis`). */
 interface OwnedClient extends RedisClient {
+  readonly options: { enableOfflineQueue?: unknown }
   connect (): Promise<void>
   disconnect (): void
   once (event: 'ready' | 'error', listener: () => void): unknown
@@ -35,6 +39,47 @@ function credentialsRefused (message: string): string | undefined {
   return undefined
 }
 
+/** Whether a Redis error is the refusal of a write by a replica (`READONLY You can't write against a read only replica.`). */
+export function isReadonlyReply (err: unknown): boolean {
+  return /^READONLY\b/.test(errorInfo(err).message)
+}
+
+/**
+ * ioredis' `reconnectOnError` for the client made from a URL: a READONLY reply means this connection is on a replica,
+ * typically the old primary after a failover (Sentinel, a managed Redis' primary endpoint moving): Redis keeps its
+ * clients on a role change, so without a reconnect every write of the app would answer READONLY (503) until a
+ * restart. A new connection goes where the URL leads now, the new primary. The command itself was not executed, so
+ * resending it is safe: 2 (reconnect and resend) when the client has its offline queue on (a URL that asks for it),
+ * where ioredis holds it until the new connection is ready; else 1 (reconnect; this command fails with its READONLY
+ * error, 503 once): with the offline queue off, which token-store sets, ioredis' resend would only fail it with
+ * "Stream isn't writeable", hiding why. One warning per REDIS_ERROR_LOG_INTERVAL_MS at most, naming the URL
+ * without its password.
+ */
+export function reconnectOnReadonly (
+  shown: string,
+  log: FastifyBaseLogger,
+  offlineQueue: () => boolean,
+  now: () => number = Date.now
+): (err: Error) => 1 | 2 | false {
+  let lastAt = -Infinity
+  let missed = 0
+  return (err) => {
+    if (!isReadonlyReply(err)) return false
+    const at = now()
+    if (at - lastAt < REDIS_ERROR_LOG_INTERVAL_MS) {
+      missed++
+    } else {
+      lastAt = at
+      const more = missed === 0 ? '' : ` (${missed} more since the last line)`
+      missed = 0
+      log.warn(`token-store: Redis at ${shown} refused a write as a read-only replica (READONLY${more}), as the old primary ` +
+        'does after a failover: reconnecting, to reach the primary the URL leads to now. If this repeats, the URL names a ' +
+        'replica: point it at the primary (or the endpoint that follows it)')
+    }
+    return offlineQueue() ? 2 : 1
+  }
+}
+
 /**
  * The client for `redis: '<url>'`, made by token-store (ioredis, an optional peer, is loaded only here).
  *
@@ -43,7 +88,8 @@ function credentialsRefused (message: string): string | undefined {
  * command with the password in it), this one waits for the first attempt only, then lets the app start either way:
  * while Redis is unreachable every request that needs the store answers 503 store_unavailable at once (no offline
  * queue), and ioredis reconnects on its own. One warning when Redis becomes unreachable, one line when it is back
- * (or one error line when it refuses the URL's credentials, which does not pass on its own),
+ * (or one error line when it refuses the URL's credentials, which does not pass on its own), and a reconnection
+ * (with a warning, at most one per 10 s) when a write meets a replica (READONLY, after a failover),
  * each naming the URL without its password and the error by its code or message only (ioredis attaches the
  * command, and a HELLO or AUTH command carries the password).
  */
@@ -54,7 +100,8 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
   } catch {
     throw new TokenStoreOptionsError('redis', 'a redis:// URL needs ioredis installed next to token-store: npm i ioredis')
   }
-  const client = new Redis(url, {
+  const shown = redisUrlForLogs(url)
+  const client: OwnedClient = new Redis(url, {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
@@ -62,9 +109,11 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
     // The commands of concurrent requests issued in the same turn go out in one write.
     enableAutoPipelining: true,
     // Back at most a second after Redis is (ioredis' default waits up to 2 s between attempts).
-    retryStrategy: (times: number) => Math.min(times * 100, RECONNECT_MAX_DELAY_MS)
+    retryStrategy: (times: number) => Math.min(times * 100, RECONNECT_MAX_DELAY_MS),
+    // After a failover: off the old primary (now a replica answering READONLY to every write), onto the new one.
+    // (Read as ioredis reads it: a URL's `?enableOfflineQueue=...` is a string.)
+    reconnectOnError: reconnectOnReadonly(shown, log, () => Boolean(client.options.enableOfflineQueue))
   })
-  const shown = redisUrlForLogs(url)
   let unreachable = false
   client.on('error', (err) => {
     if (unreachable) return
@@ -93,4 +142,35 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
   client.connect().catch(() => {}) // a failure is an 'error' event; reconnecting is ioredis' own
   await firstAttempt
   return client
+}
+
+/**
+ * For a client the user passed (an ioredis `Redis`, @fastify/redis'), which token-store must not reconfigure: when it
+ * has no `reconnectOnError`, the first store command of `store` refused with READONLY logs one warning naming the
+ * option (after a failover such a client stays on the old primary, and every write answers 503 until a restart).
+ * Nothing for a Cluster (a Cluster's replicas answer MOVED, which ioredis follows) or a client with its own
+ * `reconnectOnError`. Watches the store-error diagnostics channel; returns the function that stops watching (at
+ * close), or undefined when there is nothing to watch for.
+ */
+export function warnReadonlyReplies (store: object, client: unknown, log: FastifyBaseLogger): (() => void) | undefined {
+  const c = client as { isCluster?: unknown, options?: { reconnectOnError?: unknown } } | null
+  if (typeof c !== 'object' || c === null || c.isCluster === true || typeof c.options?.reconnectOnError === 'function') return undefined
+  let watching = true
+  const stop = (): void => {
+    if (!watching) return
+    watching = false
+    unsubscribe(STORE_ERROR_CHANNEL, listener)
+  }
+  const listener = (message: unknown): void => {
+    const m = message as StoreErrorMessage
+    if (m.store !== store || !isReadonlyReply((m.error as { cause?: unknown }).cause)) return
+    stop()
+    log.warn('token-store: Redis refused a write as a read-only replica (READONLY): the Redis client token-store was given ' +
+      'is connected to a replica, as the old primary is after a failover (Redis keeps its connections), and writes answer ' +
+      '503 store_unavailable until that client reconnects. Fix: create the client (or @fastify/redis) with ' +
+      "reconnectOnError: (err) => err.message.startsWith('READONLY') ? 2 : false, or pass token-store a redis:// URL " +
+      '(its client does so); if the address names a replica, point it at the primary')
+  }
+  subscribe(STORE_ERROR_CHANNEL, listener)
+  return stop
 }

@@ -41,14 +41,15 @@ t.test('credentials in REDIS_URL: AUTH is sent, the password is never printed', 
   const password = 'redis-password-do-not-print'
   const server = await startTcpServer(t, (_chunk, socket, received) => {
     // Answer once every command is in (they are sent together); this user may not read the configuration.
-    if (received.endsWith('$4\r\nsave\r\n')) socket.write('+OK\r\n+PONG\r\n' + "-NOPERM this user has no permissions to run the 'config|get' command\r\n".repeat(3))
+    if (received.endsWith('$9\r\nmaxmemory\r\n')) socket.write('+OK\r\n+PONG\r\n' + "-NOPERM this user has no permissions to run the 'config|get' command\r\n".repeat(5))
   })
   const cwd = await tempDir(t)
   const result = await runCli(['doctor'], { env: { REDIS_URL: `redis://default:${encodeURIComponent(password)}@127.0.0.1:${server.port}/2` }, cwd })
   t.equal(lines(result.stdout).find((l) => l.includes('Redis:')), `ok   Redis: redis://127.0.0.1:${server.port} answered PONG`)
   const config = (name: string): string => `*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$${name.length}\r\n${name}\r\n`
-  t.equal(server.received(), `*3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$${password.length}\r\n${password}\r\n*1\r\n$4\r\nPING\r\n${config('appendonly')}${config('appendfsync')}${config('save')}`)
-  t.match(lines(result.stdout).at(-1), /^ok {3}Redis persistence: not checked \(CONFIG GET refused: NOPERM .*\): make sure this Redis keeps its data across a restart/, 'a refused CONFIG is a note, not a failure')
+  t.equal(server.received(), `*3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$${password.length}\r\n${password}\r\n*1\r\n$4\r\nPING\r\n${config('appendonly')}${config('appendfsync')}${config('save')}${config('maxmemory-policy')}${config('maxmemory')}`)
+  t.match(lines(result.stdout).find((l) => l.includes('Redis persistence:')), /^ok {3}Redis persistence: not checked \(CONFIG GET refused: NOPERM .*\): make sure this Redis keeps its data across a restart/, 'a refused CONFIG is a note, not a failure')
+  t.match(lines(result.stdout).at(-1), /^ok {3}Redis eviction: not checked \(CONFIG GET refused: NOPERM .*\): make sure this Redis's maxmemory-policy is noeviction/, 'for the eviction check too')
   t.equal(result.code, 0)
   t.notOk(result.all.includes(password))
 
