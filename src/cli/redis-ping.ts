@@ -1,6 +1,7 @@
 import { connect as netConnect, isIP, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { describeNetworkError } from './http.js'
+import { cutBetweenWords } from './text.js'
 
 /** What one Redis check found. `target` never carries the password. */
 export interface RedisPing {
@@ -43,9 +44,17 @@ function command (...args: string[]): string {
   return `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join('')}`
 }
 
-/** Removes credentials: `redis://:secret@host:6380/1` → `redis://host:6380`. */
+/** Removes credentials: `redis://:secret@host:6380/1` → `redis://host:6380/1` (the database only when not 0). */
 export function redisTarget (url: URL): string {
-  return `${url.protocol}//${url.hostname}:${url.port === '' ? DEFAULT_REDIS_PORT : url.port}`
+  const db = databaseOf(url)
+  return `${url.protocol}//${url.hostname}:${url.port === '' ? DEFAULT_REDIS_PORT : url.port}${db === undefined ? '' : `/${db}`}`
+}
+
+/** The database number the URL's path names, when it names one other than 0 (ioredis reads it the same way). */
+function databaseOf (url: URL): number | undefined {
+  const match = /^\/(\d{1,5})\/?$/.exec(url.pathname)
+  const db = match === null ? 0 : Number(match[1])
+  return db === 0 ? undefined : db
 }
 
 const MAX_ERROR_LENGTH = 120
@@ -56,12 +65,7 @@ const MAX_ERROR_LENGTH = 120
  */
 function redisError (text: string): string {
   // eslint-disable-next-line no-control-regex
-  const line = text.replace(/[\u0000-\u001f\u007f]/g, ' ').replace(/ {2,}/g, ' ').trim()
-  if (line.length <= MAX_ERROR_LENGTH) return line
-  const space = line.lastIndexOf(' ', MAX_ERROR_LENGTH)
-  // A single word longer than the cap (no space to cut at) is cut where the cap falls.
-  const head = space > 0 ? line.slice(0, space) : line.slice(0, MAX_ERROR_LENGTH - 1)
-  return `${head.replace(/[\s,;:.]+$/, '')}…`
+  return cutBetweenWords(text.replace(/[\u0000-\u001f\u007f]/g, ' ').replace(/ {2,}/g, ' ').trim(), MAX_ERROR_LENGTH)
 }
 
 /**
@@ -163,9 +167,13 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
   const password = decodeURIComponent(url.password)
   const username = decodeURIComponent(url.username)
   // Each step: what is sent. All go out at once; the answers come back in the same order.
-  type Step = 'auth' | 'ping' | 'tracking' | Setting
+  type Step = 'auth' | 'select' | 'ping' | 'tracking' | Setting
   const steps: Array<{ name: Step, send: string }> = []
   if (password !== '') steps.push({ name: 'auth', send: username !== '' ? command('AUTH', username, password) : command('AUTH', password) })
+  // The URL's database, as the app's client selects it: one this Redis lacks was skipped by ioredis, which went on in
+  // database 0 (a warning, then every key in the wrong database).
+  const db = databaseOf(url)
+  if (db !== undefined) steps.push({ name: 'select', send: command('SELECT', String(db)) })
   steps.push({ name: 'ping', send: command('PING') })
   // Switched on for this short-lived connection only (a prefix no key has), then the connection closes.
   if (opts.tracking === true) steps.push({ name: 'tracking', send: command('CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', 'aihubmix-doctor-probe:') })
@@ -246,6 +254,14 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
         const step = steps.shift()
         if (step === undefined) return
         switch (step.name) {
+          case 'select':
+            if (reply.kind === 'error') {
+              finish(false, /DB index is out of range|invalid DB index/i.test(reply.text)
+                ? `REDIS_URL names database ${db ?? 0}, which this Redis does not have (${redisError(reply.text)}): use a number below its "databases" setting (16 by default), such as ${url.protocol}//${url.host}/0`
+                : `Redis refused: ${redisError(reply.text)}`)
+              return
+            }
+            break
           case 'auth':
           case 'ping':
             if (reply.kind === 'error') {

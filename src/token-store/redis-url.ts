@@ -115,7 +115,19 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
     reconnectOnError: reconnectOnReadonly(shown, log, () => Boolean(client.options.enableOfflineQueue))
   })
   let unreachable = false
+  let missingDatabase: string | undefined
   client.on('error', (err) => {
+    const { message: said } = errorInfo(err)
+    if (databaseMissing(said)) {
+      // ioredis goes on in database 0 when its SELECT is refused: every key would land there. Stop the client
+      // instead (requests that need the store answer 503), and say what to change; at start, the start fails.
+      client.disconnect()
+      if (missingDatabase === undefined) {
+        missingDatabase = said
+        log.error(`token-store: ${databaseFix(shown, said)}`)
+      }
+      return
+    }
     if (unreachable) return
     unreachable = true
     const { code, message } = errorInfo(err)
@@ -141,7 +153,20 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
   })
   client.connect().catch(() => {}) // a failure is an 'error' event; reconnecting is ioredis' own
   await firstAttempt
+  if (missingDatabase !== undefined) throw new TokenStoreOptionsError('redis', databaseFix(shown, missingDatabase))
   return client
+}
+
+/** Redis' refusal of a SELECT of a database it does not have. */
+function databaseMissing (message: string): boolean {
+  return /^ERR (DB index is out of range|invalid DB index)/.test(message)
+}
+
+/** What to change when the URL names a database Redis lacks (the URL as shown: without its password). */
+function databaseFix (shown: string, said: string): string {
+  const url = new URL(shown)
+  return `Redis at ${shown} has no database ${url.pathname.replace(/^\/|\/$/g, '')} (${said}): use a database number below ` +
+    `its "databases" setting (16 by default), such as ${url.protocol}//${url.host}/0`
 }
 
 /**

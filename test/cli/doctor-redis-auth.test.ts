@@ -51,7 +51,7 @@ t.test('a Redis with a password: a wrong or missing one in REDIS_URL names REDIS
 
   const user = await runInstalled(['doctor'], { env: { REDIS_URL: `redis://app:${wrongPassword}@127.0.0.1:${port}/2` }, cwd })
   t.equal(user.code, 1)
-  t.equal(redisLine(user.stdout), `FAIL Redis: redis://127.0.0.1:${port}: Redis refused the user name and password in REDIS_URL (WRONGPASS): set REDIS_URL to redis://<user>:<password>@127.0.0.1:${port}/2 with this Redis's user and password`)
+  t.equal(redisLine(user.stdout), `FAIL Redis: redis://127.0.0.1:${port}/2: Redis refused the user name and password in REDIS_URL (WRONGPASS): set REDIS_URL to redis://<user>:<password>@127.0.0.1:${port}/2 with this Redis's user and password`)
 
   const none = await runInstalled(['doctor'], { env: { REDIS_URL: `redis://127.0.0.1:${port}` }, cwd })
   t.equal(none.code, 1)

@@ -41,13 +41,13 @@ t.test('credentials in REDIS_URL: AUTH is sent, the password is never printed', 
   const password = 'redis-password-do-not-print'
   const server = await startTcpServer(t, (_chunk, socket, received) => {
     // Answer once every command is in (they are sent together); this user may not read the configuration.
-    if (received.endsWith('$9\r\nmaxmemory\r\n')) socket.write('+OK\r\n+PONG\r\n' + "-NOPERM this user has no permissions to run the 'config|get' command\r\n".repeat(5))
+    if (received.endsWith('$9\r\nmaxmemory\r\n')) socket.write('+OK\r\n+OK\r\n+PONG\r\n' + "-NOPERM this user has no permissions to run the 'config|get' command\r\n".repeat(5))
   })
   const cwd = await tempDir(t)
   const result = await runCli(['doctor'], { env: { REDIS_URL: `redis://default:${encodeURIComponent(password)}@127.0.0.1:${server.port}/2` }, cwd })
-  t.equal(lines(result.stdout).find((l) => l.includes('Redis:')), `ok   Redis: redis://127.0.0.1:${server.port} answered PONG`)
+  t.equal(lines(result.stdout).find((l) => l.includes('Redis:')), `ok   Redis: redis://127.0.0.1:${server.port}/2 answered PONG`, 'the database named, not the password')
   const config = (name: string): string => `*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$${name.length}\r\n${name}\r\n`
-  t.equal(server.received(), `*3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$${password.length}\r\n${password}\r\n*1\r\n$4\r\nPING\r\n${config('appendonly')}${config('appendfsync')}${config('save')}${config('maxmemory-policy')}${config('maxmemory')}`)
+  t.equal(server.received(), `*3\r\n$4\r\nAUTH\r\n$7\r\ndefault\r\n$${password.length}\r\n${password}\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*1\r\n$4\r\nPING\r\n${config('appendonly')}${config('appendfsync')}${config('save')}${config('maxmemory-policy')}${config('maxmemory')}`)
   t.match(lines(result.stdout).find((l) => l.includes('Redis persistence:')), /^ok {3}Redis persistence: not checked \(CONFIG GET refused: NOPERM .*\): make sure this Redis keeps its data across a restart/, 'a refused CONFIG is a note, not a failure')
   t.match(lines(result.stdout).at(-1), /^ok {3}Redis eviction: not checked \(CONFIG GET refused: NOPERM .*\): make sure this Redis's maxmemory-policy is noeviction/, 'for the eviction check too')
   t.equal(result.code, 0)
@@ -58,6 +58,21 @@ t.test('credentials in REDIS_URL: AUTH is sent, the password is never printed', 
   t.equal(denied.code, 1)
   t.equal(lines(denied.stdout).at(-1), `FAIL Redis: redis://127.0.0.1:${wrong.port}: Redis refused the password in REDIS_URL (WRONGPASS): set REDIS_URL to redis://:<password>@127.0.0.1:${wrong.port} with this Redis's password`)
   t.notOk(denied.all.includes(password))
+})
+
+t.test('a REDIS_URL naming a database this Redis does not have fails, naming the fix', async (t) => {
+  const admin = await connectRedis(t)
+  if (admin === undefined) return
+  const cwd = await tempDir(t)
+  const url = new URL(redisUrl())
+  url.pathname = '/99'
+  const result = await runCli(['doctor'], { env: { REDIS_URL: url.href }, cwd })
+  t.equal(result.code, 1)
+  const base = `${url.protocol}//${url.hostname}:${url.port === '' ? '6379' : url.port}`
+  t.equal(lines(result.stdout).find((l) => l.includes('Redis:')), `FAIL Redis: ${base}/99: REDIS_URL names database 99, which this Redis does not have (ERR DB index is out of range): use a number below its "databases" setting (16 by default), such as ${url.protocol}//${url.host}/0`)
+  url.pathname = '/1'
+  const one = await runCli(['doctor'], { env: { REDIS_URL: url.href }, cwd })
+  t.equal(lines(one.stdout).find((l) => l.includes('Redis:')), `ok   Redis: ${base}/1 answered PONG`, 'a database it has')
 })
 
 t.test('a REDIS_URL that is not a redis URL fails the configuration and the Redis check', async (t) => {

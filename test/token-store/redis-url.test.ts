@@ -83,6 +83,27 @@ t.test('a URL whose credentials Redis refuses: the app starts, answers 503, one 
   t.same(lines.filter((l) => l.msg.startsWith('token-store:')), [], 'the right password: nothing said')
 })
 
+t.test('a URL naming a database Redis does not have: the start fails naming the fix; nothing lands in database 0', async (t) => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const prefix = uniquePrefix('redis-url-db')
+  cleanupPrefix(t, redis, prefix)
+  const url = new URL(redisUrl())
+  url.pathname = '/99'
+  const raw: string[] = []
+  const stream = new Writable({ write (chunk: Buffer, _enc, cb) { raw.push(chunk.toString()); cb() } })
+  const app = Fastify({ logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  const err = await (async () => {
+    await app.register(tokenStore, { encryptionKeys: key, redis: url.href, keyPrefix: prefix })
+    await app.ready()
+  })().then(() => undefined, (e: unknown) => e)
+  t.ok(err instanceof TokenStoreOptionsError, 'the start fails')
+  const shown = `${url.protocol}//${url.host}` // redisUrl() has no password
+  t.equal((err as Error).message, `Invalid token-store option "redis": Redis at ${shown}/99 has no database 99 (ERR DB index is out of range): use a database number below its "databases" setting (16 by default), such as ${shown}/0`)
+  t.same(await scanKeys(redis, prefix), [], 'nothing written to database 0')
+})
+
 t.test('what the option refuses, in one line that never echoes the URL', async (t) => {
   const refusal = (redis: string): string => {
     try {
