@@ -6,7 +6,7 @@ import { describeMalformed, readEnvFile, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
 import { pingRedis, type RedisMemory, type RedisPersistence } from './redis-ping.js'
-import { isLoopbackHost, normalizeBaseUrl } from './validate.js'
+import { apiPathSuffix, isLoopbackHost, normalizeBaseUrl } from './validate.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail'
 
@@ -278,9 +278,9 @@ async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: D
   const base = providerBase(env)
   if (base === undefined) return { check: fail('provider', 'AIHUBMIX_BASE_URL is not a usable http(s) URL') }
   // The endpoints are <base>/api/oauth2/*: a base ending in /api (or the AI API's /v1) misses every one of them.
-  const wrongPath = /\/(api(\/oauth2)?|v1)$/.exec(new URL(base).pathname)
-  if (wrongPath !== null) {
-    return { check: fail('provider', `AIHUBMIX_BASE_URL ends in ${wrongPath[0]}, but the endpoints are AIHUBMIX_BASE_URL + ${AUTHORIZE_PATH.replace(/\/authorize$/, '/*')}: set it to the provider's origin, ${new URL(base).origin}`) }
+  const wrongPath = apiPathSuffix(new URL(base))
+  if (wrongPath !== undefined) {
+    return { check: fail('provider', `AIHUBMIX_BASE_URL ends in ${wrongPath}, but the endpoints are AIHUBMIX_BASE_URL + ${AUTHORIZE_PATH.replace(/\/authorize$/, '/*')}: set it to the provider's origin, ${new URL(base).origin}`) }
   }
   try {
     const answer = probe === undefined
