@@ -4,7 +4,7 @@ import type { KVStore } from './kv-store.js'
 import type { ResolvedTokenStoreOptions, TokenStoreHooks } from './options.js'
 import type { GetFreshOptions, Refresher, TokenSet } from './token-set.js'
 import type { SessionStoreLike } from './session-store.js'
-import { isTokenSet, normalizeTokenSet, refreshWindowMs, retryAfterOf, tokenSetProblem } from './token-set.js'
+import { isTokenSet, lateRefreshOf, normalizeTokenSet, refreshWindowMs, retryAfterOf, tokenSetProblem } from './token-set.js'
 import { KeyLayout, assertId, isId } from './keys.js'
 import { Records } from './records.js'
 import { createSessionStore } from './session-store.js'
@@ -167,6 +167,14 @@ export interface TokenStoreCoreOptions {
  * instances from trying at once too. Without it, every request of a session would call a failing token endpoint
  * again, on every instance.
  *
+ * A refresh may outlive its callers: the refresher's deadline is for the requests waiting on it, but a provider call
+ * that was sent may have rotated the refresh token already, and its answer is then the only copy of the new one. A
+ * refresher that answers its callers before its call is over rejects with an error carrying `lateRefresh` (the
+ * promise of the call's own outcome): the flight ends with that error for the callers, while `#outlive` keeps the
+ * lock (still renewed), refuses other refreshes of the session in this process (`#late`), and handles the outcome as
+ * the flight would have: a set stored with compare-and-set against the value read under the lock, a refusal, or a
+ * failure and its backoff. Waiters' deadline: the refresher's; the refresh's life: until `lateRefresh` settles.
+ *
  * Diagnostics (diagnostics.ts): the flight is one span of `aihubmix:refresh`, wrapped where it starts, and its wait
  * for the lock one `aihubmix:refresh-lock-wait` message, timed around `#acquire`; the refresher the flight calls is
  * watched for its outcome. Nobody listening, both wrappers call straight through.
@@ -192,9 +200,17 @@ export class TokenStoreCore implements TokenStore {
    * stepped back must not stretch a backoff) the refresher is not called again, and why.
    */
   readonly #backoff = new Map<string, { until: number, error: unknown }>()
+  /**
+   * Sessions whose refresh outlived its callers (the refresher's `lateRefresh`): no other refresh of them starts
+   * until it settles, and their requests are answered as during a backoff (the error the callers got as cause).
+   */
+  readonly #late = new Map<string, { error: unknown }>()
   /** Wakes the retry loops' pauses (close). */
   readonly #wakers = new Set<() => void>()
   #closed = false
+  /** Settles at close: a late refresh answer is not waited for past it. */
+  readonly #closing: Promise<typeof CLOSED>
+  #markClosed: () => void = () => {}
   readonly #sessionChecks: SessionCheck[] = []
   readonly #users: UserSessions
   /** Sessions read from the signed cookie (`sessionCookie` option), else undefined. */
@@ -212,6 +228,7 @@ export class TokenStoreCore implements TokenStore {
   readonly #opened = new Map<string, { sealed: string, set: TokenSet }>()
 
   constructor ({ kv, options, log }: TokenStoreCoreOptions) {
+    this.#closing = new Promise(resolve => { this.#markClosed = () => { resolve(CLOSED) } })
     this.#kv = kv
     this.#options = options
     this.#hooks = options.hooks
@@ -338,6 +355,7 @@ export class TokenStoreCore implements TokenStore {
    */
   async close (): Promise<void> {
     this.#closed = true
+    this.#markClosed()
     for (const wake of this.#wakers) wake()
     await Promise.all([...this.#saving])
   }
@@ -484,6 +502,9 @@ export class TokenStoreCore implements TokenStore {
 
   /** Joins this session's flight in this process, or starts one (unless the session is backing off). */
   async #refreshOnce (sid: string, refresh: Refresher, force: boolean, stale: string | undefined): Promise<TokenSet> {
+    // A refresh of this session still runs after its callers were answered: not a second one meanwhile.
+    const late = this.#late.get(sid)
+    if (late !== undefined) throw new RefreshBackoffError(this.#options.refreshBackoffMs, { cause: late.error })
     const backoff = this.#backoff.get(sid)
     if (backoff !== undefined) {
       const left = backoff.until - performance.now()
@@ -529,32 +550,104 @@ export class TokenStoreCore implements TokenStore {
       try {
         fresh = await this.#refresh(sid, refresh, refreshToken)
       } catch (err) {
+        const late = lateRefreshOf(err)
+        if (late !== undefined) {
+          // The callers' deadline passed, the provider call goes on: the callers get the error now, the lock and
+          // the rest of the refresh go to #outlive.
+          handedOver = true
+          this.#outlive(sid, late, stored.sealed, refreshToken, lock, err)
+          throw err
+        }
         if (!(err instanceof RefreshRejectedError)) throw err
         return await this.#refused(sid, stored.sealed, refreshToken, err)
       }
-      const merged = normalizeTokenSet({ ...fresh, refreshToken: hasRefreshToken(fresh) ? fresh.refreshToken : refreshToken })
-      const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged), expected: stored.sealed, lock }
-      let outcome: SaveOutcome
-      try {
-        outcome = await this.#trySave(save)
-      } catch (err) {
-        if (!(err instanceof StoreUnavailableError)) throw err
-        // The provider has rotated the refresh token: the only copy of the new one is here. Keep it, and the lock.
-        handedOver = true
-        this.#keep(save, err)
-        return merged
-      }
-      if (outcome === 'saved') {
-        await this.#hook('onRefresh', { sid, set: merged })
-        return merged
-      }
-      // Logged out while the refresh ran: the refresh must not resurrect the set.
-      if (outcome === 'missing') throw new UnauthenticatedError()
-      // Someone wrote a newer set meanwhile (our lease ran out, or a new login): theirs wins.
-      return outcome.set
+      const result = await this.#storeRefreshed(sid, fresh, stored.sealed, refreshToken, lock)
+      handedOver = result.how === 'kept'
+      return result.set
     } finally {
       if (!handedOver) await lock.release()
     }
+  }
+
+  /**
+   * Stores a refresher's set (merged: the old refresh token kept when none came back) with compare-and-set against
+   * `expected`, the value read under the lock. `saved` (onRefresh called), `kept` (the store failed: the set waits
+   * in #pending, and the lock went with it), or `newer` (someone stored another set meanwhile: theirs wins, and is
+   * the answer). Throws UnauthenticatedError when the set was deleted meanwhile (a logout must not be undone).
+   */
+  async #storeRefreshed (sid: string, fresh: TokenSet, expected: string, refreshToken: string, lock: HeldLock): Promise<{ set: TokenSet, how: 'saved' | 'kept' | 'newer' }> {
+    const merged = normalizeTokenSet({ ...fresh, refreshToken: hasRefreshToken(fresh) ? fresh.refreshToken : refreshToken })
+    const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged), expected, lock }
+    let outcome: SaveOutcome
+    try {
+      outcome = await this.#trySave(save)
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err
+      // The provider has rotated the refresh token: the only copy of the new one is here. Keep it, and the lock.
+      this.#keep(save, err)
+      return { set: merged, how: 'kept' }
+    }
+    if (outcome === 'saved') {
+      await this.#hook('onRefresh', { sid, set: merged })
+      return { set: merged, how: 'saved' }
+    }
+    // Logged out while the refresh ran: the refresh must not resurrect the set.
+    if (outcome === 'missing') throw new UnauthenticatedError()
+    // Someone wrote a newer set meanwhile (our lease ran out, or a new login): theirs wins.
+    return { set: outcome.set, how: 'newer' }
+  }
+
+  /**
+   * The rest of a refresh whose refresher answered the callers before the provider call was over (its error's
+   * `lateRefresh`): the waiters' deadline is the refresher's, the refresh's own life is this. Meanwhile this process
+   * starts no refresh of the session (#late: its requests get RefreshBackoffError, or the current set while its
+   * access token is valid), and the lock stays held and renewed, so no other instance starts one either: the refresh
+   * token read under the lock may be rotated already, and presenting it again would revoke the grant. The outcome is
+   * handled as a flight's: a set is stored with compare-and-set against `expected` (one info line, no token), a
+   * refusal is `#refused`'s, a failure starts the backoff. At close it is not waited for: the lock is let go.
+   */
+  #outlive (sid: string, late: Promise<unknown>, expected: string, refreshToken: string, lock: HeldLock, error: unknown): void {
+    const entry = { error }
+    this.#late.set(sid, entry)
+    const session = sessionTag(sid)
+    const task = (async () => {
+      let handedOver = false
+      try {
+        let fresh: unknown
+        try {
+          fresh = await Promise.race([late, this.#closing])
+        } catch (err) {
+          if (err instanceof RefreshRejectedError) {
+            await this.#refused(sid, expected, refreshToken, err).catch((refusal: unknown) => {
+              if (!(refusal instanceof ReauthRequiredError)) throw refusal
+            })
+          } else {
+            await this.#failed(sid, err)
+          }
+          return
+        }
+        if (fresh === CLOSED) {
+          this.#log.warn({ session }, 'token-store: closed while a refresh answer that came late was still awaited; it will not be stored')
+          return
+        }
+        const problem = tokenSetProblem(fresh)
+        if (problem !== undefined) {
+          await this.#failed(sid, new TokenStoreArgumentError('refresher result', problem))
+          return
+        }
+        const result = await this.#storeRefreshed(sid, fresh as TokenSet, expected, refreshToken, lock)
+        handedOver = result.how === 'kept'
+        if (result.how === 'saved') this.#log.info({ session }, 'token-store: stored a refreshed token set whose answer came after its requests had been answered')
+      } catch (err) {
+        // The session ended meanwhile (UnauthenticatedError), or the store failed at the refusal.
+        if (!(err instanceof UnauthenticatedError)) this.#log.warn({ session, err }, 'token-store: could not complete a refresh whose answer came late')
+      } finally {
+        if (this.#late.get(sid) === entry) this.#late.delete(sid)
+        if (!handedOver) await lock.release()
+      }
+    })()
+    this.#saving.add(task)
+    task.finally(() => this.#saving.delete(task)).catch(() => {})
   }
 
   /**
@@ -649,19 +742,24 @@ export class TokenStoreCore implements TokenStore {
     try {
       fresh = await refresh(refreshToken)
     } catch (err) {
-      if (err instanceof RefreshRejectedError) throw err
-      await this.#backOff(sid, err)
-      await this.#hook('onRefreshFailed', { sid, error: err })
+      // A refusal is #refused's; a refresh that goes on after its callers' deadline is #outlive's.
+      if (err instanceof RefreshRejectedError || lateRefreshOf(err) !== undefined) throw err
+      await this.#failed(sid, err)
       throw err
     }
     const problem = tokenSetProblem(fresh)
     if (problem !== undefined) {
       const error = new TokenStoreArgumentError('refresher result', problem)
-      await this.#backOff(sid, error)
-      await this.#hook('onRefreshFailed', { sid, error })
+      await this.#failed(sid, error)
       throw error
     }
     return fresh as TokenSet
+  }
+
+  /** A transient refresh failure: the session backs off, and onRefreshFailed is called. */
+  async #failed (sid: string, error: unknown): Promise<void> {
+    await this.#backOff(sid, error)
+    await this.#hook('onRefreshFailed', { sid, error })
   }
 
   /**
@@ -788,6 +886,8 @@ export class TokenStoreCore implements TokenStore {
   }
 }
 
+/** What `#closing` settles with. */
+const CLOSED = Symbol('closed')
 /** First pause between retries of a pending set's save, doubled after each failure up to SAVE_RETRY_MAX_MS. */
 const SAVE_RETRY_FIRST_MS = 50
 const SAVE_RETRY_MAX_MS = 1000
