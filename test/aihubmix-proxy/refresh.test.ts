@@ -136,8 +136,9 @@ t.test('a 503 from the token endpoint keeps the session; it backs off for the Re
 })
 
 t.test('token endpoint timeouts and connection failures keep the session', async (t) => {
-  // Without the backoff after a failure (refresh-backoff.test.ts has it), each request tries again.
-  const { stack, browser } = await signedIn(t, { proxy: { timeoutMs: 300 }, tokenStore: { refreshBackoffMs: 0 } })
+  // Without the backoff after a failure (refresh-backoff.test.ts has it), each request tries again; and without the
+  // grace after a refresh's timeout (refresh-late-answer.test.ts has it), the hung call is given up at once.
+  const { stack, browser } = await signedIn(t, { proxy: { timeoutMs: 300, refreshGraceMs: 0 }, tokenStore: { refreshBackoffMs: 0 } })
   await setExpiry(stack, browser, -1000)
   stack.mock.setFault('token', 'hang', { times: 1 })
   const slow = await browser.get(`${stack.url}/api/user/info`, CSRF)
