@@ -31,7 +31,11 @@ export interface TokenSet {
 export type Refresher = (refreshToken: string) => Promise<TokenSet>
 
 export interface GetFreshOptions {
-  /** Refresh even if not inside the skew window (used after a provider 401). */
+  /**
+   * Refresh even if not inside the skew window (used after a provider 401); except a set that a refresh stored less
+   * than `forcedRefreshIntervalMs` ago, whose access token is the refused one: it is returned as it is (the provider
+   * refuses tokens it has just issued; another refresh would only rotate the refresh token again).
+   */
   force?: boolean | undefined
   /**
    * With force: the access token that got the 401. After taking the lock, if the stored access token differs

@@ -115,6 +115,11 @@ export interface TokenStore {
 export interface StoredTokenSet {
   set: TokenSet
   sealed: string
+  /**
+   * When a refresh stored it (epoch ms, the storing instance's clock); undefined for a set saved otherwise (a
+   * sign-in) or stored before this was recorded. Kept in the sealed value beside the set, never on the set itself.
+   */
+  refreshedAt?: number | undefined
 }
 
 export interface TokenStoreCoreOptions {
@@ -225,7 +230,7 @@ export class TokenStoreCore implements TokenStore {
    * value always open to the same set (the storage key is bound in as AAD, checked when it was first
    * opened), so a hit skips AES-GCM and validation. Oldest first; bounded by `openedCacheSize`.
    */
-  readonly #opened = new Map<string, { sealed: string, set: TokenSet }>()
+  readonly #opened = new Map<string, { sealed: string, set: TokenSet, refreshedAt: number | undefined }>()
 
   constructor ({ kv, options, log }: TokenStoreCoreOptions) {
     this.#closing = new Promise(resolve => { this.#markClosed = () => { resolve(CLOSED) } })
@@ -411,8 +416,9 @@ export class TokenStoreCore implements TokenStore {
     const now = this.openNow(sid, sealed)
     if (now !== undefined) return now
     let set: unknown
+    let refreshedAt: number | undefined
     try {
-      set = JSON.parse(this.#options.keyRing.unseal(sealed as string, tokenContext(sid)))
+      ({ set, refreshedAt } = splitSealed(JSON.parse(this.#options.keyRing.unseal(sealed as string, tokenContext(sid)))))
       if (!isTokenSet(set)) throw new UnsealFailedError('the opened value is not a token set')
     } catch (err) {
       const keyId = unknownKeyIdOf(err)
@@ -428,8 +434,8 @@ export class TokenStoreCore implements TokenStore {
       }
       return null
     }
-    this.#remember(sid, sealed as string, set)
-    return { set, sealed: sealed as string }
+    this.#remember(sid, sealed as string, set, refreshedAt)
+    return { set, sealed: sealed as string, refreshedAt }
   }
 
   /**
@@ -439,26 +445,27 @@ export class TokenStoreCore implements TokenStore {
   openNow (sid: string, sealed: string | null): StoredTokenSet | null | undefined {
     if (sealed === null) return null
     const hit = this.#opened.get(sid)
-    if (hit !== undefined && hit.sealed === sealed) return { set: hit.set, sealed }
+    if (hit !== undefined && hit.sealed === sealed) return { set: hit.set, sealed, refreshedAt: hit.refreshedAt }
     let set: unknown
+    let refreshedAt: number | undefined
     try {
-      set = JSON.parse(this.#options.keyRing.unseal(sealed, tokenContext(sid)))
+      ({ set, refreshedAt } = splitSealed(JSON.parse(this.#options.keyRing.unseal(sealed, tokenContext(sid)))))
     } catch {
       return undefined
     }
     if (!isTokenSet(set)) return undefined
-    this.#remember(sid, sealed, set)
-    return { set, sealed }
+    this.#remember(sid, sealed, set, refreshedAt)
+    return { set, sealed, refreshedAt }
   }
 
-  #remember (sid: string, sealed: string, set: TokenSet): void {
+  #remember (sid: string, sealed: string, set: TokenSet, refreshedAt: number | undefined): void {
     const max = this.#options.openedCacheSize
     if (max === 0) return
     // Shared by every request that reads this value: nobody may change it.
     Object.freeze(set.scope)
     Object.freeze(set)
     this.#opened.delete(sid)
-    this.#opened.set(sid, { sealed, set })
+    this.#opened.set(sid, { sealed, set, refreshedAt })
     if (this.#opened.size > max) {
       const oldest = this.#opened.keys().next()
       if (oldest.done !== true) this.#opened.delete(oldest.value)
@@ -484,11 +491,11 @@ export class TokenStoreCore implements TokenStore {
     if (typeof refresh !== 'function') throw new TokenStoreArgumentError('refresh', 'must be a function')
     const force = opts.force === true
     const pending = this.#pending.get(sid)
-    if (pending !== undefined) return this.#fromPending(pending.set, force, opts.staleAccessToken)
+    if (pending !== undefined) return this.#fromPending(pending, force, opts.staleAccessToken)
     const stored = current === undefined ? await this.read(sid) : current
     if (stored === null) throw new UnauthenticatedError()
     const stale = force ? (opts.staleAccessToken ?? stored.set.accessToken) : undefined
-    if (this.#usable(stored.set, force, stale)) return stored.set
+    if (this.#usable(stored.set, force, stale) || this.#refusedJustNow(stored, force, stale)) return stored.set
     if (!hasRefreshToken(stored.set)) return this.#withoutRefreshToken(stored.set, force)
     try {
       return await this.#refreshOnce(sid, refresh, force, stale)
@@ -537,7 +544,7 @@ export class TokenStoreCore implements TokenStore {
       // The backoff's remaining time is the key's TTL, measured by the store: never another instance's clock.
       const [stored, backoffLeft] = await Promise.all([this.read(sid), this.#kv.remainingTtl(this.keys.backoff(sid))])
       if (stored === null) throw new UnauthenticatedError()
-      if (this.#usable(stored.set, force, stale)) return stored.set
+      if (this.#usable(stored.set, force, stale) || this.#refusedJustNow(stored, force, stale)) return stored.set
       const refreshToken = stored.set.refreshToken
       if (refreshToken === undefined || refreshToken === '') return this.#withoutRefreshToken(stored.set, force)
       const left = Math.min(backoffLeft ?? 0, this.#options.refreshBackoffMaxMs)
@@ -577,7 +584,8 @@ export class TokenStoreCore implements TokenStore {
    */
   async #storeRefreshed (sid: string, fresh: TokenSet, expected: string, refreshToken: string, lock: HeldLock): Promise<{ set: TokenSet, how: 'saved' | 'kept' | 'newer' }> {
     const merged = normalizeTokenSet({ ...fresh, refreshToken: hasRefreshToken(fresh) ? fresh.refreshToken : refreshToken })
-    const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged), expected, lock }
+    const refreshedAt = Date.now()
+    const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged, refreshedAt), expected, lock, refreshedAt }
     let outcome: SaveOutcome
     try {
       outcome = await this.#trySave(save)
@@ -726,8 +734,10 @@ export class TokenStoreCore implements TokenStore {
   }
 
   /** A set kept in this process, not stored yet: it is the newest there is, so it is served while usable. */
-  #fromPending (set: TokenSet, force: boolean, staleAccessToken: string | undefined): TokenSet {
-    if (this.#usable(set, force, force ? (staleAccessToken ?? set.accessToken) : undefined)) return set
+  #fromPending (pending: PendingSave, force: boolean, staleAccessToken: string | undefined): TokenSet {
+    const set = pending.set
+    const stale = force ? (staleAccessToken ?? set.accessToken) : undefined
+    if (this.#usable(set, force, stale) || this.#refusedJustNow(pending, force, stale)) return set
     if (!force && set.expiresAt > Date.now()) return set
     // Refreshing again needs the store to have taken this set first.
     throw new StoreUnavailableError({ cause: new Error('a refreshed token set is still waiting to be stored') })
@@ -871,6 +881,20 @@ export class TokenStoreCore implements TokenStore {
     return set.expiresAt - Date.now() > refreshWindowMs(set, this.refreshSkewMs) && (!force || set.accessToken !== stale)
   }
 
+  /**
+   * A forced refresh (after a provider 401) that is not made: the refused access token is the one a refresh stored
+   * less than `forcedRefreshIntervalMs` ago, and the set is not due anyway. The provider refuses tokens it has just
+   * issued (a resource server behind its token service, a provider bug): another refresh would only rotate the
+   * refresh token once more, on every request. The set is returned as it is; a caller can tell (its access token is
+   * the stale one). Across instances too, since the time is stored with the set; by the storing instance's clock,
+   * so the age counts either way: a clock off by more than the interval only turns the check off, never on for long.
+   */
+  #refusedJustNow (stored: { set: TokenSet, refreshedAt?: number | undefined }, force: boolean, stale: string | undefined): boolean {
+    const { set, refreshedAt } = stored
+    if (!force || refreshedAt === undefined || set.accessToken !== stale) return false
+    return Math.abs(Date.now() - refreshedAt) < this.#options.forcedRefreshIntervalMs && this.#usable(set, false, undefined)
+  }
+
   /** A set without a refresh token cannot be refreshed: usable until it expires, never after a forced refresh. */
   #withoutRefreshToken (set: TokenSet, force: boolean): TokenSet {
     if (force || set.expiresAt <= Date.now()) throw new UnauthenticatedError()
@@ -881,8 +905,9 @@ export class TokenStoreCore implements TokenStore {
     return hasRefreshToken(set) ? this.#options.refreshTokenTtlMs : Math.floor(set.expiresAt - Date.now())
   }
 
-  #seal (sid: string, set: TokenSet): string {
-    return this.#options.keyRing.seal(JSON.stringify(set), tokenContext(sid))
+  /** The sealed value of a set: its JSON, with `refreshedAt` beside its fields when a refresh stores it. */
+  #seal (sid: string, set: TokenSet, refreshedAt?: number): string {
+    return this.#options.keyRing.seal(JSON.stringify(refreshedAt === undefined ? set : { ...set, [REFRESHED_AT]: refreshedAt }), tokenContext(sid))
   }
 }
 
@@ -902,6 +927,7 @@ interface PendingSave {
   /** The sealed value read under the lock: the compare-and-set replaces only it. */
   readonly expected: string
   readonly lock: HeldLock
+  readonly refreshedAt: number
 }
 
 type SaveOutcome = 'saved' | 'missing' | StoredTokenSet
@@ -979,6 +1005,19 @@ export function sessionTag (sid: string): string {
 
 function hasRefreshToken (set: TokenSet): boolean {
   return typeof set.refreshToken === 'string' && set.refreshToken !== ''
+}
+
+/**
+ * The field of a sealed token set's JSON that says when a refresh stored it. Instances that predate it read it as an
+ * extra field of the set (kept, unused); sets sealed before it have none.
+ */
+const REFRESHED_AT = 'refreshedAt'
+
+/** An opened value's set, and its `refreshedAt` taken off it (a number, else undefined and left on the set). */
+function splitSealed (value: unknown): { set: unknown, refreshedAt: number | undefined } {
+  if (typeof value !== 'object' || value === null || !(REFRESHED_AT in value)) return { set: value, refreshedAt: undefined }
+  const { [REFRESHED_AT]: refreshedAt, ...set } = value as Record<string, unknown>
+  return typeof refreshedAt === 'number' && Number.isFinite(refreshedAt) ? { set, refreshedAt } : { set: value, refreshedAt: undefined }
 }
 
 /** Additional data of a sealed token set: it only opens under its own session's key. */
