@@ -13,8 +13,11 @@ export type CallAsUser = <T>(
  * Runs `call` with the signed-in user's access token: refreshed first when it is
  * inside the skew window; on a provider 401, refreshed once more (single flight,
  * shared with every concurrent request of the session) and retried once. Never a
- * loop: a second 401 is an error. When the refresh token is refused for good, the
- * session is destroyed too (the token set is already gone).
+ * loop: a second 401 is an error. Nor one refresh per request: when the refused
+ * token is one a refresh gave moments ago (token-store's forcedRefreshIntervalMs),
+ * token-store hands the same set back, and the 401 is the answer without a retry.
+ * When the refresh token is refused for good, the session is destroyed too (the
+ * token set is already gone).
  */
 export function createCallAsUser (client: AihubmixClient): CallAsUser {
   const refresh = client.refresh
@@ -24,12 +27,17 @@ export function createCallAsUser (client: AihubmixClient): CallAsUser {
       // In the steady state the set comes without a promise (token-store's getFreshSync): one await less per request.
       const fresh = request.tokens.getFreshSync(refresh)
       set = fresh instanceof Promise ? await fresh : fresh
+      let refused: unknown
       try {
         return await call(set.accessToken, signal)
       } catch (err) {
         if (!(err instanceof UpstreamUnauthorizedError)) throw err
+        refused = err
       }
-      set = await request.tokens.getFresh(refresh, { force: true, staleAccessToken: set.accessToken })
+      const stale = set.accessToken
+      set = await request.tokens.getFresh(refresh, { force: true, staleAccessToken: stale })
+      // Not refreshed: the provider refused a token a refresh has just given. Calling again with it would be refused too.
+      if (set.accessToken === stale) throw refused
       return await call(set.accessToken, signal)
     } catch (err) {
       if (err instanceof ReauthRequiredError) {

@@ -14,7 +14,7 @@ import {
 } from './errors.js'
 import type { ResolvedProxyOptions } from './options.js'
 import { grantOf, traceUpstream, upstreamTraced, type UpstreamEndpoint } from './diagnostics.js'
-import { dispatchExchange, type UpstreamSignal } from './exchange.js'
+import { dispatchExchange, lateAnswerOf, type LateAnswer, type RawAnswer, type UpstreamSignal } from './exchange.js'
 import {
   checkEnvelope,
   checkExpiresIn,
@@ -143,7 +143,9 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     bodyTimeout: options.timeoutMs,
     keepAliveTimeout: 10_000
   })
-  const { origin, basePath, maxBodyBytes, timeoutMs } = options
+  const { origin, basePath, maxBodyBytes, timeoutMs, refreshGraceMs } = options
+  /** Refresh answers still read after their callers' deadline (`refreshGraceMs`): cut at close. */
+  const lateRefreshes = new Set<LateAnswer>()
   const tokenPath = `${basePath}/api/oauth2/token`
   const userinfoPath = `${basePath}/api/oauth2/userinfo`
   const topupPath = `${basePath}/api/oauth2/topup`
@@ -165,20 +167,24 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
   }
 
   /** One exchange with the provider; a span of `aihubmix:upstream` when anyone listens (diagnostics.ts). */
-  function send (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: UpstreamSignal): Promise<UpstreamAnswer> {
+  function send (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: UpstreamSignal, graceMs = 0): Promise<UpstreamAnswer> {
     const endpoint = upstreamTraced() ? endpoints.get(path) : undefined
-    if (endpoint === undefined) return exchange(method, path, headers, body, signal)
+    if (endpoint === undefined) return exchange(method, path, headers, body, signal, graceMs)
     const grant = endpoint === 'token' ? grantOf(body) : undefined
-    return traceUpstream({ client, endpoint, method, grant }, () => exchange(method, path, headers, body, signal))
+    return traceUpstream({ client, endpoint, method, grant }, () => exchange(method, path, headers, body, signal, graceMs))
   }
 
-  async function exchange (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: UpstreamSignal): Promise<UpstreamAnswer> {
+  async function exchange (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body: string | undefined, signal: UpstreamSignal | undefined, graceMs: number): Promise<UpstreamAnswer> {
     let answer
     try {
-      answer = await dispatchExchange(dispatcher, ownDispatcher, { origin, path, method, headers, body, timeoutMs, maxBodyBytes, signal })
+      answer = await dispatchExchange(dispatcher, ownDispatcher, { origin, path, method, headers, body, timeoutMs, maxBodyBytes, signal, graceMs })
     } catch (err) {
       throw mapNetworkError(err)
     }
+    return parseAnswer(answer)
+  }
+
+  function parseAnswer (answer: RawAnswer): UpstreamAnswer {
     let json: unknown
     try {
       json = JSON.parse(answer.text)
@@ -234,10 +240,15 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
   /**
    * One call to the token endpoint. Resolves with the token set, or throws:
    * TokenEndpointError (an OAuth error, in `oauthError`), UpstreamBusyError
-   * (429/503), or another UpstreamError (anything else unusable).
+   * (429/503), or another UpstreamError (anything else unusable). `graceMs`: how long its answer is still read
+   * after `timeoutMs` failed the call (exchange.ts), for the refresh grant.
    */
-  async function tokenCall (form: Record<string, string>): Promise<TokenSet> {
-    const answer = await send('POST', tokenPath, formHeaders, new URLSearchParams(form).toString())
+  async function tokenCall (form: Record<string, string>, graceMs = 0): Promise<TokenSet> {
+    return tokenAnswer(await send('POST', tokenPath, formHeaders, new URLSearchParams(form).toString(), undefined, graceMs))
+  }
+
+  /** The token set a token endpoint's answer carries, or the error it means (tokenCall). */
+  function tokenAnswer (answer: UpstreamAnswer): TokenSet {
     if (answer.statusCode === 200) {
       const oauthError = checkOAuthError.Check(answer.json) ? answer.json.error : undefined
       const unwrapped = unwrapEnvelope(answer.json)
@@ -267,6 +278,31 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     if (answer.statusCode === 403 && oauthErrorOf(answer) === 'insufficient_scope') throw new InsufficientScopeError()
     if (answer.statusCode === 429 || answer.statusCode === 503) throw busyError(answer)
     throw new UpstreamStatusError(answer.statusCode)
+  }
+
+  /**
+   * What a failed refresh throws: RefreshRejectedError for a refusal for good; otherwise the error itself. A
+   * timeout whose answer is still being read (`refreshGraceMs`) carries that reading's outcome as `lateRefresh`, a
+   * promise of the token set (or of the same errors as a refresh), for token-store: the callers get the 504 now,
+   * and the answer, which holds the only copy of the refresh token the provider has just rotated, is stored when it
+   * comes instead of being thrown away.
+   */
+  function refreshFailure (err: unknown): unknown {
+    if (err instanceof TokenEndpointError && FATAL_GRANT_ERRORS.has(err.oauthError)) {
+      return new RefreshRejectedError({ cause: err })
+    }
+    const late = lateAnswerOf(err)
+    if (late !== undefined && typeof err === 'object' && err !== null) {
+      lateRefreshes.add(late)
+      const lateRefresh = late.answer.then(
+        (answer) => tokenAnswer(parseAnswer(answer)),
+        (failure: unknown) => { throw mapNetworkError(failure) }
+      ).catch((failure: unknown) => { throw refreshFailure(failure) })
+      lateRefresh.finally(() => lateRefreshes.delete(late)).catch(() => {})
+      // Not enumerable: the error is logged and published as before, without a promise on it.
+      Object.defineProperty(err, 'lateRefresh', { value: lateRefresh, enumerable: false, configurable: true })
+    }
+    return err
   }
 
   const client: AihubmixClient = {
@@ -306,12 +342,9 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
           refresh_token: refreshToken,
           client_id: options.clientId,
           client_secret: options.clientSecret
-        })
+        }, refreshGraceMs)
       } catch (err) {
-        if (err instanceof TokenEndpointError && FATAL_GRANT_ERRORS.has(err.oauthError)) {
-          throw new RefreshRejectedError({ cause: err })
-        }
-        throw err
+        throw refreshFailure(err)
       }
     },
 
@@ -366,6 +399,8 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     },
 
     async close () {
+      // A refresh answer still awaited would hold the pool's close for up to refreshGraceMs: given up on.
+      for (const late of lateRefreshes) late.cancel(new Error('the app is closing'))
       if (ownDispatcher) await dispatcher.close()
     }
   }

@@ -33,7 +33,31 @@ export interface ExchangeRequest {
   timeoutMs: number
   maxBodyBytes: number
   signal: UpstreamSignal | undefined
+  /**
+   * 0: the call fails at `timeoutMs` (UpstreamTimeoutError) and is torn down. More: the call's promise still fails
+   * at `timeoutMs`, with an UpstreamTimeoutError that carries the answer's `late` reading (LateAnswer), and the call
+   * goes on for at most `graceMs` more (client.ts: the refresh grant, whose answer carries the only copy of the
+   * rotated refresh token).
+   */
+  graceMs?: number | undefined
 }
+
+/**
+ * The rest of a call whose deadline passed while it was kept (`graceMs`): `answer` settles with the answer, read
+ * whole, or fails (UpstreamTimeoutError at `timeoutMs + graceMs`, or as a call fails); `cancel` ends it at once.
+ */
+export interface LateAnswer {
+  readonly answer: Promise<RawAnswer>
+  cancel (err: Error): void
+}
+
+/** The LateAnswer an exchange's UpstreamTimeoutError carries, when its call was kept past the deadline. */
+export function lateAnswerOf (err: unknown): LateAnswer | undefined {
+  return typeof err === 'object' && err !== null ? lateAnswers.get(err) : undefined
+}
+
+/** Kept beside the errors, not on them: an error is logged and published, a pending answer is nobody's business. */
+const lateAnswers = new WeakMap<object, LateAnswer>()
 
 type AbortFn = (err: Error) => void
 
@@ -60,10 +84,12 @@ type AbortFn = (err: Error) => void
  */
 abstract class Exchange {
   readonly #maxBodyBytes: number
-  readonly #resolve: (answer: RawAnswer) => void
-  readonly #reject: (err: Error) => void
+  #resolve: (answer: RawAnswer) => void
+  #reject: (err: Error) => void
   readonly #signal: UpstreamSignal | undefined
-  readonly #timeoutMs: number
+  #timeoutMs: number
+  /** Still to be granted after the deadline (0 once granted, or when none was asked for). */
+  #graceMs: number
   #deadline: NodeJS.Timeout | null
   #abort: AbortFn | null = null
   #settled = false
@@ -78,6 +104,7 @@ abstract class Exchange {
     this.#resolve = resolve
     this.#reject = reject
     this.#timeoutMs = request.timeoutMs
+    this.#graceMs = request.graceMs ?? 0
     this.#deadline = setTimeout(expire, request.timeoutMs, this)
     const signal = request.signal
     this.#signal = signal
@@ -103,9 +130,31 @@ abstract class Exchange {
     if (!this.#settled) setImmediate(timedOut, this)
   }
 
-  /** The deadline passed and this turn's I/O did not complete the call. */
+  /**
+   * The deadline passed and this turn's I/O did not complete the call: it fails, and is torn down; or, with a grace,
+   * its promise fails (the same UpstreamTimeoutError) while the call goes on, now settling its LateAnswer, until
+   * the grace is over too.
+   */
   timedOut (): void {
-    this.fail(new UpstreamTimeoutError(this.#timeoutMs))
+    if (this.#settled) return
+    const grace = this.#graceMs
+    if (grace <= 0) {
+      this.fail(new UpstreamTimeoutError(this.#timeoutMs))
+      return
+    }
+    this.#graceMs = 0
+    const err = new UpstreamTimeoutError(this.#timeoutMs)
+    const failCallers = this.#reject
+    const answer = new Promise<RawAnswer>((resolve, reject) => {
+      this.#resolve = resolve
+      this.#reject = reject
+    })
+    // Whoever is handed the LateAnswer may drop it: its failure is then nobody's to report.
+    answer.catch(() => {})
+    lateAnswers.set(err, { answer, cancel: (why) => { this.fail(why) } })
+    this.#timeoutMs += grace
+    this.#deadline = setTimeout(expire, grace, this)
+    failCallers(err)
   }
 
   /** The request is on its way; `abort` tears it down. */
@@ -293,9 +342,10 @@ export function dispatchExchange (dispatcher: Dispatcher, own: boolean, request:
         method: request.method,
         headers: request.headers,
         body: request.body ?? null,
-        // undici's own idle timers stay, with the same value: the deadline above is what bounds the whole call.
-        headersTimeout: request.timeoutMs,
-        bodyTimeout: request.timeoutMs
+        // undici's own idle timers stay, as long as the call may last (its grace included): the deadline above is
+        // what bounds the whole call.
+        headersTimeout: request.timeoutMs + (request.graceMs ?? 0),
+        bodyTimeout: request.timeoutMs + (request.graceMs ?? 0)
       }, handler)
     } catch (err) {
       handler.fail(err instanceof Error ? err : new Error(String(err)))

@@ -6,6 +6,7 @@ import { firstOptionProblem } from './option-errors.js'
 
 export const DEFAULT_SCOPE = ['profile', 'balance'] as const
 export const DEFAULT_TIMEOUT_MS = 10_000
+export const DEFAULT_REFRESH_GRACE_MS = 60_000
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000
 export const DEFAULT_MAX_BODY_BYTES = 256 * 1024
 export const DEFAULT_CONNECTIONS = 64
@@ -25,6 +26,11 @@ export const ProxyOptionsSchema = Type.Object({
   scope: Type.Optional(Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$', expected: 'a scope name (printable ASCII, no space, quote or backslash)' }), { minItems: 1, maxItems: 32 })),
   /** Whole-call deadline for one provider request: from dispatch to the answer's last byte (exchange.ts). */
   timeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
+  /**
+   * A refresh's answer is still read this long after `timeoutMs` failed its callers (0: torn down at `timeoutMs`):
+   * the provider may have rotated the refresh token already, and the answer holds the only copy of the new one.
+   */
+  refreshGraceMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
   connectTimeoutMs: Type.Optional(Type.Integer({ minimum: 1, maximum: 600_000 })),
   maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 })),
   connections: Type.Optional(Type.Integer({ minimum: 1, maximum: 4096 })),
@@ -59,6 +65,7 @@ export interface ResolvedProxyOptions {
   redirectUri: string
   scope: string[]
   timeoutMs: number
+  refreshGraceMs: number
   connectTimeoutMs: number
   maxBodyBytes: number
   connections: number
@@ -134,6 +141,7 @@ export function resolveOptions (input: ProxyOptionsInput): ResolvedProxyOptions 
     redirectUri: plain.redirectUri,
     scope: [...(plain.scope ?? DEFAULT_SCOPE)],
     timeoutMs: plain.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    refreshGraceMs: plain.refreshGraceMs ?? DEFAULT_REFRESH_GRACE_MS,
     connectTimeoutMs: plain.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     maxBodyBytes: plain.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
     connections: plain.connections ?? DEFAULT_CONNECTIONS,

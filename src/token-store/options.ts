@@ -17,6 +17,7 @@ export const DEFAULT_LOCK_LEASE_MS = 10 * 1000
 export const DEFAULT_LOCK_WAIT_MS = 12 * 1000
 export const DEFAULT_REFRESH_BACKOFF_MS = 1000
 export const DEFAULT_REFRESH_BACKOFF_MAX_MS = 30 * 1000
+export const DEFAULT_FORCED_REFRESH_INTERVAL_MS = 30 * 1000
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2000
 export const DEFAULT_OPENED_CACHE_SIZE = 10_000
 export const DEFAULT_CLIENT_CACHE_ENTRIES = 20_000
@@ -79,6 +80,12 @@ export interface TokenStoreOptions {
   refreshBackoffMs?: number | undefined
   /** Upper bound of a backoff asked for through `retryAfterMs`, and of one read from another instance. */
   refreshBackoffMaxMs?: number | undefined
+  /**
+   * After a provider refused an access token (getFresh with `force`), a set that a refresh stored less than this
+   * long ago is returned as it is instead of refreshed again: the provider refuses tokens it has just issued, and
+   * another refresh would only rotate the refresh token once more. 0 turns it off.
+   */
+  forcedRefreshIntervalMs?: number | undefined
   /** Upper bound of one Redis command (0: none). Turns a Redis outage into a 503 instead of a hang. */
   redisCommandTimeoutMs?: number | undefined
   /**
@@ -149,6 +156,7 @@ export interface ResolvedTokenStoreOptions {
   lockWaitMs: number
   refreshBackoffMs: number
   refreshBackoffMaxMs: number
+  forcedRefreshIntervalMs: number
   redisCommandTimeoutMs: number
   openedCacheSize: number
   redisClientCache: { maxEntries: number, maxAgeMs: number } | undefined
@@ -184,6 +192,7 @@ export const TokenStoreOptionsSchema = Type.Object({
   lockWaitMs: Ms(0, 'maximum wait for another instance\'s refresh'),
   refreshBackoffMs: Ms(0, 'pause after a transient refresh failure'),
   refreshBackoffMaxMs: Ms(0, 'longest pause a Retry-After may ask for'),
+  forcedRefreshIntervalMs: Ms(0, 'a set refreshed less than this long ago is not refreshed again after a provider 401'),
   redisCommandTimeoutMs: Ms(0, 'upper bound of one Redis command, 0 for none'),
   openedCacheSize: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'opened token sets kept in memory, 0 for none' })),
   redisClientCache: Type.Optional(Type.Union([Type.Boolean(), ClientCacheObject])),
@@ -270,6 +279,7 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
     lockWaitMs: o.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS,
     refreshBackoffMs,
     refreshBackoffMaxMs: o.refreshBackoffMaxMs ?? Math.max(DEFAULT_REFRESH_BACKOFF_MAX_MS, refreshBackoffMs),
+    forcedRefreshIntervalMs: o.forcedRefreshIntervalMs ?? DEFAULT_FORCED_REFRESH_INTERVAL_MS,
     redisCommandTimeoutMs: o.redisCommandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
     openedCacheSize: o.openedCacheSize ?? DEFAULT_OPENED_CACHE_SIZE,
     redisClientCache: clientCache === undefined ? undefined : Object.freeze(clientCache),

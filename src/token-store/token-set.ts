@@ -20,11 +20,22 @@ export interface TokenSet {
  * the grant for good (invalid_grant / invalid_client); any other throw is transient, and may carry
  * `retryAfterMs` (a number: the provider's Retry-After) to set how long the session backs off. A result without
  * `refreshToken` means "keep the old one". It must settle: give it a timeout.
+ *
+ * Its promise is what the waiting requests get. A refresher whose deadline for them passed while the provider call
+ * itself goes on (the provider may have rotated the refresh token already: its answer is the only copy of the new
+ * one) rejects with an error that carries `lateRefresh`: a promise that settles as a refresher's would, with the
+ * call's own outcome, and must settle too (bound it). token-store then answers the waiting requests with that
+ * error, keeps the refresh lock and starts no other refresh of the session until `lateRefresh` settles, and stores
+ * its set as any refresh result (aihubmix-proxy's `refreshGraceMs`).
  */
 export type Refresher = (refreshToken: string) => Promise<TokenSet>
 
 export interface GetFreshOptions {
-  /** Refresh even if not inside the skew window (used after a provider 401). */
+  /**
+   * Refresh even if not inside the skew window (used after a provider 401); except a set that a refresh stored less
+   * than `forcedRefreshIntervalMs` ago, whose access token is the refused one: it is returned as it is (the provider
+   * refuses tokens it has just issued; another refresh would only rotate the refresh token again).
+   */
   force?: boolean | undefined
   /**
    * With force: the access token that got the 401. After taking the lock, if the stored access token differs
@@ -71,6 +82,16 @@ export function normalizeTokenSet (set: TokenSet): TokenSet {
 export function refreshWindowMs (set: Pick<TokenSet, 'expiresAt' | 'obtainedAt'>, skewMs: number): number {
   const life = set.expiresAt - set.obtainedAt
   return life > 0 ? Math.min(skewMs, life / 2) : skewMs
+}
+
+/**
+ * The `lateRefresh` a refresher's error carries (a promise, or any thenable: see Refresher), else undefined: the
+ * refresh goes on after its callers were answered.
+ */
+export function lateRefreshOf (err: unknown): Promise<unknown> | undefined {
+  const value = typeof err === 'object' && err !== null && 'lateRefresh' in err ? err.lateRefresh : undefined
+  if (typeof value !== 'object' || value === null || typeof (value as { then?: unknown }).then !== 'function') return undefined
+  return Promise.resolve(value as PromiseLike<unknown>)
 }
 
 /** The `retryAfterMs` a refresher's transient error carries (a finite number >= 0), else undefined. */

@@ -4,7 +4,7 @@ import type { KVStore } from './kv-store.js'
 import type { ResolvedTokenStoreOptions, TokenStoreHooks } from './options.js'
 import type { GetFreshOptions, Refresher, TokenSet } from './token-set.js'
 import type { SessionStoreLike } from './session-store.js'
-import { isTokenSet, normalizeTokenSet, refreshWindowMs, retryAfterOf, tokenSetProblem } from './token-set.js'
+import { isTokenSet, lateRefreshOf, normalizeTokenSet, refreshWindowMs, retryAfterOf, tokenSetProblem } from './token-set.js'
 import { KeyLayout, assertId, isId } from './keys.js'
 import { Records } from './records.js'
 import { createSessionStore } from './session-store.js'
@@ -115,6 +115,11 @@ export interface TokenStore {
 export interface StoredTokenSet {
   set: TokenSet
   sealed: string
+  /**
+   * When a refresh stored it (epoch ms, the storing instance's clock); undefined for a set saved otherwise (a
+   * sign-in) or stored before this was recorded. Kept in the sealed value beside the set, never on the set itself.
+   */
+  refreshedAt?: number | undefined
 }
 
 export interface TokenStoreCoreOptions {
@@ -167,6 +172,14 @@ export interface TokenStoreCoreOptions {
  * instances from trying at once too. Without it, every request of a session would call a failing token endpoint
  * again, on every instance.
  *
+ * A refresh may outlive its callers: the refresher's deadline is for the requests waiting on it, but a provider call
+ * that was sent may have rotated the refresh token already, and its answer is then the only copy of the new one. A
+ * refresher that answers its callers before its call is over rejects with an error carrying `lateRefresh` (the
+ * promise of the call's own outcome): the flight ends with that error for the callers, while `#outlive` keeps the
+ * lock (still renewed), refuses other refreshes of the session in this process (`#late`), and handles the outcome as
+ * the flight would have: a set stored with compare-and-set against the value read under the lock, a refusal, or a
+ * failure and its backoff. Waiters' deadline: the refresher's; the refresh's life: until `lateRefresh` settles.
+ *
  * Diagnostics (diagnostics.ts): the flight is one span of `aihubmix:refresh`, wrapped where it starts, and its wait
  * for the lock one `aihubmix:refresh-lock-wait` message, timed around `#acquire`; the refresher the flight calls is
  * watched for its outcome. Nobody listening, both wrappers call straight through.
@@ -192,9 +205,17 @@ export class TokenStoreCore implements TokenStore {
    * stepped back must not stretch a backoff) the refresher is not called again, and why.
    */
   readonly #backoff = new Map<string, { until: number, error: unknown }>()
+  /**
+   * Sessions whose refresh outlived its callers (the refresher's `lateRefresh`): no other refresh of them starts
+   * until it settles, and their requests are answered as during a backoff (the error the callers got as cause).
+   */
+  readonly #late = new Map<string, { error: unknown }>()
   /** Wakes the retry loops' pauses (close). */
   readonly #wakers = new Set<() => void>()
   #closed = false
+  /** Settles at close: a late refresh answer is not waited for past it. */
+  readonly #closing: Promise<typeof CLOSED>
+  #markClosed: () => void = () => {}
   readonly #sessionChecks: SessionCheck[] = []
   readonly #users: UserSessions
   /** Sessions read from the signed cookie (`sessionCookie` option), else undefined. */
@@ -209,9 +230,10 @@ export class TokenStoreCore implements TokenStore {
    * value always open to the same set (the storage key is bound in as AAD, checked when it was first
    * opened), so a hit skips AES-GCM and validation. Oldest first; bounded by `openedCacheSize`.
    */
-  readonly #opened = new Map<string, { sealed: string, set: TokenSet }>()
+  readonly #opened = new Map<string, { sealed: string, set: TokenSet, refreshedAt: number | undefined }>()
 
   constructor ({ kv, options, log }: TokenStoreCoreOptions) {
+    this.#closing = new Promise(resolve => { this.#markClosed = () => { resolve(CLOSED) } })
     this.#kv = kv
     this.#options = options
     this.#hooks = options.hooks
@@ -338,6 +360,7 @@ export class TokenStoreCore implements TokenStore {
    */
   async close (): Promise<void> {
     this.#closed = true
+    this.#markClosed()
     for (const wake of this.#wakers) wake()
     await Promise.all([...this.#saving])
   }
@@ -393,8 +416,9 @@ export class TokenStoreCore implements TokenStore {
     const now = this.openNow(sid, sealed)
     if (now !== undefined) return now
     let set: unknown
+    let refreshedAt: number | undefined
     try {
-      set = JSON.parse(this.#options.keyRing.unseal(sealed as string, tokenContext(sid)))
+      ({ set, refreshedAt } = splitSealed(JSON.parse(this.#options.keyRing.unseal(sealed as string, tokenContext(sid)))))
       if (!isTokenSet(set)) throw new UnsealFailedError('the opened value is not a token set')
     } catch (err) {
       const keyId = unknownKeyIdOf(err)
@@ -410,8 +434,8 @@ export class TokenStoreCore implements TokenStore {
       }
       return null
     }
-    this.#remember(sid, sealed as string, set)
-    return { set, sealed: sealed as string }
+    this.#remember(sid, sealed as string, set, refreshedAt)
+    return { set, sealed: sealed as string, refreshedAt }
   }
 
   /**
@@ -421,26 +445,27 @@ export class TokenStoreCore implements TokenStore {
   openNow (sid: string, sealed: string | null): StoredTokenSet | null | undefined {
     if (sealed === null) return null
     const hit = this.#opened.get(sid)
-    if (hit !== undefined && hit.sealed === sealed) return { set: hit.set, sealed }
+    if (hit !== undefined && hit.sealed === sealed) return { set: hit.set, sealed, refreshedAt: hit.refreshedAt }
     let set: unknown
+    let refreshedAt: number | undefined
     try {
-      set = JSON.parse(this.#options.keyRing.unseal(sealed, tokenContext(sid)))
+      ({ set, refreshedAt } = splitSealed(JSON.parse(this.#options.keyRing.unseal(sealed, tokenContext(sid)))))
     } catch {
       return undefined
     }
     if (!isTokenSet(set)) return undefined
-    this.#remember(sid, sealed, set)
-    return { set, sealed }
+    this.#remember(sid, sealed, set, refreshedAt)
+    return { set, sealed, refreshedAt }
   }
 
-  #remember (sid: string, sealed: string, set: TokenSet): void {
+  #remember (sid: string, sealed: string, set: TokenSet, refreshedAt: number | undefined): void {
     const max = this.#options.openedCacheSize
     if (max === 0) return
     // Shared by every request that reads this value: nobody may change it.
     Object.freeze(set.scope)
     Object.freeze(set)
     this.#opened.delete(sid)
-    this.#opened.set(sid, { sealed, set })
+    this.#opened.set(sid, { sealed, set, refreshedAt })
     if (this.#opened.size > max) {
       const oldest = this.#opened.keys().next()
       if (oldest.done !== true) this.#opened.delete(oldest.value)
@@ -466,11 +491,11 @@ export class TokenStoreCore implements TokenStore {
     if (typeof refresh !== 'function') throw new TokenStoreArgumentError('refresh', 'must be a function')
     const force = opts.force === true
     const pending = this.#pending.get(sid)
-    if (pending !== undefined) return this.#fromPending(pending.set, force, opts.staleAccessToken)
+    if (pending !== undefined) return this.#fromPending(pending, force, opts.staleAccessToken)
     const stored = current === undefined ? await this.read(sid) : current
     if (stored === null) throw new UnauthenticatedError()
     const stale = force ? (opts.staleAccessToken ?? stored.set.accessToken) : undefined
-    if (this.#usable(stored.set, force, stale)) return stored.set
+    if (this.#usable(stored.set, force, stale) || this.#refusedJustNow(stored, force, stale)) return stored.set
     if (!hasRefreshToken(stored.set)) return this.#withoutRefreshToken(stored.set, force)
     try {
       return await this.#refreshOnce(sid, refresh, force, stale)
@@ -484,6 +509,9 @@ export class TokenStoreCore implements TokenStore {
 
   /** Joins this session's flight in this process, or starts one (unless the session is backing off). */
   async #refreshOnce (sid: string, refresh: Refresher, force: boolean, stale: string | undefined): Promise<TokenSet> {
+    // A refresh of this session still runs after its callers were answered: not a second one meanwhile.
+    const late = this.#late.get(sid)
+    if (late !== undefined) throw new RefreshBackoffError(this.#options.refreshBackoffMs, { cause: late.error })
     const backoff = this.#backoff.get(sid)
     if (backoff !== undefined) {
       const left = backoff.until - performance.now()
@@ -516,7 +544,7 @@ export class TokenStoreCore implements TokenStore {
       // The backoff's remaining time is the key's TTL, measured by the store: never another instance's clock.
       const [stored, backoffLeft] = await Promise.all([this.read(sid), this.#kv.remainingTtl(this.keys.backoff(sid))])
       if (stored === null) throw new UnauthenticatedError()
-      if (this.#usable(stored.set, force, stale)) return stored.set
+      if (this.#usable(stored.set, force, stale) || this.#refusedJustNow(stored, force, stale)) return stored.set
       const refreshToken = stored.set.refreshToken
       if (refreshToken === undefined || refreshToken === '') return this.#withoutRefreshToken(stored.set, force)
       const left = Math.min(backoffLeft ?? 0, this.#options.refreshBackoffMaxMs)
@@ -529,32 +557,105 @@ export class TokenStoreCore implements TokenStore {
       try {
         fresh = await this.#refresh(sid, refresh, refreshToken)
       } catch (err) {
+        const late = lateRefreshOf(err)
+        if (late !== undefined) {
+          // The callers' deadline passed, the provider call goes on: the callers get the error now, the lock and
+          // the rest of the refresh go to #outlive.
+          handedOver = true
+          this.#outlive(sid, late, stored.sealed, refreshToken, lock, err)
+          throw err
+        }
         if (!(err instanceof RefreshRejectedError)) throw err
         return await this.#refused(sid, stored.sealed, refreshToken, err)
       }
-      const merged = normalizeTokenSet({ ...fresh, refreshToken: hasRefreshToken(fresh) ? fresh.refreshToken : refreshToken })
-      const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged), expected: stored.sealed, lock }
-      let outcome: SaveOutcome
-      try {
-        outcome = await this.#trySave(save)
-      } catch (err) {
-        if (!(err instanceof StoreUnavailableError)) throw err
-        // The provider has rotated the refresh token: the only copy of the new one is here. Keep it, and the lock.
-        handedOver = true
-        this.#keep(save, err)
-        return merged
-      }
-      if (outcome === 'saved') {
-        await this.#hook('onRefresh', { sid, set: merged })
-        return merged
-      }
-      // Logged out while the refresh ran: the refresh must not resurrect the set.
-      if (outcome === 'missing') throw new UnauthenticatedError()
-      // Someone wrote a newer set meanwhile (our lease ran out, or a new login): theirs wins.
-      return outcome.set
+      const result = await this.#storeRefreshed(sid, fresh, stored.sealed, refreshToken, lock)
+      handedOver = result.how === 'kept'
+      return result.set
     } finally {
       if (!handedOver) await lock.release()
     }
+  }
+
+  /**
+   * Stores a refresher's set (merged: the old refresh token kept when none came back) with compare-and-set against
+   * `expected`, the value read under the lock. `saved` (onRefresh called), `kept` (the store failed: the set waits
+   * in #pending, and the lock went with it), or `newer` (someone stored another set meanwhile: theirs wins, and is
+   * the answer). Throws UnauthenticatedError when the set was deleted meanwhile (a logout must not be undone).
+   */
+  async #storeRefreshed (sid: string, fresh: TokenSet, expected: string, refreshToken: string, lock: HeldLock): Promise<{ set: TokenSet, how: 'saved' | 'kept' | 'newer' }> {
+    const merged = normalizeTokenSet({ ...fresh, refreshToken: hasRefreshToken(fresh) ? fresh.refreshToken : refreshToken })
+    const refreshedAt = Date.now()
+    const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged, refreshedAt), expected, lock, refreshedAt }
+    let outcome: SaveOutcome
+    try {
+      outcome = await this.#trySave(save)
+    } catch (err) {
+      if (!(err instanceof StoreUnavailableError)) throw err
+      // The provider has rotated the refresh token: the only copy of the new one is here. Keep it, and the lock.
+      this.#keep(save, err)
+      return { set: merged, how: 'kept' }
+    }
+    if (outcome === 'saved') {
+      await this.#hook('onRefresh', { sid, set: merged })
+      return { set: merged, how: 'saved' }
+    }
+    // Logged out while the refresh ran: the refresh must not resurrect the set.
+    if (outcome === 'missing') throw new UnauthenticatedError()
+    // Someone wrote a newer set meanwhile (our lease ran out, or a new login): theirs wins.
+    return { set: outcome.set, how: 'newer' }
+  }
+
+  /**
+   * The rest of a refresh whose refresher answered the callers before the provider call was over (its error's
+   * `lateRefresh`): the waiters' deadline is the refresher's, the refresh's own life is this. Meanwhile this process
+   * starts no refresh of the session (#late: its requests get RefreshBackoffError, or the current set while its
+   * access token is valid), and the lock stays held and renewed, so no other instance starts one either: the refresh
+   * token read under the lock may be rotated already, and presenting it again would revoke the grant. The outcome is
+   * handled as a flight's: a set is stored with compare-and-set against `expected` (one info line, no token), a
+   * refusal is `#refused`'s, a failure starts the backoff. At close it is not waited for: the lock is let go.
+   */
+  #outlive (sid: string, late: Promise<unknown>, expected: string, refreshToken: string, lock: HeldLock, error: unknown): void {
+    const entry = { error }
+    this.#late.set(sid, entry)
+    const session = sessionTag(sid)
+    const task = (async () => {
+      let handedOver = false
+      try {
+        let fresh: unknown
+        try {
+          fresh = await Promise.race([late, this.#closing])
+        } catch (err) {
+          if (err instanceof RefreshRejectedError) {
+            await this.#refused(sid, expected, refreshToken, err).catch((refusal: unknown) => {
+              if (!(refusal instanceof ReauthRequiredError)) throw refusal
+            })
+          } else {
+            await this.#failed(sid, err)
+          }
+          return
+        }
+        if (fresh === CLOSED) {
+          this.#log.warn({ session }, 'token-store: closed while a refresh answer that came late was still awaited; it will not be stored')
+          return
+        }
+        const problem = tokenSetProblem(fresh)
+        if (problem !== undefined) {
+          await this.#failed(sid, new TokenStoreArgumentError('refresher result', problem))
+          return
+        }
+        const result = await this.#storeRefreshed(sid, fresh as TokenSet, expected, refreshToken, lock)
+        handedOver = result.how === 'kept'
+        if (result.how === 'saved') this.#log.info({ session }, 'token-store: stored a refreshed token set whose answer came after its requests had been answered')
+      } catch (err) {
+        // The session ended meanwhile (UnauthenticatedError), or the store failed at the refusal.
+        if (!(err instanceof UnauthenticatedError)) this.#log.warn({ session, err }, 'token-store: could not complete a refresh whose answer came late')
+      } finally {
+        if (this.#late.get(sid) === entry) this.#late.delete(sid)
+        if (!handedOver) await lock.release()
+      }
+    })()
+    this.#saving.add(task)
+    task.finally(() => this.#saving.delete(task)).catch(() => {})
   }
 
   /**
@@ -633,8 +734,10 @@ export class TokenStoreCore implements TokenStore {
   }
 
   /** A set kept in this process, not stored yet: it is the newest there is, so it is served while usable. */
-  #fromPending (set: TokenSet, force: boolean, staleAccessToken: string | undefined): TokenSet {
-    if (this.#usable(set, force, force ? (staleAccessToken ?? set.accessToken) : undefined)) return set
+  #fromPending (pending: PendingSave, force: boolean, staleAccessToken: string | undefined): TokenSet {
+    const set = pending.set
+    const stale = force ? (staleAccessToken ?? set.accessToken) : undefined
+    if (this.#usable(set, force, stale) || this.#refusedJustNow(pending, force, stale)) return set
     if (!force && set.expiresAt > Date.now()) return set
     // Refreshing again needs the store to have taken this set first.
     throw new StoreUnavailableError({ cause: new Error('a refreshed token set is still waiting to be stored') })
@@ -649,19 +752,24 @@ export class TokenStoreCore implements TokenStore {
     try {
       fresh = await refresh(refreshToken)
     } catch (err) {
-      if (err instanceof RefreshRejectedError) throw err
-      await this.#backOff(sid, err)
-      await this.#hook('onRefreshFailed', { sid, error: err })
+      // A refusal is #refused's; a refresh that goes on after its callers' deadline is #outlive's.
+      if (err instanceof RefreshRejectedError || lateRefreshOf(err) !== undefined) throw err
+      await this.#failed(sid, err)
       throw err
     }
     const problem = tokenSetProblem(fresh)
     if (problem !== undefined) {
       const error = new TokenStoreArgumentError('refresher result', problem)
-      await this.#backOff(sid, error)
-      await this.#hook('onRefreshFailed', { sid, error })
+      await this.#failed(sid, error)
       throw error
     }
     return fresh as TokenSet
+  }
+
+  /** A transient refresh failure: the session backs off, and onRefreshFailed is called. */
+  async #failed (sid: string, error: unknown): Promise<void> {
+    await this.#backOff(sid, error)
+    await this.#hook('onRefreshFailed', { sid, error })
   }
 
   /**
@@ -773,6 +881,20 @@ export class TokenStoreCore implements TokenStore {
     return set.expiresAt - Date.now() > refreshWindowMs(set, this.refreshSkewMs) && (!force || set.accessToken !== stale)
   }
 
+  /**
+   * A forced refresh (after a provider 401) that is not made: the refused access token is the one a refresh stored
+   * less than `forcedRefreshIntervalMs` ago, and the set is not due anyway. The provider refuses tokens it has just
+   * issued (a resource server behind its token service, a provider bug): another refresh would only rotate the
+   * refresh token once more, on every request. The set is returned as it is; a caller can tell (its access token is
+   * the stale one). Across instances too, since the time is stored with the set; by the storing instance's clock,
+   * so the age counts either way: a clock off by more than the interval only turns the check off, never on for long.
+   */
+  #refusedJustNow (stored: { set: TokenSet, refreshedAt?: number | undefined }, force: boolean, stale: string | undefined): boolean {
+    const { set, refreshedAt } = stored
+    if (!force || refreshedAt === undefined || set.accessToken !== stale) return false
+    return Math.abs(Date.now() - refreshedAt) < this.#options.forcedRefreshIntervalMs && this.#usable(set, false, undefined)
+  }
+
   /** A set without a refresh token cannot be refreshed: usable until it expires, never after a forced refresh. */
   #withoutRefreshToken (set: TokenSet, force: boolean): TokenSet {
     if (force || set.expiresAt <= Date.now()) throw new UnauthenticatedError()
@@ -783,11 +905,14 @@ export class TokenStoreCore implements TokenStore {
     return hasRefreshToken(set) ? this.#options.refreshTokenTtlMs : Math.floor(set.expiresAt - Date.now())
   }
 
-  #seal (sid: string, set: TokenSet): string {
-    return this.#options.keyRing.seal(JSON.stringify(set), tokenContext(sid))
+  /** The sealed value of a set: its JSON, with `refreshedAt` beside its fields when a refresh stores it. */
+  #seal (sid: string, set: TokenSet, refreshedAt?: number): string {
+    return this.#options.keyRing.seal(JSON.stringify(refreshedAt === undefined ? set : { ...set, [REFRESHED_AT]: refreshedAt }), tokenContext(sid))
   }
 }
 
+/** What `#closing` settles with. */
+const CLOSED = Symbol('closed')
 /** First pause between retries of a pending set's save, doubled after each failure up to SAVE_RETRY_MAX_MS. */
 const SAVE_RETRY_FIRST_MS = 50
 const SAVE_RETRY_MAX_MS = 1000
@@ -802,6 +927,7 @@ interface PendingSave {
   /** The sealed value read under the lock: the compare-and-set replaces only it. */
   readonly expected: string
   readonly lock: HeldLock
+  readonly refreshedAt: number
 }
 
 type SaveOutcome = 'saved' | 'missing' | StoredTokenSet
@@ -879,6 +1005,19 @@ export function sessionTag (sid: string): string {
 
 function hasRefreshToken (set: TokenSet): boolean {
   return typeof set.refreshToken === 'string' && set.refreshToken !== ''
+}
+
+/**
+ * The field of a sealed token set's JSON that says when a refresh stored it. Instances that predate it read it as an
+ * extra field of the set (kept, unused); sets sealed before it have none.
+ */
+const REFRESHED_AT = 'refreshedAt'
+
+/** An opened value's set, and its `refreshedAt` taken off it (a number, else undefined and left on the set). */
+function splitSealed (value: unknown): { set: unknown, refreshedAt: number | undefined } {
+  if (typeof value !== 'object' || value === null || !(REFRESHED_AT in value)) return { set: value, refreshedAt: undefined }
+  const { [REFRESHED_AT]: refreshedAt, ...set } = value as Record<string, unknown>
+  return typeof refreshedAt === 'number' && Number.isFinite(refreshedAt) ? { set, refreshedAt } : { set: value, refreshedAt: undefined }
 }
 
 /** Additional data of a sealed token set: it only opens under its own session's key. */

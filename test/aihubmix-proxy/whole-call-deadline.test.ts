@@ -14,7 +14,9 @@ import { startProviderRelay } from '../helpers/provider-relay.js'
 // timeoutMs is a deadline for the whole call. undici's headersTimeout and bodyTimeout are idle timers: a provider
 // that sent one byte every 100 ms never tripped them, and kept a refresh (with every request joined to it, and the
 // refresh lock it renewed) waiting for as long as it trickled. Each case below trickles for ever: settling at all
-// is the point; HANG_BOUND_MS only tells a hang (the old behaviour) from a timeout, with a wide margin.
+// is the point; HANG_BOUND_MS only tells a hang (the old behaviour) from a timeout, with a wide margin. A refresh's
+// answer is read for `refreshGraceMs` more after its callers got the 504 (the provider may have rotated the refresh
+// token already: refresh-late-answer.test.ts); here that grace is TIMEOUT_MS, so that it ends within the bound too.
 
 const CSRF = { 'x-csrf': '1' }
 const TIMEOUT_MS = 300
@@ -89,6 +91,7 @@ t.test('every provider call that trickles fails with UpstreamTimeoutError (504),
       redirectUri: 'http://127.0.0.1/auth/callback',
       revocationUrl: `${provider.url}/revoke`,
       timeoutMs: TIMEOUT_MS,
+      refreshGraceMs: TIMEOUT_MS,
       ...(own ? {} : { dispatcher: agent })
     }))
     t.teardown(() => client.close())
@@ -120,7 +123,7 @@ t.test('a refresh that trickles: every request joined to it settles, and the ses
   const app = Fastify({ logger: false })
   t.teardown(() => app.close())
   await app.register(tokenStore, { encryptionKeys: KEY_A, refreshBackoffMs: 0 })
-  await app.register(aihubmixProxy, { baseUrl: provider.url, clientId: 'c', clientSecret: 's', redirectUri: 'http://127.0.0.1/cb', routes: false, timeoutMs: TIMEOUT_MS })
+  await app.register(aihubmixProxy, { baseUrl: provider.url, clientId: 'c', clientSecret: 's', redirectUri: 'http://127.0.0.1/cb', routes: false, timeoutMs: TIMEOUT_MS, refreshGraceMs: TIMEOUT_MS })
   await app.ready()
   t.teardown(() => { provider.cut() })
   const id = sid()
@@ -129,6 +132,8 @@ t.test('a refresh that trickles: every request joined to it settles, and the ses
   const joined = await Promise.all([1, 2, 3].map(() => settled(app.tokenStore.getFresh(id, app.aihubmix.refresh))))
   t.ok(provider.requests <= 1, 'one refresh at most, shared (under load the deadline may pass before it is sent)')
   for (const [i, result] of joined.entries()) t.match(result, timeoutError, `request ${i + 1}: the refresh's timeout`)
+  // Its answer is still read for refreshGraceMs; then the call is torn down, and the lock let go.
+  t.ok(await until(() => provider.open === 0), 'the trickling refresh was closed once its grace was over')
   trickle = false
   const fresh = await settled(app.tokenStore.getFresh(id, app.aihubmix.refresh))
   t.match(fresh, { value: { accessToken: 'at_new', refreshToken: 'rt_new' } }, 'the lock was let go: the next refresh ran')
@@ -137,7 +142,7 @@ t.test('a refresh that trickles: every request joined to it settles, and the ses
 t.test('through the proxy routes: a trickling userinfo or token endpoint answers 504 upstream_timeout, and the session stays', async (t) => {
   const relay = await startProviderRelay()
   t.teardown(() => relay.close())
-  const stack = await startStack({ proxy: { baseUrl: relay.url, timeoutMs: TIMEOUT_MS }, tokenStore: { refreshBackoffMs: 0 } })
+  const stack = await startStack({ proxy: { baseUrl: relay.url, timeoutMs: TIMEOUT_MS, refreshGraceMs: TIMEOUT_MS }, tokenStore: { refreshBackoffMs: 0 } })
   t.teardown(() => stack.close())
   t.teardown(() => { relay.trickle.clear(); relay.cut() })
   relay.target = stack.mock.url
@@ -164,7 +169,14 @@ t.test('through the proxy routes: a trickling userinfo or token endpoint answers
   t.same(page.map((r) => (r as { value?: { status: number } }).value?.status), [504, 504, 504, 504, 504], 'every joined request: 504')
   t.ok(relay.trickled - before <= 1, 'one refresh at most, shared by the five')
   relay.trickle.clear()
-  t.match(await settled(browser.get(`${stack.url}/api/user/info`, CSRF)), { value: { status: 200 } }, 'refreshed once the provider answers: still signed in')
+  // While the trickling answer is still read (refreshGraceMs), no second refresh: 503, then 200 once it is over.
+  let next = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  const end = Date.now() + HANG_BOUND_MS
+  while (next.status === 503 && Date.now() < end) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    next = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  }
+  t.equal(next.status, 200, 'refreshed once the provider answers: still signed in')
   t.same(findLeaks(stack.secrets(), [...browser.transcript(stack.url), ...stack.logs]), [])
 })
 

@@ -1,0 +1,72 @@
+import t from 'tap'
+import { startStack } from '../helpers/stack.js'
+import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
+
+// The provider's userinfo refuses access tokens it has just issued (a resource server lagging behind the token
+// service, a provider bug: the mock's `http401` fault, "refuses even a live token"). callAsUser refreshes once on a
+// 401 and retries once, which bounds ONE request; nothing bounded the session: every request of the user forced one
+// more refresh (and, with rotation, one more rotation of the refresh token), however fresh the refused token was. A
+// page polling every few seconds kept the token endpoint busy for as long as the fault lasted. Now a token a refresh
+// stored less than token-store's `forcedRefreshIntervalMs` ago is not refreshed again after a 401: the request
+// answers the documented error for a 401 that a refresh did not mend (502 bad_gateway, UpstreamUnauthorizedError)
+// without another refresh or retry. (First written by a reviewer as test/faults/resource-401-refresh-per-request.)
+
+const CSRF = { 'x-csrf': '1' }
+
+t.test('a provider that keeps refusing fresh access tokens: not one refresh per request', async (t) => {
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const { browser } = await stack.login()
+  stack.mock.resetCounts()
+  stack.mock.setFault('userinfo', 'http401') // until cleared
+
+  const answers: Array<[number, string]> = []
+  for (let i = 0; i < 10; i++) {
+    const res = await browser.get(`${stack.url}/api/user/info`, CSRF)
+    answers.push([res.status, JSON.parse(res.body).error])
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  t.same(answers, Array(10).fill([502, 'bad_gateway']), 'each request fails (the provider refuses every token), as a 401 after a refresh is documented to')
+  const counts = stack.mock.counts()
+  t.equal(counts.grants.refresh_token, 1, 'one refresh: the sign-in\'s token was refused, the refreshed one too, and that one is not refreshed again')
+  t.equal(counts.userinfo, 11, 'the first request: a call and a retry; each later one: one call')
+
+  stack.mock.setFault('userinfo', null)
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200, 'the session survived')
+  t.equal(stack.mock.counts().refreshTokenReuses, 0)
+})
+
+t.test('once the refused token is older than forcedRefreshIntervalMs, a 401 refreshes again', async (t) => {
+  const stack = await startStack({ tokenStore: { forcedRefreshIntervalMs: 300 } })
+  t.teardown(() => stack.close())
+  const { browser } = await stack.login()
+  stack.mock.resetCounts()
+  stack.mock.setFault('userinfo', 'http401')
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 502)
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 502)
+  t.equal(stack.mock.counts().grants.refresh_token, 1, 'within the interval: no second refresh')
+  await new Promise((resolve) => setTimeout(resolve, 350))
+  stack.mock.setFault('userinfo', 'http401', { times: 1 }) // refused once more, then accepted
+  t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200, 'refreshed, and the new token accepted')
+  t.equal(stack.mock.counts().grants.refresh_token, 2)
+})
+
+t.test('across instances: a token another instance refreshed moments ago is not refreshed again', async (t) => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const prefix = uniquePrefix('refused-fresh')
+  cleanupPrefix(t, redis, prefix)
+  const stack = await startStack({ instances: 2, redis, tokenStore: { keyPrefix: prefix } })
+  t.teardown(() => stack.close())
+  const [a, b] = stack.peers.map((p) => p.url) as [string, string]
+  const { browser } = await stack.login()
+  const headers = { ...CSRF, cookie: browser.cookieHeader(a) as string }
+  stack.mock.resetCounts()
+  stack.mock.setFault('userinfo', 'http401')
+  t.equal((await browser.get(`${a}/api/user/info`, headers)).status, 502, 'on A: refreshed once, refused again')
+  t.equal(stack.mock.counts().grants.refresh_token, 1)
+  for (let i = 0; i < 3; i++) t.equal((await browser.get(`${b}/api/user/info`, headers)).status, 502, 'on B')
+  t.equal(stack.mock.counts().grants.refresh_token, 1, 'B read when the set was refreshed from the store: no refresh')
+  stack.mock.setFault('userinfo', null)
+  t.equal((await browser.get(`${b}/api/user/info`, headers)).status, 200, 'the session survived')
+})
