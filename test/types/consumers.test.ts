@@ -4,7 +4,8 @@
  * (TypeScript 7's `module: commonjs` resolves like a bundler), each strict, with `exactOptionalPropertyTypes` (on
  * in TypeScript 7's `tsc --init`) and WITHOUT skipLibCheck. A consumer imports every package and checks that an
  * error class of each is typed (its `code` is a string: with a broken declaration file it is `any`, and the
- * `@ts-expect-error` lines stop erroring). test/packed-app.test.ts compiles the README's usage from the packed
+ * `@ts-expect-error` lines stop erroring), and gives optional options an explicit `undefined`, as `env.X` does (see
+ * test/types/undefined-options.test.ts). test/packed-app.test.ts compiles the README's usage from the packed
  * tarballs; this one needs only `npx tsc -b`, and reads the packages through the repository's node_modules links
  * (the source export condition is not set, so every import resolves to dist/*.d.ts).
  */
@@ -38,13 +39,25 @@ export const e: number = new MockInvalidOptionError('x', 'y').code
 export const f: number = new CliUsageError('x').code
 export const status: 401 = new UnauthenticatedError().statusCode
 
-const store: TokenStoreOptions = { encryptionKeys: ['hex:' + 'a1'.repeat(32)] }
-const proxy: AihubmixProxyOptions = { baseUrl: 'https://aihubmix.example', clientId: 'client', clientSecret: 'secret', redirectUri: 'https://app.example/auth/callback' }
-const routes: OAuthRoutesOptions = { publicUrl: 'https://app.example' }
-const metrics: MetricsOptions = {}
-const mockOptions: MockProviderOptions = {}
-export const createOptions: CreateAppOptions = { developerToken: 't', name: 'n', redirectUri: 'https://app.example/cb' }
-export const doctorOptions: DoctorOptions = { env: {} }
+// An explicit undefined for an optional option, as an unset environment variable gives it.
+const env: Record<string, string | undefined> = {}
+const store: TokenStoreOptions = { encryptionKeys: ['hex:' + 'a1'.repeat(32)], keyPrefix: env.KEY_PREFIX }
+const proxy: AihubmixProxyOptions = {
+  baseUrl: 'https://aihubmix.example',
+  clientId: 'client',
+  clientSecret: 'secret',
+  redirectUri: 'https://app.example/auth/callback',
+  scope: env.AIHUBMIX_SCOPE?.split(' '),
+  revocationUrl: env.REVOCATION_URL,
+  routes: { userInfo: env.USER_INFO_ROUTE }
+}
+const routes: OAuthRoutesOptions = { publicUrl: 'https://app.example', cookieName: env.COOKIE, routes: { login: env.LOGIN_ROUTE } }
+const metrics: MetricsOptions = { lockWaitBuckets: undefined }
+const mockOptions: MockProviderOptions = { port: undefined, controlApi: { prefix: env.MOCK_PREFIX }, user: { email: env.EMAIL } }
+export const createOptions: CreateAppOptions = { developerToken: 't', name: 'n', redirectUri: 'https://app.example/cb', description: env.DESCRIPTION, dispatcher: undefined }
+export const doctorOptions: DoctorOptions = { env, envFile: env.ENV_FILE, dispatcher: undefined }
+// @ts-expect-error an option that is not optional still refuses undefined
+export const noSecret: AihubmixProxyOptions = { ...proxy, clientSecret: undefined }
 
 export async function main (): Promise<void> {
   const app = Fastify()
