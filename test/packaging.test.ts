@@ -241,6 +241,12 @@ for (const { dir, path, manifest, built } of workspaces()) {
     const named = [manifest.main, manifest.types, ...exportTargets(manifest.exports), ...bins].filter((p): p is string => typeof p === 'string')
     t.same(named.map((p) => posix.normalize(p)).filter((p) => p !== 'package.json' && !files.includes(p)), [], `every path of main, types, exports and bin (${named.length})`)
 
+    // npm publish takes the manifest as it is: it "auto-corrects" nothing, and drops no field (a `bin` path it
+    // does not accept, `./x.js`, was removed, so the published package had no command). A dry run, offline.
+    const publish = await run('npm', ['publish', '--dry-run', '--ignore-scripts', '--offline'], path)
+    t.equal(publish.code, 0, 'npm publish --dry-run')
+    t.notMatch(publish.output, /auto-corrected|invalid and removed|errors corrected/, 'npm publish corrects nothing in the manifest')
+
     // Source maps resolve to shipped sources (or embed them).
     const unresolved: string[] = []
     for (const map of files.filter((f) => f.endsWith('.map'))) {

@@ -14,8 +14,9 @@ import { repoRoot, workspaces } from './helpers/workspaces.js'
 // A brand-new app OUTSIDE this repository, as a Fastify app author builds it: every workspace package packed
 // (npm pack), fastify, @fastify/cookie, @fastify/session and @types/node from the registry, and NO ioredis. The
 // root README's TypeScript usage, taken from README.md as it is written (so that the test breaks when the README
-// drifts), compiles (strict, NodeNext, no skipLibCheck) and runs: deployed as it says, at https://app.example.com
-// behind a TLS proxy, it signs a user in against the mock provider. A CommonJS script require()s every package.
+// drifts), compiles (strict, NodeNext and bundler, no skipLibCheck) and runs: deployed as it says, at
+// https://app.example.com behind a TLS proxy, it signs a user in against the mock provider. A CommonJS script
+// require()s every package.
 // Then today's newest @fastify/redis and ioredis are added: a Redis variant compiles and signs in on the first
 // try. The installed commands are spawned from the app's node_modules/.bin. Needs the npm registry (npm's cache
 // makes repeated runs quick): without it, it is skipped with a loud notice, or fails under CI=true.
@@ -49,6 +50,23 @@ const TSCONFIG = {
   },
   include: ['src']
 }
+
+/**
+ * The same sources type-checked as a bundler's project compiles them (Vite, esbuild, tsx...): `moduleResolution`
+ * bundler, `module` esnext, no skipLibCheck. An error class whose declaration file does not compile here is `any`
+ * for anyone who turns skipLibCheck on, so `errors.ts` checks that its `code` is typed.
+ */
+const BUNDLER_TSCONFIG = {
+  compilerOptions: { ...TSCONFIG.compilerOptions, module: 'ESNext', moduleResolution: 'Bundler', noEmit: true },
+  include: ['src']
+}
+const ERRORS_SOURCE = `import { UnauthenticatedError } from '@fastify-aihubmix/token-store'
+import { UpstreamError } from '@fastify-aihubmix/aihubmix-proxy'
+// @ts-expect-error the code is a string
+export const a: number = new UnauthenticatedError().code
+// @ts-expect-error the code is a string
+export const b: number = new UpstreamError().code
+`
 
 /**
  * The root README's TypeScript usage: the first \`\`\`ts block under "## Usage", as written, but for the port it
@@ -234,6 +252,10 @@ t.test('a fresh app outside the repository, from the packed tarballs', async (t)
   await writeFile(join(dir, 'src', 'readme.ts'), readmeUsage())
   await run(process.execPath, [tsc, '-p', dir], dir)
   t.pass('the README\'s TypeScript usage compiles: strict NodeNext, no skipLibCheck, without ioredis')
+  await writeFile(join(dir, 'tsconfig.bundler.json'), JSON.stringify(BUNDLER_TSCONFIG, null, 2))
+  await writeFile(join(dir, 'src', 'errors.ts'), ERRORS_SOURCE)
+  await run(process.execPath, [tsc, '-p', join(dir, 'tsconfig.bundler.json')], dir)
+  t.pass('and under moduleResolution bundler (module esnext, no skipLibCheck), with typed error classes')
   const mock = await startMockProvider()
   t.teardown(() => mock.close())
   // In production (PUBLIC_URL https, behind a proxy: a __Host- cookie, Secure), and as the README's "Try it

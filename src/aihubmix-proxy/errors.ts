@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import { createError } from '@fastify/error'
 
 /**
  * Errors of the AIHubMix client and proxy routes. Every error a route can answer

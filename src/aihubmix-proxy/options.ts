@@ -51,7 +51,21 @@ export const ProxyOptionsSchema = Type.Object({
   allowInsecureHttp: Type.Optional(Type.Boolean())
 }, { additionalProperties: false })
 
-export type ProxyOptionsInput = Static<typeof ProxyOptionsSchema> & {
+/**
+ * `T` (a schema's `Static`) with `| undefined` on every optional property, nested ones too, as they are accepted at
+ * run time: under `exactOptionalPropertyTypes`, `scope: env.AIHUBMIX_SCOPE?.split(' ')` compiles. Each property keeps its
+ * documentation (a homomorphic mapped type). `Keep` are left as they are: `prefix` is also one of Fastify's own
+ * `register()` options, whose type refuses undefined, so options typed with it would no longer fit `register()`.
+ */
+type UndefinedWhenOptional<T, Keep extends PropertyKey = never> = T extends (...args: never[]) => unknown
+  ? T
+  : T extends readonly unknown[]
+    ? T
+    : T extends object
+      ? { [K in keyof T]: K extends Keep ? T[K] : {} extends Pick<T, K> ? UndefinedWhenOptional<T[K]> | undefined : UndefinedWhenOptional<T[K]> }
+      : T
+
+export type ProxyOptionsInput = UndefinedWhenOptional<Static<typeof ProxyOptionsSchema>, 'prefix'> & {
   /** An undici dispatcher to use instead of the Pool the plugin creates (it is not closed by the plugin). */
   dispatcher?: Dispatcher | undefined
 }
@@ -77,6 +91,11 @@ export interface ResolvedProxyOptions {
 }
 
 const checkOptions = TypeCompiler.Compile(ProxyOptionsSchema)
+
+/** The properties of `o` that are not undefined: an option given as undefined is one left out. */
+function definedOnly<T extends object> (o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, value]) => value !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> }
+}
 
 export function isLoopbackHost (hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
@@ -131,7 +150,7 @@ export function resolveOptions (input: ProxyOptionsInput): ResolvedProxyOptions 
     : parseHttpUrl(plain.revocationUrl, 'revocationUrl', allowInsecure)
   const routes = plain.routes === false
     ? false
-    : { ...DEFAULT_ROUTES, ...(plain.routes ?? {}) }
+    : { ...DEFAULT_ROUTES, ...definedOnly(plain.routes ?? {}) }
   return {
     baseUrl,
     origin: baseUrl.origin,

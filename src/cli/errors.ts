@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import { createError } from '@fastify/error'
 
 /**
  * Errors of the `aihubmix-oauth` command line and its building blocks. Every

@@ -43,9 +43,22 @@ export const CreateAppOptionsSchema = Type.Object({
   maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }))
 }, { additionalProperties: false })
 
-export type CreateAppOptions = Static<typeof CreateAppOptionsSchema> & {
+/**
+ * `T` (a schema's `Static`) with `| undefined` on every optional property, nested ones too, as they are accepted at
+ * run time: under `exactOptionalPropertyTypes`, `description: env.DESCRIPTION` compiles. Each property keeps its documentation (a
+ * homomorphic mapped type).
+ */
+type UndefinedWhenOptional<T> = T extends (...args: never[]) => unknown
+  ? T
+  : T extends readonly unknown[]
+    ? T
+    : T extends object
+      ? { [K in keyof T]: {} extends Pick<T, K> ? UndefinedWhenOptional<T[K]> | undefined : UndefinedWhenOptional<T[K]> }
+      : T
+
+export type CreateAppOptions = UndefinedWhenOptional<Static<typeof CreateAppOptionsSchema>> & {
   /** An undici dispatcher to use instead of the one created (and closed) per call. */
-  dispatcher?: Dispatcher
+  dispatcher?: Dispatcher | undefined
 }
 
 export interface ResolvedCreateAppOptions {
@@ -73,8 +86,8 @@ export const DoctorOptionsSchema = Type.Object({
   timeoutMs: Type.Optional(Timeout)
 }, { additionalProperties: false })
 
-export type DoctorOptions = Static<typeof DoctorOptionsSchema> & {
-  dispatcher?: Dispatcher
+export type DoctorOptions = UndefinedWhenOptional<Static<typeof DoctorOptionsSchema>> & {
+  dispatcher?: Dispatcher | undefined
 }
 
 export interface ResolvedDoctorOptions {

@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import { createError } from '@fastify/error'
 
 /**
  * Errors of the metrics plugin. Every class is exported; instances are always created with `new`.

@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import { createError } from '@fastify/error'
 
 /**
  * A `startMockProvider()` option failed validation. The first argument names the option path

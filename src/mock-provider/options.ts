@@ -54,9 +54,9 @@ export interface MockProviderOptions {
   /** Bearer tokens accepted by `POST /api/oauth_apps`. Default `['dev_<prefix>_token']`. */
   developerTokens?: string[] | undefined
   /** HTTP control API, off by default; `true` mounts it under `/__mock`. */
-  controlApi?: boolean | { prefix?: string } | undefined
-  /** Overrides of the default user. */
-  user?: Partial<MockUser> | undefined
+  controlApi?: boolean | { prefix?: string | undefined } | undefined
+  /** Overrides of the default user (a field given as undefined keeps the default's). */
+  user?: { [K in keyof MockUser]?: MockUser[K] | undefined } | undefined
   /** Wrap token, userinfo and topup answers in `{success, message, data}`. Default false. */
   envelope?: boolean | undefined
   /** Fastify request logging (query strings redacted, no headers). Default false. */
@@ -172,7 +172,8 @@ export function resolveOptions (opts: MockProviderOptions = {}): ResolvedMockPro
     refreshReuseRevokes: opts.refreshReuseRevokes ?? DEFAULT_REFRESH_REUSE_REVOKES,
     developerTokens: [...(opts.developerTokens ?? [defaultDeveloperToken(tokenPrefix)])],
     controlApi,
-    user: { ...DEFAULT_USER, ...opts.user },
+    // a field given as undefined is one left out
+    user: { ...DEFAULT_USER, ...Object.fromEntries(Object.entries(opts.user ?? {}).filter(([, value]) => value !== undefined)) },
     envelope: opts.envelope ?? DEFAULT_ENVELOPE,
     logger: opts.logger ?? DEFAULT_LOGGER
   }

@@ -1,4 +1,4 @@
-import createError from '@fastify/error'
+import { createError } from '@fastify/error'
 
 export const OAuthRoutesOptionsError = createError<[string]>(
   'FST_AIHUBMIX_OAUTH_ROUTES_OPTIONS',

@@ -69,7 +69,21 @@ export interface LogoutEvent {
   request: FastifyRequest
 }
 
-export type OAuthRoutesOptions = Omit<Static<typeof OAuthRoutesOptionsSchema>, 'onLogin' | 'onLogout'> & {
+/**
+ * `T` (a schema's `Static`) with `| undefined` on every optional property, nested ones too, as they are accepted at
+ * run time: under `exactOptionalPropertyTypes`, `cookieName: env.COOKIE` compiles. Each property keeps its
+ * documentation (a homomorphic mapped type). `Keep` are left as they are: `prefix` is also one of Fastify's own
+ * `register()` options, whose type refuses undefined, so options typed with it would no longer fit `register()`.
+ */
+type UndefinedWhenOptional<T, Keep extends PropertyKey = never> = T extends (...args: never[]) => unknown
+  ? T
+  : T extends readonly unknown[]
+    ? T
+    : T extends object
+      ? { [K in keyof T]: K extends Keep ? T[K] : {} extends Pick<T, K> ? UndefinedWhenOptional<T[K]> | undefined : UndefinedWhenOptional<T[K]> }
+      : T
+
+export type OAuthRoutesOptions = UndefinedWhenOptional<Omit<Static<typeof OAuthRoutesOptionsSchema>, 'onLogin' | 'onLogout'>, 'prefix'> & {
   /** Called after a successful login, before the redirect. Errors are logged, never break the login. */
   onLogin?: ((event: LoginEvent) => void | Promise<void>) | undefined
   /** Called on logout, before the session is destroyed. Errors are logged. */
@@ -98,6 +112,11 @@ export interface ResolvedOAuthRoutesOptions {
 
 const checkOptions = TypeCompiler.Compile(OAuthRoutesOptionsSchema)
 
+/** The properties of `o` that are not undefined: an option given as undefined is one left out. */
+function definedOnly<T extends object> (o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(o).filter(([, value]) => value !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> }
+}
+
 export function resolveOptions (input: OAuthRoutesOptions): ResolvedOAuthRoutesOptions {
   if (input === null || typeof input !== 'object') throw new OAuthRoutesOptionsError('options must be an object')
   const problem = checkOptions.Check(input) ? undefined : firstOptionProblem(checkOptions.Errors(input))
@@ -116,7 +135,7 @@ export function resolveOptions (input: OAuthRoutesOptions): ResolvedOAuthRoutesO
     publicOrigin: publicUrl.origin,
     secureCookies: publicUrl.protocol === 'https:',
     prefix: plain.prefix ?? DEFAULT_PREFIX,
-    routes: { ...DEFAULT_ROUTES, ...(plain.routes ?? {}) },
+    routes: { ...DEFAULT_ROUTES, ...definedOnly(plain.routes ?? {}) },
     errorPath: plain.errorPath ?? DEFAULT_ERROR_PATH,
     defaultReturnTo: plain.defaultReturnTo ?? DEFAULT_RETURN_TO,
     stateTtlMs: plain.stateTtlMs ?? DEFAULT_STATE_TTL_MS,
