@@ -6,7 +6,7 @@ import { lines, runCli, tempDir } from './capture.js'
 t.test('--version prints the package version', async (t) => {
   const pkg = JSON.parse(await readFile(new URL('../../src/cli/package.json', import.meta.url), 'utf8')) as { version: string, bin: Record<string, string> }
   t.equal(VERSION, pkg.version)
-  t.same(pkg.bin, { 'aihubmix-oauth': './aihubmix-oauth.js' })
+  t.same(pkg.bin, { 'aihubmix-oauth': 'aihubmix-oauth.js' }, 'without ./ (npm publish would rewrite it, with a warning)')
   const cwd = await tempDir(t)
   for (const flag of ['--version', '-v']) {
     const result = await runCli([flag], { cwd })
