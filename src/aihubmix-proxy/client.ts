@@ -60,7 +60,7 @@ export function expiresInSeconds (value: unknown): number {
 export interface AuthorizeUrlParams {
   state: string
   codeChallenge: string
-  autoAuthorize?: boolean
+  autoAuthorize?: boolean | undefined
 }
 
 export interface CodeExchangeParams {

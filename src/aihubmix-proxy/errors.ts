@@ -113,14 +113,18 @@ const CLIENT_REFUSED = new Set(['invalid_client', 'unauthorized_client'])
 const CLIENT_HINT = ' (check the clientId and clientSecret given to aihubmix-proxy: the app\'s credentials from AIHubMix, for this baseUrl)'
 
 /**
- * The token endpoint refused a grant with an OAuth error: `oauthError` holds the
- * RFC 6749 code (e.g. `invalid_grant`). Used for the code exchange; refreshes
- * turn fatal refusals into token-store's RefreshRejectedError instead.
+ * 502: the token endpoint refused a grant with an OAuth error: `oauthError` holds the
+ * RFC 6749 code (e.g. `invalid_grant`). Used for the code exchange, and for a refresh
+ * refused for a reason other than the grant's end (`invalid_client`: the app's
+ * credentials); refreshes turn `invalid_grant` into token-store's RefreshRejectedError.
+ * A 502 like every upstream error, wherever it is answered: on an app's own route (no
+ * error handler of the proxy's) it was a 400, which blamed the browser and which
+ * Fastify logs at info only, while every due refresh of every user failed.
  */
 export class TokenEndpointError extends createError<[string, { cause: unknown }?]>(
   'FST_AIHUBMIX_TOKEN_ENDPOINT',
   'The AIHubMix token endpoint refused the request: %s',
-  400,
+  502,
   upstream
 ) {
   readonly oauthError: string

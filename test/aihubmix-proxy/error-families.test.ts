@@ -45,7 +45,7 @@ const upstreamFailures: Array<[FastifyError, string, number]> = [
   [new UpstreamUnauthorizedError(), 'FST_AIHUBMIX_UPSTREAM_UNAUTHORIZED', 502],
   [new UpstreamBusyError(429, 1000), 'FST_AIHUBMIX_UPSTREAM_BUSY', 503],
   [new UpstreamTimeoutError(10_000, cause), 'FST_AIHUBMIX_UPSTREAM_TIMEOUT', 504],
-  [new TokenEndpointError('invalid_grant'), 'FST_AIHUBMIX_TOKEN_ENDPOINT', 400]
+  [new TokenEndpointError('invalid_grant'), 'FST_AIHUBMIX_TOKEN_ENDPOINT', 502]
 ]
 
 t.test('every failure of a call to the provider is an UpstreamError, with its own code and status', async (t) => {

@@ -52,3 +52,31 @@ t.test('invalid_grant still ends the session (the grant is gone)', async (t) => 
   t.equal(res.status, 401)
   t.equal(await stack.app.tokenStore.get(stack.sessionIdOf(browser)), null, 'the set is gone')
 })
+
+t.test('on the app\'s own route (no error handler of the proxy\'s): a 502 logged as an error, not a 400 at info', async (t) => {
+  const { startComposedApp } = await import('../oauth-routes/composed-app.js')
+  const composed = await startComposedApp(t, {
+    tokenStore: { refreshBackoffMs: 200 },
+    scopeRoutes: (scope) => {
+      scope.get('/my/balance', async (request) => ({ balance: (await request.aihubmix.userinfo()).balance_formatted }))
+    }
+  })
+  const { TestBrowser } = await import('../helpers/browser.js')
+  const browser = new TestBrowser()
+  t.equal((await composed.signIn(browser)).headers.location, '/')
+  const sid = decodeURIComponent(browser.cookieHeader(composed.url)?.match(/sid=([^;.]+)/)?.[1] ?? '')
+  const set = await composed.app.tokenStore.get(sid)
+  if (set === null) throw new Error('no token set')
+  await composed.app.tokenStore.save(sid, { ...set, expiresAt: Date.now() - 1000, obtainedAt: Date.now() - 7_201_000 })
+
+  composed.mock.setFault('token', 'invalid_client')
+  const refused = await browser.get(`${composed.url}/my/balance`)
+  t.equal(refused.status, 502, 'the provider refused the app: a bad gateway, not a bad request')
+  t.equal(JSON.parse(refused.body).code, 'FST_AIHUBMIX_TOKEN_ENDPOINT')
+  const logged = composed.logs().filter((l) => JSON.stringify(l).includes('FST_AIHUBMIX_TOKEN_ENDPOINT'))
+  t.ok(logged.some((l) => l.level >= 50), 'Fastify logs it as an error, where an operator logging at warn sees it')
+
+  composed.mock.setFault('token', null)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal((await browser.get(`${composed.url}/my/balance`)).status, 200, 'the secret right again: still signed in')
+})
