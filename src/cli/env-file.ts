@@ -46,9 +46,9 @@ export interface EnvFileUpdate {
 
 export interface UpdateEnvFileOptions {
   /** Replace keys that already have a value (otherwise refuse and leave the file alone). */
-  force?: boolean
+  force?: boolean | undefined
   /** A `#` comment line written above appended keys. */
-  comment?: string
+  comment?: string | undefined
 }
 
 function reasonOf (err: unknown): string {

@@ -93,7 +93,7 @@ export interface StandaloneTokenStore extends TokenStore {
 
 export interface CreateTokenStoreExtras {
   /** Where warnings go (unreadable values, hook errors, Redis trouble). Default: nowhere. */
-  logger?: FastifyBaseLogger
+  logger?: FastifyBaseLogger | undefined
 }
 
 /**

@@ -7,12 +7,12 @@
  */
 import t from 'tap'
 import type { TObject, TSchema } from '@sinclair/typebox'
-import type { TokenStoreOptions } from '@fastify-aihubmix/token-store'
-import type { AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
+import type { CreateTokenStoreExtras, TokenStoreOptions } from '@fastify-aihubmix/token-store'
+import type { AihubmixProxyOptions, AuthorizeUrlParams } from '@fastify-aihubmix/aihubmix-proxy'
 import type { OAuthRoutesOptions } from '@fastify-aihubmix/oauth-routes'
 import type { MetricsOptions } from '@fastify-aihubmix/metrics'
 import type { MockProviderOptions } from '@fastify-aihubmix/mock-provider'
-import type { CreateAppOptions, DoctorOptions } from 'aihubmix-oauth'
+import type { CreateAppOptions, DoctorOptions, UpdateEnvFileOptions } from 'aihubmix-oauth'
 import { resolveOptions as resolveProxy, ProxyOptionsSchema } from '../../src/aihubmix-proxy/options.js'
 import { resolveOptions as resolveRoutes, OAuthRoutesOptionsSchema } from '../../src/oauth-routes/options.js'
 import { resolveOptions as resolveMetrics, resolveRouteOptions, MetricsOptionsSchema, MetricsRouteOptionsSchema } from '../../src/metrics/options.js'
@@ -53,7 +53,11 @@ const createApp: CreateAppOptions = { developerToken: 't', name: 'n', redirectUr
 const doctor: DoctorOptions = { env, envFile: env.ENV_FILE, cwd: undefined, dispatcher: undefined }
 // @ts-expect-error name is required
 const createAppNoName: CreateAppOptions = { ...createApp, name: env.NAME }
-t.ok([proxyNoSecret, routesNoUrl, createAppNoName, store, metrics, mock, doctor, routes], 'the typed options')
+// The smaller parameter objects of the public API take undefined too.
+const extras: CreateTokenStoreExtras = { logger: undefined }
+const envFileOptions: UpdateEnvFileOptions = { force: env.FORCE === undefined ? undefined : true, comment: env.COMMENT }
+const authorize: AuthorizeUrlParams = { state: 's', codeChallenge: 'c', autoAuthorize: undefined }
+t.ok([proxyNoSecret, routesNoUrl, createAppNoName, store, metrics, mock, doctor, routes, extras, envFileOptions, authorize], 'the typed options')
 
 /**
  * `options` with every optional key of `schema` (and of the objects it nests) that `options` leaves out set to
