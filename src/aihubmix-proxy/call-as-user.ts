@@ -14,7 +14,7 @@ export type CallAsUser = <T>(
  * inside the skew window; on a provider 401, refreshed once more (single flight,
  * shared with every concurrent request of the session) and retried once. Never a
  * loop: a second 401 is an error. Nor one refresh per request: when the refused
- * token is one a refresh gave moments ago (token-store's forcedRefreshIntervalMs),
+ * token is one a forced refresh gave moments ago (token-store's forcedRefreshIntervalMs),
  * token-store hands the same set back, and the 401 is the answer without a retry.
  * When the refresh token is refused for good, the session is destroyed too (the
  * token set is already gone).

@@ -116,10 +116,11 @@ export interface StoredTokenSet {
   set: TokenSet
   sealed: string
   /**
-   * When a refresh stored it (epoch ms, the storing instance's clock); undefined for a set saved otherwise (a
-   * sign-in) or stored before this was recorded. Kept in the sealed value beside the set, never on the set itself.
+   * When a forced refresh (after a provider 401) stored it (epoch ms, the storing instance's clock); undefined for a
+   * set saved otherwise (a sign-in, a refresh that was due) or stored before this was recorded. Kept in the sealed
+   * value beside the set, never on the set itself.
    */
-  refreshedAt?: number | undefined
+  forcedAt?: number | undefined
 }
 
 export interface TokenStoreCoreOptions {
@@ -230,7 +231,7 @@ export class TokenStoreCore implements TokenStore {
    * value always open to the same set (the storage key is bound in as AAD, checked when it was first
    * opened), so a hit skips AES-GCM and validation. Oldest first; bounded by `openedCacheSize`.
    */
-  readonly #opened = new Map<string, { sealed: string, set: TokenSet, refreshedAt: number | undefined }>()
+  readonly #opened = new Map<string, { sealed: string, set: TokenSet, forcedAt: number | undefined }>()
 
   constructor ({ kv, options, log }: TokenStoreCoreOptions) {
     this.#closing = new Promise(resolve => { this.#markClosed = () => { resolve(CLOSED) } })
@@ -416,9 +417,9 @@ export class TokenStoreCore implements TokenStore {
     const now = this.openNow(sid, sealed)
     if (now !== undefined) return now
     let set: unknown
-    let refreshedAt: number | undefined
+    let forcedAt: number | undefined
     try {
-      ({ set, refreshedAt } = splitSealed(JSON.parse(this.#options.keyRing.unseal(sealed as string, tokenContext(sid)))))
+      ({ set, forcedAt } = splitSealed(JSON.parse(this.#options.keyRing.unseal(sealed as string, tokenContext(sid)))))
       if (!isTokenSet(set)) throw new UnsealFailedError('the opened value is not a token set')
     } catch (err) {
       const keyId = unknownKeyIdOf(err)
@@ -434,8 +435,8 @@ export class TokenStoreCore implements TokenStore {
       }
       return null
     }
-    this.#remember(sid, sealed as string, set, refreshedAt)
-    return { set, sealed: sealed as string, refreshedAt }
+    this.#remember(sid, sealed as string, set, forcedAt)
+    return { set, sealed: sealed as string, forcedAt }
   }
 
   /**
@@ -445,27 +446,27 @@ export class TokenStoreCore implements TokenStore {
   openNow (sid: string, sealed: string | null): StoredTokenSet | null | undefined {
     if (sealed === null) return null
     const hit = this.#opened.get(sid)
-    if (hit !== undefined && hit.sealed === sealed) return { set: hit.set, sealed, refreshedAt: hit.refreshedAt }
+    if (hit !== undefined && hit.sealed === sealed) return { set: hit.set, sealed, forcedAt: hit.forcedAt }
     let set: unknown
-    let refreshedAt: number | undefined
+    let forcedAt: number | undefined
     try {
-      ({ set, refreshedAt } = splitSealed(JSON.parse(this.#options.keyRing.unseal(sealed, tokenContext(sid)))))
+      ({ set, forcedAt } = splitSealed(JSON.parse(this.#options.keyRing.unseal(sealed, tokenContext(sid)))))
     } catch {
       return undefined
     }
     if (!isTokenSet(set)) return undefined
-    this.#remember(sid, sealed, set, refreshedAt)
-    return { set, sealed, refreshedAt }
+    this.#remember(sid, sealed, set, forcedAt)
+    return { set, sealed, forcedAt }
   }
 
-  #remember (sid: string, sealed: string, set: TokenSet, refreshedAt: number | undefined): void {
+  #remember (sid: string, sealed: string, set: TokenSet, forcedAt: number | undefined): void {
     const max = this.#options.openedCacheSize
     if (max === 0) return
     // Shared by every request that reads this value: nobody may change it.
     Object.freeze(set.scope)
     Object.freeze(set)
     this.#opened.delete(sid)
-    this.#opened.set(sid, { sealed, set, refreshedAt })
+    this.#opened.set(sid, { sealed, set, forcedAt })
     if (this.#opened.size > max) {
       const oldest = this.#opened.keys().next()
       if (oldest.done !== true) this.#opened.delete(oldest.value)
@@ -562,13 +563,13 @@ export class TokenStoreCore implements TokenStore {
           // The callers' deadline passed, the provider call goes on: the callers get the error now, the lock and
           // the rest of the refresh go to #outlive.
           handedOver = true
-          this.#outlive(sid, late, stored.sealed, refreshToken, lock, err)
+          this.#outlive(sid, late, stored.sealed, refreshToken, lock, err, force)
           throw err
         }
         if (!(err instanceof RefreshRejectedError)) throw err
         return await this.#refused(sid, stored.sealed, refreshToken, err)
       }
-      const result = await this.#storeRefreshed(sid, fresh, stored.sealed, refreshToken, lock)
+      const result = await this.#storeRefreshed(sid, fresh, stored.sealed, refreshToken, lock, force)
       handedOver = result.how === 'kept'
       return result.set
     } finally {
@@ -582,10 +583,11 @@ export class TokenStoreCore implements TokenStore {
    * in #pending, and the lock went with it), or `newer` (someone stored another set meanwhile: theirs wins, and is
    * the answer). Throws UnauthenticatedError when the set was deleted meanwhile (a logout must not be undone).
    */
-  async #storeRefreshed (sid: string, fresh: TokenSet, expected: string, refreshToken: string, lock: HeldLock): Promise<{ set: TokenSet, how: 'saved' | 'kept' | 'newer' }> {
+  async #storeRefreshed (sid: string, fresh: TokenSet, expected: string, refreshToken: string, lock: HeldLock, forced: boolean): Promise<{ set: TokenSet, how: 'saved' | 'kept' | 'newer' }> {
     const merged = normalizeTokenSet({ ...fresh, refreshToken: hasRefreshToken(fresh) ? fresh.refreshToken : refreshToken })
-    const refreshedAt = Date.now()
-    const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged, refreshedAt), expected, lock, refreshedAt }
+    // Only a forced refresh (after a provider 401) is timed: its set is the one a second 401 must not refresh again.
+    const forcedAt = forced ? Date.now() : undefined
+    const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged, forcedAt), expected, lock, forcedAt }
     let outcome: SaveOutcome
     try {
       outcome = await this.#trySave(save)
@@ -614,7 +616,7 @@ export class TokenStoreCore implements TokenStore {
    * handled as a flight's: a set is stored with compare-and-set against `expected` (one info line, no token), a
    * refusal is `#refused`'s, a failure starts the backoff. At close it is not waited for: the lock is let go.
    */
-  #outlive (sid: string, late: Promise<unknown>, expected: string, refreshToken: string, lock: HeldLock, error: unknown): void {
+  #outlive (sid: string, late: Promise<unknown>, expected: string, refreshToken: string, lock: HeldLock, error: unknown, forced: boolean): void {
     const entry = { error }
     this.#late.set(sid, entry)
     const session = sessionTag(sid)
@@ -643,7 +645,7 @@ export class TokenStoreCore implements TokenStore {
           await this.#failed(sid, new TokenStoreArgumentError('refresher result', problem))
           return
         }
-        const result = await this.#storeRefreshed(sid, fresh as TokenSet, expected, refreshToken, lock)
+        const result = await this.#storeRefreshed(sid, fresh as TokenSet, expected, refreshToken, lock, forced)
         handedOver = result.how === 'kept'
         if (result.how === 'saved') this.#log.info({ session }, 'token-store: stored a refreshed token set whose answer came after its requests had been answered')
       } catch (err) {
@@ -882,17 +884,19 @@ export class TokenStoreCore implements TokenStore {
   }
 
   /**
-   * A forced refresh (after a provider 401) that is not made: the refused access token is the one a refresh stored
-   * less than `forcedRefreshIntervalMs` ago, and the set is not due anyway. The provider refuses tokens it has just
-   * issued (a resource server behind its token service, a provider bug): another refresh would only rotate the
-   * refresh token once more, on every request. The set is returned as it is; a caller can tell (its access token is
+   * A forced refresh (after a provider 401) that is not made: the refused access token is the one a FORCED refresh
+   * stored less than `forcedRefreshIntervalMs` ago, and the set is not due anyway. The forced refresh did not mend
+   * it: the provider refuses tokens it has just issued (a resource server behind its token service, a provider bug),
+   * and another refresh would only rotate the refresh token once more, on every request. A token refused after a
+   * refresh that was due (the provider dropped its access tokens: a restart, a key rotation) is refreshed at once,
+   * as before. The set is returned as it is; a caller can tell (its access token is
    * the stale one). Across instances too, since the time is stored with the set; by the storing instance's clock,
    * so the age counts either way: a clock off by more than the interval only turns the check off, never on for long.
    */
-  #refusedJustNow (stored: { set: TokenSet, refreshedAt?: number | undefined }, force: boolean, stale: string | undefined): boolean {
-    const { set, refreshedAt } = stored
-    if (!force || refreshedAt === undefined || set.accessToken !== stale) return false
-    return Math.abs(Date.now() - refreshedAt) < this.#options.forcedRefreshIntervalMs && this.#usable(set, false, undefined)
+  #refusedJustNow (stored: { set: TokenSet, forcedAt?: number | undefined }, force: boolean, stale: string | undefined): boolean {
+    const { set, forcedAt } = stored
+    if (!force || forcedAt === undefined || set.accessToken !== stale) return false
+    return Math.abs(Date.now() - forcedAt) < this.#options.forcedRefreshIntervalMs && this.#usable(set, false, undefined)
   }
 
   /** A set without a refresh token cannot be refreshed: usable until it expires, never after a forced refresh. */
@@ -905,9 +909,9 @@ export class TokenStoreCore implements TokenStore {
     return hasRefreshToken(set) ? this.#options.refreshTokenTtlMs : Math.floor(set.expiresAt - Date.now())
   }
 
-  /** The sealed value of a set: its JSON, with `refreshedAt` beside its fields when a refresh stores it. */
-  #seal (sid: string, set: TokenSet, refreshedAt?: number): string {
-    return this.#options.keyRing.seal(JSON.stringify(refreshedAt === undefined ? set : { ...set, [REFRESHED_AT]: refreshedAt }), tokenContext(sid))
+  /** The sealed value of a set: its JSON, with `forcedRefreshAt` beside its fields when a forced refresh stores it. */
+  #seal (sid: string, set: TokenSet, forcedAt?: number): string {
+    return this.#options.keyRing.seal(JSON.stringify(forcedAt === undefined ? set : { ...set, [FORCED_AT]: forcedAt }), tokenContext(sid))
   }
 }
 
@@ -927,7 +931,8 @@ interface PendingSave {
   /** The sealed value read under the lock: the compare-and-set replaces only it. */
   readonly expected: string
   readonly lock: HeldLock
-  readonly refreshedAt: number
+  /** When a forced refresh made the set (undefined for a refresh that was due): see #refusedJustNow. */
+  readonly forcedAt: number | undefined
 }
 
 type SaveOutcome = 'saved' | 'missing' | StoredTokenSet
@@ -1008,16 +1013,16 @@ function hasRefreshToken (set: TokenSet): boolean {
 }
 
 /**
- * The field of a sealed token set's JSON that says when a refresh stored it. Instances that predate it read it as an
- * extra field of the set (kept, unused); sets sealed before it have none.
+ * The field of a sealed token set's JSON that says when a forced refresh stored it. Instances that predate it read it
+ * as an extra field of the set (kept, unused); sets sealed before it, or by a refresh that was due, have none.
  */
-const REFRESHED_AT = 'refreshedAt'
+const FORCED_AT = 'forcedRefreshAt'
 
-/** An opened value's set, and its `refreshedAt` taken off it (a number, else undefined and left on the set). */
-function splitSealed (value: unknown): { set: unknown, refreshedAt: number | undefined } {
-  if (typeof value !== 'object' || value === null || !(REFRESHED_AT in value)) return { set: value, refreshedAt: undefined }
-  const { [REFRESHED_AT]: refreshedAt, ...set } = value as Record<string, unknown>
-  return typeof refreshedAt === 'number' && Number.isFinite(refreshedAt) ? { set, refreshedAt } : { set: value, refreshedAt: undefined }
+/** An opened value's set, and its `forcedAt` taken off it (a number, else undefined and left on the set). */
+function splitSealed (value: unknown): { set: unknown, forcedAt: number | undefined } {
+  if (typeof value !== 'object' || value === null || !(FORCED_AT in value)) return { set: value, forcedAt: undefined }
+  const { [FORCED_AT]: forcedAt, ...set } = value as Record<string, unknown>
+  return typeof forcedAt === 'number' && Number.isFinite(forcedAt) ? { set, forcedAt } : { set: value, forcedAt: undefined }
 }
 
 /** Additional data of a sealed token set: it only opens under its own session's key. */

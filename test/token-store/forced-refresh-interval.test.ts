@@ -5,13 +5,15 @@ import { buildApp, countingRefresher, forEachBackend, KEY_A, kvOf, sid, sleep, t
 
 // getFresh with `force` (after a provider 401) refreshed whatever token the provider refused. A provider that refuses
 // the tokens it has just issued (a resource server behind its token service) then got one refresh per request, each
-// rotating the refresh token. A set that a refresh stored less than `forcedRefreshIntervalMs` ago is now returned as
-// it is: the caller can tell (its access token is the refused one) and answers the 401. The time is stored with the
-// set (in the sealed value, beside the set's fields, never on the set returned), so every instance sees it.
+// rotating the refresh token. A set that a FORCED refresh stored less than `forcedRefreshIntervalMs` ago is now
+// returned as it is (that refresh did not mend the 401): the caller can tell (its access token is the refused one)
+// and answers the 401. The time is stored with the set (in the sealed value, beside the set's fields, never on the set
+// returned), so every instance sees it. A set from a refresh that was due carries none: a 401 on it (the provider
+// dropped its access tokens) is refreshed at once.
 
 const HOUR = 60 * 60 * 1000
 
-forEachBackend(t, 'a forced refresh of a set a refresh stored moments ago is not made; the set comes back as it is', async (t, backend) => {
+forEachBackend(t, 'a forced refresh of a set a forced refresh stored moments ago is not made; the set comes back as it is', async (t, backend) => {
   const app = await buildApp(t, { ...backend.options })
   const id = sid()
   const signedIn = tokenSet({ expiresInMs: 2 * HOUR }) // saved by a sign-in: no refresh time
@@ -28,12 +30,29 @@ forEachBackend(t, 'a forced refresh of a set a refresh stored moments ago is not
   t.equal((await app.tokenStore.getFresh(id, r.refresh, { force: true })).accessToken, refreshed.accessToken, 'without staleAccessToken too')
   t.equal(r.calls.length, 1, 'no second refresh')
   t.same(await app.tokenStore.get(id), refreshed, 'the stored set is the set, with no field of the store\'s own on it')
-  t.equal(Object.hasOwn(await app.tokenStore.get(id) as object, 'refreshedAt'), false)
+  t.equal(Object.hasOwn(await app.tokenStore.get(id) as object, 'forcedRefreshAt'), false)
 
   const other = tokenSet()
   t.equal((await app.tokenStore.getFresh(id, r.refresh, { force: true, staleAccessToken: other.accessToken })).accessToken, refreshed.accessToken,
     'a stale token that is not the stored one: the stored set, as before')
   t.equal(r.calls.length, 1)
+})
+
+forEachBackend(t, 'a 401 on a set a refresh that was due stored moments ago: refreshed at once (the provider dropped its tokens)', async (t, backend) => {
+  const app = await buildApp(t, { ...backend.options })
+  const id = sid()
+  await app.tokenStore.save(id, tokenSet({ expiresInMs: -1000 }))
+  const r = countingRefresher()
+  const due = await app.tokenStore.getFresh(id, r.refresh)
+  t.equal(r.calls.length, 1, 'the due refresh')
+  // The provider restarts and forgets its access tokens: the set refreshed a moment ago is refused.
+  const mended = await app.tokenStore.getFresh(id, r.refresh, { force: true, staleAccessToken: due.accessToken })
+  t.not(mended.accessToken, due.accessToken, 'refreshed at once, not held back by forcedRefreshIntervalMs')
+  t.equal(r.calls.length, 2)
+  // That forced refresh did not mend it either (the provider refuses fresh tokens): now it is held back.
+  const held = await app.tokenStore.getFresh(id, r.refresh, { force: true, staleAccessToken: mended.accessToken })
+  t.equal(held.accessToken, mended.accessToken, 'the set a forced refresh gave: back as it is')
+  t.equal(r.calls.length, 2, 'no third refresh')
 })
 
 t.test('after the interval, or with 0, a forced refresh is made', async t => {
