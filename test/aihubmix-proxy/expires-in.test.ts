@@ -3,9 +3,8 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createAihubmixClient } from '../../src/aihubmix-proxy/client.js'
 import { resolveOptions } from '../../src/aihubmix-proxy/options.js'
-import { startStack, findLeaks, type Stack } from '../helpers/stack.js'
+import { setExpiry, startStack, findLeaks, type Stack } from '../helpers/stack.js'
 import { startProviderRelay, type ProviderRelay } from '../helpers/provider-relay.js'
-import type { TestBrowser } from '../helpers/browser.js'
 
 // A token answer's expires_in never refuses the answer. By the time the provider answers a refresh it has rotated the
 // refresh token: refusing the answer for an odd expires_in (0, -30, "3600") threw the new refresh token away, the
@@ -112,21 +111,12 @@ async function relayedStack (t: Test): Promise<{ stack: Stack, relay: ProviderRe
   return { stack, relay }
 }
 
-/** Moves the session's set in time: it expired a second ago, after the same life. */
-async function expire (stack: Stack, browser: TestBrowser): Promise<void> {
-  const sid = stack.sessionIdOf(browser)
-  const set = await stack.app.tokenStore.get(sid)
-  if (set === null) throw new Error('no token set')
-  const expiresAt = Date.now() - SECOND
-  await stack.app.tokenStore.save(sid, { ...set, expiresAt, obtainedAt: expiresAt - (set.expiresAt - set.obtainedAt) })
-}
-
 for (const expiresIn of [0, -30, '3600']) {
   t.test(`a refresh answered with expires_in ${JSON.stringify(expiresIn)} keeps the rotated refresh token (mock: rotation on, reuse revokes)`, async (t) => {
     const { stack, relay } = await relayedStack(t)
     const { browser } = await stack.login()
     stack.mock.resetCounts()
-    await expire(stack, browser)
+    await setExpiry(stack, browser, -SECOND)
     relay.tokenAnswer = (answer) => ({ ...answer, expires_in: expiresIn })
     const refreshed = await browser.get(`${stack.url}/api/user/info`, CSRF)
     relay.tokenAnswer = null
@@ -141,7 +131,7 @@ for (const expiresIn of [0, -30, '3600']) {
     t.equal(stack.mock.counts().grants.refresh_token, 1, 'is not refreshed again')
 
     // The provider is normal again; the next refresh presents the rotated token.
-    await expire(stack, browser)
+    await setExpiry(stack, browser, -SECOND)
     const again = await browser.get(`${stack.url}/api/user/info`, CSRF)
     t.equal(again.status, 200, 'still signed in at the next refresh')
     t.equal(stack.mock.counts().grants.refresh_token, 2)
@@ -154,7 +144,7 @@ t.test('a token given a life below the floor is not refreshed on every request; 
   const { stack, relay } = await relayedStack(t)
   const { browser } = await stack.login()
   stack.mock.resetCounts()
-  await expire(stack, browser)
+  await setExpiry(stack, browser, -SECOND)
   relay.tokenAnswer = (answer) => ({ ...answer, expires_in: 0.001 })
   t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200)
   relay.tokenAnswer = null

@@ -1,6 +1,5 @@
 import t from 'tap'
-import { startStack, type Stack } from '../helpers/stack.js'
-import type { TestBrowser } from '../helpers/browser.js'
+import { setExpiry, startStack } from '../helpers/stack.js'
 
 // The app's client secret refused for a while: rotated in the provider's console minutes before the new one was
 // deployed, or one instance deployed with a typo in it. RFC 6749 5.2: `invalid_client` is about the CLIENT's
@@ -10,22 +9,13 @@ import type { TestBrowser } from '../helpers/browser.js'
 
 const CSRF = { 'x-csrf': '1' }
 
-/** Makes the browser's access token due for refresh (expired a second ago). */
-async function makeDue (stack: Stack, browser: TestBrowser): Promise<void> {
-  const sid = stack.sessionIdOf(browser)
-  const set = await stack.app.tokenStore.get(sid)
-  if (set === null) throw new Error('no token set')
-  const expiresAt = Date.now() - 1000
-  await stack.app.tokenStore.save(sid, { ...set, expiresAt, obtainedAt: expiresAt - (set.expiresAt - set.obtainedAt) })
-}
-
 t.test('the app\'s credentials refused (invalid_client) during refreshes: 502 meanwhile, nobody signed out', async (t) => {
   const stack = await startStack({ tokenStore: { refreshBackoffMs: 200 } })
   t.teardown(() => stack.close())
   const users = [await stack.login(), await stack.login(), await stack.login()].map((l) => l.browser)
 
   stack.mock.setFault('token', 'invalid_client')
-  for (const browser of users) await makeDue(stack, browser)
+  for (const browser of users) await setExpiry(stack, browser, -1000)
   const during = await Promise.all(users.map((b) => b.get(`${stack.url}/api/user/info`, CSRF)))
   t.same(during.map((r) => [r.status, JSON.parse(r.body).error]), users.map(() => [502, 'bad_gateway']),
     'a 502: the provider refused the app, not the users')
@@ -47,7 +37,7 @@ t.test('invalid_grant still ends the session (the grant is gone)', async (t) => 
   t.teardown(() => stack.close())
   const { browser } = await stack.login()
   stack.mock.revokeGrants()
-  await makeDue(stack, browser)
+  await setExpiry(stack, browser, -1000)
   const res = await browser.get(`${stack.url}/api/user/info`, CSRF)
   t.equal(res.status, 401)
   t.equal(await stack.app.tokenStore.get(stack.sessionIdOf(browser)), null, 'the set is gone')

@@ -3,7 +3,7 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { resolveOptions } from '../../src/aihubmix-proxy/options.js'
-import { startStack, findLeaks, type Stack, type StackOptions } from '../helpers/stack.js'
+import { setExpiry, startStack, findLeaks, type Stack, type StackOptions } from '../helpers/stack.js'
 import type { TestBrowser } from '../helpers/browser.js'
 
 // A token endpoint slower than aihubmix-proxy's `timeoutMs`, once. The provider (rotation on, reuse of a rotated
@@ -47,15 +47,6 @@ async function slowRelay (t: Test): Promise<Relay> {
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
   state.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
   return state
-}
-
-/** The session's set now expires `msFromNow` from now, after the same life as before. */
-async function setExpiry (stack: Stack, browser: TestBrowser, msFromNow: number): Promise<void> {
-  const sid = stack.sessionIdOf(browser)
-  const set = await stack.app.tokenStore.get(sid)
-  if (set === null) throw new Error('no token set')
-  const expiresAt = Date.now() + msFromNow
-  await stack.app.tokenStore.save(sid, { ...set, expiresAt, obtainedAt: expiresAt - (set.expiresAt - set.obtainedAt) })
 }
 
 async function signedInBehindRelay (t: Test, proxy: StackOptions['proxy'] = {}): Promise<{ relay: Relay, stack: Stack, browser: TestBrowser }> {

@@ -1,21 +1,12 @@
 import t from 'tap'
 import type { Test } from 'tap'
-import { startStack, findLeaks, type Stack } from '../helpers/stack.js'
+import { setExpiry, startStack, findLeaks, type Stack } from '../helpers/stack.js'
 import type { TestBrowser } from '../helpers/browser.js'
 
 // Issue 4, the security rules for refresh (one refresh per session, the rotated token kept), against the mock with rotation on and reuse fatal,
 // with exact upstream call counts.
 
 const CSRF = { 'x-csrf': '1' }
-
-/** Moves the session's set in time: it now expires in `msFromNow`, and had the same life (2 hours) before that. */
-async function setExpiry (stack: Stack, browser: TestBrowser, msFromNow: number): Promise<void> {
-  const sid = stack.sessionIdOf(browser)
-  const set = await stack.app.tokenStore.get(sid)
-  if (set === null) throw new Error('no token set')
-  const expiresAt = Date.now() + msFromNow
-  await stack.app.tokenStore.save(sid, { ...set, expiresAt, obtainedAt: expiresAt - (set.expiresAt - set.obtainedAt) })
-}
 
 async function signedIn (t: Test, opts: Parameters<typeof startStack>[0] = {}): Promise<{ stack: Stack, browser: TestBrowser }> {
   const stack = await startStack(opts)

@@ -140,3 +140,15 @@ export function findLeaks (secrets: string[], haystacks: string[]): string[] {
   }
   return leaks
 }
+
+/**
+ * Moves the browser's session's token set in time: it now expires `msFromNow` from now (negative: expired, due for
+ * refresh), after the same life as before.
+ */
+export async function setExpiry (stack: Stack, browser: TestBrowser, msFromNow: number): Promise<void> {
+  const sid = stack.sessionIdOf(browser)
+  const set = await stack.app.tokenStore.get(sid)
+  if (set === null) throw new Error('no token set')
+  const expiresAt = Date.now() + msFromNow
+  await stack.app.tokenStore.save(sid, { ...set, expiresAt, obtainedAt: expiresAt - (set.expiresAt - set.obtainedAt) })
+}
