@@ -36,7 +36,7 @@ export function createCallAsUser (client: AihubmixClient): CallAsUser {
       }
       const stale = set.accessToken
       set = await request.tokens.getFresh(refresh, { force: true, staleAccessToken: stale })
-      // Not refreshed: the provider refused a token a refresh has just given. Calling again with it would be refused too.
+      // Not refreshed: the provider refused a token a forced refresh has just given. Calling again with it would be refused too.
       if (set.accessToken === stale) throw refused
       return await call(set.accessToken, signal)
     } catch (err) {

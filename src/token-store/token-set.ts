@@ -17,7 +17,7 @@ export interface TokenSet {
 
 /**
  * Provider call that trades a refresh token for a new set. Throw `RefreshRejectedError` when the provider refused
- * the grant for good (invalid_grant / invalid_client); any other throw is transient, and may carry
+ * the grant for good (invalid_grant; not invalid_client, which refuses the app's credentials); any other throw is transient, and may carry
  * `retryAfterMs` (a number: the provider's Retry-After) to set how long the session backs off. A result without
  * `refreshToken` means "keep the old one". It must settle: give it a timeout.
  *
@@ -32,9 +32,9 @@ export type Refresher = (refreshToken: string) => Promise<TokenSet>
 
 export interface GetFreshOptions {
   /**
-   * Refresh even if not inside the skew window (used after a provider 401); except a set that a refresh stored less
-   * than `forcedRefreshIntervalMs` ago, whose access token is the refused one: it is returned as it is (the provider
-   * refuses tokens it has just issued; another refresh would only rotate the refresh token again).
+   * Refresh even if not inside the skew window (used after a provider 401); except a set that a forced refresh
+   * stored less than `forcedRefreshIntervalMs` ago, whose access token is the refused one: it is returned as it is
+   * (that refresh did not mend the 401; another would only rotate the refresh token again).
    */
   force?: boolean | undefined
   /**
