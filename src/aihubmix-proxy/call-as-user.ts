@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { ReauthRequiredError, errorInfo, type TokenSet } from '@fastify-aihubmix/token-store'
-import { UpstreamUnauthorizedError } from './errors.js'
+import { TokenEndpointError, UpstreamUnauthorizedError } from './errors.js'
 import type { AihubmixClient, UpstreamSignal } from './client.js'
 
 export type CallAsUser = <T>(
@@ -41,10 +41,33 @@ export function createCallAsUser (client: AihubmixClient): CallAsUser {
       return await call(set.accessToken, signal)
     } catch (err) {
       if (err instanceof ReauthRequiredError) {
+        logClientRefused(request, err)
         await destroySession(request)
       }
       throw err
     }
+  }
+}
+
+/** The refusals already logged: the requests that shared one refresh flight all get its error. */
+const loggedRefusals = new WeakSet<object>()
+
+/**
+ * The provider refused the app's own credentials at a refresh (invalid_client, unauthorized_client): the session
+ * ends like on invalid_grant, and since every due session of every user ends alike until the credentials are put
+ * right, one error line per refusal names what to fix. A 401 is otherwise not logged.
+ */
+function logClientRefused (request: FastifyRequest, err: Error): void {
+  let cause: unknown = err
+  for (let depth = 0; depth < 3 && cause instanceof Error; depth++) {
+    if (cause instanceof TokenEndpointError) {
+      if (cause.clientRefused && !loggedRefusals.has(cause)) {
+        loggedRefusals.add(cause)
+        request.log.error({ error: { code: cause.code, message: cause.message } }, 'the provider refused the app\'s credentials at a refresh: the session was ended')
+      }
+      return
+    }
+    cause = cause.cause
   }
 }
 

@@ -28,12 +28,13 @@ import {
 } from './schemas.js'
 
 /**
- * OAuth error codes of the token endpoint that mean "this grant will never work again". Only `invalid_grant`:
- * `invalid_client` and `unauthorized_client` (RFC 6749 5.2) refuse the app's own credentials (a client secret
- * rotated in the console before the deploy, a typo on one instance), and the user's refresh token is as good as
- * before; counting them as the grant's end signed out every user whose token came due while the secret was wrong.
+ * OAuth error codes of the token endpoint that end a session at a refresh: `invalid_grant` (the grant is gone), and
+ * `invalid_client` / `unauthorized_client` (the provider refuses this app's credentials: revoked, or rotated in its
+ * console). The security model ends the session on both rather than keep calling the provider with credentials it
+ * refuses; the log line names `clientId` and `clientSecret` (call-as-user.ts), and `aihubmix-oauth doctor` checks the
+ * secret before a deploy.
  */
-const FATAL_GRANT_ERRORS = new Set(['invalid_grant'])
+const FATAL_GRANT_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client'])
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
 /**
  * Bounds of a token answer's `expires_in`, in seconds (schemas.ts: it never refuses the answer, whose refresh token
@@ -80,9 +81,8 @@ export interface AihubmixClient {
   authorizeUrl (params: AuthorizeUrlParams): string
   exchangeCode (params: CodeExchangeParams): Promise<TokenSet>
   /**
-   * A token-store Refresher: throws RefreshRejectedError on invalid_grant; a refusal of the app's credentials
-   * (invalid_client, unauthorized_client) is TokenEndpointError with clientRefused, which token-store treats as a
-   * failure that passes (backoff, the set kept).
+   * A token-store Refresher: throws RefreshRejectedError (the session ends) on invalid_grant, and on a refusal of the
+   * app's credentials (invalid_client, unauthorized_client), whose cause is a TokenEndpointError with clientRefused.
    */
   refresh (refreshToken: string): Promise<TokenSet>
   userinfo (accessToken: string, signal?: UpstreamSignal): Promise<UserInfo>

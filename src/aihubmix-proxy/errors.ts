@@ -115,8 +115,9 @@ const CLIENT_HINT = ' (check the clientId and clientSecret given to aihubmix-pro
 /**
  * 502: the token endpoint refused a grant with an OAuth error: `oauthError` holds the
  * RFC 6749 code (e.g. `invalid_grant`). Used for the code exchange, and for a refresh
- * refused for a reason other than the grant's end (`invalid_client`: the app's
- * credentials); refreshes turn `invalid_grant` into token-store's RefreshRejectedError.
+ * refused with any other code than those that end the session (`invalid_grant`,
+ * `invalid_client`, `unauthorized_client`), which refreshes turn into token-store's
+ * RefreshRejectedError with this error as its cause.
  * A 502 like every upstream error, wherever it is answered: on an app's own route (no
  * error handler of the proxy's) it was a 400, which blamed the browser and which
  * Fastify logs at info only, while every due refresh of every user failed.

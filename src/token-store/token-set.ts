@@ -17,7 +17,7 @@ export interface TokenSet {
 
 /**
  * Provider call that trades a refresh token for a new set. Throw `RefreshRejectedError` when the provider refused
- * the grant for good (invalid_grant; not invalid_client, which refuses the app's credentials); any other throw is transient, and may carry
+ * the grant for good (invalid_grant, invalid_client); any other throw is transient, and may carry
  * `retryAfterMs` (a number: the provider's Retry-After) to set how long the session backs off. A result without
  * `refreshToken` means "keep the old one". It must settle: give it a timeout.
  *

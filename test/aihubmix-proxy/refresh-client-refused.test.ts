@@ -1,35 +1,44 @@
 import t from 'tap'
-import { setExpiry, startStack } from '../helpers/stack.js'
+import { findLeaks, setExpiry, startStack } from '../helpers/stack.js'
 
-// The app's client secret refused for a while: rotated in the provider's console minutes before the new one was
-// deployed, or one instance deployed with a typo in it. RFC 6749 5.2: `invalid_client` is about the CLIENT's
-// authentication, not the user's grant, whose refresh token is as good as before. The refresh counted it as the
-// grant's end (RefreshRejectedError), so token-store deleted the set and the session: every user whose token came
-// due in that window was signed out, and stayed signed out once the right secret was deployed.
+// The provider refusing the app's own credentials at a refresh (invalid_client: a revoked client, or a secret
+// rotated in its console). The security model treats it like invalid_grant: the token set and the session are
+// deleted, 401 `reauth_required`, no further refresh attempt. Since every user whose token comes due is signed out
+// alike until the credentials are put right, one error line per refusal names what to fix (a 401 alone is not
+// logged), with no secret in it.
 
 const CSRF = { 'x-csrf': '1' }
 
-t.test('the app\'s credentials refused (invalid_client) during refreshes: 502 meanwhile, nobody signed out', async (t) => {
+t.test('the app\'s credentials refused (invalid_client) at a refresh: 401 reauth_required, set and session gone, the log names the fix', async (t) => {
   const stack = await startStack({ tokenStore: { refreshBackoffMs: 200 } })
   t.teardown(() => stack.close())
   const users = [await stack.login(), await stack.login(), await stack.login()].map((l) => l.browser)
+  const sids = users.map((b) => stack.sessionIdOf(b))
 
   stack.mock.setFault('token', 'invalid_client')
   for (const browser of users) await setExpiry(stack, browser, -1000)
+  const refreshesBefore = stack.mock.counts().token
   const during = await Promise.all(users.map((b) => b.get(`${stack.url}/api/user/info`, CSRF)))
-  t.same(during.map((r) => [r.status, JSON.parse(r.body).error]), users.map(() => [502, 'bad_gateway']),
-    'a 502: the provider refused the app, not the users')
-  for (const browser of users) t.not(await stack.app.tokenStore.get(stack.sessionIdOf(browser)), null, 'the token set is kept')
-  const logged = stack.logs.join('')
-  t.match(logged, 'check the clientId and clientSecret given to aihubmix-proxy', 'the log line names what to fix')
-  t.notMatch(logged, /revoked|session ended/i, 'no session was ended')
+  t.same(during.map((r) => [r.status, JSON.parse(r.body).error]), users.map(() => [401, 'reauth_required']),
+    'each user must sign in again')
+  t.equal(stack.mock.counts().token - refreshesBefore, users.length, 'one token call per session')
+  for (const sid of sids) t.equal(await stack.app.tokenStore.get(sid), null, 'the token set is deleted')
 
-  // The right secret again (the fault lifted); the backoff passes.
+  const logged = stack.logs.join('')
+  const lines = stack.logs.filter((l) => l.includes('refused the app\'s credentials'))
+  t.equal(lines.length, users.length, 'one line per refusal')
+  t.ok(lines.every((l) => JSON.parse(l).level === 50), 'logged as an error')
+  t.match(logged, 'check the clientId and clientSecret given to aihubmix-proxy', 'the line names what to fix')
+  t.same(findLeaks(stack.secrets(), stack.logs), [], 'no token, code or secret in the log')
+
+  // The right secret again: the sessions stay ended (no refresh attempt), the old cookies answer 401.
   stack.mock.setFault('token', null)
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  const refreshesAfter = stack.mock.counts().token
   const after = await Promise.all(users.map((b) => b.get(`${stack.url}/api/user/info`, CSRF)))
-  t.same(after.map((r) => r.status), [200, 200, 200], 'every user is still signed in, refreshed')
-  t.equal(stack.mock.counts().refreshTokenReuses, 0, 'no refresh token was presented twice')
+  t.same(after.map((r) => r.status), [401, 401, 401], 'the old cookies are signed out')
+  t.equal(stack.mock.counts().token, refreshesAfter, 'no further token call')
+  const status = await users[0]!.get(`${stack.url}/auth/session`)
+  t.equal(JSON.parse(status.body).authenticated, false, 'the session itself was ended')
 })
 
 t.test('invalid_grant still ends the session (the grant is gone)', async (t) => {
@@ -59,14 +68,15 @@ t.test('on the app\'s own route (no error handler of the proxy\'s): a 502 logged
   if (set === null) throw new Error('no token set')
   await composed.app.tokenStore.save(sid, { ...set, expiresAt: Date.now() - 1000, obtainedAt: Date.now() - 7_201_000 })
 
-  composed.mock.setFault('token', 'invalid_client')
+  // An OAuth error that is not the grant's end (here `server_error` in a 200): the session stays, the call fails.
+  composed.mock.setFault('token', 'error_in_200')
   const refused = await browser.get(`${composed.url}/my/balance`)
-  t.equal(refused.status, 502, 'the provider refused the app: a bad gateway, not a bad request')
+  t.equal(refused.status, 502, 'the provider refused the refresh: a bad gateway, not a bad request')
   t.equal(JSON.parse(refused.body).code, 'FST_AIHUBMIX_TOKEN_ENDPOINT')
   const logged = composed.logs().filter((l) => JSON.stringify(l).includes('FST_AIHUBMIX_TOKEN_ENDPOINT'))
   t.ok(logged.some((l) => l.level >= 50), 'Fastify logs it as an error, where an operator logging at warn sees it')
 
   composed.mock.setFault('token', null)
   await new Promise((resolve) => setTimeout(resolve, 300))
-  t.equal((await browser.get(`${composed.url}/my/balance`)).status, 200, 'the secret right again: still signed in')
+  t.equal((await browser.get(`${composed.url}/my/balance`)).status, 200, 'the provider right again: still signed in')
 })
