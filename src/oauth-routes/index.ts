@@ -335,7 +335,8 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       createdAt: now,
       ttlMs: o.absoluteTimeoutMs
     })
-    await request.tokens.save(set)
+    // Kept no longer than the session can live: a session left untouched ends in the store, its tokens with it.
+    await request.tokens.save({ ...set, notAfter: now + o.absoluteTimeoutMs })
 
     if (o.onLogin !== undefined) {
       try {

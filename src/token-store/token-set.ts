@@ -13,6 +13,12 @@ export interface TokenSet {
   scope: string[]
   /** Epoch ms when the set was obtained. */
   obtainedAt: number
+  /**
+   * Epoch ms after which the set is not kept: the end of the session it belongs to (oauth-routes sets it to the
+   * sign-in time plus `absoluteTimeoutMs`). The store's TTL never goes past it, and a refresh keeps it. Without it
+   * a set is kept for `refreshTokenTtlMs` after its last save, however long ago its session ended.
+   */
+  notAfter?: number | undefined
 }
 
 /**
@@ -52,7 +58,8 @@ export const TokenSetSchema = Type.Object({
   tokenType: Type.String({ minLength: 1 }),
   expiresAt: Type.Number(),
   scope: Type.Array(Type.String()),
-  obtainedAt: Type.Number()
+  obtainedAt: Type.Number(),
+  notAfter: Type.Optional(Type.Number())
 })
 
 const checker = TypeCompiler.Compile(TokenSetSchema)

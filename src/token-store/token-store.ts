@@ -563,13 +563,13 @@ export class TokenStoreCore implements TokenStore {
           // The callers' deadline passed, the provider call goes on: the callers get the error now, the lock and
           // the rest of the refresh go to #outlive.
           handedOver = true
-          this.#outlive(sid, late, stored.sealed, refreshToken, lock, err, force)
+          this.#outlive(sid, late, stored.sealed, stored.set, lock, err, force)
           throw err
         }
         if (!(err instanceof RefreshRejectedError)) throw err
         return await this.#refused(sid, stored.sealed, refreshToken, err)
       }
-      const result = await this.#storeRefreshed(sid, fresh, stored.sealed, refreshToken, lock, force)
+      const result = await this.#storeRefreshed(sid, fresh, stored.sealed, stored.set, lock, force)
       handedOver = result.how === 'kept'
       return result.set
     } finally {
@@ -578,13 +578,19 @@ export class TokenStoreCore implements TokenStore {
   }
 
   /**
-   * Stores a refresher's set (merged: the old refresh token kept when none came back) with compare-and-set against
+   * Stores a refresher's set (merged: the old refresh token kept when none came back, and the old set's `notAfter`,
+   * the end of its session, whatever the refresher's set says) with compare-and-set against
    * `expected`, the value read under the lock. `saved` (onRefresh called), `kept` (the store failed: the set waits
    * in #pending, and the lock went with it), or `newer` (someone stored another set meanwhile: theirs wins, and is
    * the answer). Throws UnauthenticatedError when the set was deleted meanwhile (a logout must not be undone).
    */
-  async #storeRefreshed (sid: string, fresh: TokenSet, expected: string, refreshToken: string, lock: HeldLock, forced: boolean): Promise<{ set: TokenSet, how: 'saved' | 'kept' | 'newer' }> {
-    const merged = normalizeTokenSet({ ...fresh, refreshToken: hasRefreshToken(fresh) ? fresh.refreshToken : refreshToken })
+  async #storeRefreshed (sid: string, fresh: TokenSet, expected: string, previous: TokenSet, lock: HeldLock, forced: boolean): Promise<{ set: TokenSet, how: 'saved' | 'kept' | 'newer' }> {
+    const { notAfter: _theirs, ...refreshed } = fresh
+    const merged = normalizeTokenSet({
+      ...refreshed,
+      refreshToken: hasRefreshToken(fresh) ? fresh.refreshToken : previous.refreshToken,
+      ...(previous.notAfter === undefined ? {} : { notAfter: previous.notAfter })
+    })
     // Only a forced refresh (after a provider 401) is timed: its set is the one a second 401 must not refresh again.
     const forcedAt = forced ? Date.now() : undefined
     const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged, forcedAt), expected, lock, forcedAt }
@@ -616,7 +622,8 @@ export class TokenStoreCore implements TokenStore {
    * handled as a flight's: a set is stored with compare-and-set against `expected` (one info line, no token), a
    * refusal is `#refused`'s, a failure starts the backoff. At close it is not waited for: the lock is let go.
    */
-  #outlive (sid: string, late: Promise<unknown>, expected: string, refreshToken: string, lock: HeldLock, error: unknown, forced: boolean): void {
+  #outlive (sid: string, late: Promise<unknown>, expected: string, previous: TokenSet, lock: HeldLock, error: unknown, forced: boolean): void {
+    const refreshToken = previous.refreshToken ?? ''
     const entry = { error }
     this.#late.set(sid, entry)
     const session = sessionTag(sid)
@@ -645,7 +652,7 @@ export class TokenStoreCore implements TokenStore {
           await this.#failed(sid, new TokenStoreArgumentError('refresher result', problem))
           return
         }
-        const result = await this.#storeRefreshed(sid, fresh as TokenSet, expected, refreshToken, lock, forced)
+        const result = await this.#storeRefreshed(sid, fresh as TokenSet, expected, previous, lock, forced)
         handedOver = result.how === 'kept'
         if (result.how === 'saved') this.#log.info({ session }, 'token-store: stored a refreshed token set whose answer came after its requests had been answered')
       } catch (err) {
@@ -668,7 +675,8 @@ export class TokenStoreCore implements TokenStore {
    */
   async #trySave (save: PendingSave): Promise<SaveOutcome> {
     const key = this.keys.tokens(save.sid)
-    const outcome = await this.#kv.compareAndSet(key, save.expected, save.sealed, this.#ttl(save.set))
+    // At least 1 ms: a refreshed set whose session ends now is stored and gone at once, never refused by the store.
+    const outcome = await this.#kv.compareAndSet(key, save.expected, save.sealed, Math.max(1, this.#ttl(save.set)))
     if (outcome !== 'changed') return outcome === 'ok' ? 'saved' : 'missing'
     const now = await this.#kv.get(key)
     if (now === save.sealed) return 'saved'
@@ -905,8 +913,10 @@ export class TokenStoreCore implements TokenStore {
     return set
   }
 
+  /** How long a set is kept: its refresh token's TTL, or its access token's life without one; never past `notAfter`. */
   #ttl (set: TokenSet): number {
-    return hasRefreshToken(set) ? this.#options.refreshTokenTtlMs : Math.floor(set.expiresAt - Date.now())
+    const ttl = hasRefreshToken(set) ? this.#options.refreshTokenTtlMs : Math.floor(set.expiresAt - Date.now())
+    return set.notAfter === undefined ? ttl : Math.min(ttl, Math.floor(set.notAfter - Date.now()))
   }
 
   /** The sealed value of a set: its JSON, with `forcedRefreshAt` beside its fields when a forced refresh stores it. */

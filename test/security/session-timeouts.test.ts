@@ -55,3 +55,18 @@ t.test('the timeouts hold on the @fastify/session routes too, and an ended sessi
   t.equal(await kv.get(keys.session(sid)), null, 'the session record is gone, not only the token set')
   t.same(JSON.parse((await browser.get(`${stack.url}/auth/session`)).body), { authenticated: false })
 })
+
+// A session nobody comes back to is never seen ending by a request: its token set (the refresh token sealed in it)
+// was kept for refreshTokenTtlMs (30 days) after its last save. It now goes with the session's absolute timeout.
+t.test('a session left untouched: its token set leaves the store at the absolute timeout, without a request', async (t) => {
+  const stack = await startStack({ oauth: { absoluteTimeoutMs: 1500 } })
+  t.teardown(() => stack.close())
+  const before = Date.now()
+  const { browser } = await stack.login()
+  const sid = stack.sessionIdOf(browser)
+  const set = await stack.app.tokenStore.get(sid)
+  t.ok(set?.notAfter !== undefined && set.notAfter >= before + 1500 && set.notAfter <= Date.now() + 1500,
+    'the set carries its session\'s end')
+  await sleep(1800)
+  t.equal(await stack.app.tokenStore.get(sid), null, 'gone with the session, though no request came')
+})
