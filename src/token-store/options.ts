@@ -18,6 +18,7 @@ export const DEFAULT_LOCK_WAIT_MS = 12 * 1000
 export const DEFAULT_REFRESH_BACKOFF_MS = 1000
 export const DEFAULT_REFRESH_BACKOFF_MAX_MS = 30 * 1000
 export const DEFAULT_FORCED_REFRESH_INTERVAL_MS = 30 * 1000
+export const DEFAULT_REFRESH_FENCE_MS = 60 * 1000
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2000
 export const DEFAULT_OPENED_CACHE_SIZE = 10_000
 export const DEFAULT_CLIENT_CACHE_ENTRIES = 20_000
@@ -86,6 +87,14 @@ export interface TokenStoreOptions {
    * another refresh would only rotate the refresh token once more. 0 turns it off.
    */
   forcedRefreshIntervalMs?: number | undefined
+  /**
+   * How long another instance does not present a refresh token that a refresh has presented and not settled yet
+   * (the set is marked in the store before the provider call): its lock's lease can run out while Redis is down or
+   * stalled for everyone, with the provider's answer already in that instance's hands. Past it, the token is
+   * presented again (the presenting process died, or the outage lasted longer). 0 turns the mark off (one
+   * compare-and-set less per refresh).
+   */
+  refreshFenceMs?: number | undefined
   /** Upper bound of one Redis command (0: none). Turns a Redis outage into a 503 instead of a hang. */
   redisCommandTimeoutMs?: number | undefined
   /**
@@ -157,6 +166,7 @@ export interface ResolvedTokenStoreOptions {
   refreshBackoffMs: number
   refreshBackoffMaxMs: number
   forcedRefreshIntervalMs: number
+  refreshFenceMs: number
   redisCommandTimeoutMs: number
   openedCacheSize: number
   redisClientCache: { maxEntries: number, maxAgeMs: number } | undefined
@@ -193,6 +203,7 @@ export const TokenStoreOptionsSchema = Type.Object({
   refreshBackoffMs: Ms(0, 'pause after a transient refresh failure'),
   refreshBackoffMaxMs: Ms(0, 'longest pause a Retry-After may ask for'),
   forcedRefreshIntervalMs: Ms(0, 'a set refreshed less than this long ago is not refreshed again after a provider 401'),
+  refreshFenceMs: Ms(0, 'how long a refresh token another instance presented is not presented again'),
   redisCommandTimeoutMs: Ms(0, 'upper bound of one Redis command, 0 for none'),
   openedCacheSize: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000_000, description: 'opened token sets kept in memory, 0 for none' })),
   redisClientCache: Type.Optional(Type.Union([Type.Boolean(), ClientCacheObject])),
@@ -280,6 +291,7 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
     refreshBackoffMs,
     refreshBackoffMaxMs: o.refreshBackoffMaxMs ?? Math.max(DEFAULT_REFRESH_BACKOFF_MAX_MS, refreshBackoffMs),
     forcedRefreshIntervalMs: o.forcedRefreshIntervalMs ?? DEFAULT_FORCED_REFRESH_INTERVAL_MS,
+    refreshFenceMs: o.refreshFenceMs ?? DEFAULT_REFRESH_FENCE_MS,
     redisCommandTimeoutMs: o.redisCommandTimeoutMs ?? DEFAULT_REDIS_COMMAND_TIMEOUT_MS,
     openedCacheSize: o.openedCacheSize ?? DEFAULT_OPENED_CACHE_SIZE,
     redisClientCache: clientCache === undefined ? undefined : Object.freeze(clientCache),

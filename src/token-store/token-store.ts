@@ -121,6 +121,17 @@ export interface StoredTokenSet {
    * value beside the set, never on the set itself.
    */
   forcedAt?: number | undefined
+  /**
+   * Set while a refresh flight has presented (or is about to present) this set's refresh token to the provider and
+   * has not stored the outcome yet: when (epoch ms, that instance's clock) and which process. See `#fence`.
+   */
+  presented?: Presented | undefined
+}
+
+/** Who presented a stored set's refresh token, and when (the sealed value's side field `refreshPresented`). */
+export interface Presented {
+  at: number
+  by: string
 }
 
 export interface TokenStoreCoreOptions {
@@ -147,8 +158,11 @@ export interface TokenStoreCoreOptions {
  *
  * Lease: from the moment it is taken until it is released, the lock's lease is renewed every third of
  * `lockLeaseMs` (HeldLock); a renewal that finds the key gone (the lease ran out while Redis or this process
- * stalled) takes it again unless another owner has it. If another owner has it, another instance may refresh too;
- * the compare-and-set still prevents overwriting a newer set with an older one, and a set deleted by a logout during
+ * stalled) takes it again unless another owner has it. Another owner may have it by then: when Redis was down or
+ * stalled for everyone, the first instance to reach it again. So before calling the refresher the flight marks the
+ * stored set as presented (`#fence`, a compare-and-set): the mark lives as long as the set, and another instance
+ * that finds it does not present the token for `refreshFenceMs`. Past that, a second refresh may happen; the
+ * compare-and-set still prevents overwriting a newer set with an older one, and a set deleted by a logout during
  * the refresh is never written back (the refreshed set is then dropped and the caller gets UnauthenticatedError).
  * The second refresh sent the refresh token the first one rotated away, so the provider refuses it: a refusal that
  * finds a newer set stored returns that set, and only ever deletes the value read under the lock (`#refused`).
@@ -161,8 +175,9 @@ export interface TokenStoreCoreOptions {
  * it, and a background loop retries the same compare-and-set with backoff while HeldLock keeps the lock, which keeps
  * other instances waiting instead of refreshing with the dead refresh token. The lock is released only after the
  * save. A retry that finds the new value already stored (an earlier attempt was applied but its reply was lost)
- * counts as saved; one that finds the set deleted (a logout) drops it quietly, since the logout must win. Only when
- * another owner has taken the lock (or the process closes) is a pending set dropped, with one error log line that
+ * counts as saved; one that finds the set deleted (a logout) drops it quietly, since the logout must win. It goes on
+ * after another owner took the lock (the mark kept that owner from presenting the token). Only when the process
+ * closes, or the store refuses the write, is a pending set dropped, with one error log line that
  * names the session by `sessionTag` (never the id itself, which is a credential, nor a token).
  *
  * Backoff: a transient refresh failure puts the session in `#backoff` for `refreshBackoffMs` (or the provider's
@@ -231,7 +246,9 @@ export class TokenStoreCore implements TokenStore {
    * value always open to the same set (the storage key is bound in as AAD, checked when it was first
    * opened), so a hit skips AES-GCM and validation. Oldest first; bounded by `openedCacheSize`.
    */
-  readonly #opened = new Map<string, { sealed: string, set: TokenSet, forcedAt: number | undefined }>()
+  readonly #opened = new Map<string, StoredTokenSet>()
+  /** This process, as a fence names it (`#fence`): a fence of its own with no flight running here is stale. */
+  readonly #instance = randomUUID()
 
   constructor ({ kv, options, log }: TokenStoreCoreOptions) {
     this.#closing = new Promise(resolve => { this.#markClosed = () => { resolve(CLOSED) } })
@@ -416,11 +433,10 @@ export class TokenStoreCore implements TokenStore {
   async open (sid: string, sealed: string | null): Promise<StoredTokenSet | null> {
     const now = this.openNow(sid, sealed)
     if (now !== undefined) return now
-    let set: unknown
-    let forcedAt: number | undefined
+    let opened: ReturnType<typeof splitSealed>
     try {
-      ({ set, forcedAt } = splitSealed(JSON.parse(this.#options.keyRing.unseal(sealed as string, tokenContext(sid)))))
-      if (!isTokenSet(set)) throw new UnsealFailedError('the opened value is not a token set')
+      opened = splitSealed(JSON.parse(this.#options.keyRing.unseal(sealed as string, tokenContext(sid))))
+      if (!isTokenSet(opened.set)) throw new UnsealFailedError('the opened value is not a token set')
     } catch (err) {
       const keyId = unknownKeyIdOf(err)
       if (keyId !== undefined) {
@@ -435,8 +451,7 @@ export class TokenStoreCore implements TokenStore {
       }
       return null
     }
-    this.#remember(sid, sealed as string, set, forcedAt)
-    return { set, sealed: sealed as string, forcedAt }
+    return this.#remember(sid, { set: opened.set as TokenSet, sealed: sealed as string, forcedAt: opened.forcedAt, presented: opened.presented })
   }
 
   /**
@@ -446,31 +461,32 @@ export class TokenStoreCore implements TokenStore {
   openNow (sid: string, sealed: string | null): StoredTokenSet | null | undefined {
     if (sealed === null) return null
     const hit = this.#opened.get(sid)
-    if (hit !== undefined && hit.sealed === sealed) return { set: hit.set, sealed, forcedAt: hit.forcedAt }
-    let set: unknown
-    let forcedAt: number | undefined
+    if (hit !== undefined && hit.sealed === sealed) return hit
+    let opened: ReturnType<typeof splitSealed>
     try {
-      ({ set, forcedAt } = splitSealed(JSON.parse(this.#options.keyRing.unseal(sealed, tokenContext(sid)))))
+      opened = splitSealed(JSON.parse(this.#options.keyRing.unseal(sealed, tokenContext(sid))))
     } catch {
       return undefined
     }
-    if (!isTokenSet(set)) return undefined
-    this.#remember(sid, sealed, set, forcedAt)
-    return { set, sealed, forcedAt }
+    if (!isTokenSet(opened.set)) return undefined
+    return this.#remember(sid, { set: opened.set, sealed, forcedAt: opened.forcedAt, presented: opened.presented })
   }
 
-  #remember (sid: string, sealed: string, set: TokenSet, forcedAt: number | undefined): void {
+  /** Keeps an opened value in the opened-set cache (when it has room) and returns it. */
+  #remember (sid: string, stored: StoredTokenSet): StoredTokenSet {
     const max = this.#options.openedCacheSize
-    if (max === 0) return
+    if (max === 0) return stored
     // Shared by every request that reads this value: nobody may change it.
-    Object.freeze(set.scope)
-    Object.freeze(set)
+    Object.freeze(stored.set.scope)
+    Object.freeze(stored.set)
+    Object.freeze(stored)
     this.#opened.delete(sid)
-    this.#opened.set(sid, { sealed, set, forcedAt })
+    this.#opened.set(sid, stored)
     if (this.#opened.size > max) {
       const oldest = this.#opened.keys().next()
       if (oldest.done !== true) this.#opened.delete(oldest.value)
     }
+    return stored
   }
 
   /**
@@ -553,6 +569,10 @@ export class TokenStoreCore implements TokenStore {
         this.#backoff.set(sid, { until: performance.now() + left, error: undefined })
         throw new RefreshBackoffError(left)
       }
+      // Another instance has presented this refresh token and not stored the outcome: its lease ran out (Redis was
+      // down or stalled for everyone), not its refresh. Presenting the token again would be a reuse.
+      if (this.#fencedByOther(stored)) throw new RefreshBusyError()
+      const expected = await this.#fence(sid, stored)
 
       let fresh: TokenSet
       try {
@@ -563,13 +583,16 @@ export class TokenStoreCore implements TokenStore {
           // The callers' deadline passed, the provider call goes on: the callers get the error now, the lock and
           // the rest of the refresh go to #outlive.
           handedOver = true
-          this.#outlive(sid, late, stored.sealed, stored.set, lock, err, force)
+          this.#outlive(sid, late, expected, stored, lock, err, force)
           throw err
         }
-        if (!(err instanceof RefreshRejectedError)) throw err
-        return await this.#refused(sid, stored.sealed, refreshToken, err)
+        if (!(err instanceof RefreshRejectedError)) {
+          await this.#unfence(sid, expected, stored)
+          throw err
+        }
+        return await this.#refused(sid, expected, refreshToken, err)
       }
-      const result = await this.#storeRefreshed(sid, fresh, stored.sealed, stored.set, lock, force)
+      const result = await this.#storeRefreshed(sid, fresh, expected, stored.set, lock, force)
       handedOver = result.how === 'kept'
       return result.set
     } finally {
@@ -622,7 +645,8 @@ export class TokenStoreCore implements TokenStore {
    * handled as a flight's: a set is stored with compare-and-set against `expected` (one info line, no token), a
    * refusal is `#refused`'s, a failure starts the backoff. At close it is not waited for: the lock is let go.
    */
-  #outlive (sid: string, late: Promise<unknown>, expected: string, previous: TokenSet, lock: HeldLock, error: unknown, forced: boolean): void {
+  #outlive (sid: string, late: Promise<unknown>, expected: string, stored: StoredTokenSet, lock: HeldLock, error: unknown, forced: boolean): void {
+    const previous = stored.set
     const refreshToken = previous.refreshToken ?? ''
     const entry = { error }
     this.#late.set(sid, entry)
@@ -639,6 +663,7 @@ export class TokenStoreCore implements TokenStore {
               if (!(refusal instanceof ReauthRequiredError)) throw refusal
             })
           } else {
+            await this.#unfence(sid, expected, stored)
             await this.#failed(sid, err)
           }
           return
@@ -649,6 +674,7 @@ export class TokenStoreCore implements TokenStore {
         }
         const problem = tokenSetProblem(fresh)
         if (problem !== undefined) {
+          await this.#unfence(sid, expected, stored)
           await this.#failed(sid, new TokenStoreArgumentError('refresher result', problem))
           return
         }
@@ -692,7 +718,12 @@ export class TokenStoreCore implements TokenStore {
     saving.finally(() => this.#saving.delete(saving)).catch(() => {})
   }
 
-  /** Retries a pending set's compare-and-set until it is stored, the session ended, or the lock is lost. */
+  /**
+   * Retries a pending set's compare-and-set until it is stored, the session ended, or another set was stored. Also
+   * after another instance took the lock (its lease ran out while the store was away): the compare-and-set against
+   * the marked value read under the lock (`#fence`) is what keeps a newer set from being overwritten, and the mark
+   * kept that instance from presenting the refresh token this set replaces.
+   */
   async #retrySave (save: PendingSave): Promise<void> {
     const session = sessionTag(save.sid)
     let pause = SAVE_RETRY_FIRST_MS
@@ -706,7 +737,6 @@ export class TokenStoreCore implements TokenStore {
           outcome = await this.#trySave(save)
         } catch (err) {
           if (this.#closed) dropped = 'the process is closing and the store did not take it'
-          else if (save.lock.lost) dropped = 'another instance took the refresh lock before the store came back'
           else if (!(err instanceof StoreUnavailableError)) dropped = 'the store refused it'
           if (dropped !== undefined) break
           continue
@@ -907,6 +937,51 @@ export class TokenStoreCore implements TokenStore {
     return Math.abs(Date.now() - forcedAt) < this.#options.forcedRefreshIntervalMs && this.#usable(set, false, undefined)
   }
 
+  /**
+   * Marks the stored set, under the lock, as "its refresh token is being presented" before the refresher is called,
+   * with compare-and-set against the value read under the lock; returns the marked value, which the flight's save,
+   * refusal or failure then replaces. The lock alone cannot keep a refresh token from being presented twice: its
+   * lease runs out when Redis is down, restarting or stalled for longer than `lockLeaseMs`, though the flight that
+   * holds it may already have the provider's answer (kept in #pending until Redis is back) or be waiting for it.
+   * Whoever takes the lock then finds the mark in the set itself, whose TTL does not run out with the lease, and
+   * does not present the token (`#fencedByOther`) for `refreshFenceMs` after it was set. Its cost: one
+   * compare-and-set per refresh; with `refreshFenceMs` 0, none.
+   */
+  async #fence (sid: string, stored: StoredTokenSet): Promise<string> {
+    if (this.#options.refreshFenceMs === 0) return stored.sealed
+    const fenced = this.#seal(sid, stored.set, stored.forcedAt, { at: Date.now(), by: this.#instance })
+    const outcome = await this.#kv.compareAndSet(this.keys.tokens(sid), stored.sealed, fenced, Math.max(1, this.#ttl(stored.set)))
+    if (outcome === 'missing') throw new UnauthenticatedError()
+    // Another set was stored since the read under the lock (this flight's lease ran out meanwhile): not ours to refresh.
+    if (outcome === 'changed') throw new RefreshBusyError()
+    return fenced
+  }
+
+  /**
+   * Takes the mark off again after a refresh that failed (nothing to store): the value read under the lock goes
+   * back, unless the set changed meanwhile. Best effort: a mark left behind only delays the next refresh of the
+   * session on other instances by up to `refreshFenceMs` (this process ignores its own).
+   */
+  async #unfence (sid: string, fenced: string, stored: StoredTokenSet): Promise<void> {
+    if (fenced === stored.sealed) return
+    try {
+      await this.#kv.compareAndSet(this.keys.tokens(sid), fenced, stored.sealed, Math.max(1, this.#ttl(stored.set)))
+    } catch (err) {
+      this.#log.debug({ err }, 'token-store: could not take the presented mark off a token set after a failed refresh')
+    }
+  }
+
+  /**
+   * Another process presented this set's refresh token less than `refreshFenceMs` ago and has not stored the
+   * outcome. By that process's clock, counted either way: a clock off by more than the interval only turns the check
+   * off. A mark of this process's own is stale (its flights, kept sets and late refreshes are known here).
+   */
+  #fencedByOther (stored: StoredTokenSet): boolean {
+    const presented = stored.presented
+    if (presented === undefined || presented.by === this.#instance) return false
+    return Math.abs(Date.now() - presented.at) < this.#options.refreshFenceMs
+  }
+
   /** A set without a refresh token cannot be refreshed: usable until it expires, never after a forced refresh. */
   #withoutRefreshToken (set: TokenSet, force: boolean): TokenSet {
     if (force || set.expiresAt <= Date.now()) throw new UnauthenticatedError()
@@ -920,8 +995,11 @@ export class TokenStoreCore implements TokenStore {
   }
 
   /** The sealed value of a set: its JSON, with `forcedRefreshAt` beside its fields when a forced refresh stores it. */
-  #seal (sid: string, set: TokenSet, forcedAt?: number): string {
-    return this.#options.keyRing.seal(JSON.stringify(forcedAt === undefined ? set : { ...set, [FORCED_AT]: forcedAt }), tokenContext(sid))
+  #seal (sid: string, set: TokenSet, forcedAt?: number, presented?: Presented): string {
+    const value = forcedAt === undefined && presented === undefined
+      ? set
+      : { ...set, ...(forcedAt === undefined ? {} : { [FORCED_AT]: forcedAt }), ...(presented === undefined ? {} : { [PRESENTED]: presented }) }
+    return this.#options.keyRing.seal(JSON.stringify(value), tokenContext(sid))
   }
 }
 
@@ -950,12 +1028,11 @@ type SaveOutcome = 'saved' | 'missing' | StoredTokenSet
 /**
  * The refresh lock while this process holds it. Its lease is renewed every third of `leaseMs` until `release()`.
  * A renewal that finds the key gone or expired (Redis restarted, or this process or Redis stalled past the lease)
- * takes it again when nobody else has; when another owner has it, `lost` is set and renewals stop. Renewals that
- * fail (the store unreachable) are retried at the next tick: as long as the store is unreachable, nobody else can
- * take the lock either.
+ * takes it again when nobody else has; when another owner has it, renewals stop (the presented mark, `#fence`, is
+ * what keeps that owner from presenting this flight's refresh token). Renewals that fail (the store unreachable)
+ * are retried at the next tick.
  */
 class HeldLock {
-  lost = false
   readonly #kv: KVStore
   readonly #key: string
   readonly #owner: string
@@ -984,7 +1061,6 @@ class HeldLock {
         return
       }
       if (this.#released) return
-      this.lost = true
       clearInterval(this.#timer)
       this.#log.warn('token-store: the refresh lock was lost to another instance while held (lease expired)')
     }).catch((err: unknown) => {
@@ -1028,11 +1104,29 @@ function hasRefreshToken (set: TokenSet): boolean {
  */
 const FORCED_AT = 'forcedRefreshAt'
 
-/** An opened value's set, and its `forcedAt` taken off it (a number, else undefined and left on the set). */
-function splitSealed (value: unknown): { set: unknown, forcedAt: number | undefined } {
-  if (typeof value !== 'object' || value === null || !(FORCED_AT in value)) return { set: value, forcedAt: undefined }
-  const { [FORCED_AT]: forcedAt, ...set } = value as Record<string, unknown>
-  return typeof forcedAt === 'number' && Number.isFinite(forcedAt) ? { set, forcedAt } : { set: value, forcedAt: undefined }
+/**
+ * The field of a sealed token set's JSON that says a refresh flight presented its refresh token and has not stored
+ * the outcome yet (`#fence`): `{ at, by }`. Instances that predate it read it as an extra field (kept, unused).
+ */
+const PRESENTED = 'refreshPresented'
+
+/**
+ * An opened value's set, with the store's own side fields taken off it: `forcedAt` (a number, else undefined) and
+ * `presented` (`{ at: number, by: string }`, else undefined).
+ */
+function splitSealed (value: unknown): { set: unknown, forcedAt: number | undefined, presented: Presented | undefined } {
+  if (typeof value !== 'object' || value === null || (!(FORCED_AT in value) && !(PRESENTED in value))) {
+    return { set: value, forcedAt: undefined, presented: undefined }
+  }
+  const { [FORCED_AT]: forced, [PRESENTED]: fence, ...set } = value as Record<string, unknown>
+  const forcedAt = typeof forced === 'number' && Number.isFinite(forced) ? forced : undefined
+  return { set, forcedAt, presented: isPresented(fence) ? fence : undefined }
+}
+
+function isPresented (value: unknown): value is Presented {
+  if (typeof value !== 'object' || value === null) return false
+  const { at, by } = value as Record<string, unknown>
+  return typeof at === 'number' && Number.isFinite(at) && typeof by === 'string'
 }
 
 /** Additional data of a sealed token set: it only opens under its own session's key. */

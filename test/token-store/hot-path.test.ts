@@ -97,7 +97,7 @@ t.test('reads after a save in the same request go to the store and see the new s
   t.same(commands, ['MGET', 'SET', 'GET', 'GET'], 'prefetch, save, then reads from the store')
 })
 
-t.test('an expired set: the refresh path (lock, re-read and backoff check, compare-and-set, unlock)', async t => {
+t.test('an expired set: the refresh path (lock, re-read and backoff check, mark, compare-and-set, unlock)', async t => {
   const setup = await countingApp(t)
   if (setup === undefined) return
   const { app, commands } = setup
@@ -108,6 +108,7 @@ t.test('an expired set: the refresh path (lock, re-read and backoff check, compa
   t.equal(res.statusCode, 200)
   t.equal(app.refreshCalls.length, 1)
   // EVAL follows an EVALSHA only when Redis did not know the script yet (NOSCRIPT).
-  t.same(commands.filter(c => c !== 'EVAL'), ['MGET', 'SET', 'GET', 'PTTL', 'EVALSHA', 'EVALSHA'],
-    'prefetch, lock (SET NX PX), re-read of the set and of what is left of the session\'s backoff (its TTL) under the lock (together), compare-and-set, unlock + publish')
+  t.same(commands.filter(c => c !== 'EVAL'), ['MGET', 'SET', 'GET', 'PTTL', 'EVALSHA', 'EVALSHA', 'EVALSHA'],
+    'prefetch, lock (SET NX PX), re-read of the set and of what is left of the session\'s backoff (its TTL) under the lock (together), ' +
+    'the set marked as presented (compare-and-set), the refreshed set stored (compare-and-set), unlock + publish')
 })

@@ -12,6 +12,10 @@ import { buildApp, deferred, forEachBackend, sid as newSid, tokenSet } from '../
 // the refresh token this flight sent had just been rotated away), that set is the session's: it is used, never
 // deleted, and neither onRevoked nor endUserSessionsOnRevoked runs. Only the set the refresh started from is deleted
 // (compare-and-delete).
+//
+// Two of these tests take a lease away from a live flight and let the other instance present the same refresh token:
+// they turn the presented mark off (refreshFenceMs: 0), as it is once the mark is over or for an app that turned it
+// off. With the mark (the default), the other instance does not present the token at all: the last test.
 
 const HOUR = 60 * 60 * 1000
 
@@ -31,7 +35,7 @@ t.test('the lock lost mid-refresh: the instance whose stale refresh token is ref
   const prefix = uniquePrefix('refused')
   cleanupPrefix(t, admin, prefix)
   const revoked: string[] = []
-  const options = { keyPrefix: prefix, endUserSessionsOnRevoked: true, hooks: { onRevoked: ({ sid }: { sid: string }) => { revoked.push(sid) } } }
+  const options = { keyPrefix: prefix, refreshFenceMs: 0, endUserSessionsOnRevoked: true, hooks: { onRevoked: ({ sid }: { sid: string }) => { revoked.push(sid) } } }
   const a = await buildApp(t, { redis: await connectRedis(t) as Redis, ...options })
   const b = await buildApp(t, { redis: await connectRedis(t) as Redis, ...options })
   const old = tokenSet({ expiresInMs: -60_000 })
@@ -104,7 +108,7 @@ t.test('end to end: two instances, the lease runs out while A is at the token en
   const prefix = uniquePrefix('refused-e2e')
   cleanupPrefix(t, redis, prefix)
   // refreshReuseRevokes off: the mock refuses the rotated-away token without revoking the whole grant.
-  const stack = await startStack({ instances: 2, redis, tokenStore: { keyPrefix: prefix }, mock: { refreshReuseRevokes: false } })
+  const stack = await startStack({ instances: 2, redis, tokenStore: { keyPrefix: prefix, refreshFenceMs: 0 }, mock: { refreshReuseRevokes: false } })
   t.teardown(() => stack.close())
   const [a, b] = stack.peers.map((p) => p.url) as [string, string]
   const { browser } = await stack.login()
@@ -128,4 +132,39 @@ t.test('end to end: two instances, the lease runs out while A is at the token en
   t.same([ra.status, rb.status], [200, 200], 'both requests answered')
   t.ok(await stack.app.tokenStore.get(sid), 'the rotated set A stored is still there')
   t.equal((await browser.get(`${a}/api/user/info`, headers)).status, 200, 'still signed in')
+})
+
+t.test('end to end, with the presented mark (the default): B does not present the token A is rotating, and nobody is signed out', async (t) => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const prefix = uniquePrefix('fenced-e2e')
+  cleanupPrefix(t, redis, prefix)
+  // The mock's default: a rotated-away refresh token presented again revokes the whole grant.
+  const stack = await startStack({ instances: 2, redis, tokenStore: { keyPrefix: prefix } })
+  t.teardown(() => stack.close())
+  const [a, b] = stack.peers.map((p) => p.url) as [string, string]
+  const { browser } = await stack.login()
+  const headers = { 'x-csrf': '1', cookie: browser.cookieHeader(a) as string }
+  const sid = stack.sessionIdOf(browser)
+  const set = await stack.app.tokenStore.get(sid)
+  if (set === null) throw new Error('signed in without a token set')
+  await stack.app.tokenStore.save(sid, { ...set, expiresAt: Date.now() - 1000 })
+  stack.mock.resetCounts()
+  stack.mock.setLatency('token', 800)
+  const onA = browser.get(`${a}/api/user/info`, headers)
+  await until(async () => stack.mock.counts().token === 1, 'A at the token endpoint')
+  const onB = browser.get(`${b}/api/user/info`, headers)
+  await new Promise((resolve) => setTimeout(resolve, 150)) // B waits for A's lock
+  const lockKey = `${prefix}{${sid}}:lock`
+  await redis.del(lockKey) // A's lease ran out while A stalled
+  await redis.publish(`${prefix}lock-released`, lockKey)
+  const [ra, rb] = await Promise.all([onA, onB])
+  stack.mock.setLatency('token', 0)
+  t.equal(stack.mock.counts().token, 1, 'only A called the token endpoint')
+  t.equal(stack.mock.counts().refreshTokenReuses, 0, 'no refresh token presented twice')
+  t.equal(ra.status, 200, 'A answered with the rotated set')
+  t.equal(rb.status, 503, 'B, whose access token had expired, was told to retry rather than present the token again')
+  t.equal((await browser.get(`${b}/api/user/info`, headers)).status, 200, 'B\'s next request: the set A stored')
+  t.equal((await browser.get(`${a}/api/user/info`, headers)).status, 200, 'still signed in')
+  t.equal(stack.mock.counts().token, 1, 'and no refresh since')
 })

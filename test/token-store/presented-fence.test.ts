@@ -1,0 +1,140 @@
+import { once } from 'node:events'
+import t from 'tap'
+import { Redis } from 'ioredis'
+import { RefreshRejectedError, type TokenSet } from '@fastify-aihubmix/token-store'
+import { buildApp, deferred, sid, sleep, tokenSet, type T } from '../helpers/token-store.js'
+import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
+import { redisServerOrSkip, startRedisServer, until } from '../helpers/redis-server.js'
+import { freePort } from '../helpers/free-port.js'
+
+// The refresh lock's lease runs out when Redis is down, restarting or stalled for EVERY instance for longer than
+// `lockLeaseMs`, while the instance that holds it is alive and already at the provider (or holding its answer until
+// Redis is back). Whoever took the lock next read the old set and presented the same refresh token: a reuse, which a
+// rotating provider refuses (the user was signed out) or answers by revoking the whole grant. Now a flight marks the
+// stored set as "presented" before it calls the provider (the mark lives in the set, whose TTL does not run out with
+// the lease), and nobody else presents that token for `refreshFenceMs` after it.
+
+/** A provider with rotation and reuse detection: each refresh token works once. */
+function rotatingProvider (): { issue (set: TokenSet): TokenSet, answer (rt: string): TokenSet } {
+  const live = new Set<string>()
+  return {
+    issue (set) { live.add(set.refreshToken as string); return set },
+    answer (rt) {
+      if (!live.delete(rt)) throw new RefreshRejectedError({ cause: new Error('invalid_grant: refresh token reused') })
+      const next = tokenSet()
+      live.add(next.refreshToken as string)
+      return next
+    }
+  }
+}
+
+/** A client like the one token-store makes from a URL (no offline queue, one retry), reconnecting every `retryMs`. */
+async function connect (t: T, port: number, retryMs: number): Promise<Redis> {
+  const client = new Redis({ host: '127.0.0.1', port, enableOfflineQueue: false, maxRetriesPerRequest: 1, retryStrategy: () => retryMs })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  if (client.status !== 'ready') await once(client, 'ready')
+  return client
+}
+
+t.test('Redis restarted (data kept) for longer than the lease while A is at the provider: B does not present the token again', async t => {
+  const binary = redisServerOrSkip(t, 'a Redis restart during a refresh')
+  if (binary === undefined) return
+  const server = await startRedisServer(binary, await freePort())
+  t.teardown(() => server.close())
+  // Both reconnect a second apart, as token-store's own client may after a restart: B may come back first.
+  const [ra, rb] = [await connect(t, server.port, 1000), await connect(t, server.port, 1000)]
+  const common = { keyPrefix: 'fence1:', lockLeaseMs: 600, lockWaitMs: 800, redisCommandTimeoutMs: 300, refreshBackoffMs: 0 }
+  const a = await buildApp(t, { redis: ra, ...common })
+  const b = await buildApp(t, { redis: rb, ...common })
+
+  const provider = rotatingProvider()
+  const calls: string[] = []
+  const id = sid()
+  const old = provider.issue(tokenSet({ expiresInMs: -60_000 }))
+  await a.tokenStore.save(id, old)
+
+  const providerAnswers = deferred()
+  const first = a.tokenStore.getFresh(id, async (rt) => { calls.push('A'); await providerAnswers.promise; return provider.answer(rt) })
+  await until(async () => calls.length === 1, 'A at the provider')
+  await server.stop()
+  await sleep(1000) // longer than the lease
+  providerAnswers.resolve() // the provider answers A while Redis is down: A keeps the set until it can store it
+  const rotated = await first
+  t.not(rotated.refreshToken, old.refreshToken, 'A\'s callers got the rotated set')
+  await server.start()
+
+  // B serves the session while Redis comes back.
+  const outcomes = new Set<string>()
+  const deadline = Date.now() + 4000
+  while (Date.now() < deadline) {
+    try {
+      await b.tokenStore.getFresh(id, async (rt) => { calls.push('B'); return provider.answer(rt) })
+      outcomes.add('ok')
+    } catch (err) {
+      outcomes.add((err as { code?: string }).code ?? String(err))
+    }
+    await sleep(20)
+  }
+  t.comment('B answered:', [...outcomes].join(', '))
+  t.same(calls, ['A'], 'the refresh token went to the provider once')
+  t.ok(outcomes.has('ok'), 'B serves the session once A has stored its set')
+  t.same(await b.tokenStore.get(id), rotated, 'the set A kept through the outage is the one stored')
+})
+
+t.test('Redis stalled for everyone (DEBUG SLEEP) past the lease while A refreshes ten sessions: no token presented twice', async t => {
+  const binary = redisServerOrSkip(t, 'a Redis stall during refreshes')
+  if (binary === undefined) return
+  const server = await startRedisServer(binary, await freePort(), ['--appendonly', 'no', '--enable-debug-command', 'yes'])
+  t.teardown(() => server.close())
+  const [ra, rb, admin] = [await connect(t, server.port, 100), await connect(t, server.port, 100), await connect(t, server.port, 100)]
+  // The defaults scaled down: a 600 ms lease, the default 2 s command timeout.
+  const common = { keyPrefix: 'fence2:', lockLeaseMs: 600, lockWaitMs: 3000, redisCommandTimeoutMs: 2000 }
+  const a = await buildApp(t, { redis: ra, ...common })
+  const b = await buildApp(t, { redis: rb, ...common })
+
+  const provider = rotatingProvider()
+  const presented: string[] = []
+  const providerAnswers = deferred()
+  const ids: string[] = []
+  const onA: Array<Promise<string>> = []
+  for (let i = 0; i < 10; i++) {
+    const id = sid()
+    ids.push(id)
+    await a.tokenStore.save(id, provider.issue(tokenSet({ expiresInMs: -60_000 })))
+    onA.push(a.tokenStore.getFresh(id, async (rt) => { presented.push(rt); await providerAnswers.promise; return provider.answer(rt) })
+      .then(() => 'ok', (err: { code?: string }) => err.code ?? 'error'))
+  }
+  await until(async () => presented.length === ids.length, 'A at the provider for every session')
+  // B's requests come before the stall: they wait for A's locks, and their lock commands queue inside Redis.
+  const onB = ids.map((id) => b.tokenStore.getFresh(id, async (rt) => { presented.push(rt); return provider.answer(rt) })
+    .then(() => 'ok', (err: { code?: string }) => err.code ?? 'error'))
+  await sleep(100)
+  await admin.call('DEBUG', 'SLEEP', '0.9')
+  await sleep(300)
+  providerAnswers.resolve()
+  const answersA = await Promise.all(onA)
+  const answersB = await Promise.all(onB)
+  t.comment('A:', [...new Set(answersA)].join(', '), ' B:', [...new Set(answersB)].join(', '))
+  t.equal(new Set(presented).size, presented.length, `no refresh token presented twice (${presented.length} presentations)`)
+  t.same(answersA, ids.map(() => 'ok'), 'A\'s callers got the rotated sets')
+  for (const id of ids) t.not(await b.tokenStore.get(id), null, 'the session is still signed in')
+})
+
+t.test('a refresh that failed takes its mark off: the other instance refreshes at once, not after refreshFenceMs', async t => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const prefix = uniquePrefix('fence3')
+  cleanupPrefix(t, redis, prefix)
+  const common = { keyPrefix: prefix, refreshBackoffMs: 0 }
+  const a = await buildApp(t, { redis, ...common })
+  const b = await buildApp(t, { redis, ...common })
+  const id = sid()
+  const old = tokenSet({ expiresInMs: -60_000 })
+  await a.tokenStore.save(id, old)
+  await t.rejects(a.tokenStore.getFresh(id, async () => { throw new Error('the provider is down') }), { message: 'the provider is down' })
+  const presented: string[] = []
+  const fresh = await b.tokenStore.getFresh(id, async (rt) => { presented.push(rt); return tokenSet() })
+  t.same(presented, [old.refreshToken], 'B presented the token the failed refresh did not use up')
+  t.same(await a.tokenStore.get(id), fresh)
+})
