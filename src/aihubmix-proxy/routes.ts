@@ -14,7 +14,8 @@ import {
   InsufficientScopeError,
   UpstreamBusyError,
   UpstreamError,
-  UpstreamTimeoutError
+  UpstreamTimeoutError,
+  UpstreamUnreachableError
 } from './errors.js'
 import { ErrorReplySchema, TopupReplySchema, UserInfoReplySchema } from './schemas.js'
 import type { AihubmixClient, UpstreamSignal } from './client.js'
@@ -48,6 +49,7 @@ const PUBLIC_ERRORS: ReadonlyArray<readonly [(err: Error) => boolean, Readonly<P
   [(err) => (err instanceof UpstreamBusyError && err.upstreamStatus < 500) || err instanceof RefreshBackoffError, { statusCode: 503, error: 'upstream_unavailable', message: 'AIHubMix is busy; try again shortly.' }],
   [anyOf(StoreUnavailableError), { statusCode: 503, error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' }],
   [anyOf(RefreshBusyError), { statusCode: 503, error: 'refresh_busy', message: 'Your session is being renewed; try again shortly.' }],
+  [anyOf(UpstreamUnreachableError), { statusCode: 502, error: 'bad_gateway', message: 'AIHubMix could not be reached.' }],
   [anyOf(UpstreamError), { statusCode: 502, error: 'bad_gateway', message: 'AIHubMix gave an unusable answer.' }]
 ]
 

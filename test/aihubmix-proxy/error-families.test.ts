@@ -126,8 +126,10 @@ const publicAnswers: Array<[FastifyError, number, string, string]> = [
   [new RefreshBackoffError(100), 503, 'upstream_unavailable', 'AIHubMix is busy; try again shortly.'],
   [new StoreUnavailableError(), 503, 'store_unavailable', 'Session storage is unavailable; try again shortly.'],
   [new RefreshBusyError(), 503, 'refresh_busy', 'Your session is being renewed; try again shortly.'],
+  // The provider not reached at all (refused, reset, DNS): said so, not "an unusable answer".
+  [new UpstreamUnreachableError(cause), 502, 'bad_gateway', 'AIHubMix could not be reached.'],
   ...upstreamFailures
-    .filter(([err]) => !(err instanceof UpstreamBusyError) && !(err instanceof UpstreamTimeoutError))
+    .filter(([err]) => !(err instanceof UpstreamBusyError) && !(err instanceof UpstreamTimeoutError) && !(err instanceof UpstreamUnreachableError))
     .map(([err]): [FastifyError, number, string, string] => [err, 502, 'bad_gateway', 'AIHubMix gave an unusable answer.']),
   [new RefreshRejectedError(), 401, 'bad_request', 'The request was not valid.'],
   [Object.assign(new Error('a route\'s own 404'), { code: 'X', statusCode: 404 }), 404, 'bad_request', 'The request was not valid.'],
