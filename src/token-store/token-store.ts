@@ -994,7 +994,10 @@ export class TokenStoreCore implements TokenStore {
     return set.notAfter === undefined ? ttl : Math.min(ttl, Math.floor(set.notAfter - Date.now()))
   }
 
-  /** The sealed value of a set: its JSON, with `forcedRefreshAt` beside its fields when a forced refresh stores it. */
+  /**
+   * The sealed value of a set: its JSON, with `forcedRefreshAt` beside its fields when a forced refresh stores it,
+   * and `refreshPresented` while a flight presents its refresh token (`#fence`).
+   */
   #seal (sid: string, set: TokenSet, forcedAt?: number, presented?: Presented): string {
     const value = forcedAt === undefined && presented === undefined
       ? set
