@@ -306,8 +306,7 @@ export async function run (argv: string[], io: CliIo): Promise<number> {
         throw new CliUsageError('a command is required')
       default:
         if (command.startsWith('-')) throw new CliUsageError(`unknown option ${/^-{1,2}[^=\s]*/.exec(command)?.[0] ?? ''}`)
-        // A command name is echoed only when it looks like one (never a pasted token).
-        throw new CliUsageError(/^[a-z][a-z-]{0,30}$/.test(command) ? `unknown command ${command}` : 'unknown command')
+        throw new CliUsageError(unknownCommand(command))
     }
   } catch (err) {
     if (err instanceof CliUsageError) {
@@ -326,4 +325,15 @@ export async function run (argv: string[], io: CliIo): Promise<number> {
     line(io.stderr, `error: unexpected failure (${err instanceof Error ? err.name : 'unknown'}); nothing was written`)
     return EXIT_FAILURE
   }
+}
+
+/**
+ * The line for a command that is none: a name is echoed only when it looks like one (never a pasted token), and a
+ * command written another way (`Doctor`, `createapp`, `create_app`) is named as it is spelt.
+ */
+function unknownCommand (command: string): string {
+  const folded = command.toLowerCase().replace(/[-_]/g, '')
+  const meant = ['create-app', 'doctor'].find((name) => name.replace('-', '') === folded)
+  if (meant !== undefined) return `unknown command ${command} (did you mean ${meant}?)`
+  return /^[a-z][a-z-]{0,30}$/.test(command) ? `unknown command ${command}` : 'unknown command'
 }

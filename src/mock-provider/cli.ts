@@ -62,7 +62,9 @@ if (verdict === 'help') {
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
   } catch (err) {
-    console.error(`mock-provider: ${err instanceof Error ? err.message : String(err)}`)
+    const inUse = (err as { code?: unknown }).code === 'EADDRINUSE'
+    // The port taken: say which variable moves it.
+    console.error(`mock-provider: ${err instanceof Error ? err.message : String(err)}${inUse ? ' (set PORT to a free port, or PORT=0 for any free port)' : ''}`)
     process.exitCode = 1
   }
 }

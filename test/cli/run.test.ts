@@ -46,6 +46,9 @@ t.test('no command, an unknown command or option: one error line, the usage, exi
   const cases: Array<[string[], string]> = [
     [[], 'error: a command is required'],
     [['create'], 'error: unknown command create'],
+    [['Doctor'], 'error: unknown command Doctor (did you mean doctor?)'],
+    [['createapp'], 'error: unknown command createapp (did you mean create-app?)'],
+    [['secret_PASTED_VALUE'], 'error: unknown command'],
     [['secret_PASTED_VALUE_123'], 'error: unknown command'],
     [['--verbose'], 'error: unknown option --verbose'],
     [['--token=dev_pasted'], 'error: unknown option --token'],

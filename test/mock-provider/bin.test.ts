@@ -60,9 +60,9 @@ t.test('the installed command prints what an app needs, and those values work', 
 interface Exit { code: number | null, stdout: string, stderr: string }
 
 /** The installed command with `args`; killed after 10 s (a server started instead of answering). */
-function runInstalled (args: string[]): Promise<Exit> {
+function runInstalled (args: string[], port = '0'): Promise<Exit> {
   return new Promise((resolve) => {
-    execFile(bin('aihubmix-mock-provider'), args, { env: { PATH: process.env.PATH ?? '', PORT: '0' }, timeout: 10_000 }, (err, stdout, stderr) => {
+    execFile(bin('aihubmix-mock-provider'), args, { env: { PATH: process.env.PATH ?? '', PORT: port }, timeout: 10_000 }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : null, stdout, stderr })
     })
   })
@@ -95,4 +95,15 @@ t.test('an unknown option or an argument: one line naming the valid ones, exit 2
     t.equal(result.stderr, `aihubmix-mock-provider: ${start} (valid: -h, --help; the rest is set by environment variables, e.g. PORT=4000, which --help lists)\n`)
     t.notMatch(result.stderr, /secret_pasted_value/, 'a value is never echoed')
   }
+})
+
+t.test('a port in use: one line that says which variable moves it, exit 1', async (t) => {
+  const { createServer } = await import('node:net')
+  const taken = createServer()
+  await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { taken.close() })
+  const port = String((taken.address() as { port: number }).port)
+  const result = await runInstalled([], port)
+  t.equal(result.code, 1)
+  t.match(result.stderr, /^mock-provider: .*EADDRINUSE.* \(set PORT to a free port, or PORT=0 for any free port\)\n$/)
 })
