@@ -4,8 +4,8 @@ import { RefreshRejectedError, ReauthRequiredError } from '@fastify-aihubmix/tok
 import type { TokenSet, TokenStore } from '@fastify-aihubmix/token-store'
 import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
 import { until } from '../helpers/redis-server.js'
-import { startStack } from '../helpers/stack.js'
-import { buildApp, deferred, forEachBackend, sid as newSid, tokenSet } from '../helpers/token-store.js'
+import { startStack, type StackOptions } from '../helpers/stack.js'
+import { buildApp, deferred, forEachBackend, sid as newSid, tokenSet, type T } from '../helpers/token-store.js'
 
 // A refusal (invalid_grant) is about the refresh token the refresher was given, nothing else. When the set stored
 // by then is another one (an instance whose lease ran out while it was at the provider stored the rotated set, and
@@ -102,13 +102,17 @@ forEachBackend(t, 'a set stored meanwhile with the very refresh token refused is
   t.same(revoked, [id])
 })
 
-t.test('end to end: two instances, the lease runs out while A is at the token endpoint; the browser stays signed in', async t => {
+/**
+ * Two example instances sharing Redis; a signed-in browser whose access token has expired asks A, whose refresh
+ * waits 800 ms at the token endpoint, then B, which waits for A's lock; then A's lease runs out (its lock deleted,
+ * the release announced). Resolves with both answers, once A's and B's requests are over.
+ */
+async function leaseRunsOutUnderA (t: T, label: string, stackOptions: Pick<StackOptions, 'tokenStore' | 'mock'>) {
   const redis = await connectRedis(t)
-  if (redis === undefined) return
-  const prefix = uniquePrefix('refused-e2e')
+  if (redis === undefined) return undefined
+  const prefix = uniquePrefix(label)
   cleanupPrefix(t, redis, prefix)
-  // refreshReuseRevokes off: the mock refuses the rotated-away token without revoking the whole grant.
-  const stack = await startStack({ instances: 2, redis, tokenStore: { keyPrefix: prefix, refreshFenceMs: 0 }, mock: { refreshReuseRevokes: false } })
+  const stack = await startStack({ instances: 2, redis, tokenStore: { keyPrefix: prefix, ...stackOptions.tokenStore }, ...(stackOptions.mock === undefined ? {} : { mock: stackOptions.mock }) })
   t.teardown(() => stack.close())
   const [a, b] = stack.peers.map((p) => p.url) as [string, string]
   const { browser } = await stack.login()
@@ -128,43 +132,30 @@ t.test('end to end: two instances, the lease runs out while A is at the token en
   await redis.publish(`${prefix}lock-released`, lockKey)
   const [ra, rb] = await Promise.all([onA, onB])
   stack.mock.setLatency('token', 0)
+  return { stack, sid, ra, rb, again: async (url: string) => (await browser.get(`${url}/api/user/info`, headers)).status, a, b }
+}
+
+t.test('end to end: two instances, the lease runs out while A is at the token endpoint; the browser stays signed in', async t => {
+  // refreshReuseRevokes off: the mock refuses the rotated-away token without revoking the whole grant.
+  const run = await leaseRunsOutUnderA(t, 'refused-e2e', { tokenStore: { refreshFenceMs: 0 }, mock: { refreshReuseRevokes: false } })
+  if (run === undefined) return
+  const { stack, sid, ra, rb, again, a } = run
   t.equal(stack.mock.counts().token, 2, 'both instances called the token endpoint')
   t.same([ra.status, rb.status], [200, 200], 'both requests answered')
   t.ok(await stack.app.tokenStore.get(sid), 'the rotated set A stored is still there')
-  t.equal((await browser.get(`${a}/api/user/info`, headers)).status, 200, 'still signed in')
+  t.equal(await again(a), 200, 'still signed in')
 })
 
 t.test('end to end, with the presented mark (the default): B does not present the token A is rotating, and nobody is signed out', async (t) => {
-  const redis = await connectRedis(t)
-  if (redis === undefined) return
-  const prefix = uniquePrefix('fenced-e2e')
-  cleanupPrefix(t, redis, prefix)
   // The mock's default: a rotated-away refresh token presented again revokes the whole grant.
-  const stack = await startStack({ instances: 2, redis, tokenStore: { keyPrefix: prefix } })
-  t.teardown(() => stack.close())
-  const [a, b] = stack.peers.map((p) => p.url) as [string, string]
-  const { browser } = await stack.login()
-  const headers = { 'x-csrf': '1', cookie: browser.cookieHeader(a) as string }
-  const sid = stack.sessionIdOf(browser)
-  const set = await stack.app.tokenStore.get(sid)
-  if (set === null) throw new Error('signed in without a token set')
-  await stack.app.tokenStore.save(sid, { ...set, expiresAt: Date.now() - 1000 })
-  stack.mock.resetCounts()
-  stack.mock.setLatency('token', 800)
-  const onA = browser.get(`${a}/api/user/info`, headers)
-  await until(async () => stack.mock.counts().token === 1, 'A at the token endpoint')
-  const onB = browser.get(`${b}/api/user/info`, headers)
-  await new Promise((resolve) => setTimeout(resolve, 150)) // B waits for A's lock
-  const lockKey = `${prefix}{${sid}}:lock`
-  await redis.del(lockKey) // A's lease ran out while A stalled
-  await redis.publish(`${prefix}lock-released`, lockKey)
-  const [ra, rb] = await Promise.all([onA, onB])
-  stack.mock.setLatency('token', 0)
+  const run = await leaseRunsOutUnderA(t, 'fenced-e2e', {})
+  if (run === undefined) return
+  const { stack, ra, rb, again, a, b } = run
   t.equal(stack.mock.counts().token, 1, 'only A called the token endpoint')
   t.equal(stack.mock.counts().refreshTokenReuses, 0, 'no refresh token presented twice')
   t.equal(ra.status, 200, 'A answered with the rotated set')
   t.equal(rb.status, 503, 'B, whose access token had expired, was told to retry rather than present the token again')
-  t.equal((await browser.get(`${b}/api/user/info`, headers)).status, 200, 'B\'s next request: the set A stored')
-  t.equal((await browser.get(`${a}/api/user/info`, headers)).status, 200, 'still signed in')
+  t.equal(await again(b), 200, 'B\'s next request: the set A stored')
+  t.equal(await again(a), 200, 'still signed in')
   t.equal(stack.mock.counts().token, 1, 'and no refresh since')
 })
