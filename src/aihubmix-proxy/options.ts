@@ -103,11 +103,21 @@ export function isLoopbackHost (hostname: string): boolean {
 }
 
 function parseHttpUrl (value: string, path: string, allowInsecure: boolean): URL {
+  // The URL parser drops spaces and control characters around a URL (and some inside it), so the URL would pass
+  // here while the value sent went on holding them: a redirect URI of ` http://...` reached the provider as
+  // `redirect_uri=+http...`, refused there. A copy-paste or a quoted env file value keeps them.
+  if (value.trim() !== value || /^['"]|['"]$/.test(value)) {
+    throw new ProxyOptionsError(`"${path}": has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone`)
+  }
   let url: URL
   try {
     url = new URL(value)
   } catch {
     throw new ProxyOptionsError(`"${path}": must be an absolute URL`)
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\u0000-\u001f\u007f]/.test(value)) {
+    throw new ProxyOptionsError(`"${path}": has spaces or control characters in it: remove them (or percent-encode them, a space as %20)`)
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new ProxyOptionsError(`"${path}": must be an http(s) URL`)

@@ -118,9 +118,32 @@ t.test('what the option refuses, in one line that never echoes the URL', async (
   t.equal(refusal('127.0.0.1:6379'), 'Invalid token-store option "redis": a string must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379')
   t.equal(refusal('not a url'), 'Invalid token-store option "redis": a string must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379')
   t.equal(refusal('redis://127.0.0.1:6379/abc'), 'Invalid token-store option "redis": the URL\'s path must be a database number (redis://host:6379/0), or nothing')
+  // The URL parser drops spaces around a URL, ioredis' does not: it threw a TypeError quoting the URL, password and all.
+  const around = 'Invalid token-store option "redis": the URL has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone'
+  for (const url of [' redis://:S3cretPassw0rd@127.0.0.1:6379', 'redis://:S3cretPassw0rd@127.0.0.1:6379\n', '\tredis://127.0.0.1:6379', '"redis://:S3cretPassw0rd@127.0.0.1:6379"', "'rediss://127.0.0.1:6379'"]) {
+    t.equal(refusal(url), around, JSON.stringify(url.replace('S3cretPassw0rd', '***')))
+  }
+  t.equal(refusal('redis://:S3cret Passw0rd@127.0.0.1:6379'), 'Invalid token-store option "redis": the URL has spaces or control characters in it: remove them (a password with a space is written %20)')
+  t.equal(refusal('redis://127.0.0.1:6379/0\u0000'), 'Invalid token-store option "redis": the URL has spaces or control characters in it: remove them (a password with a space is written %20)')
   for (const db of ['redis://127.0.0.1:6379/', 'redis://127.0.0.1:6379/12', 'rediss://:pw@127.0.0.1:6380/0?connectionName=x']) {
     t.equal(refusal(db), 'Invalid token-store option "redis": a URL is for the plugin, which makes its client; createTokenStore needs an ioredis client', `${db}: a good URL`)
   }
   t.equal(refusal('redis://127.0.0.1:6379'), 'Invalid token-store option "redis": a URL is for the plugin, which makes its client; createTokenStore needs an ioredis client')
   t.throws(() => createTokenStore({ encryptionKeys: key, backend: 'memory', redis: 'redis://127.0.0.1:6379' }), /"backend": "memory" contradicts the given redis option/)
+})
+
+t.test('a URL with a space before it: the start fails in one option error, the password nowhere', async (t) => {
+  const password = 'S3cretPassw0rd-not-to-be-printed'
+  const raw: string[] = []
+  const stream = new Writable({ write (chunk: Buffer, _enc, cb) { raw.push(chunk.toString()); cb() } })
+  const app = Fastify({ logger: { level: 'trace', stream } })
+  t.teardown(() => app.close())
+  const err = await (async () => {
+    await app.register(tokenStore, { encryptionKeys: key, redis: ` redis://:${password}@127.0.0.1:6379` })
+    await app.ready()
+  })().then(() => undefined, (e: unknown) => e)
+  t.ok(err instanceof TokenStoreOptionsError, 'an option error, not ioredis\' TypeError')
+  t.match((err as Error).message, /^Invalid token-store option "redis": the URL has spaces, line breaks or quotes around it/)
+  t.notOk(String((err as Error).stack).includes(password), 'not in the error')
+  t.notOk(raw.join('').includes(password), 'not in the log')
 })
