@@ -105,6 +105,19 @@ function passwordIgnored (url: URL): string {
     `connects; remove it from REDIS_URL (${bare}), or give this Redis one (requirepass)`
 }
 
+const NOT_THERE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
+
+/**
+ * For a `rediss:` URL whose connection failed as a plain (non-TLS) Redis fails it (it waits for a command that a TLS
+ * handshake never is: a timeout; or closes, or answers what is no TLS): what to check, as token-store says it.
+ * Nothing when nothing is there (refused, unknown host, unreachable) or for a certificate problem (it speaks TLS).
+ */
+function tlsHint (url: URL, code: string | undefined): string {
+  if (url.protocol !== 'rediss:') return ''
+  if (code !== undefined && (NOT_THERE.has(code) || code.includes('CERT') || code.includes('SELF_SIGNED') || code.startsWith('UNABLE_TO_'))) return ''
+  return ' (rediss:// needs a Redis that speaks TLS; for a plain Redis use redis://)'
+}
+
 type Reply =
   | { kind: 'simple' | 'error', text: string }
   | { kind: 'integer', value: number }
@@ -243,15 +256,19 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
         ...(ok && ignored !== undefined ? { passwordIgnored: ignored } : {})
       })
     }
-    // After the PONG, a silence or a close only leaves the extra questions unanswered.
-    const stop = (detail: string): void => { pong ? finish(true, 'answered PONG') : finish(false, detail) }
+    // After the PONG, a silence or a close only leaves the extra questions unanswered. Before it, over TLS, a silence
+    // or a close is what a plain Redis does to a TLS handshake (it waits for a command): say so.
+    const stop = (detail: string, code?: string): void => {
+      if (pong) finish(true, 'answered PONG')
+      else finish(false, `${detail}${tlsHint(url, code)}`)
+    }
     const timer = setTimeout(() => { stop(`no answer within ${opts.timeoutMs} ms`) }, opts.timeoutMs)
     const onConnect = (): void => { socket.write(steps.map((step) => step.send).join('')) }
     const socket: Socket = url.protocol === 'rediss:'
       ? tlsConnect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}) }, onConnect)
       : netConnect({ host, port }, onConnect)
     socket.setEncoding('utf8')
-    socket.on('error', (err) => { stop(describeNetworkError(err)) })
+    socket.on('error', (err) => { stop(describeNetworkError(err), (err as { code?: unknown }).code as string | undefined) })
     socket.on('close', () => { stop('the connection closed before PONG') })
     socket.on('data', (chunk: string) => {
       buffered += chunk

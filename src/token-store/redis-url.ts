@@ -140,7 +140,7 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
       return
     }
     log.warn(`token-store: Redis at ${shown} is unavailable (${code ?? message}): requests that need the store answer 503 ` +
-      'store_unavailable until it is back; reconnecting in the background')
+      `store_unavailable until it is back; reconnecting in the background${tlsHint(shown, code)}`)
   })
   client.on('ready', () => {
     if (!unreachable) return
@@ -156,6 +156,19 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
   if (missingDatabase !== undefined) throw new TokenStoreOptionsError('redis', databaseFix(shown, missingDatabase))
   return client
 }
+
+/**
+ * A `rediss:` URL whose connection failed in a way a plain (non-TLS) Redis fails it (it waits for a RESP command that
+ * a TLS handshake never is: a timeout; or closes, or answers what is no TLS): what to check. Nothing for a failure
+ * that says nothing is there (refused, unknown host, unreachable) or a certificate problem (the server speaks TLS).
+ */
+function tlsHint (url: string, code: string | undefined): string {
+  if (!url.startsWith('rediss:')) return ''
+  if (code !== undefined && (NOT_THERE.has(code) || code.includes('CERT') || code.includes('SELF_SIGNED') || code.startsWith('UNABLE_TO_'))) return ''
+  return ' (rediss:// needs a Redis that speaks TLS; for a plain Redis use redis://)'
+}
+
+const NOT_THERE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
 
 /** Redis' refusal of a SELECT of a database it does not have. */
 function databaseMissing (message: string): boolean {

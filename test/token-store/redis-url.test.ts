@@ -1,5 +1,6 @@
 import t from 'tap'
 import { Writable } from 'node:stream'
+import { createServer, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import tokenStore, { createTokenStore, TokenStoreOptionsError, type TokenStoreOptions } from '@fastify-aihubmix/token-store'
@@ -146,4 +147,29 @@ t.test('a URL with a space before it: the start fails in one option error, the p
   t.match((err as Error).message, /^Invalid token-store option "redis": the URL has spaces, line breaks or quotes around it/)
   t.notOk(String((err as Error).stack).includes(password), 'not in the error')
   t.notOk(raw.join('').includes(password), 'not in the log')
+})
+
+t.test('a rediss:// URL at a Redis without TLS: the unavailable warning says rediss:// needs TLS; nothing of it for redis://', async (t) => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const hint = ' (rediss:// needs a Redis that speaks TLS; for a plain Redis use redis://)'
+  const warning = (lines: Array<{ level: number, msg: string }>): string | undefined => lines.find((l) => l.msg.includes(' is unavailable ('))?.msg
+  // The shared (plain) Redis: it waits for a command that a TLS handshake never is, so the first attempt times out.
+  const plain = new URL(redisUrl())
+  plain.protocol = 'rediss:'
+  const silent = await start(t, { redis: plain.href, keyPrefix: uniquePrefix('rediss-plain') })
+  t.equal(warning(silent.lines), `token-store: Redis at rediss://${plain.host} is unavailable (ETIMEDOUT): requests that need the store answer 503 store_unavailable until it is back; reconnecting in the background${hint}`)
+  // A plain server that closes the connection on the handshake.
+  const sockets = new Set<Socket>()
+  const closing = createServer((socket) => { sockets.add(socket); socket.once('data', () => socket.destroy()) })
+  await new Promise<void>((resolve) => closing.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const s of sockets) s.destroy(); closing.close() })
+  const port = (closing.address() as { port: number }).port
+  const closed = await start(t, { redis: `rediss://127.0.0.1:${port}`, keyPrefix: uniquePrefix('rediss-closed') })
+  t.ok(warning(closed.lines)?.endsWith(hint), String(warning(closed.lines)))
+  // Control: nothing listening is not a TLS matter, nor is a plain URL.
+  const nothing = await start(t, { redis: `rediss://127.0.0.1:${await freePort()}`, keyPrefix: uniquePrefix('rediss-none') })
+  t.match(warning(nothing.lines), /is unavailable \(ECONNREFUSED\).*in the background$/)
+  const plainUrl = await start(t, { redis: `redis://127.0.0.1:${port}`, keyPrefix: uniquePrefix('redis-closed') })
+  t.notMatch(warning(plainUrl.lines) ?? '', 'rediss:// needs')
 })
