@@ -116,18 +116,23 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
   })
   let unreachable = false
   let missingDatabase: string | undefined
+  let started = false
   client.on('error', (err) => {
     const { message: said } = errorInfo(err)
     if (databaseMissing(said)) {
       // ioredis goes on in database 0 when its SELECT is refused: every key would land there. Stop the client
-      // instead (requests that need the store answer 503), and say what to change; at start, the start fails.
+      // instead (requests that need the store answer 503), and say what to change; at start, the start fails, and
+      // its error is the one line (logged here too, it was said twice).
       client.disconnect()
       if (missingDatabase === undefined) {
         missingDatabase = said
-        log.error(`token-store: ${databaseFix(shown, said)}`)
+        if (started) log.error(`token-store: ${databaseFix(shown, said)}`)
       }
       return
     }
+    // The client stopped for a missing database: what its commands in flight then fail with ("Stream isn't writeable",
+    // ioredis' ready check) is not Redis being unavailable.
+    if (missingDatabase !== undefined) return
     if (unreachable) return
     unreachable = true
     const { code, message } = errorInfo(err)
@@ -153,6 +158,7 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
   })
   client.connect().catch(() => {}) // a failure is an 'error' event; reconnecting is ioredis' own
   await firstAttempt
+  started = true
   if (missingDatabase !== undefined) throw new TokenStoreOptionsError('redis', databaseFix(shown, missingDatabase))
   return client
 }

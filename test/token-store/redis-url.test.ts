@@ -103,6 +103,40 @@ t.test('a URL naming a database Redis does not have: the start fails naming the 
   const shown = `${url.protocol}//${url.host}` // redisUrl() has no password
   t.equal((err as Error).message, `Invalid token-store option "redis": Redis at ${shown}/99 has no database 99 (ERR DB index is out of range): use a database number below its "databases" setting (16 by default), such as ${shown}/0`)
   t.same(await scanKeys(redis, prefix), [], 'nothing written to database 0')
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.same(raw.filter((line) => line.includes('token-store:')), [], 'the error is the one line: nothing logged besides')
+})
+
+t.test('a missing database: what ioredis\' commands in flight fail with after it is no "unavailable" warning (Redis is up)', async (t) => {
+  // A Redis that has no database 16 and answers everything else: ioredis' CLIENT SETINFO, sent with the SELECT, is
+  // answered after the refusal stopped the client, so its ready check then failed "Stream isn't writeable", logged as
+  // "Redis ... is unavailable ... reconnecting in the background" after the start had already failed.
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('error', () => {})
+    socket.on('data', (data) => {
+      for (const [, name] of data.toString().matchAll(/\*\d+\r\n\$\d+\r\n(\w+)\r\n/g)) {
+        socket.write(/^select$/i.test(name ?? '') ? '-ERR DB index is out of range\r\n' : /^info$/i.test(name ?? '') ? '$22\r\n# Server\r\nloading:0\r\n\r\n' : '+OK\r\n')
+      }
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const s of sockets) s.destroy(); server.close() })
+  const url = `redis://127.0.0.1:${(server.address() as { port: number }).port}/16`
+  for (let i = 0; i < 3; i++) {
+    const raw: string[] = []
+    const stream = new Writable({ write (chunk: Buffer, _enc, cb) { raw.push(chunk.toString()); cb() } })
+    const app = Fastify({ logger: { level: 'info', stream } })
+    t.teardown(() => app.close())
+    const err = await (async () => {
+      await app.register(tokenStore, { encryptionKeys: key, redis: url })
+      await app.ready()
+    })().then(() => undefined, (e: unknown) => e)
+    t.match((err as Error).message, /^Invalid token-store option "redis": Redis at redis:\/\/127\.0\.0\.1:\d+\/16 has no database 16 \(ERR DB index is out of range\)/)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    t.same(raw, [], `attempt ${i + 1}: nothing logged besides the error the start fails with`)
+  }
 })
 
 t.test('what the option refuses, in one line that never echoes the URL', async (t) => {
