@@ -616,7 +616,15 @@ async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions):
   if (options.checkRedirectUri) {
     const redirect = new URL(fastify.aihubmix.redirectUri)
     const served = options.publicOrigin + callbackPath
-    if (redirect.origin + redirect.pathname !== served) throw new RedirectUriMismatchError(redirect.origin + redirect.pathname, served)
+    if (redirect.origin + redirect.pathname !== served) {
+      // A publicUrl with a path (`http://localhost:3000/app`): only its origin counts, which the message never said.
+      const beyond = options.publicUrlBeyondOrigin
+      const why = beyond === ''
+        ? ''
+        : ` (publicUrl must be an origin, without a path: ${options.publicOrigin}, not ${options.publicOrigin}${beyond}; ` +
+          'an app under a path registers oauth-routes under that prefix)'
+      throw new RedirectUriMismatchError(redirect.origin + redirect.pathname, served + why)
+    }
   }
   const logins = new LoginCookies({
     secure: options.secureCookies,

@@ -92,6 +92,8 @@ export type OAuthRoutesOptions = UndefinedWhenOptional<Omit<Static<typeof OAuthR
 
 export interface ResolvedOAuthRoutesOptions {
   publicOrigin: string
+  /** What publicUrl has after its origin (`/app`), which it should not have; '' when it is an origin. */
+  publicUrlBeyondOrigin: string
   secureCookies: boolean
   prefix: string
   routes: { login: string, callback: string, logout: string, session: string, sessions: string }
@@ -142,6 +144,7 @@ export function resolveOptions (input: OAuthRoutesOptions): ResolvedOAuthRoutesO
   }
   return {
     publicOrigin: publicUrl.origin,
+    publicUrlBeyondOrigin: (publicUrl.pathname + publicUrl.search + publicUrl.hash).replace(/^\/$/, ''),
     secureCookies: publicUrl.protocol === 'https:',
     prefix: plain.prefix ?? DEFAULT_PREFIX,
     routes: { ...DEFAULT_ROUTES, ...definedOnly(plain.routes ?? {}) },
