@@ -91,6 +91,49 @@ t.test('aihubmix-proxy: a baseUrl ending in a part of the endpoints\' path (or t
   }
 })
 
+t.test('a URL with spaces, a line break or quotes around it is refused at start in every package, in the same words', async (t) => {
+  // The URL parser drops them, so the URL looked fine; the value used went on holding them (` http://...` reached the
+  // provider as redirect_uri=+http..., a redis URL made ioredis throw a TypeError quoting its password).
+  const around = 'has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone'
+  const values = [' http://localhost:3000', 'http://localhost:3000\n', '"http://localhost:3000"', "'http://localhost:3000' "]
+  for (const value of values) {
+    const label = JSON.stringify(value)
+    for (const option of ['redirectUri', 'baseUrl', 'revocationUrl'] as const) {
+      const wanted = option === 'redirectUri' ? value.replace('3000', '3000/auth/callback') : value
+      const err = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, [option]: wanted }) })
+      t.equal(err.message, `Invalid aihubmix-proxy option "${option}": ${around}`, `aihubmix-proxy ${option} ${label}`)
+    }
+    t.throws(() => resolveRoutesOptions({ publicUrl: value }), { message: `Invalid oauth-routes option "publicUrl": ${around}` }, `oauth-routes publicUrl ${label}`)
+    const redis = value.replace('http://localhost:3000', 'redis://:S3cretPassw0rd@127.0.0.1:6379')
+    const err = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY, redis }) })
+    t.equal(err.message, `Invalid token-store option "redis": the URL ${around}`, `token-store redis ${label}`)
+    t.notMatch(err.message, 'S3cretPassw0rd')
+  }
+  const inside = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, redirectUri: 'http://localhost:3000/auth/call back' }) })
+  t.equal(inside.message, 'Invalid aihubmix-proxy option "redirectUri": has spaces or control characters in it: remove them (or percent-encode them, a space as %20)')
+  t.throws(() => resolveRoutesOptions({ publicUrl: 'http://local\thost:3000' }), { message: 'Invalid oauth-routes option "publicUrl": has spaces or control characters in it: remove them (or percent-encode them, a space as %20)' })
+})
+
+t.test('aihubmix-proxy: a clientId or clientSecret with quotes, spaces or control characters is refused in doctor\'s words, never echoed', async (t) => {
+  // Docker env_file and Kubernetes secrets keep quotes; the provider then answered every sign-in invalid_client.
+  const said = 'contains spaces, quotes or control characters (a copy-paste error, or quotes kept from an env file?): remove them (the provider issues printable ASCII without spaces or quotes, and would refuse it as invalid_client)'
+  for (const option of ['clientId', 'clientSecret'] as const) {
+    for (const value of [`"${SECRET}"`, `'${SECRET}'`, ` ${SECRET}`, `${SECRET}\n`, `${SECRET}\r`, `sec ret${SECRET}`, `${SECRET}\u0000`, `${SECRET}\u00e9`]) {
+      const err = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, [option]: value }) })
+      t.equal(err.message, `Invalid aihubmix-proxy option "${option}": ${said}`, `${option} ${JSON.stringify(value.replace(SECRET, '<secret>'))}`)
+      t.notMatch(err.message, SECRET)
+    }
+  }
+  // Control: what the provider issues, and a quote inside, are accepted.
+  for (const clientSecret of ['secret_a1B2-c3_d4.e5~', 'secret_it\'s']) {
+    const app = Fastify({ logger: false })
+    app.register(tokenStore, { encryptionKeys: KEY })
+    app.register(aihubmixProxy, { ...PROXY, clientSecret })
+    await t.resolves(async () => { await app.ready() }, `${clientSecret}: accepted`)
+    await app.close()
+  }
+})
+
 t.test('oauth-routes: a cookie name and a path said in words', async (t) => {
   t.throws(() => resolveRoutesOptions({ publicUrl: 'http://localhost:3000', cookieName: 'my sid' }), {
     message: 'Invalid oauth-routes option "cookieName": expected a cookie name (letters, digits and !#$%&\'*+-.^_`|~), got a string of 6 characters'

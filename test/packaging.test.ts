@@ -98,7 +98,7 @@ const PUBLIC_EXPORTS: Record<string, Record<string, string[]>> = {
       'DEFAULT_REDIS_COMMAND_TIMEOUT_MS', 'DEFAULT_REFRESH_BACKOFF_MAX_MS', 'DEFAULT_REFRESH_BACKOFF_MS',
       'DEFAULT_REFRESH_SKEW_MS', 'DEFAULT_REFRESH_TOKEN_TTL_MS', 'DEFAULT_SESSION_TTL_MS',
       'UnauthenticatedError', 'ReauthRequiredError', 'RefreshRejectedError', 'StoreUnavailableError', 'RefreshBusyError',
-      'RefreshBackoffError', 'TokenStoreOptionsError', 'UnsealFailedError', 'TokenStoreArgumentError', 'NoSessionError',
+      'RefreshBackoffError', 'TokenStoreOptionsError', 'TokenStoreRegisteredTwiceError', 'UnsealFailedError', 'TokenStoreArgumentError', 'NoSessionError',
       'errorInfo', 'refreshWindowMs', 'isUserId', 'MAX_USER_AGENT_LENGTH',
       'REFRESH_CHANNEL', 'REFRESH_LOCK_WAIT_CHANNEL', 'STORE_ERROR_CHANNEL'
     ]
@@ -108,20 +108,20 @@ const PUBLIC_EXPORTS: Record<string, Record<string, string[]>> = {
       'default', 'aihubmixProxy',
       'UpstreamError', 'UpstreamStatusError', 'UpstreamInvalidResponseError', 'UpstreamBodyTooLargeError',
       'UpstreamUnreachableError', 'UpstreamBusyError', 'UpstreamTimeoutError', 'UpstreamUnauthorizedError',
-      'InsufficientScopeError', 'TokenEndpointError', 'CsrfHeaderRequiredError', 'ProxyOptionsError',
+      'InsufficientScopeError', 'TokenEndpointError', 'CsrfHeaderRequiredError', 'ProxyOptionsError', 'ProxyRegisteredTwiceError',
       'publicErrorOf', 'sendPublicError', 'UPSTREAM_CHANNEL'
     ]
   },
   '@fastify-aihubmix/oauth-routes': {
     '.': [
       'default', 'oauthRoutes',
-      'OAuthRoutesOptionsError', 'OAuthRoutesRegistrationError', 'RedirectUriMismatchError', 'SessionNotFoundError', 'CsrfHeaderRequiredError',
+      'OAuthRoutesOptionsError', 'OAuthRoutesRegisteredTwiceError', 'OAuthRoutesRegistrationError', 'RedirectUriMismatchError', 'SessionNotFoundError', 'CsrfHeaderRequiredError',
       'LOGIN_ERROR_CODES', 'MAX_PENDING_LOGINS', 'MAX_PENDING_RETURN_TO_LENGTH',
       'loggerOptions', 'logSerializers', 'redactUrl', 'LOGIN_CHANNEL'
     ]
   },
   '@fastify-aihubmix/metrics': {
-    '.': ['default', 'aihubmixMetrics', 'metricsRoute', 'METRIC_NAMES', 'MetricsOptionsError', 'MetricsRegistrationError']
+    '.': ['default', 'aihubmixMetrics', 'metricsRoute', 'METRIC_NAMES', 'MetricsOptionsError', 'MetricsRegistrationError', 'MetricsRegisteredTwiceError']
   },
   '@fastify-aihubmix/mock-provider': {
     '.': [

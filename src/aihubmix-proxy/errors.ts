@@ -157,6 +157,17 @@ export class CsrfHeaderRequiredError extends createError<[string]>(
   }
 }
 
+/**
+ * 500, at registration: the plugin was registered a second time where `app.aihubmix` already is (this scope or a
+ * parent's). Fastify's own error only said "The decorator 'aihubmix' has already been added!".
+ */
+export const ProxyRegisteredTwiceError = createError(
+  'FST_AIHUBMIX_PROXY_REGISTERED_TWICE',
+  '@fastify-aihubmix/aihubmix-proxy is registered twice (app.aihubmix already exists in this scope): register it once, ' +
+    'in a scope every plugin and route that uses it shares (the root app)',
+  500
+)
+
 export const ProxyOptionsError = createError<[string]>(
   'FST_AIHUBMIX_PROXY_OPTIONS',
   'Invalid aihubmix-proxy option %s',

@@ -5,6 +5,7 @@ import { createCallAsUser } from './call-as-user.js'
 import { resolveOptions, type ProxyOptionsInput } from './options.js'
 import { proxyRoutes } from './routes.js'
 import type { Topup, UserInfo } from './schemas.js'
+import { ProxyRegisteredTwiceError } from './errors.js'
 
 // The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, the error classes,
 // the public error bodies, the diagnostics channel, and the types of the options, decorators and answers. The
@@ -21,7 +22,8 @@ export {
   InsufficientScopeError,
   TokenEndpointError,
   CsrfHeaderRequiredError,
-  ProxyOptionsError
+  ProxyOptionsError,
+  ProxyRegisteredTwiceError
 } from './errors.js'
 export type { UserInfo, Topup } from './schemas.js'
 export type { AihubmixClient, AuthorizeUrlParams, CodeExchangeParams, UpstreamSignal } from './client.js'
@@ -52,6 +54,8 @@ declare module 'fastify' {
 }
 
 async function aihubmixProxy (fastify: FastifyInstance, opts: AihubmixProxyOptions): Promise<void> {
+  // Before anything is made (a connection pool): Fastify's own refusal comes at the decorator, and names only it.
+  if (fastify.hasDecorator('aihubmix')) throw new ProxyRegisteredTwiceError()
   const options = resolveOptions(opts)
   const client = createAihubmixClient(options)
   const callAsUser = createCallAsUser(client)

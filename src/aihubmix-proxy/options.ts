@@ -103,11 +103,21 @@ export function isLoopbackHost (hostname: string): boolean {
 }
 
 function parseHttpUrl (value: string, path: string, allowInsecure: boolean): URL {
+  // The URL parser drops spaces and control characters around a URL (and some inside it), so the URL would pass
+  // here while the value sent went on holding them: a redirect URI of ` http://...` reached the provider as
+  // `redirect_uri=+http...`, refused there. A copy-paste or a quoted env file value keeps them.
+  if (value.trim() !== value || /^['"]|['"]$/.test(value)) {
+    throw new ProxyOptionsError(`"${path}": has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone`)
+  }
   let url: URL
   try {
     url = new URL(value)
   } catch {
     throw new ProxyOptionsError(`"${path}": must be an absolute URL`)
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\u0000-\u001f\u007f]/.test(value)) {
+    throw new ProxyOptionsError(`"${path}": has spaces or control characters in it: remove them (or percent-encode them, a space as %20)`)
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new ProxyOptionsError(`"${path}": must be an http(s) URL`)
@@ -121,6 +131,14 @@ function parseHttpUrl (value: string, path: string, allowInsecure: boolean): URL
   return url
 }
 
+/**
+ * A client id or secret as the provider issues them: printable ASCII without spaces, not in quotes (the rule of
+ * `aihubmix-oauth doctor`'s AIHUBMIX_CLIENT_ID and AIHUBMIX_CLIENT_SECRET checks, in its words).
+ */
+function usableCredential (value: string): boolean {
+  return /^[\x21-\x7e]+$/.test(value) && !/^['"]|['"]$/.test(value)
+}
+
 /** Validates once at registration; returns a new object and never mutates the input. */
 export function resolveOptions (input: ProxyOptionsInput): ResolvedProxyOptions {
   if (input === null || typeof input !== 'object') {
@@ -131,6 +149,14 @@ export function resolveOptions (input: ProxyOptionsInput): ResolvedProxyOptions 
   if (problem !== undefined) throw new ProxyOptionsError(`"${problem[0]}": ${problem[1]}`)
   if (dispatcher !== undefined && (typeof dispatcher !== 'object' || dispatcher === null || typeof (dispatcher as { dispatch?: unknown }).dispatch !== 'function')) {
     throw new ProxyOptionsError('"dispatcher": must be an undici Dispatcher (with dispatch(), such as a Pool, an Agent or a MockAgent)')
+  }
+  // Kept from a Docker env_file or a Kubernetes secret (quotes), or a copy-paste (spaces, a line break): the provider
+  // then refuses every sign-in with invalid_client, which says nothing of why. The value itself is never quoted.
+  for (const name of ['clientId', 'clientSecret'] as const) {
+    if (!usableCredential(plain[name])) {
+      throw new ProxyOptionsError(`"${name}": contains spaces, quotes or control characters (a copy-paste error, or quotes kept from an env file?): ` +
+        'remove them (the provider issues printable ASCII without spaces or quotes, and would refuse it as invalid_client)')
+    }
   }
   const allowInsecure = plain.allowInsecureHttp === true
   const baseUrl = parseHttpUrl(plain.baseUrl, 'baseUrl', allowInsecure)

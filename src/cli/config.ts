@@ -152,6 +152,10 @@ export function readConfig (env: Env = process.env): ExampleConfig {
 
   let redisUrl: string | undefined
   if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
+    // Passed to token-store as it is, which refuses what the URL parser would have dropped (ioredis' does not).
+    if (env.REDIS_URL.trim() !== env.REDIS_URL || /^['"]|['"]$/.test(env.REDIS_URL)) {
+      throw new ConfigError('REDIS_URL', 'has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone')
+    }
     let parsed: URL | undefined
     try {
       parsed = new URL(env.REDIS_URL)
@@ -161,6 +165,10 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     }
     if (!/^\/?(\d{1,5})?$/.test(parsed.pathname)) {
       throw new ConfigError('REDIS_URL', 'its path must be a database number (redis://host:6379/0), or nothing')
+    }
+    // eslint-disable-next-line no-control-regex
+    if (/[\s\u0000-\u001f\u007f]/.test(env.REDIS_URL)) {
+      throw new ConfigError('REDIS_URL', 'has spaces or control characters in it: remove them (a password with a space is written %20)')
     }
     redisUrl = env.REDIS_URL
   }

@@ -382,11 +382,13 @@ async function redisChecks (env: Env, timeoutMs: number): Promise<DoctorCheck[]>
   const cache = set(env, 'REDIS_CLIENT_CACHE') === 'on'
   const ping = await pingRedis(raw, { timeoutMs, tracking: cache, persistence: true, memory: true })
   if (!ping.ok) return [fail('Redis', `${ping.target}: ${ping.detail}`)]
-  const reachable = ping.tracking === undefined
+  let reachable = ping.tracking === undefined
     ? ok('Redis', `${ping.target} ${ping.detail}`)
     : ping.tracking.allowed
       ? ok('Redis', `${ping.target} ${ping.detail}; ${ping.tracking.detail} (REDIS_CLIENT_CACHE=on)`)
       : warn('Redis', `${ping.target} ${ping.detail}, but ${ping.tracking.detail}: with REDIS_CLIENT_CACHE=on every value is still read from Redis (uncached)`)
+  // A password this Redis does not have: the app works (ioredis goes on without it), so a warning, not a failure.
+  if (ping.passwordIgnored !== undefined) reachable = warn('Redis', `${reachable.detail}, but ${ping.passwordIgnored}`)
   return [
     reachable,
     ...(ping.persistence === undefined ? [] : [persistenceCheck(ping.persistence)]),

@@ -24,6 +24,11 @@ export interface RedisPing {
    * `refused` when CONFIG could not be read.
    */
   memory?: RedisMemory
+  /**
+   * Set when REDIS_URL has a password this Redis does not have (AUTH refused: no password is set): the app's client
+   * (ioredis) goes on without it, so this is a warning, not a failure. What to change, never the password.
+   */
+  passwordIgnored?: string
 }
 
 export type RedisPersistence =
@@ -84,10 +89,33 @@ function authRefusal (text: string, url: URL, sentPassword: boolean): string | u
   if (code === 'NOAUTH' && !sentPassword) {
     return `this Redis requires a password and REDIS_URL has none (NOAUTH): set REDIS_URL to ${withPassword}`
   }
-  if (/AUTH <password> called without any password configured|Client sent AUTH, but no password is set/i.test(text)) {
-    return `REDIS_URL has a password but this Redis has none (AUTH refused): remove it from REDIS_URL (${shape('')}), or give this Redis one (requirepass)`
-  }
+  if (noPasswordSet(text)) return passwordIgnored(url)
   return undefined
+}
+
+/** Redis' refusal of an AUTH when it has no password (Redis >= 6, and older). ioredis goes on without the password. */
+function noPasswordSet (text: string): boolean {
+  return /AUTH <password> called without any password configured|Client sent AUTH, but no password is set/i.test(text)
+}
+
+/** What to do about a password this Redis does not have (a warning: the app connects, ignoring it). */
+function passwordIgnored (url: URL): string {
+  const bare = `${url.protocol}//${url.host}${url.pathname === '/' ? '' : url.pathname}`
+  return 'REDIS_URL has a password this Redis does not have (AUTH refused: it has none), which the app ignores as it ' +
+    `connects; remove it from REDIS_URL (${bare}), or give this Redis one (requirepass)`
+}
+
+const NOT_THERE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
+
+/**
+ * For a `rediss:` URL whose connection failed as a plain (non-TLS) Redis fails it (it waits for a command that a TLS
+ * handshake never is: a timeout; or closes, or answers what is no TLS): what to check, as token-store says it.
+ * Nothing when nothing is there (refused, unknown host, unreachable) or for a certificate problem (it speaks TLS).
+ */
+function tlsHint (url: URL, code: string | undefined): string {
+  if (url.protocol !== 'rediss:') return ''
+  if (code !== undefined && (NOT_THERE.has(code) || code.includes('CERT') || code.includes('SELF_SIGNED') || code.startsWith('UNABLE_TO_'))) return ''
+  return ' (rediss:// needs a Redis that speaks TLS; for a plain Redis use redis://)'
 }
 
 type Reply =
@@ -188,6 +216,7 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
     let settled = false
     let buffered = ''
     let pong = false
+    let ignored: string | undefined
     let tracking: RedisPing['tracking']
     const config: Partial<Record<Setting, string>> = {}
     /** Why a setting has no value: the first refusal (or odd answer) among those asked for one check. */
@@ -223,18 +252,23 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
         detail,
         ...(tracking !== undefined ? { tracking } : {}),
         ...(found !== undefined ? { persistence: found } : {}),
-        ...(memoryFound !== undefined ? { memory: memoryFound } : {})
+        ...(memoryFound !== undefined ? { memory: memoryFound } : {}),
+        ...(ok && ignored !== undefined ? { passwordIgnored: ignored } : {})
       })
     }
-    // After the PONG, a silence or a close only leaves the extra questions unanswered.
-    const stop = (detail: string): void => { pong ? finish(true, 'answered PONG') : finish(false, detail) }
+    // After the PONG, a silence or a close only leaves the extra questions unanswered. Before it, over TLS, a silence
+    // or a close is what a plain Redis does to a TLS handshake (it waits for a command): say so.
+    const stop = (detail: string, code?: string): void => {
+      if (pong) finish(true, 'answered PONG')
+      else finish(false, `${detail}${tlsHint(url, code)}`)
+    }
     const timer = setTimeout(() => { stop(`no answer within ${opts.timeoutMs} ms`) }, opts.timeoutMs)
     const onConnect = (): void => { socket.write(steps.map((step) => step.send).join('')) }
     const socket: Socket = url.protocol === 'rediss:'
       ? tlsConnect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}) }, onConnect)
       : netConnect({ host, port }, onConnect)
     socket.setEncoding('utf8')
-    socket.on('error', (err) => { stop(describeNetworkError(err)) })
+    socket.on('error', (err) => { stop(describeNetworkError(err), (err as { code?: unknown }).code as string | undefined) })
     socket.on('close', () => { stop('the connection closed before PONG') })
     socket.on('data', (chunk: string) => {
       buffered += chunk
@@ -264,6 +298,11 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
             break
           case 'auth':
           case 'ping':
+            if (step.name === 'auth' && reply.kind === 'error' && noPasswordSet(reply.text)) {
+              // ioredis goes on (it warns on its console): so do the next steps, as the app's connection would.
+              ignored = passwordIgnored(url)
+              break
+            }
             if (reply.kind === 'error') {
               finish(false, authRefusal(reply.text, url, password !== '') ?? `Redis refused: ${redisError(reply.text)}`)
               return

@@ -11,8 +11,8 @@ export { METRIC_NAMES } from './metrics.js'
 export type { AihubmixMetrics } from './metrics.js'
 export { metricsRoute } from './route.js'
 export type { MetricsOptions, MetricsRouteOptions } from './options.js'
-export { MetricsOptionsError, MetricsRegistrationError } from './errors.js'
-import { MetricsRegistrationError } from './errors.js'
+export { MetricsOptionsError, MetricsRegistrationError, MetricsRegisteredTwiceError } from './errors.js'
+import { MetricsRegistrationError, MetricsRegisteredTwiceError } from './errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -22,6 +22,8 @@ declare module 'fastify' {
 }
 
 async function metricsPlugin (fastify: FastifyInstance, opts: MetricsOptions): Promise<void> {
+  // Fastify's own refusal comes at the decorator, and names only it.
+  if (fastify.hasDecorator('aihubmixMetrics')) throw new MetricsRegisteredTwiceError()
   // Checked here rather than by fastify-plugin's `decorators`, whose message names a decorator, not what to register.
   if (!fastify.hasDecorator('tokenStore')) throw new MetricsRegistrationError('@fastify-aihubmix/token-store registered before it (app.tokenStore is missing)')
   if (!fastify.hasDecorator('aihubmix')) throw new MetricsRegistrationError('@fastify-aihubmix/aihubmix-proxy registered before it (app.aihubmix is missing)')

@@ -22,6 +22,16 @@ export const RedirectUriMismatchError = createError<[string, string]>(
  * Thrown at registration: a plugin oauth-routes needs is not registered before it (or not in its scope). The message
  * names the plugin and the whole order (Fastify's own check only says which decorator is missing).
  */
+/**
+ * Thrown at registration: the plugin was registered a second time in the same scope, or where its login route is
+ * already declared. Fastify's own error only said "Method 'GET' already declared for route '/auth/login'".
+ */
+export const OAuthRoutesRegisteredTwiceError = createError<[string]>(
+  'FST_AIHUBMIX_OAUTH_ROUTES_REGISTERED_TWICE',
+  '@fastify-aihubmix/oauth-routes is registered twice (%s): register it once, in the scope of @fastify/session',
+  500
+)
+
 export const OAuthRoutesRegistrationError = createError<[string]>(
   'FST_AIHUBMIX_OAUTH_ROUTES_REGISTRATION',
   'oauth-routes needs %s: register @fastify/cookie, token-store, aihubmix-proxy, then in one scope @fastify/session and oauth-routes',

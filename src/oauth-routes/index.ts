@@ -7,7 +7,7 @@ import { checkCallbackQuery, ErrorReply, LoginQuery, LogoutQuery, NoContentReply
 import { errorInfo, isUserId, StoreUnavailableError, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
 import { publicErrorOf, sendPublicError, TokenEndpointError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { userinfoRetryDelay } from './userinfo-retry.js'
-import { CsrfHeaderRequiredError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
+import { CsrfHeaderRequiredError, OAuthRoutesRegisteredTwiceError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
 import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOptions } from './options.js'
 import { randomToken, s256, TOKEN_PATTERN } from './pkce.js'
 import { safeReturnTo } from './return-to.js'
@@ -18,7 +18,7 @@ import { loginErrorHook, publishLogin } from './diagnostics.js'
 // The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, the error classes and
 // login error codes, the pending-login bounds, the log redaction, the login channel, and the types of all of
 // these. Option resolution, the returnTo check, the popup page and the redaction tables stay inside.
-export { OAuthRoutesOptionsError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, CsrfHeaderRequiredError, LOGIN_ERROR_CODES } from './errors.js'
+export { OAuthRoutesOptionsError, OAuthRoutesRegisteredTwiceError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, CsrfHeaderRequiredError, LOGIN_ERROR_CODES } from './errors.js'
 export type { LoginErrorCode } from './errors.js'
 export type { LoginEvent, LogoutEvent } from './options.js'
 export { MAX_PENDING_LOGINS, MAX_PENDING_RETURN_TO_LENGTH } from './login-cookies.js'
@@ -598,16 +598,33 @@ function checkRegistration (fastify: FastifyInstance): void {
   if (!fastify.hasRequestDecorator('session')) throw new OAuthRoutesRegistrationError('@fastify/session registered in the same scope before it')
 }
 
+/** The scopes (Fastify instances) this plugin is registered in: a fastify-plugin plugin gets its scope's own. */
+const registeredScopes = new WeakSet<FastifyInstance>()
+
 async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions): Promise<void> {
+  if (registeredScopes.has(fastify)) throw new OAuthRoutesRegisteredTwiceError('in this scope')
   checkRegistration(fastify)
   const options = resolveOptions(opts)
   // Where the routes end up: the prefix of the scope this plugin is registered in, then its own.
   const base = fastify.prefix.replace(/\/$/, '') + options.prefix
   const callbackPath = base + options.routes.callback
+  // Registered again in a child scope, with the same paths: Fastify's refusal would name only the route.
+  if (fastify.hasRoute({ method: 'GET', url: base + options.routes.login })) {
+    throw new OAuthRoutesRegisteredTwiceError(`GET ${base + options.routes.login} is already declared`)
+  }
+  registeredScopes.add(fastify)
   if (options.checkRedirectUri) {
     const redirect = new URL(fastify.aihubmix.redirectUri)
     const served = options.publicOrigin + callbackPath
-    if (redirect.origin + redirect.pathname !== served) throw new RedirectUriMismatchError(redirect.origin + redirect.pathname, served)
+    if (redirect.origin + redirect.pathname !== served) {
+      // A publicUrl with a path (`http://localhost:3000/app`): only its origin counts, which the message never said.
+      const beyond = options.publicUrlBeyondOrigin
+      const why = beyond === ''
+        ? ''
+        : ` (publicUrl must be an origin, without a path: ${options.publicOrigin}, not ${options.publicOrigin}${beyond}; ` +
+          'an app under a path registers oauth-routes under that prefix)'
+      throw new RedirectUriMismatchError(redirect.origin + redirect.pathname, served + why)
+    }
   }
   const logins = new LoginCookies({
     secure: options.secureCookies,

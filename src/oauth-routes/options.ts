@@ -92,6 +92,8 @@ export type OAuthRoutesOptions = UndefinedWhenOptional<Omit<Static<typeof OAuthR
 
 export interface ResolvedOAuthRoutesOptions {
   publicOrigin: string
+  /** What publicUrl has after its origin (`/app`), which it should not have; '' when it is an origin. */
+  publicUrlBeyondOrigin: string
   secureCookies: boolean
   prefix: string
   routes: { login: string, callback: string, logout: string, session: string, sessions: string }
@@ -122,17 +124,27 @@ export function resolveOptions (input: OAuthRoutesOptions): ResolvedOAuthRoutesO
   const problem = checkOptions.Check(input) ? undefined : firstOptionProblem(checkOptions.Errors(input))
   const { onLogin, onLogout, ...plain } = input
   if (problem !== undefined) throw new OAuthRoutesOptionsError(`"${problem[0]}": ${problem[1]}`)
+  // The URL parser drops spaces and control characters around a URL: the same value given to aihubmix-proxy's
+  // redirectUri reached the provider with them. Refused here too, in the same words.
+  if (plain.publicUrl.trim() !== plain.publicUrl || /^['"]|['"]$/.test(plain.publicUrl)) {
+    throw new OAuthRoutesOptionsError('"publicUrl": has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone')
+  }
   let publicUrl: URL
   try {
     publicUrl = new URL(plain.publicUrl)
   } catch {
     throw new OAuthRoutesOptionsError('publicUrl must be an absolute URL')
   }
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\u0000-\u001f\u007f]/.test(plain.publicUrl)) {
+    throw new OAuthRoutesOptionsError('"publicUrl": has spaces or control characters in it: remove them (or percent-encode them, a space as %20)')
+  }
   if (publicUrl.protocol !== 'https:' && publicUrl.protocol !== 'http:') {
     throw new OAuthRoutesOptionsError('publicUrl must be an http(s) URL')
   }
   return {
     publicOrigin: publicUrl.origin,
+    publicUrlBeyondOrigin: (publicUrl.pathname + publicUrl.search + publicUrl.hash).replace(/^\/$/, ''),
     secureCookies: publicUrl.protocol === 'https:',
     prefix: plain.prefix ?? DEFAULT_PREFIX,
     routes: { ...DEFAULT_ROUTES, ...definedOnly(plain.routes ?? {}) },

@@ -33,6 +33,18 @@ export const RefreshRejectedError = createError(
   401
 )
 
+/**
+ * 500, at registration: the plugin was registered a second time where `app.tokenStore` already is (this scope or a
+ * parent's). Fastify's own error only said "The decorator 'tokenStore' has already been added!", after the second
+ * registration had connected its Redis.
+ */
+export const TokenStoreRegisteredTwiceError = createError(
+  'FST_AIHUBMIX_TOKEN_STORE_REGISTERED_TWICE',
+  '@fastify-aihubmix/token-store is registered twice (app.tokenStore already exists in this scope): register it once, ' +
+    'in a scope every plugin and route that uses it shares (the root app)',
+  500
+)
+
 /** 503: the backing store (Redis) failed or did not answer in time. The original error is the `cause`. */
 export const StoreUnavailableError = createError(
   'FST_AIHUBMIX_STORE_UNAVAILABLE',

@@ -11,7 +11,7 @@ import { RedisStore } from './redis-store.js'
 import { RequestTokensImpl } from './request-tokens.js'
 import { TokenStoreCore } from './token-store.js'
 import { KeyLayout } from './keys.js'
-import { TokenStoreOptionsError } from './errors.js'
+import { TokenStoreOptionsError, TokenStoreRegisteredTwiceError } from './errors.js'
 import { logConnectionErrors } from './connection-errors.js'
 import { missingKeyPrefix } from './crypto.js'
 import { connectRedisUrl, warnReadonlyReplies } from './redis-url.js'
@@ -66,6 +66,7 @@ export {
   RefreshBusyError,
   RefreshBackoffError,
   TokenStoreOptionsError,
+  TokenStoreRegisteredTwiceError,
   UnsealFailedError,
   TokenStoreArgumentError,
   NoSessionError,
@@ -149,6 +150,8 @@ function warnKeysWithoutPrefix (input: unknown, log: FastifyBaseLogger): void {
 }
 
 const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStorePlugin (fastify: FastifyInstance, opts: TokenStoreOptions) {
+  // Before anything is made (a second Redis client): Fastify's own refusal comes at the decorator, and names only it.
+  if (fastify.hasDecorator('tokenStore')) throw new TokenStoreRegisteredTwiceError()
   const options = resolveOptions(opts)
   if (options.backend === 'redis' && options.redis === undefined && options.redisUrl === undefined) {
     const decorated = fastify.hasDecorator('redis') ? (fastify as unknown as { redis: unknown }).redis : undefined

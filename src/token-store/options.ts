@@ -306,11 +306,20 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
 
 /** A `redis:` or `rediss:` URL, as given; the error names the scheme, never the URL (it may hold a password). */
 function checkRedisUrl (text: string): string {
+  // The URL parser drops spaces and control characters around a URL (and some inside it), ioredis' does not: it
+  // threw a TypeError quoting the whole URL, password included. A copy-paste or a quoted env file value keeps them.
+  if (text.trim() !== text || /^['"]|['"]$/.test(text)) {
+    throw new TokenStoreOptionsError('redis', 'the URL has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone')
+  }
   let url: URL
   try {
     url = new URL(text)
   } catch {
     throw new TokenStoreOptionsError('redis', 'a string must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379')
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\u0000-\u001f\u007f]/.test(text)) {
+    throw new TokenStoreOptionsError('redis', 'the URL has spaces or control characters in it: remove them (a password with a space is written %20)')
   }
   if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') {
     throw new TokenStoreOptionsError('redis', `a URL must start with redis:// or rediss:// (TLS), not ${url.protocol}//`)

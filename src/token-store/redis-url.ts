@@ -116,18 +116,23 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
   })
   let unreachable = false
   let missingDatabase: string | undefined
+  let started = false
   client.on('error', (err) => {
     const { message: said } = errorInfo(err)
     if (databaseMissing(said)) {
       // ioredis goes on in database 0 when its SELECT is refused: every key would land there. Stop the client
-      // instead (requests that need the store answer 503), and say what to change; at start, the start fails.
+      // instead (requests that need the store answer 503), and say what to change; at start, the start fails, and
+      // its error is the one line (logged here too, it was said twice).
       client.disconnect()
       if (missingDatabase === undefined) {
         missingDatabase = said
-        log.error(`token-store: ${databaseFix(shown, said)}`)
+        if (started) log.error(`token-store: ${databaseFix(shown, said)}`)
       }
       return
     }
+    // The client stopped for a missing database: what its commands in flight then fail with ("Stream isn't writeable",
+    // ioredis' ready check) is not Redis being unavailable.
+    if (missingDatabase !== undefined) return
     if (unreachable) return
     unreachable = true
     const { code, message } = errorInfo(err)
@@ -140,7 +145,7 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
       return
     }
     log.warn(`token-store: Redis at ${shown} is unavailable (${code ?? message}): requests that need the store answer 503 ` +
-      'store_unavailable until it is back; reconnecting in the background')
+      `store_unavailable until it is back; reconnecting in the background${tlsHint(shown, code)}`)
   })
   client.on('ready', () => {
     if (!unreachable) return
@@ -153,9 +158,23 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
   })
   client.connect().catch(() => {}) // a failure is an 'error' event; reconnecting is ioredis' own
   await firstAttempt
+  started = true
   if (missingDatabase !== undefined) throw new TokenStoreOptionsError('redis', databaseFix(shown, missingDatabase))
   return client
 }
+
+/**
+ * A `rediss:` URL whose connection failed in a way a plain (non-TLS) Redis fails it (it waits for a RESP command that
+ * a TLS handshake never is: a timeout; or closes, or answers what is no TLS): what to check. Nothing for a failure
+ * that says nothing is there (refused, unknown host, unreachable) or a certificate problem (the server speaks TLS).
+ */
+function tlsHint (url: string, code: string | undefined): string {
+  if (!url.startsWith('rediss:')) return ''
+  if (code !== undefined && (NOT_THERE.has(code) || code.includes('CERT') || code.includes('SELF_SIGNED') || code.startsWith('UNABLE_TO_'))) return ''
+  return ' (rediss:// needs a Redis that speaks TLS; for a plain Redis use redis://)'
+}
+
+const NOT_THERE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])
 
 /** Redis' refusal of a SELECT of a database it does not have. */
 function databaseMissing (message: string): boolean {

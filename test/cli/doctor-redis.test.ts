@@ -37,6 +37,26 @@ t.test('a closed port, a silent server and an error reply are FAIL lines', async
   })
 })
 
+t.test('rediss:// at a Redis without TLS: the FAIL line says rediss:// needs a Redis that speaks TLS', async (t) => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const cwd = await tempDir(t)
+  const hint = ' (rediss:// needs a Redis that speaks TLS; for a plain Redis use redis://)'
+  const url = new URL(redisUrl())
+  url.protocol = 'rediss:'
+  const target = `rediss://${url.hostname}:${url.port === '' ? 6379 : url.port}`
+  // The plain Redis waits for a command that the TLS handshake never is: it said only "no answer within ... ms".
+  const report = await doctor({ env: { REDIS_URL: url.href }, cwd, timeoutMs: 300 })
+  t.same(report.checks.at(-1), { status: 'fail', name: 'Redis', detail: `${target}: no answer within 300 ms${hint}` })
+  const closing = await startTcpServer(t, (_chunk, socket) => { socket.destroy() })
+  const closed = await pingRedis(`rediss://127.0.0.1:${closing.port}`, { timeoutMs: 2000 })
+  t.ok(closed.detail.endsWith(hint), closed.detail)
+  // Control: nothing listening is not a TLS matter, nor is a plain URL.
+  const port = await closedPort()
+  t.equal((await pingRedis(`rediss://127.0.0.1:${port}`, { timeoutMs: 2000 })).detail, 'connection refused')
+  t.equal((await pingRedis(`redis://127.0.0.1:${closing.port}`, { timeoutMs: 2000 })).detail, 'the connection closed before PONG')
+})
+
 t.test('credentials in REDIS_URL: AUTH is sent, the password is never printed', async (t) => {
   const password = 'redis-password-do-not-print'
   const server = await startTcpServer(t, (_chunk, socket, received) => {

@@ -67,6 +67,9 @@ const REFUSALS: Array<[string, Record<string, string>, string]> = [
   ['hex: encryption key too short', { TOKEN_ENCRYPTION_KEY: 'hex:00ff' }, 'TOKEN_ENCRYPTION_KEY'],
   ['non-redis REDIS_URL', { REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL'],
   ['REDIS_URL whose path is not a database number', { REDIS_URL: 'redis://127.0.0.1:6379/abc' }, 'REDIS_URL'],
+  ['REDIS_URL with a space before it (token-store would refuse it at start)', { REDIS_URL: ' redis://:S3cretPassw0rd@127.0.0.1:6379' }, 'REDIS_URL'],
+  ['REDIS_URL in quotes (a Docker env_file keeps them)', { REDIS_URL: '"redis://127.0.0.1:6379"' }, 'REDIS_URL'],
+  ['REDIS_URL with a line break after it', { REDIS_URL: 'redis://127.0.0.1:6379\r' }, 'REDIS_URL'],
   ['client cache neither on nor off', { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLIENT_CACHE: 'yes' }, 'REDIS_CLIENT_CACHE'],
   ['client cache without Redis', { REDIS_CLIENT_CACHE: 'on' }, 'REDIS_CLIENT_CACHE'],
   ['bad log level', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
@@ -87,6 +90,7 @@ t.test('refusals name the variable in one line', async (t) => {
     const err = refusal(env)
     t.ok(err.message.startsWith(`${variable}: `), `${name}: ${err.message}`)
     t.notMatch(err.message, /\n/, `${name}: one line`)
+    t.notOk(err.message.includes('S3cretPassw0rd'), `${name}: a password in a URL is not echoed`)
     for (const name of ['SESSION_SECRET', 'AIHUBMIX_CLIENT_SECRET', 'TOKEN_ENCRYPTION_KEY']) {
       const value = env[name]
       if (value !== undefined) t.notOk(err.message.includes(value), `${name} is not echoed`)

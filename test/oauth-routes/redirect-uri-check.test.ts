@@ -53,6 +53,32 @@ t.test('a redirectUri that is not the callback route stops the start with one li
   }
 })
 
+t.test('a publicUrl with a path: the message says publicUrl must be an origin, and where the path goes', async (t) => {
+  // PUBLIC_URL=http://localhost:3000/app gave only "redirectUri .../app/auth/callback is not oauth-routes' callback
+  // route http://localhost:3000/auth/callback", never why the /app was gone.
+  const cases: Array<[string, string, string]> = [
+    ['http://localhost:3000/app', 'http://localhost:3000/app/auth/callback', '/app'],
+    ['http://localhost:3000/app/', 'http://localhost:3000/app/auth/callback', '/app/'],
+    ['https://app.example/?x=1', 'https://app.example/x/auth/callback', '/?x=1']
+  ]
+  for (const [publicUrl, redirectUri, beyond] of cases) {
+    const app = Fastify()
+    const err = await compose(app, redirectUri, { publicUrl }) as Error | undefined
+    await app.close().catch(() => {})
+    const origin = new URL(publicUrl).origin
+    t.ok(err instanceof RedirectUriMismatchError, `${publicUrl}: refused`)
+    t.equal(err?.message, `aihubmix-proxy's redirectUri ${redirectUri} is not oauth-routes' callback route ${origin}/auth/callback ` +
+      `(publicUrl must be an origin, without a path: ${origin}, not ${origin}${beyond}; an app under a path registers oauth-routes under that prefix): ` +
+      'make them the same (publicUrl, prefix, routes.callback), or set oauth-routes\' checkRedirectUri: false if a proxy in front rewrites the path')
+  }
+  // A password in publicUrl is never part of it.
+  const app = Fastify()
+  const err = await compose(app, 'http://localhost:3000/app/auth/callback', { publicUrl: 'http://user:pw-not-shown@localhost:3000/app' }) as Error | undefined
+  await app.close().catch(() => {})
+  t.match(err?.message, /not http:\/\/localhost:3000\/app;/)
+  t.notMatch(err?.message, 'pw-not-shown')
+})
+
 t.test('the prefix of the scope oauth-routes is registered in counts; checkRedirectUri: false turns the check off', async (t) => {
   const scoped = Fastify()
   t.teardown(() => scoped.close())

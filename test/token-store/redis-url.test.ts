@@ -1,5 +1,6 @@
 import t from 'tap'
 import { Writable } from 'node:stream'
+import { createServer, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
 import tokenStore, { createTokenStore, TokenStoreOptionsError, type TokenStoreOptions } from '@fastify-aihubmix/token-store'
@@ -102,6 +103,40 @@ t.test('a URL naming a database Redis does not have: the start fails naming the 
   const shown = `${url.protocol}//${url.host}` // redisUrl() has no password
   t.equal((err as Error).message, `Invalid token-store option "redis": Redis at ${shown}/99 has no database 99 (ERR DB index is out of range): use a database number below its "databases" setting (16 by default), such as ${shown}/0`)
   t.same(await scanKeys(redis, prefix), [], 'nothing written to database 0')
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.same(raw.filter((line) => line.includes('token-store:')), [], 'the error is the one line: nothing logged besides')
+})
+
+t.test('a missing database: what ioredis\' commands in flight fail with after it is no "unavailable" warning (Redis is up)', async (t) => {
+  // A Redis that has no database 16 and answers everything else: ioredis' CLIENT SETINFO, sent with the SELECT, is
+  // answered after the refusal stopped the client, so its ready check then failed "Stream isn't writeable", logged as
+  // "Redis ... is unavailable ... reconnecting in the background" after the start had already failed.
+  const sockets = new Set<Socket>()
+  const server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('error', () => {})
+    socket.on('data', (data) => {
+      for (const [, name] of data.toString().matchAll(/\*\d+\r\n\$\d+\r\n(\w+)\r\n/g)) {
+        socket.write(/^select$/i.test(name ?? '') ? '-ERR DB index is out of range\r\n' : /^info$/i.test(name ?? '') ? '$22\r\n# Server\r\nloading:0\r\n\r\n' : '+OK\r\n')
+      }
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const s of sockets) s.destroy(); server.close() })
+  const url = `redis://127.0.0.1:${(server.address() as { port: number }).port}/16`
+  for (let i = 0; i < 3; i++) {
+    const raw: string[] = []
+    const stream = new Writable({ write (chunk: Buffer, _enc, cb) { raw.push(chunk.toString()); cb() } })
+    const app = Fastify({ logger: { level: 'info', stream } })
+    t.teardown(() => app.close())
+    const err = await (async () => {
+      await app.register(tokenStore, { encryptionKeys: key, redis: url })
+      await app.ready()
+    })().then(() => undefined, (e: unknown) => e)
+    t.match((err as Error).message, /^Invalid token-store option "redis": Redis at redis:\/\/127\.0\.0\.1:\d+\/16 has no database 16 \(ERR DB index is out of range\)/)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    t.same(raw, [], `attempt ${i + 1}: nothing logged besides the error the start fails with`)
+  }
 })
 
 t.test('what the option refuses, in one line that never echoes the URL', async (t) => {
@@ -118,9 +153,57 @@ t.test('what the option refuses, in one line that never echoes the URL', async (
   t.equal(refusal('127.0.0.1:6379'), 'Invalid token-store option "redis": a string must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379')
   t.equal(refusal('not a url'), 'Invalid token-store option "redis": a string must be a redis:// or rediss:// URL, e.g. redis://127.0.0.1:6379')
   t.equal(refusal('redis://127.0.0.1:6379/abc'), 'Invalid token-store option "redis": the URL\'s path must be a database number (redis://host:6379/0), or nothing')
+  // The URL parser drops spaces around a URL, ioredis' does not: it threw a TypeError quoting the URL, password and all.
+  const around = 'Invalid token-store option "redis": the URL has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone'
+  for (const url of [' redis://:S3cretPassw0rd@127.0.0.1:6379', 'redis://:S3cretPassw0rd@127.0.0.1:6379\n', '\tredis://127.0.0.1:6379', '"redis://:S3cretPassw0rd@127.0.0.1:6379"', "'rediss://127.0.0.1:6379'"]) {
+    t.equal(refusal(url), around, JSON.stringify(url.replace('S3cretPassw0rd', '***')))
+  }
+  t.equal(refusal('redis://:S3cret Passw0rd@127.0.0.1:6379'), 'Invalid token-store option "redis": the URL has spaces or control characters in it: remove them (a password with a space is written %20)')
+  t.equal(refusal('redis://127.0.0.1:6379/0\u0000'), 'Invalid token-store option "redis": the URL has spaces or control characters in it: remove them (a password with a space is written %20)')
   for (const db of ['redis://127.0.0.1:6379/', 'redis://127.0.0.1:6379/12', 'rediss://:pw@127.0.0.1:6380/0?connectionName=x']) {
     t.equal(refusal(db), 'Invalid token-store option "redis": a URL is for the plugin, which makes its client; createTokenStore needs an ioredis client', `${db}: a good URL`)
   }
   t.equal(refusal('redis://127.0.0.1:6379'), 'Invalid token-store option "redis": a URL is for the plugin, which makes its client; createTokenStore needs an ioredis client')
   t.throws(() => createTokenStore({ encryptionKeys: key, backend: 'memory', redis: 'redis://127.0.0.1:6379' }), /"backend": "memory" contradicts the given redis option/)
+})
+
+t.test('a URL with a space before it: the start fails in one option error, the password nowhere', async (t) => {
+  const password = 'S3cretPassw0rd-not-to-be-printed'
+  const raw: string[] = []
+  const stream = new Writable({ write (chunk: Buffer, _enc, cb) { raw.push(chunk.toString()); cb() } })
+  const app = Fastify({ logger: { level: 'trace', stream } })
+  t.teardown(() => app.close())
+  const err = await (async () => {
+    await app.register(tokenStore, { encryptionKeys: key, redis: ` redis://:${password}@127.0.0.1:6379` })
+    await app.ready()
+  })().then(() => undefined, (e: unknown) => e)
+  t.ok(err instanceof TokenStoreOptionsError, 'an option error, not ioredis\' TypeError')
+  t.match((err as Error).message, /^Invalid token-store option "redis": the URL has spaces, line breaks or quotes around it/)
+  t.notOk(String((err as Error).stack).includes(password), 'not in the error')
+  t.notOk(raw.join('').includes(password), 'not in the log')
+})
+
+t.test('a rediss:// URL at a Redis without TLS: the unavailable warning says rediss:// needs TLS; nothing of it for redis://', async (t) => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const hint = ' (rediss:// needs a Redis that speaks TLS; for a plain Redis use redis://)'
+  const warning = (lines: Array<{ level: number, msg: string }>): string | undefined => lines.find((l) => l.msg.includes(' is unavailable ('))?.msg
+  // The shared (plain) Redis: it waits for a command that a TLS handshake never is, so the first attempt times out.
+  const plain = new URL(redisUrl())
+  plain.protocol = 'rediss:'
+  const silent = await start(t, { redis: plain.href, keyPrefix: uniquePrefix('rediss-plain') })
+  t.equal(warning(silent.lines), `token-store: Redis at rediss://${plain.host} is unavailable (ETIMEDOUT): requests that need the store answer 503 store_unavailable until it is back; reconnecting in the background${hint}`)
+  // A plain server that closes the connection on the handshake.
+  const sockets = new Set<Socket>()
+  const closing = createServer((socket) => { sockets.add(socket); socket.once('data', () => socket.destroy()) })
+  await new Promise<void>((resolve) => closing.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const s of sockets) s.destroy(); closing.close() })
+  const port = (closing.address() as { port: number }).port
+  const closed = await start(t, { redis: `rediss://127.0.0.1:${port}`, keyPrefix: uniquePrefix('rediss-closed') })
+  t.ok(warning(closed.lines)?.endsWith(hint), String(warning(closed.lines)))
+  // Control: nothing listening is not a TLS matter, nor is a plain URL.
+  const nothing = await start(t, { redis: `rediss://127.0.0.1:${await freePort()}`, keyPrefix: uniquePrefix('rediss-none') })
+  t.match(warning(nothing.lines), /is unavailable \(ECONNREFUSED\).*in the background$/)
+  const plainUrl = await start(t, { redis: `redis://127.0.0.1:${port}`, keyPrefix: uniquePrefix('redis-closed') })
+  t.notMatch(warning(plainUrl.lines) ?? '', 'rediss:// needs')
 })
