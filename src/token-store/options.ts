@@ -304,6 +304,9 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
   }
 }
 
+/** The query parameters of a redis URL that ioredis reads safely (`family` as a number, `connectionName` as text). */
+const URL_QUERY_OPTIONS = new Set(['family', 'connectionName'])
+
 /** A `redis:` or `rediss:` URL, as given; the error names the scheme, never the URL (it may hold a password). */
 function checkRedisUrl (text: string): string {
   // The URL parser drops spaces and control characters around a URL (and some inside it), ioredis' does not: it
@@ -327,6 +330,18 @@ function checkRedisUrl (text: string): string {
   // ioredis reads the path as the database number, and a path that is not one fails every connection later.
   if (!/^\/?(\d{1,5})?$/.test(url.pathname)) {
     throw new TokenStoreOptionsError('redis', 'the URL\'s path must be a database number (redis://host:6379/0), or nothing')
+  }
+  // ioredis copies a query's parameters into the client's options as text: `?connectTimeout=300` became the string
+  // "300", and the first connection threw an uncaught TypeError that ended the process. Only those it reads as text.
+  for (const name of url.searchParams.keys()) {
+    if (!URL_QUERY_OPTIONS.has(name)) {
+      const shown = /^[A-Za-z][A-Za-z0-9]{0,40}$/.test(name) ? ` ${name}` : ''
+      throw new TokenStoreOptionsError('redis', `the URL's query parameter${shown} is not one token-store can pass on (ioredis would take it as text): ` +
+        `remove it; only ${[...URL_QUERY_OPTIONS].join(' and ')} are read from the URL (for other client options, pass your own ioredis client)`)
+    }
+  }
+  if (url.searchParams.has('family') && !/^[46]$/.test(url.searchParams.get('family') ?? '')) {
+    throw new TokenStoreOptionsError('redis', 'the URL\'s family must be 4 or 6')
   }
   return text
 }

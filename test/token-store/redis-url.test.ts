@@ -160,7 +160,11 @@ t.test('what the option refuses, in one line that never echoes the URL', async (
   }
   t.equal(refusal('redis://:S3cret Passw0rd@127.0.0.1:6379'), 'Invalid token-store option "redis": the URL has spaces or control characters in it: remove them (a password with a space is written %20)')
   t.equal(refusal('redis://127.0.0.1:6379/0\u0000'), 'Invalid token-store option "redis": the URL has spaces or control characters in it: remove them (a password with a space is written %20)')
-  for (const db of ['redis://127.0.0.1:6379/', 'redis://127.0.0.1:6379/12', 'rediss://:pw@127.0.0.1:6380/0?connectionName=x']) {
+  // ioredis copied these into the client's options as text; `?connectTimeout=300` ended the process at the first connection.
+  t.equal(refusal('redis://127.0.0.1:6379/0?connectTimeout=300'), 'Invalid token-store option "redis": the URL\'s query parameter connectTimeout is not one token-store can pass on (ioredis would take it as text): remove it; only family and connectionName are read from the URL (for other client options, pass your own ioredis client)')
+  t.equal(refusal('redis://127.0.0.1:6379/0?tok_SECRET123%21=1'), 'Invalid token-store option "redis": the URL\'s query parameter is not one token-store can pass on (ioredis would take it as text): remove it; only family and connectionName are read from the URL (for other client options, pass your own ioredis client)', 'a name that may be a value is not echoed')
+  t.equal(refusal('redis://127.0.0.1:6379?family=ipv6'), 'Invalid token-store option "redis": the URL\'s family must be 4 or 6')
+  for (const db of ['redis://127.0.0.1:6379/', 'redis://127.0.0.1:6379/12', 'rediss://:pw@127.0.0.1:6380/0?connectionName=x', 'redis://127.0.0.1:6379?family=4']) {
     t.equal(refusal(db), 'Invalid token-store option "redis": a URL is for the plugin, which makes its client; createTokenStore needs an ioredis client', `${db}: a good URL`)
   }
   t.equal(refusal('redis://127.0.0.1:6379'), 'Invalid token-store option "redis": a URL is for the plugin, which makes its client; createTokenStore needs an ioredis client')
