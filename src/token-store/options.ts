@@ -304,8 +304,11 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
   }
 }
 
-/** The query parameters of a redis URL that ioredis reads safely (`family` as a number, `connectionName` as text). */
-const URL_QUERY_OPTIONS = new Set(['family', 'connectionName'])
+/**
+ * The query parameters of a redis URL that token-store passes on, typed (redis-url.ts: `urlQueryOptions`); ioredis
+ * itself would copy any parameter into the client's options as text, over token-store's own.
+ */
+const URL_QUERY_OPTIONS = new Set(['connectionName', 'family', 'enableOfflineQueue'])
 
 /** A `redis:` or `rediss:` URL, as given; the error names the scheme, never the URL (it may hold a password). */
 function checkRedisUrl (text: string): string {
@@ -337,11 +340,14 @@ function checkRedisUrl (text: string): string {
     if (!URL_QUERY_OPTIONS.has(name)) {
       const shown = /^[A-Za-z][A-Za-z0-9]{0,40}$/.test(name) ? ` ${name}` : ''
       throw new TokenStoreOptionsError('redis', `the URL's query parameter${shown} is not one token-store can pass on (ioredis would take it as text): ` +
-        `remove it; only ${[...URL_QUERY_OPTIONS].join(' and ')} are read from the URL (for other client options, pass your own ioredis client)`)
+        'remove it; only connectionName, family and enableOfflineQueue are read from the URL (for other client options, pass your own ioredis client)')
     }
   }
   if (url.searchParams.has('family') && !/^[46]$/.test(url.searchParams.get('family') ?? '')) {
     throw new TokenStoreOptionsError('redis', 'the URL\'s family must be 4 or 6')
+  }
+  if (url.searchParams.has('enableOfflineQueue') && !/^(true|false)$/.test(url.searchParams.get('enableOfflineQueue') ?? '')) {
+    throw new TokenStoreOptionsError('redis', 'the URL\'s enableOfflineQueue must be true or false')
   }
   return text
 }

@@ -101,7 +101,8 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
     throw new TokenStoreOptionsError('redis', 'a redis:// URL needs ioredis installed next to token-store: npm i ioredis')
   }
   const shown = redisUrlForLogs(url)
-  const client: OwnedClient = new Redis(url, {
+  const { address, options } = urlQueryOptions(url)
+  const client: OwnedClient = new Redis(address, {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
@@ -111,8 +112,8 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
     // Back at most a second after Redis is (ioredis' default waits up to 2 s between attempts).
     retryStrategy: (times: number) => Math.min(times * 100, RECONNECT_MAX_DELAY_MS),
     // After a failover: off the old primary (now a replica answering READONLY to every write), onto the new one.
-    // (Read as ioredis reads it: a URL's `?enableOfflineQueue=...` is a string.)
-    reconnectOnError: reconnectOnReadonly(shown, log, () => Boolean(client.options.enableOfflineQueue))
+    reconnectOnError: reconnectOnReadonly(shown, log, () => client.options.enableOfflineQueue === true),
+    ...options
   })
   let unreachable = false
   let missingDatabase: string | undefined
@@ -217,4 +218,24 @@ export function warnReadonlyReplies (store: object, client: unknown, log: Fastif
   }
   subscribe(STORE_ERROR_CHANNEL, listener)
   return stop
+}
+
+/**
+ * The URL without its query, and the query's options typed (options.ts has checked them: `connectionName`,
+ * `family` 4 or 6, `enableOfflineQueue` true or false). Given the URL whole, ioredis copied every parameter into the
+ * client's options as text, over the options token-store sets: `?connectTimeout=300` ended the process at the first
+ * connection, and `?enableOfflineQueue=false` turned the queue on (a non-empty string).
+ */
+export function urlQueryOptions (url: string): { address: string, options: Record<string, string | number | boolean> } {
+  const parsed = new URL(url)
+  const options: Record<string, string | number | boolean> = {}
+  const name = parsed.searchParams.get('connectionName')
+  if (name !== null) options.connectionName = name
+  const family = parsed.searchParams.get('family')
+  if (family !== null) options.family = Number(family)
+  const queue = parsed.searchParams.get('enableOfflineQueue')
+  if (queue !== null) options.enableOfflineQueue = queue === 'true'
+  if (parsed.search === '') return { address: url, options }
+  parsed.search = ''
+  return { address: parsed.toString(), options }
 }

@@ -161,10 +161,11 @@ t.test('what the option refuses, in one line that never echoes the URL', async (
   t.equal(refusal('redis://:S3cret Passw0rd@127.0.0.1:6379'), 'Invalid token-store option "redis": the URL has spaces or control characters in it: remove them (a password with a space is written %20)')
   t.equal(refusal('redis://127.0.0.1:6379/0\u0000'), 'Invalid token-store option "redis": the URL has spaces or control characters in it: remove them (a password with a space is written %20)')
   // ioredis copied these into the client's options as text; `?connectTimeout=300` ended the process at the first connection.
-  t.equal(refusal('redis://127.0.0.1:6379/0?connectTimeout=300'), 'Invalid token-store option "redis": the URL\'s query parameter connectTimeout is not one token-store can pass on (ioredis would take it as text): remove it; only family and connectionName are read from the URL (for other client options, pass your own ioredis client)')
-  t.equal(refusal('redis://127.0.0.1:6379/0?tok_SECRET123%21=1'), 'Invalid token-store option "redis": the URL\'s query parameter is not one token-store can pass on (ioredis would take it as text): remove it; only family and connectionName are read from the URL (for other client options, pass your own ioredis client)', 'a name that may be a value is not echoed')
+  t.equal(refusal('redis://127.0.0.1:6379/0?connectTimeout=300'), 'Invalid token-store option "redis": the URL\'s query parameter connectTimeout is not one token-store can pass on (ioredis would take it as text): remove it; only connectionName, family and enableOfflineQueue are read from the URL (for other client options, pass your own ioredis client)')
+  t.equal(refusal('redis://127.0.0.1:6379/0?tok_SECRET123%21=1'), 'Invalid token-store option "redis": the URL\'s query parameter is not one token-store can pass on (ioredis would take it as text): remove it; only connectionName, family and enableOfflineQueue are read from the URL (for other client options, pass your own ioredis client)', 'a name that may be a value is not echoed')
   t.equal(refusal('redis://127.0.0.1:6379?family=ipv6'), 'Invalid token-store option "redis": the URL\'s family must be 4 or 6')
-  for (const db of ['redis://127.0.0.1:6379/', 'redis://127.0.0.1:6379/12', 'rediss://:pw@127.0.0.1:6380/0?connectionName=x', 'redis://127.0.0.1:6379?family=4']) {
+  t.equal(refusal('redis://127.0.0.1:6379?enableOfflineQueue=yes'), 'Invalid token-store option "redis": the URL\'s enableOfflineQueue must be true or false')
+  for (const db of ['redis://127.0.0.1:6379/', 'redis://127.0.0.1:6379/12', 'rediss://:pw@127.0.0.1:6380/0?connectionName=x', 'redis://127.0.0.1:6379?family=4', 'redis://127.0.0.1:6379/0?enableOfflineQueue=false']) {
     t.equal(refusal(db), 'Invalid token-store option "redis": a URL is for the plugin, which makes its client; createTokenStore needs an ioredis client', `${db}: a good URL`)
   }
   t.equal(refusal('redis://127.0.0.1:6379'), 'Invalid token-store option "redis": a URL is for the plugin, which makes its client; createTokenStore needs an ioredis client')
@@ -210,4 +211,14 @@ t.test('a rediss:// URL at a Redis without TLS: the unavailable warning says red
   t.match(warning(nothing.lines), /is unavailable \(ECONNREFUSED\).*in the background$/)
   const plainUrl = await start(t, { redis: `redis://127.0.0.1:${port}`, keyPrefix: uniquePrefix('redis-closed') })
   t.notMatch(warning(plainUrl.lines) ?? '', 'rediss:// needs')
+})
+
+t.test('the URL\'s query reaches ioredis typed, never as text over token-store\'s own options', async (t) => {
+  const { urlQueryOptions } = await import('../../src/token-store/redis-url.js')
+  t.same(urlQueryOptions('redis://:pw@127.0.0.1:6379/2?connectionName=app&family=6&enableOfflineQueue=false'), {
+    address: 'redis://:pw@127.0.0.1:6379/2',
+    options: { connectionName: 'app', family: 6, enableOfflineQueue: false }
+  }, '"false" is false (as text, ioredis read it as on)')
+  t.same(urlQueryOptions('rediss://127.0.0.1:6380?enableOfflineQueue=true'), { address: 'rediss://127.0.0.1:6380', options: { enableOfflineQueue: true } })
+  t.same(urlQueryOptions('redis://127.0.0.1:6379/0'), { address: 'redis://127.0.0.1:6379/0', options: {} })
 })
