@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { credentialLooksPasted } from './validate.js'
 
 /**
  * The example server's configuration, read from the environment (every variable and
@@ -107,6 +108,13 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     if (clientId === undefined) throw new ConfigError('AIHUBMIX_CLIENT_ID', 'is required when AIHUBMIX_BASE_URL is set')
     const clientSecret = nonEmpty(env, 'AIHUBMIX_CLIENT_SECRET')
     if (clientSecret === undefined) throw new ConfigError('AIHUBMIX_CLIENT_SECRET', 'is required when AIHUBMIX_BASE_URL is set')
+    // The provider would refuse every sign-in as invalid_client; aihubmix-proxy refuses it at start too, but names
+    // its option, not the variable to fix.
+    for (const [variable, value] of [['AIHUBMIX_CLIENT_ID', clientId], ['AIHUBMIX_CLIENT_SECRET', clientSecret]] as const) {
+      if (credentialLooksPasted(value)) {
+        throw new ConfigError(variable, 'contains spaces, quotes or control characters (a copy-paste error, or quotes kept from an env file?): remove them')
+      }
+    }
     provider = { baseUrl: base.href.replace(/\/+$/, ''), clientId, clientSecret }
   } else if (production) {
     throw new ConfigError('AIHUBMIX_BASE_URL', 'is required in production (the embedded mock provider is for development)')

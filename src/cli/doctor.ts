@@ -6,7 +6,7 @@ import { describeMalformed, readEnvFile, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
 import { pingRedis, type RedisMemory, type RedisPersistence } from './redis-ping.js'
-import { apiPathSuffix, isLoopbackHost, normalizeBaseUrl } from './validate.js'
+import { apiPathSuffix, credentialLooksPasted, isLoopbackHost, normalizeBaseUrl } from './validate.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail'
 
@@ -116,11 +116,9 @@ function metricsChecks (env: Env): DoctorCheck[] {
   return [ok('metrics', `${url}: reachable beyond this machine, so let only Prometheus reach it (a firewall, a private network)`)]
 }
 
-const CREDENTIAL = /^[\x21-\x7e]+$/
-
 /** A client id or secret good enough to send: present, printable, unquoted (its own check does not fail). */
 function usableCredential (value: string | undefined): value is string {
-  return value !== undefined && value.trim() !== '' && CREDENTIAL.test(value) && !/^['"]|['"]$/.test(value)
+  return value !== undefined && value.trim() !== '' && !credentialLooksPasted(value)
 }
 
 function credentialChecks (env: Env): DoctorCheck[] {
@@ -134,7 +132,7 @@ function credentialChecks (env: Env): DoctorCheck[] {
     checks.push(base === undefined
       ? warn('AIHUBMIX_CLIENT_ID', 'not set')
       : fail('AIHUBMIX_CLIENT_ID', 'not set (required with AIHUBMIX_BASE_URL; `aihubmix-oauth create-app` writes it)'))
-  } else if (!CREDENTIAL.test(id) || /^['"]|['"]$/.test(id)) {
+  } else if (credentialLooksPasted(id)) {
     checks.push(fail('AIHUBMIX_CLIENT_ID', 'contains spaces, quotes or control characters (a copy-paste error?)'))
   } else if (!id.startsWith('client_')) {
     checks.push(warn('AIHUBMIX_CLIENT_ID', `${id} does not look like an AIHubMix client id (client_...)`))
@@ -146,7 +144,7 @@ function credentialChecks (env: Env): DoctorCheck[] {
     checks.push(base === undefined
       ? warn('AIHUBMIX_CLIENT_SECRET', 'not set')
       : fail('AIHUBMIX_CLIENT_SECRET', 'not set (required with AIHUBMIX_BASE_URL; `aihubmix-oauth create-app` writes it)'))
-  } else if (!CREDENTIAL.test(secret) || /^['"]|['"]$/.test(secret)) {
+  } else if (credentialLooksPasted(secret)) {
     checks.push(fail('AIHUBMIX_CLIENT_SECRET', `set (${secret.length} characters) but contains spaces, quotes or control characters (a copy-paste error?)`))
   } else if (!secret.startsWith('secret_')) {
     checks.push(warn('AIHUBMIX_CLIENT_SECRET', `set (${secret.length} characters), but it does not look like an AIHubMix client secret (secret_...)`))

@@ -108,3 +108,12 @@ export function normalizeBaseUrl (base: string): string {
   const url = new URL(base)
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`
 }
+
+/**
+ * A client id or secret as the provider issues them: printable ASCII, no spaces, no quotes around it. A copy-paste
+ * or an env file whose quotes were kept (Docker's env_file, a Kubernetes secret) breaks that, and the provider then
+ * refuses every sign-in as invalid_client.
+ */
+export function credentialLooksPasted (value: string): boolean {
+  return !/^[\x21-\x7e]+$/.test(value) || /^['"]|['"]$/.test(value)
+}
