@@ -217,6 +217,12 @@ export class TokenStoreCore implements TokenStore {
   /** The retry loops of pending sets (close() waits for them). */
   readonly #saving = new Set<Promise<void>>()
   /**
+   * The sessions whose kept set a retry loop is still storing, also once `forget` stopped serving it (a logout whose
+   * own delete then failed): the refresh token that set replaces has been presented, so no flight of this process
+   * presents it again meanwhile (`#fly`), whatever this process's own mark in the store says.
+   */
+  readonly #retrying = new Set<string>()
+  /**
    * Sessions whose last refresh failed transiently: until when (`performance.now()`, a monotonic clock: a wall clock
    * stepped back must not stretch a backoff) the refresher is not called again, and why.
    */
@@ -570,8 +576,10 @@ export class TokenStoreCore implements TokenStore {
         throw new RefreshBackoffError(left)
       }
       // Another instance has presented this refresh token and not stored the outcome: its lease ran out (Redis was
-      // down or stalled for everyone), not its refresh. Presenting the token again would be a reuse.
-      if (this.#fencedByOther(stored)) throw new RefreshBusyError()
+      // down or stalled for everyone), not its refresh. Presenting the token again would be a reuse. The same when
+      // this process still retries storing a set it kept for the session (no longer served after a logout whose
+      // own delete failed).
+      if (this.#retrying.has(sid) || this.#fencedByOther(stored)) throw new RefreshBusyError()
       const expected = await this.#fence(sid, stored)
 
       let fresh: TokenSet
@@ -712,6 +720,7 @@ export class TokenStoreCore implements TokenStore {
   /** Keeps a refreshed set that could not be stored: served from here, retried in the background. */
   #keep (save: PendingSave, err: unknown): void {
     this.#pending.set(save.sid, save)
+    this.#retrying.add(save.sid)
     this.#log.warn({ session: sessionTag(save.sid), err }, 'token-store: a refreshed token set could not be stored yet; this process keeps it, holds the refresh lock and retries')
     const saving = this.#retrySave(save)
     this.#saving.add(saving)
@@ -754,6 +763,7 @@ export class TokenStoreCore implements TokenStore {
       this.#log.error({ session, reason: dropped }, `token-store: dropped a refreshed token set that could not be stored (${dropped}); this session will have to sign in again`)
     } finally {
       if (this.#pending.get(save.sid) === save) this.#pending.delete(save.sid)
+      this.#retrying.delete(save.sid)
       await save.lock.release()
     }
   }
@@ -974,7 +984,7 @@ export class TokenStoreCore implements TokenStore {
   /**
    * Another process presented this set's refresh token less than `refreshFenceMs` ago and has not stored the
    * outcome. By that process's clock, counted either way: a clock off by more than the interval only turns the check
-   * off. A mark of this process's own is stale (its flights, kept sets and late refreshes are known here).
+   * off. A mark of this process's own is stale: its flights, kept sets (`#retrying`) and late refreshes are known here.
    */
   #fencedByOther (stored: StoredTokenSet): boolean {
     const presented = stored.presented

@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { RefreshRejectedError, type TokenSet } from '@fastify-aihubmix/token-store'
-import { buildApp, deferred, sid, sleep, tokenSet, type T } from '../helpers/token-store.js'
+import { buildApp, deferred, KEY_A, sid, sleep, tokenSet, type T } from '../helpers/token-store.js'
 import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
 import { redisServerOrSkip, startRedisServer, until } from '../helpers/redis-server.js'
 import { freePort } from '../helpers/free-port.js'
@@ -137,4 +137,45 @@ t.test('a refresh that failed takes its mark off: the other instance refreshes a
   const fresh = await b.tokenStore.getFresh(id, async (rt) => { presented.push(rt); return tokenSet() })
   t.same(presented, [old.refreshToken], 'B presented the token the failed refresh did not use up')
   t.same(await a.tokenStore.get(id), fresh)
+})
+
+t.test('a kept set still being stored after a failed logout: this process does not present its old refresh token again', async t => {
+  const { MemoryStore } = await import('../../src/token-store/memory-store.js')
+  const { TokenStoreCore } = await import('../../src/token-store/token-store.js')
+  const { resolveOptions } = await import('../../src/token-store/options.js')
+  const { StoreUnavailableError } = await import('@fastify-aihubmix/token-store')
+  // The store under the token store, failing every call while `down` (Redis away from this process).
+  const inner = new MemoryStore()
+  let down = false
+  const kv = new Proxy(inner, {
+    get (target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => (down && prop !== 'close' && prop !== 'getManyNow')
+        ? Promise.reject(new StoreUnavailableError({ cause: new Error('down') }))
+        : (value as (...a: unknown[]) => unknown).apply(target, args)
+    }
+  })
+  const silent = { level: 'silent', fatal () {}, error () {}, warn () {}, info () {}, debug () {}, trace () {}, silent () {}, child () { return silent } }
+  const options = resolveOptions({ encryptionKeys: KEY_A, lockLeaseMs: 300, lockWaitMs: 400, refreshBackoffMs: 0 })
+  const store = new TokenStoreCore({ kv, options, log: silent as never })
+  t.teardown(() => store.close())
+
+  const provider = rotatingProvider()
+  const presented: string[] = []
+  const id = sid()
+  const old = provider.issue(tokenSet({ expiresInMs: -60_000 }))
+  await store.save(id, old)
+  const providerAnswers = deferred()
+  const first = store.getFresh(id, async (rt) => { presented.push(rt); await providerAnswers.promise; return provider.answer(rt) })
+  await until(async () => presented.length === 1, 'at the provider')
+  down = true
+  providerAnswers.resolve()
+  t.not((await first).refreshToken, old.refreshToken, 'the rotated set, kept until the store is back')
+  // The user signs out meanwhile: the set stops being served here, and the delete itself fails.
+  await t.rejects(store.delete(id), { code: 'FST_AIHUBMIX_STORE_UNAVAILABLE' })
+  await sleep(600) // longer than the lease
+  down = false
+  await store.getFresh(id, async (rt) => { presented.push(rt); return provider.answer(rt) }).catch(() => {})
+  t.same(presented, [old.refreshToken], 'the old refresh token went to the provider once')
 })
