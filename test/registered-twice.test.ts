@@ -1,40 +1,12 @@
 import t from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyCookie from '@fastify/cookie'
-import fastifySession from '@fastify/session'
-import tokenStore, { TokenStoreRegisteredTwiceError } from '@fastify-aihubmix/token-store'
-import aihubmixProxy, { ProxyRegisteredTwiceError } from '@fastify-aihubmix/aihubmix-proxy'
-import oauthRoutes, { OAuthRoutesRegisteredTwiceError } from '@fastify-aihubmix/oauth-routes'
-import aihubmixMetrics, { MetricsRegisteredTwiceError } from '@fastify-aihubmix/metrics'
+import { TokenStoreRegisteredTwiceError } from '@fastify-aihubmix/token-store'
+import { ProxyRegisteredTwiceError } from '@fastify-aihubmix/aihubmix-proxy'
+import { OAuthRoutesRegisteredTwiceError } from '@fastify-aihubmix/oauth-routes'
+import { MetricsRegisteredTwiceError } from '@fastify-aihubmix/metrics'
+import { cookie, metrics, proxy, routes, scope, session, startWith, tokens, type Step } from './helpers/registration-steps.js'
 
 // A plugin registered twice stops the start with one line naming the plugin and the fix, instead of Fastify's
 // "The decorator 'tokenStore' has already been added!" or "Method 'GET' already declared for route '/auth/login'".
-
-const SECRET = 's'.repeat(40)
-const PROXY = { baseUrl: 'https://aihubmix.example', clientId: 'c', clientSecret: 'x', redirectUri: 'https://app.example/auth/callback' }
-const ROUTES = { publicUrl: 'https://app.example' }
-
-type Step = (app: FastifyInstance) => Promise<unknown>
-const cookie: Step = async (app) => app.register(fastifyCookie)
-const tokens: Step = async (app) => app.register(tokenStore, { encryptionKeys: SECRET })
-const proxy: Step = async (app) => app.register(aihubmixProxy, PROXY)
-const session: Step = async (app) => app.register(fastifySession, { secret: SECRET, store: app.tokenStore.sessionStore, saveUninitialized: false })
-const routes: Step = async (app) => app.register(oauthRoutes, ROUTES)
-const metrics: Step = async (app) => app.register(aihubmixMetrics)
-const scope = (...steps: Step[]): Step => async (app) => app.register(async (inner) => { for (const step of steps) await step(inner) })
-
-async function startWith (steps: Step[]): Promise<(Error & { code?: string }) | undefined> {
-  const app = Fastify()
-  try {
-    for (const step of steps) await step(app)
-    await app.ready()
-    return undefined
-  } catch (err) {
-    return err as Error & { code?: string }
-  } finally {
-    await app.close().catch(() => {})
-  }
-}
 
 const ONCE = 'register it once, in a scope every plugin and route that uses it shares (the root app)'
 const cases: Array<[string, Step[], string, string, abstract new (...args: never[]) => Error]> = [

@@ -1,40 +1,19 @@
 import t from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyCookie from '@fastify/cookie'
-import fastifySession from '@fastify/session'
-import tokenStore from '@fastify-aihubmix/token-store'
-import aihubmixProxy from '@fastify-aihubmix/aihubmix-proxy'
-import oauthRoutes, { OAuthRoutesRegistrationError } from '@fastify-aihubmix/oauth-routes'
+import { OAuthRoutesRegistrationError } from '@fastify-aihubmix/oauth-routes'
+import Fastify from 'fastify'
+import { cookie, proxy, routes, scope, session, startWith as started, tokens, type Step } from '../helpers/registration-steps.js'
 
 // A plugin missing, or registered after oauth-routes or outside its scope, stops the start with one error that
 // names what to register and the whole order, instead of Fastify's "The decorator 'session' required by ... is
 // not present in Request".
 
-const SECRET = 's'.repeat(40)
 const ORDER = ': register @fastify/cookie, token-store, aihubmix-proxy, then in one scope @fastify/session and oauth-routes'
-const ROUTES = { publicUrl: 'https://app.example' }
-const PROXY = { baseUrl: 'https://aihubmix.example', clientId: 'c', clientSecret: 'x', redirectUri: 'https://app.example/auth/callback' }
-
-type Step = (app: FastifyInstance) => Promise<unknown>
-const cookie: Step = async (app) => app.register(fastifyCookie)
-const tokens: Step = async (app) => app.register(tokenStore, { encryptionKeys: SECRET })
-const proxy: Step = async (app) => app.register(aihubmixProxy, PROXY)
-const session: Step = async (app) => app.register(fastifySession, { secret: SECRET, store: app.tokenStore.sessionStore, saveUninitialized: false })
-const routes: Step = async (app) => app.register(oauthRoutes, ROUTES)
-const scope = (...steps: Step[]): Step => async (app) => app.register(async (inner) => { for (const step of steps) await step(inner) })
 
 /** The error app.ready() rejects with, after the steps in this order. */
 async function startWith (steps: Step[]): Promise<Error & { code?: string }> {
-  const app = Fastify()
-  try {
-    for (const step of steps) await step(app)
-    await app.ready()
-  } catch (err) {
-    return err as Error & { code?: string }
-  } finally {
-    await app.close().catch(() => {})
-  }
-  throw new Error('the app started')
+  const err = await started(steps)
+  if (err === undefined) throw new Error('the app started')
+  return err
 }
 
 const cases: Array<[string, Step[], string]> = [
