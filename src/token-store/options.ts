@@ -305,10 +305,15 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
 }
 
 /**
- * The query parameters of a redis URL that token-store passes on, typed (redis-url.ts: `urlQueryOptions`); ioredis
- * itself would copy any parameter into the client's options as text, over token-store's own.
+ * The query parameters of a redis URL that token-store passes on, each with what it accepts and its typed value
+ * (redis-url.ts: `urlQueryOptions`); ioredis itself would copy any parameter into the client's options as text, over
+ * token-store's own.
  */
-const URL_QUERY_OPTIONS = new Set(['connectionName', 'family', 'enableOfflineQueue'])
+export const URL_QUERY_OPTIONS: Readonly<Record<string, { accepts: RegExp, expected: string, value: (text: string) => string | number | boolean }>> = {
+  connectionName: { accepts: /^/, expected: 'any text', value: (text) => text },
+  family: { accepts: /^[46]$/, expected: '4 or 6', value: Number },
+  enableOfflineQueue: { accepts: /^(true|false)$/, expected: 'true or false', value: (text) => text === 'true' }
+}
 
 /** A `redis:` or `rediss:` URL, as given; the error names the scheme, never the URL (it may hold a password). */
 function checkRedisUrl (text: string): string {
@@ -336,18 +341,14 @@ function checkRedisUrl (text: string): string {
   }
   // ioredis copies a query's parameters into the client's options as text: `?connectTimeout=300` became the string
   // "300", and the first connection threw an uncaught TypeError that ended the process. Only those it reads as text.
-  for (const name of url.searchParams.keys()) {
-    if (!URL_QUERY_OPTIONS.has(name)) {
+  for (const [name, text] of url.searchParams) {
+    const option = Object.hasOwn(URL_QUERY_OPTIONS, name) ? URL_QUERY_OPTIONS[name] : undefined
+    if (option === undefined) {
       const shown = /^[A-Za-z][A-Za-z0-9]{0,40}$/.test(name) ? ` ${name}` : ''
       throw new TokenStoreOptionsError('redis', `the URL's query parameter${shown} is not one token-store can pass on (ioredis would take it as text): ` +
-        'remove it; only connectionName, family and enableOfflineQueue are read from the URL (for other client options, pass your own ioredis client)')
+        `remove it; only ${Object.keys(URL_QUERY_OPTIONS).join(', ').replace(/, ([^,]*)$/, ' and $1')} are read from the URL (for other client options, pass your own ioredis client)`)
     }
-  }
-  if (url.searchParams.has('family') && !/^[46]$/.test(url.searchParams.get('family') ?? '')) {
-    throw new TokenStoreOptionsError('redis', 'the URL\'s family must be 4 or 6')
-  }
-  if (url.searchParams.has('enableOfflineQueue') && !/^(true|false)$/.test(url.searchParams.get('enableOfflineQueue') ?? '')) {
-    throw new TokenStoreOptionsError('redis', 'the URL\'s enableOfflineQueue must be true or false')
+    if (!option.accepts.test(text)) throw new TokenStoreOptionsError('redis', `the URL's ${name} must be ${option.expected}`)
   }
   return text
 }

@@ -4,6 +4,7 @@ import type { RedisClient } from './redis-store.js'
 import { TokenStoreOptionsError, errorInfo } from './errors.js'
 import { REDIS_ERROR_LOG_INTERVAL_MS } from './connection-errors.js'
 import { STORE_ERROR_CHANNEL, type StoreErrorMessage } from './diagnostics.js'
+import { URL_QUERY_OPTIONS } from './options.js'
 
 /** How long a connection attempt may take before ioredis gives up on it (and tries again). */
 export const REDIS_URL_CONNECT_TIMEOUT_MS = 5000
@@ -221,20 +222,18 @@ export function warnReadonlyReplies (store: object, client: unknown, log: Fastif
 }
 
 /**
- * The URL without its query, and the query's options typed (options.ts has checked them: `connectionName`,
- * `family` 4 or 6, `enableOfflineQueue` true or false). Given the URL whole, ioredis copied every parameter into the
+ * The URL without its query, and the query's options typed (options.ts has checked them against the same table,
+ * `URL_QUERY_OPTIONS`). Given the URL whole, ioredis copied every parameter into the
  * client's options as text, over the options token-store sets: `?connectTimeout=300` ended the process at the first
  * connection, and `?enableOfflineQueue=false` turned the queue on (a non-empty string).
  */
 export function urlQueryOptions (url: string): { address: string, options: Record<string, string | number | boolean> } {
   const parsed = new URL(url)
   const options: Record<string, string | number | boolean> = {}
-  const name = parsed.searchParams.get('connectionName')
-  if (name !== null) options.connectionName = name
-  const family = parsed.searchParams.get('family')
-  if (family !== null) options.family = Number(family)
-  const queue = parsed.searchParams.get('enableOfflineQueue')
-  if (queue !== null) options.enableOfflineQueue = queue === 'true'
+  for (const [name, text] of parsed.searchParams) {
+    const option = Object.hasOwn(URL_QUERY_OPTIONS, name) ? URL_QUERY_OPTIONS[name] : undefined
+    if (option !== undefined) options[name] = option.value(text)
+  }
   if (parsed.search === '') return { address: url, options }
   parsed.search = ''
   return { address: parsed.toString(), options }
