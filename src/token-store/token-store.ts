@@ -581,6 +581,13 @@ export class TokenStoreCore implements TokenStore {
       // own delete failed).
       if (this.#retrying.has(sid) || this.#fencedByOther(stored)) throw new RefreshBusyError()
       const expected = await this.#fence(sid, stored)
+      if (typeof expected !== 'string') {
+        // Another set was stored between the read under the lock and the mark (this flight's lease ran out meanwhile,
+        // and another instance refreshed; or a new sign-in): it is the session's set now. Served while usable; else
+        // not ours to refresh this time.
+        if (this.#usable(expected.set, force, stale)) return expected.set
+        throw new RefreshBusyError()
+      }
 
       let fresh: TokenSet
       try {
@@ -950,21 +957,24 @@ export class TokenStoreCore implements TokenStore {
   /**
    * Marks the stored set, under the lock, as "its refresh token is being presented" before the refresher is called,
    * with compare-and-set against the value read under the lock; returns the marked value, which the flight's save,
-   * refusal or failure then replaces. The lock alone cannot keep a refresh token from being presented twice: its
+   * refusal or failure then replaces; or, when another set was stored since that read, the set stored now (nothing
+   * marked). The lock alone cannot keep a refresh token from being presented twice: its
    * lease runs out when Redis is down, restarting or stalled for longer than `lockLeaseMs`, though the flight that
    * holds it may already have the provider's answer (kept in #pending until Redis is back) or be waiting for it.
    * Whoever takes the lock then finds the mark in the set itself, whose TTL does not run out with the lease, and
    * does not present the token (`#fencedByOther`) for `refreshFenceMs` after it was set. Its cost: one
    * compare-and-set per refresh; with `refreshFenceMs` 0, none.
    */
-  async #fence (sid: string, stored: StoredTokenSet): Promise<string> {
+  async #fence (sid: string, stored: StoredTokenSet): Promise<string | StoredTokenSet> {
     if (this.#options.refreshFenceMs === 0) return stored.sealed
     const fenced = this.#seal(sid, stored.set, stored.forcedAt, { at: Date.now(), by: this.#instance })
     const outcome = await this.#kv.compareAndSet(this.keys.tokens(sid), stored.sealed, fenced, Math.max(1, this.#ttl(stored.set)))
     if (outcome === 'missing') throw new UnauthenticatedError()
-    // Another set was stored since the read under the lock (this flight's lease ran out meanwhile): not ours to refresh.
-    if (outcome === 'changed') throw new RefreshBusyError()
-    return fenced
+    if (outcome !== 'changed') return fenced
+    // Another set was stored since the read under the lock: the flight answers with it (or not at all), not with a mark.
+    const newer = await this.read(sid)
+    if (newer === null) throw new UnauthenticatedError()
+    return newer
   }
 
   /**

@@ -179,3 +179,60 @@ t.test('a kept set still being stored after a failed logout: this process does n
   await store.getFresh(id, async (rt) => { presented.push(rt); return provider.answer(rt) }).catch(() => {})
   t.same(presented, [old.refreshToken], 'the old refresh token went to the provider once')
 })
+
+t.test('another set stored between the read under the lock and the mark: the flight answers with it, presents nothing', async t => {
+  const { MemoryStore } = await import('../../src/token-store/memory-store.js')
+  const { TokenStoreCore } = await import('../../src/token-store/token-store.js')
+  const { resolveOptions } = await import('../../src/token-store/options.js')
+  // The store under the token store: once armed, a set is stored (as another instance whose lease ran out, or a new
+  // sign-in, would) just before the flight's mark reaches it.
+  const inner = new MemoryStore()
+  let storeFirst: (() => Promise<void>) | undefined
+  const kv = new Proxy(inner, {
+    get (target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown
+      if (typeof value !== 'function') return value
+      return async (...args: unknown[]) => {
+        const before = prop === 'compareAndSet' ? storeFirst : undefined
+        if (before !== undefined) {
+          storeFirst = undefined
+          await before()
+        }
+        return await (value as (...a: unknown[]) => unknown).apply(target, args)
+      }
+    }
+  })
+  const silent = { level: 'silent', fatal () {}, error () {}, warn () {}, info () {}, debug () {}, trace () {}, silent () {}, child () { return silent } }
+  const store = new TokenStoreCore({ kv, options: resolveOptions({ encryptionKeys: KEY_A, refreshBackoffMs: 0 }), log: silent as never })
+  t.teardown(() => store.close())
+
+  t.test('a usable one is the answer', async t => {
+    const id = sid()
+    await store.save(id, tokenSet({ expiresInMs: -60_000 }))
+    const newer = tokenSet()
+    storeFirst = async () => { await store.save(id, newer) }
+    const presented: string[] = []
+    t.same(await store.getFresh(id, async (rt) => { presented.push(rt); return tokenSet() }), newer, 'the set stored meanwhile')
+    t.same(presented, [], 'no refresh token presented')
+    t.same(await store.get(id), newer, 'and it stays stored, unmarked')
+    t.equal((await store.read(id))?.presented, undefined)
+  })
+
+  t.test('one that is due as well: 503 refresh_busy, nothing presented', async t => {
+    const id = sid()
+    await store.save(id, tokenSet({ expiresInMs: -60_000 }))
+    const newer = tokenSet({ expiresInMs: -30_000 })
+    storeFirst = async () => { await store.save(id, newer) }
+    const presented: string[] = []
+    await t.rejects(store.getFresh(id, async (rt) => { presented.push(rt); return tokenSet() }), { code: 'FST_AIHUBMIX_REFRESH_BUSY' })
+    t.same(presented, [])
+    t.same(await store.get(id), newer)
+  })
+
+  t.test('the session deleted meanwhile: unauthenticated', async t => {
+    const id = sid()
+    await store.save(id, tokenSet({ expiresInMs: -60_000 }))
+    storeFirst = async () => { await store.delete(id) }
+    await t.rejects(store.getFresh(id, async () => tokenSet()), { code: 'FST_AIHUBMIX_UNAUTHENTICATED' })
+  })
+})
