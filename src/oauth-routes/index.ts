@@ -324,19 +324,25 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       return fail(reply, 'userinfo_failed', mode)
     }
 
-    // A new session id: the pre-login id (which an attacker may have planted) is destroyed.
-    await request.session.regenerate()
-    const now = Date.now()
-    request.session.set('aihubmixAuth', { at: now, seen: now })
-    // Indexed before anything else is stored under the new id: there is never a signed-in session its user cannot
-    // see (until its record is saved with this answer, a listing counts it as a sign-in in progress).
-    await store.addUserSession(String(userinfo.id), request.session.sessionId, {
-      userAgent: request.headers['user-agent'],
-      createdAt: now,
-      ttlMs: o.absoluteTimeoutMs
-    })
-    // Kept no longer than the session can live: a session left untouched ends in the store, its tokens with it.
-    await request.tokens.save({ ...set, notAfter: now + o.absoluteTimeoutMs })
+    try {
+      // A new session id: the pre-login id (which an attacker may have planted) is destroyed.
+      await request.session.regenerate()
+      const now = Date.now()
+      request.session.set('aihubmixAuth', { at: now, seen: now })
+      // Indexed before anything else is stored under the new id: there is never a signed-in session its user cannot
+      // see (until its record is saved with this answer, a listing counts it as a sign-in in progress).
+      await store.addUserSession(String(userinfo.id), request.session.sessionId, {
+        userAgent: request.headers['user-agent'],
+        createdAt: now,
+        ttlMs: o.absoluteTimeoutMs
+      })
+      // Kept no longer than the session can live: a session left untouched ends in the store, its tokens with it.
+      await request.tokens.save({ ...set, notAfter: now + o.absoluteTimeoutMs })
+    } catch (err) {
+      // The store failed (503): the sign-in did not happen, and the grant it was given would outlive it unused.
+      revoke(request, set)
+      throw err
+    }
 
     if (o.onLogin !== undefined) {
       try {

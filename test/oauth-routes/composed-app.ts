@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
-import aihubmixProxy from '@fastify-aihubmix/aihubmix-proxy'
+import aihubmixProxy, { type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
 import oauthRoutes, { loggerOptions } from '@fastify-aihubmix/oauth-routes'
 import { startMockProvider, type MockProvider } from '@fastify-aihubmix/mock-provider'
 import { TestBrowser, type Answer } from '../helpers/browser.js'
@@ -35,6 +35,8 @@ export interface Composition {
   clientSecret?: string
   /** More token-store options (a `redis` client, a `keyPrefix`). */
   tokenStore?: Partial<TokenStoreOptions>
+  /** More aihubmix-proxy options (a `revocationUrl`). */
+  proxy?: Partial<AihubmixProxyOptions>
   /** Routes of the user's own in the @fastify/session scope, after oauth-routes. */
   scopeRoutes?: (scope: FastifyInstance) => void
 }
@@ -62,7 +64,8 @@ export async function startComposedApp (t: { teardown: (fn: () => unknown) => vo
     baseUrl: mock.url,
     clientId: demo.clientId,
     clientSecret: c.clientSecret ?? demo.clientSecret,
-    redirectUri: demo.redirectUri
+    redirectUri: demo.redirectUri,
+    ...c.proxy
   })
   await app.register(async (scope) => {
     await scope.register(fastifySession, {

@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { createServer } from 'node:http'
 import t from 'tap'
 import { StoreUnavailableError } from '@fastify-aihubmix/token-store'
 import type { KVStore } from '../../src/token-store/kv-store.js'
@@ -82,4 +84,33 @@ t.test('a request its schema refuses answers 400 bad_request in the same shape',
   const res = await composed.app.inject({ method: 'GET', url: `/auth/login?returnTo=/${'a'.repeat(5000)}` })
   t.equal(res.statusCode, 400)
   t.same(res.json(), { error: 'bad_request', message: 'The request was not valid.' })
+})
+
+t.test('the store failing in the callback, after the code exchange: the sign-in fails, and the new grant is revoked (with a revocationUrl)', async (t) => {
+  const revoked: string[] = []
+  const revocation = createServer((req, res) => {
+    let body = ''
+    req.on('data', (chunk: Buffer) => { body += chunk.toString() })
+    req.on('end', () => { revoked.push(body); res.writeHead(200).end() })
+  })
+  revocation.listen(0, '127.0.0.1')
+  await once(revocation, 'listening')
+  t.teardown(() => { revocation.close() })
+  const port = (revocation.address() as { port: number }).port
+  const composed = await startComposedApp(t, { proxy: { revocationUrl: `http://127.0.0.1:${port}/revoke` } })
+  // The user's session index cannot be written (Redis full, a failover): the sign-in cannot be completed.
+  const kv = (composed.app.tokenStore as unknown as { kv: KVStore }).kv as unknown as Record<string, unknown>
+  kv.hashSet = async () => { throw new StoreUnavailableError() }
+  const browser = new TestBrowser()
+  const callback = await composed.signIn(browser)
+  t.equal(callback.status, 302)
+  t.equal(callback.headers.location, '/?error=store_unavailable', 'the sign-in failed, as a redirect-mode callback says it')
+  const deadline = Date.now() + 5000
+  while (revoked.length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(revoked.length, 1, 'one revocation')
+  const form = new URLSearchParams(revoked[0])
+  t.equal(form.get('token_type_hint'), 'refresh_token')
+  t.match(form.get('token'), /\S/, 'the refresh token the exchange gave')
+  t.equal((await browser.get(`${composed.url}/auth/session`)).status, 200, 'and the browser is not signed in')
+  t.equal(JSON.parse((await browser.get(`${composed.url}/auth/session`)).body).authenticated, false)
 })
