@@ -329,17 +329,22 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       await request.session.regenerate()
       const now = Date.now()
       request.session.set('aihubmixAuth', { at: now, seen: now })
-      // Indexed before anything else is stored under the new id: there is never a signed-in session its user cannot
-      // see (until its record is saved with this answer, a listing counts it as a sign-in in progress).
+      // The token set first (kept no longer than the session can live: a session left untouched ends in the store,
+      // its tokens with it), the index entry after, the record last (saved with this answer): whatever ends the
+      // session once it is indexed (sign out everywhere on another device, the cap on a user's sessions) deletes
+      // what is stored, and nothing is stored after it but the record, which without its token set signs nobody
+      // in. Until the record is saved, a listing counts the session as a sign-in in progress.
+      await request.tokens.save({ ...set, notAfter: now + o.absoluteTimeoutMs })
       await store.addUserSession(String(userinfo.id), request.session.sessionId, {
         userAgent: request.headers['user-agent'],
         createdAt: now,
         ttlMs: o.absoluteTimeoutMs
       })
-      // Kept no longer than the session can live: a session left untouched ends in the store, its tokens with it.
-      await request.tokens.save({ ...set, notAfter: now + o.absoluteTimeoutMs })
     } catch (err) {
-      // The store failed (503): the sign-in did not happen, and the grant it was given would outlive it unused.
+      // The store failed (503): the sign-in did not happen. Nothing of it may sign anyone in unindexed, and the
+      // grant it was given would outlive it unused.
+      request.session.set('aihubmixAuth', undefined)
+      await request.tokens.clear().catch(() => {})
       revoke(request, set)
       throw err
     }
@@ -401,8 +406,11 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     }
     const set = await request.tokens.get()
     if (everywhere) {
+      // A session its user's index lacks (signed in before sessions were indexed, its entry evicted) is the user's
+      // all the same: who that is, the provider says. If it cannot, the request fails and nothing ends.
       const owner = await store.sessionOwner(request.session.sessionId)
-      if (owner !== null) await store.endUserSessions(owner.userId)
+      const userId = owner?.userId ?? (set === null ? undefined : await userIdOf(request))
+      if (userId !== undefined) await store.endUserSessions(userId)
     }
     // Both at once: each delete of a session's keys may wait for the Redis client cache's fence (token-store).
     await Promise.all([request.tokens.clear(), request.session.destroy()])
@@ -436,14 +444,19 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     return request.session.sessionId
   }
 
+  /** The signed-in user's id, as the provider's userinfo gives it. */
+  async function userIdOf (request: FastifyRequest): Promise<string> {
+    const userId = String((await request.aihubmix.userinfo()).id)
+    if (!isUserId(userId)) throw new UpstreamInvalidResponseError('user id')
+    return userId
+  }
+
   /**
    * Indexes a signed-in session that its user's index does not have (signed in before sessions were indexed, or
    * its entry lost, say to an eviction): the user's id from userinfo, with the session's own sign-in time.
    */
   async function index (request: FastifyRequest, sid: string): Promise<SessionOwner> {
-    const info = await request.aihubmix.userinfo()
-    const userId = String(info.id)
-    if (!isUserId(userId)) throw new UpstreamInvalidResponseError('user id')
+    const userId = await userIdOf(request)
     const at = request.session.get('aihubmixAuth')?.at ?? Date.now()
     const ttlMs = Math.max(1000, at + o.absoluteTimeoutMs - Date.now())
     const id = await store.addUserSession(userId, sid, { userAgent: request.headers['user-agent'], createdAt: at, ttlMs })

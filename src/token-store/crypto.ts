@@ -87,6 +87,15 @@ export class KeyRing {
     }
   }
 
+  /** Whether a well-formed sealed value was sealed with the key that seals now (the first of the ring). */
+  sealedWithPrimary (sealed: string): boolean {
+    try {
+      return parse(sealed).subarray(0, KEY_ID_BYTES).equals(this.#primary.idBytes)
+    } catch {
+      return false
+    }
+  }
+
   /**
    * The key id of a well-formed sealed value whose key is not in this ring, else undefined (well-formed and
    * sealed with a key of the ring, or not a sealed value at all). Decrypts nothing: for looking before taking.

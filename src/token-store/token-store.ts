@@ -308,10 +308,11 @@ export class TokenStoreCore implements TokenStore {
   async endSession (sid: string): Promise<void> {
     assertId(sid, 'sid')
     this.forget(sid)
-    const [link] = await Promise.all([
-      this.#kv.take(this.keys.userLink(sid)),
-      this.#kv.delete([this.keys.session(sid), this.keys.tokens(sid)])
-    ])
+    // The session's keys first, its link after: a delete that fails leaves the session signed in, and its link must
+    // stay for the user's index to reach it (sign out everywhere, a listing). A link left after the delete names a
+    // session that is gone, which a listing drops.
+    await this.#kv.delete([this.keys.session(sid), this.keys.tokens(sid)])
+    const link = await this.#kv.take(this.keys.userLink(sid))
     if (link !== null) await this.#users.unlink(link)
   }
 

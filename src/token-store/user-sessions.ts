@@ -56,10 +56,11 @@ const UNKNOWN_KEY = Symbol('unknown key')
 const HANDLE = /^[A-Za-z0-9_-]{22}$/
 
 /**
- * What an index entry holds (sealed): the session id, when it began, when it was indexed (sub-millisecond, so that
- * sign-ins of one process in one millisecond still have an order), when it expires, the User-Agent.
+ * What an index entry holds (sealed): the session id, when it began, when it was indexed (`i`: sub-millisecond, so
+ * that sign-ins of one process in one millisecond still have an order; `w`: by the wall clock, as every time it is
+ * compared with), when it expires, the User-Agent. Entries written before `w` existed have none.
  */
-interface Entry { s: string, c: number, i: number, e: number, a: string }
+interface Entry { s: string, c: number, i: number, w?: number, e: number, a: string }
 
 interface Listed extends UserSession {
   sid: string
@@ -101,7 +102,12 @@ export interface UserSessionsContext {
  *   PENDING_SIGN_IN_MS is a sign-in in progress and is left alone.
  * - Bounded: an entry lives at most its session's longest life (`ttlMs`), the hash as long as its longest entry,
  *   and a sign-in beyond `maxPerUser` sessions ends the oldest: ended rather than dropped from the index, because
- *   a session that no listing shows could not be ended from another device.
+ *   a session that no listing shows could not be ended from another device. Each sign-in (of a user with other
+ *   entries) does what a listing does to the others, and seals entries of live sessions again with the current
+ *   key: the index outlives no session, and no key past its rotation.
+ * - A sign-in stores its token set first and indexes the session after (oauth-routes): ending the session from its
+ *   index, whenever that happens, deletes everything stored, and only the record (saved with the callback's answer)
+ *   may come after, which without its token set signs nobody in.
  */
 export class UserSessions {
   readonly #kv: KVStore
@@ -138,10 +144,14 @@ export class UserSessions {
     const createdAt = info.createdAt ?? now
     if (!Number.isFinite(createdAt)) throw new TokenStoreArgumentError('createdAt', 'must be a time in ms')
     const id = randomBytes(16).toString('base64url')
-    const entry: Entry = { s: sid, c: createdAt, i: performance.timeOrigin + performance.now(), e: now + info.ttlMs, a: clipUserAgent(info.userAgent) }
+    const entry: Entry = { s: sid, c: createdAt, i: performance.timeOrigin + performance.now(), w: now, e: now + info.ttlMs, a: clipUserAgent(info.userAgent) }
     await this.#kv.set(this.#keys.userLink(sid), JSON.stringify({ u: userId, h: id }), info.ttlMs)
     const count = await this.#kv.hashSet(this.#keys.userSessions(userId), id, this.#seal(userId, id, entry), info.ttlMs)
-    if (count > this.#max) await this.#trim(userId, id)
+    // Each sign-in keeps the index tidy: what ended without endSession is dropped, and entries sealed with an older
+    // key are sealed again with the current one. A sign-in pushes the index's TTL further out, so without this an
+    // entry nobody listed could outlive its session, and the key it was sealed with (then no longer in the ring,
+    // as key rotation prescribes), for as long as its user kept signing in.
+    if (count > 1) await this.#trim(userId, id, await this.#scan(userId, true))
     return id
   }
 
@@ -221,7 +231,7 @@ export class UserSessions {
     const now = Date.now()
     const drop: string[] = []
     const ended: string[] = []
-    const candidates: Array<{ id: string, entry: Entry }> = []
+    const candidates: Array<{ id: string, entry: Entry, sealed: string }> = []
     for (const [id, sealed] of Object.entries(fields)) {
       const entry = this.#open(userId, id, sealed)
       if (entry === UNKNOWN_KEY) {
@@ -233,15 +243,28 @@ export class UserSessions {
         drop.push(id)
         ended.push(entry.s)
       } else {
-        candidates.push({ id, entry })
+        candidates.push({ id, entry, sealed })
       }
     }
+    // One entry per session: a session indexed again (its link lost, say, to a logout whose delete failed) keeps the
+    // newest entry, the one its link names; the others are dropped, the session not ended.
+    const newest = new Map<string, { id: string, entry: Entry }>()
+    for (const candidate of candidates) {
+      const seen = newest.get(candidate.entry.s)
+      if (seen === undefined || candidate.entry.i > seen.entry.i) newest.set(candidate.entry.s, candidate)
+    }
+    const unique = candidates.filter((candidate) => {
+      if (newest.get(candidate.entry.s) === candidate) return true
+      drop.push(candidate.id)
+      return false
+    })
     // Each session's record and token set in one read (one hash slot); on a single Redis concurrent reads share one MGET.
-    const reads = await Promise.all(candidates.map(({ entry }) => this.#kv.getMany([this.#keys.session(entry.s), this.#keys.tokens(entry.s)])))
+    const reads = await Promise.all(unique.map(({ entry }) => this.#kv.getMany([this.#keys.session(entry.s), this.#keys.tokens(entry.s)])))
     const listed: Listed[] = []
-    candidates.forEach(({ id, entry }, index) => {
-      const [json, sealed] = reads[index] ?? []
-      const state = this.#state(json ?? null, sealed ?? null, entry, now)
+    const reseal: Array<{ id: string, entry: Entry }> = []
+    unique.forEach(({ id, entry, sealed: sealedEntry }, index) => {
+      const [json, tokens] = reads[index] ?? []
+      const state = this.#state(json ?? null, tokens ?? null, entry, now)
       if (state === 'pending') {
         if (pending) listed.push({ id, sid: entry.s, indexedAt: entry.i, createdAt: entry.c, lastSeenAt: entry.c, userAgent: entry.a })
       } else if (state === 'gone') {
@@ -250,15 +273,19 @@ export class UserSessions {
       } else {
         listed.push({ id, sid: entry.s, indexedAt: entry.i, createdAt: entry.c, lastSeenAt: state.lastSeenAt, userAgent: entry.a })
       }
+      if (state !== 'gone' && !this.#ring.sealedWithPrimary(sealedEntry)) reseal.push({ id, entry })
     })
     await Promise.all(ended.map(sid => this.#end(sid)))
     await this.#kv.hashDelete(key, drop)
+    // Sealed again with the current key: once the older key leaves the ring (after the longest a session lives),
+    // nothing of a live session still needs it.
+    await Promise.all(reseal.map(({ id, entry }) => this.#kv.hashSet(key, id, this.#seal(userId, id, entry), Math.max(1, entry.e - now))))
     return listed.sort((a, b) => b.createdAt - a.createdAt || b.indexedAt - a.indexedAt)
   }
 
   /** Whether an entry's session lives, as token-store's own cookie path would accept it (and when it was last seen). */
   #state (json: string | null, sealed: string | null, entry: Entry, now: number): 'pending' | 'gone' | { lastSeenAt: number } {
-    if (json === null) return now - entry.i < PENDING_SIGN_IN_MS ? 'pending' : 'gone'
+    if (json === null) return Math.abs(now - (entry.w ?? entry.i)) < PENDING_SIGN_IN_MS ? 'pending' : 'gone'
     const session = parseSession(json)
     if (session === null || sealed === null || cookieExpired(session, now)) return 'gone'
     for (const check of this.#checks) {
@@ -268,9 +295,8 @@ export class UserSessions {
     return { lastSeenAt: typeof seen === 'number' && Number.isFinite(seen) && seen >= entry.c ? seen : entry.c }
   }
 
-  /** Beyond the cap: ends the oldest sessions (never `keep`, the one just added). */
-  async #trim (userId: string, keep: string): Promise<void> {
-    const listed = await this.#scan(userId, true)
+  /** Beyond the cap: ends the oldest sessions of `listed` (never `keep`, the one just added). */
+  async #trim (userId: string, keep: string, listed: readonly Listed[]): Promise<void> {
     const excess = listed.length - this.#max
     if (excess <= 0) return
     const oldest = listed.filter(l => l.id !== keep).reverse().slice(0, excess)
@@ -291,7 +317,7 @@ export class UserSessions {
     try {
       const entry = JSON.parse(this.#ring.unseal(sealed, entryContext(userId, id))) as Partial<Entry> | null
       if (typeof entry?.s === 'string' && typeof entry.c === 'number' && typeof entry.i === 'number' &&
-        typeof entry.e === 'number' && typeof entry.a === 'string') return entry as Entry
+        typeof entry.e === 'number' && typeof entry.a === 'string' && (entry.w === undefined || typeof entry.w === 'number')) return entry as Entry
     } catch (err) {
       const keyId = unknownKeyIdOf(err)
       if (keyId !== undefined) {
