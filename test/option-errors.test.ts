@@ -134,6 +134,27 @@ t.test('aihubmix-proxy: a clientId or clientSecret with quotes, spaces or contro
   }
 })
 
+t.test('aihubmix-proxy: a client secret given as clientId (the two swapped) is refused, never echoed: the id goes to the browser', async (t) => {
+  // Swapped, the app started and /auth/login sent the secret to the browser as client_id.
+  const said = 'Invalid aihubmix-proxy option "clientId": looks like the client secret (it starts with secret_, or equals clientSecret): are clientId and ' +
+    'clientSecret swapped? The client id (client_...) goes to the browser in the sign-in URL; the secret must stay on the server'
+  for (const [label, clientId, clientSecret] of [
+    ['swapped', 'secret_mock_Zq81xY', 'client_mock_1a2b'],
+    ['the secret twice', 'secret_mock_Zq81xY', 'secret_mock_Zq81xY'],
+    ['the same value of another shape', 'app-credential-77', 'app-credential-77']
+  ] as const) {
+    const err = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, clientId, clientSecret }) })
+    t.equal(err.message, said, label)
+    t.notMatch(err.message, clientId === clientSecret ? clientId : 'secret_mock_Zq81xY')
+  }
+  // Control: an id of another shape, and a secret of any shape, are the provider's business.
+  const app = Fastify({ logger: false })
+  app.register(tokenStore, { encryptionKeys: KEY })
+  app.register(aihubmixProxy, { ...PROXY, clientId: 'my-app', clientSecret: 'client_looking_secret' })
+  await t.resolves(async () => { await app.ready() })
+  await app.close()
+})
+
 t.test('oauth-routes: a cookie name and a path said in words', async (t) => {
   t.throws(() => resolveRoutesOptions({ publicUrl: 'http://localhost:3000', cookieName: 'my sid' }), {
     message: 'Invalid oauth-routes option "cookieName": expected a cookie name (letters, digits and !#$%&\'*+-.^_`|~), got a string of 6 characters'

@@ -158,6 +158,12 @@ export function resolveOptions (input: ProxyOptionsInput): ResolvedProxyOptions 
         'remove them (the provider issues printable ASCII without spaces or quotes, and would refuse it as invalid_client)')
     }
   }
+  // The client id goes to the browser in every sign-in URL: a secret given as the id would be in its address bar,
+  // its history and the provider's logs (the same rule as `aihubmix-oauth doctor`'s; the value is never quoted).
+  if (plain.clientId.startsWith('secret_') || plain.clientId === plain.clientSecret) {
+    throw new ProxyOptionsError('"clientId": looks like the client secret (it starts with secret_, or equals clientSecret): are clientId and ' +
+      'clientSecret swapped? The client id (client_...) goes to the browser in the sign-in URL; the secret must stay on the server')
+  }
   const allowInsecure = plain.allowInsecureHttp === true
   const baseUrl = parseHttpUrl(plain.baseUrl, 'baseUrl', allowInsecure)
   if (baseUrl.search !== '' || baseUrl.hash !== '') {

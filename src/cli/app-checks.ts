@@ -149,6 +149,11 @@ function blame (text: string): 'client' | 'redirect' | 'either' {
   return 'either'
 }
 
+/** The variable, with its value only when it has the shape of a client id (anything else may be a pasted credential). */
+function clientIdNamed (probe: AppProbe): string {
+  return probe.clientId.startsWith('client_') ? `AIHUBMIX_CLIENT_ID ${probe.clientId}` : 'AIHUBMIX_CLIENT_ID'
+}
+
 function redirectNamed (probe: AppProbe): string {
   return probe.redirectFrom === 'AIHUBMIX_REDIRECT_URI'
     ? `AIHUBMIX_REDIRECT_URI ${probe.redirectUri}`
@@ -162,7 +167,7 @@ function redirectFix (probe: AppProbe): string {
 }
 
 function refusal (probe: AppProbe, cause: 'client' | 'redirect' | 'either', what: string): AuthorizeVerdict {
-  const id = `AIHUBMIX_CLIENT_ID ${probe.clientId}`
+  const id = clientIdNamed(probe)
   switch (cause) {
     case 'client':
       return {
@@ -274,7 +279,7 @@ export async function credentialsCheck (probe: AppProbe, clientSecret: string, a
       return { status: 'fail', detail: `the provider refused AIHUBMIX_CLIENT_ID and AIHUBMIX_CLIENT_SECRET (${status}): it does not know the client id (above), so the secret could not be checked on its own` }
     }
     if (authorize?.status === 'ok') {
-      return { status: 'fail', detail: `the provider refused AIHUBMIX_CLIENT_SECRET for AIHUBMIX_CLIENT_ID ${probe.clientId} (${status}): copy the secret of this app again, or register a new app with aihubmix-oauth create-app` }
+      return { status: 'fail', detail: `the provider refused AIHUBMIX_CLIENT_SECRET for ${clientIdNamed(probe)} (${status}): copy the secret of this app again, or register a new app with aihubmix-oauth create-app` }
     }
     return { status: 'fail', detail: `the provider refused AIHUBMIX_CLIENT_ID / AIHUBMIX_CLIENT_SECRET (${status}): check both against the app in the developer console` }
   }

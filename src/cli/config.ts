@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { credentialLooksPasted } from './validate.js'
+import { clientIdLooksSecret, credentialLooksPasted } from './validate.js'
 
 /**
  * The example server's configuration, read from the environment (every variable and
@@ -114,6 +114,10 @@ export function readConfig (env: Env = process.env): ExampleConfig {
       if (credentialLooksPasted(value)) {
         throw new ConfigError(variable, 'contains spaces, quotes or control characters (a copy-paste error, or quotes kept from an env file?): remove them')
       }
+    }
+    if (clientIdLooksSecret(clientId, clientSecret)) {
+      throw new ConfigError('AIHUBMIX_CLIENT_ID', 'looks like the client secret (secret_..., or the same as AIHUBMIX_CLIENT_SECRET): are ' +
+        'AIHUBMIX_CLIENT_ID and AIHUBMIX_CLIENT_SECRET swapped? The client id goes to the browser in the sign-in URL')
     }
     provider = { baseUrl: base.href.replace(/\/+$/, ''), clientId, clientSecret }
   } else if (production) {

@@ -6,7 +6,7 @@ import { describeMalformed, readEnvFile, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
 import { pingRedis, type RedisMemory, type RedisPersistence } from './redis-ping.js'
-import { apiPathSuffix, credentialLooksPasted, isLoopbackHost, normalizeBaseUrl } from './validate.js'
+import { apiPathSuffix, clientIdLooksSecret, credentialLooksPasted, isLoopbackHost, normalizeBaseUrl } from './validate.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail'
 
@@ -134,8 +134,12 @@ function credentialChecks (env: Env): DoctorCheck[] {
       : fail('AIHUBMIX_CLIENT_ID', 'not set (required with AIHUBMIX_BASE_URL; `aihubmix-oauth create-app` writes it)'))
   } else if (credentialLooksPasted(id)) {
     checks.push(fail('AIHUBMIX_CLIENT_ID', 'contains spaces, quotes or control characters (a copy-paste error?)'))
+  } else if (clientIdLooksSecret(id, secret)) {
+    checks.push(fail('AIHUBMIX_CLIENT_ID', `set (${id.length} characters), but it looks like the client secret (secret_..., or the same as ` +
+      'AIHUBMIX_CLIENT_SECRET): are AIHUBMIX_CLIENT_ID and AIHUBMIX_CLIENT_SECRET swapped? The client id goes to the browser in the sign-in URL'))
   } else if (!id.startsWith('client_')) {
-    checks.push(warn('AIHUBMIX_CLIENT_ID', `${id} does not look like an AIHubMix client id (client_...)`))
+    // Not quoted: a value of another shape may be any credential pasted in the wrong place.
+    checks.push(warn('AIHUBMIX_CLIENT_ID', `set (${id.length} characters), but it does not look like an AIHubMix client id (client_...)`))
   } else {
     checks.push(ok('AIHUBMIX_CLIENT_ID', id))
   }
@@ -217,7 +221,8 @@ function secretsOf (env: Env): string[] {
 function appProbe (env: Env, opts: { timeoutMs: number, dispatcher: Dispatcher }): AppProbe | undefined {
   const base = providerBase(env)
   const clientId = env.AIHUBMIX_CLIENT_ID
-  if (base === undefined || !usableCredential(clientId)) return undefined
+  // A client id that looks like the secret is not sent anywhere (the provider would log it).
+  if (base === undefined || !usableCredential(clientId) || clientIdLooksSecret(clientId, env.AIHUBMIX_CLIENT_SECRET)) return undefined
   const explicit = env.AIHUBMIX_REDIRECT_URI
   let redirectUri: string | undefined
   let scope: string

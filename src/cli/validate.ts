@@ -117,3 +117,11 @@ export function normalizeBaseUrl (base: string): string {
 export function credentialLooksPasted (value: string): boolean {
   return !/^[\x21-\x7e]+$/.test(value) || /^['"]|['"]$/.test(value)
 }
+
+/**
+ * A client id that is the client secret: one shaped as the provider issues secrets (`secret_...`), or the very value
+ * of the secret (the two swapped, or the secret pasted twice). The client id goes to the browser in the sign-in URL.
+ */
+export function clientIdLooksSecret (id: string, secret: string | undefined): boolean {
+  return id.startsWith('secret_') || (secret !== undefined && secret !== '' && id === secret)
+}

@@ -1,3 +1,6 @@
+import { once } from 'node:events'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -122,8 +125,33 @@ t.test('variables missing or malformed: FAIL lines naming them, the secret only 
   t.equal(spaced.code, 1)
   const s = byName(spaced.stdout)
   t.equal(s.get('AIHUBMIX_CLIENT_SECRET'), `FAIL AIHUBMIX_CLIENT_SECRET: set (${pasted.length} characters) but contains spaces, quotes or control characters (a copy-paste error?)`)
-  t.equal(s.get('AIHUBMIX_CLIENT_ID'), 'warn AIHUBMIX_CLIENT_ID: app-1 does not look like an AIHubMix client id (client_...)')
+  t.equal(s.get('AIHUBMIX_CLIENT_ID'), 'warn AIHUBMIX_CLIENT_ID: set (5 characters), but it does not look like an AIHubMix client id (client_...)')
   t.notOk(spaced.all.includes(secret as string))
+
+  // Swapped: the secret would be the client_id of every sign-in URL. FAIL, the value by its length only, and no
+  // request to the provider carries it (its logs would keep it).
+  const swapped = await runCli(['doctor'], { env: { ...env, AIHUBMIX_CLIENT_ID: secret as string, AIHUBMIX_CLIENT_SECRET: env.AIHUBMIX_CLIENT_ID as string }, cwd })
+  t.equal(swapped.code, 1)
+  t.equal(byName(swapped.stdout).get('AIHUBMIX_CLIENT_ID'), `FAIL AIHUBMIX_CLIENT_ID: set (${(secret as string).length} characters), but it looks like the client secret ` +
+    '(secret_..., or the same as AIHUBMIX_CLIENT_SECRET): are AIHUBMIX_CLIENT_ID and AIHUBMIX_CLIENT_SECRET swapped? The client id goes to the browser in the sign-in URL')
+  t.notOk(swapped.all.includes(secret as string), 'the secret is not printed')
+  // What reaches a provider: every request line and body, recorded.
+  const seen: string[] = []
+  const recorder = createServer((req, res) => {
+    let body = ''
+    req.on('data', (chunk: Buffer) => { body += chunk.toString() })
+    req.on('end', () => { seen.push(`${req.method ?? ''} ${req.url ?? ''} ${body}`); res.writeHead(400).end() })
+  })
+  recorder.listen(0, '127.0.0.1')
+  await once(recorder, 'listening')
+  t.teardown(() => { recorder.close() })
+  const recorded = await runCli(['doctor'], {
+    env: { ...env, AIHUBMIX_BASE_URL: `http://127.0.0.1:${(recorder.address() as AddressInfo).port}`, AIHUBMIX_CLIENT_ID: secret as string, AIHUBMIX_CLIENT_SECRET: env.AIHUBMIX_CLIENT_ID as string },
+    cwd
+  })
+  t.equal(recorded.code, 1)
+  t.ok(seen.length > 0, 'the provider was asked (reachability)')
+  t.notOk(seen.some((line) => line.includes(secret as string)), 'but the secret was not sent to it')
 
   const short = await runCli(['doctor'], { env: { ...env, SESSION_SECRET: 'short' }, cwd })
   t.equal(short.code, 1)

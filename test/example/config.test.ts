@@ -63,6 +63,8 @@ const REFUSALS: Array<[string, Record<string, string>, string]> = [
   ['client secret in quotes (a Docker env_file keeps them)', { ...REAL, AIHUBMIX_CLIENT_SECRET: '"secret_S3cretPassw0rd"' }, 'AIHUBMIX_CLIENT_SECRET'],
   ['client secret with a space after it', { ...REAL, AIHUBMIX_CLIENT_SECRET: 'secret_S3cretPassw0rd ' }, 'AIHUBMIX_CLIENT_SECRET'],
   ['client id in quotes', { ...REAL, AIHUBMIX_CLIENT_ID: "'client_x'" }, 'AIHUBMIX_CLIENT_ID'],
+  ['client id and secret swapped (the secret would go to the browser)', { ...REAL, AIHUBMIX_CLIENT_ID: 'secret_S3cretPassw0rd', AIHUBMIX_CLIENT_SECRET: 'client_x' }, 'AIHUBMIX_CLIENT_ID'],
+  ['the client secret in both', { ...REAL, AIHUBMIX_CLIENT_ID: 'S3cretPassw0rd-x', AIHUBMIX_CLIENT_SECRET: 'S3cretPassw0rd-x' }, 'AIHUBMIX_CLIENT_ID'],
   ['malformed redirect URI', { AIHUBMIX_REDIRECT_URI: '::' }, 'AIHUBMIX_REDIRECT_URI'],
   ['empty scope', { AIHUBMIX_SCOPE: '  ' }, 'AIHUBMIX_SCOPE'],
   ['short encryption key', { TOKEN_ENCRYPTION_KEY: 'abc' }, 'TOKEN_ENCRYPTION_KEY'],
