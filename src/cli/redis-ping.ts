@@ -10,8 +10,10 @@ export interface RedisPing {
   target: string
   detail: string
   /**
-   * With `tracking: true`, whether this Redis lets the connection turn on client-side caching (`CLIENT TRACKING`,
-   * what REDIS_CLIENT_CACHE=on needs: Redis >= 6 and an ACL that allows CLIENT). Set only after a PONG.
+   * With `tracking: true`, whether this Redis lets the connection turn on client-side caching (`CLIENT TRACKING`)
+   * and say which server it is (`INFO server` with a run_id: the cache serves only while its two connections are on
+   * one server): what REDIS_CLIENT_CACHE=on needs, Redis >= 6 and an ACL that allows CLIENT and INFO. Set only after a
+   * PONG.
    */
   tracking?: { allowed: boolean, detail: string }
   /**
@@ -195,7 +197,7 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
   const password = decodeURIComponent(url.password)
   const username = decodeURIComponent(url.username)
   // Each step: what is sent. All go out at once; the answers come back in the same order.
-  type Step = 'auth' | 'select' | 'ping' | 'tracking' | Setting
+  type Step = 'auth' | 'select' | 'ping' | 'tracking' | 'info' | Setting
   const steps: Array<{ name: Step, send: string }> = []
   if (password !== '') steps.push({ name: 'auth', send: username !== '' ? command('AUTH', username, password) : command('AUTH', password) })
   // The URL's database, as the app's client selects it: one this Redis lacks was skipped by ioredis, which went on in
@@ -204,7 +206,10 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
   if (db !== undefined) steps.push({ name: 'select', send: command('SELECT', String(db)) })
   steps.push({ name: 'ping', send: command('PING') })
   // Switched on for this short-lived connection only (a prefix no key has), then the connection closes.
-  if (opts.tracking === true) steps.push({ name: 'tracking', send: command('CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', 'aihubmix-doctor-probe:') })
+  if (opts.tracking === true) {
+    steps.push({ name: 'tracking', send: command('CLIENT', 'TRACKING', 'ON', 'BCAST', 'PREFIX', 'aihubmix-doctor-probe:') })
+    steps.push({ name: 'info', send: command('INFO', 'server') })
+  }
   if (opts.persistence === true) {
     for (const name of PERSISTENCE_SETTINGS) steps.push({ name, send: command('CONFIG', 'GET', name) })
   }
@@ -317,6 +322,13 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
             tracking = reply.kind === 'simple' && reply.text === 'OK'
               ? { allowed: true, detail: 'CLIENT TRACKING allowed' }
               : { allowed: false, detail: reply.kind === 'error' ? `CLIENT TRACKING refused: ${redisError(reply.text)}` : 'unexpected answer to CLIENT TRACKING' }
+            break
+          case 'info':
+            if (tracking?.allowed === true) {
+              tracking = reply.kind === 'bulk' && reply.text !== null && /^run_id:/m.test(reply.text)
+                ? { allowed: true, detail: 'CLIENT TRACKING and INFO allowed' }
+                : { allowed: false, detail: reply.kind === 'error' ? `INFO refused: ${redisError(reply.text)}` : 'no run_id in the answer to INFO server' }
+            }
             break
           default: {
             const value = configValue(reply, step.name)

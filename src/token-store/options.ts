@@ -113,7 +113,8 @@ export interface TokenStoreOptions {
    * session record or a token set completes 50 ms after Redis answered it. The price: one more connection, about
    * 100 PINGs a second while busy, 50 ms more for a sign-in, a sign-out, a refresh. Turn it on on every instance
    * sharing the Redis: one without it does not wait after its writes. `true`: the defaults (20,000 entries, two per
-   * session; 30 s). Nothing is cached while the tracking connection is down.
+   * session; 30 s). Nothing is cached while the tracking connection is down, or on another Redis server than the
+   * store's client (after a failover: see the README's "Redis failover").
    */
   redisClientCache?: boolean | RedisClientCacheOptions | undefined
   /**

@@ -4,13 +4,14 @@ import type { CompareAndSetResult, KVStore } from './kv-store.js'
 import { assertTtl } from './keys.js'
 import { StoreUnavailableError, TokenStoreOptionsError, errorInfo } from './errors.js'
 import { TrackingCache } from './tracking-cache.js'
-import type { TrackingConnection } from './tracking-cache.js'
+import type { DataClient, TrackingConnection } from './tracking-cache.js'
 import { publishStoreError } from './diagnostics.js'
 
 /**
  * An ioredis client: a `Redis` or a `Cluster`, of ioredis 5 or 6. Declared by its shape rather than imported from
  * ioredis, so that this package's types compile in an app that has no ioredis installed (a memory-only app): ioredis
- * is an optional peer. The store only uses `call()` and, for lock waiters and the client cache, `duplicate()`.
+ * is an optional peer. The store only uses `call()` and, for lock waiters and the client cache, `duplicate()`; the
+ * client cache also follows its connections (its 'close' and 'ready' events, `status`).
  */
 export interface RedisClient {
   call (command: string, args: Array<string | number>): Promise<unknown>
@@ -19,7 +20,7 @@ export interface RedisClient {
 }
 
 /** What the store needs of a client (both ioredis classes have it); lets tests wrap a client. */
-interface RedisCaller {
+interface RedisCaller extends DataClient {
   call (command: string, args: Array<string | number>): Promise<unknown>
   duplicate (override?: Record<string, unknown>): RedisSubscriber & TrackingConnection
   readonly options?: { keyPrefix?: unknown }
@@ -163,6 +164,8 @@ export class RedisStore implements KVStore {
           reconnectOnError: () => false,
           connectionName: 'aihubmix-token-store-tracking'
         }),
+        // Its connection and the tracking connection must be on one server (tracking-cache.ts): the cache follows it.
+        data: this.#client,
         prefix: cache.prefix,
         ...(cache.cacheable === undefined ? {} : { cacheable: cache.cacheable }),
         clientKeyPrefix: typeof keyPrefix === 'string' ? keyPrefix : '',

@@ -12,6 +12,25 @@ import { errorInfo } from './errors.js'
  * - It serves nothing unless that connection is subscribed with tracking on. When the connection closes, every
  *   entry is dropped at once and nothing is cached until a new connection is tracking again (changes made in
  *   between were never announced to this process).
+ * - One server. Everything below is about one Redis server: the values are read on the store's client's
+ *   connection (the data connection), the announcements and PING answers come on the tracking connection, and
+ *   those prove something about the values only when both connections are on the same server. They are two TCP
+ *   connections to one address, and after a failover they can be on two: the old primary, back as a replica, keeps
+ *   its connections, and the data client moves to the new primary on a write answered READONLY (redis-url.ts) while
+ *   the tracking connection stays; or the tracking connection reconnects alone, to the new primary, while the data
+ *   client is still on the old one. A change acknowledged by the data connection's server then reaches the tracking
+ *   connection's server late (replication) or never (not replicating yet): an answered PING proves nothing about
+ *   it, and the cache would serve what it replaced or deleted (a session ended on another instance).
+ *   So the cache learns each connection's server when it is up (the run_id in `INFO server`, random at every start
+ *   of a redis-server: one server's, no other's) and serves only while the two are the same; a TCP connection
+ *   never changes server, so that holds until one of them closes. The data client's 'close' (ioredis emits it
+ *   before it opens the next connection, so before any read is answered there) drops every entry and stops serving;
+ *   its next connection's server is learned at its 'ready' (one INFO per connection, none per request), and a
+ *   tracking connection on another server is replaced at once, the new one going where the address leads now. A
+ *   tracking connection that comes up on another server than the data connection's is replaced too, after the
+ *   backoff (the data client may still be on the old primary, and move on its next write). When both are on a
+ *   server that has become a replica, the cache follows what that server has applied (a replica announces the
+ *   changes it replicates), as reads on the data connection would without it. "Redis" below is that one server.
  * - A read in flight leaves a placeholder; an announcement (or a local write) of one of its keys removes the
  *   placeholder, and the answer is then handed to the caller but not kept. This closes the race between the
  *   answer (on the data connection) and an announcement of a later change (on the tracking connection), which
@@ -44,9 +63,23 @@ export interface TrackingConnection {
   disconnect (): void
 }
 
+/**
+ * The store's client (an ioredis `Redis`; a Cluster has no cache), whose connection the cached values are read on.
+ * It emits 'close' when that connection is gone, before it opens the next (which goes where the address leads then:
+ * after a READONLY reconnect, the new primary), and 'ready' when the next one is up.
+ */
+export interface DataClient {
+  readonly status: string
+  call (command: string, args: Array<string | number>): Promise<unknown>
+  on (event: 'ready' | 'close', listener: () => void): unknown
+  removeListener (event: 'ready' | 'close', listener: () => void): unknown
+}
+
 export interface TrackingCacheOptions {
   /** Opens a new, not yet connected, connection (lazyConnect, no reconnection of its own). */
   open: () => TrackingConnection
+  /** The client the store reads with: the cache serves only while its connection is on the tracking connection's server. */
+  data: DataClient
   /** Every key it caches starts with this (as the store names keys: without the client's `keyPrefix`). */
   prefix: string
   /** Of the keys under `prefix`, those it caches (default: all); only their writes wait for the fence. */
@@ -107,12 +140,23 @@ export class TrackingCache {
   #heartbeat: NodeJS.Timeout | undefined
   #lastLookup = 0
   #pingsInFlight = 0
+  /** The run_id of the server the tracking connection is on, once it is tracking (subscribed). */
+  #trackingServer: string | undefined
+  /** The run_id of the server the data client's current connection is on; undefined until learned. */
+  #dataServer: string | undefined
+  /** Counts the data client's connections that closed: an answer from before the last 'close' is not about the current one. */
+  #dataCloses = 0
+  readonly #onDataClose = (): void => { this.#dataClosed() }
+  readonly #onDataReady = (): void => { this.#identifyData() }
 
   constructor (options: TrackingCacheOptions) {
     this.#options = options
   }
 
-  /** True while announcements arrive: only then are values served or kept. */
+  /**
+   * True while announcements arrive, and the tracking connection and the data client's connection are on one server:
+   * only then are values served or kept.
+   */
   get live (): boolean {
     return this.#live
   }
@@ -127,10 +171,14 @@ export class TrackingCache {
     return this.#entries.size
   }
 
-  /** Opens the tracking connection (once; later calls do nothing). */
+  /** Opens the tracking connection and follows the data client's connections (once; later calls do nothing). */
   start (): void {
     if (this.#started || this.#closed) return
     this.#started = true
+    const data = this.#options.data
+    data.on('close', this.#onDataClose)
+    data.on('ready', this.#onDataReady)
+    if (data.status === 'ready') this.#identifyData()
     this.#connect()
   }
 
@@ -262,6 +310,8 @@ export class TrackingCache {
   close (): void {
     this.#closed = true
     clearTimeout(this.#retry)
+    this.#options.data.removeListener('close', this.#onDataClose)
+    this.#options.data.removeListener('ready', this.#onDataReady)
     this.#down()
     const connection = this.#connection
     this.#connection = undefined
@@ -292,6 +342,7 @@ export class TrackingCache {
       return
     }
     this.#connection = connection
+    this.#trackingServer = undefined
     connection.on('error', (err: Error) => {
       log?.debug({ error: errorInfo(err) }, 'token-store: tracking connection error')
     })
@@ -301,29 +352,30 @@ export class TrackingCache {
     connection.on('close', () => {
       if (this.#connection !== connection) return
       this.#connection = undefined
+      this.#trackingServer = undefined
       this.#down()
       this.#scheduleRetry()
     })
-    const setUp = async (): Promise<void> => {
+    const setUp = async (): Promise<string> => {
       await connection.connect()
+      const server = runId(await connection.call('INFO', ['server']))
+      if (server === undefined) throw new NoRunIdError()
       const id = await connection.call('CLIENT', ['ID']) as number
       await connection.call('CLIENT', ['TRACKING', 'ON', 'REDIRECT', String(id), 'BCAST', 'PREFIX', clientKeyPrefix + prefix])
       await connection.subscribe(INVALIDATION_CHANNEL)
+      return server
     }
-    setUp().then(() => {
+    setUp().then((server) => {
       if (this.#connection !== connection) return
-      // Nothing kept from before: changes made while no connection was tracking were never announced here.
-      this.#entries.clear()
-      this.#live = true
-      this.#failures = 0
-      this.#lastLookup = performance.now()
-      this.#startHeartbeat()
-      this.#settle()
+      this.#trackingServer = server
+      this.#match(false)
     }, (err: unknown) => {
       if (this.#connection !== connection) return
-      if (err instanceof Error && err.name === 'ReplyError') {
-        // Redis itself refused (older than 6.0, or an ACL without CLIENT): retrying cannot help.
-        log?.warn({ error: { message: err.message } }, 'token-store: Redis refused client-side caching (CLIENT TRACKING); reading every value from Redis')
+      if (err instanceof NoRunIdError || (err instanceof Error && err.name === 'ReplyError')) {
+        // Redis itself refused (older than 6.0, an ACL without CLIENT or INFO), or cannot say which server it is:
+        // retrying cannot help.
+        log?.warn({ error: { message: err.message } }, 'token-store: Redis refused client-side caching (CLIENT TRACKING, ' +
+          'or INFO, which tells the cache which server a connection is on); reading every value from Redis')
         this.#connection = undefined
         connection.disconnect()
         this.#closed = true
@@ -337,6 +389,80 @@ export class TrackingCache {
         this.#connection = undefined
         this.#scheduleRetry()
       }
+    })
+  }
+
+  /**
+   * Serves once the tracking connection is tracking and the data client's connection is known to be on the same
+   * server. On two servers (after a failover, an address that led the two connections apart), the tracking
+   * connection is replaced: a new one goes where the address leads now. At once when the data client has just come
+   * to its server (`dataMoved`: it was moved there, as a READONLY reconnect does), else after the backoff (the data
+   * client may still be on the old primary, and move on its next write).
+   */
+  #match (dataMoved: boolean): void {
+    if (this.#closed || this.#live) return
+    const connection = this.#connection
+    if (connection === undefined) {
+      // Waiting to reconnect (Redis was down, or the last connection was on another server): the data client is
+      // up, so now.
+      if (dataMoved && this.#retry !== undefined) {
+        clearTimeout(this.#retry)
+        this.#retry = undefined
+        this.#connect()
+      }
+      return
+    }
+    const tracking = this.#trackingServer
+    const data = this.#dataServer
+    if (tracking === undefined || data === undefined) return // the other is not known yet: it calls this again
+    if (tracking !== data) {
+      this.#options.log?.debug('token-store: the client-side cache\'s tracking connection is on another Redis server ' +
+        'than the store\'s client (after a failover?): reading every value from Redis until a new one is on the same')
+      this.#connection = undefined
+      this.#trackingServer = undefined
+      connection.disconnect()
+      if (dataMoved) this.#connect()
+      else this.#scheduleRetry()
+      return
+    }
+    // Nothing kept from before: changes made while no connection was tracking, or announced by another server,
+    // were never announced here.
+    this.#entries.clear()
+    this.#live = true
+    this.#failures = 0
+    this.#lastLookup = performance.now()
+    this.#startHeartbeat()
+    this.#settle()
+  }
+
+  /**
+   * The data client's connection is gone. Its next one may be on another server (the client reconnects where the
+   * address leads then): nothing is served or kept from now until that one is known to be on the tracking
+   * connection's server. ioredis emits 'close' before it opens the next connection, so no read is answered on it
+   * before this.
+   */
+  #dataClosed (): void {
+    this.#dataCloses++
+    this.#dataServer = undefined
+    this.#down()
+  }
+
+  /** The data client's connection is up: which server is it on? (One INFO per connection, not per request.) */
+  #identifyData (): void {
+    const closes = this.#dataCloses
+    this.#options.data.call('INFO', ['server']).then((info) => {
+      // Answered after a 'close': maybe resent on the next connection; that one's 'ready' asks again.
+      if (closes !== this.#dataCloses || this.#closed) return
+      this.#dataServer = runId(info)
+      this.#match(true)
+    }, (err: unknown) => {
+      this.#options.log?.debug({ error: { message: errorInfo(err).message } }, 'token-store: cannot tell which Redis server the store\'s client is on')
+      // Refused (an ACL without INFO): the tracking connection's setup is refused too, and says so. Its connection
+      // closed meanwhile: its next one's 'ready' asks again. Else (a command timeout of the client's own) once more.
+      if (err instanceof Error && err.name === 'ReplyError') return
+      setTimeout(() => {
+        if (closes === this.#dataCloses && !this.#closed) this.#identifyData()
+      }, RETRY_MIN_MS).unref()
     })
   }
 
@@ -407,4 +533,16 @@ export class TrackingCache {
       this.#entries.delete(oldest.value)
     }
   }
+}
+
+/** A Redis that answers INFO without a run_id: the cache cannot tell whether two connections are on one server. */
+class NoRunIdError extends Error {
+  constructor () {
+    super('INFO server has no run_id')
+  }
+}
+
+/** The server's run_id in an INFO reply: random at every start of a redis-server, so one server's and no other's. */
+function runId (info: unknown): string | undefined {
+  return /^run_id:([0-9a-zA-Z]+)/m.exec(String(info))?.[1]
 }

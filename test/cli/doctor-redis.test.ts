@@ -103,29 +103,32 @@ t.test('a REDIS_URL that is not a redis URL fails the configuration and the Redi
   t.equal(lines(result.stdout).at(-1), 'FAIL Redis: http://127.0.0.1:6379: REDIS_URL must be a redis:// or rediss:// URL')
 })
 
-t.test('REDIS_CLIENT_CACHE=on: doctor checks that Redis allows CLIENT TRACKING (warns when an ACL refuses it)', async (t) => {
+t.test('REDIS_CLIENT_CACHE=on: doctor checks that Redis allows CLIENT TRACKING and INFO (warns when an ACL refuses one)', async (t) => {
   const admin = await connectRedis(t)
   if (admin === undefined) return
   const cwd = await tempDir(t)
   const url = new URL(redisUrl())
   const target = `redis://${url.hostname}:${url.port === '' ? 6379 : url.port}`
   const allowed = await runCli(['doctor'], { env: { REDIS_URL: redisUrl(), REDIS_CLIENT_CACHE: 'on' }, cwd })
-  t.equal(lines(allowed.stdout).find((l) => l.includes('Redis:')), `ok   Redis: ${target} answered PONG; CLIENT TRACKING allowed (REDIS_CLIENT_CACHE=on)`)
+  t.equal(lines(allowed.stdout).find((l) => l.includes('Redis:')), `ok   Redis: ${target} answered PONG; CLIENT TRACKING and INFO allowed (REDIS_CLIENT_CACHE=on)`)
   t.equal(allowed.code, 0, 'exit 0', { output: allowed.all })
 
-  // A user whose ACL denies CLIENT: the app still works (uncached), so a warning, not a failure.
-  const user = 'aihubmix-doctor-noclient-' + process.pid
-  const password = 'pw-' + process.pid
-  await admin.call('ACL', ['SETUSER', user, 'on', '>' + password, '~*', '&*', '+@all', '-client'])
-  t.teardown(async () => { await admin.call('ACL', ['DELUSER', user]) })
-  const limited = new URL(redisUrl())
-  limited.username = user
-  limited.password = password
-  const refused = await runCli(['doctor'], { env: { REDIS_URL: limited.href, REDIS_CLIENT_CACHE: 'on' }, cwd })
-  const line = lines(refused.stdout).find((l) => l.includes('Redis:')) ?? ''
-  t.match(line, new RegExp(`^warn Redis: ${target.replace(/[.]/g, '\\.')} answered PONG, but CLIENT TRACKING refused: NOPERM .*every value is still read from Redis`))
-  t.equal(refused.code, 0, 'a warning does not fail the doctor', { output: refused.all })
-  t.notOk(refused.all.includes(password), 'the password is never printed')
+  // A user whose ACL denies CLIENT, or INFO (which tells the cache which server a connection is on): the app still
+  // works (uncached), so a warning, not a failure.
+  for (const [denied, said] of [['client', 'CLIENT TRACKING'], ['info', 'INFO']]) {
+    const user = `aihubmix-doctor-no${denied}-${process.pid}`
+    const password = 'pw-' + process.pid
+    await admin.call('ACL', ['SETUSER', user, 'on', '>' + password, '~*', '&*', '+@all', '-' + denied])
+    t.teardown(async () => { await admin.call('ACL', ['DELUSER', user]) })
+    const limited = new URL(redisUrl())
+    limited.username = user
+    limited.password = password
+    const refused = await runCli(['doctor'], { env: { REDIS_URL: limited.href, REDIS_CLIENT_CACHE: 'on' }, cwd })
+    const line = lines(refused.stdout).find((l) => l.includes('Redis:')) ?? ''
+    t.match(line, new RegExp(`^warn Redis: ${target.replace(/[.]/g, '\\.')} answered PONG, but ${said} refused: NOPERM .*every value is still read from Redis`))
+    t.equal(refused.code, 0, 'a warning does not fail the doctor', { output: refused.all })
+    t.notOk(refused.all.includes(password), 'the password is never printed')
+  }
 
   const plain = await pingRedis(redisUrl(), { timeoutMs: 2000 })
   t.equal(plain.tracking, undefined, 'without tracking: true, nothing is tried')

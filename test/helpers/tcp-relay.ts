@@ -6,22 +6,26 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
  * - `holdReplies()`: the server still gets and executes every command, but its answers are thrown away (replies
  *   lost on the way);
  * - `cut()`: every relayed connection is closed (answers held back are dropped) and new ones are refused;
- * - `restore()`: accepts and relays again, on the same port.
+ * - `restore()`: accepts and relays again, on the same port;
+ * - `moveTo(port)`: new connections go to another server, those open stay where they are (a DNS name, or a managed
+ *   Redis' endpoint, that leads to the new primary after a failover).
  */
 export interface TcpRelay {
   readonly port: number
   holdReplies (): void
   cut (): Promise<void>
   restore (): Promise<void>
+  moveTo (port: number): void
   close (): Promise<void>
 }
 
 export async function startTcpRelay (targetHost: string, targetPort: number): Promise<TcpRelay> {
   const sockets = new Set<Socket>()
   let holding = false
+  let target = targetPort
 
   const relay = (client: Socket): void => {
-    const upstream = connect(targetPort, targetHost)
+    const upstream = connect(target, targetHost)
     sockets.add(client)
     sockets.add(upstream)
     client.on('data', (chunk) => { upstream.write(chunk) })
@@ -54,6 +58,7 @@ export async function startTcpRelay (targetHost: string, targetPort: number): Pr
   return {
     port,
     holdReplies () { holding = true },
+    moveTo (port) { target = port },
     cut,
     async restore () {
       holding = false

@@ -425,37 +425,42 @@ t.test('a client with an ioredis keyPrefix: announced full names are matched', a
   t.same(await store.getMany([prefix + 'k']), ['v2'])
 })
 
-t.test('Redis refuses CLIENT TRACKING (an ACL without CLIENT): one warning, every value read from Redis', async t => {
-  const admin = await connectRedis(t)
-  if (admin === undefined) return
-  const user = 'aihubmix-test-noclient-' + process.pid
-  const password = 'pw-' + process.pid
-  await admin.call('ACL', ['SETUSER', user, 'on', '>' + password, '~*', '&*', '+@all', '-client'])
-  t.teardown(async () => { await admin.call('ACL', ['DELUSER', user]) })
-  const client = await connectRedis(t, { username: user, password }) as Redis
-  const commands = recordCommands(client, (name) => name)
-  const warnings: string[] = []
-  const warned = deferred()
-  const log = { warn: (_obj: unknown, msg: string) => { warnings.push(msg); warned.resolve() }, debug: () => {} }
-  const prefix = uniquePrefix('cc')
-  cleanupPrefix(t, admin, prefix)
-  const store = new RedisStore({
-    client,
-    lockChannel: prefix + 'lock-released',
-    commandTimeoutMs: 5000,
-    clientCache: { prefix, maxEntries: 100, maxAgeMs: 60_000 },
-    log: log as never
+// INFO tells the cache which server a connection is on (its run_id): without it, it cannot tell that the tracking
+// connection and the store's client are on one server (after a failover they may not be).
+for (const refused of ['client', 'info']) {
+  t.test(`Redis refuses ${refused === 'client' ? 'CLIENT TRACKING (an ACL without CLIENT)' : 'INFO (an ACL without it)'}: one warning, every value read from Redis`, async t => {
+    const admin = await connectRedis(t)
+    if (admin === undefined) return
+    const user = `aihubmix-test-no${refused}-${process.pid}`
+    const password = 'pw-' + process.pid
+    await admin.call('ACL', ['SETUSER', user, 'on', '>' + password, '~*', '&*', '+@all', '-' + refused])
+    t.teardown(async () => { await admin.call('ACL', ['DELUSER', user]) })
+    // No ready check: ioredis' own is an INFO, refused too (it goes on, and says so on the console).
+    const client = await connectRedis(t, { username: user, password, enableReadyCheck: false }) as Redis
+    const commands = recordCommands(client, (name) => name)
+    const warnings: string[] = []
+    const warned = deferred()
+    const log = { warn: (_obj: unknown, msg: string) => { warnings.push(msg); warned.resolve() }, debug: () => {} }
+    const prefix = uniquePrefix('cc')
+    cleanupPrefix(t, admin, prefix)
+    const store = new RedisStore({
+      client,
+      lockChannel: prefix + 'lock-released',
+      commandTimeoutMs: 5000,
+      clientCache: { prefix, maxEntries: 100, maxAgeMs: 60_000 },
+      log: log as never
+    })
+    t.teardown(() => store.close())
+    await store.set(prefix + 'k', 'v', 60_000)
+    await warned.promise // the cache asked for tracking and was refused
+    commands.length = 0
+    for (let i = 0; i < 3; i++) t.same(await store.getMany([prefix + 'k']), ['v'])
+    t.equal(mgets(commands), 3, 'every read goes to Redis')
+    t.equal(store.clientCache?.live, false)
+    t.equal(warnings.length, 1, 'warned once')
+    t.match(warnings[0], /refused client-side caching/)
   })
-  t.teardown(() => store.close())
-  await store.set(prefix + 'k', 'v', 60_000)
-  await warned.promise // the cache asked for tracking and was refused
-  commands.length = 0
-  for (let i = 0; i < 3; i++) t.same(await store.getMany([prefix + 'k']), ['v'])
-  t.equal(mgets(commands), 3, 'every read goes to Redis')
-  t.equal(store.clientCache?.live, false)
-  t.equal(warnings.length, 1, 'warned once')
-  t.match(warnings[0], /refused client-side caching/)
-})
+}
 
 t.test('the plugin starts with the cache tracking; Redis down at start delays ready by redisCommandTimeoutMs at most, with a warning', async t => {
   const up = await connectRedis(t)

@@ -1,5 +1,4 @@
-import t, { type Test } from 'tap'
-import { createServer, connect, type AddressInfo, type Socket } from 'node:net'
+import t from 'tap'
 import { Writable } from 'node:stream'
 import { randomBytes } from 'node:crypto'
 import Fastify, { type FastifyBaseLogger } from 'fastify'
@@ -9,6 +8,7 @@ import { reconnectOnReadonly } from '../../src/token-store/redis-url.js'
 import { REDIS_ERROR_LOG_INTERVAL_MS } from '../../src/token-store/connection-errors.js'
 import { redisServerOrSkip, startRedisServer, until } from '../helpers/redis-server.js'
 import { freePort } from '../helpers/free-port.js'
+import { startTcpRelay } from '../helpers/tcp-relay.js'
 import { countingRefresher, sid, tokenSet } from '../helpers/token-store.js'
 
 // A Redis failover (Sentinel promotes the replica, or a managed Redis' primary endpoint moves; the old primary comes
@@ -20,25 +20,6 @@ import { countingRefresher, sid, tokenSet } from '../helpers/token-store.js'
 // from the URL had none: no refresh (the lock's SET is refused), no sign-in, no sign-out until the app restarted.
 
 const PASSWORD = `pw-${randomBytes(8).toString('hex')}`
-
-/** A TCP relay standing for the DNS name: new connections go to `target` (switched at the failover), old ones stay. */
-async function endpoint (t: Test, target: number): Promise<{ port: number, target: number }> {
-  const state = { port: 0, target }
-  const sockets = new Set<Socket>()
-  const server = createServer((client) => {
-    const upstream = connect(state.target, '127.0.0.1')
-    sockets.add(client).add(upstream)
-    client.pipe(upstream)
-    upstream.pipe(client)
-    const drop = (): void => { client.destroy(); upstream.destroy(); sockets.delete(client); sockets.delete(upstream) }
-    client.on('error', drop).on('close', drop)
-    upstream.on('error', drop).on('close', drop)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) }))
-  state.port = (server.address() as AddressInfo).port
-  return state
-}
 
 t.test('a redis URL: after a failover the next write reaches the new primary (READONLY reconnects), one warning without the password', async (t) => {
   const binary = redisServerOrSkip(t, 'the failover case')
@@ -54,7 +35,9 @@ t.test('a redis URL: after a failover the next write reaches the new primary (RE
   await adminB.call('REPLICAOF', '127.0.0.1', String(primary.port))
   await until(async () => /master_link_status:up/.test(await adminB.info('replication')), 'the replica to sync')
 
-  const dns = await endpoint(t, primary.port)
+  // The DNS name: new connections go to the primary of the moment, those open stay where they are.
+  const dns = await startTcpRelay('127.0.0.1', primary.port)
+  t.teardown(() => dns.close())
   const raw: string[] = []
   const app = Fastify({ logger: { level: 'info', stream: new Writable({ write (c: Buffer, _e, cb) { raw.push(c.toString()); cb() } }) } })
   t.teardown(() => app.close())
@@ -72,7 +55,7 @@ t.test('a redis URL: after a failover the next write reaches the new primary (RE
 
   // The failover: the replica is promoted, the name leads to it, the old primary follows it.
   await adminB.call('REPLICAOF', 'NO', 'ONE')
-  dns.target = replica.port
+  dns.moveTo(replica.port)
   await adminA.call('REPLICAOF', '127.0.0.1', String(replica.port))
   await until(async () => /master_link_status:up/.test(await adminA.info('replication')), 'the old primary to follow the new one')
   t.equal(await adminA.info('replication').then((s) => /role:slave/.test(s)), true, 'the old primary is a replica now')
