@@ -195,7 +195,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     warnOtherHost(request)
     let returnTo = safeReturnTo(query.returnTo, o.defaultReturnTo)
     if (returnTo.length > MAX_PENDING_RETURN_TO_LENGTH) returnTo = o.defaultReturnTo
-    const state = randomToken()
+    const state = logins.newState(request)
     const verifier = randomToken()
     logins.issue(request, reply, state, { verifier, returnTo, mode, created: Date.now() })
     return reply.redirect(client.authorizeUrl({ state, codeChallenge: s256(verifier), autoAuthorize: o.autoAuthorize }), 302)

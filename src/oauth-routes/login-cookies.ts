@@ -1,16 +1,23 @@
+import { randomInt } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/cookie'
 import { Type } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { TOKEN_PATTERN } from './pkce.js'
+import { randomToken, TOKEN_PATTERN } from './pkce.js'
 
 /** Pending logins one browser keeps at most; a login started beyond it drops the oldest. */
 export const MAX_PENDING_LOGINS = 5
 /** A validated `returnTo` longer than this is not carried through the login (the default is used instead). */
 export const MAX_PENDING_RETURN_TO_LENGTH = 512
-/** Characters of the state in a login cookie's name: 48 bits, enough to tell a handful of pending logins apart. */
-const ID_LENGTH = 8
-const ID_PATTERN = /^[A-Za-z0-9_-]{8}$/
+/** The state's alphabet (base64url): its first character names the login's slot (`slotOf`). */
+const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+/** First characters that stand for each slot equally often (60 of the 64: 12 per slot). */
+const SLOT_CHARACTERS = Math.floor(ALPHABET.length / MAX_PENDING_LOGINS) * MAX_PENDING_LOGINS
+/**
+ * Characters of the state in the name of a login cookie set before slots (8): still read at the callback, so that a
+ * login started on an instance of an earlier version finishes on this one.
+ */
+const LEGACY_ID_LENGTH = 8
 const LOGIN_NAME = 'aihubmix-login-'
 const INDEX_NAME = 'aihubmix-logins'
 /** Longest sealed value a login cookie can hold (a longer one is refused before any decryption). */
@@ -56,7 +63,7 @@ export interface LoginCookiesOptions {
  * Pending logins live in the browser that started them, so a login that is never finished costs the
  * server nothing: no session, no record, no memory.
  *
- * One cookie per login, `aihubmix-login-<first 8 characters of the state>`, `Max-Age=<state life>`, `HttpOnly`,
+ * One cookie per login, `aihubmix-login-<slot>`, `Max-Age=<state life>`, `HttpOnly`,
  * `SameSite=Lax` (sent on the provider's top-level redirect back, not on cross-site subrequests). Under https it is
  * `__Host-aihubmix-login-…`, `Secure`, `Path=/`: a sibling host (`evil.example.com` beside `app.example.com`) can
  * set a cookie for the parent domain under any other name, `__Secure-` ones included, and so plant its own
@@ -69,15 +76,21 @@ export interface LoginCookiesOptions {
  *   open; neither does a tampered one, nor one sealed under a key that left the ring;
  * - the page cannot read it (HttpOnly) and the browser cannot read the verifier (sealed);
  * - it expires twice: the cookie's `Max-Age`, and the sealed creation time checked at the callback;
- * - several tabs each have their own cookie, so logins started together finish on their own.
+ * - several tabs each have their own cookie (in slots of their own, but for the odd collision of logins started at
+ *   the very same moment), so logins started together finish on their own.
  * Single use is the callback's part: it clears the cookie in its answer, and claims the state in the store
  * before the code is exchanged (a replayed pair, from a lost answer or a captured cookie, is refused there).
  *
- * Bounds: a sealed value is at most about 830 characters (returnTo is capped), and a browser keeps at most
- * MAX_PENDING_LOGINS of them: on http the login route cannot see cookies scoped to the callback, so a small index
- * cookie scoped to the login route (`[__Host-]aihubmix-logins`, `Path=/` under https: the ids, oldest first) says
- * which to expire when a new login would pass the bound. The index is a hint, not a check: a lost or edited one can
- * only leave extra cookies until their `Max-Age`, never let a login through.
+ * Bounds: a sealed value is at most about 830 characters (returnTo is capped), and a browser holds at most
+ * MAX_PENDING_LOGINS of them, however many logins start at once: there are that many names, one per slot
+ * (`aihubmix-login-0` to `-4`), and a login's slot is the first character of its state (`slotOf`), chosen when the
+ * state is made (`newState`). A new login in a slot replaces the one there. Which slot: one that no pending login
+ * holds, at random, else the oldest's, as a small index cookie scoped to the login route says
+ * (`[__Host-]aihubmix-logins`, `Path=/` under https: the slots, oldest first; on http the login route cannot see
+ * cookies scoped to the callback). The index is a hint, not a check: a lost or edited one, or logins started at the
+ * same moment (each reads the same index), can only make a login replace another one, never let a login through or
+ * a browser hold more. (Before slots, each login had a cookie of its own name and logins started together each
+ * added one, past any bound: the Cookie header grew until the server answered 431.)
  */
 export class LoginCookies {
   readonly #prefix: string
@@ -101,66 +114,97 @@ export class LoginCookies {
     this.#sealer = options.sealer
   }
 
-  /** The name of the cookie that holds the pending login of `state`. */
+  /** The name of the cookie that holds the pending login of `state`: its slot's. */
   nameOf (state: string): string {
-    return this.#prefix + LOGIN_NAME + state.slice(0, ID_LENGTH)
+    return this.#prefix + LOGIN_NAME + String(slotOf(state))
   }
 
-  /** Sets the cookie of a new login; expires the oldest ones when the browser would hold more than the bound. */
+  /**
+   * A new login's state (256 random bits but for the first character, which names its slot: a slot no pending login
+   * of this browser holds, at random, else the oldest's).
+   */
+  newState (request: FastifyRequest): string {
+    const held = this.#index(request)
+    const free = [...Array(MAX_PENDING_LOGINS).keys()].filter((slot) => !held.includes(slot))
+    const slot = free.length > 0 ? free[randomInt(free.length)] as number : held[0] as number
+    return ALPHABET[slot + MAX_PENDING_LOGINS * randomInt(SLOT_CHARACTERS / MAX_PENDING_LOGINS)] + randomToken().slice(1)
+  }
+
+  /** Sets the cookie of a new login (made by `newState`), in its slot: whatever login was there is replaced. */
   issue (request: FastifyRequest, reply: FastifyReply, state: string, login: PendingLogin): void {
     const name = this.nameOf(state)
     const plaintext = JSON.stringify({ v: login.verifier, r: login.returnTo, m: login.mode, t: login.created })
     reply.setCookie(name, this.#sealer.seal(plaintext, context(name, state)), this.#attributes(this.#callbackPath, this.#maxAgeSeconds))
-
-    const id = state.slice(0, ID_LENGTH)
-    const ids = this.#index(request).filter((known) => known !== id)
-    while (ids.length >= MAX_PENDING_LOGINS) {
-      const oldest = ids.shift() as string
-      reply.setCookie(this.#prefix + LOGIN_NAME + oldest, '', { ...this.#attributes(this.#callbackPath, 0), expires: new Date(0) })
-    }
-    ids.push(id)
-    reply.setCookie(this.#indexName, ids.join('.'), this.#attributes(this.#loginPath, this.#maxAgeSeconds))
+    const slot = slotOf(state)
+    const slots = [...this.#index(request).filter((held) => held !== slot), slot]
+    reply.setCookie(this.#indexName, slots.join('.'), this.#attributes(this.#loginPath, this.#maxAgeSeconds))
   }
 
   /**
-   * The pending login of `state` in this browser, or null (no cookie, tampered, swapped, expired). A cookie
-   * that was there is cleared in the reply whatever it held: it is never good twice.
+   * The pending login of `state` in this browser, or null (no cookie, tampered, swapped, expired). Its cookie is
+   * cleared in the reply when it is this login's (it opens under this state, expired or not: it is never good twice),
+   * or when it bears this state's own name (set before slots). A slot's cookie that does not open under this state
+   * is another login's, which replaced this one in the slot: it is left for that login's callback.
    */
   take (request: FastifyRequest, reply: FastifyReply, state: string): PendingLogin | null {
-    const name = this.nameOf(state)
-    if (request.cookies?.[name] === undefined) return null
-    reply.setCookie(name, '', { ...this.#attributes(this.#callbackPath, 0), expires: new Date(0) })
-    return this.peek(request, state)
+    const found = this.#open(request, state)
+    if (found === undefined) return null
+    if (found.ours) reply.setCookie(found.name, '', { ...this.#attributes(this.#callbackPath, 0), expires: new Date(0) })
+    return found.login
   }
 
   /** The pending login of `state` in this browser, or null, leaving its cookie as it is (see take). */
   peek (request: FastifyRequest, state: string): PendingLogin | null {
-    const name = this.nameOf(state)
-    const sealed = request.cookies?.[name]
-    if (sealed === undefined || sealed.length > MAX_SEALED_LENGTH) return null
-    const plaintext = this.#sealer.unseal(sealed, context(name, state))
-    if (plaintext === null) return null
+    return this.#open(request, state)?.login ?? null
+  }
+
+  /** The cookie this browser sent for `state` (undefined: none), whether it is this login's, and its login if valid. */
+  #open (request: FastifyRequest, state: string): { name: string, ours: boolean, login: PendingLogin | null } | undefined {
+    const name = this.#cookieOf(request, state)
+    if (name === undefined) return undefined
+    const legacy = name !== this.nameOf(state)
+    const sealed = request.cookies?.[name] as string
+    const plaintext = sealed.length > MAX_SEALED_LENGTH ? null : this.#sealer.unseal(sealed, context(name, state))
+    if (plaintext === null) return { name, ours: legacy, login: null }
     let value: unknown
     try {
       value = JSON.parse(plaintext)
     } catch {
-      return null
+      return { name, ours: true, login: null }
     }
-    if (!checkSealedLogin.Check(value)) return null
-    if (Date.now() - value.t > this.#ttlMs) return null
-    return { verifier: value.v, returnTo: value.r, mode: value.m, created: value.t }
+    if (!checkSealedLogin.Check(value) || Date.now() - value.t > this.#ttlMs) return { name, ours: true, login: null }
+    return { name, ours: true, login: { verifier: value.v, returnTo: value.r, mode: value.m, created: value.t } }
   }
 
-  /** The ids of the index cookie, oldest first (anything malformed is ignored). */
-  #index (request: FastifyRequest): string[] {
+  /** The name of the cookie this browser sent for `state`: its slot's, or (set by an earlier version) its own. */
+  #cookieOf (request: FastifyRequest, state: string): string | undefined {
+    const cookies = request.cookies ?? {}
+    for (const name of [this.nameOf(state), this.#prefix + LOGIN_NAME + state.slice(0, LEGACY_ID_LENGTH)]) {
+      if (cookies[name] !== undefined) return name
+    }
+    return undefined
+  }
+
+  /** The slots of the index cookie, oldest first, each once (anything else is ignored: an index of ids from before slots, too). */
+  #index (request: FastifyRequest): number[] {
     const raw = request.cookies?.[this.#indexName]
-    if (raw === undefined || raw.length > (ID_LENGTH + 1) * MAX_PENDING_LOGINS * 2) return []
-    return raw.split('.').filter((id) => ID_PATTERN.test(id)).slice(-MAX_PENDING_LOGINS)
+    if (raw === undefined || raw.length > MAX_PENDING_LOGINS * 2 * 2) return []
+    const slots: number[] = []
+    for (const part of raw.split('.')) {
+      const slot = /^\d$/.test(part) ? Number(part) : -1
+      if (slot >= 0 && slot < MAX_PENDING_LOGINS && !slots.includes(slot)) slots.push(slot)
+    }
+    return slots
   }
 
   #attributes (path: string, maxAge: number): { path: string, maxAge: number, httpOnly: true, sameSite: 'lax', secure: boolean } {
     return { path, maxAge, httpOnly: true, sameSite: 'lax', secure: this.#secure }
   }
+}
+
+/** A state's slot: its first character's place in the alphabet, modulo MAX_PENDING_LOGINS. */
+function slotOf (state: string): number {
+  return Math.max(0, ALPHABET.indexOf(state.charAt(0))) % MAX_PENDING_LOGINS
 }
 
 /** Associated data of a login cookie: its name and the whole state it was issued for. */
