@@ -187,3 +187,17 @@ t.test('a login started on one instance finishes on another, once', async (t) =>
   t.equal(replayOnA.headers.location, '/?error=invalid_state')
   t.equal(stack.mock.counts().grants.authorization_code, 1)
 })
+
+t.test('a login whose cookie an earlier version set (named by the state\'s first 8 characters) still finishes, once', async (t) => {
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const p = await startLogin(stack)
+  // The same login as an earlier version sealed it: under its own name, with that name in the associated data.
+  const opened = stack.app.tokenStore.unseal(p.value, `login-cookie:${p.name}:${p.state}`) as string
+  const legacy = `aihubmix-login-${p.state.slice(0, 8)}`
+  const sealed = stack.app.tokenStore.seal(opened, `login-cookie:${legacy}:${p.state}`)
+  const done = await callbackWith(stack, p.browser, p.callback, `${legacy}=${sealed}`)
+  t.equal(done.status, 302)
+  t.equal(done.headers.location, '/', 'signed in')
+  t.match(String(done.headers['set-cookie']), new RegExp(`${legacy}=;`), 'its cookie cleared')
+})
