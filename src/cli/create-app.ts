@@ -1,6 +1,7 @@
 import type { TypeCheck } from '@sinclair/typebox/compiler'
 import type { TSchema } from '@sinclair/typebox'
 import {
+  CliInvalidArgumentError,
   ProviderBadAnswerError,
   ProviderFailedError,
   ProviderRedirectError,
@@ -18,6 +19,43 @@ import {
 import { cutBetweenWords } from './text.js'
 
 export const OAUTH_APPS_PATH = '/api/oauth_apps'
+
+/** oauth-routes' callback route with its default prefix and path (`/auth` + `/callback`). */
+export const OAUTH_ROUTES_CALLBACK_PATH = '/auth/callback'
+
+/**
+ * A redirect URI no app of these packages would send: its path ends with `/` (`/auth/callback/`), or it is the bare
+ * origin, which is no callback route. The provider compares redirect URIs exactly and a registration cannot be undone,
+ * so it is refused before anything is sent, naming the URI to use. Null when the path is fine, or when the URI does
+ * not parse (redirectUriProblem says what is wrong with it).
+ */
+export function redirectPathProblem (uri: string): string | null {
+  let url: URL
+  try {
+    url = new URL(uri)
+  } catch {
+    return null
+  }
+  if (!url.pathname.endsWith('/')) return null
+  const trimmed = url.pathname.replace(/\/+$/, '')
+  if (trimmed === '') {
+    return `is the site's root, not a callback route: oauth-routes' callback is ${OAUTH_ROUTES_CALLBACK_PATH} by default; ` +
+      `use ${url.origin}${OAUTH_ROUTES_CALLBACK_PATH}`
+  }
+  return `must not end with / (${url.pathname}): the provider compares redirect URIs exactly and the app's callback route ` +
+    `has no trailing slash (oauth-routes' is ${OAUTH_ROUTES_CALLBACK_PATH} by default); use ${url.origin}${trimmed}`
+}
+
+/**
+ * The warning for a redirect URI whose path is not oauth-routes' default callback (`/auth/callback`), or undefined:
+ * registered all the same (an app may serve its callback elsewhere), but the app must then be set to match.
+ */
+export function redirectPathWarning (uri: string): string | undefined {
+  const path = new URL(uri).pathname
+  if (path === OAUTH_ROUTES_CALLBACK_PATH) return undefined
+  return `the redirect URI's path is ${path}, not ${OAUTH_ROUTES_CALLBACK_PATH}, oauth-routes' default callback: registering it ` +
+    'all the same; the app must serve its callback there (oauth-routes\' prefix and routes.callback, and aihubmix-proxy\'s redirectUri)'
+}
 
 /** An app the provider created. `clientSecret` is shown here once: store it, never print it. */
 export interface CreatedApp {
@@ -132,6 +170,8 @@ function statusError (answer: HttpAnswer, secrets: string[]): Error {
  */
 export async function createApp (options: CreateAppOptions): Promise<CreatedApp> {
   const opts = resolveCreateAppOptions(options)
+  const pathProblem = redirectPathProblem(opts.redirectUri)
+  if (pathProblem !== null) throw new CliInvalidArgumentError('redirectUri', pathProblem)
   const secrets = [opts.developerToken]
   const answer = await httpCall({
     url: `${opts.baseUrl}${OAUTH_APPS_PATH}`,

@@ -295,9 +295,10 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
         switch (step.name) {
           case 'select':
             if (reply.kind === 'error') {
+              // Without a password in REDIS_URL, a Redis that wants one answers the SELECT with NOAUTH, as it would the PING.
               finish(false, /DB index is out of range|invalid DB index/i.test(reply.text)
                 ? `REDIS_URL names database ${db ?? 0}, which this Redis does not have (${redisError(reply.text)}): use a number below its "databases" setting (16 by default), such as ${url.protocol}//${url.host}/0`
-                : `Redis refused: ${redisError(reply.text)}`)
+                : authRefusal(reply.text, url, password !== '') ?? `Redis refused: ${redisError(reply.text)}`)
               return
             }
             break

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createApp, type CreatedApp } from './create-app.js'
+import { createApp, redirectPathProblem, redirectPathWarning, type CreatedApp } from './create-app.js'
 import { doctor, formatCheck } from './doctor.js'
 import { assertEnvFileUpdatable, describeMalformed, readEnvFile, updateEnvFile, type EnvFileUpdate } from './env-file.js'
 import { CliInvalidArgumentError, CliUsageError, EnvFileConflictError, EnvFileError, ProviderError, errorInfo } from './errors.js'
@@ -54,7 +54,8 @@ when --base-url is given. Prints the client id and where the secret went; never 
 Options:
   --name <name>          the app's name (1 to 100 characters)
   --redirect-uri <uri>   where the provider sends users back, e.g. https://app.example.com/auth/callback
-                         (https; plain http only for localhost, 127.0.0.1 and [::1])
+                         (https; plain http only for localhost, 127.0.0.1 and [::1]); exactly the
+                         app's callback route, no trailing slash
   --description <text>   shown to users on the provider's consent screen
   --base-url <url>       the provider's API origin (default ${DEFAULT_BASE_URL}); when given,
                          also written to the env file as ${BASE_URL_VARIABLE}
@@ -195,6 +196,7 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
   // Everything is checked before the request: a refusal costs no app.
   check('--name', nameProblem(name))
   check('--redirect-uri', redirectUriProblem(redirectUri))
+  check('--redirect-uri', redirectPathProblem(redirectUri))
   if (description !== undefined) check('--description', descriptionProblem(description))
   check('--base-url', baseUrlProblem(baseUrl))
   const token = io.env[DEVELOPER_TOKEN_VARIABLE]
@@ -210,6 +212,9 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
   // Lines that are not NAME=value are kept as they are: not create-app's business, but said (by number only),
   // before the request, since the example server skips them silently.
   for (const said of describeMalformed(existing.malformed)) line(io.stderr, `warning: ${envFile} ${said} (kept as is; the example server ignores it)`)
+
+  const otherPath = redirectPathWarning(redirectUri)
+  if (otherPath !== undefined) line(io.stderr, `warning: ${otherPath}`)
 
   const app: CreatedApp = await createApp({
     developerToken: token,

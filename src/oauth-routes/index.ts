@@ -41,6 +41,16 @@ function usedKey (state: string): string {
   return `login-used:${state}`
 }
 
+/** Fastify's errors for a request body it could not read; these routes take no body. */
+const BODY_ERRORS = new Set([
+  'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+  'FST_ERR_CTP_EMPTY_JSON_BODY',
+  'FST_ERR_CTP_INVALID_JSON_BODY',
+  'FST_ERR_CTP_INVALID_CONTENT_LENGTH',
+  'FST_ERR_CTP_BODY_TOO_LARGE'
+])
+const NO_BODY_MESSAGE = 'This route takes no request body: send it without one (and without Content-Type).'
+
 const SECURE_NAME_PREFIX = /^__(host|secure)-/i
 /** How many other hosts than publicUrl's a plugin instance warns about (see warnOtherHost). */
 const MAX_OTHER_HOST_WARNINGS = 5
@@ -83,6 +93,11 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   fastify.setErrorHandler(async (err: FastifyError, request, reply) => {
     if (err instanceof SessionNotFoundError) {
       return reply.code(404).header('cache-control', 'no-store').send({ error: 'not_found', message: err.message })
+    }
+    // A body Fastify could not read (a form's or multipart's type the app has no parser for, an empty JSON body):
+    // Fastify's status, with what to do instead of "The request was not valid.". No route here takes a body.
+    if (typeof err.code === 'string' && BODY_ERRORS.has(err.code)) {
+      return reply.code(err.statusCode ?? 400).header('cache-control', 'no-store').send({ error: 'bad_request', message: NO_BODY_MESSAGE })
     }
     const pub = publicErrorOf(err)
     if (pub.statusCode >= 500) {
@@ -386,10 +401,15 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     })
   }
 
-  function csrfRefused (request: FastifyRequest, reply: FastifyReply): FastifyReply | undefined {
-    if (request.headers[o.csrfHeader] === '1') return undefined
-    // The proxy's answer, word for word (publicErrorOf).
-    return sendPublicError(reply, new CsrfHeaderRequiredError(o.csrfHeader))
+  /**
+   * The routes that change something need the CSRF header: checked in their own onRequest hook, before Fastify reads
+   * the body, so a plain HTML form (a urlencoded or multipart body, which the app may have no parser for) is refused
+   * with the 403 that names the header, not with Fastify's 415. The error handler answers the proxy's body, word for
+   * word (publicErrorOf). A callback hook: no promise per request.
+   */
+  function csrfHeaderRequired (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+    if (request.headers[o.csrfHeader] === '1') done()
+    else done(new CsrfHeaderRequiredError(o.csrfHeader))
   }
 
   /**
@@ -424,9 +444,10 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     return reply.code(204).send()
   }
 
-  app.post(o.routes.logout, { schema: { querystring: LogoutQuery, response: { 204: NoContentReply, 403: ErrorReply } } }, async (request, reply) => {
-    const refused = csrfRefused(request, reply)
-    if (refused !== undefined) return refused
+  app.post(o.routes.logout, {
+    onRequest: csrfHeaderRequired,
+    schema: { querystring: LogoutQuery, response: { 204: NoContentReply, 403: ErrorReply } }
+  }, async (request, reply) => {
     return await logout(request, reply, request.query.everywhere === '1')
   })
 
@@ -498,10 +519,9 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   })
 
   app.delete(`${o.routes.sessions}/:id`, {
+    onRequest: csrfHeaderRequired,
     schema: { params: SessionParams, response: { 204: NoContentReply, 401: ErrorReply, 403: ErrorReply, 404: ErrorReply } }
   }, async (request, reply) => {
-    const refused = csrfRefused(request, reply)
-    if (refused !== undefined) return refused
     const sid = await signedIn(request)
     if (sid === null) return sendPublicError(reply, new UnauthenticatedError())
     const { id } = request.params

@@ -17,6 +17,16 @@ function isErrorEmitter (value: unknown): value is ErrorEmitter {
 }
 
 /**
+ * Whether a Redis client's error says that what answered does not speak Redis' protocol (RESP): ioredis 5's parser
+ * (a `ParserError`, "Protocol error, got "H" as reply type byte") or ioredis 6's ("Unknown RESP type 72 "H""). An HTTP
+ * server at the address answers so (its "HTTP/1.1 400"): it does not pass on its own, unlike Redis being down.
+ */
+export function isProtocolError (err: unknown): boolean {
+  if (typeof err === 'object' && err !== null && (err as { name?: unknown }).name === 'ParserError') return true
+  return /^(Protocol error\b|Unknown RESP type\b)/.test(errorInfo(err).message)
+}
+
+/**
  * Logs the Redis client's connection errors through the app's logger, when nobody listens to them: an ioredis client
  * with no 'error' listener (@fastify/redis adds none) prints "[ioredis] Unhandled error event" and a stack to stderr
  * on every reconnection attempt while Redis is down. One warning per REDIS_ERROR_LOG_INTERVAL_MS at most, naming
@@ -36,6 +46,11 @@ export function logConnectionErrors (client: unknown, log: FastifyBaseLogger, no
     lastAt = at
     const more = missed === 0 ? '' : ` (${missed} more since the last line)`
     missed = 0
+    if (isProtocolError(err)) {
+      log.error({ error: errorInfo(err) }, `token-store: what the Redis client reaches is not a Redis server (an answer not in Redis' protocol${more}): ` +
+        'requests that need the store answer 503 store_unavailable. Fix: give the client the host and port of your Redis')
+      return
+    }
     log.warn({ error: errorInfo(err) }, `token-store: Redis connection error${more}; requests that need the store answer 503 store_unavailable until it is back`)
   }
   client.on('error', listener)

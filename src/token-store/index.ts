@@ -161,10 +161,13 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
     options.redis = decorated
   }
   if (options.sessionCookie !== undefined) {
-    // Checked once everything is registered, so @fastify/cookie may come before or after this plugin.
+    // Checked once everything is registered, so @fastify/cookie may come before or after this plugin, in its scope or a
+    // parent's. One registered in a child scope only (in the same register block as @fastify/session) is not seen here.
     fastify.addHook('onReady', async function checkCookiePlugin () {
       if (!fastify.hasRequestDecorator('cookies')) {
-        throw new TokenStoreOptionsError('sessionCookie', 'needs @fastify/cookie registered in the same app (it parses the cookie)')
+        throw new TokenStoreOptionsError('sessionCookie', 'needs @fastify/cookie where token-store is (it parses the cookie): ' +
+          'register @fastify/cookie before token-store, in token-store\'s scope or a parent of it (one registered only in a ' +
+          'child scope, such as beside @fastify/session, is not seen there)')
       }
     })
   }

@@ -2,7 +2,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RedisClient } from './redis-store.js'
 import { TokenStoreOptionsError, errorInfo } from './errors.js'
-import { REDIS_ERROR_LOG_INTERVAL_MS } from './connection-errors.js'
+import { REDIS_ERROR_LOG_INTERVAL_MS, isProtocolError } from './connection-errors.js'
 import { STORE_ERROR_CHANNEL, type StoreErrorMessage } from './diagnostics.js'
 import { URL_QUERY_OPTIONS } from './options.js'
 
@@ -117,6 +117,7 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
     ...options
   })
   let unreachable = false
+  let notRedis = false
   let missingDatabase: string | undefined
   let started = false
   client.on('error', (err) => {
@@ -135,6 +136,18 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
     // The client stopped for a missing database: what its commands in flight then fail with ("Stream isn't writeable",
     // ioredis' ready check) is not Redis being unavailable.
     if (missingDatabase !== undefined) return
+    // Something that is not Redis answers at the URL's address (an HTTP server: the app's own port, the mock
+    // provider's). Said once, whatever came first (an EPIPE of an attempt is the "unavailable" line), as an error:
+    // it does not pass on its own. The reply's byte is not repeated ("Please report this." is ioredis' wording).
+    if (isProtocolError(err)) {
+      unreachable = true
+      if (notRedis) return
+      notRedis = true
+      log.error(`token-store: what answers at ${shown} is not a Redis server (its answer is not in Redis' protocol): requests ` +
+        'that need the store answer 503 store_unavailable. Fix: check REDIS_URL (token-store\'s redis option): the host and ' +
+        'port of your Redis (6379 by default)')
+      return
+    }
     if (unreachable) return
     unreachable = true
     const { code, message } = errorInfo(err)
@@ -152,6 +165,7 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
   client.on('ready', () => {
     if (!unreachable) return
     unreachable = false
+    notRedis = false
     log.info(`token-store: Redis at ${shown} is available again`)
   })
   const firstAttempt = new Promise<void>((resolve) => {

@@ -27,6 +27,11 @@ t.test('arguments are validated before any request: exit 2, one line naming the 
     ['a space', ['--name', 'x', '--redirect-uri', 'https://app.example.com/auth callback'], {}, /--redirect-uri must be printable ASCII/],
     ['a line break', ['--name', 'x', '--redirect-uri', 'https://app.example.com/cb\nPUBLIC_URL=x'], {}, /--redirect-uri must be printable ASCII/],
     ['an empty redirect URI', ['--name', 'x', '--redirect-uri', ''], {}, /--redirect-uri must not be empty/],
+    // The provider compares redirect URIs exactly: a trailing slash registers one the app never sends, for good.
+    ['a trailing slash', ['--name', 'x', '--redirect-uri', 'http://localhost:3000/auth/callback/'], {}, /^error: --redirect-uri must not end with \/ \(\/auth\/callback\/\): the provider compares redirect URIs exactly and the app's callback route has no trailing slash \(oauth-routes' is \/auth\/callback by default\); use http:\/\/localhost:3000\/auth\/callback$/],
+    ['a custom path with a trailing slash', ['--name', 'x', '--redirect-uri', 'https://app.example.com/oauth/done//?x=1'], {}, /^error: --redirect-uri must not end with \/ \(\/oauth\/done\/\/\): .*; use https:\/\/app\.example\.com\/oauth\/done$/],
+    ['the bare origin', ['--name', 'x', '--redirect-uri', 'http://localhost:3000'], {}, /^error: --redirect-uri is the site's root, not a callback route: oauth-routes' callback is \/auth\/callback by default; use http:\/\/localhost:3000\/auth\/callback$/],
+    ['the root', ['--name', 'x', '--redirect-uri', 'https://app.example.com/'], {}, /^error: --redirect-uri is the site's root, not a callback route: .*; use https:\/\/app\.example\.com\/auth\/callback$/],
     ['an empty name', ['--name', '', '--redirect-uri', REDIRECT], {}, /^error: --name must not be empty$/],
     ['a blank name', ['--name', '   ', '--redirect-uri', REDIRECT], {}, /^error: --name must not be empty$/],
     ['a long name', ['--name', 'n'.repeat(101), '--redirect-uri', REDIRECT], {}, /--name must be at most 100 characters/],
@@ -89,6 +94,10 @@ t.test('the building block validates too, naming the option', async (t) => {
     message: /^redirectUri must use https/
   })
   await t.rejects(createApp({ developerToken: 'dev_x', name: ' ', redirectUri: REDIRECT }), { message: 'name must not be empty' })
+  await t.rejects(createApp({ developerToken: 'dev_x', name: 'x', redirectUri: `${REDIRECT}/`, baseUrl: 'http://127.0.0.1:1' }), {
+    code: 'FST_AIHUBMIX_CLI_INVALID_ARGUMENT',
+    message: /^redirectUri must not end with \/ \(\/auth\/callback\/\): .*; use https:\/\/app\.example\.com\/auth\/callback$/
+  }, 'a trailing slash, before any request (nothing listens at that base URL: a request would fail otherwise)')
   await t.rejects(createApp({ developerToken: 'dev_x', name: 'x', redirectUri: REDIRECT, timeoutMs: 0 }), CliInvalidOptionError)
   await t.rejects(createApp({ developerToken: 'dev_x', name: 'x', redirectUri: REDIRECT, timeoutMs: 0 }), { message: /^Invalid aihubmix-oauth option "timeoutMs": expected / })
   await t.rejects(createApp({ developerToken: 'dev_x', name: 'x', redirectUri: REDIRECT, extra: 1 } as never), { message: /^Invalid aihubmix-oauth option "extra": is not an option/ })

@@ -110,3 +110,28 @@ t.test('AIHUBMIX_BASE_URL: the same origin already in the file is kept; another 
   t.match(forced.stdout, 'replaced AIHUBMIX_BASE_URL, AIHUBMIX_CLIENT_ID; added AIHUBMIX_CLIENT_SECRET, AIHUBMIX_REDIRECT_URI')
   t.equal(parseEnvFile(await readFile(join(cwd, 'other.env'), 'utf8')).AIHUBMIX_BASE_URL, mock.url)
 })
+
+t.test('a redirect URI path other than /auth/callback: registered, with one warning line saying what the app must match', async (t) => {
+  const mock = await startMockProvider({ port: 0 })
+  t.teardown(() => mock.close())
+  const cwd = await tempDir(t)
+  const uri = 'https://app.example.com/oauth/callback'
+  const result = await runCli(
+    ['create-app', '--name', 'custom path', '--redirect-uri', uri, '--base-url', mock.url],
+    { env: { AIHUBMIX_DEVELOPER_TOKEN: mock.developerToken }, cwd }
+  )
+  t.equal(result.code, 0, 'exit 0: registered all the same', { output: result.all })
+  t.equal(mock.apps[0]?.redirectUri, uri)
+  t.same(lines(result.stderr), [
+    'warning: the redirect URI\'s path is /oauth/callback, not /auth/callback, oauth-routes\' default callback: registering it all the ' +
+    'same; the app must serve its callback there (oauth-routes\' prefix and routes.callback, and aihubmix-proxy\'s redirectUri)'
+  ])
+  t.equal(parseEnvFile(await readFile(join(cwd, '.env'), 'utf8')).AIHUBMIX_REDIRECT_URI, uri)
+  // /auth/callback itself (a query is the app's business): no warning.
+  const usual = await runCli(
+    ['create-app', '--name', 'usual path', '--redirect-uri', 'http://localhost:3000/auth/callback?x=1', '--base-url', mock.url, '--env-file', 'usual.env'],
+    { env: { AIHUBMIX_DEVELOPER_TOKEN: mock.developerToken }, cwd }
+  )
+  t.equal(usual.code, 0, { output: usual.all })
+  t.equal(usual.stderr, '')
+})

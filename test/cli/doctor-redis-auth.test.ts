@@ -57,10 +57,15 @@ t.test('a Redis with a password: a wrong or missing one in REDIS_URL names REDIS
   t.equal(none.code, 1)
   t.equal(redisLine(none.stdout), `FAIL Redis: redis://127.0.0.1:${port}: this Redis requires a password and REDIS_URL has none (NOAUTH): set REDIS_URL to redis://:<password>@127.0.0.1:${port}`)
 
+  // With a database in the URL, NOAUTH answers its SELECT first: it was `Redis refused: NOAUTH Authentication required.`
+  const noneDb = await runInstalled(['doctor'], { env: { REDIS_URL: `redis://127.0.0.1:${port}/3` }, cwd })
+  t.equal(noneDb.code, 1)
+  t.equal(redisLine(noneDb.stdout), `FAIL Redis: redis://127.0.0.1:${port}/3: this Redis requires a password and REDIS_URL has none (NOAUTH): set REDIS_URL to redis://:<password>@127.0.0.1:${port}/3`)
+
   const right = await runInstalled(['doctor'], { env: { REDIS_URL: `redis://:${password}@127.0.0.1:${port}` }, cwd })
   t.equal(redisLine(right.stdout), `ok   Redis: redis://127.0.0.1:${port} answered PONG`, 'the right password: PONG')
 
-  for (const result of [wrong, user, none, right]) {
+  for (const result of [wrong, user, none, noneDb, right]) {
     t.equal(result.stderr, '')
     t.notOk(result.all.includes(password) || result.all.includes(wrongPassword), 'no password printed')
   }

@@ -383,6 +383,36 @@ t.test('sessionCookie without @fastify/cookie registered first fails at start wi
   }, { code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS', message: /sessionCookie.*@fastify\/cookie/ })
 })
 
+t.test('sessionCookie with @fastify/cookie only in a child scope (beside @fastify/session): the error says where to register it', async (t) => {
+  const { default: Fastify } = await import('fastify')
+  const { tokenStore } = await import('@fastify-aihubmix/token-store')
+  const where = 'Invalid token-store option "sessionCookie": needs @fastify/cookie where token-store is (it parses the cookie): ' +
+    'register @fastify/cookie before token-store, in token-store\'s scope or a parent of it (one registered only in a child ' +
+    'scope, such as beside @fastify/session, is not seen there)'
+  const child = Fastify({ logger: false })
+  t.teardown(() => child.close())
+  await t.rejects(async () => {
+    await child.register(tokenStore, { encryptionKeys: KEY_A, sessionCookie: { name: 'sessionId', secret: SECRET } })
+    await child.register(async (scope) => {
+      await scope.register(fastifyCookie)
+      await scope.register(fastifySession, { secret: SECRET, cookieName: 'sessionId', store: scope.tokenStore.sessionStore })
+    })
+    await child.ready()
+  }, { code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS', message: where }, 'registered in a child scope: it was "needs @fastify/cookie registered in the same app"')
+  const none = Fastify({ logger: false })
+  t.teardown(() => none.close())
+  await t.rejects(async () => {
+    await none.register(tokenStore, { encryptionKeys: KEY_A, sessionCookie: { name: 'sessionId', secret: SECRET } })
+    await none.ready()
+  }, { message: where }, 'not registered at all: the same fix')
+  const after = Fastify({ logger: false })
+  t.teardown(() => after.close())
+  await after.register(tokenStore, { encryptionKeys: KEY_A, sessionCookie: { name: 'sessionId', secret: SECRET } })
+  await after.register(fastifyCookie)
+  await after.ready()
+  t.pass('registered after token-store, in its scope: accepted (the check is made at ready)')
+})
+
 forEachBackend(t, 'getFreshSync: the set without a promise only when nothing is to be waited for, and every check made', async (t, backend) => {
   const { app, kv, refreshCalls } = await cookieApp(t, backend.options)
   const set = tokenSet()

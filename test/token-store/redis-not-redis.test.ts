@@ -1,0 +1,116 @@
+import t from 'tap'
+import { Writable } from 'node:stream'
+import { createServer as createHttpServer } from 'node:http'
+import { createServer, type Server, type Socket } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { Redis } from 'ioredis'
+import { Redis as Redis6 } from 'ioredis6'
+import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
+
+// A `redis` URL (or a client) that reaches something that is not Redis, such as an HTTP server (the app's own port,
+// the mock provider's): ioredis fails every attempt with a protocol error ("Protocol error, got "H" as reply type
+// byte. Please report this.", ioredis 6: "Unknown RESP type 72 "H""), which was logged as Redis being unavailable
+// "until it is back", which it never is. One error line says what answers there is not Redis, and what to check.
+
+const key = `base64:${randomBytes(32).toString('base64')}`
+const PASSWORD = 'pw-not-to-be-logged'
+
+type Tap = { teardown: (fn: () => unknown) => void }
+
+interface Started { app: FastifyInstance, lines: Array<{ level: number, msg: string }>, raw: string[] }
+
+async function start (t: Tap, options: Partial<TokenStoreOptions>): Promise<Started> {
+  const raw: string[] = []
+  const stream = new Writable({ write (chunk: Buffer, _enc, cb) { raw.push(chunk.toString()); cb() } })
+  const app = Fastify({ logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  await app.register(tokenStore, { encryptionKeys: key, ...options })
+  await app.ready()
+  return { app, raw, get lines () { return raw.map((line) => JSON.parse(line) as { level: number, msg: string }) } }
+}
+
+/** Listens on 127.0.0.1 (port 0); counts connections, and resolves `reached(n)` once n connections came. */
+async function listening (t: Tap, server: Server | ReturnType<typeof createHttpServer>): Promise<{ port: number, reached: (n: number) => Promise<void> }> {
+  const sockets = new Set<Socket>()
+  let count = 0
+  const waiting: Array<{ n: number, resolve: () => void }> = []
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.on('error', () => {})
+    count++
+    for (const w of waiting.filter((w) => w.n <= count)) { waiting.splice(waiting.indexOf(w), 1); w.resolve() }
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const s of sockets) s.destroy(); server.close() })
+  return {
+    port: (server.address() as { port: number }).port,
+    reached: async (n) => { if (count < n) await new Promise<void>((resolve) => waiting.push({ n, resolve })) }
+  }
+}
+
+/** An HTTP server, as Node.js answers a Redis command: `HTTP/1.1 400 Bad Request`, then it closes. */
+function httpServer (): ReturnType<typeof createHttpServer> {
+  return createHttpServer((_request, response) => { response.end('not redis') })
+}
+
+t.test('a redis URL at an HTTP server: one error line saying it is not Redis and what to check, never "until it is back"', async (t) => {
+  const server = await listening(t, httpServer())
+  const url = `redis://:${PASSWORD}@127.0.0.1:${server.port}/2`
+  const started = await start(t, { redis: url })
+  await server.reached(4) // ioredis tried again, and again
+  const said = started.lines.filter((l) => l.msg.startsWith('token-store:')).map((l) => ({ level: l.level, msg: l.msg }))
+  t.same(said, [{
+    level: 50,
+    msg: `token-store: what answers at redis://127.0.0.1:${server.port}/2 is not a Redis server (its answer is not in Redis' protocol): ` +
+      'requests that need the store answer 503 store_unavailable. Fix: check REDIS_URL (token-store\'s redis option): the host and ' +
+      'port of your Redis (6379 by default)'
+  }], 'one line, however many attempts')
+  const err = await started.app.tokenStore.get('any-session').then(() => undefined, (e: unknown) => e)
+  t.match(err, { statusCode: 503, code: 'FST_AIHUBMIX_STORE_UNAVAILABLE' }, 'the store is unavailable, not a crash')
+  t.notOk(started.raw.join('').includes(PASSWORD), 'the password is never logged')
+  t.notOk(started.raw.join('').includes('Please report this'), 'nor ioredis\' words for it')
+})
+
+t.test('an attempt that failed otherwise first (a reset): the unavailable line, then the not-Redis one, once', async (t) => {
+  let first = true
+  const server = await listening(t, createServer((socket) => {
+    socket.once('data', () => {
+      if (first) {
+        first = false
+        socket.resetAndDestroy()
+      } else {
+        socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
+      }
+    })
+  }))
+  const started = await start(t, { redis: `redis://127.0.0.1:${server.port}` })
+  await server.reached(4)
+  const said = started.lines.filter((l) => l.msg.startsWith('token-store:')).map((l) => [l.level, l.msg])
+  t.equal(said.length, 2, JSON.stringify(said))
+  t.match(said[0], [40, /^token-store: Redis at redis:\/\/127\.0\.0\.1:\d+ is unavailable \(ECONNRESET\)/])
+  t.match(said[1], [50, /^token-store: what answers at redis:\/\/127\.0\.0\.1:\d+ is not a Redis server .* Fix: check REDIS_URL/])
+})
+
+t.test('a client of the app\'s own at an HTTP server (ioredis 5 and 6): the connection-error line says it is not Redis', async (t) => {
+  type Client = Redis | Redis6
+  const makers: Array<[string, (port: number) => Client]> = [
+    ['ioredis 5', (port) => new Redis({ host: '127.0.0.1', port, lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => 20 })],
+    ['ioredis 6', (port) => new Redis6({ host: '127.0.0.1', port, lazyConnect: true, enableOfflineQueue: false, retryStrategy: () => 20 })]
+  ]
+  for (const [name, make] of makers) {
+    const server = await listening(t, httpServer())
+    const client = make(server.port)
+    const started = await start(t, { redis: client as unknown as Redis })
+    client.connect().catch(() => {})
+    await server.reached(2)
+    const said = started.lines.filter((l) => l.msg.startsWith('token-store:'))
+    t.equal(said.length, 1, `${name}: one line per interval`)
+    t.equal(said[0]?.level, 50, `${name}: an error`)
+    t.equal(said[0]?.msg, 'token-store: what the Redis client reaches is not a Redis server (an answer not in Redis\' protocol): ' +
+      'requests that need the store answer 503 store_unavailable. Fix: give the client the host and port of your Redis', name)
+    client.on('error', () => {}) // what the attempt in flight still fails with, once the app's close took token-store's listener
+    client.disconnect()
+    await started.app.close()
+  }
+})
