@@ -545,16 +545,20 @@ function isAuthStamp (value: unknown): value is AuthStamp {
 /**
  * Idle and absolute session timeouts, from server-side timestamps in the session
  * (never from the cookie's own expiry): 'end' when the signed-in session is past
- * either limit, the new stamp when "last seen" is due for an update (at most every
- * `idleTimeoutMs / 10`, so a steady-state request writes nothing back), else undefined.
+ * either limit, the new stamp when "last seen" is due for an update, else undefined
+ * (with `due`, the new stamp whenever the session is within its limits). The stamp is
+ * due every `idleTimeoutMs / 10`, so a steady-state request writes nothing back, and at
+ * least every half of `recordTtlMs`: it is the write that keeps the session's record in
+ * the store (its TTL runs from its last write), and an active user must not lose a record
+ * that expires before the stamp is due (an idle timeout of days over a 24 h record).
  */
-function timeoutVerdict (o: ResolvedOAuthRoutesOptions): (auth: unknown, now: number) => 'end' | AuthStamp | undefined {
-  const touchEveryMs = Math.max(1000, Math.floor(o.idleTimeoutMs / 10))
-  return (auth, now) => {
+function timeoutVerdict (o: ResolvedOAuthRoutesOptions, recordTtlMs: number): (auth: unknown, now: number, due?: boolean) => 'end' | AuthStamp | undefined {
+  const touchEveryMs = Math.max(1000, Math.floor(Math.min(o.idleTimeoutMs / 10, recordTtlMs / 2)))
+  return (auth, now, due = false) => {
     if (!isAuthStamp(auth)) return undefined
     const seen = auth.seen ?? auth.at
     if (now - auth.at > o.absoluteTimeoutMs || now - seen > o.idleTimeoutMs) return 'end'
-    return now - seen > touchEveryMs ? { at: auth.at, seen: now } : undefined
+    return due || now - seen > touchEveryMs ? { at: auth.at, seen: now } : undefined
   }
 }
 
@@ -574,14 +578,19 @@ const TOUCH_WARNING_INTERVAL_MS = 10_000
  * one tries again; a session whose activity could not be recorded for a whole
  * idleTimeoutMs still ends. Ending a session is never skipped.
  */
-function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>) {
+function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieName: string) {
   let warnedAt = -Infinity
   let failures = 0
   return async function enforceSessionTimeouts (request: FastifyRequest): Promise<void> {
     const session = request.session as FastifyRequest['session'] | Record<string, never> | null
     if (session === null || typeof session.get !== 'function') return
     const stamp = session.get('aihubmixAuth')
-    const verdict = verdictOf(stamp, Date.now())
+    // A cookie signed with an older secret of @fastify/session's list (rotation, newest first): @fastify/session
+    // opens it but, unless the session is saved, clears it in the answer (it differs from the id signed with the
+    // newest secret), and the browser is signed out. Saving the stamp makes it send the cookie signed anew instead.
+    const cookie = request.cookies?.[cookieName]
+    const signedBefore = cookie !== undefined && typeof session.encryptedSessionId === 'string' && cookie !== session.encryptedSessionId
+    const verdict = verdictOf(stamp, Date.now(), signedBefore)
     if (verdict === undefined) return
     if (verdict === 'end') {
       request.log.info('session ended by its idle or absolute timeout')
@@ -672,9 +681,15 @@ async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions):
     ttlMs: options.stateTtlMs,
     sealer: fastify.tokenStore
   })
-  const verdictOf = timeoutVerdict(options)
+  const recordTtlMs = fastify.tokenStore.sessionTtlMs
+  if (options.idleTimeoutMs > recordTtlMs) {
+    fastify.log.warn(`oauth-routes: idleTimeoutMs (${options.idleTimeoutMs} ms) is longer than token-store's sessionTtlMs (${recordTtlMs} ms), ` +
+      'how long a session record lives after its last write: a session idle that long ends with its record. Fix: ' +
+      'give token-store a sessionTtlMs of at least idleTimeoutMs')
+  }
+  const verdictOf = timeoutVerdict(options, recordTtlMs)
   // On every route of this plugin's scope (it is not encapsulated), after @fastify/session loaded the session.
-  fastify.addHook('preHandler', sessionTimeouts(verdictOf))
+  fastify.addHook('preHandler', sessionTimeouts(verdictOf, options.cookieName))
   // And wherever token-store reads the session from the cookie instead, or lists a user's sessions.
   fastify.tokenStore.addSessionCheck(timeoutCheck(verdictOf))
   fastify.tokenStore.setLastSeenReader((session) => {

@@ -64,7 +64,8 @@ export interface SessionStoreContext {
  * - `get`: ONE round trip (MGET `{sid}:sess` + `{sid}:tok`, one hash slot); the session JSON plus a
  *   PrefetchedTokens under PREFETCH_KEY. A session that is missing or not valid JSON is "no session".
  * - `set`: the session as JSON without PREFETCH_KEY, with a TTL until `cookie.expires`, or `sessionTtlMs` when the
- *   cookie has no expiry; an already expired session is deleted instead.
+ *   cookie has no expiry; an already expired session is deleted instead. A session `get` read (it carries its
+ *   PREFETCH_KEY) is written only if its record is still there (`SET XX`): one ended meanwhile stays ended.
  * - `destroy`: deletes the session AND its token set (one DEL): a destroyed session id (logout, regenerate at
  *   login) can never find tokens again.
  * Store failures reach @fastify/session as StoreUnavailableError (503) through the callback.
@@ -107,9 +108,14 @@ export function createSessionStore (ctx: SessionStoreContext): SessionStoreLike 
         return
       }
       const ttl = sessionTtl(session, sessionTtlMs)
-      const done = ttl > 0
-        ? kv.set(keys.session(sessionId), json, ttl)
-        : kv.delete(keys.session(sessionId))
+      // A session read from the store is written back only while it is still there: ended meanwhile (a logout or
+      // an end from another device, on any instance), it stays ended, whatever this request saves (a "last seen"
+      // stamp). A new one (a sign-in's, after regenerate) is written as it is.
+      const prefetched = (session as Record<string, unknown>)[PREFETCH_KEY]
+      const loaded = prefetched instanceof PrefetchedTokens && prefetched.sid === sessionId
+      const done = ttl <= 0
+        ? kv.delete(keys.session(sessionId))
+        : loaded ? kv.replace(keys.session(sessionId), json, ttl) : kv.set(keys.session(sessionId), json, ttl)
       done.then(() => callback(null), (err: Error) => callback(err))
     },
 

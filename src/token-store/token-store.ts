@@ -109,6 +109,8 @@ export interface TokenStore {
   /** How listings read from a session record when it was last active (oauth-routes sets it); else its start. */
   setLastSeenReader (reader: LastSeenReader): void
   readonly refreshSkewMs: number
+  /** How long a session record lives after its last write when its cookie has no expiry (the `sessionTtlMs` option). */
+  readonly sessionTtlMs: number
 }
 
 /** A stored set together with the exact sealed value it came from (for compare-and-set). */
@@ -202,6 +204,7 @@ export interface TokenStoreCoreOptions {
  */
 export class TokenStoreCore implements TokenStore {
   readonly refreshSkewMs: number
+  readonly sessionTtlMs: number
   readonly sessionStore: SessionStoreLike
   readonly keys: KeyLayout
   readonly #kv: KVStore
@@ -263,6 +266,7 @@ export class TokenStoreCore implements TokenStore {
     this.#hooks = options.hooks
     this.#log = log
     this.refreshSkewMs = options.refreshSkewMs
+    this.sessionTtlMs = options.sessionTtlMs
     this.keys = new KeyLayout(options.keyPrefix)
     this.#unknownKeys = new UnknownKeyLog(log, options.keyRing)
     this.#records = new Records(kv, options.keyRing, this.keys, log, this.#unknownKeys)

@@ -1,0 +1,50 @@
+import t from 'tap'
+import { startMockProvider } from '@fastify-aihubmix/mock-provider'
+import { TestBrowser } from '../helpers/browser.js'
+import { freePort } from '../helpers/free-port.js'
+import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
+import { composeReadmeApp } from '../helpers/readme-composition.js'
+
+// The root README: `const secret = need('SESSION_SECRET').split(',')  // a list, newest first, to rotate`, given to
+// both @fastify/session and token-store's sessionCookie, with `rolling: false` and `saveUninitialized: false`.
+// A user signed in before the rotation carries a cookie signed with the old secret, which both accept; but on a
+// @fastify/session route, with nothing to save, @fastify/session cleared it (it differs from the id signed with the
+// newest secret) and the user was signed out. Now oauth-routes saves the stamp, and the cookie is signed anew.
+
+const OLD = 'o'.repeat(40)
+const NEW = 'n'.repeat(40)
+
+t.test('a session cookie signed with the old secret survives a rotation to [new, old]', async (t) => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const keyPrefix = uniquePrefix('rotation')
+  cleanupPrefix(t, redis, keyPrefix)
+  const mock = await startMockProvider({ tokenPrefix: 'leakcanary' })
+  t.teardown(() => mock.close())
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const demo = mock.createApp({ name: 'rotation', redirectUri: `${url}/auth/callback` })
+  const provider = { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret }
+
+  let app = await composeReadmeApp({ port, provider, secret: [OLD], redis, keyPrefix })
+  const browser = new TestBrowser()
+  const start = await browser.get(`${url}/auth/login`)
+  const back = await browser.get(TestBrowser.location(start))
+  const done = await browser.get(TestBrowser.location(back))
+  t.equal(done.status, 302, 'signed in under the old secret')
+  t.equal((await browser.get(`${url}/api/user/info`, { 'x-csrf': '1' })).status, 200)
+
+  // The rotation is deployed: the new secret signs, the old one still verifies.
+  await app.close()
+  app = await composeReadmeApp({ port, provider, secret: [NEW, OLD], redis, keyPrefix })
+  t.teardown(() => app.close())
+
+  t.equal((await browser.get(`${url}/api/user/info`, { 'x-csrf': '1' })).status, 200, '/api reads the old-signed cookie')
+  // The page asks whether it is signed in (a @fastify/session route).
+  const session = await browser.get(`${url}/auth/session`)
+  t.equal(JSON.parse(session.body).authenticated, true, '/auth/session says signed in')
+  t.comment(`set-cookie on /auth/session: ${JSON.stringify(session.headers['set-cookie'])}`)
+  t.ok(browser.cookies.get(url)?.has('sid'), 'the browser still has its session cookie')
+  const after = await browser.get(`${url}/api/user/info`, { 'x-csrf': '1' })
+  t.equal(after.status, 200, 'and is still signed in on the next /api call')
+})
