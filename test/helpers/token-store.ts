@@ -160,3 +160,16 @@ export function sleep (ms: number): Promise<void> {
 export function kvOf (store: TokenStore): KVStore & { pttl?: (key: string) => number } {
   return (store as unknown as { kv: KVStore & { pttl?: (key: string) => number } }).kv
 }
+
+/** An app with only token-store, its log lines kept (raw JSON, and parsed through `lines`). Closed at teardown. */
+export interface LoggedTokenStoreApp { app: FastifyInstance, lines: Array<{ level: number, msg: string }>, raw: string[] }
+
+export async function startLogged (t: { teardown: (fn: () => unknown) => void }, options: Partial<TokenStoreOptions>): Promise<LoggedTokenStoreApp> {
+  const raw: string[] = []
+  const stream = new Writable({ write (chunk: Buffer, _enc, cb) { raw.push(chunk.toString()); cb() } })
+  const app = Fastify({ logger: { level: 'info', stream } })
+  t.teardown(() => app.close())
+  await app.register(tokenStore, { encryptionKeys: KEY_A, ...options })
+  await app.ready()
+  return { app, raw, get lines () { return raw.map((line) => JSON.parse(line) as { level: number, msg: string }) } }
+}

@@ -1,5 +1,5 @@
 /**
- * Shared by the tests of a user's sessions under faults: the example app on the memory store
+ * Shared by the tests of a user's sessions (test/oauth-routes): the example app on the memory store
  * or on Redis, a whole sign-in, and the store's internals.
  */
 import type { Test } from 'tap'
@@ -18,7 +18,7 @@ export async function stackOn (t: Test, backend: 'memory' | 'redis', opts: Stack
   if (backend === 'redis') {
     const redis = await connectRedis(t)
     if (redis === undefined) return undefined
-    const prefix = uniquePrefix('fault-review')
+    const prefix = uniquePrefix('us-routes')
     cleanupPrefix(t, redis, prefix)
     stack = await startStack({ ...opts, redis, tokenStore: { keyPrefix: prefix, ...opts.tokenStore } })
   } else {

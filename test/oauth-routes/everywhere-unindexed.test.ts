@@ -1,11 +1,23 @@
 import t from 'tap'
 import { StoreUnavailableError } from '@fastify-aihubmix/token-store'
+import type { KVStore } from '../../src/token-store/kv-store.js'
 import { CSRF, apiStatus, internals, signIn, stackOn } from '../helpers/user-sessions-stack.js'
 
 // POST /auth/logout?everywhere=1 from a signed-in session that its user's index lacks (the README's "signed in
 // before this version, or its entry evicted": GET /auth/sessions re-indexes such a session with one userinfo call).
 // "Sign out everywhere" must still end every session of the user; it ended only the current one and answered 204.
 // Now the user is who userinfo says.
+
+/** Every delete of the store fails (Redis gone at that moment) while `fail` is true. */
+function failDeletes (kv: KVStore): { fail: boolean } {
+  const del = kv.delete.bind(kv)
+  const switched = { fail: true }
+  ;(kv as { delete: typeof kv.delete }).delete = async (keys) => {
+    if (switched.fail) throw new StoreUnavailableError({ cause: new Error('connection lost (injected)') })
+    return await del(keys)
+  }
+  return switched
+}
 
 for (const backend of ['memory', 'redis'] as const) {
   t.test(`logout everywhere from an unindexed session ends the user's other sessions [${backend}]`, async (t) => {
@@ -42,15 +54,9 @@ for (const backend of ['memory', 'redis'] as const) {
     const laptop = await signIn(stack, 'laptop')
     const phone = await signIn(stack, 'phone')
 
-    const { kv } = internals(stack)
-    const del = kv.delete.bind(kv)
-    let failing = true
-    ;(kv as { delete: typeof kv.delete }).delete = async (keys) => {
-      if (failing) throw new StoreUnavailableError({ cause: new Error('connection lost (injected)') })
-      return await del(keys)
-    }
+    const deletes = failDeletes(internals(stack).kv)
     const out = await laptop.post(`${stack.url}/auth/logout`, CSRF)
-    failing = false
+    deletes.fail = false
     t.equal(out.status, 503, 'the logout met the outage (known: 503, cookie kept)')
     t.equal(await apiStatus(stack, laptop), 200, 'the laptop is still signed in')
 
@@ -67,15 +73,9 @@ t.test('after a failed logout the listing shows the same session twice [memory]'
   if (stack === undefined) return
   const laptop = await signIn(stack, 'laptop')
   await signIn(stack, 'phone')
-  const { kv } = internals(stack)
-  const del = kv.delete.bind(kv)
-  let failing = true
-  ;(kv as { delete: typeof kv.delete }).delete = async (keys) => {
-    if (failing) throw new StoreUnavailableError({ cause: new Error('connection lost (injected)') })
-    return await del(keys)
-  }
+  const deletes = failDeletes(internals(stack).kv)
   t.equal((await laptop.post(`${stack.url}/auth/logout`, CSRF)).status, 503)
-  failing = false
+  deletes.fail = false
   const res = await laptop.get(`${stack.url}/auth/sessions`, { 'user-agent': 'laptop' })
   const listed = (JSON.parse(res.body) as { sessions: Array<{ userAgent: string, current: boolean }> }).sessions
   t.same(listed.map((s) => `${s.userAgent}${s.current ? ' (current)' : ''}`).sort(), ['laptop (current)', 'phone'], 'two devices, each listed once')

@@ -1,45 +1,16 @@
 import t from 'tap'
 import type { KeyLayout } from '../../src/token-store/keys.js'
 import type { KVStore } from '../../src/token-store/kv-store.js'
-import { startStack, findLeaks, type Stack, type StackOptions } from '../helpers/stack.js'
+import { startStack, findLeaks, type Stack } from '../helpers/stack.js'
 import { TestBrowser } from '../helpers/browser.js'
-import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
 import type { T } from '../helpers/token-store.js'
+import { signIn, stackOn, type Listed } from '../helpers/user-sessions-stack.js'
 
 // The user's sessions through oauth-routes: GET /auth/sessions, DELETE /auth/sessions/:id and
 // POST /auth/logout?everywhere=1, on the example app, with the memory store and with Redis.
 
 const CSRF = { 'x-csrf': '1' }
 const HANDLE = /^[A-Za-z0-9_-]{22}$/
-
-interface Listed { id: string, current: boolean, createdAt: string, lastSeenAt: string, userAgent: string }
-
-/** The example on the memory store or on Redis (undefined: Redis is not there and the test was skipped). */
-async function stackOn (t: T, backend: 'memory' | 'redis', opts: StackOptions = {}): Promise<Stack | undefined> {
-  let stack: Stack
-  if (backend === 'redis') {
-    const redis = await connectRedis(t)
-    if (redis === undefined) return undefined
-    const prefix = uniquePrefix('us-routes')
-    cleanupPrefix(t, redis, prefix)
-    stack = await startStack({ ...opts, redis, tokenStore: { keyPrefix: prefix, ...opts.tokenStore } })
-  } else {
-    stack = await startStack(opts)
-  }
-  t.teardown(() => stack.close())
-  return stack
-}
-
-/** A whole redirect-mode sign-in from a browser that sends `userAgent`. */
-async function signIn (stack: Stack, userAgent: string): Promise<TestBrowser> {
-  const browser = stack.browser()
-  const ua = { 'user-agent': userAgent }
-  const start = await browser.get(`${stack.url}/auth/login`, ua)
-  const authorize = await browser.get(TestBrowser.location(start), ua)
-  const back = await browser.get(TestBrowser.location(authorize), ua)
-  if (back.headers.location !== '/') throw new Error(`the sign-in failed: ${String(back.headers.location)}`)
-  return browser
-}
 
 async function list (stack: Stack, browser: TestBrowser, headers: Record<string, string> = {}): Promise<Listed[]> {
   const res = await browser.get(`${stack.url}/auth/sessions`, headers)

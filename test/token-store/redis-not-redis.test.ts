@@ -1,34 +1,18 @@
 import t from 'tap'
-import { Writable } from 'node:stream'
 import { createServer as createHttpServer } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
-import { randomBytes } from 'node:crypto'
-import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { Redis as Redis6 } from 'ioredis6'
-import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
+import { startLogged } from '../helpers/token-store.js'
 
 // A `redis` URL (or a client) that reaches something that is not Redis, such as an HTTP server (the app's own port,
 // the mock provider's): ioredis fails every attempt with a protocol error ("Protocol error, got "H" as reply type
 // byte. Please report this.", ioredis 6: "Unknown RESP type 72 "H""), which was logged as Redis being unavailable
 // "until it is back", which it never is. One error line says what answers there is not Redis, and what to check.
 
-const key = `base64:${randomBytes(32).toString('base64')}`
 const PASSWORD = 'pw-not-to-be-logged'
 
 type Tap = { teardown: (fn: () => unknown) => void }
-
-interface Started { app: FastifyInstance, lines: Array<{ level: number, msg: string }>, raw: string[] }
-
-async function start (t: Tap, options: Partial<TokenStoreOptions>): Promise<Started> {
-  const raw: string[] = []
-  const stream = new Writable({ write (chunk: Buffer, _enc, cb) { raw.push(chunk.toString()); cb() } })
-  const app = Fastify({ logger: { level: 'info', stream } })
-  t.teardown(() => app.close())
-  await app.register(tokenStore, { encryptionKeys: key, ...options })
-  await app.ready()
-  return { app, raw, get lines () { return raw.map((line) => JSON.parse(line) as { level: number, msg: string }) } }
-}
 
 /** Listens on 127.0.0.1 (port 0); counts connections, and resolves `reached(n)` once n connections came. */
 async function listening (t: Tap, server: Server | ReturnType<typeof createHttpServer>): Promise<{ port: number, reached: (n: number) => Promise<void> }> {
@@ -57,7 +41,7 @@ function httpServer (): ReturnType<typeof createHttpServer> {
 t.test('a redis URL at an HTTP server: one error line saying it is not Redis and what to check, never "until it is back"', async (t) => {
   const server = await listening(t, httpServer())
   const url = `redis://:${PASSWORD}@127.0.0.1:${server.port}/2`
-  const started = await start(t, { redis: url })
+  const started = await startLogged(t, { redis: url })
   await server.reached(4) // ioredis tried again, and again
   const said = started.lines.filter((l) => l.msg.startsWith('token-store:')).map((l) => ({ level: l.level, msg: l.msg }))
   t.same(said, [{
@@ -84,7 +68,7 @@ t.test('an attempt that failed otherwise first (a reset): the unavailable line, 
       }
     })
   }))
-  const started = await start(t, { redis: `redis://127.0.0.1:${server.port}` })
+  const started = await startLogged(t, { redis: `redis://127.0.0.1:${server.port}` })
   await server.reached(4)
   const said = started.lines.filter((l) => l.msg.startsWith('token-store:')).map((l) => [l.level, l.msg])
   t.equal(said.length, 2, JSON.stringify(said))
@@ -101,7 +85,7 @@ t.test('a client of the app\'s own at an HTTP server (ioredis 5 and 6): the conn
   for (const [name, make] of makers) {
     const server = await listening(t, httpServer())
     const client = make(server.port)
-    const started = await start(t, { redis: client as unknown as Redis })
+    const started = await startLogged(t, { redis: client as unknown as Redis })
     client.connect().catch(() => {})
     await server.reached(2)
     const said = started.lines.filter((l) => l.msg.startsWith('token-store:'))

@@ -2,26 +2,17 @@ import t from 'tap'
 import { Writable } from 'node:stream'
 import { createServer, type Socket } from 'node:net'
 import { randomBytes } from 'node:crypto'
-import Fastify, { type FastifyInstance } from 'fastify'
-import tokenStore, { createTokenStore, TokenStoreOptionsError, type TokenStoreOptions } from '@fastify-aihubmix/token-store'
+import Fastify from 'fastify'
+import tokenStore, { createTokenStore, TokenStoreOptionsError } from '@fastify-aihubmix/token-store'
 import { connectRedis, redisUrl, scanKeys, uniquePrefix, cleanupPrefix } from '../helpers/redis.js'
 import { redisServerOrSkip, startRedisServer } from '../helpers/redis-server.js'
 import { freePort } from '../helpers/free-port.js'
+import { startLogged } from '../helpers/token-store.js'
 
 // `redis: '<url>'`: token-store makes the ioredis client itself, so an app needs neither @fastify/redis nor a client
 // of its own, starts while Redis is down or refuses it, and never logs the URL's password.
 
 const key = `base64:${randomBytes(32).toString('base64')}`
-
-async function start (t: { teardown: (fn: () => unknown) => void }, options: Partial<TokenStoreOptions>): Promise<{ app: FastifyInstance, lines: Array<{ level: number, msg: string }>, raw: string[] }> {
-  const raw: string[] = []
-  const stream = new Writable({ write (chunk: Buffer, _enc, cb) { raw.push(chunk.toString()); cb() } })
-  const app = Fastify({ logger: { level: 'info', stream } })
-  t.teardown(() => app.close())
-  await app.register(tokenStore, { encryptionKeys: key, ...options })
-  await app.ready()
-  return { app, raw, get lines () { return raw.map((line) => JSON.parse(line) as { level: number, msg: string }) } }
-}
 
 const tokens = { accessToken: 'an-access-token', refreshToken: 'a-refresh-token', tokenType: 'Bearer', expiresAt: Date.now() + 3_600_000, scope: ['profile'], obtainedAt: Date.now() }
 
@@ -34,7 +25,7 @@ t.test('a redis:// URL: token-store makes the client, stores in Redis, and close
   const name = `redis-url-test-${randomBytes(4).toString('hex')}`
   const url = new URL(redisUrl())
   url.searchParams.set('connectionName', name)
-  const { app, lines } = await start(t, { redis: url.href, keyPrefix: prefix })
+  const { app, lines } = await startLogged(t, { redis: url.href, keyPrefix: prefix })
   await app.tokenStore.save('a-session-id-of-the-url-test', tokens)
   t.equal((await app.tokenStore.get('a-session-id-of-the-url-test'))?.accessToken, 'an-access-token')
   t.ok((await scanKeys(redis, prefix)).length > 0, 'in Redis, under the prefix')
@@ -67,7 +58,7 @@ t.test('a URL whose credentials Redis refuses: the app starts, answers 503, one 
     const url = new URL(base)
     url.username = username
     url.password = password
-    const { app, lines, raw } = await start(t, { redis: url.href, keyPrefix: uniquePrefix('redis-url-refused') })
+    const { app, lines, raw } = await startLogged(t, { redis: url.href, keyPrefix: uniquePrefix('redis-url-refused') })
     const said = lines.filter((l) => l.msg.startsWith('token-store: Redis at'))
     t.equal(said.length, 1, `${reason}: one line, however many times ioredis tries again`)
     t.equal(said[0]?.level, 50, `${reason}: an error: it does not pass on its own`)
@@ -79,7 +70,7 @@ t.test('a URL whose credentials Redis refuses: the app starts, answers 503, one 
   // Control: the right password, the same Redis: no line at all.
   const right = new URL(guarded.url)
   right.password = 'the-right-password'
-  const { app, lines } = await start(t, { redis: right.href, keyPrefix: uniquePrefix('redis-url-right') })
+  const { app, lines } = await startLogged(t, { redis: right.href, keyPrefix: uniquePrefix('redis-url-right') })
   await app.tokenStore.save('a-session-id-of-the-url-test', tokens)
   t.same(lines.filter((l) => l.msg.startsWith('token-store:')), [], 'the right password: nothing said')
 })
@@ -196,7 +187,7 @@ t.test('a rediss:// URL at a Redis without TLS: the unavailable warning says red
   // The shared (plain) Redis: it waits for a command that a TLS handshake never is, so the first attempt times out.
   const plain = new URL(redisUrl())
   plain.protocol = 'rediss:'
-  const silent = await start(t, { redis: plain.href, keyPrefix: uniquePrefix('rediss-plain') })
+  const silent = await startLogged(t, { redis: plain.href, keyPrefix: uniquePrefix('rediss-plain') })
   t.equal(warning(silent.lines), `token-store: Redis at rediss://${plain.host} is unavailable (ETIMEDOUT): requests that need the store answer 503 store_unavailable until it is back; reconnecting in the background${hint}`)
   // A plain server that closes the connection on the handshake.
   const sockets = new Set<Socket>()
@@ -204,12 +195,12 @@ t.test('a rediss:// URL at a Redis without TLS: the unavailable warning says red
   await new Promise<void>((resolve) => closing.listen(0, '127.0.0.1', resolve))
   t.teardown(() => { for (const s of sockets) s.destroy(); closing.close() })
   const port = (closing.address() as { port: number }).port
-  const closed = await start(t, { redis: `rediss://127.0.0.1:${port}`, keyPrefix: uniquePrefix('rediss-closed') })
+  const closed = await startLogged(t, { redis: `rediss://127.0.0.1:${port}`, keyPrefix: uniquePrefix('rediss-closed') })
   t.ok(warning(closed.lines)?.endsWith(hint), String(warning(closed.lines)))
   // Control: nothing listening is not a TLS matter, nor is a plain URL.
-  const nothing = await start(t, { redis: `rediss://127.0.0.1:${await freePort()}`, keyPrefix: uniquePrefix('rediss-none') })
+  const nothing = await startLogged(t, { redis: `rediss://127.0.0.1:${await freePort()}`, keyPrefix: uniquePrefix('rediss-none') })
   t.match(warning(nothing.lines), /is unavailable \(ECONNREFUSED\).*in the background$/)
-  const plainUrl = await start(t, { redis: `redis://127.0.0.1:${port}`, keyPrefix: uniquePrefix('redis-closed') })
+  const plainUrl = await startLogged(t, { redis: `redis://127.0.0.1:${port}`, keyPrefix: uniquePrefix('redis-closed') })
   t.notMatch(warning(plainUrl.lines) ?? '', 'rediss:// needs')
 })
 
