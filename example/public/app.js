@@ -304,8 +304,15 @@ function setBusy (btn, busy) {
   btn.setAttribute('aria-busy', busy ? 'true' : 'false')
 }
 
+/**
+ * Bumped at every sign-out the page shows: an answer to a request made before it (a balance refresh answered after
+ * "Sign out") is not shown, or it would put a signed-out account back on the screen.
+ */
+let signedOutTimes = 0
+
 /** @param {string | null} [note] the status line's key when signed out */
 function showLogin (note = null) {
+  signedOutTimes++
   $('user-info').hidden = true
   $('sessions').hidden = true
   $('login-section').hidden = false
@@ -415,15 +422,18 @@ function handleApiError (err) {
 }
 
 async function loadUser () {
+  const asked = signedOutTimes
   say('status.loading', true)
   try {
     const info = await api('/api/user/info')
+    if (asked !== signedOutTimes) return
     showError(null)
     say(null)
     showUser(info)
     showText($('balance-note'), '')
     loadSessions()
   } catch (err) {
+    if (asked !== signedOutTimes) return
     const { code, status } = apiError(err)
     showError(code)
     // Nothing shown yet: offer the sign-in again rather than a page stuck half-way.
@@ -518,16 +528,19 @@ function login () {
 async function refreshBalance () {
   const btn = button('refresh-balance')
   const before = lastBalance
+  const asked = signedOutTimes
   setBusy(btn, true)
   say('status.refreshing', true)
   try {
     const info = await api('/api/user/info')
-    showError(null)
-    say(null)
-    showUser(info)
-    noteUpdated(before)
+    if (asked === signedOutTimes) {
+      showError(null)
+      say(null)
+      showUser(info)
+      noteUpdated(before)
+    }
   } catch (err) {
-    handleApiError(err)
+    if (asked === signedOutTimes) handleApiError(err)
   }
   setBusy(btn, false)
 }
@@ -703,11 +716,12 @@ function showSessions (sessions) {
 
 /** The user's sessions on every device; a 401 means this one is over too. */
 async function loadSessions () {
+  const asked = signedOutTimes
   try {
     const body = await api('/auth/sessions')
-    showSessions(Array.isArray(body?.sessions) ? body.sessions : [])
+    if (asked === signedOutTimes) showSessions(Array.isArray(body?.sessions) ? body.sessions : [])
   } catch (err) {
-    handleApiError(err)
+    if (asked === signedOutTimes) handleApiError(err)
   }
 }
 
@@ -731,6 +745,9 @@ async function endSession (id, words, btn) {
       return
     }
     showError(code)
+  } finally {
+    // Ready again, also when the list cannot be reloaded below (then it is the list still shown).
+    setBusy(btn, false)
   }
   await loadSessions()
 }

@@ -51,10 +51,18 @@ export function redirectPathProblem (uri: string): string | null {
  * registered all the same (an app may serve its callback elsewhere), but the app must then be set to match.
  */
 export function redirectPathWarning (uri: string): string | undefined {
-  const path = new URL(uri).pathname
-  if (path === OAUTH_ROUTES_CALLBACK_PATH) return undefined
-  return `the redirect URI's path is ${path}, not ${OAUTH_ROUTES_CALLBACK_PATH}, oauth-routes' default callback: registering it ` +
-    'all the same; the app must serve its callback there (oauth-routes\' prefix and routes.callback, and aihubmix-proxy\'s redirectUri)'
+  const { pathname: path, search } = new URL(uri)
+  if (path !== OAUTH_ROUTES_CALLBACK_PATH) {
+    return `the redirect URI's path is ${path}, not ${OAUTH_ROUTES_CALLBACK_PATH}, oauth-routes' default callback: registering it ` +
+      'all the same; the app must serve its callback there (oauth-routes\' prefix and routes.callback, and aihubmix-proxy\'s redirectUri)'
+  }
+  // The provider compares the whole URI: an app that sends PUBLIC_URL + /auth/callback (the README's, the example's)
+  // would be refused.
+  if (search !== '') {
+    return `the redirect URI has a query (${search}): registering it all the same; the app must send it exactly so, query ` +
+      'included (aihubmix-proxy\'s redirectUri, the example\'s AIHUBMIX_REDIRECT_URI), not PUBLIC_URL + /auth/callback'
+  }
+  return undefined
 }
 
 /** An app the provider created. `clientSecret` is shown here once: store it, never print it. */

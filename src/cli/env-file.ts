@@ -12,7 +12,8 @@ import { EnvFileConflictError, EnvFileError, errorInfo } from './errors.js'
 /** The mode an env file holding a client secret gets: owner read/write only. */
 export const ENV_FILE_MODE = 0o600
 
-const LINE = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)\s*$/
+// The value without the blanks around it (lazy: a blank after it, or after its closing quote, is not part of it).
+const LINE = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/
 const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/
 const WRITABLE_VALUE = /^[\x21-\x7e]*$/
 const PLAIN_VALUE = /^[A-Za-z0-9_\-.:/@%+=,~?&]*$/

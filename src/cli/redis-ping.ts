@@ -3,6 +3,9 @@ import { connect as tlsConnect } from 'node:tls'
 import { describeNetworkError } from './http.js'
 import { cutBetweenWords } from './text.js'
 
+/** What answered is not a Redis server: an HTTP server, another service on that port. */
+const NOT_REDIS = 'unexpected answer (not Redis?): check REDIS_URL, the host and port of your Redis (6379 by default)'
+
 /** What one Redis check found. `target` never carries the password. */
 export interface RedisPing {
   ok: boolean
@@ -278,14 +281,14 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
     socket.on('data', (chunk: string) => {
       buffered += chunk
       if (buffered.length > 64 * 1024) {
-        stop('unexpected answer (not Redis?)')
+        stop(NOT_REDIS)
         return
       }
       for (;;) {
         const read = readReply(buffered)
         if (read === undefined) return
         if (read === 'bad') {
-          stop('unexpected answer (not Redis?)')
+          stop(NOT_REDIS)
           return
         }
         buffered = buffered.slice(read.next)
@@ -314,7 +317,7 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
               return
             }
             if (reply.kind !== 'simple' || reply.text !== (step.name === 'auth' ? 'OK' : 'PONG')) {
-              finish(false, 'unexpected answer (not Redis?)')
+              finish(false, NOT_REDIS)
               return
             }
             if (step.name === 'ping') pong = true

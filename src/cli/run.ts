@@ -99,8 +99,11 @@ function envFileOption (values: Record<string, string | boolean | undefined>): s
   const long = values['env-file']
   const alias = values.env
   if (typeof long === 'string' && typeof alias === 'string') throw new CliUsageError('--env-file and --env (-e) are the same option: give one')
-  if (typeof long === 'string') return long
-  return typeof alias === 'string' ? alias : undefined
+  const given = typeof long === 'string' ? long : alias
+  if (typeof given !== 'string') return undefined
+  // `--env-file=` (a variable that expanded to nothing): not the working directory, not the default file.
+  if (given.trim() === '') throw new CliUsageError('--env-file needs a file name (it was given an empty one)')
+  return given
 }
 
 /**

@@ -34,7 +34,8 @@ declare module 'fastify' {
   }
 }
 
-const PROVIDER_ERRORS: Record<string, LoginErrorCode> = { access_denied: 'access_denied' }
+/** The provider's `error` values that are login error codes of their own (a Map: `constructor` is not one). */
+const PROVIDER_ERRORS: ReadonlyMap<string, LoginErrorCode> = new Map([['access_denied', 'access_denied']])
 
 /** The marker of a used login state: written before its code is exchanged, so a state is good once. */
 function usedKey (state: string): string {
@@ -301,7 +302,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     callbackModes.set(request, mode)
     if (!checkCallbackQuery.Check(query)) return fail(reply, 'invalid_request', mode)
     if (query.iss !== undefined && query.iss !== issuer) return fail(reply, 'invalid_issuer', mode)
-    if (query.error !== undefined) return fail(reply, PROVIDER_ERRORS[query.error] ?? 'provider_error', mode)
+    if (query.error !== undefined) return fail(reply, PROVIDER_ERRORS.get(query.error) ?? 'provider_error', mode)
     if (query.code === undefined) return fail(reply, 'missing_parameters', mode)
 
     // Single use, whatever the browser replays: exactly one callback per state, on any instance, reaches the
@@ -430,7 +431,10 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       // all the same: who that is, the provider says. If it cannot, the request fails and nothing ends.
       const owner = await store.sessionOwner(request.session.sessionId)
       const userId = owner?.userId ?? (set === null ? undefined : await userIdOf(request))
-      if (userId !== undefined) await store.endUserSessions(userId)
+      // Signed out already (the session ended in another tab, or from another device): whose sessions to end is not
+      // known here, and a 204 would say every device is signed out. 401: the page signs in again, then retries.
+      if (userId === undefined) return sendPublicError(reply, new UnauthenticatedError())
+      await store.endUserSessions(userId)
     }
     // Both at once: each delete of a session's keys may wait for the Redis client cache's fence (token-store).
     await Promise.all([request.tokens.clear(), request.session.destroy()])
@@ -446,7 +450,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
 
   app.post(o.routes.logout, {
     onRequest: csrfHeaderRequired,
-    schema: { querystring: LogoutQuery, response: { 204: NoContentReply, 403: ErrorReply } }
+    schema: { querystring: LogoutQuery, response: { 204: NoContentReply, 401: ErrorReply, 403: ErrorReply } }
   }, async (request, reply) => {
     return await logout(request, reply, request.query.everywhere === '1')
   })

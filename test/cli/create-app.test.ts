@@ -127,11 +127,21 @@ t.test('a redirect URI path other than /auth/callback: registered, with one warn
     'same; the app must serve its callback there (oauth-routes\' prefix and routes.callback, and aihubmix-proxy\'s redirectUri)'
   ])
   t.equal(parseEnvFile(await readFile(join(cwd, '.env'), 'utf8')).AIHUBMIX_REDIRECT_URI, uri)
-  // /auth/callback itself (a query is the app's business): no warning.
+  // /auth/callback itself: no warning.
   const usual = await runCli(
-    ['create-app', '--name', 'usual path', '--redirect-uri', 'http://localhost:3000/auth/callback?x=1', '--base-url', mock.url, '--env-file', 'usual.env'],
+    ['create-app', '--name', 'usual path', '--redirect-uri', 'http://localhost:3000/auth/callback', '--base-url', mock.url, '--env-file', 'usual.env'],
     { env: { AIHUBMIX_DEVELOPER_TOKEN: mock.developerToken }, cwd }
   )
   t.equal(usual.code, 0, { output: usual.all })
   t.equal(usual.stderr, '')
+  // With a query: registered, and a warning that the app must send it as it is (the provider compares exactly).
+  const query = await runCli(
+    ['create-app', '--name', 'with a query', '--redirect-uri', 'http://localhost:3000/auth/callback?x=1', '--base-url', mock.url, '--env-file', 'query.env'],
+    { env: { AIHUBMIX_DEVELOPER_TOKEN: mock.developerToken }, cwd }
+  )
+  t.equal(query.code, 0, { output: query.all })
+  t.same(lines(query.stderr), [
+    'warning: the redirect URI has a query (?x=1): registering it all the same; the app must send it exactly so, query included ' +
+    '(aihubmix-proxy\'s redirectUri, the example\'s AIHUBMIX_REDIRECT_URI), not PUBLIC_URL + /auth/callback'
+  ])
 })

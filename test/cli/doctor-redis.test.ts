@@ -33,7 +33,7 @@ t.test('a closed port, a silent server and an error reply are FAIL lines', async
 
   const http = await startTcpServer(t, (_chunk, socket) => { socket.end('HTTP/1.1 400 Bad Request\r\n\r\n') })
   t.same(await pingRedis(`redis://127.0.0.1:${http.port}`, { timeoutMs: 2000 }), {
-    ok: false, target: `redis://127.0.0.1:${http.port}`, detail: 'unexpected answer (not Redis?)'
+    ok: false, target: `redis://127.0.0.1:${http.port}`, detail: 'unexpected answer (not Redis?): check REDIS_URL, the host and port of your Redis (6379 by default)'
   })
 })
 
