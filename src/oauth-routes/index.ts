@@ -425,22 +425,38 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
         request.log.error({ error: { message: errorInfo(err).message } }, 'onLogout hook failed')
       }
     }
-    const set = await request.tokens.get()
+    let set = await request.tokens.get()
     if (everywhere) {
-      // A session its user's index lacks (signed in before sessions were indexed, its entry evicted) is the user's
-      // all the same: who that is, the provider says. If it cannot, the request fails and nothing ends.
       const owner = await store.sessionOwner(request.session.sessionId)
-      const userId = owner?.userId ?? (set === null ? undefined : await userIdOf(request))
+      let userId = owner?.userId
+      if (userId === undefined && set !== null) {
+        // A session its user's index lacks (signed in before sessions were indexed, its entry evicted) is the user's
+        // all the same: who that is, the provider says. Asking may refresh the set: the one to revoke is the set after.
+        try {
+          userId = await userIdOf(request)
+        } catch (err) {
+          // The other devices cannot be reached without knowing whose they are; this one is signed out all the same
+          // (the user asked for at least that), and the error says the rest did not happen.
+          await endThisSession(request, reply, await request.tokens.get().catch(() => set) ?? set)
+          throw err
+        }
+        set = await request.tokens.get() ?? set
+      }
       // Signed out already (the session ended in another tab, or from another device): whose sessions to end is not
       // known here, and a 204 would say every device is signed out. 401: the page signs in again, then retries.
       if (userId === undefined) return sendPublicError(reply, new UnauthenticatedError())
       await store.endUserSessions(userId)
     }
+    await endThisSession(request, reply, set)
+    return noContent(reply)
+  }
+
+  /** Deletes this request's token set and session, revokes `set` (best effort), and clears the cookie. */
+  async function endThisSession (request: FastifyRequest, reply: FastifyReply, set: TokenSet | null): Promise<void> {
     // Both at once: each delete of a session's keys may wait for the Redis client cache's fence (token-store).
     await Promise.all([request.tokens.clear(), request.session.destroy()])
     revoke(request, set)
     reply.clearCookie(o.cookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: o.secureCookies })
-    return noContent(reply)
   }
 
   /** A 204 with no body at all: no payload reaches the serialiser (the 204 schema, `null`, only documents that). */
@@ -592,8 +608,9 @@ function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieNa
     // A cookie signed with an older secret of @fastify/session's list (rotation, newest first): @fastify/session
     // opens it but, unless the session is saved, clears it in the answer (it differs from the id signed with the
     // newest secret), and the browser is signed out. Saving the stamp makes it send the cookie signed anew instead.
+    // (Compared by its end: with @fastify/session's `cookiePrefix`, the cookie is that prefix and the signed id.)
     const cookie = request.cookies?.[cookieName]
-    const signedBefore = cookie !== undefined && typeof session.encryptedSessionId === 'string' && cookie !== session.encryptedSessionId
+    const signedBefore = cookie !== undefined && typeof session.encryptedSessionId === 'string' && !cookie.endsWith(session.encryptedSessionId)
     const verdict = verdictOf(stamp, Date.now(), signedBefore)
     if (verdict === undefined) return
     if (verdict === 'end') {

@@ -9,10 +9,16 @@ import { randomToken, TOKEN_PATTERN } from './pkce.js'
 export const MAX_PENDING_LOGINS = 5
 /** A validated `returnTo` longer than this is not carried through the login (the default is used instead). */
 export const MAX_PENDING_RETURN_TO_LENGTH = 512
+/**
+ * Names a login cookie can have (`aihubmix-login-0` to `-9`): the most a browser can hold, whatever happens, about
+ * 9 KB with the longest returnTo. Twice MAX_PENDING_LOGINS, so that logins started at the same moment (each picks a
+ * free slot at random) seldom pick the same one: two at once, one time in ten at most.
+ */
+const SLOTS = 2 * MAX_PENDING_LOGINS
 /** The state's alphabet (base64url): its first character names the login's slot (`slotOf`). */
 const ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
-/** First characters that stand for each slot equally often (60 of the 64: 12 per slot). */
-const SLOT_CHARACTERS = Math.floor(ALPHABET.length / MAX_PENDING_LOGINS) * MAX_PENDING_LOGINS
+/** First characters that stand for each slot equally often (60 of the 64: 6 per slot). */
+const SLOT_CHARACTERS = Math.floor(ALPHABET.length / SLOTS) * SLOTS
 /**
  * Characters of the state in the name of a login cookie set before slots (8): still read at the callback, so that a
  * login started on an instance of an earlier version finishes on this one.
@@ -81,16 +87,16 @@ export interface LoginCookiesOptions {
  * Single use is the callback's part: it clears the cookie in its answer, and claims the state in the store
  * before the code is exchanged (a replayed pair, from a lost answer or a captured cookie, is refused there).
  *
- * Bounds: a sealed value is at most about 830 characters (returnTo is capped), and a browser holds at most
- * MAX_PENDING_LOGINS of them, however many logins start at once: there are that many names, one per slot
- * (`aihubmix-login-0` to `-4`), and a login's slot is the first character of its state (`slotOf`), chosen when the
- * state is made (`newState`). A new login in a slot replaces the one there. Which slot: one that no pending login
- * holds, at random, else the oldest's, as a small index cookie scoped to the login route says
- * (`[__Host-]aihubmix-logins`, `Path=/` under https: the slots, oldest first; on http the login route cannot see
- * cookies scoped to the callback). The index is a hint, not a check: a lost or edited one, or logins started at the
- * same moment (each reads the same index), can only make a login replace another one, never let a login through or
- * a browser hold more. (Before slots, each login had a cookie of its own name and logins started together each
- * added one, past any bound: the Cookie header grew until the server answered 431.)
+ * Bounds: a sealed value is at most about 830 characters (returnTo is capped), and a browser holds at most SLOTS
+ * (10) of them, however many logins start at once: there are that many names (`aihubmix-login-0` to `-9`), and a
+ * login's slot is the first character of its state (`slotOf`), chosen when the state is made (`newState`): one that
+ * no pending login holds, at random. A small index cookie scoped to the login route (`[__Host-]aihubmix-logins`,
+ * `Path=/` under https: the slots, oldest first; on http the login route cannot see cookies scoped to the callback)
+ * says which slots are held, and a login that would make more than MAX_PENDING_LOGINS (5) expires the oldest. The
+ * index is a hint, not a check: a lost or edited one, or logins started at the same moment (each reads the same
+ * index), can only leave up to SLOTS cookies, or make a login replace another in its slot (that one then answers
+ * invalid_state), never let a login through. (Before slots, each login had a cookie of its own name and logins
+ * started together each added one, past any bound: the Cookie header grew until the server answered 431.)
  */
 export class LoginCookies {
   readonly #prefix: string
@@ -125,18 +131,26 @@ export class LoginCookies {
    */
   newState (request: FastifyRequest): string {
     const held = this.#index(request)
-    const free = [...Array(MAX_PENDING_LOGINS).keys()].filter((slot) => !held.includes(slot))
+    const free = [...Array(SLOTS).keys()].filter((slot) => !held.includes(slot))
     const slot = free.length > 0 ? free[randomInt(free.length)] as number : held[0] as number
-    return ALPHABET[slot + MAX_PENDING_LOGINS * randomInt(SLOT_CHARACTERS / MAX_PENDING_LOGINS)] + randomToken().slice(1)
+    return ALPHABET[slot + SLOTS * randomInt(SLOT_CHARACTERS / SLOTS)] + randomToken().slice(1)
   }
 
-  /** Sets the cookie of a new login (made by `newState`), in its slot: whatever login was there is replaced. */
+  /**
+   * Sets the cookie of a new login (made by `newState`) in its slot, and expires the oldest pending logins when the
+   * browser would hold more than MAX_PENDING_LOGINS.
+   */
   issue (request: FastifyRequest, reply: FastifyReply, state: string, login: PendingLogin): void {
     const name = this.nameOf(state)
     const plaintext = JSON.stringify({ v: login.verifier, r: login.returnTo, m: login.mode, t: login.created })
     reply.setCookie(name, this.#sealer.seal(plaintext, context(name, state)), this.#attributes(this.#callbackPath, this.#maxAgeSeconds))
     const slot = slotOf(state)
-    const slots = [...this.#index(request).filter((held) => held !== slot), slot]
+    const slots = this.#index(request).filter((held) => held !== slot)
+    while (slots.length >= MAX_PENDING_LOGINS) {
+      const oldest = slots.shift() as number
+      reply.setCookie(this.#prefix + LOGIN_NAME + String(oldest), '', { ...this.#attributes(this.#callbackPath, 0), expires: new Date(0) })
+    }
+    slots.push(slot)
     reply.setCookie(this.#indexName, slots.join('.'), this.#attributes(this.#loginPath, this.#maxAgeSeconds))
   }
 
@@ -188,11 +202,11 @@ export class LoginCookies {
   /** The slots of the index cookie, oldest first, each once (anything else is ignored: an index of ids from before slots, too). */
   #index (request: FastifyRequest): number[] {
     const raw = request.cookies?.[this.#indexName]
-    if (raw === undefined || raw.length > MAX_PENDING_LOGINS * 2 * 2) return []
+    if (raw === undefined || raw.length > SLOTS * 2) return []
     const slots: number[] = []
     for (const part of raw.split('.')) {
       const slot = /^\d$/.test(part) ? Number(part) : -1
-      if (slot >= 0 && slot < MAX_PENDING_LOGINS && !slots.includes(slot)) slots.push(slot)
+      if (slot >= 0 && slot < SLOTS && !slots.includes(slot)) slots.push(slot)
     }
     return slots
   }
@@ -202,9 +216,9 @@ export class LoginCookies {
   }
 }
 
-/** A state's slot: its first character's place in the alphabet, modulo MAX_PENDING_LOGINS. */
+/** A state's slot: its first character's place in the alphabet, modulo SLOTS. */
 function slotOf (state: string): number {
-  return Math.max(0, ALPHABET.indexOf(state.charAt(0))) % MAX_PENDING_LOGINS
+  return Math.max(0, ALPHABET.indexOf(state.charAt(0))) % SLOTS
 }
 
 /** Associated data of a login cookie: its name and the whole state it was issued for. */
