@@ -1,7 +1,7 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { Page } from 'playwright-core'
 import { openPage, sharedBrowser, signInWithPopup, testIdText } from '../helpers/chromium.js'
-import { startStack } from '../helpers/stack.js'
+import { startStack, type Stack } from '../helpers/stack.js'
 
 const browserFor = sharedBrowser(t)
 
@@ -9,18 +9,28 @@ async function authenticated (page: Page): Promise<boolean> {
   return await page.evaluate(async () => (await (await fetch('/auth/session')).json()).authenticated === true)
 }
 
-// the session ends in another tab while the page is open; the user then clicks "Sign out everywhere"
-// (for instance to kick out a phone they lost). The page must not claim every device is signed out when the
-// phone is still signed in.
-t.test('"Sign out everywhere" on a page whose session already ended elsewhere does not claim what it did not do', async (t) => {
+type OpenedPage = Awaited<ReturnType<typeof openPage>>
+
+/** The page open in two browsers (a laptop and a phone) of one user, both signed in; undefined: no browser here. */
+async function twoDevices (t: Test): Promise<{ stack: Stack, laptop: OpenedPage, phone: OpenedPage } | undefined> {
   const browser = await browserFor(t)
-  if (browser === undefined) return
+  if (browser === undefined) return undefined
   const stack = await startStack()
   t.teardown(() => stack.close())
   const laptop = await openPage(t, browser)
   const phone = await openPage(t, browser)
   await signInWithPopup(phone.page, stack.url)
   await signInWithPopup(laptop.page, stack.url)
+  return { stack, laptop, phone }
+}
+
+// the session ends in another tab while the page is open; the user then clicks "Sign out everywhere"
+// (for instance to kick out a phone they lost). The page must not claim every device is signed out when the
+// phone is still signed in.
+t.test('"Sign out everywhere" on a page whose session already ended elsewhere does not claim what it did not do', async (t) => {
+  const devices = await twoDevices(t)
+  if (devices === undefined) return
+  const { stack, laptop, phone } = devices
   await laptop.page.getByTestId('session-item').nth(1).waitFor({ state: 'visible' })
 
   // A second tab of the laptop signs out (this device only).
@@ -68,14 +78,9 @@ t.test('a balance refresh answered after "Sign out" does not show the account ag
 // ending another device's session while the store is failing leaves that button disabled and busy
 // ("Signing out…") for good: nothing sets it back when the list could not be reloaded.
 t.test('an "end session" that fails, followed by a list that cannot load, leaves no button stuck busy', async (t) => {
-  const browser = await browserFor(t)
-  if (browser === undefined) return
-  const stack = await startStack()
-  t.teardown(() => stack.close())
-  const laptop = await openPage(t, browser)
-  const phone = await openPage(t, browser)
-  await signInWithPopup(phone.page, stack.url)
-  await signInWithPopup(laptop.page, stack.url)
+  const devices = await twoDevices(t)
+  if (devices === undefined) return
+  const { stack, laptop } = devices
   const end = laptop.page.getByTestId('end-session')
   await end.waitFor({ state: 'visible' })
   const unavailable = { status: 503, contentType: 'application/json', body: JSON.stringify({ error: 'store_unavailable', message: 'Session storage is unavailable; try again shortly.' }) }
