@@ -24,6 +24,7 @@ const SLOT_CHARACTERS = Math.floor(ALPHABET.length / SLOTS) * SLOTS
  * login started on an instance of an earlier version finishes on this one.
  */
 const LEGACY_ID_LENGTH = 8
+const LEGACY_ID = /^[A-Za-z0-9_-]{8}$/
 const LOGIN_NAME = 'aihubmix-login-'
 const INDEX_NAME = 'aihubmix-logins'
 /** Longest sealed value a login cookie can hold (a longer one is refused before any decryption). */
@@ -131,8 +132,8 @@ export class LoginCookies {
    */
   newState (request: FastifyRequest): string {
     const held = this.#index(request)
-    const free = [...Array(SLOTS).keys()].filter((slot) => !held.includes(slot))
-    const slot = free.length > 0 ? free[randomInt(free.length)] as number : held[0] as number
+    const free = [...Array(SLOTS).keys()].filter((slot) => !held.includes(String(slot)))
+    const slot = free.length > 0 ? free[randomInt(free.length)] as number : randomInt(SLOTS)
     return ALPHABET[slot + SLOTS * randomInt(SLOT_CHARACTERS / SLOTS)] + randomToken().slice(1)
   }
 
@@ -144,14 +145,14 @@ export class LoginCookies {
     const name = this.nameOf(state)
     const plaintext = JSON.stringify({ v: login.verifier, r: login.returnTo, m: login.mode, t: login.created })
     reply.setCookie(name, this.#sealer.seal(plaintext, context(name, state)), this.#attributes(this.#callbackPath, this.#maxAgeSeconds))
-    const slot = slotOf(state)
-    const slots = this.#index(request).filter((held) => held !== slot)
-    while (slots.length >= MAX_PENDING_LOGINS) {
-      const oldest = slots.shift() as number
-      reply.setCookie(this.#prefix + LOGIN_NAME + String(oldest), '', { ...this.#attributes(this.#callbackPath, 0), expires: new Date(0) })
+    const slot = String(slotOf(state))
+    const held = this.#index(request).filter((known) => known !== slot)
+    while (held.length >= MAX_PENDING_LOGINS) {
+      const oldest = held.shift() as string
+      reply.setCookie(this.#prefix + LOGIN_NAME + oldest, '', { ...this.#attributes(this.#callbackPath, 0), expires: new Date(0) })
     }
-    slots.push(slot)
-    reply.setCookie(this.#indexName, slots.join('.'), this.#attributes(this.#loginPath, this.#maxAgeSeconds))
+    held.push(slot)
+    reply.setCookie(this.#indexName, held.join('.'), this.#attributes(this.#loginPath, this.#maxAgeSeconds))
   }
 
   /**
@@ -174,12 +175,26 @@ export class LoginCookies {
 
   /** The cookie this browser sent for `state` (undefined: none), whether it is this login's, and its login if valid. */
   #open (request: FastifyRequest, state: string): { name: string, ours: boolean, login: PendingLogin | null } | undefined {
-    const name = this.#cookieOf(request, state)
-    if (name === undefined) return undefined
-    const legacy = name !== this.nameOf(state)
-    const sealed = request.cookies?.[name] as string
+    // Its slot's cookie, else (set by an earlier version, during a deploy) the one named by the state: also when the
+    // slot's cookie is another login's.
+    const cookies = request.cookies ?? {}
+    let found: { name: string, ours: boolean, login: PendingLogin | null } | undefined
+    for (const name of [this.nameOf(state), this.#prefix + LOGIN_NAME + state.slice(0, LEGACY_ID_LENGTH)]) {
+      const sealed = cookies[name]
+      if (sealed === undefined) continue
+      found = this.#read(name, sealed, state, name !== this.nameOf(state))
+      if (found.ours) return found
+    }
+    return found
+  }
+
+  /**
+   * A login cookie opened for `state`: `ours` when it is this login's (it opens under this state), or is named by it
+   * (`named`: set before slots); a slot's cookie that does not open is another login's.
+   */
+  #read (name: string, sealed: string, state: string, named: boolean): { name: string, ours: boolean, login: PendingLogin | null } {
     const plaintext = sealed.length > MAX_SEALED_LENGTH ? null : this.#sealer.unseal(sealed, context(name, state))
-    if (plaintext === null) return { name, ours: legacy, login: null }
+    if (plaintext === null) return { name, ours: named, login: null }
     let value: unknown
     try {
       value = JSON.parse(plaintext)
@@ -190,25 +205,20 @@ export class LoginCookies {
     return { name, ours: true, login: { verifier: value.v, returnTo: value.r, mode: value.m, created: value.t } }
   }
 
-  /** The name of the cookie this browser sent for `state`: its slot's, or (set by an earlier version) its own. */
-  #cookieOf (request: FastifyRequest, state: string): string | undefined {
-    const cookies = request.cookies ?? {}
-    for (const name of [this.nameOf(state), this.#prefix + LOGIN_NAME + state.slice(0, LEGACY_ID_LENGTH)]) {
-      if (cookies[name] !== undefined) return name
-    }
-    return undefined
-  }
-
-  /** The slots of the index cookie, oldest first, each once (anything else is ignored: an index of ids from before slots, too). */
-  #index (request: FastifyRequest): number[] {
+  /**
+   * The pending logins of the index cookie, oldest first, each once: slots (`'0'` to `'9'`), and the 8-character ids
+   * an earlier version writes (during a deploy both write the index: each login cookie it names is expired in turn,
+   * whichever version set it). Anything else is ignored.
+   */
+  #index (request: FastifyRequest): string[] {
     const raw = request.cookies?.[this.#indexName]
-    if (raw === undefined || raw.length > SLOTS * 2) return []
-    const slots: number[] = []
+    if (raw === undefined || raw.length > (LEGACY_ID_LENGTH + 1) * SLOTS * 2) return []
+    const held: string[] = []
     for (const part of raw.split('.')) {
-      const slot = /^\d$/.test(part) ? Number(part) : -1
-      if (slot >= 0 && slot < SLOTS && !slots.includes(slot)) slots.push(slot)
+      const known = (/^\d$/.test(part) && Number(part) < SLOTS) || LEGACY_ID.test(part)
+      if (known && !held.includes(part)) held.push(part)
     }
-    return slots
+    return held.slice(-SLOTS)
   }
 
   #attributes (path: string, maxAge: number): { path: string, maxAge: number, httpOnly: true, sameSite: 'lax', secure: boolean } {

@@ -297,9 +297,12 @@ export class UserSessions {
 
   /** Whether an entry's session lives, as token-store's own cookie path would accept it (and when it was last seen). */
   #state (json: string | null, sealed: string | null, entry: Entry, now: number): 'pending' | 'gone' | { lastSeenAt: number } {
-    if (json === null) return Math.abs(now - (entry.w ?? entry.i)) < PENDING_SIGN_IN_MS ? 'pending' : 'gone'
+    // Indexed, and its record or its token set not stored yet: a sign-in in progress, for a while. The record may come
+    // first: @fastify/session's regenerate() stores the new, still empty session at once, and a callback of an
+    // earlier version indexes the session before it stores the token set.
+    if (json === null || sealed === null) return Math.abs(now - (entry.w ?? entry.i)) < PENDING_SIGN_IN_MS ? 'pending' : 'gone'
     const session = parseSession(json)
-    if (session === null || sealed === null || cookieExpired(session, now)) return 'gone'
+    if (session === null || cookieExpired(session, now)) return 'gone'
     for (const check of this.#checks) {
       if (check(session, now) === 'end') return 'gone'
     }

@@ -201,3 +201,29 @@ t.test('a login whose cookie an earlier version set (named by the state\'s first
   t.equal(done.headers.location, '/', 'signed in')
   t.match(String(done.headers['set-cookie']), new RegExp(`${legacy}=;`), 'its cookie cleared')
 })
+
+t.test('during a deploy: an earlier version\'s login finishes even when its slot holds another login, and its index ids count', async (t) => {
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const p = await startLogin(stack)
+  const opened = stack.app.tokenStore.unseal(p.value, `login-cookie:${p.name}:${p.state}`) as string
+  const legacy = `aihubmix-login-${p.state.slice(0, 8)}`
+  const sealed = stack.app.tokenStore.seal(opened, `login-cookie:${legacy}:${p.state}`)
+  // The slot named by this state holds another login's cookie (started on this version).
+  const other = 'Q' + p.state.slice(1)
+  const foreign = stack.app.tokenStore.seal(opened, `login-cookie:${p.name}:${other}`)
+  const done = await callbackWith(stack, p.browser, p.callback, `${p.name}=${foreign}; ${legacy}=${sealed}`)
+  t.equal(done.headers.location, '/', 'signed in from the earlier version\'s cookie')
+  const cleared = String(done.headers['set-cookie'])
+  t.match(cleared, new RegExp(`${legacy}=;`), 'its cookie cleared')
+  t.notMatch(cleared, new RegExp(`${p.name}=;`), 'the slot\'s cookie, another login\'s, left alone')
+
+  // An index written by the earlier version (8-character ids): its oldest login is expired like any other.
+  const ids = ['AAAAAAAA', 'BBBBBBBB', 'CCCCCCCC', 'DDDDDDDD', 'EEEEEEEE']
+  const browser = new TestBrowser()
+  const start = await browser.get(`${stack.url}/auth/login`, { cookie: `aihubmix-logins=${ids.join('.')}` })
+  const set = ([] as string[]).concat(start.headers['set-cookie'] ?? [])
+  t.ok(set.some((c) => c.startsWith('aihubmix-login-AAAAAAAA=;')), 'the oldest earlier-version login expired')
+  const index = set.find((c) => c.startsWith('aihubmix-logins='))?.split(';')[0]?.slice('aihubmix-logins='.length) ?? ''
+  t.match(index, /^BBBBBBBB\.CCCCCCCC\.DDDDDDDD\.EEEEEEEE\.\d$/, 'the index keeps the others, and the new slot')
+})

@@ -47,3 +47,33 @@ forEachBackend(t, 'a listing made while another device signs in does not end tha
   t.equal(await store.endUserSessions('12345'), 2, 'and "sign out everywhere" ends both')
   t.equal(await store.get(phone), null, 'the phone\'s token set is gone')
 })
+
+// During a rolling deploy, an instance of the earlier version signs in as it did: @fastify/session's regenerate()
+// stores the new, empty record at once, the session is indexed, then its token set is stored. Meanwhile another device
+// signs in on an instance of this version, whose sign-in tidies the user's index: it read the record without a token
+// set as a session that had ended, and ended it (the earlier callback then answered "signed in" for a session that
+// was not). An entry younger than PENDING_SIGN_IN_MS whose record or token set is missing is a sign-in in progress.
+forEachBackend(t, 'a sign-in indexed before its token set is stored (an earlier version\'s order) survives another device\'s sign-in', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  const store = app.tokenStore
+  const laptop = newSid()
+  await store.addUserSession('12345', laptop, { userAgent: 'laptop', ttlMs: HOUR })
+  await store.save(laptop, tokenSet())
+  await putRecord(store, laptop)
+
+  // The earlier version's callback: the record (regenerate), then the index ...
+  const old = newSid()
+  await putRecord(store, old)
+  await store.addUserSession('12345', old, { userAgent: 'old', ttlMs: HOUR })
+  // ... meanwhile the phone signs in on this version (token set, then index: the index is tidied) ...
+  const phone = newSid()
+  await store.save(phone, tokenSet())
+  await store.addUserSession('12345', phone, { userAgent: 'phone', ttlMs: HOUR })
+  await putRecord(store, phone)
+  // ... then the earlier callback stores its token set.
+  await store.save(old, tokenSet())
+
+  t.not(await store.sessionOwner(old), null, 'the earlier version\'s sign-in is still indexed')
+  t.not(await store.get(old), null, 'and has its token set')
+  t.same((await store.listUserSessions('12345')).map((s) => s.userAgent).sort(), ['laptop', 'old', 'phone'], 'all three listed')
+})
