@@ -238,6 +238,8 @@ export class TokenStoreCore implements TokenStore {
   /** Wakes the retry loops' pauses (close). */
   readonly #wakers = new Set<() => void>()
   #closed = false
+  /** When close() began (performance.now()): kept sets are tried again for lockLeaseMs after it. */
+  #closedAt = 0
   /** Settles at close: a late refresh answer is not waited for past it. */
   readonly #closing: Promise<typeof CLOSED>
   #markClosed: () => void = () => {}
@@ -384,11 +386,12 @@ export class TokenStoreCore implements TokenStore {
   }
 
   /**
-   * Stops the retries of sets waiting to be stored after one last attempt each (dropped ones are logged), before
-   * the store underneath closes.
+   * Stops the retries of sets waiting to be stored, after trying each again every CLOSE_RETRY_MS for up to lockLeaseMs
+   * (dropped ones are logged), before the store underneath closes.
    */
   async close (): Promise<void> {
     this.#closed = true
+    this.#closedAt = performance.now()
     this.#markClosed()
     for (const wake of this.#wakers) wake()
     await Promise.all([...this.#saving])
@@ -757,8 +760,12 @@ export class TokenStoreCore implements TokenStore {
         try {
           outcome = await this.#trySave(save)
         } catch (err) {
-          if (this.#closed) dropped = 'the process is closing and the store did not take it'
-          else if (!(err instanceof StoreUnavailableError)) dropped = 'the store refused it'
+          // Closing: tried again for one lease after close() began (Redis restarting during a deploy's shutdown
+          // comes back within it), since the set holds the only copy of a rotated refresh token; then dropped.
+          if (!(err instanceof StoreUnavailableError)) dropped = 'the store refused it'
+          else if (this.#closed && performance.now() - this.#closedAt >= this.#options.lockLeaseMs) {
+            dropped = 'the process is closing and the store did not take it within lockLeaseMs'
+          }
           if (dropped !== undefined) break
           continue
         }
@@ -780,9 +787,12 @@ export class TokenStoreCore implements TokenStore {
     }
   }
 
-  /** Resolves after `ms`, or at once when the store closes. */
+  /**
+   * Resolves after `ms`, or at once when the store closes; while it closes, after CLOSE_RETRY_MS at most (a timer that
+   * keeps the process alive: close() waits for these retries).
+   */
   #pause (ms: number): Promise<void> {
-    if (this.#closed) return Promise.resolve()
+    if (this.#closed) return new Promise(resolve => { setTimeout(resolve, Math.min(ms, CLOSE_RETRY_MS)) })
     return new Promise(resolve => {
       const wake = (): void => {
         clearTimeout(timer)
@@ -1036,6 +1046,8 @@ const CLOSED = Symbol('closed')
 /** First pause between retries of a pending set's save, doubled after each failure up to SAVE_RETRY_MAX_MS. */
 const SAVE_RETRY_FIRST_MS = 50
 const SAVE_RETRY_MAX_MS = 1000
+/** How often a kept set is tried again while the store closes. */
+const CLOSE_RETRY_MS = 200
 /** Sessions in backoff remembered at most (each entry lives refreshBackoffMs; this only bounds a flood). */
 const MAX_BACKOFF_ENTRIES = 100_000
 
