@@ -58,3 +58,13 @@ export function deferred<V = void> (): { promise: Promise<V>, resolve: (v: V) =>
   const promise = new Promise<V>((_resolve) => { resolve = _resolve })
   return { promise, resolve }
 }
+
+/** The session of `browser` as one signed in before sessions were indexed: its link and its index entry removed. */
+export async function unindex (stack: Stack, browser: TestBrowser): Promise<void> {
+  const { kv, keys } = internals(stack)
+  const sid = stack.sessionIdOf(browser)
+  const owner = await stack.app.tokenStore.sessionOwner(sid)
+  if (owner === null) throw new Error('the session is not indexed')
+  await kv.delete(keys.userLink(sid))
+  await kv.hashDelete(keys.userSessions(owner.userId), [owner.id])
+}

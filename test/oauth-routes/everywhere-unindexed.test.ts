@@ -1,7 +1,7 @@
 import t from 'tap'
 import { StoreUnavailableError } from '@fastify-aihubmix/token-store'
 import type { KVStore } from '../../src/token-store/kv-store.js'
-import { CSRF, apiStatus, internals, signIn, stackOn } from '../helpers/user-sessions-stack.js'
+import { CSRF, apiStatus, internals, signIn, stackOn, unindex } from '../helpers/user-sessions-stack.js'
 
 // POST /auth/logout?everywhere=1 from a signed-in session that its user's index lacks (the README's "signed in
 // before this version, or its entry evicted": GET /auth/sessions re-indexes such a session with one userinfo call).
@@ -28,12 +28,8 @@ for (const backend of ['memory', 'redis'] as const) {
     t.equal(await apiStatus(stack, phone), 200, 'the phone is signed in')
 
     // The laptop's session as one signed in before sessions were indexed: no link, no entry.
-    const { kv, keys } = internals(stack)
-    const sid = stack.sessionIdOf(laptop)
-    const owner = await stack.app.tokenStore.sessionOwner(sid)
-    t.ok(owner !== null)
-    await kv.delete(keys.userLink(sid))
-    await kv.hashDelete(keys.userSessions(owner!.userId), [owner!.id])
+    t.ok(await stack.app.tokenStore.sessionOwner(stack.sessionIdOf(laptop)) !== null, 'indexed at first')
+    await unindex(stack, laptop)
     t.equal(await apiStatus(stack, laptop), 200, 'the laptop is signed in')
 
     const res = await laptop.post(`${stack.url}/auth/logout?everywhere=1`, CSRF)

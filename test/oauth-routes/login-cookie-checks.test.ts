@@ -38,6 +38,13 @@ async function startLogin (stack: Stack, browser = new TestBrowser(), query = ''
   return { browser, state, callback: TestBrowser.location(back), name, value }
 }
 
+/** The same pending login as an earlier version sealed it: under its own name, with that name in the associated data. */
+function asEarlierVersion (stack: Stack, p: Pending): { opened: string, legacy: string, sealed: string } {
+  const opened = stack.app.tokenStore.unseal(p.value, `login-cookie:${p.name}:${p.state}`) as string
+  const legacy = `aihubmix-login-${p.state.slice(0, 8)}`
+  return { opened, legacy, sealed: stack.app.tokenStore.seal(opened, `login-cookie:${legacy}:${p.state}`) }
+}
+
 /** The callback visited by `browser` with exactly `cookie` for the callback path (plus its session cookie, if any). */
 async function callbackWith (stack: Stack, browser: TestBrowser, url: string, cookie: string): Promise<Answer> {
   const session = browser.cookieHeader(stack.url)
@@ -192,10 +199,7 @@ t.test('a login whose cookie an earlier version set (named by the state\'s first
   const stack = await startStack()
   t.teardown(() => stack.close())
   const p = await startLogin(stack)
-  // The same login as an earlier version sealed it: under its own name, with that name in the associated data.
-  const opened = stack.app.tokenStore.unseal(p.value, `login-cookie:${p.name}:${p.state}`) as string
-  const legacy = `aihubmix-login-${p.state.slice(0, 8)}`
-  const sealed = stack.app.tokenStore.seal(opened, `login-cookie:${legacy}:${p.state}`)
+  const { legacy, sealed } = asEarlierVersion(stack, p)
   const done = await callbackWith(stack, p.browser, p.callback, `${legacy}=${sealed}`)
   t.equal(done.status, 302)
   t.equal(done.headers.location, '/', 'signed in')
@@ -206,9 +210,7 @@ t.test('during a deploy: an earlier version\'s login finishes even when its slot
   const stack = await startStack()
   t.teardown(() => stack.close())
   const p = await startLogin(stack)
-  const opened = stack.app.tokenStore.unseal(p.value, `login-cookie:${p.name}:${p.state}`) as string
-  const legacy = `aihubmix-login-${p.state.slice(0, 8)}`
-  const sealed = stack.app.tokenStore.seal(opened, `login-cookie:${legacy}:${p.state}`)
+  const { opened, legacy, sealed } = asEarlierVersion(stack, p)
   // The slot named by this state holds another login's cookie (started on this version).
   const other = 'Q' + p.state.slice(1)
   const foreign = stack.app.tokenStore.seal(opened, `login-cookie:${p.name}:${other}`)
