@@ -1,5 +1,6 @@
 import t from 'tap'
 import { findLeaks, setExpiry, startStack } from '../helpers/stack.js'
+import { startComposedApp } from '../helpers/readme-composition.js'
 
 // The provider refusing the app's own credentials at a refresh (invalid_client: a revoked client, or a secret
 // rotated in its console). The security model treats it like invalid_grant: the token set and the session are
@@ -53,10 +54,9 @@ t.test('invalid_grant still ends the session (the grant is gone)', async (t) => 
 })
 
 t.test('on the app\'s own route (no error handler of the proxy\'s): a 502 logged as an error, not a 400 at info', async (t) => {
-  const { startComposedApp } = await import('../oauth-routes/composed-app.js')
   const composed = await startComposedApp(t, {
     tokenStore: { refreshBackoffMs: 200 },
-    scopeRoutes: (scope) => {
+    sessionScope: (scope) => {
       scope.get('/my/balance', async (request) => ({ balance: (await request.aihubmix.userinfo()).balance_formatted }))
     }
   })

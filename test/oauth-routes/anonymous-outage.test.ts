@@ -4,7 +4,7 @@ import type { KVStore } from '../../src/token-store/kv-store.js'
 import { TestBrowser } from '../helpers/browser.js'
 import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
 import { kvOf } from '../helpers/token-store.js'
-import { startComposedApp } from './composed-app.js'
+import { startComposedApp } from '../helpers/readme-composition.js'
 
 // A route of the app's own in the @fastify/session scope, called by a visitor who is not signed in: @fastify/session
 // gives such a request a new session id that no store has ever seen. Its token set is known to be absent, so the
@@ -56,7 +56,7 @@ t.test('Redis down: a visitor who is not signed in gets 401 from the app\'s own 
   cleanupPrefix(t, admin, keyPrefix)
   // The app's own connection, which the test cuts (no offline queue: commands fail at once, as the example's do).
   const redis = await connectRedis(t, { enableOfflineQueue: false }) as NonNullable<typeof admin>
-  const composed = await startComposedApp(t, { tokenStore: { redis, keyPrefix }, scopeRoutes: ownRoutes })
+  const composed = await startComposedApp(t, { tokenStore: { redis, keyPrefix }, sessionScope: ownRoutes })
   const signedIn = new TestBrowser()
   t.equal((await composed.signIn(signedIn)).headers.location, '/')
   t.equal((await signedIn.get(`${composed.url}/my/balance`)).status, 200, 'Redis up: the signed-in visitor\'s balance')
@@ -76,7 +76,7 @@ t.test('Redis down: a visitor who is not signed in gets 401 from the app\'s own 
 })
 
 t.test('store up: an anonymous request reads nothing from the store; signed-in and regenerated sessions read as before', async (t) => {
-  const composed = await startComposedApp(t, { scopeRoutes: ownRoutes })
+  const composed = await startComposedApp(t, { sessionScope: ownRoutes })
   const reads = countReads(kvOf(composed.app.tokenStore))
 
   const anonymous = new TestBrowser()
@@ -104,7 +104,7 @@ t.test('store up: an anonymous request reads nothing from the store; signed-in a
 })
 
 t.test('with @fastify/session on a store of its own, loaded sessions still find their token sets', async (t) => {
-  const composed = await startComposedApp(t, { tokenStoreSessions: false, scopeRoutes: ownRoutes })
+  const composed = await startComposedApp(t, { tokenStoreSessions: false, sessionScope: ownRoutes })
   const browser = new TestBrowser()
   t.equal((await composed.signIn(browser)).headers.location, '/')
   t.equal((await browser.get(`${composed.url}/my/balance`)).status, 200, 'the balance, read through the session\'s id')

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { TestBrowser } from '../helpers/browser.js'
-import { linesAtLeast, startComposedApp } from './composed-app.js'
+import { linesAtLeast, startComposedApp } from '../helpers/readme-composition.js'
 
 // A wrong client secret: every code exchange is refused with invalid_client. The log line says which
 // options to check, not only the provider's code.

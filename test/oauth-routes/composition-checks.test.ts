@@ -1,6 +1,6 @@
 import t from 'tap'
 import { TestBrowser } from '../helpers/browser.js'
-import { linesAtLeast, startComposedApp } from './composed-app.js'
+import { linesAtLeast, startComposedApp } from '../helpers/readme-composition.js'
 
 // Composition mistakes that let the sign-in work and break what comes after it without a word: the first
 // completed sign-in says each one in a single error line, once per app.
@@ -40,7 +40,7 @@ t.test('the README\'s composition signs in without a line at warn or above', asy
 })
 
 t.test('token-store\'s sessionCookie.name is not @fastify/session\'s cookieName: one error line naming both, once per app', async (t) => {
-  const { url, logs, signIn } = await startComposedApp(t, { sessionCookie: 'sid', tokenStoreCookie: 'session' })
+  const { url, logs, signIn } = await startComposedApp(t, { cookieName: 'sid', tokenStoreCookie: 'session' })
   const browser = new TestBrowser()
   t.equal((await signIn(browser)).headers.location, '/', 'the sign-in works')
   t.same(JSON.parse((await browser.get(`${url}/auth/session`)).body).authenticated, true, '/auth/session says signed in')
@@ -57,7 +57,7 @@ t.test('token-store\'s sessionCookie.name is not @fastify/session\'s cookieName:
 })
 
 t.test('oauth-routes\' cookieName is not @fastify/session\'s: one error line (logout would clear the wrong cookie)', async (t) => {
-  const { logs, signIn } = await startComposedApp(t, { sessionCookie: 'sid', routesCookie: 'sessionId' })
+  const { logs, signIn } = await startComposedApp(t, { cookieName: 'sid', routesCookie: 'sessionId' })
   t.equal((await signIn(new TestBrowser())).headers.location, '/')
   t.same(linesAtLeast(logs(), 40), [
     'oauth-routes: @fastify/session\'s cookie is sid but oauth-routes\' cookieName is sessionId, so logout clears the wrong cookie and the ' +
@@ -66,7 +66,7 @@ t.test('oauth-routes\' cookieName is not @fastify/session\'s: one error line (lo
 })
 
 t.test('a failed callback sets no session cookie: nothing is decided, the next completed sign-in checks', async (t) => {
-  const { url, logs, signIn } = await startComposedApp(t, { sessionCookie: 'sid', tokenStoreCookie: 'session' })
+  const { url, logs, signIn } = await startComposedApp(t, { cookieName: 'sid', tokenStoreCookie: 'session' })
   const browser = new TestBrowser()
   const start = await browser.get(`${url}/auth/login`)
   const state = new URL(TestBrowser.location(start)).searchParams.get('state') as string

@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import { TestBrowser } from '../helpers/browser.js'
-import { startComposedApp, type ComposedApp } from './composed-app.js'
+import { startComposedApp, type ComposedApp } from '../helpers/readme-composition.js'
 
 // The routes that need X-CSRF: 1 (logout, ending a session) refuse a request without it before its body is read:
 // a plain HTML sign-out form (application/x-www-form-urlencoded, a type the app has no parser for) or a multipart

@@ -5,7 +5,7 @@ import fastifyCookie from '@fastify/cookie'
 import type { KVStore } from '../../src/token-store/kv-store.js'
 import type { KeyLayout } from '../../src/token-store/keys.js'
 import { TestBrowser } from '../helpers/browser.js'
-import { startComposedApp } from './composed-app.js'
+import { startComposedApp } from '../helpers/readme-composition.js'
 
 // POST /auth/logout?everywhere=1 from a session its user's index lacks now asks userinfo who the
 // user is. With the access token expired, that call refreshes the token set (the provider rotates the refresh

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { TestBrowser } from '../helpers/browser.js'
-import { startReadmeApp } from '../helpers/readme-app.js'
+import { startComposedApp } from '../helpers/readme-composition.js'
 
 // Issue 16, item 3: a Secure cookie over plain http. @fastify/session sets no Secure cookie on a request it
 // believes is http, so a sign-in would come back signed out and loop. /auth/login says so instead: the login
@@ -12,7 +12,7 @@ function warnings (logs: string[]): Array<{ msg: string }> {
 
 t.test('a Secure session cookie over plain http: insecure_cookie and one warning that names the fix', async (t) => {
   // The README's snippet before issue 16: __Host-sid, secure: true, served on http://127.0.0.1.
-  const { url, logs } = await startReadmeApp(t, { cookieName: '__Host-sid', secure: true })
+  const { url, lines: logs } = await startComposedApp(t, { cookieName: '__Host-sid', secure: true, trustProxy: 'loopback' })
   const browser = new TestBrowser()
   for (let i = 0; i < 3; i++) {
     const res = await browser.get(`${url}/auth/login`)
@@ -34,7 +34,7 @@ t.test('a Secure session cookie over plain http: insecure_cookie and one warning
 })
 
 t.test('a __Host- session cookie that is not Secure: insecure_cookie (browsers refuse it)', async (t) => {
-  const { url, logs } = await startReadmeApp(t, { cookieName: '__Host-sid', secure: 'auto' })
+  const { url, lines: logs } = await startComposedApp(t, { cookieName: '__Host-sid', secure: 'auto', trustProxy: 'loopback' })
   const res = await new TestBrowser().get(`${url}/auth/login`)
   t.equal(res.headers.location, '/?error=insecure_cookie')
   const lines = warnings(logs)
@@ -43,7 +43,7 @@ t.test('a __Host- session cookie that is not Secure: insecure_cookie (browsers r
 })
 
 t.test('an https publicUrl reached over plain http (trustProxy missing or the proxy not trusted): insecure_cookie', async (t) => {
-  const { url, logs } = await startReadmeApp(t, { cookieName: 'sid', secure: 'auto', publicUrl: () => 'https://app.example' })
+  const { url, lines: logs } = await startComposedApp(t, { cookieName: 'sid', secure: 'auto', publicUrl: () => 'https://app.example', trustProxy: 'loopback' })
   const res = await new TestBrowser().get(`${url}/auth/login`)
   t.equal(res.headers.location, '/?error=insecure_cookie')
   t.match(warnings(logs)[0]?.msg, /publicUrl is https but this request came over plain http/)
@@ -54,7 +54,7 @@ t.test('an https publicUrl reached over plain http (trustProxy missing or the pr
 })
 
 t.test('the fixed snippet (secure: \'auto\', a name without prefix) signs in on plain http', async (t) => {
-  const { url, logs } = await startReadmeApp(t, { cookieName: 'sid', secure: 'auto' })
+  const { url, lines: logs } = await startComposedApp(t, { cookieName: 'sid', secure: 'auto', trustProxy: 'loopback' })
   const browser = new TestBrowser()
   const start = await browser.get(`${url}/auth/login`)
   const back = await browser.get(TestBrowser.location(start))

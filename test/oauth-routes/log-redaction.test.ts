@@ -1,14 +1,14 @@
 import t from 'tap'
 import { redactUrl } from '@fastify-aihubmix/oauth-routes'
 import { TestBrowser } from '../helpers/browser.js'
-import { startReadmeApp } from '../helpers/readme-app.js'
+import { startComposedApp } from '../helpers/readme-composition.js'
 import { findLeaks } from '../helpers/stack.js'
 
 // Issue 16, item 6: with oauth-routes' loggerOptions(), Fastify's own request logging (the README's logger,
 // a real pino writing to a stream) never writes a code, a state, a returnTo, a cookie or a session id.
 
 t.test('Fastify\'s request logging with loggerOptions() writes no code, state, returnTo or cookie', async (t) => {
-  const { url, mock, logs } = await startReadmeApp(t, { cookieName: 'sid', secure: 'auto' })
+  const { url, mock, lines: logs } = await startComposedApp(t, { cookieName: 'sid', secure: 'auto', trustProxy: 'loopback' })
   const browser = new TestBrowser()
   const states: string[] = []
   const returnTo = '/private-return-path-0123456789'

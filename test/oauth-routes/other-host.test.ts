@@ -1,6 +1,6 @@
 import t from 'tap'
 import { TestBrowser } from '../helpers/browser.js'
-import { startReadmeApp } from '../helpers/readme-app.js'
+import { startComposedApp } from '../helpers/readme-composition.js'
 
 // A newcomer opens the app at the address Fastify prints (http://127.0.0.1:3000) while publicUrl says
 // http://localhost:3000: the login cookie is kept for 127.0.0.1, the provider sends the browser back to localhost,
@@ -11,7 +11,7 @@ function warnings (logs: string[]): string[] {
 }
 
 t.test('a sign-in started at another host than publicUrl\'s: one warning per host that names the fix', async (t) => {
-  const { url, logs, mock } = await startReadmeApp(t, { cookieName: 'sid', secure: 'auto', publicUrl: (url) => url.replace('127.0.0.1', 'localhost') })
+  const { url, lines: logs, mock } = await startComposedApp(t, { cookieName: 'sid', secure: 'auto', publicUrl: (url) => url.replace('127.0.0.1', 'localhost'), trustProxy: 'loopback' })
   const port = new URL(url).port
   const browser = new TestBrowser()
   const start = await browser.get(`${url}/auth/login`)

@@ -6,7 +6,7 @@ import type { KVStore } from '../../src/token-store/kv-store.js'
 import { TestBrowser } from '../helpers/browser.js'
 import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
 import type { T } from '../helpers/token-store.js'
-import { startComposedApp, type ComposedApp } from './composed-app.js'
+import { startComposedApp, type ComposedApp } from '../helpers/readme-composition.js'
 
 // The store down, on an app composed as the README shows (no error handler of its own): every oauth-routes route
 // answers the documented `{error, message}`, also where @fastify/session's own onRequest hook met the outage
@@ -72,7 +72,7 @@ t.test('Redis down (the app\'s connection cut): the same answers', async (t) => 
 
 t.test('the error handler is oauth-routes\' own: a route of the user\'s @fastify/session scope keeps Fastify\'s default answer', async (t) => {
   const composed = await startComposedApp(t, {
-    scopeRoutes: (scope) => { scope.get('/mine/fails', async () => { throw new Error('boom') }) }
+    sessionScope: (scope) => { scope.get('/mine/fails', async () => { throw new Error('boom') }) }
   })
   const res = await composed.app.inject({ method: 'GET', url: '/mine/fails' })
   t.equal(res.statusCode, 500)
