@@ -1,14 +1,11 @@
 import t from 'tap'
-import { gate, launch, openPage, signInWithPopup, testIdText, waitForTestIdText } from '../helpers/chromium.js'
-import { startStack } from '../helpers/stack.js'
+import { gate, launch, testIdText, waitForTestIdText } from '../helpers/chromium.js'
+import { signedInPage } from '../helpers/signed-in-page.js'
 
 t.test('refresh balance shows the provider\'s new balance, with a loading state meanwhile', async (t) => {
   const browser = await launch(t)
   if (browser === undefined) return
-  const stack = await startStack()
-  t.teardown(() => stack.close())
-  const { context, page, watch } = await openPage(t, browser)
-  await signInWithPopup(page, stack.url)
+  const { stack, context, page, watch } = await signedInPage(t, browser)
   t.equal(await testIdText(page, 'balance'), '750.00')
   const calls = stack.mock.counts().userinfo
 

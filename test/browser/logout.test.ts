@@ -1,14 +1,11 @@
 import t from 'tap'
-import { launch, openPage, signInWithPopup } from '../helpers/chromium.js'
-import { startStack } from '../helpers/stack.js'
+import { launch } from '../helpers/chromium.js'
+import { signedInPage } from '../helpers/signed-in-page.js'
 
 t.test('sign out ends the session for good and shows the sign-in button', async (t) => {
   const browser = await launch(t)
   if (browser === undefined) return
-  const stack = await startStack()
-  t.teardown(() => stack.close())
-  const { context, page, watch } = await openPage(t, browser)
-  await signInWithPopup(page, stack.url)
+  const { stack, context, page, watch } = await signedInPage(t, browser)
   const signedIn = (await context.cookies(stack.url)).find((c) => c.name === 'sid')
   t.ok(signedIn, 'a session cookie while signed in')
   t.equal(signedIn?.httpOnly, true)

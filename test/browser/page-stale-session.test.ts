@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap'
 import type { Page } from 'playwright-core'
 import { openPage, sharedBrowser, signInWithPopup, testIdText } from '../helpers/chromium.js'
+import { signedInPage } from '../helpers/signed-in-page.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const browserFor = sharedBrowser(t)
@@ -57,10 +58,7 @@ t.test('"Sign out everywhere" on a page whose session already ended elsewhere do
 t.test('a balance refresh answered after "Sign out" does not show the account again', async (t) => {
   const browser = await browserFor(t)
   if (browser === undefined) return
-  const stack = await startStack()
-  t.teardown(() => stack.close())
-  const { page } = await openPage(t, browser)
-  await signInWithPopup(page, stack.url)
+  const { stack, page } = await signedInPage(t, browser)
   // A slow provider: the refresh reaches the app while signed in, and its answer comes back after the sign-out.
   stack.mock.setLatency('userinfo', 1500)
   const refreshed = page.waitForResponse((r) => r.url() === `${stack.url}/api/user/info`)

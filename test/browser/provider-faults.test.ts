@@ -1,16 +1,13 @@
 import t from 'tap'
-import { sharedBrowser, openPage, signInWithPopup, testIdText, waitForTestIdText } from '../helpers/chromium.js'
-import { startStack } from '../helpers/stack.js'
+import { sharedBrowser, testIdText, waitForTestIdText } from '../helpers/chromium.js'
+import { signedInPage } from '../helpers/signed-in-page.js'
 
 const browserFor = sharedBrowser(t)
 
 t.test('the provider down while refreshing the balance: a readable error, the account stays', async (t) => {
   const browser = await browserFor(t)
   if (browser === undefined) return
-  const stack = await startStack()
-  t.teardown(() => stack.close())
-  const { page } = await openPage(t, browser)
-  await signInWithPopup(page, stack.url)
+  const { stack, page } = await signedInPage(t, browser)
 
   const faults: Array<['http429' | 'http503' | 'http500' | 'non_json', string]> = [
     ['http429', 'AIHubMix is busy right now. Please try again in a moment.'],
@@ -40,10 +37,7 @@ t.test('the provider down while refreshing the balance: a readable error, the ac
 t.test('access withdrawn at the provider: the next refresh asks the user to sign in again', async (t) => {
   const browser = await browserFor(t)
   if (browser === undefined) return
-  const stack = await startStack()
-  t.teardown(() => stack.close())
-  const { page } = await openPage(t, browser)
-  await signInWithPopup(page, stack.url)
+  const { stack, page } = await signedInPage(t, browser)
 
   // The user revokes the app in the provider's user center.
   stack.mock.revokeGrants()

@@ -3,9 +3,9 @@ import { readFile, mkdir, writeFile } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { openPage, sharedBrowser, signInWithPopup } from '../helpers/chromium.js'
+import { sharedBrowser } from '../helpers/chromium.js'
+import { signedInPage } from '../helpers/signed-in-page.js'
 import { LANGUAGES, LOCALE, type Language } from '../helpers/languages.js'
-import { startStack } from '../helpers/stack.js'
 
 /**
  * The README's screenshots: the signed-in page at 1000×700 in each language, docs/signed-in.png
@@ -42,10 +42,7 @@ for (const language of LANGUAGES) {
   t.test(`the signed-in page in ${language} at 1000×700 fits the window; docs/${FILE[language]} shows it`, async (t) => {
     const browser = await browserFor(t)
     if (browser === undefined) return
-    const stack = await startStack()
-    t.teardown(() => stack.close())
-    const { page } = await openPage(t, browser, { viewport: { width: WIDTH, height: HEIGHT }, locale: LOCALE[language], timezoneId: 'UTC' })
-    await signInWithPopup(page, stack.url)
+    const { page } = await signedInPage(t, browser, { viewport: { width: WIDTH, height: HEIGHT }, locale: LOCALE[language], timezoneId: 'UTC' })
     t.equal(await page.evaluate(() => document.documentElement.lang), language)
     // The whole page, actions and footer included, fits the screenshot: nothing scrolls sideways
     // or falls below the fold.

@@ -1,16 +1,13 @@
 import t from 'tap'
-import { sharedBrowser, openPage, signInWithPopup, testIdText } from '../helpers/chromium.js'
-import { startStack } from '../helpers/stack.js'
+import { sharedBrowser, testIdText } from '../helpers/chromium.js'
+import { signedInPage } from '../helpers/signed-in-page.js'
 
 const browserFor = sharedBrowser(t)
 
 t.test('top up opens the provider\'s top-up page in a new tab, cut off from the app', async (t) => {
   const browser = await browserFor(t)
   if (browser === undefined) return
-  const stack = await startStack()
-  t.teardown(() => stack.close())
-  const { context, page, watch } = await openPage(t, browser)
-  await signInWithPopup(page, stack.url)
+  const { stack, context, page, watch } = await signedInPage(t, browser)
   const before = stack.mock.counts().topup
 
   const newTab = context.waitForEvent('page')
@@ -35,10 +32,7 @@ t.test('top up opens the provider\'s top-up page in a new tab, cut off from the 
 t.test('top up with the provider down: a readable error, and no tab left behind', async (t) => {
   const browser = await browserFor(t)
   if (browser === undefined) return
-  const stack = await startStack()
-  t.teardown(() => stack.close())
-  const { context, page } = await openPage(t, browser)
-  await signInWithPopup(page, stack.url)
+  const { stack, context, page } = await signedInPage(t, browser)
   stack.mock.setFault('topup', 'http500')
   let tabs = 0
   context.on('page', () => { tabs++ })
