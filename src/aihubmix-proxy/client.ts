@@ -19,6 +19,7 @@ import {
   checkEnvelope,
   checkExpiresIn,
   checkOAuthError,
+  checkScope,
   checkTokenResponse,
   checkTopup,
   checkUserInfo,
@@ -36,6 +37,8 @@ import {
  */
 const FATAL_GRANT_ERRORS = new Set(['invalid_grant', 'invalid_client', 'unauthorized_client'])
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
+/** A connection the provider closed or reset under a request (undici's "other side closed", a reset, a broken pipe). */
+const CLOSED_UNDER_US = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE'])
 /**
  * Bounds of a token answer's `expires_in`, in seconds (schemas.ts: it never refuses the answer, whose refresh token
  * the provider has already rotated). Missing, or neither a number nor a numeric string (`null`, `"soon"`): the
@@ -127,8 +130,9 @@ function unwrapEnvelope (value: unknown): { ok: true, value: unknown } | { ok: f
   return { ok: true, value }
 }
 
-function splitScope (scope: string | undefined, requested: readonly string[]): string[] {
-  if (scope === undefined) return [...requested]
+/** The scopes a token answer grants: its `scope` when it is a string of them, else the ones asked for (schemas.ts). */
+function splitScope (scope: unknown, requested: readonly string[]): string[] {
+  if (!checkScope.Check(scope)) return [...requested]
   return scope.split(' ').filter((s) => s !== '')
 }
 
@@ -141,7 +145,9 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     // Idle timers only (each byte that arrives starts them again): exchange.ts holds every call to `timeoutMs` whole.
     headersTimeout: options.timeoutMs,
     bodyTimeout: options.timeoutMs,
-    keepAliveTimeout: 10_000
+    // undici's own default, below the 5 s of Node's servers: a provider without a Keep-Alive hint that closes idle
+    // connections sooner than this costs one failed send on a kept one (a GET is sent again: exchange()).
+    keepAliveTimeout: 4_000
   })
   const { origin, basePath, maxBodyBytes, timeoutMs, refreshGraceMs } = options
   /** Refresh answers still read after their callers' deadline (`refreshGraceMs`): cut at close. */
@@ -166,20 +172,33 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     return new UpstreamUnreachableError({ cause: err })
   }
 
-  /** One exchange with the provider; a span of `aihubmix:upstream` when anyone listens (diagnostics.ts). */
+  /**
+   * One exchange with the provider; a span of `aihubmix:upstream` when anyone listens (diagnostics.ts). None for a
+   * call whose browser left before it was sent (it is not sent: nothing to count).
+   */
   function send (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body?: string, signal?: UpstreamSignal, graceMs = 0): Promise<UpstreamAnswer> {
-    const endpoint = upstreamTraced() ? endpoints.get(path) : undefined
+    const endpoint = upstreamTraced() && signal?.aborted !== true ? endpoints.get(path) : undefined
     if (endpoint === undefined) return exchange(method, path, headers, body, signal, graceMs)
     const grant = endpoint === 'token' ? grantOf(body) : undefined
     return traceUpstream({ client, endpoint, method, grant }, () => exchange(method, path, headers, body, signal, graceMs))
   }
 
   async function exchange (method: 'GET' | 'POST', path: string, headers: Record<string, string>, body: string | undefined, signal: UpstreamSignal | undefined, graceMs: number): Promise<UpstreamAnswer> {
+    const started = performance.now()
     let answer
     try {
       answer = await dispatchExchange(dispatcher, ownDispatcher, { origin, path, method, headers, body, timeoutMs, maxBodyBytes, signal, graceMs })
     } catch (err) {
-      throw mapNetworkError(err)
+      // A GET (userinfo, top-up: nothing changes at the provider) whose connection the provider closed under it, most
+      // often a kept-alive one it had just timed out, is sent once more on a new one, within the same deadline. Never
+      // a POST: a refresh sent twice could present a refresh token the first one rotated away.
+      const left = timeoutMs - (performance.now() - started)
+      if (method !== 'GET' || !CLOSED_UNDER_US.has(errorInfo(err).code ?? '') || signal?.aborted === true || left < 1) throw mapNetworkError(err)
+      try {
+        answer = await dispatchExchange(dispatcher, ownDispatcher, { origin, path, method, headers, body, timeoutMs: left, maxBodyBytes, signal, graceMs })
+      } catch (again) {
+        throw mapNetworkError(again)
+      }
     }
     return parseAnswer(answer)
   }
@@ -233,7 +252,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
       scope: splitScope(body.scope, options.scope),
       obtainedAt: now
     }
-    if (body.refresh_token !== undefined) set.refreshToken = body.refresh_token
+    if (typeof body.refresh_token === 'string' && body.refresh_token !== '') set.refreshToken = body.refresh_token
     return set
   }
 
@@ -364,6 +383,10 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
       // itself on plain http (the mock on loopback, or allowInsecureHttp), never from an https one.
       if (url.protocol !== 'https:' && (url.protocol !== 'http:' || options.baseUrl.protocol !== 'http:')) {
         throw new UpstreamInvalidResponseError('top-up URL', { cause: new Error(`a ${url.protocol} URL from an ${options.baseUrl.protocol} provider`) })
+      }
+      // Nor a URL with a user name or password in it (`https://aihubmix.com@evil.example/` reads as aihubmix.com).
+      if (url.username !== '' || url.password !== '') {
+        throw new UpstreamInvalidResponseError('top-up URL', { cause: new Error('a URL with credentials') })
       }
       return { topup_url: url.href }
     },

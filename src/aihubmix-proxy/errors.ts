@@ -108,6 +108,15 @@ export const InsufficientScopeError = createError(
   403
 )
 
+/**
+ * The provider's `error` as this library keeps it (in `oauthError`, the message, the log): an OAuth error code is a
+ * short lower-case word (`invalid_grant`, RFC 6749 section 5.2); anything else, which may echo what the provider was
+ * sent (`invalid_request: refresh_token rt_... is malformed`), is `unrecognized_error`, never kept as it came.
+ */
+export function oauthErrorCode (error: string): string {
+  return /^[a-z][a-z_]{0,63}$/.test(error) ? error : 'unrecognized_error'
+}
+
 /** The OAuth errors that say the app's own credentials were refused: their log line names what to check. */
 const CLIENT_REFUSED = new Set(['invalid_client', 'unauthorized_client'])
 const CLIENT_HINT = ' (check the clientId and clientSecret given to aihubmix-proxy: the app\'s credentials from AIHubMix, for this baseUrl)'
@@ -132,7 +141,8 @@ export class TokenEndpointError extends createError<[string, { cause: unknown }?
   /** The provider refused the app's own credentials (`invalid_client`, `unauthorized_client`), not the grant. */
   readonly clientRefused: boolean
 
-  constructor (oauthError: string, options?: { cause: unknown }) {
+  constructor (providerError: string, options?: { cause: unknown }) {
+    const oauthError = oauthErrorCode(providerError)
     const clientRefused = CLIENT_REFUSED.has(oauthError)
     super(oauthError + (clientRefused ? CLIENT_HINT : ''), ...(options === undefined ? [] as const : [options] as const))
     this.oauthError = oauthError

@@ -184,10 +184,14 @@ export async function proxyRoutes (
     return sendPublicError(reply, err)
   })
 
-  // Everything under the prefix answers JSON and needs the header, unknown routes included.
-  fastify.setNotFoundHandler(async (_request, reply) => {
-    return reply.code(404).send({ error: 'not_found', message: 'No such route.' })
-  })
+  // Everything under the prefix answers JSON and needs the header, unknown routes included. Without a prefix, every
+  // unknown path of the app would be "under" it (a page's /favicon.ico answered 403, and an app's own not-found
+  // handler could not be set): the app's not-found handling stays the app's.
+  if (options.prefix !== '') {
+    fastify.setNotFoundHandler(async (_request, reply) => {
+      return reply.code(404).send({ error: 'not_found', message: 'No such route.' })
+    })
+  }
 
   // Typed from the schemas: a handler whose answer is not the 200 schema's shape does not compile. At run time
   // this is `fastify` itself (the type provider is types only), and the response schemas were already there.

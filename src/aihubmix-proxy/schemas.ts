@@ -20,17 +20,20 @@ export const ExpiresInSchema = Type.Union([
 
 /**
  * The token endpoint's answer (`{access_token, token_type: "Bearer", expires_in: 7200, refresh_token, scope}` in the
- * provider's documentation). Everything is checked strictly except `expires_in`, which never refuses an answer: by
- * the time it comes, the provider has already rotated the refresh token, so refusing an answer for an odd lifetime
- * (`0`, `-30`, `"3600"`) would throw the only refresh token that still works away and sign the user out at the next
- * refresh. client.ts reads it through ExpiresInSchema and bounds it (EXPIRES_IN_* there).
+ * provider's documentation). Only what the set cannot do without is checked strictly (`access_token`, `token_type`,
+ * and a `refresh_token` that is there at all). By the time the answer comes the provider has already rotated the
+ * refresh token, so refusing it for an odd detail would throw the only refresh token that still works away and sign
+ * the user out at the next refresh. So `expires_in` never refuses an answer (`0`, `-30`, `"3600"`: client.ts reads it
+ * through ExpiresInSchema and bounds it, EXPIRES_IN_* there), and neither does `scope` (anything but a string of
+ * scopes reads as the scopes asked for). A `null` or empty `refresh_token` (a backend's nil: no rotation this time)
+ * is one not sent: the set keeps the one it had.
  */
 export const TokenResponseSchema = Type.Object({
   access_token: Type.String({ minLength: 1, maxLength: 8192 }),
   token_type: Type.String({ minLength: 1, maxLength: 64 }),
   expires_in: Type.Optional(Type.Unknown()),
-  refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 8192 })),
-  scope: Type.Optional(Type.String({ maxLength: 1024 }))
+  refresh_token: Type.Optional(Type.Union([Type.String({ maxLength: 8192 }), Type.Null()])),
+  scope: Type.Optional(Type.Unknown())
 })
 export type TokenResponse = Static<typeof TokenResponseSchema>
 
@@ -76,6 +79,8 @@ function checker<T extends TSchema> (name: string, schema: T): Checker<T> {
 }
 
 export const checkTokenResponse = checker('token response', TokenResponseSchema)
+/** A token answer's `scope` the proxy reads: a space-separated list (RFC 6749 section 3.3). */
+export const checkScope = TypeCompiler.Compile(Type.String({ maxLength: 1024 }))
 export const checkUserInfo = checker('userinfo response', UserInfoSchema)
 export const checkTopup = checker('top-up response', TopupSchema)
 export const checkOAuthError = TypeCompiler.Compile(OAuthErrorSchema)

@@ -10,7 +10,9 @@ import { startProviderRelay, type ProviderRelay } from '../helpers/provider-rela
 // refresh token: refusing the answer for an odd expires_in (0, -30, "3600") threw the new refresh token away, the
 // next refresh presented the rotated-out one, and a provider that revokes on reuse signed the user out. Missing or
 // unusable: the documented 7200 s; below the floor (5 s): the floor, so that a token is not refreshed on every
-// request. Everything else in the answer is checked as strictly as before.
+// request. The same holds for the answer's other details: a refresh_token of null or "" (a backend's nil: no rotation
+// this time) is none sent, and a scope that is no string of scopes (null, a list) reads as the scopes asked for. Only
+// what the set cannot do without refuses the answer: access_token, token_type, a refresh_token of another type.
 
 const CSRF = { 'x-csrf': '1' }
 const SECOND = 1000
@@ -77,6 +79,30 @@ t.test('expires_in as the provider may send it: the answer is kept, its life bou
   t.equal(set.expiresAt - set.obtainedAt, 600 * SECOND, 'a numeric string inside the envelope')
 })
 
+t.test('a null or empty refresh_token is none sent, a scope that is no string reads as the scopes asked for', async (t) => {
+  const answer: { current: unknown } = { current: DOCUMENTED }
+  const client = clientFor(t, await tokenEndpoint(t, answer))
+  const cases: Array<[string, Record<string, unknown>, string | undefined, string[]]> = [
+    ['refresh_token null', { ...DOCUMENTED, refresh_token: null }, undefined, ['profile', 'balance']],
+    ['refresh_token ""', { ...DOCUMENTED, refresh_token: '' }, undefined, ['profile', 'balance']],
+    ['scope null', { ...DOCUMENTED, scope: null }, 'rt_rotated', ['profile', 'balance']],
+    ['scope a list', { ...DOCUMENTED, scope: ['profile'] }, 'rt_rotated', ['profile', 'balance']],
+    ['scope over 1024 characters', { ...DOCUMENTED, scope: 'x'.repeat(1025) }, 'rt_rotated', ['profile', 'balance']],
+    ['scope "profile" (granted less)', { ...DOCUMENTED, scope: 'profile' }, 'rt_rotated', ['profile']]
+  ]
+  for (const [name, body, refreshToken, scope] of cases) {
+    answer.current = body
+    for (const grant of ['refresh', 'code exchange'] as const) {
+      const set = grant === 'refresh'
+        ? await client.refresh('rt_old')
+        : await client.exchangeCode({ code: 'code', codeVerifier: 'v'.repeat(43) })
+      t.equal(set.accessToken, 'at_new', `${name}, ${grant}: kept`)
+      t.equal(set.refreshToken, refreshToken, `${name}, ${grant}: refresh token ${String(refreshToken)}`)
+      t.same(set.scope, scope, `${name}, ${grant}: scope ${scope.join(' ')}`)
+    }
+  }
+})
+
 t.test('an answer the proxy cannot use is still refused, whatever its expires_in', async (t) => {
   // A guard: these were refused before the lenient expires_in and still are.
   const answer: { current: unknown } = { current: DOCUMENTED }
@@ -88,9 +114,8 @@ t.test('an answer the proxy cannot use is still refused, whatever its expires_in
     ['a numeric access_token', { ...DOCUMENTED, access_token: 123 }],
     ['token_type mac', { ...DOCUMENTED, token_type: 'mac' }],
     ['no token_type', { ...DOCUMENTED, token_type: undefined }],
-    ['an empty refresh_token', { ...DOCUMENTED, refresh_token: '' }],
     ['a refresh_token that is not a string', { ...DOCUMENTED, refresh_token: false }],
-    ['a scope that is not a string', { ...DOCUMENTED, scope: ['profile'] }]
+    ['a numeric refresh_token', { ...DOCUMENTED, refresh_token: 12345 }]
   ]
   for (const [name, body] of cases) {
     for (const expiresIn of [7200, '3600', 0]) {
@@ -174,4 +199,35 @@ t.test('a sign-in whose code exchange answers expires_in as a string succeeds', 
   const set = await stack.app.tokenStore.get(stack.sessionIdOf(browser))
   t.equal(set !== null && set.expiresAt - set.obtainedAt, 7200 * SECOND, 'the documented life, read from the string')
   t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200)
+})
+
+t.test('a refresh answered with "scope": null keeps the rotated refresh token; the user stays signed in', async (t) => {
+  const { stack, relay } = await relayedStack(t)
+  const { browser } = await stack.login()
+  await setExpiry(stack, browser, -1000)
+  relay.tokenAnswer = (answer) => ({ ...answer, scope: null })
+  const first = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  relay.tokenAnswer = null
+  t.equal(first.status, 200, 'the request that refreshed is answered (got ' + first.status + ' ' + first.body + ')')
+  const set = await stack.app.tokenStore.get(stack.sessionIdOf(browser))
+  t.equal(set?.refreshToken, relay.tokenAnswers.at(-1)?.refresh_token, 'the session keeps the refresh token the provider rotated to')
+  // The provider answers as documented again; the next refresh presents the refresh token kept.
+  await setExpiry(stack, browser, -1000)
+  const next = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  t.equal(next.status, 200, 'still signed in at the next refresh (got ' + next.status + ' ' + next.body + ')')
+  t.equal(stack.mock.counts().refreshTokenReuses, 0, 'no rotated-out refresh token presented')
+})
+
+t.test('a refresh answered with "refresh_token": null (no rotation this time) is a success', async (t) => {
+  const { stack, relay } = await relayedStack(t)
+  const { browser } = await stack.login()
+  stack.mock.setRotation({ rotate: false })
+  const before = (await stack.app.tokenStore.get(stack.sessionIdOf(browser)))?.refreshToken
+  await setExpiry(stack, browser, -1000)
+  relay.tokenAnswer = (answer) => ({ ...answer, refresh_token: null })
+  const res = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  t.equal(res.status, 200, 'answered (got ' + res.status + ' ' + res.body + ')')
+  const set = await stack.app.tokenStore.get(stack.sessionIdOf(browser))
+  t.equal(set?.refreshToken, before, 'the set keeps the refresh token it had')
+  t.ok((set?.expiresAt ?? 0) > Date.now(), 'with the new access token\'s life')
 })

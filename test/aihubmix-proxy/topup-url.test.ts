@@ -32,7 +32,11 @@ async function topupVia (baseUrl: string, topupUrl: string, allowInsecureHttp = 
 t.test('an https provider: only an https top-up URL reaches the browser', async (t) => {
   t.equal(await topupVia('https://provider.example', 'https://provider.example/topup?x=1'), 'https://provider.example/topup?x=1')
   t.equal(await topupVia('https://provider.example', 'https://pay.example/topup'), 'https://pay.example/topup', 'another https host is the provider\'s choice')
-  for (const bad of ['http://provider.example/topup', 'javascript:alert(1)', 'data:text/html,hi', 'ftp://provider.example/topup', 'not a url']) {
+  for (const bad of [
+    'http://provider.example/topup', 'javascript:alert(1)', 'data:text/html,hi', 'ftp://provider.example/topup', 'not a url',
+    // A user name reads as the host to a hurried eye: https://provider.example@evil.example/ is evil.example.
+    'https://provider.example@evil.example/', 'https://user:pass@pay.example/topup', 'https://:pass@pay.example/'
+  ]) {
     const err = await topupVia('https://provider.example', bad)
     t.ok(err instanceof UpstreamInvalidResponseError, `${bad}: refused as an invalid answer`)
   }
