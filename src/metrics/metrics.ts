@@ -36,7 +36,7 @@ export interface AihubmixMetrics {
 
 /** Label values, each from a fixed set: nothing a user sends or the provider answers becomes a label. */
 const ENDPOINTS = new Set(['token', 'userinfo', 'topup'])
-const LOGIN_RESULTS = new Set<string>(['ok', ...LOGIN_ERROR_CODES])
+const LOGIN_RESULTS = new Set<string>(['ok', 'abandoned', ...LOGIN_ERROR_CODES])
 const REFRESH_RESULTS = ['ok', 'rejected', 'failed'] as const
 const REFRESH_RESULT_SET = new Set<unknown>(REFRESH_RESULTS)
 

@@ -19,7 +19,8 @@ import { StoreUnavailableError } from '@fastify-aihubmix/token-store'
 export const LOGIN_CHANNEL = 'aihubmix:login'
 
 /** `ok`, or the code the browser was sent to the error path with (`insecure_cookie`, `invalid_state`, ...). */
-export type LoginOutcome = 'ok' | LoginErrorCode
+/** `'abandoned'`: the browser left before the callback's answer; nothing of the sign-in was kept. */
+export type LoginOutcome = 'ok' | 'abandoned' | LoginErrorCode
 
 export interface LoginMessage {
   readonly client: AihubmixClient

@@ -340,6 +340,11 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       return fail(reply, 'userinfo_failed', mode)
     }
 
+    // The browser left while the code was exchanged (a closed popup or tab, a dropped connection): no cookie can reach
+    // it, so nothing of the sign-in is kept. Committed, it would be a signed-in session no browser holds, listed on
+    // the user's other devices and counted towards their cap for as long as a session lives, its grant unrevoked.
+    if (browserGone(reply)) return abandon(request, reply, set)
+
     try {
       // A new session id: the pre-login id (which an attacker may have planted) is destroyed.
       await request.session.regenerate()
@@ -373,6 +378,13 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       }
     }
 
+    // The same, had it left while the sign-in was stored: ended again, on every instance, before the answer.
+    if (browserGone(reply)) {
+      // token-store's session store ends the session whole: its record, its token set, its index entry.
+      await request.session.destroy().catch(() => {})
+      return abandon(request, reply, set)
+    }
+
     checkSessionStore(request)
     publishLogin(client, 'ok')
     if (mode === 'popup') {
@@ -381,6 +393,19 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     }
     return reply.redirect(pending.returnTo, 302)
   })
+
+  /** The browser closed its connection: no answer can reach it. */
+  function browserGone (reply: FastifyReply): boolean {
+    return reply.raw.destroyed || reply.raw.socket?.destroyed === true
+  }
+
+  /** A sign-in whose browser left: its grant revoked (best effort), nothing kept, nobody to answer. */
+  function abandon (request: FastifyRequest, reply: FastifyReply, set: TokenSet): FastifyReply {
+    request.log.info('sign-in abandoned: the browser left before its answer; nothing of it is kept')
+    revoke(request, set)
+    publishLogin(client, 'abandoned')
+    return reply.code(499).send()
+  }
 
   /** The signed-in user's userinfo, called once more after a failure that may pass (userinfoRetryDelay). */
   async function userinfoAtSignIn (accessToken: string): Promise<UserInfo> {
@@ -501,6 +526,11 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     const at = request.session.get('aihubmixAuth')?.at ?? Date.now()
     const ttlMs = Math.max(1000, at + o.absoluteTimeoutMs - Date.now())
     const id = await store.addUserSession(userId, sid, { userAgent: request.headers['user-agent'], createdAt: at, ttlMs })
+    // Ended while userinfo was asked (a logout in another tab): its index entry would outlive it, unended.
+    if (await store.get(sid) === null) {
+      await store.endSession(sid)
+      throw new UnauthenticatedError()
+    }
     return { userId, id }
   }
 

@@ -8,23 +8,32 @@
 
 /** Query parameters whose values never reach a log line. */
 export const REDACTED_QUERY_PARAMETERS: readonly string[] = Object.freeze(['code', 'state', 'iss', 'error_description', 'returnTo'])
-const REDACTED = new Set(REDACTED_QUERY_PARAMETERS)
+/** Each as compared: lower case, letters and `_` only. */
+const REDACTED = new Set(REDACTED_QUERY_PARAMETERS.map((name) => name.toLowerCase()))
 export const REDACTION_CENSOR = '[REDACTED]'
 
-/** `url` (a request target: path and query) with the values of the sensitive query parameters replaced. */
+/**
+ * `url` (a request target: path and query) with the values of the sensitive query parameters replaced. A name is
+ * compared as a mangled copy of the callback's URL may spell it: decoded, in any case, with anything but letters
+ * and `_` left out (`Code`, `code%00`, `code%ZZ`, `code[]`, ` code`), and `;` separates parameters as `&` does (`x=1;code=…`).
+ * Redacting a value too many costs a log line nothing; one too few writes an authorization code.
+ */
 export function redactUrl (url: string): string {
   const q = url.indexOf('?')
   if (q === -1) return url
-  const params = url.slice(q + 1).split('&').map((pair) => {
+  const params = url.slice(q + 1).split(/([&;])/).map((pair, i) => {
+    if (i % 2 === 1) return pair
     const eq = pair.indexOf('=')
     const name = eq === -1 ? pair : pair.slice(0, eq)
-    let decoded = name
+    let decoded: string
     try {
       decoded = decodeURIComponent(name.replaceAll('+', ' '))
-    } catch {}
-    return REDACTED.has(decoded) ? `${name}=${REDACTION_CENSOR}` : pair
+    } catch {
+      decoded = name.replace(/%.{0,2}/g, '')
+    }
+    return REDACTED.has(decoded.toLowerCase().replace(/[^a-z_]/g, '')) ? `${name}=${REDACTION_CENSOR}` : pair
   })
-  return `${url.slice(0, q)}?${params.join('&')}`
+  return `${url.slice(0, q)}?${params.join('')}`
 }
 
 /** The request as Fastify's request logging writes it (its default fields), the URL redacted. */

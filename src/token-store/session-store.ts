@@ -65,7 +65,8 @@ export interface SessionStoreContext {
  *   PrefetchedTokens under PREFETCH_KEY. A session that is missing or not valid JSON is "no session".
  * - `set`: the session as JSON without PREFETCH_KEY, with a TTL until `cookie.expires`, or `sessionTtlMs` when the
  *   cookie has no expiry; an already expired session is deleted instead. A session `get` read (it carries its
- *   PREFETCH_KEY) is written only if its record is still there (`SET XX`): one ended meanwhile stays ended.
+ *   PREFETCH_KEY) is written only if its record is still there (`SET XX`): one ended meanwhile stays ended. A new
+ *   session holding nothing but its cookie is not written at all.
  * - `destroy`: deletes the session AND its token set (one DEL): a destroyed session id (logout, regenerate at
  *   login) can never find tokens again.
  * Store failures reach @fastify/session as StoreUnavailableError (503) through the callback.
@@ -113,6 +114,13 @@ export function createSessionStore (ctx: SessionStoreContext): SessionStoreLike 
       // stamp). A new one (a sign-in's, after regenerate) is written as it is.
       const prefetched = (session as Record<string, unknown>)[PREFETCH_KEY]
       const loaded = prefetched instanceof PrefetchedTokens && prefetched.sid === sessionId
+      // A new session with nothing in it (only its cookie) is not written: no record is what an empty session reads
+      // as. @fastify/session's regenerate() saves the new session at once: a session ended by its timeout (or a
+      // sign-in whose browser left) kept an empty record no cookie named, until its TTL, for every such visit.
+      if (!loaded && isEmptySession(session)) {
+        callback(null)
+        return
+      }
       const done = ttl <= 0
         ? kv.delete(keys.session(sessionId))
         : loaded ? kv.replace(keys.session(sessionId), json, ttl) : kv.set(keys.session(sessionId), json, ttl)
@@ -123,6 +131,14 @@ export function createSessionStore (ctx: SessionStoreContext): SessionStoreLike 
       end(sessionId).then(() => callback(null), (err: Error) => callback(err))
     }
   }
+}
+
+/** Nothing but the cookie (and the prefetched token set, never stored): what @fastify/session makes of no record. */
+function isEmptySession (session: Record<string, unknown>): boolean {
+  for (const key of Object.keys(session)) {
+    if (key !== 'cookie' && key !== PREFETCH_KEY && session[key] !== undefined) return false
+  }
+  return true
 }
 
 /** Milliseconds until the session's cookie expires (may be <= 0), or `fallback` when it has no expiry. */

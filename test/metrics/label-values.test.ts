@@ -48,7 +48,7 @@ t.test('label values are bounded; other apps\' messages are ignored', async (t) 
     'endpoint=other': 1
   }, 'a message without a duration is counted but not timed')
   const logins = series(samples, 'aihubmix_logins_total')
-  t.same(Object.keys(logins).sort(), ['ok', 'other', ...LOGIN_ERROR_CODES].map((r) => `result=${r}`).sort())
+  t.same(Object.keys(logins).sort(), ['ok', 'abandoned', 'other', ...LOGIN_ERROR_CODES].map((r) => `result=${r}`).sort())
   t.equal(logins['result=ok'], 1)
   t.equal(logins['result=other'], 1)
   t.same(series(samples, 'aihubmix_token_refreshes_total'), { 'result=ok': 0, 'result=rejected': 0, 'result=failed': 0 }, 'no refresher outcome, nothing counted')

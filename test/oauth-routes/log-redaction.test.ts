@@ -55,7 +55,14 @@ t.test('redactUrl replaces the values of code, state, iss, error_description and
     ['/auth/login?returnTo=%2Fa&mode=popup', '/auth/login?returnTo=[REDACTED]&mode=popup'],
     ['/x?code', '/x?code=[REDACTED]'],
     ['/x?%E0%A4%A=1&code=2', '/x?%E0%A4%A=1&code=[REDACTED]'],
-    ['/x?codes=1&mycode=2', '/x?codes=1&mycode=2']
+    ['/x?codes=1&mycode=2', '/x?codes=1&mycode=2'],
+    // A callback URL mangled on its way (a proxy, a copy and paste): the provider's code is still in it.
+    ['/auth/callback?Code=abc&STATE=def', '/auth/callback?Code=[REDACTED]&STATE=[REDACTED]'],
+    ['/auth/callback?code%00=abc', '/auth/callback?code%00=[REDACTED]'],
+    ['/auth/callback?code%ZZ=abc', '/auth/callback?code%ZZ=[REDACTED]'],
+    ['/auth/callback?code[]=abc&%20code=def&code+=ghi', '/auth/callback?code[]=[REDACTED]&%20code=[REDACTED]&code+=[REDACTED]'],
+    ['/auth/callback?x=1;code=abc;y=2&state=def', '/auth/callback?x=1;code=[REDACTED];y=2&state=[REDACTED]'],
+    ['/auth/login?ReturnTo=%2Fa', '/auth/login?ReturnTo=[REDACTED]']
   ]
   for (const [input, expected] of cases) t.equal(redactUrl(input), expected, input)
 })
