@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyCookie from '@fastify/cookie'
-import fastifySession from '@fastify/session'
+import fastifySession, { type FastifySessionOptions } from '@fastify/session'
 import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import aihubmixProxy, { type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
 import oauthRoutes, { loggerOptions, type OAuthRoutesOptions } from '@fastify-aihubmix/oauth-routes'
@@ -39,6 +39,8 @@ export interface ComposedReadmeAppOptions {
   oauth?: Partial<OAuthRoutesOptions>
   tokenStore?: Partial<TokenStoreOptions>
   proxy?: Partial<AihubmixProxyOptions>
+  /** More (or other) @fastify/session options: `{ saveUninitialized: true }`. */
+  session?: Partial<FastifySessionOptions>
   /** Routes of the user's own inside @fastify/session's scope, after oauth-routes. */
   sessionScope?: (scope: FastifyInstance) => void | Promise<void>
   /** Collects every log line (JSON strings), written through oauth-routes' `loggerOptions()` at info. */
@@ -80,7 +82,8 @@ export async function composeReadmeApp (o: ComposedReadmeAppOptions): Promise<Fa
       ...(o.tokenStoreSessions === false ? {} : { store: scope.tokenStore.sessionStore }),
       saveUninitialized: false,
       rolling: false,
-      cookie: { path: '/', httpOnly: true, sameSite: 'lax', secure: o.secure ?? false }
+      cookie: { path: '/', httpOnly: true, sameSite: 'lax', secure: o.secure ?? false },
+      ...o.session
     })
     await scope.register(oauthRoutes, { publicUrl, cookieName: o.routesCookie ?? cookieName, ...o.oauth })
     if (o.sessionScope !== undefined) await o.sessionScope(scope)
