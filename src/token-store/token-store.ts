@@ -570,6 +570,7 @@ export class TokenStoreCore implements TokenStore {
   async #fly (sid: string, refresh: Refresher, force: boolean, stale: string | undefined): Promise<TokenSet> {
     const lock = await timeLockWait(this, () => this.#acquire(this.keys.lock(sid)))
     let handedOver = false
+    let mark: PresentedMark | undefined
     try {
       // Re-read under the lock: another instance may have refreshed while we waited, or failed and backed off.
       // The backoff's remaining time is the key's TTL, measured by the store: never another instance's clock.
@@ -588,14 +589,15 @@ export class TokenStoreCore implements TokenStore {
       // this process still retries storing a set it kept for the session (no longer served after a logout whose
       // own delete failed).
       if (this.#retrying.has(sid) || this.#fencedByOther(stored)) throw new RefreshBusyError()
-      const expected = await this.#fence(sid, stored)
-      if (typeof expected !== 'string') {
+      const fenced = await this.#fence(sid, stored)
+      if (typeof fenced !== 'string') {
         // Another set was stored between the read under the lock and the mark (this flight's lease ran out meanwhile,
         // and another instance refreshed; or a new sign-in): it is the session's set now. Served while usable; else
         // not ours to refresh this time.
-        if (this.#usable(expected.set, force, stale)) return expected.set
+        if (this.#usable(fenced.set, force, stale)) return fenced.set
         throw new RefreshBusyError()
       }
+      mark = this.#keepMark(sid, stored, fenced)
 
       let fresh: TokenSet
       try {
@@ -603,23 +605,27 @@ export class TokenStoreCore implements TokenStore {
       } catch (err) {
         const late = lateRefreshOf(err)
         if (late !== undefined) {
-          // The callers' deadline passed, the provider call goes on: the callers get the error now, the lock and
-          // the rest of the refresh go to #outlive.
+          // The callers' deadline passed, the provider call goes on: the callers get the error now, the lock, the
+          // mark and the rest of the refresh go to #outlive.
           handedOver = true
-          this.#outlive(sid, late, expected, stored, lock, err, force)
+          this.#outlive(sid, late, mark, stored, lock, err, force)
           throw err
         }
+        const expected = await mark.stop()
         if (!(err instanceof RefreshRejectedError)) {
           await this.#unfence(sid, expected, stored)
           throw err
         }
         return await this.#refused(sid, expected, refreshToken, err)
       }
-      const result = await this.#storeRefreshed(sid, fresh, expected, stored.set, lock, force)
+      const result = await this.#storeRefreshed(sid, fresh, await mark.stop(), stored.set, lock, force)
       handedOver = result.how === 'kept'
       return result.set
     } finally {
-      if (!handedOver) await lock.release()
+      if (!handedOver) {
+        mark?.halt()
+        await lock.release()
+      }
     }
   }
 
@@ -639,7 +645,7 @@ export class TokenStoreCore implements TokenStore {
     })
     // Only a forced refresh (after a provider 401) is timed: its set is the one a second 401 must not refresh again.
     const forcedAt = forced ? Date.now() : undefined
-    const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged, forcedAt), expected, lock, forcedAt }
+    const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged, forcedAt), expected, presentedToken: previous.refreshToken, lock, forcedAt }
     let outcome: SaveOutcome
     try {
       outcome = await this.#trySave(save)
@@ -668,7 +674,7 @@ export class TokenStoreCore implements TokenStore {
    * handled as a flight's: a set is stored with compare-and-set against `expected` (one info line, no token), a
    * refusal is `#refused`'s, a failure starts the backoff. At close it is not waited for: the lock is let go.
    */
-  #outlive (sid: string, late: Promise<unknown>, expected: string, stored: StoredTokenSet, lock: HeldLock, error: unknown, forced: boolean): void {
+  #outlive (sid: string, late: Promise<unknown>, mark: PresentedMark, stored: StoredTokenSet, lock: HeldLock, error: unknown, forced: boolean): void {
     const previous = stored.set
     const refreshToken = previous.refreshToken ?? ''
     const entry = { error }
@@ -678,9 +684,11 @@ export class TokenStoreCore implements TokenStore {
       let handedOver = false
       try {
         let fresh: unknown
+        let expected: string
         try {
           fresh = await Promise.race([late, this.#closing])
         } catch (err) {
+          expected = await mark.stop()
           if (err instanceof RefreshRejectedError) {
             await this.#refused(sid, expected, refreshToken, err).catch((refusal: unknown) => {
               if (!(refusal instanceof ReauthRequiredError)) throw refusal
@@ -691,6 +699,7 @@ export class TokenStoreCore implements TokenStore {
           }
           return
         }
+        expected = await mark.stop()
         if (fresh === CLOSED) {
           this.#log.warn({ session }, 'token-store: closed while a refresh answer that came late was still awaited; it will not be stored')
           return
@@ -708,6 +717,7 @@ export class TokenStoreCore implements TokenStore {
         // The session ended meanwhile (UnauthenticatedError), or the store failed at the refusal.
         if (!(err instanceof UnauthenticatedError)) this.#log.warn({ session, err }, 'token-store: could not complete a refresh whose answer came late')
       } finally {
+        mark.halt()
         if (this.#late.get(sid) === entry) this.#late.delete(sid)
         if (!handedOver) await lock.release()
       }
@@ -724,12 +734,20 @@ export class TokenStoreCore implements TokenStore {
    */
   async #trySave (save: PendingSave): Promise<SaveOutcome> {
     const key = this.keys.tokens(save.sid)
-    // At least 1 ms: a refreshed set whose session ends now is stored and gone at once, never refused by the store.
-    const outcome = await this.#kv.compareAndSet(key, save.expected, save.sealed, Math.max(1, this.#ttl(save.set)))
-    if (outcome !== 'changed') return outcome === 'ok' ? 'saved' : 'missing'
-    const now = await this.#kv.get(key)
-    if (now === save.sealed) return 'saved'
-    return await this.open(save.sid, now) ?? 'missing'
+    let expected = save.expected
+    // Bounded: the stored value may be this process's own mark once (a stamp whose reply was lost, #keepMark).
+    for (let attempt = 0; ; attempt++) {
+      // At least 1 ms: a refreshed set whose session ends now is stored and gone at once, never refused by the store.
+      const outcome = await this.#kv.compareAndSet(key, expected, save.sealed, Math.max(1, this.#ttl(save.set)))
+      if (outcome !== 'changed') return outcome === 'ok' ? 'saved' : 'missing'
+      const now = await this.#kv.get(key)
+      if (now === save.sealed) return 'saved'
+      const stored = await this.open(save.sid, now)
+      if (stored === null) return 'missing'
+      const ownMark = stored.presented?.by === this.#instance && stored.set.refreshToken === save.presentedToken
+      if (!ownMark || attempt > 0) return stored
+      expected = stored.sealed
+    }
   }
 
   /** Keeps a refreshed set that could not be stored: served from here, retried in the background. */
@@ -993,6 +1011,49 @@ export class TokenStoreCore implements TokenStore {
   }
 
   /**
+   * Keeps this flight's presented mark (`fenced`, just written by #fence) younger than `refreshFenceMs` for as long as
+   * the refresh goes on: every third of it, the mark is stamped anew (compare-and-set against the current mark). A
+   * refresh may outlive the fence (a slow provider; a refresh answered late, read for aihubmix-proxy's
+   * `refreshGraceMs`, 60 s, after its 10 s deadline): with the mark stamped once, an instance that took the lock after
+   * a Redis stall longer than its lease found the mark over, and presented the refresh token again while this flight
+   * was still at the provider with it. A refresh over within a third of the fence stamps nothing more. A stamp that
+   * finds another value (a newer set, the set deleted) stops: the flight's own save, refusal or failure sees it. A
+   * stamp whose reply is lost may have been applied: #trySave and #refused recognise this process's mark on the same
+   * refresh token. `stop()` resolves with the mark now stored, for the compare-and-set that replaces it.
+   */
+  #keepMark (sid: string, stored: StoredTokenSet, fenced: string): PresentedMark {
+    let current = fenced
+    if (fenced === stored.sealed) return { stop: async () => current, halt: () => {} }
+    const key = this.keys.tokens(sid)
+    let stamping: Promise<void> | undefined
+    let stopped = false
+    const halt = (): void => {
+      stopped = true
+      clearInterval(timer)
+    }
+    const stamp = (): void => {
+      if (stopped || stamping !== undefined) return
+      const next = this.#seal(sid, stored.set, stored.forcedAt, { at: Date.now(), by: this.#instance })
+      stamping = this.#kv.compareAndSet(key, current, next, Math.max(1, this.#ttl(stored.set))).then((outcome) => {
+        if (outcome === 'ok') current = next
+        else halt()
+      }, (err: unknown) => {
+        this.#log.debug({ err }, 'token-store: could not stamp a refresh\'s presented mark anew; tried again at the next tick')
+      }).finally(() => { stamping = undefined })
+    }
+    const timer = setInterval(stamp, Math.max(1, Math.floor(this.#options.refreshFenceMs / 3)))
+    timer.unref()
+    return {
+      halt,
+      async stop () {
+        halt()
+        await stamping
+        return current
+      }
+    }
+  }
+
+  /**
    * Takes the mark off again after a refresh that failed (nothing to store): the value read under the lock goes
    * back, unless the set changed meanwhile. Best effort: a mark left behind only delays the next refresh of the
    * session on other instances by up to `refreshFenceMs` (this process ignores its own).
@@ -1051,6 +1112,14 @@ const CLOSE_RETRY_MS = 200
 /** Sessions in backoff remembered at most (each entry lives refreshBackoffMs; this only bounds a flood). */
 const MAX_BACKOFF_ENTRIES = 100_000
 
+/** A flight's presented mark, kept fresh while its refresh goes on (#keepMark). */
+interface PresentedMark {
+  /** Stops stamping; resolves with the mark now stored (after a stamp on its way settles). */
+  stop (): Promise<string>
+  /** Stops stamping at once (the flight is over some other way). */
+  halt (): void
+}
+
 /** A refreshed set on its way to the store, with the lock that keeps other instances from refreshing meanwhile. */
 interface PendingSave {
   readonly sid: string
@@ -1058,6 +1127,8 @@ interface PendingSave {
   readonly sealed: string
   /** The sealed value read under the lock: the compare-and-set replaces only it. */
   readonly expected: string
+  /** The refresh token the refresh presented (the stored set's): a mark of this process's on it is not a newer set. */
+  readonly presentedToken: string | undefined
   readonly lock: HeldLock
   /** When a forced refresh made the set (undefined for a refresh that was due): see #refusedJustNow. */
   readonly forcedAt: number | undefined

@@ -236,3 +236,62 @@ t.test('another set stored between the read under the lock and the mark: the fli
     await t.rejects(store.getFresh(id, async () => tokenSet()), { code: 'FST_AIHUBMIX_UNAUTHENTICATED' })
   })
 })
+
+// The mark was stamped once, when the flight started, while a refresh may outlive `refreshFenceMs`: a slow provider,
+// or a refresh answered late (aihubmix-proxy reads its answer for `refreshGraceMs`, 60 s by default, after its 10 s
+// deadline). A Redis outage longer than the lease, SHORTER than the fence, near its end let another instance take
+// the lock, find the mark over, and present the refresh token again while A was still at the provider with it.
+// Now the flight stamps its mark anew every third of the fence while it goes on. Scaled down: fence 3 s, lease 0.5 s,
+// the provider answers A after 6 s, Redis restarted (data kept) from 3.2 s to 4.4 s; B reconnects first.
+for (const kind of ['slow', 'answered late'] as const) {
+  t.test(`a refresh (${kind}) that outlives refreshFenceMs keeps its mark: an outage shorter than the fence near its end lets nobody present the token again`, async t => {
+    const binary = redisServerOrSkip(t, 'a Redis restart late in a slow refresh')
+    if (binary === undefined) return
+    const server = await startRedisServer(binary, await freePort())
+    t.teardown(() => server.close())
+    const [ra, rb] = [await connect(t, server.port, 1000), await connect(t, server.port, 100)]
+    const common = { keyPrefix: 'fence4:', lockLeaseMs: 500, lockWaitMs: 3000, redisCommandTimeoutMs: 300, refreshFenceMs: 3000, refreshBackoffMs: 0 }
+    const a = await buildApp(t, { redis: ra, ...common })
+    const b = await buildApp(t, { redis: rb, ...common })
+    const provider = rotatingProvider()
+    const presented: string[] = []
+    const id = sid()
+    const old = provider.issue(tokenSet({ expiresInMs: -60_000 }))
+    await a.tokenStore.save(id, old)
+
+    const providerAnswers = deferred()
+    let answered: TokenSet | undefined
+    const atProvider = async (rt: string): Promise<TokenSet> => {
+      presented.push('A')
+      await providerAnswers.promise
+      answered = provider.answer(rt)
+      return answered
+    }
+    const onA = a.tokenStore.getFresh(id, kind === 'slow'
+      ? atProvider
+      : async (rt) => {
+        // The callers' deadline passes at once; the call goes on (as aihubmix-proxy's refresher does after timeoutMs).
+        const error = new Error('upstream timeout')
+        Object.defineProperty(error, 'lateRefresh', { value: atProvider(rt) })
+        throw error
+      }).then(() => 'ok', (err: { code?: string }) => err.code ?? String(err))
+    setTimeout(() => { providerAnswers.resolve() }, 6000)
+    await sleep(3200) // past the fence of the first stamp; A is still at the provider, its lock renewed
+    await server.stop()
+    await sleep(1200) // longer than the lease, shorter than the fence
+    await server.start()
+    // B's user keeps coming (the access token has expired): B refreshes whenever it takes the lock.
+    const answersB = new Set<string>()
+    const deadline = Date.now() + 3000
+    while (Date.now() < deadline) {
+      answersB.add(await b.tokenStore.getFresh(id, async (rt) => { presented.push('B'); return provider.answer(rt) })
+        .then(() => 'ok', (err: { code?: string }) => err.code ?? String(err)))
+      await sleep(20)
+    }
+    t.comment('A answered:', await onA, ' B answered:', [...answersB].join(', '))
+    t.same(presented, ['A'], 'the refresh token went to the provider once')
+    t.not(answered, undefined, 'the provider rotated it for A')
+    t.same(await b.tokenStore.get(id), answered, 'A\'s rotated set is the one stored')
+    t.ok(answersB.has('ok'), 'B serves the session once A has stored its set')
+  })
+}

@@ -25,7 +25,7 @@ async function signIn (store: TokenStore, userId: string, set: TokenSet): Promis
   const sid = newSid()
   await store.addUserSession(userId, sid, { ttlMs: HOUR })
   await store.save(sid, set)
-  await new Promise<void>((resolve, reject) => store.sessionStore.set(sid, { cookie: {} }, (err) => { if (err) reject(err); else resolve() }))
+  await new Promise<void>((resolve, reject) => store.sessionStore.set(sid, { cookie: {}, aihubmixAuth: { at: Date.now(), seen: Date.now() } }, (err) => { if (err) reject(err); else resolve() }))
   return sid
 }
 

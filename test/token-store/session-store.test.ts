@@ -159,4 +159,16 @@ t.test('session store contract without @fastify/session', async t => {
   await t.rejects(call(cb => s.set('id4', circular, cb)), TypeError)
   await call(cb => s.destroy('id1', cb))
   t.equal(await call(cb => s.get('id1', cb)), null)
+
+  // A new session holding nothing (what regenerate() saves, or saveUninitialized: true) is not written; a session
+  // read from the store and emptied is (else the data it held would stay).
+  await call(cb => s.set('empty', { cookie: { expires: new Date(Date.now() + 60_000) } }, cb))
+  await call(cb => s.set('undefs', { cookie: {}, aihubmixAuth: undefined }, cb))
+  t.same(await kvOf(store).getMany(['aihubmix:{empty}:sess', 'aihubmix:{undefs}:sess']), [null, null], 'no record for an empty new session')
+  await call(cb => s.set('held', { cookie: {}, a: 1 }, cb))
+  const held = await call<Record<string, unknown>>(cb => s.get('held', cb))
+  if (held === undefined) throw new Error('no session')
+  delete held.a
+  await call(cb => s.set('held', held, cb))
+  t.same(await kvOf(store).get('aihubmix:{held}:sess'), '{"cookie":{}}', 'a stored session emptied is written empty')
 })

@@ -265,7 +265,7 @@ forEachBackend(t, 'user session entries sealed with a key the ring lacks: not li
   const handle = await sealer.tokenStore.addUserSession('u-1', sid, { userAgent: 'Browser One', ttlMs: HOUR })
   await sealer.tokenStore.save(sid, tokenSet())
   await new Promise<void>((resolve, reject) => {
-    sealer.tokenStore.sessionStore.set(sid, { cookie: { expires: new Date(Date.now() + HOUR).toISOString() } }, (err) => { if (err) reject(err); else resolve() })
+    sealer.tokenStore.sessionStore.set(sid, { cookie: { expires: new Date(Date.now() + HOUR).toISOString() }, aihubmixAuth: { at: Date.now(), seen: Date.now() } }, (err) => { if (err) reject(err); else resolve() })
   })
   const keys = keysOf(sealer)
   const sessionKeys = [keys.session(sid), keys.tokens(sid), keys.userLink(sid)]

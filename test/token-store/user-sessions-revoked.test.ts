@@ -13,7 +13,7 @@ async function signIn (store: TokenStore, userId: string): Promise<string> {
   await store.addUserSession(userId, sid, { ttlMs: HOUR })
   // Expired: the next getFresh refreshes.
   await store.save(sid, tokenSet({ expiresInMs: -1000 }))
-  await new Promise<void>((resolve, reject) => store.sessionStore.set(sid, { cookie: {} }, (err) => { if (err) reject(err); else resolve() }))
+  await new Promise<void>((resolve, reject) => store.sessionStore.set(sid, { cookie: {}, aihubmixAuth: { at: Date.now(), seen: Date.now() } }, (err) => { if (err) reject(err); else resolve() }))
   return sid
 }
 

@@ -9,10 +9,14 @@ import { cleanupPrefix, connectRedis, scanKeys, uniquePrefix } from '../helpers/
 
 const HOUR = 60 * 60 * 1000
 
-/** Writes a session record as @fastify/session would (through the token store's session store). */
+/**
+ * Writes a session record as @fastify/session would (through the token store's session store), signed in (a session
+ * holding nothing but its cookie is not written).
+ */
 function putRecord (store: TokenStore, sid: string, data: Record<string, unknown> = {}): Promise<void> {
   return new Promise((resolve, reject) => {
-    store.sessionStore.set(sid, { cookie: { expires: new Date(Date.now() + HOUR).toISOString() }, ...data }, (err) => {
+    const signedIn = { aihubmixAuth: { at: Date.now(), seen: Date.now() } }
+    store.sessionStore.set(sid, { cookie: { expires: new Date(Date.now() + HOUR).toISOString() }, ...signedIn, ...data }, (err) => {
       if (err) reject(err)
       else resolve()
     })
