@@ -638,8 +638,13 @@ export class TokenStoreCore implements TokenStore {
    */
   async #storeRefreshed (sid: string, fresh: TokenSet, expected: string, previous: TokenSet, lock: HeldLock, forced: boolean): Promise<{ set: TokenSet, how: 'saved' | 'kept' | 'newer' }> {
     const { notAfter: _theirs, ...refreshed } = fresh
+    // A set with (almost) no life left (a provider's expires_in of 0 or below) would be due at once: every request
+    // would refresh it, and rotate the refresh token each time. It counts as living MIN_REFRESHED_LIFE_MS from now.
+    const now = Date.now()
+    const life = refreshed.expiresAt - now < MIN_REFRESHED_LIFE_MS ? { expiresAt: now + MIN_REFRESHED_LIFE_MS, obtainedAt: now } : {}
     const merged = normalizeTokenSet({
       ...refreshed,
+      ...life,
       refreshToken: hasRefreshToken(fresh) ? fresh.refreshToken : previous.refreshToken,
       ...(previous.notAfter === undefined ? {} : { notAfter: previous.notAfter })
     })
@@ -1102,6 +1107,11 @@ export class TokenStoreCore implements TokenStore {
   }
 }
 
+/**
+ * The least life a refreshed set counts as having (#storeRefreshed): refreshed at half of it, so at most about one
+ * refresh per session every 2.5 s when the provider answers no life at all. aihubmix-proxy floors `expires_in` the same.
+ */
+const MIN_REFRESHED_LIFE_MS = 5000
 /** What `#closing` settles with. */
 const CLOSED = Symbol('closed')
 /** First pause between retries of a pending set's save, doubled after each failure up to SAVE_RETRY_MAX_MS. */

@@ -73,3 +73,18 @@ t.test('through the proxy, with the provider\'s own 30-second tokens: no refresh
   const after = await stack.app.tokenStore.get(id)
   t.equal(after !== null && after.expiresAt - after.obtainedAt, 30 * SECOND, 'the new set is a 30-second one')
 })
+
+// A refresher that passes the provider's expires_in on as it is (the README's own) made a set due at once when the
+// provider answered 0 or less: every request refreshed again, and rotated the refresh token each time.
+forEachBackend(t, 'a refreshed set with no life left counts as living 5 s: twenty requests, one refresh', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  for (const expiresIn of [0, -30, 0.001]) {
+    const id = sid()
+    await app.tokenStore.save(id, tokenSet({ expiresInMs: -SECOND }))
+    const r = countingRefresher({ answer: () => ({ ...tokenSet(), expiresAt: Date.now() + expiresIn * SECOND, obtainedAt: Date.now() }) })
+    let last: TokenSet | undefined
+    for (let i = 0; i < 20; i++) last = await app.tokenStore.getFresh(id, r.refresh)
+    t.equal(r.calls.length, 1, `expires_in ${expiresIn}: one refresh for twenty requests`)
+    t.ok((last?.expiresAt ?? 0) - Date.now() > 4 * SECOND, `expires_in ${expiresIn}: counted as living about 5 s`)
+  }
+})
