@@ -4,7 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type {} from '@fastify/session'
 import { checkCallbackQuery, ErrorReply, LoginQuery, LogoutQuery, NoContentReply, SessionParams, SessionReply, SessionsReply } from './schemas.js'
-import { errorInfo, isUserId, StoreUnavailableError, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet } from '@fastify-aihubmix/token-store'
+import { errorInfo, isUserId, StoreUnavailableError, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet, type TokenStore } from '@fastify-aihubmix/token-store'
 import { publicErrorOf, sendPublicError, TokenEndpointError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { userinfoRetryDelay } from './userinfo-retry.js'
 import { CsrfHeaderRequiredError, OAuthRoutesRegisteredTwiceError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
@@ -628,9 +628,10 @@ const TOUCH_WARNING_INTERVAL_MS = 10_000
  * one tries again; a session whose activity could not be recorded for a whole
  * idleTimeoutMs still ends. Ending a session is never skipped.
  */
-function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieName: string) {
+function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieName: string, store: TokenStore) {
   let warnedAt = -Infinity
   let failures = 0
+  let unverifiedWarned = false
   return async function enforceSessionTimeouts (request: FastifyRequest): Promise<void> {
     const session = request.session as FastifyRequest['session'] | Record<string, never> | null
     if (session === null || typeof session.get !== 'function') return
@@ -641,6 +642,15 @@ function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieNa
     // (Compared by its end: with @fastify/session's `cookiePrefix`, the cookie is that prefix and the signed id.)
     const cookie = request.cookies?.[cookieName]
     const signedBefore = cookie !== undefined && typeof session.encryptedSessionId === 'string' && !cookie.endsWith(session.encryptedSessionId)
+    // A cookie @fastify/session did not open (a new session instead) that no secret of token-store's verifies either:
+    // most often signed by an instance with another SESSION_SECRET. @fastify/session takes it for no session and
+    // clears it, signing the user out on every instance: said once, as token-store says it on the cookie routes.
+    if (stamp === undefined && signedBefore && !unverifiedWarned && store.sessionCookieVerifies?.(cookie) === false) {
+      unverifiedWarned = true
+      request.log.warn(`oauth-routes: a ${cookieName} cookie did not verify here and was taken for no session (the browser is signed ` +
+        'out): signed with a secret this instance does not have, or forged. Fix: give every instance the same session ' +
+        'secret list (SESSION_SECRET in the example), newest first; further ones are not logged')
+    }
     const verdict = verdictOf(stamp, Date.now(), signedBefore)
     if (verdict === undefined) return
     if (verdict === 'end') {
@@ -740,7 +750,7 @@ async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions):
   }
   const verdictOf = timeoutVerdict(options, recordTtlMs)
   // On every route of this plugin's scope (it is not encapsulated), after @fastify/session loaded the session.
-  fastify.addHook('preHandler', sessionTimeouts(verdictOf, options.cookieName))
+  fastify.addHook('preHandler', sessionTimeouts(verdictOf, options.cookieName, fastify.tokenStore))
   // And wherever token-store reads the session from the cookie instead, or lists a user's sessions.
   fastify.tokenStore.addSessionCheck(timeoutCheck(verdictOf))
   fastify.tokenStore.setLastSeenReader((session) => {

@@ -143,6 +143,11 @@ export class CookieSessions {
     return parsed
   }
 
+  /** Whether a cookie value carries a signature of one of `sessionCookie.secret`'s secrets (nothing is read or logged). */
+  verifies (cookieValue: string): boolean {
+    return this.#unsign(cookieValue) !== null
+  }
+
   /** The session of this cookie value, or null (no cookie, bad signature, no such session, expired, ended). */
   async read (cookieValue: unknown): Promise<CookieSession | null> {
     if (typeof cookieValue !== 'string') return null

@@ -80,6 +80,12 @@ export interface TokenStore {
    */
   readonly sessionCookieName: string | undefined
   /**
+   * Whether a session cookie's value is signed with one of the `sessionCookie` option's secrets; undefined without
+   * the option. For a check of the app's own: a cookie @fastify/session refused (another instance signs with another
+   * secret) is otherwise only "no session".
+   */
+  sessionCookieVerifies (cookieValue: string): boolean | undefined
+  /**
    * Adds a check that sessions read from the cookie (the `sessionCookie` option, routes outside @fastify/session's
    * scope) must pass: it may end a session or update its data. oauth-routes adds its idle and absolute timeouts.
    */
@@ -250,6 +256,10 @@ export class TokenStoreCore implements TokenStore {
 
   get sessionCookieName (): string | undefined {
     return this.cookieSessions?.cookieName
+  }
+
+  sessionCookieVerifies (cookieValue: string): boolean | undefined {
+    return this.cookieSessions?.verifies(cookieValue)
   }
 
   /**

@@ -48,3 +48,48 @@ t.test('a session cookie signed with the old secret survives a rotation to [new,
   const after = await browser.get(`${url}/api/user/info`, { 'x-csrf': '1' })
   t.equal(after.status, 200, 'and is still signed in on the next /api call')
 })
+
+// An instance whose session secret list lacks the one a cookie was signed with (a deploy with another SESSION_SECRET
+// on one instance): @fastify/session takes the cookie for no session and clears it, and the user is signed out on
+// every instance. Nothing said so on @fastify/session's routes. Now one warning line names the fix.
+t.test('a session cookie signed with a secret this instance lacks: one warning that names the fix', async (t) => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const keyPrefix = uniquePrefix('rotation')
+  cleanupPrefix(t, redis, keyPrefix)
+  const mock = await startMockProvider({ tokenPrefix: 'leakcanary' })
+  t.teardown(() => mock.close())
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const demo = mock.createApp({ name: 'rotation', redirectUri: `${url}/auth/callback` })
+  const provider = { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret }
+
+  const a = await composeReadmeApp({ port, provider, secret: [OLD], redis, keyPrefix })
+  const browser = new TestBrowser()
+  const start = await browser.get(`${url}/auth/login`)
+  const back = await browser.get(TestBrowser.location(start))
+  t.equal((await browser.get(TestBrowser.location(back))).status, 302, 'signed in on an instance with the old secret')
+  await a.close()
+
+  const logs: string[] = []
+  const b = await composeReadmeApp({ port, provider, secret: [NEW], redis, keyPrefix, logs })
+  t.teardown(() => b.close())
+  const warnings = (): string[] => logs.map((l) => JSON.parse(l) as { level: number, msg: string }).filter((l) => l.level === 40).map((l) => l.msg)
+
+  // First a cookie this instance signed, of a session ended since (elsewhere): no session, and nothing to say.
+  const other = new TestBrowser()
+  const s2 = await other.get(`${url}/auth/login`)
+  const b2 = await other.get(TestBrowser.location(s2))
+  t.equal((await other.get(TestBrowser.location(b2))).status, 302)
+  const signed = decodeURIComponent(String(other.cookies.get(url)?.get('sid')))
+  await b.tokenStore.endSession(signed.slice(0, signed.lastIndexOf('.')))
+  t.equal(JSON.parse((await other.get(`${url}/auth/session`)).body).authenticated, false, 'the ended session is signed out')
+  t.same(warnings(), [], 'no line for it')
+
+  for (let i = 0; i < 3; i++) {
+    t.equal(JSON.parse((await browser.get(`${url}/auth/session`)).body).authenticated, false, 'the old-secret cookie is signed out there')
+  }
+  t.equal(warnings().length, 1, 'one line, however often')
+  t.match(warnings()[0], /sid cookie did not verify here/)
+  t.match(warnings()[0], /Fix: give every instance the same session secret list \(SESSION_SECRET in the example\)/)
+})
