@@ -72,6 +72,17 @@ async function aihubmixProxy (fastify: FastifyInstance, opts: AihubmixProxyOptio
     }
   })
   fastify.addHook('onClose', async () => { await client.close() })
+  if (options.routes !== false) {
+    // The routes read the session through token-store: from the signed cookie (its `sessionCookie`), or from
+    // @fastify/session where it runs. With neither where the routes are (@fastify/session registered in a scope of
+    // its own, as the sign-in's), every call answered 401 while the sign-in worked: said once, at start.
+    fastify.addHook('onReady', async () => {
+      if (fastify.hasRequestDecorator('session') || fastify.tokenStore.sessionCookieName !== undefined) return
+      fastify.log.warn('aihubmix-proxy: its routes can see no session, so each answers 401: token-store has no sessionCookie, ' +
+        'and @fastify/session is not registered where the proxy is. Fix: give token-store sessionCookie: { name, secret } ' +
+        '(@fastify/session\'s cookieName and secret), or register @fastify/session before aihubmix-proxy, in the same scope')
+    })
+  }
 
   await fastify.register(proxyRoutes, { prefix: options.prefix, options, client, callAsUser })
 }

@@ -27,8 +27,24 @@ t.test('without token-store\'s sessionCookie the line does not speak of /api', a
   const { logs, signIn } = await startComposedApp(t, { tokenStoreSessions: false, tokenStoreCookie: null })
   t.equal((await signIn(new TestBrowser())).headers.location, '/')
   const lines = linesAtLeast(logs(), 40)
-  t.equal(lines.length, 1)
-  t.match(lines[0], /lists nothing and sign-out everywhere misses this session\. Fix: register @fastify\/session with store: app\.tokenStore\.sessionStore$/)
+  t.equal(lines.length, 2, 'the proxy\'s line at start (below), and this one')
+  t.match(lines[1], /lists nothing and sign-out everywhere misses this session\. Fix: register @fastify\/session with store: app\.tokenStore\.sessionStore$/)
+})
+
+// The README's composition with token-store's sessionCookie left out: the sign-in works, /auth/session says
+// authenticated, and every /api/* call (outside @fastify/session's scope) answered 401, with no line at all.
+t.test('no sessionCookie and @fastify/session in a scope of its own: the proxy says at start that its routes see no session', async (t) => {
+  const { url, logs, signIn } = await startComposedApp(t, { tokenStoreCookie: null })
+  const said = linesAtLeast(logs(), 40)
+  t.same(said, [
+    'aihubmix-proxy: its routes can see no session, so each answers 401: token-store has no sessionCookie, and @fastify/session is ' +
+    'not registered where the proxy is. Fix: give token-store sessionCookie: { name, secret } (@fastify/session\'s cookieName and ' +
+    'secret), or register @fastify/session before aihubmix-proxy, in the same scope'
+  ], 'one line, at start')
+  const browser = new TestBrowser()
+  t.equal((await signIn(browser)).headers.location, '/', 'the sign-in works')
+  t.equal((await browser.get(`${url}/api/user/info`, CSRF)).status, 401, 'as the line says')
+  t.equal(linesAtLeast(logs(), 40).length, 1, 'nothing more')
 })
 
 t.test('the README\'s composition signs in without a line at warn or above', async (t) => {
