@@ -157,6 +157,8 @@ export function parseEncryptionKey (input: unknown, path: string): Buffer {
     return Buffer.from(input)
   }
   if (typeof input !== 'string') throw new TokenStoreOptionsError(path, 'must be a string or a 32-byte Buffer')
+  const edge = untrimmed(input)
+  if (edge !== undefined) throw new TokenStoreOptionsError(path, edge)
   if (input.startsWith('base64:')) {
     const text = input.slice('base64:'.length)
     if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) throw new TokenStoreOptionsError(path, 'base64: key is not valid base64')
@@ -173,6 +175,17 @@ export function parseEncryptionKey (input: unknown, path: string): Buffer {
     throw new TokenStoreOptionsError(path, `a passphrase must be at least ${MIN_PASSPHRASE_LENGTH} characters (or use "base64:..." / "hex:..." for a raw key)`)
   }
   return sealKeyFromSecret(input)
+}
+
+/**
+ * Why a secret or key as written is refused, or undefined: a blank or a quote at its start or end. Taken as it is, it
+ * would be another secret than the one meant, silently (a key list `"old, new"` split on `,` keeps the blank; an env
+ * file read by Docker keeps the quotes); the next instance, or the next rotation step, could open nothing.
+ */
+export function untrimmed (value: string): string | undefined {
+  if (!/^[\s"']|[\s"']$/.test(value)) return undefined
+  return 'has a blank or a quote at its start or end (a list "a, b" split on "," keeps the blank; an env file may keep ' +
+    'quotes), which would make it another secret than the one meant: trim each, e.g. value.split(\',\').map((s) => s.trim())'
 }
 
 /**

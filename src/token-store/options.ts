@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox'
 import type { TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { EncryptionKeyInput, KeyRing } from './crypto.js'
-import { createKeyRing } from './crypto.js'
+import { createKeyRing, untrimmed } from './crypto.js'
 import { TokenStoreOptionsError } from './errors.js'
 import { firstOptionProblem } from './option-errors.js'
 import type { RedisClient } from './redis-store.js'
@@ -277,6 +277,13 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
   const refreshBackoffMs = o.refreshBackoffMs ?? DEFAULT_REFRESH_BACKOFF_MS
   if (o.refreshBackoffMaxMs !== undefined && o.refreshBackoffMaxMs < refreshBackoffMs) {
     throw new TokenStoreOptionsError('refreshBackoffMaxMs', `must be at least refreshBackoffMs (${refreshBackoffMs})`)
+  }
+  if (o.sessionCookie !== undefined) {
+    const secrets = [o.sessionCookie.secret].flat()
+    secrets.forEach((secret, i) => {
+      const edge = untrimmed(secret)
+      if (edge !== undefined) throw new TokenStoreOptionsError(Array.isArray(o.sessionCookie?.secret) ? `sessionCookie.secret[${i}]` : 'sessionCookie.secret', edge)
+    })
   }
   return {
     keyRing,

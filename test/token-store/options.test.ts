@@ -17,7 +17,7 @@ import {
 } from '@fastify-aihubmix/token-store'
 import { resolveOptions } from '../../src/token-store/options.js'
 import { cleanupPrefix, connectRedis, scanKeys, uniquePrefix } from '../helpers/redis.js'
-import { KEY_A, sid, tokenSet } from '../helpers/token-store.js'
+import { KEY_A, KEY_B, sid, tokenSet } from '../helpers/token-store.js'
 
 t.test('defaults', async t => {
   const o = resolveOptions({ encryptionKeys: KEY_A })
@@ -93,7 +93,13 @@ t.test('bad options: an error that names the option path', async t => {
     [{ encryptionKeys: KEY_A, redis: 'http://localhost' }, 'redis'],
     [{ encryptionKeys: KEY_A, redis: 42 }, 'redis'],
     [{ encryptionKeys: KEY_A, redis: { get: () => {} } }, 'redis'],
-    [{ encryptionKeys: KEY_A, backend: 'memory', redis: { call: () => {}, duplicate: () => {} } }, 'backend']
+    [{ encryptionKeys: KEY_A, backend: 'memory', redis: { call: () => {}, duplicate: () => {} } }, 'backend'],
+    // "new, old" split on ",": the blank made the second key another one (a passphrase), silently.
+    [{ encryptionKeys: [KEY_A, ` ${KEY_B}`] }, 'encryptionKeys[1]'],
+    [{ encryptionKeys: `${KEY_A}\n` }, 'encryptionKeys'],
+    [{ encryptionKeys: `"${'p'.repeat(40)}"` }, 'encryptionKeys'],
+    [{ encryptionKeys: KEY_A, sessionCookie: { name: 'sid', secret: ['s'.repeat(40), ` ${'o'.repeat(40)}`] } }, 'sessionCookie.secret[1]'],
+    [{ encryptionKeys: KEY_A, sessionCookie: { name: 'sid', secret: `'${'s'.repeat(40)}'` } }, 'sessionCookie.secret']
   ]
   for (const [input, path] of cases) {
     let thrown: unknown
@@ -108,6 +114,8 @@ t.test('bad options: an error that names the option path', async t => {
       message: `Invalid token-store option "${path}": `
     }, `names ${path}`)
   }
+  t.throws(() => resolveOptions({ encryptionKeys: [KEY_A, ` ${KEY_B}`] }), /has a blank or a quote at its start or end .* trim each, e\.g\. value\.split\(','\)\.map\(\(s\) => s\.trim\(\)\)$/, 'names the fix')
+  t.doesNotThrow(() => resolveOptions({ encryptionKeys: [KEY_A, `${'p'.repeat(20)} ${'q'.repeat(20)}`] }), 'a blank inside a passphrase is fine')
 })
 
 t.test('the plugin fails registration with the same error', async t => {
