@@ -143,6 +143,9 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     sessionSecretGenerated = true
   } else if (sessionSecret.length < MIN_SECRET_LENGTH) {
     throw new ConfigError('SESSION_SECRET', `must be at least ${MIN_SECRET_LENGTH} characters`)
+  } else if (/^[\s"']|[\s"']$/.test(sessionSecret)) {
+    // Taken as it is, another secret than the one meant: the other instances' cookies would not verify here.
+    throw new ConfigError('SESSION_SECRET', 'has a blank or a quote at its start or end (quotes kept from an env file?): remove them, so that the value is the secret alone')
   }
 
   // TOKEN_ENCRYPTION_KEY: one key, or several separated by commas (the first
@@ -236,6 +239,7 @@ export function readConfig (env: Env = process.env): ExampleConfig {
  * digits, else a passphrase of 32+ characters), or undefined. Says lengths, never the key.
  */
 export function encryptionKeyProblem (key: string): string | undefined {
+  if (/^["']|["']$/.test(key)) return 'a key with quotes around it (kept from an env file?): remove them'
   if (key.startsWith('base64:')) {
     const text = key.slice('base64:'.length)
     if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) return 'a base64: key that is not base64'

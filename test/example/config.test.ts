@@ -52,6 +52,10 @@ t.test('values are read', async (t) => {
 
 const REFUSALS: Array<[string, Record<string, string>, string]> = [
   ['short session secret', { SESSION_SECRET: 'short' }, 'SESSION_SECRET'],
+  // Another secret than the one meant (token-store refuses it too, naming only its own option).
+  ['session secret with a blank before it', { SESSION_SECRET: ` ${SECRET}` }, 'SESSION_SECRET'],
+  ['session secret in quotes kept from an env file', { SESSION_SECRET: `"${SECRET}"` }, 'SESSION_SECRET'],
+  ['encryption key in quotes kept from an env file', { TOKEN_ENCRYPTION_KEY: `'base64:${Buffer.alloc(32, 7).toString('base64')}'` }, 'TOKEN_ENCRYPTION_KEY'],
   ['malformed public URL', { PUBLIC_URL: 'not a url' }, 'PUBLIC_URL'],
   ['public URL with a path', { PUBLIC_URL: 'http://localhost:3000/app' }, 'PUBLIC_URL'],
   ['ftp public URL', { PUBLIC_URL: 'ftp://x' }, 'PUBLIC_URL'],
