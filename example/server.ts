@@ -4,7 +4,7 @@ import { resolve } from 'node:path'
 import { startMockProvider, type MockProvider } from '@fastify-aihubmix/mock-provider'
 import { buildApp } from './app.js'
 import { startMetrics } from './metrics.js'
-import { ConfigError, parseEnvFile, readConfig, type ProviderConfig } from 'aihubmix-oauth'
+import { ConfigError, parseEnvFile, readConfig, unreadVariables, type ProviderConfig } from 'aihubmix-oauth'
 
 /**
  * `npm start`: the example server. With no AIHUBMIX_BASE_URL it starts the
@@ -45,6 +45,7 @@ export async function main (env: Record<string, string | undefined> = process.en
   // on its first /api call. Kept under a key prefix of this run instead, they are gone for both routes alike.
   const runPrefix = mock !== undefined && config.redisUrl !== undefined ? { tokenStore: { keyPrefix: `aihubmix:mock-${randomUUID()}:` } } : {}
   const app = await buildApp({ config, provider, ...runPrefix })
+  for (const line of unreadVariables(env)) app.log.warn(line)
   if (config.sessionSecretGenerated) {
     app.log.warn('SESSION_SECRET is not set: using a random one for this process (sessions end when it stops)')
   }

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { closest } from './option-errors.js'
 import { clientIdLooksSecret, credentialLooksPasted } from './validate.js'
 
 /**
@@ -238,6 +239,40 @@ export function readConfig (env: Env = process.env): ExampleConfig {
  * Why token-store would refuse `key` (as its key ring reads one: `base64:` of exactly 32 bytes, `hex:` and 64 hex
  * digits, else a passphrase of 32+ characters), or undefined. Says lengths, never the key.
  */
+/** Every variable readConfig() reads. */
+export const CONFIG_VARIABLES: readonly string[] = Object.freeze([
+  'PORT', 'HOST', 'PUBLIC_URL', 'AIHUBMIX_BASE_URL', 'AIHUBMIX_CLIENT_ID', 'AIHUBMIX_CLIENT_SECRET', 'AIHUBMIX_REDIRECT_URI',
+  'AIHUBMIX_SCOPE', 'SESSION_SECRET', 'TOKEN_ENCRYPTION_KEY', 'REDIS_URL', 'REDIS_CLIENT_CACHE', 'NODE_ENV', 'TRUST_PROXY',
+  'LOG_LEVEL', 'METRICS_PORT', 'METRICS_HOST'
+])
+/** Names of this configuration's families: a set one that is none of its variables is looked at as a slip. */
+const FAMILY = /^(AIHUBMIX|REDIS|SESSION|TOKEN|METRICS|PUBLIC|TRUST)_/
+/** Other tools' names for what one variable here holds. */
+const OTHER_NAMES: Readonly<Record<string, string>> = Object.freeze({
+  REDIS_HOST: 'REDIS_URL',
+  REDIS_PORT: 'REDIS_URL',
+  REDIS_PASSWORD: 'REDIS_URL',
+  REDIS_DB: 'REDIS_URL',
+  AIHUBMIX_API_BASE: 'AIHUBMIX_BASE_URL',
+  AIHUBMIX_REDIRECT_URL: 'AIHUBMIX_REDIRECT_URI'
+})
+
+/**
+ * One line for each variable set in `env` that readConfig() does not read but that looks meant for it (`REDIS_URI`,
+ * `TOKEN_ENCRYPTION_KEYS`, `REDIS_HOST`): without it the example starts with the default (in memory, a key made from
+ * SESSION_SECRET), and nothing says the value was ignored. Names only, never a value.
+ */
+export function unreadVariables (env: Record<string, string | undefined>): string[] {
+  const lines: string[] = []
+  for (const name of Object.keys(env).sort()) {
+    const value = env[name]
+    if (value === undefined || value === '' || CONFIG_VARIABLES.includes(name) || !FAMILY.test(name)) continue
+    const meant = OTHER_NAMES[name] ?? closest(name, CONFIG_VARIABLES)
+    if (meant !== undefined) lines.push(`${name} is set but not read (did you mean ${meant}?)`)
+  }
+  return lines
+}
+
 export function encryptionKeyProblem (key: string): string | undefined {
   if (/^["']|["']$/.test(key)) return 'a key with quotes around it (kept from an env file?): remove them'
   if (key.startsWith('base64:')) {

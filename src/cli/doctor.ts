@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { AUTHORIZE_PATH, authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
-import { ConfigError, encryptionKeyProblem, readConfig } from './config.js'
+import { ConfigError, encryptionKeyProblem, readConfig, unreadVariables } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
 import { describeMalformed, readEnvFile, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
@@ -505,6 +505,7 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
   const checks = [
     envFileCheck(file, fromVariable, overridden),
     ...malformedChecks(file),
+    ...unreadVariables(env).map((line) => warn(line.slice(0, line.indexOf(' ')), line.slice(line.indexOf(' ') + 1).replace(/^is /, ''))),
     ...(saidBelow ? [] : [configuration.check]),
     ...own,
     provider,

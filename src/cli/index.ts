@@ -28,5 +28,5 @@ export {
   EnvFileConflictError,
   EnvFileError
 } from './errors.js'
-export { readConfig, ConfigError } from './config.js'
+export { readConfig, ConfigError, unreadVariables, CONFIG_VARIABLES } from './config.js'
 export type { ExampleConfig, ProviderConfig } from './config.js'

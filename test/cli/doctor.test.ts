@@ -161,6 +161,19 @@ t.test('variables missing or malformed: FAIL lines naming them, the secret only 
   t.equal(byName(badUrl.stdout).get('configuration'), 'FAIL configuration: PUBLIC_URL: is not an absolute URL', 'a variable with no check of its own: said by the configuration line')
 })
 
+t.test('a variable set but not read that looks meant for one (REDIS_URI): a warning naming both, exit 0', async (t) => {
+  const mock = await startMock(t)
+  const cwd = await tempDir(t)
+  const env = { ...goodEnv(mock), REDIS_URI: 'redis://127.0.0.1:6379', TOKEN_ENCRYPTION_KEYS: 'base64:not-printed' }
+  const result = await runCli(['doctor'], { env, cwd })
+  t.equal(result.code, 0, 'warnings only', { output: result.all })
+  const said = byName(result.stdout)
+  t.equal(said.get('REDIS_URI'), 'warn REDIS_URI: set but not read (did you mean REDIS_URL?)')
+  t.equal(said.get('TOKEN_ENCRYPTION_KEYS'), 'warn TOKEN_ENCRYPTION_KEYS: set but not read (did you mean TOKEN_ENCRYPTION_KEY?)')
+  t.match(said.get('Redis'), /not configured/, 'and Redis is not configured, as the example server would run')
+  t.notOk(result.all.includes('not-printed'), 'no value printed')
+})
+
 t.test('the redirect URI against PUBLIC_URL: another origin or path fails, as the example server would refuse to start', async (t) => {
   const mock = await startMock(t)
   const cwd = await tempDir(t)

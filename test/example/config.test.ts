@@ -1,5 +1,5 @@
 import t from 'tap'
-import { readConfig, ConfigError } from 'aihubmix-oauth'
+import { readConfig, ConfigError, unreadVariables } from 'aihubmix-oauth'
 
 // The example server's configuration: a bad or unsafe value stops the server with one clear line naming the variable.
 
@@ -119,4 +119,27 @@ t.test('plain http outside loopback is flagged for the start-up warning (and ref
   t.equal(readConfig({ PUBLIC_URL: 'http://[::1]:3000' }).plainHttpPublicUrl, false)
   t.equal(readConfig({ PUBLIC_URL: 'https://app.example.test' }).plainHttpPublicUrl, false)
   t.match(refusal({ ...REAL, SESSION_SECRET: SECRET, NODE_ENV: 'production', PUBLIC_URL: 'http://app.example.test' }).message, /PUBLIC_URL.*https/)
+})
+
+// A production env file with REDIS_URI and TOKEN_ENCRYPTION_KEYS started the example in memory, with a key made from
+// SESSION_SECRET, and said nothing: each instance kept its own sessions.
+t.test('variables set but not read, that look meant for one that is: one line each, naming both', async (t) => {
+  const env = {
+    REDIS_URI: 'redis://127.0.0.1:6379',
+    TOKEN_ENCRYPTION_KEYS: 'base64:secret-value',
+    AIHUBMIX_CLIENTID: 'client_x',
+    REDIS_HOST: 'cache.internal',
+    SESSION_MANAGER: 'local/unix', // a desktop's own, in no way ours
+    HOSTNAME: 'web-1',
+    REDIS_URL: '',
+    PORT: '3000'
+  }
+  t.same(unreadVariables(env), [
+    'AIHUBMIX_CLIENTID is set but not read (did you mean AIHUBMIX_CLIENT_ID?)',
+    'REDIS_HOST is set but not read (did you mean REDIS_URL?)',
+    'REDIS_URI is set but not read (did you mean REDIS_URL?)',
+    'TOKEN_ENCRYPTION_KEYS is set but not read (did you mean TOKEN_ENCRYPTION_KEY?)'
+  ])
+  t.notMatch(unreadVariables(env).join('\n'), /secret-value|cache\.internal/, 'names only, never a value')
+  t.same(unreadVariables({ REDIS_URL: 'redis://x', SESSION_SECRET: 's'.repeat(40), REDIS_CLIENT_CACHE: 'on' }), [], 'nothing for what it reads')
 })
