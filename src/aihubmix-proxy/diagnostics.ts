@@ -44,7 +44,7 @@ export interface UpstreamTraceContext {
   error?: unknown
 }
 
-const upstreamChannel = dc.tracingChannel<unknown, UpstreamTraceContext>(UPSTREAM_CHANNEL)
+const upstreamChannel = dc.tracingChannel(UPSTREAM_CHANNEL)
 
 /** Whether anyone listens: the client builds a context only then. */
 export function upstreamTraced (): boolean {

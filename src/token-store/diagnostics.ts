@@ -61,7 +61,7 @@ export interface StoreErrorMessage {
   readonly error: Error
 }
 
-const refreshChannel = dc.tracingChannel<unknown, RefreshTraceContext>(REFRESH_CHANNEL)
+const refreshChannel = dc.tracingChannel(REFRESH_CHANNEL)
 const lockWaitChannel = dc.channel(REFRESH_LOCK_WAIT_CHANNEL)
 const storeErrorChannel = dc.channel(STORE_ERROR_CHANNEL)
 
