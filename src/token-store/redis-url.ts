@@ -160,7 +160,7 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
       return
     }
     log.warn(`token-store: Redis at ${shown} is unavailable (${code ?? message}): requests that need the store answer 503 ` +
-      `store_unavailable until it is back; reconnecting in the background${tlsHint(shown, code)}`)
+      `store_unavailable until it is back; reconnecting in the background${tlsHint(shown, code)}${resetHint(shown, code)}`)
   })
   client.on('ready', () => {
     if (!unreachable) return
@@ -188,6 +188,16 @@ function tlsHint (url: string, code: string | undefined): string {
   if (!url.startsWith('rediss:')) return ''
   if (code !== undefined && (NOT_THERE.has(code) || code.includes('CERT') || code.includes('SELF_SIGNED') || code.startsWith('UNABLE_TO_'))) return ''
   return ' (rediss:// needs a Redis that speaks TLS; for a plain Redis use redis://)'
+}
+
+/**
+ * A plain `redis:` URL whose connection was taken and then reset or closed under the first command (EPIPE,
+ * ECONNRESET): a Redis restarting does that, and so does a server of another protocol at that port (PostgreSQL,
+ * NATS, an MQTT broker) that hangs up on what it cannot read, which never passes.
+ */
+function resetHint (url: string, code: string | undefined): string {
+  if (url.startsWith('rediss:') || (code !== 'EPIPE' && code !== 'ECONNRESET')) return ''
+  return ' (if it persists, something that is not Redis may listen there: check REDIS_URL\'s host and port, 6379 by default)'
 }
 
 const NOT_THERE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])

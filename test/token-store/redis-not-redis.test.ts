@@ -98,3 +98,14 @@ t.test('a client of the app\'s own at an HTTP server (ioredis 5 and 6): the conn
     await started.app.close()
   }
 })
+
+// A server of another protocol that hangs up on what it cannot read (PostgreSQL at 5432, NATS, an MQTT broker): every
+// attempt is reset, which read as Redis being away "until it is back". The line now says what else it may be.
+t.test('a redis URL at a server that resets every connection: the unavailable line says something else may listen there', async (t) => {
+  const server = await listening(t, createServer((socket) => { socket.once('data', () => { socket.resetAndDestroy() }) }))
+  const started = await startLogged(t, { redis: `redis://127.0.0.1:${server.port}` })
+  await server.reached(3)
+  const said = started.lines.filter((l) => l.msg.startsWith('token-store:')).map((l) => [l.level, l.msg])
+  t.equal(said.length, 1, 'one line, however many attempts')
+  t.match(said[0], [40, /^token-store: Redis at redis:\/\/127\.0\.0\.1:\d+ is unavailable \((ECONNRESET|EPIPE)\): .*\(if it persists, something that is not Redis may listen there: check REDIS_URL's host and port, 6379 by default\)$/])
+})
