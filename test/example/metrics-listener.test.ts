@@ -70,6 +70,7 @@ t.test('the metrics listener counts what happened, and only on its own port', as
   t.same(series(samples, 'aihubmix_logins_total'), {
     ...Object.fromEntries(LOGIN_ERROR_CODES.map((code) => [`result=${code}`, 0])),
     'result=ok': 1,
+    'result=abandoned': 0,
     'result=invalid_state': 1
   }, 'one sign-in, one invalid_state, every other result at 0')
   t.same(series(samples, 'aihubmix_token_refreshes_total'), { 'result=ok': 1, 'result=rejected': 0, 'result=failed': 0 })
