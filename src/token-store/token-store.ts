@@ -1049,14 +1049,23 @@ export class TokenStoreCore implements TokenStore {
     const stamp = (): void => {
       if (stopped || stamping !== undefined) return
       const next = this.#seal(sid, stored.set, stored.forcedAt, { at: Date.now(), by: this.#instance })
-      stamping = this.#kv.compareAndSet(key, current, next, Math.max(1, this.#ttl(stored.set))).then((outcome) => {
-        if (outcome === 'ok') current = next
+      stamping = (async () => {
+        const outcome = await this.#kv.compareAndSet(key, current, next, Math.max(1, this.#ttl(stored.set)))
+        if (outcome === 'ok') {
+          current = next
+          return
+        }
+        // An earlier stamp whose reply was lost (a command timeout during a stall) may have been applied: this
+        // process's mark on the same refresh token is still this flight's, and stamped on. Anything else ends it.
+        const now = outcome === 'changed' ? await this.#kv.get(key) : null
+        const found = now === null ? null : await this.open(sid, now)
+        if (found !== null && now !== null && found.presented?.by === this.#instance && found.set.refreshToken === stored.set.refreshToken) current = now
         else halt()
-      }, (err: unknown) => {
+      })().catch((err: unknown) => {
         this.#log.debug({ err }, 'token-store: could not stamp a refresh\'s presented mark anew; tried again at the next tick')
       }).finally(() => { stamping = undefined })
     }
-    const timer = setInterval(stamp, Math.max(1, Math.floor(this.#options.refreshFenceMs / 3)))
+    const timer = setInterval(stamp, Math.max(MIN_STAMP_INTERVAL_MS, Math.floor(this.#options.refreshFenceMs / 3)))
     timer.unref()
     return {
       halt,
@@ -1122,6 +1131,8 @@ export class TokenStoreCore implements TokenStore {
  * refresh per session every 2.5 s when the provider answers no life at all. aihubmix-proxy floors `expires_in` the same.
  */
 const MIN_REFRESHED_LIFE_MS = 5000
+/** The shortest interval between stamps of a presented mark (#keepMark), whatever a tiny `refreshFenceMs` asks. */
+const MIN_STAMP_INTERVAL_MS = 100
 /** What `#closing` settles with. */
 const CLOSED = Symbol('closed')
 /** First pause between retries of a pending set's save, doubled after each failure up to SAVE_RETRY_MAX_MS. */

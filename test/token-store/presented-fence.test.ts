@@ -295,3 +295,55 @@ for (const kind of ['slow', 'answered late'] as const) {
     t.ok(answersB.has('ok'), 'B serves the session once A has stored its set')
   })
 }
+
+// A stamp whose reply is lost (the client's command timeout during a stall) may have been applied when Redis wakes:
+// the next stamp, against the mark before it, found another value and stopped stamping for good, so the mark ran out
+// while the refresh went on. Now a stamp that finds this process's own mark on the same refresh token stamps on.
+// (The lost reply is made by a wrapper around the memory store: nothing else can lose a reply on cue.)
+t.test('a stamp applied but unanswered: the flight stamps on, and B finds a live mark', async t => {
+  const { MemoryStore } = await import('../../src/token-store/memory-store.js')
+  const { TokenStoreCore } = await import('../../src/token-store/token-store.js')
+  const { resolveOptions } = await import('../../src/token-store/options.js')
+  const { StoreUnavailableError } = await import('@fastify-aihubmix/token-store')
+  const inner = new MemoryStore()
+  let loseNextReply = false
+  const kvA = new Proxy(inner, {
+    get (target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown
+      if (typeof value !== 'function') return value
+      return async (...args: unknown[]) => {
+        const result = await (value as (...a: unknown[]) => unknown).apply(target, args)
+        if (prop === 'compareAndSet' && loseNextReply) {
+          loseNextReply = false
+          throw new StoreUnavailableError({ cause: new Error('Command timed out') })
+        }
+        return result
+      }
+    }
+  })
+  const silent = { level: 'silent', fatal () {}, error () {}, warn () {}, info () {}, debug () {}, trace () {}, silent () {}, child () { return silent } }
+  const common = { encryptionKeys: KEY_A, lockLeaseMs: 3000, lockWaitMs: 100, refreshBackoffMs: 0, refreshFenceMs: 600 }
+  const a = new TokenStoreCore({ kv: kvA, options: resolveOptions(common), log: silent as never })
+  const b = new TokenStoreCore({ kv: inner, options: resolveOptions(common), log: silent as never })
+  t.teardown(async () => { await a.close(); await b.close() })
+
+  const provider = rotatingProvider()
+  const id = sid()
+  const old = provider.issue(tokenSet({ expiresInMs: -60_000 }))
+  await a.save(id, old)
+  const presented: string[] = []
+  const answers = deferred()
+  const onA = a.getFresh(id, async (rt) => { presented.push('A'); await answers.promise; return provider.answer(rt) })
+  await sleep(50)
+  loseNextReply = true // the first stamp (at 200 ms) is applied, its reply lost
+  await sleep(1300) // stamps at 400, 600, ..., 1200 ms: the mark would be 1.1 s old had they stopped
+  // A later stall: A's lease runs out and B takes the lock (the lock key expires).
+  await inner.delete(a.keys.lock(id))
+  const onB = await b.getFresh(id, async (rt) => { presented.push('B'); return provider.answer(rt) })
+    .then(() => 'ok', (err: { code?: string }) => err.code ?? String(err))
+  answers.resolve()
+  const rotated = await onA
+  t.equal(onB, 'FST_AIHUBMIX_REFRESH_BUSY', 'B finds the mark alive and does not present the token')
+  t.same(presented, ['A'], 'the refresh token went to the provider once')
+  t.same(await b.get(id), rotated, 'A stores its rotated set over its own mark')
+})
