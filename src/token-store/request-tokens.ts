@@ -2,7 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { GetFreshOptions, Refresher, TokenSet } from './token-set.js'
 import type { StoredTokenSet, TokenStoreCore } from './token-store.js'
 import { NoSessionError, UnauthenticatedError } from './errors.js'
-import { PREFETCH_KEY, PrefetchedTokens } from './session-store.js'
+import { markTokens, PREFETCH_KEY, PrefetchedTokens } from './session-store.js'
 
 /**
  * `request.tokens`: the token store bound to this request's session. The session is @fastify/session's
@@ -74,6 +74,8 @@ export class RequestTokensImpl implements RequestTokens {
     if (bound === null) throw new NoSessionError()
     consume(bound)
     this.#written = bound.sid
+    // A session whose only content is its token set is not empty: the session store writes its record (markTokens).
+    if (bound.session !== undefined) markTokens(bound.session, bound.sid)
     await this.#store.save(bound.sid, set)
   }
 

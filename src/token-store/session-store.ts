@@ -114,10 +114,10 @@ export function createSessionStore (ctx: SessionStoreContext): SessionStoreLike 
       // stamp). A new one (a sign-in's, after regenerate) is written as it is.
       const prefetched = (session as Record<string, unknown>)[PREFETCH_KEY]
       const loaded = prefetched instanceof PrefetchedTokens && prefetched.sid === sessionId
-      // A new session with nothing in it (only its cookie) is not written: no record is what an empty session reads
-      // as. @fastify/session's regenerate() saves the new session at once: a session ended by its timeout (or a
-      // sign-in whose browser left) kept an empty record no cookie named, until its TTL, for every such visit.
-      if (!loaded && isEmptySession(session)) {
+      // A new session with nothing in it (only its cookie, and no token set saved under it) is not written: no record
+      // is what an empty session reads as. @fastify/session's regenerate() saves the new session at once: a session
+      // ended by its timeout kept an empty record no cookie named, until its TTL, for every such visit.
+      if (!loaded && isEmptySession(session) && (session as Record<symbol, unknown>)[TOKENS_SAVED] !== sessionId) {
         callback(null)
         return
       }
@@ -131,6 +131,17 @@ export function createSessionStore (ctx: SessionStoreContext): SessionStoreLike 
       end(sessionId).then(() => callback(null), (err: Error) => callback(err))
     }
   }
+}
+
+/**
+ * Set on a session object (a symbol: never in its JSON, nor in @fastify/session's change hash) when `request.tokens`
+ * saved a token set under its id: a session whose only content is its token set (`regenerate()`, then
+ * `request.tokens.save(set)`) is a signed-in one, and its record is written like any other.
+ */
+const TOKENS_SAVED = Symbol('token-store: token set saved')
+
+export function markTokens (session: object, sid: string): void {
+  (session as Record<symbol, unknown>)[TOKENS_SAVED] = sid
 }
 
 /** Nothing but the cookie (and the prefetched token set, never stored): what @fastify/session makes of no record. */

@@ -172,3 +172,49 @@ t.test('session store contract without @fastify/session', async t => {
   await call(cb => s.set('held', held, cb))
   t.same(await kvOf(store).get('aihubmix:{held}:sess'), '{"cookie":{}}', 'a stored session emptied is written empty')
 })
+
+// token-store's README, "After a login": `await request.session.regenerate(); await request.tokens.save(set)`. The
+// session holds nothing but its cookie, its token set lives beside it: the session store's empty-session rule must
+// still write its record, or the next request finds none and the sign-in silently does not happen.
+t.test('a session whose only content is its token set is written (regenerate, then tokens.save)', async t => {
+  const { default: Fastify } = await import('fastify')
+  const { default: fastifyCookie } = await import('@fastify/cookie')
+  const { default: fastifySession } = await import('@fastify/session')
+  const { default: tokenStore } = await import('@fastify-aihubmix/token-store')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyCookie)
+  await app.register(tokenStore, { encryptionKeys: 'k'.repeat(40) })
+  await app.register(fastifySession, { secret: 's'.repeat(40), store: app.tokenStore.sessionStore, cookie: { secure: false } })
+  app.post('/login', async (request) => {
+    await request.session.regenerate()
+    await request.tokens.save(tokenSet())
+    return { ok: true }
+  })
+  app.get('/me', async (request) => ({ signedIn: await request.tokens.get() !== null }))
+  const login = await app.inject({ method: 'POST', url: '/login' })
+  const cookie = login.cookies.find((c) => c.name === 'sessionId')
+  t.ok(cookie, 'the login sent a session cookie')
+  const me = await app.inject({ url: '/me', cookies: { sessionId: cookie?.value ?? '' } })
+  t.same(me.json(), { signedIn: true }, 'the next request is signed in')
+  const anonymous = await app.inject({ url: '/me' })
+  t.same(anonymous.json(), { signedIn: false })
+
+  // With the README's options (saveUninitialized: false), @fastify/session saves a session, and sends its cookie,
+  // only once it holds something: the README's login puts something of the app's own in it.
+  const readme = Fastify()
+  t.teardown(() => readme.close())
+  await readme.register(fastifyCookie)
+  await readme.register(tokenStore, { encryptionKeys: 'k'.repeat(40) })
+  await readme.register(fastifySession, { secret: 's'.repeat(40), store: readme.tokenStore.sessionStore, saveUninitialized: false, rolling: false, cookie: { secure: false } })
+  readme.post('/login', async (request) => {
+    await request.session.regenerate()
+    ;(request.session as unknown as { set: (key: string, value: unknown) => void }).set('userId', 'u1')
+    await request.tokens.save(tokenSet())
+    return { ok: true }
+  })
+  readme.get('/me', async (request) => ({ signedIn: await request.tokens.get() !== null }))
+  const signedIn = (await readme.inject({ method: 'POST', url: '/login' })).cookies.find((c) => c.name === 'sessionId')
+  t.ok(signedIn, 'the README\'s login sends a session cookie')
+  t.same((await readme.inject({ url: '/me', cookies: { sessionId: signedIn?.value ?? '' } })).json(), { signedIn: true })
+})
