@@ -157,8 +157,6 @@ export function parseEncryptionKey (input: unknown, path: string): Buffer {
     return Buffer.from(input)
   }
   if (typeof input !== 'string') throw new TokenStoreOptionsError(path, 'must be a string or a 32-byte Buffer')
-  const edge = untrimmed(input)
-  if (edge !== undefined) throw new TokenStoreOptionsError(path, edge)
   if (input.startsWith('base64:')) {
     const text = input.slice('base64:'.length)
     if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) throw new TokenStoreOptionsError(path, 'base64: key is not valid base64')
@@ -178,14 +176,16 @@ export function parseEncryptionKey (input: unknown, path: string): Buffer {
 }
 
 /**
- * Why a secret or key as written is refused, or undefined: a blank or a quote at its start or end. Taken as it is, it
- * would be another secret than the one meant, silently (a key list `"old, new"` split on `,` keeps the blank; an env
- * file read by Docker keeps the quotes); the next instance, or the next rotation step, could open nothing.
+ * What to say of a secret or key with a blank or a quote at its start or end, or undefined. Taken as it is, it may be
+ * another secret than the one meant, silently (a key list `"old, new"` split on `,` keeps the blank; an env file read
+ * by Docker keeps the quotes): the next instance, or the next rotation step, could open nothing. It is not refused: a
+ * deployment running with such a key (a Kubernetes secret made from a file ends in a newline) must go on starting.
  */
-export function untrimmed (value: string): string | undefined {
-  if (!/^[\s"']|[\s"']$/.test(value)) return undefined
-  return 'has a blank or a quote at its start or end (a list "a, b" split on "," keeps the blank; an env file may keep ' +
-    'quotes), which would make it another secret than the one meant: trim each, e.g. value.split(\',\').map((s) => s.trim())'
+export function untrimmed (value: unknown): string | undefined {
+  if (typeof value !== 'string' || !/^[\s"']|[\s"']$/.test(value)) return undefined
+  return 'has a blank or a quote at its start or end, and is used as written: another secret than the trimmed one (a ' +
+    'list "a, b" split on "," keeps the blank; an env file may keep quotes). If that was not meant, trim each, e.g. ' +
+    'value.split(\',\').map((s) => s.trim()); if a running deployment uses it so, keep it until a rotation replaces it'
 }
 
 /**

@@ -152,6 +152,8 @@ export interface SessionCookieOptions {
 }
 
 export interface ResolvedTokenStoreOptions {
+  /** Lines the store logs at start: options it takes as they are but that may not be what was meant. */
+  warnings: readonly string[]
   keyRing: KeyRing
   backend: 'memory' | 'redis'
   /** The client given, or (by the plugin) the one made from `redisUrl`. */
@@ -278,14 +280,20 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
   if (o.refreshBackoffMaxMs !== undefined && o.refreshBackoffMaxMs < refreshBackoffMs) {
     throw new TokenStoreOptionsError('refreshBackoffMaxMs', `must be at least refreshBackoffMs (${refreshBackoffMs})`)
   }
+  // Said at start (TokenStoreCore), never refused: see untrimmed().
+  const warnings: string[] = []
+  const said = (value: unknown, list: boolean, path: string, i: number): void => {
+    const edge = untrimmed(value)
+    if (edge !== undefined) warnings.push(`token-store: ${list ? `${path}[${i}]` : path} ${edge}`)
+  }
+  const keys: unknown = input.encryptionKeys
+  ;[keys].flat().forEach((key, i) => { said(key, Array.isArray(keys), 'encryptionKeys', i) })
   if (o.sessionCookie !== undefined) {
-    const secrets = [o.sessionCookie.secret].flat()
-    secrets.forEach((secret, i) => {
-      const edge = untrimmed(secret)
-      if (edge !== undefined) throw new TokenStoreOptionsError(Array.isArray(o.sessionCookie?.secret) ? `sessionCookie.secret[${i}]` : 'sessionCookie.secret', edge)
-    })
+    const secret = o.sessionCookie.secret
+    ;[secret].flat().forEach((s, i) => { said(s, Array.isArray(secret), 'sessionCookie.secret', i) })
   }
   return {
+    warnings,
     keyRing,
     backend,
     redis: typeof o.redis === 'string' ? undefined : o.redis,

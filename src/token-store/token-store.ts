@@ -277,6 +277,7 @@ export class TokenStoreCore implements TokenStore {
     this.#options = options
     this.#hooks = options.hooks
     this.#log = log
+    for (const line of options.warnings ?? []) log.warn(line)
     this.refreshSkewMs = options.refreshSkewMs
     this.sessionTtlMs = options.sessionTtlMs
     this.keys = new KeyLayout(options.keyPrefix)
