@@ -14,24 +14,29 @@ export const REDACTION_CENSOR = '[REDACTED]'
 
 /**
  * `url` (a request target: path and query) with the values of the sensitive query parameters replaced. A name is
- * compared as a mangled copy of the callback's URL may spell it: decoded, in any case, with anything but letters
- * and `_` left out (`Code`, `code%00`, `code%ZZ`, `code[]`, ` code`), and `;` separates parameters as `&` does (`x=1;code=…`).
- * Redacting a value too many costs a log line nothing; one too few writes an authorization code.
+ * compared as a mangled copy of the callback's URL may spell it: decoded (an encoded `=` too: `code%3D…`), in any case,
+ * with anything but letters and `_` left out (`Code`, `code%00`, `code%ZZ`, `code[]`, ` code`), and `;` and `?`
+ * separate parameters as `&` does (`x=1;code=…`, `x=1?code=…`: a provider appending its query to a redirect URI that
+ * has one). Redacting a value too many costs a log line nothing; one too few writes an authorization code.
  */
 export function redactUrl (url: string): string {
   const q = url.indexOf('?')
   if (q === -1) return url
-  const params = url.slice(q + 1).split(/([&;])/).map((pair, i) => {
+  const params = url.slice(q + 1).split(/([&;?])/).map((pair, i) => {
     if (i % 2 === 1) return pair
-    const eq = pair.indexOf('=')
-    const name = eq === -1 ? pair : pair.slice(0, eq)
     let decoded: string
     try {
-      decoded = decodeURIComponent(name.replaceAll('+', ' '))
+      decoded = decodeURIComponent(pair.replaceAll('+', ' '))
     } catch {
-      decoded = name.replace(/%.{0,2}/g, '')
+      decoded = pair.replace(/%.{0,2}/g, '')
     }
-    return REDACTED.has(decoded.toLowerCase().replace(/[^a-z_]/g, '')) ? `${name}=${REDACTION_CENSOR}` : pair
+    const eq = decoded.indexOf('=')
+    const name = eq === -1 ? decoded : decoded.slice(0, eq)
+    if (!REDACTED.has(name.toLowerCase().replace(/[^a-z_]/g, ''))) return pair
+    const rawEq = pair.indexOf('=')
+    if (rawEq !== -1) return `${pair.slice(0, rawEq)}=${REDACTION_CENSOR}`
+    // The `=` was encoded: nothing of the pair is kept.
+    return eq === -1 ? `${pair}=${REDACTION_CENSOR}` : REDACTION_CENSOR
   })
   return `${url.slice(0, q)}?${params.join('')}`
 }

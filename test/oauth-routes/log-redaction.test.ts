@@ -62,7 +62,11 @@ t.test('redactUrl replaces the values of code, state, iss, error_description and
     ['/auth/callback?code%ZZ=abc', '/auth/callback?code%ZZ=[REDACTED]'],
     ['/auth/callback?code[]=abc&%20code=def&code+=ghi', '/auth/callback?code[]=[REDACTED]&%20code=[REDACTED]&code+=[REDACTED]'],
     ['/auth/callback?x=1;code=abc;y=2&state=def', '/auth/callback?x=1;code=[REDACTED];y=2&state=[REDACTED]'],
-    ['/auth/login?ReturnTo=%2Fa', '/auth/login?ReturnTo=[REDACTED]']
+    ['/auth/login?ReturnTo=%2Fa', '/auth/login?ReturnTo=[REDACTED]'],
+    // A provider appending `?code=` to a redirect URI that has a query already; an encoded `=`.
+    ['/auth/callback?x=1?code=abc&state=def', '/auth/callback?x=1?code=[REDACTED]&state=[REDACTED]'],
+    ['/auth/callback?code%3Dabc&state%3ddef', '/auth/callback?[REDACTED]&[REDACTED]'],
+    ['/auth/callback?x=a%3Db', '/auth/callback?x=a%3Db']
   ]
   for (const [input, expected] of cases) t.equal(redactUrl(input), expected, input)
 })

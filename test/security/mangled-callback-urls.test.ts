@@ -17,6 +17,7 @@ t.test('a real code in mangled callback URLs never reaches a log line or an answ
     `/auth/callback?${q.replace('code=', 'code%ZZ=')}`, `/auth/callback?x=1;${q}`, `/auth/callback?${q.replace(/&/g, ';')}`,
     `/auth/callback?${q.replace('code=', 'Code=')}`, `/auth/callback?${q.replace('code=', 'code[]=')}`,
     `/auth/callback?${q.replace('code=', '%20code=')}`, `/auth/callback?${q.replace('code=', 'code+=')}`,
+    `/auth/callback?x=1?${q}`, `/auth/callback?${q.replace('code=', 'code%3D').replace('state=', 'state%3d')}`,
     `/auth/login?${q}`, `/?${q}`, `/api/user/info?${q}`
   ]
   const seen: string[] = []
@@ -31,7 +32,7 @@ t.test('a real code in mangled callback URLs never reaches a log line or an answ
       seen.push(`${res.statusCode} ${await res.body.text()}`, JSON.stringify(res.headers))
     }
   }
-  t.equal(seen.length, 16 * 2 * 2, 'every variant sent')
-  t.ok(stack.logs.length > 16, 'the requests were logged')
+  t.equal(seen.length, 18 * 2 * 2, 'every variant sent')
+  t.ok(stack.logs.length > 18, 'the requests were logged')
   t.same(findLeaks(stack.secrets(), [...seen, ...stack.logs]), [], 'no code, state or token anywhere')
 })
