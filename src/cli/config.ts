@@ -258,9 +258,10 @@ const OTHER_NAMES: Readonly<Record<string, string>> = Object.freeze({
 })
 
 /**
- * One line for each variable set in `env` that readConfig() does not read but that looks meant for it (`REDIS_URI`,
- * `TOKEN_ENCRYPTION_KEYS`, `REDIS_HOST`): without it the example starts with the default (in memory, a key made from
- * SESSION_SECRET), and nothing says the value was ignored. Names only, never a value.
+ * One line for each variable set in `env` that readConfig() does not read but that looks meant for one it reads that
+ * is not set (`REDIS_URI`, `TOKEN_ENCRYPTION_KEYS`, `REDIS_HOST` without `REDIS_URL`): the example would start with
+ * the default (in memory, a key made from SESSION_SECRET), and nothing said the value was ignored. Names only, never
+ * a value.
  */
 export function unreadVariables (env: Record<string, string | undefined>): string[] {
   const lines: string[] = []
@@ -268,7 +269,9 @@ export function unreadVariables (env: Record<string, string | undefined>): strin
     const value = env[name]
     if (value === undefined || value === '' || CONFIG_VARIABLES.includes(name) || !FAMILY.test(name)) continue
     const meant = OTHER_NAMES[name] ?? closest(name, CONFIG_VARIABLES)
-    if (meant !== undefined) lines.push(`${name} is set but not read (did you mean ${meant}?)`)
+    // Nothing when the one meant is set as well: the other is some other tool's (Kubernetes gives every pod
+    // REDIS_PORT=tcp://... for a Service named redis).
+    if (meant !== undefined && (env[meant] === undefined || env[meant] === '')) lines.push(`${name} is set but not read (did you mean ${meant}?)`)
   }
   return lines
 }

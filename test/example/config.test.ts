@@ -142,4 +142,8 @@ t.test('variables set but not read, that look meant for one that is: one line ea
   ])
   t.notMatch(unreadVariables(env).join('\n'), /secret-value|cache\.internal/, 'names only, never a value')
   t.same(unreadVariables({ REDIS_URL: 'redis://x', SESSION_SECRET: 's'.repeat(40), REDIS_CLIENT_CACHE: 'on' }), [], 'nothing for what it reads')
+  // Kubernetes gives every pod of a namespace with a Service named redis REDIS_PORT=tcp://...: with REDIS_URL set,
+  // it is some other tool's, not a slip.
+  t.same(unreadVariables({ REDIS_URL: 'redis://redis:6379', REDIS_PORT: 'tcp://10.0.0.7:6379', REDIS_SERVICE_HOST: '10.0.0.7', REDIS_PORT_6379_TCP: 'tcp://10.0.0.7:6379' }), [],
+    'nothing when the variable meant is set too')
 })
