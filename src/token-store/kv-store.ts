@@ -63,6 +63,11 @@ export interface KVStore {
   hashGetAll (key: string): Promise<Record<string, string>>
   /** Deletes fields of a hash (absent ones are fine); a hash left empty is gone. */
   hashDelete (key: string, fields: readonly string[]): Promise<void>
+  /**
+   * Calls `listener` each time the store is reachable again after it was not (the Redis client's next connection is
+   * ready), until close. Absent where the store is always reachable (memory).
+   */
+  onAvailable? (listener: () => void): void
   /** Releases what the store created (timers, subscriber connections); never a client it was given. */
   close (): Promise<void>
 }

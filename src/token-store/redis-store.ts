@@ -128,6 +128,8 @@ export class RedisStore implements KVStore {
   readonly #timeoutMs: number
   readonly #log: FastifyBaseLogger | undefined
   readonly #waiters = new Map<string, Set<() => void>>()
+  /** What close() takes off the client it was given (onAvailable's listeners). */
+  readonly #unlisten: Array<() => void> = []
   #subscriber: RedisSubscriber | undefined
   #subscribed: Promise<boolean> | undefined
   #subscriberReady: Promise<void> | undefined
@@ -343,8 +345,15 @@ export class RedisStore implements KVStore {
     }
   }
 
+  onAvailable (listener: () => void): void {
+    const ready = (): void => { if (!this.#closed) listener() }
+    this.#client.on('ready', ready)
+    this.#unlisten.push(() => { this.#client.removeListener('ready', ready) })
+  }
+
   async close (): Promise<void> {
     this.#closed = true
+    for (const unlisten of this.#unlisten.splice(0)) unlisten()
     this.#cache?.close()
     for (const set of this.#waiters.values()) for (const wake of set) wake()
     this.#waiters.clear()

@@ -278,6 +278,10 @@ export class TokenStoreCore implements TokenStore {
     this.#hooks = options.hooks
     this.#log = log
     for (const line of options.warnings ?? []) log.warn(line)
+    // A set kept while the store was away is tried again as soon as it is back, not at the end of its retry pause
+    // (up to SAVE_RETRY_MAX_MS): until it is stored, the only guard against another instance presenting the refresh
+    // token it replaced is the presented mark, whose life runs on.
+    kv.onAvailable?.(() => { for (const wake of this.#wakers) wake() })
     this.refreshSkewMs = options.refreshSkewMs
     this.sessionTtlMs = options.sessionTtlMs
     this.keys = new KeyLayout(options.keyPrefix)
@@ -1066,7 +1070,7 @@ export class TokenStoreCore implements TokenStore {
         this.#log.debug({ err }, 'token-store: could not stamp a refresh\'s presented mark anew; tried again at the next tick')
       }).finally(() => { stamping = undefined })
     }
-    const timer = setInterval(stamp, Math.max(MIN_STAMP_INTERVAL_MS, Math.floor(this.#options.refreshFenceMs / 3)))
+    const timer = setInterval(stamp, Math.min(MAX_TIMER_MS, Math.max(MIN_STAMP_INTERVAL_MS, Math.floor(this.#options.refreshFenceMs / 3))))
     timer.unref()
     return {
       halt,
@@ -1132,6 +1136,8 @@ export class TokenStoreCore implements TokenStore {
  * refresh per session every 2.5 s when the provider answers no life at all. aihubmix-proxy floors `expires_in` the same.
  */
 const MIN_REFRESHED_LIFE_MS = 5000
+/** The longest delay a Node.js timer takes (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1
 /** The shortest interval between stamps of a presented mark (#keepMark), whatever a tiny `refreshFenceMs` asks. */
 const MIN_STAMP_INTERVAL_MS = 100
 /** What `#closing` settles with. */
@@ -1190,7 +1196,7 @@ class HeldLock {
     this.#owner = owner
     this.#leaseMs = leaseMs
     this.#log = log
-    this.#timer = setInterval(() => { this.#renew() }, Math.max(1, Math.floor(leaseMs / 3)))
+    this.#timer = setInterval(() => { this.#renew() }, Math.min(MAX_TIMER_MS, Math.max(1, Math.floor(leaseMs / 3))))
     this.#timer.unref()
   }
 

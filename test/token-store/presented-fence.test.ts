@@ -347,3 +347,37 @@ t.test('a stamp applied but unanswered: the flight stamps on, and B finds a live
   t.same(presented, ['A'], 'the refresh token went to the provider once')
   t.same(await b.get(id), rotated, 'A stores its rotated set over its own mark')
 })
+
+// A "practically infinite" refreshFenceMs (Number.MAX_SAFE_INTEGER): its third, as a timer's delay, is past what Node
+// takes (2^31 - 1 ms), and Node fires such a timer after 1 ms: the mark was stamped on every tick of a refresh, one
+// write of the token set per round trip. Now the delay is capped.
+t.test('a huge refreshFenceMs: a refresh stamps its mark no more than a usual one, and no timer overflows', async t => {
+  const { MemoryStore } = await import('../../src/token-store/memory-store.js')
+  const { TokenStoreCore } = await import('../../src/token-store/token-store.js')
+  const { resolveOptions } = await import('../../src/token-store/options.js')
+  const inner = new MemoryStore()
+  let writes = 0
+  const kv = new Proxy(inner, {
+    get (target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        if (prop === 'compareAndSet') writes++
+        return (value as (...a: unknown[]) => unknown).apply(target, args)
+      }
+    }
+  })
+  const overflows: string[] = []
+  const onWarning = (warning: Error): void => { if (warning.name === 'TimeoutOverflowWarning') overflows.push(warning.message) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const silent = { level: 'silent', fatal () {}, error () {}, warn () {}, info () {}, debug () {}, trace () {}, silent () {}, child () { return silent } }
+  const store = new TokenStoreCore({ kv, options: resolveOptions({ encryptionKeys: KEY_A, refreshFenceMs: Number.MAX_SAFE_INTEGER, lockLeaseMs: 2 ** 40 }), log: silent as never })
+  t.teardown(() => store.close())
+  const id = sid()
+  await store.save(id, tokenSet({ expiresInMs: -60_000 }))
+  await store.getFresh(id, async () => { await sleep(300); return tokenSet() })
+  await sleep(50)
+  t.equal(writes, 2, 'the mark and the save: two compare-and-sets')
+  t.same(overflows, [], 'no timer overflowed')
+})
