@@ -1038,8 +1038,9 @@ export class TokenStoreCore implements TokenStore {
    * a Redis stall longer than its lease found the mark over, and presented the refresh token again while this flight
    * was still at the provider with it. A refresh over within a third of the fence stamps nothing more. A stamp that
    * finds another value (a newer set, the set deleted) stops: the flight's own save, refusal or failure sees it. A
-   * stamp whose reply is lost may have been applied: #trySave and #refused recognise this process's mark on the same
-   * refresh token. `stop()` resolves with the mark now stored, for the compare-and-set that replaces it.
+   * stamp whose reply is lost may have been applied: the next stamp, #trySave and #refused recognise this process's
+   * mark on the same refresh token and go on from it. `stop()` resolves with the mark now stored, for the
+   * compare-and-set that replaces it.
    */
   #keepMark (sid: string, stored: StoredTokenSet, fenced: string): PresentedMark {
     let current = fenced
