@@ -1,4 +1,5 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
+import type { Redis } from 'ioredis'
 import { startMockProvider } from '@fastify-aihubmix/mock-provider'
 import { TestBrowser } from '../helpers/browser.js'
 import { freePort } from '../helpers/free-port.js'
@@ -14,9 +15,10 @@ import { composeReadmeApp } from '../helpers/readme-composition.js'
 const OLD = 'o'.repeat(40)
 const NEW = 'n'.repeat(40)
 
-t.test('a session cookie signed with the old secret survives a rotation to [new, old]', async (t) => {
+/** Redis under a prefix of its own, a mock provider and a free port for the app (restarted on it). */
+async function rotationSetup (t: Test): Promise<{ redis: Redis, keyPrefix: string, port: number, url: string, provider: { baseUrl: string, clientId: string, clientSecret: string } } | undefined> {
   const redis = await connectRedis(t)
-  if (redis === undefined) return
+  if (redis === undefined) return undefined
   const keyPrefix = uniquePrefix('rotation')
   cleanupPrefix(t, redis, keyPrefix)
   const mock = await startMockProvider({ tokenPrefix: 'leakcanary' })
@@ -24,14 +26,24 @@ t.test('a session cookie signed with the old secret survives a rotation to [new,
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
   const demo = mock.createApp({ name: 'rotation', redirectUri: `${url}/auth/callback` })
-  const provider = { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret }
+  return { redis, keyPrefix, port, url, provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret } }
+}
+
+/** A whole redirect-mode sign-in: the callback's status. */
+async function signIn (browser: TestBrowser, url: string): Promise<number> {
+  const start = await browser.get(`${url}/auth/login`)
+  const back = await browser.get(TestBrowser.location(start))
+  return (await browser.get(TestBrowser.location(back))).status
+}
+
+t.test('a session cookie signed with the old secret survives a rotation to [new, old]', async (t) => {
+  const setup = await rotationSetup(t)
+  if (setup === undefined) return
+  const { redis, keyPrefix, port, url, provider } = setup
 
   let app = await composeReadmeApp({ port, provider, secret: [OLD], redis, keyPrefix })
   const browser = new TestBrowser()
-  const start = await browser.get(`${url}/auth/login`)
-  const back = await browser.get(TestBrowser.location(start))
-  const done = await browser.get(TestBrowser.location(back))
-  t.equal(done.status, 302, 'signed in under the old secret')
+  t.equal(await signIn(browser, url), 302, 'signed in under the old secret')
   t.equal((await browser.get(`${url}/api/user/info`, { 'x-csrf': '1' })).status, 200)
 
   // The rotation is deployed: the new secret signs, the old one still verifies.
@@ -53,22 +65,13 @@ t.test('a session cookie signed with the old secret survives a rotation to [new,
 // on one instance): @fastify/session takes the cookie for no session and clears it, and the user is signed out on
 // every instance. Nothing said so on @fastify/session's routes. Now one warning line names the fix.
 t.test('a session cookie signed with a secret this instance lacks: one warning that names the fix', async (t) => {
-  const redis = await connectRedis(t)
-  if (redis === undefined) return
-  const keyPrefix = uniquePrefix('rotation')
-  cleanupPrefix(t, redis, keyPrefix)
-  const mock = await startMockProvider({ tokenPrefix: 'leakcanary' })
-  t.teardown(() => mock.close())
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}`
-  const demo = mock.createApp({ name: 'rotation', redirectUri: `${url}/auth/callback` })
-  const provider = { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret }
+  const setup = await rotationSetup(t)
+  if (setup === undefined) return
+  const { redis, keyPrefix, port, url, provider } = setup
 
   const a = await composeReadmeApp({ port, provider, secret: [OLD], redis, keyPrefix })
   const browser = new TestBrowser()
-  const start = await browser.get(`${url}/auth/login`)
-  const back = await browser.get(TestBrowser.location(start))
-  t.equal((await browser.get(TestBrowser.location(back))).status, 302, 'signed in on an instance with the old secret')
+  t.equal(await signIn(browser, url), 302, 'signed in on an instance with the old secret')
   await a.close()
 
   const logs: string[] = []
@@ -78,9 +81,7 @@ t.test('a session cookie signed with a secret this instance lacks: one warning t
 
   // First a cookie this instance signed, of a session ended since (elsewhere): no session, and nothing to say.
   const other = new TestBrowser()
-  const s2 = await other.get(`${url}/auth/login`)
-  const b2 = await other.get(TestBrowser.location(s2))
-  t.equal((await other.get(TestBrowser.location(b2))).status, 302)
+  t.equal(await signIn(other, url), 302)
   const signed = decodeURIComponent(String(other.cookies.get(url)?.get('sid')))
   await b.tokenStore.endSession(signed.slice(0, signed.lastIndexOf('.')))
   t.equal(JSON.parse((await other.get(`${url}/auth/session`)).body).authenticated, false, 'the ended session is signed out')

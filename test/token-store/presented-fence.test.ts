@@ -6,6 +6,9 @@ import { buildApp, deferred, KEY_A, sid, sleep, tokenSet, type T } from '../help
 import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
 import { redisServerOrSkip, startRedisServer, until } from '../helpers/redis-server.js'
 import { freePort } from '../helpers/free-port.js'
+import { MemoryStore } from '../../src/token-store/memory-store.js'
+import { TokenStoreCore } from '../../src/token-store/token-store.js'
+import { resolveOptions } from '../../src/token-store/options.js'
 
 // The refresh lock's lease runs out when Redis is down, restarting or stalled for EVERY instance for longer than
 // `lockLeaseMs`, while the instance that holds it is alive and already at the provider (or holding its answer until
@@ -35,6 +38,34 @@ async function connect (t: T, port: number, retryMs: number): Promise<Redis> {
   t.teardown(() => { client.disconnect() })
   if (client.status !== 'ready') await once(client, 'ready')
   return client
+}
+
+/** What a wrapped store's method call does: `call()` runs the memory store's own method. */
+type Around = (method: string | symbol, call: () => Promise<unknown> | unknown) => unknown
+
+/**
+ * Token stores (TokenStoreCore, no plugin, silent) over one memory store, each seeing it through its own wrapper: for
+ * what no real store does on cue (a call failing while "down", a reply lost after the command was applied, a write
+ * slipped in before another). `around` undefined: the store as it is.
+ */
+async function coresOver (t: T, options: Record<string, unknown>, ...arounds: Array<Around | undefined>): Promise<{ inner: MemoryStore, cores: TokenStoreCore[] }> {
+  const inner = new MemoryStore()
+  const silent = { level: 'silent', fatal () {}, error () {}, warn () {}, info () {}, debug () {}, trace () {}, silent () {}, child () { return silent } }
+  const cores = arounds.map((around) => {
+    const kv = around === undefined
+      ? inner
+      : new Proxy(inner, {
+        get (target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver) as unknown
+          if (typeof value !== 'function') return value
+          return (...args: unknown[]) => around(prop, () => (value as (...a: unknown[]) => unknown).apply(target, args))
+        }
+      })
+    const core = new TokenStoreCore({ kv, options: resolveOptions({ encryptionKeys: KEY_A, ...options }), log: silent as never })
+    t.teardown(() => core.close())
+    return core
+  })
+  return { inner, cores }
 }
 
 t.test('Redis restarted (data kept) for longer than the lease while A is at the provider: B does not present the token again', async t => {
@@ -140,26 +171,12 @@ t.test('a refresh that failed takes its mark off: the other instance refreshes a
 })
 
 t.test('a kept set still being stored after a failed logout: this process does not present its old refresh token again', async t => {
-  const { MemoryStore } = await import('../../src/token-store/memory-store.js')
-  const { TokenStoreCore } = await import('../../src/token-store/token-store.js')
-  const { resolveOptions } = await import('../../src/token-store/options.js')
   const { StoreUnavailableError } = await import('@fastify-aihubmix/token-store')
   // The store under the token store, failing every call while `down` (Redis away from this process).
-  const inner = new MemoryStore()
   let down = false
-  const kv = new Proxy(inner, {
-    get (target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown
-      if (typeof value !== 'function') return value
-      return (...args: unknown[]) => (down && prop !== 'close' && prop !== 'getManyNow')
-        ? Promise.reject(new StoreUnavailableError({ cause: new Error('down') }))
-        : (value as (...a: unknown[]) => unknown).apply(target, args)
-    }
-  })
-  const silent = { level: 'silent', fatal () {}, error () {}, warn () {}, info () {}, debug () {}, trace () {}, silent () {}, child () { return silent } }
-  const options = resolveOptions({ encryptionKeys: KEY_A, lockLeaseMs: 300, lockWaitMs: 400, refreshBackoffMs: 0 })
-  const store = new TokenStoreCore({ kv, options, log: silent as never })
-  t.teardown(() => store.close())
+  const { cores: [store] } = await coresOver(t, { lockLeaseMs: 300, lockWaitMs: 400, refreshBackoffMs: 0 }, (method, call) =>
+    (down && method !== 'close' && method !== 'getManyNow') ? Promise.reject(new StoreUnavailableError({ cause: new Error('down') })) : call())
+  if (store === undefined) throw new Error('no store')
 
   const provider = rotatingProvider()
   const presented: string[] = []
@@ -181,30 +198,18 @@ t.test('a kept set still being stored after a failed logout: this process does n
 })
 
 t.test('another set stored between the read under the lock and the mark: the flight answers with it, presents nothing', async t => {
-  const { MemoryStore } = await import('../../src/token-store/memory-store.js')
-  const { TokenStoreCore } = await import('../../src/token-store/token-store.js')
-  const { resolveOptions } = await import('../../src/token-store/options.js')
-  // The store under the token store: once armed, a set is stored (as another instance whose lease ran out, or a new
-  // sign-in, would) just before the flight's mark reaches it.
-  const inner = new MemoryStore()
+  // Once armed, a set is stored (as another instance whose lease ran out, or a new sign-in, would) just before the
+  // flight's mark reaches the store.
   let storeFirst: (() => Promise<void>) | undefined
-  const kv = new Proxy(inner, {
-    get (target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown
-      if (typeof value !== 'function') return value
-      return async (...args: unknown[]) => {
-        const before = prop === 'compareAndSet' ? storeFirst : undefined
-        if (before !== undefined) {
-          storeFirst = undefined
-          await before()
-        }
-        return await (value as (...a: unknown[]) => unknown).apply(target, args)
-      }
+  const { cores: [store] } = await coresOver(t, { refreshBackoffMs: 0 }, async (method, call) => {
+    const before = method === 'compareAndSet' ? storeFirst : undefined
+    if (before !== undefined) {
+      storeFirst = undefined
+      await before()
     }
+    return await call()
   })
-  const silent = { level: 'silent', fatal () {}, error () {}, warn () {}, info () {}, debug () {}, trace () {}, silent () {}, child () { return silent } }
-  const store = new TokenStoreCore({ kv, options: resolveOptions({ encryptionKeys: KEY_A, refreshBackoffMs: 0 }), log: silent as never })
-  t.teardown(() => store.close())
+  if (store === undefined) throw new Error('no store')
 
   t.test('a usable one is the answer', async t => {
     const id = sid()
@@ -301,31 +306,18 @@ for (const kind of ['slow', 'answered late'] as const) {
 // while the refresh went on. Now a stamp that finds this process's own mark on the same refresh token stamps on.
 // (The lost reply is made by a wrapper around the memory store: nothing else can lose a reply on cue.)
 t.test('a stamp applied but unanswered: the flight stamps on, and B finds a live mark', async t => {
-  const { MemoryStore } = await import('../../src/token-store/memory-store.js')
-  const { TokenStoreCore } = await import('../../src/token-store/token-store.js')
-  const { resolveOptions } = await import('../../src/token-store/options.js')
   const { StoreUnavailableError } = await import('@fastify-aihubmix/token-store')
-  const inner = new MemoryStore()
   let loseNextReply = false
-  const kvA = new Proxy(inner, {
-    get (target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown
-      if (typeof value !== 'function') return value
-      return async (...args: unknown[]) => {
-        const result = await (value as (...a: unknown[]) => unknown).apply(target, args)
-        if (prop === 'compareAndSet' && loseNextReply) {
-          loseNextReply = false
-          throw new StoreUnavailableError({ cause: new Error('Command timed out') })
-        }
-        return result
-      }
+  const common = { lockLeaseMs: 3000, lockWaitMs: 100, refreshBackoffMs: 0, refreshFenceMs: 600 }
+  const { inner, cores: [a, b] } = await coresOver(t, common, async (method, call) => {
+    const result = await call()
+    if (method === 'compareAndSet' && loseNextReply) {
+      loseNextReply = false
+      throw new StoreUnavailableError({ cause: new Error('Command timed out') })
     }
-  })
-  const silent = { level: 'silent', fatal () {}, error () {}, warn () {}, info () {}, debug () {}, trace () {}, silent () {}, child () { return silent } }
-  const common = { encryptionKeys: KEY_A, lockLeaseMs: 3000, lockWaitMs: 100, refreshBackoffMs: 0, refreshFenceMs: 600 }
-  const a = new TokenStoreCore({ kv: kvA, options: resolveOptions(common), log: silent as never })
-  const b = new TokenStoreCore({ kv: inner, options: resolveOptions(common), log: silent as never })
-  t.teardown(async () => { await a.close(); await b.close() })
+    return result
+  }, undefined)
+  if (a === undefined || b === undefined) throw new Error('no store')
 
   const provider = rotatingProvider()
   const id = sid()
@@ -352,28 +344,16 @@ t.test('a stamp applied but unanswered: the flight stamps on, and B finds a live
 // takes (2^31 - 1 ms), and Node fires such a timer after 1 ms: the mark was stamped on every tick of a refresh, one
 // write of the token set per round trip. Now the delay is capped.
 t.test('a huge refreshFenceMs: a refresh stamps its mark no more than a usual one, and no timer overflows', async t => {
-  const { MemoryStore } = await import('../../src/token-store/memory-store.js')
-  const { TokenStoreCore } = await import('../../src/token-store/token-store.js')
-  const { resolveOptions } = await import('../../src/token-store/options.js')
-  const inner = new MemoryStore()
   let writes = 0
-  const kv = new Proxy(inner, {
-    get (target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown
-      if (typeof value !== 'function') return value
-      return (...args: unknown[]) => {
-        if (prop === 'compareAndSet') writes++
-        return (value as (...a: unknown[]) => unknown).apply(target, args)
-      }
-    }
-  })
   const overflows: string[] = []
   const onWarning = (warning: Error): void => { if (warning.name === 'TimeoutOverflowWarning') overflows.push(warning.message) }
   process.on('warning', onWarning)
   t.teardown(() => { process.off('warning', onWarning) })
-  const silent = { level: 'silent', fatal () {}, error () {}, warn () {}, info () {}, debug () {}, trace () {}, silent () {}, child () { return silent } }
-  const store = new TokenStoreCore({ kv, options: resolveOptions({ encryptionKeys: KEY_A, refreshFenceMs: Number.MAX_SAFE_INTEGER, lockLeaseMs: 2 ** 40 }), log: silent as never })
-  t.teardown(() => store.close())
+  const { cores: [store] } = await coresOver(t, { refreshFenceMs: Number.MAX_SAFE_INTEGER, lockLeaseMs: 2 ** 40 }, (method, call) => {
+    if (method === 'compareAndSet') writes++
+    return call()
+  })
+  if (store === undefined) throw new Error('no store')
   const id = sid()
   await store.save(id, tokenSet({ expiresInMs: -60_000 }))
   await store.getFresh(id, async () => { await sleep(300); return tokenSet() })
