@@ -14,6 +14,7 @@ import { safeReturnTo } from './return-to.js'
 import { popupPage } from './popup-page.js'
 import { LoginCookies, MAX_PENDING_RETURN_TO_LENGTH } from './login-cookies.js'
 import { loginErrorHook, publishLogin } from './diagnostics.js'
+import { logSerializers } from './redact.js'
 
 // The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, the error classes and
 // login error codes, the pending-login bounds, the log redaction, the login channel, and the types of all of
@@ -73,6 +74,13 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   const loginEnded = loginErrorHook(client)
   // Routes typed from their schemas (types only: at run time this is `fastify`, validation and serialisation unchanged).
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
+
+  // Fastify logs each request's URL ("incoming request"): the callback's carries the code and the state, the login's
+  // a returnTo. Whatever logger the app has (`logger: true` too, not only loggerOptions()), these routes write the
+  // request through the redacting serializer (route-level: it applies to the request's own logger).
+  fastify.addHook('onRoute', (route) => {
+    route.logSerializers = { ...route.logSerializers, req: logSerializers.req }
+  })
 
   fastify.addHook('onRequest', async (_request, reply) => {
     reply.header('cache-control', 'no-store')

@@ -45,6 +45,8 @@ export interface ComposedReadmeAppOptions {
   sessionScope?: (scope: FastifyInstance) => void | Promise<void>
   /** Collects every log line (JSON strings), written through oauth-routes' `loggerOptions()` at info. */
   logs?: string[]
+  /** Fastify's own logger options instead of `loggerOptions()` (as `logger: true` is), still at info into `logs`. */
+  plainLogger?: boolean
   /** Called on the root instance before any plugin (hooks added here run on every route). */
   root?: (app: FastifyInstance) => void
 }
@@ -57,7 +59,7 @@ export async function composeReadmeApp (o: ComposedReadmeAppOptions): Promise<Fa
   const logs = o.logs
   const stream = new Writable({ write (chunk: Buffer, _enc, cb) { logs?.push(chunk.toString()); cb() } })
   const app = Fastify({
-    logger: logs === undefined ? false : { ...loggerOptions({ level: 'info' }), stream },
+    logger: logs === undefined ? false : o.plainLogger === true ? { level: 'info', stream } : { ...loggerOptions({ level: 'info' }), stream },
     ...(o.trustProxy === undefined ? {} : { trustProxy: o.trustProxy })
   })
   o.root?.(app)

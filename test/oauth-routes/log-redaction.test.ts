@@ -45,6 +45,23 @@ t.test('Fastify\'s request logging with loggerOptions() writes no code, state, r
   ], logs), [], 'none of them in any log line')
 })
 
+// The token-store and metrics READMEs build their apps with `Fastify({ logger: true })`: Fastify's own request
+// serializer, and no loggerOptions(). The callback's "incoming request" line then carried its code and state. The
+// sign-in routes now write their requests through the redacting serializer whatever the app's logger.
+t.test('an app logging with Fastify\'s own serializers (logger: true): the sign-in routes\' lines are redacted all the same', async (t) => {
+  const { url, mock, lines: logs } = await startComposedApp(t, { plainLogger: true })
+  const browser = new TestBrowser()
+  const start = await browser.get(`${url}/auth/login?returnTo=${encodeURIComponent('/private-return-path-0123456789')}`)
+  const state = new URL(TestBrowser.location(start)).searchParams.get('state') as string
+  const back = await browser.get(TestBrowser.location(start))
+  t.equal((await browser.get(TestBrowser.location(back))).status, 302, 'signed in')
+  await browser.get(`${url}/auth/callback?code=code_leakcanary_replayed&state=${state}`)
+  const incoming = logs.filter((l) => l.includes('"incoming request"'))
+  t.ok(incoming.some((l) => l.includes('"url":"/auth/callback?code=[REDACTED]&state=[REDACTED]"')), 'the callback URL, redacted')
+  t.ok(incoming.some((l) => l.includes('"url":"/auth/login?returnTo=[REDACTED]"')), 'the login URL, redacted')
+  t.same(findLeaks([...mock.issued().codes, 'code_leakcanary_replayed', state, '/private-return-path-0123456789'], logs), [], 'no code, state or returnTo in any line')
+})
+
 t.test('redactUrl replaces the values of code, state, iss, error_description and returnTo, however written', async (t) => {
   const cases: Array<[string, string]> = [
     ['/auth/callback', '/auth/callback'],
