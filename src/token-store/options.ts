@@ -282,6 +282,13 @@ export function resolveOptions (options: unknown): ResolvedTokenStoreOptions {
   }
   // Said at start (TokenStoreCore), never refused: see untrimmed().
   const warnings: string[] = []
+  // `redis: env.REDIS_URL` with the variable unset: the option is there, its value is not. Memory for one instance
+  // is fine on purpose; by accident, several instances each keep their own sessions and users are signed out at
+  // random. (An empty string is refused as a URL.)
+  if (backend === 'memory' && o.backend === undefined && Object.hasOwn(options, 'redis')) {
+    warnings.push('token-store: the redis option is given as undefined (an unset REDIS_URL?): sessions and token sets live ' +
+      'in this process\'s memory, for one instance only. Fix: set it, or leave the option out (or backend: \'memory\') for memory on purpose')
+  }
   const said = (value: unknown, list: boolean, path: string, i: number): void => {
     const edge = untrimmed(value)
     if (edge !== undefined) warnings.push(`token-store: ${list ? `${path}[${i}]` : path} ${edge}`)

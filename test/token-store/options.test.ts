@@ -176,3 +176,15 @@ t.test('backend "redis" uses fastify.redis (as @fastify/redis decorates it)', as
   await app.close()
   t.equal(await redis.ping(), 'PONG', 'closing the app leaves the client it did not create open')
 })
+
+// `redis: env.REDIS_URL` with REDIS_URL unset ran in memory without a word: several instances, each with its own
+// sessions, signed users out at random.
+t.test('a redis option given as undefined: memory, and one warning that says so', async t => {
+  const unset: Record<string, unknown> = { encryptionKeys: KEY_A, redis: process.env.AIHUBMIX_TEST_UNSET_VARIABLE }
+  const o = resolveOptions(unset)
+  t.equal(o.backend, 'memory')
+  t.same(o.warnings, ['token-store: the redis option is given as undefined (an unset REDIS_URL?): sessions and token sets live ' +
+    'in this process\'s memory, for one instance only. Fix: set it, or leave the option out (or backend: \'memory\') for memory on purpose'])
+  t.same(resolveOptions({ encryptionKeys: KEY_A }).warnings, [], 'no line without the option')
+  t.same(resolveOptions({ encryptionKeys: KEY_A, backend: 'memory', redis: undefined }).warnings, [], 'nor with memory asked for')
+})
