@@ -110,5 +110,10 @@ t.test('every optional option given as undefined resolves as if it were left out
   const storeKeys = ['backend', 'redis', 'keyPrefix', 'refreshSkewMs', 'refreshTokenTtlMs', 'sessionTtlMs', 'lockLeaseMs', 'lockWaitMs',
     'refreshBackoffMs', 'refreshBackoffMaxMs', 'redisCommandTimeoutMs', 'openedCacheSize', 'redisClientCache', 'sessionCookie',
     'maxSessionsPerUser', 'endUserSessionsOnRevoked', 'hooks']
-  t.same(resolveStore({ ...minimal, ...Object.fromEntries(storeKeys.map((k) => [k, undefined])) }), resolveStore(minimal), `token-store: ${storeKeys.join(', ')} undefined resolve as left out`)
+  const { warnings, ...resolved } = resolveStore({ ...minimal, ...Object.fromEntries(storeKeys.map((k) => [k, undefined])) })
+  const { warnings: none, ...leftOut } = resolveStore(minimal)
+  t.same(resolved, leftOut, `token-store: ${storeKeys.join(', ')} undefined resolve as left out`)
+  // Said, not different: `redis: env.REDIS_URL` with the variable unset is most often a Redis meant and missing.
+  t.same([warnings.length, none.length], [1, 0], 'token-store: redis given as undefined is one warning at start')
+  t.match(warnings[0], /^token-store: the redis option is given as undefined/)
 })
