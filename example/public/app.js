@@ -265,6 +265,14 @@ let popupTimer
 let popupGrace
 
 /**
+ * How long a sign-in window that is gone from here is waited for (the server asked every second) before the page
+ * calls it closed. A provider page that sends `Cross-Origin-Opener-Policy: same-origin` cuts the window off from
+ * this page, which then sees it closed while the user is still signing in there; its sign-in still comes over the
+ * channel below, however late.
+ */
+const POPUP_GONE_WAIT_MS = 4000
+
+/**
  * The status line: `key` (none: empty), with a spinner while `busy`.
  * @param {string | null} key
  * @param {boolean} [busy]
@@ -516,13 +524,39 @@ function login () {
     clearInterval(popupTimer)
     popupTimer = undefined
     askForLandingErrors()
-    // The window closed. Its last message may still be on its way (it posts, then closes):
-    // give it a moment, then ask the server. A message that comes later is still believed.
-    popupGrace = setTimeout(() => {
-      popupGrace = undefined
-      if (popup !== null) checkSession('status.popupClosed')
-    }, 500)
+    waitForGonePopup(Date.now() + POPUP_GONE_WAIT_MS, 500)
   }, 250)
+}
+
+/**
+ * The window is gone from here: closed, or cut off by the provider's page (see POPUP_GONE_WAIT_MS). Its last message
+ * may still be on its way (it posts, then closes), so the server is asked after `delay`, and every second until
+ * `deadline`; then the window is called closed. A message that comes meanwhile, or later, is still believed.
+ * @param {number} deadline
+ * @param {number} delay
+ */
+function waitForGonePopup (deadline, delay) {
+  popupGrace = setTimeout(async () => {
+    popupGrace = undefined
+    /** @type {{ authenticated?: unknown } | null} */
+    let session = null
+    try {
+      session = await api('/auth/session')
+    } catch {
+      // Asked again in a second; at the deadline the window is called closed.
+    }
+    if (popup === null) return // a message took it meanwhile
+    if (session !== null && session.authenticated === true) {
+      stopWatchingPopup()
+      showError(null)
+      loadUser()
+    } else if (Date.now() < deadline) {
+      waitForGonePopup(deadline, 1000)
+    } else {
+      stopWatchingPopup()
+      showLogin('status.popupClosed')
+    }
+  }, delay)
 }
 
 async function refreshBalance () {
@@ -767,22 +801,41 @@ async function logoutEverywhere () {
   setBusy(btn, false)
 }
 
-// A sign-in that fails before the app knows it was a popup sign-in (an expired or unknown
-// state) lands on this page inside the sign-in window. This page's Cross-Origin-Opener-Policy
-// cuts such a window off from its opener (which then sees it as closed), so the two talk over
-// a same-origin BroadcastChannel: the landing page announces its error, and again whenever a
-// page whose sign-in window has gone asks; that page shows the error and answers, and the
-// landing page closes. Only errors travel this way: a sign-in succeeds only through the server.
+// A sign-in window cut off from this page talks to it over a same-origin BroadcastChannel.
+// - The sign-in popup's own page (oauth-routes' popup page), when a provider page's
+//   Cross-Origin-Opener-Policy cut it off from its opener: it posts its `aihubmix:login`
+//   message there, and closes once a page answers `aihubmix:login-taken`.
+// - A sign-in that fails before the app knows it was a popup sign-in (an expired or unknown
+//   state) lands on this page inside the sign-in window, which this page's own
+//   Cross-Origin-Opener-Policy cuts off: the landing page announces its error, and again
+//   whenever a page whose sign-in window has gone asks; that page shows the error and answers,
+//   and the landing page closes.
+// A success heard this way is only a reason to ask the server: a sign-in succeeds only there.
 const CHANNEL = 'aihubmix-login'
 /** @type {BroadcastChannel | null} */
 let channel = null
 
-function listenForLandingErrors () {
+function listenOnChannel () {
   if (typeof BroadcastChannel !== 'function') return
   const listening = new BroadcastChannel(CHANNEL)
   listening.onmessage = (event) => {
     const data = event.data
-    if (!data || data.type !== 'aihubmix:login-error' || typeof data.error !== 'string') return
+    if (!data || typeof data !== 'object') return
+    if (data.type === 'aihubmix:login') {
+      // A failure only for the page whose window is gone (another page's window may have failed).
+      if (popup === null || (data.ok !== true && !popup.closed)) return
+      stopWatchingPopup()
+      if (data.ok === true) {
+        showError(null)
+        loadUser()
+      } else {
+        showLogin()
+        showError(typeof data.error === 'string' ? data.error : 'server_error')
+      }
+      listening.postMessage({ type: 'aihubmix:login-taken', id: data.id })
+      return
+    }
+    if (data.type !== 'aihubmix:login-error' || typeof data.error !== 'string') return
     if (popup === null || !popup.closed) return
     stopWatchingPopup()
     showLogin()
@@ -838,7 +891,7 @@ function start () {
     showError(code)
     announceLandingError(code)
   }
-  listenForLandingErrors()
+  listenOnChannel()
   checkSession()
 }
 
