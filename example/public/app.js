@@ -469,6 +469,27 @@ async function checkSession (note = null) {
   showLogin(note)
 }
 
+/** @returns {Promise<boolean | null>} whether the server says this browser is signed in; null: it could not be asked */
+async function serverSaysSignedIn () {
+  try {
+    const session = await api('/auth/session')
+    return session !== null && session.authenticated === true
+  } catch {
+    return null
+  }
+}
+
+/**
+ * A sign-in that may have finished elsewhere (a window this page no longer holds, another tab): the account, if
+ * the server says so; else nothing changes on the page.
+ */
+async function noticeSignIn () {
+  if (!$('user-info').hidden) return
+  if (await serverSaysSignedIn() !== true || !$('user-info').hidden) return
+  showError(null)
+  loadUser()
+}
+
 function stopWatchingPopup () {
   clearInterval(popupTimer)
   clearTimeout(popupGrace)
@@ -478,14 +499,26 @@ function stopWatchingPopup () {
 }
 
 /**
- * Only our own origin, and only the window we opened, may report a sign-in.
+ * Only our own origin, and only the window we opened, may report a sign-in. A success from another window of our
+ * origin (the sign-in window of this tab before a reload) is only a reason to ask the server.
  * @param {MessageEvent} event
  */
 function onMessage (event) {
   if (event.origin !== window.location.origin) return
-  if (popup === null || event.source !== popup) return
   const data = event.data
   if (!data || typeof data !== 'object' || data.type !== 'aihubmix:login') return
+  if (popup === null || event.source !== popup) {
+    if (data.ok === true && event.source !== null && event.source !== window) noticeSignIn()
+    return
+  }
+  takeSignInMessage(data)
+}
+
+/**
+ * The sign-in window's own message (`{type: 'aihubmix:login', ok, error?}`): the account, or the error.
+ * @param {{ ok?: unknown, error?: unknown }} data
+ */
+function takeSignInMessage (data) {
   stopWatchingPopup()
   if (data.ok === true) {
     showError(null)
@@ -538,15 +571,10 @@ function login () {
 function waitForGonePopup (deadline, delay) {
   popupGrace = setTimeout(async () => {
     popupGrace = undefined
-    /** @type {{ authenticated?: unknown } | null} */
-    let session = null
-    try {
-      session = await api('/auth/session')
-    } catch {
-      // Asked again in a second; at the deadline the window is called closed.
-    }
+    // Could not ask: asked again in a second; at the deadline the window is called closed.
+    const signedIn = await serverSaysSignedIn()
     if (popup === null) return // a message took it meanwhile
-    if (session !== null && session.authenticated === true) {
+    if (signedIn === true) {
       stopWatchingPopup()
       showError(null)
       loadUser()
@@ -822,15 +850,14 @@ function listenOnChannel () {
     const data = event.data
     if (!data || typeof data !== 'object') return
     if (data.type === 'aihubmix:login') {
-      // A failure only for the page whose window is gone (another page's window may have failed).
-      if (popup === null || (data.ok !== true && !popup.closed)) return
-      stopWatchingPopup()
-      if (data.ok === true) {
-        showError(null)
-        loadUser()
+      if (popup === null) {
+        // Another tab's sign-in (or this one's before a reload): a reason to ask the server.
+        if (data.ok !== true) return
+        noticeSignIn()
       } else {
-        showLogin()
-        showError(typeof data.error === 'string' ? data.error : 'server_error')
+        // A failure only for the page whose window is gone (another page's window may have failed).
+        if (data.ok !== true && !popup.closed) return
+        takeSignInMessage(data)
       }
       listening.postMessage({ type: 'aihubmix:login-taken', id: data.id })
       return
@@ -878,9 +905,12 @@ function start () {
   button('topup').addEventListener('click', topup)
   button('logout').addEventListener('click', logout)
   button('logout-everywhere').addEventListener('click', logoutEverywhere)
-  // Back to this tab: the list as it is now (another device may have ended a session, this one included).
+  // Back to this tab: the list as it is now (another device may have ended a session, this one included); signed
+  // out, whether the user signed in in another tab meanwhile.
   document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'visible' && !$('sessions').hidden) loadSessions()
+    if (document.visibilityState !== 'visible') return
+    if (!$('sessions').hidden) loadSessions()
+    else if (!$('login-section').hidden && popup === null) noticeSignIn()
   })
   window.addEventListener('pageshow', (event) => { if (event.persisted) checkSession() })
   const error = new URLSearchParams(window.location.search).get('error')
