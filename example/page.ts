@@ -104,7 +104,7 @@ function html (language: Language, strings: Strings, providerOrigin: string, ass
   <section id="user-info" data-testid="user-info" class="card" aria-labelledby="welcome" hidden>
     <div class="profile">
       <div id="avatar" class="avatar" aria-hidden="true"></div>
-      <div>
+      <div class="profile-text">
         <h1 id="welcome" tabindex="-1" data-i18n="user.welcome">${t('user.welcome')}</h1>
         <p id="member-since" class="muted"></p>
       </div>
