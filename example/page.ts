@@ -93,6 +93,7 @@ function html (language: Language, strings: Strings, providerOrigin: string, ass
   <noscript><div class="alert">${t('page.noscript')}</div></noscript>
   <p id="status" class="status" role="status" aria-live="polite"><span class="spinner" aria-hidden="true"></span><span id="status-text">${t('status.checking')}</span></p>
   <div id="error" data-testid="error" class="alert" role="alert" hidden></div>
+  <button id="retry" class="btn btn-primary retry" type="button" data-i18n="error.retry" hidden>${t('error.retry')}</button>
 
   <section id="login-section" class="card login" aria-labelledby="login-title" hidden>
     <h1 id="login-title" data-i18n="login.title">${t('login.title')}</h1>

@@ -321,6 +321,7 @@ let signedOutTimes = 0
 /** @param {string | null} [note] the status line's key when signed out */
 function showLogin (note = null) {
   signedOutTimes++
+  $('retry').hidden = true
   $('user-info').hidden = true
   $('sessions').hidden = true
   $('login-section').hidden = false
@@ -371,6 +372,7 @@ function showUser (info) {
     $('usage').hidden = true
   }
   const wasHidden = $('user-info').hidden
+  $('retry').hidden = true
   $('login-section').hidden = true
   $('user-info').hidden = false
   if (wasHidden) $('welcome').focus()
@@ -444,10 +446,26 @@ async function loadUser () {
     if (asked !== signedOutTimes) return
     const { code, status } = apiError(err)
     showError(code)
-    // Nothing shown yet: offer the sign-in again rather than a page stuck half-way.
-    if (status === 401 || $('user-info').hidden) showLogin()
+    if (status === 401) showLogin()
+    else if ($('user-info').hidden) offerRetry()
     else say(null)
   }
+}
+
+/**
+ * Signed in, or not known, but nothing to show (the provider or the store failed at the page's first call): the
+ * error stays, with "Try again", which asks again from the start. Only a 401 means signed out.
+ */
+function offerRetry () {
+  $('login-section').hidden = true
+  say(null)
+  $('retry').hidden = false
+}
+
+function retry () {
+  $('retry').hidden = true
+  showError(null)
+  checkSession()
 }
 
 /**
@@ -462,7 +480,7 @@ async function checkSession (note = null) {
     session = await api('/auth/session')
   } catch (err) {
     showError(apiError(err).code)
-    showLogin()
+    offerRetry()
     return
   }
   if (session !== null && session.authenticated === true) return loadUser()
@@ -901,6 +919,7 @@ function start () {
   listenForLanguageChoice()
   window.addEventListener('message', onMessage)
   button('login').addEventListener('click', login)
+  button('retry').addEventListener('click', retry)
   button('refresh-balance').addEventListener('click', refreshBalance)
   button('topup').addEventListener('click', topup)
   button('logout').addEventListener('click', logout)
