@@ -344,6 +344,18 @@ function text (value) {
  */
 let lastBalance = null
 
+/**
+ * The first character as the reader sees it: a whole emoji (a surrogate pair, or several joined), never half of one.
+ * @param {string} value
+ * @returns {string}
+ */
+function firstCharacter (value) {
+  const first = typeof Intl.Segmenter === 'function'
+    ? new Intl.Segmenter().segment(value)[Symbol.iterator]().next().value?.segment
+    : Array.from(value)[0]
+  return first ?? ''
+}
+
 /** @param {UserInfo | null} info */
 function showUser (info) {
   info = info ?? {}
@@ -354,7 +366,7 @@ function showUser (info) {
   else show($('username'), tr('user.notShared'))
   if (email !== null) showText($('email'), email)
   else show($('email'), tr('user.notShared'))
-  showText($('avatar'), name ? name.charAt(0).toUpperCase() : '?')
+  showText($('avatar'), name ? firstCharacter(name).toUpperCase() : '?')
   show($('welcome'), name ? tr('user.welcomeNamed', { name }) : tr('user.welcome'))
   const since = typeof info.created_time === 'number' && info.created_time > 0 ? new Date(info.created_time * 1000) : null
   if (since !== null) show($('member-since'), tr('user.memberSince', { date: longDate(since) }))
@@ -659,11 +671,12 @@ async function topup () {
     const body = await api('/api/user/topup')
     const url = safeUrl(body?.topup_url)
     if (url === null) throw new ApiError('bad_topup_url')
-    if (tab && !tab.closed) {
-      tab.location.replace(url)
-    } else {
+    if (!tab) {
+      // Blocked: the link instead. A tab the user closed meanwhile gets nothing said.
       $('topup-link').setAttribute('href', url)
       $('topup-fallback').hidden = false
+    } else if (!tab.closed) {
+      tab.location.replace(url)
     }
   } catch (err) {
     if (tab && !tab.closed) tab.close()

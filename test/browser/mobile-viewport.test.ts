@@ -111,3 +111,17 @@ t.test('a balance of 123,456.78 at 1000×700 stays inside its box', async (t) =>
   t.equal(await page.getByTestId('balance').textContent(), '123,456.78')
   t.same(await outOfCard(page, ['#balance', '.balance-box']), [], 'the balance fits its box')
 })
+
+// What users saw: a user name that starts with an emoji (or any character beyond the Basic Multilingual Plane) gave
+// an avatar of half a character, a lone surrogate drawn as "�". The avatar now takes the first whole character.
+t.test('a user name that starts with an emoji: the avatar shows the whole character', async (t) => {
+  const browser = await browserFor(t)
+  if (browser === undefined) return
+  const stack = await startStack({ mock: { user: { username: '😀smile' } } })
+  t.teardown(() => stack.close())
+  const { page } = await openPage(t, browser, PHONE)
+  await signInWithPopup(page, stack.url)
+  const avatar = await page.locator('#avatar').textContent() ?? ''
+  t.notMatch(avatar, /[\uD800-\uDBFF](?![\uDC00-\uDFFF])/, `no lone surrogate in the avatar (${JSON.stringify(avatar)})`)
+  t.equal(avatar, '😀')
+})
