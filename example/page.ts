@@ -135,7 +135,7 @@ function html (language: Language, strings: Strings, providerOrigin: string, ass
 
   <section id="sessions" data-testid="sessions" class="card sessions" aria-labelledby="sessions-title" hidden>
     <div class="sessions-head">
-      <h2 id="sessions-title" data-i18n="sessions.title">${t('sessions.title')}</h2>
+      <h2 id="sessions-title" tabindex="-1" data-i18n="sessions.title">${t('sessions.title')}</h2>
       <button id="logout-everywhere" data-testid="logout-everywhere" class="btn btn-ghost btn-small" type="button" data-i18n="sessions.everywhere" data-i18n-busy="sessions.everywhereBusy">${t('sessions.everywhere')}</button>
     </div>
     <ul id="session-list" class="session-list"></ul>

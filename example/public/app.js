@@ -300,16 +300,28 @@ function showError (code) {
   el.hidden = false
 }
 
+/** Buttons that had the focus when they turned busy (disabled, they lost it): they get it back once ready. */
+/** @type {WeakSet<HTMLButtonElement>} */
+const hadFocus = new WeakSet()
+
+/** @returns {boolean} whether the focus is nowhere (on <body>, where it falls from a disabled or removed element) */
+function focusLost () {
+  return document.activeElement === null || document.activeElement === document.body
+}
+
 /**
- * A button busy (its `data-i18n-busy` words, disabled) or ready (its `data-i18n` words).
+ * A button busy (its `data-i18n-busy` words, disabled) or ready (its `data-i18n` words; the focus back on it if it
+ * had it and nothing else took it meanwhile).
  * @param {HTMLButtonElement} btn
  * @param {boolean} busy
  */
 function setBusy (btn, busy) {
   const key = busy ? btn.dataset.i18nBusy : btn.dataset.i18n
   if (key !== undefined) show(btn, tr(key))
+  if (busy && document.activeElement === btn) hadFocus.add(btn)
   btn.disabled = busy
   btn.setAttribute('aria-busy', busy ? 'true' : 'false')
+  if (!busy && hadFocus.delete(btn) && focusLost() && btn.checkVisibility()) btn.focus()
 }
 
 /**
@@ -843,6 +855,8 @@ async function endSession (id, words, btn) {
     setBusy(btn, false)
   }
   await loadSessions()
+  // The button was in the list, which is new: the focus to the list's heading rather than nowhere.
+  if (focusLost() && !$('sessions').hidden) $('sessions-title').focus()
 }
 
 async function logoutEverywhere () {
