@@ -887,6 +887,12 @@ async function logoutEverywhere () {
 const CHANNEL = 'aihubmix-login'
 /** @type {BroadcastChannel | null} */
 let channel = null
+/** This page's last query for landing errors: only the landing page's answer to it, or its own first word, is taken. */
+let landingQuery = ''
+/** This page's own announcement, if it landed on an error: never taken by this page itself. */
+let ownLandingId = ''
+/** How long a landing page announces its error: the page whose window it was is waiting for it by then, if at all. */
+const LANDING_ANNOUNCE_MS = 10000
 
 function listenOnChannel () {
   if (typeof BroadcastChannel !== 'function') return
@@ -908,6 +914,7 @@ function listenOnChannel () {
       return
     }
     if (data.type !== 'aihubmix:login-error' || typeof data.error !== 'string') return
+    if ((data.query !== undefined && data.query !== landingQuery) || data.id === ownLandingId) return
     if (popup === null || !popup.closed) return
     stopWatchingPopup()
     showLogin()
@@ -918,20 +925,26 @@ function listenOnChannel () {
 }
 
 function askForLandingErrors () {
-  if (channel !== null) channel.postMessage({ type: 'aihubmix:login-error-query' })
+  landingQuery = String(Math.random()).slice(2)
+  if (channel !== null) channel.postMessage({ type: 'aihubmix:login-error-query', query: landingQuery })
 }
 
 /** @param {string} code */
 function announceLandingError (code) {
+  // Not the window's name to tell the sign-in window from a tab: the Cross-Origin-Opener-Policy switch clears it.
   if (typeof BroadcastChannel !== 'function' || window.opener !== null) return
   const landing = new BroadcastChannel(CHANNEL)
   const id = String(Math.random()).slice(2)
-  const announce = () => { landing.postMessage({ type: 'aihubmix:login-error', error: code, id }) }
+  ownLandingId = id
+  /** @param {string} [query] */
+  const announce = (query) => { landing.postMessage({ type: 'aihubmix:login-error', error: code, id, query }) }
+  const stop = setTimeout(() => { landing.close() }, LANDING_ANNOUNCE_MS)
   landing.onmessage = (event) => {
     const data = event.data
     if (!data) return
-    if (data.type === 'aihubmix:login-error-query') announce()
+    if (data.type === 'aihubmix:login-error-query' && typeof data.query === 'string') announce(data.query)
     if (data.type === 'aihubmix:login-error-taken' && data.id === id) {
+      clearTimeout(stop)
       landing.close()
       // Closes only a window that a script opened: the sign-in window, never the user's own tab.
       window.close()
