@@ -205,6 +205,20 @@ function show (el, words) {
   el.textContent = words(language)
 }
 
+/** Every element whose accessible name (`aria-label`) depends on the language, and how to say it. */
+/** @type {Map<HTMLElement, Words>} */
+const labelled = new Map()
+
+/**
+ * Names `el` for assistive technology with `words` in the page's language, and again in every language switched to.
+ * @param {HTMLElement} el
+ * @param {Words} words
+ */
+function label (el, words) {
+  labelled.set(el, words)
+  el.setAttribute('aria-label', words(language))
+}
+
 /**
  * Shows `text` as it is (a user name, an address): the same in every language.
  * @param {HTMLElement} el
@@ -222,6 +236,7 @@ function setLanguage (lang) {
   document.title = t('page.title')
   languageSwitch().value = lang
   for (const [el, words] of shown) el.textContent = words(lang)
+  for (const [el, words] of labelled) el.setAttribute('aria-label', words(lang))
   for (const el of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('[data-i18n-title]'))) {
     el.title = t(el.dataset.i18nTitle ?? '')
   }
@@ -756,6 +771,7 @@ function device (ua) {
  */
 function forgetWordsIn (container) {
   for (const el of shown.keys()) if (container.contains(el)) shown.delete(el)
+  for (const el of labelled.keys()) if (container.contains(el)) labelled.delete(el)
 }
 
 /**
@@ -778,12 +794,11 @@ function showSessions (sessions) {
   const list = $('session-list')
   forgetWordsIn(list)
   list.replaceChildren()
-  sessions.forEach((session, index) => {
+  sessions.forEach((session) => {
     const item = element('li', 'session')
     item.dataset.testid = 'session-item'
     const main = element('div', 'session-main')
     const name = element('span', 'session-device')
-    name.id = `session-device-${index}`
     const words = device(session.userAgent)
     show(name, words)
     // The browser's own words on hover: an attribute's text, never markup.
@@ -809,7 +824,7 @@ function showSessions (sessions) {
       end.dataset.testid = 'end-session'
       end.dataset.i18n = 'sessions.end'
       end.dataset.i18nBusy = 'sessions.endBusy'
-      end.setAttribute('aria-describedby', name.id)
+      label(end, tr('sessions.endLabel', { device: words }))
       setBusy(end, false)
       end.addEventListener('click', () => { endSession(session.id, words, end) })
       item.append(end)
