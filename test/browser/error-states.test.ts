@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { gate, isAuthorize, openPage, sharedBrowser, testIdText } from '../helpers/chromium.js'
+import { signedOutPage } from '../helpers/signed-in-page.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const browserFor = sharedBrowser(t)
@@ -158,11 +159,7 @@ t.test('a sign-in that comes back with a bad state, in the popup: the page that 
 t.test('a popup closed by hand after an earlier full-page sign-in failed: the notice, not the old error', async (t) => {
   const browser = await browserFor(t)
   if (browser === undefined) return
-  const stack = await startStack()
-  t.teardown(() => stack.close())
-  const { page } = await openPage(t, browser)
-  await page.goto(`${stack.url}/`)
-  await page.getByTestId('login').waitFor({ state: 'visible' })
+  const { stack, page } = await signedOutPage(t, browser)
 
   // A full-page sign-in (the popup fallback) that the provider fails: back at /?error=token_exchange_failed.
   stack.mock.setFault('token', 'http500', { times: 1 })
@@ -187,11 +184,7 @@ t.test('a popup closed by hand after an earlier full-page sign-in failed: the no
 t.test('a sign-in failing in another tab\'s popup is not reported in a tab whose own popup was closed earlier', async (t) => {
   const browser = await browserFor(t)
   if (browser === undefined) return
-  const stack = await startStack()
-  t.teardown(() => stack.close())
-  const { context, page: first } = await openPage(t, browser)
-  await first.goto(`${stack.url}/`)
-  await first.getByTestId('login').waitFor({ state: 'visible' })
+  const { stack, context, page: first } = await signedOutPage(t, browser)
   stack.mock.setFault('authorize', 'non_json', { times: 1 })
   const firstOpened = first.waitForEvent('popup')
   await first.getByTestId('login').click()

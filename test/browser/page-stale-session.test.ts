@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import type { Page } from 'playwright-core'
 import { openPage, sharedBrowser, signInWithPopup, testIdText } from '../helpers/chromium.js'
-import { signedInPage } from '../helpers/signed-in-page.js'
+import { signedInPage, signedOutPage } from '../helpers/signed-in-page.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const browserFor = sharedBrowser(t)
@@ -102,11 +102,7 @@ t.test('an "end session" that fails, followed by a list that cannot load, leaves
 t.test('reloading the page while the sign-in window works: the page shows the account once it has signed in', async (t) => {
   const browser = await browserFor(t)
   if (browser === undefined) return
-  const stack = await startStack()
-  t.teardown(() => stack.close())
-  const { page } = await openPage(t, browser)
-  await page.goto(`${stack.url}/`)
-  await page.getByTestId('login').waitFor({ state: 'visible' })
+  const { stack, page } = await signedOutPage(t, browser)
   // A slow provider: the token exchange takes 2 s, the user reloads the page meanwhile (F5).
   stack.mock.setLatency('token', 2000)
   const opened = page.waitForEvent('popup')
