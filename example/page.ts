@@ -93,6 +93,7 @@ function html (language: Language, strings: Strings, providerOrigin: string, ass
   <noscript><div class="alert">${t('page.noscript')}</div></noscript>
   <p id="status" class="status" role="status" aria-live="polite"><span class="spinner" aria-hidden="true"></span><span id="status-text">${t('status.checking')}</span></p>
   <div id="error" data-testid="error" class="alert" role="alert" hidden></div>
+  <button id="retry" class="btn btn-primary retry" type="button" data-i18n="error.retry" hidden>${t('error.retry')}</button>
 
   <section id="login-section" class="card login" aria-labelledby="login-title" hidden>
     <h1 id="login-title" data-i18n="login.title">${t('login.title')}</h1>
@@ -104,7 +105,7 @@ function html (language: Language, strings: Strings, providerOrigin: string, ass
   <section id="user-info" data-testid="user-info" class="card" aria-labelledby="welcome" hidden>
     <div class="profile">
       <div id="avatar" class="avatar" aria-hidden="true"></div>
-      <div>
+      <div class="profile-text">
         <h1 id="welcome" tabindex="-1" data-i18n="user.welcome">${t('user.welcome')}</h1>
         <p id="member-since" class="muted"></p>
       </div>
@@ -134,7 +135,7 @@ function html (language: Language, strings: Strings, providerOrigin: string, ass
 
   <section id="sessions" data-testid="sessions" class="card sessions" aria-labelledby="sessions-title" hidden>
     <div class="sessions-head">
-      <h2 id="sessions-title" data-i18n="sessions.title">${t('sessions.title')}</h2>
+      <h2 id="sessions-title" tabindex="-1" data-i18n="sessions.title">${t('sessions.title')}</h2>
       <button id="logout-everywhere" data-testid="logout-everywhere" class="btn btn-ghost btn-small" type="button" data-i18n="sessions.everywhere" data-i18n-busy="sessions.everywhereBusy">${t('sessions.everywhere')}</button>
     </div>
     <ul id="session-list" class="session-list"></ul>

@@ -205,6 +205,20 @@ function show (el, words) {
   el.textContent = words(language)
 }
 
+/** Every element whose accessible name (`aria-label`) depends on the language, and how to say it. */
+/** @type {Map<HTMLElement, Words>} */
+const labelled = new Map()
+
+/**
+ * Names `el` for assistive technology with `words` in the page's language, and again in every language switched to.
+ * @param {HTMLElement} el
+ * @param {Words} words
+ */
+function label (el, words) {
+  labelled.set(el, words)
+  el.setAttribute('aria-label', words(language))
+}
+
 /**
  * Shows `text` as it is (a user name, an address): the same in every language.
  * @param {HTMLElement} el
@@ -222,6 +236,7 @@ function setLanguage (lang) {
   document.title = t('page.title')
   languageSwitch().value = lang
   for (const [el, words] of shown) el.textContent = words(lang)
+  for (const [el, words] of labelled) el.setAttribute('aria-label', words(lang))
   for (const el of /** @type {NodeListOf<HTMLElement>} */ (document.querySelectorAll('[data-i18n-title]'))) {
     el.title = t(el.dataset.i18nTitle ?? '')
   }
@@ -265,6 +280,14 @@ let popupTimer
 let popupGrace
 
 /**
+ * How long a sign-in window that is gone from here is waited for (the server asked every second) before the page
+ * calls it closed. A provider page that sends `Cross-Origin-Opener-Policy: same-origin` cuts the window off from
+ * this page, which then sees it closed while the user is still signing in there; its sign-in still comes over the
+ * channel below, however late.
+ */
+const POPUP_GONE_WAIT_MS = 4000
+
+/**
  * The status line: `key` (none: empty), with a spinner while `busy`.
  * @param {string | null} key
  * @param {boolean} [busy]
@@ -292,16 +315,28 @@ function showError (code) {
   el.hidden = false
 }
 
+/** Buttons that had the focus when they turned busy (disabled, they lost it): they get it back once ready. */
+/** @type {WeakSet<HTMLButtonElement>} */
+const hadFocus = new WeakSet()
+
+/** @returns {boolean} whether the focus is nowhere (on <body>, where it falls from a disabled or removed element) */
+function focusLost () {
+  return document.activeElement === null || document.activeElement === document.body
+}
+
 /**
- * A button busy (its `data-i18n-busy` words, disabled) or ready (its `data-i18n` words).
+ * A button busy (its `data-i18n-busy` words, disabled) or ready (its `data-i18n` words; the focus back on it if it
+ * had it and nothing else took it meanwhile).
  * @param {HTMLButtonElement} btn
  * @param {boolean} busy
  */
 function setBusy (btn, busy) {
   const key = busy ? btn.dataset.i18nBusy : btn.dataset.i18n
   if (key !== undefined) show(btn, tr(key))
+  if (busy && document.activeElement === btn) hadFocus.add(btn)
   btn.disabled = busy
   btn.setAttribute('aria-busy', busy ? 'true' : 'false')
+  if (!busy && hadFocus.delete(btn) && focusLost() && btn.checkVisibility()) btn.focus()
 }
 
 /**
@@ -313,6 +348,7 @@ let signedOutTimes = 0
 /** @param {string | null} [note] the status line's key when signed out */
 function showLogin (note = null) {
   signedOutTimes++
+  $('retry').hidden = true
   $('user-info').hidden = true
   $('sessions').hidden = true
   $('login-section').hidden = false
@@ -335,6 +371,18 @@ function text (value) {
  */
 let lastBalance = null
 
+/**
+ * The first character as the reader sees it: a whole emoji (a surrogate pair, or several joined), never half of one.
+ * @param {string} value
+ * @returns {string}
+ */
+function firstCharacter (value) {
+  const first = typeof Intl.Segmenter === 'function'
+    ? new Intl.Segmenter().segment(value)[Symbol.iterator]().next().value?.segment
+    : Array.from(value)[0]
+  return first ?? ''
+}
+
 /** @param {UserInfo | null} info */
 function showUser (info) {
   info = info ?? {}
@@ -345,7 +393,7 @@ function showUser (info) {
   else show($('username'), tr('user.notShared'))
   if (email !== null) showText($('email'), email)
   else show($('email'), tr('user.notShared'))
-  showText($('avatar'), name ? name.charAt(0).toUpperCase() : '?')
+  showText($('avatar'), name ? firstCharacter(name).toUpperCase() : '?')
   show($('welcome'), name ? tr('user.welcomeNamed', { name }) : tr('user.welcome'))
   const since = typeof info.created_time === 'number' && info.created_time > 0 ? new Date(info.created_time * 1000) : null
   if (since !== null) show($('member-since'), tr('user.memberSince', { date: longDate(since) }))
@@ -363,6 +411,7 @@ function showUser (info) {
     $('usage').hidden = true
   }
   const wasHidden = $('user-info').hidden
+  $('retry').hidden = true
   $('login-section').hidden = true
   $('user-info').hidden = false
   if (wasHidden) $('welcome').focus()
@@ -436,10 +485,26 @@ async function loadUser () {
     if (asked !== signedOutTimes) return
     const { code, status } = apiError(err)
     showError(code)
-    // Nothing shown yet: offer the sign-in again rather than a page stuck half-way.
-    if (status === 401 || $('user-info').hidden) showLogin()
+    if (status === 401) showLogin()
+    else if ($('user-info').hidden) offerRetry()
     else say(null)
   }
+}
+
+/**
+ * Signed in, or not known, but nothing to show (the provider or the store failed at the page's first call): the
+ * error stays, with "Try again", which asks again from the start. Only a 401 means signed out.
+ */
+function offerRetry () {
+  $('login-section').hidden = true
+  say(null)
+  $('retry').hidden = false
+}
+
+function retry () {
+  $('retry').hidden = true
+  showError(null)
+  checkSession()
 }
 
 /**
@@ -454,11 +519,32 @@ async function checkSession (note = null) {
     session = await api('/auth/session')
   } catch (err) {
     showError(apiError(err).code)
-    showLogin()
+    offerRetry()
     return
   }
   if (session !== null && session.authenticated === true) return loadUser()
   showLogin(note)
+}
+
+/** @returns {Promise<boolean | null>} whether the server says this browser is signed in; null: it could not be asked */
+async function serverSaysSignedIn () {
+  try {
+    const session = await api('/auth/session')
+    return session !== null && session.authenticated === true
+  } catch {
+    return null
+  }
+}
+
+/**
+ * A sign-in that may have finished elsewhere (a window this page no longer holds, another tab): the account, if
+ * the server says so; else nothing changes on the page.
+ */
+async function noticeSignIn () {
+  if (!$('user-info').hidden) return
+  if (await serverSaysSignedIn() !== true || !$('user-info').hidden) return
+  showError(null)
+  loadUser()
 }
 
 function stopWatchingPopup () {
@@ -470,14 +556,26 @@ function stopWatchingPopup () {
 }
 
 /**
- * Only our own origin, and only the window we opened, may report a sign-in.
+ * Only our own origin, and only the window we opened, may report a sign-in. A success from another window of our
+ * origin (the sign-in window of this tab before a reload) is only a reason to ask the server.
  * @param {MessageEvent} event
  */
 function onMessage (event) {
   if (event.origin !== window.location.origin) return
-  if (popup === null || event.source !== popup) return
   const data = event.data
   if (!data || typeof data !== 'object' || data.type !== 'aihubmix:login') return
+  if (popup === null || event.source !== popup) {
+    if (data.ok === true && event.source !== null && event.source !== window) noticeSignIn()
+    return
+  }
+  takeSignInMessage(data)
+}
+
+/**
+ * The sign-in window's own message (`{type: 'aihubmix:login', ok, error?}`): the account, or the error.
+ * @param {{ ok?: unknown, error?: unknown }} data
+ */
+function takeSignInMessage (data) {
   stopWatchingPopup()
   if (data.ok === true) {
     showError(null)
@@ -516,13 +614,34 @@ function login () {
     clearInterval(popupTimer)
     popupTimer = undefined
     askForLandingErrors()
-    // The window closed. Its last message may still be on its way (it posts, then closes):
-    // give it a moment, then ask the server. A message that comes later is still believed.
-    popupGrace = setTimeout(() => {
-      popupGrace = undefined
-      if (popup !== null) checkSession('status.popupClosed')
-    }, 500)
+    waitForGonePopup(Date.now() + POPUP_GONE_WAIT_MS, 500)
   }, 250)
+}
+
+/**
+ * The window is gone from here: closed, or cut off by the provider's page (see POPUP_GONE_WAIT_MS). Its last message
+ * may still be on its way (it posts, then closes), so the server is asked after `delay`, and every second until
+ * `deadline`; then the window is called closed. A message that comes meanwhile, or later, is still believed.
+ * @param {number} deadline
+ * @param {number} delay
+ */
+function waitForGonePopup (deadline, delay) {
+  popupGrace = setTimeout(async () => {
+    popupGrace = undefined
+    // Could not ask: asked again in a second; at the deadline the window is called closed.
+    const signedIn = await serverSaysSignedIn()
+    if (popup === null) return // a message took it meanwhile
+    if (signedIn === true) {
+      stopWatchingPopup()
+      showError(null)
+      loadUser()
+    } else if (Date.now() < deadline) {
+      waitForGonePopup(deadline, 1000)
+    } else {
+      stopWatchingPopup()
+      showLogin('status.popupClosed')
+    }
+  }, delay)
 }
 
 async function refreshBalance () {
@@ -579,11 +698,12 @@ async function topup () {
     const body = await api('/api/user/topup')
     const url = safeUrl(body?.topup_url)
     if (url === null) throw new ApiError('bad_topup_url')
-    if (tab && !tab.closed) {
-      tab.location.replace(url)
-    } else {
+    if (!tab) {
+      // Blocked: the link instead. A tab the user closed meanwhile gets nothing said.
       $('topup-link').setAttribute('href', url)
       $('topup-fallback').hidden = false
+    } else if (!tab.closed) {
+      tab.location.replace(url)
     }
   } catch (err) {
     if (tab && !tab.closed) tab.close()
@@ -651,6 +771,7 @@ function device (ua) {
  */
 function forgetWordsIn (container) {
   for (const el of shown.keys()) if (container.contains(el)) shown.delete(el)
+  for (const el of labelled.keys()) if (container.contains(el)) labelled.delete(el)
 }
 
 /**
@@ -673,12 +794,11 @@ function showSessions (sessions) {
   const list = $('session-list')
   forgetWordsIn(list)
   list.replaceChildren()
-  sessions.forEach((session, index) => {
+  sessions.forEach((session) => {
     const item = element('li', 'session')
     item.dataset.testid = 'session-item'
     const main = element('div', 'session-main')
     const name = element('span', 'session-device')
-    name.id = `session-device-${index}`
     const words = device(session.userAgent)
     show(name, words)
     // The browser's own words on hover: an attribute's text, never markup.
@@ -704,7 +824,7 @@ function showSessions (sessions) {
       end.dataset.testid = 'end-session'
       end.dataset.i18n = 'sessions.end'
       end.dataset.i18nBusy = 'sessions.endBusy'
-      end.setAttribute('aria-describedby', name.id)
+      label(end, tr('sessions.endLabel', { device: words }))
       setBusy(end, false)
       end.addEventListener('click', () => { endSession(session.id, words, end) })
       item.append(end)
@@ -750,6 +870,8 @@ async function endSession (id, words, btn) {
     setBusy(btn, false)
   }
   await loadSessions()
+  // The button was in the list, which is new: the focus to the list's heading rather than nowhere.
+  if (focusLost() && !$('sessions').hidden) $('sessions-title').focus()
 }
 
 async function logoutEverywhere () {
@@ -767,22 +889,47 @@ async function logoutEverywhere () {
   setBusy(btn, false)
 }
 
-// A sign-in that fails before the app knows it was a popup sign-in (an expired or unknown
-// state) lands on this page inside the sign-in window. This page's Cross-Origin-Opener-Policy
-// cuts such a window off from its opener (which then sees it as closed), so the two talk over
-// a same-origin BroadcastChannel: the landing page announces its error, and again whenever a
-// page whose sign-in window has gone asks; that page shows the error and answers, and the
-// landing page closes. Only errors travel this way: a sign-in succeeds only through the server.
+// A sign-in window cut off from this page talks to it over a same-origin BroadcastChannel.
+// - The sign-in popup's own page (oauth-routes' popup page), when a provider page's
+//   Cross-Origin-Opener-Policy cut it off from its opener: it posts its `aihubmix:login`
+//   message there, and closes once a page answers `aihubmix:login-taken`.
+// - A sign-in that fails before the app knows it was a popup sign-in (an expired or unknown
+//   state) lands on this page inside the sign-in window, which this page's own
+//   Cross-Origin-Opener-Policy cuts off: the landing page announces its error, and again
+//   whenever a page whose sign-in window has gone asks; that page shows the error and answers,
+//   and the landing page closes.
+// A success heard this way is only a reason to ask the server: a sign-in succeeds only there.
 const CHANNEL = 'aihubmix-login'
 /** @type {BroadcastChannel | null} */
 let channel = null
+/** This page's last query for landing errors: only the landing page's answer to it, or its own first word, is taken. */
+let landingQuery = ''
+/** This page's own announcement, if it landed on an error: never taken by this page itself. */
+let ownLandingId = ''
+/** How long a landing page announces its error: the page whose window it was is waiting for it by then, if at all. */
+const LANDING_ANNOUNCE_MS = 10000
 
-function listenForLandingErrors () {
+function listenOnChannel () {
   if (typeof BroadcastChannel !== 'function') return
   const listening = new BroadcastChannel(CHANNEL)
   listening.onmessage = (event) => {
     const data = event.data
-    if (!data || data.type !== 'aihubmix:login-error' || typeof data.error !== 'string') return
+    if (!data || typeof data !== 'object') return
+    if (data.type === 'aihubmix:login') {
+      if (popup === null) {
+        // Another tab's sign-in (or this one's before a reload): a reason to ask the server.
+        if (data.ok !== true) return
+        noticeSignIn()
+      } else {
+        // A failure only for the page whose window is gone (another page's window may have failed).
+        if (data.ok !== true && !popup.closed) return
+        takeSignInMessage(data)
+      }
+      listening.postMessage({ type: 'aihubmix:login-taken', id: data.id })
+      return
+    }
+    if (data.type !== 'aihubmix:login-error' || typeof data.error !== 'string') return
+    if ((data.query !== undefined && data.query !== landingQuery) || data.id === ownLandingId) return
     if (popup === null || !popup.closed) return
     stopWatchingPopup()
     showLogin()
@@ -793,20 +940,26 @@ function listenForLandingErrors () {
 }
 
 function askForLandingErrors () {
-  if (channel !== null) channel.postMessage({ type: 'aihubmix:login-error-query' })
+  landingQuery = String(Math.random()).slice(2)
+  if (channel !== null) channel.postMessage({ type: 'aihubmix:login-error-query', query: landingQuery })
 }
 
 /** @param {string} code */
 function announceLandingError (code) {
+  // Not the window's name to tell the sign-in window from a tab: the Cross-Origin-Opener-Policy switch clears it.
   if (typeof BroadcastChannel !== 'function' || window.opener !== null) return
   const landing = new BroadcastChannel(CHANNEL)
   const id = String(Math.random()).slice(2)
-  const announce = () => { landing.postMessage({ type: 'aihubmix:login-error', error: code, id }) }
+  ownLandingId = id
+  /** @param {string} [query] */
+  const announce = (query) => { landing.postMessage({ type: 'aihubmix:login-error', error: code, id, query }) }
+  const stop = setTimeout(() => { landing.close() }, LANDING_ANNOUNCE_MS)
   landing.onmessage = (event) => {
     const data = event.data
     if (!data) return
-    if (data.type === 'aihubmix:login-error-query') announce()
+    if (data.type === 'aihubmix:login-error-query' && typeof data.query === 'string') announce(data.query)
     if (data.type === 'aihubmix:login-error-taken' && data.id === id) {
+      clearTimeout(stop)
       landing.close()
       // Closes only a window that a script opened: the sign-in window, never the user's own tab.
       window.close()
@@ -821,13 +974,17 @@ function start () {
   listenForLanguageChoice()
   window.addEventListener('message', onMessage)
   button('login').addEventListener('click', login)
+  button('retry').addEventListener('click', retry)
   button('refresh-balance').addEventListener('click', refreshBalance)
   button('topup').addEventListener('click', topup)
   button('logout').addEventListener('click', logout)
   button('logout-everywhere').addEventListener('click', logoutEverywhere)
-  // Back to this tab: the list as it is now (another device may have ended a session, this one included).
+  // Back to this tab: the list as it is now (another device may have ended a session, this one included); signed
+  // out, whether the user signed in in another tab meanwhile.
   document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'visible' && !$('sessions').hidden) loadSessions()
+    if (document.visibilityState !== 'visible') return
+    if (!$('sessions').hidden) loadSessions()
+    else if (!$('login-section').hidden && popup === null) noticeSignIn()
   })
   window.addEventListener('pageshow', (event) => { if (event.persisted) checkSession() })
   const error = new URLSearchParams(window.location.search).get('error')
@@ -838,7 +995,7 @@ function start () {
     showError(code)
     announceLandingError(code)
   }
-  listenForLandingErrors()
+  listenOnChannel()
   checkSession()
 }
 

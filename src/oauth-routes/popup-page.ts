@@ -16,10 +16,23 @@ function scriptJson (value: unknown): string {
 }
 
 /**
+ * The BroadcastChannel on which the popup page tells the app's pages (same origin only) when it has no opener.
+ * A page that takes the message answers `{type: 'aihubmix:login-taken', id}` with the message's `id`.
+ */
+const POPUP_CHANNEL = 'aihubmix-login'
+
+/** How long the popup page without an opener waits for a page to take its message before going to `fallbackPath`. */
+const TAKEN_WAIT_MS = 1000
+
+/**
  * The page the callback answers in popup mode: it posts
  * `{type: 'aihubmix:login', ok, error?}` to the opener, for the app's exact
- * origin only (never `*`), then closes. Without an opener (the popup became a
- * tab) it goes to `fallbackPath` instead. Carries no token and no code.
+ * origin only (never `*`), then closes. Without an opener (a provider page that
+ * sends `Cross-Origin-Opener-Policy: same-origin` cuts the popup off from it for
+ * good; or the popup became a tab) it posts the same message, with an `id`, on
+ * the same-origin BroadcastChannel `aihubmix-login` and closes once a page answers
+ * `{type: 'aihubmix:login-taken', id}`; when none does within a second, it goes to
+ * `fallbackPath` instead. Carries no token and no code.
  *
  * It has no words: it is gone as soon as its script runs, and the page that opened it (or the
  * page it falls back to) says what happened, in the user's language.
@@ -45,9 +58,29 @@ export function popupPage (result: PopupResult, targetOrigin: string, fallbackPa
   if (window.opener && !window.opener.closed) {
     window.opener.postMessage(message, origin);
     window.close();
-  } else {
-    window.location.replace(fallback);
+    return;
   }
+  if (typeof BroadcastChannel !== 'function') {
+    window.location.replace(fallback);
+    return;
+  }
+  var channel = new BroadcastChannel(${scriptJson(POPUP_CHANNEL)});
+  var id = ${scriptJson(randomBytes(12).toString('base64url'))};
+  var giveUp = setTimeout(function () {
+    channel.close();
+    window.location.replace(fallback);
+  }, ${TAKEN_WAIT_MS});
+  channel.onmessage = function (event) {
+    var data = event.data;
+    if (!data || data.type !== 'aihubmix:login-taken' || data.id !== id) return;
+    clearTimeout(giveUp);
+    channel.close();
+    window.close();
+    // Still here (a window that only its user may close): the fallback, rather than a blank window.
+    setTimeout(function () { window.location.replace(fallback); }, 500);
+  };
+  message.id = id;
+  channel.postMessage(message);
 })();
 </script>
 </body>

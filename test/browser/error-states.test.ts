@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
 import { gate, isAuthorize, openPage, sharedBrowser, testIdText } from '../helpers/chromium.js'
+import { signedOutPage } from '../helpers/signed-in-page.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const browserFor = sharedBrowser(t)
@@ -147,4 +148,63 @@ t.test('a sign-in that comes back with a bad state, in the popup: the page that 
   t.equal(await page.getByTestId('login').isEnabled(), true)
   t.equal(stack.mock.counts().token, 0, 'no token call')
   t.same(watch.errorsAt(stack.url), [], 'no console error on the app\'s pages')
+})
+
+// What users saw: old sign-in errors shown again, or in the wrong tab. A tab that once landed on /?error=<code> (a
+// full-page sign-in that failed) kept announcing that error on the sign-in channel for its whole life, and the
+// next sign-in window of that tab closed by hand showed the old error instead of "The sign-in window was closed
+// before signing in finished."; a tab whose sign-in window had been closed once kept taking every sign-in error
+// announced on the channel, whoever's it was. Now only a page in the sign-in window announces, for a few seconds,
+// answers to a query go to the tab that asked, and a tab stops listening once it has called its window closed.
+t.test('a popup closed by hand after an earlier full-page sign-in failed: the notice, not the old error', async (t) => {
+  const browser = await browserFor(t)
+  if (browser === undefined) return
+  const { stack, page } = await signedOutPage(t, browser)
+
+  // A full-page sign-in (the popup fallback) that the provider fails: back at /?error=token_exchange_failed.
+  stack.mock.setFault('token', 'http500', { times: 1 })
+  await page.goto(`${stack.url}/auth/login?returnTo=%2F`)
+  await page.getByTestId('error').waitFor({ state: 'visible' })
+  t.equal(await page.getByTestId('error').textContent(), 'AIHubMix could not complete the sign-in. Please try again in a moment.')
+
+  // Later, in the same tab, a popup sign-in the user abandons: the window rests at the provider, then is closed.
+  stack.mock.setFault('authorize', 'non_json', { times: 1 })
+  const opened = page.waitForEvent('popup')
+  await page.getByTestId('login').click()
+  const popup = await opened
+  await popup.waitForURL(isAuthorize(stack.mock.url))
+  t.equal(await page.getByTestId('error').isVisible(), false, 'the click cleared the old error')
+  await popup.close()
+  await page.getByTestId('login').and(page.locator(':enabled')).waitFor()
+  await page.waitForTimeout(1000)
+  t.equal(await page.locator('#status-text').textContent(), 'The sign-in window was closed before signing in finished.', 'the closed-window notice')
+  t.equal(await page.getByTestId('error').isVisible(), false, 'no error: the old one is not shown again')
+})
+
+t.test('a sign-in failing in another tab\'s popup is not reported in a tab whose own popup was closed earlier', async (t) => {
+  const browser = await browserFor(t)
+  if (browser === undefined) return
+  const { stack, context, page: first } = await signedOutPage(t, browser)
+  stack.mock.setFault('authorize', 'non_json', { times: 1 })
+  const firstOpened = first.waitForEvent('popup')
+  await first.getByTestId('login').click()
+  const firstPopup = await firstOpened
+  await firstPopup.waitForURL(isAuthorize(stack.mock.url))
+  await firstPopup.close()
+  await first.getByText('The sign-in window was closed before signing in finished.').waitFor()
+
+  // The second tab's sign-in comes back with a state it never made (as an expired one does): its popup lands on
+  // /?error=invalid_state, cut off from its opener, and announces the error.
+  const second = await context.newPage()
+  await second.goto(`${stack.url}/`)
+  await second.getByTestId('login').waitFor({ state: 'visible' })
+  stack.mock.setFault('authorize', 'non_json', { times: 1 })
+  const secondOpened = second.waitForEvent('popup')
+  await second.getByTestId('login').click()
+  const secondPopup = await secondOpened
+  await secondPopup.waitForURL(isAuthorize(stack.mock.url))
+  await secondPopup.evaluate((url) => { window.location.href = url }, `${stack.url}/auth/callback?code=forged&state=${'A'.repeat(43)}`).catch(() => null)
+  await second.getByTestId('error').waitFor({ state: 'visible' })
+  await first.waitForTimeout(500)
+  t.equal(await first.getByTestId('error').isVisible(), false, 'the first tab, which started no sign-in, shows no error')
 })

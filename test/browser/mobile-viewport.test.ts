@@ -66,3 +66,62 @@ for (const language of LANGUAGES) {
     t.same(watch.errorsAt(stack.url), [], 'no console error')
   })
 }
+
+// What users saw: ordinary-length values the provider sends ran out of the signed-in card. A user name without
+// spaces (28 characters) ran out of "Welcome back, {name}!" on a phone (the heading could not wrap, and the
+// profile's text column could not shrink below it); a six-figure balance ("123,456.78") ran out of its 240px
+// box at 1000px (34px digits). Now headings wrap anywhere, the column shrinks, and the balance's size follows
+// its box.
+
+/** Elements of `selectors` whose content is wider than themselves or that end past their card's right edge. */
+async function outOfCard (page: Page, selectors: string[]): Promise<string[]> {
+  return page.evaluate((selectors) => {
+    const out: string[] = []
+    for (const sel of selectors) {
+      const el = document.querySelector(sel)
+      if (!(el instanceof HTMLElement)) continue
+      const box = el.getBoundingClientRect()
+      const card = el.closest('.card')?.getBoundingClientRect()
+      if (el.scrollWidth > el.clientWidth + 1) out.push(`${sel}: content ${el.scrollWidth}px in a ${el.clientWidth}px box`)
+      if (card !== undefined && box.right > card.right + 0.5) out.push(`${sel}: ends at ${Math.round(box.right)}px, past the card's edge ${Math.round(card.right)}px`)
+    }
+    if (document.documentElement.scrollWidth > window.innerWidth) out.push(`page scrolls sideways: ${document.documentElement.scrollWidth}px > ${window.innerWidth}px`)
+    return out
+  }, selectors)
+}
+
+t.test('a 28-character user name on a 390px phone stays inside the card', async (t) => {
+  const browser = await browserFor(t)
+  if (browser === undefined) return
+  const stack = await startStack({ mock: { user: { username: 'alexander_wolfeschlegel_1987' } } })
+  t.teardown(() => stack.close())
+  const { page } = await openPage(t, browser, PHONE)
+  await signInWithPopup(page, stack.url)
+  t.same(await outOfCard(page, ['#welcome', '#member-since', '.profile']), [], 'nothing runs out of the card')
+})
+
+t.test('a balance of 123,456.78 at 1000×700 stays inside its box', async (t) => {
+  const browser = await browserFor(t)
+  if (browser === undefined) return
+  // balance_formatted = (quota - used_quota) / 1000 = "123456.78"
+  const stack = await startStack({ mock: { user: { quota: 123456780, used_quota: 0 } } })
+  t.teardown(() => stack.close())
+  const { page } = await openPage(t, browser, { viewport: { width: 1000, height: 700 } })
+  await signInWithPopup(page, stack.url)
+  t.equal(await page.getByTestId('balance').textContent(), '123,456.78')
+  t.same(await outOfCard(page, ['#balance', '.balance-box']), [], 'the balance fits its box')
+})
+
+// What users saw: a user name that starts with an emoji (or any character beyond the Basic Multilingual Plane) gave
+// an avatar of half a character, a lone surrogate drawn as "�". The avatar now takes the first whole character.
+t.test('a user name that starts with an emoji: the avatar shows the whole character', async (t) => {
+  const browser = await browserFor(t)
+  if (browser === undefined) return
+  const stack = await startStack({ mock: { user: { username: '😀smile' } } })
+  t.teardown(() => stack.close())
+  const { page } = await openPage(t, browser, PHONE)
+  await signInWithPopup(page, stack.url)
+  const avatar = await page.locator('#avatar').textContent() ?? ''
+  t.notMatch(avatar, /[\uD800-\uDBFF](?![\uDC00-\uDFFF])/, `no lone surrogate in the avatar (${JSON.stringify(avatar)})`)
+  t.equal(avatar, '😀')
+})

@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import type { Page } from 'playwright-core'
 import { openPage, sharedBrowser, signInWithPopup, testIdText } from '../helpers/chromium.js'
-import { signedInPage } from '../helpers/signed-in-page.js'
+import { signedInPage, signedOutPage } from '../helpers/signed-in-page.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const browserFor = sharedBrowser(t)
@@ -91,4 +91,49 @@ t.test('an "end session" that fails, followed by a list that cannot load, leaves
   await laptop.context.unroute(`${stack.url}/auth/sessions**`)
   t.equal(await end.isEnabled(), true, 'the button can be clicked again')
   t.equal(await testIdText(laptop.page, 'end-session'), 'Sign out', 'and says what it does, not "Signing out…"')
+})
+
+// What users saw: a sign-in that finished while the page did not hold the sign-in window was never noticed. A
+// reload while the window was still at work (the page believed the window's message only from the window it had
+// opened, which a reload forgets), or a second tab, signed out, that the user came back to after signing in in the
+// first (the page asked the server again only when it was signed in): the server said signed in, the page kept
+// offering "Sign in". Now a sign-in message from any window of the page's origin, and a signed-out tab that comes
+// back into view, make the page ask the server.
+t.test('reloading the page while the sign-in window works: the page shows the account once it has signed in', async (t) => {
+  const browser = await browserFor(t)
+  if (browser === undefined) return
+  const { stack, page } = await signedOutPage(t, browser)
+  // A slow provider: the token exchange takes 2 s, the user reloads the page meanwhile (F5).
+  stack.mock.setLatency('token', 2000)
+  const opened = page.waitForEvent('popup')
+  await page.getByTestId('login').click()
+  await page.waitForTimeout(500)
+  await page.reload()
+  const popup = await opened
+  if (!popup.isClosed()) await popup.waitForEvent('close')
+  await page.waitForTimeout(1500)
+  t.equal(await authenticated(page), true, 'the server: signed in')
+  t.equal(await page.getByTestId('user-info').isVisible(), true, 'the page shows the account')
+  t.equal(await page.getByTestId('login').isVisible(), false, 'the page no longer offers "Sign in"')
+})
+
+t.test('a second tab, signed out, that the user comes back to after signing in in the first', async (t) => {
+  const browser = await browserFor(t)
+  if (browser === undefined) return
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const { context, page: first } = await openPage(t, browser)
+  const second = await context.newPage()
+  await second.goto(`${stack.url}/`)
+  await second.getByTestId('login').waitFor({ state: 'visible' })
+  await first.bringToFront()
+  await signInWithPopup(first, stack.url)
+  await second.bringToFront()
+  // Headless Chromium keeps every tab 'visible' and fires no visibilitychange on bringToFront: the event a real
+  // browser fires when the user switches back to the tab is dispatched by hand (visibilityState is 'visible').
+  await second.evaluate(() => { document.dispatchEvent(new Event('visibilitychange')) })
+  await second.waitForTimeout(1000)
+  t.equal(await second.evaluate(() => document.visibilityState), 'visible')
+  t.equal(await authenticated(second), true, 'the server: signed in')
+  t.equal(await second.getByTestId('user-info').isVisible(), true, 'the second tab shows the account')
 })

@@ -48,3 +48,30 @@ t.test('access withdrawn at the provider: the next refresh asks the user to sign
   t.equal(await page.getByTestId('login').isEnabled(), true)
   t.same(await page.evaluate(async () => (await fetch('/auth/session')).json()), { authenticated: false }, 'the session is over')
 })
+
+// What users saw: a signed-in user who opened (or reloaded) the page during a short provider hiccup was shown the
+// signed-out page: any error of the first user info call, while the account was not shown yet, offered "Sign in",
+// which ran a whole new sign-in (a second grant at the provider) instead of asking again. Only a 401 means signed
+// out now; any other error stays on the screen with a "Try again" button.
+t.test('a 503 from the provider on page load, signed in: the error and "Try again", not the signed-out page', async (t) => {
+  const browser = await browserFor(t)
+  if (browser === undefined) return
+  const { stack, page } = await signedInPage(t, browser)
+
+  // The provider answers 503 to the page's user info call (and the proxy's one retry, if any), then recovers.
+  stack.mock.setFault('userinfo', 'http503', { times: 2 })
+  await page.reload()
+  await page.getByTestId('error').waitFor({ state: 'visible' })
+  t.equal(await page.evaluate(async () => (await (await fetch('/auth/session')).json()).authenticated), true, 'the server: still signed in')
+  t.equal(await page.getByTestId('login').isVisible(), false, 'no "Sign in" offered to a signed-in user')
+  t.equal(stack.mock.counts().grants.authorization_code, 1, 'one grant so far')
+
+  // The provider is back: the user tries again.
+  stack.mock.setFault('userinfo', null)
+  await page.getByRole('button', { name: 'Try again' }).click()
+  await page.getByTestId('user-info').waitFor({ state: 'visible' })
+  t.equal(await page.getByTestId('error').isVisible(), false, 'the error is gone')
+  t.equal(await page.getByRole('button', { name: 'Try again' }).isVisible(), false, 'and so is "Try again"')
+  t.equal(await testIdText(page, 'balance'), '750.00')
+  t.equal(stack.mock.counts().grants.authorization_code, 1, 'still one grant: no new sign-in')
+})

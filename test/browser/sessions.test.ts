@@ -62,6 +62,8 @@ for (const language of ['en', 'ja'] as const) {
     t.equal(await phoneItem.locator('.session-meta span').nth(0).textContent(), words(language, 'sessions.started', { date: dateTime(language, newest.createdAt) }))
     t.equal(await phoneItem.locator('.session-meta span').nth(1).textContent(), words(language, 'sessions.lastSeen', { date: dateTime(language, newest.lastSeenAt) }))
     t.equal(await testIdText(laptop.page, 'end-session'), words(language, 'sessions.end'), 'one button: for the other device only')
+    // Every such button reads "Sign out": its accessible name says which device (a screen reader lists buttons alone).
+    t.equal(await laptop.page.getByTestId('end-session').getAttribute('aria-label'), words(language, 'sessions.endLabel', { device: DEVICES[language].phone }), 'named with its device')
     t.equal(await laptopItem.locator('.session-device').textContent(), DEVICES[language].laptop)
     t.equal(await laptopItem.locator('.this-device').textContent(), words(language, 'sessions.thisDevice'))
     t.equal(await laptopItem.locator('.session-meta span').nth(0).textContent(), words(language, 'sessions.started', { date: dateTime(language, current.createdAt) }))

@@ -45,3 +45,20 @@ t.test('top up with the provider down: a readable error, and no tab left behind'
   t.equal(context.pages().filter((p) => !p.isClosed()).length, 1, 'and closed it again')
   t.equal(await page.getByTestId('user-info').isVisible(), true, 'still signed in')
 })
+
+// What users saw: a top-up tab closed before it loaded (it says "Opening the AIHubMix top-up page…") made the page
+// say "Your browser blocked the new tab." with a link, although nothing was blocked and the user chose to close
+// it. A tab closed by the user now gets nothing said.
+t.test('the top-up tab closed by the user while it loads: no "your browser blocked" notice', async (t) => {
+  const browser = await browserFor(t)
+  if (browser === undefined) return
+  const { stack, context, page } = await signedInPage(t, browser)
+  stack.mock.setLatency('topup', 1500)
+  const opened = context.waitForEvent('page')
+  await page.getByTestId('topup').click()
+  const tab = await opened
+  await tab.close()
+  await page.getByTestId('topup').and(page.locator(':enabled')).waitFor()
+  t.equal(await page.locator('#topup-fallback').isVisible(), false, `no blocked-tab notice (shown: ${JSON.stringify(await page.locator('#topup-fallback').textContent())})`)
+  t.equal(await page.getByTestId('error').isVisible(), false, 'and no error')
+})
