@@ -246,15 +246,20 @@ export const CONFIG_VARIABLES: readonly string[] = Object.freeze([
   'LOG_LEVEL', 'METRICS_PORT', 'METRICS_HOST'
 ])
 /** Names of this configuration's families: a set one that is none of its variables is looked at as a slip. */
-const FAMILY = /^(AIHUBMIX|REDIS|SESSION|TOKEN|METRICS|PUBLIC|TRUST)_/
+const FAMILY = /^(AIHUBMIX|REDIS|SESSION|TOKEN|ENCRYPTION|METRICS|PUBLIC|TRUST)_/i
 /** Other tools' names for what one variable here holds. */
 const OTHER_NAMES: Readonly<Record<string, string>> = Object.freeze({
   REDIS_HOST: 'REDIS_URL',
   REDIS_PORT: 'REDIS_URL',
   REDIS_PASSWORD: 'REDIS_URL',
   REDIS_DB: 'REDIS_URL',
+  REDIS_TLS_URL: 'REDIS_URL',
   AIHUBMIX_API_BASE: 'AIHUBMIX_BASE_URL',
-  AIHUBMIX_REDIRECT_URL: 'AIHUBMIX_REDIRECT_URI'
+  AIHUBMIX_URL: 'AIHUBMIX_BASE_URL',
+  AIHUBMIX_SECRET: 'AIHUBMIX_CLIENT_SECRET',
+  AIHUBMIX_REDIRECT_URL: 'AIHUBMIX_REDIRECT_URI',
+  ENCRYPTION_KEY: 'TOKEN_ENCRYPTION_KEY',
+  TRUST_PROXIES: 'TRUST_PROXY'
 })
 
 /**
@@ -268,7 +273,8 @@ export function unreadVariables (env: Record<string, string | undefined>): strin
   for (const name of Object.keys(env).sort()) {
     const value = env[name]
     if (value === undefined || value === '' || CONFIG_VARIABLES.includes(name) || !FAMILY.test(name)) continue
-    const meant = OTHER_NAMES[name] ?? closest(name, CONFIG_VARIABLES)
+    // In any case: environment names are case-sensitive, and `redis_url` is not read either.
+    const meant = OTHER_NAMES[name.toUpperCase()] ?? closest(name, CONFIG_VARIABLES)
     // Nothing when the one meant is set as well: the other is some other tool's (Kubernetes gives every pod
     // REDIS_PORT=tcp://... for a Service named redis).
     if (meant !== undefined && (env[meant] === undefined || env[meant] === '')) lines.push(`${name} is set but not read (did you mean ${meant}?)`)

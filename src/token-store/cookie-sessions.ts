@@ -223,7 +223,9 @@ export class CookieSessions {
   #warnOnce (): void {
     if (this.#warned) return
     this.#warned = true
-    this.#log.warn('token-store: a session cookie did not verify (forged, or signed with a secret that is not in sessionCookie.secret, which must be the secret @fastify/session signs with); further ones are not logged')
+    this.#log.warn('token-store: a session cookie did not verify (forged; or signed with a secret that is not in sessionCookie.secret, ' +
+      'which must be the secret @fastify/session signs with; or by an instance with another secret list: every instance needs ' +
+      'the same, SESSION_SECRET in the example); further ones are not logged')
   }
 
   #unsign (value: string): string | null {

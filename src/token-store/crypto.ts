@@ -182,10 +182,15 @@ export function parseEncryptionKey (input: unknown, path: string): Buffer {
  * deployment running with such a key (a Kubernetes secret made from a file ends in a newline) must go on starting.
  */
 export function untrimmed (value: unknown): string | undefined {
-  if (typeof value !== 'string' || !/^[\s"']|[\s"']$/.test(value)) return undefined
-  return 'has a blank or a quote at its start or end, and is used as written: another secret than the trimmed one (a ' +
-    'list "a, b" split on "," keeps the blank; an env file may keep quotes). If that was not meant, trim each, e.g. ' +
-    'value.split(\',\').map((s) => s.trim()); if a running deployment uses it so, keep it until a rotation replaces it'
+  if (typeof value !== 'string') return undefined
+  const keep = 'if a running deployment uses it so, keep it until a rotation replaces it'
+  if (/^["']|["']$/.test(value.trim())) {
+    return 'has a quote at its start or end, and is used as written: another secret than the one between the quotes (an ' +
+      `env file may keep them, as Docker's --env-file does). If that was not meant, remove the quotes where the value is set; ${keep}`
+  }
+  if (!/^\s|\s$/.test(value)) return undefined
+  return 'has a blank at its start or end, and is used as written: another secret than the trimmed one (a list "a, b" ' +
+    `split on "," keeps the blank). If that was not meant, trim each, e.g. value.split(',').map((s) => s.trim()); ${keep}`
 }
 
 /**

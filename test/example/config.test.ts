@@ -141,6 +141,14 @@ t.test('variables set but not read, that look meant for one that is: one line ea
     'TOKEN_ENCRYPTION_KEYS is set but not read (did you mean TOKEN_ENCRYPTION_KEY?)'
   ])
   t.notMatch(unreadVariables(env).join('\n'), /secret-value|cache\.internal/, 'names only, never a value')
+  t.same(unreadVariables({ redis_url: 'redis://x', REDIS_TLS_URL: 'rediss://x', AIHUBMIX_URL: 'https://x', AIHUBMIX_SECRET: 's', ENCRYPTION_KEY: 'k', TRUST_PROXIES: 'true' }), [
+    'AIHUBMIX_SECRET is set but not read (did you mean AIHUBMIX_CLIENT_SECRET?)',
+    'AIHUBMIX_URL is set but not read (did you mean AIHUBMIX_BASE_URL?)',
+    'ENCRYPTION_KEY is set but not read (did you mean TOKEN_ENCRYPTION_KEY?)',
+    'REDIS_TLS_URL is set but not read (did you mean REDIS_URL?)',
+    'TRUST_PROXIES is set but not read (did you mean TRUST_PROXY?)',
+    'redis_url is set but not read (did you mean REDIS_URL?)'
+  ], 'other tools\' names and another case')
   t.same(unreadVariables({ REDIS_URL: 'redis://x', SESSION_SECRET: 's'.repeat(40), REDIS_CLIENT_CACHE: 'on' }), [], 'nothing for what it reads')
   // Kubernetes gives every pod of a namespace with a Service named redis REDIS_PORT=tcp://...: with REDIS_URL set,
   // it is some other tool's, not a slip.

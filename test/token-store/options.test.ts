@@ -124,11 +124,12 @@ t.test('a key or session secret with a blank or a quote at either end: taken as 
     'token-store: encryptionKeys[2]',
     'token-store: sessionCookie.secret'
   ], 'one line for each untrimmed value, none for a blank inside one')
-  t.match(o.warnings[0], /has a blank or a quote at its start or end, and is used as written: .* trim each, e\.g\. value\.split\(','\)\.map\(\(s\) => s\.trim\(\)\)/)
+  t.match(o.warnings[0], /has a blank at its start or end, and is used as written: .* trim each, e\.g\. value\.split\(','\)\.map\(\(s\) => s\.trim\(\)\)/)
+  t.match(o.warnings[1], /has a quote at its start or end, and is used as written: .* remove the quotes where the value is set/, 'quotes: what removes them (trimming does not)')
   t.notMatch(o.warnings.join('\n'), /p{40}|s{40}|b2b2/, 'no key or secret in the lines')
   t.same(resolveOptions({ encryptionKeys: [KEY_A, KEY_B] }).warnings, [], 'none for trimmed values')
   const { app, lines } = await startLogged(t, { encryptionKeys: [KEY_A, ` ${KEY_B}`] })
-  t.match(lines.filter((l) => l.level === 40).map((l) => l.msg), [/^token-store: encryptionKeys\[1\] has a blank or a quote/], 'logged at start')
+  t.match(lines.filter((l) => l.level === 40).map((l) => l.msg), [/^token-store: encryptionKeys\[1\] has a blank at its start or end/], 'logged at start')
   await app.close()
 })
 
