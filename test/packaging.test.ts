@@ -98,7 +98,7 @@ const PUBLIC_EXPORTS: Record<string, Record<string, string[]>> = {
       'DEFAULT_REDIS_COMMAND_TIMEOUT_MS', 'DEFAULT_REFRESH_BACKOFF_MAX_MS', 'DEFAULT_REFRESH_BACKOFF_MS',
       'DEFAULT_REFRESH_SKEW_MS', 'DEFAULT_REFRESH_TOKEN_TTL_MS', 'DEFAULT_SESSION_TTL_MS',
       'UnauthenticatedError', 'ReauthRequiredError', 'RefreshRejectedError', 'StoreUnavailableError', 'RefreshBusyError',
-      'RefreshBackoffError', 'TokenStoreOptionsError', 'TokenStoreRegisteredTwiceError', 'UnsealFailedError', 'TokenStoreArgumentError', 'NoSessionError',
+      'RefreshBackoffError', 'TokenStoreOptionsError', 'TokenStoreRegisteredTwiceError', 'UnsealFailedError', 'TokenStoreArgumentError', 'NoSessionError', 'InsecureSessionCookieError',
       'errorInfo', 'refreshWindowMs', 'isUserId', 'MAX_USER_AGENT_LENGTH',
       'REFRESH_CHANNEL', 'REFRESH_LOCK_WAIT_CHANNEL', 'STORE_ERROR_CHANNEL'
     ]

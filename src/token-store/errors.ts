@@ -140,6 +140,19 @@ export const NoSessionError = createError(
 )
 
 /**
+ * 500: a token set saved for a @fastify/session session whose cookie is Secure, in a request that came over plain
+ * http: @fastify/session neither saves such a session nor sends its cookie, so the set would sign nobody in, and
+ * stay stored for its refresh token's life. Nothing is stored.
+ */
+export const InsecureSessionCookieError = createError(
+  'FST_AIHUBMIX_INSECURE_SESSION_COOKIE',
+  'This session\'s cookie is Secure and this request came over plain http, so @fastify/session will neither save the ' +
+  'session nor send its cookie: the token set was not stored. Fix: serve the app over https (behind a TLS proxy, set ' +
+  'Fastify\'s trustProxy), or give @fastify/session cookie.secure: \'auto\' for local http',
+  500
+)
+
+/**
  * What code may read from anything thrown, whatever it is (an @fastify/error, a Node.js system error, an undici or
  * ioredis error, or not an Error at all): its `code` when that is a string, and its message. Nothing else, so
  * nothing else reaches a log line: ioredis attaches the command (keys with session ids, sealed values) to its

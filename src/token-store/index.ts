@@ -70,6 +70,7 @@ export {
   UnsealFailedError,
   TokenStoreArgumentError,
   NoSessionError,
+  InsecureSessionCookieError,
   errorInfo
 } from './errors.js'
 

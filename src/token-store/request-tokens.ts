@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { GetFreshOptions, Refresher, TokenSet } from './token-set.js'
 import type { StoredTokenSet, TokenStoreCore } from './token-store.js'
-import { NoSessionError, UnauthenticatedError } from './errors.js'
+import { InsecureSessionCookieError, NoSessionError, UnauthenticatedError } from './errors.js'
 import { markTokens, PREFETCH_KEY, PrefetchedTokens } from './session-store.js'
 
 /**
@@ -72,6 +72,7 @@ export class RequestTokensImpl implements RequestTokens {
   async save (set: TokenSet): Promise<void> {
     const bound = await this.#bind()
     if (bound === null) throw new NoSessionError()
+    if (bound.session !== undefined && insecure(bound.session, this.#request)) throw new InsecureSessionCookieError()
     consume(bound)
     this.#written = bound.sid
     // A session whose only content is its token set is not empty: the session store writes its record (markTokens).
@@ -207,4 +208,13 @@ function madeByFastifySession (session: Record<string, unknown>): boolean {
 
 function consume (bound: BoundSession): void {
   if (bound.prefetch !== undefined) bound.prefetch.consumed = true
+}
+
+/**
+ * A @fastify/session session whose cookie is Secure, in a request over plain http: @fastify/session saves no such
+ * session and sends no such cookie (it checks the same, its `cookie.secure` resolved for this request).
+ */
+function insecure (session: object, request: FastifyRequest): boolean {
+  const cookie = (session as { cookie?: { secure?: unknown } }).cookie
+  return cookie?.secure === true && request.protocol !== 'https'
 }

@@ -218,3 +218,46 @@ t.test('a session whose only content is its token set is written (regenerate, th
   t.ok(signedIn, 'the README\'s login sends a session cookie')
   t.same((await readme.inject({ url: '/me', cookies: { sessionId: signedIn?.value ?? '' } })).json(), { signedIn: true })
 })
+
+// The token-store README's login behind its own options (cookie.secure: true, @fastify/session's default too) but
+// served over plain http: @fastify/session saved nothing and sent no cookie, the login answered 200, and the token set
+// stayed stored for its refresh token's life under a session that never was. Now the save says why, and stores nothing.
+t.test('tokens saved for a Secure-cookie session over plain http: an error naming the fix, nothing stored', async t => {
+  const { default: Fastify } = await import('fastify')
+  const { default: fastifyCookie } = await import('@fastify/cookie')
+  const { default: fastifySession } = await import('@fastify/session')
+  const { default: tokenStore } = await import('@fastify-aihubmix/token-store')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyCookie)
+  await app.register(tokenStore, { encryptionKeys: 'k'.repeat(40) })
+  await app.register(fastifySession, { secret: 's'.repeat(40), store: app.tokenStore.sessionStore, saveUninitialized: false, cookie: { secure: true } })
+  let sid = ''
+  app.post('/login', async (request) => {
+    await request.session.regenerate()
+    sid = request.session.sessionId
+    ;(request.session as unknown as { set: (key: string, value: unknown) => void }).set('userId', 'u1')
+    await request.tokens.save(tokenSet())
+    return { ok: true }
+  })
+  const login = await app.inject({ method: 'POST', url: '/login' })
+  t.equal(login.statusCode, 500)
+  t.equal(login.json().code, 'FST_AIHUBMIX_INSECURE_SESSION_COOKIE')
+  t.match(login.json().message, /Fix: serve the app over https .* cookie\.secure: 'auto' for local http$/)
+  t.equal(await app.tokenStore.get(sid), null, 'no token set stored')
+  // Over https (a TLS proxy in front, trusted), the same login signs in.
+  const secureApp = Fastify({ trustProxy: true })
+  t.teardown(() => secureApp.close())
+  await secureApp.register(fastifyCookie)
+  await secureApp.register(tokenStore, { encryptionKeys: 'k'.repeat(40) })
+  await secureApp.register(fastifySession, { secret: 's'.repeat(40), store: secureApp.tokenStore.sessionStore, saveUninitialized: false, cookie: { secure: true } })
+  secureApp.post('/login', async (request) => {
+    await request.session.regenerate()
+    ;(request.session as unknown as { set: (key: string, value: unknown) => void }).set('userId', 'u1')
+    await request.tokens.save(tokenSet())
+    return { ok: true }
+  })
+  const https = await secureApp.inject({ method: 'POST', url: '/login', headers: { 'x-forwarded-proto': 'https' } })
+  t.equal(https.statusCode, 200)
+  t.ok(https.cookies.find((c) => c.name === 'sessionId'), 'a session cookie')
+})
