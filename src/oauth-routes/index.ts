@@ -653,7 +653,7 @@ function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieNa
     // A cookie @fastify/session did not open (a new session instead) that no secret of token-store's verifies either:
     // most often signed by an instance with another SESSION_SECRET. @fastify/session takes it for no session and
     // clears it, signing the user out on every instance: said once, as token-store says it on the cookie routes.
-    if (stamp === undefined && signedBefore && !unverifiedWarned && store.sessionCookieVerifies?.(cookie) === false) {
+    if (stamp === undefined && signedBefore && !unverifiedWarned && await cookieRefused(store, cookie)) {
       unverifiedWarned = true
       request.log.warn(`oauth-routes: a ${cookieName} cookie did not verify here and was taken for no session (the browser is signed ` +
         'out): signed with a secret this instance does not have, or forged. Fix: give every instance the same session ' +
@@ -685,6 +685,23 @@ function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieNa
         'the request goes on, and the idle timeout counts from the last activity recorded')
     }
   }
+}
+
+/**
+ * Whether a session cookie @fastify/session did not open was refused for its signature: no secret of token-store's
+ * `sessionCookie` verifies it; or, without that option, a session record exists under its id (so the id is not what
+ * @fastify/session refused). Not for an ended session's cookie, signed here: it has no record.
+ */
+async function cookieRefused (store: TokenStore, cookie: string): Promise<boolean> {
+  const verifies = store.sessionCookieVerifies?.(cookie)
+  if (verifies !== undefined) return !verifies
+  const dot = cookie.lastIndexOf('.')
+  const sid = cookie.slice(0, Math.max(0, dot))
+  // An id as a session store may hold one (a forged cookie's junk is not looked up).
+  if (!/^[\x21-\x7a|~]{1,256}$/.test(sid)) return false
+  return await new Promise<boolean>((resolve) => {
+    store.sessionStore.get(sid, (err, session) => { resolve(err === null && session !== null && session !== undefined) })
+  })
 }
 
 /**

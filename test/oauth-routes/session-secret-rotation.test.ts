@@ -64,33 +64,35 @@ t.test('a session cookie signed with the old secret survives a rotation to [new,
 // An instance whose session secret list lacks the one a cookie was signed with (a deploy with another SESSION_SECRET
 // on one instance): @fastify/session takes the cookie for no session and clears it, and the user is signed out on
 // every instance. Nothing said so on @fastify/session's routes. Now one warning line names the fix.
-t.test('a session cookie signed with a secret this instance lacks: one warning that names the fix', async (t) => {
-  const setup = await rotationSetup(t)
-  if (setup === undefined) return
-  const { redis, keyPrefix, port, url, provider } = setup
+for (const sessionCookie of [true, false]) {
+  t.test(`a session cookie signed with a secret this instance lacks (${sessionCookie ? 'with' : 'without'} token-store's sessionCookie): one warning that names the fix`, async (t) => {
+    const setup = await rotationSetup(t)
+    if (setup === undefined) return
+    const { redis, keyPrefix, port, url, provider } = setup
 
-  const a = await composeReadmeApp({ port, provider, secret: [OLD], redis, keyPrefix })
-  const browser = new TestBrowser()
-  t.equal(await signIn(browser, url), 302, 'signed in on an instance with the old secret')
-  await a.close()
+    const a = await composeReadmeApp({ port, provider, secret: [OLD], redis, keyPrefix, ...(sessionCookie ? {} : { tokenStoreCookie: null }) })
+    const browser = new TestBrowser()
+    t.equal(await signIn(browser, url), 302, 'signed in on an instance with the old secret')
+    await a.close()
 
-  const logs: string[] = []
-  const b = await composeReadmeApp({ port, provider, secret: [NEW], redis, keyPrefix, logs })
-  t.teardown(() => b.close())
-  const warnings = (): string[] => logs.map((l) => JSON.parse(l) as { level: number, msg: string }).filter((l) => l.level === 40).map((l) => l.msg)
+    const logs: string[] = []
+    const b = await composeReadmeApp({ port, provider, secret: [NEW], redis, keyPrefix, logs, ...(sessionCookie ? {} : { tokenStoreCookie: null }) })
+    t.teardown(() => b.close())
+    const warnings = (): string[] => logs.map((l) => JSON.parse(l) as { level: number, msg: string }).filter((l) => l.level === 40 && l.msg.startsWith('oauth-routes:')).map((l) => l.msg)
 
-  // First a cookie this instance signed, of a session ended since (elsewhere): no session, and nothing to say.
-  const other = new TestBrowser()
-  t.equal(await signIn(other, url), 302)
-  const signed = decodeURIComponent(String(other.cookies.get(url)?.get('sid')))
-  await b.tokenStore.endSession(signed.slice(0, signed.lastIndexOf('.')))
-  t.equal(JSON.parse((await other.get(`${url}/auth/session`)).body).authenticated, false, 'the ended session is signed out')
-  t.same(warnings(), [], 'no line for it')
+    // First a cookie this instance signed, of a session ended since (elsewhere): no session, and nothing to say.
+    const other = new TestBrowser()
+    t.equal(await signIn(other, url), 302)
+    const signed = decodeURIComponent(String(other.cookies.get(url)?.get('sid')))
+    await b.tokenStore.endSession(signed.slice(0, signed.lastIndexOf('.')))
+    t.equal(JSON.parse((await other.get(`${url}/auth/session`)).body).authenticated, false, 'the ended session is signed out')
+    t.same(warnings(), [], 'no line for it')
 
-  for (let i = 0; i < 3; i++) {
-    t.equal(JSON.parse((await browser.get(`${url}/auth/session`)).body).authenticated, false, 'the old-secret cookie is signed out there')
-  }
-  t.equal(warnings().length, 1, 'one line, however often')
-  t.match(warnings()[0], /sid cookie did not verify here/)
-  t.match(warnings()[0], /Fix: give every instance the same session secret list \(SESSION_SECRET in the example\)/)
-})
+    for (let i = 0; i < 3; i++) {
+      t.equal(JSON.parse((await browser.get(`${url}/auth/session`)).body).authenticated, false, 'the old-secret cookie is signed out there')
+    }
+    t.equal(warnings().length, 1, 'one line, however often')
+    t.match(warnings()[0], /sid cookie did not verify here/)
+    t.match(warnings()[0], /Fix: give every instance the same session secret list \(SESSION_SECRET in the example\)/)
+  })
+}
