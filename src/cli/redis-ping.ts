@@ -123,6 +123,15 @@ function tlsHint (url: URL, code: string | undefined): string {
   return ' (rediss:// needs a Redis that speaks TLS; for a plain Redis use redis://)'
 }
 
+/**
+ * A plain `redis:` URL whose connection was taken, then reset or closed before PONG: what a server of another protocol
+ * at that port does with a Redis command (PostgreSQL, an MQTT broker), as well as a Redis going down.
+ */
+function closedHint (url: URL, code: string | undefined): string {
+  if (url.protocol === 'rediss:' || (code !== 'CLOSED' && code !== 'ECONNRESET' && code !== 'EPIPE')) return ''
+  return ' (something that is not Redis may listen there: check the host and port, 6379 by default)'
+}
+
 type Reply =
   | { kind: 'simple' | 'error', text: string }
   | { kind: 'integer', value: number }
@@ -268,7 +277,7 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
     // or a close is what a plain Redis does to a TLS handshake (it waits for a command): say so.
     const stop = (detail: string, code?: string): void => {
       if (pong) finish(true, 'answered PONG')
-      else finish(false, `${detail}${tlsHint(url, code)}`)
+      else finish(false, `${detail}${tlsHint(url, code)}${closedHint(url, code)}`)
     }
     const timer = setTimeout(() => { stop(`no answer within ${opts.timeoutMs} ms`) }, opts.timeoutMs)
     const onConnect = (): void => { socket.write(steps.map((step) => step.send).join('')) }
@@ -277,7 +286,7 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
       : netConnect({ host, port }, onConnect)
     socket.setEncoding('utf8')
     socket.on('error', (err) => { stop(describeNetworkError(err), (err as { code?: unknown }).code as string | undefined) })
-    socket.on('close', () => { stop('the connection closed before PONG') })
+    socket.on('close', () => { stop('the connection closed before PONG', 'CLOSED') })
     socket.on('data', (chunk: string) => {
       buffered += chunk
       if (buffered.length > 64 * 1024) {
