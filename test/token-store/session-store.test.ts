@@ -173,25 +173,38 @@ t.test('session store contract without @fastify/session', async t => {
   t.same(await kvOf(store).get('aihubmix:{held}:sess'), '{"cookie":{}}', 'a stored session emptied is written empty')
 })
 
-// token-store's README, "After a login": `await request.session.regenerate(); await request.tokens.save(set)`. The
-// session holds nothing but its cookie, its token set lives beside it: the session store's empty-session rule must
-// still write its record, or the next request finds none and the sign-in silently does not happen.
-t.test('a session whose only content is its token set is written (regenerate, then tokens.save)', async t => {
+/**
+ * An app with token-store and @fastify/session (`session`: its options beyond secret and store) whose POST /login does
+ * what token-store's README shows: regenerate(), something of the app's own in the session (`field`), then
+ * request.tokens.save(set); GET /me says whether the request has a token set. `sids`: the ids the logins made.
+ */
+async function loginApp (t: { teardown: (fn: () => unknown) => void }, session: Record<string, unknown>, field: boolean, trustProxy = false): Promise<{ app: import('fastify').FastifyInstance, sids: string[] }> {
   const { default: Fastify } = await import('fastify')
   const { default: fastifyCookie } = await import('@fastify/cookie')
   const { default: fastifySession } = await import('@fastify/session')
   const { default: tokenStore } = await import('@fastify-aihubmix/token-store')
-  const app = Fastify()
+  const app = Fastify({ trustProxy })
   t.teardown(() => app.close())
   await app.register(fastifyCookie)
   await app.register(tokenStore, { encryptionKeys: 'k'.repeat(40) })
-  await app.register(fastifySession, { secret: 's'.repeat(40), store: app.tokenStore.sessionStore, cookie: { secure: false } })
+  await app.register(fastifySession, { secret: 's'.repeat(40), store: app.tokenStore.sessionStore, ...session })
+  const sids: string[] = []
   app.post('/login', async (request) => {
     await request.session.regenerate()
+    sids.push(request.session.sessionId)
+    if (field) (request.session as unknown as { set: (key: string, value: unknown) => void }).set('userId', 'u1')
     await request.tokens.save(tokenSet())
     return { ok: true }
   })
   app.get('/me', async (request) => ({ signedIn: await request.tokens.get() !== null }))
+  return { app, sids }
+}
+
+// token-store's README, "After a login": `await request.session.regenerate(); await request.tokens.save(set)`. The
+// session holds nothing but its cookie, its token set lives beside it: the session store's empty-session rule must
+// still write its record, or the next request finds none and the sign-in silently does not happen.
+t.test('a session whose only content is its token set is written (regenerate, then tokens.save)', async t => {
+  const { app } = await loginApp(t, { cookie: { secure: false } }, false)
   const login = await app.inject({ method: 'POST', url: '/login' })
   const cookie = login.cookies.find((c) => c.name === 'sessionId')
   t.ok(cookie, 'the login sent a session cookie')
@@ -202,18 +215,7 @@ t.test('a session whose only content is its token set is written (regenerate, th
 
   // With the README's options (saveUninitialized: false), @fastify/session saves a session, and sends its cookie,
   // only once it holds something: the README's login puts something of the app's own in it.
-  const readme = Fastify()
-  t.teardown(() => readme.close())
-  await readme.register(fastifyCookie)
-  await readme.register(tokenStore, { encryptionKeys: 'k'.repeat(40) })
-  await readme.register(fastifySession, { secret: 's'.repeat(40), store: readme.tokenStore.sessionStore, saveUninitialized: false, rolling: false, cookie: { secure: false } })
-  readme.post('/login', async (request) => {
-    await request.session.regenerate()
-    ;(request.session as unknown as { set: (key: string, value: unknown) => void }).set('userId', 'u1')
-    await request.tokens.save(tokenSet())
-    return { ok: true }
-  })
-  readme.get('/me', async (request) => ({ signedIn: await request.tokens.get() !== null }))
+  const { app: readme } = await loginApp(t, { saveUninitialized: false, rolling: false, cookie: { secure: false } }, true)
   const signedIn = (await readme.inject({ method: 'POST', url: '/login' })).cookies.find((c) => c.name === 'sessionId')
   t.ok(signedIn, 'the README\'s login sends a session cookie')
   t.same((await readme.inject({ url: '/me', cookies: { sessionId: signedIn?.value ?? '' } })).json(), { signedIn: true })
@@ -223,40 +225,15 @@ t.test('a session whose only content is its token set is written (regenerate, th
 // served over plain http: @fastify/session saved nothing and sent no cookie, the login answered 200, and the token set
 // stayed stored for its refresh token's life under a session that never was. Now the save says why, and stores nothing.
 t.test('tokens saved for a Secure-cookie session over plain http: an error naming the fix, nothing stored', async t => {
-  const { default: Fastify } = await import('fastify')
-  const { default: fastifyCookie } = await import('@fastify/cookie')
-  const { default: fastifySession } = await import('@fastify/session')
-  const { default: tokenStore } = await import('@fastify-aihubmix/token-store')
-  const app = Fastify()
-  t.teardown(() => app.close())
-  await app.register(fastifyCookie)
-  await app.register(tokenStore, { encryptionKeys: 'k'.repeat(40) })
-  await app.register(fastifySession, { secret: 's'.repeat(40), store: app.tokenStore.sessionStore, saveUninitialized: false, cookie: { secure: true } })
-  let sid = ''
-  app.post('/login', async (request) => {
-    await request.session.regenerate()
-    sid = request.session.sessionId
-    ;(request.session as unknown as { set: (key: string, value: unknown) => void }).set('userId', 'u1')
-    await request.tokens.save(tokenSet())
-    return { ok: true }
-  })
+  const options = { saveUninitialized: false, cookie: { secure: true } }
+  const { app, sids } = await loginApp(t, options, true)
   const login = await app.inject({ method: 'POST', url: '/login' })
   t.equal(login.statusCode, 500)
   t.equal(login.json().code, 'FST_AIHUBMIX_INSECURE_SESSION_COOKIE')
   t.match(login.json().message, /Fix: serve the app over https .* cookie\.secure: 'auto' for local http$/)
-  t.equal(await app.tokenStore.get(sid), null, 'no token set stored')
+  t.equal(await app.tokenStore.get(sids[0] ?? ''), null, 'no token set stored')
   // Over https (a TLS proxy in front, trusted), the same login signs in.
-  const secureApp = Fastify({ trustProxy: true })
-  t.teardown(() => secureApp.close())
-  await secureApp.register(fastifyCookie)
-  await secureApp.register(tokenStore, { encryptionKeys: 'k'.repeat(40) })
-  await secureApp.register(fastifySession, { secret: 's'.repeat(40), store: secureApp.tokenStore.sessionStore, saveUninitialized: false, cookie: { secure: true } })
-  secureApp.post('/login', async (request) => {
-    await request.session.regenerate()
-    ;(request.session as unknown as { set: (key: string, value: unknown) => void }).set('userId', 'u1')
-    await request.tokens.save(tokenSet())
-    return { ok: true }
-  })
+  const { app: secureApp } = await loginApp(t, options, true, true)
   const https = await secureApp.inject({ method: 'POST', url: '/login', headers: { 'x-forwarded-proto': 'https' } })
   t.equal(https.statusCode, 200)
   t.ok(https.cookies.find((c) => c.name === 'sessionId'), 'a session cookie')
