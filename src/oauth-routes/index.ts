@@ -14,7 +14,7 @@ import { safeReturnTo } from './return-to.js'
 import { popupPage } from './popup-page.js'
 import { LoginCookies, MAX_PENDING_RETURN_TO_LENGTH } from './login-cookies.js'
 import { loginErrorHook, publishLogin } from './diagnostics.js'
-import { logSerializers } from './redact.js'
+import { logSerializers, redactUrl } from './redact.js'
 
 // The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, the error classes and
 // login error codes, the pending-login bounds, the log redaction, the login channel, and the types of all of
@@ -77,9 +77,14 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
 
   // Fastify logs each request's URL ("incoming request"): the callback's carries the code and the state, the login's
   // a returnTo. Whatever logger the app has (`logger: true` too, not only loggerOptions()), these routes write the
-  // request through the redacting serializer (route-level: it applies to the request's own logger).
+  // request with its URL redacted: through the app's own `req` serializer (route-level, scope-level or the logger's),
+  // given the request with that URL, else through ours. Route-level, so it applies to the request's own logger.
+  const loggerSerializers = (fastify.log as unknown as Record<symbol, { req?: unknown } | undefined>)[PINO_SERIALIZERS]
   fastify.addHook('onRoute', (route) => {
-    route.logSerializers = { ...route.logSerializers, req: logSerializers.req }
+    const own: unknown = route.logSerializers?.req ?? loggerSerializers?.req
+    const req = typeof own === 'function' ? (request: FastifyRequest) => (own as (r: FastifyRequest) => unknown)(withRedactedUrl(request)) : logSerializers.req
+    // pino reads a route's serializers with for...in: those it inherits (the scope's) stay.
+    route.logSerializers = Object.assign(Object.create(route.logSerializers ?? null) as object, { req })
   })
 
   fastify.addHook('onRequest', async (_request, reply) => {
@@ -653,7 +658,7 @@ function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieNa
     // A cookie @fastify/session did not open (a new session instead) that no secret of token-store's verifies either:
     // most often signed by an instance with another SESSION_SECRET. @fastify/session takes it for no session and
     // clears it, signing the user out on every instance: said once, as token-store says it on the cookie routes.
-    if (stamp === undefined && signedBefore && !unverifiedWarned && await cookieRefused(store, cookie)) {
+    if (stamp === undefined && signedBefore && !unverifiedWarned && await cookieRefused(store, cookie, session.sessionId)) {
       unverifiedWarned = true
       request.log.warn(`oauth-routes: a ${cookieName} cookie did not verify here and was taken for no session (the browser is signed ` +
         'out): signed with a secret this instance does not have, or forged. Fix: give every instance the same session ' +
@@ -687,18 +692,32 @@ function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieNa
   }
 }
 
+/** Where pino keeps a logger's serializers (a global symbol: the same for every pino). */
+const PINO_SERIALIZERS = Symbol.for('pino.serializers')
+
+/** The request as a serializer sees it, its `url` redacted (getters still run on the request itself). */
+function withRedactedUrl (request: FastifyRequest): FastifyRequest {
+  return new Proxy(request, {
+    get (target, prop) {
+      if (prop === 'url' || prop === 'originalUrl') return redactUrl(String(Reflect.get(target, prop, target)))
+      return Reflect.get(target, prop, target)
+    }
+  })
+}
+
 /**
  * Whether a session cookie @fastify/session did not open was refused for its signature: no secret of token-store's
  * `sessionCookie` verifies it; or, without that option, a session record exists under its id (so the id is not what
  * @fastify/session refused). Not for an ended session's cookie, signed here: it has no record.
  */
-async function cookieRefused (store: TokenStore, cookie: string): Promise<boolean> {
+async function cookieRefused (store: TokenStore, cookie: string, sessionId: string): Promise<boolean> {
   const verifies = store.sessionCookieVerifies?.(cookie)
   if (verifies !== undefined) return !verifies
-  const dot = cookie.lastIndexOf('.')
-  const sid = cookie.slice(0, Math.max(0, dot))
-  // An id as a session store may hold one (a forged cookie's junk is not looked up).
-  if (!/^[\x21-\x7a|~]{1,256}$/.test(sid)) return false
+  // The id before the signature, past a `cookiePrefix` (`s:`): the id's own characters (a forged cookie's junk is
+  // not looked up). The session's own id: @fastify/session opened the cookie (signed with an older secret of its
+  // list, a rotation), nothing was refused.
+  const sid = /([A-Za-z0-9_-]{8,256})\.[^.]*$/.exec(cookie)?.[1]
+  if (sid === undefined || sid === sessionId) return false
   return await new Promise<boolean>((resolve) => {
     store.sessionStore.get(sid, (err, session) => { resolve(err === null && session !== null && session !== undefined) })
   })

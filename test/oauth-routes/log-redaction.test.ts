@@ -62,6 +62,45 @@ t.test('an app logging with Fastify\'s own serializers (logger: true): the sign-
   t.same(findLeaks([...mock.issued().codes, 'code_leakcanary_replayed', state, '/private-return-path-0123456789'], logs), [], 'no code, state or returnTo in any line')
 })
 
+// An app with a req serializer of its own (no client IP, for privacy; its trace header), which redacts nothing: the
+// sign-in routes replaced it with theirs (the IP came back, the trace id was lost). Now its serializer still writes
+// their lines, given the request with its URL redacted.
+t.test('an app\'s own req serializer writes the sign-in routes\' lines too, with their URL redacted', async (t) => {
+  const { default: Fastify } = await import('fastify')
+  const { default: fastifyCookie } = await import('@fastify/cookie')
+  const { default: fastifySession } = await import('@fastify/session')
+  const { default: tokenStore } = await import('@fastify-aihubmix/token-store')
+  const { default: aihubmixProxy } = await import('@fastify-aihubmix/aihubmix-proxy')
+  const { default: oauthRoutes } = await import('@fastify-aihubmix/oauth-routes')
+  const { Writable } = await import('node:stream')
+  const lines: string[] = []
+  const app = Fastify({
+    logger: {
+      level: 'info',
+      stream: new Writable({ write (chunk: Buffer, _enc, cb) { lines.push(chunk.toString()); cb() } }),
+      serializers: { req: (req: { method: string, url: string, headers: Record<string, unknown> }) => ({ method: req.method, url: req.url, trace: req.headers['x-trace-id'] }) }
+    }
+  })
+  t.teardown(() => app.close())
+  const publicUrl = 'http://127.0.0.1:3000'
+  await app.register(fastifyCookie)
+  await app.register(tokenStore, { encryptionKeys: ['k'.repeat(40)] })
+  await app.register(aihubmixProxy, { baseUrl: 'http://127.0.0.1:9', clientId: 'client_x', clientSecret: 'secret_x', redirectUri: `${publicUrl}/auth/callback` })
+  await app.register(async (scope) => {
+    await scope.register(fastifySession, { secret: 's'.repeat(40), store: scope.tokenStore.sessionStore, saveUninitialized: false, cookie: { secure: false } })
+    await scope.register(oauthRoutes, { publicUrl })
+    scope.get('/mine', async () => ({ ok: true }))
+  })
+  await app.inject({ url: '/mine?code=mine', headers: { 'x-trace-id': 'trace-1' } })
+  await app.inject({ url: '/auth/callback?code=code_leakcanary_x&state=s', headers: { 'x-trace-id': 'trace-2' } })
+  const incoming = lines.map((l) => JSON.parse(l) as { msg: string, req: Record<string, unknown> }).filter((l) => l.msg === 'incoming request').map((l) => l.req)
+  t.same(incoming, [
+    { method: 'GET', url: '/mine?code=mine', trace: 'trace-1' },
+    { method: 'GET', url: '/auth/callback?code=[REDACTED]&state=[REDACTED]', trace: 'trace-2' }
+  ], 'the app\'s shape on both routes; on the sign-in route, the URL redacted')
+  t.notOk(lines.join('').includes('code_leakcanary_x'), 'the code in no line')
+})
+
 t.test('redactUrl replaces the values of code, state, iss, error_description and returnTo, however written', async (t) => {
   const cases: Array<[string, string]> = [
     ['/auth/callback', '/auth/callback'],
