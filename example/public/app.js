@@ -288,6 +288,14 @@ let popupGrace
 const POPUP_GONE_WAIT_MS = 4000
 
 /**
+ * When this page last called a sign-in window closed that it had lost from sight (epoch ms; 0: none). Until the
+ * sign-in's own life is over (its state lives 10 minutes), a failure on the channel is still this page's to show:
+ * the window may have been cut off (Cross-Origin-Opener-Policy) while the user took their time at the provider.
+ */
+let gaveUpOnPopupAt = 0
+const SIGN_IN_LIFE_MS = 10 * 60 * 1000
+
+/**
  * The status line: `key` (none: empty), with a spinner while `busy`.
  * @param {string | null} key
  * @param {boolean} [busy]
@@ -577,6 +585,7 @@ function onMessage (event) {
  */
 function takeSignInMessage (data) {
   stopWatchingPopup()
+  gaveUpOnPopupAt = 0
   if (data.ok === true) {
     showError(null)
     loadUser()
@@ -639,6 +648,7 @@ function waitForGonePopup (deadline, delay) {
       waitForGonePopup(deadline, 1000)
     } else {
       stopWatchingPopup()
+      gaveUpOnPopupAt = Date.now()
       showLogin('status.popupClosed')
     }
   }, delay)
@@ -917,9 +927,16 @@ function listenOnChannel () {
     if (!data || typeof data !== 'object') return
     if (data.type === 'aihubmix:login') {
       if (popup === null) {
-        // Another tab's sign-in (or this one's before a reload): a reason to ask the server.
-        if (data.ok !== true) return
-        noticeSignIn()
+        if (data.ok !== true) {
+          // A failure: this page's only while the window it called closed may still be at work (see gaveUpOnPopupAt).
+          if (Date.now() - gaveUpOnPopupAt > SIGN_IN_LIFE_MS) return
+          gaveUpOnPopupAt = 0
+          takeSignInMessage(data)
+        } else {
+          // Another tab's sign-in (or this one's before a reload): a reason to ask the server.
+          gaveUpOnPopupAt = 0
+          noticeSignIn()
+        }
       } else {
         // A failure only for the page whose window is gone (another page's window may have failed).
         if (data.ok !== true && !popup.closed) return

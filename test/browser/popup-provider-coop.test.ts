@@ -1,5 +1,6 @@
 import t from 'tap'
-import { openPage, sharedBrowser } from '../helpers/chromium.js'
+import type { Page } from 'playwright-core'
+import { openPage, sharedBrowser, type TestLike } from '../helpers/chromium.js'
 import { startStack } from '../helpers/stack.js'
 
 // What users saw: with a provider whose sign-in page sends `Cross-Origin-Opener-Policy: same-origin` (common on
@@ -17,9 +18,10 @@ import { startStack } from '../helpers/stack.js'
 
 const browserFor = sharedBrowser(t)
 
-t.test('a provider page with COOP: same-origin: the sign-in still finishes in the page that started it', async (t) => {
+/** The example stack with its consent page behind COOP: same-origin, a page on it, and its sign-in window opened. */
+async function coopSignIn (t: TestLike): Promise<{ page: Page, popup: Page } | undefined> {
   const browser = await browserFor(t)
-  if (browser === undefined) return
+  if (browser === undefined) return undefined
   const stack = await startStack({ oauth: { autoAuthorize: false } })
   t.teardown(() => stack.close())
   const { context, page } = await openPage(t, browser)
@@ -40,6 +42,13 @@ t.test('a provider page with COOP: same-origin: the sign-in still finishes in th
   await page.getByTestId('login').click()
   const popup = await opened
   await popup.getByTestId('approve').waitFor()
+  return { page, popup }
+}
+
+t.test('a provider page with COOP: same-origin: the sign-in still finishes in the page that started it', async (t) => {
+  const opened = await coopSignIn(t)
+  if (opened === undefined) return
+  const { page, popup } = opened
   await page.waitForTimeout(1500)
   t.not(await page.locator('#status-text').textContent(), 'The sign-in window was closed before signing in finished.',
     'the page does not call the window closed while the user is still at the provider')
@@ -49,4 +58,20 @@ t.test('a provider page with COOP: same-origin: the sign-in still finishes in th
   t.equal(await page.evaluate(async () => (await (await fetch('/auth/session')).json()).authenticated), true, 'the server: signed in')
   t.equal(await page.getByTestId('user-info').isVisible(), true, 'the page that started the sign-in shows the account')
   t.equal(popup.isClosed(), true, 'the sign-in window has closed (it does not show the app itself)')
+})
+
+// A user who takes longer than the page waits for a vanished window (4 s: a password, a 2FA code), then denies: the
+// page had called the window closed and dropped its failure, which no page took, so the sign-in window showed the
+// whole app with the error, and never closed. The page that gave up on its window still takes that window's failure.
+t.test('COOP, the user takes 6 s at the provider and denies: the page that started it shows the error, the window closes', async (t) => {
+  const opened = await coopSignIn(t)
+  if (opened === undefined) return
+  const { page, popup } = opened
+  await page.waitForTimeout(6000)
+  await popup.getByTestId('deny').click()
+  await page.getByTestId('error').waitFor({ state: 'visible' })
+  t.match(await page.getByTestId('error').textContent(), /denied|cancel/i, 'the page that started the sign-in shows the refusal')
+  await popup.waitForEvent('close', { timeout: 5000 }).catch(() => {})
+  t.equal(popup.isClosed(), true, 'the sign-in window has closed (it does not show the app itself)')
+  t.equal(await page.getByTestId('login').isVisible(), true, 'and offers to sign in again')
 })
