@@ -94,6 +94,21 @@ export async function composeReadmeApp (o: ComposedReadmeAppOptions): Promise<Fa
   return app
 }
 
+/** A mock provider (tokens prefixed `leakcanary`, closed at teardown) with an app for a free port's callback. */
+export async function providerForPort (t: { teardown: (fn: () => unknown) => void }, name: string): Promise<{
+  mock: MockProvider
+  port: number
+  url: string
+  provider: ComposedReadmeAppOptions['provider']
+}> {
+  const mock = await startMockProvider({ tokenPrefix: 'leakcanary' })
+  t.teardown(() => mock.close())
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const demo = mock.createApp({ name, redirectUri: `${url}/auth/callback` })
+  return { mock, port, url, provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret } }
+}
+
 export interface ComposedApp {
   /** http://127.0.0.1:PORT */
   url: string

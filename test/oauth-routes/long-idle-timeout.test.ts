@@ -1,8 +1,6 @@
 import t from 'tap'
-import { startMockProvider } from '@fastify-aihubmix/mock-provider'
 import { TestBrowser } from '../helpers/browser.js'
-import { freePort } from '../helpers/free-port.js'
-import { composeReadmeApp } from '../helpers/readme-composition.js'
+import { composeReadmeApp, providerForPort } from '../helpers/readme-composition.js'
 
 // oauth-routes' README: idleTimeoutMs "a signed-in session unused this long ends"; its "last seen" stamp is written
 // at most every tenth of it. The README's own composition sets no cookie maxAge, so the session record lives
@@ -18,16 +16,12 @@ t.test('a session used every few hours outlives sessionTtlMs when the idle timeo
   Date.now = () => realNow() + offset
   t.teardown(() => { Date.now = realNow })
 
-  const mock = await startMockProvider({ tokenPrefix: 'leakcanary' })
-  t.teardown(() => mock.close())
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}`
-  const demo = mock.createApp({ name: 'idle', redirectUri: `${url}/auth/callback` })
+  const { port, url, provider } = await providerForPort(t, 'idle')
   const logs: string[] = []
   const app = await composeReadmeApp({
     logs,
     port,
-    provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret },
+    provider,
     secret: 's'.repeat(40),
     oauth: { idleTimeoutMs: 14 * 24 * HOUR, absoluteTimeoutMs: 30 * 24 * HOUR }
   })

@@ -1,9 +1,7 @@
 import t, { type Test } from 'tap'
 import { createHmac } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { startMockProvider } from '@fastify-aihubmix/mock-provider'
-import { freePort } from '../helpers/free-port.js'
-import { composeReadmeApp } from '../helpers/readme-composition.js'
+import { composeReadmeApp, providerForPort } from '../helpers/readme-composition.js'
 
 // Without token-store's sessionCookie, oauth-routes tells a cookie @fastify/session refused (signed by an instance
 // with another SESSION_SECRET) by a session record under the cookie's id. It took the id as everything before the
@@ -21,15 +19,11 @@ const getField = (request: FastifyRequest): unknown => (request.session as unkno
 
 /** The README's app without token-store's sessionCookie, with a cart route of the app's own; its id once saved. */
 async function cartApp (t: Test, secret: string[], cookiePrefix = ''): Promise<{ url: string, sid: string, warnings: () => string[] }> {
-  const mock = await startMockProvider({ tokenPrefix: 'leakcanary' })
-  t.teardown(() => mock.close())
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}`
-  const demo = mock.createApp({ name: 'cart', redirectUri: `${url}/auth/callback` })
+  const { port, url, provider } = await providerForPort(t, 'cart')
   const logs: string[] = []
   const app: FastifyInstance = await composeReadmeApp({
     port,
-    provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret },
+    provider,
     secret,
     tokenStoreCookie: null,
     logs,

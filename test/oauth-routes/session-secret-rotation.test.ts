@@ -1,10 +1,8 @@
 import t, { type Test } from 'tap'
 import type { Redis } from 'ioredis'
-import { startMockProvider } from '@fastify-aihubmix/mock-provider'
 import { TestBrowser } from '../helpers/browser.js'
-import { freePort } from '../helpers/free-port.js'
 import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
-import { composeReadmeApp } from '../helpers/readme-composition.js'
+import { composeReadmeApp, providerForPort } from '../helpers/readme-composition.js'
 
 // The root README: `const secret = need('SESSION_SECRET').split(',')  // a list, newest first, to rotate`, given to
 // both @fastify/session and token-store's sessionCookie, with `rolling: false` and `saveUninitialized: false`.
@@ -21,12 +19,8 @@ async function rotationSetup (t: Test): Promise<{ redis: Redis, keyPrefix: strin
   if (redis === undefined) return undefined
   const keyPrefix = uniquePrefix('rotation')
   cleanupPrefix(t, redis, keyPrefix)
-  const mock = await startMockProvider({ tokenPrefix: 'leakcanary' })
-  t.teardown(() => mock.close())
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}`
-  const demo = mock.createApp({ name: 'rotation', redirectUri: `${url}/auth/callback` })
-  return { redis, keyPrefix, port, url, provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret } }
+  const { port, url, provider } = await providerForPort(t, 'rotation')
+  return { redis, keyPrefix, port, url, provider }
 }
 
 /** A whole redirect-mode sign-in: the callback's status. */

@@ -1,11 +1,9 @@
 import t from 'tap'
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyRequest } from 'fastify'
-import { startMockProvider } from '@fastify-aihubmix/mock-provider'
 import { TestBrowser } from '../helpers/browser.js'
-import { freePort } from '../helpers/free-port.js'
 import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
-import { composeReadmeApp } from '../helpers/readme-composition.js'
+import { composeReadmeApp, providerForPort } from '../helpers/readme-composition.js'
 
 // token-store's README: a check's touch is "written back with compare-and-set, so a concurrent change wins" (the
 // cookie path). On @fastify/session's routes oauth-routes writes the same "last seen" stamp with session.save(): a
@@ -20,11 +18,7 @@ t.test('a due "last seen" stamp on a @fastify/session route does not bring back 
   if (redis === undefined) return
   const keyPrefix = uniquePrefix('touch')
   cleanupPrefix(t, redis, keyPrefix)
-  const mock = await startMockProvider({ tokenPrefix: 'leakcanary' })
-  t.teardown(() => mock.close())
-  const port = await freePort()
-  const url = `http://127.0.0.1:${port}`
-  const demo = mock.createApp({ name: 'touch', redirectUri: `${url}/auth/callback` })
+  const { port, url, provider } = await providerForPort(t, 'touch')
   // Stands for the other instance: the session is ended after this request read it, before its preHandler.
   const endFirst = async (request: FastifyRequest): Promise<void> => {
     if (request.headers['x-end-elsewhere'] !== '1') return
@@ -33,7 +27,7 @@ t.test('a due "last seen" stamp on a @fastify/session route does not bring back 
   }
   const app = await composeReadmeApp({
     port,
-    provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret },
+    provider,
     secret: SECRET,
     redis,
     keyPrefix,
