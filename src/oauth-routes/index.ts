@@ -76,15 +76,20 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
 
   // Fastify logs each request's URL ("incoming request"): the callback's carries the code and the state, the login's
-  // a returnTo. Whatever logger the app has (`logger: true` too, not only loggerOptions()), these routes write the
-  // request with its URL redacted: through the app's own `req` serializer (route-level, scope-level or the logger's),
-  // given the request with that URL, else through ours. Route-level, so it applies to the request's own logger.
+  // a returnTo. Whatever logger the app has (`logger: true` too, not only loggerOptions()), every request this scope
+  // answers is logged with its URL redacted: through the app's own `req` serializer (route-level, scope-level or the
+  // logger's), given the request with that URL, else through ours. Set as this scope's child-logger factory, so it
+  // also covers the requests that miss a route under the prefix (its not-found handler below: a callback URL with a
+  // trailing slash, another case, another method still carries the code), which no route option reaches.
   const loggerSerializers = (fastify.log as unknown as Record<symbol, { req?: unknown } | undefined>)[PINO_SERIALIZERS]
-  fastify.addHook('onRoute', (route) => {
-    const own: unknown = route.logSerializers?.req ?? loggerSerializers?.req
+  const appChildLogger = fastify.childLoggerFactory
+  fastify.setChildLoggerFactory(function (logger, bindings, loggerOpts, rawReq) {
+    const serializers = loggerOpts.serializers as Record<string, unknown> | undefined
+    const own: unknown = serializers?.req ?? loggerSerializers?.req
     const req = typeof own === 'function' ? (request: FastifyRequest) => (own as (r: FastifyRequest) => unknown)(withRedactedUrl(request)) : logSerializers.req
-    // pino reads a route's serializers with for...in: those it inherits (the scope's) stay.
-    route.logSerializers = Object.assign(Object.create(route.logSerializers ?? null) as object, { req })
+    // pino reads a child's serializers with for...in: those it inherits (the scope's) stay.
+    const redacting = Object.assign(Object.create(serializers ?? null) as object, { req })
+    return appChildLogger.call(this, logger, bindings, { ...loggerOpts, serializers: redacting }, rawReq)
   })
 
   fastify.addHook('onRequest', async (_request, reply) => {

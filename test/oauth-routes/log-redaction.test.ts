@@ -62,6 +62,63 @@ t.test('an app logging with Fastify\'s own serializers (logger: true): the sign-
   t.same(findLeaks([...mock.issued().codes, 'code_leakcanary_replayed', state, '/private-return-path-0123456789'], logs), [], 'no code, state or returnTo in any line')
 })
 
+// A callback URL that misses the route (a proxy adding a trailing slash or changing its case, another method) still
+// carries the provider's code: Fastify logged it through the app's plain serializer, the not-found handler under the
+// prefix having no route options. Every request under the prefix is now logged through the redacting serializer.
+t.test('with logger: true, a callback URL that misses the route is logged redacted too, and answers 404', async (t) => {
+  const { url, lines: logs } = await startComposedApp(t, { plainLogger: true })
+  const browser = new TestBrowser()
+  const missed = [
+    ['GET', '/auth/callback/?code=code_leakcanary_slash&state=state_leakcanary_1'],
+    ['GET', '/auth/Callback?code=code_leakcanary_case&state=state_leakcanary_2'],
+    ['GET', '/auth/callback%2F?code=code_leakcanary_encoded&state=state_leakcanary_3'],
+    ['POST', '/auth/callback?code=code_leakcanary_post&state=state_leakcanary_4'],
+    ['DELETE', '/auth/login?returnTo=%2Fprivate-return-path-0123456789']
+  ] as const
+  for (const [method, path] of missed) {
+    const res = await browser.fetch(url + path, { method })
+    t.equal(res.status, 404, `${method} ${path.split('?')[0] as string}: 404`)
+    t.same(JSON.parse(res.body), { error: 'not_found', message: 'No such route.' }, 'the prefix\'s own not-found body')
+  }
+  const incoming = logs.filter((l) => l.includes('"incoming request"'))
+  t.ok(incoming.some((l) => l.includes('"url":"/auth/Callback?code=[REDACTED]&state=[REDACTED]"')), 'the missed URL, redacted')
+  t.same(findLeaks(['code_leakcanary', 'state_leakcanary', '/private-return-path-0123456789'], logs), [], 'no code, state or returnTo in any line')
+})
+
+// The app's own child-logger factory (bindings of its own on every request's logger) still makes the loggers of the
+// sign-in routes: the redaction is added to what the factory is given, not put in its place.
+t.test('an app\'s own childLoggerFactory still makes the sign-in routes\' request loggers', async (t) => {
+  const { default: Fastify } = await import('fastify')
+  const { default: fastifyCookie } = await import('@fastify/cookie')
+  const { default: fastifySession } = await import('@fastify/session')
+  const { default: tokenStore } = await import('@fastify-aihubmix/token-store')
+  const { default: aihubmixProxy } = await import('@fastify-aihubmix/aihubmix-proxy')
+  const { default: oauthRoutes } = await import('@fastify-aihubmix/oauth-routes')
+  const { Writable } = await import('node:stream')
+  const lines: string[] = []
+  const app = Fastify({
+    logger: { level: 'info', stream: new Writable({ write (chunk: Buffer, _enc, cb) { lines.push(chunk.toString()); cb() } }) },
+    childLoggerFactory: (logger, bindings, opts, rawReq) => logger.child({ ...bindings, tenant: rawReq.headers['x-tenant'] }, opts)
+  })
+  t.teardown(() => app.close())
+  const publicUrl = 'http://127.0.0.1:3000'
+  await app.register(fastifyCookie)
+  await app.register(tokenStore, { encryptionKeys: ['k'.repeat(40)] })
+  await app.register(aihubmixProxy, { baseUrl: 'http://127.0.0.1:9', clientId: 'client_x', clientSecret: 'secret_x', redirectUri: `${publicUrl}/auth/callback` })
+  await app.register(async (scope) => {
+    await scope.register(fastifySession, { secret: 's'.repeat(40), store: scope.tokenStore.sessionStore, saveUninitialized: false, cookie: { secure: false } })
+    await scope.register(oauthRoutes, { publicUrl })
+  })
+  await app.inject({ url: '/auth/callback?code=code_leakcanary_factory&state=s', headers: { 'x-tenant': 'tenant-7' } })
+  await app.inject({ url: '/auth/callback/?code=code_leakcanary_factory_missed&state=s', headers: { 'x-tenant': 'tenant-8' } })
+  const incoming = lines.map((l) => JSON.parse(l) as { msg: string, tenant?: string, req: { url: string } }).filter((l) => l.msg === 'incoming request')
+  t.same(incoming.map((l) => [l.tenant, l.req.url]), [
+    ['tenant-7', '/auth/callback?code=[REDACTED]&state=[REDACTED]'],
+    ['tenant-8', '/auth/callback/?code=[REDACTED]&state=[REDACTED]']
+  ], 'the app\'s bindings and the redacted URL on both lines')
+  t.notOk(lines.join('').includes('code_leakcanary'), 'the code in no line')
+})
+
 // An app with a req serializer of its own (no client IP, for privacy; its trace header), which redacts nothing: the
 // sign-in routes replaced it with theirs (the IP came back, the trace id was lost). Now its serializer still writes
 // their lines, given the request with its URL redacted.
