@@ -65,7 +65,7 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
     const instance = await buildApp({
       config,
       provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret },
-      logger: { ...loggerOptions('info'), stream },
+      logger: { ...loggerOptions(config.logLevel), stream },
       proxy: opts.proxy,
       tokenStore: opts.tokenStore,
       oauth: opts.oauth,
