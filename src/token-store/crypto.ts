@@ -205,6 +205,16 @@ export function missingKeyPrefix (input: unknown): 'base64:' | 'hex:' | undefine
   return undefined
 }
 
+/**
+ * A prefix that reads like a key format but is neither of the two (`base64url:`, `b64:`, `HEX:`, `base64 :`): such a
+ * value is taken as a passphrase, which is safe but not what its writer meant. Only the prefix is answered (it may be
+ * logged; the key after it never is).
+ */
+export function unknownKeyPrefix (input: unknown): string | undefined {
+  if (typeof input !== 'string' || input.startsWith('base64:') || input.startsWith('hex:')) return undefined
+  return /^(?:base64url|base64|b64url|b64|base32|base16|hex)\s*:/i.exec(input)?.[0]
+}
+
 /** Parses `encryptionKeys` (one key or a list, first seals) into a KeyRing. Duplicate keys are an error. */
 export function createKeyRing (input: unknown, path = 'encryptionKeys'): KeyRing {
   const list = Array.isArray(input) ? input : [input]

@@ -13,7 +13,7 @@ import { TokenStoreCore } from './token-store.js'
 import { KeyLayout } from './keys.js'
 import { TokenStoreOptionsError, TokenStoreRegisteredTwiceError } from './errors.js'
 import { logConnectionErrors } from './connection-errors.js'
-import { missingKeyPrefix } from './crypto.js'
+import { missingKeyPrefix, unknownKeyPrefix } from './crypto.js'
 import { connectRedisUrl, warnReadonlyReplies } from './redis-url.js'
 
 // The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, createTokenStore,
@@ -137,13 +137,23 @@ function createKV (options: ResolvedTokenStoreOptions, log: FastifyBaseLogger): 
   })
 }
 
-/** One info line per key that looks like a raw key without its prefix (it is used as a passphrase). */
+/**
+ * One info line per key that looks like a raw key without its prefix, one warning per key with a prefix that is no
+ * key format (either is used as a passphrase).
+ */
 function warnKeysWithoutPrefix (input: unknown, log: FastifyBaseLogger): void {
   const list: unknown[] = Array.isArray(input) ? input : [input]
   list.forEach((key, i) => {
+    const path = Array.isArray(input) ? `encryptionKeys[${i}]` : 'encryptionKeys'
+    const unknown = unknownKeyPrefix(key)
+    if (unknown !== undefined) {
+      log.warn(`token-store: ${path} starts with "${unknown}", which is not a key format ("base64:" and "hex:" are; ` +
+        '"base64:" reads base64url too): the whole value is used as a passphrase. Fix: write "base64:<key>" or ' +
+        '"hex:<key>" before the first start, or keep it as it is once values are sealed with it')
+      return
+    }
     const prefix = missingKeyPrefix(key)
     if (prefix === undefined) return
-    const path = Array.isArray(input) ? `encryptionKeys[${i}]` : 'encryptionKeys'
     log.info(`token-store: ${path} looks like a ${prefix.slice(0, -1)} key without "${prefix}": it is used as a passphrase ` +
       `(safe, but "${prefix}<it>" would be another key). Keep it as it is once values are sealed with it, or write ` +
       `"${prefix}<key>" before the first start`)

@@ -28,6 +28,19 @@ t.test('a key that looks like a raw key without its prefix: one info line naming
   t.same(await start(t, { encryptionKeys: `hex:${hex}` }), [], 'with its prefix: nothing said')
 })
 
+// `base64url:` (or `b64:`, `HEX:`) is no key format: the whole value was taken as a passphrase without a word.
+t.test('a key whose prefix reads like a key format but is none: one warning naming the option and the prefix, never the key', async (t) => {
+  const raw = randomBytes(32).toString('base64url')
+  const lines = await start(t, { encryptionKeys: [`base64url:${raw}`, `HEX:${randomBytes(32).toString('hex')}`, `base64:${raw}`, 'b64 is not a prefix here, just a passphrase'] })
+  t.same(lines.map((l) => [l.level, l.msg.split(' which')[0]]), [
+    [40, 'token-store: encryptionKeys[0] starts with "base64url:",'],
+    [40, 'token-store: encryptionKeys[1] starts with "HEX:",']
+  ])
+  t.match(lines[0]?.msg, /the whole value is used as a passphrase\. Fix: write "base64:<key>" or "hex:<key>" before the first start/)
+  t.notOk(lines.some((l) => l.msg.includes(raw)), 'the key itself is never logged')
+  t.same(await start(t, { encryptionKeys: `base64:${raw}` }), [], 'a known prefix: nothing said')
+})
+
 t.test('@fastify/redis registered but the memory backend by default: one warning that names backend: \'redis\'', async (t) => {
   const key = `base64:${randomBytes(32).toString('base64')}`
   const fakeRedis = (app: FastifyInstance): void => { (app as unknown as { decorate: (name: string, value: unknown) => void }).decorate('redis', {}) } // as @fastify/redis decorates, before or after
