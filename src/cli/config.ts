@@ -239,6 +239,15 @@ export function readConfig (env: Env = process.env): ExampleConfig {
  * Why token-store would refuse `key` (as its key ring reads one: `base64:` of exactly 32 bytes, `hex:` and 64 hex
  * digits, else a passphrase of 32+ characters), or undefined. Says lengths, never the key.
  */
+/**
+ * A prefix that reads like a key format but is neither of token-store's two (`base64url:`, `b64:`, `HEX:`): the key
+ * is then a passphrase, which token-store says at start too. The prefix only, never the key.
+ */
+export function keyPrefixSlip (key: string): string | undefined {
+  if (key.startsWith('base64:') || key.startsWith('hex:')) return undefined
+  return /^(?:base64url|base64|b64url|b64|base32|base16|hex)\s*:/i.exec(key)?.[0]
+}
+
 /** Every variable readConfig() reads. */
 export const CONFIG_VARIABLES: readonly string[] = Object.freeze([
   'PORT', 'HOST', 'PUBLIC_URL', 'AIHUBMIX_BASE_URL', 'AIHUBMIX_CLIENT_ID', 'AIHUBMIX_CLIENT_SECRET', 'AIHUBMIX_REDIRECT_URI',

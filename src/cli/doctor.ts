@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { AUTHORIZE_PATH, authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
-import { ConfigError, encryptionKeyProblem, readConfig, unreadVariables } from './config.js'
+import { ConfigError, encryptionKeyProblem, keyPrefixSlip, readConfig, unreadVariables } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
 import { describeMalformed, readEnvFile, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
@@ -188,6 +188,14 @@ function tokenKeyCheck (env: Env, production: boolean): DoctorCheck {
     const problem = encryptionKeyProblem(key)
     if (problem !== undefined) return fail(name, `${keys.length === 1 ? '' : `key ${i + 1} of ${keys.length}: `}${problem}`)
   }
+  for (const [i, key] of keys.entries()) {
+    const prefix = keyPrefixSlip(key)
+    if (prefix !== undefined) {
+      return warn(name, `${keys.length === 1 ? '' : `key ${i + 1} of ${keys.length}: `}starts with "${prefix}", which is not a key format ` +
+        '("base64:" and "hex:" are; "base64:" reads base64url too): the whole value is used as a passphrase. Write "base64:<key>" ' +
+        'before the first start, or keep it as it is once token sets are sealed with it')
+    }
+  }
   return ok(name, keys.length === 1 ? 'set (1 key)' : `set (${keys.length} keys; the first encrypts)`)
 }
 
@@ -371,7 +379,7 @@ function httpsCheck (env: Env, production: boolean): DoctorCheck {
     return warn('HTTPS', 'PUBLIC_URL is https but TRUST_PROXY is off: behind a TLS-terminating proxy the Secure session cookie is never set and login loops')
   }
   if (plainLocal.length > 0) {
-    return ok('HTTPS', `plain http on loopback only (${plainLocal.join(', ')}): development; production requires https elsewhere`)
+    return ok('HTTPS', `plain http on loopback only (${plainLocal.join(', ')}): nothing leaves this machine in the clear; any other host needs https`)
   }
   if (known.length === 0) return warn('HTTPS', `cannot check: ${problem ?? 'no URL is known'}`)
   const names = known.map(([name]) => name)

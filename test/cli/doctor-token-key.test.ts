@@ -84,3 +84,17 @@ t.test('set: ok with how many keys, never the keys; one the example refuses fail
     t.notOk(result.all.includes(key.slice('base64:'.length)) || result.all.includes(old) || result.all.includes('too-short'), 'no key printed')
   }
 })
+
+// `base64url:` is no key format: token-store takes the whole value as a passphrase (and says so at start); doctor
+// says it before the first start, when writing `base64:` instead still costs nothing.
+t.test('a key whose prefix reads like a format but is none: a warning naming the prefix and the fix, never the key; exit 0', async (t) => {
+  const mock = await startMock(t)
+  const cwd = await tempDir(t)
+  const raw = randomBytes(32).toString('base64url')
+  const result = await runInstalled(['doctor'], { env: { ...productionEnv(mock), TOKEN_ENCRYPTION_KEY: `base64url:${raw}` }, cwd })
+  t.equal(result.code, 0, 'exit 0: the example accepts it', { output: result.all })
+  t.equal(lineOf(result.stdout, 'TOKEN_ENCRYPTION_KEY'), 'warn TOKEN_ENCRYPTION_KEY: starts with "base64url:", which is not a key format ' +
+    '("base64:" and "hex:" are; "base64:" reads base64url too): the whole value is used as a passphrase. Write "base64:<key>" ' +
+    'before the first start, or keep it as it is once token sets are sealed with it')
+  t.notOk(result.all.includes(raw), 'no key printed')
+})

@@ -55,7 +55,7 @@ t.test('a good configuration against the provider: every line ok, exit 0, no sec
     'ok   redirect URI: http://127.0.0.1:3000/auth/callback (matches PUBLIC_URL; it must equal the app\'s registered redirect URI exactly)',
     'ok   app registration: the provider accepts AIHUBMIX_CLIENT_ID with redirect URI http://127.0.0.1:3000/auth/callback (HTTP 200: its consent page; nothing was authorized)',
     'ok   client credentials: the provider accepts AIHUBMIX_CLIENT_ID with AIHUBMIX_CLIENT_SECRET (a made-up code was refused with invalid_grant, HTTP 400, as it must be; nothing was granted)',
-    'ok   HTTPS: plain http on loopback only (PUBLIC_URL, AIHUBMIX_REDIRECT_URI, AIHUBMIX_BASE_URL): development; production requires https elsewhere',
+    'ok   HTTPS: plain http on loopback only (PUBLIC_URL, AIHUBMIX_REDIRECT_URI, AIHUBMIX_BASE_URL): nothing leaves this machine in the clear; any other host needs https',
     'ok   Redis: not configured: in-memory stores (sessions end at restart; one instance only)'
   ])
   t.equal(mock.counts().authorize, 1, 'one authorization request: the reachability probe is the app\'s own')
@@ -209,7 +209,7 @@ t.test('HTTPS where required: production refuses http outside loopback, developm
 
   const https = { ...goodEnv(mock, 'https://app.example.com/auth/callback'), PUBLIC_URL: 'https://app.example.com', NODE_ENV: 'production' }
   const good = await runCli(['doctor'], { env: https, cwd })
-  t.equal(byName(good.stdout).get('HTTPS'), 'ok   HTTPS: plain http on loopback only (AIHUBMIX_BASE_URL): development; production requires https elsewhere')
+  t.equal(byName(good.stdout).get('HTTPS'), 'ok   HTTPS: plain http on loopback only (AIHUBMIX_BASE_URL): nothing leaves this machine in the clear; any other host needs https')
   t.equal(byName(good.stdout).get('configuration'), 'ok   configuration: accepted by the example server (production)')
   t.equal(good.code, 0, 'exit 0', { output: good.all })
 
