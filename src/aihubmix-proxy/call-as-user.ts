@@ -63,7 +63,9 @@ function logClientRefused (request: FastifyRequest, err: Error): void {
     if (cause instanceof TokenEndpointError) {
       if (cause.clientRefused && !loggedRefusals.has(cause)) {
         loggedRefusals.add(cause)
-        request.log.error({ error: { code: cause.code, message: cause.message } }, 'the provider refused the app\'s credentials at a refresh: the session was ended')
+        request.log.error({ error: { code: cause.code, message: cause.message } }, cause.fromStatus === undefined
+          ? 'the provider refused the app\'s credentials at a refresh: the session was ended'
+          : 'the provider answered a refresh with a bare 401 (no error code), which means the app\'s credentials were refused (or, from some providers, the refresh token): the session was ended')
       }
       return
     }

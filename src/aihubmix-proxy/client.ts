@@ -225,16 +225,15 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     return value
   }
 
-  function oauthErrorOf (answer: UpstreamAnswer): string | undefined {
-    if (checkOAuthError.Check(answer.json)) return answer.json.error
+  /**
+   * The OAuth error code an error answer carries: RFC 6749's `error`, or the envelope's. `codeless`: the answer is the
+   * envelope's `{success: false, message}` with no code at all (the provider's other documented error shape).
+   */
+  function oauthErrorOf (answer: UpstreamAnswer): { code: string, codeless: boolean } | undefined {
+    if (checkOAuthError.Check(answer.json)) return { code: answer.json.error, codeless: false }
     const unwrapped = unwrapEnvelope(answer.json)
-    if (!unwrapped.ok) {
-      if (unwrapped.error !== undefined) return unwrapped.error
-      if (answer.statusCode === 401) return 'invalid_client'
-      if (answer.statusCode === 400) return 'invalid_grant'
-      return 'server_error'
-    }
-    return undefined
+    if (unwrapped.ok) return undefined
+    return unwrapped.error === undefined ? { code: '', codeless: true } : { code: unwrapped.error, codeless: false }
   }
 
   function toTokenSet (answer: UpstreamAnswer): TokenSet {
@@ -280,8 +279,10 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     }
     if (answer.statusCode === 429 || answer.statusCode === 503) throw busyError(answer)
     if (answer.statusCode === 400 || answer.statusCode === 401) {
-      const code = oauthErrorOf(answer)
-      if (code !== undefined) throw new TokenEndpointError(code)
+      const error = oauthErrorOf(answer)
+      if (error !== undefined && !error.codeless) throw new TokenEndpointError(error.code)
+      // `{success: false, message}`: the status says what RFC 6749 gives it (401: the client's authentication failed).
+      if (error !== undefined) throw new TokenEndpointError(answer.statusCode === 401 ? 'invalid_client' : 'invalid_grant', { fromStatus: answer.statusCode })
     }
     throw new UpstreamStatusError(answer.statusCode)
   }
@@ -294,7 +295,12 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
       return validate(checker, unwrapped.value)
     }
     if (answer.statusCode === 401) throw new UpstreamUnauthorizedError()
-    if (answer.statusCode === 403 && oauthErrorOf(answer) === 'insufficient_scope') throw new InsufficientScopeError()
+    // RFC 6750's insufficient_scope; or the envelope's `{success: false, message}` with no code, whose 403 on a Bearer
+    // request says the same (a 403 that is no answer of the provider's, a proxy's HTML page, stays a 502).
+    if (answer.statusCode === 403) {
+      const error = oauthErrorOf(answer)
+      if (error !== undefined && (error.codeless || error.code === 'insufficient_scope')) throw new InsufficientScopeError()
+    }
     if (answer.statusCode === 429 || answer.statusCode === 503) throw busyError(answer)
     throw new UpstreamStatusError(answer.statusCode)
   }

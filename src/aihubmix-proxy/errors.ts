@@ -131,7 +131,7 @@ const CLIENT_HINT = ' (check the clientId and clientSecret given to aihubmix-pro
  * error handler of the proxy's) it was a 400, which blamed the browser and which
  * Fastify logs at info only, while every due refresh of every user failed.
  */
-export class TokenEndpointError extends createError<[string, { cause: unknown }?]>(
+export class TokenEndpointError extends createError<[string, { cause?: unknown }?]>(
   'FST_AIHUBMIX_TOKEN_ENDPOINT',
   'The AIHubMix token endpoint refused the request: %s',
   502,
@@ -140,13 +140,23 @@ export class TokenEndpointError extends createError<[string, { cause: unknown }?
   readonly oauthError: string
   /** The provider refused the app's own credentials (`invalid_client`, `unauthorized_client`), not the grant. */
   readonly clientRefused: boolean
+  /** The HTTP status the code was read from, when the answer carried none (see the constructor). */
+  readonly fromStatus: number | undefined
 
-  constructor (providerError: string, options?: { cause: unknown }) {
+  /**
+   * `fromStatus`: the answer carried no error code (`{success: false, message}`), so the code was read from this HTTP
+   * status, and the message says so: a refresh token the provider refuses with a bare 401 then reads as the app's
+   * credentials, which the log line must not state as a fact.
+   */
+  constructor (providerError: string, options?: { cause?: unknown, fromStatus?: number }) {
     const oauthError = oauthErrorCode(providerError)
     const clientRefused = CLIENT_REFUSED.has(oauthError)
-    super(oauthError + (clientRefused ? CLIENT_HINT : ''), ...(options === undefined ? [] as const : [options] as const))
+    const inferred = options?.fromStatus === undefined ? '' : ` (the provider's ${options.fromStatus} answer carried no error code; read from its status)`
+    const cause = options?.cause === undefined ? [] as const : [{ cause: options.cause }] as const
+    super(oauthError + inferred + (clientRefused ? CLIENT_HINT : ''), ...cause)
     this.oauthError = oauthError
     this.clientRefused = clientRefused
+    this.fromStatus = options?.fromStatus
   }
 }
 

@@ -46,7 +46,7 @@ export async function controlApiRoutes (instance: FastifyInstance, opts: { provi
   action('/fault', (body) => {
     provider.setFault(body.endpoint as never, (body.fault ?? null) as never, body.times === undefined ? undefined : { times: body.times as never })
   })
-  action('/envelope', (body) => { provider.setEnvelope(body.on as never) })
+  action('/envelope', (body) => { provider.setEnvelope(body.on as never, body.errorCodes === undefined ? undefined : { errorCodes: body.errorCodes as never }) })
   action('/rotation', (body) => { provider.setRotation(body as never) })
   action('/user', (body) => {
     provider.setUser(body.patch as never)

@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler, onSendAsyncHookHandler, preHandlerAsyncHookHandler } from 'fastify'
-import { errorBody, okBody } from './answers.js'
+import { errorBody, okBody, type ErrorShape } from './answers.js'
 import { formBody } from './bodies.js'
 import type { ProviderContext } from './context.js'
 import { DEFAULT_USER, type MockEndpoint, type MockFault } from './options.js'
@@ -46,10 +46,10 @@ function wrongTypes (endpoint: MockEndpoint): unknown {
 /** The faults that answer instead of the endpoint; the others wrap its answer or withhold it. */
 type ReplacingFault = Exclude<MockFault, 'oversize' | 'set_cookie' | 'hang'>
 
-function sendFault (reply: FastifyReply, endpoint: MockEndpoint, fault: ReplacingFault, envelope: boolean): FastifyReply {
-  const wraps = endpoint !== 'oauth_apps' && endpoint !== 'authorize' && envelope
+function sendFault (reply: FastifyReply, endpoint: MockEndpoint, fault: ReplacingFault, shape: ErrorShape): FastifyReply {
+  const wraps = endpoint !== 'oauth_apps' && endpoint !== 'authorize' && shape.envelope
   const error = (status: number, code: string, description: string): FastifyReply =>
-    reply.code(status).send(errorBody(endpoint, envelope, code, description))
+    reply.code(status).send(errorBody(endpoint, shape, code, description))
   switch (fault) {
     case 'http500':
       return error(500, 'server_error', 'mock fault: internal server error')
@@ -154,7 +154,7 @@ export function endpointHooks (ctx: ProviderContext, endpoint: MockEndpoint): En
           await untilReleased(request, ctx.closing)
           return abandon(request, reply)
         default:
-          return sendFault(reply, endpoint, fault, ctx.switches.envelope)
+          return sendFault(reply, endpoint, fault, ctx.switches)
       }
     },
     async onSend (request, _reply, payload) {

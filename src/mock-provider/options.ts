@@ -59,6 +59,11 @@ export interface MockProviderOptions {
   user?: { [K in keyof MockUser]?: MockUser[K] | undefined } | undefined
   /** Wrap token, userinfo and topup answers in `{success, message, data}`. Default false. */
   envelope?: boolean | undefined
+  /**
+   * In envelope mode, whether an error answer carries an `error` code beside `message` (`{success: false, message,
+   * error}`); false: `{success: false, message}` alone, the guide's envelope error. Default true.
+   */
+  envelopeErrorCodes?: boolean | undefined
   /** Fastify request logging (query strings redacted, no headers). Default false. */
   logger?: boolean | undefined
 }
@@ -77,6 +82,7 @@ export interface ResolvedMockProviderOptions {
   controlApi: { prefix: string } | null
   user: MockUser
   envelope: boolean
+  envelopeErrorCodes: boolean
   logger: boolean
 }
 
@@ -90,6 +96,7 @@ export const DEFAULT_ROTATE_REFRESH_TOKENS = true
 export const DEFAULT_REFRESH_REUSE_REVOKES = true
 export const DEFAULT_CONTROL_API_PREFIX = '/__mock'
 export const DEFAULT_ENVELOPE = false
+export const DEFAULT_ENVELOPE_ERROR_CODES = true
 export const DEFAULT_LOGGER = false
 export const DEFAULT_USER: Readonly<MockUser> = Object.freeze({
   id: 12345,
@@ -138,6 +145,7 @@ export const MockProviderOptionsSchema = Type.Object({
   ])),
   user: Type.Optional(MockUserPatchSchema),
   envelope: Type.Optional(Type.Boolean()),
+  envelopeErrorCodes: Type.Optional(Type.Boolean()),
   logger: Type.Optional(Type.Boolean())
 }, { additionalProperties: false })
 
@@ -175,6 +183,7 @@ export function resolveOptions (opts: MockProviderOptions = {}): ResolvedMockPro
     // a field given as undefined is one left out
     user: { ...DEFAULT_USER, ...Object.fromEntries(Object.entries(opts.user ?? {}).filter(([, value]) => value !== undefined)) },
     envelope: opts.envelope ?? DEFAULT_ENVELOPE,
+    envelopeErrorCodes: opts.envelopeErrorCodes ?? DEFAULT_ENVELOPE_ERROR_CODES,
     logger: opts.logger ?? DEFAULT_LOGGER
   }
 }

@@ -58,7 +58,8 @@ export interface MockProvider {
   setLatency (endpoint: MockEndpoint | 'all', ms: number): void
   /** Arms a fault on one endpoint, for good or for the next `times` calls; `null` disarms. */
   setFault (endpoint: MockEndpoint, fault: MockFault | null, opts?: { times?: number }): void
-  setEnvelope (on: boolean): void
+  /** The envelope on or off; `errorCodes: false`: its errors are `{success: false, message}`, with no `error`. */
+  setEnvelope (on: boolean, opts?: { errorCodes?: boolean }): void
   setRotation (opts: { rotate?: boolean, reuseRevokes?: boolean }): void
   /** Calls per endpoint, faulted ones included, and token calls per grant type. */
   counts (): MockCounts
@@ -99,6 +100,7 @@ export async function startMockProvider (opts?: MockProviderOptions): Promise<Mo
   setMaxListeners(0, closing.signal)
   const switches = new Switches({
     envelope: options.envelope,
+    envelopeErrorCodes: options.envelopeErrorCodes,
     rotate: options.rotateRefreshTokens,
     reuseRevokes: options.refreshReuseRevokes
   })
@@ -147,7 +149,7 @@ export async function startMockProvider (opts?: MockProviderOptions): Promise<Mo
     revokeGrants: () => { ctx.grants.revokeAll() },
     setLatency: (endpoint, ms) => { switches.setLatency(endpoint, ms) },
     setFault: (endpoint, fault, faultOpts) => { switches.setFault(endpoint, fault, faultOpts) },
-    setEnvelope: (on) => { switches.setEnvelope(on) },
+    setEnvelope: (on, envelopeOpts) => { switches.setEnvelope(on, envelopeOpts) },
     setRotation: (rotation) => { switches.setRotation(rotation) },
     counts: () => switches.counts(),
     resetCounts: () => { switches.resetCounts() },

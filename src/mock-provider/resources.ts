@@ -47,7 +47,7 @@ export async function resourceRoutes (instance: FastifyInstance, { ctx }: { ctx:
     return noStore(reply)
       .code(status)
       .header('www-authenticate', `Bearer realm="aihubmix", error="${error}"${scope}`)
-      .send(errorBody(endpoint, ctx.switches.envelope, error, description))
+      .send(errorBody(endpoint, ctx.switches, error, description))
   }
 
   /** The scopes of the request's live access token, or null after answering 401. */

@@ -13,7 +13,7 @@ export interface MockCounts {
   refreshTokenReuses: number
 }
 
-export interface SwitchDefaults { envelope: boolean, rotate: boolean, reuseRevokes: boolean }
+export interface SwitchDefaults { envelope: boolean, envelopeErrorCodes: boolean, rotate: boolean, reuseRevokes: boolean }
 
 interface ArmedFault { fault: MockFault, remaining: number | null }
 
@@ -37,6 +37,7 @@ function isEndpoint (value: unknown): value is MockEndpoint {
 export class Switches {
   readonly #defaults: SwitchDefaults
   envelope: boolean
+  envelopeErrorCodes: boolean
   rotate: boolean
   reuseRevokes: boolean
   #latency = zeroLatency()
@@ -46,13 +47,18 @@ export class Switches {
   constructor (defaults: SwitchDefaults) {
     this.#defaults = { ...defaults }
     this.envelope = defaults.envelope
+    this.envelopeErrorCodes = defaults.envelopeErrorCodes
     this.rotate = defaults.rotate
     this.reuseRevokes = defaults.reuseRevokes
   }
 
-  setEnvelope (on: unknown): void {
+  setEnvelope (on: unknown, opts?: unknown): void {
     if (typeof on !== 'boolean') throw new MockInvalidArgumentError('on', 'must be a boolean')
+    if (opts !== undefined && (typeof opts !== 'object' || opts === null)) throw new MockInvalidArgumentError('opts', 'must be an object')
+    const errorCodes = (opts as { errorCodes?: unknown } | undefined)?.errorCodes
+    if (errorCodes !== undefined && typeof errorCodes !== 'boolean') throw new MockInvalidArgumentError('opts.errorCodes', 'must be a boolean')
     this.envelope = on
+    if (errorCodes !== undefined) this.envelopeErrorCodes = errorCodes
   }
 
   setRotation (opts: unknown): void {
@@ -133,6 +139,7 @@ export class Switches {
     this.#latency = zeroLatency()
     this.resetCounts()
     this.envelope = this.#defaults.envelope
+    this.envelopeErrorCodes = this.#defaults.envelopeErrorCodes
     this.rotate = this.#defaults.rotate
     this.reuseRevokes = this.#defaults.reuseRevokes
   }

@@ -25,13 +25,13 @@ export async function tokenRoutes (instance: FastifyInstance, { ctx }: { ctx: Pr
   acceptRawBodies(instance)
 
   const fail = (reply: FastifyReply, error: TokenError, description: string): FastifyReply =>
-    noStore(reply).code(STATUS[error]).send(errorBody('token', ctx.switches.envelope, error, description))
+    noStore(reply).code(STATUS[error]).send(errorBody('token', ctx.switches, error, description))
 
   // a body over the limit, or anything else that fails before the handler, still answers RFC 6749
   instance.setErrorHandler((err: FastifyError, _request, reply) => {
     const status = err.statusCode ?? 500
     if (status >= 500) {
-      return noStore(reply).code(500).send(errorBody('token', ctx.switches.envelope, 'server_error', 'internal error'))
+      return noStore(reply).code(500).send(errorBody('token', ctx.switches, 'server_error', 'internal error'))
     }
     return fail(reply, 'invalid_request', 'the request could not be read')
   })

@@ -80,3 +80,24 @@ t.test('on the app\'s own route (no error handler of the proxy\'s): a 502 logged
   await new Promise((resolve) => setTimeout(resolve, 300))
   t.equal((await browser.get(`${composed.url}/my/balance`)).status, 200, 'the provider right again: still signed in')
 })
+
+// The envelope's `{success: false, message}` carries no code: a bare 401 is read as invalid_client (RFC 6749), but
+// some providers answer an expired refresh token so. The session ends alike; the error line says what it was read from
+// instead of stating that the credentials were refused.
+t.test('a bare 401 {success: false, message} at a refresh: the session ends, and the error line says the code was read from the status', async (t) => {
+  const stack = await startStack({ tokenStore: { refreshBackoffMs: 200 } })
+  t.teardown(() => stack.close())
+  const { browser } = await stack.login()
+  stack.mock.setEnvelope(true, { errorCodes: false })
+  stack.mock.setFault('token', 'invalid_client')
+  await setExpiry(stack, browser, -1000)
+  const answer = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  t.same([answer.status, JSON.parse(answer.body).error], [401, 'reauth_required'])
+  const lines = stack.logs.filter((l) => l.includes('bare 401'))
+  t.equal(lines.length, 1, 'one line')
+  const line = JSON.parse(lines[0] as string) as { level: number, msg: string, error: { message: string } }
+  t.equal(line.level, 50)
+  t.equal(line.msg, 'the provider answered a refresh with a bare 401 (no error code), which means the app\'s credentials were refused (or, from some providers, the refresh token): the session was ended')
+  t.match(line.error.message, 'carried no error code; read from its status')
+  t.same(findLeaks(stack.secrets(), stack.logs), [], 'no token, code or secret in the log')
+})

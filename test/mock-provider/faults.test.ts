@@ -122,7 +122,10 @@ t.test('null_body and error_in_200', async (t) => {
   provider.setEnvelope(true)
   const enveloped = await userinfo(provider, tokens.access_token)
   t.equal(enveloped.status, 200)
-  t.match(enveloped.json(), { success: false, message: String })
+  t.same(enveloped.json(), { success: false, message: 'mock fault: an error in a 200 answer', error: 'server_error' })
+  provider.setEnvelope(true, { errorCodes: false })
+  t.same((await userinfo(provider, tokens.access_token)).json(), { success: false, message: 'mock fault: an error in a 200 answer' }, 'without the code')
+  provider.setEnvelope(true, { errorCodes: true })
 
   provider.setFault('oauth_apps', 'error_in_200')
   const register = await call(`${provider.url}/api/oauth_apps`, {

@@ -25,6 +25,7 @@ t.test('defaults', async (t) => {
     controlApi: null,
     user: DEFAULT_USER,
     envelope: false,
+    envelopeErrorCodes: true,
     logger: false
   })
   t.equal(DEFAULT_ACCESS_TOKEN_TTL_SECONDS, 7200)
