@@ -243,6 +243,8 @@ export class TokenStoreCore implements TokenStore {
   readonly #late = new Map<string, { error: unknown }>()
   /** Wakes the retry loops' pauses (close). */
   readonly #wakers = new Set<() => void>()
+  /** The running flights' presented marks, stamped at once when the store is back (#keepMark). */
+  readonly #stampers = new Set<() => void>()
   #closed = false
   /** When close() began (performance.now()): kept sets are tried again for lockLeaseMs after it. */
   #closedAt = 0
@@ -281,7 +283,12 @@ export class TokenStoreCore implements TokenStore {
     // A set kept while the store was away is tried again as soon as it is back, not at the end of its retry pause
     // (up to SAVE_RETRY_MAX_MS): until it is stored, the only guard against another instance presenting the refresh
     // token it replaced is the presented mark, whose life runs on.
-    kv.onAvailable?.(() => { for (const wake of this.#wakers) wake() })
+    // The same for the presented marks of the flights at the provider: a store that came back without its last writes
+    // (restarted from an older snapshot, failed over to a replica behind) lost the mark, and the lock with it.
+    kv.onAvailable?.(() => {
+      for (const wake of this.#wakers) wake()
+      for (const stamp of this.#stampers) stamp()
+    })
     this.refreshSkewMs = options.refreshSkewMs
     this.sessionTtlMs = options.sessionTtlMs
     this.keys = new KeyLayout(options.keyPrefix)
@@ -750,12 +757,16 @@ export class TokenStoreCore implements TokenStore {
    * One compare-and-set of a refreshed set against the value read under the lock. 'saved' also when the store
    * already holds exactly the new sealed value (an earlier attempt was applied, its reply lost: sealing is
    * randomised, so nobody else can have written the same value); 'missing' when the set is gone (a logout);
-   * otherwise the set someone else stored meanwhile.
+   * otherwise the set someone else stored meanwhile. A stored set with the refresh token this refresh presented is
+   * not newer, whatever its mark: this process's mark (a stamp whose reply was lost), or the set as it was before
+   * the mark (the store came back without its last writes: an older snapshot, a replica behind). The provider has
+   * rotated that token away, so the set in hand replaces it: kept, it would be presented again, and a provider with
+   * reuse detection revokes the grant (the user is signed out everywhere).
    */
   async #trySave (save: PendingSave): Promise<SaveOutcome> {
     const key = this.keys.tokens(save.sid)
     let expected = save.expected
-    // Bounded: the stored value may be this process's own mark once (a stamp whose reply was lost, #keepMark).
+    // Bounded: the value replaced may change under it a few times (a mark stamped anew: this process's, #keepMark).
     for (let attempt = 0; ; attempt++) {
       // At least 1 ms: a refreshed set whose session ends now is stored and gone at once, never refused by the store.
       const outcome = await this.#kv.compareAndSet(key, expected, save.sealed, Math.max(1, this.#ttl(save.set)))
@@ -764,8 +775,8 @@ export class TokenStoreCore implements TokenStore {
       if (now === save.sealed) return 'saved'
       const stored = await this.open(save.sid, now)
       if (stored === null) return 'missing'
-      const ownMark = stored.presented?.by === this.#instance && stored.set.refreshToken === save.presentedToken
-      if (!ownMark || attempt > 0) return stored
+      const replaced = save.presentedToken !== undefined && stored.set.refreshToken === save.presentedToken
+      if (!replaced || attempt >= MAX_SAVE_ATTEMPTS - 1) return stored
       expected = stored.sealed
     }
   }
@@ -1039,8 +1050,11 @@ export class TokenStoreCore implements TokenStore {
    * was still at the provider with it. A refresh over within a third of the fence stamps nothing more. A stamp that
    * finds another value (a newer set, the set deleted) stops: the flight's own save, refusal or failure sees it. A
    * stamp whose reply is lost may have been applied: the next stamp, #trySave and #refused recognise this process's
-   * mark on the same refresh token and go on from it. `stop()` resolves with the mark now stored, for the
-   * compare-and-set that replaces it.
+   * mark on the same refresh token and go on from it. A stamp that finds the set it marked with no mark at all (the
+   * store came back without its last writes: restarted from an older snapshot, or failed over to a replica behind)
+   * marks it again, and a stamp is made as soon as the store is available again (`onAvailable`), so that another
+   * instance, whose lock the store lost too, does not present the token while this flight is at the provider with it.
+   * `stop()` resolves with the mark now stored, for the compare-and-set that replaces it.
    */
   #keepMark (sid: string, stored: StoredTokenSet, fenced: string): PresentedMark {
     let current = fenced
@@ -1051,21 +1065,27 @@ export class TokenStoreCore implements TokenStore {
     const halt = (): void => {
       stopped = true
       clearInterval(timer)
+      this.#stampers.delete(stamp)
     }
     const stamp = (): void => {
       if (stopped || stamping !== undefined) return
       const next = this.#seal(sid, stored.set, stored.forcedAt, { at: Date.now(), by: this.#instance })
+      const ttl = Math.max(1, this.#ttl(stored.set))
       stamping = (async () => {
-        const outcome = await this.#kv.compareAndSet(key, current, next, Math.max(1, this.#ttl(stored.set)))
+        const outcome = await this.#kv.compareAndSet(key, current, next, ttl)
         if (outcome === 'ok') {
           current = next
           return
         }
-        // An earlier stamp whose reply was lost (a command timeout during a stall) may have been applied: this
-        // process's mark on the same refresh token is still this flight's, and stamped on. Anything else ends it.
         const now = outcome === 'changed' ? await this.#kv.get(key) : null
         const found = now === null ? null : await this.open(sid, now)
-        if (found !== null && now !== null && found.presented?.by === this.#instance && found.set.refreshToken === stored.set.refreshToken) current = now
+        if (found === null || now === null || found.set.refreshToken !== stored.set.refreshToken) return halt()
+        // An earlier stamp whose reply was lost (a command timeout during a stall) may have been applied: this
+        // process's mark on the same refresh token is still this flight's, and stamped on.
+        if (found.presented?.by === this.#instance) current = now
+        // The same refresh token with no mark: the store lost the mark (and the lock); marked again.
+        else if (found.presented === undefined && await this.#kv.compareAndSet(key, now, next, ttl) === 'ok') current = next
+        // Another instance's mark, or a write in between: anything else ends it.
         else halt()
       })().catch((err: unknown) => {
         this.#log.debug({ err }, 'token-store: could not stamp a refresh\'s presented mark anew; tried again at the next tick')
@@ -1073,6 +1093,7 @@ export class TokenStoreCore implements TokenStore {
     }
     const timer = setInterval(stamp, Math.min(MAX_TIMER_MS, Math.max(MIN_STAMP_INTERVAL_MS, Math.floor(this.#options.refreshFenceMs / 3))))
     timer.unref()
+    this.#stampers.add(stamp)
     return {
       halt,
       async stop () {
@@ -1141,6 +1162,8 @@ const MIN_REFRESHED_LIFE_MS = 5000
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** The shortest interval between stamps of a presented mark (#keepMark), whatever a tiny `refreshFenceMs` asks. */
 const MIN_STAMP_INTERVAL_MS = 100
+/** Compare-and-sets one save makes at most when the value it replaces keeps changing under it (#trySave). */
+const MAX_SAVE_ATTEMPTS = 3
 /** What `#closing` settles with. */
 const CLOSED = Symbol('closed')
 /** First pause between retries of a pending set's save, doubled after each failure up to SAVE_RETRY_MAX_MS. */

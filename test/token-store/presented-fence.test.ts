@@ -361,3 +361,84 @@ t.test('a huge refreshFenceMs: a refresh stamps its mark no more than a usual on
   t.equal(writes, 2, 'the mark and the save: two compare-and-sets')
   t.same(overflows, [], 'no timer overflowed')
 })
+
+/**
+ * A private redis-server that persists only what SAVE writes (no append-only file): stopped and started, it comes back
+ * with that snapshot, having lost every write since, as a Redis restarted after a crash with `appendfsync everysec`,
+ * or a failover to a replica that was behind, does.
+ */
+async function snapshotRedis (t: T, what: string): Promise<Awaited<ReturnType<typeof startRedisServer>> | undefined> {
+  const binary = redisServerOrSkip(t, what)
+  if (binary === undefined) return undefined
+  const server = await startRedisServer(binary, await freePort(), ['--appendonly', 'no'])
+  t.teardown(() => server.close())
+  return server
+}
+
+t.test('Redis back without its last writes (the mark, the lock) while A is at the provider: A marks the set again, stores its answer, B presents nothing', async t => {
+  const server = await snapshotRedis(t, 'a Redis that loses its last writes during a refresh')
+  if (server === undefined) return
+  const [ra, rb] = [await connect(t, server.port, 100), await connect(t, server.port, 100)]
+  const common = { keyPrefix: 'fence-rollback1:', lockLeaseMs: 600, lockWaitMs: 300, redisCommandTimeoutMs: 300, refreshBackoffMs: 0 }
+  const a = await buildApp(t, { redis: ra, ...common })
+  const b = await buildApp(t, { redis: rb, ...common })
+
+  const provider = rotatingProvider()
+  const calls: string[] = []
+  const id = sid()
+  const old = provider.issue(tokenSet({ expiresInMs: -60_000 }))
+  await a.tokenStore.save(id, old)
+  await ra.call('SAVE') // what the store will come back with: the set as it is now, unmarked
+
+  const providerAnswers = deferred()
+  const first = a.tokenStore.getFresh(id, async (rt) => { calls.push('A'); await providerAnswers.promise; return provider.answer(rt) })
+  await until(async () => calls.length === 1, 'A at the provider')
+  await server.stop()
+  await server.start()
+  await until(async () => ra.status === 'ready' && rb.status === 'ready', 'both clients back')
+  await sleep(200) // A's stamp on the store's return
+
+  // B is asked for the session while A is still at the provider: the set is expired, and B's lock is free again.
+  const outcomes = new Set<string>()
+  for (let i = 0; i < 10; i++) {
+    await b.tokenStore.getFresh(id, async (rt) => { calls.push('B'); return provider.answer(rt) })
+      .then(() => outcomes.add('ok'), (err: unknown) => outcomes.add((err as { code?: string }).code ?? String(err)))
+    await sleep(20)
+  }
+  t.comment('B answered while A was at the provider:', [...outcomes].join(', '))
+  t.same(calls, ['A'], 'B did not present the refresh token A presented')
+
+  providerAnswers.resolve()
+  const rotated = await first
+  t.not(rotated.refreshToken, old.refreshToken, 'A\'s callers got the rotated set, not the set the store came back with')
+  t.same(await b.tokenStore.get(id), rotated, 'the rotated set is the one stored')
+  const after = await b.tokenStore.getFresh(id, async (rt) => { calls.push('B'); return provider.answer(rt) })
+  t.same(after, rotated, 'B serves it')
+  t.same(calls, ['A'], 'the refresh token went to the provider once')
+})
+
+t.test('a set kept while Redis was down, which comes back without its last writes: the kept set is stored over the set it replaced', async t => {
+  const server = await snapshotRedis(t, 'a Redis that loses its last writes while a refreshed set is kept')
+  if (server === undefined) return
+  const ra = await connect(t, server.port, 100)
+  const a = await buildApp(t, { redis: ra, keyPrefix: 'fence-rollback2:', lockLeaseMs: 600, redisCommandTimeoutMs: 300, refreshBackoffMs: 0 })
+
+  const provider = rotatingProvider()
+  const id = sid()
+  const old = provider.issue(tokenSet({ expiresInMs: -60_000 }))
+  await a.tokenStore.save(id, old)
+  await ra.call('SAVE')
+
+  const providerAnswers = deferred()
+  let presented = 0
+  const first = a.tokenStore.getFresh(id, async (rt) => { presented++; await providerAnswers.promise; return provider.answer(rt) })
+  await until(async () => presented === 1, 'A at the provider')
+  await server.stop()
+  providerAnswers.resolve() // answered while Redis is down: A keeps the rotated set and retries
+  const rotated = await first
+  t.not(rotated.refreshToken, old.refreshToken, 'the callers got the rotated set')
+  await server.start()
+  await until(async () => (await a.tokenStore.get(id).catch(() => null))?.refreshToken === rotated.refreshToken, 'the kept set stored', { timeoutMs: 5000 })
+  t.same(await a.tokenStore.get(id), rotated, 'stored over the set the store came back with, not dropped for it')
+  t.equal(presented, 1, 'one refresh')
+})
