@@ -12,7 +12,7 @@ const CSRF = { 'x-csrf': '1' }
 
 t.test('no diagnostics message carries a token, a code, a secret, a session id or an e-mail', async (t) => {
   const recorded = recordDiagnostics(t)
-  const stack = await startStack({ proxy: { timeoutMs: 300 } })
+  const stack = await startStack({ proxy: { timeoutMs: 300 }, env: { LOG_LEVEL: 'trace' } })
   t.teardown(() => stack.close())
   const browser = new TestBrowser()
   const states: string[] = []
