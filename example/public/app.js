@@ -844,14 +844,22 @@ function showSessions (sessions) {
   $('sessions').hidden = false
 }
 
+/**
+ * The number of the list's latest request. Requests overlap (a session ended, then another; the tab back into view)
+ * and their answers may come in any order: only the latest request's answer is shown, or an older list arriving late
+ * would bring back a device ended meanwhile.
+ */
+let sessionsAsked = 0
+
 /** The user's sessions on every device; a 401 means this one is over too. */
 async function loadSessions () {
   const asked = signedOutTimes
+  const request = ++sessionsAsked
   try {
     const body = await api('/auth/sessions')
-    if (asked === signedOutTimes) showSessions(Array.isArray(body?.sessions) ? body.sessions : [])
+    if (asked === signedOutTimes && request === sessionsAsked) showSessions(Array.isArray(body?.sessions) ? body.sessions : [])
   } catch (err) {
-    if (asked === signedOutTimes) handleApiError(err)
+    if (asked === signedOutTimes && request === sessionsAsked) handleApiError(err)
   }
 }
 
