@@ -327,6 +327,12 @@ function showError (code) {
 /** @type {WeakSet<HTMLButtonElement>} */
 const hadFocus = new WeakSet()
 
+/**
+ * Whether "Try again" had the focus when pressed (hidden while the page asks again, it lost it): it gets it back if
+ * the page asks again and fails again.
+ */
+let retryHadFocus = false
+
 /** @returns {boolean} whether the focus is nowhere (on <body>, where it falls from a disabled or removed element) */
 function focusLost () {
   return document.activeElement === null || document.activeElement === document.body
@@ -357,6 +363,7 @@ let signedOutTimes = 0
 function showLogin (note = null) {
   signedOutTimes++
   $('retry').hidden = true
+  retryHadFocus = false
   $('user-info').hidden = true
   $('sessions').hidden = true
   $('login-section').hidden = false
@@ -420,6 +427,7 @@ function showUser (info) {
   }
   const wasHidden = $('user-info').hidden
   $('retry').hidden = true
+  retryHadFocus = false
   $('login-section').hidden = true
   $('user-info').hidden = false
   if (wasHidden) $('welcome').focus()
@@ -507,9 +515,12 @@ function offerRetry () {
   $('login-section').hidden = true
   say(null)
   $('retry').hidden = false
+  if (retryHadFocus && focusLost()) $('retry').focus()
+  retryHadFocus = false
 }
 
 function retry () {
+  retryHadFocus = document.activeElement === $('retry')
   $('retry').hidden = true
   showError(null)
   checkSession()
