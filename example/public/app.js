@@ -167,12 +167,24 @@ function t (key, args) {
   return tr(key, args)(language)
 }
 
-/** @param {Date} date @returns {Words} the date, long form ("January 1, 2022", "2022年1月1日") */
-const longDate = (date) => (lang) => new Intl.DateTimeFormat(lang, { dateStyle: 'long' }).format(date)
+/**
+ * Where dates and times are written for the page's language `lang`: the browser's own variant of it when it asks for
+ * one (the first of its languages that is `lang`: en-GB writes "1 January 2022" and a 24-hour clock, en-US "January
+ * 1, 2022" and "5:39 PM"), else `lang` itself (a language picked with the switch that the browser does not ask for).
+ * @param {Language} lang
+ * @returns {string}
+ */
+function dateLocale (lang) {
+  const tags = navigator.languages.length > 0 ? navigator.languages : [navigator.language]
+  return tags.find((tag) => languageOf(tag) === lang) ?? lang
+}
+
+/** @param {Date} date @returns {Words} the date, long form ("January 1, 2022", "1 January 2022", "2022年1月1日") */
+const longDate = (date) => (lang) => new Intl.DateTimeFormat(dateLocale(lang), { dateStyle: 'long' }).format(date)
 /** @param {Date} date @returns {Words} the time of day with seconds */
-const timeOfDay = (date) => (lang) => new Intl.DateTimeFormat(lang, { timeStyle: 'medium' }).format(date)
-/** @param {Date} date @returns {Words} the date and time, short ("Jan 1, 2026, 9:30 AM") */
-const dateTime = (date) => (lang) => new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short' }).format(date)
+const timeOfDay = (date) => (lang) => new Intl.DateTimeFormat(dateLocale(lang), { timeStyle: 'medium' }).format(date)
+/** @param {Date} date @returns {Words} the date and time, short ("Jan 1, 2026, 9:30 AM", "1 Jan 2026, 09:30") */
+const dateTime = (date) => (lang) => new Intl.DateTimeFormat(dateLocale(lang), { dateStyle: 'medium', timeStyle: 'short' }).format(date)
 /** @param {number} share from 0 to 1 @returns {Words} as a percentage (one decimal under 10%) */
 const percent = (share) => (lang) => {
   const digits = share < 0.1 ? 1 : 0
