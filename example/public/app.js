@@ -621,6 +621,7 @@ function takeSignInMessage (data) {
 function login () {
   showError(null)
   if (popup !== null && !popup.closed) {
+    // The sign-in window is open (behind this page, or elsewhere): to the front, no second sign-in.
     popup.focus()
     return
   }
@@ -639,12 +640,15 @@ function login () {
     return
   }
   popup = opened
-  setBusy(button('login'), true)
+  // Ready, not busy: a click on the page hides the small window behind it, and this button brings it back.
+  show(button('login'), tr('login.showWindow'))
   say('status.popupOpen', true)
   popupTimer = setInterval(() => {
     if (popup === null || !popup.closed) return
     clearInterval(popupTimer)
     popupTimer = undefined
+    // Gone from here (closed, or cut off): nothing to bring back, and no second sign-in while the server is asked.
+    setBusy(button('login'), true)
     askForLandingErrors()
     waitForGonePopup(Date.now() + POPUP_GONE_WAIT_MS, 500)
   }, 250)
