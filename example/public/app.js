@@ -425,7 +425,11 @@ function showUser (info) {
   const since = typeof info.created_time === 'number' && info.created_time > 0 ? new Date(info.created_time * 1000) : null
   if (since !== null) show($('member-since'), tr('user.memberSince', { date: longDate(since) }))
   else showText($('member-since'), '')
-  show($('balance'), balance !== null ? decimal(balance) : tr('user.notShared'))
+  const amount = $('balance')
+  show(amount, balance !== null ? decimal(balance) : tr('user.notShared'))
+  // Its length for the style, which sizes a long amount to fit its box on one line (the longest of every language).
+  if (balance !== null) amount.style.setProperty('--balance-chars', String(Math.max(...LANGUAGES.map((l) => decimal(balance)(l).length))))
+  else amount.style.removeProperty('--balance-chars')
   lastBalance = balance
   const quota = info.quota
   const used = info.used_quota
