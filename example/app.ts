@@ -11,6 +11,7 @@ import oauthRoutes, {
   type RedactingLoggerOptions
 } from '@fastify-aihubmix/oauth-routes'
 import type { ExampleConfig, ProviderConfig } from 'aihubmix-oauth'
+import { redirectOtherLoopbackNames } from './loopback.js'
 import { pageRoutes } from './page.js'
 import { useLazyRequestLoggers } from './request-logger.js'
 
@@ -64,6 +65,10 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
   app.setNotFoundHandler(async (_request, reply) => {
     return await reply.code(404).send({ error: 'not_found', message: 'No such route.' })
   })
+
+  // The page opened under the other loopback name (localhost for 127.0.0.1, or the other way round): to PUBLIC_URL
+  // first, where a sign-in can finish.
+  redirectOtherLoopbackNames(app, config.publicUrl)
 
   const secure = config.publicUrl.startsWith('https:')
   // `__Host-` pins the cookie to this exact origin (Secure, Path=/, no Domain).

@@ -58,10 +58,16 @@ export async function main (env: Record<string, string | undefined> = process.en
   // METRICS_PORT: Prometheus metrics on a listener of their own, never on the public port.
   const metrics = config.metricsPort === undefined ? undefined : await startMetrics(app, { port: config.metricsPort, host: config.metricsHost })
   if (metrics !== undefined) app.log.info(`metrics on ${metrics.url}`)
-  await app.listen({ port: config.port, host: config.host })
+  // PUBLIC_URL (its port once known, for PORT=0) is the address to open: under another name of this machine a
+  // sign-in cannot finish. Fastify's own line names the socket's address, and the address to open with it.
+  const publicUrlAt = (port: number): string => config.port === 0 ? config.publicUrl.replace(/:\d+$/, `:${port}`) : config.publicUrl
+  await app.listen({
+    port: config.port,
+    host: config.host,
+    listenTextResolver: (address) => `Server listening at ${address}; open ${publicUrlAt(Number(/:(\d+)$/.exec(address)?.[1] ?? config.port))} (PUBLIC_URL)`
+  })
   const address = app.server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : config.port
-  const url = config.port === 0 ? config.publicUrl.replace(/:\d+$/, `:${port}`) : config.publicUrl
+  const url = publicUrlAt(typeof address === 'object' && address !== null ? address.port : config.port)
   process.stdout.write(`listening on ${url}\n`)
 
   const close = async (): Promise<void> => {

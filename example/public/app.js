@@ -167,12 +167,24 @@ function t (key, args) {
   return tr(key, args)(language)
 }
 
-/** @param {Date} date @returns {Words} the date, long form ("January 1, 2022", "2022年1月1日") */
-const longDate = (date) => (lang) => new Intl.DateTimeFormat(lang, { dateStyle: 'long' }).format(date)
+/**
+ * Where dates and times are written for the page's language `lang`: the browser's own variant of it when it asks for
+ * one (the first of its languages that is `lang`: en-GB writes "1 January 2022" and a 24-hour clock, en-US "January
+ * 1, 2022" and "5:39 PM"), else `lang` itself (a language picked with the switch that the browser does not ask for).
+ * @param {Language} lang
+ * @returns {string}
+ */
+function dateLocale (lang) {
+  const tags = navigator.languages.length > 0 ? navigator.languages : [navigator.language]
+  return tags.find((tag) => languageOf(tag) === lang) ?? lang
+}
+
+/** @param {Date} date @returns {Words} the date, long form ("January 1, 2022", "1 January 2022", "2022年1月1日") */
+const longDate = (date) => (lang) => new Intl.DateTimeFormat(dateLocale(lang), { dateStyle: 'long' }).format(date)
 /** @param {Date} date @returns {Words} the time of day with seconds */
-const timeOfDay = (date) => (lang) => new Intl.DateTimeFormat(lang, { timeStyle: 'medium' }).format(date)
-/** @param {Date} date @returns {Words} the date and time, short ("Jan 1, 2026, 9:30 AM") */
-const dateTime = (date) => (lang) => new Intl.DateTimeFormat(lang, { dateStyle: 'medium', timeStyle: 'short' }).format(date)
+const timeOfDay = (date) => (lang) => new Intl.DateTimeFormat(dateLocale(lang), { timeStyle: 'medium' }).format(date)
+/** @param {Date} date @returns {Words} the date and time, short ("Jan 1, 2026, 9:30 AM", "1 Jan 2026, 09:30") */
+const dateTime = (date) => (lang) => new Intl.DateTimeFormat(dateLocale(lang), { dateStyle: 'medium', timeStyle: 'short' }).format(date)
 /** @param {number} share from 0 to 1 @returns {Words} as a percentage (one decimal under 10%) */
 const percent = (share) => (lang) => {
   const digits = share < 0.1 ? 1 : 0
@@ -327,6 +339,12 @@ function showError (code) {
 /** @type {WeakSet<HTMLButtonElement>} */
 const hadFocus = new WeakSet()
 
+/**
+ * Whether "Try again" had the focus when pressed (hidden while the page asks again, it lost it): it gets it back if
+ * the page asks again and fails again.
+ */
+let retryHadFocus = false
+
 /** @returns {boolean} whether the focus is nowhere (on <body>, where it falls from a disabled or removed element) */
 function focusLost () {
   return document.activeElement === null || document.activeElement === document.body
@@ -357,6 +375,7 @@ let signedOutTimes = 0
 function showLogin (note = null) {
   signedOutTimes++
   $('retry').hidden = true
+  retryHadFocus = false
   $('user-info').hidden = true
   $('sessions').hidden = true
   $('login-section').hidden = false
@@ -406,7 +425,11 @@ function showUser (info) {
   const since = typeof info.created_time === 'number' && info.created_time > 0 ? new Date(info.created_time * 1000) : null
   if (since !== null) show($('member-since'), tr('user.memberSince', { date: longDate(since) }))
   else showText($('member-since'), '')
-  show($('balance'), balance !== null ? decimal(balance) : tr('user.notShared'))
+  const amount = $('balance')
+  show(amount, balance !== null ? decimal(balance) : tr('user.notShared'))
+  // Its length for the style, which sizes a long amount to fit its box on one line (the longest of every language).
+  if (balance !== null) amount.style.setProperty('--balance-chars', String(Math.max(...LANGUAGES.map((l) => decimal(balance)(l).length))))
+  else amount.style.removeProperty('--balance-chars')
   lastBalance = balance
   const quota = info.quota
   const used = info.used_quota
@@ -420,6 +443,7 @@ function showUser (info) {
   }
   const wasHidden = $('user-info').hidden
   $('retry').hidden = true
+  retryHadFocus = false
   $('login-section').hidden = true
   $('user-info').hidden = false
   if (wasHidden) $('welcome').focus()
@@ -507,9 +531,12 @@ function offerRetry () {
   $('login-section').hidden = true
   say(null)
   $('retry').hidden = false
+  if (retryHadFocus && focusLost()) $('retry').focus()
+  retryHadFocus = false
 }
 
 function retry () {
+  retryHadFocus = document.activeElement === $('retry')
   $('retry').hidden = true
   showError(null)
   checkSession()
@@ -598,6 +625,7 @@ function takeSignInMessage (data) {
 function login () {
   showError(null)
   if (popup !== null && !popup.closed) {
+    // The sign-in window is open (behind this page, or elsewhere): to the front, no second sign-in.
     popup.focus()
     return
   }
@@ -616,12 +644,15 @@ function login () {
     return
   }
   popup = opened
-  setBusy(button('login'), true)
+  // Ready, not busy: a click on the page hides the small window behind it, and this button brings it back.
+  show(button('login'), tr('login.showWindow'))
   say('status.popupOpen', true)
   popupTimer = setInterval(() => {
     if (popup === null || !popup.closed) return
     clearInterval(popupTimer)
     popupTimer = undefined
+    // Gone from here (closed, or cut off): nothing to bring back, and no second sign-in while the server is asked.
+    setBusy(button('login'), true)
     askForLandingErrors()
     waitForGonePopup(Date.now() + POPUP_GONE_WAIT_MS, 500)
   }, 250)
@@ -844,14 +875,22 @@ function showSessions (sessions) {
   $('sessions').hidden = false
 }
 
+/**
+ * The number of the list's latest request. Requests overlap (a session ended, then another; the tab back into view)
+ * and their answers may come in any order: only the latest request's answer is shown, or an older list arriving late
+ * would bring back a device ended meanwhile.
+ */
+let sessionsAsked = 0
+
 /** The user's sessions on every device; a 401 means this one is over too. */
 async function loadSessions () {
   const asked = signedOutTimes
+  const request = ++sessionsAsked
   try {
     const body = await api('/auth/sessions')
-    if (asked === signedOutTimes) showSessions(Array.isArray(body?.sessions) ? body.sessions : [])
+    if (asked === signedOutTimes && request === sessionsAsked) showSessions(Array.isArray(body?.sessions) ? body.sessions : [])
   } catch (err) {
-    if (asked === signedOutTimes) handleApiError(err)
+    if (asked === signedOutTimes && request === sessionsAsked) handleApiError(err)
   }
 }
 

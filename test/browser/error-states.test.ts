@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { gate, isAuthorize, openPage, sharedBrowser, testIdText } from '../helpers/chromium.js'
+import { gate, isAuthorize, openPage, sharedBrowser, testIdText, waitForTestIdText } from '../helpers/chromium.js'
 import { signedOutPage } from '../helpers/signed-in-page.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
@@ -175,7 +175,8 @@ t.test('a popup closed by hand after an earlier full-page sign-in failed: the no
   await popup.waitForURL(isAuthorize(stack.mock.url))
   t.equal(await page.getByTestId('error').isVisible(), false, 'the click cleared the old error')
   await popup.close()
-  await page.getByTestId('login').and(page.locator(':enabled')).waitFor()
+  // (While the window is open the button says "Show the sign-in window": its own words again once the page gave up.)
+  await waitForTestIdText(page, 'login', 'Sign in with AIHubMix')
   await page.waitForTimeout(1000)
   t.equal(await page.locator('#status-text').textContent(), 'The sign-in window was closed before signing in finished.', 'the closed-window notice')
   t.equal(await page.getByTestId('error').isVisible(), false, 'no error: the old one is not shown again')

@@ -55,7 +55,7 @@ for (const language of LANGUAGES) {
     const opened = page.waitForEvent('popup')
     await page.getByTestId('login').click()
     t.equal(await page.locator('#status-text').textContent(), words(language, 'status.popupOpen'))
-    t.equal(await testIdText(page, 'login'), words(language, 'login.busy'))
+    t.equal(await testIdText(page, 'login'), words(language, 'login.showWindow'), 'the button brings the open window back')
     held.open()
     const popup = await opened
     await popup.locator('html[data-close-requested="yes"]').waitFor({ state: 'attached' })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { isAuthorize, sharedBrowser, openPage } from '../helpers/chromium.js'
+import { isAuthorize, sharedBrowser, openPage, testIdText } from '../helpers/chromium.js'
 import { startStack, type Stack } from '../helpers/stack.js'
 
 const browserFor = sharedBrowser(t)
@@ -67,7 +67,7 @@ t.test('synthetic message events: only the page\'s own origin, from its own popu
     window.dispatchEvent(new MessageEvent('message', { origin: window.location.origin, source: popupWindow, data: { type: 'other', ok: true } }))
   })
   t.same(watch.requests.slice(before), [], 'no request followed any of them')
-  t.equal(await page.getByTestId('login').isDisabled(), true, 'still waiting for the popup')
+  t.equal(await testIdText(page, 'login'), 'Show the sign-in window', 'still waiting for the popup')
   t.equal(await page.getByTestId('user-info').isVisible(), false)
 
   // The control: the same event from the page's own origin and popup is believed (and, since
@@ -89,12 +89,12 @@ t.test('closing the sign-in window by hand brings the sign-in button back with a
   t.teardown(() => stack.close())
   const { page, watch } = await openPage(t, browser)
   const popup = await popupRestingAtProvider(stack, page)
-  t.equal(await page.getByTestId('login').isDisabled(), true, 'the button waits while the window is open')
+  t.equal(await testIdText(page, 'login'), 'Show the sign-in window', 'the button brings the open window back')
   t.match(await page.locator('#status').textContent(), /Finish signing in in the AIHubMix window/)
 
   // A second click while the window is open opens no second window.
   const pages = page.context().pages().length
-  await page.getByTestId('login').click({ force: true })
+  await page.getByTestId('login').click()
   t.equal(page.context().pages().length, pages, 'no second window')
 
   await popup.close()

@@ -1,0 +1,69 @@
+import t from 'tap'
+import type { Page, Request } from 'playwright-core'
+import { gate, openPage, sharedBrowser, signInWithPopup } from '../helpers/chromium.js'
+import { startStack } from '../helpers/stack.js'
+
+// What users saw (from the page review): on a slow connection, a user ended two other devices one after the other.
+// The list reload after the first "Sign out" was answered after the one after the second, and the page showed that
+// older list: the tablet, already signed out, was back in "Where you're signed in" with a live "Sign out" button
+// (which then answered "That device was already signed out."). The page now numbers its list requests and shows
+// only the latest one's answer.
+
+const browserFor = sharedBrowser(t)
+const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1'
+const IPAD = 'Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1'
+
+async function listed (page: Page): Promise<string[]> {
+  return page.locator('[data-testid="session-item"] .session-device').allTextContents()
+}
+
+async function authenticated (page: Page): Promise<boolean> {
+  return await page.evaluate(async () => (await (await fetch('/auth/session')).json()).authenticated === true)
+}
+
+t.test('two devices ended in a row, the first list reload answered last: the ended devices stay out of the list', async (t) => {
+  const browser = await browserFor(t)
+  if (browser === undefined) return
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const phone = await openPage(t, browser, { userAgent: IPHONE })
+  await signInWithPopup(phone.page, stack.url)
+  const tablet = await openPage(t, browser, { userAgent: IPAD })
+  await signInWithPopup(tablet.page, stack.url)
+  const laptop = await openPage(t, browser)
+  await signInWithPopup(laptop.page, stack.url)
+  await laptop.page.getByTestId('end-session').nth(1).waitFor()
+  t.same(await listed(laptop.page), ['Chrome on Linux', 'Safari on iPadOS', 'Safari on iOS'])
+
+  // The first list reload is answered at once by the server (the tablet still in it), but that answer reaches the
+  // page only when the test lets it go; the later reloads are quick.
+  const held = gate()
+  let late: Request | undefined
+  await laptop.context.route(`${stack.url}/auth/sessions`, async (route) => {
+    if (route.request().method() !== 'GET' || late !== undefined) return await route.continue()
+    late = route.request()
+    const response = await route.fetch()
+    await held.promise
+    await route.fulfill({ response })
+  })
+
+  await laptop.page.getByRole('button', { name: 'Sign out Safari on iOS' }).click()
+  await laptop.page.locator('#status-text', { hasText: 'Safari on iOS is signed out.' }).waitFor()
+  // The list still shows the tablet (its reload is on its way): the user ends it too, and the quick reload shows
+  // this device alone.
+  await laptop.page.getByRole('button', { name: 'Sign out Safari on iPadOS' }).click()
+  await laptop.page.locator('#status-text', { hasText: 'Safari on iPadOS is signed out.' }).waitFor()
+  await laptop.page.getByTestId('session-item').nth(1).waitFor({ state: 'detached' })
+  t.same(await listed(laptop.page), ['Chrome on Linux'], 'the second reload\'s list')
+
+  // Now the first reload's answer, the older list, arrives.
+  const arrived = laptop.page.waitForEvent('requestfinished', (request) => request === late)
+  held.open()
+  await arrived
+  await laptop.page.waitForTimeout(300)
+
+  t.equal(await authenticated(tablet.page), false, 'the server: the tablet is signed out')
+  t.equal(await authenticated(phone.page), false, 'the server: the phone is signed out')
+  t.same(await listed(laptop.page), ['Chrome on Linux'], 'the list still shows this device only, not an ended one')
+  t.equal(await laptop.page.getByTestId('end-session').count(), 0, 'no "Sign out" button for a device already signed out')
+})
