@@ -26,21 +26,37 @@ function portOf (url: URL): string {
   return url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80'
 }
 
-/** Adds the redirect to `app` (an `onRequest` hook of the root, before any session is read) when PUBLIC_URL is loopback. */
+/** The path of `url` (before its query) when it is one of BROWSER_PATHS. */
+function isBrowserPath (url: string): boolean {
+  const query = url.indexOf('?')
+  return BROWSER_PATHS.has(query === -1 ? url : url.slice(0, query))
+}
+
+/**
+ * Adds the redirect to `app` (an `onRequest` hook of the root, before any session is read) when PUBLIC_URL is loopback.
+ * A callback-style hook: every request passes through it (the `/api` hot path too), and most leave at the first check
+ * without a promise.
+ */
 export function redirectOtherLoopbackNames (app: FastifyInstance, publicUrl: string): void {
   const target = new URL(publicUrl)
   if (!isLoopbackName(target.hostname)) return
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.method !== 'GET' && request.method !== 'HEAD') return
-    if (!BROWSER_PATHS.has(request.url.split('?', 1)[0] ?? '')) return
-    let seen: URL
+  app.addHook('onRequest', (request, reply, done) => {
+    if ((request.method !== 'GET' && request.method !== 'HEAD') || !isBrowserPath(request.url)) {
+      done()
+      return
+    }
+    let seen: URL | undefined
     try {
       seen = new URL(`${request.protocol}://${request.host}`)
     } catch {
+      seen = undefined
+    }
+    if (seen === undefined || seen.hostname === target.hostname || !isLoopbackName(seen.hostname) || portOf(seen) !== portOf(target)) {
+      done()
       return
     }
-    if (seen.hostname === target.hostname || !isLoopbackName(seen.hostname) || portOf(seen) !== portOf(target)) return
-    // The path is one of BROWSER_PATHS: the Location stays at PUBLIC_URL's origin, its query as it came.
-    return reply.header('cache-control', 'no-store').redirect(`${target.origin}${request.url}`, 302)
+    // The path is one of BROWSER_PATHS: the Location stays at PUBLIC_URL's origin, its query as it came. Answered
+    // here, so `done` is not called.
+    reply.header('cache-control', 'no-store').redirect(`${target.origin}${request.url}`, 302)
   })
 }
