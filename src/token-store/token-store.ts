@@ -640,7 +640,7 @@ export class TokenStoreCore implements TokenStore {
         }
         return await this.#refused(sid, expected, refreshToken, err)
       }
-      const result = await this.#storeRefreshed(sid, fresh, await mark.stop(), stored.set, lock, force)
+      const result = await this.#storeRefreshed(sid, fresh, await mark.stop(), stored, lock, force)
       handedOver = result.how === 'kept'
       return result.set
     } finally {
@@ -658,7 +658,8 @@ export class TokenStoreCore implements TokenStore {
    * in #pending, and the lock went with it), or `newer` (someone stored another set meanwhile: theirs wins, and is
    * the answer). Throws UnauthenticatedError when the set was deleted meanwhile (a logout must not be undone).
    */
-  async #storeRefreshed (sid: string, fresh: TokenSet, expected: string, previous: TokenSet, lock: HeldLock, forced: boolean): Promise<{ set: TokenSet, how: 'saved' | 'kept' | 'newer' }> {
+  async #storeRefreshed (sid: string, fresh: TokenSet, expected: string, read: StoredTokenSet, lock: HeldLock, forced: boolean): Promise<{ set: TokenSet, how: 'saved' | 'kept' | 'newer' }> {
+    const previous = read.set
     const { notAfter: _theirs, ...refreshed } = fresh
     // A set with (almost) no life left (a provider's expires_in of 0 or below) would be due at once: every request
     // would refresh it, and rotate the refresh token each time. It counts as living MIN_REFRESHED_LIFE_MS from now.
@@ -672,7 +673,7 @@ export class TokenStoreCore implements TokenStore {
     })
     // Only a forced refresh (after a provider 401) is timed: its set is the one a second 401 must not refresh again.
     const forcedAt = forced ? Date.now() : undefined
-    const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged, forcedAt), expected, presentedToken: previous.refreshToken, lock, forcedAt }
+    const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged, forcedAt), expected, unmarked: read.sealed, presentedToken: previous.refreshToken, lock, forcedAt }
     let outcome: SaveOutcome
     try {
       outcome = await this.#trySave(save)
@@ -737,7 +738,7 @@ export class TokenStoreCore implements TokenStore {
           await this.#failed(sid, new TokenStoreArgumentError('refresher result', problem))
           return
         }
-        const result = await this.#storeRefreshed(sid, fresh as TokenSet, expected, previous, lock, forced)
+        const result = await this.#storeRefreshed(sid, fresh as TokenSet, expected, stored, lock, forced)
         handedOver = result.how === 'kept'
         if (result.how === 'saved') this.#log.info({ session }, 'token-store: stored a refreshed token set whose answer came after its requests had been answered')
       } catch (err) {
@@ -757,11 +758,13 @@ export class TokenStoreCore implements TokenStore {
    * One compare-and-set of a refreshed set against the value read under the lock. 'saved' also when the store
    * already holds exactly the new sealed value (an earlier attempt was applied, its reply lost: sealing is
    * randomised, so nobody else can have written the same value); 'missing' when the set is gone (a logout);
-   * otherwise the set someone else stored meanwhile. A stored set with the refresh token this refresh presented is
-   * not newer, whatever its mark: this process's mark (a stamp whose reply was lost), or the set as it was before
-   * the mark (the store came back without its last writes: an older snapshot, a replica behind). The provider has
-   * rotated that token away, so the set in hand replaces it: kept, it would be presented again, and a provider with
-   * reuse detection revokes the grant (the user is signed out everywhere).
+   * otherwise the set someone else stored meanwhile. Two stored values are not newer, and are replaced: this
+   * process's mark on the refresh token it presented (a stamp whose reply was lost), and the very value read under the
+   * lock before the mark (`unmarked`, byte for byte: sealing is randomised, so only a store that came back without its
+   * last writes, from an older snapshot or a replica behind, gives it back). Kept, that set's refresh token, which the
+   * provider has rotated away, would be presented again, and a provider with reuse detection revokes the grant (the
+   * user is signed out everywhere). Any other value, even with the same refresh token (a provider that does not
+   * rotate, an app's own save), is someone else's newer set.
    */
   async #trySave (save: PendingSave): Promise<SaveOutcome> {
     const key = this.keys.tokens(save.sid)
@@ -775,7 +778,7 @@ export class TokenStoreCore implements TokenStore {
       if (now === save.sealed) return 'saved'
       const stored = await this.open(save.sid, now)
       if (stored === null) return 'missing'
-      const replaced = save.presentedToken !== undefined && stored.set.refreshToken === save.presentedToken
+      const replaced = now === save.unmarked || (stored.presented?.by === this.#instance && stored.set.refreshToken === save.presentedToken)
       if (!replaced || attempt >= MAX_SAVE_ATTEMPTS - 1) return stored
       expected = stored.sealed
     }
@@ -1050,10 +1053,11 @@ export class TokenStoreCore implements TokenStore {
    * was still at the provider with it. A refresh over within a third of the fence stamps nothing more. A stamp that
    * finds another value (a newer set, the set deleted) stops: the flight's own save, refusal or failure sees it. A
    * stamp whose reply is lost may have been applied: the next stamp, #trySave and #refused recognise this process's
-   * mark on the same refresh token and go on from it. A stamp that finds the set it marked with no mark at all (the
-   * store came back without its last writes: restarted from an older snapshot, or failed over to a replica behind)
+   * mark on the same refresh token and go on from it. A stamp that finds the very value it marked (byte for byte: the
+   * store came back without its last writes, restarted from an older snapshot or failed over to a replica behind)
    * marks it again, and a stamp is made as soon as the store is available again (`onAvailable`), so that another
    * instance, whose lock the store lost too, does not present the token while this flight is at the provider with it.
+   * Any other value, even with the same refresh token (another instance's set, an app's own save), ends it.
    * `stop()` resolves with the mark now stored, for the compare-and-set that replaces it.
    */
   #keepMark (sid: string, stored: StoredTokenSet, fenced: string): PresentedMark {
@@ -1078,14 +1082,16 @@ export class TokenStoreCore implements TokenStore {
           return
         }
         const now = outcome === 'changed' ? await this.#kv.get(key) : null
-        const found = now === null ? null : await this.open(sid, now)
-        if (found === null || now === null || found.set.refreshToken !== stored.set.refreshToken) return halt()
+        // The value it marked, as it was: the store lost the mark (and the lock) with its last writes; marked again.
+        if (now === stored.sealed) {
+          if (await this.#kv.compareAndSet(key, now, next, ttl) === 'ok') current = next
+          else halt()
+          return
+        }
         // An earlier stamp whose reply was lost (a command timeout during a stall) may have been applied: this
-        // process's mark on the same refresh token is still this flight's, and stamped on.
-        if (found.presented?.by === this.#instance) current = now
-        // The same refresh token with no mark: the store lost the mark (and the lock); marked again.
-        else if (found.presented === undefined && await this.#kv.compareAndSet(key, now, next, ttl) === 'ok') current = next
-        // Another instance's mark, or a write in between: anything else ends it.
+        // process's mark on the same refresh token is still this flight's, and stamped on. Anything else ends it.
+        const found = now === null ? null : await this.open(sid, now)
+        if (found !== null && now !== null && found.presented?.by === this.#instance && found.set.refreshToken === stored.set.refreshToken) current = now
         else halt()
       })().catch((err: unknown) => {
         this.#log.debug({ err }, 'token-store: could not stamp a refresh\'s presented mark anew; tried again at the next tick')
@@ -1191,6 +1197,8 @@ interface PendingSave {
   readonly expected: string
   /** The refresh token the refresh presented (the stored set's): a mark of this process's on it is not a newer set. */
   readonly presentedToken: string | undefined
+  /** The value read under the lock, before the mark: a store that lost its last writes gives exactly it back. */
+  readonly unmarked: string
   readonly lock: HeldLock
   /** When a forced refresh made the set (undefined for a refresh that was due): see #refusedJustNow. */
   readonly forcedAt: number | undefined

@@ -442,3 +442,78 @@ t.test('a set kept while Redis was down, which comes back without its last write
   t.same(await a.tokenStore.get(id), rotated, 'stored over the set the store came back with, not dropped for it')
   t.equal(presented, 1, 'one refresh')
 })
+
+// A provider that does not rotate refresh tokens: every newer set of the session carries the same refresh token. The
+// rules above for a store that lost its last writes (a stamp marks the set again, a save stores over it) must take
+// only the very value read under the lock for "the set as it was", never another set with the same token.
+/** A provider that does not rotate: a new access token, no refresh_token in the answer (the old one stays). */
+function nonRotating (): TokenSet {
+  const { refreshToken: _none, ...set } = tokenSet()
+  return set as TokenSet
+}
+
+t.test('a provider that does not rotate, a store back without its last writes, and B refreshing first: A\'s stamp leaves B\'s set as it is', async t => {
+  // A's store commands are held while "A's client is still reconnecting" (B's came back first).
+  let aDown: Promise<void> | undefined
+  const { inner, cores: [a, b] } = await coresOver(t, { refreshFenceMs: 300, lockLeaseMs: 600, lockWaitMs: 300, refreshBackoffMs: 0 },
+    async (_method, call) => { if (aDown !== undefined) await aDown; return await call() },
+    undefined)
+  if (a === undefined || b === undefined) throw new Error('no store')
+  const core = a
+  const id = sid()
+  const old = tokenSet({ expiresInMs: -60_000, refreshToken: 'RT-SECRET-same' })
+  await core.save(id, old)
+  const snapshot = await inner.get(core.keys.tokens(id)) as string // what the store will come back with
+
+  const atProvider = deferred()
+  const answer = deferred()
+  const first = core.getFresh(id, async () => { atProvider.resolve(); await answer.promise; return nonRotating() })
+  await atProvider.promise
+
+  // The store comes back without its last writes (A's mark, A's lock); B's client is back first.
+  const down = deferred()
+  aDown = down.promise
+  await inner.set(core.keys.tokens(id), snapshot, 3_600_000)
+  await inner.delete(core.keys.lock(id))
+  const fromB = await b.getFresh(id, async () => nonRotating())
+  t.not(fromB.accessToken, old.accessToken, 'B refreshed (the provider does not rotate: the token works again)')
+  t.equal((await b.get(id))?.accessToken, fromB.accessToken, 'B\'s fresh set is stored')
+
+  // A's client is back: its stamp runs.
+  aDown = undefined
+  down.resolve()
+  await sleep(250)
+
+  const stored = await b.get(id)
+  t.equal(stored?.accessToken, fromB.accessToken, 'B\'s fresh set (newer, same refresh token) is still the stored one')
+  const next = await b.getFresh(id, async () => nonRotating()).then((s) => s.accessToken, (err: unknown) => (err as { code?: string }).code)
+  t.equal(next, fromB.accessToken, 'B\'s next request is served B\'s fresh set (not refresh_busy while A is at the provider)')
+
+  // A's refresh fails (the provider answers 503): its #unfence.
+  answer.reject(new Error('provider 503'))
+  await first.catch(() => {})
+  t.equal((await b.get(id))?.accessToken, fromB.accessToken, 'after A\'s failed refresh: still B\'s set, not the expired one A read')
+})
+
+t.test('a set the app saves while a refresh is at the provider, with the same refresh token, stays (a stamp does not put the set before it back)', async t => {
+  const { cores: [store] } = await coresOver(t, { refreshFenceMs: 300, refreshBackoffMs: 0 }, undefined)
+  if (store === undefined) throw new Error('no store')
+  const id = sid()
+  const old = tokenSet({ expiresInMs: -60_000, refreshToken: 'RT-SECRET-same' })
+  await store.save(id, old)
+
+  const atProvider = deferred()
+  const answer = deferred()
+  const first = store.getFresh(id, async () => { atProvider.resolve(); await answer.promise; return nonRotating() })
+  await atProvider.promise
+
+  // The app stores a set of its own for the session (its own grant flow; the provider keeps the refresh token).
+  const mine = tokenSet({ refreshToken: 'RT-SECRET-same', scope: ['profile', 'balance', 'extra'] })
+  await store.save(id, mine)
+  await sleep(250) // two stamp ticks of A's mark
+  t.equal((await store.get(id))?.accessToken, mine.accessToken, 'the app\'s save is what the store holds')
+
+  answer.reject(new Error('provider 503'))
+  await first.catch(() => {})
+  t.equal((await store.get(id))?.accessToken, mine.accessToken, 'after the refresh failed: still the app\'s set, not the expired one before it')
+})
