@@ -185,6 +185,25 @@ export class GrantBook {
     for (const record of this.#refresh.values()) record.expiresAt = 0
   }
 
+  /**
+   * RFC 7009 2.1, for an authenticated client: a refresh token of its own revokes its whole grant (every token it
+   * gave), an access token of its own only itself. What it names: unknown, another client's, or already dead tokens
+   * are `'unknown'` (answered 200 all the same, RFC 7009 2.2).
+   */
+  revoke (clientId: string, token: string): 'refresh_token' | 'access_token' | 'unknown' {
+    const refresh = this.#refresh.get(token)
+    if (refresh !== undefined && refresh.grant.clientId === clientId) {
+      refresh.grant.revoked = true
+      return 'refresh_token'
+    }
+    const access = this.#access.get(token)
+    if (access !== undefined && access.grant.clientId === clientId) {
+      access.expiresAt = 0
+      return 'access_token'
+    }
+    return 'unknown'
+  }
+
   /** The user revokes every app in the provider's user center. */
   revokeAll (): void {
     for (const grant of this.#grants) grant.revoked = true

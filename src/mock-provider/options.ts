@@ -64,6 +64,11 @@ export interface MockProviderOptions {
    * error}`); false: `{success: false, message}` alone, the guide's envelope error. Default true.
    */
   envelopeErrorCodes?: boolean | undefined
+  /**
+   * Serve `POST /api/oauth2/revoke`, an RFC 7009 revocation endpoint, which the provider's guide does not document:
+   * for testing a client's optional revocation (aihubmix-proxy's `revocationUrl`). Default false.
+   */
+  revocationEndpoint?: boolean | undefined
   /** Fastify request logging (query strings redacted, no headers). Default false. */
   logger?: boolean | undefined
 }
@@ -83,6 +88,7 @@ export interface ResolvedMockProviderOptions {
   user: MockUser
   envelope: boolean
   envelopeErrorCodes: boolean
+  revocationEndpoint: boolean
   logger: boolean
 }
 
@@ -98,6 +104,7 @@ export const DEFAULT_CONTROL_API_PREFIX = '/__mock'
 export const DEFAULT_ENVELOPE = false
 export const DEFAULT_ENVELOPE_ERROR_CODES = true
 export const DEFAULT_LOGGER = false
+export const DEFAULT_REVOCATION_ENDPOINT = false
 export const DEFAULT_USER: Readonly<MockUser> = Object.freeze({
   id: 12345,
   username: 'user123',
@@ -146,6 +153,7 @@ export const MockProviderOptionsSchema = Type.Object({
   user: Type.Optional(MockUserPatchSchema),
   envelope: Type.Optional(Type.Boolean()),
   envelopeErrorCodes: Type.Optional(Type.Boolean()),
+  revocationEndpoint: Type.Optional(Type.Boolean()),
   logger: Type.Optional(Type.Boolean())
 }, { additionalProperties: false })
 
@@ -184,6 +192,7 @@ export function resolveOptions (opts: MockProviderOptions = {}): ResolvedMockPro
     user: { ...DEFAULT_USER, ...Object.fromEntries(Object.entries(opts.user ?? {}).filter(([, value]) => value !== undefined)) },
     envelope: opts.envelope ?? DEFAULT_ENVELOPE,
     envelopeErrorCodes: opts.envelopeErrorCodes ?? DEFAULT_ENVELOPE_ERROR_CODES,
+    revocationEndpoint: opts.revocationEndpoint ?? DEFAULT_REVOCATION_ENDPOINT,
     logger: opts.logger ?? DEFAULT_LOGGER
   }
 }

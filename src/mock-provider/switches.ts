@@ -11,6 +11,8 @@ export interface MockCounts {
   grants: { authorization_code: number, refresh_token: number }
   /** Refresh tokens presented again after a rotation (refused with `invalid_grant`). */
   refreshTokenReuses: number
+  /** Calls of the revocation endpoint (`revocationEndpoint`) that authenticated, by what the token was. */
+  revocations: { refresh_token: number, access_token: number, unknown: number }
 }
 
 export interface SwitchDefaults { envelope: boolean, envelopeErrorCodes: boolean, rotate: boolean, reuseRevokes: boolean }
@@ -18,7 +20,16 @@ export interface SwitchDefaults { envelope: boolean, envelopeErrorCodes: boolean
 interface ArmedFault { fault: MockFault, remaining: number | null }
 
 function zeroCounts (): MockCounts {
-  return { authorize: 0, token: 0, userinfo: 0, topup: 0, oauth_apps: 0, grants: { authorization_code: 0, refresh_token: 0 }, refreshTokenReuses: 0 }
+  return {
+    authorize: 0,
+    token: 0,
+    userinfo: 0,
+    topup: 0,
+    oauth_apps: 0,
+    grants: { authorization_code: 0, refresh_token: 0 },
+    refreshTokenReuses: 0,
+    revocations: { refresh_token: 0, access_token: 0, unknown: 0 }
+  }
 }
 
 function zeroLatency (): Record<MockEndpoint, number> {
@@ -125,8 +136,12 @@ export class Switches {
     this.#counts.refreshTokenReuses++
   }
 
+  countRevocation (what: keyof MockCounts['revocations']): void {
+    this.#counts.revocations[what]++
+  }
+
   counts (): MockCounts {
-    return { ...this.#counts, grants: { ...this.#counts.grants } }
+    return { ...this.#counts, grants: { ...this.#counts.grants }, revocations: { ...this.#counts.revocations } }
   }
 
   resetCounts (): void {

@@ -6,6 +6,8 @@ import { endpointHooks } from './faults.js'
 import type { TokenResult } from './grants.js'
 
 export const TOKEN_PATH = '/api/oauth2/token'
+/** RFC 7009's endpoint, served only with `revocationEndpoint` (the provider's guide documents none). */
+export const REVOKE_PATH = '/api/oauth2/revoke'
 
 /** RFC 6749 5.2 error codes, and the status each answers with. */
 const STATUS = {
@@ -73,5 +75,22 @@ export async function tokenRoutes (instance: FastifyInstance, { ctx }: { ctx: Pr
     }
     if (!result.ok) return fail(reply, result.error, result.description)
     return noStore(reply).code(200).send(okBody(ctx.switches.envelope, result.answer))
+  })
+
+  if (!ctx.options.revocationEndpoint) return
+  // RFC 7009: form-encoded `token` (and an optional `token_type_hint`, which changes nothing here: both kinds are
+  // looked up), the client authenticated as at the token endpoint. 200 with an empty body whether or not the token
+  // was known or live (2.2); not counted among the endpoints' calls, in `revocations` instead.
+  instance.post(REVOKE_PATH, async (request, reply) => {
+    const form = formBody(request.body)
+    if (form === null) return fail(reply, 'invalid_request', 'the body must be application/x-www-form-urlencoded')
+    const single = singleParams(form)
+    if (!single.ok) return fail(reply, 'invalid_request', `${single.repeated} is repeated`)
+    const { client_id: clientId, client_secret: clientSecret, token } = single.params
+    const app = clientId === undefined || clientSecret === undefined ? undefined : ctx.apps.authenticate(clientId, clientSecret)
+    if (app === undefined) return fail(reply, 'invalid_client', 'client authentication failed')
+    if (token === undefined) return fail(reply, 'invalid_request', 'token is required')
+    ctx.switches.countRevocation(ctx.grants.revoke(app.clientId, token))
+    return noStore(reply).code(200).send()
   })
 }

@@ -33,7 +33,8 @@ export interface Stack {
 export interface StackOptions {
   mock?: MockProviderOptions
   env?: Record<string, string>
-  proxy?: BuildOptions['proxy']
+  /** The proxy's options, or a function of the started mock provider giving them (a `revocationUrl` on it). */
+  proxy?: BuildOptions['proxy'] | ((mock: MockProvider) => BuildOptions['proxy'])
   tokenStore?: BuildOptions['tokenStore']
   redis?: BuildOptions['redis']
   oauth?: BuildOptions['oauth']
@@ -66,7 +67,7 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
       config,
       provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret },
       logger: { ...loggerOptions(config.logLevel), stream },
-      proxy: opts.proxy,
+      proxy: typeof opts.proxy === 'function' ? opts.proxy(mock) : opts.proxy,
       tokenStore: opts.tokenStore,
       oauth: opts.oauth,
       redis: opts.redis

@@ -225,13 +225,14 @@ t.test('counts: every call counted, faulted ones included; token calls by grant 
     topup: 0,
     oauth_apps: 0,
     grants: { authorization_code: 2, refresh_token: 1 },
-    refreshTokenReuses: 0
+    refreshTokenReuses: 0,
+    revocations: { refresh_token: 0, access_token: 0, unknown: 0 }
   })
   const snapshot = provider.counts()
   snapshot.grants.refresh_token = 99
   t.equal(provider.counts().grants.refresh_token, 1, 'counts() is a copy')
   provider.resetCounts()
-  t.same(provider.counts(), { authorize: 0, token: 0, userinfo: 0, topup: 0, oauth_apps: 0, grants: { authorization_code: 0, refresh_token: 0 }, refreshTokenReuses: 0 })
+  t.same(provider.counts(), { authorize: 0, token: 0, userinfo: 0, topup: 0, oauth_apps: 0, grants: { authorization_code: 0, refresh_token: 0 }, refreshTokenReuses: 0, revocations: { refresh_token: 0, access_token: 0, unknown: 0 } })
 })
 
 t.test('latency: the named endpoint waits at least that long, others do not wait for it', async (t) => {

@@ -26,6 +26,7 @@ t.test('defaults', async (t) => {
     user: DEFAULT_USER,
     envelope: false,
     envelopeErrorCodes: true,
+    revocationEndpoint: false,
     logger: false
   })
   t.equal(DEFAULT_ACCESS_TOKEN_TTL_SECONDS, 7200)
