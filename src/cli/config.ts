@@ -236,10 +236,6 @@ export function readConfig (env: Env = process.env): ExampleConfig {
 }
 
 /**
- * Why token-store would refuse `key` (as its key ring reads one: `base64:` of exactly 32 bytes, `hex:` and 64 hex
- * digits, else a passphrase of 32+ characters), or undefined. Says lengths, never the key.
- */
-/**
  * A prefix that reads like a key format but is neither of token-store's two (`base64url:`, `b64:`, `HEX:`): the key
  * is then a passphrase, which token-store says at start too. The prefix only, never the key.
  */
@@ -291,6 +287,10 @@ export function unreadVariables (env: Record<string, string | undefined>): strin
   return lines
 }
 
+/**
+ * Why token-store would refuse `key` (as its key ring reads one: `base64:` of exactly 32 bytes, `hex:` and 64 hex
+ * digits, else a passphrase of 32+ characters), or undefined. Says lengths, never the key.
+ */
 export function encryptionKeyProblem (key: string): string | undefined {
   if (/^["']|["']$/.test(key)) return 'a key with quotes around it (kept from an env file?): remove them'
   if (key.startsWith('base64:')) {

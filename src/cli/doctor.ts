@@ -193,7 +193,7 @@ function tokenKeyCheck (env: Env, production: boolean): DoctorCheck {
     if (prefix !== undefined) {
       return warn(name, `${keys.length === 1 ? '' : `key ${i + 1} of ${keys.length}: `}starts with "${prefix}", which is not a key format ` +
         '("base64:" and "hex:" are; "base64:" reads base64url too): the whole value is used as a passphrase. Write "base64:<key>" ' +
-        'before the first start, or keep it as it is once token sets are sealed with it')
+        'or "hex:<key>" before the first start, or keep it as it is once token sets are sealed with it')
     }
   }
   return ok(name, keys.length === 1 ? 'set (1 key)' : `set (${keys.length} keys; the first encrypts)`)

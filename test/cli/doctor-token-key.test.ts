@@ -95,6 +95,6 @@ t.test('a key whose prefix reads like a format but is none: a warning naming the
   t.equal(result.code, 0, 'exit 0: the example accepts it', { output: result.all })
   t.equal(lineOf(result.stdout, 'TOKEN_ENCRYPTION_KEY'), 'warn TOKEN_ENCRYPTION_KEY: starts with "base64url:", which is not a key format ' +
     '("base64:" and "hex:" are; "base64:" reads base64url too): the whole value is used as a passphrase. Write "base64:<key>" ' +
-    'before the first start, or keep it as it is once token sets are sealed with it')
+    'or "hex:<key>" before the first start, or keep it as it is once token sets are sealed with it')
   t.notOk(result.all.includes(raw), 'no key printed')
 })
