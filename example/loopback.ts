@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, onRequestHookHandler } from 'fastify'
 
 /**
  * One server, two loopback names: `npm start` listens on 127.0.0.1 and PUBLIC_URL says `http://localhost:3000` (or
@@ -26,22 +26,16 @@ function portOf (url: URL): string {
   return url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80'
 }
 
-/** The path of `url` (before its query) when it is one of BROWSER_PATHS. */
-function isBrowserPath (url: string): boolean {
-  const query = url.indexOf('?')
-  return BROWSER_PATHS.has(query === -1 ? url : url.slice(0, query))
-}
-
 /**
- * Adds the redirect to `app` (an `onRequest` hook of the root, before any session is read) when PUBLIC_URL is loopback.
- * A callback-style hook: every request passes through it (the `/api` hot path too), and most leave at the first check
- * without a promise.
+ * Adds the redirect to `app` when PUBLIC_URL is loopback: an `onRequest` hook of the routes of BROWSER_PATHS only
+ * (added as they are registered, so call this before registering them), first among theirs, before any session is
+ * read. No other route (the `/api` hot path) runs it.
  */
 export function redirectOtherLoopbackNames (app: FastifyInstance, publicUrl: string): void {
   const target = new URL(publicUrl)
   if (!isLoopbackName(target.hostname)) return
-  app.addHook('onRequest', (request, reply, done) => {
-    if ((request.method !== 'GET' && request.method !== 'HEAD') || !isBrowserPath(request.url)) {
+  const redirect: onRequestHookHandler = (request, reply, done) => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
       done()
       return
     }
@@ -58,5 +52,11 @@ export function redirectOtherLoopbackNames (app: FastifyInstance, publicUrl: str
     // The path is one of BROWSER_PATHS: the Location stays at PUBLIC_URL's origin, its query as it came. Answered
     // here, so `done` is not called.
     reply.header('cache-control', 'no-store').redirect(`${target.origin}${request.url}`, 302)
+  }
+  app.addHook('onRoute', (route) => {
+    const methods = [route.method].flat()
+    if (!BROWSER_PATHS.has(route.url) || !methods.some((method) => method === 'GET' || method === 'HEAD')) return
+    const own = route.onRequest === undefined ? [] : [route.onRequest].flat()
+    route.onRequest = [redirect, ...own]
   })
 }
