@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { FastifyInstance, FastifyLoggerOptions, FastifyServerOptions } from 'fastify'
 import { redactUrl } from '@fastify-aihubmix/oauth-routes'
 import { TestBrowser } from '../helpers/browser.js'
 import { startComposedApp } from '../helpers/readme-composition.js'
@@ -85,9 +86,16 @@ t.test('with logger: true, a callback URL that misses the route is logged redact
   t.same(findLeaks(['code_leakcanary', 'state_leakcanary', '/private-return-path-0123456789'], logs), [], 'no code, state or returnTo in any line')
 })
 
-// The app's own child-logger factory (bindings of its own on every request's logger) still makes the loggers of the
-// sign-in routes: the redaction is added to what the factory is given, not put in its place.
-t.test('an app\'s own childLoggerFactory still makes the sign-in routes\' request loggers', async (t) => {
+/**
+ * token-store, the proxy and, in one scope with @fastify/session, oauth-routes, on a Fastify whose logger writes to
+ * `lines`: `options` are the app's own (a childLoggerFactory, logger serializers); `more` adds routes to that scope.
+ */
+async function signInRoutesApp (
+  t: { teardown: (fn: () => unknown) => void },
+  lines: string[],
+  options: { childLoggerFactory?: FastifyServerOptions['childLoggerFactory'], serializers?: FastifyLoggerOptions['serializers'] },
+  more?: (scope: FastifyInstance) => void
+): Promise<FastifyInstance> {
   const { default: Fastify } = await import('fastify')
   const { default: fastifyCookie } = await import('@fastify/cookie')
   const { default: fastifySession } = await import('@fastify/session')
@@ -95,10 +103,10 @@ t.test('an app\'s own childLoggerFactory still makes the sign-in routes\' reques
   const { default: aihubmixProxy } = await import('@fastify-aihubmix/aihubmix-proxy')
   const { default: oauthRoutes } = await import('@fastify-aihubmix/oauth-routes')
   const { Writable } = await import('node:stream')
-  const lines: string[] = []
+  const stream = new Writable({ write (chunk: Buffer, _enc, cb) { lines.push(chunk.toString()); cb() } })
   const app = Fastify({
-    logger: { level: 'info', stream: new Writable({ write (chunk: Buffer, _enc, cb) { lines.push(chunk.toString()); cb() } }) },
-    childLoggerFactory: (logger, bindings, opts, rawReq) => logger.child({ ...bindings, tenant: rawReq.headers['x-tenant'] }, opts)
+    logger: options.serializers === undefined ? { level: 'info', stream } : { level: 'info', stream, serializers: options.serializers },
+    ...(options.childLoggerFactory === undefined ? {} : { childLoggerFactory: options.childLoggerFactory })
   })
   t.teardown(() => app.close())
   const publicUrl = 'http://127.0.0.1:3000'
@@ -108,6 +116,17 @@ t.test('an app\'s own childLoggerFactory still makes the sign-in routes\' reques
   await app.register(async (scope) => {
     await scope.register(fastifySession, { secret: 's'.repeat(40), store: scope.tokenStore.sessionStore, saveUninitialized: false, cookie: { secure: false } })
     await scope.register(oauthRoutes, { publicUrl })
+    more?.(scope)
+  })
+  return app
+}
+
+// The app's own child-logger factory (bindings of its own on every request's logger) still makes the loggers of the
+// sign-in routes: the redaction is added to what the factory is given, not put in its place.
+t.test('an app\'s own childLoggerFactory still makes the sign-in routes\' request loggers', async (t) => {
+  const lines: string[] = []
+  const app = await signInRoutesApp(t, lines, {
+    childLoggerFactory: (logger, bindings, opts, rawReq) => logger.child({ ...bindings, tenant: rawReq.headers['x-tenant'] }, opts)
   })
   await app.inject({ url: '/auth/callback?code=code_leakcanary_factory&state=s', headers: { 'x-tenant': 'tenant-7' } })
   await app.inject({ url: '/auth/callback/?code=code_leakcanary_factory_missed&state=s', headers: { 'x-tenant': 'tenant-8' } })
@@ -123,31 +142,10 @@ t.test('an app\'s own childLoggerFactory still makes the sign-in routes\' reques
 // sign-in routes replaced it with theirs (the IP came back, the trace id was lost). Now its serializer still writes
 // their lines, given the request with its URL redacted.
 t.test('an app\'s own req serializer writes the sign-in routes\' lines too, with their URL redacted', async (t) => {
-  const { default: Fastify } = await import('fastify')
-  const { default: fastifyCookie } = await import('@fastify/cookie')
-  const { default: fastifySession } = await import('@fastify/session')
-  const { default: tokenStore } = await import('@fastify-aihubmix/token-store')
-  const { default: aihubmixProxy } = await import('@fastify-aihubmix/aihubmix-proxy')
-  const { default: oauthRoutes } = await import('@fastify-aihubmix/oauth-routes')
-  const { Writable } = await import('node:stream')
   const lines: string[] = []
-  const app = Fastify({
-    logger: {
-      level: 'info',
-      stream: new Writable({ write (chunk: Buffer, _enc, cb) { lines.push(chunk.toString()); cb() } }),
-      serializers: { req: (req: { method: string, url: string, headers: Record<string, unknown> }) => ({ method: req.method, url: req.url, trace: req.headers['x-trace-id'] }) }
-    }
-  })
-  t.teardown(() => app.close())
-  const publicUrl = 'http://127.0.0.1:3000'
-  await app.register(fastifyCookie)
-  await app.register(tokenStore, { encryptionKeys: ['k'.repeat(40)] })
-  await app.register(aihubmixProxy, { baseUrl: 'http://127.0.0.1:9', clientId: 'client_x', clientSecret: 'secret_x', redirectUri: `${publicUrl}/auth/callback` })
-  await app.register(async (scope) => {
-    await scope.register(fastifySession, { secret: 's'.repeat(40), store: scope.tokenStore.sessionStore, saveUninitialized: false, cookie: { secure: false } })
-    await scope.register(oauthRoutes, { publicUrl })
-    scope.get('/mine', async () => ({ ok: true }))
-  })
+  const app = await signInRoutesApp(t, lines, {
+    serializers: { req: (req: { method: string, url: string, headers: Record<string, unknown> }) => ({ method: req.method, url: req.url, trace: req.headers['x-trace-id'] }) }
+  }, (scope) => { scope.get('/mine', async () => ({ ok: true })) })
   await app.inject({ url: '/mine?code=mine', headers: { 'x-trace-id': 'trace-1' } })
   await app.inject({ url: '/auth/callback?code=code_leakcanary_x&state=s', headers: { 'x-trace-id': 'trace-2' } })
   const incoming = lines.map((l) => JSON.parse(l) as { msg: string, req: Record<string, unknown> }).filter((l) => l.msg === 'incoming request').map((l) => l.req)
