@@ -64,10 +64,11 @@ export interface KVStore {
   /** Deletes fields of a hash (absent ones are fine); a hash left empty is gone. */
   hashDelete (key: string, fields: readonly string[]): Promise<void>
   /**
-   * Calls `listener` each time the store is reachable again after it was not (the Redis client's next connection is
-   * ready), until close. Absent where the store is always reachable (memory).
+   * Calls `listener` each time the store is reachable (the Redis client's connection is ready), until close;
+   * `reconnected` is true when it was reachable before and then was not (the connection closed since), false for a
+   * first connection. Absent where the store is always reachable (memory).
    */
-  onAvailable? (listener: () => void): void
+  onAvailable? (listener: (reconnected: boolean) => void): void
   /** Releases what the store created (timers, subscriber connections); never a client it was given. */
   close (): Promise<void>
 }

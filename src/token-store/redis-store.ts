@@ -345,10 +345,23 @@ export class RedisStore implements KVStore {
     }
   }
 
-  onAvailable (listener: () => void): void {
-    const ready = (): void => { if (!this.#closed) listener() }
+  onAvailable (listener: (reconnected: boolean) => void): void {
+    // A connection already ready when this is called counts as one before: its next 'ready' follows a close.
+    let connected = this.#client.status === 'ready'
+    let lost = false
+    const ready = (): void => {
+      const again = connected && lost
+      connected = true
+      lost = false
+      if (!this.#closed) listener(again)
+    }
+    const close = (): void => { lost = true }
     this.#client.on('ready', ready)
-    this.#unlisten.push(() => { this.#client.removeListener('ready', ready) })
+    this.#client.on('close', close)
+    this.#unlisten.push(() => {
+      this.#client.removeListener('ready', ready)
+      this.#client.removeListener('close', close)
+    })
   }
 
   async close (): Promise<void> {

@@ -245,6 +245,8 @@ export class TokenStoreCore implements TokenStore {
   readonly #wakers = new Set<() => void>()
   /** The running flights' presented marks, stamped at once when the store is back (#keepMark). */
   readonly #stampers = new Set<() => void>()
+  /** When the store was last reachable again after it was not (performance.now()): see #settleLeft. */
+  #reconnectedAt = -Infinity
   #closed = false
   /** When close() began (performance.now()): kept sets are tried again for lockLeaseMs after it. */
   #closedAt = 0
@@ -285,7 +287,8 @@ export class TokenStoreCore implements TokenStore {
     // token it replaced is the presented mark, whose life runs on.
     // The same for the presented marks of the flights at the provider: a store that came back without its last writes
     // (restarted from an older snapshot, failed over to a replica behind) lost the mark, and the lock with it.
-    kv.onAvailable?.(() => {
+    kv.onAvailable?.((reconnected) => {
+      if (reconnected) this.#reconnectedAt = performance.now()
       for (const wake of this.#wakers) wake()
       for (const stamp of this.#stampers) stamp()
     })
@@ -596,7 +599,16 @@ export class TokenStoreCore implements TokenStore {
     try {
       // Re-read under the lock: another instance may have refreshed while we waited, or failed and backed off.
       // The backoff's remaining time is the key's TTL, measured by the store: never another instance's clock.
-      const [stored, backoffLeft] = await Promise.all([this.read(sid), this.#kv.remainingTtl(this.keys.backoff(sid))])
+      let [stored, backoffLeft] = await Promise.all([this.read(sid), this.#kv.remainingTtl(this.keys.backoff(sid))])
+      // The store has just come back from a disconnect: it may have come back without its last writes, another
+      // instance's presented mark (and the lock) among them, which that instance writes again as soon as ITS client
+      // is ready. Until then this set looks unmarked (a command sent before the crash and replayed by the client on
+      // reconnection takes the lock at once). So a flight started in that time waits, and reads again under the lock.
+      const settle = this.#settleLeft()
+      if (settle > 0 && stored !== null && !this.#usable(stored.set, force, stale)) {
+        await Promise.race([new Promise((resolve) => { setTimeout(resolve, settle).unref() }), this.#closing])
+        ;[stored, backoffLeft] = await Promise.all([this.read(sid), this.#kv.remainingTtl(this.keys.backoff(sid))])
+      }
       if (stored === null) throw new UnauthenticatedError()
       if (this.#usable(stored.set, force, stale) || this.#refusedJustNow(stored, force, stale)) return stored.set
       const refreshToken = stored.set.refreshToken
@@ -1135,6 +1147,16 @@ export class TokenStoreCore implements TokenStore {
     return Math.abs(Date.now() - presented.at) < this.#options.refreshFenceMs
   }
 
+  /**
+   * How long a flight still waits before it presents a refresh token, after the store came back from a disconnect
+   * (#fly): RECONNECT_SETTLE_MS from then, for other instances' clients to come back and write their presented
+   * marks again; at most a third of the lease this flight holds.
+   */
+  #settleLeft (): number {
+    const settle = Math.min(RECONNECT_SETTLE_MS, Math.floor(this.#options.lockLeaseMs / 3))
+    return Math.max(0, Math.ceil(this.#reconnectedAt + settle - performance.now()))
+  }
+
   /** A set without a refresh token cannot be refreshed: usable until it expires, never after a forced refresh. */
   #withoutRefreshToken (set: TokenSet, force: boolean): TokenSet {
     if (force || set.expiresAt <= Date.now()) throw new UnauthenticatedError()
@@ -1168,6 +1190,12 @@ const MIN_REFRESHED_LIFE_MS = 5000
 const MAX_TIMER_MS = 2 ** 31 - 1
 /** The shortest interval between stamps of a presented mark (#keepMark), whatever a tiny `refreshFenceMs` asks. */
 const MIN_STAMP_INTERVAL_MS = 100
+/**
+ * How long after the store came back from a disconnect a flight waits before presenting a refresh token (#settleLeft):
+ * other instances' clients come back on their own schedules (token-store's own retries 100 ms, 200 ms, ... apart, at
+ * most a second), and write their flights' marks again when they do.
+ */
+const RECONNECT_SETTLE_MS = 1000
 /** Compare-and-sets one save makes at most when the value it replaces keeps changing under it (#trySave). */
 const MAX_SAVE_ATTEMPTS = 3
 /** What `#closing` settles with. */

@@ -517,3 +517,43 @@ t.test('a set the app saves while a refresh is at the provider, with the same re
   await first.catch(() => {})
   t.equal((await store.get(id))?.accessToken, mine.accessToken, 'after the refresh failed: still the app\'s set, not the expired one before it')
 })
+
+// The same store, and B asked for the session the moment ITS client is back, before A's is: B takes the lock the
+// store lost (a request of B's caught on the wire at the crash is even sent again by ioredis at once) and finds the set
+// as it was before A's mark. A marks it again when A's client is back. A flight started just after the store came back
+// waits (RECONNECT_SETTLE_MS, at most a third of its lease) and reads again under the lock before presenting anything.
+t.test('Redis back without its last writes, and B asked for the session as soon as its own client is back, before A\'s: B presents nothing', async t => {
+  const server = await snapshotRedis(t, 'a Redis that loses its last writes, with another instance back first')
+  if (server === undefined) return
+  // A's client comes back up to 600 ms after Redis, B's within 20 ms.
+  const [ra, rb] = [await connect(t, server.port, 600), await connect(t, server.port, 20)]
+  const common = { keyPrefix: 'fence-rollback3:', lockLeaseMs: 6000, lockWaitMs: 300, redisCommandTimeoutMs: 300, refreshBackoffMs: 0 }
+  const a = await buildApp(t, { redis: ra, ...common })
+  const b = await buildApp(t, { redis: rb, ...common })
+
+  const provider = rotatingProvider()
+  const calls: string[] = []
+  const id = sid()
+  const old = provider.issue(tokenSet({ expiresInMs: -60_000 }))
+  await a.tokenStore.save(id, old)
+  await ra.call('SAVE')
+
+  const providerAnswers = deferred()
+  const first = a.tokenStore.getFresh(id, async (rt) => { calls.push('A'); await providerAnswers.promise; return provider.answer(rt) })
+  await until(async () => calls.length === 1, 'A at the provider')
+  await server.stop()
+  const bBack = once(rb, 'ready')
+  await server.start()
+  await bBack
+  t.comment(`A's client when B's is back: ${ra.status}`)
+  const fromB = await b.tokenStore.getFresh(id, async (rt) => { calls.push('B'); return provider.answer(rt) })
+    .then(() => 'ok', (err: unknown) => (err as { code?: string }).code ?? String(err))
+  t.same(calls, ['A'], 'B did not present the refresh token A is presenting')
+  t.equal(fromB, 'FST_AIHUBMIX_REFRESH_BUSY', 'B found A\'s mark again: its callers get 503 while A is at the provider')
+
+  providerAnswers.resolve()
+  const rotated = await first
+  t.not(rotated.refreshToken, old.refreshToken, 'A stored its rotated set')
+  t.same(await b.tokenStore.getFresh(id, async (rt) => { calls.push('B'); return provider.answer(rt) }), rotated, 'B serves it')
+  t.same(calls, ['A'], 'one refresh in all')
+})
