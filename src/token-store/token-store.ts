@@ -606,7 +606,11 @@ export class TokenStoreCore implements TokenStore {
       // reconnection takes the lock at once). So a flight started in that time waits, and reads again under the lock.
       const settle = this.#settleLeft()
       if (settle > 0 && stored !== null && !this.#usable(stored.set, force, stale)) {
-        await Promise.race([new Promise((resolve) => { setTimeout(resolve, settle).unref() }), this.#closing])
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([new Promise((resolve) => { timer = setTimeout(resolve, settle) }), this.#closing])
+        clearTimeout(timer)
+        // Closing cut the wait short: the other instance's mark may still be missing, so nothing is presented.
+        if (this.#closed) throw new RefreshBusyError()
         ;[stored, backoffLeft] = await Promise.all([this.read(sid), this.#kv.remainingTtl(this.keys.backoff(sid))])
       }
       if (stored === null) throw new UnauthenticatedError()

@@ -555,3 +555,22 @@ t.test('Redis back without its last writes, and B asked for the session as soon 
   t.same(await b.tokenStore.get(id), rotated, 'the rotated set, without another refresh')
   t.same(presentations, ['A'], 'one refresh in all')
 })
+
+// As above, with B's instance shutting down while its flight waits (a rolling restart right after the Redis restart):
+// close() cut the wait short, and the flight went on to present the token at once.
+t.test('B closing while its flight waits after the store came back: B presents nothing', async t => {
+  const pair = await rollbackPair(t, 'a Redis that loses its last writes, with another instance closing', 'fence-rollback4:', { retryA: 600, retryB: 20, lockLeaseMs: 6000 })
+  if (pair === undefined) return
+  const { server, rb, b, presentations, providerAnswers, first, askB } = pair
+  await server.stop()
+  const bBack = new Promise((resolve) => { rb.once('ready', resolve) })
+  await server.start()
+  await bBack
+  const fromB = askB()
+  await sleep(50)
+  await b.close()
+  t.equal(await fromB, 'FST_AIHUBMIX_REFRESH_BUSY', 'B\'s callers get 503')
+  t.same(presentations, ['A'], 'B did not present the refresh token A is presenting')
+  providerAnswers.resolve()
+  t.equal(await first.then(() => 'ok', (err: unknown) => (err as { code?: string }).code ?? String(err)), 'ok', 'A stored its rotated set (no reuse)')
+})
