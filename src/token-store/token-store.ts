@@ -1154,9 +1154,10 @@ export class TokenStoreCore implements TokenStore {
   /**
    * How long a flight still waits before it presents a refresh token, after the store came back from a disconnect
    * (#fly): RECONNECT_SETTLE_MS from then, for other instances' clients to come back and write their presented
-   * marks again; at most a third of the lease this flight holds.
+   * marks again; at most a third of the lease this flight holds. None without marks (`refreshFenceMs` 0).
    */
   #settleLeft (): number {
+    if (this.#options.refreshFenceMs === 0) return 0
     const settle = Math.min(RECONNECT_SETTLE_MS, Math.floor(this.#options.lockLeaseMs / 3))
     return Math.max(0, Math.ceil(this.#reconnectedAt + settle - performance.now()))
   }
