@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Page } from 'playwright-core'
-import { openPage, sharedBrowser, signInWithPopup } from '../helpers/chromium.js'
+import { IPHONE, sharedBrowser, signedInDevice } from '../helpers/chromium.js'
 import { startStack } from '../helpers/stack.js'
 
 // What users saw (keyboard and screen reader): after "Refresh balance", a failed "Top up" or ending another device's
@@ -10,7 +10,6 @@ import { startStack } from '../helpers/stack.js'
 // to the list's heading.
 
 const browserFor = sharedBrowser(t)
-const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1'
 
 async function focused (page: Page): Promise<string> {
   return page.evaluate(() => {
@@ -25,10 +24,8 @@ t.test('Enter on "Refresh balance", "Top up" (provider down) and "Sign out" of a
   if (browser === undefined) return
   const stack = await startStack()
   t.teardown(() => stack.close())
-  const phone = await openPage(t, browser, { userAgent: IPHONE })
-  await signInWithPopup(phone.page, stack.url)
-  const { page } = await openPage(t, browser)
-  await signInWithPopup(page, stack.url)
+  await signedInDevice(t, browser, stack.url, IPHONE) // another device, whose session is ended below
+  const { page } = await signedInDevice(t, browser, stack.url)
   await page.getByTestId('end-session').waitFor({ state: 'visible' })
 
   await page.getByTestId('refresh-balance').focus()

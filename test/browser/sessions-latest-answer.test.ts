@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Page, Request } from 'playwright-core'
-import { gate, openPage, sharedBrowser, signInWithPopup } from '../helpers/chromium.js'
+import { IPAD, IPHONE, gate, sharedBrowser, signedInDevice } from '../helpers/chromium.js'
 import { startStack } from '../helpers/stack.js'
 
 // What users saw (from the page review): on a slow connection, a user ended two other devices one after the other.
@@ -10,8 +10,6 @@ import { startStack } from '../helpers/stack.js'
 // only the latest one's answer.
 
 const browserFor = sharedBrowser(t)
-const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1'
-const IPAD = 'Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1'
 
 async function listed (page: Page): Promise<string[]> {
   return page.locator('[data-testid="session-item"] .session-device').allTextContents()
@@ -26,12 +24,9 @@ t.test('two devices ended in a row, the first list reload answered last: the end
   if (browser === undefined) return
   const stack = await startStack()
   t.teardown(() => stack.close())
-  const phone = await openPage(t, browser, { userAgent: IPHONE })
-  await signInWithPopup(phone.page, stack.url)
-  const tablet = await openPage(t, browser, { userAgent: IPAD })
-  await signInWithPopup(tablet.page, stack.url)
-  const laptop = await openPage(t, browser)
-  await signInWithPopup(laptop.page, stack.url)
+  const phone = await signedInDevice(t, browser, stack.url, IPHONE)
+  const tablet = await signedInDevice(t, browser, stack.url, IPAD)
+  const laptop = await signedInDevice(t, browser, stack.url)
   await laptop.page.getByTestId('end-session').nth(1).waitFor()
   t.same(await listed(laptop.page), ['Chrome on Linux', 'Safari on iPadOS', 'Safari on iOS'])
 

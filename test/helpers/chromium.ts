@@ -176,6 +176,22 @@ export async function openPage (
   return { context, page, watch }
 }
 
+/** Safari on an iPhone and on an iPad, as the device list names them ("Safari on iOS", "Safari on iPadOS"). */
+export const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1'
+export const IPAD = 'Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1'
+
+/** Another device of the same user: a fresh context (`userAgent`, or the browser's own) signed in at `appUrl`. */
+export async function signedInDevice (
+  t: Pick<TestLike, 'teardown'>,
+  browser: Browser,
+  appUrl: string,
+  userAgent?: string
+): Promise<{ context: BrowserContext, page: Page, watch: Watch }> {
+  const device = await openPage(t, browser, userAgent === undefined ? {} : { userAgent })
+  await signInWithPopup(device.page, appUrl)
+  return device
+}
+
 /** A promise with its resolver outside, to hold a routed request until the test lets it go. */
 export function gate (): { promise: Promise<void>, open: () => void } {
   let open: () => void = () => {}
