@@ -1,4 +1,5 @@
 import type { FastifyInstance, onRequestHookHandler } from 'fastify'
+import { isLoopbackHost } from 'aihubmix-oauth'
 
 /**
  * One server, two loopback names: `npm start` listens on 127.0.0.1 and PUBLIC_URL says `http://localhost:3000` (or
@@ -16,12 +17,6 @@ import type { FastifyInstance, onRequestHookHandler } from 'fastify'
 /** What a user opens in the browser: the page, and the sign-in's start (the popup, or the full-page fallback). */
 const BROWSER_PATHS: ReadonlySet<string> = new Set(['/', '/auth/login'])
 
-/** Whether `hostname` (as `URL` parses it, IPv6 in brackets) names this machine: localhost, 127.0.0.0/8, ::1. */
-export function isLoopbackName (hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
-  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
-}
-
 function portOf (url: URL): string {
   return url.port !== '' ? url.port : url.protocol === 'https:' ? '443' : '80'
 }
@@ -33,7 +28,7 @@ function portOf (url: URL): string {
  */
 export function redirectOtherLoopbackNames (app: FastifyInstance, publicUrl: string): void {
   const target = new URL(publicUrl)
-  if (!isLoopbackName(target.hostname)) return
+  if (!isLoopbackHost(target.hostname)) return
   const redirect: onRequestHookHandler = (request, reply, done) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       done()
@@ -45,7 +40,7 @@ export function redirectOtherLoopbackNames (app: FastifyInstance, publicUrl: str
     } catch {
       seen = undefined
     }
-    if (seen === undefined || seen.hostname === target.hostname || !isLoopbackName(seen.hostname) || portOf(seen) !== portOf(target)) {
+    if (seen === undefined || seen.hostname === target.hostname || !isLoopbackHost(seen.hostname) || portOf(seen) !== portOf(target)) {
       done()
       return
     }

@@ -136,7 +136,7 @@ const PUBLIC_EXPORTS: Record<string, Record<string, string[]>> = {
   'aihubmix-oauth': {
     '.': [
       'run', 'createApp', 'doctor', 'formatCheck', 'updateEnvFile', 'parseEnvFile', 'readConfig', 'ConfigError',
-      'unreadVariables', 'CONFIG_VARIABLES',
+      'unreadVariables', 'CONFIG_VARIABLES', 'isLoopbackHost',
       'CliUsageError', 'CliInvalidArgumentError', 'CliInvalidOptionError', 'ProviderError', 'ProviderUnreachableError',
       'ProviderTimeoutError', 'ProviderUnauthorizedError', 'ProviderRefusedError', 'ProviderFailedError',
       'ProviderRedirectError', 'ProviderBadAnswerError', 'EnvFileConflictError', 'EnvFileError'

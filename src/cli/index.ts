@@ -29,4 +29,5 @@ export {
   EnvFileError
 } from './errors.js'
 export { readConfig, ConfigError, unreadVariables, CONFIG_VARIABLES } from './config.js'
+export { isLoopbackHost } from './validate.js'
 export type { ExampleConfig, ProviderConfig } from './config.js'
