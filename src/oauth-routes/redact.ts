@@ -86,7 +86,10 @@ export const REDACTED_LOG_PATHS: readonly string[] = Object.freeze([
   'req.headers.authorization',
   'res.headers["set-cookie"]',
   'headers.cookie',
-  'headers.authorization'
+  'headers.authorization',
+  // A request Node cannot parse (a header block over its limit: 431; a malformed header: 400) is logged by Fastify's
+  // client error handler, at trace, with the raw request bytes: its Cookie, Authorization and query string.
+  'err.rawPacket'
 ])
 
 export interface RedactingLoggerOptions {

@@ -130,9 +130,10 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
 /** Asserts that no secret appears in any of the haystacks; returns the leaks found. */
 export function findLeaks (secrets: string[], haystacks: string[]): string[] {
   const leaks: string[] = []
+  const searched = haystacks.map(withBuffersDecoded)
   for (const secret of secrets) {
     if (secret.length < 8) continue
-    for (const hay of haystacks) {
+    for (const hay of searched) {
       if (hay.includes(secret) || hay.includes(encodeURIComponent(secret))) {
         leaks.push(`${secret.slice(0, 6)}… in ${hay.slice(0, 120)}`)
         break
@@ -140,6 +141,18 @@ export function findLeaks (secrets: string[], haystacks: string[]): string[] {
     }
   }
   return leaks
+}
+
+/**
+ * `text` with every Buffer that pino wrote as JSON (`{"type":"Buffer","data":[71,69,84,...]}`) appended decoded: raw
+ * request bytes logged that way hold their secrets as numbers, where a search for the string finds nothing.
+ */
+function withBuffersDecoded (text: string): string {
+  const decoded: string[] = []
+  for (const m of text.matchAll(/"type":"Buffer","data":\[([\d,]*)\]/g)) {
+    decoded.push(Buffer.from((m[1] ?? '').split(',').filter((n) => n !== '').map(Number)).toString('latin1'))
+  }
+  return decoded.length === 0 ? text : `${text}\n${decoded.join('\n')}`
 }
 
 /**
