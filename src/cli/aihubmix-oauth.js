@@ -9,7 +9,7 @@
 // (`npx aihubmix-oauth ... --env-file x` is the one case `--` cannot help: npx is a node process of its own, started
 // without `--`; the README tells npx users to write `--env` or `-e`, this command's aliases that Node.js does not read.)
 // `env -S` splits the line (GNU coreutils, macOS, BSD; npm's Windows shims read it too). BusyBox's env (Alpine)
-// has no -S: there, `apk add coreutils`, or run `node node_modules/aihubmix-oauth/aihubmix-oauth.js`.
+// has no -S: there, `apk add coreutils`, or run `node -- node_modules/aihubmix-oauth/aihubmix-oauth.js`.
 const entry = new URL('./dist/bin.js', import.meta.url)
 import(entry.href).catch((err) => {
   if (err?.code === 'ERR_MODULE_NOT_FOUND' && err.url === entry.href) {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { isIP } from 'node:net'
 import { closest } from './option-errors.js'
 import { clientIdLooksSecret, credentialLooksPasted } from './validate.js'
 
@@ -80,14 +81,28 @@ function nonEmpty (env: Env, name: string): string | undefined {
   return value
 }
 
+/**
+ * Where a listener listens (`HOST`, `METRICS_HOST`; 127.0.0.1 when unset), as Node's `listen()` takes it: a host name or
+ * a bare IP address. A URL, a bracketed IPv6 address or a host with a port would otherwise pass here and stop the
+ * server later with `getaddrinfo ENOTFOUND`, a line that names no variable.
+ */
+function listenHost (env: Env, name: 'HOST' | 'METRICS_HOST'): string {
+  const host = env[name] ?? '127.0.0.1'
+  if (isIP(host) !== 0 || /^[\w-]+(?:\.[\w-]+)*\.?$/.test(host)) return host
+  const example = 'e.g. 127.0.0.1, ::1, 0.0.0.0 or localhost'
+  if (/^\[.*\]$/.test(host)) throw new ConfigError(name, `must be an address without brackets: ${host.slice(1, -1)}`)
+  if (host.includes('://')) throw new ConfigError(name, `must be a host name or address, not a URL (${example})`)
+  if (/^[\w.-]+:\d+$/.test(host)) throw new ConfigError(name, `must be a host name or address without a port (${name === 'HOST' ? 'PORT' : 'METRICS_PORT'} sets the port)`)
+  throw new ConfigError(name, `must be a host name or address (${example})`)
+}
+
 export function readConfig (env: Env = process.env): ExampleConfig {
   const production = env.NODE_ENV === 'production'
 
   const portRaw = env.PORT ?? '3000'
   if (!/^\d{1,5}$/.test(portRaw) || Number(portRaw) > 65535) throw new ConfigError('PORT', 'must be a port number (0-65535)')
   const port = Number(portRaw)
-  const host = env.HOST ?? '127.0.0.1'
-  if (host === '' || /\s/.test(host)) throw new ConfigError('HOST', 'must be a host name or address')
+  const host = listenHost(env, 'HOST')
 
   const publicUrlParsed = readUrl(env, 'PUBLIC_URL', `http://localhost:${port}`)
   if (publicUrlParsed.pathname !== '/' || publicUrlParsed.search !== '' || publicUrlParsed.hash !== '') {
@@ -211,8 +226,7 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     metricsPort = Number(metricsRaw)
     if (metricsPort !== 0 && metricsPort === port) throw new ConfigError('METRICS_PORT', 'must differ from PORT: metrics are never served on the public listener')
   }
-  const metricsHost = env.METRICS_HOST ?? '127.0.0.1'
-  if (metricsHost === '' || /\s/.test(metricsHost)) throw new ConfigError('METRICS_HOST', 'must be a host name or address')
+  const metricsHost = listenHost(env, 'METRICS_HOST')
 
   return {
     port,

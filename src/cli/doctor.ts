@@ -106,9 +106,10 @@ function configurationCheck (env: Env): { check: DoctorCheck, variable?: string 
  * Where the Prometheus metrics are (only when METRICS_PORT is set): a listener of their own, never the public port.
  * Beyond loopback they tell whoever reaches them how many sign-ins, refreshes and provider calls happen.
  */
-function metricsChecks (env: Env): DoctorCheck[] {
+function metricsChecks (env: Env, refused: string | undefined): DoctorCheck[] {
   const port = set(env, 'METRICS_PORT')
-  if (port === undefined) return []
+  // The configuration's FAIL line already names what is wrong with these two.
+  if (port === undefined || refused === 'METRICS_PORT' || refused === 'METRICS_HOST') return []
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) return [fail('metrics', 'METRICS_PORT is not a port number (0-65535)')]
   const host = env.METRICS_HOST ?? '127.0.0.1'
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`
@@ -519,7 +520,7 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
     provider,
     redirectCheck(env),
     ...app,
-    ...metricsChecks(env),
+    ...metricsChecks(env, configuration.variable),
     httpsCheck(env, production),
     ...redis
   ]

@@ -25,4 +25,14 @@ t.test('doctor names the metrics listener only when METRICS_PORT is set', async 
   const bad = await runCli(['doctor'], { env: { METRICS_PORT: '3000' }, cwd })
   t.equal(bad.code, 1, 'the example would refuse to start')
   t.ok(lines(bad.stdout).includes('FAIL configuration: METRICS_PORT: must differ from PORT: metrics are never served on the public listener'), bad.stdout)
+  t.equal(metricsLine(bad.stdout), undefined, 'no metrics line for a listener the example would refuse')
+
+  const bracketed = await runCli(['doctor'], { env: { METRICS_PORT: '9464', METRICS_HOST: '[::1]' }, cwd })
+  t.equal(bracketed.code, 1, 'the example would refuse to start')
+  t.ok(lines(bracketed.stdout).includes('FAIL configuration: METRICS_HOST: must be an address without brackets: ::1'), bracketed.stdout)
+  t.equal(metricsLine(bracketed.stdout), undefined, 'no metrics line with a doubly bracketed address')
+
+  const v6 = await runCli(['doctor'], { env: { METRICS_PORT: '9464', METRICS_HOST: '::1' }, cwd })
+  t.equal(v6.code, 0)
+  t.equal(metricsLine(v6.stdout), 'ok   metrics: http://[::1]:9464/metrics, loopback only: Prometheus must run on this machine (METRICS_HOST says where to listen)')
 })

@@ -87,6 +87,11 @@ const REFUSALS: Array<[string, Record<string, string>, string]> = [
   ['metrics on the public port', { PORT: '8080', METRICS_PORT: '8080' }, 'METRICS_PORT'],
   ['metrics on the default public port', { METRICS_PORT: '3000' }, 'METRICS_PORT'],
   ['bad metrics host', { METRICS_PORT: '9464', METRICS_HOST: 'a host' }, 'METRICS_HOST'],
+  ['bracketed IPv6 metrics host', { METRICS_PORT: '9464', METRICS_HOST: '[::1]' }, 'METRICS_HOST'],
+  ['metrics host as a URL', { METRICS_PORT: '9464', METRICS_HOST: 'http://127.0.0.1' }, 'METRICS_HOST'],
+  ['bracketed IPv6 host', { HOST: '[::1]' }, 'HOST'],
+  ['host with a port', { HOST: 'localhost:3000' }, 'HOST'],
+  ['host as a URL', { HOST: 'http://0.0.0.0' }, 'HOST'],
   ['production without a session secret', { ...REAL, NODE_ENV: 'production', PUBLIC_URL: 'https://app.example' }, 'SESSION_SECRET'],
   ['production with an http public URL', { ...REAL, NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'http://app.example' }, 'PUBLIC_URL'],
   ['production with an http provider', { ...REAL, AIHUBMIX_BASE_URL: 'http://aihubmix.example', NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'https://app.example' }, 'AIHUBMIX_BASE_URL'],
@@ -104,6 +109,13 @@ t.test('refusals name the variable in one line', async (t) => {
       const value = env[name]
       if (value !== undefined) t.notOk(err.message.includes(value), `${name} is not echoed`)
     }
+  }
+})
+
+t.test('HOST and METRICS_HOST take host names and bare addresses', async (t) => {
+  for (const host of ['127.0.0.1', '0.0.0.0', '::1', '::', 'fe80::1%eth0', 'localhost', 'app.internal', 'redis_side-car', 'host.docker.internal.']) {
+    t.equal(readConfig({ HOST: host }).host, host, `HOST ${host}`)
+    t.equal(readConfig({ METRICS_PORT: '9464', METRICS_HOST: host }).metricsHost, host, `METRICS_HOST ${host}`)
   }
 })
 
