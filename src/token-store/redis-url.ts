@@ -82,6 +82,19 @@ export function reconnectOnReadonly (
 }
 
 /**
+ * The client class of the `ioredis` module as `import()` gives it: its named `Redis` export (ioredis 5.3 and newer),
+ * else its default export (ioredis 5.0 to 5.2 export only that to an ES module).
+ */
+export function ioredisClient (mod: unknown): RedisConstructor {
+  const exports = mod as { Redis?: unknown, default?: unknown } | null
+  const found = exports?.Redis ?? exports?.default
+  if (typeof found !== 'function') {
+    throw new TokenStoreOptionsError('redis', 'the installed ioredis exports no client class: install ioredis 5 or 6 (npm i ioredis)')
+  }
+  return found as RedisConstructor
+}
+
+/**
  * The client for `redis: '<url>'`, made by token-store (ioredis, an optional peer, is loaded only here).
  *
  * Unlike @fastify/redis, which holds the start until Redis is ready (a Redis down at start became "Plugin did not
@@ -95,12 +108,13 @@ export function reconnectOnReadonly (
  * command, and a HELLO or AUTH command carries the password).
  */
 export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Promise<OwnedClient> {
-  let Redis: RedisConstructor
+  let ioredis: unknown
   try {
-    Redis = (await import('ioredis')).Redis as unknown as RedisConstructor
+    ioredis = await import('ioredis')
   } catch {
     throw new TokenStoreOptionsError('redis', 'a redis:// URL needs ioredis installed next to token-store: npm i ioredis')
   }
+  const Redis = ioredisClient(ioredis)
   const shown = redisUrlForLogs(url)
   const { address, options } = urlQueryOptions(url)
   const client: OwnedClient = new Redis(address, {

@@ -213,3 +213,14 @@ t.test('the URL\'s query reaches ioredis typed, never as text over token-store\'
   t.same(urlQueryOptions('rediss://127.0.0.1:6380?enableOfflineQueue=true'), { address: 'rediss://127.0.0.1:6380', options: { enableOfflineQueue: true } })
   t.same(urlQueryOptions('redis://127.0.0.1:6379/0'), { address: 'redis://127.0.0.1:6379/0', options: {} })
 })
+
+t.test('the ioredis client class: the named export, else the default one (ioredis 5.0 to 5.2 have no named one)', async (t) => {
+  const { ioredisClient } = await import('../../src/token-store/redis-url.js')
+  class Named {}
+  class Default {}
+  t.equal(ioredisClient({ Redis: Named, default: Default }), Named, 'ioredis 5.3 and newer: Redis')
+  t.equal(ioredisClient({ default: Default }), Default, 'ioredis 5.0 to 5.2 imported from an ES module: default only')
+  t.throws(() => ioredisClient({ default: {} }), { code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS', message: /install ioredis 5 or 6/ })
+  // The installed ioredis gives a class the store can make a client with.
+  t.equal(ioredisClient(await import('ioredis')), (await import('ioredis')).Redis)
+})
