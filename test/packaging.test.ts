@@ -228,6 +228,12 @@ for (const { dir, path, manifest, built } of workspaces()) {
       /^dist\/.+\.(js|d\.ts|js\.map|d\.ts\.map)$/.test(f)
     t.same(files.filter((f) => !allowed(f)), [], 'nothing but sources, built files, README, LICENSE and the bin script')
     for (const f of ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.d.ts']) t.ok(files.includes(f), f)
+    // The README as npm shows it: a relative link must name a file of the tarball (one into a sibling package's folder
+    // resolves on GitHub, not on npm).
+    const readme = readFileSync(join(pkg, 'README.md'), 'utf8')
+    const relative = [...readme.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1] as string)
+      .filter((href) => !/^(?:[a-z][a-z+.-]*:|#)/i.test(href)).map((href) => href.replace(/#.*$/, ''))
+    t.same(relative.filter((href) => !files.includes(posix.normalize(href))), [], 'every relative link of its README is in the tarball')
     const sources = readdirSync(path).filter((f) => isSource(f) && !f.endsWith('.test-d.ts')).sort()
     t.same(files.filter(isSource), sources, 'every TypeScript source of the package')
     const outputs = files.filter((f) => /^dist\/.+\.js$/.test(f))
