@@ -272,10 +272,12 @@ for (const { dir, path, manifest, built } of workspaces()) {
       .filter(([, meta]) => meta.optional === true).map(([name]) => name)
     const undeclared = new Set<string>()
     const optionalAtRunTime = new Set<string>()
+    const imported = new Set<string>()
     for (const f of files.filter((f) => /^dist\/.+\.(js|d\.ts)$/.test(f))) {
       const text = readFileSync(join(pkg, f), 'utf8')
       const statics = importsOf(text, 'static')
       for (const name of importsOf(text)) {
+        imported.add(name)
         if (name === manifest.name) continue
         if (!deps.includes(name) && !peers.includes(name)) undeclared.add(`${name} (${f})`)
         const onDemand = !statics.includes(name) && (ON_DEMAND_PEERS[f] ?? []).includes(name)
@@ -284,6 +286,9 @@ for (const { dir, path, manifest, built } of workspaces()) {
     }
     t.same([...undeclared], [], 'every imported package is a dependency or a peer')
     t.same([...optionalAtRunTime], [], 'no optional peer is imported at run time')
+    // And the converse: a dependency no built file imports (one used in the sources through `import type` only) is
+    // installed into every app for nothing.
+    t.same(deps.filter((name) => !imported.has(name)), [], 'every dependency is imported by a built file')
 
     const lint = await run(process.execPath, [binOf('publint', 'publint'), 'run', '--strict', tarball], work)
     t.equal(lint.code, 0, 'publint --strict passes')
