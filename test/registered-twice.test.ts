@@ -1,4 +1,6 @@
 import t from 'tap'
+import aihubmixProxy from '@fastify-aihubmix/aihubmix-proxy'
+import oauthRoutes from '@fastify-aihubmix/oauth-routes'
 import { TokenStoreRegisteredTwiceError } from '@fastify-aihubmix/token-store'
 import { ProxyRegisteredTwiceError } from '@fastify-aihubmix/aihubmix-proxy'
 import { OAuthRoutesRegisteredTwiceError } from '@fastify-aihubmix/oauth-routes'
@@ -29,4 +31,26 @@ for (const [what, steps, message, code, ErrorClass] of cases) {
 
 t.test('control: each registered once starts', async (t) => {
   t.equal(await startWith([cookie, tokens, proxy, metrics, scope(session, routes)]), undefined)
+})
+
+// Two plugins at one prefix: each answers the unknown routes under its prefix, and Fastify refused the second
+// not-found handler with an uncaught `Method 'ACL' already declared for route '/auth/*'`, naming neither plugin.
+t.test('aihubmix-proxy and oauth-routes at one prefix: one line naming both and the fix', async (t) => {
+  // The redirect URI is where each case's oauth-routes has its callback, so that this check is the one that speaks.
+  const proxyAt = (prefix: string, callback: string, routes?: false): Step => async (app) => app.register(aihubmixProxy,
+    { baseUrl: 'https://aihubmix.example', clientId: 'c', clientSecret: 'x', redirectUri: `https://app.example${callback}`, prefix, ...(routes === false ? { routes } : {}) })
+  const routesAt = (prefix: string): Step => async (app) => app.register(oauthRoutes, { publicUrl: 'https://app.example', prefix })
+  const message = (base: string): string => `Invalid oauth-routes option prefix: aihubmix-proxy's routes are under ${base} too: give the two ` +
+    'plugins different prefixes (oauth-routes\' prefix, aihubmix-proxy\'s prefix: \'/api\' by default)'
+  for (const [what, steps, base] of [
+    ['oauth-routes at the proxy\'s default /api', [cookie, tokens, proxyAt('/api', '/api/callback'), scope(session, routesAt('/api'))], '/api'],
+    ['the proxy at /auth', [cookie, tokens, proxyAt('/auth', '/auth/callback'), scope(session, routesAt('/auth'))], '/auth']
+  ] as const) {
+    const err = await startWith([...steps])
+    t.equal(err?.message, message(base), what)
+    t.equal(err?.code, 'FST_AIHUBMIX_OAUTH_ROUTES_OPTIONS', what)
+  }
+  // Other prefixes, or the proxy without routes, start.
+  t.equal(await startWith([cookie, tokens, proxyAt('/api', '/api/auth/callback'), scope(session, routesAt('/api/auth'))]), undefined, 'nested, not equal')
+  t.equal(await startWith([cookie, tokens, proxyAt('/api', '/api/callback', false), scope(session, routesAt('/api'))]), undefined, 'the proxy without routes')
 })

@@ -84,8 +84,16 @@ async function aihubmixProxy (fastify: FastifyInstance, opts: AihubmixProxyOptio
     })
   }
 
+  if (options.routes !== false) {
+    // Where the routes end up, for oauth-routes to refuse the same prefix in words (two not-found handlers under
+    // one prefix make Fastify throw, uncaught, `Method 'ACL' already declared for route '/api/*'`).
+    fastify.decorate(PROXY_ROUTES_BASE, fastify.prefix.replace(/\/$/, '') + options.prefix)
+  }
   await fastify.register(proxyRoutes, { prefix: options.prefix, options, client, callAsUser })
 }
+
+/** Where this plugin's routes are, read by oauth-routes (`Symbol.for`: two installed copies agree on it). */
+const PROXY_ROUTES_BASE = Symbol.for('@fastify-aihubmix/aihubmix-proxy.routes-base')
 
 const aihubmixProxyPlugin = fp(aihubmixProxy, {
   fastify: '5.x',

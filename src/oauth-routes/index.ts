@@ -7,7 +7,7 @@ import { checkCallbackQuery, ErrorReply, LoginQuery, LogoutQuery, NoContentReply
 import { errorInfo, isUserId, StoreUnavailableError, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet, type TokenStore } from '@fastify-aihubmix/token-store'
 import { publicErrorOf, sendPublicError, TokenEndpointError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { userinfoRetryDelay } from './userinfo-retry.js'
-import { CsrfHeaderRequiredError, OAuthRoutesRegisteredTwiceError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
+import { CsrfHeaderRequiredError, OAuthRoutesOptionsError, OAuthRoutesRegisteredTwiceError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
 import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOptions } from './options.js'
 import { randomToken, s256, TOKEN_PATTERN } from './pkce.js'
 import { safeReturnTo } from './return-to.js'
@@ -758,6 +758,8 @@ function checkRegistration (fastify: FastifyInstance): void {
 
 /** The scopes (Fastify instances) this plugin is registered in: a fastify-plugin plugin gets its scope's own. */
 const registeredScopes = new WeakSet<FastifyInstance>()
+/** Where aihubmix-proxy's routes are (`Symbol.for`, so that two installed copies of it agree); see its index.ts. */
+const PROXY_ROUTES_BASE = Symbol.for('@fastify-aihubmix/aihubmix-proxy.routes-base')
 
 async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions): Promise<void> {
   if (registeredScopes.has(fastify)) throw new OAuthRoutesRegisteredTwiceError('in this scope')
@@ -769,6 +771,14 @@ async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions):
   // Registered again in a child scope, with the same paths: Fastify's refusal would name only the route.
   if (fastify.hasRoute({ method: 'GET', url: base + options.routes.login })) {
     throw new OAuthRoutesRegisteredTwiceError(`GET ${base + options.routes.login} is already declared`)
+  }
+  // aihubmix-proxy's routes at the very same prefix: each answers the unknown routes under its prefix, and Fastify
+  // refuses the second not-found handler later, from outside the plugin, with `Method 'ACL' already declared for
+  // route '/api/*'` (an uncaught exception that names neither plugin).
+  const proxyBase = (fastify as unknown as Record<symbol, unknown>)[PROXY_ROUTES_BASE]
+  if (base !== '' && proxyBase === base) {
+    throw new OAuthRoutesOptionsError(`prefix: aihubmix-proxy's routes are under ${base} too: give the two plugins different prefixes ` +
+      '(oauth-routes\' prefix, aihubmix-proxy\'s prefix: \'/api\' by default)')
   }
   registeredScopes.add(fastify)
   if (options.checkRedirectUri) {
