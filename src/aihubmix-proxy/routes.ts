@@ -67,6 +67,8 @@ export function publicErrorOf (err: unknown): PublicError {
     }
   }
   const status = (err as Partial<FastifyError>).statusCode
+  // A rate limit of the app's own (@fastify/rate-limit on the sign-in routes): its Retry-After header is already set.
+  if (status === 429) return { ...TOO_MANY_REQUESTS }
   if (typeof status === 'number' && Number.isInteger(status) && status >= 400 && status < 500) {
     return { statusCode: status, error: 'bad_request', message: 'The request was not valid.' }
   }
@@ -74,6 +76,7 @@ export function publicErrorOf (err: unknown): PublicError {
 }
 
 const INTERNAL_ERROR: Readonly<PublicError> = { statusCode: 500, error: 'internal_error', message: 'Something went wrong.' }
+const TOO_MANY_REQUESTS: Readonly<PublicError> = { statusCode: 429, error: 'too_many_requests', message: 'Too many requests; try again later.' }
 
 /** Sends publicErrorOf(err) with `Cache-Control: no-store`: `app.setErrorHandler((err, request, reply) => sendPublicError(reply, err))`. */
 export function sendPublicError (reply: FastifyReply, err: unknown): FastifyReply {
