@@ -157,6 +157,11 @@ export function parseEncryptionKey (input: unknown, path: string): Buffer {
     return Buffer.from(input)
   }
   if (typeof input !== 'string') throw new TokenStoreOptionsError(path, 'must be a string or a 32-byte Buffer')
+  const listed = keyListInOneString(input)
+  if (listed !== undefined && (input.startsWith('base64:') || input.startsWith('hex:'))) {
+    throw new TokenStoreOptionsError(path, `holds ${listed} keys separated by commas, and a string is one key: give a list ` +
+      'as an array (e.g. process.env.TOKEN_ENCRYPTION_KEY.split(\',\'))')
+  }
   if (input.startsWith('base64:')) {
     const text = input.slice('base64:'.length)
     if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) throw new TokenStoreOptionsError(path, 'base64: key is not valid base64')
@@ -213,6 +218,18 @@ export function missingKeyPrefix (input: unknown): 'base64:' | 'hex:' | undefine
 export function unknownKeyPrefix (input: unknown): string | undefined {
   if (typeof input !== 'string' || input.startsWith('base64:') || input.startsWith('hex:')) return undefined
   return /^(?:base64url|base64|b64url|b64|base32|base16|hex)\s*:/i.exec(input)?.[0]
+}
+
+/**
+ * How many keys a string seems to hold when it reads as a comma-separated list of them (each part a `base64:` or
+ * `hex:` key, or long enough for a passphrase): `TOKEN_ENCRYPTION_KEY=new,old` given as it is, where a list is an
+ * array. undefined when it does not. A `base64:`/`hex:` key never holds a comma; a passphrase may, so this is a hint.
+ */
+export function keyListInOneString (input: unknown): number | undefined {
+  if (typeof input !== 'string' || !input.includes(',')) return undefined
+  const parts = input.split(',').map((part) => part.trim())
+  const keyLike = (part: string): boolean => part.startsWith('base64:') || part.startsWith('hex:') || part.length >= MIN_PASSPHRASE_LENGTH
+  return parts.every(keyLike) ? parts.length : undefined
 }
 
 /** Parses `encryptionKeys` (one key or a list, first seals) into a KeyRing. Duplicate keys are an error. */

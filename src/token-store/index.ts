@@ -13,7 +13,7 @@ import { TokenStoreCore } from './token-store.js'
 import { KeyLayout } from './keys.js'
 import { TokenStoreOptionsError, TokenStoreRegisteredTwiceError } from './errors.js'
 import { logConnectionErrors } from './connection-errors.js'
-import { missingKeyPrefix, unknownKeyPrefix } from './crypto.js'
+import { keyListInOneString, missingKeyPrefix, unknownKeyPrefix } from './crypto.js'
 import { connectRedisUrl, warnReadonlyReplies } from './redis-url.js'
 
 // The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, createTokenStore,
@@ -145,6 +145,13 @@ function warnKeysWithoutPrefix (input: unknown, log: FastifyBaseLogger): void {
   const list: unknown[] = Array.isArray(input) ? input : [input]
   list.forEach((key, i) => {
     const path = Array.isArray(input) ? `encryptionKeys[${i}]` : 'encryptionKeys'
+    const listed = keyListInOneString(key)
+    if (listed !== undefined) {
+      log.warn(`token-store: ${path} reads like ${listed} keys separated by commas, but a string is one key: the whole ` +
+        'value is used as one passphrase. Fix: give a list as an array (e.g. process.env.TOKEN_ENCRYPTION_KEY.split(\',\')), ' +
+        'or keep it as it is if it is one passphrase with commas in it')
+      return
+    }
     const unknown = unknownKeyPrefix(key)
     if (unknown !== undefined) {
       log.warn(`token-store: ${path} starts with "${unknown}", which is not a key format ("base64:" and "hex:" are; ` +

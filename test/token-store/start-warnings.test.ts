@@ -41,6 +41,28 @@ t.test('a key whose prefix reads like a key format but is none: one warning nami
   t.same(await start(t, { encryptionKeys: `base64:${raw}` }), [], 'a known prefix: nothing said')
 })
 
+// `encryptionKeys: env.TOKEN_ENCRYPTION_KEY` holding `new,old`: a string is one key, so the whole line was one
+// passphrase, and the rotation deploy left every sealed value unreadable without a word.
+t.test('a string that reads like a comma-separated list of keys: a warning for passphrases, a refusal for base64:/hex:', async (t) => {
+  const passphrases = 'new-passphrase-aaaaaaaaaaaaaaaaaaaaaaaa,old-passphrase-bbbbbbbbbbbbbbbbbbbbbbbb'
+  const lines = await start(t, { encryptionKeys: passphrases })
+  t.same(lines.map((l) => l.level), [40], 'one warning')
+  t.equal(lines[0]?.msg, 'token-store: encryptionKeys reads like 2 keys separated by commas, but a string is one key: the whole value is ' +
+    'used as one passphrase. Fix: give a list as an array (e.g. process.env.TOKEN_ENCRYPTION_KEY.split(\',\')), or keep it as it is ' +
+    'if it is one passphrase with commas in it')
+  t.notOk(lines[0]?.msg.includes('aaaa'), 'the keys are never logged')
+  t.same(await start(t, { encryptionKeys: passphrases.split(',') }), [], 'the same keys as an array: nothing said')
+  t.same(await start(t, { encryptionKeys: 'one passphrase, with a comma, and long enough to be a key' }), [], 'a passphrase with commas in it, its parts short')
+
+  const raw = `base64:${randomBytes(32).toString('base64')},base64:${randomBytes(32).toString('base64')}`
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(async () => { await app.register(tokenStore, { encryptionKeys: raw }) }, {
+    code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS',
+    message: 'Invalid token-store option "encryptionKeys": holds 2 keys separated by commas, and a string is one key: give a list as an array (e.g. process.env.TOKEN_ENCRYPTION_KEY.split(\',\'))'
+  })
+})
+
 t.test('@fastify/redis registered but the memory backend by default: one warning that names backend: \'redis\'', async (t) => {
   const key = `base64:${randomBytes(32).toString('base64')}`
   const fakeRedis = (app: FastifyInstance): void => { (app as unknown as { decorate: (name: string, value: unknown) => void }).decorate('redis', {}) } // as @fastify/redis decorates, before or after
