@@ -124,14 +124,14 @@ export interface StoredTokenSet {
   set: TokenSet
   sealed: string
   /**
-   * When a forced refresh (after a provider 401) stored it (epoch ms, the storing instance's clock); undefined for a
+   * When a forced refresh (after a provider 401) stored it (epoch ms, the store's clock: `#sharedNow`); undefined for a
    * set saved otherwise (a sign-in, a refresh that was due) or stored before this was recorded. Kept in the sealed
    * value beside the set, never on the set itself.
    */
   forcedAt?: number | undefined
   /**
    * Set while a refresh flight has presented (or is about to present) this set's refresh token to the provider and
-   * has not stored the outcome yet: when (epoch ms, that instance's clock) and which process. See `#fence`.
+   * has not stored the outcome yet: when (epoch ms, the store's clock: `#sharedNow`) and which process. See `#fence`.
    */
   presented?: Presented | undefined
 }
@@ -688,7 +688,7 @@ export class TokenStoreCore implements TokenStore {
       ...(previous.notAfter === undefined ? {} : { notAfter: previous.notAfter })
     })
     // Only a forced refresh (after a provider 401) is timed: its set is the one a second 401 must not refresh again.
-    const forcedAt = forced ? Date.now() : undefined
+    const forcedAt = forced ? this.#sharedNow() : undefined
     const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged, forcedAt), expected, unmarked: read.sealed, presentedToken: previous.refreshToken, lock, forcedAt }
     let outcome: SaveOutcome
     try {
@@ -1028,13 +1028,13 @@ export class TokenStoreCore implements TokenStore {
    * and another refresh would only rotate the refresh token once more, on every request. A token refused after a
    * refresh that was due (the provider dropped its access tokens: a restart, a key rotation) is refreshed at once,
    * as before. The set is returned as it is; a caller can tell (its access token is
-   * the stale one). Across instances too, since the time is stored with the set; by the storing instance's clock,
-   * so the age counts either way: a clock off by more than the interval only turns the check off, never on for long.
+   * the stale one). Across instances too, since the time is stored with the set, by the store's clock (`#sharedNow`):
+   * every instance reads the age on the clock that wrote it, counted either way.
    */
   #refusedJustNow (stored: { set: TokenSet, forcedAt?: number | undefined }, force: boolean, stale: string | undefined): boolean {
     const { set, forcedAt } = stored
     if (!force || forcedAt === undefined || set.accessToken !== stale) return false
-    return Math.abs(Date.now() - forcedAt) < this.#options.forcedRefreshIntervalMs && this.#usable(set, false, undefined)
+    return Math.abs(this.#sharedNow() - forcedAt) < this.#options.forcedRefreshIntervalMs && this.#usable(set, false, undefined)
   }
 
   /**
@@ -1050,7 +1050,7 @@ export class TokenStoreCore implements TokenStore {
    */
   async #fence (sid: string, stored: StoredTokenSet): Promise<string | StoredTokenSet> {
     if (this.#options.refreshFenceMs === 0) return stored.sealed
-    const fenced = this.#seal(sid, stored.set, stored.forcedAt, { at: Date.now(), by: this.#instance })
+    const fenced = this.#seal(sid, stored.set, stored.forcedAt, { at: this.#sharedNow(), by: this.#instance })
     const outcome = await this.#kv.compareAndSet(this.keys.tokens(sid), stored.sealed, fenced, Math.max(1, this.#ttl(stored.set)))
     if (outcome === 'missing') throw new UnauthenticatedError()
     if (outcome !== 'changed') return fenced
@@ -1089,7 +1089,7 @@ export class TokenStoreCore implements TokenStore {
     }
     const stamp = (): void => {
       if (stopped || stamping !== undefined) return
-      const next = this.#seal(sid, stored.set, stored.forcedAt, { at: Date.now(), by: this.#instance })
+      const next = this.#seal(sid, stored.set, stored.forcedAt, { at: this.#sharedNow(), by: this.#instance })
       const ttl = Math.max(1, this.#ttl(stored.set))
       stamping = (async () => {
         const outcome = await this.#kv.compareAndSet(key, current, next, ttl)
@@ -1142,13 +1142,24 @@ export class TokenStoreCore implements TokenStore {
 
   /**
    * Another process presented this set's refresh token less than `refreshFenceMs` ago and has not stored the
-   * outcome. By that process's clock, counted either way: a clock off by more than the interval only turns the check
-   * off. A mark of this process's own is stale: its flights, kept sets (`#retrying`) and late refreshes are known here.
+   * outcome. By the store's clock (`#sharedNow`), which wrote the mark's time too, counted either way. A mark of this
+   * process's own is stale: its flights, kept sets (`#retrying`) and late refreshes are known here.
    */
   #fencedByOther (stored: StoredTokenSet): boolean {
     const presented = stored.presented
     if (presented === undefined || presented.by === this.#instance) return false
-    return Math.abs(Date.now() - presented.at) < this.#options.refreshFenceMs
+    return Math.abs(this.#sharedNow() - presented.at) < this.#options.refreshFenceMs
+  }
+
+  /**
+   * The clock for times another instance compares (a presented mark's, a forced refresh's): the store's (Redis's,
+   * measured with TIME), else this machine's. With each machine's own, an instance whose clock ran ahead of the
+   * marking one by more than `refreshFenceMs`, less the mark's age, found the mark over and presented the refresh
+   * token again (the provider then revoked the grant). Token expiry stays on this machine's clock: aihubmix-proxy
+   * sets `expiresAt` by it.
+   */
+  #sharedNow (): number {
+    return this.#kv.now?.() ?? Date.now()
   }
 
   /**
