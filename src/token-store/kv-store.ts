@@ -69,6 +69,12 @@ export interface KVStore {
    * first connection. Absent where the store is always reachable (memory).
    */
   onAvailable? (listener: (reconnected: boolean) => void): void
+  /**
+   * The store's clock, ms since the epoch, for times every instance compares (a refresh's presented mark, when a
+   * forced refresh stored a set): one clock for all, whatever each machine's own says. Absent: `Date.now()` (the
+   * memory store, one process).
+   */
+  now? (): number
   /** Releases what the store created (timers, subscriber connections); never a client it was given. */
   close (): Promise<void>
 }

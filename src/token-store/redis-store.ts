@@ -91,6 +91,16 @@ return redis.call('HLEN', KEYS[1])`
 /** What a lock waiter adds to the lease's remaining PTTL before looking again (see waitForUnlock). */
 const LEASE_EXPIRY_MARGIN_MS = 2
 
+/** How often Redis's clock is read again (`now`), besides each time the client becomes ready. */
+const CLOCK_SYNC_INTERVAL_MS = 60_000
+/**
+ * A TIME whose round trip took longer than this says too little about when Redis read its clock (the offset is the
+ * reply's time minus the round trip's midpoint, wrong by up to half of it): the last offset is kept.
+ */
+const CLOCK_SYNC_MAX_ROUND_TRIP_MS = 1000
+/** An offset this large or larger is warned about, once: token expiry is still judged by each machine's own clock. */
+const CLOCK_SKEW_WARN_MS = 5000
+
 /** Most keys one coalesced MGET carries (a full batch is sent as it is and a new one started). */
 const MGET_BATCH_KEYS = 512
 
@@ -119,6 +129,12 @@ const SCRIPTS = {
  * Lock waiters subscribe (on a lazily created `duplicate()` connection, closed by `close()`) to the channel on
  * which `unlock` publishes; as a safety net they also re-check after the lease's remaining time, and callers poll
  * with backoff, so a lost message or a crashed lock holder only costs time.
+ *
+ * Its clock (`now`) is Redis's: this machine's `Date.now()` plus an offset measured with TIME each time the client
+ * becomes ready (reconnections too) and every CLOCK_SYNC_INTERVAL_MS; 0 until the first measurement, the last one
+ * kept when TIME fails. Every instance sharing the Redis compares the times it stores (a refresh's presented mark)
+ * on that one clock, however far their machines' clocks are apart. An offset of CLOCK_SKEW_WARN_MS or more is
+ * logged once at warn: token expiry is still judged by each machine's own clock.
  */
 export class RedisStore implements KVStore {
   readonly #client: RedisCaller
@@ -137,6 +153,11 @@ export class RedisStore implements KVStore {
   readonly #cluster: boolean
   readonly #cache: TrackingCache | undefined
   #mget: MgetBatch | undefined
+  /** Redis's clock minus this machine's, in ms (#syncClock); 0 until measured. */
+  #clockOffset = 0
+  readonly #clockTimer: NodeJS.Timeout
+  #skewWarned = false
+  #clockRefusedLogged = false
 
   constructor (options: RedisStoreOptions) {
     this.#client = options.client as unknown as RedisCaller
@@ -178,6 +199,51 @@ export class RedisStore implements KVStore {
       // Tracking from the start, so that the first requests already find the cache live.
       this.#cache.start()
     }
+    // Redis's clock: read at every 'ready' (a reconnection may reach another server: a failover, a Cluster node),
+    // now if the client is ready already, and every minute. TIME is key-less: on a Cluster, any node answers.
+    const sync = (): void => { this.#syncClock() }
+    this.#client.on('ready', sync)
+    this.#unlisten.push(() => { this.#client.removeListener('ready', sync) })
+    this.#clockTimer = setInterval(sync, CLOCK_SYNC_INTERVAL_MS)
+    this.#clockTimer.unref()
+    if (this.#client.status === 'ready') this.#syncClock()
+  }
+
+  /** Redis's clock (ms since the epoch): this machine's, corrected by the offset last measured with TIME. */
+  now (): number {
+    return Date.now() + this.#clockOffset
+  }
+
+  /**
+   * Measures the offset of Redis's clock from this machine's: TIME's answer minus the midpoint of its round trip. A
+   * failure keeps the last offset: logged once at warn when Redis refused the command (an ACL without TIME),
+   * at debug otherwise (Redis away: other lines say so, and the next 'ready' measures again).
+   */
+  #syncClock (): void {
+    if (this.#closed) return
+    const sent = Date.now()
+    this.#call('TIME', []).then((reply) => {
+      const received = Date.now()
+      const redisMs = timeReplyMs(reply)
+      if (this.#closed || redisMs === undefined || received - sent > CLOCK_SYNC_MAX_ROUND_TRIP_MS) return
+      const offset = Math.round(redisMs - (sent + received) / 2)
+      this.#clockOffset = offset
+      if (Math.abs(offset) >= CLOCK_SKEW_WARN_MS && !this.#skewWarned) {
+        this.#skewWarned = true
+        this.#log?.warn({ clockOffsetMs: offset }, `token-store: this machine's clock is ${(Math.abs(offset) / 1000).toFixed(1)} s ` +
+          `${offset < 0 ? 'ahead of' : 'behind'} Redis's; refresh fences use Redis's clock, but token expiry is judged by ` +
+          'each machine\'s own: keep clocks in sync (NTP)')
+      }
+    }, (err: unknown) => {
+      const refused = err instanceof StoreUnavailableError && err.cause instanceof Error && err.cause.name === 'ReplyError'
+      if (refused && !this.#clockRefusedLogged) {
+        this.#clockRefusedLogged = true
+        this.#log?.warn({ err }, 'token-store: Redis refused TIME (allow it to this client\'s ACL user); refresh fences compare ' +
+          'the instances\' own clocks until it answers')
+      } else {
+        this.#log?.debug({ err }, 'token-store: could not read Redis\'s clock (TIME); the last offset is kept')
+      }
+    })
   }
 
   /** The client-side cache, when on (tests and tools: `sync()`, `live`). */
@@ -366,6 +432,7 @@ export class RedisStore implements KVStore {
 
   async close (): Promise<void> {
     this.#closed = true
+    clearInterval(this.#clockTimer)
     for (const unlisten of this.#unlisten.splice(0)) unlisten()
     this.#cache?.close()
     for (const set of this.#waiters.values()) for (const wake of set) wake()
@@ -502,6 +569,14 @@ export class RedisStore implements KVStore {
     if (!isNoScript(cause)) publishStoreError(this, command, reason, error)
     return error
   }
+}
+
+/** TIME's answer (seconds and microseconds, as strings or numbers) in ms since the epoch; undefined for anything else. */
+function timeReplyMs (reply: unknown): number | undefined {
+  if (!Array.isArray(reply) || reply.length < 2) return undefined
+  const seconds = Number(reply[0])
+  const micros = Number(reply[1])
+  return Number.isFinite(seconds) && Number.isFinite(micros) ? seconds * 1000 + micros / 1000 : undefined
 }
 
 function isNoScript (err: unknown): boolean {

@@ -44,7 +44,9 @@ export interface TokenStore {
    * flight, in-process and across instances sharing Redis), saves the rotated set before resolving (or, when the
    * store fails at that moment, keeps it in this process until it is saved: see TokenStoreCore), and gives every
    * waiter the new set. When a refresh cannot be made and the access token has not expired yet (and !force), the
-   * current set is returned instead of the error.
+   * current set is returned instead of the error. Such a caller (access token not expired, !force) does not wait for
+   * a refresh this process is already making: it gets the current set at once; nor, while its access token has
+   * longer than `lockWaitMs` to live, for another instance's: one attempt at the lock, and the current set if taken.
    * Throws UnauthenticatedError if there is no set (or it has no refresh token and is expired, or is forced),
    * ReauthRequiredError when the refresher threw RefreshRejectedError (the set has then been deleted, onRevoked
    * called; unless another set was stored meanwhile: that one is returned), RefreshBusyError when another
@@ -124,14 +126,14 @@ export interface StoredTokenSet {
   set: TokenSet
   sealed: string
   /**
-   * When a forced refresh (after a provider 401) stored it (epoch ms, the storing instance's clock); undefined for a
+   * When a forced refresh (after a provider 401) stored it (epoch ms, the store's clock: `#sharedNow`); undefined for a
    * set saved otherwise (a sign-in, a refresh that was due) or stored before this was recorded. Kept in the sealed
    * value beside the set, never on the set itself.
    */
   forcedAt?: number | undefined
   /**
    * Set while a refresh flight has presented (or is about to present) this set's refresh token to the provider and
-   * has not stored the outcome yet: when (epoch ms, that instance's clock) and which process. See `#fence`.
+   * has not stored the outcome yet: when (epoch ms, the store's clock: `#sharedNow`) and which process. See `#fence`.
    */
   presented?: Presented | undefined
 }
@@ -155,9 +157,12 @@ export interface TokenStoreCoreOptions {
  * is refreshed about every 15 s, not on every request, and a 2-hour one `refreshSkewMs` before it expires.
  *
  * Single flight, in three layers:
- * 1. In-process: `#flights` maps a sid to the promise of its running refresh; concurrent callers join it.
+ * 1. In-process: `#flights` maps a sid to the promise of its running refresh; concurrent callers join it, except
+ *    callers whose access token has not expired (not forced): they go on with it at once.
  * 2. Across instances: the flight takes the lock `{sid}:lock` (SET NX PX, random owner). A caller that finds it
- *    taken waits for its release (pub/sub, bounded polling, the lease), at most `lockWaitMs` (then RefreshBusyError).
+ *    taken waits for its release (pub/sub, bounded polling, the lease), at most `lockWaitMs` (then RefreshBusyError);
+ *    not at all when it is not forced and its access token has longer than `lockWaitMs` to live (RefreshBusyError
+ *    at once, answered with that still-valid set).
  * 3. Under the lock the set is READ AGAIN: if another instance refreshed meanwhile (fresh now, or, with force, a
  *    different access token than the stale one), that set is used and the refresher is not called.
  * The refresher is called once per flight; the merged set is written with compare-and-set against the exact sealed
@@ -220,7 +225,7 @@ export class TokenStoreCore implements TokenStore {
   readonly #records: Records
   /** Values sealed with a key missing from the ring: logged (rate-limited), never deleted. */
   readonly #unknownKeys: UnknownKeyLog
-  readonly #flights = new Map<string, Promise<TokenSet>>()
+  readonly #flights = new Map<string, Flight>()
   /** Refreshed sets not stored yet, by sid: served to this session's requests here until saved or dropped. */
   readonly #pending = new Map<string, PendingSave>()
   /** The retry loops of pending sets (close() waits for them). */
@@ -554,7 +559,7 @@ export class TokenStoreCore implements TokenStore {
     if (this.#usable(stored.set, force, stale) || this.#refusedJustNow(stored, force, stale)) return stored.set
     if (!hasRefreshToken(stored.set)) return this.#withoutRefreshToken(stored.set, force)
     try {
-      return await this.#refreshOnce(sid, refresh, force, stale)
+      return await this.#refreshOnce(sid, refresh, force, stale, stored.set)
     } catch (err) {
       // The refresh was due but could not be made (provider down, backoff, store or lock trouble): an access token
       // that has not expired still works, so a request that was not refused by the provider goes on with it.
@@ -563,8 +568,14 @@ export class TokenStoreCore implements TokenStore {
     }
   }
 
-  /** Joins this session's flight in this process, or starts one (unless the session is backing off). */
-  async #refreshOnce (sid: string, refresh: Refresher, force: boolean, stale: string | undefined): Promise<TokenSet> {
+  /**
+   * Joins this session's flight in this process, or starts one (unless the session is backing off). `current`: the
+   * set the caller read. A caller that is not forced and whose access token has not expired does not wait for a
+   * flight running here: it goes on with its set (the refresh may hang at the provider for its whole deadline), and
+   * a flight it starts while that token has more than `lockWaitMs` to live tries the lock once instead of waiting
+   * for another instance's refresh (`patient`: RefreshBusyError, which getFreshFrom answers with the set).
+   */
+  async #refreshOnce (sid: string, refresh: Refresher, force: boolean, stale: string | undefined, current: TokenSet): Promise<TokenSet> {
     // A refresh of this session still runs after its callers were answered: not a second one meanwhile.
     const late = this.#late.get(sid)
     if (late !== undefined) throw new RefreshBackoffError(this.#options.refreshBackoffMs, { cause: late.error })
@@ -576,24 +587,36 @@ export class TokenStoreCore implements TokenStore {
     }
     const running = this.#flights.get(sid)
     if (running !== undefined) {
-      const result = await running
-      if (!force || result.accessToken !== stale) return result
-      // A forced caller joined a flight that kept the very token that got the 401: one flight of its own
-      // (or the one another forced caller started meanwhile). Bounded: no loop.
-      const next = this.#flights.get(sid)
-      if (next !== undefined && next !== running) return await next
+      if (!force && current.expiresAt > Date.now()) return current
+      let result: TokenSet | undefined
+      try {
+        result = await running.promise
+      } catch (err) {
+        // A flight that tried the lock once (its caller's token had long to live) found another instance's refresh:
+        // this caller, whose token has expired (or got a 401), waits for the lock in a flight of its own.
+        if (running.patient || !(err instanceof RefreshBusyError)) throw err
+      }
+      if (result !== undefined) {
+        if (!force || result.accessToken !== stale) return result
+        // A forced caller joined a flight that kept the very token that got the 401: one flight of its own
+        // (or the one another forced caller started meanwhile). Bounded: no loop.
+        const next = this.#flights.get(sid)
+        if (next !== undefined && next !== running) return await next.promise
+      }
     }
-    const flight = traceRefresh(this, force, refresh, (traced) => this.#fly(sid, traced, force, stale))
+    const patient = force || current.expiresAt - Date.now() <= this.#options.lockWaitMs
+    const promise = traceRefresh(this, force, refresh, (traced) => this.#fly(sid, traced, force, stale, patient))
+    const flight: Flight = { promise, patient }
     this.#flights.set(sid, flight)
     try {
-      return await flight
+      return await promise
     } finally {
       if (this.#flights.get(sid) === flight) this.#flights.delete(sid)
     }
   }
 
-  async #fly (sid: string, refresh: Refresher, force: boolean, stale: string | undefined): Promise<TokenSet> {
-    const lock = await timeLockWait(this, () => this.#acquire(this.keys.lock(sid)))
+  async #fly (sid: string, refresh: Refresher, force: boolean, stale: string | undefined, patient: boolean): Promise<TokenSet> {
+    const lock = await timeLockWait(this, () => this.#acquire(this.keys.lock(sid), patient))
     let handedOver = false
     let mark: PresentedMark | undefined
     try {
@@ -688,7 +711,7 @@ export class TokenStoreCore implements TokenStore {
       ...(previous.notAfter === undefined ? {} : { notAfter: previous.notAfter })
     })
     // Only a forced refresh (after a provider 401) is timed: its set is the one a second 401 must not refresh again.
-    const forcedAt = forced ? Date.now() : undefined
+    const forcedAt = forced ? this.#sharedNow() : undefined
     const save: PendingSave = { sid, set: merged, sealed: this.#seal(sid, merged, forcedAt), expected, unmarked: read.sealed, presentedToken: previous.refreshToken, lock, forcedAt }
     let outcome: SaveOutcome
     try {
@@ -970,7 +993,11 @@ export class TokenStoreCore implements TokenStore {
     }
   }
 
-  async #acquire (lockKey: string): Promise<HeldLock> {
+  /**
+   * Takes the session's refresh lock, waiting for another holder's release for at most `lockWaitMs`; not at all
+   * unless `patient` (one attempt). Then RefreshBusyError.
+   */
+  async #acquire (lockKey: string, patient: boolean): Promise<HeldLock> {
     const owner = randomUUID()
     const deadline = Date.now() + this.#options.lockWaitMs
     let pause = 50
@@ -979,7 +1006,7 @@ export class TokenStoreCore implements TokenStore {
         return new HeldLock(this.#kv, lockKey, owner, this.#options.lockLeaseMs, this.#log)
       }
       const remaining = deadline - Date.now()
-      if (remaining <= 0) throw new RefreshBusyError()
+      if (remaining <= 0 || !patient) throw new RefreshBusyError()
       // Woken by the release (pub/sub or in-process), by the lease's end, or by this poll interval.
       await this.#kv.waitForUnlock(lockKey, Math.min(remaining, pause))
       pause = Math.min(pause * 2, 1000)
@@ -1028,13 +1055,13 @@ export class TokenStoreCore implements TokenStore {
    * and another refresh would only rotate the refresh token once more, on every request. A token refused after a
    * refresh that was due (the provider dropped its access tokens: a restart, a key rotation) is refreshed at once,
    * as before. The set is returned as it is; a caller can tell (its access token is
-   * the stale one). Across instances too, since the time is stored with the set; by the storing instance's clock,
-   * so the age counts either way: a clock off by more than the interval only turns the check off, never on for long.
+   * the stale one). Across instances too, since the time is stored with the set, by the store's clock (`#sharedNow`):
+   * every instance reads the age on the clock that wrote it, counted either way.
    */
   #refusedJustNow (stored: { set: TokenSet, forcedAt?: number | undefined }, force: boolean, stale: string | undefined): boolean {
     const { set, forcedAt } = stored
     if (!force || forcedAt === undefined || set.accessToken !== stale) return false
-    return Math.abs(Date.now() - forcedAt) < this.#options.forcedRefreshIntervalMs && this.#usable(set, false, undefined)
+    return Math.abs(this.#sharedNow() - forcedAt) < this.#options.forcedRefreshIntervalMs && this.#usable(set, false, undefined)
   }
 
   /**
@@ -1050,7 +1077,7 @@ export class TokenStoreCore implements TokenStore {
    */
   async #fence (sid: string, stored: StoredTokenSet): Promise<string | StoredTokenSet> {
     if (this.#options.refreshFenceMs === 0) return stored.sealed
-    const fenced = this.#seal(sid, stored.set, stored.forcedAt, { at: Date.now(), by: this.#instance })
+    const fenced = this.#seal(sid, stored.set, stored.forcedAt, { at: this.#sharedNow(), by: this.#instance })
     const outcome = await this.#kv.compareAndSet(this.keys.tokens(sid), stored.sealed, fenced, Math.max(1, this.#ttl(stored.set)))
     if (outcome === 'missing') throw new UnauthenticatedError()
     if (outcome !== 'changed') return fenced
@@ -1089,7 +1116,7 @@ export class TokenStoreCore implements TokenStore {
     }
     const stamp = (): void => {
       if (stopped || stamping !== undefined) return
-      const next = this.#seal(sid, stored.set, stored.forcedAt, { at: Date.now(), by: this.#instance })
+      const next = this.#seal(sid, stored.set, stored.forcedAt, { at: this.#sharedNow(), by: this.#instance })
       const ttl = Math.max(1, this.#ttl(stored.set))
       stamping = (async () => {
         const outcome = await this.#kv.compareAndSet(key, current, next, ttl)
@@ -1142,13 +1169,24 @@ export class TokenStoreCore implements TokenStore {
 
   /**
    * Another process presented this set's refresh token less than `refreshFenceMs` ago and has not stored the
-   * outcome. By that process's clock, counted either way: a clock off by more than the interval only turns the check
-   * off. A mark of this process's own is stale: its flights, kept sets (`#retrying`) and late refreshes are known here.
+   * outcome. By the store's clock (`#sharedNow`), which wrote the mark's time too, counted either way. A mark of this
+   * process's own is stale: its flights, kept sets (`#retrying`) and late refreshes are known here.
    */
   #fencedByOther (stored: StoredTokenSet): boolean {
     const presented = stored.presented
     if (presented === undefined || presented.by === this.#instance) return false
-    return Math.abs(Date.now() - presented.at) < this.#options.refreshFenceMs
+    return Math.abs(this.#sharedNow() - presented.at) < this.#options.refreshFenceMs
+  }
+
+  /**
+   * The clock for times another instance compares (a presented mark's, a forced refresh's): the store's (Redis's,
+   * measured with TIME), else this machine's. With each machine's own, an instance whose clock ran ahead of the
+   * marking one by more than `refreshFenceMs`, less the mark's age, found the mark over and presented the refresh
+   * token again (the provider then revoked the grant). Token expiry stays on this machine's clock: aihubmix-proxy
+   * sets `expiresAt` by it.
+   */
+  #sharedNow (): number {
+    return this.#kv.now?.() ?? Date.now()
   }
 
   /**
@@ -1212,6 +1250,15 @@ const SAVE_RETRY_MAX_MS = 1000
 const CLOSE_RETRY_MS = 200
 /** Sessions in backoff remembered at most (each entry lives refreshBackoffMs; this only bounds a flood). */
 const MAX_BACKOFF_ENTRIES = 100_000
+
+/**
+ * A refresh flight running in this process (#refreshOnce). `patient`: it waits for another instance's lock (up to
+ * lockWaitMs); else it tries the lock once, for a caller whose access token has longer than that to live.
+ */
+interface Flight {
+  readonly promise: Promise<TokenSet>
+  readonly patient: boolean
+}
 
 /** A flight's presented mark, kept fresh while its refresh goes on (#keepMark). */
 interface PresentedMark {

@@ -2,7 +2,8 @@ import t from 'tap'
 import type { Redis } from 'ioredis'
 import { createTokenStore, type SessionStoreLike } from '@fastify-aihubmix/token-store'
 import { startRedisCluster, type RedisCluster } from '../helpers/redis-cluster.js'
-import { redisServerOrSkip } from '../helpers/redis-server.js'
+import { redisServerOrSkip, until } from '../helpers/redis-server.js'
+import { RedisStore, type RedisClient } from '../../src/token-store/redis-store.js'
 import { startStack } from '../helpers/stack.js'
 import type { TestBrowser } from '../helpers/browser.js'
 import { deferred, KEY_A, tokenSet } from '../helpers/token-store.js'
@@ -98,6 +99,17 @@ if (binary !== undefined) {
     t.equal(out.status, 204)
     t.equal(await stack.app.tokenStore.get(sid), null, 'logout deleted it')
     t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 401)
+  })
+
+  t.test('the store\'s clock on a Cluster: TIME answered by any node (they share this machine\'s clock)', async (t) => {
+    const client = await cluster.client()
+    const real = Date.now
+    Date.now = () => real() + 30_000
+    t.teardown(() => { Date.now = real })
+    const store = new RedisStore({ client: client as unknown as RedisClient, lockChannel: 'c5:lock-released', commandTimeoutMs: 5000 })
+    t.teardown(() => store.close())
+    await until(async () => Math.abs(store.now() - real()) < 1000, 'the offset measured')
+    t.pass('this machine 30 s ahead: the store\'s clock is the nodes\'')
   })
 
   t.test('the example app on a Cluster: a user\'s sessions listed, one ended from another, then everywhere', async (t) => {

@@ -1,0 +1,200 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import t from 'tap'
+import { ReplyError, type Redis } from 'ioredis'
+import type { FastifyBaseLogger } from 'fastify'
+import { buildApp, deferred, sid, tokenSet, type T } from '../helpers/token-store.js'
+import { cleanupPrefix, connectRedis, redisUrl, uniquePrefix } from '../helpers/redis.js'
+import { RedisStore, type RedisClient } from '../../src/token-store/redis-store.js'
+import { MemoryStore } from '../../src/token-store/memory-store.js'
+
+// The times instances compare (a refresh's presented mark, a forced refresh's time) were written and read by each
+// machine's own clock. With instance B's clock 50 s ahead of A's, A's mark looked 50 s old to B: with A stalled past
+// its lease while at the provider, B took the lock, found the mark "over" and presented the same refresh token (the
+// provider counted a reuse, revoked the grant, and the user was signed out). Those times are now on the store's
+// clock: Redis's, measured with TIME by each instance (RedisStore.now()).
+
+const CHILD = fileURLToPath(new URL('../helpers/skewed-instance.ts', import.meta.url))
+const SHIFTED_CLOCK = pathToFileURL(fileURLToPath(new URL('../helpers/shifted-clock.mjs', import.meta.url))).href
+
+interface ChildAnswer { accessToken?: string, code?: string, presented: string[], warnings: string[] }
+
+/** Runs test/helpers/skewed-instance.ts in a process whose clock is `offsetMs` ahead of this one's. */
+async function skewedInstance (t: T, offsetMs: number, job: Record<string, unknown>): Promise<ChildAnswer> {
+  const child = spawn(process.execPath, ['--conditions=@fastify-aihubmix/source', '--import=@tapjs/typescript/import', `--import=${SHIFTED_CLOCK}`, CHILD, redisUrl(), JSON.stringify(job)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, CLOCK_OFFSET_MS: String(offsetMs) }
+  })
+  const timer = setTimeout(() => { child.kill('SIGKILL') }, 20_000)
+  t.teardown(() => { clearTimeout(timer); if (child.exitCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stdout.setEncoding('utf8')
+  child.stdout.on('data', (chunk: string) => { out += chunk })
+  const [code] = await once(child, 'exit') as [number | null]
+  clearTimeout(timer)
+  t.equal(code, 0, 'the other instance ran to its end')
+  return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as ChildAnswer
+}
+
+/** A logger that keeps its warn and debug lines' messages. */
+function capture (): { log: FastifyBaseLogger, warnings: string[], debug: string[] } {
+  const warnings: string[] = []
+  const debug: string[] = []
+  const noop = (): void => {}
+  const message = (args: unknown[]): string => String(args.find((a) => typeof a === 'string'))
+  const log = {
+    level: 'debug',
+    fatal: noop,
+    error: noop,
+    warn: (...args: unknown[]) => { warnings.push(message(args)) },
+    info: noop,
+    debug: (...args: unknown[]) => { debug.push(message(args)) },
+    trace: noop,
+    silent: noop,
+    child: () => log
+  } as unknown as FastifyBaseLogger
+  return { log, warnings, debug }
+}
+
+async function redisTime (client: Redis): Promise<number> {
+  const [seconds, micros] = await client.call('TIME') as [string, string]
+  return Number(seconds) * 1000 + Number(micros) / 1000
+}
+
+/** Makes `Date.now()` of this process run `shift()` ms off until the test ends. */
+function shiftClock (t: T, shift: () => number): void {
+  const real = Date.now
+  Date.now = () => real() + shift()
+  t.teardown(() => { Date.now = real })
+}
+
+t.test('RedisStore.now() is Redis\'s clock whatever this machine\'s says, measured again at each reconnection; one warning', async t => {
+  const client = await connectRedis(t, { retryStrategy: () => 50 })
+  if (client === undefined) return
+  const admin = await connectRedis(t)
+  if (admin === undefined) return
+  let shift = 50_000
+  shiftClock(t, () => shift)
+  const { log, warnings } = capture()
+  const store = new RedisStore({ client, lockChannel: uniquePrefix('clock') + 'lock-released', commandTimeoutMs: 5000, log })
+  t.teardown(() => store.close())
+  await store.get('test:clock:nothing') // answered after the TIME the store sent when it was made
+  let off = store.now() - await redisTime(admin)
+  t.ok(Math.abs(off) < 1000, `within a second of Redis's TIME with this machine 50 s ahead (${off.toFixed(0)} ms)`)
+  t.equal(warnings.length, 1, 'one warning')
+  t.match(warnings[0], /^token-store: this machine's clock is 50\.\d s ahead of Redis's; refresh fences use Redis's clock, but token expiry is judged by each machine's own: keep clocks in sync \(NTP\)$/)
+
+  // The machine's clock is stepped (NTP): the next connection measures again.
+  shift = -20_000
+  client.disconnect(true)
+  await once(client, 'ready')
+  await store.get('test:clock:nothing')
+  off = store.now() - await redisTime(admin)
+  t.ok(Math.abs(off) < 1000, `measured again after the reconnection, 20 s behind now (${off.toFixed(0)} ms)`)
+  t.equal(warnings.length, 1, 'still one warning per store')
+})
+
+t.test('RedisStore: within 5 s of Redis no warning; a TIME Redis refuses keeps the last offset, said once', async t => {
+  const client = await connectRedis(t, { retryStrategy: () => 50 })
+  if (client === undefined) return
+  const admin = await connectRedis(t)
+  if (admin === undefined) return
+  let shift = 3000
+  shiftClock(t, () => shift)
+  let refuse = false
+  // An ACL user without TIME, as Redis answers it.
+  const wrapped = new Proxy(client, {
+    get (target, prop) {
+      if (prop === 'call') {
+        return (command: string, args: unknown[]) => refuse && command === 'TIME'
+          ? Promise.reject(new ReplyError('NOPERM User app has no permissions to run the \'time\' command'))
+          : target.call(command, ...args as string[])
+      }
+      const value = Reflect.get(target, prop, target) as unknown
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  }) as unknown as RedisClient
+  const { log, warnings } = capture()
+  const store = new RedisStore({ client: wrapped, lockChannel: uniquePrefix('clock') + 'lock-released', commandTimeoutMs: 5000, log })
+  t.teardown(() => store.close())
+  await store.get('test:clock:nothing')
+  t.ok(Math.abs(store.now() - await redisTime(admin)) < 1000, 'Redis\'s clock')
+  t.same(warnings, [], 'no warning for 3 s')
+
+  refuse = true
+  shift = 9000
+  for (let i = 0; i < 2; i++) {
+    client.disconnect(true)
+    await once(client, 'ready')
+    await store.get('test:clock:nothing')
+  }
+  const offset = store.now() - Date.now()
+  t.ok(Math.abs(offset + 3000) < 1000, `the offset measured before is kept (${offset.toFixed(0)} ms)`)
+  t.equal(warnings.length, 1, 'one line for two refusals')
+  t.match(warnings[0], /Redis refused TIME/)
+})
+
+t.test('the memory store has no clock of its own', async t => {
+  t.equal((new MemoryStore() as { now?: unknown }).now, undefined)
+})
+
+/** A: this process (its clock right), on its own connection; `admin`: the test's. */
+async function instanceA (t: T, options: Record<string, number>): Promise<{ a: Awaited<ReturnType<typeof buildApp>>, admin: Redis, prefix: string } | undefined> {
+  const admin = await connectRedis(t)
+  if (admin === undefined) return undefined
+  const prefix = uniquePrefix('skew')
+  cleanupPrefix(t, admin, prefix)
+  const a = await buildApp(t, { redis: await connectRedis(t) as Redis, keyPrefix: prefix, ...options })
+  return { a, admin, prefix }
+}
+
+t.test('B\'s clock 50 s ahead of A\'s; A\'s lease ran out while A was at the provider: B does not present the refresh token again', async t => {
+  // A fence far shorter than the skew: by B's own clock, A's mark (stamped anew every 1.7 s) would look 50 s old.
+  const options = { lockLeaseMs: 60_000, refreshFenceMs: 5000 }
+  const setup = await instanceA(t, options)
+  if (setup === undefined) return
+  const { a, admin, prefix } = setup
+  const id = sid()
+  const old = tokenSet({ expiresInMs: -60_000 })
+  await a.tokenStore.save(id, old)
+  const presentedByA: string[] = []
+  const atProvider = deferred()
+  const answer = deferred()
+  const next = tokenSet()
+  const onA = a.tokenStore.getFresh(id, async (refreshToken) => {
+    presentedByA.push(refreshToken)
+    atProvider.resolve()
+    await answer.promise
+    return next
+  }).catch((err: unknown) => err)
+  await atProvider.promise
+  // A stalls past its lease (a long GC pause, a SIGSTOP; or Redis away for everyone): the lock is gone, A's refresh is not.
+  await admin.del(`${prefix}{${id}}:lock`)
+
+  const b = await skewedInstance(t, 50_000, { keyPrefix: prefix, sid: id, options: { ...options, lockWaitMs: 3000 } })
+  answer.resolve()
+  t.same(b.presented, [], 'B did not present the refresh token A is presenting')
+  t.same(presentedByA, [old.refreshToken])
+  t.equal(b.code, 'FST_AIHUBMIX_REFRESH_BUSY', 'B answered 503 refresh_busy (its set has expired)')
+  t.same(await onA, next, 'A stored and answered its refreshed set')
+  t.same(await a.tokenStore.get(id), next, 'the user is still signed in')
+  t.equal(b.warnings.filter((w) => /clock is 50\.\d s ahead of Redis's/.test(w)).length, 1, 'B warned once about its clock')
+})
+
+t.test('B\'s clock 50 s ahead of A\'s: a set A\'s forced refresh stored a moment ago is not refreshed again by B after a 401', async t => {
+  const setup = await instanceA(t, { forcedRefreshIntervalMs: 30_000 })
+  if (setup === undefined) return
+  const { a } = setup
+  const id = sid()
+  const x = tokenSet()
+  await a.tokenStore.save(id, x)
+  const y = tokenSet()
+  t.same(await a.tokenStore.getFresh(id, async () => y, { force: true, staleAccessToken: x.accessToken }), y, 'A\'s forced refresh after a 401')
+
+  // The provider refuses y's access token too (a resource server behind its token service): B hears it.
+  const b = await skewedInstance(t, 50_000, { keyPrefix: setup.prefix, sid: id, options: { forcedRefreshIntervalMs: 30_000 }, force: true, staleAccessToken: y.accessToken })
+  t.same(b.presented, [], 'B did not refresh a set a forced refresh stored a moment ago')
+  t.equal(b.accessToken, y.accessToken, 'B answered with the set as it is')
+  t.same(await a.tokenStore.get(id), y, 'the user is still signed in')
+})

@@ -1,0 +1,149 @@
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import type { Redis } from 'ioredis'
+import type { TokenSet, TokenStoreOptions } from '@fastify-aihubmix/token-store'
+import { buildApp, countingRefresher, deferred, forEachBackend, sid, sleep, tokenSet } from '../helpers/token-store.js'
+import type { CountingRefresher, T } from '../helpers/token-store.js'
+import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
+
+// A request whose access token was due for refresh but still valid for minutes waited for the refresh anyway: for
+// another instance's (polling its lock for up to lockWaitMs, 12 s, while that instance's token endpoint call hung),
+// or for this process's own flight (the refresher's whole deadline, 10 s, on a hung endpoint). Such a request now
+// goes on with its still-valid set; the refresh goes on for its own caller, once. Expired sets still wait.
+
+const HOUR = 3_600_000
+
+/** Due (less than refreshSkewMs, 5 min, left of a 2-hour life) but valid for 4 more minutes. */
+function dueButValid (): TokenSet {
+  return tokenSet({ expiresInMs: 240_000, obtainedAt: Date.now() - 2 * HOUR })
+}
+
+/**
+ * A refresh that hangs at the provider until `release()`; `started` resolves once it is there, `done` says whether
+ * it has answered. On the old code the other callers waited for it: `releaseAfter` lets it answer in the end (so
+ * that a caller that waits gets the new set then, after it), while a caller that does not wait resolves before.
+ */
+function hungRefresh (calls: string[], next: TokenSet): { refresher: CountingRefresher, started: Promise<void>, release: () => void, done: () => boolean } {
+  const started = deferred()
+  const answer = deferred()
+  let answered = false
+  const refresher = countingRefresher({
+    calls,
+    answer: () => next,
+    before: async () => {
+      started.resolve()
+      await answer.promise
+      answered = true
+    }
+  })
+  return { refresher, started: started.promise, release: () => { answer.resolve() }, done: () => answered }
+}
+
+/** Resolves with `call`'s set, or releases the hung refresh after `fallbackMs` (then `call` may still resolve). */
+async function whileHung<V> (call: Promise<V>, hung: { release: () => void }, fallbackMs = 3000): Promise<V> {
+  const timer = setTimeout(hung.release, fallbackMs)
+  try {
+    return await call
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function twoInstances (t: T, extra: Partial<TokenStoreOptions> = {}): Promise<{ a: FastifyInstance, b: FastifyInstance } | undefined> {
+  const admin = await connectRedis(t)
+  if (admin === undefined) return undefined
+  const prefix = uniquePrefix('valid')
+  cleanupPrefix(t, admin, prefix)
+  const a = await buildApp(t, { redis: await connectRedis(t) as Redis, keyPrefix: prefix, ...extra })
+  const b = await buildApp(t, { redis: await connectRedis(t) as Redis, keyPrefix: prefix, ...extra })
+  return { a, b }
+}
+
+t.test('another instance\'s refresh hangs: a caller whose token is valid for minutes gets its set at once, not after lockWaitMs', async t => {
+  const setup = await twoInstances(t)
+  if (setup === undefined) return
+  const { a, b } = setup
+  const id = sid()
+  const old = dueButValid()
+  await a.tokenStore.save(id, old)
+  const calls: string[] = []
+  const next = tokenSet()
+  const hung = hungRefresh(calls, next)
+  const onA = a.tokenStore.getFresh(id, hung.refresher.refresh)
+  await hung.started
+  const onB = countingRefresher({ calls })
+
+  const got = await whileHung(b.tokenStore.getFresh(id, onB.refresh), hung)
+  t.notOk(hung.done(), 'B answered while A\'s refresh was still at the provider')
+  t.equal(got.accessToken, old.accessToken, 'B: the stored set, still valid')
+  t.same(calls, [old.refreshToken], 'one refresh, A\'s')
+  hung.release()
+  t.same(await onA, next, 'A, which started the refresh, waited for it and got the new set')
+  t.same(await b.tokenStore.getFresh(id, onB.refresh), next, 'then B reads the new set')
+  t.equal(calls.length, 1)
+})
+
+forEachBackend(t, 'this process\'s refresh hangs: a second caller whose token is valid for minutes gets its set at once', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  const id = sid()
+  const old = dueButValid()
+  await app.tokenStore.save(id, old)
+  const calls: string[] = []
+  const next = tokenSet()
+  const hung = hungRefresh(calls, next)
+  const leader = app.tokenStore.getFresh(id, hung.refresher.refresh)
+  await hung.started
+
+  const got = await whileHung(app.tokenStore.getFresh(id, hung.refresher.refresh), hung)
+  t.notOk(hung.done(), 'answered while the refresh was still at the provider')
+  t.equal(got.accessToken, old.accessToken, 'the stored set, still valid')
+  hung.release()
+  t.same(await leader, next, 'the caller that started the refresh waited for it')
+  t.same(calls, [old.refreshToken], 'one refresh')
+})
+
+forEachBackend(t, 'an expired set still waits for this process\'s refresh and gets the new set', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  const id = sid()
+  const old = tokenSet({ expiresInMs: -60_000 })
+  await app.tokenStore.save(id, old)
+  const calls: string[] = []
+  const next = tokenSet()
+  const hung = hungRefresh(calls, next)
+  const leader = app.tokenStore.getFresh(id, hung.refresher.refresh)
+  await hung.started
+  const joiners = Promise.all(Array.from({ length: 5 }, () => app.tokenStore.getFresh(id, hung.refresher.refresh)))
+  await sleep(50)
+  hung.release()
+  t.same(await joiners, Array.from({ length: 5 }, () => next), 'every joiner got the new set')
+  t.same(await leader, next)
+  t.same(calls, [old.refreshToken], 'one refresh however many asked')
+})
+
+for (const [what, set] of [
+  ['an expired set', () => tokenSet({ expiresInMs: -60_000 })],
+  ['a set valid for less than lockWaitMs', () => tokenSet({ expiresInMs: 5000, obtainedAt: Date.now() - 2 * HOUR })]
+] as const) {
+  t.test(`another instance's refresh: ${what} waits for it and gets the new set`, async t => {
+    const setup = await twoInstances(t)
+    if (setup === undefined) return
+    const { a, b } = setup
+    const id = sid()
+    const old = set()
+    await a.tokenStore.save(id, old)
+    const calls: string[] = []
+    const next = tokenSet()
+    const hung = hungRefresh(calls, next)
+    const onA = a.tokenStore.getFresh(id, hung.refresher.refresh)
+    await hung.started
+    const onB = countingRefresher({ calls })
+    let bAnswered = false
+    const fromB = b.tokenStore.getFresh(id, onB.refresh).finally(() => { bAnswered = true })
+    await sleep(300)
+    t.notOk(bAnswered, 'B waits while A is at the provider')
+    hung.release()
+    t.same(await fromB, next, 'B got A\'s new set')
+    t.same(await onA, next)
+    t.same(calls, [old.refreshToken], 'one refresh across both instances')
+  })
+}
