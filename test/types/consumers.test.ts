@@ -38,6 +38,12 @@ export const e: number = new MockInvalidOptionError('x', 'y').code
 // @ts-expect-error the code is a string
 export const f: number = new CliUsageError('x').code
 export const status: 401 = new UnauthenticatedError().statusCode
+// Their arguments are typed too: the ones their message takes, then { cause } (before, any three anything).
+export const withCause = new UnauthenticatedError({ cause: new Error('x') })
+// @ts-expect-error an error whose message takes nothing takes no message arguments
+export const wrongArguments = new UnauthenticatedError(42, 'anything', [1, 2])
+// @ts-expect-error nor anything but { cause }
+export const notACause = new UpstreamError('a message')
 
 // An explicit undefined for an optional option, as an unset environment variable gives it.
 const env: Record<string, string | undefined> = {}
