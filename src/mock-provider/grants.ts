@@ -186,18 +186,20 @@ export class GrantBook {
   }
 
   /**
-   * RFC 7009 2.1, for an authenticated client: a refresh token of its own revokes its whole grant (every token it
-   * gave), an access token of its own only itself. What it names: unknown, another client's, or already dead tokens
-   * are `'unknown'` (answered 200 all the same, RFC 7009 2.2).
+   * RFC 7009 2.1, for an authenticated client: a live refresh token of its own revokes its whole grant (every token it
+   * gave), a live access token of its own only itself. What it names: unknown, another client's, or already dead
+   * tokens (revoked, expired, a refresh token used by a rotation) are `'unknown'` and change nothing (answered 200
+   * all the same, RFC 7009 2.2: the token is already invalid).
    */
   revoke (clientId: string, token: string): 'refresh_token' | 'access_token' | 'unknown' {
+    const now = Date.now()
     const refresh = this.#refresh.get(token)
-    if (refresh !== undefined && refresh.grant.clientId === clientId) {
+    if (refresh !== undefined && refresh.grant.clientId === clientId && !refresh.grant.revoked && !refresh.used && refresh.expiresAt > now) {
       refresh.grant.revoked = true
       return 'refresh_token'
     }
     const access = this.#access.get(token)
-    if (access !== undefined && access.grant.clientId === clientId) {
+    if (access !== undefined && access.grant.clientId === clientId && !access.grant.revoked && access.expiresAt > now) {
       access.expiresAt = 0
       return 'access_token'
     }

@@ -53,6 +53,9 @@ t.test('only the page and the sign-in\'s start, only from another loopback name 
   t.same(await get('/auth/login?mode=popup&returnTo=%2F', `localhost:${port}`), [302, `${stack.url}/auth/login?mode=popup&returnTo=%2F`], 'the sign-in\'s start')
   const head = await stack.app.inject({ method: 'HEAD', url: '/', headers: { host: `localhost:${port}` } })
   t.equal(head.statusCode, 302, 'HEAD of the page too')
+  // Not kept by the browser: where it leads depends on PUBLIC_URL, which a restart may change.
+  const redirected = await stack.app.inject({ method: 'GET', url: '/', headers: { host: `localhost:${port}` } })
+  t.same([redirected.statusCode, redirected.headers['cache-control']], [302, 'no-store'], 'the redirect: cache-control no-store')
 
   t.equal((await get('/', `127.0.0.1:${port}`))[0], 200, 'PUBLIC_URL\'s own host: the page')
   t.same(await get('/', 'app.example.com'), [200, undefined], 'a host that is not loopback (a reverse proxy\'s): the page')

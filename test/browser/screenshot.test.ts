@@ -11,8 +11,9 @@ import { LANGUAGES, LOCALE, type Language } from '../helpers/languages.js'
  * The README's screenshots: the signed-in page at 1000×700 in each language, docs/signed-in.png
  * (English), docs/signed-in.ja.png and docs/signed-in.zh-CN.png.
  * `UPDATE_SCREENSHOT=1 npx tap test/browser/screenshot.test.ts` rewrites them (it needs CJK fonts:
- * Debian's fonts-noto-cjk); otherwise the test only renders the pages and checks the committed
- * files, so CI never writes into the repository and no result depends on the fonts installed.
+ * Debian's fonts-noto-cjk); otherwise the test only renders the pages and checks that the committed
+ * files are 1000×700 PNGs (not what they show), so CI never writes into the repository and no result
+ * depends on the fonts installed.
  */
 const DOCS = resolve(dirname(fileURLToPath(import.meta.url)), '../../docs')
 const FILE: Readonly<Record<Language, string>> = { en: 'signed-in.png', ja: 'signed-in.ja.png', 'zh-CN': 'signed-in.zh-CN.png' }
@@ -39,7 +40,7 @@ function hasFontFor (language: Language): boolean {
 
 for (const language of LANGUAGES) {
   const path = resolve(DOCS, FILE[language])
-  t.test(`the signed-in page in ${language} at 1000×700 fits the window; docs/${FILE[language]} shows it`, async (t) => {
+  t.test(`the signed-in page in ${language} at 1000×700 fits the window; docs/${FILE[language]} is a 1000×700 PNG${process.env.UPDATE_SCREENSHOT === '1' ? ', rewritten from it' : ''}`, async (t) => {
     const browser = await browserFor(t)
     if (browser === undefined) return
     const { page } = await signedInPage(t, browser, { viewport: { width: WIDTH, height: HEIGHT }, locale: LOCALE[language], timezoneId: 'UTC' })

@@ -97,4 +97,12 @@ t.test('a key whose prefix reads like a format but is none: a warning naming the
     '("base64:" and "hex:" are; "base64:" reads base64url too): the whole value is used as a passphrase. Write "base64:<key>" ' +
     'or "hex:<key>" before the first start, or keep it as it is once token sets are sealed with it')
   t.notOk(result.all.includes(raw), 'no key printed')
+
+  // The prefixes are lower-case: "HEX:" is no format either (a passphrase), where "hex:" is one.
+  const hex = randomBytes(32).toString('hex')
+  const upper = await runInstalled(['doctor'], { env: { ...productionEnv(mock), TOKEN_ENCRYPTION_KEY: `HEX:${hex}` }, cwd })
+  t.match(lineOf(upper.stdout, 'TOKEN_ENCRYPTION_KEY'), /^warn TOKEN_ENCRYPTION_KEY: starts with "HEX:", which is not a key format /, 'HEX: is flagged')
+  t.notOk(upper.all.includes(hex), 'no key printed')
+  const lower = await runInstalled(['doctor'], { env: { ...productionEnv(mock), TOKEN_ENCRYPTION_KEY: `hex:${hex}` }, cwd })
+  t.equal(lineOf(lower.stdout, 'TOKEN_ENCRYPTION_KEY'), 'ok   TOKEN_ENCRYPTION_KEY: set (1 key)', 'a valid hex: key is not flagged')
 })

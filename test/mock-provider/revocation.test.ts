@@ -38,6 +38,46 @@ t.test('on: a refresh token revokes its grant; an access token only itself; unkn
   t.equal(provider.counts().token, 4, 'not counted as token calls (two sign-ins and two refreshes are)')
 })
 
+// RFC 7009 2.2: a token already invalid is answered 200 and changes nothing; the mock counts it `unknown`, as a token
+// it never issued. Before, a dead token of the client's own was counted by its kind (and a rotated-away refresh token
+// revoked the grant the rotation had moved on).
+t.test('on: tokens already dead (revoked, rotated away, expired) and another client\'s access token count as unknown and change nothing', async (t) => {
+  const { provider, app } = await startProvider(t, { revocationEndpoint: true })
+  const other = provider.createApp({ name: 'Other app', redirectUri: app.redirectUri })
+  const revoke = async (token: string, client = app): Promise<number> => (await call(`${provider.url}/api/oauth2/revoke`, {
+    method: 'POST',
+    headers: FORM,
+    body: formBody({ token, client_id: client.clientId, client_secret: client.clientSecret })
+  })).status
+
+  const first = await login(provider, app)
+  t.equal(await revoke(first.access_token, other), 200, 'another client\'s access token: 200')
+  t.equal((await userinfo(provider, first.access_token)).status, 200, '...and it lives')
+  t.same(provider.counts().revocations, { refresh_token: 0, access_token: 0, unknown: 1 }, 'counted unknown')
+
+  t.equal(await revoke(first.refresh_token), 200)
+  t.equal(await revoke(first.refresh_token), 200, 'the same refresh token again, now revoked')
+  t.equal(await revoke(first.access_token), 200, 'an access token of the revoked grant')
+  t.same(provider.counts().revocations, { refresh_token: 1, access_token: 0, unknown: 3 }, 'one revocation; the dead tokens unknown')
+
+  provider.resetCounts()
+  const second = await login(provider, app)
+  const rotated = (await refresh(provider, app, second.refresh_token)).json()
+  t.equal(await revoke(second.refresh_token), 200, 'a refresh token the rotation used')
+  t.same(provider.counts().revocations, { refresh_token: 0, access_token: 0, unknown: 1 }, 'counted unknown')
+  t.equal((await userinfo(provider, rotated.access_token)).status, 200, 'the grant lives on')
+  const third = await refresh(provider, app, rotated.refresh_token)
+  t.equal(third.status, 200, 'its current refresh token still refreshes')
+
+  t.equal(await revoke(rotated.access_token), 200)
+  t.equal(await revoke(rotated.access_token), 200, 'the same access token again')
+  provider.expireAccessTokens()
+  provider.expireRefreshTokens()
+  t.equal(await revoke(third.json().access_token), 200, 'an expired access token')
+  t.equal(await revoke(third.json().refresh_token), 200, 'an expired refresh token')
+  t.same(provider.counts().revocations, { refresh_token: 0, access_token: 1, unknown: 4 }, 'one access token revoked; the dead ones unknown')
+})
+
 t.test('on: the client must authenticate, and name a token, in a form', async (t) => {
   const { provider, app } = await startProvider(t, { revocationEndpoint: true })
   const tokens = await login(provider, app)

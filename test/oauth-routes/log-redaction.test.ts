@@ -93,7 +93,7 @@ t.test('with logger: true, a callback URL that misses the route is logged redact
 async function signInRoutesApp (
   t: { teardown: (fn: () => unknown) => void },
   lines: string[],
-  options: { childLoggerFactory?: FastifyServerOptions['childLoggerFactory'], serializers?: FastifyLoggerOptions['serializers'] },
+  options: { childLoggerFactory?: FastifyServerOptions['childLoggerFactory'], serializers?: FastifyLoggerOptions['serializers'], scopeSerializers?: FastifyLoggerOptions['serializers'] },
   more?: (scope: FastifyInstance) => void
 ): Promise<FastifyInstance> {
   const { default: Fastify } = await import('fastify')
@@ -113,11 +113,12 @@ async function signInRoutesApp (
   await app.register(fastifyCookie)
   await app.register(tokenStore, { encryptionKeys: ['k'.repeat(40)] })
   await app.register(aihubmixProxy, { baseUrl: 'http://127.0.0.1:9', clientId: 'client_x', clientSecret: 'secret_x', redirectUri: `${publicUrl}/auth/callback` })
+  // `scopeSerializers`: register's logSerializers, which Fastify types as serializers to strings (a req one answers an object).
   await app.register(async (scope) => {
     await scope.register(fastifySession, { secret: 's'.repeat(40), store: scope.tokenStore.sessionStore, saveUninitialized: false, cookie: { secure: false } })
     await scope.register(oauthRoutes, { publicUrl })
     more?.(scope)
-  })
+  }, options.scopeSerializers === undefined ? {} : { logSerializers: options.scopeSerializers as never })
   return app
 }
 
@@ -154,6 +155,32 @@ t.test('an app\'s own req serializer writes the sign-in routes\' lines too, with
     { method: 'GET', url: '/auth/callback?code=[REDACTED]&state=[REDACTED]', trace: 'trace-2' }
   ], 'the app\'s shape on both routes; on the sign-in route, the URL redacted')
   t.notOk(lines.join('').includes('code_leakcanary_x'), 'the code in no line')
+})
+
+// A serializer that logs `originalUrl` (the URL before any rewriteUrl) carried the code as well: it is redacted too.
+t.test('an app\'s own req serializer that logs originalUrl: the callback\'s code is in no line', async (t) => {
+  const lines: string[] = []
+  const app = await signInRoutesApp(t, lines, {
+    serializers: { req: (req: { method: string, originalUrl: string }) => ({ method: req.method, originalUrl: req.originalUrl }) }
+  })
+  await app.inject({ url: '/auth/callback?code=code_leakcanary_original&state=s' })
+  const incoming = lines.map((l) => JSON.parse(l) as { msg: string, req: Record<string, unknown> }).filter((l) => l.msg === 'incoming request').map((l) => l.req)
+  t.same(incoming, [{ method: 'GET', originalUrl: '/auth/callback?code=[REDACTED]&state=[REDACTED]' }], 'the app\'s serializer, originalUrl redacted')
+  t.notOk(lines.join('').includes('code_leakcanary_original'), 'the code in no line')
+})
+
+// A req serializer given to the scope that holds the sign-in routes (register's `logSerializers`) is the app's choice
+// for those routes, over its logger's: it writes their lines, with the URL redacted.
+t.test('a req serializer of the sign-in routes\' scope (logSerializers) writes their lines, over the logger\'s, URL redacted', async (t) => {
+  const lines: string[] = []
+  const app = await signInRoutesApp(t, lines, {
+    serializers: { req: (req: { url: string }) => ({ url: req.url, by: 'logger' }) },
+    scopeSerializers: { req: (req: { url: string, headers: Record<string, unknown> }) => ({ url: req.url, by: 'scope', trace: req.headers['x-trace-id'] }) }
+  })
+  await app.inject({ url: '/auth/callback?code=code_leakcanary_scope&state=s', headers: { 'x-trace-id': 'trace-9' } })
+  const incoming = lines.map((l) => JSON.parse(l) as { msg: string, req: Record<string, unknown> }).filter((l) => l.msg === 'incoming request').map((l) => l.req)
+  t.same(incoming, [{ url: '/auth/callback?code=[REDACTED]&state=[REDACTED]', by: 'scope', trace: 'trace-9' }], 'the scope\'s serializer, URL redacted')
+  t.notOk(lines.join('').includes('code_leakcanary_scope'), 'the code in no line')
 })
 
 t.test('redactUrl replaces the values of code, state, iss, error_description and returnTo, however written', async (t) => {

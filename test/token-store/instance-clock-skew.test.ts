@@ -4,10 +4,12 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import t from 'tap'
 import { ReplyError, type Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
-import { buildApp, deferred, sid, tokenSet, type T } from '../helpers/token-store.js'
+import { KEY_A, buildApp, deferred, sid, tokenSet, type T } from '../helpers/token-store.js'
 import { cleanupPrefix, connectRedis, redisUrl, uniquePrefix } from '../helpers/redis.js'
 import { RedisStore, type RedisClient } from '../../src/token-store/redis-store.js'
 import { MemoryStore } from '../../src/token-store/memory-store.js'
+import { TokenStoreCore } from '../../src/token-store/token-store.js'
+import { resolveOptions } from '../../src/token-store/options.js'
 
 // The times instances compare (a refresh's presented mark, a forced refresh's time) were written and read by each
 // machine's own clock. With instance B's clock 50 s ahead of A's, A's mark looked 50 s old to B: with A stalled past
@@ -197,4 +199,24 @@ t.test('B\'s clock 50 s ahead of A\'s: a set A\'s forced refresh stored a moment
   t.same(b.presented, [], 'B did not refresh a set a forced refresh stored a moment ago')
   t.equal(b.accessToken, y.accessToken, 'B answered with the set as it is')
   t.same(await a.tokenStore.get(id), y, 'the user is still signed in')
+})
+
+// A mark whose time is far ahead of the store's clock (written on another clock: a failover to a Redis whose clock is
+// behind the old primary's, or an instance whose Redis refused TIME) is counted either way: more than refreshFenceMs
+// off, it is over, and does not hold the session's refreshes until that time comes.
+t.test('a presented mark 10 minutes ahead of the store\'s clock does not block the refresh', async t => {
+  const silent = { level: 'silent', fatal () {}, error () {}, warn () {}, info () {}, debug () {}, trace () {}, silent () {}, child () { return silent } }
+  const options = resolveOptions({ encryptionKeys: KEY_A, refreshBackoffMs: 0 })
+  const inner = new MemoryStore() // no clock of its own: the store's clock is this machine's
+  const core = new TokenStoreCore({ kv: inner, options, log: silent as never })
+  t.teardown(() => core.close())
+  const id = sid()
+  await core.save(id, tokenSet({ expiresInMs: -60_000 }))
+  const set = await core.get(id)
+  const marked = options.keyRing.seal(JSON.stringify({ ...set, refreshPresented: { at: Date.now() + 600_000, by: 'peer-on-a-clock-ahead' } }), `tok:${id}`)
+  await inner.set(core.keys.tokens(id), marked, 3_600_000)
+  t.equal((await core.open(id, marked))?.presented?.by, 'peer-on-a-clock-ahead', 'the set as stored carries the peer\'s mark')
+  const fresh = tokenSet()
+  const outcome = await core.getFresh(id, async () => fresh).then((s) => s.accessToken, (err: unknown) => (err as { code?: string }).code)
+  t.equal(outcome, fresh.accessToken, 'refreshed (not refresh_busy)')
 })

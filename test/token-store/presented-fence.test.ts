@@ -9,6 +9,7 @@ import { freePort } from '../helpers/free-port.js'
 import { MemoryStore } from '../../src/token-store/memory-store.js'
 import { TokenStoreCore } from '../../src/token-store/token-store.js'
 import { resolveOptions } from '../../src/token-store/options.js'
+import { KeyLayout } from '../../src/token-store/keys.js'
 
 // The refresh lock's lease runs out when Redis is down, restarting or stalled for EVERY instance for longer than
 // `lockLeaseMs`, while the instance that holds it is alive and already at the provider (or holding its answer until
@@ -375,6 +376,14 @@ async function snapshotRedis (t: T, what: string): Promise<Awaited<ReturnType<ty
   return server
 }
 
+/** The presented mark in a session's stored set, as the store holds it (undefined: none). */
+async function presentedMark (client: Redis, prefix: string, id: string): Promise<{ at: number, by: string } | undefined> {
+  const sealed = await client.get(new KeyLayout(prefix).tokens(id))
+  if (sealed === null) return undefined
+  const value = JSON.parse(resolveOptions({ encryptionKeys: KEY_A }).keyRing.unseal(sealed, `tok:${id}`)) as { refreshPresented?: { at: number, by: string } }
+  return value.refreshPresented
+}
+
 /**
  * Two instances (A, B) on a snapshot-only Redis, their clients reconnecting every `retryA` / `retryB` ms; a session
  * whose set is due, saved and SAVEd (what the store comes back with: the set unmarked); and A's refresh at a rotating
@@ -406,10 +415,13 @@ t.test('Redis back without its last writes (the mark, the lock) while A is at th
   const pair = await rollbackPair(t, 'a Redis that loses its last writes during a refresh', 'fence-rollback1:', { retryA: 100, retryB: 100, lockLeaseMs: 600 })
   if (pair === undefined) return
   const { server, ra, rb, b, id, old, presentations, providerAnswers, first, askB } = pair
+  const markOnA = await presentedMark(ra, 'fence-rollback1:', id)
+  t.type(markOnA?.by, 'string', 'A marked the set before it went to the provider')
   await server.stop()
   await server.start()
   await until(async () => ra.status === 'ready' && rb.status === 'ready', 'both clients back')
   await sleep(200) // A's stamp on the store's return
+  t.equal((await presentedMark(ra, 'fence-rollback1:', id))?.by, markOnA?.by, 'the set the store came back with (unmarked) is marked again, by A')
 
   // B is asked for the session while A is still at the provider: the set is expired, and B's lock is free again.
   const outcomes = new Set<string>()
@@ -574,3 +586,36 @@ t.test('B closing while its flight waits after the store came back: B presents n
   providerAnswers.resolve()
   t.equal(await first.then(() => 'ok', (err: unknown) => (err as { code?: string }).code ?? String(err)), 'ok', 'A stored its rotated set (no reuse)')
 })
+
+// The wait after the store came back is for other instances' presented marks: with `refreshFenceMs` 0 nobody writes
+// one, so a flight right after a reconnection presents the refresh token at once. Measured by order, against a timer of
+// half the settle time (RECONNECT_SETTLE_MS, 1 s, at most a third of `lockLeaseMs`) started when the store came back.
+for (const [refreshFenceMs, waits] of [[0, false], [300, true]] as const) {
+  t.test(`refreshFenceMs ${refreshFenceMs}: a refresh right after the store came back ${waits ? 'waits the settle time first' : 'does not wait'}`, async t => {
+    const inner = new MemoryStore()
+    let available: ((reconnected: boolean) => void) | undefined
+    // The memory store, with the notice a Redis store gives when its client is back.
+    const kv = new Proxy(inner, {
+      get (target, prop, receiver) {
+        if (prop === 'onAvailable') return (listener: (reconnected: boolean) => void) => { available = listener }
+        const value = Reflect.get(target, prop, receiver) as unknown
+        return typeof value === 'function' ? value.bind(target) : value
+      }
+    })
+    const silent = { level: 'silent', fatal () {}, error () {}, warn () {}, info () {}, debug () {}, trace () {}, silent () {}, child () { return silent } }
+    const settleMs = 1000 // min(RECONNECT_SETTLE_MS, lockLeaseMs / 3)
+    const core = new TokenStoreCore({ kv, options: resolveOptions({ encryptionKeys: KEY_A, refreshFenceMs, lockLeaseMs: 3 * settleMs, refreshBackoffMs: 0 }), log: silent as never })
+    t.teardown(() => core.close())
+    const id = sid()
+    await core.save(id, tokenSet({ expiresInMs: -60_000 }))
+    t.type(available, 'function', 'the store listens for the store coming back')
+    const order: string[] = []
+    const halfway = sleep(settleMs / 2).then(() => { order.push('half the settle time') })
+    available?.(true)
+    const fresh = tokenSet()
+    const refreshed = core.getFresh(id, async () => fresh).then((set) => { order.push('refreshed'); return set })
+    t.same(await refreshed, fresh)
+    await halfway
+    t.same(order, waits ? ['half the settle time', 'refreshed'] : ['refreshed', 'half the settle time'], waits ? 'refreshed after the wait' : 'refreshed before half the wait was over')
+  })
+}
