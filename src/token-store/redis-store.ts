@@ -94,10 +94,16 @@ const LEASE_EXPIRY_MARGIN_MS = 2
 /** How often Redis's clock is read again (`now`), besides each time the client becomes ready. */
 const CLOCK_SYNC_INTERVAL_MS = 60_000
 /**
- * A TIME whose round trip took longer than this says too little about when Redis read its clock (the offset is the
- * reply's time minus the round trip's midpoint, wrong by up to half of it): the last offset is kept.
+ * A TIME whose round trip took longer than this says little about when Redis read its clock (the reading is the
+ * reply's time at the round trip's midpoint, wrong by up to half of it): a better reading already held is kept. When
+ * none is held yet it is taken all the same: off by half a slow round trip beats off by a machine's whole skew.
  */
 const CLOCK_SYNC_MAX_ROUND_TRIP_MS = 1000
+/**
+ * How far this machine's wall clock may move away from its monotonic one since the last reading before Redis's clock
+ * is read again at once: a step (NTP, an operator, a VM resumed) of this much or more.
+ */
+const CLOCK_JUMP_MS = 1000
 /** An offset this large or larger is warned about, once: token expiry is still judged by each machine's own clock. */
 const CLOCK_SKEW_WARN_MS = 5000
 
@@ -130,11 +136,13 @@ const SCRIPTS = {
  * which `unlock` publishes; as a safety net they also re-check after the lease's remaining time, and callers poll
  * with backoff, so a lost message or a crashed lock holder only costs time.
  *
- * Its clock (`now`) is Redis's: this machine's `Date.now()` plus an offset measured with TIME each time the client
- * becomes ready (reconnections too) and every CLOCK_SYNC_INTERVAL_MS; 0 until the first measurement, the last one
- * kept when TIME fails. Every instance sharing the Redis compares the times it stores (a refresh's presented mark)
- * on that one clock, however far their machines' clocks are apart. An offset of CLOCK_SKEW_WARN_MS or more is
- * logged once at warn: token expiry is still judged by each machine's own clock.
+ * Its clock (`now`) is Redis's: the last reading of TIME (taken each time the client becomes ready, reconnections
+ * too, and every CLOCK_SYNC_INTERVAL_MS) moved on by this machine's MONOTONIC clock since, so that a step of the
+ * machine's wall clock (NTP, a VM resumed) does not move it; a step of CLOCK_JUMP_MS or more between the two clocks
+ * has Redis's read again at once. Before the first reading, `Date.now()`; the last reading is kept when TIME fails.
+ * Every instance sharing the Redis compares the times it stores (a refresh's presented mark) on that one clock,
+ * however far apart their machines' clocks are. An offset of CLOCK_SKEW_WARN_MS or more between Redis's clock and
+ * this machine's wall clock is logged once at warn: token expiry is still judged by each machine's own clock.
  */
 export class RedisStore implements KVStore {
   readonly #client: RedisCaller
@@ -153,8 +161,13 @@ export class RedisStore implements KVStore {
   readonly #cluster: boolean
   readonly #cache: TrackingCache | undefined
   #mget: MgetBatch | undefined
-  /** Redis's clock minus this machine's, in ms (#syncClock); 0 until measured. */
-  #clockOffset = 0
+  /**
+   * The last reading of Redis's clock (#syncClock): Redis's time, this machine's wall clock and its monotonic clock
+   * (performance.now) at the round trip's midpoint, and how long the round trip took. undefined until the first.
+   */
+  #clock: { redisMs: number, wallMs: number, monoMs: number, roundTripMs: number } | undefined
+  /** A reading is on its way (one at a time when a step of the wall clock asks for one). */
+  #clockReading = false
   readonly #clockTimer: NodeJS.Timeout
   #skewWarned = false
   #clockRefusedLogged = false
@@ -209,9 +222,15 @@ export class RedisStore implements KVStore {
     if (this.#client.status === 'ready') this.#syncClock()
   }
 
-  /** Redis's clock (ms since the epoch): this machine's, corrected by the offset last measured with TIME. */
+  /** Redis's clock (ms since the epoch): its last reading moved on by this machine's monotonic clock. */
   now (): number {
-    return Date.now() + this.#clockOffset
+    const clock = this.#clock
+    if (clock === undefined) return Date.now()
+    const elapsed = performance.now() - clock.monoMs
+    // This machine's wall clock was stepped since the reading: which clock moved is not known here (a VM suspended
+    // and resumed stops the monotonic one), so Redis's is read again; meanwhile the monotonic clock goes on.
+    if (!this.#clockReading && Math.abs(Date.now() - clock.wallMs - elapsed) >= CLOCK_JUMP_MS) this.#syncClock()
+    return clock.redisMs + elapsed
   }
 
   /**
@@ -221,13 +240,19 @@ export class RedisStore implements KVStore {
    */
   #syncClock (): void {
     if (this.#closed) return
-    const sent = Date.now()
+    this.#clockReading = true
+    const sentWall = Date.now()
+    const sentMono = performance.now()
     this.#call('TIME', []).then((reply) => {
-      const received = Date.now()
+      this.#clockReading = false
+      const roundTripMs = performance.now() - sentMono
       const redisMs = timeReplyMs(reply)
-      if (this.#closed || redisMs === undefined || received - sent > CLOCK_SYNC_MAX_ROUND_TRIP_MS) return
-      const offset = Math.round(redisMs - (sent + received) / 2)
-      this.#clockOffset = offset
+      if (this.#closed || redisMs === undefined) return
+      const held = this.#clock
+      if (held !== undefined && roundTripMs > CLOCK_SYNC_MAX_ROUND_TRIP_MS && roundTripMs >= held.roundTripMs) return
+      const wallMs = sentWall + roundTripMs / 2
+      this.#clock = { redisMs, wallMs, monoMs: sentMono + roundTripMs / 2, roundTripMs }
+      const offset = Math.round(redisMs - wallMs)
       if (Math.abs(offset) >= CLOCK_SKEW_WARN_MS && !this.#skewWarned) {
         this.#skewWarned = true
         this.#log?.warn({ clockOffsetMs: offset }, `token-store: this machine's clock is ${(Math.abs(offset) / 1000).toFixed(1)} s ` +
@@ -235,6 +260,7 @@ export class RedisStore implements KVStore {
           'each machine\'s own: keep clocks in sync (NTP)')
       }
     }, (err: unknown) => {
+      this.#clockReading = false
       const refused = err instanceof StoreUnavailableError && err.cause instanceof Error && err.cause.name === 'ReplyError'
       if (refused && !this.#clockRefusedLogged) {
         this.#clockRefusedLogged = true

@@ -573,7 +573,9 @@ export class TokenStoreCore implements TokenStore {
    * set the caller read. A caller that is not forced and whose access token has not expired does not wait for a
    * flight running here: it goes on with its set (the refresh may hang at the provider for its whole deadline), and
    * a flight it starts while that token has more than `lockWaitMs` to live tries the lock once instead of waiting
-   * for another instance's refresh (`patient`: RefreshBusyError, which getFreshFrom answers with the set).
+   * for another instance's refresh; while it has less (but more than VALID_TOKEN_MARGIN_MS), it waits until that
+   * margin before the token's end. Then RefreshBusyError, which getFreshFrom answers with the still-valid set. Only an
+   * expired (or forced) caller's flight waits the whole `lockWaitMs` (`patient`).
    */
   async #refreshOnce (sid: string, refresh: Refresher, force: boolean, stale: string | undefined, current: TokenSet): Promise<TokenSet> {
     // A refresh of this session still runs after its callers were answered: not a second one meanwhile.
@@ -604,8 +606,11 @@ export class TokenStoreCore implements TokenStore {
         if (next !== undefined && next !== running) return await next.promise
       }
     }
-    const patient = force || current.expiresAt - Date.now() <= this.#options.lockWaitMs
-    const promise = traceRefresh(this, force, refresh, (traced) => this.#fly(sid, traced, force, stale, patient))
+    const lockWaitMs = this.#options.lockWaitMs
+    const left = current.expiresAt - Date.now()
+    const waitMs = force || left <= VALID_TOKEN_MARGIN_MS ? lockWaitMs : left > lockWaitMs ? 0 : left - VALID_TOKEN_MARGIN_MS
+    const patient = waitMs === lockWaitMs
+    const promise = traceRefresh(this, force, refresh, (traced) => this.#fly(sid, traced, force, stale, waitMs))
     const flight: Flight = { promise, patient }
     this.#flights.set(sid, flight)
     try {
@@ -615,8 +620,8 @@ export class TokenStoreCore implements TokenStore {
     }
   }
 
-  async #fly (sid: string, refresh: Refresher, force: boolean, stale: string | undefined, patient: boolean): Promise<TokenSet> {
-    const lock = await timeLockWait(this, () => this.#acquire(this.keys.lock(sid), patient))
+  async #fly (sid: string, refresh: Refresher, force: boolean, stale: string | undefined, lockWaitMs: number): Promise<TokenSet> {
+    const lock = await timeLockWait(this, () => this.#acquire(this.keys.lock(sid), lockWaitMs))
     let handedOver = false
     let mark: PresentedMark | undefined
     try {
@@ -994,19 +999,19 @@ export class TokenStoreCore implements TokenStore {
   }
 
   /**
-   * Takes the session's refresh lock, waiting for another holder's release for at most `lockWaitMs`; not at all
-   * unless `patient` (one attempt). Then RefreshBusyError.
+   * Takes the session's refresh lock, waiting for another holder's release for at most `waitMs` (the option
+   * `lockWaitMs`, or less for a caller whose token is still valid; 0: one attempt). Then RefreshBusyError.
    */
-  async #acquire (lockKey: string, patient: boolean): Promise<HeldLock> {
+  async #acquire (lockKey: string, waitMs: number): Promise<HeldLock> {
     const owner = randomUUID()
-    const deadline = Date.now() + this.#options.lockWaitMs
+    const deadline = Date.now() + waitMs
     let pause = 50
     for (;;) {
       if (await this.#tryLock(lockKey, owner)) {
         return new HeldLock(this.#kv, lockKey, owner, this.#options.lockLeaseMs, this.#log)
       }
       const remaining = deadline - Date.now()
-      if (remaining <= 0 || !patient) throw new RefreshBusyError()
+      if (remaining <= 0) throw new RefreshBusyError()
       // Woken by the release (pub/sub or in-process), by the lease's end, or by this poll interval.
       await this.#kv.waitForUnlock(lockKey, Math.min(remaining, pause))
       pause = Math.min(pause * 2, 1000)
@@ -1252,8 +1257,15 @@ const CLOSE_RETRY_MS = 200
 const MAX_BACKOFF_ENTRIES = 100_000
 
 /**
- * A refresh flight running in this process (#refreshOnce). `patient`: it waits for another instance's lock (up to
- * lockWaitMs); else it tries the lock once, for a caller whose access token has longer than that to live.
+ * A caller whose access token is still valid waits for another instance's refresh lock until this long before the
+ * token ends, then goes on with it (RefreshBusyError, answered with the set): a call made with it has that long.
+ */
+const VALID_TOKEN_MARGIN_MS = 1000
+
+/**
+ * A refresh flight running in this process (#refreshOnce). `patient`: it waits for another instance's lock the whole
+ * lockWaitMs; else less (until shortly before its caller's access token ends) or not at all (once, for a token that
+ * outlives lockWaitMs).
  */
 interface Flight {
   readonly promise: Promise<TokenSet>

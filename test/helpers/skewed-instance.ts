@@ -5,7 +5,7 @@
  * on stdout and answers as a rotating provider answers a token presented before, with RefreshRejectedError. Then
  * it prints one JSON line: what getFresh answered and the warnings the store logged.
  *
- * argv: <redis url> <JSON: { keyPrefix, sid, options, force?, staleAccessToken? }>
+ * argv: <redis url> <JSON: { keyPrefix, sid, options, force?, staleAccessToken?, jumpMs? }>
  */
 import { Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
@@ -13,7 +13,7 @@ import { RefreshRejectedError, createTokenStore } from '@fastify-aihubmix/token-
 import { KEY_A } from './token-store.js'
 
 const [url, json] = process.argv.slice(2) as [string, string]
-const job = JSON.parse(json) as { keyPrefix: string, sid: string, options: Record<string, number>, force?: boolean, staleAccessToken?: string }
+const job = JSON.parse(json) as { keyPrefix: string, sid: string, options: Record<string, number>, force?: boolean, staleAccessToken?: string, jumpMs?: number }
 const warnings: string[] = []
 const noop = (): void => {}
 const logger = {
@@ -33,6 +33,11 @@ await new Promise((resolve) => redis.once('ready', resolve))
 const store = createTokenStore({ encryptionKeys: KEY_A, redis, keyPrefix: job.keyPrefix, ...job.options }, { logger })
 // One round trip on the connection, after the store's reading of Redis's clock (sent first, answered first).
 await store.get(job.sid)
+// Then, with `jumpMs`, the wall clock steps (an NTP step, an operator): Redis's clock was read before it.
+if (job.jumpMs !== undefined && job.jumpMs !== 0) {
+  const before = Date.now
+  Date.now = () => before() + (job.jumpMs ?? 0)
+}
 const presented: string[] = []
 let outcome: Record<string, unknown>
 try {

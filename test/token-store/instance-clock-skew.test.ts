@@ -131,10 +131,45 @@ t.test('RedisStore: within 5 s of Redis no warning; a TIME Redis refuses keeps t
     await once(client, 'ready')
     await store.get('test:clock:nothing')
   }
-  const offset = store.now() - Date.now()
-  t.ok(Math.abs(offset + 3000) < 1000, `the offset measured before is kept (${offset.toFixed(0)} ms)`)
+  // The wall clock stepped from +3 s to +9 s meanwhile, and no reading since could tell Redis's: the last reading,
+  // moved on by the monotonic clock, is still Redis's time.
+  const off = store.now() - await redisTime(admin)
+  t.ok(Math.abs(off) < 1000, `the reading taken before is kept, and the wall clock's step does not move it (${off.toFixed(0)} ms)`)
   t.equal(warnings.length, 1, 'one line for two refusals')
   t.match(warnings[0], /Redis refused TIME/)
+})
+
+t.test('RedisStore: a first reading of Redis\'s clock over a slow round trip (over 1 s) is taken', async t => {
+  const client = await connectRedis(t)
+  if (client === undefined) return
+  const admin = await connectRedis(t)
+  if (admin === undefined) return
+  shiftClock(t, () => 50_000)
+  // Redis answering TIME slowly (a busy server, a long network): its reply arrives 1.2 s after Redis read its clock.
+  const wrapped = new Proxy(client, {
+    get (target, prop) {
+      if (prop === 'call') {
+        return async (command: string, args: unknown[]) => {
+          const reply: unknown = await target.call(command, ...args as string[])
+          if (command === 'TIME') await new Promise((resolve) => setTimeout(resolve, 1200))
+          return reply
+        }
+      }
+      const value = Reflect.get(target, prop, target) as unknown
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  }) as unknown as RedisClient
+  const { log } = capture()
+  const store = new RedisStore({ client: wrapped, lockChannel: uniquePrefix('clock') + 'lock-released', commandTimeoutMs: 5000, log })
+  t.teardown(() => store.close())
+  t.ok(Math.abs(store.now() - Date.now()) < 1000, 'before any reading: this machine\'s clock')
+  // Until the reading lands (bounded: the store's own command timeout is 5 s).
+  for (let waited = 0; Math.abs(store.now() - Date.now()) < 10_000 && waited < 5000; waited += 50) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  // Off by up to half the round trip (600 ms), not by the machine's 50 s: before, such a reading was thrown away.
+  const off = store.now() - await redisTime(admin)
+  t.ok(Math.abs(off) < 1000, `the slow reading is taken (${off.toFixed(0)} ms off Redis's clock)`)
 })
 
 t.test('the memory store has no clock of its own', async t => {
@@ -151,8 +186,13 @@ async function instanceA (t: T, options: Record<string, number>): Promise<{ a: A
   return { a, admin, prefix }
 }
 
-t.test('B\'s clock 50 s ahead of A\'s; A\'s lease ran out while A was at the provider: B does not present the refresh token again', async t => {
-  // A fence far shorter than the skew: by B's own clock, A's mark (stamped anew every 1.7 s) would look 50 s old.
+/**
+ * A at the provider with a session's refresh token; then its lease runs out (a long GC pause, a SIGSTOP; or Redis away
+ * for everyone): the lock is gone, A's refresh is not. Then B, whose clock is `offsetMs` off (and steps by `jumpMs`
+ * after its store read Redis's clock), asks for the same session's set. A fence far shorter than the skew: by B's own
+ * clock, A's mark (stamped anew every 1.7 s) would look 50 s old or more.
+ */
+async function bWhileAAtProvider (t: T, offsetMs: number, jumpMs = 0): Promise<void> {
   const options = { lockLeaseMs: 60_000, refreshFenceMs: 5000 }
   const setup = await instanceA(t, options)
   if (setup === undefined) return
@@ -171,18 +211,36 @@ t.test('B\'s clock 50 s ahead of A\'s; A\'s lease ran out while A was at the pro
     return next
   }).catch((err: unknown) => err)
   await atProvider.promise
-  // A stalls past its lease (a long GC pause, a SIGSTOP; or Redis away for everyone): the lock is gone, A's refresh is not.
   await admin.del(`${prefix}{${id}}:lock`)
 
-  const b = await skewedInstance(t, 50_000, { keyPrefix: prefix, sid: id, options: { ...options, lockWaitMs: 3000 } })
+  const b = await skewedInstance(t, offsetMs, { keyPrefix: prefix, sid: id, options: { ...options, lockWaitMs: 3000 }, jumpMs })
   answer.resolve()
   t.same(b.presented, [], 'B did not present the refresh token A is presenting')
   t.same(presentedByA, [old.refreshToken])
-  t.equal(b.code, 'FST_AIHUBMIX_REFRESH_BUSY', 'B answered 503 refresh_busy (its set has expired)')
+  if (old.expiresAt > Date.now() + offsetMs + jumpMs) {
+    // Expiry is judged by each machine's own clock: by B's, 90 s behind, the set has 30 s to live.
+    t.equal(b.accessToken, old.accessToken, 'B answered with the set, unexpired by its clock')
+  } else {
+    t.equal(b.code, 'FST_AIHUBMIX_REFRESH_BUSY', 'B answered 503 refresh_busy (its set has expired)')
+  }
   t.same(await onA, next, 'A stored and answered its refreshed set')
   t.same(await a.tokenStore.get(id), next, 'the user is still signed in')
-  t.equal(b.warnings.filter((w) => /clock is 50\.\d s ahead of Redis's/.test(w)).length, 1, 'B warned once about its clock')
+  const off = offsetMs + jumpMs
+  const skew = new RegExp(`clock is ${Math.abs(off / 1000)}\\.\\d s ${off > 0 ? 'ahead of' : 'behind'} Redis's`)
+  t.equal(b.warnings.filter((w) => skew.test(w)).length, 1, `B warned once about its clock (${b.warnings.join(' | ')})`)
+}
+
+t.test('B\'s clock 50 s ahead of A\'s; A\'s lease ran out while A was at the provider: B does not present the refresh token again', async t => {
+  await bWhileAAtProvider(t, 50_000)
 })
+
+// A step of B's wall clock after its store read Redis's (NTP, an operator): Redis's clock goes on by B's monotonic one,
+// and the step has it read again at once.
+for (const jumpMs of [90_000, -90_000]) {
+  t.test(`B's clock steps by ${jumpMs / 1000} s after its store read Redis's; A at the provider, its lease over: B does not present the token`, async t => {
+    await bWhileAAtProvider(t, 0, jumpMs)
+  })
+}
 
 t.test('B\'s clock 50 s ahead of A\'s: a set A\'s forced refresh stored a moment ago is not refreshed again by B after a 401', async t => {
   const setup = await instanceA(t, { forcedRefreshIntervalMs: 30_000 })

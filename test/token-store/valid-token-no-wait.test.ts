@@ -120,6 +120,33 @@ forEachBackend(t, 'an expired set still waits for this process\'s refresh and ge
   t.same(calls, [old.refreshToken], 'one refresh however many asked')
 })
 
+// Valid for less than lockWaitMs: it waited the whole lockWaitMs for the hung refresh, meanwhile expired, and answered
+// 503 refresh_busy. It now waits until a second before its token ends, then goes on with it.
+t.test('another instance\'s refresh hangs: a caller whose token ends before lockWaitMs waits until shortly before, then gets its set', async t => {
+  const setup = await twoInstances(t)
+  if (setup === undefined) return
+  const { a, b } = setup
+  const id = sid()
+  const old = tokenSet({ expiresInMs: 2500, obtainedAt: Date.now() - 2 * HOUR })
+  await a.tokenStore.save(id, old)
+  const calls: string[] = []
+  const next = tokenSet()
+  const hung = hungRefresh(calls, next)
+  const onA = a.tokenStore.getFresh(id, hung.refresher.refresh)
+  await hung.started
+  const onB = countingRefresher({ calls })
+
+  // The fallback releases A's refresh after 6 s, past the token's end (a caller still waiting then gets the new set).
+  const got = await whileHung(b.tokenStore.getFresh(id, onB.refresh), hung, 6000)
+  const answeredAt = Date.now()
+  t.notOk(hung.done(), 'B answered while A\'s refresh was still at the provider')
+  t.equal(got.accessToken, old.accessToken, 'B: the stored set')
+  t.ok(answeredAt < old.expiresAt, 'answered before that set\'s access token ended')
+  hung.release()
+  t.same(await onA, next)
+  t.same(calls, [old.refreshToken], 'one refresh, A\'s')
+})
+
 for (const [what, set] of [
   ['an expired set', () => tokenSet({ expiresInMs: -60_000 })],
   ['a set valid for less than lockWaitMs', () => tokenSet({ expiresInMs: 5000, obtainedAt: Date.now() - 2 * HOUR })]
