@@ -17,7 +17,7 @@ import { createError } from '@fastify/error'
  * did not give a usable answer". A refusal for lack of scope is not one of them
  * (the provider answered; the user's grant is short): InsufficientScopeError.
  */
-export const UpstreamError = createError<'FST_AIHUBMIX_BAD_GATEWAY', 502, [{ cause: unknown }?]>(
+export const UpstreamError = createError<'FST_AIHUBMIX_BAD_GATEWAY', 502, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_BAD_GATEWAY',
   'The AIHubMix provider gave an unusable answer',
   502
@@ -56,7 +56,7 @@ export const UpstreamBodyTooLargeError = createError<[number]>(
   upstream
 )
 
-export const UpstreamUnreachableError = createError<[{ cause: unknown }?]>(
+export const UpstreamUnreachableError = createError<[{ cause?: unknown }?]>(
   'FST_AIHUBMIX_UPSTREAM_UNREACHABLE',
   'The AIHubMix provider could not be reached',
   502,
@@ -94,7 +94,7 @@ export const UpstreamTimeoutError = createError<[number, { cause: unknown }?]>(
 )
 
 /** The provider answered 401 to a resource call with a token we believed valid. */
-export const UpstreamUnauthorizedError = createError<'FST_AIHUBMIX_UPSTREAM_UNAUTHORIZED', 502, [{ cause: unknown }?]>(
+export const UpstreamUnauthorizedError = createError<'FST_AIHUBMIX_UPSTREAM_UNAUTHORIZED', 502, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_UPSTREAM_UNAUTHORIZED',
   'The AIHubMix provider refused the access token',
   502,
@@ -102,7 +102,7 @@ export const UpstreamUnauthorizedError = createError<'FST_AIHUBMIX_UPSTREAM_UNAU
 )
 
 /** The granted scopes do not cover the resource (e.g. top-up without `balance`). */
-export const InsufficientScopeError = createError<'FST_AIHUBMIX_INSUFFICIENT_SCOPE', 403, [{ cause: unknown }?]>(
+export const InsufficientScopeError = createError<'FST_AIHUBMIX_INSUFFICIENT_SCOPE', 403, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_INSUFFICIENT_SCOPE',
   'The signed-in user did not grant the scope this call needs',
   403
@@ -181,7 +181,7 @@ export class CsrfHeaderRequiredError extends createError<[string]>(
  * 500, at registration: the plugin was registered a second time where `app.aihubmix` already is (this scope or a
  * parent's). Fastify's own error only said "The decorator 'aihubmix' has already been added!".
  */
-export const ProxyRegisteredTwiceError = createError<'FST_AIHUBMIX_PROXY_REGISTERED_TWICE', 500, [{ cause: unknown }?]>(
+export const ProxyRegisteredTwiceError = createError<'FST_AIHUBMIX_PROXY_REGISTERED_TWICE', 500, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_PROXY_REGISTERED_TWICE',
   '@fastify-aihubmix/aihubmix-proxy is registered twice (app.aihubmix already exists in this scope): register it once, ' +
     'in a scope every plugin and route that uses it shares (the root app)',

@@ -86,7 +86,7 @@ function nonEmpty (env: Env, name: string): string | undefined {
  * a bare IP address. A URL, a bracketed IPv6 address or a host with a port would otherwise pass here and stop the
  * server later with `getaddrinfo ENOTFOUND`, a line that names no variable.
  */
-function listenHost (env: Env, name: 'HOST' | 'METRICS_HOST'): string {
+export function listenHost (env: Env, name: 'HOST' | 'METRICS_HOST'): string {
   const host = env[name] ?? '127.0.0.1'
   if (isIP(host) !== 0 || /^[\w-]+(?:\.[\w-]+)*\.?$/.test(host)) return host
   const example = 'e.g. 127.0.0.1, ::1, 0.0.0.0 or localhost'

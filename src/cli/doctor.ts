@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { AUTHORIZE_PATH, authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
-import { ConfigError, encryptionKeyProblem, keyPrefixSlip, readConfig, unreadVariables } from './config.js'
+import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, unreadVariables } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
 import { describeMalformed, readEnvFile, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
@@ -111,7 +111,13 @@ function metricsChecks (env: Env, refused: string | undefined): DoctorCheck[] {
   // The configuration's FAIL line already names what is wrong with these two.
   if (port === undefined || refused === 'METRICS_PORT' || refused === 'METRICS_HOST') return []
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) return [fail('metrics', 'METRICS_PORT is not a port number (0-65535)')]
-  const host = env.METRICS_HOST ?? '127.0.0.1'
+  // Checked here too: the configuration's line names only the first variable it refuses (HOST, say).
+  let host: string
+  try {
+    host = listenHost(env, 'METRICS_HOST')
+  } catch (err) {
+    return [fail('metrics', err instanceof ConfigError ? err.message : 'METRICS_HOST is not a host name or address')]
+  }
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`
   if (isLoopbackHost(host)) return [ok('metrics', `${url}, loopback only: Prometheus must run on this machine (METRICS_HOST says where to listen)`)]
   return [ok('metrics', `${url}: reachable beyond this machine, so let only Prometheus reach it (a firewall, a private network)`)]

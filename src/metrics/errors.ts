@@ -15,7 +15,7 @@ export const MetricsOptionsError = createError<'FST_AIHUBMIX_METRICS_OPTIONS', 5
  * 500, at registration: the plugin was registered a second time where `app.aihubmixMetrics` already is (this scope or
  * a parent's). Fastify's own error only said "The decorator 'aihubmixMetrics' has already been added!".
  */
-export const MetricsRegisteredTwiceError = createError<'FST_AIHUBMIX_METRICS_REGISTERED_TWICE', 500, [{ cause: unknown }?]>(
+export const MetricsRegisteredTwiceError = createError<'FST_AIHUBMIX_METRICS_REGISTERED_TWICE', 500, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_METRICS_REGISTERED_TWICE',
   '@fastify-aihubmix/metrics is registered twice (app.aihubmixMetrics already exists in this scope): register it once ' +
     '(metricsRoute serves it wherever it is registered)',

@@ -39,7 +39,7 @@ export const OAuthRoutesRegistrationError = createError<[string]>(
 )
 
 /** 404 `not_found`: `DELETE <prefix>/sessions/:id` with an id that is not one of this user's sessions (nothing ends). */
-export const SessionNotFoundError = createError<'FST_AIHUBMIX_SESSION_NOT_FOUND', 404, [{ cause: unknown }?]>(
+export const SessionNotFoundError = createError<'FST_AIHUBMIX_SESSION_NOT_FOUND', 404, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_SESSION_NOT_FOUND',
   'No session of yours has this id.',
   404

@@ -9,14 +9,14 @@ import { createError } from '@fastify/error'
  */
 
 /** 401: there is no token set for this session (or it expired and cannot be refreshed). */
-export const UnauthenticatedError = createError<'FST_AIHUBMIX_UNAUTHENTICATED', 401, [{ cause: unknown }?]>(
+export const UnauthenticatedError = createError<'FST_AIHUBMIX_UNAUTHENTICATED', 401, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_UNAUTHENTICATED',
   'No usable token set for this session',
   401
 )
 
 /** 401: the provider refused the refresh token for good; the token set has been deleted. */
-export const ReauthRequiredError = createError<'FST_AIHUBMIX_REAUTH_REQUIRED', 401, [{ cause: unknown }?]>(
+export const ReauthRequiredError = createError<'FST_AIHUBMIX_REAUTH_REQUIRED', 401, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_REAUTH_REQUIRED',
   'The refresh token was rejected: the user must sign in again',
   401
@@ -27,7 +27,7 @@ export const ReauthRequiredError = createError<'FST_AIHUBMIX_REAUTH_REQUIRED', 4
  * (`invalid_grant`, `invalid_client`). Any other error a refresher throws is treated as transient.
  * `new RefreshRejectedError({ cause })` keeps the provider's error as the cause.
  */
-export const RefreshRejectedError = createError<'FST_AIHUBMIX_REFRESH_REJECTED', 401, [{ cause: unknown }?]>(
+export const RefreshRejectedError = createError<'FST_AIHUBMIX_REFRESH_REJECTED', 401, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_REFRESH_REJECTED',
   'The provider rejected the refresh grant',
   401
@@ -38,7 +38,7 @@ export const RefreshRejectedError = createError<'FST_AIHUBMIX_REFRESH_REJECTED',
  * parent's). Fastify's own error only said "The decorator 'tokenStore' has already been added!", after the second
  * registration had connected its Redis.
  */
-export const TokenStoreRegisteredTwiceError = createError<'FST_AIHUBMIX_TOKEN_STORE_REGISTERED_TWICE', 500, [{ cause: unknown }?]>(
+export const TokenStoreRegisteredTwiceError = createError<'FST_AIHUBMIX_TOKEN_STORE_REGISTERED_TWICE', 500, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_TOKEN_STORE_REGISTERED_TWICE',
   '@fastify-aihubmix/token-store is registered twice (app.tokenStore already exists in this scope): register it once, ' +
     'in a scope every plugin and route that uses it shares (the root app)',
@@ -46,14 +46,14 @@ export const TokenStoreRegisteredTwiceError = createError<'FST_AIHUBMIX_TOKEN_ST
 )
 
 /** 503: the backing store (Redis) failed or did not answer in time. The original error is the `cause`. */
-export const StoreUnavailableError = createError<'FST_AIHUBMIX_STORE_UNAVAILABLE', 503, [{ cause: unknown }?]>(
+export const StoreUnavailableError = createError<'FST_AIHUBMIX_STORE_UNAVAILABLE', 503, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_STORE_UNAVAILABLE',
   'The token store is unavailable',
   503
 )
 
 /** 503: waited longer than `lockWaitMs` for another instance's refresh of the same session. */
-export const RefreshBusyError = createError<'FST_AIHUBMIX_REFRESH_BUSY', 503, [{ cause: unknown }?]>(
+export const RefreshBusyError = createError<'FST_AIHUBMIX_REFRESH_BUSY', 503, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_REFRESH_BUSY',
   'Timed out waiting for another instance to refresh the token set',
   503
@@ -65,7 +65,7 @@ export const RefreshBusyError = createError<'FST_AIHUBMIX_REFRESH_BUSY', 503, [{
  * The last failure is the `cause` (when this process saw it), and `retryAfterMs` says how long the backoff still
  * lasts. The token set is kept.
  */
-export class RefreshBackoffError extends createError<'FST_AIHUBMIX_REFRESH_BACKOFF', 503, [{ cause: unknown }?]>(
+export class RefreshBackoffError extends createError<'FST_AIHUBMIX_REFRESH_BACKOFF', 503, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_REFRESH_BACKOFF',
   'The last refresh of this session failed moments ago; it is retried shortly',
   503
@@ -133,7 +133,7 @@ export const TokenStoreArgumentError = createError<'FST_AIHUBMIX_TOKEN_STORE_ARG
 )
 
 /** 500: `request.tokens.save()` was called on a request without a session (register @fastify/session). */
-export const NoSessionError = createError<'FST_AIHUBMIX_NO_SESSION', 500, [{ cause: unknown }?]>(
+export const NoSessionError = createError<'FST_AIHUBMIX_NO_SESSION', 500, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_NO_SESSION',
   'This request has no session: register @fastify/session before saving tokens',
   500
@@ -144,7 +144,7 @@ export const NoSessionError = createError<'FST_AIHUBMIX_NO_SESSION', 500, [{ cau
  * http: @fastify/session neither saves such a session nor sends its cookie, so the set would sign nobody in, and
  * stay stored for its refresh token's life. Nothing is stored.
  */
-export const InsecureSessionCookieError = createError<'FST_AIHUBMIX_INSECURE_SESSION_COOKIE', 500, [{ cause: unknown }?]>(
+export const InsecureSessionCookieError = createError<'FST_AIHUBMIX_INSECURE_SESSION_COOKIE', 500, [{ cause?: unknown }?]>(
   'FST_AIHUBMIX_INSECURE_SESSION_COOKIE',
   'This session\'s cookie is Secure and this request came over plain http, so @fastify/session will neither save the ' +
   'session nor send its cookie: the token set was not stored. Fix: serve the app over https (behind a TLS proxy, set ' +

@@ -32,6 +32,11 @@ t.test('doctor names the metrics listener only when METRICS_PORT is set', async 
   t.ok(lines(bracketed.stdout).includes('FAIL configuration: METRICS_HOST: must be an address without brackets: ::1'), bracketed.stdout)
   t.equal(metricsLine(bracketed.stdout), undefined, 'no metrics line with a doubly bracketed address')
 
+  // HOST refused first: the configuration's line names HOST only, and the metrics line says what is wrong with its own.
+  const both = await runCli(['doctor'], { env: { HOST: 'http://0.0.0.0', METRICS_PORT: '9464', METRICS_HOST: '[::1]' }, cwd })
+  t.equal(both.code, 1)
+  t.equal(metricsLine(both.stdout), 'FAIL metrics: METRICS_HOST: must be an address without brackets: ::1', both.stdout)
+
   const v6 = await runCli(['doctor'], { env: { METRICS_PORT: '9464', METRICS_HOST: '::1' }, cwd })
   t.equal(v6.code, 0)
   t.equal(metricsLine(v6.stdout), 'ok   metrics: http://[::1]:9464/metrics, loopback only: Prometheus must run on this machine (METRICS_HOST says where to listen)')

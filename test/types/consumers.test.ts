@@ -40,6 +40,8 @@ export const f: number = new CliUsageError('x').code
 export const status: 401 = new UnauthenticatedError().statusCode
 // Their arguments are typed too: the ones their message takes, then { cause } (before, any three anything).
 export const withCause = new UnauthenticatedError({ cause: new Error('x') })
+const options: ErrorOptions = { cause: new Error('x') }
+export const withErrorOptions = new UnauthenticatedError(options)
 // @ts-expect-error an error whose message takes nothing takes no message arguments
 export const wrongArguments = new UnauthenticatedError(42, 'anything', [1, 2])
 // @ts-expect-error nor anything but { cause }
