@@ -45,7 +45,10 @@ export interface RefreshLockWaitMessage {
   readonly store: TokenStore
   /** From the first attempt to take the lock until it was taken or given up. */
   readonly waitMs: number
-  /** `busy`: another instance held it longer than `lockWaitMs` (RefreshBusyError); `error`: the store failed. */
+  /**
+   * `busy`: another instance held it longer than this flight waits (RefreshBusyError): `lockWaitMs`, or less for a
+   * caller whose access token is still valid (at once when it outlives `lockWaitMs`); `error`: the store failed.
+   */
   readonly outcome: 'acquired' | 'busy' | 'error'
 }
 

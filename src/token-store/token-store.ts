@@ -587,16 +587,21 @@ export class TokenStoreCore implements TokenStore {
       if (left > 0) throw new RefreshBackoffError(left, { cause: backoff.error })
       this.#backoff.delete(sid)
     }
-    const running = this.#flights.get(sid)
-    if (running !== undefined) {
-      if (!force && current.expiresAt > Date.now()) return current
+    let running = this.#flights.get(sid)
+    if (running !== undefined && !force && current.expiresAt > Date.now()) return current
+    // A caller that waits (its token expired, or a 401) waits at most lockWaitMs in all, however many flights of this
+    // process it joins: one started for a caller whose token was still valid may end busy, and another may follow it.
+    const lockWaitMs = this.#options.lockWaitMs
+    const joined = Date.now()
+    while (running !== undefined) {
       let result: TokenSet | undefined
       try {
         result = await running.promise
       } catch (err) {
-        // A flight that tried the lock once (its caller's token had long to live) found another instance's refresh:
-        // this caller, whose token has expired (or got a 401), waits for the lock in a flight of its own.
-        if (running.patient || !(err instanceof RefreshBusyError)) throw err
+        // A flight that waited less than lockWaitMs for the lock (its caller's token was still valid) found another
+        // instance's refresh: this caller waits on, in the flight another caller of this process started meanwhile
+        // (one flight per process), or else in one of its own, for what is left of its lockWaitMs.
+        if (running.patient || !(err instanceof RefreshBusyError) || Date.now() - joined >= lockWaitMs) throw err
       }
       if (result !== undefined) {
         if (!force || result.accessToken !== stale) return result
@@ -604,12 +609,18 @@ export class TokenStoreCore implements TokenStore {
         // (or the one another forced caller started meanwhile). Bounded: no loop.
         const next = this.#flights.get(sid)
         if (next !== undefined && next !== running) return await next.promise
+        break
       }
+      const next = this.#flights.get(sid)
+      running = next === running ? undefined : next
     }
-    const lockWaitMs = this.#options.lockWaitMs
     const left = current.expiresAt - Date.now()
-    const waitMs = force || left <= VALID_TOKEN_MARGIN_MS ? lockWaitMs : left > lockWaitMs ? 0 : left - VALID_TOKEN_MARGIN_MS
-    const patient = waitMs === lockWaitMs
+    // `patient`: this caller needs the new set (expired, a 401), so it waits for another instance's lock with what is
+    // left of its lockWaitMs; a caller whose token is still valid waits until shortly before it ends, or not at all.
+    const patient = force || left <= VALID_TOKEN_MARGIN_MS
+    const waitMs = patient
+      ? Math.max(0, lockWaitMs - (Date.now() - joined))
+      : left > lockWaitMs ? 0 : left - VALID_TOKEN_MARGIN_MS
     const promise = traceRefresh(this, force, refresh, (traced) => this.#fly(sid, traced, force, stale, waitMs))
     const flight: Flight = { promise, patient }
     this.#flights.set(sid, flight)

@@ -1,7 +1,8 @@
 import t from 'tap'
+import diagnosticsChannel from 'node:diagnostics_channel'
 import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
-import type { TokenSet, TokenStoreOptions } from '@fastify-aihubmix/token-store'
+import { REFRESH_LOCK_WAIT_CHANNEL, type RefreshLockWaitMessage, type TokenSet, type TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import { buildApp, countingRefresher, deferred, forEachBackend, sid, sleep, tokenSet } from '../helpers/token-store.js'
 import type { CountingRefresher, T } from '../helpers/token-store.js'
 import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
@@ -145,6 +146,39 @@ t.test('another instance\'s refresh hangs: a caller whose token ends before lock
   hung.release()
   t.same(await onA, next)
   t.same(calls, [old.refreshToken], 'one refresh, A\'s')
+})
+
+// Callers that need the new set (here forced, after a 401) joined the one-attempt flight of a caller whose token was
+// valid; when it ended busy, each started a flight of its own: three waiting for the lock in one process. One now.
+t.test('forced callers behind a valid caller\'s one-attempt flight wait in one flight of this process, not one each', async t => {
+  const setup = await twoInstances(t)
+  if (setup === undefined) return
+  const { a, b } = setup
+  const id = sid()
+  const old = dueButValid()
+  await a.tokenStore.save(id, old)
+  const calls: string[] = []
+  const next = tokenSet()
+  const hung = hungRefresh(calls, next)
+  const onA = a.tokenStore.getFresh(id, hung.refresher.refresh)
+  await hung.started
+  const waits: RefreshLockWaitMessage[] = []
+  const listener = (message: unknown): void => {
+    if ((message as RefreshLockWaitMessage).store === b.tokenStore) waits.push(message as RefreshLockWaitMessage)
+  }
+  diagnosticsChannel.subscribe(REFRESH_LOCK_WAIT_CHANNEL, listener)
+  t.teardown(() => diagnosticsChannel.unsubscribe(REFRESH_LOCK_WAIT_CHANNEL, listener))
+
+  const onB = countingRefresher({ calls })
+  const valid = b.tokenStore.getFresh(id, onB.refresh)
+  const forced = [1, 2, 3].map(() => b.tokenStore.getFresh(id, onB.refresh, { force: true, staleAccessToken: old.accessToken }))
+  t.equal((await valid).accessToken, old.accessToken, 'the valid caller: its set at once')
+  await sleep(300)
+  hung.release()
+  t.same((await Promise.all(forced)).map((set) => set.accessToken), [next, next, next].map((set) => set.accessToken), 'the forced callers: A\'s new set')
+  t.same(await onA, next)
+  t.same(calls, [old.refreshToken], 'one refresh')
+  t.same(waits.map((w) => w.outcome), ['busy', 'acquired'], 'B: the one-attempt flight, then ONE flight for the three forced callers')
 })
 
 for (const [what, set] of [
