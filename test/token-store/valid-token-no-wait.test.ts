@@ -60,18 +60,28 @@ async function twoInstances (t: T, extra: Partial<TokenStoreOptions> = {}): Prom
   return { a, b }
 }
 
-t.test('another instance\'s refresh hangs: a caller whose token is valid for minutes gets its set at once, not after lockWaitMs', async t => {
+/** Two instances; `old` stored; A's refresh of it hangs at the provider (until `hung.release()`). */
+async function aRefreshHangs (t: T, old: TokenSet): Promise<{
+  a: FastifyInstance, b: FastifyInstance, id: string, calls: string[], next: TokenSet, hung: ReturnType<typeof hungRefresh>, onA: Promise<TokenSet>
+} | undefined> {
   const setup = await twoInstances(t)
-  if (setup === undefined) return
+  if (setup === undefined) return undefined
   const { a, b } = setup
   const id = sid()
-  const old = dueButValid()
   await a.tokenStore.save(id, old)
   const calls: string[] = []
   const next = tokenSet()
   const hung = hungRefresh(calls, next)
   const onA = a.tokenStore.getFresh(id, hung.refresher.refresh)
   await hung.started
+  return { a, b, id, calls, next, hung, onA }
+}
+
+t.test('another instance\'s refresh hangs: a caller whose token is valid for minutes gets its set at once, not after lockWaitMs', async t => {
+  const old = dueButValid()
+  const setup = await aRefreshHangs(t, old)
+  if (setup === undefined) return
+  const { b, id, calls, next, hung, onA } = setup
   const onB = countingRefresher({ calls })
 
   const got = await whileHung(b.tokenStore.getFresh(id, onB.refresh), hung)
@@ -124,17 +134,10 @@ forEachBackend(t, 'an expired set still waits for this process\'s refresh and ge
 // Valid for less than lockWaitMs: it waited the whole lockWaitMs for the hung refresh, meanwhile expired, and answered
 // 503 refresh_busy. It now waits until a second before its token ends, then goes on with it.
 t.test('another instance\'s refresh hangs: a caller whose token ends before lockWaitMs waits until shortly before, then gets its set', async t => {
-  const setup = await twoInstances(t)
-  if (setup === undefined) return
-  const { a, b } = setup
-  const id = sid()
   const old = tokenSet({ expiresInMs: 2500, obtainedAt: Date.now() - 2 * HOUR })
-  await a.tokenStore.save(id, old)
-  const calls: string[] = []
-  const next = tokenSet()
-  const hung = hungRefresh(calls, next)
-  const onA = a.tokenStore.getFresh(id, hung.refresher.refresh)
-  await hung.started
+  const setup = await aRefreshHangs(t, old)
+  if (setup === undefined) return
+  const { b, id, calls, next, hung, onA } = setup
   const onB = countingRefresher({ calls })
 
   // The fallback releases A's refresh after 6 s, past the token's end (a caller still waiting then gets the new set).
@@ -151,17 +154,10 @@ t.test('another instance\'s refresh hangs: a caller whose token ends before lock
 // Callers that need the new set (here forced, after a 401) joined the one-attempt flight of a caller whose token was
 // valid; when it ended busy, each started a flight of its own: three waiting for the lock in one process. One now.
 t.test('forced callers behind a valid caller\'s one-attempt flight wait in one flight of this process, not one each', async t => {
-  const setup = await twoInstances(t)
-  if (setup === undefined) return
-  const { a, b } = setup
-  const id = sid()
   const old = dueButValid()
-  await a.tokenStore.save(id, old)
-  const calls: string[] = []
-  const next = tokenSet()
-  const hung = hungRefresh(calls, next)
-  const onA = a.tokenStore.getFresh(id, hung.refresher.refresh)
-  await hung.started
+  const setup = await aRefreshHangs(t, old)
+  if (setup === undefined) return
+  const { b, id, calls, next, hung, onA } = setup
   const waits: RefreshLockWaitMessage[] = []
   const listener = (message: unknown): void => {
     if ((message as RefreshLockWaitMessage).store === b.tokenStore) waits.push(message as RefreshLockWaitMessage)
@@ -186,17 +182,10 @@ for (const [what, set] of [
   ['a set valid for less than lockWaitMs', () => tokenSet({ expiresInMs: 5000, obtainedAt: Date.now() - 2 * HOUR })]
 ] as const) {
   t.test(`another instance's refresh: ${what} waits for it and gets the new set`, async t => {
-    const setup = await twoInstances(t)
-    if (setup === undefined) return
-    const { a, b } = setup
-    const id = sid()
     const old = set()
-    await a.tokenStore.save(id, old)
-    const calls: string[] = []
-    const next = tokenSet()
-    const hung = hungRefresh(calls, next)
-    const onA = a.tokenStore.getFresh(id, hung.refresher.refresh)
-    await hung.started
+    const setup = await aRefreshHangs(t, old)
+    if (setup === undefined) return
+    const { b, id, calls, next, hung, onA } = setup
     const onB = countingRefresher({ calls })
     let bAnswered = false
     const fromB = b.tokenStore.getFresh(id, onB.refresh).finally(() => { bAnswered = true })
