@@ -27,7 +27,7 @@ export const UpstreamError = createError<'FST_AIHUBMIX_BAD_GATEWAY', 502, [{ cau
 const upstream = UpstreamError as unknown as ErrorConstructor
 
 /** An HTTP status the call did not expect (a 5xx, a 404...): `upstreamStatus` is the provider's status code. */
-export class UpstreamStatusError extends createError<[number, { cause: unknown }?]>(
+export class UpstreamStatusError extends createError<[number, { cause?: unknown }?]>(
   'FST_AIHUBMIX_UPSTREAM_STATUS',
   'The AIHubMix provider answered HTTP %d',
   502,
@@ -35,14 +35,14 @@ export class UpstreamStatusError extends createError<[number, { cause: unknown }
 ) {
   readonly upstreamStatus: number
 
-  constructor (upstreamStatus: number, options?: { cause: unknown }) {
+  constructor (upstreamStatus: number, options?: { cause?: unknown }) {
     if (options === undefined) super(upstreamStatus)
     else super(upstreamStatus, options)
     this.upstreamStatus = upstreamStatus
   }
 }
 
-export const UpstreamInvalidResponseError = createError<[string, { cause: unknown }?]>(
+export const UpstreamInvalidResponseError = createError<[string, { cause?: unknown }?]>(
   'FST_AIHUBMIX_UPSTREAM_INVALID_RESPONSE',
   'The AIHubMix provider answered something that is not a valid %s',
   502,
@@ -86,7 +86,7 @@ export class UpstreamBusyError extends createError<[number]>(
   }
 }
 
-export const UpstreamTimeoutError = createError<[number, { cause: unknown }?]>(
+export const UpstreamTimeoutError = createError<[number, { cause?: unknown }?]>(
   'FST_AIHUBMIX_UPSTREAM_TIMEOUT',
   'The AIHubMix provider did not answer within %d ms',
   504,

@@ -109,7 +109,17 @@ function configurationCheck (env: Env): { check: DoctorCheck, variable?: string 
 function metricsChecks (env: Env, refused: string | undefined): DoctorCheck[] {
   const port = set(env, 'METRICS_PORT')
   // The configuration's FAIL line already names what is wrong with these two.
-  if (port === undefined || refused === 'METRICS_PORT' || refused === 'METRICS_HOST') return []
+  if (refused === 'METRICS_PORT' || refused === 'METRICS_HOST') return []
+  if (port === undefined) {
+    // No metrics listener, but the example server refuses a METRICS_HOST it could not listen on all the same: said
+    // here too, when the configuration's line named another variable it refused first.
+    try {
+      listenHost(env, 'METRICS_HOST')
+      return []
+    } catch (err) {
+      return [fail('metrics', err instanceof ConfigError ? err.message : 'METRICS_HOST is not a host name or address')]
+    }
+  }
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) return [fail('metrics', 'METRICS_PORT is not a port number (0-65535)')]
   // Checked here too: the configuration's line names only the first variable it refuses (HOST, say).
   let host: string

@@ -31,7 +31,7 @@ export const CliInvalidOptionError = createError<[string]>(
 )
 
 /** Parent of every "the provider did not create the app" error. Exit 1. */
-export const ProviderError = createError<[string, { cause: unknown }?]>(
+export const ProviderError = createError<[string, { cause?: unknown }?]>(
   'FST_AIHUBMIX_CLI_PROVIDER',
   '%s',
   1
@@ -40,7 +40,7 @@ export const ProviderError = createError<[string, { cause: unknown }?]>(
 const providerBase = ProviderError as unknown as ErrorConstructor
 
 /** The provider could not be reached at all (DNS, connection refused, TLS). */
-export const ProviderUnreachableError = createError<[string, string, { cause: unknown }?]>(
+export const ProviderUnreachableError = createError<[string, string, { cause?: unknown }?]>(
   'FST_AIHUBMIX_CLI_PROVIDER_UNREACHABLE',
   'cannot reach the provider at %s: %s',
   1,
@@ -48,7 +48,7 @@ export const ProviderUnreachableError = createError<[string, string, { cause: un
 )
 
 /** No complete answer within the time limit. */
-export const ProviderTimeoutError = createError<[string, number, { cause: unknown }?]>(
+export const ProviderTimeoutError = createError<[string, number, { cause?: unknown }?]>(
   'FST_AIHUBMIX_CLI_PROVIDER_TIMEOUT',
   'the provider at %s did not answer within %d ms',
   1,
@@ -56,7 +56,7 @@ export const ProviderTimeoutError = createError<[string, number, { cause: unknow
 )
 
 /** 401 / 403: the developer token was refused. */
-export const ProviderUnauthorizedError = createError<[number, { cause: unknown }?]>(
+export const ProviderUnauthorizedError = createError<[number, { cause?: unknown }?]>(
   'FST_AIHUBMIX_CLI_PROVIDER_UNAUTHORIZED',
   'the provider refused the developer token (HTTP %d): check AIHUBMIX_DEVELOPER_TOKEN',
   1,
@@ -64,7 +64,7 @@ export const ProviderUnauthorizedError = createError<[number, { cause: unknown }
 )
 
 /** Any other 4xx, or `success: false`: the provider refused the request. */
-export const ProviderRefusedError = createError<[number, string, { cause: unknown }?]>(
+export const ProviderRefusedError = createError<[number, string, { cause?: unknown }?]>(
   'FST_AIHUBMIX_CLI_PROVIDER_REFUSED',
   'the provider refused the request (HTTP %d): %s',
   1,
@@ -72,7 +72,7 @@ export const ProviderRefusedError = createError<[number, string, { cause: unknow
 )
 
 /** 5xx. */
-export const ProviderFailedError = createError<[number, { cause: unknown }?]>(
+export const ProviderFailedError = createError<[number, { cause?: unknown }?]>(
   'FST_AIHUBMIX_CLI_PROVIDER_FAILED',
   'the provider failed (HTTP %d): nothing was written; try again later',
   1,
@@ -80,7 +80,7 @@ export const ProviderFailedError = createError<[number, { cause: unknown }?]>(
 )
 
 /** 3xx: redirects are never followed (they would carry the developer token elsewhere). */
-export const ProviderRedirectError = createError<[number, string, { cause: unknown }?]>(
+export const ProviderRedirectError = createError<[number, string, { cause?: unknown }?]>(
   'FST_AIHUBMIX_CLI_PROVIDER_REDIRECT',
   'the provider answered a redirect (HTTP %d to %s), which is not followed: check --base-url',
   1,
@@ -88,7 +88,7 @@ export const ProviderRedirectError = createError<[number, string, { cause: unkno
 )
 
 /** A 2xx that is not JSON, too large, or fails the schema. */
-export const ProviderBadAnswerError = createError<[string, { cause: unknown }?]>(
+export const ProviderBadAnswerError = createError<[string, { cause?: unknown }?]>(
   'FST_AIHUBMIX_CLI_PROVIDER_BAD_ANSWER',
   'the provider\'s answer was not understood: %s',
   1,
@@ -103,7 +103,7 @@ export const EnvFileConflictError = createError<[string, string]>(
 )
 
 /** The env file could not be read or written. Exit 1. */
-export const EnvFileError = createError<[string, string, string, { cause: unknown }?]>(
+export const EnvFileError = createError<[string, string, string, { cause?: unknown }?]>(
   'FST_AIHUBMIX_CLI_ENV_FILE',
   'cannot %s %s: %s',
   1

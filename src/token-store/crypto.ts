@@ -160,7 +160,7 @@ export function parseEncryptionKey (input: unknown, path: string): Buffer {
   const listed = keyListInOneString(input)
   if (listed !== undefined && (input.startsWith('base64:') || input.startsWith('hex:'))) {
     throw new TokenStoreOptionsError(path, `holds ${listed} keys separated by commas, and a string is one key: give a list ` +
-      'as an array (e.g. process.env.TOKEN_ENCRYPTION_KEY.split(\',\'))')
+      'as an array (e.g. process.env.TOKEN_ENCRYPTION_KEY.split(\',\').map((k) => k.trim()))')
   }
   if (input.startsWith('base64:')) {
     const text = input.slice('base64:'.length)

@@ -73,14 +73,14 @@ export class RefreshBackoffError extends createError<'FST_AIHUBMIX_REFRESH_BACKO
   /** How long the backoff still lasts, in ms. */
   readonly retryAfterMs: number
 
-  constructor (retryAfterMs: number, options?: { cause: unknown }) {
+  constructor (retryAfterMs: number, options?: { cause?: unknown }) {
     super(...(options === undefined ? [] as const : [options] as const))
     this.retryAfterMs = retryAfterMs
   }
 }
 
 /** 500: a bad option; the message names the option path. Thrown at registration. */
-export const TokenStoreOptionsError = createError<'FST_AIHUBMIX_TOKEN_STORE_OPTIONS', 500, [string, string, { cause: unknown }?]>(
+export const TokenStoreOptionsError = createError<'FST_AIHUBMIX_TOKEN_STORE_OPTIONS', 500, [string, string, { cause?: unknown }?]>(
   'FST_AIHUBMIX_TOKEN_STORE_OPTIONS',
   'Invalid token-store option "%s": %s',
   500
@@ -102,7 +102,7 @@ export type UnsealFailure = 'unknown-key' | 'invalid'
  * lists). The store treats such a value as absent; an `'invalid'` one it deletes (logged at warn), an
  * `'unknown-key'` one it leaves where it is (logged at error, rate-limited). Never carries the value.
  */
-export class UnsealFailedError extends createError<'FST_AIHUBMIX_UNSEAL_FAILED', 500, [string, { cause: unknown }?]>(
+export class UnsealFailedError extends createError<'FST_AIHUBMIX_UNSEAL_FAILED', 500, [string, { cause?: unknown }?]>(
   'FST_AIHUBMIX_UNSEAL_FAILED',
   'A sealed value could not be opened: %s',
   500
@@ -126,7 +126,7 @@ export function unknownKeyIdOf (err: unknown): string | undefined {
 }
 
 /** 500: a programming error in how the store was called (empty session id, bad TTL, malformed token set). */
-export const TokenStoreArgumentError = createError<'FST_AIHUBMIX_TOKEN_STORE_ARGUMENT', 500, [string, string, { cause: unknown }?]>(
+export const TokenStoreArgumentError = createError<'FST_AIHUBMIX_TOKEN_STORE_ARGUMENT', 500, [string, string, { cause?: unknown }?]>(
   'FST_AIHUBMIX_TOKEN_STORE_ARGUMENT',
   'Invalid argument "%s": %s',
   500

@@ -148,7 +148,7 @@ function warnKeysWithoutPrefix (input: unknown, log: FastifyBaseLogger): void {
     const listed = keyListInOneString(key)
     if (listed !== undefined) {
       log.warn(`token-store: ${path} reads like ${listed} keys separated by commas, but a string is one key: the whole ` +
-        'value is used as one passphrase. Fix: give a list as an array (e.g. process.env.TOKEN_ENCRYPTION_KEY.split(\',\')), ' +
+        'value is used as one passphrase. Fix: give a list as an array (e.g. process.env.TOKEN_ENCRYPTION_KEY.split(\',\').map((k) => k.trim())), ' +
         'or keep it as it is if it is one passphrase with commas in it')
       return
     }

@@ -37,6 +37,10 @@ t.test('doctor names the metrics listener only when METRICS_PORT is set', async 
   t.equal(both.code, 1)
   t.equal(metricsLine(both.stdout), 'FAIL metrics: METRICS_HOST: must be an address without brackets: ::1', both.stdout)
 
+  const noPort = await runCli(['doctor'], { env: { HOST: '[::1]', METRICS_HOST: 'http://x' }, cwd })
+  t.equal(noPort.code, 1)
+  t.equal(metricsLine(noPort.stdout), 'FAIL metrics: METRICS_HOST: must be a host name or address, not a URL (e.g. 127.0.0.1, ::1, 0.0.0.0 or localhost)', 'without METRICS_PORT too: the example refuses it all the same')
+
   const v6 = await runCli(['doctor'], { env: { METRICS_PORT: '9464', METRICS_HOST: '::1' }, cwd })
   t.equal(v6.code, 0)
   t.equal(metricsLine(v6.stdout), 'ok   metrics: http://[::1]:9464/metrics, loopback only: Prometheus must run on this machine (METRICS_HOST says where to listen)')

@@ -48,7 +48,7 @@ t.test('a string that reads like a comma-separated list of keys: a warning for p
   const lines = await start(t, { encryptionKeys: passphrases })
   t.same(lines.map((l) => l.level), [40], 'one warning')
   t.equal(lines[0]?.msg, 'token-store: encryptionKeys reads like 2 keys separated by commas, but a string is one key: the whole value is ' +
-    'used as one passphrase. Fix: give a list as an array (e.g. process.env.TOKEN_ENCRYPTION_KEY.split(\',\')), or keep it as it is ' +
+    'used as one passphrase. Fix: give a list as an array (e.g. process.env.TOKEN_ENCRYPTION_KEY.split(\',\').map((k) => k.trim())), or keep it as it is ' +
     'if it is one passphrase with commas in it')
   t.notOk(lines[0]?.msg.includes('aaaa'), 'the keys are never logged')
   t.same(await start(t, { encryptionKeys: passphrases.split(',') }), [], 'the same keys as an array: nothing said')
@@ -59,7 +59,7 @@ t.test('a string that reads like a comma-separated list of keys: a warning for p
   t.teardown(() => app.close())
   await t.rejects(async () => { await app.register(tokenStore, { encryptionKeys: raw }) }, {
     code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS',
-    message: 'Invalid token-store option "encryptionKeys": holds 2 keys separated by commas, and a string is one key: give a list as an array (e.g. process.env.TOKEN_ENCRYPTION_KEY.split(\',\'))'
+    message: 'Invalid token-store option "encryptionKeys": holds 2 keys separated by commas, and a string is one key: give a list as an array (e.g. process.env.TOKEN_ENCRYPTION_KEY.split(\',\').map((k) => k.trim()))'
   })
 })
 

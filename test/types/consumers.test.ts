@@ -18,7 +18,7 @@ import { repoRoot, workspaces } from '../helpers/workspaces.js'
 const CONSUMER = `
 import Fastify from 'fastify'
 import tokenStore, { UnauthenticatedError, type TokenStoreOptions } from '@fastify-aihubmix/token-store'
-import aihubmixProxy, { UpstreamError, type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
+import aihubmixProxy, { UpstreamError, UpstreamTimeoutError, type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
 import oauthRoutes, { OAuthRoutesOptionsError, type OAuthRoutesOptions } from '@fastify-aihubmix/oauth-routes'
 import aihubmixMetrics, { MetricsOptionsError, type MetricsOptions } from '@fastify-aihubmix/metrics'
 import { startMockProvider, MockInvalidOptionError, type MockProviderOptions } from '@fastify-aihubmix/mock-provider'
@@ -42,6 +42,7 @@ export const status: 401 = new UnauthenticatedError().statusCode
 export const withCause = new UnauthenticatedError({ cause: new Error('x') })
 const options: ErrorOptions = { cause: new Error('x') }
 export const withErrorOptions = new UnauthenticatedError(options)
+export const withArgumentsAndErrorOptions = new UpstreamTimeoutError(5000, options)
 // @ts-expect-error an error whose message takes nothing takes no message arguments
 export const wrongArguments = new UnauthenticatedError(42, 'anything', [1, 2])
 // @ts-expect-error nor anything but { cause }
