@@ -249,7 +249,11 @@ export class RedisStore implements KVStore {
       const redisMs = timeReplyMs(reply)
       if (this.#closed || redisMs === undefined) return
       const held = this.#clock
-      if (held !== undefined && roundTripMs > CLOCK_SYNC_MAX_ROUND_TRIP_MS && roundTripMs >= held.roundTripMs) return
+      // A slow reading is kept out when a better one is held, unless the wall clock was stepped since that one: the
+      // held reading may then be what is wrong (a VM resumed), and without a new one the step would be asked about
+      // again at every look at the clock.
+      const stepped = held !== undefined && Math.abs(sentWall - held.wallMs - (sentMono - held.monoMs)) >= CLOCK_JUMP_MS
+      if (held !== undefined && !stepped && roundTripMs > CLOCK_SYNC_MAX_ROUND_TRIP_MS && roundTripMs >= held.roundTripMs) return
       const wallMs = sentWall + roundTripMs / 2
       this.#clock = { redisMs, wallMs, monoMs: sentMono + roundTripMs / 2, roundTripMs }
       const offset = Math.round(redisMs - wallMs)
