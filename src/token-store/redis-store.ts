@@ -168,6 +168,8 @@ export class RedisStore implements KVStore {
   #clock: { redisMs: number, wallMs: number, monoMs: number, roundTripMs: number } | undefined
   /** A reading is on its way (one at a time when a step of the wall clock asks for one). */
   #clockReading = false
+  /** When (performance.now) a step of the wall clock last asked for a reading. */
+  #stepReadAt = -Infinity
   readonly #clockTimer: NodeJS.Timeout
   #skewWarned = false
   #clockRefusedLogged = false
@@ -229,7 +231,12 @@ export class RedisStore implements KVStore {
     const elapsed = performance.now() - clock.monoMs
     // This machine's wall clock was stepped since the reading: which clock moved is not known here (a VM suspended
     // and resumed stops the monotonic one), so Redis's is read again; meanwhile the monotonic clock goes on.
-    if (!this.#clockReading && Math.abs(Date.now() - clock.wallMs - elapsed) >= CLOCK_JUMP_MS) this.#syncClock()
+    // At most one such reading a CLOCK_JUMP_MS: a TIME that keeps failing is not sent again at every look.
+    if (!this.#clockReading && Math.abs(Date.now() - clock.wallMs - elapsed) >= CLOCK_JUMP_MS &&
+      performance.now() - this.#stepReadAt >= CLOCK_JUMP_MS) {
+      this.#stepReadAt = performance.now()
+      this.#syncClock()
+    }
     return clock.redisMs + elapsed
   }
 
@@ -249,14 +256,24 @@ export class RedisStore implements KVStore {
       const redisMs = timeReplyMs(reply)
       if (this.#closed || redisMs === undefined) return
       const held = this.#clock
-      // A slow reading is kept out when a better one is held, unless the wall clock was stepped since that one: the
-      // held reading may then be what is wrong (a VM resumed), and without a new one the step would be asked about
-      // again at every look at the clock.
-      const stepped = held !== undefined && Math.abs(sentWall - held.wallMs - (sentMono - held.monoMs)) >= CLOCK_JUMP_MS
-      if (held !== undefined && !stepped && roundTripMs > CLOCK_SYNC_MAX_ROUND_TRIP_MS && roundTripMs >= held.roundTripMs) return
       const wallMs = sentWall + roundTripMs / 2
-      this.#clock = { redisMs, wallMs, monoMs: sentMono + roundTripMs / 2, roundTripMs }
-      const offset = Math.round(redisMs - wallMs)
+      const monoMs = sentMono + roundTripMs / 2
+      if (held !== undefined && roundTripMs > CLOCK_SYNC_MAX_ROUND_TRIP_MS && roundTripMs >= held.roundTripMs) {
+        // A slow reading, where a better one is held. Unless the wall clock was stepped since, the held one stays.
+        // After a step, the slow one tells which clock moved: when it agrees with the held reading moved on by the
+        // monotonic clock (within half its round trip), the wall clock was stepped (NTP), and the held reading stays,
+        // anchored to the wall clock anew (so the step is not asked about again); else the monotonic clock stopped
+        // (a VM suspended and resumed), and the slow reading is the better one.
+        const stepped = Math.abs(sentWall - held.wallMs - (sentMono - held.monoMs)) >= CLOCK_JUMP_MS
+        if (!stepped) return
+        const projected = held.redisMs + (monoMs - held.monoMs)
+        this.#clock = Math.abs(redisMs - projected) <= roundTripMs / 2
+          ? { redisMs: projected, wallMs, monoMs, roundTripMs: held.roundTripMs }
+          : { redisMs, wallMs, monoMs, roundTripMs }
+      } else {
+        this.#clock = { redisMs, wallMs, monoMs, roundTripMs }
+      }
+      const offset = Math.round(this.#clock.redisMs - wallMs)
       if (Math.abs(offset) >= CLOCK_SKEW_WARN_MS && !this.#skewWarned) {
         this.#skewWarned = true
         this.#log?.warn({ clockOffsetMs: offset }, `token-store: this machine's clock is ${(Math.abs(offset) / 1000).toFixed(1)} s ` +

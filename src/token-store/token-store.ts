@@ -225,7 +225,7 @@ export class TokenStoreCore implements TokenStore {
   readonly #records: Records
   /** Values sealed with a key missing from the ring: logged (rate-limited), never deleted. */
   readonly #unknownKeys: UnknownKeyLog
-  readonly #flights = new Map<string, Flight>()
+  readonly #flights = new Map<string, Promise<TokenSet>>()
   /** Refreshed sets not stored yet, by sid: served to this session's requests here until saved or dropped. */
   readonly #pending = new Map<string, PendingSave>()
   /** The retry loops of pending sets (close() waits for them). */
@@ -570,12 +570,12 @@ export class TokenStoreCore implements TokenStore {
 
   /**
    * Joins this session's flight in this process, or starts one (unless the session is backing off). `current`: the
-   * set the caller read. A caller that is not forced and whose access token has not expired does not wait for a
-   * flight running here: it goes on with its set (the refresh may hang at the provider for its whole deadline), and
-   * a flight it starts while that token has more than `lockWaitMs` to live tries the lock once instead of waiting
-   * for another instance's refresh; while it has less (but more than VALID_TOKEN_MARGIN_MS), it waits until that
-   * margin before the token's end. Then RefreshBusyError, which getFreshFrom answers with the still-valid set. Only an
-   * expired (or forced) caller's flight waits the whole `lockWaitMs` (`patient`).
+   * set the caller read. A caller that is not forced and whose access token has longer than VALID_TOKEN_MARGIN_MS to
+   * live does not wait for a flight running here: it goes on with its set (the refresh may hang at the provider for
+   * its whole deadline); and a flight it starts while that token has more than `lockWaitMs` to live tries the lock
+   * once instead of waiting for another instance's refresh; while it has less, it waits until that margin before the
+   * token's end. Then RefreshBusyError, which getFreshFrom answers with the still-valid set. A caller that needs the
+   * new set (expired, a 401) waits `lockWaitMs` in all, across the flights of this process it joins.
    */
   async #refreshOnce (sid: string, refresh: Refresher, force: boolean, stale: string | undefined, current: TokenSet): Promise<TokenSet> {
     // A refresh of this session still runs after its callers were answered: not a second one meanwhile.
@@ -588,7 +588,8 @@ export class TokenStoreCore implements TokenStore {
       this.#backoff.delete(sid)
     }
     let running = this.#flights.get(sid)
-    if (running !== undefined && !force && current.expiresAt > Date.now()) return current
+    // Valid for longer than the margin: goes on with its set (a token with less to live waits for the new one).
+    if (running !== undefined && !force && current.expiresAt - Date.now() > VALID_TOKEN_MARGIN_MS) return current
     // A caller that waits (its token expired, or a 401) waits at most lockWaitMs in all, however many flights of this
     // process it joins: one started for a caller whose token was still valid may end busy, and another may follow it.
     const lockWaitMs = this.#options.lockWaitMs
@@ -596,36 +597,35 @@ export class TokenStoreCore implements TokenStore {
     while (running !== undefined) {
       let result: TokenSet | undefined
       try {
-        result = await running.promise
+        result = await running
       } catch (err) {
-        // A flight that waited less than lockWaitMs for the lock (its caller's token was still valid) found another
-        // instance's refresh: this caller waits on, in the flight another caller of this process started meanwhile
-        // (one flight per process), or else in one of its own, for what is left of its lockWaitMs.
-        if (running.patient || !(err instanceof RefreshBusyError) || Date.now() - joined >= lockWaitMs) throw err
+        // The flight waited for the lock for as long as ITS caller could (a caller whose token was still valid, or one
+        // that came earlier) and found another instance's refresh: this caller waits on for what is left of its own
+        // lockWaitMs, in the flight another caller of this process started meanwhile (one flight per process), or
+        // else in one of its own.
+        if (!(err instanceof RefreshBusyError) || Date.now() - joined >= lockWaitMs) throw err
       }
       if (result !== undefined) {
         if (!force || result.accessToken !== stale) return result
         // A forced caller joined a flight that kept the very token that got the 401: one flight of its own
         // (or the one another forced caller started meanwhile). Bounded: no loop.
         const next = this.#flights.get(sid)
-        if (next !== undefined && next !== running) return await next.promise
+        if (next !== undefined && next !== running) return await next
         break
       }
       const next = this.#flights.get(sid)
       running = next === running ? undefined : next
     }
     const left = current.expiresAt - Date.now()
-    // `patient`: this caller needs the new set (expired, a 401), so it waits for another instance's lock with what is
-    // left of its lockWaitMs; a caller whose token is still valid waits until shortly before it ends, or not at all.
-    const patient = force || left <= VALID_TOKEN_MARGIN_MS
-    const waitMs = patient
+    // A caller that needs the new set (expired, a 401) waits for another instance's lock with what is left of its
+    // lockWaitMs; one whose token is still valid waits until shortly before that token ends, or not at all.
+    const waitMs = force || left <= VALID_TOKEN_MARGIN_MS
       ? Math.max(0, lockWaitMs - (Date.now() - joined))
       : left > lockWaitMs ? 0 : left - VALID_TOKEN_MARGIN_MS
-    const promise = traceRefresh(this, force, refresh, (traced) => this.#fly(sid, traced, force, stale, waitMs))
-    const flight: Flight = { promise, patient }
+    const flight = traceRefresh(this, force, refresh, (traced) => this.#fly(sid, traced, force, stale, waitMs))
     this.#flights.set(sid, flight)
     try {
-      return await promise
+      return await flight
     } finally {
       if (this.#flights.get(sid) === flight) this.#flights.delete(sid)
     }
@@ -1272,16 +1272,6 @@ const MAX_BACKOFF_ENTRIES = 100_000
  * token ends, then goes on with it (RefreshBusyError, answered with the set): a call made with it has that long.
  */
 const VALID_TOKEN_MARGIN_MS = 1000
-
-/**
- * A refresh flight running in this process (#refreshOnce). `patient`: it waits for another instance's lock the whole
- * lockWaitMs; else less (until shortly before its caller's access token ends) or not at all (once, for a token that
- * outlives lockWaitMs).
- */
-interface Flight {
-  readonly promise: Promise<TokenSet>
-  readonly patient: boolean
-}
 
 /** A flight's presented mark, kept fresh while its refresh goes on (#keepMark). */
 interface PresentedMark {

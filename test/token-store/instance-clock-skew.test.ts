@@ -83,7 +83,7 @@ t.test('RedisStore.now() is Redis\'s clock whatever this machine\'s says, measur
   t.teardown(() => store.close())
   await store.get('test:clock:nothing') // answered after the TIME the store sent when it was made
   let off = store.now() - await redisTime(admin)
-  t.ok(Math.abs(off) < 1000, `within a second of Redis's TIME with this machine 50 s ahead (${off.toFixed(0)} ms)`)
+  t.ok(Math.abs(off) < 5000, `within a few seconds (not 50) of Redis's TIME with this machine 50 s ahead (${off.toFixed(0)} ms)`)
   t.equal(warnings.length, 1, 'one warning')
   t.match(warnings[0], /^token-store: this machine's clock is 50\.\d s ahead of Redis's; refresh fences use Redis's clock, but token expiry is judged by each machine's own: keep clocks in sync \(NTP\)$/)
 
@@ -93,7 +93,7 @@ t.test('RedisStore.now() is Redis\'s clock whatever this machine\'s says, measur
   await once(client, 'ready')
   await store.get('test:clock:nothing')
   off = store.now() - await redisTime(admin)
-  t.ok(Math.abs(off) < 1000, `measured again after the reconnection, 20 s behind now (${off.toFixed(0)} ms)`)
+  t.ok(Math.abs(off) < 5000, `measured again after the reconnection, 20 s behind now (${off.toFixed(0)} ms)`)
   t.equal(warnings.length, 1, 'still one warning per store')
 })
 
@@ -134,7 +134,7 @@ t.test('RedisStore: within 5 s of Redis no warning; a TIME Redis refuses keeps t
   // The wall clock stepped from +3 s to +9 s meanwhile, and no reading since could tell Redis's: the last reading,
   // moved on by the monotonic clock, is still Redis's time.
   const off = store.now() - await redisTime(admin)
-  t.ok(Math.abs(off) < 1000, `the reading taken before is kept, and the wall clock's step does not move it (${off.toFixed(0)} ms)`)
+  t.ok(Math.abs(off) < 3000, `the reading taken before is kept, and the wall clock's step does not move it (${off.toFixed(0)} ms)`)
   t.equal(warnings.length, 1, 'one line for two refusals')
   t.match(warnings[0], /Redis refused TIME/)
 })
@@ -167,9 +167,70 @@ t.test('RedisStore: a first reading of Redis\'s clock over a slow round trip (ov
   for (let waited = 0; Math.abs(store.now() - Date.now()) < 10_000 && waited < 5000; waited += 50) {
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
-  // Off by up to half the round trip (600 ms), not by the machine's 50 s: before, such a reading was thrown away.
+  // Off by up to half the round trip (600 ms; plus this check's own round trip on a busy machine), not by the
+  // machine's 50 s: before, such a reading was thrown away.
   const off = store.now() - await redisTime(admin)
-  t.ok(Math.abs(off) < 1000, `the slow reading is taken (${off.toFixed(0)} ms off Redis's clock)`)
+  t.ok(Math.abs(off) < 5000, `the slow reading is taken (${off.toFixed(0)} ms off Redis's clock)`)
+})
+
+// An NTP step of the wall clock (the monotonic clock does not move), then a slow TIME (Redis busy before it reads its
+// clock): the slow reading replaced the good one, 2 s off. And with TIME refused after a step, every look at the
+// clock sent a TIME.
+t.test('RedisStore after a wall-clock step: a slow reading that agrees keeps the good one; a refused TIME is not asked at every look', async t => {
+  const client = await connectRedis(t)
+  if (client === undefined) return
+  const admin = await connectRedis(t)
+  if (admin === undefined) return
+  let delayMs = 0
+  let refuse = false
+  let times = 0
+  const wrapped = new Proxy(client, {
+    get (target, prop) {
+      if (prop === 'call') {
+        return async (command: string, args: unknown[]) => {
+          if (command === 'TIME') {
+            times++
+            if (refuse) throw new ReplyError('NOPERM User app has no permissions to run the \'time\' command')
+            // Redis busy: the command waits before Redis reads its clock.
+            if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs))
+          }
+          return await target.call(command, ...args as string[])
+        }
+      }
+      const value = Reflect.get(target, prop, target) as unknown
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  }) as unknown as RedisClient
+  const { log } = capture()
+  const store = new RedisStore({ client: wrapped, lockChannel: uniquePrefix('clock') + 'lock-released', commandTimeoutMs: 10_000, log })
+  t.teardown(() => store.close())
+  await store.get('test:clock:nothing')
+  t.ok(Math.abs(store.now() - await redisTime(admin)) < 1000, 'a good reading')
+
+  let shift = 5000
+  shiftClock(t, () => shift)
+  // Taken, this reading would be off by half its round trip: 3 s.
+  delayMs = 6000
+  const asked = times
+  store.now() // sees the step, reads TIME again
+  t.equal(times, asked + 1, 'the step has TIME read again')
+  await new Promise((resolve) => setTimeout(resolve, 6500))
+  const off = store.now() - await redisTime(admin)
+  t.ok(Math.abs(off) < 1500, `the slow reading agreed with the held one moved on: still Redis's clock (${off.toFixed(0)} ms off)`)
+  t.equal(times, asked + 1, 'and the step, anchored anew, is not asked about again')
+
+  delayMs = 0
+  refuse = true
+  shift = 15_000
+  const before = times
+  // Looks a few ms apart, each after the last one's refusal came back, for 300 ms: under the second between readings.
+  let looks = 0
+  for (const start = performance.now(); performance.now() - start < 300; looks++) {
+    store.now()
+    await new Promise((resolve) => setTimeout(resolve, 2))
+  }
+  t.ok(looks >= 2, `several looks (${looks})`)
+  t.equal(times - before, 1, 'a new step with TIME refused: one TIME for all those looks at the clock')
 })
 
 t.test('the memory store has no clock of its own', async t => {

@@ -61,10 +61,10 @@ async function twoInstances (t: T, extra: Partial<TokenStoreOptions> = {}): Prom
 }
 
 /** Two instances; `old` stored; A's refresh of it hangs at the provider (until `hung.release()`). */
-async function aRefreshHangs (t: T, old: TokenSet): Promise<{
+async function aRefreshHangs (t: T, old: TokenSet, extra: Partial<TokenStoreOptions> = {}): Promise<{
   a: FastifyInstance, b: FastifyInstance, id: string, calls: string[], next: TokenSet, hung: ReturnType<typeof hungRefresh>, onA: Promise<TokenSet>
 } | undefined> {
-  const setup = await twoInstances(t)
+  const setup = await twoInstances(t, extra)
   if (setup === undefined) return undefined
   const { a, b } = setup
   const id = sid()
@@ -175,6 +175,47 @@ t.test('forced callers behind a valid caller\'s one-attempt flight wait in one f
   t.same(await onA, next)
   t.same(calls, [old.refreshToken], 'one refresh')
   t.same(waits.map((w) => w.outcome), ['busy', 'acquired'], 'B: the one-attempt flight, then ONE flight for the three forced callers')
+})
+
+// A forced caller that joined the follow-up flight late (started by an earlier forced caller, with what was left of
+// ITS lockWaitMs) answered 503 refresh_busy when that flight gave up, though its own lockWaitMs had seconds left and
+// A's refresh answered within them. Each caller now waits its own lockWaitMs.
+t.test('a caller that joins a flight late waits its own lockWaitMs, not what an earlier joiner had left', async t => {
+  const old = tokenSet({ expiresInMs: 3500, obtainedAt: Date.now() - 2 * HOUR })
+  const setup = await aRefreshHangs(t, old, { lockWaitMs: 4000 })
+  if (setup === undefined) return
+  const { b, id, calls, next, hung, onA } = setup
+  const onB = countingRefresher({ calls })
+  const forced = { force: true, staleAccessToken: old.accessToken }
+  const valid = b.tokenStore.getFresh(id, onB.refresh)
+  const early = b.tokenStore.getFresh(id, onB.refresh, forced).catch((err: unknown) => err)
+  await sleep(2200)
+  const late = b.tokenStore.getFresh(id, onB.refresh, forced)
+  // A's refresh answers 5 s after B's first callers came: after the early joiner's 4 s, within the late one's.
+  setTimeout(hung.release, 2800)
+  t.equal((await valid).accessToken, old.accessToken, 'the valid caller: its set')
+  t.same(await late, next, 'the late caller: A\'s new set, within its own lockWaitMs')
+  t.comment(`the early caller: ${(await early as { code?: string }).code ?? 'the new set'}`)
+  t.same(await onA, next)
+  t.same(calls, [old.refreshToken], 'one refresh')
+})
+
+// A token with less than the margin to live is as good as expired for the in-process flight: it waits for the new set.
+forEachBackend(t, 'a second caller whose token has less than a second to live waits for this process\'s refresh', async (t, backend) => {
+  const app = await buildApp(t, backend.options)
+  const id = sid()
+  const old = tokenSet({ expiresInMs: 900, obtainedAt: Date.now() - 2 * HOUR })
+  await app.tokenStore.save(id, old)
+  const calls: string[] = []
+  const next = tokenSet()
+  const hung = hungRefresh(calls, next)
+  const leader = app.tokenStore.getFresh(id, hung.refresher.refresh)
+  await hung.started
+  const second = app.tokenStore.getFresh(id, hung.refresher.refresh)
+  setTimeout(hung.release, 300)
+  t.same(await second, next, 'the new set, not the one about to end')
+  t.same(await leader, next)
+  t.same(calls, [old.refreshToken], 'one refresh')
 })
 
 for (const [what, set] of [
