@@ -52,17 +52,34 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
       cb()
     }
   })
-  // PUBLIC_URL must be known before listening; pick the ports first.
-  const ports: number[] = []
-  for (let i = 0; i < (opts.instances ?? 1); i++) ports.push(await freePort())
-  const probe = ports[0] as number
-  const url = `http://127.0.0.1:${probe}`
-  const env: Record<string, string> = { PORT: String(probe), PUBLIC_URL: url, LOG_LEVEL: 'info', ...opts.env }
   // Instances that share sessions share the secrets.
-  if (env.SESSION_SECRET === undefined) env.SESSION_SECRET = randomBytes(32).toString('base64url')
-  const config = readConfig(env)
-  const demo = mock.createApp({ name: 'test app', redirectUri: config.redirectUri })
-  const build = async (port: number): Promise<FastifyInstance> => {
+  const sessionSecret = opts.env?.SESSION_SECRET ?? randomBytes(32).toString('base64url')
+  // PUBLIC_URL must be known before listening; pick the ports first. A port free a moment ago may be taken by the time
+  // it is listened on (another test's outgoing connection gets its local port from the same range): new ports then.
+  let ports: number[] = []
+  let config: ReturnType<typeof readConfig> | undefined
+  let demo: ReturnType<MockProvider['createApp']> | undefined
+  const peers: Array<{ app: FastifyInstance, url: string }> = []
+  for (let attempt = 1; ; attempt++) {
+    ports = []
+    for (let i = 0; i < (opts.instances ?? 1); i++) ports.push(await freePort())
+    const probe = ports[0] as number
+    config = readConfig({ PORT: String(probe), PUBLIC_URL: `http://127.0.0.1:${probe}`, LOG_LEVEL: 'info', ...opts.env, SESSION_SECRET: sessionSecret })
+    demo = mock.createApp({ name: 'test app', redirectUri: config.redirectUri })
+    try {
+      for (const port of ports) peers.push({ app: await build(port), url: `http://127.0.0.1:${port}` })
+      break
+    } catch (err) {
+      for (const peer of peers.splice(0)) await peer.app.close()
+      if ((err as { code?: string }).code !== 'EADDRINUSE' || attempt === 5) {
+        await mock.close()
+        throw err
+      }
+    }
+  }
+  const url = peers[0]?.url as string
+  async function build (port: number): Promise<FastifyInstance> {
+    if (config === undefined || demo === undefined) throw new Error('no configuration')
     const instance = await buildApp({
       config,
       provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret },
@@ -72,18 +89,23 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
       oauth: opts.oauth,
       redis: opts.redis
     })
-    await instance.listen({ port, host: '127.0.0.1' })
+    try {
+      await instance.listen({ port, host: '127.0.0.1' })
+    } catch (err) {
+      await instance.close()
+      throw err
+    }
     return instance
   }
-  const peers: Array<{ app: FastifyInstance, url: string }> = []
-  for (const port of ports) peers.push({ app: await build(port), url: `http://127.0.0.1:${port}` })
   const app = (peers[0] as { app: FastifyInstance }).app
+  const { clientSecret } = demo
+  const { sessionSecret: signingSecret } = config
 
   const stack: Stack = {
     mock,
     app,
     url,
-    clientSecret: demo.clientSecret,
+    clientSecret,
     logs,
     browser: () => new TestBrowser(),
     async login ({ returnTo, browser = new TestBrowser() } = {}) {
@@ -97,7 +119,7 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
       const jar = browser.cookies.get(url)
       const raw = jar?.get('sid')
       if (raw === undefined) throw new Error('no session cookie')
-      const unsigned = fastifyCookie.unsign(decodeURIComponent(raw), config.sessionSecret)
+      const unsigned = fastifyCookie.unsign(decodeURIComponent(raw), signingSecret)
       if (!unsigned.valid || unsigned.value === null) throw new Error('bad session cookie')
       return unsigned.value
     },
@@ -108,7 +130,7 @@ export async function startStack (opts: StackOptions = {}): Promise<Stack> {
         ...issued.refreshTokens,
         ...issued.codes,
         ...issued.clientSecrets,
-        config.sessionSecret
+        signingSecret
       ]
     },
     peers,
