@@ -4,7 +4,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import t from 'tap'
 import { ReplyError, type Redis } from 'ioredis'
 import type { FastifyBaseLogger } from 'fastify'
-import { KEY_A, buildApp, deferred, sid, tokenSet, type T } from '../helpers/token-store.js'
+import { KEY_A, buildApp, deferred, sid, sleep, tokenSet, type T } from '../helpers/token-store.js'
 import { cleanupPrefix, connectRedis, redisUrl, uniquePrefix } from '../helpers/redis.js'
 import { RedisStore, type RedisClient } from '../../src/token-store/redis-store.js'
 import { MemoryStore } from '../../src/token-store/memory-store.js'
@@ -106,17 +106,7 @@ t.test('RedisStore: within 5 s of Redis no warning; a TIME Redis refuses keeps t
   shiftClock(t, () => shift)
   let refuse = false
   // An ACL user without TIME, as Redis answers it.
-  const wrapped = new Proxy(client, {
-    get (target, prop) {
-      if (prop === 'call') {
-        return (command: string, args: unknown[]) => refuse && command === 'TIME'
-          ? Promise.reject(new ReplyError('NOPERM User app has no permissions to run the \'time\' command'))
-          : target.call(command, ...args as string[])
-      }
-      const value = Reflect.get(target, prop, target) as unknown
-      return typeof value === 'function' ? value.bind(target) : value
-    }
-  }) as unknown as RedisClient
+  const wrapped = timeThrough(client, { before: () => { if (refuse) throw refusal() } })
   const { log, warnings } = capture()
   const store = new RedisStore({ client: wrapped, lockChannel: uniquePrefix('clock') + 'lock-released', commandTimeoutMs: 5000, log })
   t.teardown(() => store.close())
@@ -146,19 +136,7 @@ t.test('RedisStore: a first reading of Redis\'s clock over a slow round trip (ov
   if (admin === undefined) return
   shiftClock(t, () => 50_000)
   // Redis answering TIME slowly (a busy server, a long network): its reply arrives 1.2 s after Redis read its clock.
-  const wrapped = new Proxy(client, {
-    get (target, prop) {
-      if (prop === 'call') {
-        return async (command: string, args: unknown[]) => {
-          const reply: unknown = await target.call(command, ...args as string[])
-          if (command === 'TIME') await new Promise((resolve) => setTimeout(resolve, 1200))
-          return reply
-        }
-      }
-      const value = Reflect.get(target, prop, target) as unknown
-      return typeof value === 'function' ? value.bind(target) : value
-    }
-  }) as unknown as RedisClient
+  const wrapped = timeThrough(client, { after: async () => { await sleep(1200) } })
   const { log } = capture()
   const store = new RedisStore({ client: wrapped, lockChannel: uniquePrefix('clock') + 'lock-released', commandTimeoutMs: 5000, log })
   t.teardown(() => store.close())
@@ -184,23 +162,14 @@ t.test('RedisStore after a wall-clock step: a slow reading that agrees keeps the
   let delayMs = 0
   let refuse = false
   let times = 0
-  const wrapped = new Proxy(client, {
-    get (target, prop) {
-      if (prop === 'call') {
-        return async (command: string, args: unknown[]) => {
-          if (command === 'TIME') {
-            times++
-            if (refuse) throw new ReplyError('NOPERM User app has no permissions to run the \'time\' command')
-            // Redis busy: the command waits before Redis reads its clock.
-            if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs))
-          }
-          return await target.call(command, ...args as string[])
-        }
-      }
-      const value = Reflect.get(target, prop, target) as unknown
-      return typeof value === 'function' ? value.bind(target) : value
+  const wrapped = timeThrough(client, {
+    before: async () => {
+      times++
+      if (refuse) throw refusal()
+      // Redis busy: the command waits before Redis reads its clock.
+      if (delayMs > 0) await sleep(delayMs)
     }
-  }) as unknown as RedisClient
+  })
   const { log } = capture()
   const store = new RedisStore({ client: wrapped, lockChannel: uniquePrefix('clock') + 'lock-released', commandTimeoutMs: 10_000, log })
   t.teardown(() => store.close())
@@ -232,6 +201,34 @@ t.test('RedisStore after a wall-clock step: a slow reading that agrees keeps the
   t.ok(looks >= 2, `several looks (${looks})`)
   t.equal(times - before, 1, 'a new step with TIME refused: one TIME for all those looks at the clock')
 })
+
+/**
+ * `client` whose TIME commands go through `before` (which may wait, or throw as Redis refusing it would) before they
+ * are sent, and through `after` once answered; every other command as it is.
+ */
+function timeThrough (client: Redis, hooks: { before?: () => void | Promise<void>, after?: () => Promise<void> }): RedisClient {
+  return new Proxy(client, {
+    get (target, prop) {
+      if (prop === 'call') {
+        return async (command: string, args: unknown[]) => {
+          // Sent at once unless `before` waits: the store's first TIME goes out before the commands after it.
+          const waiting = command === 'TIME' ? hooks.before?.() : undefined
+          if (waiting !== undefined) await waiting
+          const reply: unknown = await target.call(command, ...args as string[])
+          if (command === 'TIME') await hooks.after?.()
+          return reply
+        }
+      }
+      const value = Reflect.get(target, prop, target) as unknown
+      return typeof value === 'function' ? value.bind(target) : value
+    }
+  }) as unknown as RedisClient
+}
+
+/** What Redis answers a client whose ACL user may not run TIME. */
+function refusal (): Error {
+  return new ReplyError('NOPERM User app has no permissions to run the \'time\' command')
+}
 
 t.test('the memory store has no clock of its own', async t => {
   t.equal((new MemoryStore() as { now?: unknown }).now, undefined)

@@ -94,16 +94,24 @@ t.test('another instance\'s refresh hangs: a caller whose token is valid for min
   t.equal(calls.length, 1)
 })
 
-forEachBackend(t, 'this process\'s refresh hangs: a second caller whose token is valid for minutes gets its set at once', async (t, backend) => {
+/** One instance on `backend`; `old` stored; its own refresh of it hangs at the provider (until `hung.release()`). */
+async function ownRefreshHangs (t: T, backend: { options: Partial<TokenStoreOptions> }, old: TokenSet): Promise<{
+  app: FastifyInstance, id: string, calls: string[], next: TokenSet, hung: ReturnType<typeof hungRefresh>, leader: Promise<TokenSet>
+}> {
   const app = await buildApp(t, backend.options)
   const id = sid()
-  const old = dueButValid()
   await app.tokenStore.save(id, old)
   const calls: string[] = []
   const next = tokenSet()
   const hung = hungRefresh(calls, next)
   const leader = app.tokenStore.getFresh(id, hung.refresher.refresh)
   await hung.started
+  return { app, id, calls, next, hung, leader }
+}
+
+forEachBackend(t, 'this process\'s refresh hangs: a second caller whose token is valid for minutes gets its set at once', async (t, backend) => {
+  const old = dueButValid()
+  const { app, id, calls, next, hung, leader } = await ownRefreshHangs(t, backend, old)
 
   const got = await whileHung(app.tokenStore.getFresh(id, hung.refresher.refresh), hung)
   t.notOk(hung.done(), 'answered while the refresh was still at the provider')
@@ -114,15 +122,8 @@ forEachBackend(t, 'this process\'s refresh hangs: a second caller whose token is
 })
 
 forEachBackend(t, 'an expired set still waits for this process\'s refresh and gets the new set', async (t, backend) => {
-  const app = await buildApp(t, backend.options)
-  const id = sid()
   const old = tokenSet({ expiresInMs: -60_000 })
-  await app.tokenStore.save(id, old)
-  const calls: string[] = []
-  const next = tokenSet()
-  const hung = hungRefresh(calls, next)
-  const leader = app.tokenStore.getFresh(id, hung.refresher.refresh)
-  await hung.started
+  const { app, id, calls, next, hung, leader } = await ownRefreshHangs(t, backend, old)
   const joiners = Promise.all(Array.from({ length: 5 }, () => app.tokenStore.getFresh(id, hung.refresher.refresh)))
   await sleep(50)
   hung.release()
@@ -202,15 +203,8 @@ t.test('a caller that joins a flight late waits its own lockWaitMs, not what an 
 
 // A token with less than the margin to live is as good as expired for the in-process flight: it waits for the new set.
 forEachBackend(t, 'a second caller whose token has less than a second to live waits for this process\'s refresh', async (t, backend) => {
-  const app = await buildApp(t, backend.options)
-  const id = sid()
   const old = tokenSet({ expiresInMs: 900, obtainedAt: Date.now() - 2 * HOUR })
-  await app.tokenStore.save(id, old)
-  const calls: string[] = []
-  const next = tokenSet()
-  const hung = hungRefresh(calls, next)
-  const leader = app.tokenStore.getFresh(id, hung.refresher.refresh)
-  await hung.started
+  const { app, id, calls, next, hung, leader } = await ownRefreshHangs(t, backend, old)
   const second = app.tokenStore.getFresh(id, hung.refresher.refresh)
   setTimeout(hung.release, 300)
   t.same(await second, next, 'the new set, not the one about to end')
