@@ -89,6 +89,27 @@ export async function scanKeys (redis: Redis, prefix: string): Promise<string[]>
   return [...new Set(keys)].sort()
 }
 
+/** A key as one MULTI read it: its remaining life, its type, and its value (a string, or a hash as JSON). */
+export interface StoredKey { key: string, ttl: number, type: string, value: string }
+
+/**
+ * Every key under `prefix` with its TTL, type and value, each key read at one instant (one MULTI), so a key that
+ * ends between the SCAN and its read (a lock released, a marker used) is never seen half read. Keys that ended in
+ * between are returned apart, by name.
+ */
+export async function readStoredKeys (redis: Redis, prefix: string): Promise<{ stored: StoredKey[], ended: string[] }> {
+  const stored: StoredKey[] = []
+  const ended: string[] = []
+  for (const key of await scanKeys(redis, prefix)) {
+    const answers = await redis.multi().pttl(key).type(key).get(key).hgetall(key).exec()
+    if (answers === null) throw new Error(`MULTI for ${key} was discarded`)
+    const [ttl, type, text, hash] = answers.map(([, value]) => value)
+    if (type === 'none') ended.push(key)
+    else stored.push({ key, ttl: Number(ttl), type: String(type), value: type === 'string' ? String(text) : JSON.stringify(hash) })
+  }
+  return { stored, ended }
+}
+
 /** Deletes every key under `prefix` when the test ends (registered now, so it runs before the client quits). */
 export function cleanupPrefix (t: TestLike, redis: Redis, prefix: string): void {
   t.teardown(async () => {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startStack } from '../helpers/stack.js'
 import { TestBrowser } from '../helpers/browser.js'
-import { connectRedis, uniquePrefix, cleanupPrefix, scanKeys } from '../helpers/redis.js'
+import { connectRedis, uniquePrefix, cleanupPrefix, scanKeys, readStoredKeys } from '../helpers/redis.js'
 
 // The security rules for starting a login.
 
@@ -53,11 +53,13 @@ t.test('anonymous sign-in starts write nothing to Redis: no session, no login re
   // A finished sign-in writes its session, its token set, its link to its user, its user's index and the
   // used-state marker, each with a TTL.
   await stack.login()
-  const keys = await scanKeys(redis, prefix)
-  t.equal(keys.length, 5, keys.join(', '))
-  for (const key of keys) {
-    const ttl = await redis.pttl(key)
+  const { stored, ended } = await readStoredKeys(redis, prefix)
+  // What each key is, without its ids: the list names any extra or missing kind of key.
+  const kindOf = (key: string): string => key.slice(prefix.length).replace(/^\{(u:)?[^}]*\}/, (_, user) => user === undefined ? '{sid}' : '{user}').replace(/^(rec:login-used:).*/, '$1…')
+  t.same(stored.map(({ key }) => kindOf(key)).sort(), ['rec:login-used:…', '{sid}:sess', '{sid}:tok', '{sid}:user', '{user}:sessions'].sort(), 'the keys of one sign-in')
+  t.same(ended, [], 'no key ended between the scan and its read')
+  for (const { key, ttl } of stored) {
     const limit = key.includes(':rec:login-used:') ? 10 * 60 * 1000 : 30 * 24 * 3600 * 1000
-    t.ok(ttl > 0 && ttl <= limit, `${key.slice(prefix.length, prefix.length + 24)}…: TTL ${ttl} ms`)
+    t.ok(ttl > 0 && ttl <= limit, `${kindOf(key)}: TTL ${ttl} ms`)
   }
 })
