@@ -574,8 +574,10 @@ export class TokenStoreCore implements TokenStore {
    * live does not wait for a flight running here: it goes on with its set (the refresh may hang at the provider for
    * its whole deadline); and a flight it starts while that token has more than `lockWaitMs` to live tries the lock
    * once instead of waiting for another instance's refresh; while it has less, it waits until that margin before the
-   * token's end. Then RefreshBusyError, which getFreshFrom answers with the still-valid set. A caller that needs the
-   * new set (expired, a 401) waits `lockWaitMs` in all, across the flights of this process it joins.
+   * token's end. Then RefreshBusyError, which getFreshFrom answers with the still-valid set. The caller that starts a
+   * flight waits for it until that margin before its token ends, then goes on with its set while the flight runs on.
+   * A caller that needs the new set (expired, a 401) waits `lockWaitMs` in all, across the flights of this process
+   * it joins.
    */
   async #refreshOnce (sid: string, refresh: Refresher, force: boolean, stale: string | undefined, current: TokenSet): Promise<TokenSet> {
     // A refresh of this session still runs after its callers were answered: not a second one meanwhile.
@@ -624,10 +626,19 @@ export class TokenStoreCore implements TokenStore {
       : left > lockWaitMs ? 0 : left - VALID_TOKEN_MARGIN_MS
     const flight = traceRefresh(this, force, refresh, (traced) => this.#fly(sid, traced, force, stale, waitMs))
     this.#flights.set(sid, flight)
+    const landed = (): void => { if (this.#flights.get(sid) === flight) this.#flights.delete(sid) }
+    flight.then(landed, landed)
+    // The caller that started the flight waits for it only while its own token lives: a refresh slower than that (a
+    // token endpoint that hangs for its whole timeoutMs, a window shorter than timeoutMs) must not outlive the token
+    // the request could have used. Then it goes on with its set, as the callers that came later do; the flight runs
+    // on, one flight per process, and its outcome is stored for the next request.
+    const validFor = force ? 0 : current.expiresAt - Date.now() - VALID_TOKEN_MARGIN_MS
+    if (validFor <= 0) return await flight
+    let timer: NodeJS.Timeout | undefined
     try {
-      return await flight
+      return await Promise.race([flight, new Promise<TokenSet>((resolve) => { timer = setTimeout(resolve, validFor, current) })])
     } finally {
-      if (this.#flights.get(sid) === flight) this.#flights.delete(sid)
+      clearTimeout(timer)
     }
   }
 

@@ -143,6 +143,20 @@ t.test('token endpoint timeouts and connection failures keep the session', async
   t.same(findLeaks(stack.secrets(), [...browser.transcript(stack.url), ...stack.logs]), [])
 })
 
+// The request that started a refresh waited for it to the refresher's deadline, whatever its token's life: with a
+// token that ended before that deadline (a refresh window shorter than timeoutMs, or minutes of a hung endpoint
+// near the end of a token's life) it answered 504 upstream_timeout, though its token was valid when it came.
+t.test('a hung token endpoint and a token that ends before its deadline: the request that starts the refresh is served with that token', async (t) => {
+  const { stack, browser } = await signedIn(t, { proxy: { timeoutMs: 3000, refreshGraceMs: 0 } })
+  await setExpiry(stack, browser, 1500)
+  stack.mock.setFault('token', 'hang', { times: 1 })
+  const started = Date.now()
+  const res = await browser.get(`${stack.url}/api/user/info`, CSRF)
+  t.equal(res.status, 200, `its still-valid token: ${res.status} ${res.body}`)
+  t.ok(Date.now() - started < 1500, 'answered while that token lived, not at the refresh\'s deadline')
+  t.equal(stack.mock.counts().userinfo, 1)
+})
+
 t.test('when the provider does not rotate, the old refresh token is kept', async (t) => {
   const { stack, browser } = await signedIn(t)
   stack.mock.setRotation({ rotate: false })

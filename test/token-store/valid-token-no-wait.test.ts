@@ -121,6 +121,24 @@ forEachBackend(t, 'this process\'s refresh hangs: a second caller whose token is
   t.same(calls, [old.refreshToken], 'one refresh')
 })
 
+// The caller that started the refresh waited for it whatever its token's life: on a token endpoint that hung for the
+// refresher's whole deadline (10 s) with a token that ended within it, the request answered 504 upstream_timeout
+// with a token it could have used. It now waits until a second before its token ends, then goes on with it.
+forEachBackend(t, 'this process\'s refresh hangs: the caller that started it waits only until shortly before its token ends, then gets its set', async (t, backend) => {
+  const old = tokenSet({ expiresInMs: 2000, obtainedAt: Date.now() - 2 * HOUR })
+  const { app, id, calls, next, hung, leader } = await ownRefreshHangs(t, backend, old)
+  const got = await whileHung(leader, hung, 5000)
+  t.notOk(hung.done(), 'answered while its refresh was still at the provider')
+  t.equal(got.accessToken, old.accessToken, 'its own set, still valid')
+  t.ok(old.expiresAt - Date.now() > 0, 'answered before that set\'s access token ended')
+  // Once the set has less than a second to live, the next caller waits for the refresh.
+  await sleep(Math.max(0, old.expiresAt - Date.now() - 500))
+  const later = app.tokenStore.getFresh(id, hung.refresher.refresh)
+  hung.release()
+  t.same(await later, next, 'the refresh ran on: the next caller gets its set')
+  t.same(calls, [old.refreshToken], 'one refresh')
+})
+
 forEachBackend(t, 'an expired set still waits for this process\'s refresh and gets the new set', async (t, backend) => {
   const old = tokenSet({ expiresInMs: -60_000 })
   const { app, id, calls, next, hung, leader } = await ownRefreshHangs(t, backend, old)
@@ -147,8 +165,12 @@ t.test('another instance\'s refresh hangs: a caller whose token ends before lock
   t.notOk(hung.done(), 'B answered while A\'s refresh was still at the provider')
   t.equal(got.accessToken, old.accessToken, 'B: the stored set')
   t.ok(answeredAt < old.expiresAt, 'answered before that set\'s access token ended')
+  t.equal((await onA).accessToken, old.accessToken, 'A, which started the refresh, went on with its set as well')
+  // Once the set has less than a second to live, A's next caller waits for A's refresh.
+  await sleep(Math.max(0, old.expiresAt - Date.now() - 500))
+  const onALater = setup.a.tokenStore.getFresh(id, onB.refresh)
   hung.release()
-  t.same(await onA, next)
+  t.same(await onALater, next, 'A\'s refresh ran on: A\'s next caller gets its set')
   t.same(calls, [old.refreshToken], 'one refresh, A\'s')
 })
 
@@ -197,7 +219,7 @@ t.test('a caller that joins a flight late waits its own lockWaitMs, not what an 
   t.equal((await valid).accessToken, old.accessToken, 'the valid caller: its set')
   t.same(await late, next, 'the late caller: A\'s new set, within its own lockWaitMs')
   t.comment(`the early caller: ${(await early as { code?: string }).code ?? 'the new set'}`)
-  t.same(await onA, next)
+  t.equal((await onA).accessToken, old.accessToken, 'A, which started the refresh, went on with its set until shortly before it ended')
   t.same(calls, [old.refreshToken], 'one refresh')
 })
 
