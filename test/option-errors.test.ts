@@ -91,6 +91,20 @@ t.test('aihubmix-proxy: a baseUrl ending in a part of the endpoints\' path (or t
   }
 })
 
+// A host without its scheme was refused as "must be an absolute URL" (or, `localhost:4000` parsing as a URL of scheme
+// `localhost:`, "must be an http(s) URL"), naming no fix.
+t.test('a URL option without its scheme is refused in one line with an example of the option', async (t) => {
+  const examples = { baseUrl: 'https://api.aihubmix.com', redirectUri: 'https://app.example/auth/callback', revocationUrl: 'https://api.aihubmix.com/api/oauth2/revoke' }
+  for (const value of ['api.aihubmix.com', '127.0.0.1:4000', 'localhost:4000', 'app.example.com:8443/auth/callback']) {
+    for (const option of ['baseUrl', 'redirectUri', 'revocationUrl'] as const) {
+      const err = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, [option]: value }) })
+      t.equal(err.message, `Invalid aihubmix-proxy option "${option}": must be an absolute URL with its scheme, such as ${examples[option]} (http:// only on loopback)`, `${option} ${value}`)
+    }
+  }
+  const ftp = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, baseUrl: 'ftp://api.aihubmix.com' }) })
+  t.equal(ftp.message, 'Invalid aihubmix-proxy option "baseUrl": must be an http(s) URL', 'another scheme: named as such')
+})
+
 t.test('a URL with spaces, a line break or quotes around it is refused at start in every package, in the same words', async (t) => {
   // The URL parser drops them, so the URL looked fine; the value used went on holding them (` http://...` reached the
   // provider as redirect_uri=+http..., a redis URL made ioredis throw a TypeError quoting its password).

@@ -102,6 +102,13 @@ export function isLoopbackHost (hostname: string): boolean {
   return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
 }
 
+/** What each URL option looks like, for the error that names a value without its scheme. */
+const URL_EXAMPLES: Record<string, string> = {
+  baseUrl: 'https://api.aihubmix.com',
+  redirectUri: 'https://app.example/auth/callback',
+  revocationUrl: 'https://api.aihubmix.com/api/oauth2/revoke'
+}
+
 function parseHttpUrl (value: string, path: string, allowInsecure: boolean): URL {
   // The URL parser drops spaces and control characters around a URL (and some inside it), so the URL would pass
   // here while the value sent went on holding them: a redirect URI of ` http://...` reached the provider as
@@ -109,18 +116,20 @@ function parseHttpUrl (value: string, path: string, allowInsecure: boolean): URL
   if (value.trim() !== value || /^['"]|['"]$/.test(value)) {
     throw new ProxyOptionsError(`"${path}": has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone`)
   }
+  // A host without its scheme (`api.aihubmix.com`, `127.0.0.1:4000`) is not a URL, or one whose scheme is the host.
+  const absolute = `must be an absolute URL with its scheme, such as ${URL_EXAMPLES[path] ?? 'https://api.aihubmix.com'} (http:// only on loopback)`
   let url: URL
   try {
     url = new URL(value)
   } catch {
-    throw new ProxyOptionsError(`"${path}": must be an absolute URL`)
+    throw new ProxyOptionsError(`"${path}": ${absolute}`)
   }
   // eslint-disable-next-line no-control-regex
   if (/[\s\u0000-\u001f\u007f]/.test(value)) {
     throw new ProxyOptionsError(`"${path}": has spaces or control characters in it: remove them (or percent-encode them, a space as %20)`)
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new ProxyOptionsError(`"${path}": must be an http(s) URL`)
+    throw new ProxyOptionsError(`"${path}": ${/^[a-z][a-z\d+.-]*:\/\//i.test(value) ? 'must be an http(s) URL' : absolute}`)
   }
   if (url.username !== '' || url.password !== '') {
     throw new ProxyOptionsError(`"${path}": must not carry credentials`)

@@ -82,16 +82,16 @@ export function reconnectOnReadonly (
 }
 
 /**
- * The client class of the `ioredis` module as `import()` gives it: its named `Redis` export (ioredis 5.3 and newer),
- * else its default export (ioredis 5.0 to 5.2 export only that to an ES module).
+ * The client class of the `ioredis` module as `import()` gives it: its named `Redis` export, which ioredis has from
+ * 5.3. Older ones (their client class is only the default export to an ES module) are refused: up to 5.0.4 their
+ * auto-pipelining, which this client turns on, sends a `call()` without its command name and throws where nothing
+ * can catch it, ending the process at its first command.
  */
 export function ioredisClient (mod: unknown): RedisConstructor {
   const exports = mod as { Redis?: unknown, default?: unknown } | null
-  const found = exports?.Redis ?? exports?.default
-  if (typeof found !== 'function') {
-    throw new TokenStoreOptionsError('redis', 'the installed ioredis exports no client class: install ioredis 5 or 6 (npm i ioredis)')
-  }
-  return found as RedisConstructor
+  if (typeof exports?.Redis === 'function') return exports.Redis as RedisConstructor
+  const what = typeof exports?.default === 'function' ? 'is older than 5.3' : 'exports no client class'
+  throw new TokenStoreOptionsError('redis', `the installed ioredis ${what}: install ioredis 5.3 or newer, or 6 (npm i ioredis@latest)`)
 }
 
 /**
