@@ -830,7 +830,8 @@ export class TokenStoreCore implements TokenStore {
    * last writes, from an older snapshot or a replica behind, gives it back). Kept, that set's refresh token, which the
    * provider has rotated away, would be presented again, and a provider with reuse detection revokes the grant (the
    * user is signed out everywhere). Any other value, even with the same refresh token (a provider that does not
-   * rotate, an app's own save), is someone else's newer set.
+   * rotate, an app's own save), is someone else's newer set. A value still replaceable after MAX_SAVE_ATTEMPTS is a
+   * StoreUnavailableError: the set is kept and its save retried (#keep), never dropped.
    */
   async #trySave (save: PendingSave): Promise<SaveOutcome> {
     const key = this.keys.tokens(save.sid)
@@ -845,7 +846,10 @@ export class TokenStoreCore implements TokenStore {
       const stored = await this.open(save.sid, now)
       if (stored === null) return 'missing'
       const replaced = now === save.unmarked || (stored.presented?.by === this.#instance && stored.set.refreshToken === save.presentedToken)
-      if (!replaced || attempt >= MAX_SAVE_ATTEMPTS - 1) return stored
+      if (!replaced) return stored
+      // Still this process's own mark after the last attempt (its late stamps keep landing): not a newer set, and not
+      // to be taken for one, which would drop the rotated refresh token. Kept and retried as when the store fails.
+      if (attempt >= MAX_SAVE_ATTEMPTS - 1) throw new StoreUnavailableError({ cause: new Error('the value to replace kept changing under the save') })
       expected = stored.sealed
     }
   }
