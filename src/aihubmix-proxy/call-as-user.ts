@@ -15,12 +15,16 @@ export type CallAsUser = <T>(
  * shared with every concurrent request of the session) and retried once. Never a
  * loop: a second 401 is an error. Nor one refresh per request: when the refused
  * token is one a forced refresh gave moments ago (token-store's forcedRefreshIntervalMs),
- * token-store hands the same set back, and the 401 is the answer without a retry.
+ * token-store hands the same set back, and the 401 is the answer without a retry; unless
+ * the provider had accepted that token here before (it dropped its tokens once more).
  * When the refresh token is refused for good, the session is destroyed too (the
  * token set is already gone).
  */
 export function createCallAsUser (client: AihubmixClient): CallAsUser {
   const refresh = client.refresh
+  // The token sets the provider has accepted a call with, in this process (token-store hands out one object per
+  // stored set). A 401 for one of them is the provider dropping tokens that worked, not refusing one just issued.
+  const accepted = new WeakSet<TokenSet>()
   return async function callAsUser (request, call, signal) {
     let set: TokenSet
     try {
@@ -29,16 +33,20 @@ export function createCallAsUser (client: AihubmixClient): CallAsUser {
       set = fresh instanceof Promise ? await fresh : fresh
       let refused: unknown
       try {
-        return await call(set.accessToken, signal)
+        const answer = await call(set.accessToken, signal)
+        accepted.add(set)
+        return answer
       } catch (err) {
         if (!(err instanceof UpstreamUnauthorizedError)) throw err
         refused = err
       }
       const stale = set.accessToken
-      set = await request.tokens.getFresh(refresh, { force: true, staleAccessToken: stale })
+      set = await request.tokens.getFresh(refresh, { force: true, staleAccessToken: stale, staleAccepted: accepted.has(set) })
       // Not refreshed: the provider refused a token a forced refresh has just given. Calling again with it would be refused too.
       if (set.accessToken === stale) throw refused
-      return await call(set.accessToken, signal)
+      const answer = await call(set.accessToken, signal)
+      accepted.add(set)
+      return answer
     } catch (err) {
       if (err instanceof ReauthRequiredError) {
         logClientRefused(request, err)

@@ -49,6 +49,13 @@ export interface GetFreshOptions {
    * the access token that was stored when the call started.
    */
   staleAccessToken?: string | undefined
+  /**
+   * With force: the provider had accepted `staleAccessToken` before it refused it (aihubmix-proxy knows, from its own
+   * calls). A token that worked and is then refused was dropped by the provider (a restart, a key rotation), even
+   * when a forced refresh gave it moments ago: it is refreshed, once the forced refresh is a second old, where
+   * `forcedRefreshIntervalMs` would hand it back refused. At most one refresh a second, however the provider behaves.
+   */
+  staleAccepted?: boolean | undefined
 }
 
 /** The run-time check of a token set (extra properties are allowed and kept). */

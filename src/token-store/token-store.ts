@@ -552,14 +552,15 @@ export class TokenStoreCore implements TokenStore {
     if (typeof refresh !== 'function') throw new TokenStoreArgumentError('refresh', 'must be a function')
     const force = opts.force === true
     const pending = this.#pending.get(sid)
-    if (pending !== undefined) return this.#fromPending(pending, force, opts.staleAccessToken)
+    const worked = force && opts.staleAccepted === true
+    if (pending !== undefined) return this.#fromPending(pending, force, opts.staleAccessToken, worked)
     const stored = current === undefined ? await this.read(sid) : current
     if (stored === null) throw new UnauthenticatedError()
     const stale = force ? (opts.staleAccessToken ?? stored.set.accessToken) : undefined
-    if (this.#usable(stored.set, force, stale) || this.#refusedJustNow(stored, force, stale)) return stored.set
+    if (this.#usable(stored.set, force, stale) || this.#refusedJustNow(stored, force, stale, worked)) return stored.set
     if (!hasRefreshToken(stored.set)) return this.#withoutRefreshToken(stored.set, force)
     try {
-      return await this.#refreshOnce(sid, refresh, force, stale, stored.set)
+      return await this.#refreshOnce(sid, refresh, force, stale, worked, stored.set)
     } catch (err) {
       // The refresh was due but could not be made (provider down, backoff, store or lock trouble): an access token
       // that has not expired still works, so a request that was not refused by the provider goes on with it.
@@ -579,7 +580,7 @@ export class TokenStoreCore implements TokenStore {
    * A caller that needs the new set (expired, a 401) waits `lockWaitMs` in all, across the flights of this process
    * it joins.
    */
-  async #refreshOnce (sid: string, refresh: Refresher, force: boolean, stale: string | undefined, current: TokenSet): Promise<TokenSet> {
+  async #refreshOnce (sid: string, refresh: Refresher, force: boolean, stale: string | undefined, worked: boolean, current: TokenSet): Promise<TokenSet> {
     // A refresh of this session still runs after its callers were answered: not a second one meanwhile.
     const late = this.#late.get(sid)
     if (late !== undefined) throw new RefreshBackoffError(this.#options.refreshBackoffMs, { cause: late.error })
@@ -624,7 +625,7 @@ export class TokenStoreCore implements TokenStore {
     const waitMs = force || left <= VALID_TOKEN_MARGIN_MS
       ? Math.max(0, lockWaitMs - (Date.now() - joined))
       : left > lockWaitMs ? 0 : left - VALID_TOKEN_MARGIN_MS
-    const flight = traceRefresh(this, force, refresh, (traced) => this.#fly(sid, traced, force, stale, waitMs))
+    const flight = traceRefresh(this, force, refresh, (traced) => this.#fly(sid, traced, force, stale, worked, waitMs))
     this.#flights.set(sid, flight)
     const landed = (): void => { if (this.#flights.get(sid) === flight) this.#flights.delete(sid) }
     flight.then(landed, landed)
@@ -642,7 +643,7 @@ export class TokenStoreCore implements TokenStore {
     }
   }
 
-  async #fly (sid: string, refresh: Refresher, force: boolean, stale: string | undefined, lockWaitMs: number): Promise<TokenSet> {
+  async #fly (sid: string, refresh: Refresher, force: boolean, stale: string | undefined, worked: boolean, lockWaitMs: number): Promise<TokenSet> {
     const lock = await timeLockWait(this, () => this.#acquire(this.keys.lock(sid), lockWaitMs))
     let handedOver = false
     let mark: PresentedMark | undefined
@@ -664,7 +665,7 @@ export class TokenStoreCore implements TokenStore {
         ;[stored, backoffLeft] = await Promise.all([this.read(sid), this.#kv.remainingTtl(this.keys.backoff(sid))])
       }
       if (stored === null) throw new UnauthenticatedError()
-      if (this.#usable(stored.set, force, stale) || this.#refusedJustNow(stored, force, stale)) return stored.set
+      if (this.#usable(stored.set, force, stale) || this.#refusedJustNow(stored, force, stale, worked)) return stored.set
       const refreshToken = stored.set.refreshToken
       if (refreshToken === undefined || refreshToken === '') return this.#withoutRefreshToken(stored.set, force)
       const left = Math.min(backoffLeft ?? 0, this.#options.refreshBackoffMaxMs)
@@ -928,10 +929,10 @@ export class TokenStoreCore implements TokenStore {
   }
 
   /** A set kept in this process, not stored yet: it is the newest there is, so it is served while usable. */
-  #fromPending (pending: PendingSave, force: boolean, staleAccessToken: string | undefined): TokenSet {
+  #fromPending (pending: PendingSave, force: boolean, staleAccessToken: string | undefined, worked: boolean): TokenSet {
     const set = pending.set
     const stale = force ? (staleAccessToken ?? set.accessToken) : undefined
-    if (this.#usable(set, force, stale) || this.#refusedJustNow(pending, force, stale)) return set
+    if (this.#usable(set, force, stale) || this.#refusedJustNow(pending, force, stale, worked)) return set
     if (!force && set.expiresAt > Date.now()) return set
     // Refreshing again needs the store to have taken this set first.
     throw new StoreUnavailableError({ cause: new Error('a refreshed token set is still waiting to be stored') })
@@ -1087,12 +1088,15 @@ export class TokenStoreCore implements TokenStore {
    * refresh that was due (the provider dropped its access tokens: a restart, a key rotation) is refreshed at once,
    * as before. The set is returned as it is; a caller can tell (its access token is
    * the stale one). Across instances too, since the time is stored with the set, by the store's clock (`#sharedNow`):
-   * every instance reads the age on the clock that wrote it, counted either way.
+   * every instance reads the age on the clock that wrote it, counted either way. A refused token the provider had
+   * accepted before (`worked`: the caller says so) was dropped anew, not refused as just issued: it waits only
+   * FORCED_WORKED_MIN_MS, which bounds a provider that accepts each token once and then refuses it.
    */
-  #refusedJustNow (stored: { set: TokenSet, forcedAt?: number | undefined }, force: boolean, stale: string | undefined): boolean {
+  #refusedJustNow (stored: { set: TokenSet, forcedAt?: number | undefined }, force: boolean, stale: string | undefined, worked: boolean): boolean {
     const { set, forcedAt } = stored
     if (!force || forcedAt === undefined || set.accessToken !== stale) return false
-    return Math.abs(this.#sharedNow() - forcedAt) < this.#options.forcedRefreshIntervalMs && this.#usable(set, false, undefined)
+    const interval = worked ? Math.min(FORCED_WORKED_MIN_MS, this.#options.forcedRefreshIntervalMs) : this.#options.forcedRefreshIntervalMs
+    return Math.abs(this.#sharedNow() - forcedAt) < interval && this.#usable(set, false, undefined)
   }
 
   /**
@@ -1287,6 +1291,8 @@ const MAX_BACKOFF_ENTRIES = 100_000
  * token ends, then goes on with it (RefreshBusyError, answered with the set): a call made with it has that long.
  */
 const VALID_TOKEN_MARGIN_MS = 1000
+/** How long a forced set whose token the provider accepted, then refused, waits before its refresh (#refusedJustNow). */
+const FORCED_WORKED_MIN_MS = 1000
 
 /** A flight's presented mark, kept fresh while its refresh goes on (#keepMark). */
 interface PresentedMark {

@@ -51,6 +51,39 @@ t.test('once the refused token is older than forcedRefreshIntervalMs, a 401 refr
   t.equal(stack.mock.counts().grants.refresh_token, 2)
 })
 
+// The provider dropped every access token, and again 10 s later (a restart, a key rotation): after the second drop
+// every user got 502 until forcedRefreshIntervalMs (30 s) from the first forced refresh had passed, though the
+// refused tokens had worked for seconds. A token the provider accepted here, then refused, is refreshed again once
+// its forced refresh is a second old; a token refused from its first use still waits the whole interval (above).
+for (const backend of ['memory', 'redis'] as const) {
+  t.test(`the provider drops its tokens twice within forcedRefreshIntervalMs: the second drop is refreshed too, as tokens that worked [${backend}]`, async (t) => {
+    let stack
+    if (backend === 'memory') stack = await startStack()
+    else {
+      const redis = await connectRedis(t)
+      if (redis === undefined) return
+      const prefix = uniquePrefix('dropped-twice')
+      cleanupPrefix(t, redis, prefix)
+      stack = await startStack({ redis, tokenStore: { keyPrefix: prefix } })
+    }
+    t.teardown(() => stack.close())
+    const { browser } = await stack.login()
+    stack.mock.resetCounts()
+    stack.mock.expireAccessTokens()
+    t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200, 'the first drop: refreshed')
+    for (let i = 0; i < 3; i++) t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200, 'the forced set works')
+    t.equal(stack.mock.counts().grants.refresh_token, 1)
+    await new Promise((resolve) => setTimeout(resolve, 1100))
+    stack.mock.expireAccessTokens()
+    const again = await browser.get(`${stack.url}/api/user/info`, CSRF)
+    t.equal(again.status, 200, `the second drop, 1 s later: refreshed too (${again.status} ${again.status === 200 ? '' : again.body})`)
+    t.equal(stack.mock.counts().grants.refresh_token, 2, 'one refresh per drop')
+    t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200)
+    t.equal(stack.mock.counts().grants.refresh_token, 2)
+    t.equal(stack.mock.counts().refreshTokenReuses, 0)
+  })
+}
+
 t.test('across instances: a token another instance refreshed moments ago is not refreshed again', async (t) => {
   const redis = await connectRedis(t)
   if (redis === undefined) return

@@ -106,3 +106,24 @@ t.test('forcedRefreshIntervalMs: validated like every option', async t => {
   t.throws(() => resolveOptions({ encryptionKeys: KEY_A, forcedRefreshIntervalMs: -1 }), { message: 'Invalid token-store option "forcedRefreshIntervalMs": expected an integer >= 0, got -1' })
   t.throws(() => resolveOptions({ encryptionKeys: KEY_A, forcedRefreshInterval: 1000 } as never), { message: 'Invalid token-store option "forcedRefreshInterval": is not an option (did you mean forcedRefreshIntervalMs?)' })
 })
+
+// A token the provider accepted and then refused (staleAccepted, from aihubmix-proxy) was dropped anew: it waited the
+// whole interval like a token refused at its first use. It now waits a second from its forced refresh, which also
+// bounds a provider that accepts each token once and then refuses it to one refresh a second.
+forEachBackend(t, 'staleAccepted: a forced set whose token worked is refreshed again once it is a second old, not before', async (t, backend) => {
+  const app = await buildApp(t, { ...backend.options })
+  const id = sid()
+  await app.tokenStore.save(id, tokenSet({ expiresInMs: 2 * HOUR }))
+  const r = countingRefresher()
+  const forced = await app.tokenStore.getFresh(id, r.refresh, { force: true })
+  t.equal(r.calls.length, 1)
+  const early = await app.tokenStore.getFresh(id, r.refresh, { force: true, staleAccessToken: forced.accessToken, staleAccepted: true })
+  t.equal(early.accessToken, forced.accessToken, 'less than a second after the forced refresh: the same set back')
+  t.equal(r.calls.length, 1)
+  await sleep(1050)
+  const unaccepted = await app.tokenStore.getFresh(id, r.refresh, { force: true, staleAccessToken: forced.accessToken })
+  t.equal(unaccepted.accessToken, forced.accessToken, 'not said to have worked: forcedRefreshIntervalMs holds it')
+  const later = await app.tokenStore.getFresh(id, r.refresh, { force: true, staleAccessToken: forced.accessToken, staleAccepted: true })
+  t.not(later.accessToken, forced.accessToken, 'a second later, said to have worked: refreshed')
+  t.equal(r.calls.length, 2)
+})
