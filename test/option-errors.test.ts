@@ -194,3 +194,24 @@ t.test('every package formats with the same code (each is published alone, so ea
     t.equal(source(pkg), source('token-store'), `src/${pkg}/option-errors.ts is src/token-store/option-errors.ts`)
   }
 })
+
+// The pattern `^/[^/\\]*` had no end and `*` matches nothing: `//evil.example` and `/\evil.example` passed as
+// errorPath and defaultReturnTo, and the latter is where every refused returnTo goes, so a mistyped configuration
+// sent every sign-in off-site. Dot segments, spaces and control characters passed too (`/.//host`, `/<tab>/host`).
+t.test('errorPath and defaultReturnTo: a path of the app only; what would leave the origin is refused at start', async (t) => {
+  for (const name of ['errorPath', 'defaultReturnTo'] as const) {
+    for (const value of ['//evil.example', '/\\evil.example', 'evil.example', 'https://evil.example/']) {
+      t.throws(() => resolveRoutesOptions({ publicUrl: 'http://localhost:3000', [name]: value }), {
+        message: `Invalid oauth-routes option "${name}": expected a path of this app like / (not //host, nor /\\host), got a string of ${value.length} characters`
+      }, `${name} ${JSON.stringify(value)}`)
+    }
+    for (const value of ['/.//evil.example', '/\t/evil.example', '/a b', '/\n']) {
+      t.throws(() => resolveRoutesOptions({ publicUrl: 'http://localhost:3000', [name]: value }), {
+        message: `Invalid oauth-routes option "${name}": must be a path of this app like / (not //host, nor /\\host), in printable characters without dot segments that lead off the origin, such as /login`
+      }, `${name} ${JSON.stringify(value)}`)
+    }
+    for (const value of ['/', '/login', '/app/home?tab=1', '/%2F/encoded']) {
+      t.equal(resolveRoutesOptions({ publicUrl: 'http://localhost:3000', [name]: value })[name], value, `${name} ${value}: accepted as it is`)
+    }
+  }
+})

@@ -4,6 +4,10 @@ import type { FastifyRequest } from 'fastify'
 import type { UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { OAuthRoutesOptionsError } from './errors.js'
 import { firstOptionProblem } from './option-errors.js'
+import { safeReturnTo } from './return-to.js'
+
+const LOCAL_PATH_PATTERN = '^/(?![/\\\\])'
+const LOCAL_PATH_EXPECTED = 'a path of this app like / (not //host, nor /\\host)'
 
 export const DEFAULT_PREFIX = '/auth'
 export const DEFAULT_ROUTES = { login: '/login', callback: '/callback', logout: '/logout', session: '/session', sessions: '/sessions' } as const
@@ -30,8 +34,10 @@ export const OAuthRoutesOptionsSchema = Type.Object({
     sessions: Type.Optional(RoutePath)
   }, { additionalProperties: false })),
   /** Path a failed login redirects to, with `?error=<code>`. */
-  errorPath: Type.Optional(Type.String({ pattern: '^/[^/\\\\]*', maxLength: 256, expected: 'a path of this app like / (not //host)' })),
-  defaultReturnTo: Type.Optional(Type.String({ pattern: '^/[^/\\\\]*', maxLength: 256, expected: 'a path of this app like / (not //host)' })),
+  // A path of this app: one `/`, then anything but a second `/` or a backslash (`//host`, `/\\host` leave the origin);
+  // resolveOptions also runs returnTo's own check on it (dot segments, spaces, control characters).
+  errorPath: Type.Optional(Type.String({ pattern: LOCAL_PATH_PATTERN, maxLength: 256, expected: LOCAL_PATH_EXPECTED })),
+  defaultReturnTo: Type.Optional(Type.String({ pattern: LOCAL_PATH_PATTERN, maxLength: 256, expected: LOCAL_PATH_EXPECTED })),
   stateTtlMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 60 * 60 * 1000 })),
   /** Ask the provider for one-click login (`auto_authorize=true`). */
   autoAuthorize: Type.Optional(Type.Boolean()),
@@ -124,6 +130,14 @@ export function resolveOptions (input: OAuthRoutesOptions): ResolvedOAuthRoutesO
   const problem = checkOptions.Check(input) ? undefined : firstOptionProblem(checkOptions.Errors(input))
   const { onLogin, onLogout, ...plain } = input
   if (problem !== undefined) throw new OAuthRoutesOptionsError(`"${problem[0]}": ${problem[1]}`)
+  // The pattern alone passes `/.//host` (a dot segment: the browser goes to //host), spaces and control characters
+  // (browsers drop tabs and line breaks, turning `/\t/host` into //host): returnTo's check refuses them all.
+  for (const name of ['errorPath', 'defaultReturnTo'] as const) {
+    const path = plain[name]
+    if (path !== undefined && safeReturnTo(path, '') === '') {
+      throw new OAuthRoutesOptionsError(`"${name}": must be ${LOCAL_PATH_EXPECTED}, in printable characters without dot segments that lead off the origin, such as /login`)
+    }
+  }
   // The URL parser drops spaces and control characters around a URL: the same value given to aihubmix-proxy's
   // redirectUri reached the provider with them. Refused here too, in the same words.
   if (plain.publicUrl.trim() !== plain.publicUrl || /^['"]|['"]$/.test(plain.publicUrl)) {
