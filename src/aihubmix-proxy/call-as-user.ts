@@ -23,8 +23,12 @@ export type CallAsUser = <T>(
 export function createCallAsUser (client: AihubmixClient): CallAsUser {
   const refresh = client.refresh
   // The token sets the provider has accepted a call with, in this process (token-store hands out one object per
-  // stored set). A 401 for one of them is the provider dropping tokens that worked, not refusing one just issued.
+  // stored set while it is in its opened-set cache). A 401 for one of them is the provider dropping tokens that
+  // worked, not refusing one just issued; unless the set a refresh after a 401 gave was refused at once too: then
+  // the provider refuses that call whatever the token (an endpoint refusing a token another one accepts), and a 401
+  // on it waits token-store's whole forcedRefreshIntervalMs, as before.
   const accepted = new WeakSet<TokenSet>()
+  const refusedAtOnce = new WeakSet<TokenSet>()
   return async function callAsUser (request, call, signal) {
     let set: TokenSet
     try {
@@ -41,10 +45,16 @@ export function createCallAsUser (client: AihubmixClient): CallAsUser {
         refused = err
       }
       const stale = set.accessToken
-      set = await request.tokens.getFresh(refresh, { force: true, staleAccessToken: stale, staleAccepted: accepted.has(set) })
+      set = await request.tokens.getFresh(refresh, { force: true, staleAccessToken: stale, staleAccepted: accepted.has(set) && !refusedAtOnce.has(set) })
       // Not refreshed: the provider refused a token a forced refresh has just given. Calling again with it would be refused too.
       if (set.accessToken === stale) throw refused
-      const answer = await call(set.accessToken, signal)
+      let answer: Awaited<ReturnType<typeof call>>
+      try {
+        answer = await call(set.accessToken, signal)
+      } catch (err) {
+        if (err instanceof UpstreamUnauthorizedError) refusedAtOnce.add(set)
+        throw err
+      }
       accepted.add(set)
       return answer
     } catch (err) {

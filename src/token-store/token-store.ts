@@ -416,10 +416,19 @@ export class TokenStoreCore implements TokenStore {
   }
 
   /**
-   * Stops the retries of sets waiting to be stored, after trying each again every CLOSE_RETRY_MS for up to lockLeaseMs
-   * (dropped ones are logged), before the store underneath closes.
+   * Lets the refreshes still running end first (for up to lockLeaseMs): a caller whose token was still valid may have
+   * gone on without waiting for the one it started, and its outcome, a rotated refresh token, must be stored before
+   * the store underneath closes. Then stops the retries of sets waiting to be stored, after trying each again every
+   * CLOSE_RETRY_MS for up to lockLeaseMs (dropped ones are logged).
    */
   async close (): Promise<void> {
+    const flights = [...this.#flights.values()]
+    if (flights.length > 0) {
+      let timer: NodeJS.Timeout | undefined
+      const settled = Promise.allSettled(flights)
+      await Promise.race([settled, new Promise((resolve) => { timer = setTimeout(resolve, this.#options.lockLeaseMs) })])
+      clearTimeout(timer)
+    }
     this.#closed = true
     this.#closedAt = performance.now()
     this.#markClosed()
@@ -751,6 +760,9 @@ export class TokenStoreCore implements TokenStore {
       return { set: merged, how: 'kept' }
     }
     if (outcome === 'saved') {
+      // The set handed out is the one later reads of this value get (the opened-set cache): a caller may know it by
+      // that object (aihubmix-proxy's record of the sets the provider accepted).
+      this.#remember(sid, { set: merged, sealed: save.sealed, forcedAt })
       await this.#hook('onRefresh', { sid, set: merged })
       return { set: merged, how: 'saved' }
     }
