@@ -117,7 +117,7 @@ function parseHttpUrl (value: string, path: string, allowInsecure: boolean): URL
     throw new ProxyOptionsError(`"${path}": has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone`)
   }
   // A host without its scheme (`api.aihubmix.com`, `127.0.0.1:4000`) is not a URL, or one whose scheme is the host.
-  const absolute = `must be an absolute URL with its scheme, such as ${URL_EXAMPLES[path] ?? 'https://api.aihubmix.com'} (http:// only on loopback)`
+  const absolute = `must be an absolute URL with its scheme, such as ${URL_EXAMPLES[path] ?? 'https://api.aihubmix.com'}${allowInsecure ? '' : ' (http:// only on loopback)'}`
   let url: URL
   try {
     url = new URL(value)
