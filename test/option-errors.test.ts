@@ -4,6 +4,9 @@ import Fastify from 'fastify'
 import { tokenStore } from '@fastify-aihubmix/token-store'
 import { aihubmixProxy } from '@fastify-aihubmix/aihubmix-proxy'
 import { resolveOptions as resolveRoutesOptions } from '../src/oauth-routes/options.js'
+import fastifyCookie from '@fastify/cookie'
+import fastifySession from '@fastify/session'
+import { oauthRoutes } from '@fastify-aihubmix/oauth-routes'
 import { startMockProvider } from '@fastify-aihubmix/mock-provider'
 import { createApp } from 'aihubmix-oauth'
 
@@ -214,4 +217,25 @@ t.test('errorPath and defaultReturnTo: a path of the app only; what would leave 
       t.equal(resolveRoutesOptions({ publicUrl: 'http://localhost:3000', [name]: value })[name], value, `${name} ${value}: accepted as it is`)
     }
   }
+})
+
+// `${errorPath}?error=<code>` made `/login?from=oauth?error=invalid_state` (no `error` parameter) of an errorPath with
+// a query, and put the code inside the fragment of one with a `#`.
+t.test('errorPath with a query of its own gets the code as one more parameter; one with a fragment is refused', async (t) => {
+  t.throws(() => resolveRoutesOptions({ publicUrl: 'http://localhost:3000', errorPath: '/login#signin' }), {
+    message: 'Invalid oauth-routes option "errorPath": must not have a fragment (#...): the ?error=<code> that follows it would be part of the fragment, which never reaches the server'
+  })
+  t.equal(resolveRoutesOptions({ publicUrl: 'http://localhost:3000', defaultReturnTo: '/home#top' }).defaultReturnTo, '/home#top', 'defaultReturnTo may have one')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(fastifyCookie)
+  await app.register(tokenStore, { encryptionKeys: KEY, sessionCookie: { name: 'sid', secret: 's'.repeat(40) } })
+  await app.register(aihubmixProxy, PROXY)
+  await app.register(async (scope) => {
+    await scope.register(fastifySession, { secret: 's'.repeat(40), cookieName: 'sid', store: scope.tokenStore.sessionStore, saveUninitialized: false, cookie: { secure: false } })
+    await scope.register(oauthRoutes, { publicUrl: 'http://localhost:3000', errorPath: '/login?from=oauth' })
+  })
+  const res = await app.inject('/auth/callback?code=x&state=y')
+  t.equal(res.statusCode, 302)
+  t.equal(res.headers.location, '/login?from=oauth&error=invalid_state')
 })

@@ -206,7 +206,8 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
 
   function fail (reply: FastifyReply, code: LoginErrorCode, mode: 'popup' | 'redirect'): FastifyReply {
     publishLogin(client, code)
-    const target = `${o.errorPath}?error=${code}`
+    // errorPath may have a query of its own (`/login?from=oauth`): the code is one more parameter of it.
+    const target = `${o.errorPath}${o.errorPath.includes('?') ? '&' : '?'}error=${code}`
     if (mode === 'popup') {
       const page = popupPage({ ok: false, error: code }, o.publicOrigin, target)
       return reply.header('content-security-policy', page.csp).type('text/html; charset=utf-8').send(page.html)

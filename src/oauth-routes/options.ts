@@ -138,6 +138,10 @@ export function resolveOptions (input: OAuthRoutesOptions): ResolvedOAuthRoutesO
       throw new OAuthRoutesOptionsError(`"${name}": must be ${LOCAL_PATH_EXPECTED}, in printable characters without dot segments that lead off the origin, such as /login`)
     }
   }
+  // `?error=<code>` follows errorPath: after a fragment it would never reach the server.
+  if (plain.errorPath?.includes('#') === true) {
+    throw new OAuthRoutesOptionsError('"errorPath": must not have a fragment (#...): the ?error=<code> that follows it would be part of the fragment, which never reaches the server')
+  }
   // The URL parser drops spaces and control characters around a URL: the same value given to aihubmix-proxy's
   // redirectUri reached the provider with them. Refused here too, in the same words.
   if (plain.publicUrl.trim() !== plain.publicUrl || /^['"]|['"]$/.test(plain.publicUrl)) {

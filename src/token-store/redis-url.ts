@@ -83,15 +83,15 @@ export function reconnectOnReadonly (
 
 /**
  * The client class of the `ioredis` module as `import()` gives it: its named `Redis` export, which ioredis has from
- * 5.3. Older ones (their client class is only the default export to an ES module) are refused: up to 5.0.4 their
+ * 5.2.5. Older ones (their client class is only the default export to an ES module) are refused: up to 5.0.4 their
  * auto-pipelining, which this client turns on, sends a `call()` without its command name and throws where nothing
  * can catch it, ending the process at its first command.
  */
 export function ioredisClient (mod: unknown): RedisConstructor {
   const exports = mod as { Redis?: unknown, default?: unknown } | null
   if (typeof exports?.Redis === 'function') return exports.Redis as RedisConstructor
-  const what = typeof exports?.default === 'function' ? 'is older than 5.3' : 'exports no client class'
-  throw new TokenStoreOptionsError('redis', `the installed ioredis ${what}: install ioredis 5.3 or newer, or 6 (npm i ioredis@latest)`)
+  const what = typeof exports?.default === 'function' ? 'is older than 5.2.5' : 'exports no client class'
+  throw new TokenStoreOptionsError('redis', `the installed ioredis ${what}: install ioredis 5.2.5 or newer, or 6 (npm i ioredis@latest)`)
 }
 
 /**

@@ -216,13 +216,13 @@ t.test('the URL\'s query reaches ioredis typed, never as text over token-store\'
 
 // ioredis 5.0 to 5.2 export their client class only as the default export to an ES module, and up to 5.0.4 their
 // auto-pipelining (which the client made from a URL turns on) ended the process at its first command.
-t.test('the ioredis client class: the named export (5.3 and newer); an older ioredis is refused in one line', async (t) => {
+t.test('the ioredis client class: the named export (5.2.5 and newer); an older ioredis is refused in one line', async (t) => {
   const { ioredisClient } = await import('../../src/token-store/redis-url.js')
   class Named {}
   class Default {}
-  t.equal(ioredisClient({ Redis: Named, default: Default }), Named, 'ioredis 5.3 and newer: Redis')
-  t.throws(() => ioredisClient({ default: Default }), { code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS', message: /the installed ioredis is older than 5\.3: install ioredis 5\.3 or newer, or 6 \(npm i ioredis@latest\)/ }, 'ioredis 5.0 to 5.2 imported from an ES module: default only')
-  t.throws(() => ioredisClient({ default: {} }), { code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS', message: /exports no client class: install ioredis 5\.3 or newer/ })
+  t.equal(ioredisClient({ Redis: Named, default: Default }), Named, 'ioredis 5.2.5 and newer: Redis')
+  t.throws(() => ioredisClient({ default: Default }), { code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS', message: /the installed ioredis is older than 5\.2\.5: install ioredis 5\.2\.5 or newer, or 6 \(npm i ioredis@latest\)/ }, 'ioredis 5.0 to 5.2 imported from an ES module: default only')
+  t.throws(() => ioredisClient({ default: {} }), { code: 'FST_AIHUBMIX_TOKEN_STORE_OPTIONS', message: /exports no client class: install ioredis 5\.2\.5 or newer/ })
   // The installed ioredis gives a class the store can make a client with.
   t.equal(ioredisClient(await import('ioredis')), (await import('ioredis')).Redis)
 })
