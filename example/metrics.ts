@@ -1,5 +1,6 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import aihubmixMetrics, { metricsRoute } from '@fastify-aihubmix/metrics'
+import { listenError } from './listen-errors.js'
 
 export interface MetricsListener {
   /** `http://<METRICS_HOST>:<port>/metrics`, with the port actually bound. */
@@ -18,7 +19,12 @@ export async function startMetrics (app: FastifyInstance, listen: { port: number
   const server = Fastify({ loggerInstance: app.log.child({ listener: 'metrics' }), logController: new LogController({ disableRequestLogging: true }) })
   server.setNotFoundHandler(async (_request, reply) => reply.code(404).send({ error: 'not_found', message: 'Metrics are at /metrics.' }))
   await server.register(metricsRoute, { metrics: app.aihubmixMetrics })
-  await server.listen({ port: listen.port, host: listen.host })
+  try {
+    await server.listen({ port: listen.port, host: listen.host })
+  } catch (err) {
+    await server.close()
+    throw listenError(err, { host: 'METRICS_HOST', port: 'METRICS_PORT' }, listen)
+  }
   const address = server.server.address()
   const port = typeof address === 'object' && address !== null ? address.port : listen.port
   const host = listen.host.includes(':') ? `[${listen.host}]` : listen.host

@@ -4,6 +4,7 @@ import { resolve } from 'node:path'
 import { startMockProvider, type MockProvider } from '@fastify-aihubmix/mock-provider'
 import { buildApp } from './app.js'
 import { startMetrics } from './metrics.js'
+import { listenError } from './listen-errors.js'
 import { ConfigError, parseEnvFile, readConfig, unreadVariables, type ProviderConfig } from 'aihubmix-oauth'
 
 /**
@@ -56,16 +57,27 @@ export async function main (env: Record<string, string | undefined> = process.en
     app.log.info(`embedded mock AIHubMix provider at ${mock.url} (set AIHUBMIX_BASE_URL to use the real one)`)
   }
   // METRICS_PORT: Prometheus metrics on a listener of their own, never on the public port.
-  const metrics = config.metricsPort === undefined ? undefined : await startMetrics(app, { port: config.metricsPort, host: config.metricsHost })
+  let metrics: Awaited<ReturnType<typeof startMetrics>> | undefined
+  try {
+    metrics = config.metricsPort === undefined ? undefined : await startMetrics(app, { port: config.metricsPort, host: config.metricsHost })
+  } catch (err) {
+    await Promise.allSettled([app.close(), mock?.close()])
+    throw err
+  }
   if (metrics !== undefined) app.log.info(`metrics on ${metrics.url}`)
   // PUBLIC_URL (its port once known, for PORT=0) is the address to open: under another name of this machine a
   // sign-in cannot finish. Fastify's own line names the socket's address, and the address to open with it.
   const publicUrlAt = (port: number): string => config.port === 0 ? config.publicUrl.replace(/:\d+$/, `:${port}`) : config.publicUrl
-  await app.listen({
-    port: config.port,
-    host: config.host,
-    listenTextResolver: (address) => `Server listening at ${address}; open ${publicUrlAt(Number(/:(\d+)$/.exec(address)?.[1] ?? config.port))} (PUBLIC_URL)`
-  })
+  try {
+    await app.listen({
+      port: config.port,
+      host: config.host,
+      listenTextResolver: (address) => `Server listening at ${address}; open ${publicUrlAt(Number(/:(\d+)$/.exec(address)?.[1] ?? config.port))} (PUBLIC_URL)`
+    })
+  } catch (err) {
+    await Promise.allSettled([metrics?.close(), app.close(), mock?.close()])
+    throw listenError(err, { host: 'HOST', port: 'PORT' }, { host: config.host, port: config.port })
+  }
   const address = app.server.address()
   const url = publicUrlAt(typeof address === 'object' && address !== null ? address.port : config.port)
   process.stdout.write(`listening on ${url}\n`)

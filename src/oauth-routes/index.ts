@@ -512,7 +512,8 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     onRequest: csrfHeaderRequired,
     schema: { querystring: LogoutQuery, response: { 204: NoContentReply, 401: ErrorReply, 403: ErrorReply } }
   }, async (request, reply) => {
-    return await logout(request, reply, request.query.everywhere === '1')
+    const everywhere = request.query.everywhere
+    return await logout(request, reply, everywhere === '1' || everywhere === 'true')
   })
 
   app.get(o.routes.session, { schema: { response: { 200: SessionReply } } }, async (request) => {

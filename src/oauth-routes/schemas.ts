@@ -42,7 +42,11 @@ export const SessionsReply = Type.Object({
   }))
 })
 export const SessionParams = Type.Object({ id: Type.String() })
-export const LogoutQuery = Type.Object({ everywhere: Type.Optional(Type.String()) })
+/**
+ * `everywhere`: `1` or `true` ends every session of the user; `0` or `false`, or none, this one. Anything else is
+ * refused (400): `?everywhere=yes` signed out this device alone and answered 204, as if every device were.
+ */
+export const LogoutQuery = Type.Object({ everywhere: Type.Optional(Type.Union([Type.Literal('1'), Type.Literal('true'), Type.Literal('0'), Type.Literal('false')])) })
 
 /** A 204: no body (the reply sends none; this only documents it). */
 export const NoContentReply = Type.Null()

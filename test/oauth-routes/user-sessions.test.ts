@@ -136,6 +136,24 @@ onBothBackends('ending the current session is a logout: the cookie is cleared', 
   t.equal((await list(stack, other)).length, 1)
 })
 
+// `?everywhere=` with any other value than 1 signed out this device alone and answered 204, as if every device were.
+onBothBackends('POST /auth/logout?everywhere=: true as 1; 0 and false this session only; anything else 400, nothing ended', async (t, stack) => {
+  const { browser: one } = await stack.login()
+  const { browser: other } = await stack.login()
+  for (const value of ['yes', 'TRUE', '']) {
+    const res = await one.post(`${stack.url}/auth/logout?everywhere=${value}`, CSRF)
+    t.equal(res.status, 400, `everywhere=${value}`)
+    t.equal(JSON.parse(res.body).error, 'bad_request')
+  }
+  t.equal((await one.get(`${stack.url}/api/user/info`, CSRF)).status, 200, 'this session lives on')
+  t.equal((await other.post(`${stack.url}/auth/logout?everywhere=true`, CSRF)).status, 204)
+  t.equal((await one.get(`${stack.url}/api/user/info`, CSRF)).status, 401, 'true ended the other device too')
+  const { browser: three } = await stack.login()
+  const { browser: four } = await stack.login()
+  t.equal((await three.post(`${stack.url}/auth/logout?everywhere=false`, CSRF)).status, 204)
+  t.equal((await four.get(`${stack.url}/api/user/info`, CSRF)).status, 200, 'false: this session only')
+})
+
 onBothBackends('POST /auth/logout?everywhere=1 ends every session of the user and none of another user\'s', async (t, stack) => {
   const mine = [await signIn(stack, 'one'), await signIn(stack, 'two'), await signIn(stack, 'three')]
   stack.mock.signIn({ id: 777, username: 'bob', email: 'bob@example.com' })

@@ -55,10 +55,10 @@ function typedApp () {
 
   // POST /auth/logout: `everywhere` from LogoutQuery; a 204 without a body, or a 403 ErrorReply.
   app.post('/logout', { schema: { querystring: LogoutQuery, response: { 204: NoContentReply, 403: ErrorReply } } }, async (request, reply) => {
-    const everywhere: Equal<typeof request.query.everywhere, string | undefined> = true
+    const everywhere: Equal<typeof request.query.everywhere, '1' | 'true' | '0' | 'false' | undefined> = true
     if (everywhere && request.headers['x-csrf'] !== '1') {
       // @ts-expect-error a 403 carries error and message, nothing else
-      if (request.query.everywhere === 'typo') return reply.code(403).send({ error: 'csrf_header_required' })
+      if (request.query.everywhere === 'true') return reply.code(403).send({ error: 'csrf_header_required' })
       return reply.code(403).send({ error: 'csrf_header_required', message: 'Send X-CSRF: 1.' })
     }
     return reply.code(204).send(null)
