@@ -265,7 +265,7 @@ export const CONFIG_VARIABLES: readonly string[] = Object.freeze([
   'LOG_LEVEL', 'METRICS_PORT', 'METRICS_HOST'
 ])
 /** Names of this configuration's families: a set one that is none of its variables is looked at as a slip. */
-const FAMILY = /^(AIHUBMIX|REDIS|SESSION|TOKEN|ENCRYPTION|METRICS|PUBLIC|TRUST)_/i
+const FAMILY = /^(AIHUBMIX|REDIS|SESSION|TOKEN|ENCRYPTION|METRICS?|PUBLIC|TRUST)_/i
 /** Other tools' names for what one variable here holds. */
 const OTHER_NAMES: Readonly<Record<string, string>> = Object.freeze({
   REDIS_HOST: 'REDIS_URL',
@@ -278,7 +278,14 @@ const OTHER_NAMES: Readonly<Record<string, string>> = Object.freeze({
   AIHUBMIX_SECRET: 'AIHUBMIX_CLIENT_SECRET',
   AIHUBMIX_REDIRECT_URL: 'AIHUBMIX_REDIRECT_URI',
   ENCRYPTION_KEY: 'TOKEN_ENCRYPTION_KEY',
-  TRUST_PROXIES: 'TRUST_PROXY'
+  TRUST_PROXIES: 'TRUST_PROXY',
+  METRICS_ADDR: 'METRICS_HOST',
+  METRICS_ADDRESS: 'METRICS_HOST',
+  METRICS_BIND: 'METRICS_HOST',
+  METRICS_LISTEN: 'METRICS_HOST',
+  METRICS_LISTEN_ADDRESS: 'METRICS_HOST',
+  METRIC_ADDR: 'METRICS_HOST',
+  METRIC_HOST: 'METRICS_HOST'
 })
 
 /**

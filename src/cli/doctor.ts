@@ -128,7 +128,10 @@ function metricsChecks (env: Env, refused: string | undefined): DoctorCheck[] {
   } catch (err) {
     return [fail('metrics', err instanceof ConfigError ? err.message : 'METRICS_HOST is not a host name or address')]
   }
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics`
+  // METRICS_PORT=0: any free port, which only the started server knows (it logs where it listens).
+  const url = Number(port) === 0
+    ? `http://${host.includes(':') ? `[${host}]` : host}, on any free port (METRICS_PORT=0; the server logs which)`
+    : `http://${host.includes(':') ? `[${host}]` : host}:${Number(port)}/metrics`
   if (isLoopbackHost(host)) return [ok('metrics', `${url}, loopback only: Prometheus must run on this machine (METRICS_HOST says where to listen)`)]
   return [ok('metrics', `${url}: reachable beyond this machine, so let only Prometheus reach it (a firewall, a private network)`)]
 }

@@ -41,6 +41,17 @@ t.test('doctor names the metrics listener only when METRICS_PORT is set', async 
   t.equal(noPort.code, 1)
   t.equal(metricsLine(noPort.stdout), 'FAIL metrics: METRICS_HOST: must be a host name or address, not a URL (e.g. 127.0.0.1, ::1, 0.0.0.0 or localhost)', 'without METRICS_PORT too: the example refuses it all the same')
 
+  const any = await runCli(['doctor'], { env: { METRICS_PORT: '0' }, cwd })
+  t.equal(any.code, 0)
+  t.equal(metricsLine(any.stdout), 'ok   metrics: http://127.0.0.1, on any free port (METRICS_PORT=0; the server logs which), loopback only: Prometheus must run on this machine (METRICS_HOST says where to listen)',
+    'no made-up :0 for the port the server will choose')
+  const padded = await runCli(['doctor'], { env: { METRICS_PORT: '09464' }, cwd })
+  t.match(metricsLine(padded.stdout), /^ok {3}metrics: http:\/\/127\.0\.0\.1:9464\/metrics,/, 'the port as the server reads it')
+
+  const misspelt = await runCli(['doctor'], { env: { METRIC_PORT: '9464' }, cwd })
+  t.equal(metricsLine(misspelt.stdout), undefined, 'METRIC_PORT turns on no listener')
+  t.ok(lines(misspelt.stdout).includes('warn METRIC_PORT: set but not read (did you mean METRICS_PORT?)'), misspelt.stdout)
+
   const v6 = await runCli(['doctor'], { env: { METRICS_PORT: '9464', METRICS_HOST: '::1' }, cwd })
   t.equal(v6.code, 0)
   t.equal(metricsLine(v6.stdout), 'ok   metrics: http://[::1]:9464/metrics, loopback only: Prometheus must run on this machine (METRICS_HOST says where to listen)')

@@ -161,6 +161,10 @@ t.test('variables set but not read, that look meant for one that is: one line ea
     'TRUST_PROXIES is set but not read (did you mean TRUST_PROXY?)',
     'redis_url is set but not read (did you mean REDIS_URL?)'
   ], 'other tools\' names and another case')
+  t.same(unreadVariables({ METRIC_PORT: '9091', METRICS_ADDR: '0.0.0.0' }), [
+    'METRICS_ADDR is set but not read (did you mean METRICS_HOST?)',
+    'METRIC_PORT is set but not read (did you mean METRICS_PORT?)'
+  ], 'the metrics listener\'s variables, misspelt')
   t.same(unreadVariables({ REDIS_URL: 'redis://x', SESSION_SECRET: 's'.repeat(40), REDIS_CLIENT_CACHE: 'on' }), [], 'nothing for what it reads')
   // Kubernetes gives every pod of a namespace with a Service named redis REDIS_PORT=tcp://...: with REDIS_URL set,
   // it is some other tool's, not a slip.
