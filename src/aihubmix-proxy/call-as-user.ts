@@ -16,19 +16,19 @@ export type CallAsUser = <T>(
  * loop: a second 401 is an error. Nor one refresh per request: when the refused
  * token is one a forced refresh gave moments ago (token-store's forcedRefreshIntervalMs),
  * token-store hands the same set back, and the 401 is the answer without a retry; unless
- * the provider had accepted that token here before (it dropped its tokens once more).
+ * the provider had accepted the retry with that token here (it dropped its tokens once more).
  * When the refresh token is refused for good, the session is destroyed too (the
  * token set is already gone).
  */
 export function createCallAsUser (client: AihubmixClient): CallAsUser {
   const refresh = client.refresh
-  // The token sets the provider has accepted a call with, in this process (token-store hands out one object per
-  // stored set while it is in its opened-set cache). A 401 for one of them is the provider dropping tokens that
-  // worked, not refusing one just issued; unless the set a refresh after a 401 gave was refused at once too: then
-  // the provider refuses that call whatever the token (an endpoint refusing a token another one accepts), and a 401
-  // on it waits token-store's whole forcedRefreshIntervalMs, as before.
-  const accepted = new WeakSet<TokenSet>()
-  const refusedAtOnce = new WeakSet<TokenSet>()
+  // The token sets a refresh after a 401 gave that the provider then accepted the retry with, in this process
+  // (token-store hands out one object per stored set while it is in its opened-set cache). A 401 for one of them later
+  // is the provider dropping tokens that worked, not refusing one just issued. Only the process that made the retry
+  // knows it worked: a set that another instance refreshed, or that fell out of the cache, is not in here, and a 401
+  // on it waits token-store's whole forcedRefreshIntervalMs (a set that merely worked on some call here is not
+  // enough: an endpoint refusing a token another one accepts would cost one refresh a second per instance).
+  const workedAfterRefresh = new WeakSet<TokenSet>()
   return async function callAsUser (request, call, signal) {
     let set: TokenSet
     try {
@@ -37,25 +37,17 @@ export function createCallAsUser (client: AihubmixClient): CallAsUser {
       set = fresh instanceof Promise ? await fresh : fresh
       let refused: unknown
       try {
-        const answer = await call(set.accessToken, signal)
-        accepted.add(set)
-        return answer
+        return await call(set.accessToken, signal)
       } catch (err) {
         if (!(err instanceof UpstreamUnauthorizedError)) throw err
         refused = err
       }
       const stale = set.accessToken
-      set = await request.tokens.getFresh(refresh, { force: true, staleAccessToken: stale, staleAccepted: accepted.has(set) && !refusedAtOnce.has(set) })
+      set = await request.tokens.getFresh(refresh, { force: true, staleAccessToken: stale, staleAccepted: workedAfterRefresh.has(set) })
       // Not refreshed: the provider refused a token a forced refresh has just given. Calling again with it would be refused too.
       if (set.accessToken === stale) throw refused
-      let answer: Awaited<ReturnType<typeof call>>
-      try {
-        answer = await call(set.accessToken, signal)
-      } catch (err) {
-        if (err instanceof UpstreamUnauthorizedError) refusedAtOnce.add(set)
-        throw err
-      }
-      accepted.add(set)
+      const answer = await call(set.accessToken, signal)
+      workedAfterRefresh.add(set)
       return answer
     } catch (err) {
       if (err instanceof ReauthRequiredError) {

@@ -50,8 +50,8 @@ export interface GetFreshOptions {
    */
   staleAccessToken?: string | undefined
   /**
-   * With force: the provider had accepted `staleAccessToken` before it refused it (aihubmix-proxy knows, from its own
-   * calls). A token that worked and is then refused was dropped by the provider (a restart, a key rotation), even
+   * With force: the provider had accepted `staleAccessToken` before it refused it (aihubmix-proxy says so when the
+   * retry right after the refresh that gave it was accepted: a token merely accepted by another endpoint is not enough). A token that worked and is then refused was dropped by the provider (a restart, a key rotation), even
    * when a forced refresh gave it moments ago: it is refreshed, once the forced refresh is a second old, where
    * `forcedRefreshIntervalMs` would hand it back refused. At most one refresh a second, however the provider behaves.
    */
