@@ -12,6 +12,7 @@ import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOption
 import { randomToken, s256, TOKEN_PATTERN } from './pkce.js'
 import { safeReturnTo } from './return-to.js'
 import { popupPage } from './popup-page.js'
+import { sessionCookieClears } from './cookie-clears.js'
 import { LoginCookies, MAX_PENDING_RETURN_TO_LENGTH } from './login-cookies.js'
 import { loginErrorHook, publishLogin } from './diagnostics.js'
 import { logSerializers, redactUrl } from './redact.js'
@@ -812,6 +813,9 @@ async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions):
   const verdictOf = timeoutVerdict(options, recordTtlMs)
   // On every route of this plugin's scope (it is not encapsulated), after @fastify/session loaded the session.
   fastify.addHook('preHandler', sessionTimeouts(verdictOf, options.cookieName, fastify.tokenStore))
+  // After @fastify/session's onSend (registered before this plugin): its clearing of a session it did not find gets
+  // the attributes the cookie was set with, which a browser needs to accept it for a __Host- cookie.
+  fastify.addHook('onSend', sessionCookieClears(options.cookieName, options.secureCookies))
   // And wherever token-store reads the session from the cookie instead, or lists a user's sessions.
   fastify.tokenStore.addSessionCheck(timeoutCheck(verdictOf))
   fastify.tokenStore.setLastSeenReader((session) => {

@@ -196,6 +196,11 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
       if (fastify.hasDecorator('redis')) {
         fastify.log.warn('token-store: @fastify/redis is registered, but sessions and token sets live in this process\'s memory, ' +
           'so other instances see none of them. Fix: pass backend: \'redis\' to token-store (or backend: \'memory\' if that is meant)')
+      } else {
+        // Said once, at info (backend: 'memory' says it is meant, and says nothing): an app deployed on several
+        // instances without its Redis URL would otherwise sign users out whenever another instance answers.
+        fastify.log.info('token-store: sessions and token sets live in this process\'s memory (no redis option): for one ' +
+          'instance, and they end when it restarts. For several instances, give token-store redis: a Redis URL or client')
       }
     })
   }

@@ -51,6 +51,42 @@ t.test('https public URL: __Host- prefix, Secure, HttpOnly, SameSite=Lax, Path=/
   t.match(cleared, /; Path=\//)
 })
 
+// @fastify/session clears the cookie of a session it does not find with its path and domain only; a browser refuses
+// that line for a __Host- cookie (no Secure), so the dead cookie stayed for 7 days (found by a security review).
+t.test('https public URL: the cookie of a session that is gone is cleared with Secure and HttpOnly too', async (t) => {
+  const stack = await startStack({ env: { PUBLIC_URL: 'https://app.example' } })
+  t.teardown(() => stack.close())
+  const viaProxy = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'app.example' }
+  const checkCleared = (header: string | string[] | undefined, what: string): void => {
+    const lines = (Array.isArray(header) ? header : header === undefined ? [] : [header]).filter((line) => line.startsWith('__Host-sid='))
+    t.equal(lines.length, 1, `${what}: one line for the session cookie (${JSON.stringify(lines)})`)
+    const cleared = lines[0] ?? ''
+    t.match(cleared, /^__Host-sid=;/, what)
+    t.match(cleared, /Expires=Thu, 01 Jan 1970|Max-Age=0/i, what)
+    t.match(cleared, /; Secure(;|$)/i, what)
+    t.match(cleared, /; HttpOnly(;|$)/i, what)
+    t.match(cleared, /; SameSite=Lax(;|$)/i, what)
+    t.match(cleared, /; Path=\/(;|$)/, what)
+  }
+  const phone = new TestBrowser()
+  const laptop = new TestBrowser()
+  for (const browser of [phone, laptop]) {
+    const start = await browser.get(`${stack.url}/auth/login`, viaProxy)
+    const back = new URL(TestBrowser.location(await browser.get(TestBrowser.location(start))))
+    t.equal((await browser.get(`${stack.url}${back.pathname}${back.search}`, viaProxy)).status, 302)
+  }
+  t.equal((await phone.post(`${stack.url}/auth/logout?everywhere=1`, { ...viaProxy, 'x-csrf': '1' })).status, 204)
+  const gone = await laptop.get(`${stack.url}/auth/session`, viaProxy)
+  t.same(JSON.parse(gone.body), { authenticated: false })
+  checkCleared(gone.headers['set-cookie'], 'ended on another device')
+
+  const forged = new TestBrowser()
+  forged.cookies.set(stack.url, new Map([['__Host-sid', 'made-up.signature']]))
+  const answer = await forged.get(`${stack.url}/auth/session`, viaProxy)
+  t.same(JSON.parse(answer.body), { authenticated: false })
+  checkCleared(answer.headers['set-cookie'], 'forged')
+})
+
 t.test('a pending login planted by a sibling host (any name but __Host-) signs nobody in', async (t) => {
   // A host beside the app (evil.example beside app.example, under one registrable domain) can set a cookie for
   // the parent domain under any name a browser allows it: `aihubmix-login-…` or `__Secure-aihubmix-login-…`,
