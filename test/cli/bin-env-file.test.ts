@@ -85,26 +85,34 @@ t.test('--env and -e name the env file of create-app, even one that does not exi
 t.test('doctor reads the file named by --env-file, --env or -e alike; naming it twice is a usage error', async (t) => {
   const cwd = await tempDir(t)
   await writeFile(join(cwd, 'app.env'), 'PUBLIC_URL=http://localhost:4321\nSESSION_SECRET=0123456789abcdef0123456789abcdef\n', { mode: 0o600 })
-  for (const args of [['--env-file', 'app.env'], ['--env', 'app.env'], ['-e', 'app.env'], ['--env=app.env']]) {
-    const result = await spawnInstalled(['doctor', ...args], {}, cwd)
+  // The spellings at once: each spawn starts a node process, and one after the other they took most of the file's
+  // 120 s on a loaded machine (a CI run timed out here, with every assertion passing).
+  const spellings = [['--env-file', 'app.env'], ['--env', 'app.env'], ['-e', 'app.env'], ['--env=app.env']]
+  const results = await Promise.all(spellings.map((args) => spawnInstalled(['doctor', ...args], {}, cwd)))
+  for (const [i, args] of spellings.entries()) {
+    const result = results[i] as Exit
     t.equal(result.code, 0, args.join(' '), { output: result.stdout + result.stderr })
     t.match(result.stdout, /^ok {3}env file: .*app\.env \(2 variables, mode 0600\)$/m, args.join(' '))
     t.match(result.stdout, /^ok {3}redirect URI: http:\/\/localhost:4321\/auth\/callback /m)
   }
-  for (const args of [['--env', 'missing/.env'], ['-e', 'missing/.env'], ['--env=missing/.env']]) {
-    const missing = await spawnInstalled(['doctor', ...args], {}, cwd)
+  const missingSpellings = [['--env', 'missing/.env'], ['-e', 'missing/.env'], ['--env=missing/.env']]
+  const missingResults = await Promise.all(missingSpellings.map((args) => spawnInstalled(['doctor', ...args], {}, cwd)))
+  for (const [i, args] of missingSpellings.entries()) {
+    const missing = missingResults[i] as Exit
     t.equal(missing.stdout, `FAIL env file: no file at ${join(cwd, 'missing', '.env')}: check the path (nothing else was checked)\n`, `${args.join(' ')} naming a missing file: one FAIL line`)
     t.equal(missing.code, 1, `${args.join(' ')}: exit 1`)
   }
   // ENV_FILE naming a missing file stays a warning (the example server starts without it) and the checks go on.
-  const viaVariable = await spawnInstalled(['doctor'], { ENV_FILE: 'missing/.env', PUBLIC_URL: 'http://localhost:4321' }, cwd)
+  const [viaVariable, twice, empty] = await Promise.all([
+    spawnInstalled(['doctor'], { ENV_FILE: 'missing/.env', PUBLIC_URL: 'http://localhost:4321' }, cwd),
+    spawnInstalled(['doctor', '--env-file', 'app.env', '-e', 'app.env'], {}, cwd),
+    spawnInstalled(['doctor', '-e'], {}, cwd)
+  ])
   t.equal(viaVariable.code, 0, 'ENV_FILE missing: exit 0', { output: viaVariable.stdout + viaVariable.stderr })
   t.match(viaVariable.stdout, /^warn env file: none at .*missing\/\.env: using the environment only$/m)
   t.match(viaVariable.stdout, /^ok {3}redirect URI: http:\/\/localhost:4321\/auth\/callback /m)
-  const twice = await spawnInstalled(['doctor', '--env-file', 'app.env', '-e', 'app.env'], {}, cwd)
   t.equal(twice.code, 2)
   t.equal(twice.stderr.split('\n')[0], 'error: --env-file and --env (-e) are the same option: give one')
-  const empty = await spawnInstalled(['doctor', '-e'], {}, cwd)
   t.equal(empty.code, 2)
   t.equal(empty.stderr.split('\n')[0], 'error: --env needs a value')
 })
