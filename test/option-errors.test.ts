@@ -108,6 +108,17 @@ t.test('a URL option without its scheme is refused in one line with an example o
   t.equal(ftp.message, 'Invalid aihubmix-proxy option "baseUrl": must be an http(s) URL', 'another scheme: named as such')
 })
 
+// Accepted at start, the fragment went to the provider in every sign-in URL, and the provider refused the sign-in as an
+// unregistered redirect URI (from a newcomer trial).
+t.test('aihubmix-proxy: a redirectUri (or revocationUrl) with a fragment is refused at start, naming the fix', async (t) => {
+  for (const redirectUri of ['https://app.example/auth/callback#x', 'https://app.example/auth/callback#']) {
+    const err = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, redirectUri }) })
+    t.equal(err.message, 'Invalid aihubmix-proxy option "redirectUri": must not have a fragment (#...): OAuth 2.0 forbids one in a redirect URI. Fix: https://app.example/auth/callback', redirectUri)
+  }
+  const revoke = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, revocationUrl: 'https://api.aihubmix.com/revoke#top' }) })
+  t.equal(revoke.message, 'Invalid aihubmix-proxy option "revocationUrl": must not have a fragment (#...)')
+})
+
 t.test('a URL with spaces, a line break or quotes around it is refused at start in every package, in the same words', async (t) => {
   // The URL parser drops them, so the URL looked fine; the value used went on holding them (` http://...` reached the
   // provider as redirect_uri=+http..., a redis URL made ioredis throw a TypeError quoting its password).

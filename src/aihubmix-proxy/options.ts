@@ -186,9 +186,15 @@ export function resolveOptions (input: ProxyOptionsInput): ResolvedProxyOptions 
       `every call would miss. Fix: the provider's origin without that path (${baseUrl.origin})`)
   }
   parseHttpUrl(plain.redirectUri, 'redirectUri', allowInsecure)
+  // OAuth 2.0 forbids a fragment in a redirect URI (RFC 6749 3.1.2): the provider refuses the sign-in, or, were it
+  // registered so, the code would come back after a # the browser never sends. Said at start, not at the first sign-in.
+  if (plain.redirectUri.includes('#')) {
+    throw new ProxyOptionsError(`"redirectUri": must not have a fragment (#...): OAuth 2.0 forbids one in a redirect URI. Fix: ${plain.redirectUri.slice(0, plain.redirectUri.indexOf('#'))}`)
+  }
   const revocationUrl = plain.revocationUrl === undefined
     ? undefined
     : parseHttpUrl(plain.revocationUrl, 'revocationUrl', allowInsecure)
+  if (plain.revocationUrl?.includes('#') === true) throw new ProxyOptionsError('"revocationUrl": must not have a fragment (#...)')
   const routes = plain.routes === false
     ? false
     : { ...DEFAULT_ROUTES, ...definedOnly(plain.routes ?? {}) }
