@@ -253,6 +253,8 @@ export class TokenStoreCore implements TokenStore {
   /** When the store was last reachable again after it was not (performance.now()): see #settleLeft. */
   #reconnectedAt = -Infinity
   #closed = false
+  /** close() has been called: it waits for the running refreshes, and no new one starts. */
+  #draining = false
   /** When close() began (performance.now()): kept sets are tried again for lockLeaseMs after it. */
   #closedAt = 0
   /** Settles at close: a late refresh answer is not waited for past it. */
@@ -422,6 +424,9 @@ export class TokenStoreCore implements TokenStore {
    * CLOSE_RETRY_MS for up to lockLeaseMs (dropped ones are logged).
    */
   async close (): Promise<void> {
+    // No refresh starts from now on (one started during the wait would outlive it, and its rotated set be dropped):
+    // a caller whose token is still valid goes on with it, one that needs a new set is told the refresh is busy.
+    this.#draining = true
     const flights = [...this.#flights.values()]
     if (flights.length > 0) {
       let timer: NodeJS.Timeout | undefined
@@ -629,6 +634,10 @@ export class TokenStoreCore implements TokenStore {
       running = next === running ? undefined : next
     }
     const left = current.expiresAt - Date.now()
+    if (this.#draining) {
+      if (!force && left > VALID_TOKEN_MARGIN_MS) return current
+      throw new RefreshBusyError()
+    }
     // A caller that needs the new set (expired, a 401) waits for another instance's lock with what is left of its
     // lockWaitMs; one whose token is still valid waits until shortly before that token ends, or not at all.
     const waitMs = force || left <= VALID_TOKEN_MARGIN_MS
