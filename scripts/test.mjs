@@ -2,7 +2,7 @@
 // `npm test`'s last step: the whole suite under tap (extra arguments are passed on), with the coverage floor of
 // .taprc enforced. When a test fails, the failures are printed once more at the very end, each with its file, its
 // subtests' names and its diff: a CI log kept only from its tail, thousands of passing lines later, still names them.
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { readdirSync, statSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
@@ -13,10 +13,28 @@ const results = fileURLToPath(new URL('../.tap/test-results/', import.meta.url))
 const files = process.argv.slice(2).filter((arg) => /\.m?[tj]s$/.test(arg))
 
 const started = Date.now()
-const run = spawnSync(tap, ['--no-allow-incomplete-coverage', ...process.argv.slice(2)], { stdio: 'inherit', cwd: root })
-if (run.error !== undefined) throw run.error
-const code = run.status ?? 1
-if (code !== 0) process.stdout.write(`\n# npm test failed (${run.signal === null ? `tap exited ${code}` : `tap was ended by ${run.signal}`}): ${failuresAgain()}\n`)
+// tap's output is passed on as it comes, and read on the way for what the replay cannot show: the files that failed
+// at the top level (a timeout, an exit code, a signal: no failed assertion to replay) and the coverage floor's errors.
+const failedFiles = []
+let underFloor = false
+let partial = ''
+const child = spawn(tap, ['--no-allow-incomplete-coverage', ...process.argv.slice(2)], { stdio: ['inherit', 'pipe', 'inherit'], cwd: root })
+child.stdout.on('data', (chunk) => {
+  process.stdout.write(chunk)
+  const lines = (partial + chunk.toString('utf8')).split('\n')
+  partial = lines.pop() ?? ''
+  for (const line of lines) {
+    const failed = /^not ok \d+ - (\S+)/.exec(line)
+    if (failed !== null) failedFiles.push(failed[1])
+    if (/ERROR: incomplete \w+ coverage|^# No coverage generated/.test(line)) underFloor = true
+  }
+})
+const [status, signal] = await new Promise((resolve, reject) => {
+  child.on('error', reject)
+  child.on('close', (code, sig) => { resolve([code, sig]) })
+})
+const code = status ?? 1
+if (code !== 0) process.stdout.write(`\n# npm test failed (${signal === null ? `tap exited ${code}` : `tap was ended by ${signal}`}): ${failuresAgain()}\n`)
 process.exit(code)
 
 /** The failing assertions of this run as `tap replay` reports them, or why there are none to show. */
@@ -29,8 +47,14 @@ function failuresAgain () {
   // reporter redraws (with terminal escapes), totals and coverage lines, all printed just above.
   const blocks = `${replay.stdout ?? ''}`.split(/\n(?= ?FAIL {1,2}\S)/).filter((block) => /^ ?FAIL {1,2}\S/.test(block))
     .map((block) => block.split('\n').filter((line) => !line.includes('\u001b') && !/^(Asserts|Suites):|^#|^=+|^(Statements|Branches|Functions|Lines) +:/.test(line)).join('\n').trim())
-  if (blocks.length === 0) return 'no test failed; the coverage is under the floor set in .taprc (the summary above)'
-  return `the failures again:\n\n${blocks.join('\n\n')}`
+  // Files that failed with no failed assertion to replay (a timeout, an exit code, a signal) are named all the same.
+  const unreplayed = failedFiles.filter((file) => !blocks.some((block) => block.includes(file)))
+  const parts = []
+  if (blocks.length > 0) parts.push(`the failures again:\n\n${blocks.join('\n\n')}`)
+  if (unreplayed.length > 0) parts.push(`failed without a failed assertion to show (a timeout, an exit code or a signal: see each one's "not ok" above): ${unreplayed.join(', ')}`)
+  if (underFloor) parts.push(`${parts.length === 0 ? 'no test failed; ' : ''}the coverage is under the floor set in .taprc (the summary above)`)
+  if (parts.length === 0) return 'no failure found in tap\'s output (see above)'
+  return parts.join('\n\n')
 }
 
 function ranJustNow () {
