@@ -14,8 +14,27 @@ async function start (t: { teardown: (fn: () => unknown) => void }, options: Tok
   await app.register(tokenStore, options)
   after?.(app)
   await app.ready()
-  return lines.filter((line) => line.msg.startsWith('token-store:'))
+  return lines.filter((line) => line.msg.startsWith('token-store:') && !line.msg.startsWith(IN_MEMORY))
 }
+
+/** The line said at start with neither redis nor backend (tested on its own below; left out of the others). */
+const IN_MEMORY = 'token-store: sessions and token sets live in this process\'s memory (no redis option)'
+
+t.test('neither redis nor backend: one info line says the stores are in memory, for one instance', async (t) => {
+  const key = `base64:${randomBytes(32).toString('base64')}`
+  const all = async (options: TokenStoreOptions): Promise<Array<{ level: number, msg: string }>> => {
+    const lines: Array<{ level: number, msg: string }> = []
+    const stream = new Writable({ write (chunk: Buffer, _enc, cb) { lines.push(JSON.parse(chunk.toString())); cb() } })
+    const app = Fastify({ logger: { level: 'info', stream } })
+    t.teardown(() => app.close())
+    await app.register(tokenStore, options)
+    await app.ready()
+    return lines.filter((line) => line.msg.startsWith(IN_MEMORY))
+  }
+  const said = await all({ encryptionKeys: key })
+  t.same(said.map((l) => [l.level, l.msg]), [[30, `${IN_MEMORY}: for one instance, and they end when it restarts. For several instances, give token-store redis: a Redis URL or client`]])
+  t.same(await all({ encryptionKeys: key, backend: 'memory' }), [], 'memory on purpose: nothing said')
+})
 
 t.test('a key that looks like a raw key without its prefix: one info line naming the option, never the key', async (t) => {
   const base64 = randomBytes(32).toString('base64') // what `openssl rand -base64 32` prints
