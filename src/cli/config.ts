@@ -42,6 +42,7 @@ export interface ExampleConfig {
   /** REDIS_CLIENT_CACHE=on: token-store's `redisClientCache` (needs REDIS_URL). */
   redisClientCache: boolean
   production: boolean
+  /** TRUST_PROXY: Fastify's `trustProxy` (true, false, or addresses and subnets separated by commas). */
   trustProxy: string | boolean
   logLevel: string
   /** METRICS_PORT: the port of the Prometheus metrics listener (0: any free one); undefined: no metrics. */
@@ -117,6 +118,13 @@ export function readConfig (env: Env = process.env): ExampleConfig {
   const baseRaw = nonEmpty(env, 'AIHUBMIX_BASE_URL')
   if (baseRaw !== undefined) {
     const base = readUrl(env, 'AIHUBMIX_BASE_URL')
+    // What aihubmix-proxy refuses at start too, but naming its option (baseUrl), not the variable to fix.
+    if (base.search !== '' || base.hash !== '' || baseRaw.includes('#')) throw new ConfigError('AIHUBMIX_BASE_URL', 'must not have a query or a fragment')
+    const wrongPath = /\/(api(\/oauth2)?|v1)\/*$/.exec(base.pathname)
+    if (wrongPath !== null) {
+      throw new ConfigError('AIHUBMIX_BASE_URL', `ends in ${wrongPath[0].replace(/\/+$/, '')}, but the endpoints are <base URL>/api/oauth2/*, so every call ` +
+        `would miss: use the provider's origin without that path (${base.origin})`)
+    }
     if (base.protocol === 'http:' && !isLoopback(base.hostname) && production) {
       throw new ConfigError('AIHUBMIX_BASE_URL', 'must be https in production unless it is a loopback address')
     }
@@ -141,6 +149,9 @@ export function readConfig (env: Env = process.env): ExampleConfig {
   }
 
   const redirect = readUrl(env, 'AIHUBMIX_REDIRECT_URI', `${publicUrl}/auth/callback`)
+  if ((env.AIHUBMIX_REDIRECT_URI ?? '').includes('#')) {
+    throw new ConfigError('AIHUBMIX_REDIRECT_URI', 'must not have a fragment (#...): OAuth 2.0 forbids one in a redirect URI')
+  }
   if (production && redirect.protocol === 'http:' && !isLoopback(redirect.hostname)) {
     throw new ConfigError('AIHUBMIX_REDIRECT_URI', 'must be https in production')
   }
@@ -201,6 +212,15 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     if (/[\s\u0000-\u001f\u007f]/.test(env.REDIS_URL)) {
       throw new ConfigError('REDIS_URL', 'has spaces or control characters in it: remove them (a password with a space is written %20)')
     }
+    for (const [name, value] of parsed.searchParams) {
+      const accepts = Object.hasOwn(REDIS_URL_QUERY, name) ? REDIS_URL_QUERY[name] : undefined
+      // A name is shown only when it cannot be a part of a password pasted in the wrong place.
+      const shown = /^[A-Za-z][A-Za-z0-9]{0,40}$/.test(name) ? ` ${name}` : ''
+      if (accepts === undefined) {
+        throw new ConfigError('REDIS_URL', `its query parameter${shown} is not one token-store reads: remove it (only ${Object.keys(REDIS_URL_QUERY).join(', ')} are)`)
+      }
+      if (!accepts.test(value)) throw new ConfigError('REDIS_URL', `its ${name} must be ${name === 'family' ? '4 or 6' : 'true or false'}`)
+    }
     redisUrl = env.REDIS_URL
   }
 
@@ -213,7 +233,16 @@ export function readConfig (env: Env = process.env): ExampleConfig {
   let trustProxy: string | boolean = trustRaw
   if (trustRaw === 'true') trustProxy = true
   else if (trustRaw === 'false' || trustRaw === '') trustProxy = false
-  else if (!/^[\w.:/, -]+$/.test(trustRaw)) throw new ConfigError('TRUST_PROXY', 'must be true, false, or a list of addresses/subnets (e.g. loopback, 10.0.0.0/8)')
+  else if (/^\d{1,2}$/.test(trustRaw)) {
+    // Fastify would read it as the address 0.0.0.1, not as a number of proxies: trusted nothing, silently.
+    throw new ConfigError('TRUST_PROXY', 'a number of proxies is not read here (it would be taken for an address): list the proxies\' addresses or subnets (e.g. 10.0.0.0/8), or loopback')
+  } else {
+    // Fastify hands a list to proxy-addr, which throws `invalid IP address: ...` at start: a line naming no variable.
+    const problem = trustProxyProblem(trustRaw)
+    if (problem !== undefined) {
+      throw new ConfigError('TRUST_PROXY', `${problem}: it must be true, false, or addresses and subnets separated by commas (e.g. loopback, 10.0.0.0/8)`)
+    }
+  }
 
   const logLevel = env.LOG_LEVEL ?? 'info'
   if (!LOG_LEVELS.has(logLevel)) throw new ConfigError('LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')}`)
@@ -256,6 +285,25 @@ export function readConfig (env: Env = process.env): ExampleConfig {
 export function keyPrefixSlip (key: string): string | undefined {
   if (key.startsWith('base64:') || key.startsWith('hex:')) return undefined
   return /^(?:base64url|base64|b64url|b64|base32|base16|hex)\s*:/i.exec(key)?.[0]
+}
+
+/** The query parameters of REDIS_URL that token-store reads, and what each accepts (any other stops the start). */
+const REDIS_URL_QUERY: Readonly<Record<string, RegExp>> = Object.freeze({ connectionName: /^/, family: /^[46]$/, enableOfflineQueue: /^(true|false)$/ })
+
+/** Why Fastify's trustProxy (proxy-addr) would refuse a list of trusted addresses, or undefined. */
+function trustProxyProblem (list: string): string | undefined {
+  for (const entry of list.split(',').map((part) => part.trim())) {
+    const shown = entry.length > 60 ? `${entry.slice(0, 60)}...` : entry
+    if (entry === '') return 'has an empty entry'
+    if (/^(loopback|linklocal|uniquelocal)$/.test(entry)) continue
+    const [address = '', bits, ...more] = entry.split('/')
+    const family = isIP(address)
+    if (family === 0 || more.length > 0) return `${shown} is not an address, a subnet, loopback, linklocal or uniquelocal`
+    if (bits === undefined) continue
+    const prefixOk = /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128)
+    if (!prefixOk && !(family === 4 && isIP(bits) === 4)) return `${shown} has no valid prefix length (0-${family === 4 ? 32 : 128})`
+  }
+  return undefined
 }
 
 /** Every variable readConfig() reads. */

@@ -261,3 +261,20 @@ t.test('formatCheck and the report', async (t) => {
   t.same(report.checks.filter((c) => c.status === 'fail').map((c) => c.name), ['configuration', 'SESSION_SECRET', 'provider'])
   await t.rejects(doctor({ env: {}, cwd, timeoutMs: -1 }), { code: 'FST_AIHUBMIX_CLI_INVALID_OPTION', message: /^Invalid aihubmix-oauth option "timeoutMs": expected / })
 })
+
+// Values the example server refused at start (Fastify with `invalid IP address: maybe`, naming no variable; the
+// plugins naming their own option) while doctor said "accepted by the example server" (from a docs review).
+t.test('doctor fails what the example would refuse at start: TRUST_PROXY, a provider URL with a query, a REDIS_URL parameter', async (t) => {
+  const cwd = await tempDir(t)
+  const cases: Array<[Record<string, string>, string]> = [
+    [{ TRUST_PROXY: 'maybe' }, 'FAIL configuration: TRUST_PROXY: maybe is not an address, a subnet, loopback, linklocal or uniquelocal'],
+    [{ AIHUBMIX_BASE_URL: 'https://aihubmix.example/?x=1', AIHUBMIX_CLIENT_ID: 'client_x', AIHUBMIX_CLIENT_SECRET: 'secret_x' }, 'FAIL configuration: AIHUBMIX_BASE_URL: must not have a query or a fragment'],
+    [{ REDIS_URL: 'redis://127.0.0.1:6379/?foo=bar' }, 'FAIL configuration: REDIS_URL: its query parameter foo is not one token-store reads']
+  ]
+  const results = await Promise.all(cases.map(([env]) => runCli(['doctor'], { env, cwd })))
+  for (const [i, [env, wanted]] of cases.entries()) {
+    const result = results[i] as Awaited<ReturnType<typeof runCli>>
+    t.equal(result.code, 1, JSON.stringify(env))
+    t.ok(lines(result.stdout).some((line) => line.startsWith(wanted)), `${wanted}\n${result.stdout}`)
+  }
+})

@@ -1,3 +1,4 @@
+import Fastify from 'fastify'
 import t from 'tap'
 import { readConfig, ConfigError, unreadVariables } from 'aihubmix-oauth'
 
@@ -96,7 +97,18 @@ const REFUSALS: Array<[string, Record<string, string>, string]> = [
   ['production with an http public URL', { ...REAL, NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'http://app.example' }, 'PUBLIC_URL'],
   ['production with an http provider', { ...REAL, AIHUBMIX_BASE_URL: 'http://aihubmix.example', NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'https://app.example' }, 'AIHUBMIX_BASE_URL'],
   ['production with the embedded mock', { NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'https://app.example' }, 'AIHUBMIX_BASE_URL'],
-  ['production with an http redirect URI', { ...REAL, NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'https://app.example', AIHUBMIX_REDIRECT_URI: 'http://app.example/auth/callback' }, 'AIHUBMIX_REDIRECT_URI']
+  ['production with an http redirect URI', { ...REAL, NODE_ENV: 'production', SESSION_SECRET: SECRET, PUBLIC_URL: 'https://app.example', AIHUBMIX_REDIRECT_URI: 'http://app.example/auth/callback' }, 'AIHUBMIX_REDIRECT_URI'],
+  // What the plugins refused at start naming their option (or Fastify, naming nothing), while doctor said "accepted".
+  ['provider URL with a query', { ...REAL, AIHUBMIX_BASE_URL: 'https://aihubmix.example/?x=1' }, 'AIHUBMIX_BASE_URL'],
+  ['provider URL with a fragment', { ...REAL, AIHUBMIX_BASE_URL: 'https://aihubmix.example#top' }, 'AIHUBMIX_BASE_URL'],
+  ['provider URL ending in /v1 (the AI API\'s)', { ...REAL, AIHUBMIX_BASE_URL: 'https://aihubmix.example/v1' }, 'AIHUBMIX_BASE_URL'],
+  ['provider URL ending in /api/oauth2', { ...REAL, AIHUBMIX_BASE_URL: 'https://aihubmix.example/api/oauth2/' }, 'AIHUBMIX_BASE_URL'],
+  ['redirect URI with a fragment', { AIHUBMIX_REDIRECT_URI: 'http://localhost:3000/auth/callback#x' }, 'AIHUBMIX_REDIRECT_URI'],
+  ['REDIS_URL with a query parameter token-store does not read', { REDIS_URL: 'redis://:S3cretPassw0rd@127.0.0.1:6379/?foo=bar' }, 'REDIS_URL'],
+  ['REDIS_URL with family=5', { REDIS_URL: 'redis://127.0.0.1:6379/?family=5' }, 'REDIS_URL'],
+  ['REDIS_URL with enableOfflineQueue=yes', { REDIS_URL: 'redis://127.0.0.1:6379/?enableOfflineQueue=yes' }, 'REDIS_URL'],
+  ...['maybe', 'True', 'yes', 'loopback,,', 'fe80::1/129', '10.0.0.0/33', '1', '10.0.0.1/8/8'].map((value): [string, Record<string, string>, string] =>
+    [`TRUST_PROXY=${value}`, { TRUST_PROXY: value }, 'TRUST_PROXY'])
 ]
 
 t.test('refusals name the variable in one line', async (t) => {
@@ -110,6 +122,22 @@ t.test('refusals name the variable in one line', async (t) => {
       if (value !== undefined) t.notOk(err.message.includes(value), `${name} is not echoed`)
     }
   }
+})
+
+// Each TRUST_PROXY readConfig accepts, Fastify accepts (and each one it refuses, Fastify would have refused at start
+// with `invalid IP address`, naming no variable; but for a number, which Fastify takes for the address 0.0.0.1).
+t.test('TRUST_PROXY: what readConfig accepts is what Fastify accepts', async (t) => {
+  for (const value of ['loopback', 'loopback, 10.0.0.0/8', 'linklocal,uniquelocal', '::1/128', '10.0.0.0/255.0.0.0', '192.168.1.7', 'true', 'false', '']) {
+    const { trustProxy } = readConfig({ TRUST_PROXY: value })
+    t.doesNotThrow(() => Fastify({ trustProxy }), `${value}: Fastify takes it`)
+  }
+  for (const value of ['maybe', 'True', 'loopback,,', 'fe80::1/129', '10.0.0.0/33', '10.0.0.1/8/8']) {
+    t.throws(() => Fastify({ trustProxy: value }), `${value}: Fastify refuses it too`)
+    t.ok(refusal({ TRUST_PROXY: value }).message.startsWith('TRUST_PROXY: '), `${value}: refused here, naming the variable`)
+  }
+  t.equal(refusal({ TRUST_PROXY: 'maybe' }).message, 'TRUST_PROXY: maybe is not an address, a subnet, loopback, linklocal or uniquelocal: it must be true, false, or addresses and subnets separated by commas (e.g. loopback, 10.0.0.0/8)')
+  t.same(readConfig({ REDIS_URL: 'redis://127.0.0.1:6379/0?family=6&connectionName=app&enableOfflineQueue=false' }).redisUrl, 'redis://127.0.0.1:6379/0?family=6&connectionName=app&enableOfflineQueue=false',
+    'the query parameters token-store reads')
 })
 
 t.test('HOST and METRICS_HOST take host names and bare addresses', async (t) => {
