@@ -13,6 +13,19 @@ import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
 
 const CSRF = { 'x-csrf': '1' }
 
+/** Two instances on Redis (a key prefix of their own) and a user signed in on the first; undefined without Redis. */
+async function twoInstances (t: Parameters<typeof connectRedis>[0], name: string) {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return undefined
+  const prefix = uniquePrefix(name)
+  cleanupPrefix(t, redis, prefix)
+  const stack = await startStack({ instances: 2, redis, tokenStore: { keyPrefix: prefix } })
+  t.teardown(() => stack.close())
+  const [a, b] = stack.peers.map((p) => p.url) as [string, string]
+  const { browser } = await stack.login()
+  return { stack, a, b, browser, headers: { ...CSRF, cookie: browser.cookieHeader(a) as string } }
+}
+
 t.test('a provider that keeps refusing fresh access tokens: not one refresh per request', async (t) => {
   const stack = await startStack()
   t.teardown(() => stack.close())
@@ -111,15 +124,9 @@ t.test('an endpoint that refuses tokens another accepts: one refresh, not one a 
 // provider dropped. Taken so, the endpoint refusing it cost one refresh a second (found by the diff review: 6
 // refreshes in 6 s across two instances, 5 in 5 s with openedCacheSize 1).
 t.test('an endpoint that refuses tokens another accepts, on two instances: one refresh', async (t) => {
-  const redis = await connectRedis(t)
-  if (redis === undefined) return
-  const prefix = uniquePrefix('refused-topup')
-  cleanupPrefix(t, redis, prefix)
-  const stack = await startStack({ instances: 2, redis, tokenStore: { keyPrefix: prefix } })
-  t.teardown(() => stack.close())
-  const [a, b] = stack.peers.map((p) => p.url) as [string, string]
-  const { browser } = await stack.login()
-  const headers = { ...CSRF, cookie: browser.cookieHeader(a) as string }
+  const signedIn = await twoInstances(t, 'refused-topup')
+  if (signedIn === undefined) return
+  const { stack, a, b, browser, headers } = signedIn
   stack.mock.resetCounts()
   stack.mock.setFault('topup', 'http401')
   const statuses: string[] = []
@@ -153,15 +160,9 @@ t.test('an endpoint that refuses tokens another accepts, the session falling out
 })
 
 t.test('across instances: a token another instance refreshed moments ago is not refreshed again', async (t) => {
-  const redis = await connectRedis(t)
-  if (redis === undefined) return
-  const prefix = uniquePrefix('refused-fresh')
-  cleanupPrefix(t, redis, prefix)
-  const stack = await startStack({ instances: 2, redis, tokenStore: { keyPrefix: prefix } })
-  t.teardown(() => stack.close())
-  const [a, b] = stack.peers.map((p) => p.url) as [string, string]
-  const { browser } = await stack.login()
-  const headers = { ...CSRF, cookie: browser.cookieHeader(a) as string }
+  const signedIn = await twoInstances(t, 'refused-fresh')
+  if (signedIn === undefined) return
+  const { stack, a, b, browser, headers } = signedIn
   stack.mock.resetCounts()
   stack.mock.setFault('userinfo', 'http401')
   t.equal((await browser.get(`${a}/api/user/info`, headers)).status, 502, 'on A: refreshed once, refused again')
