@@ -54,12 +54,6 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
   // No per-request child logger unless a request writes a line at an enabled level.
   useLazyRequestLoggers(app)
 
-  // A keep-alive connection busy with a request when the app closes kept close() waiting for Fastify's
-  // keepAliveTimeout (72 s) after that answer, and token-store's close (rotated sets still to be stored) waited
-  // with it: an orchestrator's grace period (Kubernetes: 30 s) ends first, and kills the process. From preClose on, a
-  // connection that has answered is let go within a second or so (Node's own timer); nothing per request.
-  app.addHook('preClose', async () => { app.server.keepAliveTimeout = 1 })
-
   // Set first, so every plugin's routes inherit it: outside /api too (/auth/*, the page),
   // errors answer the same `{error, message}` JSON, a fixed code and words, never an internal message.
   app.setErrorHandler(async (err: FastifyError, request, reply) => {

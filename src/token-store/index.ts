@@ -247,6 +247,14 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
     }
   })
 
+  // Fastify runs this plugin's onClose once its server has closed, and a keep-alive connection answering a request
+  // when close() began kept that waiting for the server's keepAliveTimeout (72 s by default) after the answer: an
+  // orchestrator's grace period (Kubernetes: 30 s) killed the process before the rotated sets still held here were
+  // stored. From preClose on, a connection that has answered is let go (within about a second: Node's own timer).
+  fastify.addHook('preClose', async function letKeepAliveConnectionsGo () {
+    const server = fastify.server as { keepAliveTimeout?: unknown } | undefined
+    if (typeof server?.keepAliveTimeout === 'number') server.keepAliveTimeout = 1
+  })
   fastify.addHook('onClose', async () => {
     await store.close()
     await kv.close()

@@ -5,7 +5,7 @@ import { startStack } from '../helpers/stack.js'
 // A request being answered on a keep-alive connection when the example closes (a deploy's SIGTERM) kept close()
 // waiting for Fastify's keepAliveTimeout, 72 s after the answer, and token-store's close behind it: past an
 // orchestrator's grace period (Kubernetes: 30 s) the process was killed before the rotated sets it still held were
-// stored (found by a fault review). The answer still arrives; the connection is let go once it has.
+// stored (found by a fault review). token-store now lets such a connection go once it has answered (preClose).
 
 t.test('close() while a keep-alive connection is answering: the answer arrives, and close ends within seconds', async (t) => {
   const stack = await startStack()
