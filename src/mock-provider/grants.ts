@@ -111,11 +111,15 @@ export class GrantBook {
       return fail('invalid_grant', 'redirect_uri differs from the authorization request')
     }
     if (record.challenge !== null) {
-      // RFC 7636 4.6; a verifier sent for a code without challenge is ignored
+      // RFC 7636 4.6
       if (params.verifier === undefined) return fail('invalid_grant', 'code_verifier is required')
       if (!VERIFIER.test(params.verifier) || !secretEquals(s256Challenge(params.verifier), record.challenge)) {
         return fail('invalid_grant', 'code_verifier does not match the code challenge')
       }
+    } else if (params.verifier !== undefined) {
+      // RFC 9700 2.1.1: a verifier for a code issued without a challenge is refused. Ignoring it would let an attacker
+      // strip the challenge from an authorization request and inject the code it yields into a session of their own.
+      return fail('invalid_grant', 'code_verifier sent for a code issued without code_challenge')
     }
     const grant: Grant = { clientId, scopes: record.scopes, revoked: false, user: record.user }
     this.#grants.add(grant)

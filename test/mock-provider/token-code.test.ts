@@ -131,7 +131,10 @@ t.test('PKCE S256: verified when a challenge was recorded', async (t) => {
   t.equal((await exchange(provider, app, code, { code_verifier: verifier })).status, 200, 'the right verifier')
 
   const plain = await getCode(provider, app)
-  t.equal((await exchange(provider, app, plain, { code_verifier: verifier })).status, 200, 'a verifier without a challenge is ignored')
+  // A PKCE downgrade (the challenge stripped from the authorization request, the code then sent with the client's
+  // verifier) is refused, as RFC 9700 2.1.1 asks; the code is not burnt by it.
+  assertTokenError(t, await exchange(provider, app, plain, { code_verifier: verifier }), 400, 'invalid_grant', 'a verifier for a code without a challenge')
+  t.equal((await exchange(provider, app, plain)).status, 200, 'the same code without a verifier')
 })
 
 t.test('grant_type and repeated parameters', async (t) => {
