@@ -2,7 +2,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOpt
 import fastifyCookie from '@fastify/cookie'
 import fastifySession from '@fastify/session'
 import type { Redis } from 'ioredis'
-import tokenStore, { type TokenStoreOptions } from '@fastify-aihubmix/token-store'
+import tokenStore, { errorLogFields, type TokenStoreOptions } from '@fastify-aihubmix/token-store'
 import aihubmixProxy, { publicErrorOf, sendPublicError, type AihubmixProxyOptions } from '@fastify-aihubmix/aihubmix-proxy'
 import oauthRoutes, {
   loggerOptions as redactingLoggerOptions,
@@ -57,7 +57,7 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
   // Set first, so every plugin's routes inherit it: outside /api too (/auth/*, the page),
   // errors answer the same `{error, message}` JSON, a fixed code and words, never an internal message.
   app.setErrorHandler(async (err: FastifyError, request, reply) => {
-    if (publicErrorOf(err).statusCode >= 500) request.log.error({ err: { code: err.code, message: err.message } }, 'request failed')
+    if (publicErrorOf(err).statusCode >= 500) request.log.error({ err: errorLogFields(err) }, 'request failed')
     return sendPublicError(reply, err)
   })
   // Fastify's own 404 body quotes the method and URL (a callback's code and state with it): the same

@@ -7,7 +7,8 @@ import {
   RefreshBackoffError,
   RefreshBusyError,
   StoreUnavailableError,
-  UnauthenticatedError
+  UnauthenticatedError,
+  errorLogFields
 } from '@fastify-aihubmix/token-store'
 import {
   CsrfHeaderRequiredError,
@@ -182,7 +183,8 @@ export async function proxyRoutes (
       return reply.code(499).send()
     }
     if (pub.statusCode >= 500) {
-      request.log.warn({ error: { code: err.code, message: err.message } }, 'aihubmix proxy error')
+      // With a store error's cause (Redis full, refused, timed out): hundreds of 503 lines without it never said why.
+      request.log.warn({ error: errorLogFields(err) }, 'aihubmix proxy error')
     }
     return sendPublicError(reply, err)
   })

@@ -4,7 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type {} from '@fastify/session'
 import { checkCallbackQuery, ErrorReply, LoginQuery, LogoutQuery, NoContentReply, SessionParams, SessionReply, SessionsReply } from './schemas.js'
-import { errorInfo, isUserId, StoreUnavailableError, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet, type TokenStore } from '@fastify-aihubmix/token-store'
+import { errorInfo, errorLogFields, isUserId, StoreUnavailableError, UnauthenticatedError, type SessionCheck, type SessionOwner, type TokenSet, type TokenStore } from '@fastify-aihubmix/token-store'
 import { publicErrorOf, sendPublicError, TokenEndpointError, UpstreamInvalidResponseError, type UserInfo } from '@fastify-aihubmix/aihubmix-proxy'
 import { userinfoRetryDelay } from './userinfo-retry.js'
 import { CsrfHeaderRequiredError, OAuthRoutesOptionsError, OAuthRoutesRegisteredTwiceError, OAuthRoutesRegistrationError, RedirectUriMismatchError, SessionNotFoundError, type LoginErrorCode } from './errors.js'
@@ -121,7 +121,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     }
     const pub = publicErrorOf(err)
     if (pub.statusCode >= 500) {
-      request.log[pub.statusCode === 500 ? 'error' : 'warn']({ error: { code: err.code, message: err.message } }, 'oauth-routes: request failed')
+      request.log[pub.statusCode === 500 ? 'error' : 'warn']({ error: errorLogFields(err) }, 'oauth-routes: request failed')
     }
     // The sign-in's two pages are browser navigations: like every other failure of theirs, a store outage sends
     // the browser to the page with a code it can show (login_error store_unavailable), not to a JSON body.

@@ -163,3 +163,15 @@ export function errorInfo (err: unknown): { code: string | undefined, message: s
   const code = 'code' in err && typeof err.code === 'string' ? err.code : undefined
   return { code, message: err instanceof Error ? err.message : String(err) }
 }
+
+/**
+ * What a log line says of an error: `errorInfo`'s code and message and, for a StoreUnavailableError, its cause's: the
+ * Redis error that says what to fix (OOM, NOPERM, a timeout, a closed connection). Only this error's cause: token-store
+ * makes it from the Redis error's message and code alone (never the command's arguments, which hold session ids);
+ * other errors' causes may carry a provider's body.
+ */
+export function errorLogFields (err: unknown): { code: string | undefined, message: string, cause?: { code: string | undefined, message: string } } {
+  const fields = errorInfo(err)
+  if (!(err instanceof StoreUnavailableError) || err.cause === undefined) return fields
+  return { ...fields, cause: errorInfo(err.cause) }
+}

@@ -15,6 +15,7 @@ import { TokenStoreOptionsError, TokenStoreRegisteredTwiceError } from './errors
 import { logConnectionErrors } from './connection-errors.js'
 import { keyListInOneString, missingKeyPrefix, unknownKeyPrefix } from './crypto.js'
 import { connectRedisUrl, warnReadonlyReplies } from './redis-url.js'
+import { warnIfRedisEvicts, warnWhenRedisIsFull } from './redis-memory.js'
 
 // The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, createTokenStore,
 // the option defaults and schema, the error classes, the diagnostics channels, and the types of all of these.
@@ -71,7 +72,8 @@ export {
   TokenStoreArgumentError,
   NoSessionError,
   InsecureSessionCookieError,
-  errorInfo
+  errorInfo,
+  errorLogFields
 } from './errors.js'
 
 declare module 'fastify' {
@@ -215,6 +217,14 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
     // A client given (not made from a URL, whose client reconnects on READONLY itself): say once what a failover needs.
     const stopWatching = owned === undefined ? warnReadonlyReplies(store, options.redis, fastify.log) : undefined
     if (stopWatching !== undefined) fastify.addHook('onClose', async function stopWatchingReadonly () { stopWatching() })
+    // A full Redis: why every request answers 503, once a minute; a Redis that would evict: said once at start.
+    const stopWatchingMemory = warnWhenRedisIsFull(store, fastify.log)
+    fastify.addHook('onClose', async function stopWatchingRedisMemory () { stopWatchingMemory() })
+    const client = options.redis
+    fastify.addHook('onReady', async function checkRedisEviction () {
+      // Not awaited: Redis down or slow at start delays nothing (the line comes when INFO is answered).
+      warnIfRedisEvicts(client, fastify.log).catch(() => {})
+    })
   }
   const clientCache = kv instanceof RedisStore ? kv.clientCache : undefined
   if (clientCache !== undefined) {
