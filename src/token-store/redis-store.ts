@@ -261,13 +261,16 @@ export class RedisStore implements KVStore {
       if (held !== undefined && roundTripMs > CLOCK_SYNC_MAX_ROUND_TRIP_MS && roundTripMs >= held.roundTripMs) {
         // A slow reading, where a better one is held. Unless the wall clock was stepped since, the held one stays.
         // After a step, the slow one tells which clock moved: when it agrees with the held reading moved on by the
-        // monotonic clock (within half its round trip), the wall clock was stepped (NTP), and the held reading stays,
+        // monotonic clock (within half the two readings' round trips together: each is off by up to half its own),
+        // the wall clock was stepped (NTP), and the held reading stays,
         // anchored to the wall clock anew (so the step is not asked about again); else the monotonic clock stopped
         // (a VM suspended and resumed), and the slow reading is the better one.
         const stepped = Math.abs(sentWall - held.wallMs - (sentMono - held.monoMs)) >= CLOCK_JUMP_MS
         if (!stepped) return
         const projected = held.redisMs + (monoMs - held.monoMs)
-        this.#clock = Math.abs(redisMs - projected) <= roundTripMs / 2
+        // Within half the slow one's round trip alone was too tight: a held reading whose reply was read late (a
+        // busy event loop) is off by up to half its own, and an NTP step was then taken for a stopped clock.
+        this.#clock = Math.abs(redisMs - projected) <= (roundTripMs + held.roundTripMs) / 2
           ? { redisMs: projected, wallMs, monoMs, roundTripMs: held.roundTripMs }
           : { redisMs, wallMs, monoMs, roundTripMs }
       } else {
