@@ -73,7 +73,8 @@ function envFileCheck (file: EnvFile | Unreadable, fromVariable: boolean, overri
     const detail = `none at ${file.path}: using the environment only`
     return fromVariable ? warn('env file', detail) : ok('env file', detail)
   }
-  const count = Object.keys(file.values).length
+  // Names only: what a malformed line makes of itself is said by its own warning.
+  const count = Object.keys(file.values).filter((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)).length
   const shadow = overridden.length === 0 ? '' : `; the environment overrides ${overridden.join(', ')}`
   const bits = file.mode ?? 0
   if ((bits & 0o077) !== 0) {
@@ -83,12 +84,13 @@ function envFileCheck (file: EnvFile | Unreadable, fromVariable: boolean, overri
 }
 
 /**
- * One warning per line of the env file that is not `NAME=value`, a comment or blank: the example server skips it
- * silently, so a variable meant to be set there is not. The line's content is never shown (it may hold a secret).
+ * One warning per line of the env file that Node.js does not read as `NAME=value`, a comment or blank: Node (so an app
+ * run with --env-file) and the example server skip it or take it, with the next line, as a name, so a variable meant
+ * to be set there or on the next line is not. The line's content is never shown (it may hold a secret).
  */
 function malformedChecks (file: EnvFile | Unreadable): DoctorCheck[] {
   if ('failure' in file) return []
-  return describeMalformed(file.malformed).map((said) => warn('env file', `${said} (the example server ignores it)`))
+  return describeMalformed(file.malformed).map((said) => warn('env file', `${said} (Node.js and the example server misread it: make it NAME=value, a # comment or empty)`))
 }
 
 /** What readConfig() says, and the variable it refused (undefined when it accepted the configuration). */

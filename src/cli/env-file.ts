@@ -4,9 +4,11 @@ import { basename, dirname, join } from 'node:path'
 import { EnvFileConflictError, EnvFileError, errorInfo } from './errors.js'
 
 /**
- * Env files as the example server reads them (example/server.ts `loadEnvFile` uses `parseEnvFile`):
- * `KEY=VALUE` lines, an optional `export ` prefix, optional matching quotes
- * around the value, `#` comment lines; the first definition of a key wins.
+ * Env files as Node.js 20's `--env-file` reads them, which is how an app built from the root README's snippet gets
+ * its configuration (`node --env-file=.env`); the example server (example/server.ts `loadEnvFile`) and `doctor` read
+ * them with `parseEnvFile`, so all three see the same values. Node's rules, odd ones included: the last definition
+ * of a name wins; `#` starts a comment anywhere in an unquoted value (`pass#word` is `pass`); a value may be quoted
+ * with `'`, `"` or a backtick and then spans lines until its closing quote; `\n` in a double-quoted value is a newline.
  */
 
 /** The mode an env file holding a client secret gets: owner read/write only. */
@@ -28,7 +30,7 @@ export interface EnvFile {
   mode: number | undefined
   /** The file's bytes: `updateEnvFile` writes back the lines it does not set byte for byte (invalid UTF-8 too). */
   bytes: Buffer
-  /** 1-based numbers of the lines that are not `NAME=value`, a comment or blank: the example server ignores them. */
+  /** 1-based numbers of the lines Node.js (so the example server) does not read as `NAME=value`, a comment or blank. */
   malformed: number[]
 }
 
@@ -66,45 +68,146 @@ function reasonOf (err: unknown): string {
   }
 }
 
-/** Parses env file text exactly like the example server does (first definition wins). */
-export function parseEnvFile (text: string): Record<string, string> {
-  const values: Record<string, string> = {}
-  for (const line of text.split(/\r?\n/)) {
-    const m = LINE.exec(line)
-    if (m === null) continue
-    const name = m[1] as string
-    let value = m[2] as string
-    if (/^(['"]).*\1$/.test(value)) value = value.slice(1, -1)
-    if (!Object.hasOwn(values, name)) values[name] = value
-  }
-  return values
+interface Definition {
+  /** The name as Node.js reads it: not always a NAME (`MY-NAME`, or a line without `=` and the next one). */
+  name: string
+  value: string
+  /** Offsets (in the text without `\r`) of the name's first character and of its `=`. */
+  from: number
+  equals: number
+}
+
+/** Node's own trim (src/node_dotenv.cc `trim_spaces`): spaces only, a tab stays. */
+function trimSpaces (text: string): string {
+  return text.replace(/^ +| +$/g, '')
 }
 
 /**
- * The 1-based numbers of the lines `parseEnvFile` skips that are neither blank nor a `#` comment: `this is not a
- * valid line`, `NAME value`, `MY-NAME=1`, binary junk. Only numbers: such a line may hold a secret pasted whole.
+ * A port of Node.js 20's `Dotenv::ParseContent` (v20.19+), checked against the real `node --env-file` by
+ * test/cli/env-file-node.test.ts. Its odd cases are followed on purpose, since an app reads the file with Node:
+ * every `\r` is dropped, even inside quotes; a line without `=` (or of spaces only) becomes part of the next line's
+ * name, so that variable is not set; `# x` indented by spaces is not a comment; a quoted value ends at the first
+ * matching quote (no escapes) and the rest of its line is dropped; an unclosed quote keeps the whole line, quote
+ * included; a line `=value` ends the file. `skipped` are the stretches Node reads nothing from.
  */
-export function malformedLines (text: string): number[] {
-  const numbers: number[] = []
-  const lines = text.split(/\r?\n/)
-  for (const [i, line] of lines.entries()) {
-    if (line.trim() === '' || /^\s*#/.test(line)) continue
-    if (!LINE.test(line)) numbers.push(i + 1)
+function parseDefinitions (input: string): { text: string, definitions: Definition[], skipped: Array<[number, number]> } {
+  const text = input.replaceAll('\r', '')
+  const definitions: Definition[] = []
+  const skipped: Array<[number, number]> = []
+  let pos = 0
+  let end = text.length
+  while (pos < end && text[pos] === ' ') pos++
+  while (end > pos && text[end - 1] === ' ') end--
+  // The offset after the line break at or after `at`, or the end.
+  const nextLine = (at: number): number => {
+    const nl = text.indexOf('\n', at)
+    return nl === -1 || nl >= end ? end : nl + 1
   }
-  return numbers
+  while (pos < end) {
+    const first = text[pos] as string
+    // A blank line or a comment; a comment on the very last line, without a line break, is read as a line (Node).
+    if ((first === '\n' || first === '#') && text.indexOf('\n', pos) !== -1) {
+      pos = nextLine(pos)
+      continue
+    }
+    const equals = text.indexOf('=', pos)
+    if (equals === -1 || equals >= end) {
+      skipped.push([pos, nextLine(pos)])
+      pos = nextLine(pos)
+      continue
+    }
+    const from = pos
+    let name = trimSpaces(text.slice(pos, equals))
+    pos = equals + 1
+    while (pos < end && text[pos] === ' ') pos++
+    if (name === '') {
+      skipped.push([from, end])
+      break
+    }
+    if (name.startsWith('export ')) name = name.slice(7)
+    const define = (value: string): void => { definitions.push({ name, value, from, equals }) }
+    if (pos >= end) {
+      define('')
+      break
+    }
+    const quote = text[pos] as string
+    if (quote === '"' || quote === '\'' || quote === '`') {
+      const close = text.indexOf(quote, pos + 1)
+      if (close !== -1 && close < end) {
+        const inner = text.slice(pos + 1, close)
+        define(quote === '"' ? inner.replaceAll('\\n', '\n') : inner)
+        pos = nextLine(close + 1)
+      } else {
+        const nl = text.indexOf('\n', pos)
+        // Unclosed on the last line: Node stores nothing and reads the rest as a new line.
+        if (nl !== -1 && nl < end) {
+          define(text.slice(pos, nl))
+          pos = nl + 1
+        }
+      }
+      continue
+    }
+    const nl = text.indexOf('\n', pos)
+    let value = text.slice(pos, nl === -1 || nl >= end ? end : nl)
+    const hash = value.indexOf('#')
+    if (hash !== -1) value = value.slice(0, hash)
+    define(trimSpaces(value))
+    pos = nextLine(pos)
+  }
+  return { text, definitions, skipped }
+}
+
+/** Parses env file text as Node.js 20's `--env-file` does (and so the example server and doctor): the last definition wins. */
+export function parseEnvFile (text: string): Record<string, string> {
+  return Object.fromEntries(parseDefinitions(text).definitions.map((d) => [d.name, d.value]))
+}
+
+/**
+ * The 1-based numbers of the lines Node.js does not read as `NAME=value`, a comment or blank: `this is not a valid
+ * line`, `NAME value`, `MY-NAME=1`, a line of spaces, binary junk; and the line after such a line, whose variable
+ * Node then sets under a name with the bad line in it. Only numbers: such a line may hold a secret pasted whole.
+ */
+export function malformedLines (input: string): number[] {
+  const { text, definitions, skipped } = parseDefinitions(input)
+  const starts = [0]
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1)
+  const lineOf = (offset: number): number => {
+    let n = 0
+    while (n + 1 < starts.length && (starts[n + 1] as number) <= offset) n++
+    return n
+  }
+  const lines = text.split('\n')
+  const numbers = new Set<number>()
+  // The first line of a name that is not a NAME is the culprit, whatever it holds (a line of spaces too); the blank
+  // lines and comments after it are in that name only because of it, and are not named. Of a stretch Node reads
+  // nothing from, the lines that are neither blank nor a comment.
+  const mark = (from: number, to: number, culprit: boolean): void => {
+    const first = lineOf(from)
+    for (let n = first; n <= lineOf(to); n++) {
+      const line = (lines[n] as string).trim()
+      if ((culprit && n === first) || (line !== '' && !line.startsWith('#'))) numbers.add(n + 1)
+    }
+  }
+  for (const d of definitions) {
+    // `#NAME=x` on the last line without a line break: Node sets `#NAME`, harmless, and it reads as a comment.
+    if (KEY.test(d.name) || (d.name.startsWith('#') && !d.name.includes('\n'))) continue
+    mark(d.from, d.equals, true)
+  }
+  for (const [from, to] of skipped) mark(from, to - 1, false)
+  return [...numbers].sort((x, y) => x - y)
 }
 
 /** At most this many lines are named one by one; the rest are counted in one more. */
 export const MAX_MALFORMED_SHOWN = 10
 
 /**
- * What to say about the malformed lines: `line 7: not NAME=value` each (numbers only, never the content), at most
- * MAX_MALFORMED_SHOWN, then `12 more lines not NAME=value, from line 31`.
+ * What to say about the malformed lines: `line 7: not read as NAME=value` each (numbers only, never the content), at most
+ * MAX_MALFORMED_SHOWN, then `12 more lines not read as NAME=value, from line 31`.
  */
 export function describeMalformed (numbers: readonly number[]): string[] {
-  const said = numbers.slice(0, MAX_MALFORMED_SHOWN).map((n) => `line ${n}: not NAME=value`)
+  const said = numbers.slice(0, MAX_MALFORMED_SHOWN).map((n) => `line ${n}: not read as NAME=value`)
   const rest = numbers.length - said.length
-  if (rest > 0) said.push(`${rest} more line${rest === 1 ? '' : 's'} not NAME=value, from line ${numbers[MAX_MALFORMED_SHOWN] as number}`)
+  if (rest > 0) said.push(`${rest} more line${rest === 1 ? '' : 's'} not read as NAME=value, from line ${numbers[MAX_MALFORMED_SHOWN] as number}`)
   return said
 }
 
@@ -130,8 +233,10 @@ export function formatEnvValue (value: string): string {
   if (!WRITABLE_VALUE.test(value)) throw new TypeError('env values must be printable ASCII without spaces')
   if (PLAIN_VALUE.test(value)) return value
   if (!value.includes('\'')) return `'${value}'`
-  if (!value.includes('"')) return `"${value}"`
-  throw new TypeError('env values cannot contain both quote characters')
+  // Node.js turns `\n` into a newline in a double-quoted value only: a backtick-quoted one keeps it as written.
+  if (!value.includes('"') && !value.includes('\\n')) return `"${value}"`
+  if (!value.includes('`')) return `\`${value}\``
+  throw new TypeError('env values cannot contain all three quote characters')
 }
 
 /** Which of `keys` the file defines, in the order given. */

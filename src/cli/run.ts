@@ -213,8 +213,8 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
   const keys: string[] = [...ENV_KEYS, ...(writeBaseUrl ? [BASE_URL_VARIABLE] : [])]
   const existing = await assertEnvFileUpdatable(envFile, keys, { force })
   // Lines that are not NAME=value are kept as they are: not create-app's business, but said (by number only),
-  // before the request, since the example server skips them silently.
-  for (const said of describeMalformed(existing.malformed)) line(io.stderr, `warning: ${envFile} ${said} (kept as is; the example server ignores it)`)
+  // before the request, since Node.js and the example server misread them silently.
+  for (const said of describeMalformed(existing.malformed)) line(io.stderr, `warning: ${envFile} ${said} (kept as is; Node.js and the example server misread it: make it NAME=value, a # comment or empty)`)
 
   const otherPath = redirectPathWarning(redirectUri)
   if (otherPath !== undefined) line(io.stderr, `warning: ${otherPath}`)

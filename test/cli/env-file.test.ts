@@ -10,7 +10,7 @@ import { lines, runCli, tempDir } from './capture.js'
 const REDIRECT = 'https://app.example.com/auth/callback'
 const NEW = { AIHUBMIX_CLIENT_ID: 'client_new', AIHUBMIX_CLIENT_SECRET: 'secret_new', AIHUBMIX_REDIRECT_URI: REDIRECT }
 
-t.test('parseEnvFile reads exactly what the example server reads', async (t) => {
+t.test('parseEnvFile reads exactly what the example server reads (test/cli/env-file-node.test.ts: and node --env-file)', async (t) => {
   const dir = await tempDir(t)
   const text = [
     '# a comment',
@@ -34,17 +34,17 @@ t.test('parseEnvFile reads exactly what the example server reads', async (t) => 
   const example: Record<string, string | undefined> = {}
   t.ok(loadEnvFile(path, example))
   t.same(parseEnvFile(text), example)
-  t.equal(parseEnvFile(text).DUP, 'first', 'the first definition wins')
+  t.equal(parseEnvFile(text).DUP, 'second', 'the last definition wins, as with node --env-file')
 })
 
 t.test('formatted values read back unchanged', async (t) => {
-  const values = ['client_abc', 'secret_A-b_c.9', 'https://app.example.com/auth/callback?x=1&y=2', 'a#b', "it's", 'say"hi"', '$HOME', '', 'x=y']
+  const values = ['client_abc', 'secret_A-b_c.9', 'https://app.example.com/auth/callback?x=1&y=2', 'a#b', "it's", 'say"hi"', "it's\\n", '\'"both"', 'a\\nb', '$HOME', '', 'x=y']
   for (const value of values) {
     t.equal(parseEnvFile(`K=${formatEnvValue(value)}`).K, value, JSON.stringify(value))
   }
   t.throws(() => formatEnvValue('a b'), TypeError)
   t.throws(() => formatEnvValue('a\nB=c'), TypeError)
-  t.throws(() => formatEnvValue('\'"'), TypeError)
+  t.throws(() => formatEnvValue('\'"`'), TypeError)
 })
 
 t.test('a new file is created with mode 0600, atomically (no temporary file left)', async (t) => {
