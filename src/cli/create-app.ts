@@ -71,7 +71,7 @@ export interface CreatedApp {
   name: string
   clientId: string
   clientSecret: string
-  /** The redirect URI that was sent. */
+  /** The redirect URI that was sent: the one given, in the form `new URL(uri).href` (lower-case host, no default port). */
   redirectUri: string
   /** The redirect URI the provider says it registered, when it says (it may differ if it normalised it). */
   registeredRedirectUri: string | undefined
@@ -180,6 +180,10 @@ export async function createApp (options: CreateAppOptions): Promise<CreatedApp>
   const opts = resolveCreateAppOptions(options)
   const pathProblem = redirectPathProblem(opts.redirectUri)
   if (pathProblem !== null) throw new CliInvalidArgumentError('redirectUri', pathProblem)
+  // The provider compares redirect URIs byte for byte, and the app sends the WHATWG form (readConfig's, the example
+  // server's, doctor's `redirect.href`): `http://LOCALHOST:3120/...` or `http://localhost:80/...` registered as typed
+  // would never match, and every sign-in would fail at the provider.
+  const redirectUri = new URL(opts.redirectUri).href
   const secrets = [opts.developerToken]
   const answer = await httpCall({
     url: `${opts.baseUrl}${OAUTH_APPS_PATH}`,
@@ -189,7 +193,7 @@ export async function createApp (options: CreateAppOptions): Promise<CreatedApp>
       'content-type': 'application/json',
       accept: 'application/json'
     },
-    body: JSON.stringify({ name: opts.name, description: opts.description, redirect_uri: opts.redirectUri }),
+    body: JSON.stringify({ name: opts.name, description: opts.description, redirect_uri: redirectUri }),
     timeoutMs: opts.timeoutMs,
     maxBodyBytes: opts.maxBodyBytes,
     dispatcher: opts.dispatcher,
@@ -202,7 +206,7 @@ export async function createApp (options: CreateAppOptions): Promise<CreatedApp>
     name: app.name ?? opts.name,
     clientId: app.client_id,
     clientSecret: app.client_secret,
-    redirectUri: opts.redirectUri,
+    redirectUri,
     registeredRedirectUri: app.redirect_uri,
     createdTime: app.created_time
   }

@@ -249,6 +249,9 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
   line(io.stdout, `created OAuth app "${shownName}" (id ${String(app.id)})`)
   line(io.stdout, `client id: ${app.clientId}`)
   line(io.stdout, `client secret: written to ${update.path} as AIHUBMIX_CLIENT_SECRET (not shown)`)
+  if (app.redirectUri !== redirectUri) {
+    line(io.stdout, `note: registered the redirect URI as ${app.redirectUri} (--redirect-uri ${redirectUri} in the form the app sends, which the provider must match exactly); AIHUBMIX_REDIRECT_URI is written so too`)
+  }
   for (const text of describeUpdate(update)) line(io.stdout, text)
   if (app.registeredRedirectUri !== undefined && app.registeredRedirectUri !== app.redirectUri) {
     line(io.stderr, 'warning: the provider reports a different registered redirect URI than --redirect-uri; AIHUBMIX_REDIRECT_URI must equal the registered one exactly')
