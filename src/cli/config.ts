@@ -155,6 +155,10 @@ export function readConfig (env: Env = process.env): ExampleConfig {
   if (production && redirect.protocol === 'http:' && !isLoopback(redirect.hostname)) {
     throw new ConfigError('AIHUBMIX_REDIRECT_URI', 'must be https in production')
   }
+  // Said here, not only by doctor's redirect check: doctor reported the configuration "accepted by the example
+  // server" and then that the server refuses to start with it.
+  const refusal = redirectRefusal(env.AIHUBMIX_REDIRECT_URI ?? redirect.href, redirect, publicUrl)
+  if (refusal !== undefined) throw new ConfigError('AIHUBMIX_REDIRECT_URI', refusal)
 
   const scopeRaw = env.AIHUBMIX_SCOPE ?? 'profile balance'
   const scope = scopeRaw.split(' ').filter((s) => s !== '')
@@ -276,6 +280,20 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     metricsPort,
     metricsHost
   }
+}
+
+/**
+ * Why the example server refuses to start with this redirect URI, or undefined: it serves its callback at PUBLIC_URL's
+ * origin + /auth/callback, and oauth-routes (checkRedirectUri, RedirectUriMismatchError, registered by example/app.ts)
+ * refuses any other, as an app built from the README's snippet does. `shown` is the URI as the variable gives it.
+ * Shared by readConfig and doctor's redirect check, so both say it in the same words.
+ */
+export function redirectRefusal (shown: string, redirect: URL, publicOrigin: string): string | undefined {
+  const served = `${publicOrigin}/auth/callback`
+  if (redirect.origin + redirect.pathname === served) return undefined
+  const where = redirect.origin !== publicOrigin ? `is not on PUBLIC_URL's origin ${publicOrigin}` : 'is not the callback route /auth/callback'
+  return `${shown} ${where}: the example server refuses to start with it (its callback is ${served}). ` +
+    `Fix: set PUBLIC_URL to the origin browsers use for the app, or unset AIHUBMIX_REDIRECT_URI and register ${served} as the app's redirect URI`
 }
 
 /**

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { AUTHORIZE_PATH, authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
-import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, unreadVariables } from './config.js'
+import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, redirectRefusal, unreadVariables } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
 import { describeMalformed, readEnvFile, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
@@ -368,14 +368,9 @@ function redirectCheck (env: Env): DoctorCheck {
   const redirect = redirectUriOf(env, publicUrl)
   if (redirect === undefined) return fail('redirect URI', 'AIHUBMIX_REDIRECT_URI is not an http(s) URL')
   const shown = explicit ?? redirect.href
-  // The example server serves its callback at PUBLIC_URL's origin + /auth/callback and refuses to start with any
-  // other redirect URI (oauth-routes' checkRedirectUri), as an app built from the README's snippet does.
-  const served = `${publicUrl.origin}${CALLBACK_PATH}`
-  if (redirect.origin + redirect.pathname !== served) {
-    const where = redirect.origin !== publicUrl.origin ? `is not on PUBLIC_URL's origin ${publicUrl.origin}` : `is not the callback route ${CALLBACK_PATH}`
-    return fail('redirect URI', `AIHUBMIX_REDIRECT_URI ${shown} ${where}: the example server refuses to start with it (its callback is ${served}). ` +
-      `Fix: set PUBLIC_URL to the origin browsers use for the app, or unset AIHUBMIX_REDIRECT_URI and register ${served} as the app's redirect URI`)
-  }
+  // readConfig refuses it in the same words (the configuration check, left out then: see doctor()).
+  const refusal = redirectRefusal(shown, redirect, publicUrl.origin)
+  if (refusal !== undefined) return fail('redirect URI', `AIHUBMIX_REDIRECT_URI ${refusal}`)
   const source = explicit === undefined ? 'derived from PUBLIC_URL' : 'matches PUBLIC_URL'
   return ok('redirect URI', `${shown} (${source}; it must equal the app's registered redirect URI exactly)`)
 }
@@ -530,8 +525,10 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
   ])
   const configuration = configurationCheck(env)
   const own = [...credentialChecks(env), sessionSecretCheck(env, production), tokenKeyCheck(env, production)]
+  const redirect = redirectCheck(env)
   // A variable readConfig() refused that has a failing check of its own is said once, by that check.
-  const saidBelow = own.some((c) => c.status === 'fail' && c.name === configuration.variable)
+  const saidBelow = own.some((c) => c.status === 'fail' && c.name === configuration.variable) ||
+    (configuration.variable === 'AIHUBMIX_REDIRECT_URI' && redirect.status === 'fail')
   const checks = [
     envFileCheck(file, fromVariable, overridden),
     ...malformedChecks(file),
@@ -539,7 +536,7 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
     ...(saidBelow ? [] : [configuration.check]),
     ...own,
     provider,
-    redirectCheck(env),
+    redirect,
     ...app,
     ...metricsChecks(env, configuration.variable),
     httpsCheck(env, production),
