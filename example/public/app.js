@@ -827,6 +827,28 @@ function element (tag, className) {
 }
 
 /**
+ * Shows the words of `key` in `el` with its `{date}` as a <time> element of its own (the date and time, short), which
+ * the stylesheet keeps whole: on a phone the line breaks before the date rather than inside it ("ログイン：2026/12/02"
+ * and "5:39" on the next line). The words around it are elements of their own too, so that a language switch says
+ * each part again.
+ * @param {HTMLElement} el
+ * @param {string} key a string with `{date}` in every language
+ * @param {Date} date
+ */
+function showWithDate (el, key, date) {
+  /** @param {0 | 1} side @returns {Words} the words before (0) or after (1) the date */
+  const part = (side) => (lang) => lookUp(lang, key).split('{date}')[side] ?? ''
+  const before = element('span')
+  show(before, part(0))
+  const when = document.createElement('time')
+  when.dateTime = date.toISOString()
+  show(when, dateTime(date))
+  const after = element('span')
+  show(after, part(1))
+  el.replaceChildren(before, when, after)
+}
+
+/**
  * The list, built from elements and text nodes only (a User-Agent is whatever a browser sent:
  * it is never markup).
  * @param {SessionInfo[]} sessions
@@ -852,9 +874,10 @@ function showSessions (sessions) {
     }
     const meta = element('p', 'session-meta')
     const started = element('span')
-    show(started, tr('sessions.started', { date: dateTime(new Date(session.createdAt)) }))
+    showWithDate(started, 'sessions.started', new Date(session.createdAt))
     const seen = element('span')
-    show(seen, session.current ? tr('sessions.activeNow') : tr('sessions.lastSeen', { date: dateTime(new Date(session.lastSeenAt)) }))
+    if (session.current) show(seen, tr('sessions.activeNow'))
+    else showWithDate(seen, 'sessions.lastSeen', new Date(session.lastSeenAt))
     meta.append(started, seen)
     main.append(meta)
     item.append(main)
