@@ -7,8 +7,13 @@ import { TypeCompiler } from '@sinclair/typebox/compiler'
  * its response schema does not describe. The callback's query is checked by the handler itself, after the state.
  */
 
+/**
+ * `returnTo` is not validated here but by the handler (return-to.ts), like every other unsafe value: a repeated
+ * parameter (an array) or one too long for the check falls back to `defaultReturnTo`. The schema refused them with a
+ * 400 JSON body, which a browser navigation (a link, the popup) showed as the page.
+ */
 export const LoginQuery = Type.Object({
-  returnTo: Type.Optional(Type.String({ maxLength: 4096 })),
+  returnTo: Type.Optional(Type.Unknown()),
   mode: Type.Optional(Type.String({ maxLength: 32 }))
 })
 
