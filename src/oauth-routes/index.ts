@@ -11,7 +11,7 @@ import { CsrfHeaderRequiredError, OAuthRoutesOptionsError, OAuthRoutesRegistered
 import { resolveOptions, type OAuthRoutesOptions, type ResolvedOAuthRoutesOptions } from './options.js'
 import { randomToken, s256, TOKEN_PATTERN } from './pkce.js'
 import { safeReturnTo } from './return-to.js'
-import { popupPage } from './popup-page.js'
+import { popupLanguage, popupPage } from './popup-page.js'
 import { sessionCookieClears } from './cookie-clears.js'
 import { LoginCookies, MAX_PENDING_RETURN_TO_LENGTH } from './login-cookies.js'
 import { loginErrorHook, publishLogin } from './diagnostics.js'
@@ -210,7 +210,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     // errorPath may have a query of its own (`/login?from=oauth`): the code is one more parameter of it.
     const target = `${o.errorPath}${o.errorPath.includes('?') ? '&' : '?'}error=${code}`
     if (mode === 'popup') {
-      const page = popupPage({ ok: false, error: code }, o.publicOrigin, target)
+      const page = popupPage({ ok: false, error: code }, o.publicOrigin, target, popupLanguage(reply.request.headers['accept-language']))
       return reply.header('content-security-policy', page.csp).type('text/html; charset=utf-8').send(page.html)
     }
     return reply.redirect(target, 302)
@@ -408,7 +408,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     checkSessionStore(request)
     publishLogin(client, 'ok')
     if (mode === 'popup') {
-      const page = popupPage({ ok: true }, o.publicOrigin, pending.returnTo)
+      const page = popupPage({ ok: true }, o.publicOrigin, pending.returnTo, popupLanguage(request.headers['accept-language']))
       return reply.header('content-security-policy', page.csp).type('text/html; charset=utf-8').send(page.html)
     }
     return reply.redirect(pending.returnTo, 302)
