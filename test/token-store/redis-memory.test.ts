@@ -80,7 +80,7 @@ t.test('a Redis that evicts when full (maxmemory with an evicting policy) is war
     await until(async () => evicts().length > 0, `the ${policy} warning`, { timeoutMs: 5000 })
     t.equal(evicts().length, 1, `${policy}: one line`)
     t.equal(evicts()[0]?.level, 40, 'at warn')
-    t.match(evicts()[0]?.msg, new RegExp(`maxmemory 104857600 bytes with maxmemory-policy ${policy}: once full, it evicts sessions and token sets.*Fix: CONFIG SET maxmemory-policy noeviction`))
+    t.match(evicts()[0]?.msg, new RegExp(`maxmemory 104857600 bytes with maxmemory-policy ${policy}: once full, it evicts sessions and token sets.*Fix: maxmemory-policy noeviction \\(CONFIG SET maxmemory-policy noeviction, or a managed Redis.s parameter group`))
   }
 })
 
