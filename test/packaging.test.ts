@@ -99,7 +99,7 @@ const PUBLIC_EXPORTS: Record<string, Record<string, string[]>> = {
       'DEFAULT_REFRESH_SKEW_MS', 'DEFAULT_REFRESH_TOKEN_TTL_MS', 'DEFAULT_SESSION_TTL_MS',
       'UnauthenticatedError', 'ReauthRequiredError', 'RefreshRejectedError', 'StoreUnavailableError', 'RefreshBusyError',
       'RefreshBackoffError', 'TokenStoreOptionsError', 'TokenStoreRegisteredTwiceError', 'UnsealFailedError', 'TokenStoreArgumentError', 'NoSessionError', 'InsecureSessionCookieError',
-      'errorInfo', 'refreshWindowMs', 'isUserId', 'MAX_USER_AGENT_LENGTH',
+      'errorInfo', 'errorLogFields', 'refreshWindowMs', 'isUserId', 'MAX_USER_AGENT_LENGTH',
       'REFRESH_CHANNEL', 'REFRESH_LOCK_WAIT_CHANNEL', 'STORE_ERROR_CHANNEL'
     ]
   },
