@@ -86,11 +86,12 @@ function envFileCheck (file: EnvFile | Unreadable, fromVariable: boolean, overri
 /**
  * One warning per line of the env file that Node.js does not read as `NAME=value`, a comment or blank: Node (so an app
  * run with --env-file) and the example server skip it or take it, with the next line, as a name, so a variable meant
- * to be set there or on the next line is not. The line's content is never shown (it may hold a secret).
+ * to be set there or on the next line is not. Each says what is wrong with that line, its fix and the variable lost;
+ * the line's content is never shown (it may hold a secret).
  */
 function malformedChecks (file: EnvFile | Unreadable): DoctorCheck[] {
   if ('failure' in file) return []
-  return describeMalformed(file.malformed).map((said) => warn('env file', `${said} (Node.js and the example server misread it: make it NAME=value, a # comment or empty)`))
+  return describeMalformed(file.misread).map((said) => warn('env file', said))
 }
 
 /** What readConfig() says, and the variable it refused (undefined when it accepted the configuration). */

@@ -32,6 +32,14 @@ export interface EnvFile {
   bytes: Buffer
   /** 1-based numbers of the lines Node.js (so the example server) does not read as `NAME=value`, a comment or blank. */
   malformed: number[]
+  /** Those lines with what is wrong with each (no content: a line may hold a secret). */
+  misread: MisreadLine[]
+}
+
+/** A line Node.js misreads: its 1-based number and what is wrong, the fix and the variable lost (names only). */
+export interface MisreadLine {
+  line: number
+  said: string
 }
 
 export interface EnvFileUpdate {
@@ -162,52 +170,95 @@ export function parseEnvFile (text: string): Record<string, string> {
   return Object.fromEntries(parseDefinitions(text).definitions.map((d) => [d.name, d.value]))
 }
 
-/**
- * The 1-based numbers of the lines Node.js does not read as `NAME=value`, a comment or blank: `this is not a valid
- * line`, `NAME value`, `MY-NAME=1`, a line of spaces, binary junk; and the line after such a line, whose variable
- * Node then sets under a name with the bad line in it. Only numbers: such a line may hold a secret pasted whole.
- */
-export function malformedLines (input: string): number[] {
-  const { text, definitions, skipped } = parseDefinitions(input)
+/** 0-based line of each offset in `text` (without `\r`). */
+function lineFinder (text: string): (offset: number) => number {
   const starts = [0]
   for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) starts.push(i + 1)
-  const lineOf = (offset: number): number => {
+  return (offset) => {
     let n = 0
     while (n + 1 < starts.length && (starts[n + 1] as number) <= offset) n++
     return n
   }
+}
+
+/** What a line is to Node.js's parser, as far as its misreading goes. */
+function kindOf (line: string): 'spaces' | 'indented' | 'fine' | 'no-equals' | 'no-name' | 'other' {
+  if (/^[ \t]+$/.test(line)) return 'spaces'
+  if (/^[ \t]+#/.test(line)) return 'indented'
+  if (line === '' || line.startsWith('#')) return 'fine'
+  if (!line.includes('=')) return 'no-equals'
+  if (/^ *=/.test(line)) return 'no-name'
+  return 'other'
+}
+
+const INVALID_NAME = 'the name before \'=\' is not letters, digits and _ (not starting with a digit): Node.js sets a variable no app reads: make it NAME=value'
+
+/**
+ * The lines Node.js does not read as `NAME=value`, a comment or blank, each with what is wrong and its fix: a line
+ * without `=`, of spaces, or an indented `# comment` takes the next variable into its name (that variable, named, is
+ * lost: the line to fix is the bad one, not the variable's), `MY-NAME=1` sets a name no app reads, a line `=value`
+ * ends the file for Node. Only numbers and variable names: such a line may hold a secret pasted whole.
+ */
+export function misreadLines (input: string): MisreadLine[] {
+  const { text, definitions, skipped } = parseDefinitions(input)
+  const lineOf = lineFinder(text)
   const lines = text.split('\n')
-  const numbers = new Set<number>()
-  // The first line of a name that is not a NAME is the culprit, whatever it holds (a line of spaces too); the blank
-  // lines and comments after it are in that name only because of it, and are not named. Of a stretch Node reads
-  // nothing from, the lines that are neither blank nor a comment.
-  const mark = (from: number, to: number, culprit: boolean): void => {
-    const first = lineOf(from)
-    for (let n = first; n <= lineOf(to); n++) {
-      const line = (lines[n] as string).trim()
-      if ((culprit && n === first) || (line !== '' && !line.startsWith('#'))) numbers.add(n + 1)
-    }
-  }
+  const said = new Map<number, string>()
   for (const d of definitions) {
     // `#NAME=x` on the last line without a line break: Node sets `#NAME`, harmless, and it reads as a comment.
     if (KEY.test(d.name) || (d.name.startsWith('#') && !d.name.includes('\n'))) continue
-    mark(d.from, d.equals, true)
+    const first = lineOf(d.from)
+    const last = lineOf(d.equals)
+    if (first === last) {
+      said.set(first + 1, /^[ \t]*\t/.test(lines[first] as string) ? 'a tab before the name: remove it (Node.js keeps it in the name, so no app reads the variable)' : INVALID_NAME)
+      continue
+    }
+    const lostName = trimSpaces(d.name.slice(d.name.lastIndexOf('\n') + 1)).replace(/^export +/, '')
+    const lost = KEY.test(lostName) ? `line ${last + 1}: ${lostName} is lost` : `line ${last + 1} is lost`
+    if (!KEY.test(lostName)) said.set(last + 1, INVALID_NAME)
+    // Every line between that would take the variable on its own once the first is fixed is named too.
+    for (let n = first; n < last; n++) {
+      switch (kindOf(lines[n] as string)) {
+        case 'spaces':
+          said.set(n + 1, `only spaces: Node.js reads it as the start of the next variable's name (${lost}): make line ${n + 1} empty (remove the spaces)`)
+          break
+        case 'indented':
+          said.set(n + 1, `spaces before '#': remove them (Node.js reads an indented # as part of the next name; ${lost})`)
+          break
+        case 'fine':
+          break
+        default:
+          said.set(n + 1, `no '=': Node.js reads it as the start of the next variable's name (${lost}): make it NAME=value, a # comment or empty`)
+      }
+    }
   }
-  for (const [from, to] of skipped) mark(from, to - 1, false)
-  return [...numbers].sort((x, y) => x - y)
+  for (const [from] of skipped) {
+    const first = lineOf(from)
+    const kind = kindOf(lines[first] as string)
+    if (kind === 'no-name') said.set(first + 1, 'no name before \'=\': Node.js reads nothing from there to the end of the file: give it a NAME or remove it')
+    else if (kind === 'no-equals' || kind === 'other') said.set(first + 1, 'no \'=\': Node.js ignores it: make it NAME=value, a # comment or empty')
+    // A last line of spaces or an indented comment: Node reads nothing from it, and nothing follows it.
+  }
+  return [...said].sort(([x], [y]) => x - y).map(([line, what]) => ({ line, said: what }))
+}
+
+/** The 1-based numbers of the lines `misreadLines` names. */
+export function malformedLines (input: string): number[] {
+  return misreadLines(input).map((m) => m.line)
 }
 
 /** At most this many lines are named one by one; the rest are counted in one more. */
 export const MAX_MALFORMED_SHOWN = 10
 
 /**
- * What to say about the malformed lines: `line 7: not read as NAME=value` each (numbers only, never the content), at most
- * MAX_MALFORMED_SHOWN, then `12 more lines not read as NAME=value, from line 31`.
+ * What to say about the misread lines: `line 7: no '=': ...` each (numbers and names only, never the content), at
+ * most MAX_MALFORMED_SHOWN, then `12 more lines Node.js misreads, from line 31 (run doctor on a copy without the
+ * lines above to see them)`.
  */
-export function describeMalformed (numbers: readonly number[]): string[] {
-  const said = numbers.slice(0, MAX_MALFORMED_SHOWN).map((n) => `line ${n}: not read as NAME=value`)
-  const rest = numbers.length - said.length
-  if (rest > 0) said.push(`${rest} more line${rest === 1 ? '' : 's'} not read as NAME=value, from line ${numbers[MAX_MALFORMED_SHOWN] as number}`)
+export function describeMalformed (misread: readonly MisreadLine[]): string[] {
+  const said = misread.slice(0, MAX_MALFORMED_SHOWN).map((m) => `line ${m.line}: ${m.said}`)
+  const rest = misread.length - said.length
+  if (rest > 0) said.push(`${rest} more line${rest === 1 ? '' : 's'} Node.js misreads, from line ${(misread[MAX_MALFORMED_SHOWN] as MisreadLine).line}`)
   return said
 }
 
@@ -221,11 +272,12 @@ export async function readEnvFile (path: string): Promise<EnvFile> {
     mode = info.mode & 0o777
     bytes = await readFile(path)
   } catch (err) {
-    if (errorInfo(err).code === 'ENOENT') return { path, exists: false, text: '', bytes: Buffer.alloc(0), values: {}, mode: undefined, malformed: [] }
+    if (errorInfo(err).code === 'ENOENT') return { path, exists: false, text: '', bytes: Buffer.alloc(0), values: {}, mode: undefined, malformed: [], misread: [] }
     throw new EnvFileError('read', path, reasonOf(err), { cause: err })
   }
   const text = bytes.toString('utf8')
-  return { path, exists: true, text, bytes, values: parseEnvFile(text), mode, malformed: malformedLines(text) }
+  const misread = misreadLines(text)
+  return { path, exists: true, text, bytes, values: parseEnvFile(text), mode, malformed: misread.map((m) => m.line), misread }
 }
 
 /** `value` as it is written: bare when that is unambiguous, else single or double quoted. */

@@ -214,7 +214,7 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
   const existing = await assertEnvFileUpdatable(envFile, keys, { force })
   // Lines that are not NAME=value are kept as they are: not create-app's business, but said (by number only),
   // before the request, since Node.js and the example server misread them silently.
-  for (const said of describeMalformed(existing.malformed)) line(io.stderr, `warning: ${envFile} ${said} (kept as is; Node.js and the example server misread it: make it NAME=value, a # comment or empty)`)
+  for (const said of describeMalformed(existing.misread)) line(io.stderr, `warning: ${envFile} ${said} (kept as is)`)
 
   const otherPath = redirectPathWarning(redirectUri)
   if (otherPath !== undefined) line(io.stderr, `warning: ${otherPath}`)

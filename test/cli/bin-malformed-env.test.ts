@@ -14,7 +14,16 @@ import { lines, runCli, tempDir } from './capture.js'
 const installed = fileURLToPath(new URL('../../node_modules/.bin/aihubmix-oauth', import.meta.url))
 const REDIRECT = 'https://app.example.com/auth/callback'
 const PASTED = 'secret_pasted_without_a_name_0123456789'
-const MISREAD = 'Node.js and the example server misread it: make it NAME=value, a # comment or empty'
+const NO_EQUALS_LOST = (lost: string): string => `no '=': Node.js reads it as the start of the next variable's name (${lost}): make it NAME=value, a # comment or empty`
+// Each misread line with what is wrong with it and its fix; the line a bad one swallows is named as lost, not as bad.
+const SAID: Array<[number, string]> = [
+  [2, NO_EQUALS_LOST('line 8 is lost')],
+  [5, 'only spaces: Node.js reads it as the start of the next variable\'s name (line 8 is lost): make line 5 empty (remove the spaces)'],
+  [6, NO_EQUALS_LOST('line 8 is lost')],
+  [7, NO_EQUALS_LOST('line 8 is lost')],
+  [8, 'the name before \'=\' is not letters, digits and _ (not starting with a digit): Node.js sets a variable no app reads: make it NAME=value'],
+  [10, NO_EQUALS_LOST('line 11: SPACED is lost')]
+]
 
 interface Exit { code: number, stdout: string, stderr: string }
 
@@ -32,15 +41,15 @@ const TEXT = Buffer.concat([
     'this is not a valid line', //                               2 malformed
     '# 本番の設定 (UTF-8 comments stay UTF-8)', //              3
     '', //                                                       4
-    '   ', //                                                    5
+    '   ', //                                                    5 malformed (spaces)
     `AIHUBMIX_CLIENT_SECRET ${PASTED}`, //                       6 malformed (no =)
     PASTED, //                                                   7 malformed
-    'MY-SETTING=1', //                                           8 malformed (not a name)
+    'MY-SETTING=1', //                                           8 malformed (not a name; 2 to 7 swallow it)
     'export SESSION_SECRET=0123456789abcdef0123456789abcdef', // 9
     ''
   ].join('\n')),
   Buffer.from([0x00, 0x01, 0xff, 0xfe, 0x1b, 0x5b, 0x32, 0x4a, 0x0a]), // 10 malformed: binary junk, an escape sequence
-  Buffer.from('SPACED = padded\n') //                                     11 malformed: taken into line 10's name
+  Buffer.from('SPACED = padded\n') //                                     11 lost: taken into line 10's name
 ])
 
 t.test('doctor: one warning per malformed line, by number, never its content; warnings do not fail', async (t) => {
@@ -50,7 +59,7 @@ t.test('doctor: one warning per malformed line, by number, never its content; wa
   t.equal(result.code, 0, 'exit 0: warnings only', { output: result.stdout + result.stderr })
   t.equal(result.stderr, '')
   const warnings = lines(result.stdout).filter((l) => l.startsWith('warn env file: line '))
-  t.same(warnings, [2, 6, 7, 8, 10, 11].map((n) => `warn env file: line ${n}: not read as NAME=value (${MISREAD})`))
+  t.same(warnings, SAID.map(([n, said]) => `warn env file: line ${n}: ${said}`))
   t.match(result.stdout, /^ok {3}env file: .*\.env \(2 variables, mode 0600\)$/m, 'the well-formed lines are read')
   t.notOk(result.stdout.includes(PASTED), 'no content of a malformed line is shown')
   t.notMatch(result.stdout, /not a valid|MY-SETTING/, 'nor its words')
@@ -63,8 +72,8 @@ t.test('doctor: past ten malformed lines, one more line counts the rest', async 
   const result = await runCli(['doctor'], { cwd })
   const warnings = lines(result.stdout).filter((l) => l.startsWith('warn env file: '))
   t.equal(warnings.length, 11)
-  t.equal(warnings[9], `warn env file: line 10: not read as NAME=value (${MISREAD})`)
-  t.equal(warnings[10], `warn env file: 15 more lines not read as NAME=value, from line 11 (${MISREAD})`)
+  t.equal(warnings[9], 'warn env file: line 10: no \'=\': Node.js ignores it: make it NAME=value, a # comment or empty')
+  t.equal(warnings[10], 'warn env file: 15 more lines Node.js misreads, from line 11')
 })
 
 t.test('create-app: warns about malformed lines (before the request), keeps them, and writes its keys', async (t) => {
@@ -79,7 +88,7 @@ t.test('create-app: warns about malformed lines (before the request), keeps them
     cwd
   )
   t.equal(result.code, 0, { output: result.stdout + result.stderr })
-  t.same(lines(result.stderr), [2, 6, 7, 8, 10, 11].map((n) => `warning: ${path} line ${n}: not read as NAME=value (kept as is; ${MISREAD})`))
+  t.same(lines(result.stderr), SAID.map(([n, said]) => `warning: ${path} line ${n}: ${said} (kept as is)`))
   t.notOk((result.stdout + result.stderr).includes(PASTED))
   const after = await readFile(path)
   t.ok(after.subarray(0, TEXT.length).equals(TEXT), 'every line of the file is kept, byte for byte')

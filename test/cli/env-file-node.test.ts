@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
 import { parseEnvFile } from 'aihubmix-oauth'
-import { malformedLines } from '../../src/cli/env-file.js'
+import { malformedLines, misreadLines } from '../../src/cli/env-file.js'
 import { loadEnvFile } from '../../example/server.js'
 import { tempDir } from './capture.js'
 
@@ -83,13 +83,18 @@ t.test('the review file: doctor sees what the app gets', async (t) => {
   t.equal(values.TOKEN_ENCRYPTION_KEY, 'short')
 })
 
-t.test('lines Node does not read as NAME=value are named, the line they take with them too', async (t) => {
-  t.same(malformedLines('A=1\nnot a line\nB=2\n'), [2, 3], 'B is set under the name "not a line\\nB"')
-  t.same(malformedLines('A=1\n   \nB=2\n'), [2, 3], 'a line of spaces')
-  t.same(malformedLines('A=1\n  # indented\nB=2\n'), [2, 3], 'an indented comment')
-  t.same(malformedLines('junk\n# comment\n\nB=2\n'), [1, 4], 'the comment and blank line taken along are not named')
-  t.same(malformedLines('MY-NAME=1\n\tTAB=2\nOK=3\n'), [1, 2])
-  t.same(malformedLines('A=1\n=x\nB=2\n# c\nC=3\n'), [2, 3, 5], 'after a line =value Node reads nothing')
-  t.same(malformedLines('A=1\ntrailing junk\n'), [2])
+t.test('lines Node does not read as NAME=value are named with what is wrong; the variable they swallow, as lost', async (t) => {
+  const said = (text: string): string[] => misreadLines(text).map((m) => `line ${m.line}: ${m.said}`)
+  t.same(said('A=1\nnot a line\nB=2\n'), ['line 2: no \'=\': Node.js reads it as the start of the next variable\'s name (line 3: B is lost): make it NAME=value, a # comment or empty'], 'B is set under the name "not a line\\nB"')
+  t.same(said('A=1\n   \n\nB=2\n'), ['line 2: only spaces: Node.js reads it as the start of the next variable\'s name (line 4: B is lost): make line 2 empty (remove the spaces)'], 'a line of spaces')
+  t.same(said('A=1\n  # indented\nB=2\n'), ['line 2: spaces before \'#\': remove them (Node.js reads an indented # as part of the next name; line 3: B is lost)'], 'an indented comment')
+  t.same(malformedLines('junk\n# comment\n\nB=2\n'), [1], 'the comment and blank line taken along are not named')
+  t.same(said('MY-NAME=1\n\tTAB=2\nOK=3\n'), [
+    'line 1: the name before \'=\' is not letters, digits and _ (not starting with a digit): Node.js sets a variable no app reads: make it NAME=value',
+    'line 2: a tab before the name: remove it (Node.js keeps it in the name, so no app reads the variable)'
+  ])
+  t.same(said('A=1\n=x\nB=2\n# c\nC=3\n'), ['line 2: no name before \'=\': Node.js reads nothing from there to the end of the file: give it a NAME or remove it'], 'after a line =value Node reads nothing')
+  t.same(said('A=1\ntrailing junk\n'), ['line 2: no \'=\': Node.js ignores it: make it NAME=value, a # comment or empty'])
+  t.same(malformedLines('A=1\n   \n  # x\n'), [], 'spaces and an indented comment at the end: nothing follows them to swallow')
   t.same(malformedLines('# c\nA=x # y\nB="multi\nline"\nC=\'quoted\'\r\n\n#last=1'), [], 'comments, quotes and multi-line values are fine')
 })
