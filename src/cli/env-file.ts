@@ -80,9 +80,10 @@ interface Definition {
   /** The name as Node.js reads it: not always a NAME (`MY-NAME`, or a line without `=` and the next one). */
   name: string
   value: string
-  /** Offsets (in the text without `\r`) of the name's first character and of its `=`. */
+  /** Offsets (in the text without `\r`) of the name's first character, of its `=` and just past the definition. */
   from: number
   equals: number
+  end: number
 }
 
 /** Node's own trim (src/node_dotenv.cc `trim_spaces`): spaces only, a tab stays. */
@@ -133,9 +134,9 @@ function parseDefinitions (input: string): { text: string, definitions: Definiti
       break
     }
     if (name.startsWith('export ')) name = name.slice(7)
-    const define = (value: string): void => { definitions.push({ name, value, from, equals }) }
+    const define = (value: string, to: number): void => { definitions.push({ name, value, from, equals, end: to }) }
     if (pos >= end) {
-      define('')
+      define('', end)
       break
     }
     const quote = text[pos] as string
@@ -143,13 +144,13 @@ function parseDefinitions (input: string): { text: string, definitions: Definiti
       const close = text.indexOf(quote, pos + 1)
       if (close !== -1 && close < end) {
         const inner = text.slice(pos + 1, close)
-        define(quote === '"' ? inner.replaceAll('\\n', '\n') : inner)
         pos = nextLine(close + 1)
+        define(quote === '"' ? inner.replaceAll('\\n', '\n') : inner, pos)
       } else {
         const nl = text.indexOf('\n', pos)
         // Unclosed on the last line: Node stores nothing and reads the rest as a new line.
         if (nl !== -1 && nl < end) {
-          define(text.slice(pos, nl))
+          define(text.slice(pos, nl), nl + 1)
           pos = nl + 1
         }
       }
@@ -159,7 +160,7 @@ function parseDefinitions (input: string): { text: string, definitions: Definiti
     let value = text.slice(pos, nl === -1 || nl >= end ? end : nl)
     const hash = value.indexOf('#')
     if (hash !== -1) value = value.slice(0, hash)
-    define(trimSpaces(value))
+    define(trimSpaces(value), nextLine(pos))
     pos = nextLine(pos)
   }
   return { text, definitions, skipped }
@@ -300,10 +301,13 @@ export function definedKeys (file: EnvFile, keys: readonly string[]): string[] {
  * Throws what `updateEnvFile` would throw for these keys, without writing:
  * `create-app` calls it before registering an app, so a refusal costs nothing.
  */
-export async function assertEnvFileUpdatable (path: string, keys: readonly string[], opts: { force?: boolean } = {}): Promise<EnvFile> {
+export async function assertEnvFileUpdatable (path: string, keys: readonly string[], opts: { force?: boolean, comment?: string } = {}): Promise<EnvFile> {
   const file = await readEnvFile(path)
   const present = definedKeys(file, keys)
   if (present.length > 0 && opts.force !== true) throw new EnvFileConflictError(present.join(', '), path)
+  // Would the keys read back? Checked with a stand-in value before the request (updateEnvFile checks the real ones).
+  const placeholders = Object.fromEntries(keys.map((key) => [key, 'placeholder']))
+  composeEnvFile(file, path, placeholders, new Map(keys.map((key) => [key, 'placeholder'])), opts.comment)
   try {
     const dir = await stat(dirname(path))
     if (!dir.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' })
@@ -311,6 +315,124 @@ export async function assertEnvFileUpdatable (path: string, keys: readonly strin
     throw new EnvFileError('write', path, reasonOf(err), { cause: err })
   }
   return file
+}
+
+interface Composed {
+  bytes: Buffer
+  replaced: string[]
+  added: string[]
+  duplicatesRemoved: number
+}
+
+/**
+ * The file's new bytes with `formatted` set (see updateEnvFile), checked: every key must read back, as Node.js reads
+ * the file, with the value written, else EnvFileError names the line in the way (a user who ran create-app must not
+ * be told the keys were written when the app cannot see them).
+ */
+function composeEnvFile (file: EnvFile, path: string, values: Record<string, string>, formatted: ReadonlyMap<string, string>, comment: string | undefined): Composed {
+  // Lines are handled as latin1 text, one character per byte, so that those written back as they were keep their
+  // exact bytes (a line that is not UTF-8 included); each is matched as the example server reads it, in UTF-8.
+  const raw = file.bytes.toString('latin1')
+  const eol = raw.includes('\r\n') ? '\r\n' : '\n'
+  const lines = raw !== '' ? raw.split(/\r?\n/) : []
+  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop()
+
+  const written = new Set<string>()
+  const replaced: string[] = []
+  let duplicatesRemoved = 0
+  const out: string[] = []
+  // The original 1-based number of each line of `out` (0: a line create-app adds), for the refusal's words.
+  const origin: number[] = []
+  // Up through the blank lines and comments above a written line (Node 20 reads a line of spaces, and all up to the
+  // next `=`, as one name), lines of spaces or tabs become empty: a fix no one would mind.
+  const clearSpacesAbove = (): void => {
+    for (let i = out.length - 1; i >= 0 && /^(?:[ \t]*|#.*)$/.test(out[i] as string); i--) {
+      if (/^[ \t]+$/.test(out[i] as string)) out[i] = ''
+    }
+  }
+  for (const [i, line] of lines.entries()) {
+    const m = LINE.exec(Buffer.from(line, 'latin1').toString('utf8'))
+    const key = m?.[1]
+    if (key === undefined || !formatted.has(key)) {
+      out.push(line)
+      origin.push(i + 1)
+      continue
+    }
+    if (written.has(key)) {
+      duplicatesRemoved++
+      continue
+    }
+    clearSpacesAbove()
+    const exported = /^\s*export\s/.test(line) ? 'export ' : ''
+    out.push(`${exported}${key}=${formatted.get(key) as string}`)
+    origin.push(i + 1)
+    written.add(key)
+    replaced.push(key)
+  }
+  const added = [...formatted.keys()].filter((key) => !written.has(key))
+  if (added.length > 0) {
+    clearSpacesAbove()
+    if (out.length > 0 && out[out.length - 1] !== '') {
+      out.push('')
+      origin.push(0)
+    }
+    if (comment !== undefined) {
+      out.push(Buffer.from(`# ${comment}`, 'utf8').toString('latin1'))
+      origin.push(0)
+    }
+    for (const key of added) {
+      out.push(`${key}=${formatted.get(key) as string}`)
+      origin.push(0)
+    }
+  }
+  const bytes = Buffer.from(out.join(eol) + eol, 'latin1')
+  checkReadBack(bytes.toString('utf8'), path, values, origin)
+  return { bytes, replaced, added, duplicatesRemoved }
+}
+
+/**
+ * Throws EnvFileError unless every key of `values` reads back from `text` (as Node.js reads it) with its value: a
+ * line above it that Node reads together with it (no `=`, an indented `# comment`, an unclosed quote, `=value`)
+ * would leave the app without it while create-app said it was written.
+ */
+function checkReadBack (text: string, path: string, values: Record<string, string>, origin: readonly number[]): void {
+  const { text: plain, definitions, skipped } = parseDefinitions(text)
+  const read = Object.fromEntries(definitions.map((d) => [d.name, d.value]))
+  const lineOf = lineFinder(plain)
+  const lines = plain.split('\n')
+  const starts = [0]
+  for (let i = plain.indexOf('\n'); i !== -1; i = plain.indexOf('\n', i + 1)) starts.push(i + 1)
+  const numberOf = (n: number): string => `line ${origin[n] === undefined || origin[n] === 0 ? n + 1 : origin[n] as number}`
+  for (const [key, value] of Object.entries(values)) {
+    if (read[key] === value) continue
+    const at = lines.findIndex((line) => new RegExp(`^(?:export )?${key}=`).test(line))
+    const offset = at === -1 ? -1 : starts[at] as number
+    const cover = definitions.find((d) => d.from < offset && offset < d.end)?.from ?? skipped.find(([from, to]) => from <= offset && offset < to)?.[0]
+    let reason: string
+    if (cover === undefined) {
+      reason = `${key} would not read back as written (${at === -1 ? 'its line is gone' : numberOf(at)}): check the file with doctor`
+    } else {
+      const culprit = lineOf(cover)
+      const where = numberOf(culprit)
+      switch (kindOf(lines[culprit] as string)) {
+        case 'indented':
+          reason = `${where}: spaces before '#': Node.js would read it and ${key} as one name: remove the spaces before '#'`
+          break
+        case 'spaces':
+          reason = `${where}: only spaces: Node.js would read it and ${key} as one name: make it empty`
+          break
+        case 'no-equals':
+          reason = `${where}: no '=': Node.js would read it and ${key} as one name: make it NAME=value, a # comment or empty`
+          break
+        case 'no-name':
+          reason = `${where}: no name before '=': Node.js reads nothing after it, ${key} included: give it a NAME or remove it`
+          break
+        default:
+          reason = `${where}: Node.js would read ${key} as part of its value (an unclosed quote?): fix that line`
+      }
+    }
+    throw new EnvFileError('write', path, `${reason} (nothing was written)`)
+  }
 }
 
 async function writeAtomically (target: string, bytes: Buffer): Promise<void> {
@@ -337,7 +459,9 @@ async function writeAtomically (target: string, bytes: Buffer): Promise<void> {
  * only with `force`, otherwise EnvFileConflictError names the keys and the
  * file is not touched; missing keys are appended. The file is written
  * atomically (temporary file + rename) with mode 0600; a symlink is followed,
- * so the file it points to is the one updated.
+ * so the file it points to is the one updated. A line of spaces above a key it
+ * writes is made empty, and EnvFileError refuses (writing nothing) when Node.js
+ * would still not read a key back with its value (a line above swallows it).
  */
 export async function updateEnvFile (path: string, values: Record<string, string>, opts: UpdateEnvFileOptions = {}): Promise<EnvFileUpdate> {
   const keys = Object.keys(values)
@@ -356,40 +480,8 @@ export async function updateEnvFile (path: string, values: Record<string, string
   const present = definedKeys(file, keys)
   if (present.length > 0 && opts.force !== true) throw new EnvFileConflictError(present.join(', '), path)
 
-  // Lines are handled as latin1 text, one character per byte, so that those written back as they were keep their
-  // exact bytes (a line that is not UTF-8 included); each is matched as the example server reads it, in UTF-8.
-  const raw = file.bytes.toString('latin1')
-  const eol = raw.includes('\r\n') ? '\r\n' : '\n'
-  const lines = raw !== '' ? raw.split(/\r?\n/) : []
-  if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop()
-
-  const written = new Set<string>()
-  const replaced: string[] = []
-  let duplicatesRemoved = 0
-  const out: string[] = []
-  for (const line of lines) {
-    const m = LINE.exec(Buffer.from(line, 'latin1').toString('utf8'))
-    const key = m?.[1]
-    if (key === undefined || !formatted.has(key)) {
-      out.push(line)
-      continue
-    }
-    if (written.has(key)) {
-      duplicatesRemoved++
-      continue
-    }
-    const exported = /^\s*export\s/.test(line) ? 'export ' : ''
-    out.push(`${exported}${key}=${formatted.get(key) as string}`)
-    written.add(key)
-    replaced.push(key)
-  }
-  const added = keys.filter((key) => !written.has(key))
-  if (added.length > 0) {
-    if (out.length > 0 && out[out.length - 1]?.trim() !== '') out.push('')
-    if (opts.comment !== undefined) out.push(Buffer.from(`# ${opts.comment}`, 'utf8').toString('latin1'))
-    for (const key of added) out.push(`${key}=${formatted.get(key) as string}`)
-  }
-  await writeAtomically(target, Buffer.from(out.join(eol) + eol, 'latin1'))
+  const { bytes, replaced, added, duplicatesRemoved } = composeEnvFile(file, path, values, formatted, opts.comment)
+  await writeAtomically(target, bytes)
   const tightenedFrom = file.mode !== undefined && (file.mode & 0o077) !== 0 ? file.mode : undefined
   return { path, created: !file.exists, replaced, added, duplicatesRemoved, tightenedFrom }
 }

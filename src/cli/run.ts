@@ -211,7 +211,12 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
   // as the example server reads it). A file that already holds that same origin is left as it is (no conflict).
   const writeBaseUrl = baseUrlGiven && !sameBaseUrl((await readEnvFile(envFile)).values[BASE_URL_VARIABLE], baseUrl)
   const keys: string[] = [...ENV_KEYS, ...(writeBaseUrl ? [BASE_URL_VARIABLE] : [])]
-  const existing = await assertEnvFileUpdatable(envFile, keys, { force })
+  // The name that was sent (validated), not the provider's echo: nothing from the answer but
+  // the checked id and client id reaches the terminal or the file's comment.
+  const shownName = name.trim()
+  const comment = `AIHubMix OAuth app "${shownName}" (written by ${PROGRAM} create-app)`
+  // Also refuses, before the request, a file where Node.js would not read the keys back (a line above swallows them).
+  const existing = await assertEnvFileUpdatable(envFile, keys, { force, comment })
   // Lines that are not NAME=value are kept as they are: not create-app's business, but said (by number only),
   // before the request, since Node.js and the example server misread them silently.
   for (const said of describeMalformed(existing.misread)) line(io.stderr, `warning: ${envFile} ${said} (kept as is)`)
@@ -227,9 +232,6 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
     ...(description === undefined ? {} : { description })
   })
 
-  // The name that was sent (validated), not the provider's echo: nothing from the answer but
-  // the checked id and client id reaches the terminal or the file's comment.
-  const shownName = name.trim()
   let update: EnvFileUpdate
   try {
     update = await updateEnvFile(envFile, {
@@ -237,7 +239,7 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
       AIHUBMIX_CLIENT_SECRET: app.clientSecret,
       AIHUBMIX_REDIRECT_URI: app.redirectUri,
       ...(writeBaseUrl ? { [BASE_URL_VARIABLE]: normalizeBaseUrl(baseUrl) } : {})
-    }, { force, comment: `AIHubMix OAuth app "${shownName}" (written by ${PROGRAM} create-app)` })
+    }, { force, comment })
   } catch (err) {
     // The app exists, but its secret could not be stored, and it is never printed.
     const reason = err instanceof EnvFileError || err instanceof EnvFileConflictError ? err.message : 'the env file could not be written'
