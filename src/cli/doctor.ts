@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import { AUTHORIZE_PATH, authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
 import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, redirectRefusal, unreadVariables } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
-import { describeMalformed, readEnvFile, type EnvFile } from './env-file.js'
+import { describeMalformed, readEnvFile, valuesCutAtHash, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
 import { pingRedis, type RedisMemory, type RedisPersistence } from './redis-ping.js'
@@ -92,6 +92,21 @@ function envFileCheck (file: EnvFile | Unreadable, fromVariable: boolean, overri
 function malformedChecks (file: EnvFile | Unreadable): DoctorCheck[] {
   if ('failure' in file) return []
   return describeMalformed(file.misread).map((said) => warn('env file', said))
+}
+
+/** The secrets whose value is worthless when Node.js cuts it short: a cut one is a different secret than the one meant. */
+const CUT_SECRETS = ['SESSION_SECRET', 'TOKEN_ENCRYPTION_KEY', 'AIHUBMIX_CLIENT_SECRET']
+
+/**
+ * A secret in the env file whose unquoted value has a `#` after its first character: Node.js (so the app and the
+ * example server) reads it up to the `#` only. An older example server kept the whole value, so an upgraded
+ * deployment gets another secret (sessions end, stored token sets no longer open) or refuses to start. Not when the
+ * environment sets the variable: then the file's value is not used.
+ */
+function cutSecretChecks (file: EnvFile | Unreadable, env: Record<string, string | undefined>): DoctorCheck[] {
+  if ('failure' in file || !file.exists) return []
+  return valuesCutAtHash(file.text, CUT_SECRETS.filter((name) => env[name] === undefined))
+    .map((name) => warn(name, `cut at '#' (Node.js reads the rest as a comment): quote the value (${name}="...")`))
 }
 
 /** What readConfig() says, and the variable it refused (undefined when it accepted the configuration). */
@@ -533,6 +548,7 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
   const checks = [
     envFileCheck(file, fromVariable, overridden),
     ...malformedChecks(file),
+    ...cutSecretChecks(file, opts.env),
     ...unreadVariables(env).map((line) => warn(line.slice(0, line.indexOf(' ')), line.slice(line.indexOf(' ') + 1).replace(/^is /, ''))),
     ...(saidBelow ? [] : [configuration.check]),
     ...own,

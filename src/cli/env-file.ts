@@ -84,6 +84,8 @@ interface Definition {
   from: number
   equals: number
   end: number
+  /** An unquoted value cut at a `#` after its first character (`SECRET=Kq8#vR2` is `Kq8`). */
+  cut: boolean
 }
 
 /** Node's own trim (src/node_dotenv.cc `trim_spaces`): spaces only, a tab stays. */
@@ -134,7 +136,7 @@ function parseDefinitions (input: string): { text: string, definitions: Definiti
       break
     }
     if (name.startsWith('export ')) name = name.slice(7)
-    const define = (value: string, to: number): void => { definitions.push({ name, value, from, equals, end: to }) }
+    const define = (value: string, to: number, cut = false): void => { definitions.push({ name, value, from, equals, end: to, cut }) }
     if (pos >= end) {
       define('', end)
       break
@@ -160,7 +162,7 @@ function parseDefinitions (input: string): { text: string, definitions: Definiti
     let value = text.slice(pos, nl === -1 || nl >= end ? end : nl)
     const hash = value.indexOf('#')
     if (hash !== -1) value = value.slice(0, hash)
-    define(trimSpaces(value), nextLine(pos))
+    define(trimSpaces(value), nextLine(pos), hash > 0)
     pos = nextLine(pos)
   }
   return { text, definitions, skipped }
@@ -261,6 +263,15 @@ export function describeMalformed (misread: readonly MisreadLine[]): string[] {
   const rest = misread.length - said.length
   if (rest > 0) said.push(`${rest} more line${rest === 1 ? '' : 's'} Node.js misreads, from line ${(misread[MAX_MALFORMED_SHOWN] as MisreadLine).line}`)
   return said
+}
+
+/**
+ * The names among `names` whose value in the file (the definition that wins) is unquoted and was cut at a `#` after
+ * its first character: `SESSION_SECRET=Kq8#vR2!...` is `Kq8` to Node.js, which reads the rest as a comment.
+ */
+export function valuesCutAtHash (input: string, names: readonly string[]): string[] {
+  const winner = new Map(parseDefinitions(input).definitions.map((d) => [d.name, d]))
+  return names.filter((name) => winner.get(name)?.cut === true)
 }
 
 /** Reads an env file; a missing file is `exists: false`, any other failure an EnvFileError. */
