@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import { AUTHORIZE_PATH, authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
 import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, redirectRefusal, unreadVariables } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
-import { describeMalformed, readEnvFile, valuesCutAtHash, type EnvFile } from './env-file.js'
+import { describeMalformed, isEnvName, readEnvFile, valuesCutAtHash, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
 import { pingRedis, type RedisMemory, type RedisPersistence } from './redis-ping.js'
@@ -74,7 +74,7 @@ function envFileCheck (file: EnvFile | Unreadable, fromVariable: boolean, overri
     return fromVariable ? warn('env file', detail) : ok('env file', detail)
   }
   // Names only: what a malformed line makes of itself is said by its own warning.
-  const count = Object.keys(file.values).filter((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)).length
+  const count = Object.keys(file.values).filter(isEnvName).length
   const shadow = overridden.length === 0 ? '' : `; the environment overrides ${overridden.join(', ')}`
   const bits = file.mode ?? 0
   if ((bits & 0o077) !== 0) {

@@ -17,6 +17,11 @@ export const ENV_FILE_MODE = 0o600
 // The value without the blanks around it (lazy: a blank after it, or after its closing quote, is not part of it).
 const LINE = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/
 const KEY = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/** Whether `name` is a variable name an app can read (what a misread line makes of itself is not). */
+export function isEnvName (name: string): boolean {
+  return KEY.test(name)
+}
 const WRITABLE_VALUE = /^[\x21-\x7e]*$/
 const PLAIN_VALUE = /^[A-Za-z0-9_\-.:/@%+=,~?&]*$/
 
