@@ -3,7 +3,7 @@
 // .taprc enforced. When a test fails, the failures are printed once more at the very end, each with its file, its
 // subtests' names and its diff: a CI log kept only from its tail, thousands of passing lines later, still names them.
 import { spawn, spawnSync } from 'node:child_process'
-import { readdirSync, statSync } from 'node:fs'
+import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -11,6 +11,15 @@ const tap = fileURLToPath(new URL('../node_modules/.bin/tap', import.meta.url))
 const results = fileURLToPath(new URL('../.tap/test-results/', import.meta.url))
 // Test files named on the command line (ending in .ts, .mts, .js, .mjs): the replay reports those only.
 const files = process.argv.slice(2).filter((arg) => /\.m?[tj]s$/.test(arg))
+
+// .taprc replaces tap's TypeScript plugin (ts-node) with the tests' own loader. tap builds its Test class from its
+// plugin list and rebuilds it when the list changes, but the run that notices starts its test files the old way
+// (with ts-node, slower, loaded beside ours): on a fresh install, `tap build` first.
+const built = fileURLToPath(new URL('../node_modules/@tapjs/test/test-built/dist/esm/index.js', import.meta.url))
+if (/export const signature = `[^`]*@tapjs\/typescript/.test(readFileSync(built, 'utf8'))) {
+  const build = spawnSync(tap, ['build'], { stdio: 'inherit', cwd: root })
+  if (build.status !== 0) process.exit(build.status ?? 1)
+}
 
 const started = Date.now()
 // tap's output is passed on as it comes, and read on the way for what the replay cannot show: the files that failed

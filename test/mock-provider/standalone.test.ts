@@ -5,6 +5,7 @@ import t from 'tap'
 import type { MockApp, MockIssued } from '@fastify-aihubmix/mock-provider'
 import { DEFAULT_DEMO_REDIRECT_URI, main } from '@fastify-aihubmix/mock-provider/standalone'
 import { authorize, backParams, call, exchange, refresh, userinfo } from '../helpers/mock-client.js'
+import { SOURCE_NODE_ARGS } from '../helpers/source-node-args.js'
 
 async function run (t: { teardown: (fn: () => unknown) => void }, env: Record<string, string>): Promise<{ lines: string[], provider: Awaited<ReturnType<typeof main>> }> {
   const lines: string[] = []
@@ -73,7 +74,7 @@ t.test('main(): a bad variable is refused by name, before anything listens', asy
 
 t.test('the CLI: serves, logs without secrets, and exits on SIGTERM', async (t) => {
   const cli = fileURLToPath(new URL('../../src/mock-provider/cli.ts', import.meta.url))
-  const child = spawn(process.execPath, ['--conditions=@fastify-aihubmix/source', '--import=@tapjs/typescript/import', cli], {
+  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, cli], {
     env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1', PORT: '0', MOCK_CONTROL_API: '1', MOCK_LOG: '1' },
     stdio: ['ignore', 'pipe', 'pipe']
   })

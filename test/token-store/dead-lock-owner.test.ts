@@ -5,6 +5,7 @@ import t from 'tap'
 import { DEFAULT_LOCK_LEASE_MS, DEFAULT_LOCK_WAIT_MS } from '@fastify-aihubmix/token-store'
 import { buildApp, countingRefresher, sid, tokenSet } from '../helpers/token-store.js'
 import { cleanupPrefix, connectRedis, redisUrl, uniquePrefix } from '../helpers/redis.js'
+import { SOURCE_NODE_ARGS } from '../helpers/source-node-args.js'
 
 // Issue 14, point 4: a process killed while it refreshes leaves the session's lock behind. It frees when its lease
 // runs out (the lease is renewed only by a living owner). The refresh token the dead process presented is marked in
@@ -31,7 +32,7 @@ t.test('a lock left by a process killed (SIGKILL) mid-refresh frees within the l
   const old = tokenSet({ expiresInMs: -60_000 })
   await app.tokenStore.save(id, old)
 
-  const child = spawn(process.execPath, ['--conditions=@fastify-aihubmix/source', '--import=@tapjs/typescript/import', HOLDER, redisUrl(), prefix, id, String(lease)], {
+  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, HOLDER, redisUrl(), prefix, id, String(lease)], {
     stdio: ['ignore', 'pipe', 'inherit']
   })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })

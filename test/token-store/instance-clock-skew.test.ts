@@ -10,6 +10,7 @@ import { RedisStore, type RedisClient } from '../../src/token-store/redis-store.
 import { MemoryStore } from '../../src/token-store/memory-store.js'
 import { TokenStoreCore } from '../../src/token-store/token-store.js'
 import { resolveOptions } from '../../src/token-store/options.js'
+import { SOURCE_NODE_ARGS } from '../helpers/source-node-args.js'
 
 // The times instances compare (a refresh's presented mark, a forced refresh's time) were written and read by each
 // machine's own clock. With instance B's clock 50 s ahead of A's, A's mark looked 50 s old to B: with A stalled past
@@ -24,7 +25,7 @@ interface ChildAnswer { accessToken?: string, code?: string, presented: string[]
 
 /** Runs test/helpers/skewed-instance.ts in a process whose clock is `offsetMs` ahead of this one's. */
 async function skewedInstance (t: T, offsetMs: number, job: Record<string, unknown>): Promise<ChildAnswer> {
-  const child = spawn(process.execPath, ['--conditions=@fastify-aihubmix/source', '--import=@tapjs/typescript/import', `--import=${SHIFTED_CLOCK}`, CHILD, redisUrl(), JSON.stringify(job)], {
+  const child = spawn(process.execPath, [...SOURCE_NODE_ARGS, `--import=${SHIFTED_CLOCK}`, CHILD, redisUrl(), JSON.stringify(job)], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, CLOCK_OFFSET_MS: String(offsetMs) }
   })

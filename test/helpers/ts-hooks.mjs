@@ -1,0 +1,81 @@
+// Module hooks of the tests' TypeScript loader (registered by ts-loader.mjs; they run on Node's hooks thread).
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
+
+const require = createRequire(import.meta.url)
+const root = fileURLToPath(new URL('../../', import.meta.url))
+const cacheDir = `${root}node_modules/.cache/ts-loader/`
+
+// What ts-node made of tsconfig.json for the tests until this loader replaced it (the sources are ES modules: the
+// root package and every workspace are "type": "module"), so transpiled lines and columns, and the coverage mapped
+// through them, stay as they were. Types are erased and nothing is checked: `npm test` runs tsc on the sources and
+// the tests before any of them.
+const COMPILER_OPTIONS = {
+  target: 'ES2022',
+  module: 'ESNext',
+  esModuleInterop: true,
+  verbatimModuleSyntax: true,
+  isolatedModules: true,
+  sourceMap: true,
+  inlineSources: true,
+  inlineSourceMap: false
+}
+// A cached output's key: this loader's format, the TypeScript that made it, the options, the file and its text.
+const FORMAT = 1
+const keyPrefix = JSON.stringify([FORMAT, require('typescript/package.json').version, COMPILER_OPTIONS])
+
+/** TypeScript, loaded on the first file not in the cache (most test processes never need it). */
+let typescript
+let compilerOptions
+
+export async function resolve (specifier, context, nextResolve) {
+  // `import './x.js'` in a .ts file names the .ts file (TypeScript's NodeNext convention) unless a .js file is there.
+  if (context.parentURL?.endsWith('.ts') && specifier.endsWith('.js') && (specifier.startsWith('./') || specifier.startsWith('../'))) {
+    const url = new URL(specifier, context.parentURL)
+    if (!existsSync(url)) {
+      const ts = new URL(`${url.href.slice(0, -3)}.ts`)
+      if (existsSync(ts)) return { url: ts.href, format: 'module', shortCircuit: true }
+    }
+  }
+  return nextResolve(specifier, context)
+}
+
+export async function load (url, context, nextLoad) {
+  if (!url.startsWith('file:') || !url.endsWith('.ts') || url.includes('/node_modules/')) return nextLoad(url, context)
+  const path = fileURLToPath(url)
+  return { format: 'module', source: transpiled(path, readFileSync(path, 'utf8')), shortCircuit: true }
+}
+
+/** The file's JavaScript with its source map inline, from the cache when this text was transpiled before. */
+function transpiled (path, text) {
+  const key = createHash('sha256').update(keyPrefix).update('\0').update(path).update('\0').update(text).digest('hex')
+  const file = `${cacheDir}${key.slice(0, 2)}/${key}.js`
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {}
+  typescript ??= require('typescript')
+  compilerOptions ??= typescript.convertCompilerOptionsFromJson(COMPILER_OPTIONS, root).options
+  const result = typescript.transpileModule(text, { compilerOptions, fileName: path, reportDiagnostics: true })
+  if (result.diagnostics?.length) {
+    // A syntax error: Node would only say "Unexpected token"; TypeScript names the line. Not cached.
+    const [first] = result.diagnostics
+    const where = first.file === undefined ? path : `${path}:${first.file.getLineAndCharacterOfPosition(first.start ?? 0).line + 1}`
+    throw new SyntaxError(`${where}: ${typescript.flattenDiagnosticMessageText(first.messageText, '\n')}`)
+  }
+  const map = JSON.parse(result.sourceMapText)
+  map.file = path
+  map.sources = [path]
+  delete map.sourceRoot
+  const code = result.outputText.replace(/\/\/# sourceMappingURL=\S+\s*$/, '') +
+    `//# sourceMappingURL=data:application/json;charset=utf-8;base64,${Buffer.from(JSON.stringify(map)).toString('base64')}`
+  try {
+    mkdirSync(`${cacheDir}${key.slice(0, 2)}`, { recursive: true })
+    // Written whole under another name, then renamed: a test process running beside this one reads all of it or none.
+    const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`
+    writeFileSync(tmp, code)
+    renameSync(tmp, file)
+  } catch {}
+  return code
+}
