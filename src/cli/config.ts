@@ -162,6 +162,11 @@ export function readConfig (env: Env = process.env): ExampleConfig {
 
   const scopeRaw = env.AIHUBMIX_SCOPE ?? 'profile balance'
   const scope = scopeRaw.split(' ').filter((s) => s !== '')
+  // A comma is legal in a scope name (RFC 6749), so the proxy accepts "profile,balance" as ONE scope, which the
+  // provider refuses (invalid_scope) on every sign-in: the other list variables here take commas, this one does not.
+  if (scope.some((s) => s.includes(','))) {
+    throw new ConfigError('AIHUBMIX_SCOPE', `scopes are separated by spaces, not commas: write "${scope.join(',').split(',').filter((s) => s !== '').join(' ')}"`)
+  }
   if (scope.length === 0 || scope.some((s) => !/^[\x21\x23-\x5B\x5D-\x7E]+$/.test(s))) {
     throw new ConfigError('AIHUBMIX_SCOPE', 'must be space-separated scope names, e.g. "profile balance"')
   }

@@ -72,6 +72,8 @@ const REFUSALS: Array<[string, Record<string, string>, string]> = [
   ['the client secret in both', { ...REAL, AIHUBMIX_CLIENT_ID: 'S3cretPassw0rd-x', AIHUBMIX_CLIENT_SECRET: 'S3cretPassw0rd-x' }, 'AIHUBMIX_CLIENT_ID'],
   ['malformed redirect URI', { AIHUBMIX_REDIRECT_URI: '::' }, 'AIHUBMIX_REDIRECT_URI'],
   ['empty scope', { AIHUBMIX_SCOPE: '  ' }, 'AIHUBMIX_SCOPE'],
+  ['scopes separated by commas (one scope the provider refuses)', { AIHUBMIX_SCOPE: 'profile,balance' }, 'AIHUBMIX_SCOPE'],
+  ['scopes separated by a comma and a space', { AIHUBMIX_SCOPE: 'profile, balance' }, 'AIHUBMIX_SCOPE'],
   ['short encryption key', { TOKEN_ENCRYPTION_KEY: 'abc' }, 'TOKEN_ENCRYPTION_KEY'],
   ['base64: encryption key of 16 bytes', { TOKEN_ENCRYPTION_KEY: 'base64:AAECAwQFBgcICQoLDA0ODw==' }, 'TOKEN_ENCRYPTION_KEY'],
   ['hex: encryption key too short', { TOKEN_ENCRYPTION_KEY: 'hex:00ff' }, 'TOKEN_ENCRYPTION_KEY'],
@@ -110,6 +112,12 @@ const REFUSALS: Array<[string, Record<string, string>, string]> = [
   ...['maybe', 'True', 'yes', 'loopback,,', 'fe80::1/129', '10.0.0.0/33', '1', '10.0.0.1/8/8'].map((value): [string, Record<string, string>, string] =>
     [`TRUST_PROXY=${value}`, { TRUST_PROXY: value }, 'TRUST_PROXY'])
 ]
+
+t.test('AIHUBMIX_SCOPE with commas: refused, naming the spelling that works', async (t) => {
+  t.equal(refusal({ AIHUBMIX_SCOPE: 'profile,balance' }).message, 'AIHUBMIX_SCOPE: scopes are separated by spaces, not commas: write "profile balance"')
+  t.equal(refusal({ AIHUBMIX_SCOPE: 'profile, balance' }).message, 'AIHUBMIX_SCOPE: scopes are separated by spaces, not commas: write "profile balance"')
+  t.same(readConfig({ AIHUBMIX_SCOPE: ' profile  balance ' }).scope, ['profile', 'balance'], 'spaces, however many, still separate')
+})
 
 t.test('refusals name the variable in one line', async (t) => {
   for (const [name, env, variable] of REFUSALS) {
