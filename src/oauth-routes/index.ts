@@ -256,11 +256,11 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   }
 
   /**
-   * The name of the cookie @fastify/session set on this reply for this request's session, or undefined. Read on the
-   * callback's reply once @fastify/session's onSend (an onSend of the scope, which runs before a route's own) set it.
-   * Only names are compared and logged, never a value.
+   * The name and (URL-decoded) value of the cookie @fastify/session set on this reply for this request's session, or
+   * undefined. Read on the callback's reply once @fastify/session's onSend (an onSend of the scope, which runs before
+   * a route's own) set it. Only names are compared and logged, never a value.
    */
-  function cookieNameSetBySession (request: FastifyRequest, reply: FastifyReply): string | undefined {
+  function cookieSetBySession (request: FastifyRequest, reply: FastifyReply): { name: string, value: string } | undefined {
     const sealed = (request.session as { encryptedSessionId?: unknown } | null | undefined)?.encryptedSessionId
     if (typeof sealed !== 'string' || sealed === '') return undefined
     const header = reply.getHeader('set-cookie')
@@ -277,7 +277,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
         continue
       }
       // endsWith: @fastify/session's cookiePrefix, when set, comes before the signed id.
-      if (decoded.endsWith(sealed)) return line.slice(0, eq).trim()
+      if (decoded.endsWith(sealed)) return { name: line.slice(0, eq).trim(), value: decoded }
     }
     return undefined
   }
@@ -285,9 +285,10 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   /** The session cookie's name, as @fastify/session sets it, must be token-store's sessionCookie.name and ours. */
   function checkCookieNames (request: FastifyRequest, reply: FastifyReply): void {
     if (cookieChecked) return
-    const name = cookieNameSetBySession(request, reply)
-    if (name === undefined) return
+    const set = cookieSetBySession(request, reply)
+    if (set === undefined) return
     cookieChecked = true
+    const { name } = set
     const read = store.sessionCookieName
     if (read !== undefined && read !== name) {
       request.log.error(`oauth-routes: @fastify/session's cookie is ${name} but token-store's sessionCookie.name is ${read}, so sign-in works ` +
@@ -298,6 +299,15 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       request.log.error(`oauth-routes: @fastify/session's cookie is ${name} but oauth-routes' cookieName is ${o.cookieName}, so logout clears ` +
         'the wrong cookie and the cookie checks of /auth/login look at the wrong name. Fix: pass @fastify/session\'s cookieName as ' +
         'oauth-routes\' cookieName')
+    }
+    // The same name, but a cookie token-store's sessionCookie cannot verify: it reads `<id>.<HMAC-SHA256>`, signed with
+    // one of its secrets, and nothing else (token-store's own line for a refused cookie can only say "forged or
+    // another secret").
+    if (read === name && store.sessionCookieVerifies(set.value) === false) {
+      request.log.error(`oauth-routes: token-store's sessionCookie cannot verify the ${name} cookie @fastify/session just set, so sign-in ` +
+        'works and every route that reads the session with it (the proxy\'s /api/*) answers 401. Fix: have @fastify/session sign with a ' +
+        'secret that is in sessionCookie.secret, and give it no cookiePrefix, algorithm or signer of its own (sessionCookie reads only ' +
+        'the default <id>.<HMAC-SHA256> form)')
     }
   }
 

@@ -225,7 +225,8 @@ export class CookieSessions {
     this.#warned = true
     this.#log.warn('token-store: a session cookie did not verify (forged; or signed with a secret that is not in sessionCookie.secret, ' +
       'which must be the secret @fastify/session signs with; or by an instance with another secret list: every instance needs ' +
-      'the same, SESSION_SECRET in the example); further ones are not logged')
+      'the same, SESSION_SECRET in the example; or by a @fastify/session with a cookiePrefix, algorithm or signer of its own, which ' +
+      'sessionCookie does not read); further ones are not logged')
   }
 
   #unsign (value: string): string | null {

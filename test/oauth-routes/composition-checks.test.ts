@@ -72,6 +72,39 @@ t.test('token-store\'s sessionCookie.name is not @fastify/session\'s cookieName:
   t.notOk(JSON.stringify(logs()).includes(value) || JSON.stringify(logs()).includes(decodeURIComponent(value)), 'no cookie value logged')
 })
 
+// Same cookie name and secret, but @fastify/session signs in a form token-store's sessionCookie does not read: before,
+// token-store's only line said "forged, or signed with a secret that is not in sessionCookie.secret", when the secrets
+// were the same.
+for (const [what, session] of [
+  ['a cookiePrefix', { cookiePrefix: 's:' }],
+  ['another algorithm', { algorithm: 'sha512' }]
+] as const) {
+  t.test(`@fastify/session with ${what}: one error line naming it, once per app`, async (t) => {
+    const { url, logs, signIn } = await startComposedApp(t, { session })
+    const browser = new TestBrowser()
+    t.equal((await signIn(browser)).headers.location, '/', 'the sign-in works')
+    t.equal((await browser.get(`${url}/api/user/info`, CSRF)).status, 401, 'every /api call answers 401')
+    t.equal((await signIn(new TestBrowser())).headers.location, '/', 'a second sign-in')
+    const lines = linesAtLeast(logs(), 50)
+    t.same(lines, [
+      'oauth-routes: token-store\'s sessionCookie cannot verify the sid cookie @fastify/session just set, so sign-in works and every ' +
+      'route that reads the session with it (the proxy\'s /api/*) answers 401. Fix: have @fastify/session sign with a secret that is ' +
+      'in sessionCookie.secret, and give it no cookiePrefix, algorithm or signer of its own (sessionCookie reads only the default ' +
+      '<id>.<HMAC-SHA256> form)'
+    ], 'one line, once per app')
+    const value = browser.cookies.get(url)?.get('sid') as string
+    t.notOk(JSON.stringify(logs()).includes(decodeURIComponent(value)), 'no cookie value logged')
+  })
+}
+
+t.test('@fastify/session signing with another secret than sessionCookie\'s: the same line', async (t) => {
+  const { url, logs, signIn } = await startComposedApp(t, { session: { secret: 'o'.repeat(40) } })
+  const browser = new TestBrowser()
+  t.equal((await signIn(browser)).headers.location, '/')
+  t.equal((await browser.get(`${url}/api/user/info`, CSRF)).status, 401)
+  t.match(linesAtLeast(logs(), 50), [/^oauth-routes: token-store's sessionCookie cannot verify the sid cookie/])
+})
+
 t.test('oauth-routes\' cookieName is not @fastify/session\'s: one error line (logout would clear the wrong cookie)', async (t) => {
   const { logs, signIn } = await startComposedApp(t, { cookieName: 'sid', routesCookie: 'sessionId' })
   t.equal((await signIn(new TestBrowser())).headers.location, '/')
