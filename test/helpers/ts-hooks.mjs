@@ -8,23 +8,27 @@ const require = createRequire(import.meta.url)
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const cacheDir = `${root}node_modules/.cache/ts-loader/`
 
-// What ts-node made of tsconfig.json for the tests until this loader replaced it (the sources are ES modules: the
-// root package and every workspace are "type": "module"), so transpiled lines and columns, and the coverage mapped
-// through them, stay as they were. Types are erased and nothing is checked: `npm test` runs tsc on the sources and
-// the tests before any of them.
-const COMPILER_OPTIONS = {
-  target: 'ES2022',
+// The options are tsconfig.json's (and what it extends), as ts-node used them before this loader replaced it, so
+// transpiled lines and columns, and the coverage mapped through them, stay as they were: ES modules (the root package
+// and every workspace are "type": "module"), an inline source map with the source in it, no declarations. Types are
+// erased and nothing is checked: `npm test` runs tsc on the sources and the tests before any of them.
+const TSCONFIGS = [`${root}tsconfig.json`, `${root}src/tsconfig.base.json`]
+const OVERRIDES = {
+  // ES module output, as NodeNext gives a file of a "type": "module" package (which transpileModule cannot look up).
   module: 'ESNext',
-  esModuleInterop: true,
-  verbatimModuleSyntax: true,
-  isolatedModules: true,
+  moduleResolution: 'Bundler',
   sourceMap: true,
+  inlineSourceMap: false,
   inlineSources: true,
-  inlineSourceMap: false
+  declaration: false,
+  declarationMap: false,
+  composite: false,
+  noEmit: false
 }
-// A cached output's key: this loader's format, the TypeScript that made it, the options, the file and its text.
-const FORMAT = 1
-const keyPrefix = JSON.stringify([FORMAT, require('typescript/package.json').version, COMPILER_OPTIONS])
+// A cached output's key: this loader's format, the TypeScript that made it, the configuration's text, the file and
+// its text.
+const FORMAT = 2
+const keyPrefix = JSON.stringify([FORMAT, require('typescript/package.json').version, OVERRIDES, ...TSCONFIGS.map((f) => readFileSync(f, 'utf8'))])
 
 /** TypeScript, loaded on the first file not in the cache (most test processes never need it). */
 let typescript
@@ -56,7 +60,10 @@ function transpiled (path, text) {
     return readFileSync(file, 'utf8')
   } catch {}
   typescript ??= require('typescript')
-  compilerOptions ??= typescript.convertCompilerOptionsFromJson(COMPILER_OPTIONS, root).options
+  compilerOptions ??= {
+    ...typescript.getParsedCommandLineOfConfigFile(TSCONFIGS[0], {}, { ...typescript.sys, onUnRecoverableConfigFileDiagnostic () {} }).options,
+    ...typescript.convertCompilerOptionsFromJson(OVERRIDES, root).options
+  }
   const result = typescript.transpileModule(text, { compilerOptions, fileName: path, reportDiagnostics: true })
   if (result.diagnostics?.length) {
     // A syntax error: Node would only say "Unexpected token"; TypeScript names the line. Not cached.
