@@ -480,6 +480,15 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
         request.log.error({ error: { message: errorInfo(err).message } }, 'onLogout hook failed')
       }
     }
+    // A session this request made (no cookie names it: a visitor without a session, or one whose cookie was refused)
+    // has nothing stored: nothing is looked up or deleted, so a sign-out without a session costs the store nothing
+    // and answers through a store outage (it sent a DEL and a GETDEL for an id never stored, and a 503 while Redis
+    // was down).
+    if (!namedByCookie(request)) {
+      if (everywhere) return sendPublicError(reply, new UnauthenticatedError())
+      clearSessionCookie(reply)
+      return noContent(reply)
+    }
     let set = await request.tokens.get()
     if (everywhere) {
       const owner = await store.sessionOwner(request.session.sessionId)
@@ -511,7 +520,27 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     // Both at once: each delete of a session's keys may wait for the Redis client cache's fence (token-store).
     await Promise.all([request.tokens.clear(), request.session.destroy()])
     revoke(request, set)
+    clearSessionCookie(reply)
+  }
+
+  function clearSessionCookie (reply: FastifyReply): void {
     reply.clearCookie(o.cookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: o.secureCookies })
+  }
+
+  /**
+   * Whether a cookie of the request names its session's id: @fastify/session loaded the session from it. Any cookie,
+   * not only `cookieName` (a cookie name that is not @fastify/session's is a mistake logged at the first sign-in,
+   * and this session must end all the same); as token-store tells a session made by this request from a stored one.
+   */
+  function namedByCookie (request: FastifyRequest): boolean {
+    const sid = request.session?.sessionId
+    if (typeof sid !== 'string' || sid === '') return false
+    const cookies = (request as { cookies?: Record<string, string | undefined> }).cookies
+    for (const name in cookies) {
+      const value = cookies[name]
+      if (typeof value === 'string' && value.includes(sid)) return true
+    }
+    return false
   }
 
   /** A 204 with no body at all: no payload reaches the serialiser (the 204 schema, `null`, only documents that). */
