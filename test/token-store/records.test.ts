@@ -47,7 +47,7 @@ forEachBackend(t, 'a tampered or moved record reads as absent, logged without it
   const sealed = await kv.get(`${backend.prefix}rec:original`) as string
   await kv.set(`${backend.prefix}rec:copy`, sealed, 60_000)
   t.equal(await app.tokenStore.takeRecord('copy'), null, 'sealed for another key: does not open')
-  await kv.set(`${backend.prefix}rec:flip`, sealed.slice(0, -2) + (sealed.endsWith('A') ? 'BA' : 'AA'), 60_000)
+  await kv.set(`${backend.prefix}rec:flip`, sealed.slice(0, -2) + (sealed.at(-2) === 'A' ? 'B' : 'A') + sealed.slice(-1), 60_000)
   t.equal(await app.tokenStore.takeRecord('flip'), null, 'tampered')
   t.same(await app.tokenStore.takeRecord('original'), { verifier: 'PKCE-VERIFIER-SECRET' })
   t.equal(logs.filter(l => l.level === 40).length, 2)
