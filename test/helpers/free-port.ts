@@ -21,7 +21,7 @@ function listenable (port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = createServer()
     server.once('error', () => { resolve(false) })
-    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => {
+    server.listen(port, '127.0.0.1', () => {
       server.close(() => { resolve(true) })
     })
   })
