@@ -208,6 +208,34 @@ async function signIn (t: Test, dir: string, file: string, env: Record<string, s
   }
 }
 
+/**
+ * Starts `dist/<file>` with a configuration a newcomer gets wrong, and checks that it stops (exit status 1) with
+ * one line on stderr that matches `line`: no stack trace, no second line, nothing that looks like a secret.
+ */
+async function startRefused (t: Test, dir: string, file: string, env: Record<string, string>, line: RegExp, what: string): Promise<void> {
+  const port = await freePort()
+  const result = await new Promise<{ code: number | null, stdout: string, stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [join(dir, 'dist', file)], { cwd: dir, env: { PATH: process.env.PATH ?? '', APP_PORT: String(port), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk })
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30000)
+    child.once('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+  t.equal(result.code, 1, `${what}: the app stops (exit status 1)`)
+  const lines = result.stderr.split('\n').filter((l) => l !== '')
+  t.equal(lines.length, 1, `${what}: one line on stderr (got: ${JSON.stringify(result.stderr)})`)
+  t.match(lines[0], line, `${what}: the line names the fix`)
+  t.notMatch(result.stdout + result.stderr, /\n\s+at |node:internal|Node\.js v\d/, `${what}: no stack trace`)
+  for (const value of Object.values(env)) {
+    if (value.length >= 8 && !/^https?:/.test(value)) t.notOk((result.stdout + result.stderr).includes(value), `${what}: a configured value is not echoed`)
+  }
+}
+
 t.test('a fresh app outside the repository, from the packed tarballs', async (t) => {
   for (const { dir, built } of PACKAGES) {
     if (!built) {
@@ -278,6 +306,20 @@ t.test('a fresh app outside the repository, from the packed tarballs', async (t)
     AIHUBMIX_CLIENT_ID: local.clientId,
     AIHUBMIX_CLIENT_SECRET: local.clientSecret
   }, 'http://localhost:3000')
+
+  // The mistakes a newcomer makes with the snippet: each stops the start with one line that names the fix.
+  const good = {
+    SESSION_SECRET,
+    TOKEN_ENCRYPTION_KEY: 'hex:' + 'a1'.repeat(32),
+    AIHUBMIX_BASE_URL: mock.url,
+    AIHUBMIX_CLIENT_ID: local.clientId,
+    AIHUBMIX_CLIENT_SECRET: local.clientSecret
+  }
+  const { SESSION_SECRET: _unset, ...noSecret } = good
+  await startRefused(t, dir, 'readme.js', noSecret, /^cannot start: set SESSION_SECRET in the environment$/, 'SESSION_SECRET unset')
+  await startRefused(t, dir, 'readme.js', { ...good, SESSION_SECRET: 'short' }, /^cannot start: .*secret.*32/i, 'a 5-character SESSION_SECRET')
+  await startRefused(t, dir, 'readme.js', { ...good, AIHUBMIX_BASE_URL: 'http://api.aihubmix.example' }, /^cannot start: .*baseUrl.*https/, 'an http provider URL')
+  await startRefused(t, dir, 'readme.js', { ...good, TOKEN_ENCRYPTION_KEY: 'too short' }, /^cannot start: .*encryptionKeys/, 'a short TOKEN_ENCRYPTION_KEY')
 
   const names = PACKAGES.map((w) => w.manifest.name)
   const cjs = await run(process.execPath, ['-e', `
