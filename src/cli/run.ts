@@ -1,5 +1,6 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import type { Dispatcher } from 'undici'
 import { createApp, redirectPathProblem, redirectPathWarning, type CreatedApp } from './create-app.js'
 import { doctor, formatCheck } from './doctor.js'
 import { assertEnvFileUpdatable, describeMalformed, readEnvFile, updateEnvFile, type EnvFileUpdate } from './env-file.js'
@@ -25,6 +26,11 @@ export interface CliIo {
   stderr: { write: (text: string) => unknown }
   /** Relative paths (the env file) resolve against it. */
   cwd: string
+  /**
+   * Where the commands' HTTP requests go (an undici Dispatcher, used as is and not closed: a ProxyAgent behind a
+   * corporate proxy, or a test's). Default: an Agent of each request's own.
+   */
+  dispatcher?: Dispatcher
 }
 
 export const EXIT_OK = 0
@@ -48,8 +54,9 @@ const CREATE_APP_USAGE = `Usage: ${PROGRAM} create-app --name <name> --redirect-
 
 Registers an OAuth app (POST /api/oauth_apps) with the developer token read from
 the ${DEVELOPER_TOKEN_VARIABLE} environment variable (never from an argument), then writes
-${ENV_KEYS.join(', ')} to the env file (mode 0600), and ${BASE_URL_VARIABLE}
-when --base-url is given. Prints the client id and where the secret went; never the secret.
+${ENV_KEYS.join(', ')} and ${BASE_URL_VARIABLE} (the origin the app was
+registered with: its credentials work there only) to the env file (mode 0600).
+Prints the client id and where the secret went; never the secret.
 
 Options:
   --name <name>          the app's name (1 to 100 characters)
@@ -57,8 +64,8 @@ Options:
                          (https; plain http only for localhost, 127.0.0.1 and [::1]); exactly the
                          app's callback route, no trailing slash
   --description <text>   shown to users on the provider's consent screen
-  --base-url <url>       the provider's API origin (default ${DEFAULT_BASE_URL}); when given,
-                         also written to the env file as ${BASE_URL_VARIABLE}
+  --base-url <url>       the provider's API origin (default ${DEFAULT_BASE_URL}), where the app
+                         is registered; written to the env file as ${BASE_URL_VARIABLE}
   --env-file <path>      the env file to update (default ${DEFAULT_ENV_FILE})
   --env, -e <path>       the same as --env-file; use it with npx on Node.js 20 and 22, whose
                          own node process takes every --env-file of its command line
@@ -191,7 +198,6 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
   const name = requireValue(values, 'name')
   const redirectUri = requireValue(values, 'redirect-uri')
   const description = typeof values.description === 'string' ? values.description : undefined
-  const baseUrlGiven = typeof values['base-url'] === 'string'
   const baseUrl = typeof values['base-url'] === 'string' ? values['base-url'] : DEFAULT_BASE_URL
   const envFile = resolve(io.cwd, envFileOption(values) ?? DEFAULT_ENV_FILE)
   const force = values.force === true
@@ -207,9 +213,11 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
     throw new CliInvalidArgumentError(DEVELOPER_TOKEN_VARIABLE, 'is not set: create a developer token in your AIHubMix account and export it (it is never taken from an argument)')
   }
   check(DEVELOPER_TOKEN_VARIABLE, developerTokenProblem(token))
-  // --base-url given: the origin the app was registered with is also the one it signs in at (AIHUBMIX_BASE_URL,
-  // as the example server reads it). A file that already holds that same origin is left as it is (no conflict).
-  const writeBaseUrl = baseUrlGiven && !sameBaseUrl((await readEnvFile(envFile)).values[BASE_URL_VARIABLE], baseUrl)
+  // The origin the app is registered with is also the one it signs in at (AIHUBMIX_BASE_URL, as the example server
+  // reads it: unset, it starts the embedded mock provider and ignores the credentials), --base-url or the default.
+  // A file that already holds that same origin is left as it is (no conflict); another one is a conflict, found
+  // before the request, like the credentials'.
+  const writeBaseUrl = !sameBaseUrl((await readEnvFile(envFile)).values[BASE_URL_VARIABLE], baseUrl)
   const keys: string[] = [...ENV_KEYS, ...(writeBaseUrl ? [BASE_URL_VARIABLE] : [])]
   // The name that was sent (validated), not the provider's echo: nothing from the answer but
   // the checked id and client id reaches the terminal or the file's comment.
@@ -229,7 +237,8 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
     name,
     redirectUri,
     baseUrl,
-    ...(description === undefined ? {} : { description })
+    ...(description === undefined ? {} : { description }),
+    ...(io.dispatcher === undefined ? {} : { dispatcher: io.dispatcher })
   })
 
   let update: EnvFileUpdate
@@ -258,9 +267,7 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
   if (app.registeredRedirectUri !== undefined && app.registeredRedirectUri !== app.redirectUri) {
     line(io.stderr, 'warning: the provider reports a different registered redirect URI than --redirect-uri; AIHUBMIX_REDIRECT_URI must equal the registered one exactly')
   }
-  line(io.stdout, baseUrlGiven
-    ? `next: set PUBLIC_URL, SESSION_SECRET and TOKEN_ENCRYPTION_KEY, then run ${PROGRAM} doctor`
-    : `next: set ${BASE_URL_VARIABLE} (the provider's origin, ${DEFAULT_BASE_URL} unless your developer console says otherwise), PUBLIC_URL, SESSION_SECRET and TOKEN_ENCRYPTION_KEY, then run ${PROGRAM} doctor`)
+  line(io.stdout, `next: set PUBLIC_URL, SESSION_SECRET and TOKEN_ENCRYPTION_KEY, then run ${PROGRAM} doctor`)
   return EXIT_OK
 }
 
@@ -277,7 +284,8 @@ async function runDoctor (args: string[], io: CliIo): Promise<number> {
   const report = await doctor({
     env: io.env,
     cwd: io.cwd,
-    ...(envFile === undefined ? {} : { envFile })
+    ...(envFile === undefined ? {} : { envFile }),
+    ...(io.dispatcher === undefined ? {} : { dispatcher: io.dispatcher })
   })
   for (const c of report.checks) line(io.stdout, formatCheck(c))
   return report.ok ? EXIT_OK : EXIT_FAILURE

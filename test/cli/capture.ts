@@ -6,6 +6,7 @@ import { createServer as createNetServer, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Dispatcher } from 'undici'
 import { run, type CliIo } from 'aihubmix-oauth'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
@@ -19,14 +20,15 @@ export interface Captured {
 }
 
 /** Runs the command line in process with captured output. */
-export async function runCli (argv: string[], opts: { env?: Record<string, string | undefined>, cwd: string }): Promise<Captured> {
+export async function runCli (argv: string[], opts: { env?: Record<string, string | undefined>, cwd: string, dispatcher?: Dispatcher }): Promise<Captured> {
   const out: string[] = []
   const err: string[] = []
   const io: CliIo = {
     env: { ...opts.env },
     stdout: { write: (text: string) => out.push(text) },
     stderr: { write: (text: string) => err.push(text) },
-    cwd: opts.cwd
+    cwd: opts.cwd,
+    ...(opts.dispatcher === undefined ? {} : { dispatcher: opts.dispatcher })
   }
   const code = await run(argv, io)
   const stdout = out.join('')

@@ -1,6 +1,7 @@
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t from 'tap'
+import { Agent } from 'undici'
 import { startMockProvider } from '@fastify-aihubmix/mock-provider'
 import { parseEnvFile } from 'aihubmix-oauth'
 import { lines, runCli, tempDir } from './capture.js'
@@ -100,15 +101,53 @@ t.test('AIHUBMIX_BASE_URL: the same origin already in the file is kept; another 
   t.equal(mock.counts().oauth_apps, 1, 'no app was created for it')
   t.equal(await readFile(join(cwd, 'other.env'), 'utf8'), before)
 
-  // Without --base-url the file's AIHUBMIX_BASE_URL is not create-app's business (checked before any request:
-  // the default origin is never reached here).
+  // Without --base-url the app would be registered at the default origin, which is written too: another one in the
+  // file is the same conflict (checked before any request: the default origin is never reached here).
   const noBase = await runCli(['create-app', '--name', 'x', '--redirect-uri', REDIRECT, '--env-file', 'other.env'], { env, cwd })
-  t.same(lines(noBase.stderr), [`error: refusing to overwrite AIHUBMIX_CLIENT_ID in ${join(cwd, 'other.env')}: pass --force to replace them`])
+  t.same(lines(noBase.stderr), [`error: refusing to overwrite AIHUBMIX_CLIENT_ID, AIHUBMIX_BASE_URL in ${join(cwd, 'other.env')}: pass --force to replace them`])
+  t.equal(noBase.code, 1)
 
   const forced = await runCli([...argv, '--env-file', 'other.env', '--force'], { env, cwd })
   t.equal(forced.code, 0, { output: forced.all })
   t.match(forced.stdout, 'replaced AIHUBMIX_BASE_URL, AIHUBMIX_CLIENT_ID; added AIHUBMIX_CLIENT_SECRET, AIHUBMIX_REDIRECT_URI')
   t.equal(parseEnvFile(await readFile(join(cwd, 'other.env'), 'utf8')).AIHUBMIX_BASE_URL, mock.url)
+})
+
+t.test('without --base-url: registered at https://api.aihubmix.com, and that origin is written as AIHUBMIX_BASE_URL', async (t) => {
+  // The example server reads an unset AIHUBMIX_BASE_URL as "start the embedded mock provider" and ignores the
+  // credentials, which work at the origin they were registered with only: create-app writes the default too.
+  const mock = await startMockProvider({ port: 0 })
+  t.teardown(() => mock.close())
+  const cwd = await tempDir(t)
+  // api.aihubmix.com cannot be reached from here: the requests for it go to the mock provider instead, through the
+  // command line's own dispatcher hook (what a ProxyAgent would use), and each is recorded as it was asked.
+  const asked: string[] = []
+  const agent = new Agent()
+  t.teardown(() => agent.close())
+  const dispatcher = agent.compose((dispatch) => (opts, handler) => {
+    asked.push(`${String(opts.origin)}${opts.path}`)
+    return dispatch({ ...opts, origin: mock.url }, handler)
+  })
+  const env = { AIHUBMIX_DEVELOPER_TOKEN: mock.developerToken }
+  const result = await runCli(['create-app', '--name', 'x', '--redirect-uri', REDIRECT], { env, cwd, dispatcher })
+  t.equal(result.code, 0, { output: result.all })
+  t.same(asked, ['https://api.aihubmix.com/api/oauth_apps'], 'one request, to the default origin')
+  const [app] = mock.apps
+  t.same(parseEnvFile(await readFile(join(cwd, '.env'), 'utf8')), {
+    AIHUBMIX_CLIENT_ID: app?.clientId,
+    AIHUBMIX_CLIENT_SECRET: app?.clientSecret,
+    AIHUBMIX_REDIRECT_URI: REDIRECT,
+    AIHUBMIX_BASE_URL: 'https://api.aihubmix.com'
+  })
+  t.match(result.stdout, 'added AIHUBMIX_CLIENT_ID, AIHUBMIX_CLIENT_SECRET, AIHUBMIX_REDIRECT_URI, AIHUBMIX_BASE_URL\n')
+  t.equal(lines(result.stdout).at(-1), 'next: set PUBLIC_URL, SESSION_SECRET and TOKEN_ENCRYPTION_KEY, then run aihubmix-oauth doctor')
+
+  // A file that already names that origin (a trailing slash aside) keeps its line: no conflict.
+  await writeFile(join(cwd, 'same.env'), 'AIHUBMIX_BASE_URL=https://api.aihubmix.com/\n')
+  const same = await runCli(['create-app', '--name', 'y', '--redirect-uri', REDIRECT, '--env-file', 'same.env'], { env, cwd, dispatcher })
+  t.equal(same.code, 0, { output: same.all })
+  t.equal((await readFile(join(cwd, 'same.env'), 'utf8')).split('\n')[0], 'AIHUBMIX_BASE_URL=https://api.aihubmix.com/', 'that line is left as it is')
+  t.equal(asked.length, 2)
 })
 
 t.test('a redirect URI path other than /auth/callback: registered, with one warning line saying what the app must match', async (t) => {
