@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
+import { Agent } from 'undici'
 import { startMockProvider, type MockProvider } from '@fastify-aihubmix/mock-provider'
 import { lines, runCli, startHttpServer, tempDir, type Recorded } from './capture.js'
 
@@ -246,4 +247,27 @@ t.test('no provider reached, no provider check: skipped like the others', async 
 
   const noId = await runCli(['doctor'], { env: { ...env, AIHUBMIX_CLIENT_ID: 'client with spaces' }, cwd })
   t.notOk(byName(noId.stdout).has('app registration'), 'a client id that fails its own check is not sent')
+})
+
+t.test('run()\'s dispatcher carries doctor\'s requests too: the production origin checked through it', async (t) => {
+  // https://api.aihubmix.com cannot be reached from here; CliIo.dispatcher (what a ProxyAgent would be) sends each
+  // request for it to the mock provider, and records what was asked.
+  const mock = await startMock(t)
+  const cwd = await tempDir(t)
+  const asked: string[] = []
+  const agent = new Agent()
+  t.teardown(() => agent.close())
+  const dispatcher = agent.compose((dispatch) => (opts, handler) => {
+    asked.push(`${String(opts.origin)} ${opts.method} ${opts.path.split('?')[0] ?? ''}`)
+    return dispatch({ ...opts, origin: mock.url }, handler)
+  })
+  const env = { ...appEnv(mock), AIHUBMIX_BASE_URL: 'https://api.aihubmix.com' }
+  const result = await runCli(['doctor'], { env, cwd, dispatcher })
+  const checks = byName(result.stdout)
+  t.match(checks.get('app registration'), /^ok {3}app registration: the provider accepts AIHUBMIX_CLIENT_ID/, { output: result.all })
+  t.match(checks.get('client credentials'), /^ok {3}client credentials:/)
+  t.ok(asked.length >= 2, 'the requests went through it')
+  t.ok(asked.every((a) => a.startsWith('https://api.aihubmix.com ')), `each for the configured origin: ${asked.join(', ')}`)
+  t.ok(asked.includes('https://api.aihubmix.com POST /api/oauth2/token'), 'the token endpoint among them')
+  nothingIssued(t, mock)
 })
