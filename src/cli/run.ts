@@ -1,10 +1,10 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import type { Dispatcher } from 'undici'
+import { EnvHttpProxyAgent, type Dispatcher } from 'undici'
 import { createApp, redirectPathProblem, redirectPathWarning, type CreatedApp } from './create-app.js'
 import { doctor, formatCheck } from './doctor.js'
 import { assertEnvFileUpdatable, describeMalformed, readEnvFile, updateEnvFile, type EnvFileUpdate } from './env-file.js'
-import { CliInvalidArgumentError, CliUsageError, EnvFileConflictError, EnvFileError, ProviderError, errorInfo } from './errors.js'
+import { CliInvalidArgumentError, CliUsageError, EnvFileConflictError, EnvFileError, ProviderError, ProviderUnreachableError, errorInfo } from './errors.js'
 import { BASE_URL_VARIABLE, DEFAULT_BASE_URL, DEFAULT_ENV_FILE, DEVELOPER_TOKEN_VARIABLE, ENV_KEYS } from './options.js'
 import {
   baseUrlProblem,
@@ -48,6 +48,7 @@ Options:
   -v, --version  print the version
 
 Exit status: 0 ok, 1 failure (provider, network, file, a failed check), 2 usage or validation error.
+Behind a proxy, set HTTPS_PROXY (or HTTP_PROXY) and NO_PROXY as for curl or npm.
 `
 
 const CREATE_APP_USAGE = `Usage: ${PROGRAM} create-app --name <name> --redirect-uri <uri> [options]
@@ -301,14 +302,16 @@ const USAGES: Record<string, string> = { 'create-app': CREATE_APP_USAGE, doctor:
 export async function run (argv: string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv
   let usage = MAIN_USAGE
+  let proxy: Proxy | undefined
   try {
     switch (command) {
       case 'create-app':
-        usage = CREATE_APP_USAGE
-        return await runCreateApp(rest, io)
-      case 'doctor':
-        usage = DOCTOR_USAGE
-        return await runDoctor(rest, io)
+      case 'doctor': {
+        usage = command === 'doctor' ? DOCTOR_USAGE : CREATE_APP_USAGE
+        proxy = io.dispatcher === undefined ? proxyFromEnv(io.env) : undefined
+        const netIo = proxy === undefined ? io : { ...io, dispatcher: proxy.dispatcher }
+        return command === 'doctor' ? await runDoctor(rest, netIo) : await runCreateApp(rest, netIo)
+      }
       case 'help': {
         const topic = rest[0]
         if (topic !== undefined && USAGES[topic] === undefined) throw new CliUsageError('unknown command (help takes create-app or doctor)')
@@ -340,11 +343,54 @@ export async function run (argv: string[], io: CliIo): Promise<number> {
       return EXIT_USAGE
     }
     if (err instanceof ProviderError || err instanceof EnvFileError || err instanceof EnvFileConflictError) {
-      line(io.stderr, `error: ${err.message}`)
+      // Through a proxy, "cannot reach" may be the proxy's doing: said, by the variable's name (its value may hold a
+      // password).
+      const through = proxy !== undefined && err instanceof ProviderUnreachableError ? ` (through the proxy in ${proxy.variables})` : ''
+      line(io.stderr, `error: ${err.message}${through}`)
       return EXIT_FAILURE
     }
     line(io.stderr, `error: unexpected failure (${err instanceof Error ? err.name : 'unknown'}); nothing was written`)
     return EXIT_FAILURE
+  } finally {
+    await proxy?.dispatcher.close()
+  }
+}
+
+interface Proxy {
+  dispatcher: Dispatcher
+  /** The variables it came from, for messages: `HTTPS_PROXY`, `HTTP_PROXY` or both. */
+  variables: string
+}
+
+/**
+ * Behind a proxy, as npm and curl are told about it: `HTTPS_PROXY` / `HTTP_PROXY` (either case; `HTTP_PROXY` alone
+ * serves https too) and `NO_PROXY`, read from the command's environment, through undici's EnvHttpProxyAgent. A value
+ * that is no http(s) URL is refused by its variable's name; the value is never echoed (it may hold a password).
+ */
+function proxyFromEnv (env: Record<string, string | undefined>): Proxy | undefined {
+  const read = (name: string): string | undefined => {
+    const value = env[name.toLowerCase()] ?? env[name]
+    return value === undefined || value.trim() === '' ? undefined : value.trim()
+  }
+  const found: Array<[string, string]> = []
+  for (const name of ['HTTPS_PROXY', 'HTTP_PROXY']) {
+    const value = read(name)
+    if (value === undefined) continue
+    let url: URL | undefined
+    try {
+      url = new URL(value)
+    } catch {}
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
+      throw new CliInvalidArgumentError(name, 'is not a proxy URL like http://proxy.example.com:8080 (or unset it)')
+    }
+    found.push([name, value])
+  }
+  if (found.length === 0) return undefined
+  const https = found.find(([name]) => name === 'HTTPS_PROXY')?.[1]
+  const http = found.find(([name]) => name === 'HTTP_PROXY')?.[1]
+  return {
+    dispatcher: new EnvHttpProxyAgent({ httpProxy: http ?? '', httpsProxy: https ?? http ?? '', noProxy: read('NO_PROXY') ?? '' }),
+    variables: found.map(([name]) => name).join(' / ')
   }
 }
 
