@@ -117,7 +117,7 @@ const PUBLIC_EXPORTS: Record<string, Record<string, string[]>> = {
       'default', 'oauthRoutes',
       'OAuthRoutesOptionsError', 'OAuthRoutesRegisteredTwiceError', 'OAuthRoutesRegistrationError', 'RedirectUriMismatchError', 'SessionNotFoundError', 'CsrfHeaderRequiredError',
       'LOGIN_ERROR_CODES', 'MAX_PENDING_LOGINS', 'MAX_PENDING_RETURN_TO_LENGTH',
-      'loggerOptions', 'logSerializers', 'redactUrl', 'LOGIN_CHANNEL'
+      'loggerOptions', 'logSerializers', 'redactUrl', 'redactUrlsIn', 'LOGIN_CHANNEL'
     ]
   },
   '@fastify-aihubmix/metrics': {

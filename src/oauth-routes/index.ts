@@ -24,7 +24,7 @@ export { OAuthRoutesOptionsError, OAuthRoutesRegisteredTwiceError, OAuthRoutesRe
 export type { LoginErrorCode } from './errors.js'
 export type { LoginEvent, LogoutEvent } from './options.js'
 export { MAX_PENDING_LOGINS, MAX_PENDING_RETURN_TO_LENGTH } from './login-cookies.js'
-export { redactUrl, loggerOptions, logSerializers } from './redact.js'
+export { redactUrl, redactUrlsIn, loggerOptions, logSerializers } from './redact.js'
 export type { RedactingLoggerOptions, LoggedRequest } from './redact.js'
 export { LOGIN_CHANNEL } from './diagnostics.js'
 export type { LoginMessage, LoginOutcome } from './diagnostics.js'

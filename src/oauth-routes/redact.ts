@@ -96,10 +96,34 @@ export interface RedactingLoggerOptions {
   level: string
   redact: { paths: string[], censor: string }
   serializers: typeof logSerializers
+  hooks: { logMethod: typeof redactMessages }
 }
 
 /**
- * Fastify `logger` options that never write a code, a state, a returnTo, a cookie or an Authorization header:
+ * Every request target with a query in `text` (a run of characters without blanks that holds a `?`) as `redactUrl`
+ * writes it. Fastify's default not-found handler logs `Route GET:/auth/callback?code=…&state=… not found` as the
+ * message itself, which no serializer sees: a callback that lands outside oauth-routes' prefix (a redirect URI
+ * registered for another path, a prefix moved while sign-ins were under way).
+ */
+export function redactUrlsIn (text: string): string {
+  return text.includes('?') ? text.replace(/[^\s?]*\?\S*/g, (target) => redactUrl(target)) : text
+}
+
+/**
+ * A pino `hooks.logMethod`: the string arguments of a log call (its message and format arguments) pass through
+ * `redactUrlsIn` before pino writes them. A line without a `?` costs one `includes` per string argument.
+ */
+function redactMessages (this: unknown, args: unknown[], method: (...args: any[]) => void): void {
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]
+    if (typeof arg === 'string') args[i] = redactUrlsIn(arg)
+  }
+  method.apply(this, args)
+}
+
+/**
+ * Fastify `logger` options that never write a code, a state, a returnTo, a cookie or an Authorization header (in the
+ * request's fields, and in a message that quotes a URL):
  * `Fastify({ logger: loggerOptions({ level: 'info' }) })`. Spread it to add pino options of your own; keep
  * `serializers.req` if you add serializers.
  */
@@ -107,6 +131,7 @@ export function loggerOptions (options: { level?: string } = {}): RedactingLogge
   return {
     level: options.level ?? 'info',
     redact: { paths: [...REDACTED_LOG_PATHS], censor: REDACTION_CENSOR },
-    serializers: logSerializers
+    serializers: logSerializers,
+    hooks: { logMethod: redactMessages }
   }
 }

@@ -208,3 +208,27 @@ t.test('redactUrl replaces the values of code, state, iss, error_description and
   ]
   for (const [input, expected] of cases) t.equal(redactUrl(input), expected, input)
 })
+
+// A callback that lands outside oauth-routes' prefix (the redirect URI still registered for /auth/callback while the
+// routes moved to /account, with the start check turned off) meets the app's default not-found handler, which logs
+// `Route GET:<url> not found` as its message: no serializer sees it. loggerOptions()' logMethod hook redacts the URLs
+// quoted in any message or format argument (found by a review of a team moving the prefix).
+t.test('loggerOptions(): a code quoted in a message (the app\'s own 404 outside the prefix, a format argument) is redacted', async (t) => {
+  const { url, app, mock, lines: logs } = await startComposedApp(t, { oauth: { prefix: '/account', checkRedirectUri: false } })
+  const browser = new TestBrowser()
+  const start = await browser.get(`${url}/account/login`)
+  const back = await browser.get(TestBrowser.location(start))
+  const landed = TestBrowser.location(back)
+  t.match(landed, /\/auth\/callback\?code=/, 'the provider sends the browser to the registered /auth/callback')
+  const res = await browser.get(landed)
+  t.equal(res.status, 404, 'which the app does not serve')
+  await browser.get(`${url}/elsewhere?x=1&code=code_leakcanary_outside&state=state_leakcanary_outside`)
+  app.log.info('quoted: %s', '/cb?state=state_leakcanary_fmt&code=code_leakcanary_fmt')
+  app.log.warn({ note: 'object first' }, 'at GET:/cb?code=code_leakcanary_msg ends')
+  const messages = logs.map((l) => (JSON.parse(l) as { msg?: string }).msg ?? '')
+  t.ok(messages.some((m) => m === 'Route GET:/auth/callback?code=[REDACTED]&state=[REDACTED] not found'), 'the not-found line, its URL redacted')
+  t.ok(messages.includes('quoted: /cb?state=[REDACTED]&code=[REDACTED]'), 'a format argument, redacted')
+  t.ok(messages.includes('at GET:/cb?code=[REDACTED] ends'), 'a message after an object, redacted')
+  t.ok(messages.includes('Route GET:/elsewhere?x=1&code=[REDACTED]&state=[REDACTED] not found'), 'other parameters kept')
+  t.same(findLeaks([...mock.issued().codes, 'code_leakcanary_outside', 'state_leakcanary_outside', 'code_leakcanary_fmt', 'state_leakcanary_fmt', 'code_leakcanary_msg'], logs), [], 'no code or state in any line')
+})
