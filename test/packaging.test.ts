@@ -108,7 +108,7 @@ const PUBLIC_EXPORTS: Record<string, Record<string, string[]>> = {
       'default', 'aihubmixProxy',
       'UpstreamError', 'UpstreamStatusError', 'UpstreamInvalidResponseError', 'UpstreamBodyTooLargeError',
       'UpstreamUnreachableError', 'UpstreamBusyError', 'UpstreamTimeoutError', 'UpstreamUnauthorizedError',
-      'InsufficientScopeError', 'TokenEndpointError', 'CsrfHeaderRequiredError', 'ProxyOptionsError', 'ProxyRegisteredTwiceError',
+      'InsufficientScopeError', 'TokenEndpointError', 'CsrfHeaderRequiredError', 'ProxyOptionsError', 'ProxyRegisteredTwiceError', 'ProxyRegistrationError',
       'publicErrorOf', 'sendPublicError', 'UPSTREAM_CHANNEL'
     ]
   },

@@ -188,6 +188,17 @@ export const ProxyRegisteredTwiceError = createError<'FST_AIHUBMIX_PROXY_REGISTE
   500
 )
 
+/**
+ * 500, at registration: token-store is not registered before the proxy (or not in its scope). The message names it
+ * and the whole order; fastify-plugin's own check said "... is not registered" also to an app that registered it,
+ * only later.
+ */
+export const ProxyRegistrationError = createError<[string]>(
+  'FST_AIHUBMIX_PROXY_REGISTRATION',
+  'aihubmix-proxy needs %s: register @fastify/cookie, token-store, then aihubmix-proxy (each awaited, or in this order)',
+  500
+)
+
 export const ProxyOptionsError = createError<[string]>(
   'FST_AIHUBMIX_PROXY_OPTIONS',
   'Invalid aihubmix-proxy option %s',

@@ -5,7 +5,7 @@ import { createCallAsUser } from './call-as-user.js'
 import { resolveOptions, type ProxyOptionsInput } from './options.js'
 import { proxyRoutes } from './routes.js'
 import type { Topup, UserInfo } from './schemas.js'
-import { ProxyRegisteredTwiceError } from './errors.js'
+import { ProxyRegisteredTwiceError, ProxyRegistrationError } from './errors.js'
 
 // The public surface, named one by one (test/packaging.test.ts holds the list): the plugin, the error classes,
 // the public error bodies, the diagnostics channel, and the types of the options, decorators and answers. The
@@ -23,7 +23,8 @@ export {
   TokenEndpointError,
   CsrfHeaderRequiredError,
   ProxyOptionsError,
-  ProxyRegisteredTwiceError
+  ProxyRegisteredTwiceError,
+  ProxyRegistrationError
 } from './errors.js'
 export type { UserInfo, Topup } from './schemas.js'
 export type { AihubmixClient, AuthorizeUrlParams, CodeExchangeParams, UpstreamSignal } from './client.js'
@@ -56,6 +57,9 @@ declare module 'fastify' {
 async function aihubmixProxy (fastify: FastifyInstance, opts: AihubmixProxyOptions): Promise<void> {
   // Before anything is made (a connection pool): Fastify's own refusal comes at the decorator, and names only it.
   if (fastify.hasDecorator('aihubmix')) throw new ProxyRegisteredTwiceError()
+  if (!fastify.hasDecorator('tokenStore') || !fastify.hasRequestDecorator('tokens')) {
+    throw new ProxyRegistrationError('@fastify-aihubmix/token-store registered before it (app.tokenStore is missing)')
+  }
   const options = resolveOptions(opts)
   const client = createAihubmixClient(options)
   const callAsUser = createCallAsUser(client)
@@ -97,11 +101,10 @@ const PROXY_ROUTES_BASE = Symbol.for('@fastify-aihubmix/aihubmix-proxy.routes-ba
 
 const aihubmixProxyPlugin = fp(aihubmixProxy, {
   fastify: '5.x',
-  name: '@fastify-aihubmix/aihubmix-proxy',
-  // Only the dependency, not the `request.tokens` decorator token-store brings: Fastify checks decorators first, and
-  // its message for a missing one ("The decorator 'tokens' required by ...") does not say which plugin to register.
-  // The dependency's does: "The dependency '@fastify-aihubmix/token-store' of plugin ... is not registered".
-  dependencies: ['@fastify-aihubmix/token-store']
+  name: '@fastify-aihubmix/aihubmix-proxy'
+  // No `dependencies`, no `decorators`: token-store is checked by the plugin itself (ProxyRegistrationError), whose
+  // message names the order. fastify-plugin's said "The dependency ... is not registered" to an app that registered
+  // it after the proxy, and a missing decorator's ("The decorator 'tokens' required by ...") named no plugin.
 })
 
 export { aihubmixProxyPlugin as aihubmixProxy }

@@ -7,7 +7,8 @@ import { aihubmixProxy } from '@fastify-aihubmix/aihubmix-proxy'
 
 const KEY = 'hex:' + 'b2'.repeat(32)
 const PROXY = { baseUrl: 'http://127.0.0.1:1', clientId: 'client_x', clientSecret: 'secret_x', redirectUri: 'http://localhost:3000/auth/callback' }
-const MESSAGE = "The dependency '@fastify-aihubmix/token-store' of plugin '@fastify-aihubmix/aihubmix-proxy' is not registered"
+const MESSAGE = 'aihubmix-proxy needs @fastify-aihubmix/token-store registered before it (app.tokenStore is missing): ' +
+  'register @fastify/cookie, token-store, then aihubmix-proxy (each awaited, or in this order)'
 
 async function readyError (app: ReturnType<typeof Fastify>): Promise<Error | undefined> {
   const err = await app.ready().then(() => undefined, (e: unknown) => e as Error)
@@ -20,14 +21,16 @@ t.test('without token-store: the error names token-store', async (t) => {
   app.register(aihubmixProxy, PROXY)
   const err = await readyError(app)
   t.equal(err?.message, MESSAGE)
+  t.equal((err as { code?: string } | undefined)?.code, 'FST_AIHUBMIX_PROXY_REGISTRATION')
 })
 
-t.test('before token-store: the same error', async (t) => {
+t.test('before token-store: the same error, which names the order (not "is not registered": it is, later)', async (t) => {
   const app = Fastify({ logger: false })
   app.register(aihubmixProxy, PROXY)
   app.register(tokenStore, { encryptionKeys: KEY })
   const err = await readyError(app)
   t.equal(err?.message, MESSAGE)
+  t.equal((err as { code?: string } | undefined)?.code, 'FST_AIHUBMIX_PROXY_REGISTRATION')
 })
 
 t.test('after token-store: registers, and the request has the token-store decorator the proxy uses', async (t) => {
