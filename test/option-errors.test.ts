@@ -66,8 +66,8 @@ t.test('a misspelt option is named with the one it was meant to be, also where t
 t.test('aihubmix-proxy: a number out of range, and a pattern said in words', async (t) => {
   const timeout = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, timeoutMs: 0 }) })
   t.equal(timeout.message, 'Invalid aihubmix-proxy option "timeoutMs": expected an integer from 1 to 600000, got 0')
-  const header = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, csrfHeader: 'X-CSRF' }) })
-  t.equal(header.message, 'Invalid aihubmix-proxy option "csrfHeader": expected a lower-case header name like x-csrf, got a string of 6 characters')
+  const header = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, csrfHeader: 'X CSRF' }) })
+  t.equal(header.message, 'Invalid aihubmix-proxy option "csrfHeader": expected a header name like x-csrf, got a string of 6 characters')
   const missing = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, clientSecret: undefined } as never) })
   t.equal(missing.message, 'Invalid aihubmix-proxy option "clientSecret": expected a string of 1 to 2048 characters, got nothing')
   t.notMatch(timeout.message + header.message + missing.message, SECRET, 'no option value is echoed')
@@ -249,4 +249,9 @@ t.test('errorPath with a query of its own gets the code as one more parameter; o
   const res = await app.inject('/auth/callback?code=x&state=y')
   t.equal(res.statusCode, 302)
   t.equal(res.headers.location, '/login?from=oauth&error=invalid_state')
+})
+
+t.test('aihubmix-proxy: a URL option with a blank inside (a padded origin before the path) is said as such, not as "no scheme"', async (t) => {
+  const padded = await registrationError((app) => { app.register(tokenStore, { encryptionKeys: KEY }); app.register(aihubmixProxy, { ...PROXY, redirectUri: 'http://localhost:3000 /auth/callback' }) })
+  t.equal(padded.message, 'Invalid aihubmix-proxy option "redirectUri": has spaces or control characters in it: remove them (or percent-encode them, a space as %20)')
 })

@@ -44,7 +44,7 @@ export const ProxyOptionsSchema = Type.Object({
     }, { additionalProperties: false })
   ])),
   /** Header the proxy routes require (value `1`): a custom header forces a CORS preflight. */
-  csrfHeader: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 64, expected: 'a lower-case header name like x-csrf' })),
+  csrfHeader: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]+$', maxLength: 64, expected: 'a header name like x-csrf' })),
   /** Optional RFC 7009 revocation endpoint (the provider documents none). Called best-effort at logout. */
   revocationUrl: Type.Optional(UrlString),
   /** Allow an `http:` provider URL that is not loopback (never in production). */
@@ -118,15 +118,17 @@ function parseHttpUrl (value: string, path: string, allowInsecure: boolean): URL
   }
   // A host without its scheme (`api.aihubmix.com`, `127.0.0.1:4000`) is not a URL, or one whose scheme is the host.
   const absolute = `must be an absolute URL with its scheme, such as ${URL_EXAMPLES[path] ?? 'https://api.aihubmix.com'}${allowInsecure ? '' : ' (http:// only on loopback)'}`
+  // Before the parser, whose refusal of `http://localhost:3000 /auth/callback` (a padded origin with a path after it)
+  // would be said as "not an absolute URL".
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\u0000-\u001f\u007f]/.test(value)) {
+    throw new ProxyOptionsError(`"${path}": has spaces or control characters in it: remove them (or percent-encode them, a space as %20)`)
+  }
   let url: URL
   try {
     url = new URL(value)
   } catch {
     throw new ProxyOptionsError(`"${path}": ${absolute}`)
-  }
-  // eslint-disable-next-line no-control-regex
-  if (/[\s\u0000-\u001f\u007f]/.test(value)) {
-    throw new ProxyOptionsError(`"${path}": has spaces or control characters in it: remove them (or percent-encode them, a space as %20)`)
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     throw new ProxyOptionsError(`"${path}": ${/^[a-z][a-z\d+.-]*:\/\//i.test(value) ? 'must be an http(s) URL' : absolute}`)
@@ -213,7 +215,8 @@ export function resolveOptions (input: ProxyOptionsInput): ResolvedProxyOptions 
     connections: plain.connections ?? DEFAULT_CONNECTIONS,
     prefix: plain.prefix ?? DEFAULT_PREFIX,
     routes,
-    csrfHeader: plain.csrfHeader ?? DEFAULT_CSRF_HEADER,
+    // Header names are case-insensitive; Node gives them in lower case (`X-Team-CSRF` is `x-team-csrf`).
+    csrfHeader: plain.csrfHeader?.toLowerCase() ?? DEFAULT_CSRF_HEADER,
     revocationUrl,
     dispatcher
   }

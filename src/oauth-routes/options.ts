@@ -45,7 +45,7 @@ export const OAuthRoutesOptionsSchema = Type.Object({
   issuer: Type.Optional(Type.String({ minLength: 1, maxLength: 2048 })),
   /** Name of @fastify/session's cookie, so logout clears it with the same attributes. */
   cookieName: Type.Optional(Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', maxLength: 128, expected: 'a cookie name (letters, digits and !#$%&\'*+-.^_`|~)' })),
-  csrfHeader: Type.Optional(Type.String({ pattern: '^[a-z0-9-]+$', maxLength: 64, expected: 'a lower-case header name like x-csrf' })),
+  csrfHeader: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9-]+$', maxLength: 64, expected: 'a header name like x-csrf' })),
   /** A signed-in session unused for this long ends (server-side timestamp, checked on every request). */
   idleTimeoutMs: Type.Optional(Type.Integer({ minimum: 1000 })),
   /** A signed-in session ends this long after login, however active. */
@@ -172,7 +172,8 @@ export function resolveOptions (input: OAuthRoutesOptions): ResolvedOAuthRoutesO
     autoAuthorize: plain.autoAuthorize ?? true,
     issuer: plain.issuer,
     cookieName: plain.cookieName ?? DEFAULT_COOKIE_NAME,
-    csrfHeader: plain.csrfHeader ?? DEFAULT_CSRF_HEADER,
+    // Header names are case-insensitive; Node gives them in lower case (`X-Team-CSRF` is `x-team-csrf`).
+    csrfHeader: plain.csrfHeader?.toLowerCase() ?? DEFAULT_CSRF_HEADER,
     fetchUserInfoOnLogin: plain.fetchUserInfoOnLogin ?? onLogin !== undefined,
     checkRedirectUri: plain.checkRedirectUri ?? true,
     idleTimeoutMs: plain.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,

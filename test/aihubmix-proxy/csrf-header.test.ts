@@ -24,3 +24,15 @@ t.test('the default header is said as X-CSRF', async (t) => {
   const api = await browser.get(`${stack.url}/api/user/info`)
   t.same(JSON.parse(api.body), { error: 'csrf_header_required', message: 'This route needs the header X-CSRF: 1.' })
 })
+
+t.test('a csrfHeader written with capitals (X-Requested-By) works as its lower case: header names ignore case', async (t) => {
+  // It was refused at start ("expected a lower-case header name"): a surprise, since HTTP header names ignore case.
+  const stack = await startStack({ proxy: { csrfHeader: 'X-Requested-By' }, oauth: { csrfHeader: 'X-Requested-By' } })
+  t.teardown(() => stack.close())
+  const { browser } = await stack.login()
+  const api = await browser.get(`${stack.url}/api/user/info`)
+  t.same(JSON.parse(api.body), { error: 'csrf_header_required', message: 'This route needs the header x-requested-by: 1.' })
+  t.equal((await browser.get(`${stack.url}/api/user/info`, { 'X-REQUESTED-BY': '1' })).status, 200, '/api: the header in any case lets it through')
+  const logout = await browser.fetch(`${stack.url}/auth/logout`, { method: 'POST', headers: { 'x-requested-by': '1' } })
+  t.equal(logout.status, 204, 'logout too')
+})
