@@ -204,7 +204,7 @@ t.test('aihubmix-oauth (the CLI\'s building blocks): a number out of range', asy
 
 t.test('every package formats with the same code (each is published alone, so each has its copy)', async (t) => {
   const source = (pkg: string): string => readFileSync(new URL(`../src/${pkg}/option-errors.ts`, import.meta.url), 'utf8')
-  for (const pkg of ['aihubmix-proxy', 'oauth-routes', 'mock-provider', 'cli']) {
+  for (const pkg of ['aihubmix-proxy', 'oauth-routes', 'mock-provider', 'cli', 'metrics']) {
     t.equal(source(pkg), source('token-store'), `src/${pkg}/option-errors.ts is src/token-store/option-errors.ts`)
   }
 })

@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox'
 import type { TSchema } from '@sinclair/typebox'
 import { TypeCompiler } from '@sinclair/typebox/compiler'
-import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
 import { MetricsOptionsError } from './errors.js'
+import { firstOptionProblem } from './option-errors.js'
 import type { AihubmixMetrics } from './metrics.js'
 
 /** Buckets of `aihubmix_upstream_request_duration_seconds` (seconds): prom-client's defaults. */
@@ -41,7 +41,7 @@ export interface ResolvedMetricsRouteOptions {
   readonly path: string
 }
 
-const Buckets = (description: string): TSchema => Type.Optional(Type.Array(Type.Number({ exclusiveMinimum: 0 }), { minItems: 1, maxItems: 64, description }))
+const Buckets = (description: string): TSchema => Type.Optional(Type.Array(Type.Number({ exclusiveMinimum: 0, expected: 'a number of seconds above 0' }), { minItems: 1, maxItems: 64, description }))
 
 /** The plugin's options (validated once, at registration, by resolveOptions). */
 export const MetricsOptionsSchema = Type.Object({
@@ -68,8 +68,8 @@ const REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
  */
 export function resolveOptions (options: unknown): ResolvedMetricsOptions {
   const input = ours(options)
-  const first = checkOptions.Errors(input).First()
-  if (first !== undefined) throw new MetricsOptionsError(toPath(first.path), problem(first))
+  const problem = checkOptions.Check(input) ? undefined : firstOptionProblem(checkOptions.Errors(input))
+  if (problem !== undefined) throw new MetricsOptionsError(...problem)
   const o = input as MetricsOptions
   return Object.freeze({
     defaultMetrics: o.defaultMetrics ?? true,
@@ -82,10 +82,11 @@ export function resolveOptions (options: unknown): ResolvedMetricsOptions {
 export function resolveRouteOptions (options: unknown): ResolvedMetricsRouteOptions {
   const input = ours(options)
   if (input.metrics === undefined) {
-    throw new MetricsOptionsError('metrics', 'is required (pass the app\'s fastify.aihubmixMetrics, after registering the metrics plugin there)')
+    throw new MetricsOptionsError('metrics', 'is required (pass the app\'s fastify.aihubmixMetrics, once the metrics plugin is loaded there: ' +
+      'after `await app.register(aihubmixMetrics)`, or in a plugin registered after it)')
   }
-  const first = checkRouteOptions.Errors(input).First()
-  if (first !== undefined) throw new MetricsOptionsError(toPath(first.path), problem(first))
+  const problem = checkRouteOptions.Check(input) ? undefined : firstOptionProblem(checkRouteOptions.Errors(input))
+  if (problem !== undefined) throw new MetricsOptionsError(...problem)
   const o = input as unknown as MetricsRouteOptions
   if (typeof o.metrics.scrape !== 'function' || typeof o.metrics.contentType !== 'string') {
     throw new MetricsOptionsError('metrics', 'expected the app\'s fastify.aihubmixMetrics (an object with scrape() and contentType)')
@@ -113,27 +114,4 @@ function increasing (buckets: number[] | undefined, path: string): readonly numb
     }
   }
   return Object.freeze([...buckets])
-}
-
-/** What was expected (the schema's own `expected` words, else TypeBox's message), and the kind of value given (never the value itself). */
-function problem (error: ValueError): string {
-  if (error.type === ValueErrorType.ObjectAdditionalProperties) {
-    return `is not an option (expected one of ${Object.keys((error.schema as { properties?: object }).properties ?? {}).join(', ')})`
-  }
-  const value: unknown = error.value
-  if (typeof value === 'number' && !Number.isFinite(value)) return 'expected a finite number of seconds'
-  const kind = value === null ? 'null' : Array.isArray(value) ? 'a list' : typeof value
-  const own = (error.schema as { expected?: unknown }).expected
-  const expected = typeof own === 'string' ? `expected ${own}` : error.message.charAt(0).toLowerCase() + error.message.slice(1)
-  return `${expected}, got ${kind}`
-}
-
-/** JSON pointer (`/lockWaitBuckets/2`) to an option path (`lockWaitBuckets[2]`). */
-function toPath (pointer: string): string {
-  let path = ''
-  for (const part of pointer.split('/').slice(1)) {
-    const name = part.replace(/~1/g, '/').replace(/~0/g, '~')
-    path += /^\d+$/.test(name) ? `[${name}]` : (path === '' ? name : '.' + name)
-  }
-  return path === '' ? '(options)' : path
 }
