@@ -386,7 +386,16 @@ function redirectCheck (env: Env): DoctorCheck {
   const shown = explicit ?? redirect.href
   // readConfig refuses it in the same words (the configuration check, left out then: see doctor()).
   const refusal = redirectRefusal(shown, redirect, publicUrl.origin)
-  if (refusal !== undefined) return fail('redirect URI', `AIHUBMIX_REDIRECT_URI ${refusal}`)
+  if (refusal !== undefined) {
+    // create-app registers a callback on another path (with a warning), then sends the user here: an app of their
+    // own serves it there (oauth-routes' prefix and routes.callback), and this line's fix would have them register
+    // the example's path, for good. Said, so that they can tell which lines apply to their app.
+    const ownApp = redirect.origin === publicUrl.origin
+      ? `. An app of your own that serves its callback at ${redirect.pathname} (oauth-routes' prefix and routes.callback) ` +
+        'is not the example server: this line is about the example only, the app registration and client credentials lines apply to yours'
+      : ''
+    return fail('redirect URI', `AIHUBMIX_REDIRECT_URI ${refusal}${ownApp}`)
+  }
   const source = explicit === undefined ? 'derived from PUBLIC_URL' : 'matches PUBLIC_URL'
   return ok('redirect URI', `${shown} (${source}; it must equal the app's registered redirect URI exactly)`)
 }

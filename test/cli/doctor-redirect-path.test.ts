@@ -33,7 +33,9 @@ t.test('a redirect URI on another path: readConfig refuses it, doctor says so on
   t.equal(doctor.code, 1)
   const out = lines(doctor.stdout)
   t.notOk(out.some((l) => l.includes('configuration: accepted')), 'not "accepted by the example server"', { output: doctor.stdout })
-  t.same(out.filter((l) => l.includes('refuses to start')), [`FAIL redirect URI: AIHUBMIX_REDIRECT_URI ${REFUSAL}`], 'said once')
+  t.same(out.filter((l) => l.includes('refuses to start')), [`FAIL redirect URI: AIHUBMIX_REDIRECT_URI ${REFUSAL}. An app of your own that ` +
+    'serves its callback at /login/cb (oauth-routes\' prefix and routes.callback) is not the example server: this line is about the ' +
+    'example only, the app registration and client credentials lines apply to yours'], 'said once, with which lines apply to an app of ones own')
 })
 
 t.test('on another origin than PUBLIC_URL: refused too, in the words doctor uses', async (t) => {
