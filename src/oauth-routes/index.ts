@@ -243,6 +243,9 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
    */
   let storeChecked = false
   let cookieChecked = false
+  // How the diagnostics below name the routes that read the session from the cookie: the proxy's, where they are.
+  const proxyBase = (fastify as unknown as Record<symbol, unknown>)[PROXY_ROUTES_BASE]
+  const cookieRoutes = typeof proxyBase === 'string' ? `the proxy's ${proxyBase === '' ? '' : proxyBase}/*` : 'the proxy\'s routes'
 
   /** @fastify/session must keep its sessions in token-store's store: the user's index and sessionCookie read them there. */
   function checkSessionStore (request: FastifyRequest): void {
@@ -250,7 +253,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     storeChecked = true
     // @fastify/session's request.sessionStore is the `store` it was given (or its own MemoryStore).
     if ((request as { sessionStore?: unknown }).sessionStore === store.sessionStore) return
-    const api = store.sessionCookieName === undefined ? '' : ', and every route that reads the session with token-store\'s sessionCookie (the proxy\'s /api/*) answers 401'
+    const api = store.sessionCookieName === undefined ? '' : `, and every route that reads the session with token-store's sessionCookie (${cookieRoutes}) answers 401`
     request.log.error(`oauth-routes: @fastify/session keeps its sessions in a store that is not token-store's, so sign-in works but GET ${base}${o.routes.sessions} ` +
       `lists nothing and sign-out everywhere misses this session${api}. Fix: register @fastify/session with store: app.tokenStore.sessionStore`)
   }
@@ -292,12 +295,12 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     const read = store.sessionCookieName
     if (read !== undefined && read !== name) {
       request.log.error(`oauth-routes: @fastify/session's cookie is ${name} but token-store's sessionCookie.name is ${read}, so sign-in works ` +
-        'and every route that reads the session with token-store\'s sessionCookie (the proxy\'s /api/*) answers 401. Fix: use the same cookie ' +
+        `and every route that reads the session with token-store's sessionCookie (${cookieRoutes}) answers 401. Fix: use the same cookie ` +
         'name in token-store\'s sessionCookie and @fastify/session\'s cookieName')
     }
     if (name !== o.cookieName) {
       request.log.error(`oauth-routes: @fastify/session's cookie is ${name} but oauth-routes' cookieName is ${o.cookieName}, so logout clears ` +
-        'the wrong cookie and the cookie checks of /auth/login look at the wrong name. Fix: pass @fastify/session\'s cookieName as ' +
+        `the wrong cookie and the cookie checks of ${base}${o.routes.login} look at the wrong name. Fix: pass @fastify/session's cookieName as ` +
         'oauth-routes\' cookieName')
     }
     // The same name, but a cookie token-store's sessionCookie cannot verify: it reads `<id>.<HMAC-SHA256>`, signed with
@@ -305,7 +308,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     // another secret").
     if (read === name && store.sessionCookieVerifies(set.value) === false) {
       request.log.error(`oauth-routes: token-store's sessionCookie cannot verify the ${name} cookie @fastify/session just set, so sign-in ` +
-        'works and every route that reads the session with it (the proxy\'s /api/*) answers 401. Fix: have @fastify/session sign with a ' +
+        `works and every route that reads the session with it (${cookieRoutes}) answers 401. Fix: have @fastify/session sign with a ` +
         'secret that is in sessionCookie.secret, and give it no cookiePrefix, algorithm or signer of its own (sessionCookie reads only ' +
         'the default <id>.<HMAC-SHA256> form)')
     }
