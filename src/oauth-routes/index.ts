@@ -384,21 +384,29 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
       const now = Date.now()
       request.session.set('aihubmixAuth', { at: now, seen: now })
       // The token set first (kept no longer than the session can live: a session left untouched ends in the store,
-      // its tokens with it), the index entry after, the record last (saved with this answer): whatever ends the
-      // session once it is indexed (sign out everywhere on another device, the cap on a user's sessions) deletes
-      // what is stored, and nothing is stored after it but the record, which without its token set signs nobody
-      // in. Until the record is saved, a listing counts the session as a sign-in in progress.
+      // its tokens with it), the index entry after, the record last: whatever ends the session once it is indexed
+      // (sign out everywhere on another device, the cap on a user's sessions) deletes what is stored, and nothing is
+      // stored after it but the record, which without its token set signs nobody in. Until the record is saved, a
+      // listing counts the session as a sign-in in progress.
       await request.tokens.save({ ...set, notAfter: now + o.absoluteTimeoutMs })
       await store.addUserSession(String(userinfo.id), request.session.sessionId, {
         userAgent: request.headers['user-agent'],
         createdAt: now,
         ttlMs: o.absoluteTimeoutMs
       })
+      // The record saved here, not by @fastify/session's onSend after this answer: a save that failed there became
+      // this plugin's store_unavailable page, whose own onSend saved the same session again, and, Redis back by then,
+      // sent its cookie: a sign-in said to have failed left a signed-in browser, counted as both ok and failed.
+      // (@fastify/session then only sets the cookie: the session is saved and unchanged. On a connection it would not
+      // send its Secure cookie on, it saves nothing, and neither does this.)
+      if (!(request.session.cookie.secure === true && request.protocol !== 'https')) await request.session.save()
     } catch (err) {
       // The store failed (503): the sign-in did not happen. Nothing of it may sign anyone in unindexed, and the
-      // grant it was given would outlive it unused.
+      // grant it was given would outlive it unused. Ended whole (record, token set, index entry and link: a write
+      // that timed out may still be carried out once Redis answers again, and these deletes come after it), and
+      // no session is left for @fastify/session to save or set a cookie for.
       request.session.set('aihubmixAuth', undefined)
-      await request.tokens.clear().catch(() => {})
+      await request.session.destroy().catch(async () => { await request.tokens.clear().catch(() => {}) })
       revoke(request, set)
       throw err
     }
