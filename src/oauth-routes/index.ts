@@ -244,8 +244,8 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   let storeChecked = false
   let cookieChecked = false
   // How the diagnostics below name the routes that read the session from the cookie: the proxy's, where they are.
-  const proxyBase = (fastify as unknown as Record<symbol, unknown>)[PROXY_ROUTES_BASE]
-  const cookieRoutes = typeof proxyBase === 'string' ? `the proxy's ${proxyBase === '' ? '' : proxyBase}/*` : 'the proxy\'s routes'
+  const proxyBase = proxyRoutesBase(fastify)
+  const cookieRoutes = proxyBase === undefined ? 'the proxy\'s routes' : `the proxy's ${proxyBase}/*`
 
   /** @fastify/session must keep its sessions in token-store's store: the user's index and sessionCookie read them there. */
   function checkSessionStore (request: FastifyRequest): void {
@@ -814,6 +814,12 @@ const registeredScopes = new WeakSet<FastifyInstance>()
 /** Where aihubmix-proxy's routes are (`Symbol.for`, so that two installed copies of it agree); see its index.ts. */
 const PROXY_ROUTES_BASE = Symbol.for('@fastify-aihubmix/aihubmix-proxy.routes-base')
 
+/** Where aihubmix-proxy's routes are (its scope's prefix and its own), or undefined when it has none. */
+function proxyRoutesBase (fastify: FastifyInstance): string | undefined {
+  const base = (fastify as unknown as Record<symbol, unknown>)[PROXY_ROUTES_BASE]
+  return typeof base === 'string' ? base : undefined
+}
+
 async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions): Promise<void> {
   if (registeredScopes.has(fastify)) throw new OAuthRoutesRegisteredTwiceError('in this scope')
   checkRegistration(fastify)
@@ -828,7 +834,7 @@ async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions):
   // aihubmix-proxy's routes at the very same prefix: each answers the unknown routes under its prefix, and Fastify
   // refuses the second not-found handler later, from outside the plugin, with `Method 'ACL' already declared for
   // route '/api/*'` (an uncaught exception that names neither plugin).
-  const proxyBase = (fastify as unknown as Record<symbol, unknown>)[PROXY_ROUTES_BASE]
+  const proxyBase = proxyRoutesBase(fastify)
   if (base !== '' && proxyBase === base) {
     throw new OAuthRoutesOptionsError(`prefix: aihubmix-proxy's routes are under ${base} too: give the two plugins different prefixes ` +
       '(oauth-routes\' prefix, aihubmix-proxy\'s prefix: \'/api\' by default)')
