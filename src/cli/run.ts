@@ -368,10 +368,9 @@ interface Proxy {
  * that is no http(s) URL is refused by its variable's name; the value is never echoed (it may hold a password).
  */
 function proxyFromEnv (env: Record<string, string | undefined>): Proxy | undefined {
-  const read = (name: string): string | undefined => {
-    const value = env[name.toLowerCase()] ?? env[name]
-    return value === undefined || value.trim() === '' ? undefined : value.trim()
-  }
+  // The lower-case name first, as curl reads it; an empty one counts as unset.
+  const read = (name: string): string | undefined =>
+    [env[name.toLowerCase()], env[name]].find((value) => value !== undefined && value.trim() !== '')?.trim()
   const found: Array<[string, string]> = []
   for (const name of ['HTTPS_PROXY', 'HTTP_PROXY']) {
     const value = read(name)
