@@ -352,7 +352,8 @@ export async function run (argv: string[], io: CliIo): Promise<number> {
     line(io.stderr, `error: unexpected failure (${err instanceof Error ? err.name : 'unknown'}); nothing was written`)
     return EXIT_FAILURE
   } finally {
-    await proxy?.dispatcher.close()
+    // The command's outcome stands: a proxy agent that fails to close changes nothing of it.
+    await proxy?.dispatcher.close().catch(() => {})
   }
 }
 
