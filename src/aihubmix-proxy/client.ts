@@ -14,7 +14,7 @@ import {
 } from './errors.js'
 import type { ResolvedProxyOptions } from './options.js'
 import { grantOf, traceUpstream, upstreamTraced, type UpstreamEndpoint } from './diagnostics.js'
-import { dispatchExchange, lateAnswerOf, type LateAnswer, type RawAnswer, type UpstreamSignal } from './exchange.js'
+import { dispatchExchange, lateAnswerOf, type RawAnswer, type UpstreamSignal } from './exchange.js'
 import {
   checkEnvelope,
   checkExpiresIn,
@@ -92,6 +92,9 @@ export interface AihubmixClient {
   topup (accessToken: string, signal?: UpstreamSignal): Promise<Topup>
   /** Best-effort RFC 7009 revocation, when a revocation URL is configured. */
   revoke (token: string, hint: 'access_token' | 'refresh_token'): Promise<void>
+  /** How many refresh answers are still awaited after their callers' deadline (`refreshGraceMs`); close waits for them. */
+  pendingRefreshAnswers (): number
+  /** Waits for the refresh answers still awaited (each at most `refreshGraceMs`), then closes the client's own pool. */
   close (): Promise<void>
 }
 
@@ -150,8 +153,11 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     keepAliveTimeout: 4_000
   })
   const { origin, basePath, maxBodyBytes, timeoutMs, refreshGraceMs } = options
-  /** Refresh answers still read after their callers' deadline (`refreshGraceMs`): cut at close. */
-  const lateRefreshes = new Set<LateAnswer>()
+  /**
+   * Refresh answers still read after their callers' deadline (`refreshGraceMs`), as handed to token-store: waited for
+   * at close.
+   */
+  const lateRefreshes = new Set<Promise<unknown>>()
   const tokenPath = `${basePath}/api/oauth2/token`
   const userinfoPath = `${basePath}/api/oauth2/userinfo`
   const topupPath = `${basePath}/api/oauth2/topup`
@@ -318,12 +324,12 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     }
     const late = lateAnswerOf(err)
     if (late !== undefined && typeof err === 'object' && err !== null) {
-      lateRefreshes.add(late)
       const lateRefresh = late.answer.then(
         (answer) => tokenAnswer(parseAnswer(answer)),
         (failure: unknown) => { throw mapNetworkError(failure) }
       ).catch((failure: unknown) => { throw refreshFailure(failure) })
-      lateRefresh.finally(() => lateRefreshes.delete(late)).catch(() => {})
+      lateRefreshes.add(lateRefresh)
+      lateRefresh.finally(() => lateRefreshes.delete(lateRefresh)).catch(() => {})
       // Not enumerable: the error is logged and published as before, without a promise on it.
       Object.defineProperty(err, 'lateRefresh', { value: lateRefresh, enumerable: false, configurable: true })
     }
@@ -427,9 +433,17 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
       if (answer.statusCode >= 400) throw new UpstreamStatusError(answer.statusCode)
     },
 
+    pendingRefreshAnswers () {
+      return lateRefreshes.size
+    },
+
     async close () {
-      // A refresh answer still awaited would hold the pool's close for up to refreshGraceMs: given up on.
-      for (const late of lateRefreshes) late.cancel(new Error('the app is closing'))
+      // A refresh answer still awaited holds the only copy of the refresh token the provider has just rotated: it is
+      // waited for (each is cut at refreshGraceMs anyway), and token-store, registered before this plugin and so
+      // closed after it, stores it as it would have without the close. Given up on (as before), another instance
+      // presented the rotated-away refresh token at once, and a provider with reuse detection revoked the grant: a
+      // restart during a slow token answer signed its users out (operator review).
+      if (lateRefreshes.size > 0) await Promise.allSettled([...lateRefreshes])
       if (ownDispatcher) await dispatcher.close()
     }
   }

@@ -75,7 +75,15 @@ async function aihubmixProxy (fastify: FastifyInstance, opts: AihubmixProxyOptio
       }
     }
   })
-  fastify.addHook('onClose', async () => { await client.close() })
+  fastify.addHook('onClose', async () => {
+    // Said, so that an operator knows why a close takes this long: the process is waiting for a rotated refresh token.
+    const waiting = client.pendingRefreshAnswers()
+    if (waiting > 0) {
+      fastify.log.info(`aihubmix-proxy: closing once ${waiting === 1 ? 'a refresh answer' : `${waiting} refresh answers`} still on the way ` +
+        `${waiting === 1 ? 'has' : 'have'} come (at most refreshGraceMs, ${options.refreshGraceMs} ms): each holds a refresh token the provider has rotated`)
+    }
+    await client.close()
+  })
   if (options.routes !== false) {
     // The routes read the session through token-store: from the signed cookie (its `sessionCookie`), or from
     // @fastify/session where it runs. With neither where the routes are (@fastify/session registered in a scope of

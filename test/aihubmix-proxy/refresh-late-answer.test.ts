@@ -5,6 +5,7 @@ import { request } from 'undici'
 import { resolveOptions } from '../../src/aihubmix-proxy/options.js'
 import { setExpiry, startStack, findLeaks, type Stack, type StackOptions } from '../helpers/stack.js'
 import type { TestBrowser } from '../helpers/browser.js'
+import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
 
 // A token endpoint slower than aihubmix-proxy's `timeoutMs`, once. The provider (rotation on, reuse of a rotated
 // refresh token revokes the grant: the mock's defaults, RFC 9700's advice) processes the refresh it was sent: it
@@ -91,6 +92,40 @@ t.test('one token answer later than timeoutMs: 504 on time, and the late answer 
   t.equal(lines.length, 1, 'one info line says so')
   t.match(JSON.parse(lines[0] as string), { level: 30, session: String })
   t.same(findLeaks(stack.secrets(), [...browser.transcript(stack.url), ...stack.logs]), [], 'no secret in the answers or the logs')
+})
+
+t.test('a restart while a late refresh answer is on its way: the close waits for it and stores it; the other instance goes on with it', async (t) => {
+  const redis = await connectRedis(t)
+  if (redis === undefined) return
+  const prefix = uniquePrefix('late-close')
+  cleanupPrefix(t, redis, prefix)
+  const relay = await slowRelay(t)
+  const stack = await startStack({ instances: 2, redis, proxy: { baseUrl: relay.url, timeoutMs: TIMEOUT_MS }, tokenStore: { keyPrefix: prefix, refreshBackoffMs: 200 } })
+  t.teardown(() => stack.close())
+  relay.target = stack.mock.url
+  const [a, b] = stack.peers.map((peer) => peer.url) as [string, string]
+  const { browser } = await stack.login()
+  const headers = { ...CSRF, cookie: browser.cookieHeader(a) as string }
+  await setExpiry(stack, browser, -1000)
+  stack.mock.resetCounts()
+  relay.processed = 0
+
+  // The provider processes the refresh at once (and rotates); its answer comes well after A's callers' deadline.
+  relay.delayTokenMs = TIMEOUT_MS * 4
+  t.equal((await browser.get(`${a}/api/user/info`, headers)).status, 504, 'the request waiting on the refresh: 504')
+  t.equal(relay.processed, 1, 'the provider processed that refresh (rotated the refresh token)')
+  // A deploy restarts A now. Before, its close cut the answer off and took the presented mark off the set: B presented
+  // the rotated-away refresh token at once, and the provider revoked the grant (401 reauth_required on B).
+  await stack.restart(0)
+  relay.delayTokenMs = 0
+  const onB = await browser.get(`${b}/api/user/info`, headers)
+  t.equal(onB.status, 200, `B goes on with the set A stored while closing (got ${onB.status} ${onB.body})`)
+  t.equal(stack.mock.counts().grants.refresh_token, 1, 'one refresh in all')
+  t.equal(stack.mock.counts().refreshTokenReuses, 0, 'no refresh token presented twice')
+  t.equal(stack.logs.filter((line) => line.includes('whose answer came after its requests had been answered')).length, 1, 'A stored the late answer')
+  t.equal(stack.logs.filter((line) => line.includes('aihubmix-proxy: closing once a refresh answer still on the way has come')).length, 1,
+    'and said at close why it waited')
+  t.same(findLeaks(stack.secrets(), [...browser.transcript(a), ...browser.transcript(b), ...stack.logs]), [], 'no secret in the answers or the logs')
 })
 
 t.test('refreshGraceMs: 0 is the old behaviour: the late answer is thrown away (and with it the rotated refresh token)', async (t) => {
