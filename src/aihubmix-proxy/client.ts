@@ -242,20 +242,25 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
     return unwrapped.error === undefined ? { code: '', codeless: true } : { code: unwrapped.error, codeless: false }
   }
 
-  function toTokenSet (answer: UpstreamAnswer): TokenSet {
+  /**
+   * The token set of a 200 answer. Its life counts from `sentAt`, when the request left, not from when the answer came:
+   * the provider starts the token's life when it processes the request, and an answer that took long (a late refresh
+   * answer, up to `refreshGraceMs` after the deadline) would otherwise make a token the provider has already expired
+   * look valid here for as long again (operator review: 20 s tokens and a 25 s answer gave 20 s of 502s).
+   */
+  function toTokenSet (answer: UpstreamAnswer, sentAt: number): TokenSet {
     const unwrapped = unwrapEnvelope(answer.json)
     const value = unwrapped.ok ? unwrapped.value : undefined
     const body = validate(checkTokenResponse, value)
     if (body.token_type.toLowerCase() !== 'bearer') {
       throw new UpstreamInvalidResponseError('token response', { cause: new Error('token_type is not Bearer') })
     }
-    const now = Date.now()
     const set: TokenSet = {
       accessToken: body.access_token,
       tokenType: 'Bearer',
-      expiresAt: now + expiresInSeconds(body.expires_in) * 1000,
+      expiresAt: sentAt + expiresInSeconds(body.expires_in) * 1000,
       scope: splitScope(body.scope, options.scope),
-      obtainedAt: now
+      obtainedAt: sentAt
     }
     if (typeof body.refresh_token === 'string' && body.refresh_token !== '') set.refreshToken = body.refresh_token
     return set
@@ -267,12 +272,12 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
    * (429/503), or another UpstreamError (anything else unusable). `graceMs`: how long its answer is still read
    * after `timeoutMs` failed the call (exchange.ts), for the refresh grant.
    */
-  async function tokenCall (form: Record<string, string>, graceMs = 0): Promise<TokenSet> {
-    return tokenAnswer(await send('POST', tokenPath, formHeaders, new URLSearchParams(form).toString(), undefined, graceMs))
+  async function tokenCall (form: Record<string, string>, sentAt: number, graceMs = 0): Promise<TokenSet> {
+    return tokenAnswer(await send('POST', tokenPath, formHeaders, new URLSearchParams(form).toString(), undefined, graceMs), sentAt)
   }
 
   /** The token set a token endpoint's answer carries, or the error it means (tokenCall). */
-  function tokenAnswer (answer: UpstreamAnswer): TokenSet {
+  function tokenAnswer (answer: UpstreamAnswer, sentAt: number): TokenSet {
     if (answer.statusCode === 200) {
       const oauthError = checkOAuthError.Check(answer.json) ? answer.json.error : undefined
       const unwrapped = unwrapEnvelope(answer.json)
@@ -281,7 +286,7 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
         const code = oauthError ?? (unwrapped.ok ? undefined : unwrapped.error) ?? 'server_error'
         throw new TokenEndpointError(code)
       }
-      return toTokenSet(answer)
+      return toTokenSet(answer, sentAt)
     }
     if (answer.statusCode === 429 || answer.statusCode === 503) throw busyError(answer)
     if (answer.statusCode === 400 || answer.statusCode === 401) {
@@ -318,16 +323,16 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
    * and the answer, which holds the only copy of the refresh token the provider has just rotated, is stored when it
    * comes instead of being thrown away.
    */
-  function refreshFailure (err: unknown): unknown {
+  function refreshFailure (err: unknown, sentAt: number): unknown {
     if (err instanceof TokenEndpointError && FATAL_GRANT_ERRORS.has(err.oauthError)) {
       return new RefreshRejectedError({ cause: err })
     }
     const late = lateAnswerOf(err)
     if (late !== undefined && typeof err === 'object' && err !== null) {
       const lateRefresh = late.answer.then(
-        (answer) => tokenAnswer(parseAnswer(answer)),
+        (answer) => tokenAnswer(parseAnswer(answer), sentAt),
         (failure: unknown) => { throw mapNetworkError(failure) }
-      ).catch((failure: unknown) => { throw refreshFailure(failure) })
+      ).catch((failure: unknown) => { throw refreshFailure(failure, sentAt) })
       lateRefreshes.add(lateRefresh)
       lateRefresh.finally(() => lateRefreshes.delete(lateRefresh)).catch(() => {})
       // Not enumerable: the error is logged and published as before, without a promise on it.
@@ -363,19 +368,20 @@ export function createAihubmixClient (options: ResolvedProxyOptions): AihubmixCl
         client_id: options.clientId,
         client_secret: options.clientSecret,
         code_verifier: codeVerifier
-      })
+      }, Date.now())
     },
 
     async refresh (refreshToken) {
+      const sentAt = Date.now()
       try {
         return await tokenCall({
           grant_type: 'refresh_token',
           refresh_token: refreshToken,
           client_id: options.clientId,
           client_secret: options.clientSecret
-        }, refreshGraceMs)
+        }, sentAt, refreshGraceMs)
       } catch (err) {
-        throw refreshFailure(err)
+        throw refreshFailure(err, sentAt)
       }
     },
 

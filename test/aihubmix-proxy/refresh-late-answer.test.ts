@@ -70,7 +70,8 @@ t.test('one token answer later than timeoutMs: 504 on time, and the late answer 
   const started = Date.now()
   const slow = await browser.get(`${stack.url}/api/user/info`, CSRF)
   t.equal(slow.status, 504, 'the request waiting on the refresh: 504, as documented')
-  t.ok(Date.now() - started < TIMEOUT_MS * 3, 'answered at the deadline, not when the answer came')
+  const answeredAt = Date.now()
+  t.ok(answeredAt - started < TIMEOUT_MS * 3, 'answered at the deadline, not when the answer came')
   t.equal(relay.processed, 1, 'the provider processed that refresh (rotated the refresh token)')
   relay.delayTokenMs = 0
 
@@ -86,6 +87,11 @@ t.test('one token answer later than timeoutMs: 504 on time, and the late answer 
     next = await browser.get(`${stack.url}/api/user/info`, CSRF)
   }
   t.equal(next.status, 200, `the late answer was stored: still signed in (got ${next.status} ${next.body})`)
+  // The token's life counts from when the refresh request left (the provider starts it then), not from when its
+  // late answer came: counted from the answer, a token the provider has expired looked valid here for that long.
+  const stored = await stack.app.tokenStore.get(stack.sessionIdOf(browser))
+  t.ok(stored !== null && stored.obtainedAt < answeredAt, 'obtainedAt: before the deadline, when the request was sent')
+  t.equal(stored === null ? NaN : stored.expiresAt - stored.obtainedAt, 7200 * 1000, 'expiresAt: that plus the answer\'s expires_in')
   t.equal(stack.mock.counts().grants.refresh_token, 1, 'one refresh in all')
   t.equal(stack.mock.counts().refreshTokenReuses, 0, 'the app never presents a refresh token the provider already rotated')
   const lines = stack.logs.filter((line) => line.includes('whose answer came after its requests had been answered'))
