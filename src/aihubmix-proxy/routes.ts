@@ -157,6 +157,36 @@ const errorResponses = {
   504: ErrorReplySchema
 }
 
+/** At most one warning per this many ms about requests that failed because the token store is unavailable. */
+const STORE_OUTAGE_LOG_INTERVAL_MS = 10_000
+
+/**
+ * Which level a request failed by a store outage is logged at: warn for the first in STORE_OUTAGE_LOG_INTERVAL_MS
+ * (`more()` then says how many went to debug since the last warning), debug for the others. (oauth-routes' routes
+ count theirs apart.)
+ */
+function outageLog (): { level: () => 'warn' | 'debug', more: () => string } {
+  let warnedAt = -Infinity
+  let quiet = 0
+  let told = 0
+  return {
+    level () {
+      const now = Date.now()
+      if (now - warnedAt < STORE_OUTAGE_LOG_INTERVAL_MS) {
+        quiet++
+        return 'debug'
+      }
+      warnedAt = now
+      told = quiet
+      quiet = 0
+      return 'warn'
+    },
+    more () {
+      return told === 0 ? '' : ` (${told} more at debug since the last warning)`
+    }
+  }
+}
+
 /** The browser-facing proxy routes, encapsulated under `options.prefix`. */
 export async function proxyRoutes (
   fastify: FastifyInstance,
@@ -176,6 +206,7 @@ export async function proxyRoutes (
     else done()
   })
 
+  const storeOutage = outageLog()
   fastify.setErrorHandler(async (err: FastifyError, request, reply) => {
     const pub = publicErrorOf(err)
     if (err.name === 'AbortError' && reply.raw.destroyed) {
@@ -184,7 +215,10 @@ export async function proxyRoutes (
     }
     if (pub.statusCode >= 500) {
       // With a store error's cause (Redis full, refused, timed out): hundreds of 503 lines without it never said why.
-      request.log.warn({ error: errorLogFields(err) }, 'aihubmix proxy error')
+      // A store outage fails every request that needs the store (about 500 lines per instance in a 4 s Redis restart,
+      // an operator review found): one warning per STORE_OUTAGE_LOG_INTERVAL_MS, the others at debug.
+      const level = err instanceof StoreUnavailableError ? storeOutage.level() : 'warn'
+      request.log[level]({ error: errorLogFields(err) }, `aihubmix proxy error${level === 'warn' ? storeOutage.more() : ''}`)
     }
     return sendPublicError(reply, err)
   })

@@ -110,6 +110,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   // 503 store_unavailable, whether a handler met it or @fastify/session's own hooks did (its onRequest reads the
   // session from the store before any handler, its onSend saves it). Set on this encapsulated context only: the
   // routes of the user's @fastify/session scope keep the user's error handler.
+  const storeOutage = outageLog()
   fastify.setErrorHandler(async (err: FastifyError, request, reply) => {
     if (err instanceof SessionNotFoundError) {
       return reply.code(404).header('cache-control', 'no-store').send({ error: 'not_found', message: err.message })
@@ -121,7 +122,10 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     }
     const pub = publicErrorOf(err)
     if (pub.statusCode >= 500) {
-      request.log[pub.statusCode === 500 ? 'error' : 'warn']({ error: errorLogFields(err) }, 'oauth-routes: request failed')
+      // A store outage fails every request that needs the store: one warning per STORE_OUTAGE_LOG_INTERVAL_MS, the
+      // others at debug (an operator review counted about 500 lines per instance in a 4 s Redis restart).
+      const level = pub.statusCode === 500 ? 'error' : err instanceof StoreUnavailableError ? storeOutage.level() : 'warn'
+      request.log[level]({ error: errorLogFields(err) }, `oauth-routes: request failed${level === 'warn' ? storeOutage.more() : ''}`)
     }
     // The sign-in's two pages are browser navigations: like every other failure of theirs, a store outage sends
     // the browser to the page with a code it can show (login_error store_unavailable), not to a JSON body.
@@ -685,6 +689,36 @@ function timeoutVerdict (o: ResolvedOAuthRoutesOptions, recordTtlMs: number): (a
 
 /** At most one "could not record the session's activity" warning per this many ms. */
 const TOUCH_WARNING_INTERVAL_MS = 10_000
+
+/** At most one warning per this many ms about requests that failed because the token store is unavailable. */
+const STORE_OUTAGE_LOG_INTERVAL_MS = 10_000
+
+/**
+ * Which level a request failed by a store outage is logged at: warn for the first in STORE_OUTAGE_LOG_INTERVAL_MS
+ * (`more()` then says how many went to debug since the last warning), debug for the others. (aihubmix-proxy's
+ * routes count theirs apart.)
+ */
+function outageLog (): { level: () => 'warn' | 'debug', more: () => string } {
+  let warnedAt = -Infinity
+  let quiet = 0
+  let told = 0
+  return {
+    level () {
+      const now = Date.now()
+      if (now - warnedAt < STORE_OUTAGE_LOG_INTERVAL_MS) {
+        quiet++
+        return 'debug'
+      }
+      warnedAt = now
+      told = quiet
+      quiet = 0
+      return 'warn'
+    },
+    more () {
+      return told === 0 ? '' : ` (${told} more at debug since the last warning)`
+    }
+  }
+}
 
 /**
  * The timeouts where @fastify/session runs: a session past a limit is ended (its

@@ -634,12 +634,22 @@ function isNoScript (err: unknown): boolean {
 }
 
 /**
+ * ioredis' errors for a command it could not send because the connection is down (no offline queue, or the connection
+ * closed with the command on it): they say nothing of why (an operator review found only these in the 503 lines
+ * while Redis restarted).
+ */
+const NOT_CONNECTED = /^(Stream isn't writeable|Connection is closed\.)/
+
+/**
  * A copy of a Redis error without the `command` (name and arguments) ioredis attaches: the arguments hold keys
  * with session ids and sealed values, which must never reach a log.
  */
 function sanitize (err: unknown): Error {
   if (!(err instanceof Error)) return new Error(String(err))
-  const copy: Error & { code?: string } = new Error(err.message)
+  const copy: Error & { code?: string } = new Error(NOT_CONNECTED.test(err.message)
+    ? `not connected to Redis (${err.message}): it is down, unreachable, or refusing this client; token-store's ` +
+      '"Redis connection error" line (or the client owner\'s log) says which'
+    : err.message)
   copy.name = err.name
   const { code } = errorInfo(err)
   if (code !== undefined) copy.code = code

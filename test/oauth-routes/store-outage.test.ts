@@ -68,6 +68,13 @@ t.test('Redis down (the app\'s connection cut): the same answers', async (t) => 
   t.equal((await browser.get(`${composed.url}/auth/sessions`)).status, 200, 'up: listed')
   redis.disconnect()
   await assertDocumentedAnswers(t, composed, browser)
+  // Three failed requests in a row: one warning (Redis down fails every request: an operator review counted about 500
+  // lines per instance in a 4 s restart), the others at debug; its cause says the connection is down, not only
+  // ioredis' "Stream isn't writeable and enableOfflineQueue options is false".
+  const failed = composed.logs().filter((l) => String(l.msg).startsWith('oauth-routes: request failed')) as unknown as Array<{ level: number, error: { cause?: { message: string } } }>
+  t.equal(failed.filter((l) => l.level === 40).length, 1, 'one warning for the three')
+  t.ok(failed.every((l) => l.level === 40 || l.level === 20), 'the others at debug')
+  t.match(failed.find((l) => l.level === 40)?.error.cause?.message, /^not connected to Redis \(Stream isn't writeable.*\): it is down, unreachable, or refusing this client/)
 })
 
 t.test('the error handler is oauth-routes\' own: a route of the user\'s @fastify/session scope keeps Fastify\'s default answer', async (t) => {
