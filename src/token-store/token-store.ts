@@ -20,7 +20,8 @@ import {
   TokenStoreArgumentError,
   UnauthenticatedError,
   UnsealFailedError,
-  unknownKeyIdOf
+  unknownKeyIdOf,
+  errorInfo
 } from './errors.js'
 import { UnknownKeyLog } from './unknown-keys.js'
 
@@ -1012,6 +1013,12 @@ export class TokenStoreCore implements TokenStore {
       }
       sealed = now.sealed
     }
+    // Said once per session: an operator saw users signed out by the provider (a grant revoked, a refresh token reused)
+    // only in a metric, at any log level.
+    const cause = typeof err === 'object' && err !== null && 'cause' in err && err.cause !== undefined ? err.cause : err
+    this.#log.info({ session: sessionTag(sid), error: errorInfo(cause) }, 'token-store: the provider refused the session\'s refresh ' +
+      'token for good (its grant revoked or expired, or the token presented twice): its token set is deleted, and its requests ' +
+      'answer 401 reauth_required until the user signs in again')
     this.forget(sid)
     await this.#hook('onRevoked', { sid, error: err })
     if (this.#options.endUserSessionsOnRevoked) await this.#users.endAllOf(sid)

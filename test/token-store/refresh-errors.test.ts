@@ -7,7 +7,8 @@ const MINUTE = 60_000
 
 forEachBackend(t, 'refresh rejected: ReauthRequired, set deleted, onRevoked, no further refresh', async (t, backend) => {
   const revoked: RevokedEvent[] = []
-  const app = await buildApp(t, { ...backend.options, hooks: { onRevoked: async e => { revoked.push(e) } } })
+  const logs: Array<Record<string, unknown>> = []
+  const app = await buildApp(t, { ...backend.options, hooks: { onRevoked: async e => { revoked.push(e) } } }, { logs })
   const id = sid()
   await app.tokenStore.save(id, tokenSet({ expiresInMs: -MINUTE }))
   const providerError = new Error('invalid_grant')
@@ -31,6 +32,10 @@ forEachBackend(t, 'refresh rejected: ReauthRequired, set deleted, onRevoked, no 
   t.equal(revoked.length, 1, 'onRevoked once')
   t.equal(revoked[0]?.sid, id)
   t.equal(revoked[0]?.error, rejection)
+  const said = logs.filter((l) => String(l.msg).startsWith('token-store: the provider refused the session\'s refresh token for good'))
+  t.equal(said.length, 1, 'one info line says the session ended')
+  t.match(said[0], { level: 30, session: String, error: { message: 'invalid_grant' } })
+  t.notMatch(JSON.stringify(logs), id, 'without the session id')
 
   await t.rejects(app.tokenStore.getFresh(id, refresh), { code: 'FST_AIHUBMIX_UNAUTHENTICATED' })
   t.equal(calls.length, 1, 'the next call does not call the refresher')
