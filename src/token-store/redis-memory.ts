@@ -25,8 +25,8 @@ export function warnWhenRedisIsFull (store: object, log: FastifyBaseLogger): () 
     if (now - lastLogged < REDIS_FULL_LOG_INTERVAL_MS) return
     lastLogged = now
     log.error('token-store: Redis refused a write because it is full (OOM: used memory is over its maxmemory, and its ' +
-      'maxmemory-policy evicts nothing it may): sign-ins, refreshes and sign-outs answer 503 store_unavailable until it ' +
-      'has room. Fix: raise maxmemory (CONFIG SET maxmemory, or a managed Redis\'s parameter group or node size), or ' +
+      'maxmemory-policy evicts nothing it may): sign-ins and refreshes answer 503 store_unavailable until it has room ' +
+      '(sign-outs, which only delete, work). Fix: raise maxmemory (CONFIG SET maxmemory, or a managed Redis\'s parameter group or node size), or ' +
       'give token-store a Redis it does not share with bulkier data')
   }
   subscribe(STORE_ERROR_CHANNEL, listener)
@@ -62,8 +62,9 @@ export async function warnIfRedisEvicts (client: unknown, log: FastifyBaseLogger
   const policy = field('maxmemory_policy')
   if (!(maxmemory > 0) || policy === undefined || policy === 'noeviction') return
   log.warn(`token-store: Redis has maxmemory ${maxmemory} bytes with maxmemory-policy ${policy}: once full, it evicts ` +
-    'sessions and token sets (every one has a TTL, so volatile-* policies take them too), signing users out, and a lost ' +
-    'refresh lock lets two instances refresh with the same refresh token. Fix: maxmemory-policy noeviction (CONFIG SET ' +
+    'sessions and token sets (every one has a TTL, so volatile-* policies take them too), signing users out; a user\'s ' +
+    'session index (read least often, so evicted first under an LRU policy), after which "sign out everywhere" leaves the ' +
+    'other devices signed in; and a refresh lock, which lets two instances refresh with the same refresh token. Fix: maxmemory-policy noeviction (CONFIG SET ' +
     'maxmemory-policy noeviction, or a managed Redis\'s parameter group, whose default is often volatile-lru; a full ' +
     'Redis then refuses writes, said in the log), or maxmemory 0, or a Redis of token-store\'s own')
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { CompareAndSetResult, KVStore } from './kv-store.js'
 import { assertTtl } from './keys.js'
-import { StoreUnavailableError, TokenStoreOptionsError, errorInfo } from './errors.js'
+import { StoreUnavailableError, TokenStoreOptionsError, errorInfo, errorLogFields } from './errors.js'
 import { TrackingCache } from './tracking-cache.js'
 import type { DataClient, TrackingConnection } from './tracking-cache.js'
 import { publishStoreError } from './diagnostics.js'
@@ -55,11 +55,14 @@ export interface RedisStoreOptions {
 
 /**
  * Releases the lock if ARGV[1] owns it, and announces ARGV[3] (the key as the store knows it: with an ioredis
- * `keyPrefix`, KEYS[1] carries the prefix) on ARGV[2]. PUBLISH is key-less, so fine in a Cluster.
+ * `keyPrefix`, KEYS[1] carries the prefix) on ARGV[2]. PUBLISH is key-less, so fine in a Cluster. 1: released and
+ * announced; 2: released, the announcement refused (an ACL user without PUBLISH on the channel: the lock is gone all
+ * the same, which the script's error hid, and waiters notice it by polling); 0: not this owner's.
  */
 const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('DEL', KEYS[1])
-  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  local published = redis.pcall('PUBLISH', ARGV[2], ARGV[3])
+  if type(published) == 'table' and published.err then return 2 end
   return 1
 end
 return 0`
@@ -151,6 +154,9 @@ export class RedisStore implements KVStore {
   readonly #channel: string
   readonly #timeoutMs: number
   readonly #log: FastifyBaseLogger | undefined
+  /** Whether the ACL's refusal of PUBLISH, and of SUBSCRIBE, on the lock channel has been logged (once each). */
+  #publishRefusedSaid = false
+  #subscribeRefusedSaid = false
   readonly #waiters = new Map<string, Set<() => void>>()
   /** What close() takes off the client it was given (onAvailable's listeners). */
   readonly #unlisten: Array<() => void> = []
@@ -407,7 +413,14 @@ export class RedisStore implements KVStore {
   }
 
   async unlock (key: string, owner: string): Promise<boolean> {
-    return await this.#eval(SCRIPTS.unlock, key, [owner, this.#channel, key]) === 1
+    const released = await this.#eval(SCRIPTS.unlock, key, [owner, this.#channel, key])
+    if (released === 2 && !this.#publishRefusedSaid) {
+      this.#publishRefusedSaid = true
+      this.#log?.warn(`token-store: Redis refused PUBLISH on the channel ${this.#channel} (the ACL user lacks it): released refresh ` +
+        'locks are not announced, so other instances\' requests waiting for a refresh notice it later, by polling. Fix: allow ' +
+        'PUBLISH and SUBSCRIBE on that channel (see "Redis ACL" in token-store\'s README)')
+    }
+    return released === 1 || released === 2
   }
 
   async extendLock (key: string, owner: string, leaseMs: number): Promise<boolean> {
@@ -511,7 +524,18 @@ export class RedisStore implements KVStore {
     const subscriber = this.#subscriber
     const subscribing = this.#whenReady(subscriber).then(() => subscriber.subscribe(this.#channel))
     const attempt = this.#bounded(subscribing, 'SUBSCRIBE').then(() => true, (err: unknown) => {
-      this.#log?.warn({ err }, 'token-store: cannot subscribe to lock releases; falling back to polling')
+      const refused = /^NOPERM\b/.test(errorInfo((err as { cause?: unknown }).cause).message)
+      if (refused) {
+        // An ACL refusal does not pass on its own: said once, with the fix, and the subscription not tried again.
+        if (!this.#subscribeRefusedSaid) {
+          this.#log?.warn(`token-store: Redis refused SUBSCRIBE to the channel ${this.#channel} (the ACL user lacks it): requests ` +
+            'waiting for another instance\'s refresh notice its end by polling, later. Fix: allow PUBLISH and SUBSCRIBE on that ' +
+            'channel (see "Redis ACL" in token-store\'s README)')
+        }
+        this.#subscribeRefusedSaid = true
+        return false
+      }
+      this.#log?.warn({ error: errorLogFields(err) }, 'token-store: cannot subscribe to lock releases; falling back to polling')
       if (this.#subscribed === attempt) this.#subscribed = undefined // try again next time
       return false
     })
