@@ -96,6 +96,8 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   fastify.addHook('onRequest', async (_request, reply) => {
     reply.header('cache-control', 'no-store')
     reply.header('referrer-policy', 'no-referrer')
+    // Every answer here is JSON or a page of its own: never to be sniffed as something else (a security review).
+    reply.header('x-content-type-options', 'nosniff')
   })
 
   // A mistyped route under the prefix (a callback path with a typo, a trailing slash) answers without
@@ -349,7 +351,7 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     // for the state's remaining life at most.
     const used = usedKey(state)
     if (!await fastify.tokenStore.claimRecord(used, Math.max(1, pending.created + o.stateTtlMs - Date.now()))) {
-      return fail(reply, 'invalid_state', 'redirect')
+      return fail(reply, 'invalid_state', mode)
     }
     let set: TokenSet
     try {

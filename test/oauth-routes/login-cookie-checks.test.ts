@@ -135,6 +135,20 @@ t.test('single use: a replayed callback never reaches the token endpoint, concur
   t.equal((await p.browser.get(`${stack.url}/api/user/info`, CSRF)).status, 401, 'the replaying browser is not signed in')
 })
 
+t.test('a popup\'s callback replayed (its answer lost, the popup reloaded): the popup page with invalid_state, not the app in the popup', async (t) => {
+  const stack = await startStack()
+  t.teardown(() => stack.close())
+  const p = await startLogin(stack, new TestBrowser(), '?mode=popup')
+  const captured = `${p.name}=${p.value}`
+  const first = await new TestBrowser().get(p.callback, { cookie: captured })
+  t.match(first.body, /"type":"aihubmix:login","ok":true/, 'the first visit signs in')
+  const again = await new TestBrowser().get(p.callback, { cookie: captured })
+  t.equal(again.status, 200, 'a page, not a redirect to the app (which would load the whole app inside the popup)')
+  t.match(String(again.headers['content-type']), /^text\/html/)
+  t.match(again.body, /"type":"aihubmix:login","ok":false,"error":"invalid_state"/, 'telling the opener the sign-in failed')
+  t.equal(stack.mock.counts().grants.authorization_code, 1, 'one token call')
+})
+
 t.test('a failed code exchange spends the state: the pair replayed answers invalid_state with no token call', async (t) => {
   const stack = await startStack()
   t.teardown(() => stack.close())
