@@ -45,8 +45,11 @@ export function redirectOtherLoopbackNames (app: FastifyInstance, publicUrl: str
       return
     }
     // The path is one of BROWSER_PATHS: the Location stays at PUBLIC_URL's origin, its query as it came. Answered
-    // here, so `done` is not called.
-    reply.header('cache-control', 'no-store').redirect(`${target.origin}${request.url}`, 302)
+    // here, so `done` is not called. Only an origin-form target (`/path?query`) is copied: an absolute-form one
+    // (`GET http://x@evil.example/ HTTP/1.1`, which Fastify routes by its path) made `http://localhost:3000http://x@...`
+    // (no browser sends one to an origin server; a security review found it), so its path and query are taken.
+    const path = request.url.startsWith('/') ? request.url : pathAndQuery(request.url)
+    reply.header('cache-control', 'no-store').redirect(`${target.origin}${path}`, 302)
   }
   app.addHook('onRoute', (route) => {
     const methods = [route.method].flat()
@@ -54,4 +57,14 @@ export function redirectOtherLoopbackNames (app: FastifyInstance, publicUrl: str
     const own = route.onRequest === undefined ? [] : [route.onRequest].flat()
     route.onRequest = [redirect, ...own]
   })
+}
+
+/** The path and query of an absolute-form request target, or `/` when it is not a URL. */
+function pathAndQuery (target: string): string {
+  try {
+    const url = new URL(target)
+    return `${url.pathname}${url.search}`
+  } catch {
+    return '/'
+  }
 }

@@ -202,6 +202,7 @@ export async function proxyRoutes (
   // A callback hook, not an async one: no promise and no extra tick per request on the hot path.
   fastify.addHook('onRequest', (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => {
     reply.header('cache-control', 'no-store')
+    reply.header('x-content-type-options', 'nosniff')
     if (request.headers[csrfHeader] !== '1') done(new CsrfHeaderRequiredError(csrfHeader))
     else done()
   })

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { connect } from 'node:net'
 import { dirname, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
@@ -66,6 +67,19 @@ t.test('only the page and the sign-in\'s start, only from another loopback name 
   t.not((await get('/auth/callback?code=c&state=s', `localhost:${port}`))[1], `${stack.url}/auth/callback?code=c&state=s`, 'the callback: not sent on to PUBLIC_URL')
   const post = await stack.app.inject({ method: 'POST', url: '/auth/logout', headers: { host: `localhost:${port}`, 'x-csrf': '1' } })
   t.not(post.statusCode, 302, 'a POST: not redirected')
+
+  // An absolute-form request target (no browser sends one to an origin server; a security review did, by hand):
+  // Fastify routes it by its path, and its Location was `<PUBLIC_URL>http://x@evil.example/?q=1`. Only its path and
+  // query are taken.
+  const raw = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(port), '127.0.0.1', () => {
+      socket.end(`GET http://x@evil.example/?q=1 HTTP/1.1\r\nHost: localhost:${port}\r\nConnection: close\r\n\r\n`)
+    })
+    let answer = ''
+    socket.setEncoding('utf8').on('data', (chunk: string) => { answer += chunk }).on('end', () => { resolve(answer) }).on('error', reject)
+  })
+  t.match(raw, /^HTTP\/1\.1 302 /, 'redirected')
+  t.equal(/^location: (.*)$/mi.exec(raw)?.[1]?.trim(), `${stack.url}/?q=1`, 'to PUBLIC_URL\'s origin with the target\'s path and query only')
 })
 
 t.test('npm start: both lines that say where it listens name PUBLIC_URL as the address to open', async (t) => {

@@ -14,6 +14,7 @@ t.test('the whole flow: login → provider → callback → info and top-up → 
   t.equal(start.status, 302)
   t.equal(start.headers['cache-control'], 'no-store')
   t.equal(start.headers['referrer-policy'], 'no-referrer')
+  t.equal(start.headers['x-content-type-options'], 'nosniff', 'never sniffed as another type (a security review)')
   const authorizeUrl = new URL(TestBrowser.location(start))
   t.equal(authorizeUrl.origin + authorizeUrl.pathname, `${stack.mock.url}/api/oauth2/authorize`)
   const p = authorizeUrl.searchParams
@@ -73,6 +74,7 @@ t.test('the whole flow: login → provider → callback → info and top-up → 
     status: 1
   })
   t.equal(info.headers['cache-control'], 'no-store')
+  t.equal(info.headers['x-content-type-options'], 'nosniff', 'the proxy\'s JSON too')
 
   const topup = await browser.get(`${stack.url}/api/user/topup`, CSRF)
   t.equal(topup.status, 200)
@@ -85,6 +87,7 @@ t.test('the whole flow: login → provider → callback → info and top-up → 
   // Word for word the proxy's /api refusal (aihubmix-proxy's publicErrorOf).
   const proxyRefused = await browser.get(`${stack.url}/api/user/info`)
   t.equal(proxyRefused.status, 403)
+  t.equal(proxyRefused.headers['x-content-type-options'], 'nosniff', 'its refusals too')
   t.same(JSON.parse(refused.body), { error: 'csrf_header_required', message: 'This route needs the header X-CSRF: 1.' })
   t.equal(refused.body, proxyRefused.body, 'the same body as the proxy routes')
   t.equal((await browser.get(`${stack.url}/api/user/info`, CSRF)).status, 200, 'a refused logout keeps the session')
