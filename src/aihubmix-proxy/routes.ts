@@ -218,8 +218,9 @@ export async function proxyRoutes (
       // With a store error's cause (Redis full, refused, timed out): hundreds of 503 lines without it never said why.
       // A store outage fails every request that needs the store (about 500 lines per instance in a 4 s Redis restart,
       // an operator review found): one warning per STORE_OUTAGE_LOG_INTERVAL_MS, the others at debug.
-      const level = err instanceof StoreUnavailableError ? storeOutage.level() : 'warn'
-      request.log[level]({ error: errorLogFields(err) }, `aihubmix proxy error${level === 'warn' ? storeOutage.more() : ''}`)
+      const outage = err instanceof StoreUnavailableError
+      const level = outage ? storeOutage.level() : 'warn'
+      request.log[level]({ error: errorLogFields(err) }, `aihubmix proxy error${outage && level === 'warn' ? storeOutage.more() : ''}`)
     }
     return sendPublicError(reply, err)
   })

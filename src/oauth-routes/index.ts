@@ -126,8 +126,9 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
     if (pub.statusCode >= 500) {
       // A store outage fails every request that needs the store: one warning per STORE_OUTAGE_LOG_INTERVAL_MS, the
       // others at debug (an operator review counted about 500 lines per instance in a 4 s Redis restart).
-      const level = pub.statusCode === 500 ? 'error' : err instanceof StoreUnavailableError ? storeOutage.level() : 'warn'
-      request.log[level]({ error: errorLogFields(err) }, `oauth-routes: request failed${level === 'warn' ? storeOutage.more() : ''}`)
+      const outage = pub.statusCode !== 500 && err instanceof StoreUnavailableError
+      const level = pub.statusCode === 500 ? 'error' : outage ? storeOutage.level() : 'warn'
+      request.log[level]({ error: errorLogFields(err) }, `oauth-routes: request failed${outage && level === 'warn' ? storeOutage.more() : ''}`)
     }
     // The sign-in's two pages are browser navigations: like every other failure of theirs, a store outage sends
     // the browser to the page with a code it can show (login_error store_unavailable), not to a JSON body.
