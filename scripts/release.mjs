@@ -5,7 +5,8 @@
 //
 //   node scripts/release.mjs sync               writes into every workspace: the root's LICENSE, version, license and
 //                                              engines; repository (with its directory), bugs, homepage; public
-//                                              publishConfig; a prepublishOnly that builds; the sources and built
+//                                              publishConfig; a prepublishOnly that empties dist/ and builds
+//                                              (PREPUBLISH_ONLY); the sources and built
 //                                              files in `files`; and every dependency on another workspace (in the
 //                                              root's manifest too) at exactly that version
 //   node scripts/release.mjs check              the same, written nowhere: lists what sync would change, exit 1 if any
@@ -14,7 +15,8 @@
 //                                              "<x.y.z> - <date>" under a new, empty "Unreleased"; package-lock.json
 //                                              follows (npm install --package-lock-only)
 //
-// Then: commit, tag v<x.y.z>, and `npm publish --workspaces` (each package's prepublishOnly builds it first).
+// Then: commit, tag v<x.y.z>, and `npm publish --workspaces` (each package's prepublishOnly empties its dist/ and
+// builds it first).
 // Options: --root <dir> (default: this repository), --date <YYYY-MM-DD> (default: today, UTC), --skip-lockfile.
 
 import { execFileSync } from 'node:child_process'
@@ -37,6 +39,15 @@ const KEY_ORDER = [
  * maps point at them) and the built files. npm adds package.json, README and LICENSE by itself.
  */
 const FILES = ['*.ts', 'dist/**/*.js', 'dist/**/*.d.ts', 'dist/**/*.map']
+
+/**
+ * Every package's prepublishOnly: dist/ emptied, then built. `tsc -b` alone never deletes what a source file that was
+ * renamed or removed built before (dist/ is not in git, and a working copy keeps it), so a publish from a working copy
+ * shipped those modules, with source maps naming a .ts that is not in the tarball. A node one-liner rather than `rm`
+ * or a script of the repository's: it runs in the package's own directory wherever npm runs scripts (sh, or cmd on
+ * Windows), with nothing but Node.js and the TypeScript compiler that `tsc -b` already needs.
+ */
+export const PREPUBLISH_ONLY = 'node -e "require(\'node:fs\').rmSync(\'dist\', { recursive: true, force: true })" && tsc -b'
 
 const DEPENDENCY_FIELDS = ['dependencies', 'peerDependencies', 'devDependencies', 'optionalDependencies']
 
@@ -108,7 +119,7 @@ export function plan (root, version) {
     m = withKey(m, 'homepage', `${REPOSITORY}/tree/main/${dir}#readme`)
     m = withKey(m, 'engines', rootManifest.engines)
     m = withKey(m, 'files', [...(m.files ?? []), ...FILES.filter((f) => !(m.files ?? []).includes(f))])
-    m = withKey(m, 'scripts', { ...(m.scripts ?? {}), prepublishOnly: 'tsc -b' })
+    m = withKey(m, 'scripts', { ...(m.scripts ?? {}), prepublishOnly: PREPUBLISH_ONLY })
     m = withKey(m, 'publishConfig', { ...(m.publishConfig ?? {}), access: 'public' })
     files.set(join(path, 'package.json'), formatJson(pinInternal(m, names, target)))
     files.set(join(path, 'LICENSE'), license)

@@ -1,9 +1,9 @@
 import t from 'tap'
 import { execFile } from 'node:child_process'
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { delimiter, join } from 'node:path'
 import { promisify } from 'node:util'
 import { repoRoot, rootManifest, workspaces, type Manifest } from './helpers/workspaces.js'
 
@@ -13,6 +13,8 @@ import { repoRoot, rootManifest, workspaces, type Manifest } from './helpers/wor
 
 const execFileAsync = promisify(execFile)
 const script = join(repoRoot, 'scripts', 'release.mjs')
+/** What scripts/release.mjs writes as every package's prepublishOnly: dist/ emptied, then built. */
+const PREPUBLISH_ONLY = 'node -e "require(\'node:fs\').rmSync(\'dist\', { recursive: true, force: true })" && tsc -b'
 
 async function release (root: string, ...args: string[]): Promise<{ code: number, output: string }> {
   try {
@@ -63,7 +65,7 @@ t.test('a release moves every package, a new one included, to one version, with 
     repository: { directory: 'src/newcomer' },
     homepage: /\/tree\/main\/src\/newcomer#readme$/,
     engines: top.engines,
-    scripts: { prepublishOnly: 'tsc -b' },
+    scripts: { prepublishOnly: PREPUBLISH_ONLY },
     publishConfig: { access: 'public' },
     dependencies: { '@fastify-aihubmix/token-store': top.version, fastify: '^5.0.0' }
   }, 'the new package has every shared field, at the version, its internal dependency pinned')
@@ -97,4 +99,32 @@ t.test('a release moves every package, a new one included, to one version, with 
   t.equal(empty.code, 1, 'nothing to release')
   t.match(empty.output, 'nothing under "## Unreleased"')
   t.equal(read(root, '').version, '0.2.0', 'and nothing was written')
+})
+
+t.test('a package\'s prepublishOnly empties dist/ before it builds: a module renamed since the last build is not published', async (t) => {
+  // The script as the packages have it (node scripts/release.mjs check, run by test/packaging.test.ts, keeps them
+  // all the same), run by npm in a package of one module, built once, then built again after the module's rename.
+  const manifests = workspaces().map((w) => w.manifest as { name: string, scripts?: Record<string, string> })
+  t.same(manifests.filter((m) => m.scripts?.prepublishOnly !== PREPUBLISH_ONLY).map((m) => m.name), [], 'every package has it')
+  const pkg = await mkdtemp(join(tmpdir(), 'aihubmix-prepublish-'))
+  t.teardown(() => rm(pkg, { recursive: true, force: true }))
+  writeFileSync(join(pkg, 'package.json'), JSON.stringify({
+    name: 'prepublish-fixture', version: '0.0.0', private: true, type: 'module', scripts: { prepublishOnly: PREPUBLISH_ONLY }
+  }))
+  // As the packages build: composite, source maps, the build info in dist/.
+  writeFileSync(join(pkg, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { module: 'nodenext', target: 'es2022', rootDir: '.', outDir: 'dist', composite: true, sourceMap: true, declarationMap: true, tsBuildInfoFile: 'dist/.tsbuildinfo', types: [] },
+    include: ['*.ts']
+  }))
+  writeFileSync(join(pkg, 'old-name.ts'), 'export const answer = 42\n')
+  // The repository's TypeScript compiler, as npm finds it when it runs a workspace's script.
+  const env = { ...process.env, PATH: `${join(repoRoot, 'node_modules', '.bin')}${delimiter}${process.env.PATH ?? ''}` }
+  await execFileAsync('npm', ['run', 'prepublishOnly'], { cwd: pkg, env })
+  t.same(readdirSync(join(pkg, 'dist')).filter((f) => f.startsWith('old-name.')).sort(),
+    ['old-name.d.ts', 'old-name.d.ts.map', 'old-name.js', 'old-name.js.map'], 'built')
+  renameSync(join(pkg, 'old-name.ts'), join(pkg, 'new-name.ts'))
+  await execFileAsync('npm', ['run', 'prepublishOnly'], { cwd: pkg, env })
+  const dist = readdirSync(join(pkg, 'dist'))
+  t.same(dist.filter((f) => f.startsWith('old-name.')), [], 'nothing of the module renamed away is left in dist/')
+  t.ok(dist.includes('new-name.js'), 'the module under its new name is built')
 })

@@ -65,9 +65,20 @@ type UndefinedWhenOptional<T, Keep extends PropertyKey = never> = T extends (...
       ? { [K in keyof T]: K extends Keep ? T[K] : {} extends Pick<T, K> ? UndefinedWhenOptional<T[K]> | undefined : UndefinedWhenOptional<T[K]> }
       : T
 
+/**
+ * What the plugin uses of a caller's dispatcher, and no more: its `dispatch()`, given a handler of undici's controller
+ * interface (onRequestStart, onResponseStart, onResponseData, onResponseEnd, onResponseError: exchange.ts), which
+ * undici 7 and 8 both speak. It never calls anything else on it, nor closes it. A shape rather than undici 7's
+ * Dispatcher class, this package's own undici: undici 8's handler type changed the deprecated callbacks (onBodySent's
+ * parameters), so TypeScript refused every undici 8 dispatcher that class was asked to stand for.
+ */
+type UndiciDispatcher = {
+  dispatch (options: Dispatcher.DispatchOptions, handler: Pick<Dispatcher.DispatchHandler, 'onRequestStart' | 'onResponseStart' | 'onResponseData' | 'onResponseEnd' | 'onResponseError'>): boolean
+}
+
 export type ProxyOptionsInput = UndefinedWhenOptional<Static<typeof ProxyOptionsSchema>, 'prefix'> & {
-  /** An undici dispatcher to use instead of the Pool the plugin creates (it is not closed by the plugin). */
-  dispatcher?: Dispatcher | undefined
+  /** An undici dispatcher (undici 7 or 8) to use instead of the Pool the plugin creates (it is not closed by the plugin). */
+  dispatcher?: UndiciDispatcher | undefined
 }
 
 export interface ResolvedProxyOptions {
@@ -218,6 +229,8 @@ export function resolveOptions (input: ProxyOptionsInput): ResolvedProxyOptions 
     // Header names are case-insensitive; Node gives them in lower case (`X-Team-CSRF` is `x-team-csrf`).
     csrfHeader: plain.csrfHeader?.toLowerCase() ?? DEFAULT_CSRF_HEADER,
     revocationUrl,
-    dispatcher
+    // Typed as undici 7's Dispatcher inside (the plugin's own Pool is one), used as UndiciDispatcher above says: only
+    // its dispatch() is called, with a controller handler (exchange.ts), and it is never closed (client.ts).
+    dispatcher: dispatcher as Dispatcher | undefined
   }
 }

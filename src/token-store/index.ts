@@ -75,6 +75,7 @@ export {
   errorInfo,
   errorLogFields
 } from './errors.js'
+export type { UnsealFailure } from './errors.js'
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -18,7 +18,7 @@ const TYPE_EXPORTS: Record<string, Record<string, string[]>> = {
       'RedisClientCacheOptions', 'RefreshEvent', 'RefreshFailedEvent', 'RefreshLockWaitMessage', 'RefreshOutcome',
       'RefreshTraceContext', 'Refresher', 'RequestTokens', 'RevokedEvent', 'SessionCheck', 'SessionCookieOptions',
       'SessionData', 'SessionOwner', 'SessionStoreLike', 'SessionVerdict', 'StandaloneTokenStore', 'StoreErrorMessage',
-      'TokenSet', 'TokenStore', 'TokenStoreHooks', 'TokenStoreOptions', 'UserSession', 'UserSessionInfo'
+      'TokenSet', 'TokenStore', 'TokenStoreHooks', 'TokenStoreOptions', 'UnsealFailure', 'UserSession', 'UserSessionInfo'
     ]
   },
   '@fastify-aihubmix/aihubmix-proxy': {
