@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import { closest } from './option-errors.js'
-import { clientIdLooksSecret, credentialLooksPasted } from './validate.js'
+import { clientIdLooksSecret, credentialLooksPasted, isLoopbackHost, isNodeLoopbackHost, plainHttpProviderRefusal } from './validate.js'
 
 /**
  * The example server's configuration, read from the environment (every variable and
@@ -56,11 +56,6 @@ type Env = Record<string, string | undefined>
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 const MIN_SECRET_LENGTH = 32
 
-function isLoopback (hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
-  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
-}
-
 function readUrl (env: Env, name: string, fallback?: string): URL {
   const raw = env[name] ?? fallback
   if (raw === undefined || raw === '') throw new ConfigError(name, 'is required')
@@ -109,7 +104,8 @@ export function readConfig (env: Env = process.env): ExampleConfig {
   if (publicUrlParsed.pathname !== '/' || publicUrlParsed.search !== '' || publicUrlParsed.hash !== '') {
     throw new ConfigError('PUBLIC_URL', 'must be an origin only, like https://app.example.com')
   }
-  if (production && publicUrlParsed.protocol === 'http:' && !isLoopback(publicUrlParsed.hostname)) {
+  // PUBLIC_URL and the redirect URI are opened by browsers only, which keep every *.localhost name on this machine.
+  if (production && publicUrlParsed.protocol === 'http:' && !isLoopbackHost(publicUrlParsed.hostname)) {
     throw new ConfigError('PUBLIC_URL', 'must be https in production')
   }
   const publicUrl = publicUrlParsed.origin
@@ -125,8 +121,10 @@ export function readConfig (env: Env = process.env): ExampleConfig {
       throw new ConfigError('AIHUBMIX_BASE_URL', `ends in ${wrongPath[0].replace(/\/+$/, '')}, but the endpoints are <base URL>/api/oauth2/*, so every call ` +
         `would miss: use the provider's origin without that path (${base.origin})`)
     }
-    if (base.protocol === 'http:' && !isLoopback(base.hostname) && production) {
-      throw new ConfigError('AIHUBMIX_BASE_URL', 'must be https in production unless it is a loopback address')
+    // The server calls the provider, and resolves a *.localhost name through DNS like any other: only `localhost`
+    // itself and loopback addresses stay on this machine.
+    if (base.protocol === 'http:' && !isNodeLoopbackHost(base.hostname) && production) {
+      throw new ConfigError('AIHUBMIX_BASE_URL', plainHttpProviderRefusal(base, 'must be https in production'))
     }
     const clientId = nonEmpty(env, 'AIHUBMIX_CLIENT_ID')
     if (clientId === undefined) throw new ConfigError('AIHUBMIX_CLIENT_ID', 'is required when AIHUBMIX_BASE_URL is set')
@@ -152,7 +150,7 @@ export function readConfig (env: Env = process.env): ExampleConfig {
   if ((env.AIHUBMIX_REDIRECT_URI ?? '').includes('#')) {
     throw new ConfigError('AIHUBMIX_REDIRECT_URI', 'must not have a fragment (#...): OAuth 2.0 forbids one in a redirect URI')
   }
-  if (production && redirect.protocol === 'http:' && !isLoopback(redirect.hostname)) {
+  if (production && redirect.protocol === 'http:' && !isLoopbackHost(redirect.hostname)) {
     throw new ConfigError('AIHUBMIX_REDIRECT_URI', 'must be https in production')
   }
   // Said here, not only by doctor's redirect check: doctor reported the configuration "accepted by the example
@@ -275,7 +273,7 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     scope,
     sessionSecret,
     sessionSecretGenerated,
-    plainHttpPublicUrl: publicUrlParsed.protocol === 'http:' && !isLoopback(publicUrlParsed.hostname),
+    plainHttpPublicUrl: publicUrlParsed.protocol === 'http:' && !isLoopbackHost(publicUrlParsed.hostname),
     tokenEncryptionKeys,
     redisUrl,
     redisClientCache,

@@ -6,7 +6,7 @@ import { describeMalformed, isEnvName, readEnvFile, valuesCutAtHash, type EnvFil
 import { httpCall, type HttpAnswer } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
 import { pingRedis, type RedisMemory, type RedisPersistence } from './redis-ping.js'
-import { apiPathSuffix, clientIdLooksSecret, credentialLooksPasted, isLoopbackHost, normalizeBaseUrl } from './validate.js'
+import { apiPathSuffix, clientIdLooksSecret, credentialLooksPasted, isLoopbackHost, isNodeLoopbackHost, normalizeBaseUrl } from './validate.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail'
 
@@ -408,13 +408,20 @@ function httpsCheck (env: Env, production: boolean): DoctorCheck {
   ]
   if (set(env, 'AIHUBMIX_BASE_URL') !== undefined) urls.push(['AIHUBMIX_BASE_URL', parseUrl(env.AIHUBMIX_BASE_URL)])
   const known = urls.filter((entry): entry is [string, URL] => entry[1] !== undefined)
-  const plainRemote = known.filter(([, url]) => url.protocol === 'http:' && !isLoopbackHost(url.hostname)).map(([name]) => name)
-  const plainLocal = known.filter(([, url]) => url.protocol === 'http:' && isLoopbackHost(url.hostname)).map(([name]) => name)
+  // Browsers keep every *.localhost name on this machine (PUBLIC_URL, the redirect URI); the server resolves the
+  // provider's through DNS like any other name, so there only `localhost` itself and loopback addresses count.
+  const local = (name: string, url: URL): boolean => name === 'AIHUBMIX_BASE_URL' ? isNodeLoopbackHost(url.hostname) : isLoopbackHost(url.hostname)
+  const plainRemote = known.filter(([name, url]) => url.protocol === 'http:' && !local(name, url)).map(([name]) => name)
+  const plainLocal = known.filter(([name, url]) => url.protocol === 'http:' && local(name, url)).map(([name]) => name)
   if (plainRemote.length > 0) {
     const what = `${plainRemote.join(', ')} use${plainRemote.length === 1 ? 's' : ''} plain http outside loopback`
+    const base = known.find(([name]) => name === 'AIHUBMIX_BASE_URL')?.[1]
+    const dns = base !== undefined && plainRemote.includes('AIHUBMIX_BASE_URL') && isLoopbackHost(base.hostname)
+      ? ` (AIHUBMIX_BASE_URL's ${base.hostname}: the server resolves *.localhost names through DNS, unlike a browser)`
+      : ''
     return production
-      ? fail('HTTPS', `${what}: production requires https`)
-      : warn('HTTPS', `${what}: fine for a test, refused in production (cookies are not Secure, OAuth traffic is readable)`)
+      ? fail('HTTPS', `${what}${dns}: production requires https: use https://, or http://localhost or http://127.0.0.1 for what runs on this machine`)
+      : warn('HTTPS', `${what}${dns}: fine for a test, refused in production (cookies are not Secure, OAuth traffic is readable)`)
   }
   const trust = env.TRUST_PROXY
   if (publicUrl?.protocol === 'https:' && (trust === 'false' || trust === '')) {

@@ -204,7 +204,8 @@ t.test('HTTPS where required: production refuses http outside loopback, developm
 
   const prod = await runCli(['doctor'], { env: { ...env, NODE_ENV: 'production' }, cwd })
   t.equal(prod.code, 1)
-  t.equal(byName(prod.stdout).get('HTTPS'), 'FAIL HTTPS: PUBLIC_URL, AIHUBMIX_REDIRECT_URI use plain http outside loopback: production requires https')
+  t.equal(byName(prod.stdout).get('HTTPS'), 'FAIL HTTPS: PUBLIC_URL, AIHUBMIX_REDIRECT_URI use plain http outside loopback: production requires https: ' +
+    'use https://, or http://localhost or http://127.0.0.1 for what runs on this machine')
   t.equal(byName(prod.stdout).get('configuration'), 'FAIL configuration: PUBLIC_URL: must be https in production')
 
   const https = { ...goodEnv(mock, 'https://app.example.com/auth/callback'), PUBLIC_URL: 'https://app.example.com', NODE_ENV: 'production' }
