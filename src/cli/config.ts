@@ -201,33 +201,8 @@ export function readConfig (env: Env = process.env): ExampleConfig {
 
   let redisUrl: string | undefined
   if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
-    // Passed to token-store as it is, which refuses what the URL parser would have dropped (ioredis' does not).
-    if (env.REDIS_URL.trim() !== env.REDIS_URL || /^['"]|['"]$/.test(env.REDIS_URL)) {
-      throw new ConfigError('REDIS_URL', 'has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone')
-    }
-    let parsed: URL | undefined
-    try {
-      parsed = new URL(env.REDIS_URL)
-    } catch {}
-    if (parsed === undefined || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
-      throw new ConfigError('REDIS_URL', 'must be a redis:// or rediss:// URL')
-    }
-    if (!/^\/?(\d{1,5})?$/.test(parsed.pathname)) {
-      throw new ConfigError('REDIS_URL', 'its path must be a database number (redis://host:6379/0), or nothing')
-    }
-    // eslint-disable-next-line no-control-regex
-    if (/[\s\u0000-\u001f\u007f]/.test(env.REDIS_URL)) {
-      throw new ConfigError('REDIS_URL', 'has spaces or control characters in it: remove them (a password with a space is written %20)')
-    }
-    for (const [name, value] of parsed.searchParams) {
-      const accepts = Object.hasOwn(REDIS_URL_QUERY, name) ? REDIS_URL_QUERY[name] : undefined
-      // A name is shown only when it cannot be a part of a password pasted in the wrong place.
-      const shown = /^[A-Za-z][A-Za-z0-9]{0,40}$/.test(name) ? ` ${name}` : ''
-      if (accepts === undefined) {
-        throw new ConfigError('REDIS_URL', `its query parameter${shown} is not one token-store reads: remove it (only ${Object.keys(REDIS_URL_QUERY).join(', ')} are)`)
-      }
-      if (!accepts.test(value)) throw new ConfigError('REDIS_URL', `its ${name} must be ${name === 'family' ? '4 or 6' : 'true or false'}`)
-    }
+    const problem = redisUrlProblem(env.REDIS_URL)
+    if (problem !== undefined) throw new ConfigError('REDIS_URL', problem)
     redisUrl = env.REDIS_URL
   }
 
@@ -306,6 +281,51 @@ export function redirectRefusal (shown: string, redirect: URL, publicOrigin: str
 export function keyPrefixSlip (key: string): string | undefined {
   if (key.startsWith('base64:') || key.startsWith('hex:')) return undefined
   return /^(?:base64url|base64|b64url|b64|base32|base16|hex)\s*:/i.exec(key)?.[0]
+}
+
+/**
+ * Why the example server would not start with this REDIS_URL, or undefined: what token-store refuses, and what
+ * ioredis under it would stop the start with in words that name no variable (`URI malformed`). One phrase naming
+ * the fix, which never quotes the URL: it may hold a password. Shared with doctor's Redis check, which says the same.
+ */
+export function redisUrlProblem (raw: string): string | undefined {
+  // Passed to token-store as it is, which refuses what the URL parser would have dropped (ioredis' does not).
+  if (raw.trim() !== raw || /^['"]|['"]$/.test(raw)) {
+    return 'has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone'
+  }
+  let parsed: URL | undefined
+  try {
+    parsed = new URL(raw)
+  } catch {}
+  if (parsed === undefined || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
+    return 'must be a redis:// or rediss:// URL'
+  }
+  if (!/^\/?(\d{1,5})?$/.test(parsed.pathname)) {
+    return 'its path must be a database number (redis://host:6379/0), or nothing'
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\u0000-\u001f\u007f]/.test(raw)) {
+    return 'has spaces or control characters in it: remove them (a password with a space is written %20)'
+  }
+  // ioredis percent-decodes the user name and the password, and a % that starts no %XX of UTF-8 stopped the start
+  // with `URI malformed` (and doctor with an unexpected failure).
+  for (const [part, value] of [['user name', parsed.username], ['password', parsed.password]] as const) {
+    try {
+      decodeURIComponent(value)
+    } catch {
+      return `its ${part} is not valid percent-encoding (a % must start an escape such as %40 for @): write each % in the ${part} as %25`
+    }
+  }
+  for (const [name, value] of parsed.searchParams) {
+    const accepts = Object.hasOwn(REDIS_URL_QUERY, name) ? REDIS_URL_QUERY[name] : undefined
+    // A name is shown only when it cannot be a part of a password pasted in the wrong place.
+    const shown = /^[A-Za-z][A-Za-z0-9]{0,40}$/.test(name) ? ` ${name}` : ''
+    if (accepts === undefined) {
+      return `its query parameter${shown} is not one token-store reads: remove it (only ${Object.keys(REDIS_URL_QUERY).join(', ')} are)`
+    }
+    if (!accepts.test(value)) return `its ${name} must be ${name === 'family' ? '4 or 6' : 'true or false'}`
+  }
+  return undefined
 }
 
 /** The query parameters of REDIS_URL that token-store reads, and what each accepts (any other stops the start). */

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { AUTHORIZE_PATH, authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
-import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, redirectRefusal, unreadVariables } from './config.js'
+import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, redirectRefusal, redisUrlProblem, unreadVariables } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
 import { describeMalformed, isEnvName, readEnvFile, valuesCutAtHash, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
@@ -254,7 +254,8 @@ function secretsOf (env: Env): string[] {
   for (const key of (set(env, 'TOKEN_ENCRYPTION_KEY') ?? '').split(',')) if (key.trim() !== '') secrets.push(key.trim())
   try {
     const password = new URL(set(env, 'REDIS_URL') ?? '').password
-    if (password !== '') secrets.push(password, decodeURIComponent(password))
+    if (password !== '') secrets.push(password)
+    if (password !== '') secrets.push(decodeURIComponent(password))
   } catch {}
   return secrets
 }
@@ -439,6 +440,9 @@ function httpsCheck (env: Env, production: boolean): DoctorCheck {
 async function redisChecks (env: Env, timeoutMs: number): Promise<DoctorCheck[]> {
   const raw = set(env, 'REDIS_URL')
   if (raw === undefined) return [ok('Redis', 'not configured: in-memory stores (sessions end at restart; one instance only)')]
+  // What the example server refuses to start with, in its words (nothing is sent: the URL is not what is meant).
+  const problem = redisUrlProblem(raw)
+  if (problem !== undefined) return [fail('Redis', `REDIS_URL: ${problem}`)]
   const cache = set(env, 'REDIS_CLIENT_CACHE') === 'on'
   const ping = await pingRedis(raw, { timeoutMs, tracking: cache, persistence: true, memory: true })
   if (!ping.ok) return [fail('Redis', `${ping.target}: ${ping.detail}`)]
@@ -558,9 +562,11 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
   const configuration = configurationCheck(env)
   const own = [...credentialChecks(env), sessionSecretCheck(env, production), tokenKeyCheck(env, production)]
   const redirect = redirectCheck(env)
-  // A variable readConfig() refused that has a failing check of its own is said once, by that check.
+  // A variable readConfig() refused that has a failing check of its own is said once, by that check. The Redis line
+  // refuses REDIS_URL in readConfig's words (redisUrlProblem), before it pings.
   const saidBelow = own.some((c) => c.status === 'fail' && c.name === configuration.variable) ||
-    (configuration.variable === 'AIHUBMIX_REDIRECT_URI' && redirect.status === 'fail')
+    (configuration.variable === 'AIHUBMIX_REDIRECT_URI' && redirect.status === 'fail') ||
+    (configuration.variable === 'REDIS_URL' && redis.some((c) => c.status === 'fail' && c.detail.startsWith('REDIS_URL: ')))
   const checks = [
     envFileCheck(file, fromVariable, overridden),
     ...malformedChecks(file),

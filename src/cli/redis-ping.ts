@@ -206,8 +206,15 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
   }
   const host = url.hostname.replace(/^\[|\]$/g, '')
   const port = url.port === '' ? DEFAULT_REDIS_PORT : Number(url.port)
-  const password = decodeURIComponent(url.password)
-  const username = decodeURIComponent(url.username)
+  let password: string
+  let username: string
+  try {
+    password = decodeURIComponent(url.password)
+    username = decodeURIComponent(url.username)
+  } catch {
+    // Said in readConfig's words by doctor before it gets here (redisUrlProblem); never the password itself.
+    return { ok: false, target, detail: 'REDIS_URL: its user name or password is not valid percent-encoding: write each % in it as %25' }
+  }
   // Each step: what is sent. All go out at once; the answers come back in the same order.
   type Step = 'auth' | 'select' | 'ping' | 'tracking' | 'info' | Setting
   const steps: Array<{ name: Step, send: string }> = []

@@ -98,12 +98,12 @@ t.test('a REDIS_URL naming a database this Redis does not have fails, naming the
   t.equal(lines(one.stdout).find((l) => l.includes('Redis:')), `ok   Redis: ${base}/1 answered PONG`, 'a database it has')
 })
 
-t.test('a REDIS_URL that is not a redis URL fails the configuration and the Redis check', async (t) => {
+// One mistake, one FAIL line: the Redis line says it in readConfig's words, and the configuration line is left out.
+t.test('a REDIS_URL that is not a redis URL fails the Redis check only, in the words of the example server', async (t) => {
   const cwd = await tempDir(t)
   const result = await runCli(['doctor'], { env: { REDIS_URL: 'http://127.0.0.1:6379' }, cwd })
   t.equal(result.code, 1)
-  t.ok(lines(result.stdout).includes('FAIL configuration: REDIS_URL: must be a redis:// or rediss:// URL'))
-  t.equal(lines(result.stdout).at(-1), 'FAIL Redis: http://127.0.0.1:6379: REDIS_URL must be a redis:// or rediss:// URL')
+  t.same(lines(result.stdout).filter((l) => l.startsWith('FAIL')), ['FAIL Redis: REDIS_URL: must be a redis:// or rediss:// URL'], { output: result.stdout })
 })
 
 t.test('REDIS_CLIENT_CACHE=on: doctor checks that Redis allows CLIENT TRACKING and INFO (warns when an ACL refuses one)', async (t) => {

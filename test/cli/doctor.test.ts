@@ -270,7 +270,7 @@ t.test('doctor fails what the example would refuse at start: TRUST_PROXY, a prov
   const cases: Array<[Record<string, string>, string]> = [
     [{ TRUST_PROXY: 'maybe' }, 'FAIL configuration: TRUST_PROXY: maybe is not an address, a subnet, loopback, linklocal or uniquelocal'],
     [{ AIHUBMIX_BASE_URL: 'https://aihubmix.example/?x=1', AIHUBMIX_CLIENT_ID: 'client_x', AIHUBMIX_CLIENT_SECRET: 'secret_x' }, 'FAIL configuration: AIHUBMIX_BASE_URL: must not have a query or a fragment'],
-    [{ REDIS_URL: 'redis://127.0.0.1:6379/?foo=bar' }, 'FAIL configuration: REDIS_URL: its query parameter foo is not one token-store reads']
+    [{ REDIS_URL: 'redis://127.0.0.1:6379/?foo=bar' }, 'FAIL Redis: REDIS_URL: its query parameter foo is not one token-store reads']
   ]
   const results = await Promise.all(cases.map(([env]) => runCli(['doctor'], { env, cwd })))
   for (const [i, [env, wanted]] of cases.entries()) {
