@@ -298,10 +298,10 @@ export function redisUrlProblem (raw: string): string | undefined {
     parsed = new URL(raw)
   } catch {}
   if (parsed === undefined || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
-    return 'must be a redis:// or rediss:// URL'
+    return userInfoCutShort(raw) ?? 'must be a redis:// or rediss:// URL'
   }
   if (!/^\/?(\d{1,5})?$/.test(parsed.pathname)) {
-    return 'its path must be a database number (redis://host:6379/0), or nothing'
+    return userInfoCutShort(raw) ?? 'its path must be a database number (redis://host:6379/0), or nothing'
   }
   // eslint-disable-next-line no-control-regex
   if (/[\s\u0000-\u001f\u007f]/.test(raw)) {
@@ -326,6 +326,18 @@ export function redisUrlProblem (raw: string): string | undefined {
     if (!accepts.test(value)) return `its ${name} must be ${name === 'family' ? '4 or 6' : 'true or false'}`
   }
   return undefined
+}
+
+/**
+ * For a REDIS_URL the parser refused or read wrong that has the shape redis://user:password@host, with a `#`, `/` or
+ * `?` before the host's `@`: written as is there, each ends the URL's user info early (the rest becomes a port, a path,
+ * a query or a fragment). Says which characters to escape, never which one the password holds.
+ */
+function userInfoCutShort (raw: string): string | undefined {
+  const shape = /^rediss?:\/\/(.*)@((?:\[[0-9A-Fa-f:.]+\]|[\w.-]+)(?::\d*)?(?:\/\d*)?(?:\?[^#]*)?)$/s.exec(raw)
+  if (shape === null || !/[#/?]/.test(shape[1] ?? '')) return undefined
+  return 'looks like redis://user:password@host with a #, / or ? in its user name or password, which ends that part of the URL ' +
+    'early: percent-encode them in it (# as %23, / as %2F, ? as %3F, and % as %25)'
 }
 
 /** The query parameters of REDIS_URL that token-store reads, and what each accepts (any other stops the start). */

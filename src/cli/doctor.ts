@@ -2,7 +2,7 @@ import { resolve } from 'node:path'
 import { AUTHORIZE_PATH, authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
 import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, redirectRefusal, redisUrlProblem, unreadVariables } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
-import { describeMalformed, isEnvName, readEnvFile, valuesCutAtHash, type EnvFile } from './env-file.js'
+import { describeMalformed, isEnvName, readEnvFile, valuesCutAtHash, valuesCutInsideAtHash, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
 import { pingRedis, type RedisMemory, type RedisPersistence } from './redis-ping.js'
@@ -105,8 +105,14 @@ const CUT_SECRETS = ['SESSION_SECRET', 'TOKEN_ENCRYPTION_KEY', 'AIHUBMIX_CLIENT_
  */
 function cutSecretChecks (file: EnvFile | Unreadable, env: Record<string, string | undefined>): DoctorCheck[] {
   if ('failure' in file || !file.exists) return []
-  return valuesCutAtHash(file.text, CUT_SECRETS.filter((name) => env[name] === undefined))
+  const secrets = valuesCutAtHash(file.text, CUT_SECRETS.filter((name) => env[name] === undefined))
     .map((name) => warn(name, `cut at '#' (Node.js reads the rest as a comment): quote the value (${name}="...")`))
+  // REDIS_URL's password, cut at a `#` written in it (`redis://:pa#ss@host` is `redis://:pa`): quoting would keep the
+  // `#`, which starts a fragment in a URL, so the fix is its escape. A `#` after a blank is a comment, and fine.
+  const url = env.REDIS_URL === undefined && valuesCutInsideAtHash(file.text, ['REDIS_URL']).length > 0
+    ? [warn('REDIS_URL', 'cut at \'#\' (Node.js reads the rest as a comment): write each # in its password as %23 (quotes would not help: in a URL a # starts a fragment)')]
+    : []
+  return [...secrets, ...url]
 }
 
 /** What readConfig() says, and the variable it refused (undefined when it accepted the configuration). */
