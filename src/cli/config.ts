@@ -15,6 +15,28 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The kind of a refusal that doctor also says on a line of its own (HTTPS, provider), so that one mistake is one FAIL
+ * line: 'https' (plain http outside loopback in production), 'path' (a provider URL ending in /api, /api/oauth2 or
+ * /v1), 'required' (no provider in production), 'unusable' (empty, or not a usable http(s) URL). Read with refusalKind(); not a part
+ * of ConfigError's own surface.
+ */
+export type RefusalKind = 'https' | 'path' | 'required' | 'unusable'
+
+const KINDS = new WeakMap<ConfigError, RefusalKind>()
+
+/** A ConfigError of a kind doctor can tell apart (see RefusalKind). */
+function refuse (variable: string, kind: RefusalKind, problem: string): ConfigError {
+  const err = new ConfigError(variable, problem)
+  KINDS.set(err, kind)
+  return err
+}
+
+/** The kind of a refusal readConfig() threw, when doctor says that kind on a line of its own; else undefined. */
+export function refusalKind (err: ConfigError): RefusalKind | undefined {
+  return KINDS.get(err)
+}
+
 export interface ProviderConfig {
   baseUrl: string
   clientId: string
@@ -58,22 +80,22 @@ const MIN_SECRET_LENGTH = 32
 
 function readUrl (env: Env, name: string, fallback?: string): URL {
   const raw = env[name] ?? fallback
-  if (raw === undefined || raw === '') throw new ConfigError(name, 'is required')
+  if (raw === undefined || raw === '') throw refuse(name, 'unusable', 'is required')
   let url: URL
   try {
     url = new URL(raw)
   } catch {
-    throw new ConfigError(name, 'is not an absolute URL')
+    throw refuse(name, 'unusable', 'is not an absolute URL')
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(name, 'must be an http: or https: URL')
-  if (url.username !== '' || url.password !== '') throw new ConfigError(name, 'must not contain credentials')
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw refuse(name, 'unusable', 'must be an http: or https: URL')
+  if (url.username !== '' || url.password !== '') throw refuse(name, 'unusable', 'must not contain credentials')
   return url
 }
 
 function nonEmpty (env: Env, name: string): string | undefined {
   const value = env[name]
   if (value === undefined) return undefined
-  if (value.trim() === '') throw new ConfigError(name, 'is set but empty')
+  if (value.trim() === '') throw refuse(name, 'unusable', 'is set but empty')
   return value
 }
 
@@ -106,7 +128,7 @@ export function readConfig (env: Env = process.env): ExampleConfig {
   }
   // PUBLIC_URL and the redirect URI are opened by browsers only, which keep every *.localhost name on this machine.
   if (production && publicUrlParsed.protocol === 'http:' && !isLoopbackHost(publicUrlParsed.hostname)) {
-    throw new ConfigError('PUBLIC_URL', 'must be https in production')
+    throw refuse('PUBLIC_URL', 'https', 'must be https in production')
   }
   const publicUrl = publicUrlParsed.origin
 
@@ -118,13 +140,13 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     if (base.search !== '' || base.hash !== '' || baseRaw.includes('#')) throw new ConfigError('AIHUBMIX_BASE_URL', 'must not have a query or a fragment')
     const wrongPath = /\/(api(\/oauth2)?|v1)\/*$/.exec(base.pathname)
     if (wrongPath !== null) {
-      throw new ConfigError('AIHUBMIX_BASE_URL', `ends in ${wrongPath[0].replace(/\/+$/, '')}, but the endpoints are <base URL>/api/oauth2/*, so every call ` +
+      throw refuse('AIHUBMIX_BASE_URL', 'path', `ends in ${wrongPath[0].replace(/\/+$/, '')}, but the endpoints are <base URL>/api/oauth2/*, so every call ` +
         `would miss: use the provider's origin without that path (${base.origin})`)
     }
     // The server calls the provider, and resolves a *.localhost name through DNS like any other: only `localhost`
     // itself and loopback addresses stay on this machine.
     if (base.protocol === 'http:' && !isNodeLoopbackHost(base.hostname) && production) {
-      throw new ConfigError('AIHUBMIX_BASE_URL', plainHttpProviderRefusal(base, 'must be https in production'))
+      throw refuse('AIHUBMIX_BASE_URL', 'https', plainHttpProviderRefusal(base, 'must be https in production'))
     }
     const clientId = nonEmpty(env, 'AIHUBMIX_CLIENT_ID')
     if (clientId === undefined) throw new ConfigError('AIHUBMIX_CLIENT_ID', 'is required when AIHUBMIX_BASE_URL is set')
@@ -143,7 +165,7 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     }
     provider = { baseUrl: base.href.replace(/\/+$/, ''), clientId, clientSecret }
   } else if (production) {
-    throw new ConfigError('AIHUBMIX_BASE_URL', 'is required in production (the embedded mock provider is for development)')
+    throw refuse('AIHUBMIX_BASE_URL', 'required', 'is required in production (the embedded mock provider is for development)')
   }
 
   const redirect = readUrl(env, 'AIHUBMIX_REDIRECT_URI', `${publicUrl}/auth/callback`)
@@ -151,7 +173,7 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     throw new ConfigError('AIHUBMIX_REDIRECT_URI', 'must not have a fragment (#...): OAuth 2.0 forbids one in a redirect URI')
   }
   if (production && redirect.protocol === 'http:' && !isLoopbackHost(redirect.hostname)) {
-    throw new ConfigError('AIHUBMIX_REDIRECT_URI', 'must be https in production')
+    throw refuse('AIHUBMIX_REDIRECT_URI', 'https', 'must be https in production')
   }
   // Said here, not only by doctor's redirect check: doctor reported the configuration "accepted by the example
   // server" and then that the server refuses to start with it.

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { AUTHORIZE_PATH, authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
-import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, redirectRefusal, redisUrlProblem, unreadVariables } from './config.js'
+import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, redirectRefusal, redisUrlProblem, refusalKind, unreadVariables, type RefusalKind } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
 import { describeMalformed, isEnvName, readEnvFile, valuesCutAtHash, valuesCutInsideAtHash, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
@@ -38,6 +38,18 @@ const LABELS: Record<CheckStatus, string> = { ok: 'ok  ', warn: 'warn', fail: 'F
 /** `ok   name: detail` / `warn name: detail` / `FAIL name: detail`. */
 export function formatCheck (check: DoctorCheck): string {
   return `${LABELS[check.status]} ${check.name}: ${check.detail}`
+}
+
+/**
+ * The failing checks that say, in words of their own, what readConfig() refuses about a variable (of one kind of
+ * refusal, or of any): the configuration line is then left out, so that one mistake is one FAIL line.
+ */
+const SAYS = new WeakMap<DoctorCheck, Array<{ variable: string, kind?: RefusalKind }>>()
+
+/** `check`, recorded as saying what readConfig() refuses about `variables` (of `kind`, or of any kind when none). */
+function saying (check: DoctorCheck, variables: readonly string[], kind?: RefusalKind): DoctorCheck {
+  SAYS.set(check, variables.map((variable) => kind === undefined ? { variable } : { variable, kind }))
+  return check
 }
 
 const ok = (name: string, detail: string): DoctorCheck => ({ status: 'ok', name, detail })
@@ -115,13 +127,13 @@ function cutSecretChecks (file: EnvFile | Unreadable, env: Record<string, string
   return [...secrets, ...url]
 }
 
-/** What readConfig() says, and the variable it refused (undefined when it accepted the configuration). */
-function configurationCheck (env: Env): { check: DoctorCheck, variable?: string } {
+/** What readConfig() says, and the variable it refused and how (undefined when it accepted the configuration). */
+function configurationCheck (env: Env): { check: DoctorCheck, variable?: string, kind?: RefusalKind | undefined } {
   try {
     const config = readConfig(env)
     return { check: ok('configuration', `accepted by the example server (${config.production ? 'production' : 'development: NODE_ENV is not production'})`) }
   } catch (err) {
-    if (err instanceof ConfigError) return { check: fail('configuration', err.message), variable: err.variable }
+    if (err instanceof ConfigError) return { check: fail('configuration', err.message), variable: err.variable, kind: refusalKind(err) }
     return { check: fail('configuration', 'the configuration could not be read') }
   }
 }
@@ -322,7 +334,7 @@ async function providerChecks (env: Env, opts: { timeoutMs: number, dispatcher: 
 async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: Dispatcher }, probe?: AppProbe): Promise<{ check: DoctorCheck, answer?: HttpAnswer }> {
   const raw = set(env, 'AIHUBMIX_BASE_URL')
   if (raw === undefined && env.NODE_ENV === 'production') {
-    return { check: fail('provider', 'AIHUBMIX_BASE_URL is not set: the embedded mock provider is for development only') }
+    return { check: saying(fail('provider', 'AIHUBMIX_BASE_URL is not set: the embedded mock provider is for development only; set it to the provider\'s origin, https://api.aihubmix.com'), ['AIHUBMIX_BASE_URL'], 'required') }
   }
   if (raw === undefined) {
     const ignored = ['AIHUBMIX_CLIENT_ID', 'AIHUBMIX_CLIENT_SECRET'].filter((name) => set(env, name) !== undefined)
@@ -332,11 +344,11 @@ async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: D
     return { check: ok('provider', 'embedded mock provider (development only)') }
   }
   const base = providerBase(env)
-  if (base === undefined) return { check: fail('provider', 'AIHUBMIX_BASE_URL is not a usable http(s) URL') }
+  if (base === undefined) return { check: saying(fail('provider', 'AIHUBMIX_BASE_URL is not a usable http(s) URL: set it to the provider\'s origin, such as https://api.aihubmix.com'), ['AIHUBMIX_BASE_URL'], 'unusable') }
   // The endpoints are <base>/api/oauth2/*: a base ending in /api (or the AI API's /v1) misses every one of them.
   const wrongPath = apiPathSuffix(new URL(base))
   if (wrongPath !== undefined) {
-    return { check: fail('provider', `AIHUBMIX_BASE_URL ends in ${wrongPath}, but the endpoints are AIHUBMIX_BASE_URL + ${AUTHORIZE_PATH.replace(/\/authorize$/, '/*')}: set it to the provider's origin, ${new URL(base).origin}`) }
+    return { check: saying(fail('provider', `AIHUBMIX_BASE_URL ends in ${wrongPath}, but the endpoints are AIHUBMIX_BASE_URL + ${AUTHORIZE_PATH.replace(/\/authorize$/, '/*')}: set it to the provider's origin, ${new URL(base).origin}`), ['AIHUBMIX_BASE_URL'], 'path') }
   }
   try {
     const answer = probe === undefined
@@ -365,15 +377,15 @@ async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: D
  * PUBLIC_URL as the example server reads it: the variable, else `http://localhost:$PORT`. A PORT that is not a
  * port number gives no URL (and the problem names PORT: PUBLIC_URL was never set).
  */
-function publicUrlOf (env: Env): { url: URL, problem?: undefined } | { url?: undefined, problem: string } {
+function publicUrlOf (env: Env): { url: URL, problem?: undefined, variable?: undefined } | { url?: undefined, problem: string, variable: string } {
   const raw = set(env, 'PUBLIC_URL')
   if (raw !== undefined) {
     const url = parseUrl(raw)
-    return url === undefined ? { problem: 'PUBLIC_URL is not an http(s) URL' } : { url }
+    return url === undefined ? { problem: 'PUBLIC_URL is not an http(s) URL', variable: 'PUBLIC_URL' } : { url }
   }
   const port = env.PORT ?? '3000'
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) {
-    return { problem: 'PUBLIC_URL is not set and PORT is not a port number, so its default (http://localhost:$PORT) is unknown' }
+    return { problem: 'PUBLIC_URL is not set and PORT is not a port number, so its default (http://localhost:$PORT) is unknown', variable: 'PORT' }
   }
   return { url: new URL(`http://localhost:${port}`) }
 }
@@ -427,7 +439,7 @@ function httpsCheck (env: Env, production: boolean): DoctorCheck {
       ? ` (AIHUBMIX_BASE_URL's ${base.hostname}: the server resolves *.localhost names through DNS, unlike a browser)`
       : ''
     return production
-      ? fail('HTTPS', `${what}${dns}: production requires https: use https://, or http://localhost or http://127.0.0.1 for what runs on this machine`)
+      ? saying(fail('HTTPS', `${what}${dns}: production requires https: use https://, or http://localhost or http://127.0.0.1 for what runs on this machine`), plainRemote, 'https')
       : warn('HTTPS', `${what}${dns}: fine for a test, refused in production (cookies are not Secure, OAuth traffic is readable)`)
   }
   const trust = env.TRUST_PROXY
@@ -448,7 +460,7 @@ async function redisChecks (env: Env, timeoutMs: number): Promise<DoctorCheck[]>
   if (raw === undefined) return [ok('Redis', 'not configured: in-memory stores (sessions end at restart; one instance only)')]
   // What the example server refuses to start with, in its words (nothing is sent: the URL is not what is meant).
   const problem = redisUrlProblem(raw)
-  if (problem !== undefined) return [fail('Redis', `REDIS_URL: ${problem}`)]
+  if (problem !== undefined) return [saying(fail('Redis', `REDIS_URL: ${problem}`), ['REDIS_URL'])]
   const cache = set(env, 'REDIS_CLIENT_CACHE') === 'on'
   const ping = await pingRedis(raw, { timeoutMs, tracking: cache, persistence: true, memory: true })
   if (!ping.ok) return [fail('Redis', `${ping.target}: ${ping.detail}`)]
@@ -567,12 +579,17 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
   ])
   const configuration = configurationCheck(env)
   const own = [...credentialChecks(env), sessionSecretCheck(env, production), tokenKeyCheck(env, production)]
+  for (const check of own) if (check.status === 'fail') saying(check, [check.name])
   const redirect = redirectCheck(env)
-  // A variable readConfig() refused that has a failing check of its own is said once, by that check. The Redis line
-  // refuses REDIS_URL in readConfig's words (redisUrlProblem), before it pings.
-  const saidBelow = own.some((c) => c.status === 'fail' && c.name === configuration.variable) ||
-    (configuration.variable === 'AIHUBMIX_REDIRECT_URI' && redirect.status === 'fail') ||
-    (configuration.variable === 'REDIS_URL' && redis.some((c) => c.status === 'fail' && c.detail.startsWith('REDIS_URL: ')))
+  const https = httpsCheck(env, production)
+  // The redirect URI cannot be checked because of the variable readConfig() refused: that line says it already.
+  const unknownOrigin = publicUrlOf(env).variable
+  const redirectLine = unknownOrigin !== undefined && unknownOrigin === configuration.variable ? [] : [redirect]
+  if (configuration.variable === 'AIHUBMIX_REDIRECT_URI' && redirect.status === 'fail') saying(redirect, ['AIHUBMIX_REDIRECT_URI'])
+  // One mistake, one FAIL line: a variable readConfig() refused that a failing check says in words of its own (of the
+  // same kind of refusal) is said once, by that check.
+  const saidBelow = [...own, provider, redirect, https, ...redis].some((c) => c.status === 'fail' && (SAYS.get(c) ?? []).some((said) =>
+    said.variable === configuration.variable && (said.kind === undefined || said.kind === configuration.kind)))
   const checks = [
     envFileCheck(file, fromVariable, overridden),
     ...malformedChecks(file),
@@ -581,10 +598,10 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
     ...(saidBelow ? [] : [configuration.check]),
     ...own,
     provider,
-    redirect,
+    ...redirectLine,
     ...app,
     ...metricsChecks(env, configuration.variable),
-    httpsCheck(env, production),
+    https,
     ...redis
   ]
   return { checks, ok: !checks.some((c) => c.status === 'fail'), envFile: path }

@@ -206,7 +206,7 @@ t.test('HTTPS where required: production refuses http outside loopback, developm
   t.equal(prod.code, 1)
   t.equal(byName(prod.stdout).get('HTTPS'), 'FAIL HTTPS: PUBLIC_URL, AIHUBMIX_REDIRECT_URI use plain http outside loopback: production requires https: ' +
     'use https://, or http://localhost or http://127.0.0.1 for what runs on this machine')
-  t.equal(byName(prod.stdout).get('configuration'), 'FAIL configuration: PUBLIC_URL: must be https in production')
+  t.equal(byName(prod.stdout).get('configuration'), undefined, 'one mistake, one FAIL line: the HTTPS line says it')
 
   const https = { ...goodEnv(mock, 'https://app.example.com/auth/callback'), PUBLIC_URL: 'https://app.example.com', NODE_ENV: 'production' }
   const good = await runCli(['doctor'], { env: https, cwd })
@@ -259,7 +259,8 @@ t.test('formatCheck and the report', async (t) => {
   const report = await doctor({ env: { NODE_ENV: 'production' }, cwd })
   t.equal(report.ok, false)
   t.equal(report.envFile, join(cwd, '.env'))
-  t.same(report.checks.filter((c) => c.status === 'fail').map((c) => c.name), ['configuration', 'SESSION_SECRET', 'provider'])
+  // Two mistakes, two lines: the configuration's refusal (no AIHUBMIX_BASE_URL in production) is the provider line's.
+  t.same(report.checks.filter((c) => c.status === 'fail').map((c) => c.name), ['SESSION_SECRET', 'provider'])
   await t.rejects(doctor({ env: {}, cwd, timeoutMs: -1 }), { code: 'FST_AIHUBMIX_CLI_INVALID_OPTION', message: /^Invalid aihubmix-oauth option "timeoutMs": expected / })
 })
 
