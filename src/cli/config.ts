@@ -51,7 +51,14 @@ export interface ExampleConfig {
   provider: ProviderConfig | undefined
   redirectUri: string
   scope: string[]
+  /** The secret that signs session cookies: SESSION_SECRET's first (`sessionSecrets[0]`). */
   sessionSecret: string
+  /**
+   * SESSION_SECRET's secrets, newest first (a comma-separated list, each trimmed; one secret is a list of one): the
+   * first signs session cookies, every one verifies them. What @fastify/session's `secret` and token-store's
+   * `sessionCookie.secret` take, so that rotating it (`<new>,<old>`) keeps every user signed in.
+   */
+  sessionSecrets: string[]
   /** True when SESSION_SECRET was not set and a random one was made for this process. */
   sessionSecretGenerated: boolean
   /**
@@ -191,26 +198,31 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     throw new ConfigError('AIHUBMIX_SCOPE', 'must be space-separated scope names, e.g. "profile balance"')
   }
 
-  let sessionSecret = env.SESSION_SECRET
+  // SESSION_SECRET: one secret, or several separated by commas, newest first (the first signs, all verify: rotation),
+  // as the root README's snippet and the plugins' log lines say.
+  const secretRaw = env.SESSION_SECRET
+  let sessionSecrets: string[]
   let sessionSecretGenerated = false
-  if (sessionSecret === undefined || sessionSecret === '') {
+  if (secretRaw === undefined || secretRaw === '') {
     if (production) throw new ConfigError('SESSION_SECRET', 'is required in production (at least 32 characters)')
-    sessionSecret = randomBytes(32).toString('base64url')
+    sessionSecrets = [randomBytes(32).toString('base64url')]
     sessionSecretGenerated = true
-  } else if (sessionSecret.length < MIN_SECRET_LENGTH) {
-    throw new ConfigError('SESSION_SECRET', `must be at least ${MIN_SECRET_LENGTH} characters`)
-  } else if (/^[\s"']|[\s"']$/.test(sessionSecret)) {
-    // Taken as it is, another secret than the one meant: the other instances' cookies would not verify here.
-    throw new ConfigError('SESSION_SECRET', 'has a blank or a quote at its start or end (quotes kept from an env file?): remove them, so that the value is the secret alone')
+  } else {
+    const read = readSessionSecrets(secretRaw)
+    if ('problem' in read) throw new ConfigError('SESSION_SECRET', read.problem)
+    if (secretRaw.length < MIN_SECRET_LENGTH) throw new ConfigError('SESSION_SECRET', `must be at least ${MIN_SECRET_LENGTH} characters`)
+    sessionSecrets = read.secrets
   }
+  const sessionSecret = sessionSecrets[0] as string
 
   // TOKEN_ENCRYPTION_KEY: one key, or several separated by commas (the first
-  // encrypts, all decrypt: key rotation). Defaults to SESSION_SECRET, from which
-  // token-store derives a distinct key.
+  // encrypts, all decrypt: key rotation). Defaults to SESSION_SECRET's secrets, in
+  // their order, from each of which token-store derives a distinct key: rotating
+  // SESSION_SECRET as <new>,<old> then keeps the stored token sets readable too.
   const keyRaw = env.TOKEN_ENCRYPTION_KEY
   let tokenEncryptionKeys: string[]
   if (keyRaw === undefined || keyRaw === '') {
-    tokenEncryptionKeys = [sessionSecret]
+    tokenEncryptionKeys = [...sessionSecrets]
   } else {
     tokenEncryptionKeys = keyRaw.split(',').map((k) => k.trim())
     for (const [i, key] of tokenEncryptionKeys.entries()) {
@@ -269,6 +281,7 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     redirectUri: redirect.href,
     scope,
     sessionSecret,
+    sessionSecrets,
     sessionSecretGenerated,
     plainHttpPublicUrl: publicUrlParsed.protocol === 'http:' && !isLoopbackHost(publicUrlParsed.hostname),
     tokenEncryptionKeys,
@@ -303,6 +316,31 @@ export function redirectRefusal (shown: string, redirect: URL, publicOrigin: str
 export function keyPrefixSlip (key: string): string | undefined {
   if (key.startsWith('base64:') || key.startsWith('hex:')) return undefined
   return /^(?:base64url|base64|b64url|b64|base32|base16|hex)\s*:/i.exec(key)?.[0]
+}
+
+/**
+ * SESSION_SECRET as the example server reads it: secrets separated by commas, newest first, each trimmed and, in a
+ * list, at least 32 characters; or why it is refused (one phrase naming the fix: lengths and positions, never a
+ * secret). The length of a single secret is the caller's to check (MIN_SECRET_LENGTH). A value with a blank or a
+ * quote at its very start or end is refused whole: quotes kept from an env file, a line break from a secret store,
+ * and another instance that trims nothing would sign with another secret. Shared with doctor.
+ */
+export function readSessionSecrets (raw: string): { secrets: string[] } | { problem: string } {
+  if (/^[\s"']|[\s"']$/.test(raw)) {
+    return { problem: 'has a blank or a quote at its start or end (quotes kept from an env file?): remove them, so that the value is the secret alone' }
+  }
+  const secrets = raw.split(',').map((s) => s.trim())
+  // One secret's length is said by each caller in its own words (readConfig: "must be at least 32 characters").
+  if (secrets.length === 1) return { secrets }
+  for (const [i, secret] of secrets.entries()) {
+    const which = `secret ${i + 1} of ${secrets.length} (newest first, separated by commas)`
+    if (secret === '') return { problem: `${which} is empty: remove the extra comma` }
+    if (/^["']|["']$/.test(secret)) return { problem: `${which} has a quote at its start or end: remove it, so that each secret is the secret alone` }
+    if (secret.length < MIN_SECRET_LENGTH) {
+      return { problem: `${which} is ${secret.length} characters; each needs at least ${MIN_SECRET_LENGTH} (a secret with a comma in it must be replaced: openssl rand -base64 48)` }
+    }
+  }
+  return { secrets }
 }
 
 /**

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path'
 import { AUTHORIZE_PATH, authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
-import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, redirectRefusal, redisUrlProblem, refusalKind, unreadVariables, type RefusalKind } from './config.js'
+import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, readSessionSecrets, redirectRefusal, redisUrlProblem, refusalKind, unreadVariables, type RefusalKind } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
 import { describeMalformed, isEnvName, readEnvFile, valuesCutAtHash, valuesCutInsideAtHash, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
@@ -221,8 +221,11 @@ function sessionSecretCheck (env: Env, production: boolean): DoctorCheck {
       ? fail('SESSION_SECRET', `not set (required in production, at least ${MIN_SECRET_LENGTH} characters)`)
       : warn('SESSION_SECRET', 'not set: a random one per process (sessions end when the server restarts)')
   }
+  // As the example server reads it (readConfig's own rules): a list, newest first; never a secret, lengths only.
+  const read = readSessionSecrets(secret)
+  if ('problem' in read) return fail('SESSION_SECRET', read.problem)
   if (secret.length < MIN_SECRET_LENGTH) return fail('SESSION_SECRET', `${secret.length} characters; at least ${MIN_SECRET_LENGTH} are needed`)
-  return ok('SESSION_SECRET', `set (${secret.length} characters)`)
+  return ok('SESSION_SECRET', read.secrets.length === 1 ? `set (${secret.length} characters)` : `set (${read.secrets.length} secrets, newest first: the first signs, all verify)`)
 }
 
 /**
@@ -269,6 +272,7 @@ function secretsOf (env: Env): string[] {
   const secrets = ['AIHUBMIX_CLIENT_SECRET', 'SESSION_SECRET', 'AIHUBMIX_DEVELOPER_TOKEN']
     .map((name) => set(env, name))
     .filter((value): value is string => value !== undefined)
+  for (const secret of (set(env, 'SESSION_SECRET') ?? '').split(',')) if (secret.trim() !== '') secrets.push(secret.trim())
   for (const key of (set(env, 'TOKEN_ENCRYPTION_KEY') ?? '').split(',')) if (key.trim() !== '') secrets.push(key.trim())
   try {
     const password = new URL(set(env, 'REDIS_URL') ?? '').password
