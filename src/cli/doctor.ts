@@ -5,7 +5,7 @@ import { EnvFileError, errorInfo } from './errors.js'
 import { describeMalformed, isEnvName, readEnvFile, valuesCutAtHash, valuesCutInsideAtHash, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
-import { pingRedis, type RedisMemory, type RedisPersistence } from './redis-ping.js'
+import { APP_KEY_PREFIX, pingRedis, type RedisAccess, type RedisMemory, type RedisPersistence } from './redis-ping.js'
 import { apiPathSuffix, clientIdLooksSecret, credentialLooksPasted, isLoopbackHost, isNodeLoopbackHost, normalizeBaseUrl } from './validate.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail'
@@ -466,7 +466,7 @@ async function redisChecks (env: Env, timeoutMs: number): Promise<DoctorCheck[]>
   const problem = redisUrlProblem(raw)
   if (problem !== undefined) return [saying(fail('Redis', `REDIS_URL: ${problem}`), ['REDIS_URL'])]
   const cache = set(env, 'REDIS_CLIENT_CACHE') === 'on'
-  const ping = await pingRedis(raw, { timeoutMs, tracking: cache, persistence: true, memory: true })
+  const ping = await pingRedis(raw, { timeoutMs, tracking: cache, persistence: true, memory: true, access: true })
   if (!ping.ok) return [fail('Redis', `${ping.target}: ${ping.detail}`)]
   let reachable = ping.tracking === undefined
     ? ok('Redis', `${ping.target} ${ping.detail}`)
@@ -475,11 +475,60 @@ async function redisChecks (env: Env, timeoutMs: number): Promise<DoctorCheck[]>
       : warn('Redis', `${ping.target} ${ping.detail}, but ${ping.tracking.detail}: with REDIS_CLIENT_CACHE=on every value is still read from Redis (uncached)`)
   // A password this Redis does not have: the app works (ioredis goes on without it), so a warning, not a failure.
   if (ping.passwordIgnored !== undefined) reachable = warn('Redis', `${reachable.detail}, but ${ping.passwordIgnored}`)
+  // A user an ACL keeps from what the app runs answers PONG all the same, and then the app's store requests fail: one
+  // line, a failure (a warning when only what the app can do without is refused). INFO, when the tracking check has
+  // said it already, is not said again.
+  const access = ping.access === undefined ? undefined : accessProblem(ping.access, ping.tracking?.allowed === false)
+  if (access !== undefined) {
+    reachable = access.fails
+      ? fail('Redis', `${ping.target} ${ping.detail}, but ${access.detail}`)
+      : warn('Redis', `${reachable.detail}${reachable.status === 'ok' ? ',' : ';'} but ${access.detail}`)
+  }
   return [
     reachable,
     ...(ping.persistence === undefined ? [] : [persistenceCheck(ping.persistence)]),
     ...(ping.memory === undefined ? [] : [evictionCheck(ping.memory)])
   ]
+}
+
+/** Where every command, key and channel the app needs of Redis is listed (token-store's README, "Redis ACL"). */
+const REDIS_ACL_DOCS = 'https://github.com/fastify-aihubmix/fastify-aihubmix/tree/main/src/token-store#redis-acl'
+
+/** Commands whose refusal leaves the app running, and what it does without each. */
+const SIDE_COMMANDS: Readonly<Record<string, string>> = Object.freeze({
+  time: 'without TIME, refresh fences go by each machine\'s clock instead of Redis\'s',
+  info: 'without INFO, token-store cannot warn about a Redis that evicts sessions',
+  hello: 'without HELLO, an app on ioredis 6 cannot connect (ioredis 5, the example\'s, does not send it)'
+})
+
+/**
+ * What this Redis keeps from the app, in one phrase naming the missing permissions, the grant that fixes it and where
+ * the full list is; undefined when nothing is missing. `fails` when the app's store needs what is missing (a command
+ * of its, a key or a channel under its prefix, a command this Redis lacks, another refusal such as OOM or READONLY);
+ * else only commands the app runs without, degraded (SIDE_COMMANDS). Commands and patterns only: the URL's user is
+ * shown as <user>. `infoSaid`: the tracking check has said INFO is refused.
+ */
+function accessProblem (a: RedisAccess, infoSaid: boolean): { fails: boolean, detail: string } | undefined {
+  const commands = a.commands.filter((c) => !(infoSaid && c === 'info'))
+  const side = commands.filter((c) => Object.hasOwn(SIDE_COMMANDS, c))
+  const fails = a.keys || a.channels || commands.length > side.length || a.unknown.length > 0 || a.refused.length > 0
+  const said: string[] = []
+  if (commands.length > 0 || a.keys || a.channels) {
+    const missing = [
+      ...(commands.length === 0 ? [] : [`the command${commands.length === 1 ? '' : 's'} ${commands.join(', ')}`]),
+      ...(a.keys ? [`keys ${APP_KEY_PREFIX}* (~${APP_KEY_PREFIX}*)`] : []),
+      ...(a.channels ? [`channels ${APP_KEY_PREFIX}* (&${APP_KEY_PREFIX}*)`] : [])
+    ]
+    const grant = [...commands.map((c) => `+${c}`), ...(a.keys ? [`~${APP_KEY_PREFIX}*`] : []), ...(a.channels ? [`&${APP_KEY_PREFIX}*`] : [])]
+    const effect = fails
+      ? ', which the app\'s store needs (its requests would answer 503 store_unavailable)'
+      : ` (${side.map((c) => SIDE_COMMANDS[c]).join('; ')})`
+    said.push(`this Redis user may not use ${missing.join(', ')} (NOPERM)${effect}: grant ${grant.length === 1 ? 'it' : 'them'} (ACL SETUSER <user> ${grant.join(' ')})`)
+  }
+  if (a.unknown.length > 0) said.push(`this Redis does not know ${a.unknown.join(', ')} (Redis 6.2 or newer is needed, or the command was renamed)`)
+  for (const r of a.refused) said.push(`Redis refused ${r.command}: ${r.error}`)
+  if (said.length === 0) return undefined
+  return { fails, detail: `${said.join('; ')}; every command, key and channel the app needs is listed under "Redis ACL" in @fastify-aihubmix/token-store's README (${REDIS_ACL_DOCS})` }
 }
 
 /** `maxmemory` in bytes, said the way people size it. */
