@@ -108,9 +108,14 @@ function definedOnly<T extends object> (o: T): { [K in keyof T]?: Exclude<T[K], 
   return Object.fromEntries(Object.entries(o).filter(([, value]) => value !== undefined)) as { [K in keyof T]?: Exclude<T[K], undefined> }
 }
 
+/**
+ * What this process reaches on this machine whatever DNS answers: `localhost` exactly, 127.0.0.0/8 and ::1. Not
+ * *.localhost: Node.js resolves those names through the system's resolver, which may ask network DNS, so a plain-http
+ * call to one may leave the machine (browsers keep them local, which matters for the redirect URI only).
+ */
 export function isLoopbackHost (hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
-  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
 }
 
 /** What each URL option looks like, for the error that names a value without its scheme. */
@@ -147,8 +152,12 @@ function parseHttpUrl (value: string, path: string, allowInsecure: boolean): URL
   if (url.username !== '' || url.password !== '') {
     throw new ProxyOptionsError(`"${path}": must not carry credentials`)
   }
-  if (url.protocol === 'http:' && !allowInsecure && !isLoopbackHost(url.hostname)) {
-    throw new ProxyOptionsError(`"${path}": must use https unless it is a loopback address`)
+  // The redirect URI is opened by the browser, which keeps *.localhost on this machine; the provider's URLs are called
+  // from here.
+  const localName = url.hostname.toLowerCase().endsWith('.localhost')
+  if (url.protocol === 'http:' && !allowInsecure && !isLoopbackHost(url.hostname) && !(localName && path === 'redirectUri')) {
+    const dns = localName ? ` (${url.hostname} is not: Node.js resolves *.localhost names through DNS, so the call may leave this machine)` : ''
+    throw new ProxyOptionsError(`"${path}": must use https unless it is http://localhost or a loopback address${dns}: use https://, or http://localhost or http://127.0.0.1 for a server on this machine`)
   }
   return url
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { isIP } from 'node:net'
 import { closest } from './option-errors.js'
-import { clientIdLooksSecret, credentialLooksPasted } from './validate.js'
+import { clientIdLooksSecret, credentialLooksPasted, isLoopbackHost, isNodeLoopbackHost, plainHttpProviderRefusal } from './validate.js'
 
 /**
  * The example server's configuration, read from the environment (every variable and
@@ -13,6 +13,28 @@ export class ConfigError extends Error {
     super(`${variable}: ${problem}`)
     this.name = 'ConfigError'
   }
+}
+
+/**
+ * The kind of a refusal that doctor also says on a line of its own (HTTPS, provider), so that one mistake is one FAIL
+ * line: 'https' (plain http outside loopback in production), 'path' (a provider URL ending in /api, /api/oauth2 or
+ * /v1), 'required' (no provider in production), 'unusable' (empty, or not a usable http(s) URL). Read with refusalKind(); not a part
+ * of ConfigError's own surface.
+ */
+export type RefusalKind = 'https' | 'path' | 'required' | 'unusable'
+
+const KINDS = new WeakMap<ConfigError, RefusalKind>()
+
+/** A ConfigError of a kind doctor can tell apart (see RefusalKind). */
+function refuse (variable: string, kind: RefusalKind, problem: string): ConfigError {
+  const err = new ConfigError(variable, problem)
+  KINDS.set(err, kind)
+  return err
+}
+
+/** The kind of a refusal readConfig() threw, when doctor says that kind on a line of its own; else undefined. */
+export function refusalKind (err: ConfigError): RefusalKind | undefined {
+  return KINDS.get(err)
 }
 
 export interface ProviderConfig {
@@ -29,7 +51,14 @@ export interface ExampleConfig {
   provider: ProviderConfig | undefined
   redirectUri: string
   scope: string[]
+  /** The secret that signs session cookies: SESSION_SECRET's first (`sessionSecrets[0]`). */
   sessionSecret: string
+  /**
+   * SESSION_SECRET's secrets, newest first (a comma-separated list, each trimmed; one secret is a list of one): the
+   * first signs session cookies, every one verifies them. What @fastify/session's `secret` and token-store's
+   * `sessionCookie.secret` take, so that rotating it (`<new>,<old>`) keeps every user signed in.
+   */
+  sessionSecrets: string[]
   /** True when SESSION_SECRET was not set and a random one was made for this process. */
   sessionSecretGenerated: boolean
   /**
@@ -56,29 +85,24 @@ type Env = Record<string, string | undefined>
 const LOG_LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
 const MIN_SECRET_LENGTH = 32
 
-function isLoopback (hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
-  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
-}
-
 function readUrl (env: Env, name: string, fallback?: string): URL {
   const raw = env[name] ?? fallback
-  if (raw === undefined || raw === '') throw new ConfigError(name, 'is required')
+  if (raw === undefined || raw === '') throw refuse(name, 'unusable', 'is required')
   let url: URL
   try {
     url = new URL(raw)
   } catch {
-    throw new ConfigError(name, 'is not an absolute URL')
+    throw refuse(name, 'unusable', 'is not an absolute URL')
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(name, 'must be an http: or https: URL')
-  if (url.username !== '' || url.password !== '') throw new ConfigError(name, 'must not contain credentials')
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw refuse(name, 'unusable', 'must be an http: or https: URL')
+  if (url.username !== '' || url.password !== '') throw refuse(name, 'unusable', 'must not contain credentials')
   return url
 }
 
 function nonEmpty (env: Env, name: string): string | undefined {
   const value = env[name]
   if (value === undefined) return undefined
-  if (value.trim() === '') throw new ConfigError(name, 'is set but empty')
+  if (value.trim() === '') throw refuse(name, 'unusable', 'is set but empty')
   return value
 }
 
@@ -109,8 +133,9 @@ export function readConfig (env: Env = process.env): ExampleConfig {
   if (publicUrlParsed.pathname !== '/' || publicUrlParsed.search !== '' || publicUrlParsed.hash !== '') {
     throw new ConfigError('PUBLIC_URL', 'must be an origin only, like https://app.example.com')
   }
-  if (production && publicUrlParsed.protocol === 'http:' && !isLoopback(publicUrlParsed.hostname)) {
-    throw new ConfigError('PUBLIC_URL', 'must be https in production')
+  // PUBLIC_URL and the redirect URI are opened by browsers only, which keep every *.localhost name on this machine.
+  if (production && publicUrlParsed.protocol === 'http:' && !isLoopbackHost(publicUrlParsed.hostname)) {
+    throw refuse('PUBLIC_URL', 'https', 'must be https in production')
   }
   const publicUrl = publicUrlParsed.origin
 
@@ -122,11 +147,13 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     if (base.search !== '' || base.hash !== '' || baseRaw.includes('#')) throw new ConfigError('AIHUBMIX_BASE_URL', 'must not have a query or a fragment')
     const wrongPath = /\/(api(\/oauth2)?|v1)\/*$/.exec(base.pathname)
     if (wrongPath !== null) {
-      throw new ConfigError('AIHUBMIX_BASE_URL', `ends in ${wrongPath[0].replace(/\/+$/, '')}, but the endpoints are <base URL>/api/oauth2/*, so every call ` +
+      throw refuse('AIHUBMIX_BASE_URL', 'path', `ends in ${wrongPath[0].replace(/\/+$/, '')}, but the endpoints are <base URL>/api/oauth2/*, so every call ` +
         `would miss: use the provider's origin without that path (${base.origin})`)
     }
-    if (base.protocol === 'http:' && !isLoopback(base.hostname) && production) {
-      throw new ConfigError('AIHUBMIX_BASE_URL', 'must be https in production unless it is a loopback address')
+    // The server calls the provider, and resolves a *.localhost name through DNS like any other: only `localhost`
+    // itself and loopback addresses stay on this machine.
+    if (base.protocol === 'http:' && !isNodeLoopbackHost(base.hostname) && production) {
+      throw refuse('AIHUBMIX_BASE_URL', 'https', plainHttpProviderRefusal(base, 'must be https in production'))
     }
     const clientId = nonEmpty(env, 'AIHUBMIX_CLIENT_ID')
     if (clientId === undefined) throw new ConfigError('AIHUBMIX_CLIENT_ID', 'is required when AIHUBMIX_BASE_URL is set')
@@ -145,15 +172,15 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     }
     provider = { baseUrl: base.href.replace(/\/+$/, ''), clientId, clientSecret }
   } else if (production) {
-    throw new ConfigError('AIHUBMIX_BASE_URL', 'is required in production (the embedded mock provider is for development)')
+    throw refuse('AIHUBMIX_BASE_URL', 'required', 'is required in production (the embedded mock provider is for development)')
   }
 
   const redirect = readUrl(env, 'AIHUBMIX_REDIRECT_URI', `${publicUrl}/auth/callback`)
   if ((env.AIHUBMIX_REDIRECT_URI ?? '').includes('#')) {
     throw new ConfigError('AIHUBMIX_REDIRECT_URI', 'must not have a fragment (#...): OAuth 2.0 forbids one in a redirect URI')
   }
-  if (production && redirect.protocol === 'http:' && !isLoopback(redirect.hostname)) {
-    throw new ConfigError('AIHUBMIX_REDIRECT_URI', 'must be https in production')
+  if (production && redirect.protocol === 'http:' && !isLoopbackHost(redirect.hostname)) {
+    throw refuse('AIHUBMIX_REDIRECT_URI', 'https', 'must be https in production')
   }
   // Said here, not only by doctor's redirect check: doctor reported the configuration "accepted by the example
   // server" and then that the server refuses to start with it.
@@ -171,26 +198,31 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     throw new ConfigError('AIHUBMIX_SCOPE', 'must be space-separated scope names, e.g. "profile balance"')
   }
 
-  let sessionSecret = env.SESSION_SECRET
+  // SESSION_SECRET: one secret, or several separated by commas, newest first (the first signs, all verify: rotation),
+  // as the root README's snippet and the plugins' log lines say.
+  const secretRaw = env.SESSION_SECRET
+  let sessionSecrets: string[]
   let sessionSecretGenerated = false
-  if (sessionSecret === undefined || sessionSecret === '') {
+  if (secretRaw === undefined || secretRaw === '') {
     if (production) throw new ConfigError('SESSION_SECRET', 'is required in production (at least 32 characters)')
-    sessionSecret = randomBytes(32).toString('base64url')
+    sessionSecrets = [randomBytes(32).toString('base64url')]
     sessionSecretGenerated = true
-  } else if (sessionSecret.length < MIN_SECRET_LENGTH) {
-    throw new ConfigError('SESSION_SECRET', `must be at least ${MIN_SECRET_LENGTH} characters`)
-  } else if (/^[\s"']|[\s"']$/.test(sessionSecret)) {
-    // Taken as it is, another secret than the one meant: the other instances' cookies would not verify here.
-    throw new ConfigError('SESSION_SECRET', 'has a blank or a quote at its start or end (quotes kept from an env file?): remove them, so that the value is the secret alone')
+  } else {
+    const read = readSessionSecrets(secretRaw)
+    if ('problem' in read) throw new ConfigError('SESSION_SECRET', read.problem)
+    if (secretRaw.length < MIN_SECRET_LENGTH) throw new ConfigError('SESSION_SECRET', `must be at least ${MIN_SECRET_LENGTH} characters`)
+    sessionSecrets = read.secrets
   }
+  const sessionSecret = sessionSecrets[0] as string
 
   // TOKEN_ENCRYPTION_KEY: one key, or several separated by commas (the first
-  // encrypts, all decrypt: key rotation). Defaults to SESSION_SECRET, from which
-  // token-store derives a distinct key.
+  // encrypts, all decrypt: key rotation). Defaults to SESSION_SECRET's secrets, in
+  // their order, from each of which token-store derives a distinct key: rotating
+  // SESSION_SECRET as <new>,<old> then keeps the stored token sets readable too.
   const keyRaw = env.TOKEN_ENCRYPTION_KEY
   let tokenEncryptionKeys: string[]
   if (keyRaw === undefined || keyRaw === '') {
-    tokenEncryptionKeys = [sessionSecret]
+    tokenEncryptionKeys = [...sessionSecrets]
   } else {
     tokenEncryptionKeys = keyRaw.split(',').map((k) => k.trim())
     for (const [i, key] of tokenEncryptionKeys.entries()) {
@@ -203,33 +235,8 @@ export function readConfig (env: Env = process.env): ExampleConfig {
 
   let redisUrl: string | undefined
   if (env.REDIS_URL !== undefined && env.REDIS_URL !== '') {
-    // Passed to token-store as it is, which refuses what the URL parser would have dropped (ioredis' does not).
-    if (env.REDIS_URL.trim() !== env.REDIS_URL || /^['"]|['"]$/.test(env.REDIS_URL)) {
-      throw new ConfigError('REDIS_URL', 'has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone')
-    }
-    let parsed: URL | undefined
-    try {
-      parsed = new URL(env.REDIS_URL)
-    } catch {}
-    if (parsed === undefined || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
-      throw new ConfigError('REDIS_URL', 'must be a redis:// or rediss:// URL')
-    }
-    if (!/^\/?(\d{1,5})?$/.test(parsed.pathname)) {
-      throw new ConfigError('REDIS_URL', 'its path must be a database number (redis://host:6379/0), or nothing')
-    }
-    // eslint-disable-next-line no-control-regex
-    if (/[\s\u0000-\u001f\u007f]/.test(env.REDIS_URL)) {
-      throw new ConfigError('REDIS_URL', 'has spaces or control characters in it: remove them (a password with a space is written %20)')
-    }
-    for (const [name, value] of parsed.searchParams) {
-      const accepts = Object.hasOwn(REDIS_URL_QUERY, name) ? REDIS_URL_QUERY[name] : undefined
-      // A name is shown only when it cannot be a part of a password pasted in the wrong place.
-      const shown = /^[A-Za-z][A-Za-z0-9]{0,40}$/.test(name) ? ` ${name}` : ''
-      if (accepts === undefined) {
-        throw new ConfigError('REDIS_URL', `its query parameter${shown} is not one token-store reads: remove it (only ${Object.keys(REDIS_URL_QUERY).join(', ')} are)`)
-      }
-      if (!accepts.test(value)) throw new ConfigError('REDIS_URL', `its ${name} must be ${name === 'family' ? '4 or 6' : 'true or false'}`)
-    }
+    const problem = redisUrlProblem(env.REDIS_URL)
+    if (problem !== undefined) throw new ConfigError('REDIS_URL', problem)
     redisUrl = env.REDIS_URL
   }
 
@@ -274,8 +281,9 @@ export function readConfig (env: Env = process.env): ExampleConfig {
     redirectUri: redirect.href,
     scope,
     sessionSecret,
+    sessionSecrets,
     sessionSecretGenerated,
-    plainHttpPublicUrl: publicUrlParsed.protocol === 'http:' && !isLoopback(publicUrlParsed.hostname),
+    plainHttpPublicUrl: publicUrlParsed.protocol === 'http:' && !isLoopbackHost(publicUrlParsed.hostname),
     tokenEncryptionKeys,
     redisUrl,
     redisClientCache,
@@ -308,6 +316,88 @@ export function redirectRefusal (shown: string, redirect: URL, publicOrigin: str
 export function keyPrefixSlip (key: string): string | undefined {
   if (key.startsWith('base64:') || key.startsWith('hex:')) return undefined
   return /^(?:base64url|base64|b64url|b64|base32|base16|hex)\s*:/i.exec(key)?.[0]
+}
+
+/**
+ * SESSION_SECRET as the example server reads it: secrets separated by commas, newest first, each trimmed and, in a
+ * list, at least 32 characters; or why it is refused (one phrase naming the fix: lengths and positions, never a
+ * secret). The length of a single secret is the caller's to check (MIN_SECRET_LENGTH). A value with a blank or a
+ * quote at its very start or end is refused whole: quotes kept from an env file, a line break from a secret store,
+ * and another instance that trims nothing would sign with another secret. Shared with doctor.
+ */
+export function readSessionSecrets (raw: string): { secrets: string[] } | { problem: string } {
+  if (/^[\s"']|[\s"']$/.test(raw)) {
+    return { problem: 'has a blank or a quote at its start or end (quotes kept from an env file?): remove them, so that the value is the secret alone' }
+  }
+  const secrets = raw.split(',').map((s) => s.trim())
+  // One secret's length is said by each caller in its own words (readConfig: "must be at least 32 characters").
+  if (secrets.length === 1) return { secrets }
+  for (const [i, secret] of secrets.entries()) {
+    const which = `secret ${i + 1} of ${secrets.length} (newest first, separated by commas)`
+    if (secret === '') return { problem: `${which} is empty: remove the extra comma` }
+    if (/^["']|["']$/.test(secret)) return { problem: `${which} has a quote at its start or end: remove it, so that each secret is the secret alone` }
+    if (secret.length < MIN_SECRET_LENGTH) {
+      return { problem: `${which} is ${secret.length} characters; each needs at least ${MIN_SECRET_LENGTH} (a secret with a comma in it must be replaced: openssl rand -base64 48)` }
+    }
+  }
+  return { secrets }
+}
+
+/**
+ * Why the example server would not start with this REDIS_URL, or undefined: what token-store refuses, and what
+ * ioredis under it would stop the start with in words that name no variable (`URI malformed`). One phrase naming
+ * the fix, which never quotes the URL: it may hold a password. Shared with doctor's Redis check, which says the same.
+ */
+export function redisUrlProblem (raw: string): string | undefined {
+  // Passed to token-store as it is, which refuses what the URL parser would have dropped (ioredis' does not).
+  if (raw.trim() !== raw || /^['"]|['"]$/.test(raw)) {
+    return 'has spaces, line breaks or quotes around it (a copy-paste, or quotes kept from an env file?): remove them, so that the value is the URL alone'
+  }
+  let parsed: URL | undefined
+  try {
+    parsed = new URL(raw)
+  } catch {}
+  if (parsed === undefined || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
+    return userInfoCutShort(raw) ?? 'must be a redis:// or rediss:// URL'
+  }
+  if (!/^\/?(\d{1,5})?$/.test(parsed.pathname)) {
+    return userInfoCutShort(raw) ?? 'its path must be a database number (redis://host:6379/0), or nothing'
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\s\u0000-\u001f\u007f]/.test(raw)) {
+    return 'has spaces or control characters in it: remove them (a password with a space is written %20)'
+  }
+  // ioredis percent-decodes the user name and the password, and a % that starts no %XX of UTF-8 stopped the start
+  // with `URI malformed` (and doctor with an unexpected failure).
+  for (const [part, value] of [['user name', parsed.username], ['password', parsed.password]] as const) {
+    try {
+      decodeURIComponent(value)
+    } catch {
+      return `its ${part} is not valid percent-encoding (a % must start an escape such as %40 for @): write each % in the ${part} as %25`
+    }
+  }
+  for (const [name, value] of parsed.searchParams) {
+    const accepts = Object.hasOwn(REDIS_URL_QUERY, name) ? REDIS_URL_QUERY[name] : undefined
+    // A name is shown only when it cannot be a part of a password pasted in the wrong place.
+    const shown = /^[A-Za-z][A-Za-z0-9]{0,40}$/.test(name) ? ` ${name}` : ''
+    if (accepts === undefined) {
+      return `its query parameter${shown} is not one token-store reads: remove it (only ${Object.keys(REDIS_URL_QUERY).join(', ')} are)`
+    }
+    if (!accepts.test(value)) return `its ${name} must be ${name === 'family' ? '4 or 6' : 'true or false'}`
+  }
+  return undefined
+}
+
+/**
+ * For a REDIS_URL the parser refused or read wrong that has the shape redis://user:password@host, with a `#`, `/` or
+ * `?` before the host's `@`: written as is there, each ends the URL's user info early (the rest becomes a port, a path,
+ * a query or a fragment). Says which characters to escape, never which one the password holds.
+ */
+function userInfoCutShort (raw: string): string | undefined {
+  const shape = /^rediss?:\/\/(.*)@((?:\[[0-9A-Fa-f:.]+\]|[\w.-]+)(?::\d*)?(?:\/\d*)?(?:\?[^#]*)?)$/s.exec(raw)
+  if (shape === null || !/[#/?]/.test(shape[1] ?? '')) return undefined
+  return 'looks like redis://user:password@host with a #, / or ? in its user name or password, which ends that part of the URL ' +
+    'early: percent-encode them in it (# as %23, / as %2F, ? as %3F, and % as %25)'
 }
 
 /** The query parameters of REDIS_URL that token-store reads, and what each accepts (any other stops the start). */

@@ -1,12 +1,12 @@
 import { resolve } from 'node:path'
 import { AUTHORIZE_PATH, authorizeProbeUrl, callAuthorize, credentialsCheck, judgeAuthorize, type AppProbe } from './app-checks.js'
-import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, redirectRefusal, unreadVariables } from './config.js'
+import { ConfigError, encryptionKeyProblem, keyPrefixSlip, listenHost, readConfig, readSessionSecrets, redirectRefusal, redisUrlProblem, refusalKind, unreadVariables, type RefusalKind } from './config.js'
 import { EnvFileError, errorInfo } from './errors.js'
-import { describeMalformed, isEnvName, readEnvFile, valuesCutAtHash, type EnvFile } from './env-file.js'
+import { describeMalformed, isEnvName, readEnvFile, valuesCutAtHash, valuesCutInsideAtHash, type EnvFile } from './env-file.js'
 import { httpCall, type HttpAnswer } from './http.js'
 import { resolveDoctorOptions, type DoctorOptions } from './options.js'
-import { pingRedis, type RedisMemory, type RedisPersistence } from './redis-ping.js'
-import { apiPathSuffix, clientIdLooksSecret, credentialLooksPasted, isLoopbackHost, normalizeBaseUrl } from './validate.js'
+import { APP_KEY_PREFIX, pingRedis, type RedisAccess, type RedisMemory, type RedisPersistence } from './redis-ping.js'
+import { apiPathSuffix, clientIdLooksSecret, credentialLooksPasted, isLoopbackHost, isNodeLoopbackHost, normalizeBaseUrl } from './validate.js'
 
 export type CheckStatus = 'ok' | 'warn' | 'fail'
 
@@ -38,6 +38,18 @@ const LABELS: Record<CheckStatus, string> = { ok: 'ok  ', warn: 'warn', fail: 'F
 /** `ok   name: detail` / `warn name: detail` / `FAIL name: detail`. */
 export function formatCheck (check: DoctorCheck): string {
   return `${LABELS[check.status]} ${check.name}: ${check.detail}`
+}
+
+/**
+ * The failing checks that say, in words of their own, what readConfig() refuses about a variable (of one kind of
+ * refusal, or of any): the configuration line is then left out, so that one mistake is one FAIL line.
+ */
+const SAYS = new WeakMap<DoctorCheck, Array<{ variable: string, kind?: RefusalKind }>>()
+
+/** `check`, recorded as saying what readConfig() refuses about `variables` (of `kind`, or of any kind when none). */
+function saying (check: DoctorCheck, variables: readonly string[], kind?: RefusalKind): DoctorCheck {
+  SAYS.set(check, variables.map((variable) => kind === undefined ? { variable } : { variable, kind }))
+  return check
 }
 
 const ok = (name: string, detail: string): DoctorCheck => ({ status: 'ok', name, detail })
@@ -105,17 +117,23 @@ const CUT_SECRETS = ['SESSION_SECRET', 'TOKEN_ENCRYPTION_KEY', 'AIHUBMIX_CLIENT_
  */
 function cutSecretChecks (file: EnvFile | Unreadable, env: Record<string, string | undefined>): DoctorCheck[] {
   if ('failure' in file || !file.exists) return []
-  return valuesCutAtHash(file.text, CUT_SECRETS.filter((name) => env[name] === undefined))
+  const secrets = valuesCutAtHash(file.text, CUT_SECRETS.filter((name) => env[name] === undefined))
     .map((name) => warn(name, `cut at '#' (Node.js reads the rest as a comment): quote the value (${name}="...")`))
+  // REDIS_URL's password, cut at a `#` written in it (`redis://:pa#ss@host` is `redis://:pa`): quoting would keep the
+  // `#`, which starts a fragment in a URL, so the fix is its escape. A `#` after a blank is a comment, and fine.
+  const url = env.REDIS_URL === undefined && valuesCutInsideAtHash(file.text, ['REDIS_URL']).length > 0
+    ? [warn('REDIS_URL', 'cut at \'#\' (Node.js reads the rest as a comment): write each # in its password as %23 (quotes would not help: in a URL a # starts a fragment)')]
+    : []
+  return [...secrets, ...url]
 }
 
-/** What readConfig() says, and the variable it refused (undefined when it accepted the configuration). */
-function configurationCheck (env: Env): { check: DoctorCheck, variable?: string } {
+/** What readConfig() says, and the variable it refused and how (undefined when it accepted the configuration). */
+function configurationCheck (env: Env): { check: DoctorCheck, variable?: string, kind?: RefusalKind | undefined } {
   try {
     const config = readConfig(env)
     return { check: ok('configuration', `accepted by the example server (${config.production ? 'production' : 'development: NODE_ENV is not production'})`) }
   } catch (err) {
-    if (err instanceof ConfigError) return { check: fail('configuration', err.message), variable: err.variable }
+    if (err instanceof ConfigError) return { check: fail('configuration', err.message), variable: err.variable, kind: refusalKind(err) }
     return { check: fail('configuration', 'the configuration could not be read') }
   }
 }
@@ -203,8 +221,11 @@ function sessionSecretCheck (env: Env, production: boolean): DoctorCheck {
       ? fail('SESSION_SECRET', `not set (required in production, at least ${MIN_SECRET_LENGTH} characters)`)
       : warn('SESSION_SECRET', 'not set: a random one per process (sessions end when the server restarts)')
   }
+  // As the example server reads it (readConfig's own rules): a list, newest first; never a secret, lengths only.
+  const read = readSessionSecrets(secret)
+  if ('problem' in read) return fail('SESSION_SECRET', read.problem)
   if (secret.length < MIN_SECRET_LENGTH) return fail('SESSION_SECRET', `${secret.length} characters; at least ${MIN_SECRET_LENGTH} are needed`)
-  return ok('SESSION_SECRET', `set (${secret.length} characters)`)
+  return ok('SESSION_SECRET', read.secrets.length === 1 ? `set (${secret.length} characters)` : `set (${read.secrets.length} secrets, newest first: the first signs, all verify)`)
 }
 
 /**
@@ -251,10 +272,12 @@ function secretsOf (env: Env): string[] {
   const secrets = ['AIHUBMIX_CLIENT_SECRET', 'SESSION_SECRET', 'AIHUBMIX_DEVELOPER_TOKEN']
     .map((name) => set(env, name))
     .filter((value): value is string => value !== undefined)
+  for (const secret of (set(env, 'SESSION_SECRET') ?? '').split(',')) if (secret.trim() !== '') secrets.push(secret.trim())
   for (const key of (set(env, 'TOKEN_ENCRYPTION_KEY') ?? '').split(',')) if (key.trim() !== '') secrets.push(key.trim())
   try {
     const password = new URL(set(env, 'REDIS_URL') ?? '').password
-    if (password !== '') secrets.push(password, decodeURIComponent(password))
+    if (password !== '') secrets.push(password)
+    if (password !== '') secrets.push(decodeURIComponent(password))
   } catch {}
   return secrets
 }
@@ -315,7 +338,7 @@ async function providerChecks (env: Env, opts: { timeoutMs: number, dispatcher: 
 async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: Dispatcher }, probe?: AppProbe): Promise<{ check: DoctorCheck, answer?: HttpAnswer }> {
   const raw = set(env, 'AIHUBMIX_BASE_URL')
   if (raw === undefined && env.NODE_ENV === 'production') {
-    return { check: fail('provider', 'AIHUBMIX_BASE_URL is not set: the embedded mock provider is for development only') }
+    return { check: saying(fail('provider', 'AIHUBMIX_BASE_URL is not set: the embedded mock provider is for development only; set it to the provider\'s origin, https://api.aihubmix.com'), ['AIHUBMIX_BASE_URL'], 'required') }
   }
   if (raw === undefined) {
     const ignored = ['AIHUBMIX_CLIENT_ID', 'AIHUBMIX_CLIENT_SECRET'].filter((name) => set(env, name) !== undefined)
@@ -325,11 +348,11 @@ async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: D
     return { check: ok('provider', 'embedded mock provider (development only)') }
   }
   const base = providerBase(env)
-  if (base === undefined) return { check: fail('provider', 'AIHUBMIX_BASE_URL is not a usable http(s) URL') }
+  if (base === undefined) return { check: saying(fail('provider', 'AIHUBMIX_BASE_URL is not a usable http(s) URL: set it to the provider\'s origin, such as https://api.aihubmix.com'), ['AIHUBMIX_BASE_URL'], 'unusable') }
   // The endpoints are <base>/api/oauth2/*: a base ending in /api (or the AI API's /v1) misses every one of them.
   const wrongPath = apiPathSuffix(new URL(base))
   if (wrongPath !== undefined) {
-    return { check: fail('provider', `AIHUBMIX_BASE_URL ends in ${wrongPath}, but the endpoints are AIHUBMIX_BASE_URL + ${AUTHORIZE_PATH.replace(/\/authorize$/, '/*')}: set it to the provider's origin, ${new URL(base).origin}`) }
+    return { check: saying(fail('provider', `AIHUBMIX_BASE_URL ends in ${wrongPath}, but the endpoints are AIHUBMIX_BASE_URL + ${AUTHORIZE_PATH.replace(/\/authorize$/, '/*')}: set it to the provider's origin, ${new URL(base).origin}`), ['AIHUBMIX_BASE_URL'], 'path') }
   }
   try {
     const answer = probe === undefined
@@ -358,15 +381,15 @@ async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: D
  * PUBLIC_URL as the example server reads it: the variable, else `http://localhost:$PORT`. A PORT that is not a
  * port number gives no URL (and the problem names PORT: PUBLIC_URL was never set).
  */
-function publicUrlOf (env: Env): { url: URL, problem?: undefined } | { url?: undefined, problem: string } {
+function publicUrlOf (env: Env): { url: URL, problem?: undefined, variable?: undefined } | { url?: undefined, problem: string, variable: string } {
   const raw = set(env, 'PUBLIC_URL')
   if (raw !== undefined) {
     const url = parseUrl(raw)
-    return url === undefined ? { problem: 'PUBLIC_URL is not an http(s) URL' } : { url }
+    return url === undefined ? { problem: 'PUBLIC_URL is not an http(s) URL', variable: 'PUBLIC_URL' } : { url }
   }
   const port = env.PORT ?? '3000'
   if (!/^\d{1,5}$/.test(port) || Number(port) > 65535) {
-    return { problem: 'PUBLIC_URL is not set and PORT is not a port number, so its default (http://localhost:$PORT) is unknown' }
+    return { problem: 'PUBLIC_URL is not set and PORT is not a port number, so its default (http://localhost:$PORT) is unknown', variable: 'PORT' }
   }
   return { url: new URL(`http://localhost:${port}`) }
 }
@@ -408,13 +431,20 @@ function httpsCheck (env: Env, production: boolean): DoctorCheck {
   ]
   if (set(env, 'AIHUBMIX_BASE_URL') !== undefined) urls.push(['AIHUBMIX_BASE_URL', parseUrl(env.AIHUBMIX_BASE_URL)])
   const known = urls.filter((entry): entry is [string, URL] => entry[1] !== undefined)
-  const plainRemote = known.filter(([, url]) => url.protocol === 'http:' && !isLoopbackHost(url.hostname)).map(([name]) => name)
-  const plainLocal = known.filter(([, url]) => url.protocol === 'http:' && isLoopbackHost(url.hostname)).map(([name]) => name)
+  // Browsers keep every *.localhost name on this machine (PUBLIC_URL, the redirect URI); the server resolves the
+  // provider's through DNS like any other name, so there only `localhost` itself and loopback addresses count.
+  const local = (name: string, url: URL): boolean => name === 'AIHUBMIX_BASE_URL' ? isNodeLoopbackHost(url.hostname) : isLoopbackHost(url.hostname)
+  const plainRemote = known.filter(([name, url]) => url.protocol === 'http:' && !local(name, url)).map(([name]) => name)
+  const plainLocal = known.filter(([name, url]) => url.protocol === 'http:' && local(name, url)).map(([name]) => name)
   if (plainRemote.length > 0) {
     const what = `${plainRemote.join(', ')} use${plainRemote.length === 1 ? 's' : ''} plain http outside loopback`
+    const base = known.find(([name]) => name === 'AIHUBMIX_BASE_URL')?.[1]
+    const dns = base !== undefined && plainRemote.includes('AIHUBMIX_BASE_URL') && isLoopbackHost(base.hostname)
+      ? ` (AIHUBMIX_BASE_URL's ${base.hostname}: the server resolves *.localhost names through DNS, unlike a browser)`
+      : ''
     return production
-      ? fail('HTTPS', `${what}: production requires https`)
-      : warn('HTTPS', `${what}: fine for a test, refused in production (cookies are not Secure, OAuth traffic is readable)`)
+      ? saying(fail('HTTPS', `${what}${dns}: production requires https: use https://, or http://localhost or http://127.0.0.1 for what runs on this machine`), plainRemote, 'https')
+      : warn('HTTPS', `${what}${dns}: fine for a test, refused in production (cookies are not Secure, OAuth traffic is readable)`)
   }
   const trust = env.TRUST_PROXY
   if (publicUrl?.protocol === 'https:' && (trust === 'false' || trust === '')) {
@@ -432,8 +462,11 @@ function httpsCheck (env: Env, production: boolean): DoctorCheck {
 async function redisChecks (env: Env, timeoutMs: number): Promise<DoctorCheck[]> {
   const raw = set(env, 'REDIS_URL')
   if (raw === undefined) return [ok('Redis', 'not configured: in-memory stores (sessions end at restart; one instance only)')]
+  // What the example server refuses to start with, in its words (nothing is sent: the URL is not what is meant).
+  const problem = redisUrlProblem(raw)
+  if (problem !== undefined) return [saying(fail('Redis', `REDIS_URL: ${problem}`), ['REDIS_URL'])]
   const cache = set(env, 'REDIS_CLIENT_CACHE') === 'on'
-  const ping = await pingRedis(raw, { timeoutMs, tracking: cache, persistence: true, memory: true })
+  const ping = await pingRedis(raw, { timeoutMs, tracking: cache, persistence: true, memory: true, access: true })
   if (!ping.ok) return [fail('Redis', `${ping.target}: ${ping.detail}`)]
   let reachable = ping.tracking === undefined
     ? ok('Redis', `${ping.target} ${ping.detail}`)
@@ -442,11 +475,60 @@ async function redisChecks (env: Env, timeoutMs: number): Promise<DoctorCheck[]>
       : warn('Redis', `${ping.target} ${ping.detail}, but ${ping.tracking.detail}: with REDIS_CLIENT_CACHE=on every value is still read from Redis (uncached)`)
   // A password this Redis does not have: the app works (ioredis goes on without it), so a warning, not a failure.
   if (ping.passwordIgnored !== undefined) reachable = warn('Redis', `${reachable.detail}, but ${ping.passwordIgnored}`)
+  // A user an ACL keeps from what the app runs answers PONG all the same, and then the app's store requests fail: one
+  // line, a failure (a warning when only what the app can do without is refused). INFO, when the tracking check has
+  // said it already, is not said again.
+  const access = ping.access === undefined ? undefined : accessProblem(ping.access, ping.tracking?.allowed === false)
+  if (access !== undefined) {
+    reachable = access.fails
+      ? fail('Redis', `${ping.target} ${ping.detail}, but ${access.detail}`)
+      : warn('Redis', `${reachable.detail}${reachable.status === 'ok' ? ',' : ';'} but ${access.detail}`)
+  }
   return [
     reachable,
     ...(ping.persistence === undefined ? [] : [persistenceCheck(ping.persistence)]),
     ...(ping.memory === undefined ? [] : [evictionCheck(ping.memory)])
   ]
+}
+
+/** Where every command, key and channel the app needs of Redis is listed (token-store's README, "Redis ACL"). */
+const REDIS_ACL_DOCS = 'https://github.com/fastify-aihubmix/fastify-aihubmix/tree/main/src/token-store#redis-acl'
+
+/** Commands whose refusal leaves the app running, and what it does without each. */
+const SIDE_COMMANDS: Readonly<Record<string, string>> = Object.freeze({
+  time: 'without TIME, refresh fences go by each machine\'s clock instead of Redis\'s',
+  info: 'without INFO, token-store cannot warn about a Redis that evicts sessions',
+  hello: 'without HELLO, an app on ioredis 6 cannot connect (ioredis 5, the example\'s, does not send it)'
+})
+
+/**
+ * What this Redis keeps from the app, in one phrase naming the missing permissions, the grant that fixes it and where
+ * the full list is; undefined when nothing is missing. `fails` when the app's store needs what is missing (a command
+ * of its, a key or a channel under its prefix, a command this Redis lacks, another refusal such as OOM or READONLY);
+ * else only commands the app runs without, degraded (SIDE_COMMANDS). Commands and patterns only: the URL's user is
+ * shown as <user>. `infoSaid`: the tracking check has said INFO is refused.
+ */
+function accessProblem (a: RedisAccess, infoSaid: boolean): { fails: boolean, detail: string } | undefined {
+  const commands = a.commands.filter((c) => !(infoSaid && c === 'info'))
+  const side = commands.filter((c) => Object.hasOwn(SIDE_COMMANDS, c))
+  const fails = a.keys || a.channels || commands.length > side.length || a.unknown.length > 0 || a.refused.length > 0
+  const said: string[] = []
+  if (commands.length > 0 || a.keys || a.channels) {
+    const missing = [
+      ...(commands.length === 0 ? [] : [`the command${commands.length === 1 ? '' : 's'} ${commands.join(', ')}`]),
+      ...(a.keys ? [`keys ${APP_KEY_PREFIX}* (~${APP_KEY_PREFIX}*)`] : []),
+      ...(a.channels ? [`channels ${APP_KEY_PREFIX}* (&${APP_KEY_PREFIX}*)`] : [])
+    ]
+    const grant = [...commands.map((c) => `+${c}`), ...(a.keys ? [`~${APP_KEY_PREFIX}*`] : []), ...(a.channels ? [`&${APP_KEY_PREFIX}*`] : [])]
+    const effect = fails
+      ? ', which the app\'s store needs (its requests would answer 503 store_unavailable)'
+      : ` (${side.map((c) => SIDE_COMMANDS[c]).join('; ')})`
+    said.push(`this Redis user may not use ${missing.join(', ')} (NOPERM)${effect}: grant ${grant.length === 1 ? 'it' : 'them'} (ACL SETUSER <user> ${grant.join(' ')})`)
+  }
+  if (a.unknown.length > 0) said.push(`this Redis does not know ${a.unknown.join(', ')} (Redis 6.2 or newer is needed, or the command was renamed)`)
+  for (const r of a.refused) said.push(`Redis refused ${r.command}: ${r.error}`)
+  if (said.length === 0) return undefined
+  return { fails, detail: `${said.join('; ')}; every command, key and channel the app needs is listed under "Redis ACL" in @fastify-aihubmix/token-store's README (${REDIS_ACL_DOCS})` }
 }
 
 /** `maxmemory` in bytes, said the way people size it. */
@@ -550,10 +632,17 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
   ])
   const configuration = configurationCheck(env)
   const own = [...credentialChecks(env), sessionSecretCheck(env, production), tokenKeyCheck(env, production)]
+  for (const check of own) if (check.status === 'fail') saying(check, [check.name])
   const redirect = redirectCheck(env)
-  // A variable readConfig() refused that has a failing check of its own is said once, by that check.
-  const saidBelow = own.some((c) => c.status === 'fail' && c.name === configuration.variable) ||
-    (configuration.variable === 'AIHUBMIX_REDIRECT_URI' && redirect.status === 'fail')
+  const https = httpsCheck(env, production)
+  // The redirect URI cannot be checked because of the variable readConfig() refused: that line says it already.
+  const unknownOrigin = publicUrlOf(env).variable
+  const redirectLine = unknownOrigin !== undefined && unknownOrigin === configuration.variable ? [] : [redirect]
+  if (configuration.variable === 'AIHUBMIX_REDIRECT_URI' && redirect.status === 'fail') saying(redirect, ['AIHUBMIX_REDIRECT_URI'])
+  // One mistake, one FAIL line: a variable readConfig() refused that a failing check says in words of its own (of the
+  // same kind of refusal) is said once, by that check.
+  const saidBelow = [...own, provider, redirect, https, ...redis].some((c) => c.status === 'fail' && (SAYS.get(c) ?? []).some((said) =>
+    said.variable === configuration.variable && (said.kind === undefined || said.kind === configuration.kind)))
   const checks = [
     envFileCheck(file, fromVariable, overridden),
     ...malformedChecks(file),
@@ -562,10 +651,10 @@ export async function doctor (options: DoctorOptions): Promise<DoctorReport> {
     ...(saidBelow ? [] : [configuration.check]),
     ...own,
     provider,
-    redirect,
+    ...redirectLine,
     ...app,
     ...metricsChecks(env, configuration.variable),
-    httpsCheck(env, production),
+    https,
     ...redis
   ]
   return { checks, ok: !checks.some((c) => c.status === 'fail'), envFile: path }

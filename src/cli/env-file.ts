@@ -91,6 +91,8 @@ interface Definition {
   end: number
   /** An unquoted value cut at a `#` after its first character (`SECRET=Kq8#vR2` is `Kq8`). */
   cut: boolean
+  /** Cut at a `#` right after a character of the value (`URL=redis://:pa#ss@host`), not after a blank (`URL=x  # note`). */
+  cutInside: boolean
 }
 
 /** Node's own trim (src/node_dotenv.cc `trim_spaces`): spaces only, a tab stays. */
@@ -141,7 +143,7 @@ function parseDefinitions (input: string): { text: string, definitions: Definiti
       break
     }
     if (name.startsWith('export ')) name = name.slice(7)
-    const define = (value: string, to: number, cut = false): void => { definitions.push({ name, value, from, equals, end: to, cut }) }
+    const define = (value: string, to: number, cut = false, cutInside = false): void => { definitions.push({ name, value, from, equals, end: to, cut, cutInside }) }
     if (pos >= end) {
       define('', end)
       break
@@ -167,7 +169,7 @@ function parseDefinitions (input: string): { text: string, definitions: Definiti
     let value = text.slice(pos, nl === -1 || nl >= end ? end : nl)
     const hash = value.indexOf('#')
     if (hash !== -1) value = value.slice(0, hash)
-    define(trimSpaces(value), nextLine(pos), hash > 0)
+    define(trimSpaces(value), nextLine(pos), hash > 0, hash > 0 && !/[ \t]$/.test(value))
     pos = nextLine(pos)
   }
   return { text, definitions, skipped }
@@ -277,6 +279,16 @@ export function describeMalformed (misread: readonly MisreadLine[]): string[] {
 export function valuesCutAtHash (input: string, names: readonly string[]): string[] {
   const winner = new Map(parseDefinitions(input).definitions.map((d) => [d.name, d]))
   return names.filter((name) => winner.get(name)?.cut === true)
+}
+
+/**
+ * The names among `names` whose value in the file (the definition that wins) is unquoted and was cut at a `#` that
+ * follows a character of the value, not a blank: `REDIS_URL=redis://:pa#ss@host` is `redis://:pa` to Node.js, while
+ * `REDIS_URL=redis://host  # dev` is a URL and a comment.
+ */
+export function valuesCutInsideAtHash (input: string, names: readonly string[]): string[] {
+  const winner = new Map(parseDefinitions(input).definitions.map((d) => [d.name, d]))
+  return names.filter((name) => winner.get(name)?.cutInside === true)
 }
 
 /** Reads an env file; a missing file is `exists: false`, any other failure an EnvFileError. */

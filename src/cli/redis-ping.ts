@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto'
 import { connect as netConnect, isIP, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { describeNetworkError } from './http.js'
@@ -34,7 +35,37 @@ export interface RedisPing {
    * (ioredis) goes on without it, so this is a warning, not a failure. What to change, never the password.
    */
   passwordIgnored?: string
+  /**
+   * With `access: true`, what this Redis user may run of what the app needs (set only after a PONG, when every
+   * command asked about was answered): the commands, keys and channels refused, and the commands it does not know.
+   */
+  access?: RedisAccess
 }
+
+/** What the app needs of Redis and this connection's user may not have, as found by running it (see pingRedis). */
+export interface RedisAccess {
+  /** Commands refused to this user (NOPERM), lower case, in the order asked. */
+  commands: string[]
+  /** Whether a command was refused its key under the app's prefix (`~aihubmix:*`). */
+  keys: boolean
+  /** Whether a command was refused its channel under the app's prefix (`&aihubmix:*`). */
+  channels: boolean
+  /** Commands this Redis does not know (older than 6.2, or renamed). */
+  unknown: string[]
+  /** Commands refused otherwise (OOM, READONLY, ...), each with Redis's words made safe to print. */
+  refused: Array<{ command: string, error: string }>
+}
+
+/**
+ * The prefix of the app's keys and channels: token-store's default keyPrefix, which the example server keeps. The
+ * access probe's throwaway key and channel are under it, so that a key or channel pattern of an ACL is tried as the
+ * app meets it.
+ */
+export const APP_KEY_PREFIX = 'aihubmix:'
+
+/** How long the access probe's throwaway keys live, should its own deletion be refused or the connection drop. */
+const PROBE_TTL_MS = '10000'
+const PROBE_SCRIPT = 'return 1'
 
 export type RedisPersistence =
   | { readable: true, appendonly: string, appendfsync: string, save: string }
@@ -190,10 +221,11 @@ function configValue (reply: Reply, name: string): string | undefined {
 
 /**
  * Sends `AUTH` (when the URL has a password) and `PING` over a raw TCP (or TLS
- * for `rediss:`) connection and expects `+PONG`. Resolves, never rejects: a
+ * for `rediss:`) connection and expects `+PONG`; then, as asked, the tracking, configuration and access questions
+ * (`access`: what the app runs, on a throwaway key, hash and channel under APP_KEY_PREFIX). Resolves, never rejects: a
  * refused connection, a timeout or an error reply is `ok: false` with a reason.
  */
-export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tracking?: boolean, persistence?: boolean, memory?: boolean }): Promise<RedisPing> {
+export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tracking?: boolean, persistence?: boolean, memory?: boolean, access?: boolean }): Promise<RedisPing> {
   let url: URL
   try {
     url = new URL(redisUrl)
@@ -206,11 +238,23 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
   }
   const host = url.hostname.replace(/^\[|\]$/g, '')
   const port = url.port === '' ? DEFAULT_REDIS_PORT : Number(url.port)
-  const password = decodeURIComponent(url.password)
-  const username = decodeURIComponent(url.username)
+  let password: string
+  let username: string
+  try {
+    password = decodeURIComponent(url.password)
+    username = decodeURIComponent(url.username)
+  } catch {
+    // Said in readConfig's words by doctor before it gets here (redisUrlProblem); never the password itself.
+    return { ok: false, target, detail: 'REDIS_URL: its user name or password is not valid percent-encoding: write each % in it as %25' }
+  }
   // Each step: what is sent. All go out at once; the answers come back in the same order.
-  type Step = 'auth' | 'select' | 'ping' | 'tracking' | 'info' | Setting
-  const steps: Array<{ name: Step, send: string }> = []
+  type Step = 'auth' | 'select' | 'ping' | 'tracking' | 'info' | 'access' | Setting
+  /**
+   * `command`: what an access step asks about (`client|id` style); `then`: the steps to send once this one's answer
+   * is in (given whether it was refused).
+   */
+  interface Sent { name: Step, send: string, command?: string, then?: (refused: boolean) => Sent[] }
+  const steps: Sent[] = []
   if (password !== '') steps.push({ name: 'auth', send: username !== '' ? command('AUTH', username, password) : command('AUTH', password) })
   // The URL's database, as the app's client selects it: one this Redis lacks was skipped by ioredis, which went on in
   // database 0 (a warning, then every key in the wrong database).
@@ -228,6 +272,50 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
   if (opts.memory === true) {
     for (const name of MEMORY_SETTINGS) steps.push({ name, send: command('CONFIG', 'GET', name) })
   }
+  // What the app runs, tried on a throwaway key, hash and channel under its prefix, so that an ACL's command, key and
+  // channel rules answer as they would the app. Nothing the app uses is touched: the key lives 10 s (SET ... PX), and
+  // the hash is made only once PEXPIRE has been allowed, and is given the same TTL at once; both are deleted after.
+  const access: RedisAccess = { commands: [], keys: false, channels: false, unknown: [], refused: [] }
+  if (opts.access === true) {
+    const id = randomBytes(8).toString('hex')
+    const key = `${APP_KEY_PREFIX}doctor:${id}`
+    const hash = `${key}:hash`
+    const channel = `${APP_KEY_PREFIX}doctor:${id}`
+    const ask = (name: string, ...args: string[]): Sent => ({ name: 'access', command: name, send: command(...args) })
+    const later = (pexpireRefused: boolean): Sent[] => [
+      ask('getdel', 'GETDEL', key),
+      ask('del', 'DEL', key),
+      ...(pexpireRefused
+        ? []
+        : [
+            ask('hset', 'HSET', hash, 'f', '1'),
+            ask('pexpire', 'PEXPIRE', hash, PROBE_TTL_MS),
+            ask('hlen', 'HLEN', hash),
+            ask('hgetall', 'HGETALL', hash),
+            ask('hdel', 'HDEL', hash, 'f'),
+            ask('del', 'DEL', hash)
+          ]),
+      ask('eval', 'EVAL', PROBE_SCRIPT, '0'),
+      // Refused or not by the ACL before the script cache is looked at: NOSCRIPT means allowed.
+      ask('evalsha', 'EVALSHA', createHash('sha1').update(PROBE_SCRIPT).digest('hex'), '0'),
+      ask('publish', 'PUBLISH', channel, ''),
+      ask('time', 'TIME'),
+      ask('info', 'INFO', 'server'),
+      // ioredis 6 starts every connection with HELLO (a Redis older than 6 does not know it, and ioredis goes on).
+      ask('hello', 'HELLO', '2'),
+      // Last: a subscribed connection takes nothing but (UN)SUBSCRIBE and PING until it unsubscribes.
+      ask('subscribe', 'SUBSCRIBE', channel),
+      ask('unsubscribe', 'UNSUBSCRIBE', channel)
+    ]
+    const first = [
+      ask('set', 'SET', key, '1', 'PX', PROBE_TTL_MS),
+      ask('get', 'GET', key),
+      ask('mget', 'MGET', key),
+      ask('pttl', 'PTTL', key),
+      { ...ask('pexpire', 'PEXPIRE', key, PROBE_TTL_MS), then: later }
+    ]
+    steps.push(...first)
+  }
 
   return await new Promise<RedisPing>((resolve) => {
     let settled = false
@@ -235,6 +323,8 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
     let pong = false
     let ignored: string | undefined
     let tracking: RedisPing['tracking']
+    /** Whether the last access step (UNSUBSCRIBE) was answered, and so every one before it. */
+    let accessDone = false
     const config: Partial<Record<Setting, string>> = {}
     /** Why a setting has no value: the first refusal (or odd answer) among those asked for one check. */
     const refusals: Partial<Record<Setting, string>> = {}
@@ -263,6 +353,8 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
       socket.destroy()
       const found = ok ? persistence() : undefined
       const memoryFound = ok ? memory() : undefined
+      // Said only when every command was answered (a command left unanswered is neither allowed nor refused).
+      const accessFound = ok && accessDone ? access : undefined
       resolve({
         ok,
         target,
@@ -270,6 +362,7 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
         ...(tracking !== undefined ? { tracking } : {}),
         ...(found !== undefined ? { persistence: found } : {}),
         ...(memoryFound !== undefined ? { memory: memoryFound } : {}),
+        ...(accessFound !== undefined ? { access: accessFound } : {}),
         ...(ok && ignored !== undefined ? { passwordIgnored: ignored } : {})
       })
     }
@@ -281,6 +374,27 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
     }
     const timer = setTimeout(() => { stop(`no answer within ${opts.timeoutMs} ms`) }, opts.timeoutMs)
     const onConnect = (): void => { socket.write(steps.map((step) => step.send).join('')) }
+    /** Notes what an access step's answer says of this user's rights; whether it was refused. */
+    const judge = (name: string, reply: Reply): boolean => {
+      if (reply.kind !== 'error') return false
+      const text = reply.text
+      if (text.startsWith('NOPERM')) {
+        // The refused command is named in the reply (Redis 6 and 7 alike); else it was its key or its channel.
+        if (/no permissions to run the '[^']+' command/i.test(text)) {
+          if (!access.commands.includes(name)) access.commands.push(name)
+        } else if (/channel/i.test(text)) access.channels = true
+        else if (/\bkeys?\b/i.test(text)) access.keys = true
+        else if (!access.commands.includes(name)) access.commands.push(name)
+        return true
+      }
+      if (/^ERR unknown command/i.test(text)) {
+        if (name !== 'hello' && !access.unknown.includes(name)) access.unknown.push(name)
+        return true
+      }
+      if (name === 'evalsha' && text.startsWith('NOSCRIPT')) return false
+      if (!access.refused.some((r) => r.command === name)) access.refused.push({ command: name, error: redisError(text) })
+      return true
+    }
     const socket: Socket = url.protocol === 'rediss:'
       ? tlsConnect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}) }, onConnect)
       : netConnect({ host, port }, onConnect)
@@ -343,6 +457,17 @@ export async function pingRedis (redisUrl: string, opts: { timeoutMs: number, tr
                 : { allowed: false, detail: reply.kind === 'error' ? `INFO refused: ${redisError(reply.text)}` : 'no run_id in the answer to INFO server' }
             }
             break
+          case 'access': {
+            const name = step.command ?? ''
+            const refused = judge(name, reply)
+            if (name === 'unsubscribe') accessDone = true
+            const next = step.then?.(refused) ?? []
+            if (next.length > 0) {
+              steps.push(...next)
+              socket.write(next.map((n) => n.send).join(''))
+            }
+            break
+          }
           default: {
             const value = configValue(reply, step.name)
             if (value !== undefined) config[step.name] = value

@@ -1,3 +1,5 @@
+import { isIP } from 'node:net'
+
 /**
  * Argument rules of `create-app`, checked before any request is made. Each
  * function answers why a value is refused (a phrase to follow the argument's
@@ -17,10 +19,34 @@ const PRINTABLE_ASCII = /^[\x21-\x7e]+$/
 /** `host:port...` without `scheme://` (`localhost:3000/auth/callback`, `app.example:8443`). */
 const HOST_AND_PORT = /^[^:/?#]+:\d/
 
-/** localhost, *.localhost, 127.0.0.0/8 and ::1 (bracketed or not). */
+/**
+ * What a browser keeps on this machine: localhost, *.localhost, 127.0.0.0/8 and ::1 (bracketed or not). For the URLs
+ * only a browser opens (PUBLIC_URL, the redirect URI): browsers resolve every *.localhost name to loopback themselves.
+ */
 export function isLoopbackHost (hostname: string): boolean {
   const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
-  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
+  return h.endsWith('.localhost') || isNodeLoopbackHost(h)
+}
+
+/**
+ * What Node.js itself reaches on this machine: `localhost` exactly, 127.0.0.0/8 and ::1 (bracketed or not). Not
+ * *.localhost: Node.js asks the system's resolver for those names, and glibc passes them on to network DNS, so a
+ * plain-http request to one may leave the machine. For the URLs this process connects to (the provider's).
+ */
+export function isNodeLoopbackHost (hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'))
+}
+
+/**
+ * Why plain http to the provider's `url` is refused, for a host that is not `localhost` or a loopback address: one
+ * phrase that names the fix, to follow the variable's or option's name. `rule` says when https is required.
+ */
+export function plainHttpProviderRefusal (url: URL, rule = 'must use https'): string {
+  const dns = url.hostname.toLowerCase().endsWith('.localhost')
+    ? ` (${url.hostname} is not: Node.js resolves *.localhost names through DNS, so the request may leave this machine)`
+    : ''
+  return `${rule} unless it is http://localhost or a loopback address${dns}: use https://, or http://localhost or http://127.0.0.1 for a provider on this machine`
 }
 
 export function nameProblem (name: string): string | null {
@@ -76,8 +102,11 @@ export function baseUrlProblem (base: string): string | null {
     return 'must be an absolute https URL, like https://api.aihubmix.com'
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must be an https URL'
-  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
-    return 'must use https (plain http would send the developer token unencrypted; it is accepted only for loopback addresses)'
+  if (url.protocol === 'http:' && !isNodeLoopbackHost(url.hostname)) {
+    // The developer token goes with the request: plain http only where Node.js itself stays on this machine.
+    return url.hostname.toLowerCase().endsWith('.localhost')
+      ? plainHttpProviderRefusal(url)
+      : 'must use https (plain http would send the developer token unencrypted; it is accepted only for localhost and loopback addresses such as 127.0.0.1)'
   }
   if (url.username !== '' || url.password !== '') return 'must not carry a user name or password'
   if (url.search !== '' || url.hash !== '' || base.includes('?') || base.includes('#')) return 'must not have a query or a fragment'

@@ -42,5 +42,5 @@ t.test('the command sets the process exit status', { skip: existsSync(built) ? f
   t.equal(wrong.stderr, 'error: the provider refused the developer token (HTTP 401): check AIHUBMIX_DEVELOPER_TOKEN\n')
   const doctor = await spawnBin(['doctor'], { NODE_ENV: 'production' }, cwd)
   t.equal(doctor.code, 1)
-  t.match(doctor.stdout, /^FAIL configuration: /m)
+  t.match(doctor.stdout, /^FAIL provider: /m)
 })

@@ -120,6 +120,36 @@ export async function startTcpServer (
   return { port, received: () => received }
 }
 
+/**
+ * A stand-in Redis on port 0 that answers each command (a RESP array of bulk strings) with `answer(args)`, a whole
+ * RESP reply, in order; `commands()` lists the commands received. Closed at teardown.
+ */
+export async function startFakeRedis (t: Teardown, answer: (args: string[]) => string): Promise<{ port: number, commands: () => string[][] }> {
+  const commands: string[][] = []
+  let pending = ''
+  const server = await startTcpServer(t, (chunk, socket) => {
+    pending += chunk
+    for (;;) {
+      const parsed = /^\*(\d+)\r\n/.exec(pending)
+      if (parsed === null) return
+      let at = parsed[0].length
+      const args: string[] = []
+      for (let i = 0; i < Number(parsed[1]); i++) {
+        const head = /^\$(\d+)\r\n/.exec(pending.slice(at))
+        if (head === null) return
+        const length = Number(head[1])
+        if (pending.length < at + head[0].length + length + 2) return
+        args.push(pending.slice(at + head[0].length, at + head[0].length + length))
+        at += head[0].length + length + 2
+      }
+      pending = pending.slice(at)
+      commands.push(args)
+      socket.write(answer(args))
+    }
+  })
+  return { port: server.port, commands: () => commands }
+}
+
 /** Every line of `text`, without the empty last one. */
 export function lines (text: string): string[] {
   return text.split('\n').filter((l, i, all) => !(l === '' && i === all.length - 1))

@@ -204,8 +204,9 @@ t.test('HTTPS where required: production refuses http outside loopback, developm
 
   const prod = await runCli(['doctor'], { env: { ...env, NODE_ENV: 'production' }, cwd })
   t.equal(prod.code, 1)
-  t.equal(byName(prod.stdout).get('HTTPS'), 'FAIL HTTPS: PUBLIC_URL, AIHUBMIX_REDIRECT_URI use plain http outside loopback: production requires https')
-  t.equal(byName(prod.stdout).get('configuration'), 'FAIL configuration: PUBLIC_URL: must be https in production')
+  t.equal(byName(prod.stdout).get('HTTPS'), 'FAIL HTTPS: PUBLIC_URL, AIHUBMIX_REDIRECT_URI use plain http outside loopback: production requires https: ' +
+    'use https://, or http://localhost or http://127.0.0.1 for what runs on this machine')
+  t.equal(byName(prod.stdout).get('configuration'), undefined, 'one mistake, one FAIL line: the HTTPS line says it')
 
   const https = { ...goodEnv(mock, 'https://app.example.com/auth/callback'), PUBLIC_URL: 'https://app.example.com', NODE_ENV: 'production' }
   const good = await runCli(['doctor'], { env: https, cwd })
@@ -258,7 +259,8 @@ t.test('formatCheck and the report', async (t) => {
   const report = await doctor({ env: { NODE_ENV: 'production' }, cwd })
   t.equal(report.ok, false)
   t.equal(report.envFile, join(cwd, '.env'))
-  t.same(report.checks.filter((c) => c.status === 'fail').map((c) => c.name), ['configuration', 'SESSION_SECRET', 'provider'])
+  // Two mistakes, two lines: the configuration's refusal (no AIHUBMIX_BASE_URL in production) is the provider line's.
+  t.same(report.checks.filter((c) => c.status === 'fail').map((c) => c.name), ['SESSION_SECRET', 'provider'])
   await t.rejects(doctor({ env: {}, cwd, timeoutMs: -1 }), { code: 'FST_AIHUBMIX_CLI_INVALID_OPTION', message: /^Invalid aihubmix-oauth option "timeoutMs": expected / })
 })
 
@@ -269,7 +271,7 @@ t.test('doctor fails what the example would refuse at start: TRUST_PROXY, a prov
   const cases: Array<[Record<string, string>, string]> = [
     [{ TRUST_PROXY: 'maybe' }, 'FAIL configuration: TRUST_PROXY: maybe is not an address, a subnet, loopback, linklocal or uniquelocal'],
     [{ AIHUBMIX_BASE_URL: 'https://aihubmix.example/?x=1', AIHUBMIX_CLIENT_ID: 'client_x', AIHUBMIX_CLIENT_SECRET: 'secret_x' }, 'FAIL configuration: AIHUBMIX_BASE_URL: must not have a query or a fragment'],
-    [{ REDIS_URL: 'redis://127.0.0.1:6379/?foo=bar' }, 'FAIL configuration: REDIS_URL: its query parameter foo is not one token-store reads']
+    [{ REDIS_URL: 'redis://127.0.0.1:6379/?foo=bar' }, 'FAIL Redis: REDIS_URL: its query parameter foo is not one token-store reads']
   ]
   const results = await Promise.all(cases.map(([env]) => runCli(['doctor'], { env, cwd })))
   for (const [i, [env, wanted]] of cases.entries()) {

@@ -1,0 +1,104 @@
+import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createConnection } from 'node:net'
+import { join } from 'node:path'
+import { tmpdir } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import t, { type Test } from 'tap'
+import { ConfigError, readConfig } from 'aihubmix-oauth'
+import { freePort } from '../helpers/free-port.js'
+import { redisServerOrSkip, until } from '../helpers/redis-server.js'
+import { lines, runInstalled, tempDir } from './capture.js'
+
+// A REDIS_URL whose password holds a bare `%` (`redis://:Wrong%PW@host`) passed readConfig; the server then stopped
+// with `failed to start: URI malformed` (ioredis percent-decodes the password), naming no variable, and doctor with
+// `unexpected failure (URIError)`. readConfig refuses it now, naming REDIS_URL and the fix (`%` is written %25), and
+// doctor says so in one FAIL line; neither prints the password.
+
+const PASSWORD = 'Wrong%PW'
+const URL_AS_TYPED = (port: number): string => `redis://:${PASSWORD}@127.0.0.1:${port}`
+const PROBLEM = 'its password is not valid percent-encoding (a % must start an escape such as %40 for @): write each % in the password as %25'
+
+function refusal (env: Record<string, string>): ConfigError {
+  try {
+    readConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError) return err
+    throw err
+  }
+  throw new Error('accepted')
+}
+
+/** Whether something answers RESP on `port` (`-NOAUTH` from a Redis with a password). */
+function answers (port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: '127.0.0.1', port })
+    socket.setTimeout(500)
+    socket.on('connect', () => socket.write('PING\r\n'))
+    socket.on('data', (d) => { socket.destroy(); resolve(/^[+-]/.test(d.toString())) })
+    socket.on('error', () => resolve(false))
+    socket.on('timeout', () => { socket.destroy(); resolve(false) })
+  })
+}
+
+/** A redis-server of this test's own on a free port with `requirepass`, no persistence; stopped at teardown. */
+async function startRedis (t: Test, binary: string, password: string): Promise<number> {
+  const port = await freePort()
+  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--logfile', '', '--requirepass', password], { stdio: 'ignore' })
+  t.teardown(async () => {
+    if (child.exitCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGTERM')
+    await exited
+  })
+  await until(() => answers(port), `redis-server on port ${port}`)
+  return port
+}
+
+t.test('readConfig refuses a bare % in the password or user name, naming REDIS_URL and the fix, never the password', async (t) => {
+  const err = refusal({ REDIS_URL: URL_AS_TYPED(6392) })
+  t.equal(err.variable, 'REDIS_URL')
+  t.equal(err.message, `REDIS_URL: ${PROBLEM}`)
+  t.notOk(err.message.includes('Wrong'), 'the password is not in the message')
+  t.equal(refusal({ REDIS_URL: 'redis://us%er:pw@127.0.0.1:6392' }).message,
+    'REDIS_URL: its user name is not valid percent-encoding (a % must start an escape such as %40 for @): write each % in the user name as %25')
+  t.equal(refusal({ REDIS_URL: 'rediss://:a%C3b@127.0.0.1:6392/2' }).message, `REDIS_URL: ${PROBLEM}`, 'an escape that is no UTF-8 too')
+  t.equal(readConfig({ REDIS_URL: 'redis://:Wrong%25PW@127.0.0.1:6392' }).redisUrl, 'redis://:Wrong%25PW@127.0.0.1:6392', 'written with %25: accepted')
+})
+
+t.test('the example server stops with one line naming REDIS_URL (it was `failed to start: URI malformed`)', async (t) => {
+  const server = fileURLToPath(new URL('../../example/dist/server.js', import.meta.url))
+  const env = {
+    PATH: process.env.PATH ?? '',
+    ENV_FILE: join(tmpdir(), `no-such-env-file-${randomBytes(4).toString('hex')}`),
+    PORT: '0',
+    LOG_LEVEL: 'silent',
+    REDIS_URL: URL_AS_TYPED(await freePort())
+  }
+  const child = spawn(process.execPath, [server], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString('utf8') })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8') })
+  const code = await new Promise((resolve) => child.on('exit', resolve))
+  t.equal(code, 1)
+  t.equal(stderr, `configuration error: REDIS_URL: ${PROBLEM}\n`)
+  t.notOk((stdout + stderr).includes('Wrong'), 'no password printed')
+})
+
+t.test('doctor: one FAIL line naming REDIS_URL and the fix, no unexpected failure; written with %25 it reaches Redis', async (t) => {
+  const binary = redisServerOrSkip(t, 'doctor against a redis-server whose password has a %')
+  if (binary === undefined) return
+  const port = await startRedis(t, binary, PASSWORD)
+  const cwd = await tempDir(t)
+
+  const typed = await runInstalled(['doctor'], { env: { REDIS_URL: URL_AS_TYPED(port) }, cwd })
+  t.equal(typed.code, 1, 'exit 1', { output: typed.all })
+  t.equal(typed.stderr, '')
+  t.same(lines(typed.stdout).filter((l) => l.startsWith('FAIL')), [`FAIL Redis: REDIS_URL: ${PROBLEM}`], { output: typed.stdout })
+  t.notOk(typed.all.includes('Wrong'), 'no password printed')
+
+  const encoded = await runInstalled(['doctor'], { env: { REDIS_URL: `redis://:${encodeURIComponent(PASSWORD)}@127.0.0.1:${port}` }, cwd })
+  t.match(lines(encoded.stdout).find((l) => l.includes(' Redis: ')), new RegExp(`^ok {3}Redis: redis://127\\.0\\.0\\.1:${port} answered PONG`), { output: encoded.all })
+  t.notOk(encoded.all.includes('Wrong'), 'no password printed')
+})
