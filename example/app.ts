@@ -87,7 +87,7 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
     ...(useRedis && config.redisClientCache ? { redisClientCache: true } : {}),
     // The proxy's routes are registered outside @fastify/session's scope (below): there token-store reads the
     // session from the signed cookie itself, one store read per request and nothing built or written back.
-    sessionCookie: { name: cookieName, secret: config.sessionSecret },
+    sessionCookie: { name: cookieName, secret: config.sessionSecrets },
     ...opts.tokenStore
   })
 
@@ -108,7 +108,7 @@ export async function buildApp (opts: BuildOptions): Promise<FastifyInstance> {
   // Everything that writes sessions (sign-in, sign-out): with @fastify/session.
   await app.register(async function withSessions (scope) {
     await scope.register(fastifySession, {
-      secret: config.sessionSecret,
+      secret: config.sessionSecrets,
       cookieName,
       store: scope.tokenStore.sessionStore,
       // Only a changed session is saved.

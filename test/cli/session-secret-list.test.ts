@@ -1,14 +1,10 @@
-import Fastify, { type FastifyInstance } from 'fastify'
-import fastifyCookie from '@fastify/cookie'
-import fastifySession from '@fastify/session'
+import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import { tokenStore } from '@fastify-aihubmix/token-store'
-import { aihubmixProxy } from '@fastify-aihubmix/aihubmix-proxy'
-import { oauthRoutes } from '@fastify-aihubmix/oauth-routes'
 import { startMockProvider, type MockProvider } from '@fastify-aihubmix/mock-provider'
 import { ConfigError, readConfig, type ExampleConfig } from 'aihubmix-oauth'
 import { TestBrowser } from '../helpers/browser.js'
+import { buildApp } from '../../example/app.js'
 import { freePort } from '../helpers/free-port.js'
 import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
 import { lines, runCli, tempDir } from './capture.js'
@@ -18,9 +14,8 @@ import { lines, runCli, tempDir } from './capture.js'
 // as one secret of 88 characters, and every user was signed out (and, with TOKEN_ENCRYPTION_KEY unset, every stored
 // token set could no longer be opened). readConfig now reads it as a list, like TOKEN_ENCRYPTION_KEY: each item
 // trimmed and 32+ characters, the first signs, all verify; the keys derived when TOKEN_ENCRYPTION_KEY is unset follow
-// the list in its order. The instances below are composed from readConfig's answer as the example server composes its
-// plugins, with `sessionSecrets` given to token-store's sessionCookie and to @fastify/session (example/app.ts must give
-// them that list too for the example itself to rotate), on Redis, one after the other on one port.
+// the list in its order, and the example app gives the list to token-store's sessionCookie and to @fastify/session. The
+// instances below are the example app itself (buildApp), on Redis, one after the other on one port.
 
 const OLD = 'old-session-secret-of-at-least-32-characters'
 const NEW = 'new-session-secret-of-at-least-32-characters'
@@ -36,28 +31,14 @@ function refusal (env: Record<string, string>): ConfigError {
   throw new Error('accepted')
 }
 
-/** One instance of the app, from readConfig's answer, on Redis under `prefix`. */
+/** One instance of the example app (example/app.ts's buildApp), from readConfig's answer, on Redis under `prefix`. */
 async function instance (t: Test, config: ExampleConfig, mock: MockProvider, demo: { clientId: string, clientSecret: string }, redis: Redis, prefix: string): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false })
-  await app.register(fastifyCookie)
-  await app.register(tokenStore, {
-    encryptionKeys: config.tokenEncryptionKeys,
-    backend: 'redis',
+  const app = await buildApp({
+    config,
+    provider: { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret },
+    logger: false,
     redis,
-    keyPrefix: prefix,
-    sessionCookie: { name: 'sid', secret: config.sessionSecrets }
-  })
-  await app.register(aihubmixProxy, { baseUrl: mock.url, clientId: demo.clientId, clientSecret: demo.clientSecret, redirectUri: config.redirectUri, scope: config.scope, allowInsecureHttp: true })
-  await app.register(async (scope) => {
-    await scope.register(fastifySession, {
-      secret: config.sessionSecrets,
-      cookieName: 'sid',
-      store: scope.tokenStore.sessionStore,
-      saveUninitialized: false,
-      rolling: false,
-      cookie: { path: '/', httpOnly: true, sameSite: 'lax', secure: false }
-    })
-    await scope.register(oauthRoutes, { publicUrl: config.publicUrl, cookieName: 'sid' })
+    tokenStore: { keyPrefix: prefix }
   })
   await app.listen({ port: config.port, host: '127.0.0.1' })
   t.teardown(() => app.close())
