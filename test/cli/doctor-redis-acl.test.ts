@@ -1,9 +1,7 @@
-import { spawn } from 'node:child_process'
-import { createConnection } from 'node:net'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { freePort } from '../helpers/free-port.js'
-import { redisServerOrSkip, until } from '../helpers/redis-server.js'
+import { redisServerOrSkip, startRedisServer } from '../helpers/redis-server.js'
 import { lines, runInstalled, tempDir } from './capture.js'
 
 // doctor sent AUTH, SELECT and PING only, so it said "ok" for an ACL user who may not run EVALSHA (or reach the app's
@@ -20,33 +18,14 @@ const NEEDED = ['+get', '+set', '+mget', '+del', '+getdel', '+eval', '+evalsha',
   '+publish', '+subscribe', '+unsubscribe', '+time', '+info', '+select', '+auth', '+hello', '+client|setname', '+client|id', '+client|tracking',
   '~aihubmix:*', '&aihubmix:*']
 
-/** Whether something answers RESP on `port`. */
-function answers (port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port })
-    socket.setTimeout(500)
-    socket.on('connect', () => socket.write('PING\r\n'))
-    socket.on('data', (d) => { socket.destroy(); resolve(/^[+-]/.test(d.toString())) })
-    socket.on('error', () => resolve(false))
-    socket.on('timeout', () => { socket.destroy(); resolve(false) })
-  })
-}
-
-/** A redis-server of this test's own on a free port, no persistence, and an admin client; stopped at teardown. */
+/** A redis-server of this test's own on a free port, and an admin client; stopped at teardown. */
 async function startRedis (t: Test, binary: string): Promise<{ port: number, admin: Redis }> {
-  const port = await freePort()
-  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--logfile', ''], { stdio: 'ignore' })
-  t.teardown(async () => {
-    if (child.exitCode !== null) return
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGTERM')
-    await exited
-  })
-  await until(() => answers(port), `redis-server on port ${port}`)
-  const admin = new Redis({ port, host: '127.0.0.1', lazyConnect: true })
+  const server = await startRedisServer(binary, await freePort())
+  t.teardown(() => server.close())
+  const admin = new Redis({ port: server.port, host: '127.0.0.1', lazyConnect: true })
   await admin.connect()
   t.teardown(() => { admin.disconnect() })
-  return { port, admin }
+  return { port: server.port, admin }
 }
 
 t.test('a user who may not run a command, reach the app\'s keys or its channels: one FAIL line naming it and the grant', async (t) => {

@@ -1,11 +1,9 @@
-import { spawn } from 'node:child_process'
-import { createConnection } from 'node:net'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { ConfigError, readConfig } from 'aihubmix-oauth'
 import { freePort } from '../helpers/free-port.js'
-import { redisServerOrSkip, until } from '../helpers/redis-server.js'
+import { redisServerOrSkip, startRedisServer } from '../helpers/redis-server.js'
 import { lines, runCli, runInstalled, tempDir } from './capture.js'
 
 // A REDIS_URL whose password holds a raw `#`, `/` or `?` ends its user info early: the URL parser refuses it or reads a
@@ -27,30 +25,11 @@ function refusal (env: Record<string, string>): ConfigError {
   throw new Error('accepted')
 }
 
-/** Whether something answers RESP on `port` (`-NOAUTH` from a Redis with a password). */
-function answers (port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: '127.0.0.1', port })
-    socket.setTimeout(500)
-    socket.on('connect', () => socket.write('PING\r\n'))
-    socket.on('data', (d) => { socket.destroy(); resolve(/^[+-]/.test(d.toString())) })
-    socket.on('error', () => resolve(false))
-    socket.on('timeout', () => { socket.destroy(); resolve(false) })
-  })
-}
-
-/** A redis-server of this test's own on a free port with `requirepass`, no persistence; stopped at teardown. */
+/** A redis-server of this test's own on a free port with `requirepass`; stopped at teardown. */
 async function startRedis (t: Test, binary: string, password: string): Promise<number> {
-  const port = await freePort()
-  const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--logfile', '', '--requirepass', password], { stdio: 'ignore' })
-  t.teardown(async () => {
-    if (child.exitCode !== null) return
-    const exited = new Promise((resolve) => child.once('exit', resolve))
-    child.kill('SIGTERM')
-    await exited
-  })
-  await until(() => answers(port), `redis-server on port ${port}`)
-  return port
+  const server = await startRedisServer(binary, await freePort(), ['--requirepass', password])
+  t.teardown(() => server.close())
+  return server.port
 }
 
 t.test('readConfig: a raw #, / or ? in the user info is said as such, with the escapes; never the password', async (t) => {
