@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Dispatcher } from 'undici'
-import { run, type CliIo } from 'aihubmix-oauth'
+import { ConfigError, readConfig, run, type CliIo } from 'aihubmix-oauth'
 
 interface Teardown { teardown: (fn: () => unknown) => void }
 
@@ -153,4 +153,15 @@ export async function startFakeRedis (t: Teardown, answer: (args: string[]) => s
 /** Every line of `text`, without the empty last one. */
 export function lines (text: string): string[] {
   return text.split('\n').filter((l, i, all) => !(l === '' && i === all.length - 1))
+}
+
+/** The ConfigError readConfig refuses `env` with; throws when it accepts it (or fails otherwise). */
+export function configRefusal (env: Record<string, string>): ConfigError {
+  try {
+    readConfig(env)
+  } catch (err) {
+    if (err instanceof ConfigError) return err
+    throw err
+  }
+  throw new Error(`accepted: ${JSON.stringify(env)}`)
 }

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { startMockProvider } from '@fastify-aihubmix/mock-provider'
-import { ConfigError, readConfig } from 'aihubmix-oauth'
-import { lines, runCli, tempDir } from './capture.js'
+import { readConfig } from 'aihubmix-oauth'
+import { lines, runCli, tempDir, configRefusal } from './capture.js'
 
 // Plain http is allowed in production "on loopback" only. Browsers keep every *.localhost name on this machine, but the
 // server (and doctor, and create-app) resolve the provider's host through the system's resolver, and glibc asks
@@ -12,22 +12,12 @@ import { lines, runCli, tempDir } from './capture.js'
 const SESSION_SECRET = 'session-secret-of-forty-characters-xxxxx'
 const APP = { AIHUBMIX_CLIENT_ID: 'client_x', AIHUBMIX_CLIENT_SECRET: 'secret_x', SESSION_SECRET, NODE_ENV: 'production' }
 
-function refusal (env: Record<string, string>): ConfigError {
-  try {
-    readConfig(env)
-  } catch (err) {
-    if (err instanceof ConfigError) return err
-    throw err
-  }
-  throw new Error(`accepted: ${JSON.stringify(env)}`)
-}
-
 t.test('production: an http provider under *.localhost is refused naming the fix; localhost and loopback addresses are not', async (t) => {
-  const err = refusal({ ...APP, PUBLIC_URL: 'https://app.example', AIHUBMIX_BASE_URL: 'http://provider.localhost:4000' })
+  const err = configRefusal({ ...APP, PUBLIC_URL: 'https://app.example', AIHUBMIX_BASE_URL: 'http://provider.localhost:4000' })
   t.equal(err.variable, 'AIHUBMIX_BASE_URL')
   t.equal(err.message, 'AIHUBMIX_BASE_URL: must be https in production unless it is http://localhost or a loopback address (provider.localhost is not: ' +
     'Node.js resolves *.localhost names through DNS, so the request may leave this machine): use https://, or http://localhost or http://127.0.0.1 for a provider on this machine')
-  t.match(refusal({ ...APP, PUBLIC_URL: 'https://app.example', AIHUBMIX_BASE_URL: 'http://aihubmix.example' }).message,
+  t.match(configRefusal({ ...APP, PUBLIC_URL: 'https://app.example', AIHUBMIX_BASE_URL: 'http://aihubmix.example' }).message,
     /^AIHUBMIX_BASE_URL: must be https in production unless it is http:\/\/localhost or a loopback address: use https:\/\/, or http:\/\/localhost or http:\/\/127\.0\.0\.1/)
   for (const base of ['http://localhost:4000', 'http://LOCALHOST:4000', 'http://127.0.0.1:4000', 'http://127.1.2.3:4000', 'http://[::1]:4000', 'https://provider.localhost']) {
     t.equal(readConfig({ ...APP, PUBLIC_URL: 'https://app.example', AIHUBMIX_BASE_URL: base }).production, true, `${base} is accepted`)

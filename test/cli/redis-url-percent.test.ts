@@ -4,10 +4,10 @@ import { join } from 'node:path'
 import { tmpdir } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { ConfigError, readConfig } from 'aihubmix-oauth'
+import { readConfig } from 'aihubmix-oauth'
 import { freePort } from '../helpers/free-port.js'
 import { redisServerOrSkip, startRedisServer } from '../helpers/redis-server.js'
-import { lines, runInstalled, tempDir } from './capture.js'
+import { lines, runInstalled, tempDir, configRefusal } from './capture.js'
 
 // A REDIS_URL whose password holds a bare `%` (`redis://:Wrong%PW@host`) passed readConfig; the server then stopped
 // with `failed to start: URI malformed` (ioredis percent-decodes the password), naming no variable, and doctor with
@@ -18,16 +18,6 @@ const PASSWORD = 'Wrong%PW'
 const URL_AS_TYPED = (port: number): string => `redis://:${PASSWORD}@127.0.0.1:${port}`
 const PROBLEM = 'its password is not valid percent-encoding (a % must start an escape such as %40 for @): write each % in the password as %25'
 
-function refusal (env: Record<string, string>): ConfigError {
-  try {
-    readConfig(env)
-  } catch (err) {
-    if (err instanceof ConfigError) return err
-    throw err
-  }
-  throw new Error('accepted')
-}
-
 /** A redis-server of this test's own on a free port with `requirepass`; stopped at teardown. */
 async function startRedis (t: Test, binary: string, password: string): Promise<number> {
   const server = await startRedisServer(binary, await freePort(), ['--requirepass', password])
@@ -36,13 +26,13 @@ async function startRedis (t: Test, binary: string, password: string): Promise<n
 }
 
 t.test('readConfig refuses a bare % in the password or user name, naming REDIS_URL and the fix, never the password', async (t) => {
-  const err = refusal({ REDIS_URL: URL_AS_TYPED(6392) })
+  const err = configRefusal({ REDIS_URL: URL_AS_TYPED(6392) })
   t.equal(err.variable, 'REDIS_URL')
   t.equal(err.message, `REDIS_URL: ${PROBLEM}`)
   t.notOk(err.message.includes('Wrong'), 'the password is not in the message')
-  t.equal(refusal({ REDIS_URL: 'redis://us%er:pw@127.0.0.1:6392' }).message,
+  t.equal(configRefusal({ REDIS_URL: 'redis://us%er:pw@127.0.0.1:6392' }).message,
     'REDIS_URL: its user name is not valid percent-encoding (a % must start an escape such as %40 for @): write each % in the user name as %25')
-  t.equal(refusal({ REDIS_URL: 'rediss://:a%C3b@127.0.0.1:6392/2' }).message, `REDIS_URL: ${PROBLEM}`, 'an escape that is no UTF-8 too')
+  t.equal(configRefusal({ REDIS_URL: 'rediss://:a%C3b@127.0.0.1:6392/2' }).message, `REDIS_URL: ${PROBLEM}`, 'an escape that is no UTF-8 too')
   t.equal(readConfig({ REDIS_URL: 'redis://:Wrong%25PW@127.0.0.1:6392' }).redisUrl, 'redis://:Wrong%25PW@127.0.0.1:6392', 'written with %25: accepted')
 })
 

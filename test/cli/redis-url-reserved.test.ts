@@ -1,10 +1,10 @@
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { ConfigError, readConfig } from 'aihubmix-oauth'
+import { readConfig } from 'aihubmix-oauth'
 import { freePort } from '../helpers/free-port.js'
 import { redisServerOrSkip, startRedisServer } from '../helpers/redis-server.js'
-import { lines, runCli, runInstalled, tempDir } from './capture.js'
+import { lines, runCli, runInstalled, tempDir, configRefusal } from './capture.js'
 
 // A REDIS_URL whose password holds a raw `#`, `/` or `?` ends its user info early: the URL parser refuses it or reads a
 // port, a path or a query out of the password. The answer was "must be a redis:// or rediss:// URL" (it is one) and
@@ -14,16 +14,6 @@ import { lines, runCli, runInstalled, tempDir } from './capture.js'
 const PASSWORD = 'pa#ss/wo?rd'
 const HINT = 'looks like redis://user:password@host with a #, / or ? in its user name or password, which ends that part of the URL early: ' +
   'percent-encode them in it (# as %23, / as %2F, ? as %3F, and % as %25)'
-
-function refusal (env: Record<string, string>): ConfigError {
-  try {
-    readConfig(env)
-  } catch (err) {
-    if (err instanceof ConfigError) return err
-    throw err
-  }
-  throw new Error('accepted')
-}
 
 /** A redis-server of this test's own on a free port with `requirepass`; stopped at teardown. */
 async function startRedis (t: Test, binary: string, password: string): Promise<number> {
@@ -41,14 +31,14 @@ t.test('readConfig: a raw #, / or ? in the user info is said as such, with the e
     'redis://:123#ss@127.0.0.1:6379', // parsed as port 123 and a fragment: no host
     'redis://us/er:pw@127.0.0.1:6379' // parsed as host "us" and a path
   ]) {
-    const err = refusal({ REDIS_URL: url })
+    const err = configRefusal({ REDIS_URL: url })
     t.equal(err.message, `REDIS_URL: ${HINT}`, url)
     t.notMatch(err.message, /pa#|pa\/|pa\?|12\/34|us\/er/, 'no part of the password or user name is quoted')
   }
   t.equal(readConfig({ REDIS_URL: `redis://:${encodeURIComponent(PASSWORD)}@127.0.0.1:6379` }).redisUrl, `redis://:${encodeURIComponent(PASSWORD)}@127.0.0.1:6379`, 'percent-encoded: accepted')
   // Other mistakes keep their own words.
-  t.equal(refusal({ REDIS_URL: 'http://127.0.0.1:6379' }).message, 'REDIS_URL: must be a redis:// or rediss:// URL')
-  t.equal(refusal({ REDIS_URL: 'redis://127.0.0.1:6379/cache' }).message, 'REDIS_URL: its path must be a database number (redis://host:6379/0), or nothing')
+  t.equal(configRefusal({ REDIS_URL: 'http://127.0.0.1:6379' }).message, 'REDIS_URL: must be a redis:// or rediss:// URL')
+  t.equal(configRefusal({ REDIS_URL: 'redis://127.0.0.1:6379/cache' }).message, 'REDIS_URL: its path must be a database number (redis://host:6379/0), or nothing')
 })
 
 t.test('doctor: one FAIL line with the escapes; percent-encoded, the same password reaches a real Redis', async (t) => {

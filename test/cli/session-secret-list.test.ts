@@ -2,12 +2,12 @@ import type { FastifyInstance } from 'fastify'
 import type { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { startMockProvider, type MockProvider } from '@fastify-aihubmix/mock-provider'
-import { ConfigError, readConfig, type ExampleConfig } from 'aihubmix-oauth'
+import { readConfig, type ExampleConfig } from 'aihubmix-oauth'
 import { TestBrowser } from '../helpers/browser.js'
 import { buildApp } from '../../example/app.js'
 import { freePort } from '../helpers/free-port.js'
 import { cleanupPrefix, connectRedis, uniquePrefix } from '../helpers/redis.js'
-import { lines, runCli, tempDir } from './capture.js'
+import { lines, runCli, tempDir, configRefusal } from './capture.js'
 
 // SESSION_SECRET was one secret to the example server, while the root README's snippet and the plugins' log lines
 // say "a session secret list, newest first" to rotate it: an operator who set SESSION_SECRET=<new>,<old> had it taken
@@ -20,16 +20,6 @@ import { lines, runCli, tempDir } from './capture.js'
 const OLD = 'old-session-secret-of-at-least-32-characters'
 const NEW = 'new-session-secret-of-at-least-32-characters'
 const CSRF = { 'x-csrf': '1' }
-
-function refusal (env: Record<string, string>): ConfigError {
-  try {
-    readConfig(env)
-  } catch (err) {
-    if (err instanceof ConfigError) return err
-    throw err
-  }
-  throw new Error('accepted')
-}
 
 /** One instance of the example app (example/app.ts's buildApp), from readConfig's answer, on Redis under `prefix`. */
 async function instance (t: Test, config: ExampleConfig, mock: MockProvider, demo: { clientId: string, clientSecret: string }, redis: Redis, prefix: string): Promise<FastifyInstance> {
@@ -86,13 +76,13 @@ t.test('SESSION_SECRET=<new>,<old>: an instance restarted with it keeps signed i
 })
 
 t.test('an item shorter than 32 characters, an empty one or one in quotes is refused naming its position, never a secret', async (t) => {
-  const short = refusal({ SESSION_SECRET: `${NEW},short-one` })
+  const short = configRefusal({ SESSION_SECRET: `${NEW},short-one` })
   t.equal(short.message, 'SESSION_SECRET: secret 2 of 2 (newest first, separated by commas) is 9 characters; each needs at least 32 ' +
     '(a secret with a comma in it must be replaced: openssl rand -base64 48)')
-  t.equal(refusal({ SESSION_SECRET: `${NEW},,${OLD}` }).message, 'SESSION_SECRET: secret 2 of 3 (newest first, separated by commas) is empty: remove the extra comma')
-  t.equal(refusal({ SESSION_SECRET: `${NEW}, "${OLD}", ${NEW}x` }).message,
+  t.equal(configRefusal({ SESSION_SECRET: `${NEW},,${OLD}` }).message, 'SESSION_SECRET: secret 2 of 3 (newest first, separated by commas) is empty: remove the extra comma')
+  t.equal(configRefusal({ SESSION_SECRET: `${NEW}, "${OLD}", ${NEW}x` }).message,
     'SESSION_SECRET: secret 2 of 3 (newest first, separated by commas) has a quote at its start or end: remove it, so that each secret is the secret alone')
-  for (const err of [short, refusal({ SESSION_SECRET: `${NEW},short-one` })]) t.notOk(err.message.includes('short-one') || err.message.includes(NEW))
+  for (const err of [short, configRefusal({ SESSION_SECRET: `${NEW},short-one` })]) t.notOk(err.message.includes('short-one') || err.message.includes(NEW))
   t.same(readConfig({ SESSION_SECRET: NEW }).sessionSecrets, [NEW], 'one secret: a list of one')
 })
 
