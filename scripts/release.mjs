@@ -11,9 +11,12 @@
 //                                              root's manifest too) at exactly that version
 //   node scripts/release.mjs check              the same, written nowhere: lists what sync would change, exit 1 if any
 //                                              (`npm test` runs it, through test/packaging.test.ts)
-//   node scripts/release.mjs version <x.y.z>    sync at a new version; CHANGELOG.md's "Unreleased" section becomes
-//                                              "<x.y.z> - <date>" under a new, empty "Unreleased"; package-lock.json
-//                                              follows (npm install --package-lock-only)
+//   node scripts/release.mjs version <x.y.z>    sync at a new version (or at the current one, for the first release,
+//                                              which CHANGELOG.md has no section for yet); CHANGELOG.md's "Unreleased"
+//                                              section becomes "<x.y.z> - <date>" under a new, empty "Unreleased";
+//                                              package-lock.json follows (npm install --package-lock-only)
+//   node scripts/release.mjs ready              exit 1, saying why, unless CHANGELOG.md releases the current version
+//                                              and holds nothing under "Unreleased" (every prepublishOnly runs it)
 //
 // Then: commit, tag v<x.y.z>, and `npm publish --workspaces` (each package's prepublishOnly empties its dist/ and
 // builds it first).
@@ -41,13 +44,15 @@ const KEY_ORDER = [
 const FILES = ['*.ts', 'dist/**/*.js', 'dist/**/*.d.ts', 'dist/**/*.map']
 
 /**
- * Every package's prepublishOnly: dist/ emptied, then built. `tsc -b` alone never deletes what a source file that was
+ * Every package's prepublishOnly: first `ready` (below: a package whose version CHANGELOG.md does not release, or with
+ * changes still under "Unreleased", is not published), then dist/ emptied, then built. The packages are workspaces two
+ * directories below the root (`src/<name>`), where npm runs the script. `tsc -b` alone never deletes what a source file that was
  * renamed or removed built before (dist/ is not in git, and a working copy keeps it), so a publish from a working copy
  * shipped those modules, with source maps naming a .ts that is not in the tarball. A node one-liner rather than `rm`
  * or a script of the repository's: it runs in the package's own directory wherever npm runs scripts (sh, or cmd on
  * Windows), with nothing but Node.js and the TypeScript compiler that `tsc -b` already needs.
  */
-export const PREPUBLISH_ONLY = 'node -e "require(\'node:fs\').rmSync(\'dist\', { recursive: true, force: true })" && tsc -b'
+export const PREPUBLISH_ONLY = 'node ../../scripts/release.mjs ready && node -e "require(\'node:fs\').rmSync(\'dist\', { recursive: true, force: true })" && tsc -b'
 
 const DEPENDENCY_FIELDS = ['dependencies', 'peerDependencies', 'devDependencies', 'optionalDependencies']
 
@@ -154,6 +159,34 @@ export function releaseChangelog (text, version, date) {
   return `${text.slice(0, heading.index)}## Unreleased\n\n## ${version} - ${date}\n\n${entries}\n\n${text.slice(end)}`.replace(/\n{3,}/g, '\n\n').replace(/\n*$/, '\n')
 }
 
+/** The "## Unreleased" section's entries, trimmed ('' when none), or undefined when there is no such section. */
+function unreleasedEntries (text) {
+  const heading = /^## Unreleased[ \t]*$/m.exec(text)
+  if (heading === null) return undefined
+  const start = heading.index + heading[0].length
+  const next = /^## /m.exec(text.slice(start))
+  return text.slice(start, next === null ? text.length : start + next.index).trim()
+}
+
+/** Whether CHANGELOG.md has a "## <version> - <date>" section: that version was released. */
+function released (text, version) {
+  return new RegExp(`^## ${version.replace(/[.+-]/g, '\\$&')} - \\d{4}-\\d{2}-\\d{2}[ \\t]*$`, 'm').test(text)
+}
+
+/**
+ * Why the packages at `version` may not be published, or undefined when they may: CHANGELOG.md must release that
+ * version and hold nothing under "Unreleased" (changes that this version would ship without saying so).
+ */
+export function notReady (text, version) {
+  if (!released(text, version)) {
+    return `CHANGELOG.md has no "## ${version} - <date>" section: run \`npm run release:version -- ${version}\` (or a later version) first`
+  }
+  if (unreleasedEntries(text)) {
+    return `CHANGELOG.md lists changes under "## Unreleased" that ${version} would ship: release them first (\`npm run release:version -- <next version>\`)`
+  }
+  return undefined
+}
+
 function compareVersions (a, b) {
   const [x, y] = [a, b].map((v) => v.split('-')[0].split('.').map(Number))
   for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i] - y[i]
@@ -184,14 +217,25 @@ function main (argv) {
     if (diff.length === 0) return
     process.stderr.write(`not in step: ${diff.join(', ')}; run \`npm run packages:sync\` (node scripts/release.mjs sync)\n`)
     process.exitCode = 1
+  } else if (command === 'ready') {
+    // Run by every package's prepublishOnly (npm publish --workspaces), before anything is built.
+    const current = readJson(join(root, 'package.json')).version
+    const why = notReady(readFileSync(join(root, 'CHANGELOG.md'), 'utf8'), current)
+    if (why === undefined) return
+    process.stderr.write(`not published: ${why}\n`)
+    process.exitCode = 1
   } else if (command === 'sync') {
     write(root)
   } else if (command === 'version') {
     if (version === undefined || !SEMVER.test(version)) throw new Error('usage: node scripts/release.mjs version <x.y.z> (a semantic version)')
     const current = readJson(join(root, 'package.json')).version
-    if (compareVersions(version, current) <= 0) throw new Error(`version ${version} is not after the current ${current}`)
     const changelogPath = join(root, 'CHANGELOG.md')
-    const changelog = releaseChangelog(readFileSync(changelogPath, 'utf8'), version, date)
+    const text = readFileSync(changelogPath, 'utf8')
+    // The current version itself while CHANGELOG.md has never released it (the first release, at the version the
+    // packages were created with); else only a later one.
+    const first = version === current && !released(text, current)
+    if (!first && compareVersions(version, current) <= 0) throw new Error(`version ${version} is not after the current ${current}`)
+    const changelog = releaseChangelog(text, version, date)
     write(root, version)
     writeFileSync(changelogPath, changelog)
     if (!skipLockfile) {
@@ -199,7 +243,7 @@ function main (argv) {
     }
     process.stdout.write(`${version}: every package, CHANGELOG.md and package-lock.json. Next: commit, tag v${version}, npm publish --workspaces\n`)
   } else {
-    throw new Error('usage: node scripts/release.mjs sync | check | version <x.y.z> [--root <dir>] [--date <YYYY-MM-DD>] [--skip-lockfile]')
+    throw new Error('usage: node scripts/release.mjs sync | check | ready | version <x.y.z> [--root <dir>] [--date <YYYY-MM-DD>] [--skip-lockfile]')
   }
 }
 

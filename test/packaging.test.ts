@@ -206,7 +206,8 @@ for (const { dir, path, manifest, built } of workspaces()) {
     t.match(manifest.homepage, new RegExp(`/tree/main/${dir}#readme$`))
     t.same(manifest.engines, top.engines)
     // test/release.test.ts runs it: it empties dist/, so that no module renamed away since the last build is published.
-    t.match(manifest.scripts, { prepublishOnly: /^node -e "require\('node:fs'\)\.rmSync\('dist', .*\)" && tsc -b$/ }, 'prepublishOnly empties dist/, then builds')
+    t.match(manifest.scripts, { prepublishOnly: /^node \.\.\/\.\.\/scripts\/release\.mjs ready && node -e "require\('node:fs'\)\.rmSync\('dist', .*\)" && tsc -b$/ },
+      'prepublishOnly checks the changelog releases this version, empties dist/, then builds')
     t.same(manifest.publishConfig, { access: 'public' })
     t.equal(readFileSync(join(path, 'LICENSE'), 'utf8'), readFileSync(join(root, 'LICENSE'), 'utf8'), 'its LICENSE is the project\'s')
 

@@ -13,8 +13,11 @@ import { repoRoot, rootManifest, workspaces, type Manifest } from './helpers/wor
 
 const execFileAsync = promisify(execFile)
 const script = join(repoRoot, 'scripts', 'release.mjs')
-/** What scripts/release.mjs writes as every package's prepublishOnly: dist/ emptied, then built. */
-const PREPUBLISH_ONLY = 'node -e "require(\'node:fs\').rmSync(\'dist\', { recursive: true, force: true })" && tsc -b'
+/**
+ * What scripts/release.mjs writes as every package's prepublishOnly: the changelog checked (`ready`), dist/ emptied,
+ * then built.
+ */
+const PREPUBLISH_ONLY = 'node ../../scripts/release.mjs ready && node -e "require(\'node:fs\').rmSync(\'dist\', { recursive: true, force: true })" && tsc -b'
 
 async function release (root: string, ...args: string[]): Promise<{ code: number, output: string }> {
   try {
@@ -72,6 +75,10 @@ t.test('a release moves every package, a new one included, to one version, with 
   t.same(readFileSync(join(root, 'src', 'newcomer', 'LICENSE'), 'utf8'), readFileSync(join(repoRoot, 'LICENSE'), 'utf8'), 'and the LICENSE')
   t.same(read(root, list[0]?.dir ?? ''), list[0]?.manifest, 'a package already in step is left as it is')
 
+  const notYet = await release(root, 'ready')
+  t.equal(notYet.code, 1, 'ready: not before the changelog releases the version')
+  t.match(notYet.output, `not published: CHANGELOG.md has no "## ${top.version} - <date>" section: run \`npm run release:version -- ${top.version}\``)
+
   const released = await release(root, 'version', '0.2.0', '--date', '2026-12-01', '--skip-lockfile')
   t.equal(released.code, 0, released.output)
   const names = new Set([...list.map((w) => w.manifest.name), '@fastify-aihubmix/newcomer'])
@@ -92,6 +99,14 @@ t.test('a release moves every package, a new one included, to one version, with 
   const unreleased = /^## Unreleased\n([\s\S]*?)^## /m.exec(readFileSync(join(repoRoot, 'CHANGELOG.md'), 'utf8'))?.[1]?.trim() ?? ''
   t.ok(changelog.includes(`## Unreleased\n\n## 0.2.0 - 2026-12-01\n\n${unreleased}\n`), 'the Unreleased entries are now 0.2.0\'s, under an empty Unreleased')
 
+  const ready = await release(root, 'ready')
+  t.equal(ready.code, 0, `ready once released: ${ready.output}`)
+  writeFileSync(join(root, 'CHANGELOG.md'), changelog.replace('## Unreleased\n', '## Unreleased\n\n- token-store: a change made after the release\n'))
+  const unsaid = await release(root, 'ready')
+  t.equal(unsaid.code, 1, 'not ready with a change under Unreleased')
+  t.match(unsaid.output, 'CHANGELOG.md lists changes under "## Unreleased" that 0.2.0 would ship')
+  writeFileSync(join(root, 'CHANGELOG.md'), changelog)
+
   const again = await release(root, 'version', '0.2.0', '--skip-lockfile')
   t.equal(again.code, 1)
   t.match(again.output, 'version 0.2.0 is not after the current 0.2.0')
@@ -106,8 +121,16 @@ t.test('a package\'s prepublishOnly empties dist/ before it builds: a module ren
   // all the same), run by npm in a package of one module, built once, then built again after the module's rename.
   const manifests = workspaces().map((w) => w.manifest as { name: string, scripts?: Record<string, string> })
   t.same(manifests.filter((m) => m.scripts?.prepublishOnly !== PREPUBLISH_ONLY).map((m) => m.name), [], 'every package has it')
-  const pkg = await mkdtemp(join(tmpdir(), 'aihubmix-prepublish-'))
-  t.teardown(() => rm(pkg, { recursive: true, force: true }))
+  // A repository of one package, laid out as this one: the release script and the changelog at the root, the package
+  // two directories below it.
+  const root = await mkdtemp(join(tmpdir(), 'aihubmix-prepublish-'))
+  t.teardown(() => rm(root, { recursive: true, force: true }))
+  const pkg = join(root, 'src', 'fixture')
+  mkdirSync(pkg, { recursive: true })
+  mkdirSync(join(root, 'scripts'))
+  copyFileSync(script, join(root, 'scripts', 'release.mjs'))
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'prepublish-root', version: '0.0.0', private: true, workspaces: ['src/fixture'] }))
+  writeFileSync(join(root, 'CHANGELOG.md'), '# Changelog\n\n## Unreleased\n\n## 0.0.0 - 2026-12-01\n\n- fixture: the first release\n')
   writeFileSync(join(pkg, 'package.json'), JSON.stringify({
     name: 'prepublish-fixture', version: '0.0.0', private: true, type: 'module', scripts: { prepublishOnly: PREPUBLISH_ONLY }
   }))
@@ -127,4 +150,30 @@ t.test('a package\'s prepublishOnly empties dist/ before it builds: a module ren
   const dist = readdirSync(join(pkg, 'dist'))
   t.same(dist.filter((f) => f.startsWith('old-name.')), [], 'nothing of the module renamed away is left in dist/')
   t.ok(dist.includes('new-name.js'), 'the module under its new name is built')
+
+  // A change listed under Unreleased but not released: npm publish stops before anything is built or sent.
+  writeFileSync(join(root, 'CHANGELOG.md'), '# Changelog\n\n## Unreleased\n\n- fixture: not released yet\n\n## 0.0.0 - 2026-12-01\n\n- fixture: the first release\n')
+  writeFileSync(join(pkg, 'another.ts'), 'export const other = 1\n')
+  const refused = await execFileAsync('npm', ['run', 'prepublishOnly'], { cwd: pkg, env }).then(() => undefined, (err: { code?: number, stderr?: string }) => err)
+  t.equal(refused?.code, 1, 'prepublishOnly fails')
+  t.match(refused?.stderr, 'not published: CHANGELOG.md lists changes under "## Unreleased" that 0.0.0 would ship')
+  t.notOk(readdirSync(join(pkg, 'dist')).includes('another.js'), 'nothing was built')
+})
+
+t.test('the first release is at the version the packages already have, while the changelog has not released it', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'aihubmix-first-release-'))
+  t.teardown(() => rm(root, { recursive: true, force: true }))
+  mkdirSync(join(root, 'src', 'one'), { recursive: true })
+  copyFileSync(join(repoRoot, 'LICENSE'), join(root, 'LICENSE'))
+  writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'first-root', version: '0.1.0', private: true, license: 'MIT', workspaces: ['src/one'] }))
+  writeFileSync(join(root, 'src', 'one', 'package.json'), JSON.stringify({ name: '@fastify-aihubmix/one', version: '0.1.0', type: 'module' }))
+  writeFileSync(join(root, 'CHANGELOG.md'), '# Changelog\n\n## Unreleased\n\n- one: the first package\n')
+  const first = await release(root, 'version', '0.1.0', '--date', '2026-12-02', '--skip-lockfile')
+  t.equal(first.code, 0, first.output)
+  t.equal(readFileSync(join(root, 'CHANGELOG.md'), 'utf8'), '# Changelog\n\n## Unreleased\n\n## 0.1.0 - 2026-12-02\n\n- one: the first package\n')
+  t.equal((await release(root, 'ready')).code, 0, 'ready to publish')
+  writeFileSync(join(root, 'CHANGELOG.md'), '# Changelog\n\n## Unreleased\n\n- one: a fix\n\n## 0.1.0 - 2026-12-02\n\n- one: the first package\n')
+  const twice = await release(root, 'version', '0.1.0', '--skip-lockfile')
+  t.equal(twice.code, 1, 'a released version is not released again')
+  t.match(twice.output, 'version 0.1.0 is not after the current 0.1.0')
 })

@@ -545,7 +545,8 @@ function bytes (value: string): string {
 /**
  * What a full Redis does to sessions. Every key the app writes has a TTL, so every policy but `noeviction` may evict
  * them when `maxmemory` is reached: volatile-* as much as allkeys-*. An evicted session or token set signs its user
- * out; an evicted refresh lock lets a second instance refresh with a refresh token the first is already using (with
+ * out; an evicted session index (a user's list of sessions, read least often) leaves devices signed in after "sign out
+ * everywhere"; an evicted refresh lock lets a second instance refresh with a refresh token the first is already using (with
  * rotation and reuse detection the provider then revokes the grant). Under noeviction a full Redis refuses writes
  * instead (sign-ins and refreshes answer 503) and keeps everyone signed in; signed-in requests go on.
  */
@@ -564,7 +565,8 @@ function evictionCheck (m: RedisMemory): DoctorCheck {
   }
   const volatile = m.policy.startsWith('volatile-') ? ' (every key this app writes has a TTL, so a volatile-* policy evicts them too)' : ''
   return warn(name, `maxmemory-policy ${m.policy} (maxmemory ${bytes(m.maxmemory)}): a full Redis evicts sessions, token sets and refresh locks${volatile}, ` +
-    'signing users out, and a lost refresh lock lets two instances refresh with the same refresh token; set maxmemory-policy noeviction, ' +
+    'signing users out; an evicted session index (read least often, so first to go under an LRU policy) has "sign out everywhere" ' +
+    'leave other devices signed in; and a lost refresh lock lets two instances refresh with the same refresh token; set maxmemory-policy noeviction, ' +
     'with enough maxmemory: a full Redis then refuses new sign-ins and refreshes (503) and keeps everyone signed in')
 }
 

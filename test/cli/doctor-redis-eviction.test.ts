@@ -33,7 +33,8 @@ t.test('doctor reads the maxmemory-policy of the configured Redis: noeviction ok
   await admin.config('SET', 'maxmemory-policy', 'allkeys-lru')
   const allkeys = await evictionLine(server.url, cwd)
   t.equal(allkeys.line, 'warn Redis eviction: maxmemory-policy allkeys-lru (maxmemory 256 MB): a full Redis evicts sessions, token sets and refresh locks, ' +
-    'signing users out, and a lost refresh lock lets two instances refresh with the same refresh token; set maxmemory-policy noeviction, ' +
+    'signing users out; an evicted session index (read least often, so first to go under an LRU policy) has "sign out everywhere" ' +
+    'leave other devices signed in; and a lost refresh lock lets two instances refresh with the same refresh token; set maxmemory-policy noeviction, ' +
     'with enough maxmemory: a full Redis then refuses new sign-ins and refreshes (503) and keeps everyone signed in')
   t.equal(allkeys.code, 0, 'a warning does not fail the doctor')
 
