@@ -136,7 +136,9 @@ function createKV (options: ResolvedTokenStoreOptions, log: FastifyBaseLogger): 
     // what the hot path reads through getMany (session records and token sets), and only their writes wait for
     // the fence. Login-state records are outside the prefix.
     clientCache: cache === undefined ? undefined : { prefix: keys.sessionPrefix, cacheable: (key) => keys.isHotRead(key), maxEntries: cache.maxEntries, maxAgeMs: cache.maxAgeMs },
-    log
+    log,
+    // A client given (the one made from a URL has ioredis' socketTimeout): said once when a command times out.
+    adviseSocketTimeout: options.redisUrl === undefined
   })
 }
 
@@ -208,7 +210,9 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
     })
   }
   // Made once every check above has passed, closed at the end of this plugin's onClose (after the store is done).
-  const owned = options.redisUrl === undefined ? undefined : await connectRedisUrl(options.redisUrl, fastify.log)
+  const owned = options.redisUrl === undefined
+    ? undefined
+    : await connectRedisUrl(options.redisUrl, fastify.log, options.redisCommandTimeoutMs > 0 ? options.redisCommandTimeoutMs : DEFAULT_REDIS_COMMAND_TIMEOUT_MS)
   if (owned !== undefined) options.redis = owned
   const kv = createKV(options, fastify.log)
   const store = new TokenStoreCore({ kv, options, log: fastify.log })

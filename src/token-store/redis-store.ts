@@ -23,8 +23,19 @@ export interface RedisClient {
 interface RedisCaller extends DataClient {
   call (command: string, args: Array<string | number>): Promise<unknown>
   duplicate (override?: Record<string, unknown>): RedisSubscriber & TrackingConnection
-  readonly options?: { keyPrefix?: unknown }
+  readonly options?: { keyPrefix?: unknown, socketTimeout?: unknown, redisOptions?: { socketTimeout?: unknown } }
+  on (event: 'ready' | 'close' | 'reconnecting' | 'end', listener: () => void): unknown
+  removeListener (event: 'ready' | 'close' | 'reconnecting' | 'end', listener: () => void): unknown
 }
+
+/** A client on its way back to Redis after its connection closed (ioredis' `status`). */
+const COMING_BACK = new Set(['reconnecting', 'connecting', 'connect'])
+
+/**
+ * ioredis' refusal of a command it did not send: the connection was not ready and the client has no offline queue.
+ * Sending it again is safe whatever the command.
+ */
+const NOT_SENT = /^Stream isn't writeable/
 
 interface RedisSubscriber {
   readonly status: string
@@ -51,6 +62,11 @@ export interface RedisStoreOptions {
    */
   clientCache?: { prefix: string, cacheable?: (key: string) => boolean, maxEntries: number, maxAgeMs: number } | undefined
   log?: FastifyBaseLogger | undefined
+  /**
+   * The client was given, not made from a URL: a command timeout that finds it without ioredis' `socketTimeout` says
+   * once what that option is for (the client made from a URL has it).
+   */
+  adviseSocketTimeout?: boolean | undefined
 }
 
 /**
@@ -179,6 +195,19 @@ export class RedisStore implements KVStore {
   readonly #clockTimer: NodeJS.Timeout
   #skewWarned = false
   #clockRefusedLogged = false
+  /**
+   * Settles once the client, coming back after its connection closed, is ready (true) or its attempt failed (false):
+   * what commands refused meanwhile wait for (#call). One at a time, shared by every such command.
+   */
+  #backOnline: Promise<boolean> | undefined
+  /**
+   * Reconnections ioredis scheduled since the client was last ready: a second one means an attempt failed (Redis is
+   * down or unreachable), and commands then fail at once. Counted by the 'reconnecting' event, not by 'error': a
+   * listener of 'error' would silence ioredis' "Unhandled error event" and token-store's own connection-error lines,
+   * which listen only to a client nobody else listens to.
+   */
+  #reconnects = 0
+  #adviseSocketTimeout: boolean
 
   constructor (options: RedisStoreOptions) {
     this.#client = options.client as unknown as RedisCaller
@@ -187,6 +216,20 @@ export class RedisStore implements KVStore {
     this.#timeoutMs = options.commandTimeoutMs
     this.#log = options.log
     this.#cluster = (options.client as { isCluster?: unknown }).isCluster === true
+    this.#adviseSocketTimeout = options.adviseSocketTimeout === true
+    if (!this.#cluster) {
+      // Reconnecting already: it lost or failed a connection before this store heard of it (a URL's client whose first
+      // attempt failed), so its commands fail at once until it is ready, rather than waiting for an attempt.
+      this.#reconnects = this.#client.status === 'reconnecting' ? 2 : 0
+      const reconnecting = (): void => { this.#reconnects++ }
+      const ready = (): void => { this.#reconnects = 0 }
+      this.#client.on('reconnecting', reconnecting)
+      this.#client.on('ready', ready)
+      this.#unlisten.push(() => {
+        this.#client.removeListener('reconnecting', reconnecting)
+        this.#client.removeListener('ready', ready)
+      })
+    }
     const cache = options.clientCache
     if (cache !== undefined) {
       if (this.#cluster) {
@@ -603,6 +646,13 @@ export class RedisStore implements KVStore {
     }
   }
 
+  /**
+   * One command, bounded by commandTimeoutMs. A command ioredis refused without sending it because the connection
+   * had just closed and the client is reconnecting (Redis closed an idle connection under its `timeout` setting, a
+   * proxy or load balancer closed it, the client replaced a dead one) waits for the reconnection, within the same
+   * bound, and is sent again: those closes are routine, and answered 503 to whatever request came in the 100 ms
+   * before the client was back. When the reconnection fails (Redis is down), it fails at once, as before.
+   */
   #call (command: string, args: Array<string | number>): Promise<unknown> {
     let pending: Promise<unknown>
     try {
@@ -610,7 +660,38 @@ export class RedisStore implements KVStore {
     } catch (err) {
       return Promise.reject(this.#unavailable(command, 'error', sanitize(err)))
     }
+    if (!this.#cluster) {
+      pending = pending.catch((err: unknown) => {
+        if (!(err instanceof Error) || !NOT_SENT.test(err.message)) throw err
+        return this.#whenBack().then((back) => {
+          if (!back) throw err
+          return this.#client.call(command, args)
+        })
+      })
+    }
     return this.#bounded(pending, command)
+  }
+
+  /** Whether the client is (or gets) ready again, without a failed attempt on the way (see #call). */
+  #whenBack (): Promise<boolean> {
+    const client = this.#client
+    if (this.#closed || this.#reconnects >= 2 || !COMING_BACK.has(client.status)) return Promise.resolve(false)
+    this.#backOnline ??= new Promise<boolean>((resolve) => {
+      const settle = (back: boolean): void => {
+        client.removeListener('ready', ready)
+        client.removeListener('reconnecting', failed)
+        client.removeListener('end', failed)
+        this.#backOnline = undefined
+        resolve(back)
+      }
+      const ready = (): void => { settle(true) }
+      // Another reconnection scheduled: the attempt failed. 'end': ioredis gave up (or the client was closed).
+      const failed = (): void => { settle(false) }
+      client.on('ready', ready)
+      client.on('reconnecting', failed)
+      client.on('end', failed)
+    })
+    return this.#backOnline
   }
 
   #bounded<T> (pending: Promise<T>, command: string): Promise<T> {
@@ -621,6 +702,7 @@ export class RedisStore implements KVStore {
         ? setTimeout(() => {
           timedOut = true
           reject(this.#unavailable(command, 'timeout', new Error(`Redis ${command} did not answer within ${ms} ms`)))
+          this.#adviseOnTimeout(ms)
         }, ms)
         : undefined
       pending.then(value => {
@@ -632,6 +714,24 @@ export class RedisStore implements KVStore {
         if (!timedOut) reject(this.#unavailable(command, 'error', sanitize(err)))
       })
     })
+  }
+
+  /**
+   * Said once, at the first command timeout, for a client given without ioredis' `socketTimeout`: a connection that
+   * stops answering without closing (a NAT or firewall that dropped it, a host gone) is kept until the kernel gives up
+   * on it, about 15 minutes later, and every request of this instance answers 503 meanwhile (an operator review: 80 s
+   * of 503s on one instance while Redis and the other instances were fine, and the refreshes it held blocked theirs).
+   * `socketTimeout` makes ioredis replace a connection on which nothing comes back.
+   */
+  #adviseOnTimeout (ms: number): void {
+    if (!this.#adviseSocketTimeout) return
+    this.#adviseSocketTimeout = false
+    const options = this.#client.options
+    if (options?.socketTimeout !== undefined || options?.redisOptions?.socketTimeout !== undefined) return
+    this.#log?.warn(`token-store: a Redis command did not answer within ${ms} ms. If Redis is up, this client's connection may ` +
+      'have stopped answering without closing (a NAT or firewall that dropped it, a host that went away), and ioredis keeps such a ' +
+      'connection until the kernel gives up on it, about 15 minutes later. Fix: give the Redis client you pass ioredis\' ' +
+      `socketTimeout option (for example socketTimeout: ${ms}${this.#cluster ? ', in redisOptions for a Cluster' : ''}), which replaces a connection that stops answering`)
   }
 
   /**

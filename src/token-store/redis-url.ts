@@ -4,7 +4,7 @@ import type { RedisClient } from './redis-store.js'
 import { TokenStoreOptionsError, errorInfo } from './errors.js'
 import { REDIS_ERROR_LOG_INTERVAL_MS, isProtocolError } from './connection-errors.js'
 import { STORE_ERROR_CHANNEL, type StoreErrorMessage } from './diagnostics.js'
-import { URL_QUERY_OPTIONS } from './options.js'
+import { DEFAULT_REDIS_COMMAND_TIMEOUT_MS, URL_QUERY_OPTIONS } from './options.js'
 
 /** How long a connection attempt may take before ioredis gives up on it (and tries again). */
 export const REDIS_URL_CONNECT_TIMEOUT_MS = 5000
@@ -107,7 +107,7 @@ export function ioredisClient (mod: unknown): RedisConstructor {
  * each naming the URL without its password and the error by its code or message only (ioredis attaches the
  * command, and a HELLO or AUTH command carries the password).
  */
-export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Promise<OwnedClient> {
+export async function connectRedisUrl (url: string, log: FastifyBaseLogger, socketTimeoutMs: number = DEFAULT_REDIS_COMMAND_TIMEOUT_MS): Promise<OwnedClient> {
   let ioredis: unknown
   try {
     ioredis = await import('ioredis')
@@ -126,6 +126,10 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
     enableAutoPipelining: true,
     // Back at most a second after Redis is (ioredis' default waits up to 2 s between attempts).
     retryStrategy: (times: number) => Math.min(times * 100, RECONNECT_MAX_DELAY_MS),
+    // A connection on which nothing comes back for this long after a command (a NAT or firewall that dropped it, a host
+    // gone: no close ever arrives) is closed and replaced; without it, ioredis kept it until the kernel gave up, about
+    // 15 minutes, and this instance answered 503 all along (an operator review). Subscriber connections inherit it.
+    socketTimeout: socketTimeoutMs,
     // After a failover: off the old primary (now a replica answering READONLY to every write), onto the new one.
     reconnectOnError: reconnectOnReadonly(shown, log, () => client.options.enableOfflineQueue === true),
     ...options
@@ -165,6 +169,12 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger): Pro
     if (unreachable) return
     unreachable = true
     const { code, message } = errorInfo(err)
+    if (message.startsWith('Socket timeout')) {
+      log.warn(`token-store: Redis at ${shown} did not answer on this client's connection for ${socketTimeoutMs} ms: the ` +
+        'connection is closed and a new one opened; requests that need the store answer 503 store_unavailable until Redis ' +
+        'answers again (if Redis is up, something between dropped the connection: a NAT, a firewall, a proxy)')
+      return
+    }
     const refused = credentialsRefused(message)
     if (refused !== undefined) {
       // It does not come back on its own: an error, naming the fix (the reply never holds the password).

@@ -8,11 +8,14 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
  * - `cut()`: every relayed connection is closed (answers held back are dropped) and new ones are refused;
  * - `restore()`: accepts and relays again, on the same port;
  * - `moveTo(port)`: new connections go to another server, those open stay where they are (a DNS name, or a managed
- *   Redis' endpoint, that leads to the new primary after a failover).
+ *   Redis' endpoint, that leads to the new primary after a failover);
+ * - `freeze()`: the connections open now stay open but pass nothing more, either way, and are never closed (a NAT or
+ *   firewall that dropped them, a host gone); new connections are relayed as usual.
  */
 export interface TcpRelay {
   readonly port: number
   holdReplies (): void
+  freeze (): void
   cut (): Promise<void>
   restore (): Promise<void>
   moveTo (port: number): void
@@ -23,13 +26,14 @@ export async function startTcpRelay (targetHost: string, targetPort: number): Pr
   const sockets = new Set<Socket>()
   let holding = false
   let target = targetPort
+  const frozen = new WeakSet<Socket>()
 
   const relay = (client: Socket): void => {
     const upstream = connect(target, targetHost)
     sockets.add(client)
     sockets.add(upstream)
-    client.on('data', (chunk) => { upstream.write(chunk) })
-    upstream.on('data', (chunk) => { if (!holding) client.write(chunk) })
+    client.on('data', (chunk) => { if (!frozen.has(client)) upstream.write(chunk) })
+    upstream.on('data', (chunk) => { if (!holding && !frozen.has(client)) client.write(chunk) })
     const drop = (): void => {
       client.destroy()
       upstream.destroy()
@@ -58,6 +62,7 @@ export async function startTcpRelay (targetHost: string, targetPort: number): Pr
   return {
     port,
     holdReplies () { holding = true },
+    freeze () { for (const socket of sockets) frozen.add(socket) },
     moveTo (port) { target = port },
     cut,
     async restore () {
