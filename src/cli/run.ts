@@ -5,6 +5,7 @@ import { createApp, redirectPathProblem, redirectPathWarning, type CreatedApp } 
 import { doctor, formatCheck } from './doctor.js'
 import { assertEnvFileUpdatable, describeMalformed, readEnvFile, updateEnvFile, type EnvFileUpdate } from './env-file.js'
 import { CliInvalidArgumentError, CliUsageError, EnvFileConflictError, EnvFileError, ProviderError, ProviderUnreachableError, errorInfo } from './errors.js'
+import { closest } from './option-errors.js'
 import { BASE_URL_VARIABLE, DEFAULT_BASE_URL, DEFAULT_ENV_FILE, DEVELOPER_TOKEN_VARIABLE, ENV_KEYS } from './options.js'
 import {
   baseUrlProblem,
@@ -268,7 +269,7 @@ async function runCreateApp (args: string[], io: CliIo): Promise<number> {
   if (app.registeredRedirectUri !== undefined && app.registeredRedirectUri !== app.redirectUri) {
     line(io.stderr, 'warning: the provider reports a different registered redirect URI than --redirect-uri; AIHUBMIX_REDIRECT_URI must equal the registered one exactly')
   }
-  line(io.stdout, `next: set PUBLIC_URL, SESSION_SECRET and TOKEN_ENCRYPTION_KEY, then run ${PROGRAM} doctor`)
+  line(io.stdout, `next: set PUBLIC_URL, SESSION_SECRET and TOKEN_ENCRYPTION_KEY, then run ${PROGRAM} doctor (it reads them as the example server does: an app of your own may need more, see the README)`)
   return EXIT_OK
 }
 
@@ -400,7 +401,9 @@ function proxyFromEnv (env: Record<string, string | undefined>): Proxy | undefin
  */
 function unknownCommand (command: string): string {
   const folded = command.toLowerCase().replace(/[-_]/g, '')
-  const meant = ['create-app', 'doctor'].find((name) => name.replace('-', '') === folded)
+  const meant = ['create-app', 'doctor'].find((name) => name.replace('-', '') === folded) ??
+    // A slip of a letter or two (`doctr`, `docter`), or the start of one (`create`).
+    (/^[a-z][a-z-]{0,30}$/.test(command) ? closest(command, ['create-app', 'doctor']) : undefined)
   if (meant !== undefined) return `unknown command ${command} (did you mean ${meant}?)`
   return /^[a-z][a-z-]{0,30}$/.test(command) ? `unknown command ${command}` : 'unknown command'
 }

@@ -37,7 +37,7 @@ t.test('create-app registers the app on the provider and writes its credentials 
     AIHUBMIX_REDIRECT_URI: REDIRECT,
     AIHUBMIX_BASE_URL: mock.url
   }, 'with --base-url, the origin the app was registered with is written too')
-  t.equal(lines(result.stdout).at(-1), 'next: set PUBLIC_URL, SESSION_SECRET and TOKEN_ENCRYPTION_KEY, then run aihubmix-oauth doctor')
+  t.equal(lines(result.stdout).at(-1), 'next: set PUBLIC_URL, SESSION_SECRET and TOKEN_ENCRYPTION_KEY, then run aihubmix-oauth doctor (it reads them as the example server does: an app of your own may need more, see the README)')
 
   // Only the client id and where the secret went; never the secret or the developer token.
   t.match(result.stdout, `client id: ${app.clientId}`)
@@ -140,7 +140,7 @@ t.test('without --base-url: registered at https://api.aihubmix.com, and that ori
     AIHUBMIX_BASE_URL: 'https://api.aihubmix.com'
   })
   t.match(result.stdout, 'added AIHUBMIX_CLIENT_ID, AIHUBMIX_CLIENT_SECRET, AIHUBMIX_REDIRECT_URI, AIHUBMIX_BASE_URL\n')
-  t.equal(lines(result.stdout).at(-1), 'next: set PUBLIC_URL, SESSION_SECRET and TOKEN_ENCRYPTION_KEY, then run aihubmix-oauth doctor')
+  t.equal(lines(result.stdout).at(-1), 'next: set PUBLIC_URL, SESSION_SECRET and TOKEN_ENCRYPTION_KEY, then run aihubmix-oauth doctor (it reads them as the example server does: an app of your own may need more, see the README)')
 
   // A file that already names that origin (a trailing slash aside) keeps its line: no conflict.
   await writeFile(join(cwd, 'same.env'), 'AIHUBMIX_BASE_URL=https://api.aihubmix.com/\n')

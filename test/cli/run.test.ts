@@ -45,7 +45,10 @@ t.test('no command, an unknown command or option: one error line, the usage, exi
   const cwd = await tempDir(t)
   const cases: Array<[string[], string]> = [
     [[], 'error: a command is required'],
-    [['create'], 'error: unknown command create'],
+    [['create'], 'error: unknown command create (did you mean create-app?)'],
+    [['doctr'], 'error: unknown command doctr (did you mean doctor?)'],
+    [['docter'], 'error: unknown command docter (did you mean doctor?)'],
+    [['serve'], 'error: unknown command serve'],
     [['Doctor'], 'error: unknown command Doctor (did you mean doctor?)'],
     [['createapp'], 'error: unknown command createapp (did you mean create-app?)'],
     [['secret_PASTED_VALUE'], 'error: unknown command'],

@@ -85,7 +85,10 @@ const CONFIGS: Array<{ name: string, options: ts.CompilerOptions }> = [
   { name: 'moduleResolution bundler, module esnext', options: { module: ts.ModuleKind.ESNext, moduleResolution: ts.ModuleResolutionKind.Bundler } },
   { name: 'moduleResolution bundler, module preserve', options: { module: ts.ModuleKind.Preserve, moduleResolution: ts.ModuleResolutionKind.Bundler } },
   // As TypeScript 7's `module: commonjs` resolves (bundler).
-  { name: 'moduleResolution bundler, module commonjs', options: { module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Bundler } }
+  { name: 'moduleResolution bundler, module commonjs', options: { module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Bundler } },
+  // As TypeScript 5's `tsc --init` sets a CommonJS project up (`module: commonjs` resolves as node10 there; TypeScript 6
+  // deprecates that resolution, hence ignoreDeprecations).
+  { name: 'moduleResolution node10, module commonjs', options: { module: ts.ModuleKind.CommonJS, moduleResolution: ts.ModuleResolutionKind.Node10, esModuleInterop: true, ignoreDeprecations: '6.0' } }
 ]
 
 /**
