@@ -661,10 +661,12 @@ export class RedisStore implements KVStore {
       return Promise.reject(this.#unavailable(command, 'error', sanitize(err)))
     }
     if (!this.#cluster) {
+      const sentAt = performance.now()
       pending = pending.catch((err: unknown) => {
         if (!(err instanceof Error) || !NOT_SENT.test(err.message)) throw err
         return this.#whenBack().then((back) => {
-          if (!back) throw err
+          // Not sent once its caller was answered (timed out): a write would land after its failure was reported.
+          if (!back || (this.#timeoutMs > 0 && performance.now() - sentAt >= this.#timeoutMs)) throw err
           return this.#client.call(command, args)
         })
       })

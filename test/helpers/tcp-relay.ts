@@ -10,12 +10,16 @@ import { createServer, connect, type AddressInfo, type Server, type Socket } fro
  * - `moveTo(port)`: new connections go to another server, those open stay where they are (a DNS name, or a managed
  *   Redis' endpoint, that leads to the new primary after a failover);
  * - `freeze()`: the connections open now stay open but pass nothing more, either way, and are never closed (a NAT or
- *   firewall that dropped them, a host gone); new connections are relayed as usual.
+ *   firewall that dropped them, a host gone); new connections are relayed as usual;
+ * - `holdNew()`: connections made from now on are accepted, but what their clients send is held back until
+ *   `releaseNew()` (a server slow to take a new connection on).
  */
 export interface TcpRelay {
   readonly port: number
   holdReplies (): void
   freeze (): void
+  holdNew (): void
+  releaseNew (): void
   cut (): Promise<void>
   restore (): Promise<void>
   moveTo (port: number): void
@@ -27,12 +31,24 @@ export async function startTcpRelay (targetHost: string, targetPort: number): Pr
   let holding = false
   let target = targetPort
   const frozen = new WeakSet<Socket>()
+  let heldNew: Array<() => void> | undefined
 
   const relay = (client: Socket): void => {
     const upstream = connect(target, targetHost)
     sockets.add(client)
     sockets.add(upstream)
-    client.on('data', (chunk) => { if (!frozen.has(client)) upstream.write(chunk) })
+    let held: Buffer[] | undefined
+    if (heldNew !== undefined) {
+      const chunks: Buffer[] = held = []
+      heldNew.push(() => {
+        held = undefined
+        for (const chunk of chunks) upstream.write(chunk)
+      })
+    }
+    client.on('data', (chunk: Buffer) => {
+      if (held !== undefined) held.push(chunk)
+      else if (!frozen.has(client)) upstream.write(chunk)
+    })
     upstream.on('data', (chunk) => { if (!holding && !frozen.has(client)) client.write(chunk) })
     const drop = (): void => {
       client.destroy()
@@ -63,6 +79,12 @@ export async function startTcpRelay (targetHost: string, targetPort: number): Pr
     port,
     holdReplies () { holding = true },
     freeze () { for (const socket of sockets) frozen.add(socket) },
+    holdNew () { heldNew ??= [] },
+    releaseNew () {
+      const release = heldNew ?? []
+      heldNew = undefined
+      for (const go of release) go()
+    },
     moveTo (port) { target = port },
     cut,
     async restore () {

@@ -50,6 +50,39 @@ t.test('Redis closes the store\'s idle connection: a request while the client re
   t.same(logged.lines.filter((l) => l.level >= 40).map((l) => l.msg), [], 'nothing to warn about: a routine close')
 })
 
+t.test('a command that waited for a reconnection past its timeout is not sent once the client is back', async (t) => {
+  const binary = redisServerOrSkip(t, 'the late-reconnection case')
+  if (binary === undefined) return
+  const server = await startRedisServer(binary, await freePort())
+  t.teardown(() => server.close())
+  const admin = new Redis(server.port, '127.0.0.1')
+  t.teardown(() => { admin.disconnect() })
+  const relay = await startTcpRelay('127.0.0.1', server.port)
+  t.teardown(() => relay.close())
+  const name = `late-${process.pid}`
+  const client = new Redis(relay.port, '127.0.0.1', { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectionName: name })
+  client.on('error', () => {})
+  t.teardown(() => { client.disconnect() })
+  await once(client, 'ready')
+  const { app } = await startLogged(t, { redis: client, keyPrefix: 'late:', redisCommandTimeoutMs: 300 })
+
+  // The client's connection closes; the new one is taken on by the relay, but Redis hears nothing of it for a while.
+  relay.holdNew()
+  const list = await admin.call('CLIENT', 'LIST') as string
+  const connection = /^id=(\d+) .* name=late-/m.exec(list.split('\n').filter((line) => line.includes(` name=${name} `)).join('\n'))?.[1]
+  const reconnecting = once(client, 'reconnecting')
+  await admin.call('CLIENT', 'KILL', 'ID', connection as string)
+  await reconnecting
+  const id = sid()
+  const failed = await app.tokenStore.save(id, tokenSet()).then(() => undefined, (err: unknown) => err)
+  t.ok(failed instanceof StoreUnavailableError, 'the write fails when its time is up (503)')
+  relay.releaseNew()
+  await once(client, 'ready')
+  await sleep(200)
+  t.same(await admin.keys(`late:*${id}*`), [], 'and is not sent once the client is back: nothing was written after its failure was reported')
+  t.ok(await app.tokenStore.save(id, tokenSet()).then(() => true), 'a write made now is')
+})
+
 t.test('Redis down: a request while the client reconnects fails as soon as an attempt fails, not after the timeout', async (t) => {
   const binary = redisServerOrSkip(t, 'the Redis-down case')
   if (binary === undefined) return
