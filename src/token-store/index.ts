@@ -212,7 +212,7 @@ const plugin: FastifyPluginAsync<TokenStoreOptions> = async function tokenStoreP
   // Made once every check above has passed, closed at the end of this plugin's onClose (after the store is done).
   const owned = options.redisUrl === undefined
     ? undefined
-    : await connectRedisUrl(options.redisUrl, fastify.log, options.redisCommandTimeoutMs > 0 ? options.redisCommandTimeoutMs : DEFAULT_REDIS_COMMAND_TIMEOUT_MS)
+    : await connectRedisUrl(options.redisUrl, fastify.log, options.redisCommandTimeoutMs)
   if (owned !== undefined) options.redis = owned
   const kv = createKV(options, fastify.log)
   const store = new TokenStoreCore({ kv, options, log: fastify.log })

@@ -107,7 +107,9 @@ export function ioredisClient (mod: unknown): RedisConstructor {
  * each naming the URL without its password and the error by its code or message only (ioredis attaches the
  * command, and a HELLO or AUTH command carries the password).
  */
-export async function connectRedisUrl (url: string, log: FastifyBaseLogger, socketTimeoutMs: number = DEFAULT_REDIS_COMMAND_TIMEOUT_MS): Promise<OwnedClient> {
+export async function connectRedisUrl (url: string, log: FastifyBaseLogger, commandTimeoutMs: number = DEFAULT_REDIS_COMMAND_TIMEOUT_MS): Promise<OwnedClient> {
+  // 0: commands wait as long as it takes (redisCommandTimeoutMs), and so does the connection.
+  const socketTimeoutMs = commandTimeoutMs > 0 ? commandTimeoutMs : undefined
   let ioredis: unknown
   try {
     ioredis = await import('ioredis')
@@ -129,7 +131,7 @@ export async function connectRedisUrl (url: string, log: FastifyBaseLogger, sock
     // A connection on which nothing comes back for this long after a command (a NAT or firewall that dropped it, a host
     // gone: no close ever arrives) is closed and replaced; without it, ioredis kept it until the kernel gave up, about
     // 15 minutes, and this instance answered 503 all along (an operator review). Subscriber connections inherit it.
-    socketTimeout: socketTimeoutMs,
+    ...(socketTimeoutMs === undefined ? {} : { socketTimeout: socketTimeoutMs }),
     // After a failover: off the old primary (now a replica answering READONLY to every write), onto the new one.
     reconnectOnError: reconnectOnReadonly(shown, log, () => client.options.enableOfflineQueue === true),
     ...options
