@@ -218,12 +218,14 @@ function tlsHint (url: string, code: string | undefined): string {
 
 /**
  * A plain `redis:` URL whose connection was taken and then reset or closed under the first command (EPIPE,
- * ECONNRESET): a Redis restarting does that, and so does a server of another protocol at that port (PostgreSQL,
- * NATS, an MQTT broker) that hangs up on what it cannot read, which never passes.
+ * ECONNRESET): a Redis restarting does that, a Redis at its `maxclients` too (its "-ERR max number of clients reached"
+ * comes before the close, and ioredis, writing its first command meanwhile, reports only the EPIPE), and so does a
+ * server of another protocol at that port (PostgreSQL, NATS, an MQTT broker) that hangs up on what it cannot read.
  */
 function resetHint (url: string, code: string | undefined): string {
   if (url.startsWith('rediss:') || (code !== 'EPIPE' && code !== 'ECONNRESET')) return ''
-  return ' (if it persists, something that is not Redis may listen there: check REDIS_URL\'s host and port, 6379 by default)'
+  return ' (if it persists: Redis may be at its maxclients limit, which it says only to a connection it then closes: ' +
+    'INFO clients; or something that is not Redis listens there: check REDIS_URL\'s host and port, 6379 by default)'
 }
 
 const NOT_THERE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'])

@@ -4,6 +4,8 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { Redis } from 'ioredis'
 import { Redis as Redis6 } from 'ioredis6'
 import { startLogged } from '../helpers/token-store.js'
+import { redisServerOrSkip, startRedisServer, until } from '../helpers/redis-server.js'
+import { freePort } from '../helpers/free-port.js'
 
 // A `redis` URL (or a client) that reaches something that is not Redis, such as an HTTP server (the app's own port,
 // the mock provider's): ioredis fails every attempt with a protocol error ("Protocol error, got "H" as reply type
@@ -107,5 +109,24 @@ t.test('a redis URL at a server that resets every connection: the unavailable li
   await server.reached(3)
   const said = started.lines.filter((l) => l.msg.startsWith('token-store:')).map((l) => [l.level, l.msg])
   t.equal(said.length, 1, 'one line, however many attempts')
-  t.match(said[0], [40, /^token-store: Redis at redis:\/\/127\.0\.0\.1:\d+ is unavailable \((ECONNRESET|EPIPE)\): .*\(if it persists, something that is not Redis may listen there: check REDIS_URL's host and port, 6379 by default\)$/])
+  t.match(said[0], [40, /^token-store: Redis at redis:\/\/127\.0\.0\.1:\d+ is unavailable \((ECONNRESET|EPIPE)\): .*\(if it persists: Redis may be at its maxclients limit, which it says only to a connection it then closes: INFO clients; or something that is not Redis listens there: check REDIS_URL's host and port, 6379 by default\)$/])
+})
+
+// A Redis at its `maxclients` answers a new connection "-ERR max number of clients reached" and closes it; ioredis,
+// writing its first command meanwhile, reports only EPIPE or ECONNRESET (an operator review found the line pointing
+// at the host and port alone). The line now names maxclients first.
+t.test('a Redis at its maxclients: the unavailable line names the limit, and the store works once there is room', async (t) => {
+  const binary = redisServerOrSkip(t, 'the maxclients case')
+  if (binary === undefined) return
+  const redis = await startRedisServer(binary, await freePort(), ['--maxclients', '1'])
+  t.teardown(() => redis.close())
+  const holder = new Redis(redis.port, '127.0.0.1')
+  await holder.ping()
+  const started = await startLogged(t, { redis: redis.url, keyPrefix: 'full-clients:' })
+  await until(async () => started.lines.some((l) => l.msg.includes('is unavailable')), 'the unavailable line')
+  const said = started.lines.filter((l) => l.msg.startsWith('token-store:')).map((l) => [l.level, l.msg])
+  t.match(said[0], [40, /^token-store: Redis at redis:\/\/127\.0\.0\.1:\d+\/? is unavailable \((ECONNRESET|EPIPE|[^)]*writeable[^)]*)\): .*Redis may be at its maxclients limit/])
+  holder.disconnect()
+  await until(async () => started.lines.some((l) => l.msg.includes('is available again')), 'the store to reconnect')
+  t.ok(await started.app.tokenStore.get('a'.repeat(32)).then(() => true), 'answered once a client left')
 })
