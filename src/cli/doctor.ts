@@ -219,7 +219,7 @@ function sessionSecretCheck (env: Env, production: boolean): DoctorCheck {
   if (secret === undefined) {
     return production
       ? fail('SESSION_SECRET', `not set (required in production, at least ${MIN_SECRET_LENGTH} characters)`)
-      : warn('SESSION_SECRET', 'not set: a random one per process (sessions end when the server restarts)')
+      : warn('SESSION_SECRET', 'not set: the example server makes a random one per process (sessions end when it restarts); an app built from the README snippet does not start without it')
   }
   // As the example server reads it (readConfig's own rules): a list, newest first; never a secret, lengths only.
   const read = readSessionSecrets(secret)
@@ -240,7 +240,7 @@ function tokenKeyCheck (env: Env, production: boolean): DoctorCheck {
   if (raw === undefined) {
     return production
       ? warn(name, 'not set: derived from SESSION_SECRET, so a new SESSION_SECRET leaves every stored token set unreadable (every user signs in again); make one with openssl rand -base64 32 and set TOKEN_ENCRYPTION_KEY=base64:<its output>')
-      : ok(name, 'not set: derived from SESSION_SECRET (fine in development; set it in production)')
+      : ok(name, 'not set: the example server derives it from SESSION_SECRET (fine in development; set it in production); an app built from the README snippet does not start without it')
   }
   const keys = raw.split(',').map((k) => k.trim())
   for (const [i, key] of keys.entries()) {
@@ -343,9 +343,9 @@ async function providerCheck (env: Env, opts: { timeoutMs: number, dispatcher: D
   if (raw === undefined) {
     const ignored = ['AIHUBMIX_CLIENT_ID', 'AIHUBMIX_CLIENT_SECRET'].filter((name) => set(env, name) !== undefined)
     if (ignored.length > 0) {
-      return { check: warn('provider', `embedded mock provider (development only): AIHUBMIX_BASE_URL is not set, so ${ignored.join(' and ')} ${ignored.length === 1 ? 'is' : 'are'} ignored`) }
+      return { check: warn('provider', `the example server's embedded mock provider (development only): AIHUBMIX_BASE_URL is not set, so ${ignored.join(' and ')} ${ignored.length === 1 ? 'is' : 'are'} ignored; an app built from the README snippet uses https://api.aihubmix.com`) }
     }
-    return { check: ok('provider', 'embedded mock provider (development only)') }
+    return { check: ok('provider', 'the example server\'s embedded mock provider (development only); an app built from the README snippet uses https://api.aihubmix.com when AIHUBMIX_BASE_URL is unset') }
   }
   const base = providerBase(env)
   if (base === undefined) return { check: saying(fail('provider', 'AIHUBMIX_BASE_URL is not a usable http(s) URL: set it to the provider\'s origin, such as https://api.aihubmix.com'), ['AIHUBMIX_BASE_URL'], 'unusable') }
@@ -444,7 +444,7 @@ function httpsCheck (env: Env, production: boolean): DoctorCheck {
       : ''
     return production
       ? saying(fail('HTTPS', `${what}${dns}: production requires https: use https://, or http://localhost or http://127.0.0.1 for what runs on this machine`), plainRemote, 'https')
-      : warn('HTTPS', `${what}${dns}: fine for a test, refused in production (cookies are not Secure, OAuth traffic is readable)`)
+      : warn('HTTPS', `${what}${dns}: fine for a test of the example server, refused in production (cookies are not Secure, OAuth traffic is readable); an app built from the README snippet refuses it (aihubmix-proxy's allowInsecureHttp)`)
   }
   const trust = env.TRUST_PROXY
   if (publicUrl?.protocol === 'https:' && (trust === 'false' || trust === '')) {

@@ -47,7 +47,7 @@ t.test('development without it: a note, not a warning', async (t) => {
   const cwd = await tempDir(t)
   const { NODE_ENV: _n, ...env } = productionEnv(mock)
   const result = await runInstalled(['doctor'], { env, cwd })
-  t.equal(lineOf(result.stdout, 'TOKEN_ENCRYPTION_KEY'), 'ok   TOKEN_ENCRYPTION_KEY: not set: derived from SESSION_SECRET (fine in development; set it in production)')
+  t.equal(lineOf(result.stdout, 'TOKEN_ENCRYPTION_KEY'), 'ok   TOKEN_ENCRYPTION_KEY: not set: the example server derives it from SESSION_SECRET (fine in development; set it in production); an app built from the README snippet does not start without it')
   t.notOk(lines(result.stdout).some((l) => l.startsWith('warn')), 'no warning at all', { output: result.all })
 })
 

@@ -50,7 +50,7 @@ t.test('a good configuration against the provider: every line ok, exit 0, no sec
     `ok   AIHUBMIX_CLIENT_ID: ${env.AIHUBMIX_CLIENT_ID}`,
     `ok   AIHUBMIX_CLIENT_SECRET: set (${env.AIHUBMIX_CLIENT_SECRET?.length} characters)`,
     `ok   SESSION_SECRET: set (${SESSION_SECRET.length} characters)`,
-    'ok   TOKEN_ENCRYPTION_KEY: not set: derived from SESSION_SECRET (fine in development; set it in production)',
+    'ok   TOKEN_ENCRYPTION_KEY: not set: the example server derives it from SESSION_SECRET (fine in development; set it in production); an app built from the README snippet does not start without it',
     `ok   provider: ${mock.url} reachable (GET /api/oauth2/authorize for this app answered HTTP 200)`,
     'ok   redirect URI: http://127.0.0.1:3000/auth/callback (matches PUBLIC_URL; it must equal the app\'s registered redirect URI exactly)',
     'ok   app registration: the provider accepts AIHUBMIX_CLIENT_ID with redirect URI http://127.0.0.1:3000/auth/callback (HTTP 200: its consent page; nothing was authorized)',
@@ -97,14 +97,14 @@ t.test('without AIHUBMIX_BASE_URL: the embedded mock provider, development only'
   const result = await runCli(['doctor'], { env: {}, cwd })
   t.equal(result.code, 0)
   const checks = byName(result.stdout)
-  t.equal(checks.get('provider'), 'ok   provider: embedded mock provider (development only)')
-  t.equal(checks.get('SESSION_SECRET'), 'warn SESSION_SECRET: not set: a random one per process (sessions end when the server restarts)')
+  t.equal(checks.get('provider'), 'ok   provider: the example server\'s embedded mock provider (development only); an app built from the README snippet uses https://api.aihubmix.com when AIHUBMIX_BASE_URL is unset')
+  t.equal(checks.get('SESSION_SECRET'), 'warn SESSION_SECRET: not set: the example server makes a random one per process (sessions end when it restarts); an app built from the README snippet does not start without it')
   t.notOk(checks.has('AIHUBMIX_CLIENT_ID'))
 
   // create-app's output without a base URL: the credentials would be ignored.
   const ignored = await runCli(['doctor'], { env: { AIHUBMIX_CLIENT_ID: 'client_x', AIHUBMIX_CLIENT_SECRET: 'secret_ignored_value' }, cwd })
   t.equal(ignored.code, 0)
-  t.equal(byName(ignored.stdout).get('provider'), 'warn provider: embedded mock provider (development only): AIHUBMIX_BASE_URL is not set, so AIHUBMIX_CLIENT_ID and AIHUBMIX_CLIENT_SECRET are ignored')
+  t.equal(byName(ignored.stdout).get('provider'), 'warn provider: the example server\'s embedded mock provider (development only): AIHUBMIX_BASE_URL is not set, so AIHUBMIX_CLIENT_ID and AIHUBMIX_CLIENT_SECRET are ignored; an app built from the README snippet uses https://api.aihubmix.com')
   t.notOk(ignored.all.includes('secret_ignored_value'))
 })
 
@@ -200,7 +200,7 @@ t.test('HTTPS where required: production refuses http outside loopback, developm
 
   const dev = await runCli(['doctor'], { env, cwd })
   t.equal(dev.code, 0)
-  t.equal(byName(dev.stdout).get('HTTPS'), 'warn HTTPS: PUBLIC_URL, AIHUBMIX_REDIRECT_URI use plain http outside loopback: fine for a test, refused in production (cookies are not Secure, OAuth traffic is readable)')
+  t.equal(byName(dev.stdout).get('HTTPS'), 'warn HTTPS: PUBLIC_URL, AIHUBMIX_REDIRECT_URI use plain http outside loopback: fine for a test of the example server, refused in production (cookies are not Secure, OAuth traffic is readable); an app built from the README snippet refuses it (aihubmix-proxy\'s allowInsecureHttp)')
 
   const prod = await runCli(['doctor'], { env: { ...env, NODE_ENV: 'production' }, cwd })
   t.equal(prod.code, 1)
