@@ -149,23 +149,23 @@ function write (root, version) {
 
 /** CHANGELOG.md with its "Unreleased" entries moved under `version`; throws when there are none. */
 export function releaseChangelog (text, version, date) {
-  const heading = /^## Unreleased[ \t]*$/m.exec(text)
-  if (heading === null) throw new Error('CHANGELOG.md has no "## Unreleased" section: add one, with what changed')
-  const start = heading.index + heading[0].length
-  const next = /^## /m.exec(text.slice(start))
-  const end = next === null ? text.length : start + next.index
-  const entries = text.slice(start, end).trim()
-  if (entries === '') throw new Error('CHANGELOG.md: nothing under "## Unreleased": say what changed first')
-  return `${text.slice(0, heading.index)}## Unreleased\n\n## ${version} - ${date}\n\n${entries}\n\n${text.slice(end)}`.replace(/\n{3,}/g, '\n\n').replace(/\n*$/, '\n')
+  const section = unreleased(text)
+  if (section === undefined) throw new Error('CHANGELOG.md has no "## Unreleased" section: add one, with what changed')
+  if (section.entries === '') throw new Error('CHANGELOG.md: nothing under "## Unreleased": say what changed first')
+  return `${text.slice(0, section.at)}## Unreleased\n\n## ${version} - ${date}\n\n${section.entries}\n\n${text.slice(section.end)}`.replace(/\n{3,}/g, '\n\n').replace(/\n*$/, '\n')
 }
 
-/** The "## Unreleased" section's entries, trimmed ('' when none), or undefined when there is no such section. */
-function unreleasedEntries (text) {
+/**
+ * The "## Unreleased" section: where its heading starts, where the section ends (the next "## " heading, or the end),
+ * and its entries, trimmed ('' when none); undefined when there is no such section.
+ */
+function unreleased (text) {
   const heading = /^## Unreleased[ \t]*$/m.exec(text)
   if (heading === null) return undefined
   const start = heading.index + heading[0].length
   const next = /^## /m.exec(text.slice(start))
-  return text.slice(start, next === null ? text.length : start + next.index).trim()
+  const end = next === null ? text.length : start + next.index
+  return { at: heading.index, end, entries: text.slice(start, end).trim() }
 }
 
 /** Whether CHANGELOG.md has a "## <version> - <date>" section: that version was released. */
@@ -181,7 +181,7 @@ export function notReady (text, version) {
   if (!released(text, version)) {
     return `CHANGELOG.md has no "## ${version} - <date>" section: run \`npm run release:version -- ${version}\` (or a later version) first`
   }
-  if (unreleasedEntries(text)) {
+  if (unreleased(text)?.entries) {
     return `CHANGELOG.md lists changes under "## Unreleased" that ${version} would ship: release them first (\`npm run release:version -- <next version>\`)`
   }
   return undefined
