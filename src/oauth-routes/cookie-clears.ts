@@ -11,8 +11,11 @@ type OnSend = (request: FastifyRequest, reply: FastifyReply, payload: unknown, d
  * `HttpOnly`, `SameSite=Lax` and, where cookies are Secure (an https publicUrl), `Secure`, as oauth-routes' own logout
  * clears it. Only a clearing line (an empty value) of the session cookie is touched; it must run after
  * @fastify/session's onSend, which it does when registered after it in the same scope.
+ *
+ * For a request whose cookie this instance could not verify (`keep`: signed with a secret it does not have), the
+ * clearing line is dropped instead: the cookie is no session here, but it is one wherever the secret is known.
  */
-export function sessionCookieClears (cookieName: string, secure: boolean): OnSend {
+export function sessionCookieClears (cookieName: string, secure: boolean, keep: (request: FastifyRequest) => boolean): OnSend {
   const cleared = `${cookieName}=;`
   const mend = (line: string): string => {
     if (!line.startsWith(cleared)) return line
@@ -23,13 +26,14 @@ export function sessionCookieClears (cookieName: string, secure: boolean): OnSen
     if (secure && !names.has('secure')) mended += '; Secure'
     return mended
   }
-  return function mendSessionCookieClears (_request, reply, payload, done) {
+  return function mendSessionCookieClears (request, reply, payload, done) {
     const header = reply.getHeader('set-cookie')
-    // removeHeader first: Fastify's reply.header() appends to a set-cookie header already there.
-    if (Array.isArray(header)) {
-      if (header.some((line) => line.startsWith(cleared))) reply.removeHeader('set-cookie').header('set-cookie', header.map(mend))
-    } else if (typeof header === 'string' && header.startsWith(cleared)) {
-      reply.removeHeader('set-cookie').header('set-cookie', mend(header))
+    const lines = Array.isArray(header) ? header : typeof header === 'string' ? [header] : []
+    if (lines.some((line) => line.startsWith(cleared))) {
+      const kept = keep(request) ? lines.filter((line) => !line.startsWith(cleared)) : lines.map(mend)
+      // removeHeader first: Fastify's reply.header() appends to a set-cookie header already there.
+      reply.removeHeader('set-cookie')
+      if (kept.length > 0) reply.header('set-cookie', kept)
     }
     done(null, payload)
   }

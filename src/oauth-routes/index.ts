@@ -63,6 +63,11 @@ interface RoutesContext {
   logins: LoginCookies
   /** Where the routes end up: the scope's prefix and this plugin's. */
   base: string
+  /**
+   * The requests whose session cookie was refused for its signature (sessionTimeouts): @fastify/session's clearing of
+   * it is dropped (sessionCookieClears), unless a route here clears it itself (a sign-out).
+   */
+  refusedCookies: WeakSet<FastifyRequest>
 }
 
 async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<void> {
@@ -542,6 +547,8 @@ async function routes (fastify: FastifyInstance, opts: RoutesContext): Promise<v
   }
 
   function clearSessionCookie (reply: FastifyReply): void {
+    // Asked for (a sign-out): cleared even where it could not be verified.
+    opts.refusedCookies.delete(reply.request)
     reply.clearCookie(o.cookieName, { path: '/', httpOnly: true, sameSite: 'lax', secure: o.secureCookies })
   }
 
@@ -692,6 +699,8 @@ function timeoutVerdict (o: ResolvedOAuthRoutesOptions, recordTtlMs: number): (a
 
 /** At most one "could not record the session's activity" warning per this many ms. */
 const TOUCH_WARNING_INTERVAL_MS = 10_000
+/** Session cookies this instance could not verify: the first is said, then one line a minute at most, with a count. */
+const REFUSED_COOKIE_LOG_INTERVAL_MS = 60_000
 
 /** At most one warning per this many ms about requests that failed because the token store is unavailable. */
 const STORE_OUTAGE_LOG_INTERVAL_MS = 10_000
@@ -736,10 +745,11 @@ function outageLog (): { level: () => 'warn' | 'debug', more: () => string } {
  * one tries again; a session whose activity could not be recorded for a whole
  * idleTimeoutMs still ends. Ending a session is never skipped.
  */
-function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieName: string, store: TokenStore) {
+function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieName: string, store: TokenStore, refusedCookies: WeakSet<FastifyRequest>) {
   let warnedAt = -Infinity
   let failures = 0
-  let unverifiedWarned = false
+  let refusedSaidAt = -Infinity
+  let refusedSince = 0
   return async function enforceSessionTimeouts (request: FastifyRequest): Promise<void> {
     const session = request.session as FastifyRequest['session'] | Record<string, never> | null
     if (session === null || typeof session.get !== 'function') return
@@ -751,13 +761,25 @@ function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieNa
     const cookie = request.cookies?.[cookieName]
     const signedBefore = cookie !== undefined && typeof session.encryptedSessionId === 'string' && !cookie.endsWith(session.encryptedSessionId)
     // A cookie @fastify/session did not open (a new session instead) that no secret of token-store's verifies either:
-    // most often signed by an instance with another SESSION_SECRET. @fastify/session takes it for no session and
-    // clears it, signing the user out on every instance: said once, as token-store says it on the cookie routes.
-    if (stamp === undefined && signedBefore && !unverifiedWarned && await cookieRefused(store, cookie, session.sessionId)) {
-      unverifiedWarned = true
-      request.log.warn(`oauth-routes: a ${cookieName} cookie did not verify here and was taken for no session (the browser is signed ` +
-        'out): signed with a secret this instance does not have, or forged. Fix: give every instance the same session ' +
-        'secret list (SESSION_SECRET in the example), newest first; further ones are not logged')
+    // most often signed by an instance with another SESSION_SECRET (a rotation deployed in the wrong order, a secret
+    // dropped too early). @fastify/session takes it for no session and clears it, which signed the user out on every
+    // instance for good, even once the secret list was mended (an operator review: 10 of 10 users in a rolling deploy).
+    // Its clearing is dropped (onSend, sessionCookieClears): this request is answered signed out, and the cookie
+    // still works wherever the secret is known, here too once it is added. Said at the first, then once a minute at
+    // most with a count: a whole fleet's users, not a line per process.
+    if (stamp === undefined && signedBefore && await cookieRefused(store, cookie, session.sessionId)) {
+      refusedCookies.add(request)
+      refusedSince++
+      const now = Date.now()
+      if (now - refusedSaidAt >= REFUSED_COOKIE_LOG_INTERVAL_MS) {
+        const count = refusedSince === 1 ? 'a' : `${refusedSince}`
+        refusedSaidAt = now
+        refusedSince = 0
+        request.log.warn(`oauth-routes: ${count} ${cookieName} cookie${count === 'a' ? '' : 's'} did not verify here${count === 'a' ? '' : ' since the last line'}: ` +
+          'signed with a secret this instance does not have, or forged. Those requests are answered signed out; their cookies ' +
+          'are kept (they verify wherever the secret is known). Fix: give every instance the same session secret list ' +
+          '(SESSION_SECRET in the example), newest first')
+      }
     }
     const verdict = verdictOf(stamp, Date.now(), signedBefore)
     if (verdict === undefined) return
@@ -905,17 +927,19 @@ async function oauthRoutes (fastify: FastifyInstance, opts: OAuthRoutesOptions):
   }
   const verdictOf = timeoutVerdict(options, recordTtlMs)
   // On every route of this plugin's scope (it is not encapsulated), after @fastify/session loaded the session.
-  fastify.addHook('preHandler', sessionTimeouts(verdictOf, options.cookieName, fastify.tokenStore))
+  const refusedCookies = new WeakSet<FastifyRequest>()
+  fastify.addHook('preHandler', sessionTimeouts(verdictOf, options.cookieName, fastify.tokenStore, refusedCookies))
   // After @fastify/session's onSend (registered before this plugin): its clearing of a session it did not find gets
-  // the attributes the cookie was set with, which a browser needs to accept it for a __Host- cookie.
-  fastify.addHook('onSend', sessionCookieClears(options.cookieName, options.secureCookies))
+  // the attributes the cookie was set with, which a browser needs to accept it for a __Host- cookie; its clearing of a
+  // cookie this instance could not verify is dropped.
+  fastify.addHook('onSend', sessionCookieClears(options.cookieName, options.secureCookies, (request) => refusedCookies.has(request)))
   // And wherever token-store reads the session from the cookie instead, or lists a user's sessions.
   fastify.tokenStore.addSessionCheck(timeoutCheck(verdictOf))
   fastify.tokenStore.setLastSeenReader((session) => {
     const auth = session.aihubmixAuth
     return isAuthStamp(auth) ? auth.seen ?? auth.at : undefined
   })
-  await fastify.register(routes, { prefix: options.prefix, options, logins, base })
+  await fastify.register(routes, { prefix: options.prefix, options, logins, base, refusedCookies })
 }
 
 const oauthRoutesPlugin = fp(oauthRoutes, {

@@ -42,6 +42,8 @@ export interface CookieSessionsOptions {
 /** Verified cookies remembered (signature checks skipped), oldest dropped first. */
 const VERIFIED_CACHE_SIZE = 10_000
 const MAX_COOKIE_LENGTH = 1024
+/** Session cookies that do not verify: the first is said, then one line a minute at most, with a count. */
+const REFUSED_COOKIE_LOG_INTERVAL_MS = 60_000
 
 /**
  * Reads @fastify/session's sessions without @fastify/session, for routes registered outside its scope (the
@@ -75,7 +77,9 @@ export class CookieSessions {
    * same JSON (so it is the same data); the record itself is read from the store on every request.
    */
   readonly #parsed = new Map<string, ParsedSession>()
-  #warned = false
+  /** When the last "did not verify" line was logged, and how many cookies did not verify since (rate limit). */
+  #refusedSaidAt = -Infinity
+  #refusedSince = 0
   /** When the last "could not write a touch" warning was logged, and how many were not since (rate limit). */
   #touchWarnedAt = -Infinity
   #touchFailures = 0
@@ -102,7 +106,7 @@ export class CookieSessions {
     if (typeof cookieValue !== 'string') return null
     const sid = this.#unsign(cookieValue)
     if (sid === null) {
-      this.#warnOnce()
+      this.#refused()
       return null
     }
     const values = getManyNow.call(this.#kv, [this.#keys.session(sid), this.#keys.tokens(sid)])
@@ -153,7 +157,7 @@ export class CookieSessions {
     if (typeof cookieValue !== 'string') return null
     const sid = this.#unsign(cookieValue)
     if (sid === null) {
-      this.#warnOnce()
+      this.#refused()
       return null
     }
     const sessionKey = this.#keys.session(sid)
@@ -216,17 +220,25 @@ export class CookieSessions {
   }
 
   /**
-   * The first cookie that does not verify is logged (without its value): forged, stale, or, when every signed-in
-   * request is refused, signed with a secret that is not in `sessionCookie.secret` (it must be @fastify/session's).
-   * Later ones are not, so forged cookies cannot flood the log.
+   * A cookie that does not verify is logged (never its value): forged, stale, or, when every signed-in request is
+   * refused, signed with a secret that is not in `sessionCookie.secret` (it must be @fastify/session's), as a rolling
+   * deploy in the wrong order leaves one instance. The first, then one line a minute at most with how many came
+   * since: forged cookies cannot flood the log, and a fleet's signed-out users are not one line per process (an
+   * operator review found hundreds of 401s a minute behind the single line a process used to write).
    */
-  #warnOnce (): void {
-    if (this.#warned) return
-    this.#warned = true
-    this.#log.warn('token-store: a session cookie did not verify (forged; or signed with a secret that is not in sessionCookie.secret, ' +
-      'which must be the secret @fastify/session signs with; or by an instance with another secret list: every instance needs ' +
-      'the same, SESSION_SECRET in the example; or by a @fastify/session with a cookiePrefix, algorithm or signer of its own, which ' +
-      'sessionCookie does not read); further ones are not logged')
+  #refused (): void {
+    this.#refusedSince++
+    const now = Date.now()
+    if (now - this.#refusedSaidAt < REFUSED_COOKIE_LOG_INTERVAL_MS) return
+    const first = this.#refusedSaidAt === -Infinity
+    const count = this.#refusedSince
+    this.#refusedSaidAt = now
+    this.#refusedSince = 0
+    this.#log.warn(`token-store: ${first ? 'a session cookie did not verify' : `${count} session cookie${count === 1 ? '' : 's'} did not verify since the last line`} ` +
+      '(forged; or signed with a secret that is not in sessionCookie.secret, which must be the secret @fastify/session signs with; ' +
+      'or by an instance with another secret list: every instance needs the same, SESSION_SECRET in the example; or by a ' +
+      '@fastify/session with a cookiePrefix, algorithm or signer of its own, which sessionCookie does not read); those requests are ' +
+      'answered signed out, and the cookies are left as they are')
   }
 
   #unsign (value: string): string | null {

@@ -90,3 +90,52 @@ for (const sessionCookie of [true, false]) {
     t.match(warnings()[0], /Fix: give every instance the same session secret list \(SESSION_SECRET in the example\)/)
   })
 }
+
+// An operator review, two instances on one Redis: the new secret put first on A while B still had only the old one
+// (or the old one dropped on one instance too early). B could not verify the cookies A signed, and @fastify/session's
+// clearing of them signed 10 of 10 users out for good: once B had the right list, their cookies were gone. The
+// clearing is now dropped for a cookie refused for its signature: the request is answered signed out, nothing else.
+for (const sessionCookie of [true, false]) {
+  t.test(`a cookie an instance cannot verify is not cleared: signed in again once the secret list is mended (${sessionCookie ? 'with' : 'without'} sessionCookie)`, async (t) => {
+    const setup = await rotationSetup(t)
+    if (setup === undefined) return
+    const { redis, keyPrefix, port, url, provider } = setup
+    const composition = sessionCookie ? {} : { tokenStoreCookie: null }
+
+    const a = await composeReadmeApp({ port, provider, secret: [OLD], redis, keyPrefix, ...composition })
+    const browser = new TestBrowser()
+    t.equal(await signIn(browser, url), 302, 'signed in where the old secret signs')
+    const leaving = new TestBrowser()
+    t.equal(await signIn(leaving, url), 302, 'another browser too')
+    await a.close()
+
+    // The mistake: an instance without the old secret.
+    const b = await composeReadmeApp({ port, provider, secret: [NEW], redis, keyPrefix, ...composition })
+    const session = await browser.get(`${url}/auth/session`)
+    t.equal(JSON.parse(session.body).authenticated, false, 'answered signed out there')
+    t.notOk([session.headers['set-cookie'] ?? []].flat().some((line) => line.startsWith('sid=')), 'no Set-Cookie for sid: the cookie is not cleared')
+    t.ok(browser.cookies.get(url)?.has('sid'), 'the browser keeps it')
+    // (Without sessionCookie this composition's /api routes, outside @fastify/session's scope, have no session at all.)
+    if (sessionCookie) t.equal((await browser.get(`${url}/api/user/info`, { 'x-csrf': '1' })).status, 401, '/api answers 401 there too')
+    // A sign-out asked for there still clears the cookie (the session itself cannot be found from there).
+    const logout = await leaving.post(`${url}/auth/logout`, { 'x-csrf': '1' })
+    t.equal(logout.status, 204)
+    t.ok([logout.headers['set-cookie'] ?? []].flat().some((line) => line.startsWith('sid=;')), 'a sign-out clears it')
+    t.notOk(leaving.cookies.get(url)?.has('sid'), 'that browser has no session cookie left')
+    await b.close()
+
+    // Mended: the list every instance should have had.
+    const mended = await composeReadmeApp({ port, provider, secret: [NEW, OLD], redis, keyPrefix, ...composition })
+    t.teardown(() => mended.close())
+    t.equal(JSON.parse((await browser.get(`${url}/auth/session`)).body).authenticated, true, 'signed in again, nothing else done')
+    if (sessionCookie) t.equal((await browser.get(`${url}/api/user/info`, { 'x-csrf': '1' })).status, 200, 'and /api answers')
+
+    // A cookie of a session ended since (signed here, no record) is still cleared, as before.
+    const other = new TestBrowser()
+    t.equal(await signIn(other, url), 302)
+    const signed = decodeURIComponent(String(other.cookies.get(url)?.get('sid')))
+    await mended.tokenStore.endSession(signed.slice(0, signed.lastIndexOf('.')))
+    const ended = await other.get(`${url}/auth/session`)
+    t.ok([ended.headers['set-cookie'] ?? []].flat().some((line) => line.startsWith('sid=;')), 'an ended session\'s cookie is cleared')
+  })
+}
