@@ -767,8 +767,9 @@ function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieNa
     // Its clearing is dropped (onSend, sessionCookieClears): this request is answered signed out, and the cookie
     // still works wherever the secret is known, here too once it is added. Said at the first, then once a minute at
     // most with a count: a whole fleet's users, not a line per process.
-    if (stamp === undefined && signedBefore && await cookieRefused(store, cookie, session.sessionId)) {
-      refusedCookies.add(request)
+    const refusal = stamp === undefined && signedBefore ? await cookieRefusal(store, cookie, session.sessionId) : undefined
+    if (refusal !== undefined) {
+      if (refusal === 'live') refusedCookies.add(request)
       refusedSince++
       const now = Date.now()
       if (now - refusedSaidAt >= REFUSED_COOKIE_LOG_INTERVAL_MS) {
@@ -823,21 +824,26 @@ function withRedactedUrl (request: FastifyRequest): FastifyRequest {
 }
 
 /**
- * Whether a session cookie @fastify/session did not open was refused for its signature: no secret of token-store's
- * `sessionCookie` verifies it; or, without that option, a session record exists under its id (so the id is not what
- * @fastify/session refused). Not for an ended session's cookie, signed here: it has no record.
+ * Whether a session cookie @fastify/session did not open was refused for its signature, and whether its session lives:
+ * - 'live': refused, and a session record exists under its id: signed by an instance with another secret list (its
+ *   cookie is kept);
+ * - 'dead': refused by every secret of token-store's `sessionCookie`, and no record under its id (forged, or its
+ *   session is gone: cleared as any cookie of no session);
+ * - undefined: not refused (an ended session's cookie signed here; without `sessionCookie`, a refusal is known only by
+ *   the record it names).
  */
-async function cookieRefused (store: TokenStore, cookie: string, sessionId: string): Promise<boolean> {
+async function cookieRefusal (store: TokenStore, cookie: string, sessionId: string): Promise<'live' | 'dead' | undefined> {
   const verifies = store.sessionCookieVerifies?.(cookie)
-  if (verifies !== undefined) return !verifies
+  if (verifies === true) return undefined
   // The id before the signature, past a `cookiePrefix` (`s:`): the id's own characters (a forged cookie's junk is
   // not looked up). The session's own id: @fastify/session opened the cookie (signed with an older secret of its
   // list, a rotation), nothing was refused.
   const sid = /([A-Za-z0-9_-]{8,256})\.[^.]*$/.exec(cookie)?.[1]
-  if (sid === undefined || sid === sessionId) return false
-  return await new Promise<boolean>((resolve) => {
+  const exists = sid !== undefined && sid !== sessionId && await new Promise<boolean>((resolve) => {
     store.sessionStore.get(sid, (err, session) => { resolve(err === null && session !== null && session !== undefined) })
   })
+  if (exists) return 'live'
+  return verifies === false ? 'dead' : undefined
 }
 
 /**
