@@ -113,7 +113,10 @@ export interface TokenStore {
   listUserSessions (userId: string): Promise<UserSession[]>
   /** Ends the user's session with handle `id`, as a logout does; false (nothing ends) when the user has none such. */
   endUserSession (userId: string, id: string): Promise<boolean>
-  /** Ends every session of the user; answers how many. */
+  /**
+   * Ends every session of the user; answers how many. Rejects with StoreUnavailableError, after ending the others, when
+   * some are indexed with an encryption key this instance does not have (they live on).
+   */
   endUserSessions (userId: string): Promise<number>
   /** How listings read from a session record when it was last active (oauth-routes sets it); else its start. */
   setLastSeenReader (reader: LastSeenReader): void

@@ -5,7 +5,7 @@ import type { KVStore } from './kv-store.js'
 import type { KeyLayout } from './keys.js'
 import { assertId, assertTtl, assertUserId } from './keys.js'
 import { cookieExpired, parseSession, type SessionCheck } from './cookie-sessions.js'
-import { TokenStoreArgumentError, unknownKeyIdOf } from './errors.js'
+import { StoreUnavailableError, TokenStoreArgumentError, unknownKeyIdOf } from './errors.js'
 import type { UnknownKeyLog } from './unknown-keys.js'
 
 /** One of a user's sessions, as a listing shows it. Never the session id: `id` is an opaque handle. */
@@ -199,16 +199,30 @@ export class UserSessions {
     const fields = await this.#kv.hashGetAll(key)
     const ids: string[] = []
     const sids: string[] = []
+    let unopened = 0
     for (const [id, sealed] of Object.entries(fields)) {
       const entry = this.#open(userId, id, sealed)
-      // Sealed with a key this instance lacks: kept (see endOne).
-      if (entry === UNKNOWN_KEY) continue
+      // Sealed with a key this instance lacks: kept (see endOne), and said below.
+      if (entry === UNKNOWN_KEY) {
+        unopened++
+        continue
+      }
       ids.push(id)
       if (entry !== null) sids.push(entry.s)
     }
     await Promise.all(sids.map(sid => this.#end(sid)))
     // Only the fields read: a sign-in indexed meanwhile stays listed (and endable).
     await this.#kv.hashDelete(key, ids)
+    // "Every session ended" would not be true: those sessions live on (an instance with the key ends them). A failure,
+    // after ending the others, so that a sign-out everywhere (what a user does after losing a device) is not answered
+    // as done while a rotation of the encryption key is half deployed (an operator review).
+    if (unopened > 0) {
+      throw new StoreUnavailableError({
+        cause: new Error(`${unopened} of this user's ${unopened === 1 ? 'session is' : 'sessions are'} indexed with an encryption key this ` +
+          'instance does not have, so not ended here (an instance with the key ends them). Fix: add that key to encryptionKeys ' +
+          '(TOKEN_ENCRYPTION_KEY in the example) on every instance; the error line about the key names it')
+      })
+    }
     return sids.length
   }
 

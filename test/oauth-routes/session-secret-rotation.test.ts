@@ -139,3 +139,34 @@ for (const sessionCookie of [true, false]) {
     t.ok([ended.headers['set-cookie'] ?? []].flat().some((line) => line.startsWith('sid=;')), 'an ended session\'s cookie is cleared')
   })
 }
+
+// The encryption key's rotation deployed in the wrong order: the new key first on one instance, the other without it.
+// A sign-in on the first is indexed with the new key. "Sign out everywhere" on the other answered 204 and left it.
+t.test('sign out everywhere on an instance that lacks a key a session is indexed with: 503, not 204, and an instance with the key ends it', async (t) => {
+  const setup = await rotationSetup(t)
+  if (setup === undefined) return
+  const { redis, keyPrefix, port, url, provider } = setup
+  const OLD_KEY = `base64:${Buffer.alloc(32, 1).toString('base64')}`
+  const NEW_KEY = `base64:${Buffer.alloc(32, 2).toString('base64')}`
+
+  const withNew = await composeReadmeApp({ port, provider, secret: [OLD], redis, keyPrefix, encryptionKeys: [NEW_KEY, OLD_KEY] })
+  const lost = new TestBrowser()
+  t.equal(await signIn(lost, url), 302, 'a device signed in where the new key seals')
+  await withNew.close()
+
+  const without = await composeReadmeApp({ port, provider, secret: [OLD], redis, keyPrefix, encryptionKeys: [OLD_KEY] })
+  const here = new TestBrowser()
+  t.equal(await signIn(here, url), 302, 'and one where it does not')
+  const everywhere = await here.post(`${url}/auth/logout?everywhere=1`, { 'x-csrf': '1' })
+  t.same([everywhere.status, JSON.parse(everywhere.body).error], [503, 'store_unavailable'], 'not every session could end: 503')
+  await without.close()
+
+  const mended = await composeReadmeApp({ port, provider, secret: [OLD], redis, keyPrefix, encryptionKeys: [NEW_KEY, OLD_KEY] })
+  t.teardown(() => mended.close())
+  t.equal((await lost.get(`${url}/api/user/info`, { 'x-csrf': '1' })).status, 200, 'the other device was still signed in')
+  // What could be ended was, this device's session too: signed in again, the user asks once more.
+  t.equal((await here.get(`${url}/api/user/info`, { 'x-csrf': '1' })).status, 401, 'this device was signed out with the others')
+  t.equal(await signIn(here, url), 302)
+  t.equal((await here.post(`${url}/auth/logout?everywhere=1`, { 'x-csrf': '1' })).status, 204, 'everywhere, once every instance has the key')
+  t.equal((await lost.get(`${url}/api/user/info`, { 'x-csrf': '1' })).status, 401, 'the other device is signed out')
+})

@@ -1,7 +1,7 @@
 import t from 'tap'
 import type { TokenStore } from '@fastify-aihubmix/token-store'
-import { MAX_USER_AGENT_LENGTH, TokenStoreArgumentError } from '@fastify-aihubmix/token-store'
-import { buildApp, forEachBackend, kvOf, sid as newSid, tokenSet } from '../helpers/token-store.js'
+import { MAX_USER_AGENT_LENGTH, StoreUnavailableError, TokenStoreArgumentError } from '@fastify-aihubmix/token-store'
+import { KEY_A, KEY_B, buildApp, forEachBackend, kvOf, sid as newSid, tokenSet } from '../helpers/token-store.js'
 import { cleanupPrefix, connectRedis, scanKeys, uniquePrefix } from '../helpers/redis.js'
 
 // A user's sessions (token-store's index, user-sessions.ts): listed across instances by the provider's user id,
@@ -245,4 +245,27 @@ t.test('in Redis: hash-tagged keys, each with a TTL that follows its session, no
     t.notMatch(value, short.sid, 'no session id in plain text')
     t.notMatch(value, 'Recognisable')
   }
+})
+
+// A rotation of the encryption key deployed in the wrong order: the new key first on A, B without it. A user's sign-in
+// on A is indexed with the new key, which B cannot open. "Sign out everywhere" on B ended what it could and answered
+// as if every session had ended (an operator review, from the code): what a user does after losing a device.
+t.test('ending every session on an instance that lacks a key an entry is sealed with: the others end, and it fails', async (t) => {
+  const admin = await connectRedis(t)
+  if (admin === undefined) return
+  const keyPrefix = uniquePrefix('unopened')
+  cleanupPrefix(t, admin, keyPrefix)
+  const a = (await buildApp(t, { keyPrefix, redis: await connectRedis(t), encryptionKeys: [KEY_B, KEY_A] })).tokenStore
+  const b = (await buildApp(t, { keyPrefix, redis: await connectRedis(t), encryptionKeys: KEY_A })).tokenStore
+  const onA = await signIn(a, '4242', { userAgent: 'signed in on A' })
+  const onB = await signIn(b, '4242', { userAgent: 'signed in on B' })
+
+  const failed = await b.endUserSessions('4242').then(() => undefined, (err: unknown) => err)
+  t.ok(failed instanceof StoreUnavailableError, 'B fails (503), not "every session ended"')
+  t.match(String((failed as { cause?: Error } | undefined)?.cause?.message), /^1 of this user's session is indexed with an encryption key this instance does not have, so not ended here/)
+  t.equal(await alive(b, onB.sid), false, 'what B could open, it ended')
+  t.equal(await alive(a, onA.sid), true, 'the session indexed with the key B lacks lives on')
+  t.equal(await a.endUserSessions('4242'), 1, 'an instance with the key ends it')
+  t.equal(await alive(a, onA.sid), false)
+  t.same(await b.listUserSessions('4242'), [], 'nothing left')
 })
