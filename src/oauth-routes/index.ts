@@ -777,8 +777,8 @@ function sessionTimeouts (verdictOf: ReturnType<typeof timeoutVerdict>, cookieNa
         refusedSaidAt = now
         refusedSince = 0
         request.log.warn(`oauth-routes: ${count} ${cookieName} cookie${count === 'a' ? '' : 's'} did not verify here${count === 'a' ? '' : ' since the last line'}: ` +
-          'signed with a secret this instance does not have, or forged. Those requests are answered signed out; their cookies ' +
-          'are kept (they verify wherever the secret is known). Fix: give every instance the same session secret list ' +
+          'signed with a secret this instance does not have, or forged. Those requests are answered signed out; a cookie whose ' +
+          'session exists is kept (it verifies wherever the secret is known). Fix: give every instance the same session secret list ' +
           '(SESSION_SECRET in the example), newest first')
       }
     }
