@@ -2,7 +2,7 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import fastifyCookie, { Signer } from '@fastify/cookie'
 import type { TokenStore } from '@fastify-aihubmix/token-store'
-import { UnauthenticatedError, UnsealFailedError } from '@fastify-aihubmix/token-store'
+import { StoreUnavailableError, UnauthenticatedError, UnsealFailedError } from '@fastify-aihubmix/token-store'
 import { createKeyRing } from '../../src/token-store/crypto.js'
 import type { KeyLayout } from '../../src/token-store/keys.js'
 import { UNKNOWN_KEY_LOG_MAX_IDS, UnknownKeyLog } from '../../src/token-store/unknown-keys.js'
@@ -257,7 +257,7 @@ forEachBackend(t, 'a one-time record sealed with a key the ring lacks: not taken
   t.equal(await kvOf(fixed.tokenStore).get(key), null, 'taken once')
 })
 
-forEachBackend(t, 'user session entries sealed with a key the ring lacks: not listed, not ended, not dropped', async (t, backend) => {
+forEachBackend(t, 'user session entries sealed with a key the ring lacks: not listed, not ended, not dropped; ending them all says so', async (t, backend) => {
   const sealer = await buildApp(t, { ...backend.options, encryptionKeys: [KEY_A] })
   const logs: Logs = []
   const lacking = await buildApp(t, { ...backend.options, encryptionKeys: [KEY_B] }, { logs })
@@ -275,7 +275,10 @@ forEachBackend(t, 'user session entries sealed with a key the ring lacks: not li
 
   t.same(await lacking.tokenStore.listUserSessions('u-1'), [], 'not listed here')
   t.equal(await lacking.tokenStore.endUserSession('u-1', handle), false, 'cannot be ended from here')
-  t.equal(await lacking.tokenStore.endUserSessions('u-1'), 0)
+  // "Every session ended" would not be true: a failure (503), naming how many and the fix.
+  const all = await lacking.tokenStore.endUserSessions('u-1').then(() => undefined, (err: unknown) => err)
+  t.ok(all instanceof StoreUnavailableError, 'ending them all fails here')
+  t.match(String((all as { cause?: Error } | undefined)?.cause?.message), /^1 of this user's session is indexed with an encryption key this instance does not have, so not ended here \(an instance with the key ends them\)\. Fix: add that key to encryptionKeys/)
   t.same({ index: await kv.hashGetAll(keys.userSessions('u-1')), values: await kv.getMany(sessionKeys) }, before, 'entry and session untouched')
   checkUnknownKeyLine(t, logs, /a user session entry/)
   checkNoSecrets(t, logs, [sid, ...Object.values(before.index)])
