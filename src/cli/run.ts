@@ -401,9 +401,10 @@ function proxyFromEnv (env: Record<string, string | undefined>): Proxy | undefin
  */
 function unknownCommand (command: string): string {
   const folded = command.toLowerCase().replace(/[-_]/g, '')
+  const nameLike = /^[a-z][a-z-]{0,30}$/.test(command)
   const meant = ['create-app', 'doctor'].find((name) => name.replace('-', '') === folded) ??
     // A slip of a letter or two (`doctr`, `docter`), or the start of one (`create`).
-    (/^[a-z][a-z-]{0,30}$/.test(command) ? closest(command, ['create-app', 'doctor']) : undefined)
+    (nameLike ? closest(command, ['create-app', 'doctor']) : undefined)
   if (meant !== undefined) return `unknown command ${command} (did you mean ${meant}?)`
-  return /^[a-z][a-z-]{0,30}$/.test(command) ? `unknown command ${command}` : 'unknown command'
+  return nameLike ? `unknown command ${command}` : 'unknown command'
 }
