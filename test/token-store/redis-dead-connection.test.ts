@@ -1,9 +1,9 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import type { RedisStore } from '../../src/token-store/redis-store.js'
 import { StoreUnavailableError } from '@fastify-aihubmix/token-store'
-import { redisServerOrSkip, startRedisServer } from '../helpers/redis-server.js'
+import { redisServerOrSkip, startRedisServer, type RedisServer } from '../helpers/redis-server.js'
 import { freePort } from '../helpers/free-port.js'
 import { startTcpRelay } from '../helpers/tcp-relay.js'
 import { kvOf, sid, sleep, startLogged, tokenSet } from '../helpers/token-store.js'
@@ -16,13 +16,20 @@ import { kvOf, sid, sleep, startLogged, tokenSet } from '../helpers/token-store.
 //   started blocked the other instances' until their fence ran out, when they presented the rotated-away refresh
 //   tokens (3 of 6 users signed out).
 
+/** A redis-server of this test's own on a free port, stopped at teardown; undefined when the test was skipped (or failed). */
+async function privateRedis (t: Test, what: string): Promise<RedisServer | undefined> {
+  const binary = redisServerOrSkip(t, what)
+  if (binary === undefined) return undefined
+  const server = await startRedisServer(binary, await freePort())
+  t.teardown(() => server.close())
+  return server
+}
+
 const clientOf = (app: { tokenStore: unknown }): Redis => (kvOf(app.tokenStore as never) as unknown as RedisStore).client as Redis
 
 t.test('Redis closes the store\'s idle connection: a request while the client reconnects waits for it and is answered', async (t) => {
-  const binary = redisServerOrSkip(t, 'the idle-close case')
-  if (binary === undefined) return
-  const server = await startRedisServer(binary, await freePort())
-  t.teardown(() => server.close())
+  const server = await privateRedis(t, 'the idle-close case')
+  if (server === undefined) return
   const admin = new Redis(server.port, '127.0.0.1')
   t.teardown(() => { admin.disconnect() })
   const name = `idle-close-${process.pid}`
@@ -51,10 +58,8 @@ t.test('Redis closes the store\'s idle connection: a request while the client re
 })
 
 t.test('a command that waited for a reconnection past its timeout is not sent once the client is back', async (t) => {
-  const binary = redisServerOrSkip(t, 'the late-reconnection case')
-  if (binary === undefined) return
-  const server = await startRedisServer(binary, await freePort())
-  t.teardown(() => server.close())
+  const server = await privateRedis(t, 'the late-reconnection case')
+  if (server === undefined) return
   const admin = new Redis(server.port, '127.0.0.1')
   t.teardown(() => { admin.disconnect() })
   const relay = await startTcpRelay('127.0.0.1', server.port)
@@ -84,10 +89,8 @@ t.test('a command that waited for a reconnection past its timeout is not sent on
 })
 
 t.test('Redis down: a request while the client reconnects fails as soon as an attempt fails, not after the timeout', async (t) => {
-  const binary = redisServerOrSkip(t, 'the Redis-down case')
-  if (binary === undefined) return
-  const server = await startRedisServer(binary, await freePort())
-  t.teardown(() => server.close())
+  const server = await privateRedis(t, 'the Redis-down case')
+  if (server === undefined) return
   const { app } = await startLogged(t, { redis: server.url, keyPrefix: 'down:', redisCommandTimeoutMs: 5000 })
   const id = sid()
   await app.tokenStore.save(id, tokenSet())
@@ -113,10 +116,8 @@ t.test('Redis down: a request while the client reconnects fails as soon as an at
 })
 
 t.test('a connection that stops answering without closing is replaced (redis URL: ioredis\' socketTimeout)', async (t) => {
-  const binary = redisServerOrSkip(t, 'the dead-connection case')
-  if (binary === undefined) return
-  const server = await startRedisServer(binary, await freePort())
-  t.teardown(() => server.close())
+  const server = await privateRedis(t, 'the dead-connection case')
+  if (server === undefined) return
   const relay = await startTcpRelay('127.0.0.1', server.port)
   t.teardown(() => relay.close())
   const logged = await startLogged(t, { redis: `redis://127.0.0.1:${relay.port}`, keyPrefix: 'dead:', redisCommandTimeoutMs: 500 })
@@ -143,10 +144,8 @@ t.test('a connection that stops answering without closing is replaced (redis URL
 })
 
 t.test('a client given without socketTimeout: the first command timeout says once what the option is for', async (t) => {
-  const binary = redisServerOrSkip(t, 'the given-client case')
-  if (binary === undefined) return
-  const server = await startRedisServer(binary, await freePort())
-  t.teardown(() => server.close())
+  const server = await privateRedis(t, 'the given-client case')
+  if (server === undefined) return
   const relay = await startTcpRelay('127.0.0.1', server.port)
   t.teardown(() => relay.close())
   for (const socketTimeout of [undefined, 400]) {
